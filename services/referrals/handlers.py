@@ -1,0 +1,131 @@
+"""Subscribers of the referrals service: decode, call the domain, persist, emit."""
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+from faststream import Context
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+
+from services.referrals import domain, store
+from shared import inbox, metrics, outbox, topics
+from shared.broker import subscriber
+from shared.envelope import Envelope, decode, new_message
+from shared.events.referrals import (
+    PersonCreated,
+    PersonDetails,
+    PersonRelationshipAdded,
+    ReferralAccepted,
+    ReferralReceived,
+    ReferralRejected,
+)
+
+SOURCE = "tessera/referrals"
+GROUP = "referrals"
+log = logging.getLogger(__name__)
+router = KafkaRouter()
+
+
+@subscriber(router, GROUP, topics.REFERRALS_INTAKE)
+async def on_referral_received(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """A referral from an upstream system: accepted with a person and a workflow, or rejected."""
+    envelope = decode(msg.body)
+    if envelope.type != ReferralReceived.TYPE:
+        metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "ignored").inc()
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.REFERRALS_INTAKE):
+            metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "duplicate").inc()
+            return
+        await outbox.add(conn, await _receive(conn, envelope))
+    metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "handled").inc()
+
+
+async def _receive(conn: asyncpg.Connection, envelope: Envelope) -> list[outbox.Outgoing]:
+    try:
+        referral = domain.validate_referral(envelope.data)
+    except domain.ReferralInvalid as invalid:
+        rejected = ReferralRejected(referral_id=domain.referral_id_of(envelope.data), errors=invalid.errors)
+        log.info("referral rejected", extra={"message_id": str(envelope.id),
+                                             "fields": [e.field for e in invalid.errors]})
+        return [_event(rejected, envelope, key=rejected.referral_id or str(envelope.id))]
+    await store.lock_identity(conn, f"referral:{envelope.source}:{referral.referral_id}")
+    if await store.find_referral(conn, envelope.source, referral.referral_id):
+        log.info("duplicate referral ignored", extra={"message_id": str(envelope.id)})
+        metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "duplicate_referral").inc()
+        return []
+    return await _accept(conn, envelope, referral)
+
+
+async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: ReferralReceived) -> list[outbox.Outgoing]:
+    now = datetime.now(UTC)
+    actor = f"referral:{envelope.source}"
+    events: list[outbox.Outgoing] = []
+    person_id, matched = await _find_or_create(conn, referral, referral.person, envelope, actor, now, events)
+    cared_for_id = None
+    if referral.cared_for_person is not None:
+        cared_for_id, _ = await _find_or_create(conn, referral, referral.cared_for_person, envelope, actor,
+                                                now, events)
+        events.append(await _link_carer(conn, person_id, cared_for_id, envelope, actor, now))
+    first = domain.first_step_for(referral.service, referral.category)
+    accepted = ReferralAccepted(
+        referral_id=referral.referral_id, person_id=str(person_id), matched=matched,
+        workflow_id=str(uuid.uuid4()), first_step_type=first.step_type, service=referral.service,
+        category=referral.category, urgency=referral.urgency,
+        cared_for_person_id=str(cared_for_id) if cared_for_id else None,
+    )
+    await store.insert_referral(conn, {
+        "source": envelope.source, "referral_id": referral.referral_id, "message_id": envelope.id,
+        "person_id": person_id, "cared_for_person_id": cared_for_id,
+        "workflow_id": uuid.UUID(accepted.workflow_id), "service": referral.service,
+        "category": referral.category, "urgency": referral.urgency, "first_step_type": first.step_type,
+        "received_at": referral.received_at, "details": referral.model_dump(mode="json"),
+        "accepted_at": now,
+    })
+    log.info("referral accepted", extra={"message_id": str(envelope.id), "person_id": str(person_id),
+                                         "matched": matched, "workflow_id": accepted.workflow_id})
+    return [*events, _event(accepted, envelope, key=str(person_id))]
+
+
+async def _find_or_create(
+    conn: asyncpg.Connection, referral: ReferralReceived, person: PersonDetails, envelope: Envelope,
+    actor: str, now: datetime, events: list[outbox.Outgoing],
+) -> tuple[uuid.UUID, bool]:
+    keys = domain.match_keys(person)
+    for key in (keys.nhs_number, keys.name_key):
+        if key:
+            await store.lock_identity(conn, key)
+    by_nhs = await store.person_by_nhs_number(conn, keys.nhs_number) if keys.nhs_number else None
+    by_name = await store.person_by_name_key(conn, keys.name_key, keys.nhs_number) if keys.name_key else None
+    found = domain.choose_match(keys, str(by_nhs) if by_nhs else None, str(by_name) if by_name else None)
+    if found is not None:
+        return uuid.UUID(found), True
+    person_id = uuid.uuid4()
+    await store.insert_person(conn, person_id, domain.person_record(person), nhs_number=keys.nhs_number,
+                              name_key=keys.name_key, actor=actor, at=now, message_id=envelope.id)
+    created = PersonCreated(person_id=str(person_id), source_referral_id=referral.referral_id)
+    events.append(_event(created, envelope, key=str(person_id)))
+    return person_id, False
+
+
+async def _link_carer(
+    conn: asyncpg.Connection, carer_id: uuid.UUID, cared_for_id: uuid.UUID, envelope: Envelope,
+    actor: str, now: datetime,
+) -> outbox.Outgoing:
+    relationship_id = uuid.uuid4()
+    await store.insert_relationship(conn, relationship_id, carer_id, cared_for_id, "Carer of",
+                                    is_main_carer=True, start_date=now.date(), actor=actor, at=now)
+    added = PersonRelationshipAdded(
+        relationship_id=str(relationship_id), person_id=str(carer_id),
+        other_person_id=str(cared_for_id), relationship="Carer of", is_main_carer=True,
+        start_date=now.date(), actor=actor,
+    )
+    return _event(added, envelope, key=str(carer_id))
+
+
+def _event(data: object, cause: Envelope, *, key: str) -> outbox.Outgoing:
+    envelope = new_message(type(data).TYPE, SOURCE, data, subject=key, cause=cause,  # type: ignore[attr-defined]
+                           dataschema=f"{type(data).TYPE}/1")  # type: ignore[attr-defined]
+    return outbox.Outgoing.event(topics.REFERRALS_EVENTS, key, envelope)

@@ -1,0 +1,56 @@
+"""Read endpoints of the referrals service: a person's record and look-up by NHS number."""
+
+import uuid
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from services.referrals import store
+
+router = APIRouter(tags=["people"])
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.runtime.pool
+
+
+def _person(row: asyncpg.Record, relationships: list[asyncpg.Record] | None = None) -> dict[str, Any]:
+    person = {
+        "person_id": str(row["person_id"]),
+        **row["record"],
+        "version": row["version"],
+        "created_at": row["created_at"].isoformat(),
+        "created_by": row["created_by"],
+        "updated_at": row["updated_at"].isoformat(),
+        "updated_by": row["updated_by"],
+    }
+    if relationships is not None:
+        person["relationships"] = [
+            {
+                "relationship_id": str(r["relationship_id"]),
+                "person_id": str(r["person_id"]),
+                "other_person_id": str(r["other_person_id"]),
+                "relationship": r["relationship"],
+                "is_main_carer": r["is_main_carer"],
+                "start_date": r["start_date"].isoformat(),
+                "end_date": r["end_date"].isoformat() if r["end_date"] else None,
+            }
+            for r in relationships
+        ]
+    return person
+
+
+@router.get("/people/{person_id}")
+async def get_person(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    pool = _pool(request)
+    row = await store.load_person(pool, person_id)
+    if row is None:
+        raise HTTPException(404, "no such person")
+    return _person(row, await store.relationships_of(pool, person_id))
+
+
+@router.get("/people")
+async def find_people(request: Request, nhs_number: str = Query(min_length=10, max_length=12)) -> list[dict[str, Any]]:
+    digits = nhs_number.replace(" ", "")
+    return [_person(r) for r in await store.people_by_nhs_number(_pool(request), digits)]

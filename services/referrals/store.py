@@ -1,0 +1,110 @@
+"""Queries of the referrals schema: people, their relationships and accepted referrals."""
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+
+async def lock_identity(conn: asyncpg.Connection, key: str) -> None:
+    """Serialise intake of the same identity so two referrals cannot create two records."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"identity:{key}")
+
+
+async def find_referral(conn: asyncpg.Connection, source: str, referral_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM referrals WHERE source = $1 AND referral_id = $2", source, referral_id
+    )
+
+
+async def person_by_nhs_number(conn: asyncpg.Connection, nhs_number: str) -> uuid.UUID | None:
+    return await conn.fetchval("SELECT person_id FROM people WHERE nhs_number = $1", nhs_number)
+
+
+async def person_by_name_key(conn: asyncpg.Connection, name_key: str, nhs_number: str | None) -> uuid.UUID | None:
+    """A person with the same name, birth date and postcode, unless their NHS number differs."""
+    return await conn.fetchval(
+        "SELECT person_id FROM people WHERE name_key = $1"
+        " AND (nhs_number IS NULL OR $2::text IS NULL OR nhs_number = $2) ORDER BY created_at LIMIT 1",
+        name_key, nhs_number,
+    )
+
+
+async def insert_person(
+    conn: asyncpg.Connection,
+    person_id: uuid.UUID,
+    record: dict[str, Any],
+    *,
+    nhs_number: str | None,
+    name_key: str | None,
+    actor: str,
+    at: datetime,
+    message_id: uuid.UUID,
+) -> None:
+    await conn.execute(
+        "INSERT INTO people (person_id, nhs_number, name_key, record, created_at, created_by,"
+        " updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $5, $6)",
+        person_id, nhs_number, name_key, record, at, actor,
+    )
+    await record_change(conn, person_id, actor=actor, at=at, what="person.created",
+                        message_id=message_id, fields=sorted(record))
+
+
+async def record_change(
+    conn: asyncpg.Connection,
+    person_id: uuid.UUID,
+    *,
+    actor: str,
+    at: datetime,
+    what: str,
+    message_id: uuid.UUID,
+    fields: list[str],
+) -> None:
+    await conn.execute(
+        "INSERT INTO person_changes (person_id, at, actor, what, message_id, fields)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        person_id, at, actor, what, message_id, fields,
+    )
+
+
+async def insert_relationship(
+    conn: asyncpg.Connection,
+    relationship_id: uuid.UUID,
+    person_id: uuid.UUID,
+    other_person_id: uuid.UUID,
+    relationship: str,
+    *,
+    is_main_carer: bool,
+    start_date: date,
+    actor: str,
+    at: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO person_relationships (relationship_id, person_id, other_person_id,"
+        " relationship, is_main_carer, start_date, created_at, created_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        relationship_id, person_id, other_person_id, relationship, is_main_carer, start_date, at, actor,
+    )
+
+
+async def insert_referral(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    params = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    await conn.execute(f"INSERT INTO referrals ({columns}) VALUES ({params})", *row.values())
+
+
+async def load_person(conn: asyncpg.Connection | asyncpg.Pool, person_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM people WHERE person_id = $1", person_id)
+
+
+async def people_by_nhs_number(conn: asyncpg.Connection | asyncpg.Pool, nhs_number: str) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM people WHERE nhs_number = $1", nhs_number)
+
+
+async def relationships_of(conn: asyncpg.Connection | asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM person_relationships WHERE person_id = $1 OR other_person_id = $1"
+        " ORDER BY start_date, created_at",
+        person_id,
+    )

@@ -1,0 +1,6 @@
+"""Run the workflow service: `python -m services.workflow`."""
+
+from services.workflow.app import app, settings
+from shared.service import serve
+
+serve(app, settings)

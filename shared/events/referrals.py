@@ -1,0 +1,230 @@
+"""Messages of the referrals service: referral intake (`referral.received`) and its outcomes."""
+
+import unicodedata
+from datetime import date
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+Service = Literal["adults", "children"]
+Category = Literal[
+    "wellbeing",
+    "assessment",
+    "review",
+    "safeguarding",
+    "carer",
+    "hospital_discharge",
+    "child_in_need",
+    "significant_information",
+]
+Urgency = Literal["urgent", "normal"]
+
+# Bidi overrides and isolates can make a name display as something else ("Trojan source").
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _has_control(value: str, allowed: str) -> bool:
+    return any(
+        ch not in allowed and (unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS)
+        for ch in value
+    )
+
+
+def _single_line(value: str) -> str:
+    if _has_control(value, allowed=""):
+        raise PydanticCustomError("control_characters", "contains control characters")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    # Upstream systems on Windows send CRLF; a bare CR is still refused.
+    value = value.replace("\r\n", "\n")
+    if _has_control(value, allowed="\n\t"):
+        raise PydanticCustomError("control_characters", "contains control characters")
+    return value
+
+
+def _blank_to_none(value: object) -> object:
+    # Upstream systems often send "" for "not known" in optional fields.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _compact_nhs_number(value: object) -> object:
+    # NHS numbers are often written "943 476 5919"; the record keeps the digits.
+    return _blank_to_none(value.replace(" ", "") if isinstance(value, str) else value)
+
+
+def _text(max_length: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)
+
+
+Identifier = Annotated[str, _text(200), AfterValidator(_single_line)]
+Name = Annotated[str, _text(100), AfterValidator(_single_line)]
+ShortText = Annotated[str, _text(200), AfterValidator(_single_line)]
+FreeText = Annotated[str, _text(10_000), AfterValidator(_multi_line)]
+
+OptionalIdentifier = Annotated[Identifier | None, BeforeValidator(_blank_to_none)]
+OptionalName = Annotated[Name | None, BeforeValidator(_blank_to_none)]
+OptionalShortText = Annotated[ShortText | None, BeforeValidator(_blank_to_none)]
+OptionalPostcode = Annotated[
+    Annotated[str, _text(16), AfterValidator(_single_line)] | None, BeforeValidator(_blank_to_none)
+]
+OptionalPhone = Annotated[
+    Annotated[str, _text(40), AfterValidator(_single_line)] | None, BeforeValidator(_blank_to_none)
+]
+OptionalEmail = Annotated[
+    Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    ]
+    | None,
+    BeforeValidator(_blank_to_none),
+]
+OptionalNhsNumber = Annotated[
+    Annotated[str, _text(20), AfterValidator(_single_line)] | None,
+    BeforeValidator(_compact_nhs_number),
+]
+
+
+class _Message(BaseModel):
+    # Unknown fields are ignored: producers may add optional fields (STYLE.md "Messages").
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_means_default(cls, value: object, info: ValidationInfo) -> object:
+        # An explicit null in a field with a default means "not given", not an error.
+        field = cls.model_fields[info.field_name or ""]
+        if value is None and not field.is_required() and field.default is not None:
+            return field.get_default(call_default_factory=True)
+        return value
+
+
+class Address(_Message):
+    """A postal address."""
+
+    line1: OptionalShortText = None
+    line2: OptionalShortText = None
+    town: OptionalShortText = None
+    postcode: OptionalPostcode = None
+
+
+class PersonDetails(_Message):
+    """A person as an upstream system describes them (R-P1); the NHS number is checked (R-P4)."""
+
+    nhs_number: OptionalNhsNumber = None
+    local_id: OptionalIdentifier = None
+    first_name: Name
+    last_name: Name
+    date_of_birth: date
+    gender: OptionalShortText = None
+    address: Address | None = None
+    phone: OptionalPhone = None
+    email: OptionalEmail = None
+    communication_needs: list[ShortText] = Field(default_factory=list, max_length=20)
+    preferred_contact: OptionalShortText = None
+
+
+class Referrer(_Message):
+    """Who made the referral; every field is optional (anonymous referrals happen)."""
+
+    name: OptionalName = None
+    organisation: OptionalShortText = None
+    role: OptionalShortText = None
+    phone: OptionalPhone = None
+    email: OptionalEmail = None
+
+
+class ReferralReceived(_Message):
+    """An upstream system asks for help for a person: the `data` of `referral.received` v1."""
+
+    TYPE: ClassVar[str] = "referral.received"
+    VERSION: ClassVar[int] = 1
+
+    referral_id: Identifier
+    received_at: AwareDatetime
+    service: Service
+    category: Category
+    urgency: Urgency = "normal"
+    person: PersonDetails
+    referrer: Referrer | None = None
+    reason: FreeText
+    consent_to_share: bool | None = None
+    ordinarily_resident: bool = True
+    cared_for_person: PersonDetails | None = None
+
+
+class FieldError(BaseModel):
+    """One reason a message was refused: the field at fault, a code and a plain sentence."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    code: str
+    message: str
+
+
+class ReferralAccepted(BaseModel):
+    """A referral was accepted: its person (found or created) and the workflow it starts."""
+
+    model_config = ConfigDict(frozen=True)
+    TYPE: ClassVar[str] = "referral.accepted"
+    VERSION: ClassVar[int] = 1
+
+    referral_id: str
+    person_id: str
+    matched: bool
+    workflow_id: str
+    first_step_type: str
+    service: Service | None = None
+    category: Category | None = None
+    urgency: Urgency = "normal"
+    cared_for_person_id: str | None = None
+
+
+class ReferralRejected(BaseModel):
+    """A referral was refused; every field at fault is listed, never with its value."""
+
+    model_config = ConfigDict(frozen=True)
+    TYPE: ClassVar[str] = "referral.rejected"
+    VERSION: ClassVar[int] = 1
+
+    referral_id: str | None
+    errors: list[FieldError]
+
+
+class PersonCreated(BaseModel):
+    """A new person record was created from a referral (ids only: read the record by id)."""
+
+    model_config = ConfigDict(frozen=True)
+    TYPE: ClassVar[str] = "person.created"
+    VERSION: ClassVar[int] = 1
+
+    person_id: str
+    source_referral_id: str
+
+
+class PersonRelationshipAdded(BaseModel):
+    """A personal relationship between two people was recorded, e.g. a main carer (R-P2)."""
+
+    model_config = ConfigDict(frozen=True)
+    TYPE: ClassVar[str] = "person_relationship.added"
+    VERSION: ClassVar[int] = 1
+
+    relationship_id: str
+    person_id: str
+    other_person_id: str
+    relationship: str
+    is_main_carer: bool = False
+    start_date: date
+    actor: str

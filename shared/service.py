@@ -1,0 +1,165 @@
+"""The composition every service shares: pool, migrations, broker, outbox relay and HTTP probes."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, FastAPI, Response
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.specification import AsyncAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import db, logging as json_logging
+from shared.broker import ensure_topics, make_broker, make_producer
+from shared.outbox import OutboxRelay
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Hook = Callable[["Runtime"], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """What a running service holds: its settings, pool, broker and background tasks."""
+
+    settings: Settings
+    broker: KafkaBroker
+    pool: asyncpg.Pool | None = None
+    relay: OutboxRelay | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    ready: bool = False
+
+    async def is_ready(self) -> bool:
+        if not self.ready or self.pool is None:
+            return False
+        try:
+            await self.pool.fetchval("SELECT 1")
+            if not await self.broker.ping(timeout=2):
+                return False
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+        return all(_subscribed(sub) for sub in self.broker.subscribers)
+
+
+def _subscribed(subscriber: object) -> bool:
+    consumer = getattr(subscriber, "consumer", None)
+    return consumer is not None and bool(consumer.assignment())
+
+
+def create_app(
+    settings: Settings,
+    *,
+    service_dir: Path,
+    routers: Sequence[KafkaRouter] = (),
+    queries: APIRouter | None = None,
+    on_started: Sequence[Hook] = (),
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app whose lifespan runs the service; probes, metrics and AsyncAPI included."""
+    json_logging.configure(settings.service_name, settings.log_level)
+    broker = make_broker(settings)
+    for router in routers:
+        broker.include_router(router)
+    runtime = Runtime(settings=settings, broker=broker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _running(runtime, service_dir, on_started):
+            yield
+
+    app = FastAPI(title=f"tessera {settings.service_name}", description=description, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(_probes(runtime, description))
+    if queries is not None:
+        app.include_router(queries)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _running(runtime: Runtime, service_dir: Path, on_started: Sequence[Hook]) -> AsyncIterator[None]:
+    settings = runtime.settings
+    runtime.pool = await _until_reachable(lambda: db.open_pool(
+        settings.database_url, settings.schema, settings.db_pool_min, settings.db_pool_max))
+    applied = await db.migrate(runtime.pool, settings.schema, service_dir)
+    log.info("migrated", extra={"applied": applied})
+    await _until_reachable(lambda: ensure_topics(settings))
+    producer = make_producer(settings)
+    await producer.start()
+    runtime.relay = OutboxRelay(runtime.pool, producer, settings.schema,
+                                poll_seconds=settings.outbox_poll_seconds,
+                                batch_size=settings.outbox_batch_size)
+    runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
+    runtime.broker.context.set_global("pool", runtime.pool)
+    runtime.broker.context.set_global("service", settings.service_name)
+    runtime.broker.context.set_global("runtime", runtime)
+    await runtime.broker.start()
+    for hook in on_started:
+        await hook(runtime)
+    runtime.ready = True
+    log.info("started", extra={"port": settings.port})
+    try:
+        yield
+    finally:
+        runtime.ready = False
+        await runtime.broker.stop()
+        for task in runtime.tasks:
+            task.cancel()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        await producer.stop()
+        await runtime.pool.close()
+        log.info("stopped")
+
+
+async def _until_reachable(connect: Callable[[], Awaitable[T]], attempts: int = 30) -> T:
+    """Wait for the broker or database a while at start-up (they may be starting too)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await connect()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning("waiting for a dependency", extra={"error": type(exc).__name__})
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def _probes(runtime: Runtime, description: str) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "up"}
+
+    @router.get("/readyz")
+    async def readyz(response: Response) -> dict[str, bool]:
+        ready = await runtime.is_ready()
+        response.status_code = 200 if ready else 503
+        return {"ready": ready}
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/asyncapi.json")
+    async def asyncapi() -> Response:
+        spec = AsyncAPI(runtime.broker, title=f"tessera {runtime.settings.service_name}",
+                        description=description)
+        return Response(spec.to_specification().to_json(), media_type="application/json")
+
+    return router
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    """Run the service in the foreground; SIGTERM stops it cleanly."""
+    import uvicorn
+
+    uvicorn.run(app, host=settings.http_host, port=settings.port, log_config=None,
+                access_log=False, timeout_graceful_shutdown=10)

@@ -1,0 +1,46 @@
+"""Settings shared by every service, read from environment variables of the same names."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HTTP_PORTS = {
+    "referrals": 8081,
+    "workflow": 8082,
+    "allocation": 8083,
+    "notifications": 8084,
+    "documents": 8085,
+    "scheduler": 8086,
+}
+
+
+class Settings(BaseSettings):
+    """Broker, database and HTTP settings; every field has an environment variable."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    service_name: str = "tessera"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # The embedded Tansu broker rejects InitProducerId; Apache Kafka wants this on.
+    kafka_enable_idempotence: bool = False
+    kafka_acks: str = "all"
+    topic_partitions: int = 4
+    topic_replication_factor: int = 1
+    database_url: str = "postgresql://postgres@localhost/postgres"
+    db_pool_min: int = 1
+    db_pool_max: int = 5
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+    log_level: str = "INFO"
+    outbox_poll_seconds: float = 0.5
+    outbox_batch_size: int = 500
+
+    @property
+    def schema(self) -> str:
+        return self.service_name
+
+    @property
+    def port(self) -> int:
+        return self.http_port or HTTP_PORTS.get(self.service_name, 8080)
+
+
+def load_settings(service_name: str) -> Settings:
+    return Settings(service_name=service_name)

@@ -1,0 +1,186 @@
+"""Watching topics on the real broker: used by the tests, the benchmarks and the CLI."""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.envelope import Envelope
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One message read back from a topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    headers: dict[str, str]
+    received: float
+
+    @property
+    def envelope(self) -> Envelope:
+        return Envelope.model_validate_json(self.value)
+
+    @property
+    def type(self) -> str | None:
+        try:
+            return json.loads(self.value).get("type")
+        except (ValueError, AttributeError):
+            return None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.value).get("data", {})
+
+    def caused_by(self, message_id: object) -> bool:
+        body = json.loads(self.value)
+        return message_id is not None and str(message_id) in (body.get("causationid"), body.get("correlationid"))
+
+
+class EventLog:
+    """Reads every partition of some topics (no consumer group) and keeps what it saw."""
+
+    def __init__(self, bootstrap: str, topics: Iterable[str], *, from_beginning: bool = False) -> None:
+        self._bootstrap = bootstrap
+        self._topics = list(topics)
+        self._from_beginning = from_beginning
+        self.seen: list[Seen] = []
+        self._changed = asyncio.Condition()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "EventLog":
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await self._consumer.start()
+        partitions = []
+        for topic in self._topics:
+            for p in self._consumer.partitions_for_topic(topic) or await self._partitions(topic):
+                partitions.append(TopicPartition(topic, p))
+        self._consumer.assign(partitions)
+        if self._from_beginning:
+            await self._consumer.seek_to_beginning(*partitions)
+        else:
+            await self._consumer.seek_to_end(*partitions)
+            for tp in partitions:  # resolve the lazy seek now, so later messages are all seen
+                await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _partitions(self, topic: str) -> set[int]:
+        assert self._consumer is not None
+        await self._consumer._client.force_metadata_update()  # noqa: SLF001
+        return self._consumer.partitions_for_topic(topic) or {0}
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer:
+            await self._consumer.stop()
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            if not batch:
+                continue
+            now = time.monotonic()
+            async with self._changed:
+                for records in batch.values():
+                    for r in records:
+                        self.seen.append(Seen(
+                            r.topic, r.partition, r.offset,
+                            r.key.decode() if r.key is not None else None, r.value or b"",
+                            {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}, now))
+                self._changed.notify_all()
+
+    def matching(self, predicate: Callable[[Seen], bool]) -> list[Seen]:
+        return [s for s in self.seen if predicate(s)]
+
+    async def wait_for(self, predicate: Callable[[Seen], bool], timeout: float = 30.0, count: int = 1) -> list[Seen]:
+        """Wait until `count` messages match; raise TimeoutError naming what was missing."""
+        async def enough() -> list[Seen]:
+            async with self._changed:
+                await self._changed.wait_for(lambda: len(self.matching(predicate)) >= count)
+                return self.matching(predicate)
+
+        try:
+            return await asyncio.wait_for(enough(), timeout)
+        except TimeoutError:
+            got = len(self.matching(predicate))
+            raise TimeoutError(f"saw {got} of {count} expected messages within {timeout}s") from None
+
+
+async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:
+    """Publish raw (key, value) pairs and wait for the broker to take them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=v, key=k.encode() if k else None) for k, v in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServiceProcess:
+    """One service as its own process (`python -m services.<name>`), as production runs it."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self._env = {**env, "HTTP_PORT": str(self.port)}
+        self._log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import os
+        import sys
+
+        log = open(self._log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}"],
+            env={**os.environ, **self._env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        from shared.embedded import wait_until_ready
+
+        await wait_until_ready([f"{self.url}/readyz"], timeout)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no commit, no flush."""
+        import signal
+
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        from shared.embedded import stop_process
+
+        if self.process is not None:
+            stop_process(self.process)
+
+    def log_text(self) -> str:
+        return self._log_path.read_text(errors="replace")

@@ -1,0 +1,106 @@
+"""Session fixtures: the real broker and database, picked as ARCHITECTURE.md says."""
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared import embedded, topics
+from shared.broker import ensure_topics
+from shared.settings import Settings
+from shared.testing import ServiceProcess, free_port
+
+
+@dataclass(frozen=True)
+class Infra:
+    """Where the tests' broker and database are."""
+
+    bootstrap: str
+    dsn: str
+    log_dir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.dsn,
+                "LOG_LEVEL": "INFO", "OUTBOX_POLL_SECONDS": "0.2"}
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    work = Path(tempfile.mkdtemp(prefix="tessera-tests-"))
+    log_dir = work / "logs"
+    log_dir.mkdir()
+    stoppers = []
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ and "DATABASE_URL" in os.environ:
+        bootstrap, dsn = os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"]
+    elif _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
+
+        kafka = KafkaContainer().with_kraft().start()
+        postgres = PostgresContainer("postgres:16").start()
+        stoppers += [kafka.stop, postgres.stop]
+        bootstrap = kafka.get_bootstrap_server()
+        dsn = postgres.get_connection_url(driver=None)
+    else:
+        broker = embedded.start_broker(free_port(), log_dir / "broker.log")
+        bootstrap = broker.args[-1].removeprefix("tcp://")
+        database = embedded.Database(work / "pgdata")
+        stoppers += [lambda: embedded.stop_process(broker), database.stop]
+        dsn = database.dsn
+    asyncio.run(ensure_topics(Settings(kafka_bootstrap_servers=bootstrap)))
+    yield Infra(bootstrap, dsn, log_dir)
+    for stop in reversed(stoppers):
+        stop()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def services(infra: Infra) -> Iterator[dict[str, ServiceProcess]]:
+    """Service processes started on first use and shared by the session's tests."""
+    running: dict[str, ServiceProcess] = {}
+    yield running
+    for process in running.values():
+        process.stop()
+
+
+async def start_service(services: dict[str, ServiceProcess], infra: Infra, name: str) -> ServiceProcess:
+    if name not in services:
+        services[name] = ServiceProcess(name, infra.env, infra.log_dir)
+        services[name].start()
+    await services[name].ready()
+    return services[name]
+
+
+@pytest.fixture
+async def referrals(services: dict[str, ServiceProcess], infra: Infra) -> ServiceProcess:
+    return await start_service(services, infra, "referrals")
+
+
+@pytest.fixture
+async def workflow(services: dict[str, ServiceProcess], infra: Infra) -> ServiceProcess:
+    return await start_service(services, infra, "workflow")
+
+
+@pytest.fixture
+async def events(infra: Infra) -> AsyncIterator["EventLog"]:
+    from shared.testing import EventLog
+
+    watched = [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.dlq(topics.REFERRALS_INTAKE)]
+    async with EventLog(infra.bootstrap, watched) as log:
+        yield log
