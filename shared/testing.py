@@ -1,6 +1,7 @@
 """Watching topics on the real broker: used by the tests, the benchmarks and the CLI."""
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -14,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared.envelope import Envelope
 
 
-@dataclass(frozen=True)
+@dataclass
 class Seen:
     """One message read back from a topic."""
 
@@ -30,20 +31,25 @@ class Seen:
     def envelope(self) -> Envelope:
         return Envelope.model_validate_json(self.value)
 
+    @functools.cached_property
+    def body(self) -> dict[str, Any]:
+        """The JSON object, or {} for a value that is not one (dead letters can be anything)."""
+        try:
+            body = json.loads(self.value)
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
     @property
     def type(self) -> str | None:
-        try:
-            return json.loads(self.value).get("type")
-        except (ValueError, AttributeError):
-            return None
+        return self.body.get("type")
 
     @property
     def data(self) -> dict[str, Any]:
-        return json.loads(self.value).get("data", {})
+        return self.body.get("data", {})
 
     def caused_by(self, message_id: object) -> bool:
-        body = json.loads(self.value)
-        return message_id is not None and str(message_id) in (body.get("causationid"), body.get("correlationid"))
+        return str(message_id) in (self.body.get("causationid"), self.body.get("correlationid"))
 
 
 class EventLog:

@@ -104,3 +104,12 @@ async def events(infra: Infra) -> AsyncIterator["EventLog"]:
     watched = [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.dlq(topics.REFERRALS_INTAKE)]
     async with EventLog(infra.bootstrap, watched) as log:
         yield log
+
+
+@pytest.fixture(scope="session")
+async def db(infra: Infra) -> AsyncIterator["asyncpg.Pool"]:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(infra.dsn, min_size=1, max_size=3)
+    yield pool
+    await pool.close()

@@ -1,6 +1,11 @@
 """Test data builders: valid messages with synthetic people, overridable field by field."""
 
+import itertools
+import random
+import uuid
 from typing import Any
+
+from shared.envelope import Envelope, new_message
 
 
 def valid_nhs_number(n: int) -> str:
@@ -58,3 +63,23 @@ def referral_data(**overrides: Any) -> dict[str, Any]:
         "ordinarily_resident": True,
     }
     return {**referral, **overrides}
+
+
+_seeds = itertools.count(random.randrange(10_000, 90_000, 1_000))
+
+
+def unique_seed() -> int:
+    """A seed no other test in this run uses, so people and referral ids never collide."""
+    return next(_seeds)
+
+
+def unique_referral(**overrides: Any) -> dict[str, Any]:
+    """A valid referral for a person no other test refers."""
+    seed = unique_seed()
+    data = referral_data(referral_id=f"REF-{uuid.uuid4().hex[:12]}", person=person_data(seed))
+    return {**data, **overrides}
+
+
+def referral_message(data: dict[str, Any], *, source: str = "test-contact-centre") -> Envelope:
+    """`referral.received` in its CloudEvent envelope, as an upstream system publishes it."""
+    return new_message("referral.received", source, data, dataschema="referral.received/1")

@@ -1,0 +1,729 @@
+"""Workflow-definition packs: the schema, the loader and the checks that stop a broken pack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints, ValidationError
+from pydantic.types import NonNegativeInt, PositiveInt
+
+DEFINITIONS_DIR = Path(__file__).parent / "definitions"
+
+Role = Literal[
+    "social_worker",
+    "gso",
+    "senior_officer",
+    "team_manager",
+    "assistant_team_manager",
+    "team_leader",
+    "head_of_service",
+    "business_support",
+]
+RuleName = Literal["case_closure_guard", "two_twr_limit", "cin_45_day_routing", "one_future_work"]
+CaseCondition = Literal["case_closure_in_progress", "no_case_closure_in_progress"]
+FieldType = Literal[
+    "text",
+    "textarea",
+    "date",
+    "datetime",
+    "number",
+    "bool",
+    "select",
+    "multiselect",
+    "table",
+    "person_ref",
+]
+Cog = Literal["blue", "yellow"]
+AssigneeKind = Literal["worker", "team", "self", "none"]
+SendImmediately = Literal["allowed", "required", "forbidden"]
+TeamId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+FieldKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+PersonPath = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+Name = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+
+SELECT_TYPES = frozenset({"select", "multiselect"})
+T = TypeVar("T")
+
+
+class PackError(ValueError):
+    """A pack that cannot be loaded, naming the file, the step and the field at fault."""
+
+    def __init__(self, file: str, step: str | None, field: str | None, problem: str) -> None:
+        self.file, self.step, self.field, self.problem = file, step, field, problem
+        step_part = f"step {step!r}" if step else "pack"
+        field_part = f"field {field}" if field else "(whole)"
+        super().__init__(f"{file}: {step_part}: {field_part}: {problem}")
+
+
+class _Frozen(BaseModel):
+    """Base for pack models: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Field(_Frozen):
+    """One form field; a `table` field holds repeating rows described by `columns` (R-W8)."""
+
+    key: FieldKey
+    label: Name
+    type: FieldType
+    mandatory: bool = False
+    cog: Cog | None = None
+    prepopulate_from: PersonPath | None = None
+    owner_role: Role | None = None
+    system_generated: bool = False
+    options: tuple[Name, ...] = ()
+    columns: tuple[Field, ...] = ()
+    once_per: FieldKey | None = None
+    rows_from: FieldKey | None = None
+
+    def to_contract(self) -> dict[str, Any]:
+        """The field as the step read endpoint shows it."""
+        return {
+            "key": self.key,
+            "label": self.label,
+            "type": self.type,
+            "mandatory": self.mandatory,
+            "cog": self.cog,
+            "owner_role": self.owner_role,
+            "options": list(self.options),
+            "columns": [column.to_contract() for column in self.columns],
+        }
+
+
+class Section(_Frozen):
+    """A numbered form section."""
+
+    number: PositiveInt
+    title: Name
+    read_only: bool = False
+    fields: tuple[Field, ...] = ()
+
+    def to_contract(self) -> dict[str, Any]:
+        """The section as the step read endpoint shows it."""
+        return {
+            "number": self.number,
+            "title": self.title,
+            "read_only": self.read_only,
+            "fields": [field.to_contract() for field in self.fields],
+        }
+
+
+class CarriedSections(_Frozen):
+    """Sections `from_section`..`to_section` of an earlier step type, shown read-only (R-W7)."""
+
+    from_step_type: Name
+    from_section: PositiveInt
+    to_section: PositiveInt
+
+
+class FormDefinition(_Frozen):
+    """An optional form or letter that can be added to a step (R-W9)."""
+
+    name: Name
+    kind: Literal["form", "letter"]
+    sections: tuple[Section, ...] = ()
+
+
+class NextActionDefinition(_Frozen):
+    """A next action a step allows (R-NA2, R-NA4, R-NA5, R-NA6)."""
+
+    action: Name
+    nfa: bool = False
+    target_step_type: Name | None = None
+    assignee_kind: AssigneeKind = "none"
+    default_team: TeamId | None = None
+    send_immediately: SendImmediately = "forbidden"
+    scheduled_offset_days: NonNegativeInt | None = None
+    reasons: tuple[Name, ...] = ()
+    reason_required: bool = False
+    requires_form: Name | None = None
+    added_by_roles: tuple[Role, ...] = ()
+    allowed_when: CaseCondition | None = None
+    sends_to_role: Role | None = None
+
+    def to_contract(self) -> dict[str, Any]:
+        """The action as the step read endpoint shows it; `send_immediately` means allowed."""
+        return {
+            "action": self.action,
+            "nfa": self.nfa,
+            "target_step_type": self.target_step_type,
+            "assignee_kind": self.assignee_kind,
+            "default_team": self.default_team,
+            "send_immediately": self.send_immediately != "forbidden",
+            "scheduled_offset_days": self.scheduled_offset_days,
+            "reasons": list(self.reasons),
+            "reason_required": self.reason_required,
+            "requires_form": self.requires_form,
+        }
+
+
+class Recipient(_Frozen):
+    """Where a request or notification goes by default."""
+
+    kind: Literal["worker", "team", "role"]
+    id: Name
+
+
+class RequestDefinition(_Frozen):
+    """A request (needs a response) or notification (information only) a step can send (R-RQ)."""
+
+    name: Name
+    kind: Literal["request", "notification"]
+    required: bool = False
+    default_to: Recipient | None = None
+
+    def to_contract(self) -> dict[str, Any]:
+        """The request as the step read endpoint shows it."""
+        default_to = self.default_to.model_dump() if self.default_to else None
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "required": self.required,
+            "default_to": default_to,
+        }
+
+
+class StepDefinition(_Frozen):
+    """A step type: its form, optional forms, next actions, requests, authorisers and code rules."""
+
+    step_type: Name
+    description: Name
+    default_team: TeamId | None = None
+    sections: tuple[Section, ...] = ()
+    carried_sections: tuple[CarriedSections, ...] = ()
+    optional_forms: tuple[FormDefinition, ...] = ()
+    next_actions: tuple[NextActionDefinition, ...] = ()
+    requests: tuple[RequestDefinition, ...] = ()
+    authorisers: tuple[Role, ...] = ()
+    rules: tuple[RuleName, ...] = ()
+    _carried: tuple[Section, ...] = PrivateAttr(default=())
+
+    @property
+    def form_sections(self) -> tuple[Section, ...]:
+        """The step's own sections and its carried read-only copies, in number order."""
+        return tuple(sorted((*self.sections, *self._carried), key=lambda section: section.number))
+
+    def next_action(self, action: str) -> NextActionDefinition:
+        """The allowed next action of that name."""
+        return _named(self.next_actions, action, lambda item: item.action)
+
+    def request(self, name: str) -> RequestDefinition:
+        """The allowed request or notification of that name."""
+        return _named(self.requests, name, lambda item: item.name)
+
+    def form(self, name: str) -> FormDefinition:
+        """The optional form or letter of that name."""
+        return _named(self.optional_forms, name, lambda item: item.name)
+
+    def field_map(self) -> dict[str, Field]:
+        """Every top-level field of the form, carried ones included, by key."""
+        return {field.key: field for section in self.form_sections for field in section.fields}
+
+    def to_contract(self) -> dict[str, Any]:
+        """The `form`, `next_actions` and `requests` of the step read endpoint (CONTRACTS.md)."""
+        return {
+            "form": {"sections": [section.to_contract() for section in self.form_sections]},
+            "next_actions": [action.to_contract() for action in self.next_actions],
+            "requests": [request.to_contract() for request in self.requests],
+        }
+
+
+class Pack(_Frozen):
+    """One versioned workflow pack: its teams and step types."""
+
+    name: FieldKey
+    version: PositiveInt
+    teams: dict[TeamId, Name] = {}
+    steps: tuple[StepDefinition, ...]
+
+
+def _named(items: Iterable[T], name: str, name_of: Callable[[T], str]) -> T:
+    for item in items:
+        if name_of(item) == name:
+            return item
+    raise KeyError(name)
+
+
+class PackRegistry:
+    """Every loaded pack version; a running step keeps the version it started with."""
+
+    def __init__(self, packs: Sequence[Pack], steps: Mapping[str, Mapping[int, StepDefinition]]):
+        self.packs = tuple(packs)
+        self._steps = {step_type: dict(versions) for step_type, versions in steps.items()}
+        self.teams: dict[str, str] = {
+            tid: name for pack in packs for tid, name in pack.teams.items()
+        }
+
+    def step(self, step_type: str, version: int | None = None) -> StepDefinition:
+        """The definition of a step type, at a pack version (the latest by default)."""
+        versions = self._versions(step_type)
+        chosen = self.latest_version(step_type) if version is None else version
+        if chosen not in versions:
+            raise KeyError(f"{step_type!r} has no pack version {chosen}")
+        return versions[chosen]
+
+    def latest_version(self, step_type: str) -> int:
+        """The newest pack version defining the step type."""
+        return max(self._versions(step_type))
+
+    def step_types(self) -> frozenset[str]:
+        """Every step type in any loaded pack."""
+        return frozenset(self._steps)
+
+    def team_name(self, team_id: str) -> str:
+        """The display name of a team id."""
+        return self.teams[team_id]
+
+    def _versions(self, step_type: str) -> dict[int, StepDefinition]:
+        if step_type not in self._steps:
+            raise KeyError(f"unknown step type {step_type!r}")
+        return self._steps[step_type]
+
+
+@dataclass(frozen=True)
+class _Where:
+    """The file and step a check is looking at, to name them in a PackError."""
+
+    file: str
+    step: str | None = None
+
+    def fail(self, field: str | None, problem: str) -> PackError:
+        return PackError(self.file, self.step, field, problem)
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """A parsed pack and the file it came from."""
+
+    path: Path
+    pack: Pack
+
+
+def load_packs(directory: Path = DEFINITIONS_DIR) -> PackRegistry:
+    """Load and check every `*.yaml` pack under `directory`; any mistake raises PackError."""
+    files = sorted(directory.rglob("*.yaml"))
+    if not files:
+        raise PackError(str(directory), None, None, "no *.yaml pack files found")
+    loaded = [_Loaded(path, _parse(path)) for path in files]
+    for item in loaded:
+        _check_pack(item)
+    index = _index_steps(loaded)
+    teams = _merge_teams(loaded)
+    for item in loaded:
+        _check_references(item, index, teams)
+    return PackRegistry([item.pack for item in loaded], _resolve(loaded, index))
+
+
+def _parse(path: Path) -> Pack:
+    where = _Where(str(path))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise where.fail(None, f"not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise where.fail(None, "a pack must be a mapping with name, version, teams and steps")
+    try:
+        return Pack.model_validate(raw)
+    except ValidationError as error:
+        raise _from_validation(where, raw, error) from error
+
+
+def _from_validation(where: _Where, raw: dict[str, Any], error: ValidationError) -> PackError:
+    first = error.errors()[0]
+    step, node, rest = _step_of(raw, tuple(first["loc"]))
+    problem = first["msg"]
+    if error.error_count() > 1:
+        problem += f" (and {error.error_count() - 1} more)"
+    return PackError(where.file, step, _path(node, rest), problem)
+
+
+def _step_of(raw: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str | None, Any, tuple[Any, ...]]:
+    if len(loc) < 2 or loc[0] != "steps" or not isinstance(loc[1], int):
+        return None, raw, loc
+    steps = raw.get("steps")
+    entry = steps[loc[1]] if isinstance(steps, list) and loc[1] < len(steps) else None
+    step_type = entry.get("step_type") if isinstance(entry, dict) else None
+    label = f"{step_type} (steps[{loc[1]}])" if step_type else f"steps[{loc[1]}]"
+    return label, entry, loc[2:]
+
+
+def _path(node: Any, loc: Sequence[Any]) -> str:
+    parts: list[str] = []
+    for token in loc:
+        if isinstance(token, int):
+            node = node[token] if isinstance(node, list) and token < len(node) else None
+            parts.append(f"[{_label_of(node) or token}]")
+        else:
+            node = node.get(token) if isinstance(node, dict) else None
+            parts.append(f".{token}")
+    return "".join(parts).lstrip(".") or "(whole)"
+
+
+def _label_of(node: Any) -> str | None:
+    if not isinstance(node, dict):
+        return None
+    if "number" in node:
+        return f"#{node['number']}"
+    for name_key in ("key", "action", "name"):
+        if name_key in node:
+            return repr(node[name_key])
+    return None
+
+
+def _check_pack(item: _Loaded) -> None:
+    seen: set[str] = set()
+    for index, step in enumerate(item.pack.steps):
+        where = _Where(str(item.path), step.step_type)
+        if step.step_type in seen:
+            raise where.fail(f"steps[{index}].step_type", "duplicate step type in this pack")
+        seen.add(step.step_type)
+        _check_step(where, step)
+
+
+def _check_step(where: _Where, step: StepDefinition) -> None:
+    _check_sections(where, step.sections, "sections")
+    _check_unique_keys(where, step.sections, "sections")
+    _check_carried(where, step)
+    _check_forms(where, step.optional_forms)
+    _check_unique(where, [a.action for a in step.next_actions], "next_actions", "action")
+    _check_unique(where, [r.name for r in step.requests], "requests", "name")
+    if not step.next_actions:
+        raise where.fail("next_actions", "R-NA1: a step needs at least one next action to finish")
+    form_names = {form.name for form in step.optional_forms}
+    for action in step.next_actions:
+        _check_action(where, action, form_names)
+    for request in step.requests:
+        _check_request(where, request)
+
+
+def _check_sections(where: _Where, sections: Sequence[Section], at: str) -> None:
+    for previous, section in pairwise(sections):
+        if section.number <= previous.number:
+            raise where.fail(
+                f"{at}[#{section.number}].number",
+                f"section numbers must strictly increase: {section.number} after {previous.number}",
+            )
+    for section in sections:
+        for field in section.fields:
+            _check_field(
+                where, field, f"{at}[#{section.number}].fields[{field.key!r}]", column=False
+            )
+
+
+def _check_field(where: _Where, field: Field, at: str, *, column: bool) -> None:
+    problem = _field_problem(field, column)
+    if problem:
+        raise where.fail(problem[0].format(at=at), problem[1])
+    for column_field in field.columns:
+        _check_field(where, column_field, f"{at}.columns[{column_field.key!r}]", column=True)
+    _check_unique(where, [c.key for c in field.columns], f"{at}.columns", "key")
+    siblings = {c.key for c in field.columns}
+    for column_field in field.columns:
+        if column_field.once_per and column_field.once_per not in siblings - {column_field.key}:
+            raise where.fail(
+                f"{at}.columns[{column_field.key!r}].once_per",
+                f"once_per must name another column of the table, not {column_field.once_per!r}",
+            )
+
+
+def _field_problem(field: Field, column: bool) -> tuple[str, str] | None:
+    checks: list[tuple[bool, str, str]] = [
+        (
+            field.cog is not None and not field.prepopulate_from,
+            "{at}.prepopulate_from",
+            f"R-W5: a {field.cog} cog field must say what it is prepopulated from",
+        ),
+        (
+            field.prepopulate_from is not None and field.cog is None,
+            "{at}.cog",
+            "a prepopulated field needs a blue or yellow cog (R-W5)",
+        ),
+        (
+            field.type == "table" and not field.columns,
+            "{at}.columns",
+            "R-W8: a table field needs columns",
+        ),
+        (
+            field.type != "table" and bool(field.columns),
+            "{at}.columns",
+            f"only a table has columns, not a {field.type}",
+        ),
+        (column and field.type == "table", "{at}.type", "a table column cannot be a table"),
+        (
+            field.type in SELECT_TYPES and not field.options,
+            "{at}.options",
+            f"a {field.type} field needs options",
+        ),
+        (
+            field.type not in SELECT_TYPES and bool(field.options),
+            "{at}.options",
+            f"only select and multiselect fields have options, not a {field.type}",
+        ),
+        (
+            not column and field.once_per is not None,
+            "{at}.once_per",
+            "once_per is for table columns only",
+        ),
+        (
+            field.rows_from is not None and field.type != "table",
+            "{at}.rows_from",
+            "rows_from is for table fields only",
+        ),
+    ]
+    return next(((at, problem) for failed, at, problem in checks if failed), None)
+
+
+def _check_unique_keys(where: _Where, sections: Sequence[Section], at: str) -> None:
+    seen: dict[str, int] = {}
+    for section in sections:
+        for field in section.fields:
+            if field.key in seen:
+                raise where.fail(
+                    f"{at}[#{section.number}].fields[{field.key!r}]",
+                    f"duplicate field key: already in section {seen[field.key]}",
+                )
+            seen[field.key] = section.number
+
+
+def _check_unique(where: _Where, names: Sequence[str], at: str, what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise where.fail(f"{at}[{name!r}].{what}", f"duplicate {what} {name!r}")
+        seen.add(name)
+
+
+def _check_carried(where: _Where, step: StepDefinition) -> None:
+    own = {section.number for section in step.sections}
+    for index, carried in enumerate(step.carried_sections):
+        at = f"carried_sections[{index}]"
+        if carried.to_section < carried.from_section:
+            raise where.fail(f"{at}.to_section", "to_section is before from_section")
+        clash = own & set(range(carried.from_section, carried.to_section + 1))
+        if clash:
+            raise where.fail(at, f"carried section numbers {sorted(clash)} are also the step's own")
+
+
+def _check_forms(where: _Where, forms: Sequence[FormDefinition]) -> None:
+    _check_unique(where, [form.name for form in forms], "optional_forms", "name")
+    for form in forms:
+        at = f"optional_forms[{form.name!r}].sections"
+        _check_sections(where, form.sections, at)
+        _check_unique_keys(where, form.sections, at)
+
+
+def _check_action(where: _Where, action: NextActionDefinition, form_names: set[str]) -> None:
+    at = f"next_actions[{action.action!r}]"
+    problem = _action_problem(action, form_names)
+    if problem:
+        raise where.fail(f"{at}.{problem[0]}", problem[1])
+
+
+def _action_problem(action: NextActionDefinition, forms: set[str]) -> tuple[str, str] | None:
+    checks: list[tuple[bool, str, str]] = [
+        (
+            action.nfa and action.target_step_type is not None,
+            "target_step_type",
+            "R-NA4: an NFA action creates no step, so it cannot name a target step type",
+        ),
+        (
+            action.nfa and action.assignee_kind != "none",
+            "assignee_kind",
+            "R-NA4: an NFA action needs no assignee: assignee_kind must be none",
+        ),
+        (
+            action.nfa and action.send_immediately != "forbidden",
+            "send_immediately",
+            "an NFA action sends nothing: send_immediately must be forbidden",
+        ),
+        (
+            action.nfa and action.scheduled_offset_days is not None,
+            "scheduled_offset_days",
+            "an NFA action creates no step to schedule",
+        ),
+        (
+            not action.nfa and action.target_step_type is None,
+            "target_step_type",
+            "R-NA3: an action that is not NFA must name the step type it creates",
+        ),
+        (
+            not action.nfa and action.assignee_kind == "none",
+            "assignee_kind",
+            "R-NA2: an action that creates a step needs an assignee kind (worker, team or self)",
+        ),
+        (
+            action.default_team is not None and action.assignee_kind != "team",
+            "default_team",
+            "a default team needs assignee_kind team",
+        ),
+        (
+            action.send_immediately == "required" and action.scheduled_offset_days is not None,
+            "scheduled_offset_days",
+            "an action that must be sent immediately cannot be scheduled",
+        ),
+        (
+            action.reason_required and not action.reasons,
+            "reason_required",
+            "R-NA2: a reason is required but the action has no reasons to choose from",
+        ),
+        (
+            action.requires_form is not None and action.requires_form not in forms,
+            "requires_form",
+            f"R-W9: the step has no optional form {action.requires_form!r}",
+        ),
+    ]
+    return next(((at, problem) for failed, at, problem in checks if failed), None)
+
+
+def _check_request(where: _Where, request: RequestDefinition) -> None:
+    at = f"requests[{request.name!r}]"
+    if request.kind == "notification" and request.required:
+        raise where.fail(
+            f"{at}.required", "a notification is information only and cannot be required"
+        )
+    prefixed = {"(R)": "request", "(N)": "notification"}.get(request.name[:3])
+    if prefixed and prefixed != request.kind:
+        raise where.fail(f"{at}.kind", f"the name says {prefixed} but kind is {request.kind}")
+    recipient = request.default_to
+    if recipient and recipient.kind == "role" and recipient.id not in get_args(Role):
+        raise where.fail(f"{at}.default_to.id", f"unknown role {recipient.id!r}")
+
+
+_Index = dict[str, dict[int, tuple[_Loaded, StepDefinition]]]
+
+
+def _index_steps(loaded: Sequence[_Loaded]) -> _Index:
+    index: _Index = {}
+    owners: dict[str, _Loaded] = {}
+    packs: dict[tuple[str, int], _Loaded] = {}
+    for item in loaded:
+        key = (item.pack.name, item.pack.version)
+        if key in packs:
+            raise _Where(str(item.path)).fail("version", f"pack {key} is also in {packs[key].path}")
+        packs[key] = item
+        for step in item.pack.steps:
+            owner = owners.setdefault(step.step_type, item)
+            if owner.pack.name != item.pack.name:
+                raise _Where(str(item.path), step.step_type).fail(
+                    "step_type", f"duplicate step type: already defined in {owner.path}"
+                )
+            index.setdefault(step.step_type, {})[item.pack.version] = (item, step)
+    return index
+
+
+def _merge_teams(loaded: Sequence[_Loaded]) -> dict[str, str]:
+    teams: dict[str, str] = {}
+    for item in loaded:
+        for team_id, name in item.pack.teams.items():
+            if teams.setdefault(team_id, name) != name:
+                raise _Where(str(item.path)).fail(
+                    f"teams[{team_id!r}]", f"team already named {teams[team_id]!r} in another pack"
+                )
+    return teams
+
+
+def _check_references(item: _Loaded, index: _Index, teams: Mapping[str, str]) -> None:
+    for step in item.pack.steps:
+        where = _Where(str(item.path), step.step_type)
+        _require_team(where, "default_team", step.default_team, teams)
+        for action in step.next_actions:
+            at = f"next_actions[{action.action!r}]"
+            _require_team(where, f"{at}.default_team", action.default_team, teams)
+            if action.target_step_type and action.target_step_type not in index:
+                raise where.fail(
+                    f"{at}.target_step_type",
+                    f"no loaded pack defines step type {action.target_step_type!r}",
+                )
+        for request in step.requests:
+            if request.default_to and request.default_to.kind == "team":
+                at = f"requests[{request.name!r}].default_to.id"
+                _require_team(where, at, request.default_to.id, teams)
+
+
+def _require_team(where: _Where, at: str, team_id: str | None, teams: Mapping[str, str]) -> None:
+    if team_id is not None and team_id not in teams:
+        raise where.fail(at, f"team {team_id!r} is in no pack's teams map")
+
+
+def _resolve(loaded: Sequence[_Loaded], index: _Index) -> dict[str, dict[int, StepDefinition]]:
+    resolved: dict[str, dict[int, StepDefinition]] = {}
+    for item in loaded:
+        for step in item.pack.steps:
+            full = _with_carried(item, step, index)
+            _check_rows_from(_Where(str(item.path), step.step_type), full)
+            resolved.setdefault(step.step_type, {})[item.pack.version] = full
+    return resolved
+
+
+def _check_rows_from(where: _Where, step: StepDefinition) -> None:
+    tables = {key for key, field in step.field_map().items() if field.type == "table"}
+    for section in step.form_sections:
+        for field in section.fields:
+            if field.rows_from is not None and field.rows_from not in tables - {field.key}:
+                raise where.fail(
+                    f"sections[#{section.number}].fields[{field.key!r}].rows_from",
+                    f"rows_from must name another table field of the step, not {field.rows_from!r}",
+                )
+
+
+def _with_carried(item: _Loaded, step: StepDefinition, index: _Index) -> StepDefinition:
+    if not step.carried_sections:
+        return step
+    where = _Where(str(item.path), step.step_type)
+    carried = tuple(
+        copy
+        for position, spec in enumerate(step.carried_sections)
+        for copy in _carried_copies(
+            where, position, spec, _source(item, spec, index, where, position)
+        )
+    )
+    result = step.model_copy()
+    result._carried = carried
+    _check_unique_keys(where, result.form_sections, "sections")
+    return result
+
+
+def _source(
+    item: _Loaded, spec: CarriedSections, index: _Index, where: _Where, position: int
+) -> StepDefinition:
+    versions = index.get(spec.from_step_type)
+    if not versions:
+        raise where.fail(
+            f"carried_sections[{position}].from_step_type",
+            f"no loaded pack defines step type {spec.from_step_type!r}",
+        )
+    same = versions.get(item.pack.version)
+    if same and same[0].pack.name == item.pack.name:
+        return same[1]
+    return versions[max(versions)][1]
+
+
+def _carried_copies(
+    where: _Where, position: int, spec: CarriedSections, source: StepDefinition
+) -> list[Section]:
+    by_number = {section.number: section for section in source.sections}
+    wanted = range(spec.from_section, spec.to_section + 1)
+    missing = [number for number in wanted if number not in by_number]
+    if missing:
+        raise where.fail(
+            f"carried_sections[{position}]",
+            f"{spec.from_step_type!r} has no own section(s) {missing} to carry",
+        )
+    return [_read_only_copy(by_number[number]) for number in wanted]
+
+
+def _read_only_copy(section: Section) -> Section:
+    # carried values were checked when the earlier step finished; this step cannot write them
+    fields = tuple(_optional_copy(field) for field in section.fields)
+    return section.model_copy(update={"read_only": True, "fields": fields})
+
+
+def _optional_copy(field: Field) -> Field:
+    columns = tuple(_optional_copy(column) for column in field.columns)
+    return field.model_copy(update={"mandatory": False, "columns": columns})
