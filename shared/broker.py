@@ -1,6 +1,7 @@
 """Kafka with house defaults: safe producers, manual commits, retry-then-dead-letter."""
 
 import asyncio
+import hashlib
 import logging
 import traceback
 from typing import Any
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
              asyncpg.SerializationError, asyncpg.DeadlockDetectedError, KafkaError)
 BUG_RETRIES = 3
+MAX_DEAD_LETTER_BYTES = 900_000
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:
@@ -65,7 +67,10 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> N
         existing = set(await admin.list_topics())
         wanted = [t for t in (names or topics.all_with_dlqs()) if t not in existing]
         if wanted:
-            new = [NewTopic(t, settings.topic_partitions, settings.topic_replication_factor) for t in wanted]
+            # with replicas, acks=all only means something if two must have the write
+            configs = {"min.insync.replicas": "2"} if settings.topic_replication_factor >= 3 else {}
+            new = [NewTopic(t, settings.topic_partitions, settings.topic_replication_factor, topic_configs=configs)
+                   for t in wanted]
             try:
                 await admin.create_topics(new)
             except TopicAlreadyExistsError:
@@ -118,8 +123,13 @@ async def dead_letter(pool: asyncpg.Pool, record: Any, reason: str) -> None:
         "dlq_original_partition": str(record.partition),
         "dlq_original_offset": str(record.offset),
     })
+    value = record.value or b""
+    if len(value) > MAX_DEAD_LETTER_BYTES:  # too big to publish: keep its head, size and digest
+        headers.update({"dlq_truncated": "true", "dlq_original_size": str(len(value)),
+                        "dlq_original_sha256": hashlib.sha256(value).hexdigest()})
+        value = value[:MAX_DEAD_LETTER_BYTES]
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    message = outbox.Outgoing(topics.dlq(record.topic), key, record.value or b"", headers)
+    message = outbox.Outgoing(topics.dlq(record.topic), key, value, headers)
     async with pool.acquire() as conn, conn.transaction():
         await outbox.add(conn, [message])
     log.warning("message dead-lettered",

@@ -64,18 +64,21 @@ class OutboxRelay:
         self.published = 0
 
     async def run(self) -> None:
-        listener = await self._pool.acquire()
-        try:
-            await listener.add_listener(f"{self._schema}_outbox", self._on_notify)
-            await self._loop()
-        finally:
-            await self._pool.release(listener)
+        """Relay until cancelled; a lost database connection is re-established, never fatal."""
+        while True:
+            try:
+                async with self._pool.acquire() as listener:
+                    await listener.add_listener(f"{self._schema}_outbox", self._on_notify)
+                    await self._loop(listener)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox listener lost, reconnecting", extra={"error": type(exc).__name__})
+                await asyncio.sleep(self._poll)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _loop(self) -> None:
-        while True:
+    async def _loop(self, listener: asyncpg.Connection) -> None:
+        while not listener.is_closed():
             try:
                 sent = await self.relay_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -105,11 +108,11 @@ class OutboxRelay:
                 "SELECT seq, topic, key, value, headers FROM outbox ORDER BY seq LIMIT $1",
                 self._batch,
             )
-            if not rows:
-                metrics.OUTBOX_BACKLOG.labels(self._schema).set(0)
-                return 0
-            await self._publish(rows)
-            await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
+            if rows:
+                await self._publish(rows)
+                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
+            backlog = await conn.fetchval("SELECT count(*) FROM outbox") if len(rows) == self._batch else 0
+        metrics.OUTBOX_BACKLOG.labels(self._schema).set(backlog)
         self.published += len(rows)
         metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(rows))
         return len(rows)

@@ -46,12 +46,14 @@ class Runtime:
                 return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             return False
-        return all(_subscribed(sub) for sub in self.broker.subscribers)
+        return all(not task.done() for task in self.tasks) and all(
+            _subscribed(sub) for sub in self.broker.subscribers
+        )
 
 
 def _subscribed(subscriber: object) -> bool:
-    consumer = getattr(subscriber, "consumer", None)
-    return consumer is not None and bool(consumer.assignment())
+    # started and in its group; a replica beyond the partition count may hold no partition
+    return getattr(subscriber, "consumer", None) is not None
 
 
 def create_app(

@@ -36,7 +36,7 @@ class Seen:
         """The JSON object, or {} for a value that is not one (dead letters can be anything)."""
         try:
             body = json.loads(self.value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return {}
         return body if isinstance(body, dict) else {}
 
@@ -114,21 +114,25 @@ class EventLog:
 
     async def wait_for(self, predicate: Callable[[Seen], bool], timeout: float = 30.0, count: int = 1) -> list[Seen]:
         """Wait until `count` messages match; raise TimeoutError naming what was missing."""
-        async def enough() -> list[Seen]:
-            async with self._changed:
-                await self._changed.wait_for(lambda: len(self.matching(predicate)) >= count)
-                return self.matching(predicate)
-
         try:
-            return await asyncio.wait_for(enough(), timeout)
+            await self.wait_until(lambda: len(self.matching(predicate)) >= count, timeout)
         except TimeoutError:
             got = len(self.matching(predicate))
             raise TimeoutError(f"saw {got} of {count} expected messages within {timeout}s") from None
+        return self.matching(predicate)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Wait until `condition` holds over what has been seen, re-checked on every new batch."""
+        async def holds() -> None:
+            async with self._changed:
+                await self._changed.wait_for(condition)
+
+        await asyncio.wait_for(holds(), timeout)
 
 
 async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:
     """Publish raw (key, value) pairs and wait for the broker to take them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4_000_000)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=v, key=k.encode() if k else None) for k, v in messages]

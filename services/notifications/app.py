@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from services.notifications import handlers
 from shared.service import create_app
 from shared.settings import load_settings
 
@@ -10,6 +9,5 @@ settings = load_settings("notifications")
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
-    routers=[handlers.router],
     description=__doc__ or "",
 )

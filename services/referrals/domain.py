@@ -39,14 +39,6 @@ class ReferralInvalid(Exception):
 
 
 @dataclass(frozen=True)
-class FirstStep:
-    """The step an accepted referral starts, and the team whose inbox it lands in."""
-
-    step_type: str
-    team_id: str
-
-
-@dataclass(frozen=True)
 class MatchKeys:
     """Normalised identity keys of a person: NHS number (digits) and name + birth + postcode."""
 
@@ -54,19 +46,15 @@ class MatchKeys:
     name_key: str | None
 
 
-FIRST_STEPS: Mapping[tuple[str, str], FirstStep] = {
-    ("adults", "wellbeing"): FirstStep("WB Wellbeing Screening", "wellbeing-service-hub"),
-    ("adults", "assessment"): FirstStep("Adult Contact", "adult-front-door"),
-    ("adults", "review"): FirstStep("Adult Contact", "adult-front-door"),
-    ("adults", "hospital_discharge"): FirstStep("Adult Contact", "adult-front-door"),
-    ("adults", "safeguarding"): FirstStep("Adult Safeguarding Triage", "adult-safeguarding"),
-    ("adults", "carer"): FirstStep("Adult Carer Triage", "adult-carers"),
-    ("children", "child_in_need"): FirstStep(
-        "Child and Family Assessment and Plan", "children-response"
-    ),
-    ("children", "significant_information"): FirstStep(
-        "Significant Information on an Open Case", "children-response"
-    ),
+FIRST_STEPS: Mapping[tuple[str, str], str] = {
+    ("adults", "wellbeing"): "WB Wellbeing Screening",
+    ("adults", "assessment"): "Adult Contact",
+    ("adults", "review"): "Adult Contact",
+    ("adults", "hospital_discharge"): "Adult Contact",
+    ("adults", "safeguarding"): "Adult Safeguarding Triage",
+    ("adults", "carer"): "Adult Carer Triage",
+    ("children", "child_in_need"): "Child and Family Assessment and Plan",
+    ("children", "significant_information"): "Significant Information on an Open Case",
 }
 
 _T = TypeVar("_T")
@@ -90,7 +78,7 @@ def nhs_number_is_valid(value: str) -> bool:
     return check != 10 and check == int(digits[9])
 
 
-def first_step_for(service: str, category: str) -> FirstStep:
+def first_step_for(service: str, category: str) -> str:
     """The first step of a referral (CONTRACTS.md "Referral intake"); others are refused."""
     step = FIRST_STEPS.get((service, category))
     if step is None:

@@ -69,10 +69,10 @@ async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: Referr
         cared_for_id, _ = await _find_or_create(conn, referral, referral.cared_for_person, envelope, actor,
                                                 now, events)
         events.append(await _link_carer(conn, person_id, cared_for_id, envelope, actor, now))
-    first = domain.first_step_for(referral.service, referral.category)
+    first_step_type = domain.first_step_for(referral.service, referral.category)
     accepted = ReferralAccepted(
         referral_id=referral.referral_id, person_id=str(person_id), matched=matched,
-        workflow_id=str(uuid.uuid4()), first_step_type=first.step_type, service=referral.service,
+        workflow_id=str(uuid.uuid4()), first_step_type=first_step_type, service=referral.service,
         category=referral.category, urgency=referral.urgency,
         cared_for_person_id=str(cared_for_id) if cared_for_id else None,
     )
@@ -80,7 +80,7 @@ async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: Referr
         "source": envelope.source, "referral_id": referral.referral_id, "message_id": envelope.id,
         "person_id": person_id, "cared_for_person_id": cared_for_id,
         "workflow_id": uuid.UUID(accepted.workflow_id), "service": referral.service,
-        "category": referral.category, "urgency": referral.urgency, "first_step_type": first.step_type,
+        "category": referral.category, "urgency": referral.urgency, "first_step_type": first_step_type,
         "received_at": referral.received_at, "details": referral.model_dump(mode="json"),
         "accepted_at": now,
     })
