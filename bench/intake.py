@@ -7,7 +7,6 @@ latency (paced) from publish to `referral.accepted` and to `step.created`.
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 import uuid
@@ -16,7 +15,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import embedded, topics
-from shared.broker import ensure_topics
+from shared.broker import FETCH_MAX_WAIT_MS, ensure_topics
 from shared.settings import Settings
 from shared.testing import EventLog, ServiceProcess, free_port
 from tests.factories import referral_message, unique_referral
@@ -71,7 +70,8 @@ async def raw_baseline(bootstrap: str, n: int, gap: float) -> tuple[float, list[
     topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
     await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap), [topic])
     value = referral_message(unique_referral()).to_bytes()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
     await consumer.start()
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
     consumer.assign(partitions)

@@ -1,6 +1,7 @@
 """Kafka with house defaults: safe producers, manual commits, retry-then-dead-letter."""
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import traceback
@@ -23,6 +24,8 @@ TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.Int
              asyncpg.SerializationError, asyncpg.DeadlockDetectedError, KafkaError)
 BUG_RETRIES = 3
 MAX_DEAD_LETTER_BYTES = 900_000
+# Tansu answers a fetch only when its wait runs out, not when data arrives: keep it short
+FETCH_MAX_WAIT_MS = 20
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:
@@ -56,6 +59,7 @@ def subscriber(router: KafkaRouter, service: str, topic: str) -> Any:
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_records=100,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
 
 
@@ -71,10 +75,8 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> N
             configs = {"min.insync.replicas": "2"} if settings.topic_replication_factor >= 3 else {}
             new = [NewTopic(t, settings.topic_partitions, settings.topic_replication_factor, topic_configs=configs)
                    for t in wanted]
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another service made them first
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()
 

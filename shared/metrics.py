@@ -14,3 +14,9 @@ OUTBOX_PUBLISHED = Counter(
     "tessera_outbox_published_total", "Outbox rows published to Kafka", ["service"]
 )
 OUTBOX_BACKLOG = Gauge("tessera_outbox_backlog", "Outbox rows waiting to be published", ["service"])
+TIMER_LATENESS = Histogram(
+    "tessera_timer_lateness_seconds",
+    "Seconds from a timer's due_at to when the scheduler fired it (fired_at - due_at)",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
+)

@@ -54,12 +54,14 @@ class OutboxRelay:
         *,
         poll_seconds: float = 0.5,
         batch_size: int = 500,
+        linger_seconds: float = 0.005,
     ) -> None:
         self._pool = pool
         self._producer = producer
         self._schema = schema
         self._poll = poll_seconds
         self._batch = batch_size
+        self._linger = linger_seconds
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -93,6 +95,8 @@ class OutboxRelay:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
+                    # linger: let a burst of commits gather into one publish round
+                    await asyncio.sleep(self._linger)
                 except TimeoutError:
                     pass
 

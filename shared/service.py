@@ -15,7 +15,8 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import db, logging as json_logging
+from shared import db
+from shared import logging as json_logging
 from shared.broker import ensure_topics, make_broker, make_producer
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -62,7 +63,8 @@ def create_app(
     service_dir: Path,
     routers: Sequence[KafkaRouter] = (),
     queries: APIRouter | None = None,
-    on_started: Sequence[Hook] = (),
+    on_pool_ready: Sequence[Hook] = (),
+    on_stopping: Sequence[Hook] = (),
     description: str = "",
 ) -> FastAPI:
     """A FastAPI app whose lifespan runs the service; probes, metrics and AsyncAPI included."""
@@ -74,7 +76,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with _running(runtime, service_dir, on_started):
+        async with _running(runtime, service_dir, on_pool_ready, on_stopping):
             yield
 
     app = FastAPI(title=f"tessera {settings.service_name}", description=description, lifespan=lifespan)
@@ -86,7 +88,13 @@ def create_app(
 
 
 @contextlib.asynccontextmanager
-async def _running(runtime: Runtime, service_dir: Path, on_started: Sequence[Hook]) -> AsyncIterator[None]:
+async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[Hook],
+                   on_stopping: Sequence[Hook]) -> AsyncIterator[None]:
+    """Pool, migrations, relay, then the consumers; stopped in reverse.
+
+    `on_pool_ready` hooks run before the consumers start: joining a consumer group after a
+    kill -9 waits out the dead member's session, and database-only work need not wait too.
+    """
     settings = runtime.settings
     runtime.pool = await _until_reachable(lambda: db.open_pool(
         settings.database_url, settings.schema, settings.db_pool_min, settings.db_pool_max))
@@ -97,20 +105,23 @@ async def _running(runtime: Runtime, service_dir: Path, on_started: Sequence[Hoo
     await producer.start()
     runtime.relay = OutboxRelay(runtime.pool, producer, settings.schema,
                                 poll_seconds=settings.outbox_poll_seconds,
-                                batch_size=settings.outbox_batch_size)
+                                batch_size=settings.outbox_batch_size,
+                                linger_seconds=settings.outbox_linger_seconds)
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
     runtime.broker.context.set_global("pool", runtime.pool)
     runtime.broker.context.set_global("service", settings.service_name)
     runtime.broker.context.set_global("runtime", runtime)
-    await runtime.broker.start()
-    for hook in on_started:
+    for hook in on_pool_ready:
         await hook(runtime)
+    await runtime.broker.start()
     runtime.ready = True
     log.info("started", extra={"port": settings.port})
     try:
         yield
     finally:
         runtime.ready = False
+        for hook in on_stopping:
+            await hook(runtime)
         await runtime.broker.stop()
         for task in runtime.tasks:
             task.cancel()

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     outbox_poll_seconds: float = 0.5
     outbox_batch_size: int = 500
+    outbox_linger_seconds: float = 0.005
+    referrals_url: str = "http://127.0.0.1:8081"
 
     @property
     def schema(self) -> str:

@@ -3,15 +3,16 @@
 import asyncio
 import functools
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterable
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared.broker import FETCH_MAX_WAIT_MS
 from shared.envelope import Envelope
 
 
@@ -65,7 +66,8 @@ class EventLog:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> "EventLog":
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+                                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
         await self._consumer.start()
         partitions = []
         for topic in self._topics:

@@ -8,12 +8,15 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from shared import embedded, topics
 from shared.broker import ensure_topics
 from shared.settings import Settings
-from shared.testing import ServiceProcess, free_port
+from shared.testing import EventLog, ServiceProcess, free_port
+from tests.workflow_harness import Commands
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,10 @@ def services(infra: Infra) -> Iterator[dict[str, ServiceProcess]]:
         process.stop()
 
 
-async def start_service(services: dict[str, ServiceProcess], infra: Infra, name: str) -> ServiceProcess:
+async def start_service(services: dict[str, ServiceProcess], infra: Infra, name: str,
+                        **env: str) -> ServiceProcess:
     if name not in services:
-        services[name] = ServiceProcess(name, infra.env, infra.log_dir)
+        services[name] = ServiceProcess(name, {**infra.env, **env}, infra.log_dir)
         services[name].start()
     await services[name].ready()
     return services[name]
@@ -93,23 +97,31 @@ async def referrals(services: dict[str, ServiceProcess], infra: Infra) -> Servic
 
 
 @pytest.fixture
-async def workflow(services: dict[str, ServiceProcess], infra: Infra) -> ServiceProcess:
-    return await start_service(services, infra, "workflow")
+async def workflow(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess) -> ServiceProcess:
+    """The workflow service, reading person records from the referrals process (R-W5)."""
+    return await start_service(services, infra, "workflow", REFERRALS_URL=referrals.url)
 
 
 @pytest.fixture
-async def events(infra: Infra) -> AsyncIterator["EventLog"]:
-    from shared.testing import EventLog
-
+async def events(infra: Infra) -> AsyncIterator[EventLog]:
     watched = [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.dlq(topics.REFERRALS_INTAKE)]
     async with EventLog(infra.bootstrap, watched) as log:
         yield log
 
 
 @pytest.fixture(scope="session")
-async def db(infra: Infra) -> AsyncIterator["asyncpg.Pool"]:
-    import asyncpg
-
+async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(infra.dsn, min_size=1, max_size=3)
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def commands(infra: Infra, events: EventLog) -> AsyncIterator[Commands]:
+    """Send workflow commands and await each one's whole outcome."""
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield Commands(producer, events)
+    finally:
+        await producer.stop()

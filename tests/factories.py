@@ -83,3 +83,13 @@ def unique_referral(**overrides: Any) -> dict[str, Any]:
 def referral_message(data: dict[str, Any], *, source: str = "test-contact-centre") -> Envelope:
     """`referral.received` in its CloudEvent envelope, as an upstream system publishes it."""
     return new_message("referral.received", source, data, dataschema="referral.received/1")
+
+
+def actor(worker_id: str = "w-social-1", *roles: str, teams: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The `actor` of a command: a signed-in worker with roles and teams."""
+    return {"worker_id": worker_id, "roles": list(roles or ("social_worker",)), "team_ids": list(teams)}
+
+
+def command_message(type_: str, data: dict[str, Any], *, subject: str | None = None) -> Envelope:
+    """A command as a front end sends it; the actor defaults to a social worker."""
+    return new_message(type_, "test-front-end", {"actor": actor(), **data}, subject=subject)

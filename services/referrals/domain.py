@@ -9,6 +9,7 @@ from typing import Any, TypeVar, get_args
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from shared.commands.base import Reason, Refused
 from shared.events.referrals import (
     Category,
     FieldError,
@@ -271,3 +272,44 @@ def _name_key(name: str) -> str:
 
 def _postcode_key(postcode: str | None) -> str | None:
     return "".join((postcode or "").split()).upper() or None
+
+
+def apply_changes(record: Mapping[str, Any], changes: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The record with `changes` applied and the fields that really changed; every fault refused."""
+    reasons = list(_change_faults(record, changes))
+    if reasons:
+        raise Refused(reasons)
+    changed = sorted(k for k, v in changes.items() if record.get(k) != v)
+    return {**record, **changes}, changed
+
+
+def _change_faults(record: Mapping[str, Any], changes: Mapping[str, Any]) -> Iterator[Reason]:
+    nhs_number = changes.get("nhs_number")
+    if nhs_number is not None and not nhs_number_is_valid(nhs_number):
+        yield Reason(code=INVALID_NHS_NUMBER, field="changes.nhs_number",
+                     message="is not a valid NHS number: 10 digits with a modulus-11 check digit")
+    born, died = changes.get("date_of_birth", record.get("date_of_birth")), changes.get("date_of_death")
+    if born and died and str(died) < str(born):
+        yield Reason(code=INVALID, field="changes.date_of_death", message="is before the date of birth")
+
+
+def check_relationship(person_id: str, other_person_id: str, *, other_exists: bool) -> None:
+    """A relationship links two different people who both have records (R-P2)."""
+    reasons = []
+    if person_id == other_person_id:
+        reasons.append(Reason(code=INVALID, field="other_person_id", message="a person cannot relate to themselves"))
+    if not other_exists:
+        reasons.append(Reason(code="not_found", field="other_person_id", message="no such person"))
+    if reasons:
+        raise Refused(reasons)
+
+
+def check_relationship_end(start_date: date, ended: bool, end_date: date) -> None:
+    """An open relationship ends on or after it started."""
+    reasons = []
+    if ended:
+        reasons.append(Reason(code="conflict", field="relationship_id", message="the relationship has already ended"))
+    if end_date < start_date:
+        reasons.append(Reason(code=INVALID, field="end_date", message="is before the relationship started"))
+    if reasons:
+        raise Refused(reasons)

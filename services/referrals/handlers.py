@@ -8,15 +8,21 @@ import asyncpg
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
 
 from services.referrals import domain, store
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
+from shared.commands import referrals as commands
+from shared.commands.base import Command, CommandRejected, Reason, Refused, parse_command
 from shared.envelope import Envelope, decode, new_message
 from shared.events.referrals import (
+    CaseNoteAdded,
     PersonCreated,
     PersonDetails,
     PersonRelationshipAdded,
+    PersonRelationshipEnded,
+    PersonUpdated,
     ReferralAccepted,
     ReferralReceived,
     ReferralRejected,
@@ -123,6 +129,110 @@ async def _link_carer(
         start_date=now.date(), actor=actor,
     )
     return _event(added, envelope, key=str(carer_id))
+
+
+@subscriber(router, GROUP, topics.REFERRALS_COMMANDS)
+async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """A person-record command: exactly one outcome, its events or `command.rejected`."""
+    envelope = decode(msg.body)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.REFERRALS_COMMANDS):
+            metrics.MESSAGES.labels(GROUP, topics.REFERRALS_COMMANDS, "duplicate").inc()
+            return
+        key = envelope.subject or str(envelope.id)
+        try:
+            async with conn.transaction():  # a refusal undoes whatever the command began
+                command = parse_command(commands.COMMANDS, envelope.type, envelope.data)
+                key, events = await _run(conn, command, envelope)
+        except Refused as refused:
+            events = [CommandRejected.because(envelope.type, refused.reasons)]
+            log.info("command rejected", extra={"message_id": str(envelope.id), "code": events[0].code})
+        await outbox.add(conn, [_event(e, envelope, key=key) for e in events])
+    metrics.MESSAGES.labels(GROUP, topics.REFERRALS_COMMANDS, "handled").inc()
+
+
+async def _run(conn: asyncpg.Connection, command: Command, envelope: Envelope) -> tuple[str, list[BaseModel]]:
+    actor, now = f"worker:{command.actor.worker_id}", datetime.now(UTC)
+    match command:
+        case commands.UpdatePerson():
+            return await _update_person(conn, command, actor, now, envelope)
+        case commands.AddPersonRelationship():
+            return await _add_relationship(conn, command, actor, now)
+        case commands.EndPersonRelationship():
+            return await _end_relationship(conn, command, actor)
+        case commands.AddCaseNote():
+            return await _add_case_note(conn, command, actor, now)
+    raise AssertionError(f"unhandled command {command.TYPE}")
+
+
+async def _locked_person(conn: asyncpg.Connection, person_id: uuid.UUID, expected: int | None) -> asyncpg.Record:
+    person = await store.lock_person(conn, person_id)
+    if person is None:
+        raise Refused([Reason(code="not_found", field="person_id", message="no such person")])
+    if expected is not None and expected != person["version"]:
+        raise Refused([Reason(code="conflict", field="expected_version",
+                              message=f"the record is at version {person['version']}, not {expected}")])
+    return person
+
+
+async def _update_person(conn: asyncpg.Connection, command: commands.UpdatePerson, actor: str, now: datetime,
+                         envelope: Envelope) -> tuple[str, list[BaseModel]]:
+    person = await _locked_person(conn, command.person_id, command.expected_version)
+    record, changed = domain.apply_changes(person["record"], command.changed())
+    keys = domain.match_keys(PersonDetails.model_validate(record))
+    if keys.nhs_number and await store.nhs_number_taken(conn, keys.nhs_number, command.person_id):
+        raise Refused([Reason(code="conflict", field="changes.nhs_number",
+                              message="another person record has this NHS number")])
+    version = person["version"]
+    if changed:
+        version = await store.save_person(conn, command.person_id, record, nhs_number=keys.nhs_number,
+                                          name_key=keys.name_key, actor=actor, at=now)
+        await store.record_change(conn, command.person_id, actor=actor, at=now, what=command.TYPE,
+                                  message_id=envelope.id, fields=changed)
+    key = str(command.person_id)
+    return key, [PersonUpdated(person_id=key, fields=changed, version=version, actor=actor)]
+
+
+async def _add_relationship(conn: asyncpg.Connection, command: commands.AddPersonRelationship, actor: str,
+                            now: datetime) -> tuple[str, list[BaseModel]]:
+    await _locked_person(conn, command.person_id, None)
+    other = await store.load_person(conn, command.other_person_id)
+    domain.check_relationship(str(command.person_id), str(command.other_person_id), other_exists=other is not None)
+    relationship_id = uuid.uuid4()
+    await store.insert_relationship(conn, relationship_id, command.person_id, command.other_person_id,
+                                    command.relationship, is_main_carer=command.is_main_carer,
+                                    start_date=command.start_date, actor=actor, at=now)
+    key = str(command.person_id)
+    return key, [PersonRelationshipAdded(
+        relationship_id=str(relationship_id), person_id=key, other_person_id=str(command.other_person_id),
+        relationship=command.relationship, is_main_carer=command.is_main_carer, start_date=command.start_date,
+        actor=actor)]
+
+
+async def _end_relationship(conn: asyncpg.Connection, command: commands.EndPersonRelationship,
+                            actor: str) -> tuple[str, list[BaseModel]]:
+    relationship = await store.lock_relationship(conn, command.relationship_id)
+    if relationship is None:
+        raise Refused([Reason(code="not_found", field="relationship_id", message="no such relationship")])
+    domain.check_relationship_end(relationship["start_date"], relationship["end_date"] is not None,
+                                  command.end_date)
+    await store.end_relationship(conn, command.relationship_id, command.end_date, command.end_reason, actor)
+    key = str(relationship["person_id"])
+    return key, [PersonRelationshipEnded(
+        relationship_id=str(command.relationship_id), person_id=key,
+        other_person_id=str(relationship["other_person_id"]), end_date=command.end_date, actor=actor)]
+
+
+async def _add_case_note(conn: asyncpg.Connection, command: commands.AddCaseNote, actor: str,
+                         now: datetime) -> tuple[str, list[BaseModel]]:
+    await _locked_person(conn, command.person_id, None)
+    note_id = uuid.uuid4()
+    await store.insert_case_note(conn, {
+        "note_id": note_id, "person_id": command.person_id, "title": command.title, "type": command.type,
+        "text": command.text, "author": actor, "notify_worker_ids": command.notify_worker_ids, "written_at": now})
+    key = str(command.person_id)
+    return key, [CaseNoteAdded(note_id=str(note_id), person_id=key, title=command.title, type=command.type,
+                               author=actor, notify_worker_ids=command.notify_worker_ids)]
 
 
 def _event(data: object, cause: Envelope, *, key: str) -> outbox.Outgoing:

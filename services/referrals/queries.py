@@ -54,3 +54,23 @@ async def get_person(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
 async def find_people(request: Request, nhs_number: str = Query(min_length=10, max_length=12)) -> list[dict[str, Any]]:
     digits = nhs_number.replace(" ", "")
     return [_person(r) for r in await store.people_by_nhs_number(_pool(request), digits)]
+
+
+@router.get("/people/{person_id}/notes")
+async def case_notes(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+    return [
+        {"note_id": str(n["note_id"]), "title": n["title"], "type": n["type"], "text": n["text"],
+         "author": n["author"], "notify_worker_ids": n["notify_worker_ids"],
+         "written_at": n["written_at"].isoformat()}
+        for n in await store.notes_of(_pool(request), person_id)
+    ]
+
+
+@router.get("/people/{person_id}/history")
+async def record_history(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+    """Who changed which fields of the record, and when."""
+    return [
+        {"at": c["at"].isoformat(), "actor": c["actor"], "what": c["what"], "fields": c["fields"],
+         "message_id": str(c["message_id"])}
+        for c in await store.changes_of(_pool(request), person_id)
+    ]

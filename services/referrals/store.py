@@ -108,3 +108,56 @@ async def relationships_of(conn: asyncpg.Connection | asyncpg.Pool, person_id: u
         " ORDER BY start_date, created_at",
         person_id,
     )
+
+
+async def lock_person(conn: asyncpg.Connection, person_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM people WHERE person_id = $1 FOR UPDATE", person_id)
+
+
+async def nhs_number_taken(conn: asyncpg.Connection, nhs_number: str, person_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM people WHERE nhs_number = $1 AND person_id <> $2", nhs_number, person_id))
+
+
+async def save_person(
+    conn: asyncpg.Connection, person_id: uuid.UUID, record: dict[str, Any], *, nhs_number: str | None,
+    name_key: str | None, actor: str, at: datetime,
+) -> int:
+    """Write the record and bump its version; returns the new version."""
+    return await conn.fetchval(
+        "UPDATE people SET record = $2, nhs_number = $3, name_key = $4, version = version + 1,"
+        " updated_at = $5, updated_by = $6 WHERE person_id = $1 RETURNING version",
+        person_id, record, nhs_number, name_key, at, actor,
+    )
+
+
+async def lock_relationship(conn: asyncpg.Connection, relationship_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM person_relationships WHERE relationship_id = $1 FOR UPDATE", relationship_id)
+
+
+async def end_relationship(
+    conn: asyncpg.Connection, relationship_id: uuid.UUID, end_date: date, end_reason: str, actor: str
+) -> None:
+    await conn.execute(
+        "UPDATE person_relationships SET end_date = $2, end_reason = $3, ended_by = $4"
+        " WHERE relationship_id = $1",
+        relationship_id, end_date, end_reason, actor,
+    )
+
+
+async def insert_case_note(conn: asyncpg.Connection, note: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO case_notes (note_id, person_id, title, type, text, author, notify_worker_ids, written_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        note["note_id"], note["person_id"], note["title"], note["type"], note["text"], note["author"],
+        note["notify_worker_ids"], note["written_at"],
+    )
+
+
+async def notes_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM case_notes WHERE person_id = $1 ORDER BY written_at", person_id)
+
+
+async def changes_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM person_changes WHERE person_id = $1 ORDER BY change_id", person_id)

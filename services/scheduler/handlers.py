@@ -1,17 +1,56 @@
-"""Subscribers of the scheduler service."""
+"""Subscribers of the scheduler service: timer.set and timer.cancel on scheduler.timers."""
 
+import logging
+from datetime import UTC, datetime
+
+import asyncpg
+from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
-from shared import topics
+from services.scheduler import domain, store
+from services.scheduler.jobs import Firing
+from shared import inbox, metrics, topics
 from shared.broker import subscriber
-from shared.envelope import decode
+from shared.envelope import Undecodable, decode
+from shared.events.scheduler import TimerCancel, TimerSet
 
 GROUP = "scheduler"
+log = logging.getLogger(__name__)
 router = KafkaRouter()
 
 
 @subscriber(router, GROUP, topics.SCHEDULER_TIMERS)
-async def on_timer_command(msg: KafkaMessage) -> None:
-    """timer.set and timer.cancel: handled from the scheduler issue (#5)."""
-    decode(msg.body)
+async def on_timer_command(
+    msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), firing: Firing | None = Context("firing", default=None),
+) -> None:
+    """timer.set sets or moves a timer, timer.cancel withdraws one; invalid data is dead-lettered."""
+    envelope = decode(msg.body)
+    try:
+        command = domain.parse_command(envelope.type, envelope.data)
+    except domain.TimerInvalid as invalid:
+        raise Undecodable(invalid.reason) from None
+    if command is None:
+        metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_TIMERS, "ignored").inc()
+        return
+    now = firing.clock.now() if firing is not None else datetime.now(UTC)
+    kafka_key = msg.raw_message.key.decode("utf-8", "replace") if msg.raw_message.key else None
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_TIMERS):
+            metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_TIMERS, "duplicate").inc()
+            return
+        existing = await store.load_timer(conn, command.key, for_update=True)
+        match command:
+            case TimerSet():
+                timer = domain.set_timer(
+                    existing, command, subject=domain.ordering_key(envelope.subject, kafka_key, command.key),
+                    message_id=envelope.id, correlation_id=envelope.correlationid or str(envelope.id), now=now)
+                await store.save_timer(conn, timer)
+            case TimerCancel():
+                if domain.cancel_timer(existing, command) is not None:
+                    await store.delete_timer(conn, command.key)
+    metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_TIMERS, "handled").inc()
+    log.info("timer command handled", extra={"message_id": str(envelope.id), "type": envelope.type,
+                                            "moved": existing is not None})
+    if isinstance(command, TimerSet) and firing is not None:
+        firing.wake(command.due_at)

@@ -3,10 +3,13 @@
 from pathlib import Path
 
 from services.workflow import handlers, queries
+from services.workflow.pack import load_packs
 from shared.service import create_app
 from shared.settings import load_settings
 
 settings = load_settings("workflow")
+# a broken pack stops start-up here, with a PackError naming the file, the step and the field
+packs = load_packs()
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
@@ -14,3 +17,6 @@ app = create_app(
     queries=queries.router,
     description=__doc__ or "",
 )
+app.state.packs = packs
+app.state.runtime.broker.context.set_global("packs", packs)
+app.state.runtime.broker.context.set_global("people", handlers.PersonReader(settings.referrals_url))

@@ -1,8 +1,40 @@
-"""Pure workflow rules: state changes as functions of state + message, no I/O, no clock."""
+"""Pure workflow rules: state changes as functions of state + command, no I/O, no clock."""
 
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from services.workflow.pack import Field, NextActionDefinition, PackRegistry, StepDefinition
+from shared.commands import workflow as cmd
+from shared.commands.base import Reason, Refused
+from shared.events.workflow import (
+    Assignee,
+    CaseClosed,
+    FinishedAction,
+    NextActionAdded,
+    NextActionRemoved,
+    NextActionSent,
+    NotificationSent,
+    OpenStepListed,
+    PersonDeathRecorded,
+    RequestCompleted,
+    RequestRaised,
+    StepAssigned,
+    StepCancelled,
+    StepCreated,
+    StepFinished,
+    StepFormAdded,
+    StepPrepopulatedRefreshed,
+    StepReturned,
+    StepSaved,
+    StepStarted,
+    WorkflowStarted,
+)
 
 Priority = Literal["normal", "high", "urgent"]
 
@@ -17,6 +49,17 @@ FIRST_STEP_TEAMS = {
     "Significant Information on an Open Case": "children-response",
 }
 
+OPEN_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation"})
+WORKING_STATES = frozenset({"incomplete", "returned", "awaiting_authorisation"})
+MANAGER_ROLES = frozenset(
+    {"senior_officer", "team_manager", "assistant_team_manager", "team_leader", "head_of_service"}
+)
+CLOSURE_GUARD = "case_closure_guard"
+OTHER_WORKFLOW_CONTINUES = "No further action – other workflow continues"
+
+
+# --- state ---------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Workflow:
@@ -28,6 +71,49 @@ class Workflow:
     started_at: datetime
     started_by: str
     status: Literal["open", "closed"] = "open"
+
+
+@dataclass(frozen=True)
+class NextAction:
+    """A next action added to a step (R-NA2); `created_step_id` once its step exists."""
+
+    next_action_id: str
+    action: str
+    nfa: bool
+    target_step_type: str | None
+    assignee_kind: str  # worker | team | self | none
+    assignee_id: str | None
+    send_immediately: bool
+    scheduled_date: date | None
+    reason: str | None
+    note: str | None
+    priority: Priority
+    added_by: str
+    added_at: datetime
+    created_step_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "next_action_id": self.next_action_id, "action": self.action, "nfa": self.nfa,
+            "target_step_type": self.target_step_type, "assignee_kind": self.assignee_kind,
+            "assignee_id": self.assignee_id, "send_immediately": self.send_immediately,
+            "scheduled_date": self.scheduled_date.isoformat() if self.scheduled_date else None,
+            "reason": self.reason, "note": self.note, "priority": self.priority,
+            "added_by": self.added_by, "added_at": self.added_at.isoformat(),
+            "created_step_id": self.created_step_id,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> NextAction:
+        return cls(
+            next_action_id=raw["next_action_id"], action=raw["action"], nfa=raw["nfa"],
+            target_step_type=raw["target_step_type"], assignee_kind=raw["assignee_kind"],
+            assignee_id=raw["assignee_id"], send_immediately=raw["send_immediately"],
+            scheduled_date=date.fromisoformat(raw["scheduled_date"]) if raw["scheduled_date"] else None,
+            reason=raw["reason"], note=raw["note"], priority=raw["priority"],
+            added_by=raw["added_by"], added_at=datetime.fromisoformat(raw["added_at"]),
+            created_step_id=raw.get("created_step_id"),
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +137,126 @@ class Step:
     version: int = 1
     values: dict[str, Any] = field(default_factory=dict)
     completed_sections: tuple[int, ...] = ()
+    next_actions: tuple[NextAction, ...] = ()
+    forms: tuple[str, ...] = ()
+    return_note: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+    @property
+    def assignee(self) -> Assignee:
+        return Assignee(kind=self.assignee_kind, id=self.assignee_id)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request or notification sent from a step (R-RQ1); a request is open until completed."""
+
+    request_id: str
+    step_id: str
+    person_id: str
+    name: str
+    kind: Literal["request", "notification"]
+    required: bool
+    to_kind: Literal["worker", "team"]
+    to_id: str
+    note: str | None
+    state: Literal["open", "completed", "returned", "cancelled", "sent"]
+    sent_by: str
+    sent_at: datetime
+    completed_by: str | None = None
+    completed_at: datetime | None = None
+    completion_note: str | None = None
+
+
+@dataclass(frozen=True)
+class OtherStep:
+    """A step of the same person, as case-level rules see it (R-K1, R-NA6)."""
+
+    step_id: str
+    step_type: str
+    state: str
+    pack_version: int
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What case-level rules need: the person's other steps and latest finished values."""
+
+    other_steps: tuple[OtherStep, ...] = ()
+    finished_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    workflow_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a worker with roles and teams, or the system."""
+
+    worker_id: str
+    roles: frozenset[str] = frozenset()
+    team_ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, actor: cmd.Actor) -> Actor:
+        return cls(actor.worker_id, frozenset(actor.roles), frozenset(actor.team_ids))
+
+
+@dataclass(frozen=True)
+class History:
+    """One line of a step's history: who, when, what (R-W2 audit)."""
+
+    step_id: str
+    at: datetime
+    actor: str
+    what: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a decision may read besides the step: time, actor, ids, packs, person, case."""
+
+    now: datetime
+    actor: Actor
+    ids: Iterator[str]
+    packs: PackRegistry
+    person: Mapping[str, Any] | None = None
+    case: CaseView = CaseView()
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a command decided: the changed step, new steps and requests, history and events."""
+
+    events: tuple[BaseModel, ...]
+    step: Step | None = None
+    created: tuple[Step, ...] = ()
+    workflows: tuple[Workflow, ...] = ()
+    requests: tuple[Request, ...] = ()
+    history: tuple[History, ...] = ()
+    closed_workflow_ids: tuple[str, ...] = ()
+    finished_future: tuple[Step, ...] = ()
+
+
+class RuleBroken(Refused):
+    """A command broke one or more rules; `reasons` lists every one."""
+
+
+def reason(code: str, message: str, **where: Any) -> Reason:
+    return Reason(code=code, message=message, **where)
+
+
+def _check(reasons: list[Reason]) -> None:
+    if reasons:
+        raise RuleBroken(reasons)
+
+
+# --- referral intake -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -94,3 +300,906 @@ def start_from_referral(
         linked_person_id=referral.cared_for_person_id,
     )
     return workflow, step
+
+
+# --- forms: prepopulation, carried sections, validation, mandatory fields ---------------------
+
+
+def _person_value(person: Mapping[str, Any], path: str) -> Any:
+    value: Any = person
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    if isinstance(value, Mapping):
+        return ", ".join(str(v) for v in value.values() if v not in (None, "")) or None
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or None
+    return value
+
+
+def prepopulated(defn: StepDefinition, person: Mapping[str, Any], *, cogs: frozenset[str]) -> dict[str, Any]:
+    """R-W5: the values of the step's cog fields of the given colours, from the person record."""
+    return {
+        f.key: _person_value(person, f.prepopulate_from)
+        for section in defn.form_sections
+        for f in section.fields
+        if f.cog in cogs and f.prepopulate_from
+    }
+
+
+def carried_values(defn: StepDefinition, finished: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """R-W7: values of sections carried from the latest finished step of the earlier type."""
+    values: dict[str, Any] = {}
+    by_number = {s.number: s for s in defn.form_sections}
+    for spec in defn.carried_sections:
+        source = finished.get(spec.from_step_type, {})
+        for number in range(spec.from_section, spec.to_section + 1):
+            for f in by_number[number].fields:
+                if f.key in source:
+                    values[f.key] = source[f.key]
+    # R-W8: a table with rows_from starts with one row per source row, system columns filled
+    for section in defn.form_sections:
+        for f in section.fields:
+            if f.rows_from and isinstance(values.get(f.rows_from), list):
+                system = [c.key for c in f.columns if c.system_generated]
+                values[f.key] = [
+                    {k: row.get(k) for k in system if k in row}
+                    for row in values[f.rows_from] if isinstance(row, Mapping)
+                ]
+    return values
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _date_ok(value: Any, kind: type[date]) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        kind.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def value_problem(f: Field, value: Any) -> str | None:
+    """Why a value does not fit its field, or None; null always clears a field."""
+    if value is None:
+        return None
+    match f.type:
+        case "text" | "textarea" | "person_ref":
+            return None if isinstance(value, str) else "must be text"
+        case "number":
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            return None if ok else "must be a number"
+        case "bool":
+            return None if isinstance(value, bool) else "must be true or false"
+        case "date":
+            return None if _date_ok(value, date) else "must be a date (YYYY-MM-DD)"
+        case "datetime":
+            return None if _date_ok(value, datetime) else "must be a date and time (ISO 8601)"
+        case "select":
+            return None if value in f.options else f"must be one of {list(f.options)}"
+        case "multiselect":
+            ok = isinstance(value, list) and all(v in f.options for v in value)
+            return None if ok else f"must be a list of {list(f.options)}"
+        case "table":
+            if not isinstance(value, list) or not all(isinstance(r, Mapping) for r in value):
+                return "must be a list of rows"
+            return None
+    return None
+
+
+def _writable_fields(defn: StepDefinition, forms: Sequence[str]) -> dict[str, tuple[int | None, Field, bool]]:
+    """key → (section, field, read only) of the step's form and its added optional forms."""
+    fields: dict[str, tuple[int | None, Field, bool]] = {}
+    for section in defn.form_sections:
+        for f in section.fields:
+            fields[f.key] = (section.number, f, section.read_only)
+    for form in defn.optional_forms:
+        if form.name in forms:
+            for section in form.sections:
+                for f in section.fields:
+                    fields.setdefault(f.key, (None, f, section.read_only))
+    return fields
+
+
+def _form_field_keys(defn: StepDefinition) -> dict[str, str]:
+    return {f.key: form.name for form in defn.optional_forms for s in form.sections for f in s.fields}
+
+
+def save_problems(
+    defn: StepDefinition, step: Step, values: Mapping[str, Any], actor: Actor
+) -> list[Reason]:
+    """Every reason the values cannot be saved (R-W4, R-W5, R-W6, R-W7, R-W8, R-W9)."""
+    fields = _writable_fields(defn, step.forms)
+    form_keys = _form_field_keys(defn)
+    reasons: list[Reason] = []
+    for key, value in values.items():
+        if key not in fields:
+            if key in form_keys:
+                reasons.append(reason("form_not_added", f"add the form {form_keys[key]!r} before"
+                                      f" writing {key!r} (R-W9)", field=key))
+            else:
+                reasons.append(reason("unknown_field", f"{step.step_type} has no field {key!r}",
+                                      field=key))
+            continue
+        section, f, read_only = fields[key]
+        where = {"field": key, "section": section}
+        if read_only:
+            reasons.append(reason("read_only", f"{f.label!r} is carried read-only from an earlier"
+                                  " step (R-W7)", **where))
+        elif f.cog == "blue":
+            reasons.append(reason("read_only", f"{f.label!r} comes from the person record: change"
+                                  " the record and refresh (R-W5)", **where))
+        elif f.system_generated:
+            reasons.append(reason("read_only", f"{f.label!r} is filled by the system (R-W6)", **where))
+        elif f.owner_role and f.owner_role not in actor.roles:
+            reasons.append(reason("role", f"only a {f.owner_role} may write {f.label!r} (R-W6)",
+                                  **where))
+        else:
+            problem = value_problem(f, value)
+            if problem:
+                reasons.append(reason("invalid_value", f"{f.label!r} {problem}", **where))
+            elif f.type == "table" and value:
+                reasons += _row_problems(f, value, step.values.get(key), section)
+    return reasons
+
+
+def _row_problems(f: Field, rows: list[Mapping[str, Any]], before: Any, section: int | None) -> list[Reason]:
+    columns = {c.key: c for c in f.columns}
+    old = before if isinstance(before, list) else []
+    reasons: list[Reason] = []
+    if f.rows_from and len(rows) != len(old):
+        reasons.append(reason("invalid_value", f"the rows of {f.label!r} come from an earlier step:"
+                              " edit them, do not add or delete (R-W8)", field=f.key, section=section))
+    for index, row in enumerate(rows):
+        for key, value in row.items():
+            at = f"{f.key}[{index}].{key}"
+            column = columns.get(key)
+            if column is None:
+                reasons.append(reason("unknown_field", f"{f.label!r} has no column {key!r}",
+                                      field=at, section=section))
+                continue
+            if column.system_generated:
+                previous = old[index].get(key) if index < len(old) and isinstance(old[index], Mapping) else None
+                if value != previous and key != "recorded_by":
+                    reasons.append(reason("read_only", f"{column.label!r} is filled by the system",
+                                          field=at, section=section))
+                continue
+            problem = value_problem(column, value)
+            if problem:
+                reasons.append(reason("invalid_value", f"{column.label!r} {problem}", field=at,
+                                      section=section))
+    return reasons
+
+
+def _fill_system_columns(defn: StepDefinition, values: dict[str, Any], actor: Actor) -> dict[str, Any]:
+    """System-generated columns: the recording worker of a new activity row (R-W8)."""
+    fields = {f.key: f for s in defn.form_sections for f in s.fields}
+    out = dict(values)
+    for key, rows in values.items():
+        f = fields.get(key)
+        if f is None or f.type != "table" or not isinstance(rows, list):
+            continue
+        if any(c.key == "recorded_by" and c.system_generated for c in f.columns):
+            out[key] = [{**row, "recorded_by": row.get("recorded_by") or actor.worker_id} for row in rows]
+    return out
+
+
+def missing_fields(defn: StepDefinition, step: Step) -> list[Reason]:
+    """R-W4: every mandatory field still empty, by section, all at once."""
+    sections = [(s.number, s) for s in defn.form_sections if not s.read_only]
+    sections += [(None, s) for form in defn.optional_forms if form.name in step.forms for s in form.sections]
+    return _missing_in(sections, step.values)
+
+
+def _missing_in(sections: Sequence[tuple[int | None, Any]], values: Mapping[str, Any]) -> list[Reason]:
+    reasons: list[Reason] = []
+    for number, section in sections:
+        for f in section.fields:
+            if f.system_generated or f.cog == "blue":
+                continue
+            value = values.get(f.key)
+            label = f"section {section.number} {section.title!r}" if number else f"form {section.title!r}"
+            if f.mandatory and _empty(value):
+                reasons.append(reason("missing_field", f"{f.label!r} in {label} is mandatory",
+                                      section=number, field=f.key))
+            if f.type == "table" and isinstance(value, list):
+                reasons += _missing_in_rows(f, value, number)
+    return reasons
+
+
+def _missing_in_rows(f: Field, rows: list[Any], section: int | None) -> list[Reason]:
+    reasons: list[Reason] = []
+    seen: dict[str, set[Any]] = {}
+    for index, row in enumerate(rows):
+        row = row if isinstance(row, Mapping) else {}
+        for column in f.columns:
+            if not column.mandatory or column.system_generated:
+                continue
+            if column.once_per:
+                group = seen.setdefault(column.key, set())
+                key = row.get(column.once_per)
+                if key in group:
+                    continue  # R-W8: recorded once per group, on its first row
+                group.add(key)
+            if _empty(row.get(column.key)):
+                reasons.append(reason("missing_field", f"{column.label!r} is mandatory in row"
+                                      f" {index + 1} of {f.label!r}", section=section,
+                                      field=f"{f.key}[{index}].{column.key}"))
+    return reasons
+
+
+# --- who may do what -------------------------------------------------------------------------
+
+
+def _is_assignee(step: Step, actor: Actor) -> bool:
+    if step.assignee_kind == "worker":
+        return step.assignee_id == actor.worker_id
+    return step.assignee_id in actor.team_ids
+
+
+def may_work(step: Step, defn: StepDefinition, actor: Actor) -> bool:
+    """The assignee (worker, or member of the team) or an authoriser of the step type."""
+    return _is_assignee(step, actor) or bool(actor.roles & set(defn.authorisers))
+
+
+def two_part(defn: StepDefinition) -> bool:
+    """R-RQ7: the worker sends a required request and closes; an authoriser finishes."""
+    return bool(defn.authorisers) and any(r.required and r.kind == "request" for r in defn.requests)
+
+
+def _not_assignee(step: Step) -> Reason:
+    return reason("not_assignee", f"this step is assigned to {step.assignee_kind} {step.assignee_id!r}")
+
+
+def _state(step: Step, allowed: frozenset[str] | set[str], doing: str) -> list[Reason]:
+    if step.state in allowed:
+        return []
+    if step.state == "incoming":
+        return [reason("not_started", f"start the step before you {doing} (R-W2)")]
+    return [reason("invalid_state", f"cannot {doing} a step that is {step.state}")]
+
+
+def _bump(step: Step, ctx: Context, **changes: Any) -> Step:
+    return replace(step, version=step.version + 1, updated_at=ctx.now, updated_by=ctx.actor.worker_id,
+                   **changes)
+
+
+def _history(step: Step, ctx: Context, what: str, **details: Any) -> History:
+    return History(step.step_id, ctx.now, ctx.actor.worker_id, what, details)
+
+
+def _base(step: Step, ctx: Context) -> dict[str, Any]:
+    return {"step_id": step.step_id, "person_id": step.person_id, "actor": ctx.actor.worker_id,
+            "version": step.version}
+
+
+# --- creating steps ----------------------------------------------------------------------------
+
+
+def new_step(
+    ctx: Context, *, step_type: str, workflow_id: str, person_id: str, assignee: tuple[str, str],
+    priority: Priority, provenance: dict[str, Any], due_date: date | None = None,
+    source_values: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[Step, History]:
+    """A step created as incoming (or future) work, prepopulated and with carried sections."""
+    version = ctx.packs.latest_version(step_type)
+    defn = ctx.packs.step(step_type, version)
+    values = carried_values(defn, source_values if source_values is not None else ctx.case.finished_values)
+    if ctx.person is not None:
+        values.update(prepopulated(defn, ctx.person, cogs=frozenset({"blue", "yellow"})))
+        note = "prepopulated from the person record"
+    else:
+        note = "person record unavailable: prepopulated fields left empty (refresh later)"
+    state = "future" if due_date is not None and due_date > ctx.today else "incoming"
+    step = Step(
+        step_id=next(ctx.ids), workflow_id=workflow_id, person_id=person_id, step_type=step_type,
+        pack_version=version, state=state, assignee_kind=assignee[0],  # type: ignore[arg-type]
+        assignee_id=assignee[1], priority=priority, created_at=ctx.now, created_by=ctx.actor.worker_id,
+        provenance={**provenance, "pack_version": version}, due_date=due_date if state == "future" else None,
+        values=values, updated_at=ctx.now, updated_by=ctx.actor.worker_id,
+    )
+    return step, History(step.step_id, ctx.now, ctx.actor.worker_id, "prepopulated",
+                         {"note": note, "fields": sorted(values)})
+
+
+def created_event(step: Step) -> StepCreated:
+    return StepCreated(
+        step_id=step.step_id, workflow_id=step.workflow_id, person_id=step.person_id,
+        step_type=step.step_type, assignee=step.assignee, state=step.state,  # type: ignore[arg-type]
+        priority=step.priority, due_date=step.due_date, linked_person_id=step.linked_person_id,
+        pack_version=step.pack_version, provenance=step.provenance,
+    )
+
+
+def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> Decision:
+    """R-W1: Start > New opens a new workflow; assigned to self it is started at once."""
+    step_type = command.step_type
+    if step_type not in ctx.packs.step_types():
+        raise RuleBroken([reason("unknown_step_type", f"no pack defines step type {step_type!r}",
+                                 field="step_type")])
+    target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
+    person_id = str(command.person_id)
+    workflow = Workflow(workflow_id, person_id, {"kind": "start_new"}, ctx.now, ctx.actor.worker_id)
+    step, prepop = new_step(
+        ctx, step_type=step_type, workflow_id=workflow_id, person_id=person_id,
+        assignee=(target.kind, target.id), priority="normal",
+        provenance={"rule": "R-W1 start new", "action": None, "from_step_id": None},
+    )
+    events: list[BaseModel] = [
+        WorkflowStarted(workflow_id=workflow_id, person_id=person_id, first_step_type=step_type,
+                        origin="start_new"),
+        created_event(step),
+    ]
+    history = [History(step.step_id, ctx.now, ctx.actor.worker_id, "step.created",
+                       {"state": step.state, "provenance": step.provenance}), prepop]
+    if target.kind == "worker" and target.id == ctx.actor.worker_id:
+        step = replace(step, state="incomplete", version=2)
+        events.append(StepStarted(**_base(step, ctx), assignee=step.assignee))
+        history.append(_history(step, ctx, "step.started"))
+    return Decision(events=tuple(events), created=(step,), workflows=(workflow,), history=tuple(history))
+
+
+# --- the step lifecycle (R-W2..R-W9) -----------------------------------------------------------
+
+
+def start(ctx: Context, step: Step, defn: StepDefinition) -> Decision:
+    """R-W2: incoming → incomplete; a team member who starts a team step takes it."""
+    reasons: list[Reason] = []
+    due = step.state == "future" and (step.due_date is None or step.due_date <= ctx.today)
+    if step.state != "incoming" and not due:
+        reasons.append(reason("invalid_state", f"only incoming work can be started; this step is {step.state}"))
+    if not _is_assignee(step, ctx.actor):
+        reasons.append(_not_assignee(step))
+    _check(reasons)
+    new = _bump(step, ctx, state="incomplete", assignee_kind="worker", assignee_id=ctx.actor.worker_id)
+    return Decision(events=(StepStarted(**_base(new, ctx), assignee=new.assignee),), step=new,
+                    history=(_history(new, ctx, "step.started", assignee=new.assignee.model_dump()),))
+
+
+def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> Decision:
+    """R-W3: to a worker or a team, or on from a team to a worker."""
+    reasons = _state(step, OPEN_STATES | {"future"}, "assign")
+    if not (_is_assignee(step, ctx.actor) or ctx.actor.roles & (MANAGER_ROLES | set(defn.authorisers))):
+        reasons.append(reason("role", "only the assignee, a member of the assigned team or a manager"
+                              " may assign this step (R-W3)"))
+    _check(reasons)
+    new = _bump(step, ctx, assignee_kind=to.kind, assignee_id=to.id)
+    event = StepAssigned(**_base(new, ctx), previous=step.assignee, assignee=new.assignee, state=new.state)
+    return Decision(events=(event,), step=new, history=(_history(
+        new, ctx, "step.assigned", previous=step.assignee.model_dump(), assignee=new.assignee.model_dump()),))
+
+
+def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) -> Decision:
+    """R-W4: partial saves at any time; "section completed" is a marker only."""
+    reasons = _state(step, WORKING_STATES, "save")
+    if not may_work(step, defn, ctx.actor):
+        reasons.append(_not_assignee(step))
+    reasons += save_problems(defn, step, command.values, ctx.actor)
+    numbers = {s.number for s in defn.form_sections}
+    for number in command.completed_sections or ():
+        if number not in numbers:
+            reasons.append(reason("unknown_section", f"{step.step_type} has no section {number}",
+                                  section=number))
+    _check(reasons)
+    values = {**step.values, **_fill_system_columns(defn, dict(command.values), ctx.actor)}
+    completed = step.completed_sections
+    if command.completed_sections is not None:
+        completed = tuple(sorted(set(command.completed_sections)))
+    new = _bump(step, ctx, values=values, completed_sections=completed)
+    event = StepSaved(**_base(new, ctx), fields=sorted(command.values), completed_sections=list(completed))
+    return Decision(events=(event,), step=new, history=(_history(
+        new, ctx, "step.saved", fields=sorted(command.values), completed_sections=list(completed)),))
+
+
+def refresh_prepopulated(ctx: Context, step: Step, defn: StepDefinition) -> Decision:
+    """R-W5: blue cog fields copied again from the record; yellow ones only where still empty."""
+    reasons = _state(step, OPEN_STATES, "refresh")
+    if not may_work(step, defn, ctx.actor):
+        reasons.append(_not_assignee(step))
+    if ctx.person is None:
+        reasons.append(reason("person_record_unavailable", "the person record cannot be read now; try again"))
+    _check(reasons)
+    assert ctx.person is not None
+    fresh = prepopulated(defn, ctx.person, cogs=frozenset({"blue"}))
+    for key, value in prepopulated(defn, ctx.person, cogs=frozenset({"yellow"})).items():
+        if _empty(step.values.get(key)):
+            fresh[key] = value
+    changed = sorted(k for k, v in fresh.items() if step.values.get(k) != v)
+    new = _bump(step, ctx, values={**step.values, **fresh})
+    return Decision(events=(StepPrepopulatedRefreshed(**_base(new, ctx), fields=changed),), step=new,
+                    history=(_history(new, ctx, "step.prepopulated_refreshed", fields=changed),))
+
+
+def add_form(ctx: Context, step: Step, defn: StepDefinition, name: str) -> Decision:
+    """R-W9: an optional form or letter of the step type."""
+    reasons = _state(step, WORKING_STATES, "add a form to")
+    if not may_work(step, defn, ctx.actor):
+        reasons.append(_not_assignee(step))
+    try:
+        form = defn.form(name)
+    except KeyError:
+        reasons.append(reason("unknown_form", f"{step.step_type} has no optional form {name!r}", field="form"))
+    else:
+        if name in step.forms:
+            reasons.append(reason("already_added", f"{name!r} is already on the step", field="form"))
+    _check(reasons)
+    new = _bump(step, ctx, forms=(*step.forms, name))
+    return Decision(events=(StepFormAdded(**_base(new, ctx), form=name, kind=form.kind),), step=new,
+                    history=(_history(new, ctx, "step.form_added", form=name),))
+
+
+# --- next actions (R-NA1..R-NA6) ------------------------------------------------------------
+
+
+def _closure_in_progress(ctx: Context, step: Step) -> bool:
+    for other in ctx.case.other_steps:
+        if other.step_id == step.step_id or other.state not in OPEN_STATES:
+            continue
+        try:
+            rules = ctx.packs.step(other.step_type, other.pack_version).rules
+        except KeyError:
+            continue
+        if CLOSURE_GUARD in rules:
+            return True
+    return False
+
+
+def _form_complete(defn: StepDefinition, step: Step, form: str) -> bool:
+    if form not in step.forms:
+        return False
+    return not _missing_in([(None, s) for s in defn.form(form).sections], step.values)
+
+
+def _action_problems(
+    ctx: Context, step: Step, defn: StepDefinition, action: NextActionDefinition,
+    command: cmd.AddNextAction,
+) -> list[Reason]:
+    reasons: list[Reason] = []
+    roles = ctx.actor.roles
+    if action.added_by_roles and not roles & set(action.added_by_roles):
+        reasons.append(reason("role", f"only {', '.join(action.added_by_roles)} may add"
+                              f" {action.action!r} (R-NA5)", field="action"))
+    if action.allowed_when == "case_closure_in_progress" and not _closure_in_progress(ctx, step):
+        reasons.append(reason("not_allowed_in_case_state", f"{action.action!r} needs an Adult Proposed"
+                              " Case Closure or Adult Case Closure in Progress in current work (R-NA6)",
+                              field="action"))
+    if action.allowed_when == "no_case_closure_in_progress" and _closure_in_progress(ctx, step):
+        reasons.append(reason("not_allowed_in_case_state", "a case closure is already in progress: use"
+                              " 'Adult Case Closure Already Started (NFA)' (R-NA6)", field="action"))
+    kind = action.assignee_kind
+    given = command.assignee
+    if kind == "none" and given is not None:
+        reasons.append(reason("assignee_not_allowed", f"{action.action!r} is NFA and needs no assignee"
+                              " (R-NA4)", field="assignee"))
+    elif kind == "self" and given is not None and (given.kind, given.id) != ("worker", ctx.actor.worker_id):
+        reasons.append(reason("assignee_kind", f"{action.action!r} is assigned to self ('Assign to me')"
+                              " (R-NA5)", field="assignee"))
+    elif kind in ("worker", "team") and given is not None and given.kind != kind:
+        reasons.append(reason("assignee_kind", f"{action.action!r} goes to a {kind}, not a {given.kind}"
+                              " (R-NA5)", field="assignee"))
+    elif kind == "worker" and given is None:
+        reasons.append(reason("assignee_required", f"{action.action!r} needs a worker to assign to",
+                              field="assignee"))
+    elif kind == "team" and given is None and action.default_team is None:
+        reasons.append(reason("assignee_required", f"{action.action!r} needs a team to pass to",
+                              field="assignee"))
+    if command.send_immediately and action.send_immediately == "forbidden":
+        reasons.append(reason("send_immediately_not_allowed", f"{action.action!r} cannot be sent"
+                              " immediately (R-NA2)", field="send_immediately"))
+    if not command.send_immediately and action.send_immediately == "required":
+        reasons.append(reason("send_immediately_required", f"{action.action!r} must be sent immediately",
+                              field="send_immediately"))
+    if command.scheduled_date is not None:
+        if action.nfa or action.scheduled_offset_days is None:
+            reasons.append(reason("scheduling_not_allowed", f"{action.action!r} cannot be scheduled"
+                                  " (R-NA2)", field="scheduled_date"))
+        elif command.send_immediately:
+            reasons.append(reason("scheduling_not_allowed", "an action sent immediately cannot be"
+                                  " scheduled", field="scheduled_date"))
+    if action.reasons and command.reason is not None and command.reason not in action.reasons:
+        reasons.append(reason("invalid_reason", f"the reason must be one of {list(action.reasons)}",
+                              field="reason"))
+    if action.reason_required and command.reason is None:
+        reasons.append(reason("reason_required", f"{action.action!r} needs a reason (R-NA2)",
+                              field="reason"))
+    if command.priority != "normal" and command.note is None:
+        reasons.append(reason("note_required", "a priority other than normal needs a note (R-NA2)",
+                              field="note"))
+    if action.requires_form and not _form_complete(defn, step, action.requires_form):
+        reasons.append(reason("form_required", f"{action.action!r} needs the form"
+                              f" {action.requires_form!r} added and completed first (R-W9)",
+                              field="action"))
+    return reasons
+
+
+def _resolve_assignee(action: NextAction, who: Actor) -> tuple[str, str]:
+    if action.assignee_kind == "self":
+        return ("worker", who.worker_id)
+    assert action.assignee_id is not None
+    return (action.assignee_kind, action.assignee_id)
+
+
+def _create_from(ctx: Context, step: Step, action: NextAction, rule: str, who: Actor) -> tuple[Step, History]:
+    assert action.target_step_type is not None
+    sources = {**ctx.case.finished_values, step.step_type: step.values}
+    due = action.scheduled_date
+    return new_step(
+        ctx, step_type=action.target_step_type, workflow_id=step.workflow_id, person_id=step.person_id,
+        assignee=_resolve_assignee(action, who), priority=action.priority, due_date=due,
+        provenance={"rule": rule, "action": action.action, "from_step_id": step.step_id,
+                    "next_action_id": action.next_action_id, "from_pack_version": step.pack_version},
+        source_values=sources,
+    )
+
+
+def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd.AddNextAction) -> Decision:
+    """R-NA2: an allowed action with its assignee, reason, note and priority; sent at once if asked."""
+    reasons = _state(step, WORKING_STATES, "add a next action to")
+    if not may_work(step, defn, ctx.actor):
+        reasons.append(_not_assignee(step))
+    try:
+        action = defn.next_action(command.action)
+    except KeyError:
+        reasons.append(reason("unknown_action", f"{step.step_type} has no next action {command.action!r}",
+                              field="action"))
+        raise RuleBroken(reasons) from None
+    reasons += _action_problems(ctx, step, defn, action, command)
+    _check(reasons)
+    assignee_kind, assignee_id = action.assignee_kind, None
+    if command.assignee is not None:
+        assignee_id = command.assignee.id
+    elif action.assignee_kind == "team":
+        assignee_id = action.default_team
+    scheduled = command.scheduled_date
+    if scheduled is None and action.scheduled_offset_days and not command.send_immediately:
+        scheduled = ctx.today + timedelta(days=action.scheduled_offset_days)
+    added = NextAction(
+        next_action_id=next(ctx.ids), action=action.action, nfa=action.nfa,
+        target_step_type=action.target_step_type, assignee_kind=assignee_kind, assignee_id=assignee_id,
+        send_immediately=command.send_immediately, scheduled_date=scheduled, reason=command.reason,
+        note=command.note, priority=command.priority, added_by=ctx.actor.worker_id, added_at=ctx.now,
+    )
+    created: tuple[Step, ...] = ()
+    history: list[History] = []
+    events: list[BaseModel] = []
+    if command.send_immediately:
+        target, prepop = _create_from(ctx, step, added, "R-NA3 send immediately", ctx.actor)
+        added = replace(added, created_step_id=target.step_id)
+        created = (target,)
+        history += [History(target.step_id, ctx.now, ctx.actor.worker_id, "step.created",
+                            {"state": target.state, "provenance": target.provenance}), prepop]
+    new = _bump(step, ctx, next_actions=(*step.next_actions, added))
+    events.append(NextActionAdded(
+        **_base(new, ctx), next_action_id=added.next_action_id, action=added.action, nfa=added.nfa,
+        target_step_type=added.target_step_type, assignee=_assignee_of(added),
+        send_immediately=added.send_immediately, scheduled_date=added.scheduled_date,
+        reason=added.reason, priority=added.priority,
+    ))
+    if created:
+        events += [NextActionSent(**_base(new, ctx), next_action_id=added.next_action_id,
+                                  action=added.action, created_step_id=created[0].step_id),
+                   created_event(created[0])]
+    history.insert(0, _history(new, ctx, "next_action.added", next_action_id=added.next_action_id,
+                               action=added.action, sent=created[0].step_id if created else None))
+    return Decision(events=tuple(events), step=new, created=created, history=tuple(history))
+
+
+def _assignee_of(action: NextAction) -> Assignee | None:
+    if action.assignee_kind in ("worker", "team") and action.assignee_id:
+        return Assignee(kind=action.assignee_kind, id=action.assignee_id)  # type: ignore[arg-type]
+    return None
+
+
+def remove_next_action(ctx: Context, step: Step, defn: StepDefinition, next_action_id: str) -> Decision:
+    """A next action can be removed until it has been sent."""
+    reasons = _state(step, WORKING_STATES, "remove a next action from")
+    if not may_work(step, defn, ctx.actor):
+        reasons.append(_not_assignee(step))
+    found = next((a for a in step.next_actions if a.next_action_id == next_action_id), None)
+    if found is None:
+        reasons.append(reason("not_found", "the step has no such next action", field="next_action_id"))
+    elif found.created_step_id is not None:
+        reasons.append(reason("already_sent", f"{found.action!r} was sent immediately and cannot be"
+                              " removed", field="next_action_id"))
+    _check(reasons)
+    assert found is not None
+    new = _bump(step, ctx, next_actions=tuple(a for a in step.next_actions if a is not found))
+    return Decision(events=(NextActionRemoved(**_base(new, ctx), next_action_id=next_action_id,
+                                              action=found.action),), step=new,
+                    history=(_history(new, ctx, "next_action.removed", next_action_id=next_action_id,
+                                      action=found.action),))
+
+
+# --- requests and notifications (R-RQ1..R-RQ7) ------------------------------------------------
+
+
+def send_request(
+    ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request],
+    command: cmd.SendRequest | cmd.SendNotification, kind: Literal["request", "notification"],
+) -> Decision:
+    """R-RQ1: a request or notification of the step type to a team or worker, with a note."""
+    reasons = _state(step, WORKING_STATES, f"send a {kind} from")
+    if not may_work(step, defn, ctx.actor):
+        reasons.append(_not_assignee(step))
+    try:
+        spec = defn.request(command.name)
+    except KeyError:
+        reasons.append(reason("unknown_request", f"{step.step_type} has no {kind} {command.name!r}",
+                              field="name"))
+        raise RuleBroken(reasons) from None
+    if spec.kind != kind:
+        reasons.append(reason("wrong_kind", f"{command.name!r} is a {spec.kind}, not a {kind}", field="name"))
+    to = command.to
+    if to is None and spec.default_to is not None and spec.default_to.kind in ("worker", "team"):
+        to = cmd.Target(kind=spec.default_to.kind, id=spec.default_to.id)  # type: ignore[arg-type]
+    if to is None:
+        reasons.append(reason("recipient_required", f"say which team or worker {command.name!r} goes to",
+                              field="to"))
+    if kind == "request" and any(r.name == spec.name and r.state == "open" for r in requests):
+        reasons.append(reason("already_open", f"{spec.name!r} was sent and is not completed yet",
+                              field="name"))
+    _check(reasons)
+    assert to is not None
+    request = Request(
+        request_id=next(ctx.ids), step_id=step.step_id, person_id=step.person_id, name=spec.name,
+        kind=kind, required=spec.required, to_kind=to.kind, to_id=to.id, note=command.note,
+        state="open" if kind == "request" else "sent", sent_by=ctx.actor.worker_id, sent_at=ctx.now,
+    )
+    state = step.state
+    if kind == "request" and spec.required and defn.authorisers:
+        state = "awaiting_authorisation"  # R-RQ4/R-RQ7: the worker's part is done
+    new = _bump(step, ctx, state=state)
+    to_assignee = Assignee(kind=to.kind, id=to.id)
+    event: BaseModel
+    if kind == "request":
+        event = RequestRaised(**_base(new, ctx), request_id=request.request_id, step_type=step.step_type,
+                              name=spec.name, required=spec.required, to=to_assignee, note=command.note,
+                              step_state=state)
+    else:
+        event = NotificationSent(**_base(new, ctx), request_id=request.request_id,
+                                 step_type=step.step_type, name=spec.name, to=to_assignee,
+                                 note=command.note)
+    return Decision(events=(event,), step=new, requests=(request,), history=(_history(
+        new, ctx, f"{kind}.sent", request_id=request.request_id, name=spec.name,
+        to=to_assignee.model_dump()),))
+
+
+def complete_request(
+    ctx: Context, step: Step, request: Request, note: str | None,
+) -> Decision:
+    """The recipient completes a request; the sending step may then finish (R-RQ2)."""
+    reasons: list[Reason] = []
+    if request.kind != "request":
+        reasons.append(reason("not_a_request", "a notification needs no completion", field="request_id"))
+    elif request.state != "open":
+        reasons.append(reason("not_open", f"the request is {request.state}", field="request_id",
+                              request_id=request.request_id))
+    recipient = (request.to_kind == "worker" and request.to_id == ctx.actor.worker_id) or (
+        request.to_kind == "team" and request.to_id in ctx.actor.team_ids)
+    if not recipient:
+        reasons.append(reason("not_recipient", f"the request was sent to {request.to_kind}"
+                              f" {request.to_id!r}", request_id=request.request_id))
+    _check(reasons)
+    done = replace(request, state="completed", completed_by=ctx.actor.worker_id, completed_at=ctx.now,
+                   completion_note=note)
+    new = _bump(step, ctx)
+    return Decision(
+        events=(RequestCompleted(**_base(new, ctx), request_id=request.request_id, name=request.name,
+                                 note=note),),
+        step=new, requests=(done,),
+        history=(_history(new, ctx, "request.completed", request_id=request.request_id,
+                          name=request.name),))
+
+
+# --- finishing, authorising, returning, cancelling --------------------------------------------
+
+
+def closure_blockers(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
+    """R-K1: a closure step cannot finish while any other step of the person is open."""
+    if CLOSURE_GUARD not in defn.rules:
+        return []
+    return [
+        reason("open_step", f"{other.step_type!r} is still {other.state}: the case cannot close while"
+               f" it is open; finish it, or use '{OTHER_WORKFLOW_CONTINUES}' (R-K1)",
+               step_id=other.step_id)
+        for other in ctx.case.other_steps
+        if other.step_id != step.step_id and other.state in OPEN_STATES
+    ]
+
+
+def finish_blockers(
+    ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request],
+    *, authorising: bool = False, check_actor: bool = True,
+) -> list[Reason]:
+    """Every reason the step cannot finish now (R-W4, R-NA1, R-RQ2, R-RQ3, R-RQ7, R-K1)."""
+    reasons = _state(step, WORKING_STATES, "finish")
+    if check_actor:
+        if authorising and not ctx.actor.roles & set(defn.authorisers):
+            who = ", ".join(defn.authorisers) or "nobody"
+            reasons.append(reason("role", f"only {who} may authorise a {step.step_type} (R-RQ5)"))
+        elif not authorising and two_part(defn) and not ctx.actor.roles & set(defn.authorisers):
+            reasons.append(reason("role", f"a {', '.join(defn.authorisers)} finishes a {step.step_type}:"
+                                  " send the required request and close the step (R-RQ7)"))
+        elif not authorising and not may_work(step, defn, ctx.actor):
+            reasons.append(_not_assignee(step))
+    reasons += missing_fields(defn, step)
+    if not step.next_actions:
+        reasons.append(reason("no_next_action", "add at least one next action before finishing (R-NA1)"))
+    for added in step.next_actions:
+        spec = next((a for a in defn.next_actions if a.action == added.action), None)
+        if spec and spec.requires_form and not _form_complete(defn, step, spec.requires_form):
+            reasons.append(reason("form_required", f"{added.action!r} needs the form"
+                                  f" {spec.requires_form!r} completed (R-W9)"))
+    for request in requests:
+        if request.kind == "request" and request.state == "open":
+            reasons.append(reason("open_request", f"the request {request.name!r} sent to"
+                                  f" {request.to_kind} {request.to_id!r} is not completed (R-RQ2)",
+                                  request_id=request.request_id))
+    for spec in defn.requests:
+        sent = {r.state for r in requests if r.name == spec.name}
+        if spec.required and not sent & {"completed", "open"}:  # an open one is reported above
+            reasons.append(reason("required_request", f"the REQUIRED request {spec.name!r} must be"
+                                  " sent and completed (R-RQ3)"))
+    reasons += closure_blockers(ctx, step, defn)
+    return reasons
+
+
+def finish(
+    ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request],
+    *, authorising: bool = False,
+) -> Decision:
+    """R-NA3: finished and locked; each action not yet sent creates its step; a closure closes."""
+    _check(finish_blockers(ctx, step, defn, requests, authorising=authorising))
+    created: list[Step] = []
+    history: list[History] = []
+    actions: list[NextAction] = []
+    for added in step.next_actions:
+        if not added.nfa and added.created_step_id is None:
+            target, prepop = _create_from(ctx, step, added, "R-NA3 next action on finish", ctx.actor)
+            created.append(target)
+            history += [History(target.step_id, ctx.now, ctx.actor.worker_id, "step.created",
+                                {"state": target.state, "provenance": target.provenance}), prepop]
+            added = replace(added, created_step_id=target.step_id)
+        actions.append(added)
+    new = _bump(step, ctx, state="finished", next_actions=tuple(actions))
+    what = "step.authorised_and_finished" if authorising else "step.finished"
+    history.insert(0, _history(new, ctx, what, next_actions=[a.action for a in actions]))
+    events: list[BaseModel] = [StepFinished(
+        **_base(new, ctx), workflow_id=step.workflow_id, step_type=step.step_type, authorised=authorising,
+        next_actions=[FinishedAction(
+            next_action_id=a.next_action_id, action=a.action, nfa=a.nfa,
+            target_step_type=a.target_step_type,
+            assignee=_assignee_of(a) if a.assignee_kind != "self" else Assignee(kind="worker", id=ctx.actor.worker_id),
+            reason=a.reason, created_step_id=a.created_step_id, sent_immediately=a.send_immediately,
+        ) for a in actions],
+    )]
+    events += [created_event(s) for s in created]
+    closed: tuple[str, ...] = ()
+    if CLOSURE_GUARD in defn.rules and all(a.nfa for a in actions):
+        closed = tuple(sorted({*ctx.case.workflow_ids, step.workflow_id}))
+        events.append(CaseClosed(person_id=step.person_id, closed_by_step_id=step.step_id,
+                                 actor=ctx.actor.worker_id, workflow_ids=list(closed)))
+        history.append(_history(new, ctx, "case.closed", workflow_ids=list(closed)))
+    return Decision(events=tuple(events), step=new, created=tuple(created), history=tuple(history),
+                    closed_workflow_ids=closed)
+
+
+def return_step(ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request], note: str) -> Decision:
+    """R-RQ4: a manager returns the step with a note; its worker re-sends the required request."""
+    reasons = _state(step, {"incomplete", "awaiting_authorisation"}, "return")
+    if not ctx.actor.roles & (set(defn.authorisers) | MANAGER_ROLES):
+        reasons.append(reason("role", "only a manager or an authoriser of the step may return it (R-RQ4)"))
+    _check(reasons)
+    closed = tuple(
+        replace(r, state="returned", completed_by=ctx.actor.worker_id, completed_at=ctx.now,
+                completion_note=note)
+        for r in requests if r.state == "open" and r.required
+    )
+    new = _bump(step, ctx, state="returned", return_note=note)
+    return Decision(events=(StepReturned(**_base(new, ctx), note=note, assignee=new.assignee),), step=new,
+                    requests=closed, history=(_history(new, ctx, "step.returned", note=note),))
+
+
+def cancel(ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request], why: str) -> Decision:
+    """R-W2: cancelled with a reason; its open requests are withdrawn."""
+    reasons = _state(step, OPEN_STATES | {"future"}, "cancel")
+    if step.state == "incoming":
+        reasons = []
+    if not (may_work(step, defn, ctx.actor) or ctx.actor.roles & MANAGER_ROLES):
+        reasons.append(_not_assignee(step))
+    _check(reasons)
+    withdrawn = tuple(replace(r, state="cancelled") for r in requests if r.state == "open")
+    new = _bump(step, ctx, state="cancelled")
+    return Decision(events=(StepCancelled(**_base(new, ctx), reason=why),), step=new, requests=withdrawn,
+                    history=(_history(new, ctx, "step.cancelled", reason=why),))
+
+
+def record_death(ctx: Context, command: cmd.RecordDeath, steps: Sequence[Step]) -> Decision:
+    """R-K8: future work closed with an NFA and a reason; steps still open listed for the manager."""
+    if command.date_of_death > ctx.today:
+        raise RuleBroken([reason("invalid_value", "the date of death cannot be in the future",
+                                 field="date_of_death")])
+    closed: list[Step] = []
+    history: list[History] = []
+    for s in steps:
+        if s.state != "future":
+            continue
+        nfa = NextAction(
+            next_action_id=next(ctx.ids), action="NFA – person has died", nfa=True,
+            target_step_type=None, assignee_kind="none", assignee_id=None, send_immediately=False,
+            scheduled_date=None, reason=f"Person died on {command.date_of_death.isoformat()}",
+            note=None, priority="normal", added_by=ctx.actor.worker_id, added_at=ctx.now,
+        )
+        done = _bump(s, ctx, state="finished", next_actions=(nfa,))
+        closed.append(done)
+        history.append(_history(done, ctx, "step.finished", reason=nfa.reason, rule="R-K8"))
+    event = PersonDeathRecorded(
+        person_id=str(command.person_id), date_of_death=command.date_of_death, actor=ctx.actor.worker_id,
+        closed_future_step_ids=[s.step_id for s in closed],
+        open_steps=[OpenStepListed(step_id=s.step_id, step_type=s.step_type, state=s.state)
+                    for s in steps if s.state in OPEN_STATES],
+    )
+    return Decision(events=(event,), finished_future=tuple(closed), history=tuple(history))
+
+
+# --- one entry point ------------------------------------------------------------------------------
+
+
+def check_version(command: cmd.Command, step: Step) -> None:
+    """Optimistic locking: a stale `expected_version` is a conflict."""
+    if command.expected_version is not None and command.expected_version != step.version:
+        raise RuleBroken([reason(
+            "conflict", f"the step is at version {step.version}, not {command.expected_version}:"
+            " reload it and try again", field="expected_version", step_id=step.step_id)])
+
+
+def decide(
+    ctx: Context, command: cmd.Command, *, step: Step | None = None, requests: Sequence[Request] = (),
+    request: Request | None = None, person_steps: Sequence[Step] = (), new_workflow_id: str | None = None,
+) -> Decision:
+    """Any workflow command against the state the handler loaded: the decision or RuleBroken."""
+    if isinstance(command, cmd.StartNewStep):
+        assert new_workflow_id is not None
+        return start_new(ctx, command, workflow_id=new_workflow_id)
+    if isinstance(command, cmd.RecordDeath):
+        return record_death(ctx, command, person_steps)
+    assert step is not None
+    check_version(command, step)
+    if isinstance(command, cmd.CompleteRequest):
+        assert request is not None
+        return complete_request(ctx, step, request, command.note)
+    defn = ctx.packs.step(step.step_type, step.pack_version)
+    match command:
+        case cmd.StartStep():
+            return start(ctx, step, defn)
+        case cmd.AssignStep():
+            return assign(ctx, step, defn, command.to)
+        case cmd.SaveStep():
+            return save(ctx, step, defn, command)
+        case cmd.RefreshPrepopulated():
+            return refresh_prepopulated(ctx, step, defn)
+        case cmd.AddForm():
+            return add_form(ctx, step, defn, command.form)
+        case cmd.AddNextAction():
+            return add_next_action(ctx, step, defn, command)
+        case cmd.RemoveNextAction():
+            return remove_next_action(ctx, step, defn, str(command.next_action_id))
+        case cmd.SendRequest():
+            return send_request(ctx, step, defn, requests, command, "request")
+        case cmd.SendNotification():
+            return send_request(ctx, step, defn, requests, command, "notification")
+        case cmd.FinishStep() | cmd.AuthoriseStep():
+            return finish(ctx, step, defn, requests, authorising=isinstance(command, cmd.AuthoriseStep))
+        case cmd.ReturnStep():
+            return return_step(ctx, step, defn, requests, command.note)
+        case cmd.CancelStep():
+            return cancel(ctx, step, defn, requests, command.reason)
+    raise AssertionError(f"unhandled command {type(command).__name__}")
+
+
+NEEDS_CASE = (cmd.FinishStep, cmd.AuthoriseStep, cmd.AddNextAction, cmd.StartNewStep)

@@ -1,20 +1,29 @@
 """Subscribers of the workflow service: decode, call the domain, persist, emit."""
 
+import itertools
 import logging
 import uuid
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
+import httpx
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
 
 from services.workflow import domain, store
+from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
+from shared.commands import workflow as cmd
+from shared.commands.base import CommandRejected, Reason, Refused, parse_command
 from shared.envelope import Envelope, decode, new_message
 from shared.events.referrals import ReferralAccepted
-from shared.events.workflow import Assignee, StepCreated, WorkflowStarted
+from shared.events.workflow import WorkflowStarted
 
 SOURCE = "tessera/workflow"
 GROUP = "workflow"
@@ -23,49 +32,221 @@ log = logging.getLogger(__name__)
 router = KafkaRouter()
 
 
+class PersonReader:
+    """Reads a person record from the referrals service (R-W5); None when it cannot be read."""
+
+    def __init__(self, base_url: str, timeout: float = 2.0) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def get(self, person_id: str) -> dict[str, Any] | None:
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
+        try:
+            response = await self._client.get(f"/people/{person_id}")
+        except httpx.HTTPError as exc:
+            log.warning("person record unavailable", extra={"error": type(exc).__name__})
+            return None
+        if response.status_code != 200:
+            return None
+        body = response.json()
+        return body if isinstance(body, dict) else None
+
+
+# --- referral intake ---------------------------------------------------------------------------
+
+
 @subscriber(router, GROUP, topics.REFERRALS_EVENTS)
-async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+async def on_referral_event(
+    msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
+    people: PersonReader = Context("people"),
+) -> None:
     """An accepted referral starts a workflow with its first step; other events are not ours."""
     envelope = decode(msg.body)
     if envelope.type != ReferralAccepted.TYPE:
         return
     accepted = ReferralAccepted.model_validate(envelope.data)
+    person = await people.get(accepted.person_id)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
             metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "duplicate").inc()
             return
         if await store.workflow_exists(conn, accepted.workflow_id):
             return
-        await outbox.add(conn, await _start(conn, envelope, accepted))
+        await outbox.add(conn, await _start(conn, envelope, accepted, packs, person))
     metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
 
 
-async def _start(conn: asyncpg.Connection, cause: Envelope, accepted: ReferralAccepted) -> list[outbox.Outgoing]:
+async def _start(
+    conn: asyncpg.Connection, cause: Envelope, accepted: ReferralAccepted, packs: PackRegistry,
+    person: dict[str, Any] | None,
+) -> list[outbox.Outgoing]:
     referral = domain.ReferralToStart(
         referral_id=accepted.referral_id, person_id=accepted.person_id,
         workflow_id=accepted.workflow_id, first_step_type=accepted.first_step_type,
         urgency=accepted.urgency, cared_for_person_id=accepted.cared_for_person_id,
     )
+    now, actor = datetime.now(UTC), f"system:{cause.source}"
+    version, team, defn = PACK_VERSION, None, None
+    if accepted.first_step_type in packs.step_types():
+        version = packs.latest_version(accepted.first_step_type)
+        defn = packs.step(accepted.first_step_type, version)
+        team = defn.default_team
     workflow, step = domain.start_from_referral(
-        referral, step_id=str(uuid.uuid4()), now=datetime.now(UTC), actor=f"system:{cause.source}",
-        pack_version=PACK_VERSION,
-    )
+        referral, step_id=str(uuid.uuid4()), now=now, actor=actor, pack_version=version, team=team)
+    note = "no pack defines the step type: nothing to prepopulate"
+    if defn is not None and person is not None:
+        step = replace(step, values=domain.prepopulated(defn, person, cogs=frozenset({"blue", "yellow"})))
+        note = "prepopulated from the person record"
+    elif defn is not None:
+        note = "person record unavailable: prepopulated fields left empty (refresh later)"
     await store.insert_workflow(conn, workflow)
     await store.insert_step(conn, step)
+    await store.add_history(conn, step.step_id, at=now, actor=actor, what="prepopulated",
+                            details={"note": note, "fields": sorted(step.values)})
     log.info("workflow started", extra={"workflow_id": workflow.workflow_id, "step_id": step.step_id,
                                         "person_id": step.person_id})
     started = WorkflowStarted(workflow_id=workflow.workflow_id, person_id=workflow.person_id,
                               first_step_type=step.step_type, origin="referral",
                               referral_id=accepted.referral_id)
-    created = StepCreated(
-        step_id=step.step_id, workflow_id=step.workflow_id, person_id=step.person_id,
-        step_type=step.step_type, assignee=Assignee(kind=step.assignee_kind, id=step.assignee_id),
-        state="incoming", priority=step.priority, linked_person_id=step.linked_person_id,
-        pack_version=step.pack_version,
-    )
-    return [_event(started, cause, step.person_id), _event(created, cause, step.person_id)]
+    return _outcome([started, domain.created_event(step)], cause, step.person_id)
 
 
-def _event(data: WorkflowStarted | StepCreated, cause: Envelope, key: str) -> outbox.Outgoing:
-    envelope = new_message(data.TYPE, SOURCE, data, subject=key, cause=cause, dataschema=f"{data.TYPE}/1")
-    return outbox.Outgoing.event(topics.WORKFLOW_EVENTS, key, envelope)
+# --- commands ----------------------------------------------------------------------------------
+
+
+@subscriber(router, GROUP, topics.WORKFLOW_COMMANDS)
+async def on_command(
+    msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
+    people: PersonReader = Context("people"),
+) -> None:
+    """A workflow command: exactly one outcome, its events or `command.rejected`."""
+    envelope = decode(msg.body)
+    outcome = await handle_command(pool, packs, people, envelope)
+    metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_COMMANDS, outcome).inc()
+
+
+async def handle_command(
+    pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader | None, envelope: Envelope,
+) -> str:
+    """Validate, then in one transaction: inbox, load with version check, decide, save, outbox."""
+    command: cmd.Command | None = None
+    try:
+        command = parse_command(cmd.COMMANDS, envelope.type, envelope.data)
+    except Refused as invalid:
+        refused: Refused = invalid
+    person = await _person_for(pool, people, command) if command is not None else None
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_COMMANDS):
+            return "duplicate"
+        key = envelope.subject or str(envelope.id)
+        if command is not None:
+            try:
+                key, decision = await _decide(conn, packs, command, person)
+            except Refused as broken:
+                refused = broken
+            else:
+                await _save(conn, decision)
+                await outbox.add(conn, _outcome(list(decision.events), envelope, key))
+                return "handled"
+        rejected = CommandRejected.because(envelope.type, refused.reasons)
+        await outbox.add(conn, _outcome([rejected], envelope, refused.key or key))
+    log.info("command rejected", extra={"message_id": str(envelope.id), "code": rejected.code})
+    return "rejected"
+
+
+async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: cmd.Command) -> dict[str, Any] | None:
+    """R-W5: the person record, read before the transaction, where the command may need it."""
+    if people is None:
+        return None
+    if isinstance(command, cmd.StartNewStep):
+        return await people.get(str(command.person_id))
+    finishing = isinstance(command, cmd.FinishStep | cmd.AuthoriseStep)
+    if not (finishing or isinstance(command, cmd.RefreshPrepopulated)
+            or (isinstance(command, cmd.AddNextAction) and command.send_immediately)):
+        return None
+    row = await store.person_of_step(pool, command.step_id)  # type: ignore[attr-defined]
+    if row is None:
+        return None
+    if finishing and not any(not a["nfa"] and not a.get("created_step_id") for a in row["next_actions"]):
+        return None  # nothing to create: no need to read the record
+    return await people.get(str(row["person_id"]))
+
+
+def _ids() -> Iterator[str]:
+    return (str(uuid.uuid4()) for _ in itertools.count())
+
+
+def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
+             case: domain.CaseView | None = None) -> domain.Context:
+    return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
+                          packs=packs, person=person, case=case or domain.CaseView())
+
+
+def _not_found(what: str, field: str) -> Refused:
+    return Refused([Reason(code="not_found", message=f"no such {what}", field=field)])
+
+
+async def _decide(
+    conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command, person: dict[str, Any] | None,
+) -> tuple[str, domain.Decision]:
+    """Load what the command touches (the step locked), then ask the domain."""
+    if isinstance(command, cmd.StartNewStep | cmd.RecordDeath):
+        pid = str(command.person_id)
+        case = await store.case_view(conn, pid) if isinstance(command, cmd.StartNewStep) else None
+        steps = await store.steps_of(conn, command.person_id, for_update=True) \
+            if isinstance(command, cmd.RecordDeath) else []
+        ctx = _context(command, packs, person, case)
+        return pid, domain.decide(ctx, command, person_steps=steps, new_workflow_id=str(uuid.uuid4()))
+    request = None
+    if isinstance(command, cmd.CompleteRequest):
+        request = await store.load_request(conn, command.request_id)
+        if request is None:
+            raise _not_found("request", "request_id")
+        step_id = uuid.UUID(request.step_id)
+    else:
+        step_id = command.step_id  # type: ignore[attr-defined]
+    step = await store.load_step(conn, step_id, for_update=True)
+    if step is None:
+        raise _not_found("step", "step_id")
+    if request is not None:
+        request = await store.load_request(conn, request.request_id)  # re-read under the step lock
+    needs_case = isinstance(command, domain.NEEDS_CASE)
+    case = await store.case_view(conn, step.person_id) if needs_case else None
+    needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep
+                                | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep)
+    requests = await store.requests_of(conn, step.step_id) if needs_requests else []
+    try:
+        decision = domain.decide(_context(command, packs, person, case), command, step=step,
+                                 requests=requests, request=request)
+    except domain.RuleBroken as broken:
+        broken.key = step.person_id  # type: ignore[attr-defined]
+        raise
+    return step.person_id, decision
+
+
+async def _save(conn: asyncpg.Connection, decision: domain.Decision) -> None:
+    for workflow in decision.workflows:
+        await store.insert_workflow(conn, workflow)
+    for created in decision.created:
+        await store.insert_step(conn, created, history=False)
+    if decision.step is not None:
+        await store.update_step(conn, decision.step)
+    for finished in decision.finished_future:
+        await store.update_step(conn, finished)
+    await store.save_requests(conn, decision.requests)
+    await store.add_histories(conn, decision.history)
+    if decision.closed_workflow_ids:
+        await store.close_workflows(conn, decision.closed_workflow_ids, datetime.now(UTC))
+
+
+def _outcome(events: list[BaseModel], cause: Envelope, key: str) -> list[outbox.Outgoing]:
+    """The events of one outcome, each carrying `outcomecount` so a reader knows it has them all."""
+    messages = []
+    for data in events:
+        kind = type(data).TYPE  # type: ignore[attr-defined]
+        envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/1")
+        envelope = Envelope.model_validate({**envelope.model_dump(), "outcomecount": len(events)})
+        messages.append(outbox.Outgoing.event(topics.WORKFLOW_EVENTS, key, envelope))
+    return messages

@@ -1,19 +1,27 @@
-"""Read endpoints of the workflow service: a person's steps and a worker's or team's work."""
+"""Read endpoints of the workflow service: steps as forms render them, blockers, and work lists."""
 
+import itertools
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
-from services.workflow import store
+from services.workflow import domain, store
+from services.workflow.pack import PackRegistry
 
 router = APIRouter(tags=["work"])
-BUCKETS = {"incoming": "incoming", "incomplete": "incomplete", "returned": "incomplete", "future": "future"}
+BUCKETS = {"incoming": "incoming", "incomplete": "incomplete", "returned": "incomplete",
+           "awaiting_authorisation": "incomplete", "future": "future"}
 
 
 def _pool(request: Request) -> asyncpg.Pool:
     return request.app.state.runtime.pool
+
+
+def _packs(request: Request) -> PackRegistry:
+    return request.app.state.packs
 
 
 def _item(row: asyncpg.Record) -> dict[str, Any]:
@@ -30,6 +38,7 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
         "due_date": row["due_date"].isoformat() if row["due_date"] else None,
         "pack_version": row["pack_version"],
         "version": row["version"],
+        "return_note": row["return_note"],
     }
 
 
@@ -53,3 +62,71 @@ async def worker_work(worker_id: str, request: Request) -> dict[str, list[dict[s
 @router.get("/teams/{team_id}/work")
 async def team_work(team_id: str, request: Request) -> dict[str, list[dict[str, Any]]]:
     return _work(await store.work_of(_pool(request), "team", team_id))
+
+
+def _request(r: domain.Request) -> dict[str, Any]:
+    return {
+        "request_id": r.request_id, "name": r.name, "kind": r.kind, "required": r.required,
+        "to": {"kind": r.to_kind, "id": r.to_id}, "note": r.note, "state": r.state,
+        "sent_by": r.sent_by, "sent_at": r.sent_at.isoformat(), "completed_by": r.completed_by,
+        "completed_at": r.completed_at.isoformat() if r.completed_at else None,
+        "completion_note": r.completion_note,
+    }
+
+
+@router.get("/steps/{step_id}")
+async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """A step as CONTRACTS.md fixes it: the definition it runs on and what is on it now."""
+    pool = _pool(request)
+    step = await store.load_step(pool, step_id)
+    if step is None:
+        raise HTTPException(404, "no such step")
+    defn = _packs(request).step(step.step_type, step.pack_version)
+    contract = defn.to_contract()
+    history = await store.history_of(pool, step_id)
+    return {
+        "step_id": step.step_id, "workflow_id": step.workflow_id, "person_id": step.person_id,
+        "linked_person_id": step.linked_person_id, "step_type": step.step_type,
+        "pack_version": step.pack_version, "state": step.state,
+        "assignee": {"kind": step.assignee_kind, "id": step.assignee_id}, "priority": step.priority,
+        "due_date": step.due_date.isoformat() if step.due_date else None, "version": step.version,
+        "values": step.values, "completed_sections": list(step.completed_sections),
+        "form": contract["form"], "next_actions": contract["next_actions"],
+        "requests": contract["requests"],
+        "optional_forms": [{"name": f.name, "kind": f.kind} for f in defn.optional_forms],
+        "added_next_actions": [a.to_json() for a in step.next_actions],
+        "sent_requests": [_request(r) for r in await store.requests_of(pool, step.step_id)],
+        "forms": [
+            {"name": f.name, "kind": f.kind, "sections": [s.to_contract() for s in f.sections]}
+            for f in defn.optional_forms if f.name in step.forms
+        ],
+        "return_note": step.return_note,
+        "provenance": step.provenance,
+        "created_at": step.created_at.isoformat(), "created_by": step.created_by,
+        "history": [
+            {"actor": h["actor"], "time": h["at"].isoformat(), "what": h["what"], "details": h["details"]}
+            for h in history
+        ],
+    }
+
+
+@router.get("/steps/{step_id}/blockers")
+async def get_blockers(
+    step_id: uuid.UUID, request: Request, worker_id: str | None = None,
+    roles: str = Query(default="", description="comma-separated roles of the worker asking"),
+    team_ids: str = Query(default="", description="comma-separated teams of the worker asking"),
+) -> dict[str, Any]:
+    """Every reason the step cannot finish now; with a worker, their role is checked too."""
+    pool = _pool(request)
+    step = await store.load_step(pool, step_id)
+    if step is None:
+        raise HTTPException(404, "no such step")
+    packs = _packs(request)
+    defn = packs.step(step.step_type, step.pack_version)
+    actor = domain.Actor(worker_id or "", frozenset(filter(None, roles.split(","))),
+                         frozenset(filter(None, team_ids.split(","))))
+    ctx = domain.Context(now=datetime.now(UTC), actor=actor, ids=(str(i) for i in itertools.count()),
+                         packs=packs, case=await store.case_view(pool, step.person_id))
+    blockers = domain.finish_blockers(ctx, step, defn, await store.requests_of(pool, step.step_id),
+                                      check_actor=worker_id is not None)
+    return {"can_finish": not blockers, "blockers": [b.model_dump(exclude_none=True) for b in blockers]}

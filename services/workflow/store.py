@@ -1,18 +1,29 @@
-"""Queries of the workflow schema: workflows, steps and their history."""
+"""Queries of the workflow schema: workflows, steps, requests and their history."""
 
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from services.workflow.domain import Step, Workflow
+from services.workflow.domain import (
+    CaseView,
+    History,
+    NextAction,
+    OtherStep,
+    Request,
+    Step,
+    Workflow,
+)
 
 STEP_COLUMNS = (
     "step_id, workflow_id, person_id, linked_person_id, step_type, pack_version, state,"
     " assignee_kind, assignee_id, priority, due_date, version, values, completed_sections,"
-    " provenance, created_at, created_by, updated_at, updated_by"
+    " provenance, created_at, created_by, updated_at, updated_by, next_actions, forms, return_note"
 )
+Conn = asyncpg.Connection | asyncpg.Pool
 
 
 async def workflow_exists(conn: asyncpg.Connection, workflow_id: str) -> bool:
@@ -28,19 +39,132 @@ async def insert_workflow(conn: asyncpg.Connection, workflow: Workflow) -> None:
     )
 
 
-async def insert_step(conn: asyncpg.Connection, step: Step) -> None:
+async def close_workflows(conn: asyncpg.Connection, workflow_ids: Iterable[str], at: datetime) -> None:
+    await conn.execute(
+        "UPDATE workflows SET status = 'closed', closed_at = $2 WHERE workflow_id = ANY($1::uuid[])",
+        [uuid.UUID(w) for w in workflow_ids], at,
+    )
+
+
+async def insert_step(conn: asyncpg.Connection, step: Step, *, history: bool = True) -> None:
     s = asdict(step)
     await conn.execute(
-        f"INSERT INTO steps ({STEP_COLUMNS}) VALUES"
-        " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $16, $17)",
+        f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+        " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
         uuid.UUID(step.step_id), uuid.UUID(step.workflow_id), uuid.UUID(step.person_id),
         uuid.UUID(step.linked_person_id) if step.linked_person_id else None, step.step_type,
         step.pack_version, step.state, step.assignee_kind, step.assignee_id, step.priority,
         step.due_date, step.version, s["values"], list(step.completed_sections), step.provenance,
-        step.created_at, step.created_by,
+        step.created_at, step.created_by, step.updated_at or step.created_at,
+        step.updated_by or step.created_by, [a.to_json() for a in step.next_actions],
+        list(step.forms), step.return_note,
     )
-    await add_history(conn, step.step_id, at=step.created_at, actor=step.created_by,
-                      what="step.created", details={"state": step.state})
+    if history:
+        await add_history(conn, step.step_id, at=step.created_at, actor=step.created_by,
+                          what="step.created", details={"state": step.state, "provenance": step.provenance})
+
+
+async def update_step(conn: asyncpg.Connection, step: Step) -> None:
+    await conn.execute(
+        "UPDATE steps SET state = $2, assignee_kind = $3, assignee_id = $4, priority = $5,"
+        " due_date = $6, version = $7, values = $8, completed_sections = $9, next_actions = $10,"
+        " forms = $11, return_note = $12, updated_at = $13, updated_by = $14 WHERE step_id = $1",
+        uuid.UUID(step.step_id), step.state, step.assignee_kind, step.assignee_id, step.priority,
+        step.due_date, step.version, dict(step.values), list(step.completed_sections),
+        [a.to_json() for a in step.next_actions], list(step.forms), step.return_note,
+        step.updated_at, step.updated_by,
+    )
+
+
+def step_from_row(row: Mapping[str, Any]) -> Step:
+    return Step(
+        step_id=str(row["step_id"]), workflow_id=str(row["workflow_id"]), person_id=str(row["person_id"]),
+        step_type=row["step_type"], pack_version=row["pack_version"], state=row["state"],
+        assignee_kind=row["assignee_kind"], assignee_id=row["assignee_id"], priority=row["priority"],
+        created_at=row["created_at"], created_by=row["created_by"], provenance=row["provenance"],
+        due_date=row["due_date"],
+        linked_person_id=str(row["linked_person_id"]) if row["linked_person_id"] else None,
+        version=row["version"], values=row["values"], completed_sections=tuple(row["completed_sections"]),
+        next_actions=tuple(NextAction.from_json(a) for a in row["next_actions"]),
+        forms=tuple(row["forms"]), return_note=row["return_note"], updated_at=row["updated_at"],
+        updated_by=row["updated_by"],
+    )
+
+
+async def load_step(conn: Conn, step_id: uuid.UUID, *, for_update: bool = False) -> Step | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {STEP_COLUMNS} FROM steps WHERE step_id = $1{lock}", step_id)
+    return step_from_row(row) if row else None
+
+
+async def steps_of(conn: Conn, person_id: uuid.UUID, *, for_update: bool = False) -> list[Step]:
+    lock = " FOR UPDATE" if for_update else ""
+    rows = await conn.fetch(
+        f"SELECT {STEP_COLUMNS} FROM steps WHERE person_id = $1 ORDER BY created_at{lock}", person_id)
+    return [step_from_row(r) for r in rows]
+
+
+async def case_view(conn: Conn, person_id: str) -> CaseView:
+    """The person's open steps, latest finished values per step type, and open workflows."""
+    pid = uuid.UUID(person_id)
+    others = await conn.fetch(
+        "SELECT step_id, step_type, state, pack_version, workflow_id FROM steps WHERE person_id = $1"
+        " AND state IN ('incoming', 'incomplete', 'returned', 'awaiting_authorisation', 'future')"
+        " ORDER BY created_at", pid)
+    finished = await conn.fetch(
+        "SELECT DISTINCT ON (step_type) step_type, values FROM steps WHERE person_id = $1"
+        " AND state = 'finished' ORDER BY step_type, updated_at DESC", pid)
+    workflows = await conn.fetch(
+        "SELECT workflow_id FROM workflows WHERE person_id = $1 AND status = 'open'", pid)
+    return CaseView(
+        other_steps=tuple(OtherStep(str(r["step_id"]), r["step_type"], r["state"], r["pack_version"],
+                                    str(r["workflow_id"])) for r in others),
+        finished_values={r["step_type"]: r["values"] for r in finished},
+        workflow_ids=tuple(str(r["workflow_id"]) for r in workflows),
+    )
+
+
+async def person_of_step(conn: Conn, step_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT person_id, next_actions FROM steps WHERE step_id = $1", step_id)
+
+
+async def person_of_request(conn: Conn, request_id: uuid.UUID) -> uuid.UUID | None:
+    return await conn.fetchval("SELECT person_id FROM requests WHERE request_id = $1", request_id)
+
+
+def _request(row: Mapping[str, Any]) -> Request:
+    return Request(
+        request_id=str(row["request_id"]), step_id=str(row["step_id"]), person_id=str(row["person_id"]),
+        name=row["name"], kind=row["kind"], required=row["required"], to_kind=row["to_kind"],
+        to_id=row["to_id"], note=row["note"], state=row["state"], sent_by=row["sent_by"],
+        sent_at=row["sent_at"], completed_by=row["completed_by"], completed_at=row["completed_at"],
+        completion_note=row["completion_note"],
+    )
+
+
+async def requests_of(conn: Conn, step_id: str) -> list[Request]:
+    rows = await conn.fetch("SELECT * FROM requests WHERE step_id = $1 ORDER BY sent_at", uuid.UUID(step_id))
+    return [_request(r) for r in rows]
+
+
+async def load_request(conn: Conn, request_id: uuid.UUID) -> Request | None:
+    row = await conn.fetchrow("SELECT * FROM requests WHERE request_id = $1", request_id)
+    return _request(row) if row else None
+
+
+async def save_requests(conn: asyncpg.Connection, requests: Iterable[Request]) -> None:
+    rows = [
+        (uuid.UUID(r.request_id), uuid.UUID(r.step_id), uuid.UUID(r.person_id), r.name, r.kind, r.required,
+         r.to_kind, r.to_id, r.note, r.state, r.sent_by, r.sent_at, r.completed_by, r.completed_at,
+         r.completion_note)
+        for r in requests
+    ]
+    if rows:
+        await conn.executemany(
+            "INSERT INTO requests VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            " ON CONFLICT (request_id) DO UPDATE SET state = EXCLUDED.state,"
+            " completed_by = EXCLUDED.completed_by, completed_at = EXCLUDED.completed_at,"
+            " completion_note = EXCLUDED.completion_note", rows)
 
 
 async def add_history(
@@ -52,16 +176,28 @@ async def add_history(
     )
 
 
-async def steps_of_person(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
+async def add_histories(conn: asyncpg.Connection, entries: Iterable[History]) -> None:
+    rows = [(uuid.UUID(h.step_id), h.at, h.actor, h.what, h.details) for h in entries]
+    if rows:
+        await conn.executemany(
+            "INSERT INTO step_history (step_id, at, actor, what, details) VALUES ($1, $2, $3, $4, $5)", rows)
+
+
+async def history_of(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT at, actor, what, details FROM step_history WHERE step_id = $1"
+                            " ORDER BY entry_id", step_id)
+
+
+async def steps_of_person(pool: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
     return await pool.fetch(
         f"SELECT {STEP_COLUMNS} FROM steps WHERE person_id = $1 ORDER BY created_at", person_id
     )
 
 
-async def work_of(pool: asyncpg.Pool, kind: str, assignee_id: str) -> list[asyncpg.Record]:
+async def work_of(pool: Conn, kind: str, assignee_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
         f"SELECT {STEP_COLUMNS} FROM steps WHERE assignee_kind = $1 AND assignee_id = $2"
-        " AND state IN ('incoming', 'incomplete', 'returned', 'future')"
+        " AND state IN ('incoming', 'incomplete', 'returned', 'awaiting_authorisation', 'future')"
         " ORDER BY CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, created_at",
         kind, assignee_id,
     )

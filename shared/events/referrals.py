@@ -228,3 +228,45 @@ class PersonRelationshipAdded(BaseModel):
     is_main_carer: bool = False
     start_date: date
     actor: str
+
+
+class PersonUpdated(BaseModel):
+    """Fields of a person record changed; names only, read the record for the values (R-P1)."""
+
+    model_config = ConfigDict(frozen=True)
+    TYPE: ClassVar[str] = "person.updated"
+    VERSION: ClassVar[int] = 1
+
+    person_id: str
+    fields: list[str]
+    version: int
+    actor: str
+
+
+class PersonRelationshipEnded(BaseModel):
+    """A personal relationship ended, with its date and reason (R-P2)."""
+
+    model_config = ConfigDict(frozen=True)
+    TYPE: ClassVar[str] = "person_relationship.ended"
+    VERSION: ClassVar[int] = 1
+
+    relationship_id: str
+    person_id: str
+    other_person_id: str
+    end_date: date
+    actor: str
+
+
+class CaseNoteAdded(BaseModel):
+    """A case note was added (R-P3); the text stays in the record, not on the topic."""
+
+    model_config = ConfigDict(frozen=True)
+    TYPE: ClassVar[str] = "case_note.added"
+    VERSION: ClassVar[int] = 1
+
+    note_id: str
+    person_id: str
+    title: str
+    type: str
+    author: str
+    notify_worker_ids: list[str]

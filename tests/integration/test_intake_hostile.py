@@ -53,7 +53,8 @@ async def test_hostile_field_values_are_rejected_by_field_without_echoing_them(i
         for key, value in change.items():
             data[key] = {**data[key], **value} if isinstance(value, dict) else value
         sent[name] = referral_message(data)
-    await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(m.data["referral_id"], m.to_bytes()) for m in sent.values()])
+    await publish(infra.bootstrap, topics.REFERRALS_INTAKE,
+                  [(m.data["referral_id"], m.to_bytes()) for m in sent.values()])
     for name, message in sent.items():
         [outcome] = await events.wait_for(lambda s, m=message: s.caused_by(m.id) and s.type.startswith("referral."))
         assert outcome.type == "referral.rejected", name

@@ -1,0 +1,212 @@
+"""Step transitions through the broker and database, beside the same-run DB-only floor.
+
+`python -m bench.steps [--steps S] [--per-step K]`: starts its own embedded broker and PostgreSQL
+and the workflow service as a process; S steps each get K `step.save` commands with
+`expected_version` (inbox, version check, decide, save, outbox in one transaction). Prints
+transitions/s (burst, command in → event out) and p50/p99 latency (burst and paced), then the
+same transaction called directly on the database, without Kafka (the floor).
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.workflow.handlers import handle_command
+from services.workflow.pack import load_packs
+from shared import db, embedded, topics
+from shared.broker import ensure_topics
+from shared.envelope import Envelope, new_message
+from shared.settings import Settings
+from shared.testing import ServiceProcess, free_port
+
+STEP_TYPE = "WB Covid 19 Response"
+ACTOR = {"worker_id": "bench-worker", "roles": ["gso"], "team_ids": ["wellbeing-service-hub"]}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+def start_new(person_id: str) -> Envelope:
+    return new_message("step.start_new", "bench", {"actor": ACTOR, "person_id": person_id,
+                                                   "step_type": STEP_TYPE}, subject=person_id)
+
+
+def save(person_id: str, step_id: str, version: int, i: int) -> Envelope:
+    return new_message("step.save", "bench", {
+        "actor": ACTOR, "step_id": step_id, "expected_version": version,
+        "values": {"covid_details": f"call {i}"}}, subject=person_id)
+
+
+class Outcomes:
+    """Reads workflow.events from the end and notes when each causationid first arrives (O(1) each)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                          fetch_max_wait_ms=20)
+        self.seen: dict[str, tuple[float, str, dict]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "Outcomes":
+        await self._consumer.start()
+        parts = [TopicPartition(topics.WORKFLOW_EVENTS, p)
+                 for p in self._consumer.partitions_for_topic(topics.WORKFLOW_EVENTS) or {0}]
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_end(*parts)
+        for tp in parts:
+            await self._consumer.position(tp)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            for records in (await self._consumer.getmany(timeout_ms=50)).values():
+                now = time.monotonic()
+                for r in records:
+                    body = json.loads(r.value)
+                    self.seen.setdefault(body.get("causationid"), (now, body["type"], body["data"]))
+
+    async def wait(self, ids: list[str], timeout: float) -> list[tuple[float, str, dict]]:
+        deadline = time.monotonic() + timeout
+        pending = set(ids)
+        while pending:
+            pending = {i for i in pending if i not in self.seen}
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(ids) - len(pending)} of {len(ids)} outcomes")
+            await asyncio.sleep(0.001 if len(ids) == 1 else 0.05)
+        return [self.seen[i] for i in ids]
+
+
+async def broker_run(bootstrap: str, dsn: str, n_steps: int, per_step: int) -> tuple[float, list[float], list[float]]:
+    async with Outcomes(bootstrap) as log:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            # set-up: one started step per person
+            people = [str(uuid.uuid4()) for _ in range(n_steps)]
+            setup = [start_new(p) for p in people]
+            for m in setup:
+                await producer.send(topics.WORKFLOW_COMMANDS, m.to_bytes(), key=m.subject.encode())  # type: ignore[union-attr]
+            await producer.flush()
+            await log.wait([str(m.id) for m in setup], 300)
+            step_ids = await _step_ids(dsn, people)
+            # burst: every transition published at once, ordered per step by the key
+            sent: dict[str, float] = {}
+            messages = [save(p, step_ids[p], 2 + i, i) for i in range(per_step) for p in people]
+            start = time.monotonic()
+            for m in messages:
+                sent[str(m.id)] = time.monotonic()
+                await producer.send(topics.WORKFLOW_COMMANDS, m.to_bytes(), key=m.subject.encode())  # type: ignore[union-attr]
+            await producer.flush()
+            done = await log.wait(list(sent), 600)
+            rejected = [d for d in done if d[1] != "step.saved"]
+            assert not rejected, rejected[0]
+            burst_seconds = max(d[0] for d in done) - start
+            burst_latency = [log.seen[i][0] - t for i, t in sent.items()]
+            # paced: one command at a time, unloaded latency
+            paced: list[float] = []
+            person = people[0]
+            for i in range(min(200, 50 * per_step)):
+                m = save(person, step_ids[person], 2 + per_step + i, i)
+                t0 = time.monotonic()
+                await producer.send_and_wait(topics.WORKFLOW_COMMANDS, m.to_bytes(), key=person.encode())
+                [(at, kind, _)] = await log.wait([str(m.id)], 30)
+                assert kind == "step.saved", kind
+                paced.append(at - t0)
+        finally:
+            await producer.stop()
+    return burst_seconds, burst_latency, paced
+
+
+async def _step_ids(dsn: str, people: list[str]) -> dict[str, str]:
+    """person → their step's id, read from the workflow schema."""
+    pool = await db.open_pool(dsn, "workflow", 1, 1)
+    try:
+        rows = await pool.fetch("SELECT person_id, step_id FROM steps WHERE person_id = ANY($1::uuid[])", people)
+    finally:
+        await pool.close()
+    return {str(r["person_id"]): str(r["step_id"]) for r in rows}
+
+
+async def floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int) -> tuple[float, list[float]]:
+    """The same transaction (inbox, load with version check, decide, save, outbox) without Kafka."""
+    packs = load_packs()
+    pool = await db.open_pool(dsn, "workflow", 1, concurrency + 1)
+    try:
+        people = [str(uuid.uuid4()) for _ in range(n_steps)]
+        for p in people:
+            await handle_command(pool, packs, None, start_new(p))
+        steps = await _step_ids(dsn, people)
+        latency: list[float] = []
+
+        async def worker(mine: list[str]) -> None:
+            for i in range(per_step):
+                for p in mine:
+                    t0 = time.monotonic()
+                    outcome = await handle_command(pool, packs, None, save(p, steps[p], 2 + i, i))
+                    assert outcome == "handled", outcome
+                    latency.append(time.monotonic() - t0)
+
+        start = time.monotonic()
+        await asyncio.gather(*(worker(people[k::concurrency]) for k in range(concurrency)))
+        seconds = time.monotonic() - start
+    finally:
+        await pool.close()
+    return seconds, latency
+
+
+async def main(n_steps: int, per_step: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="tessera-bench-steps-"))
+    broker = embedded.start_broker(free_port(), work / "broker.log")
+    bootstrap = broker.args[-1].removeprefix("tcp://")
+    database = embedded.Database(work / "pgdata")
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database.dsn, "LOG_LEVEL": "WARNING",
+           "OUTBOX_POLL_SECONDS": "0.2", "REFERRALS_URL": f"http://127.0.0.1:{free_port()}"}
+    await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap))
+    service = ServiceProcess("workflow", env, work)
+    n = n_steps * per_step
+    try:
+        service.start()
+        await service.ready()
+        await broker_run(bootstrap, database.dsn, 20, 5)  # warm-up
+        burst_s, burst_latency, paced = await broker_run(bootstrap, database.dsn, n_steps, per_step)
+        floor1_s, floor1_latency = await floor_run(database.dsn, n_steps, per_step, 1)
+        floor4_s, floor4_latency = await floor_run(database.dsn, n_steps, per_step, 4)
+    finally:
+        service.stop()
+        embedded.stop_process(broker)
+        database.stop()
+    print(f"\nstep transitions: {n_steps} steps x {per_step} step.save each = {n} transitions")
+    print(f"{'path':<52}{'per second':>12}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'broker + DB, burst (command in -> event out)':<52}{n / burst_s:>12.0f}"
+          f"{pct(burst_latency, 50):>10.1f}{pct(burst_latency, 99):>10.1f}")
+    print(f"{'broker + DB, paced one at a time':<52}{1 / statistics.mean(paced):>12.0f}"
+          f"{pct(paced, 50):>10.1f}{pct(paced, 99):>10.1f}")
+    print(f"{'DB-only floor, 1 at a time (same transaction)':<52}{n / floor1_s:>12.0f}"
+          f"{pct(floor1_latency, 50):>10.1f}{pct(floor1_latency, 99):>10.1f}")
+    print(f"{'DB-only floor, 4 concurrent':<52}{n / floor4_s:>12.0f}"
+          f"{pct(floor4_latency, 50):>10.1f}{pct(floor4_latency, 99):>10.1f}")
+    print(f"broker + DB burst throughput is {100 * floor1_s / burst_s:.1f}% of the 1-at-a-time floor,"
+          f" {100 * floor4_s / burst_s:.1f}% of the 4-concurrent floor")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--per-step", type=int, default=10)
+    args = parser.parse_args()
+    asyncio.run(main(args.steps, args.per_step))

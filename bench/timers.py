@@ -1,0 +1,233 @@
+"""Scheduler lateness with a million timers: `python -m bench.timers [--timers N]`.
+
+Loads N timers straight into the scheduler's table (COPY), then moves the scheduler's test
+clock so that a window of them falls due, and reads what arrives on `scheduler.due`:
+  - on-time window: `--window` timers due evenly over `--window-seconds` → lateness p50/p99/max;
+  - burst: `--burst` timers all due at one instant → fire rate (timer.due written per second)
+    and delivery rate (received on scheduler.due per second);
+  - the same-run raw baselines: producing the same number of similar messages straight to Kafka,
+    and claiming (SELECT … FOR UPDATE SKIP LOCKED + DELETE) timers in bare SQL, with no envelope
+    and no outbox.
+Prints figures, asserts nothing. Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when both are set,
+else starts the embedded broker and PostgreSQL in a temporary directory.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared import embedded, topics
+from shared.broker import ensure_topics
+from shared.settings import Settings
+from shared.testing import ServiceProcess, free_port
+
+RAW_TOPIC = "bench.timers.raw"
+LEAD_SECONDS = 3.0
+COLUMNS = ["key", "due_at", "owner", "payload", "subject", "set_by", "correlation_id", "generation",
+           "created_at", "updated_at"]
+
+
+@asynccontextmanager
+async def infrastructure(work: Path) -> AsyncIterator[tuple[str, str]]:
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ and "DATABASE_URL" in os.environ:
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"]
+        return
+    broker = embedded.start_broker(free_port(), work / "broker.log")
+    database = embedded.Database(work / "pgdata")
+    try:
+        yield broker.args[-1].removeprefix("tcp://"), database.dsn
+    finally:
+        embedded.stop_process(broker)
+        database.stop()
+
+
+async def own_database(dsn: str) -> str:
+    name = f"tessera_bench_timers_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(dsn)._replace(path=f"/{name}"))
+
+
+def layout(n: int, window: int, window_seconds: float, burst: int, base: datetime) -> Iterator[tuple]:
+    """Rows: the window evenly over window_seconds, then the burst at one instant, the rest a year on."""
+    now = datetime.now(UTC)
+    burst_at = base + timedelta(seconds=window_seconds + 5)
+    for i in range(n):
+        if i < window:
+            due = base + timedelta(seconds=window_seconds * i / window)
+            key = f"w-{i}"
+        elif i < window + burst:
+            due, key = burst_at, f"b-{i}"
+        else:
+            due = base + timedelta(days=1, seconds=(i * 31_536_000) / n)
+            key = f"f-{i}"
+        set_by = uuid.uuid4()
+        yield (key, due, "bench", json.dumps({"n": i}), f"person-{i % 5000}", set_by, str(set_by), 1, now, now)
+
+
+async def read_dues(bootstrap: str, window: int, burst: int, timeout: float,
+                    started: asyncio.Event) -> dict[str, list[tuple[float, float, float]]]:
+    """(due_at, fired_at, received) per kind ('w' window, 'b' burst), all in clock seconds - wall added later."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topics.SCHEDULER_DUE, p)
+                 for p in consumer.partitions_for_topic(topics.SCHEDULER_DUE) or {0}]
+        consumer.assign(parts)
+        await consumer.seek_to_end(*parts)
+        for tp in parts:
+            await consumer.position(tp)
+        started.set()
+        got: dict[str, dict[str, tuple[float, float, float]]] = {"w": {}, "b": {}}
+        deadline = time.monotonic() + timeout
+        while (len(got["w"]) < window or len(got["b"]) < burst) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            received = time.time()
+            for records in batch.values():
+                for r in records:
+                    data = json.loads(r.value)["data"]
+                    kind = data["key"][0]
+                    if kind in got:
+                        got[kind].setdefault(data["key"], (
+                            datetime.fromisoformat(data["due_at"]).timestamp(),
+                            datetime.fromisoformat(data["fired_at"]).timestamp(), received))
+        return {k: list(v.values()) for k, v in got.items()}
+    finally:
+        await consumer.stop()
+
+
+async def raw_kafka_rate(bootstrap: str, count: int, size: int) -> float:
+    await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap), [RAW_TOPIC])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    try:
+        value = b"x" * size
+        began = time.perf_counter()
+        futures = [await producer.send(RAW_TOPIC, value=value, key=f"person-{i % 5000}".encode())
+                   for i in range(count)]
+        await asyncio.gather(*futures)
+        return count / (time.perf_counter() - began)
+    finally:
+        await producer.stop()
+
+
+async def raw_claim_rate(conn: asyncpg.Connection, count: int, batch: int) -> float:
+    """Claim and delete far-future timers in bare SQL, as fast as it goes."""
+    began, done = time.perf_counter(), 0
+    while done < count:
+        async with conn.transaction():
+            rows = await conn.fetch(
+                "WITH c AS (SELECT key FROM timers WHERE key LIKE 'f-%' ORDER BY due_at LIMIT $1"
+                " FOR UPDATE SKIP LOCKED) DELETE FROM timers t USING c WHERE t.key = c.key RETURNING t.*",
+                batch)
+        if not rows:
+            break
+        done += len(rows)
+    return done / (time.perf_counter() - began)
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
+
+
+async def run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="tessera-bench-timers-"))
+    window, burst = min(args.window, args.timers), min(args.burst, max(0, args.timers - args.window))
+    try:
+        async with infrastructure(work) as (bootstrap, dsn):
+            await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap))
+            dsn = await own_database(dsn)
+            env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": dsn, "LOG_LEVEL": "WARNING",
+                   "SCHEDULER_TEST_CLOCK": "true", "OUTBOX_POLL_SECONDS": "0.2",
+                   "SCHEDULER_POLL_SECONDS": str(args.poll)}
+            scheduler = ServiceProcess("scheduler", env, work)
+            scheduler.start()
+            try:
+                await scheduler.ready(120)
+                conn = await asyncpg.connect(dsn, server_settings={"search_path": "scheduler"})
+                base = datetime.now(UTC) + timedelta(days=400)
+                rows = layout(args.timers, window, args.window_seconds, burst, base)
+                began = time.perf_counter()
+                await conn.copy_records_to_table("timers", records=rows, columns=COLUMNS)
+                insert_seconds = time.perf_counter() - began
+                await conn.execute("ANALYZE timers")
+                print(f"timers: {args.timers:,} loaded by COPY in {insert_seconds:.1f}s "
+                      f"= {args.timers / insert_seconds:,.0f} timers/s"
+                      " (generated in Python as it goes; due_at and owner indexes kept)")
+
+                started = asyncio.Event()
+                reader = asyncio.create_task(read_dues(bootstrap, window, burst,
+                                                       LEAD_SECONDS + args.window_seconds + 300, started))
+                await started.wait()
+                # the scheduler's clock shows `base - LEAD` now: the window opens in LEAD seconds
+                offset = (base - timedelta(seconds=LEAD_SECONDS)).timestamp() - time.time()
+                await conn.execute("UPDATE clock SET offset_seconds = $1", offset)
+                got = await reader
+                await conn.execute("UPDATE clock SET offset_seconds = 0")
+
+                w, b = got["w"], got["b"]
+                late = [f - d for d, f, _ in w]
+                delivered = [r + offset - d for d, _, r in w]
+                print(f"on-time window: {len(w):,}/{window:,} timers due over {args.window_seconds:.0f}s "
+                      f"({window / args.window_seconds:,.0f}/s) among {args.timers:,}")
+                print(f"  lateness fired_at - due_at: p50 {pct(late, 50) * 1000:.0f} ms, "
+                      f"p99 {pct(late, 99) * 1000:.0f} ms, max {max(late, default=float('nan')) * 1000:.0f} ms")
+                print(f"  due_at to received on scheduler.due: p50 {pct(delivered, 50) * 1000:.0f} ms, "
+                      f"p99 {pct(delivered, 99) * 1000:.0f} ms, "
+                      f"max {max(delivered, default=float('nan')) * 1000:.0f} ms")
+                if b:
+                    fired = [f for _, f, _ in b]
+                    received = [r for _, _, r in b]
+                    due = b[0][0]
+                    fire_span = max(fired) - due
+                    recv_span = max(received) + offset - due
+                    print(f"burst: {len(b):,}/{burst:,} timers due at one instant")
+                    print(f"  fire rate {len(b) / fire_span:,.0f} timers/s (last fired {fire_span:.2f}s after due); "
+                          f"delivered {len(b) / recv_span:,.0f}/s (last received {recv_span:.2f}s after due)")
+                    print(f"  lateness fired_at - due_at: p50 {pct([f - due for f in fired], 50):.2f}s, "
+                          f"p99 {pct([f - due for f in fired], 99):.2f}s, max {fire_span:.2f}s")
+
+                claim = min(args.baseline, max(0, args.timers - window - burst))
+                if claim:
+                    rate = await raw_claim_rate(conn, claim, 500)
+                    print(f"baseline, bare SQL claim + delete of {claim:,} timers (500 a transaction): {rate:,.0f}/s")
+                await conn.close()
+                size = 420  # about the size of a timer.due envelope
+                print(f"baseline, raw Kafka produce of {args.baseline:,} messages of {size} B (acks=all): "
+                      f"{await raw_kafka_rate(bootstrap, args.baseline, size):,.0f}/s")
+            finally:
+                scheduler.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.timers", description=__doc__.splitlines()[0])
+    parser.add_argument("--timers", type=int, default=1_000_000, help="timers in the table (default 1,000,000)")
+    parser.add_argument("--window", type=int, default=20_000, help="timers due evenly over --window-seconds")
+    parser.add_argument("--window-seconds", type=float, default=10.0)
+    parser.add_argument("--burst", type=int, default=50_000, help="timers due at one instant after the window")
+    parser.add_argument("--baseline", type=int, default=50_000, help="messages / rows for the raw baselines")
+    parser.add_argument("--poll", type=float, default=0.2, help="SCHEDULER_POLL_SECONDS")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Command schemas, one module per service that handles them."""

@@ -1,0 +1,93 @@
+"""What every command shares: the actor who sends it, and the shape of its refusal."""
+
+from collections.abc import Sequence
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Actor(BaseModel):
+    """Who sends a command: the signed-in worker, their roles and teams."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    worker_id: Id
+    roles: list[Id] = Field(default_factory=list, max_length=50)
+    team_ids: list[Id] = Field(default_factory=list, max_length=200)
+
+
+class Target(BaseModel):
+    """A worker or a team: the `assignee` / `to` of a command."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["worker", "team"]
+    id: Id
+
+
+class Command(BaseModel):
+    """A command's `data`: its actor, and optionally the version it expects to change."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    TYPE: ClassVar[str]
+
+    actor: Actor
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+class Reason(BaseModel):
+    """One reason a command was refused or a step cannot finish."""
+
+    code: str
+    message: str
+    section: int | None = None
+    field: str | None = None
+    request_id: str | None = None
+    step_id: str | None = None
+
+
+class CommandRejected(BaseModel):
+    """A command was refused; `reasons` lists every reason, not only the first."""
+
+    TYPE: ClassVar[str] = "command.rejected"
+    command_type: str
+    code: str
+    message: str
+    reasons: list[Reason]
+
+    @classmethod
+    def because(cls, command_type: str, reasons: list[Reason]) -> "CommandRejected":
+        codes = {r.code for r in reasons}
+        code = codes.pop() if len(codes) == 1 else "rule_broken"
+        return cls(command_type=command_type, code=code, message="; ".join(r.message for r in reasons),
+                   reasons=reasons)
+
+
+class Refused(Exception):
+    """A command that breaks a rule; carries every reason, and the Kafka key of its answer if known."""
+
+    def __init__(self, reasons: Sequence[Reason], key: str | None = None) -> None:
+        super().__init__("; ".join(f"{r.code}: {r.message}" for r in reasons))
+        self.reasons = list(reasons)
+        self.key = key
+
+
+def invalid_reasons(exc: ValidationError) -> list[Reason]:
+    """Every field at fault, without echoing the values sent."""
+    return [
+        Reason(code="invalid", field=".".join(str(p) for p in e["loc"]) or "data", message=e["msg"])
+        for e in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def parse_command(commands: dict[str, type[Command]], type_: str, data: dict[str, Any]) -> Command:
+    """The command model for `type_`, validated; Refused naming every field otherwise."""
+    model = commands.get(type_)
+    if model is None:
+        raise Refused([Reason(code="unknown_command", message=f"no such command: {type_[:100]}")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Refused(invalid_reasons(exc)) from None

@@ -1,0 +1,351 @@
+"""Durable timers through the real broker and database (ARCHITECTURE.md "scheduler")."""
+
+import asyncio
+import os
+import random
+import statistics
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from shared import topics
+from shared.envelope import Envelope, new_message
+from shared.events.scheduler import TimerCancel, TimerSet
+from shared.testing import EventLog, Seen, ServiceProcess, publish
+
+OWNER = "tests"
+DLQ = topics.dlq(topics.SCHEDULER_TIMERS)
+FAULTS_FULL = os.environ.get("FAULTS_FULL") == "1"
+FIRING_STARTED = '"message": "firing timers"'
+
+
+# --- fixtures: the scheduler on a database of its own, so moving its clock moves no one else's timers
+
+
+async def _create_database(dsn: str, name: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="module")
+async def scheduler_env(infra, services) -> dict[str, str]:
+    # one scheduler consumer group: a scheduler other tests started would take our partitions
+    if "scheduler" in services:
+        services.pop("scheduler").stop()
+    dsn = await _create_database(infra.dsn, f"tessera_scheduler_{uuid.uuid4().hex[:8]}")
+    return {**infra.env, "DATABASE_URL": dsn, "SCHEDULER_TEST_CLOCK": "true",
+            "SCHEDULER_POLL_SECONDS": "0.2"}
+
+
+@pytest.fixture(scope="module")
+async def scheduler(infra, scheduler_env) -> AsyncIterator[ServiceProcess]:
+    process = ServiceProcess("scheduler", scheduler_env, infra.log_dir)
+    process.start()
+    await process.ready()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+async def sdb(scheduler_env, scheduler) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(scheduler_env["DATABASE_URL"], min_size=1, max_size=2,
+                                     server_settings={"search_path": "scheduler"})
+    assert pool is not None
+    yield pool
+    await pool.execute("UPDATE clock SET offset_seconds = 0")
+    await pool.close()
+
+
+@pytest.fixture
+async def dues(infra) -> AsyncIterator[EventLog]:
+    async with EventLog(infra.bootstrap, [topics.SCHEDULER_DUE, DLQ]) as log:
+        yield log
+
+
+# --- helpers
+
+
+def run_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def timer_set(key: str, due_at: datetime, *, subject: str | None = None, payload: dict[str, Any] | None = None,
+              owner: str = OWNER) -> Envelope:
+    data = TimerSet(key=key, due_at=due_at, owner=owner, payload=payload or {})
+    return new_message(TimerSet.TYPE, "tests", data, subject=subject)
+
+
+def timer_cancel(key: str, *, subject: str | None = None) -> Envelope:
+    return new_message(TimerCancel.TYPE, "tests", TimerCancel(key=key), subject=subject)
+
+
+async def send(infra, *envelopes: Envelope, key: str | None = None) -> None:
+    await publish(infra.bootstrap, topics.SCHEDULER_TIMERS,
+                  [(key or e.subject or e.data.get("key"), e.to_bytes()) for e in envelopes])
+
+
+def due_for(*keys: str) -> Callable[[Seen], bool]:
+    wanted = set(keys)
+    return lambda s: s.topic == topics.SCHEDULER_DUE and s.type == "timer.due" and s.data.get("key") in wanted
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+async def clock_now(sdb: asyncpg.Pool) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=await sdb.fetchval("SELECT offset_seconds FROM clock"))
+
+
+async def until(check: Callable[[], Any], timeout: float, what: str) -> None:
+    """Poll the database (not a topic) until `check()` is true."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout}s")
+        await asyncio.sleep(0.1)
+
+
+# --- behaviour
+
+
+async def test_a_timer_fires_once_at_its_due_time(infra, scheduler, sdb, dues):
+    run = run_id()
+    due_at = await clock_now(sdb) + timedelta(seconds=1.5)
+    first = timer_set(f"{run}-a", due_at, subject=f"person-{run}", payload={"step_id": "s-1"})
+    marker = timer_set(f"{run}-marker", due_at + timedelta(seconds=0.5), subject=f"person-{run}")
+    await send(infra, first, marker)
+    [fired] = await dues.wait_for(due_for(first.data["key"]), timeout=15)
+    await dues.wait_for(due_for(marker.data["key"]), timeout=15)
+    assert len(dues.matching(due_for(first.data["key"]))) == 1
+    assert fired.key == f"person-{run}"
+    assert fired.envelope.causationid == str(first.id)
+    assert fired.envelope.correlationid == str(first.id)
+    assert fired.data["owner"] == OWNER and fired.data["payload"] == {"step_id": "s-1"}
+    assert parse_time(fired.data["due_at"]) == due_at
+    lateness = (parse_time(fired.data["fired_at"]) - due_at).total_seconds()
+    assert 0 <= lateness < 1.0
+    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+        assert (await http.get(f"/timers/{first.data['key']}")).status_code == 404
+
+
+async def test_setting_a_key_again_moves_the_timer_earlier(infra, scheduler, sdb, dues):
+    key = f"{run_id()}-move"
+    now = await clock_now(sdb)
+    await send(infra, timer_set(key, now + timedelta(days=30), subject="p-1"),
+               timer_set(key, now + timedelta(seconds=1), subject="p-1"))
+    [fired] = await dues.wait_for(due_for(key), timeout=15)
+    assert parse_time(fired.data["due_at"]) == now + timedelta(seconds=1)
+
+
+async def test_setting_a_key_again_moves_the_timer_later_and_it_fires_when_the_clock_gets_there(
+        infra, scheduler, sdb, dues):
+    run = run_id()
+    key, marker = f"{run}-later", f"{run}-marker"
+    now = await clock_now(sdb)
+    later = now + timedelta(days=2)
+    moved = timer_set(key, later, subject="p-2")
+    await send(infra, timer_set(key, now + timedelta(seconds=1), subject="p-2"), moved,
+               timer_set(marker, now + timedelta(seconds=1.5), subject="p-2"))
+    await dues.wait_for(due_for(marker), timeout=15)
+    assert dues.matching(due_for(key)) == []
+    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+        pending = (await http.get(f"/timers/{key}")).json()
+    assert parse_time(pending["due_at"]) == later
+    assert pending["generation"] == 2 and pending["set_by"] == str(moved.id)
+    offset = await sdb.fetchval("SELECT offset_seconds FROM clock")
+    await sdb.execute("UPDATE clock SET offset_seconds = $1", offset + 2 * 86400)
+    try:
+        [fired] = await dues.wait_for(due_for(key), timeout=15)
+    finally:
+        await sdb.execute("UPDATE clock SET offset_seconds = $1", offset)
+    assert parse_time(fired.data["due_at"]) == later
+    assert parse_time(fired.data["fired_at"]) >= later
+
+
+async def test_cancel_withdraws_a_timer(infra, scheduler, sdb, dues):
+    run = run_id()
+    key, marker = f"{run}-cancelled", f"{run}-marker"
+    now = await clock_now(sdb)
+    await send(infra, timer_set(key, now + timedelta(seconds=1), subject="p-3"), timer_cancel(key, subject="p-3"),
+               timer_cancel(f"{run}-never-set", subject="p-3"),
+               timer_set(marker, now + timedelta(seconds=1.5), subject="p-3"))
+    await dues.wait_for(due_for(marker), timeout=15)
+    assert dues.matching(due_for(key)) == []
+    assert await sdb.fetchval("SELECT count(*) FROM timers WHERE key = $1", key) == 0
+
+
+async def test_invalid_timer_commands_go_to_the_dead_letter_topic_and_the_scheduler_keeps_going(
+        infra, scheduler, sdb, dues):
+    run = run_id()
+    now = await clock_now(sdb)
+
+    def raw(type_: str, data: dict[str, Any]) -> bytes:
+        return new_message(type_, "tests", data).to_bytes()
+
+    invalid = [
+        b"not json",
+        raw("timer.set", {"key": f"{run}-naive", "due_at": "2030-01-01T09:00:00", "owner": OWNER}),
+        raw("timer.set", {"due_at": now.isoformat(), "owner": OWNER}),
+        raw("timer.set", {"key": "k" * 201, "due_at": now.isoformat(), "owner": OWNER}),
+        raw("timer.set", {"key": f"{run}-payload", "due_at": now.isoformat(), "owner": OWNER, "payload": [1]}),
+        raw("timer.cancel", {"key": ""}),
+    ]
+    ignored = raw("timer.snooze", {"key": f"{run}-snooze"})
+    good = timer_set(f"{run}-good", now + timedelta(seconds=0.5), subject="p-4")
+    await publish(infra.bootstrap, topics.SCHEDULER_TIMERS,
+                  [("p-4", v) for v in [*invalid, ignored]] + [("p-4", good.to_bytes())])
+    dead = await dues.wait_for(lambda s: s.topic == DLQ and s.value in invalid, count=len(invalid), timeout=30)
+    assert {d.value for d in dead} == set(invalid)
+    assert all(d.headers["dlq_original_topic"] == topics.SCHEDULER_TIMERS for d in dead)
+    errors = {d.headers["dlq_error"] for d in dead}
+    assert any("due_at" in e for e in errors) and any("key" in e for e in errors)
+    assert not any(run in e for e in errors)  # the error names fields, never echoes values
+    await dues.wait_for(due_for(good.data["key"]), timeout=15)
+    assert not any(d.value == ignored for d in dues.matching(lambda s: s.topic == DLQ))
+
+
+async def test_operators_can_read_pending_timers(infra, scheduler, sdb, dues):
+    run = run_id()
+    now = await clock_now(sdb)
+    owner = f"owner-{run}"
+    await send(infra, *[timer_set(f"{run}/t{i}", now + timedelta(days=10 + i), subject="p-5", owner=owner)
+                        for i in range(3)])
+    await until(lambda: sdb.fetchval("SELECT count(*) = 3 FROM timers WHERE owner = $1", owner), 15, "timers set")
+    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+        one = (await http.get(f"/timers/{run}/t1")).json()
+        listed = (await http.get("/timers", params={"owner": owner,
+                                                    "due_before": (now + timedelta(days=11.5)).isoformat()})).json()
+        naive = await http.get("/timers", params={"due_before": "2030-01-01T00:00:00"})
+    assert one["owner"] == owner and one["subject"] == "p-5" and one["generation"] == 1
+    assert [t["key"] for t in listed] == [f"{run}/t0", f"{run}/t1"]
+    assert naive.status_code == 422
+    await send(infra, *[timer_cancel(f"{run}/t{i}", subject="p-5") for i in range(3)])
+
+
+async def test_two_schedulers_at_once_fire_each_timer_once(infra, scheduler_env, scheduler, sdb, dues):
+    second = ServiceProcess("scheduler", scheduler_env, infra.log_dir)
+    second.start()
+    try:
+        await second.ready()
+        before = [await _fired_count(scheduler), await _fired_count(second)]
+        run, n = run_id(), 1000
+        start = await clock_now(sdb) + timedelta(seconds=3)
+        sets = [timer_set(f"{run}-{i}", start + timedelta(seconds=3 * i / n), subject=f"p-{i % 40}")
+                for i in range(n)]
+        await send(infra, *sets)
+        keys = [s.data["key"] for s in sets]
+        await dues.wait_for(due_for(*keys), count=n, timeout=60)
+        marker = timer_set(f"{run}-marker", await clock_now(sdb), subject="p-0")
+        await send(infra, marker)
+        await dues.wait_for(due_for(marker.data["key"]), timeout=15)
+        by_replica = [await _fired_count(scheduler) - before[0], await _fired_count(second) - before[1]]
+    finally:
+        second.stop()
+    fired = dues.matching(due_for(*keys))
+    assert len({s.data["key"] for s in fired}) == n
+    assert len(fired) == n, "a timer fired twice"
+    print(f"\ntwo schedulers: timers fired by each {by_replica}")
+    assert sum(by_replica) == n + 1 and all(by_replica), "both replicas should have fired some"
+
+
+@pytest.mark.faults
+async def test_kill_9_while_timers_fire_loses_none_and_fires_none_twice(infra, scheduler, sdb, dues):
+    """N timers due over a short window; the scheduler is SIGKILLed at least 10 times while they fire."""
+    n = 10_000 if FAULTS_FULL else 2_000
+    window = 40.0 if FAULTS_FULL else 20.0
+    lead, kills_wanted = 2.0, 10
+    run = run_id()
+    base = await clock_now(sdb) + timedelta(days=1)
+    sets = [timer_set(f"{run}-{i:05d}", base + timedelta(seconds=window * i / n), subject=f"p-{i % 97}")
+            for i in range(n)]
+    random.shuffle(sets)
+    keys = {s.data["key"] for s in sets}
+    await send(infra, *sets)
+    await until(lambda: sdb.fetchval("SELECT count(*) = $1 FROM timers WHERE key LIKE $2", n, f"{run}-%"),
+                60 + n / 100, "all timers stored")
+    # move the clock so the window opens `lead` seconds from now
+    offset = (base - timedelta(seconds=lead) - datetime.now(UTC)).total_seconds()
+    await sdb.execute("UPDATE clock SET offset_seconds = $1", offset)
+    window_end = time.monotonic() + lead + window
+    kills, restarts = 0, []
+    try:
+        while kills < kills_wanted or time.monotonic() < window_end:
+            await asyncio.sleep(random.uniform(0.3, 1.5))  # fault injection: let it fire a while
+            scheduler.kill()
+            kills += 1
+            began, starts = time.monotonic(), scheduler.log_text().count(FIRING_STARTED)
+            scheduler.start()
+            await _firing(scheduler, starts + 1)
+            restarts.append(time.monotonic() - began)
+        await scheduler.ready()
+        await _all_keys(dues, keys, timeout=60 + n / 100)
+        marker = timer_set(f"{run}-marker", await clock_now(sdb), subject="p-0")
+        await send(infra, marker)
+        await dues.wait_for(due_for(marker.data["key"]), timeout=30)
+    finally:
+        await sdb.execute("UPDATE clock SET offset_seconds = 0")
+    fired = dues.matching(due_for(*keys))
+    seen_keys = {s.data["key"] for s in fired}
+    ids = {s.envelope.id for s in fired}
+    firings = {(s.data["key"], s.data["fired_at"]) for s in fired}
+    per_key = Counter(k for k, _ in firings)
+    lateness = sorted((parse_time(s.data["fired_at"]) - parse_time(s.data["due_at"])).total_seconds()
+                      for s in {s.envelope.id: s for s in fired}.values())
+    print(f"\ncrash test: {n} timers over {window:.0f}s, {kills} kill -9, restart to firing "
+          f"p50 {statistics.median(restarts):.2f}s max {max(restarts):.2f}s")
+    print(f"  timer.due received {len(fired)}, distinct message ids {len(ids)}, distinct keys {len(seen_keys)}, "
+          f"distinct firings {len(firings)}; missed {len(keys - seen_keys)}, keys fired twice "
+          f"{sum(1 for c in per_key.values() if c > 1)}, relay re-sends {len(fired) - len(ids)}")
+    print(f"  lateness (fired_at - due_at) p50 {_pct(lateness, 50):.3f}s p99 {_pct(lateness, 99):.3f}s "
+          f"max {lateness[-1]:.3f}s")
+    assert kills >= kills_wanted
+    assert seen_keys == keys, f"missed {len(keys - seen_keys)} timers"
+    assert len(firings) == n and len(ids) == n, "a timer fired twice"
+    assert await sdb.fetchval("SELECT count(*) FROM timers WHERE key LIKE $1", f"{run}-%") == 0
+
+
+async def _firing(process: ServiceProcess, starts: int, timeout: float = 60) -> None:
+    """Until the process logs that its firing job runs (it starts before the consumer joins its group)."""
+    deadline = time.monotonic() + timeout
+    while process.log_text().count(FIRING_STARTED) < starts:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{process.name} firing job not started within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def _all_keys(log: EventLog, keys: set[str], timeout: float) -> None:
+    """Wait until every key has a timer.due (copies of one message count once)."""
+    wanted = due_for(*keys)
+    try:
+        await log.wait_until(lambda: len({s.data["key"] for s in log.matching(wanted)}) >= len(keys), timeout)
+    except TimeoutError:
+        got = len({s.data["key"] for s in log.matching(wanted)})
+        raise TimeoutError(f"saw {got} of {len(keys)} timers fire within {timeout}s") from None
+
+
+async def _fired_count(process: ServiceProcess) -> int:
+    """How many timers this process fired: the count of its lateness histogram."""
+    async with httpx.AsyncClient(base_url=process.url) as http:
+        text = (await http.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("tessera_timer_lateness_seconds_count"):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def _pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
