@@ -27,6 +27,8 @@ faults: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.intake
+	$(PY) -m bench.steps
+	$(PY) -m bench.timers
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

@@ -5,7 +5,7 @@ import functools
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,3 +196,13 @@ class ServiceProcess:
 
     def log_text(self) -> str:
         return self._log_path.read_text(errors="replace")
+
+
+async def poll_until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll a database condition (not a topic: wait on messages with EventLog) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not hold within {timeout}s")
+        await asyncio.sleep(0.05)
+    return value

@@ -4,9 +4,15 @@ import asyncio
 import os
 import shutil
 import tempfile
+import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,6 +22,8 @@ from shared import embedded, topics
 from shared.broker import ensure_topics
 from shared.settings import Settings
 from shared.testing import EventLog, ServiceProcess, free_port
+from tests import allocation_harness
+from tests.scheduler_clock import SchedulerClock
 from tests.workflow_harness import Commands
 
 
@@ -103,8 +111,81 @@ async def workflow(services: dict[str, ServiceProcess], infra: Infra, referrals:
 
 
 @pytest.fixture
+async def allocation(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess,
+                     workflow: ServiceProcess) -> ServiceProcess:
+    """The allocation service, reading people from referrals and a person's steps from workflow."""
+    return await start_service(services, infra, "allocation", REFERRALS_URL=referrals.url,
+                               WORKFLOW_URL=workflow.url)
+
+
+class MailCatcher:
+    """An SMTP server (aiosmtpd) on a free loopback port that keeps every mail it is handed."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.mails: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        self.mails.append(message_from_bytes(envelope.content, policy=email_policy.default))  # type: ignore[arg-type]
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture(scope="session")
+def mail() -> Iterator[MailCatcher]:
+    from aiosmtpd.controller import Controller
+
+    catcher = MailCatcher()
+    controller = Controller(catcher, hostname="127.0.0.1", port=catcher.port)
+    controller.start()
+    yield catcher
+    controller.stop()
+
+
+@pytest.fixture
+async def notifications(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess,
+                        mail: MailCatcher) -> ServiceProcess:
+    """The notifications service, reading people from referrals and sending email to the test's catcher."""
+    return await start_service(services, infra, "notifications", REFERRALS_URL=referrals.url,
+                               SMTP_HOST="127.0.0.1", SMTP_PORT=str(mail.port),
+                               MESSAGE_RETRY_BACKOFF_SECONDS="0.05")
+
+
+@pytest.fixture(scope="session")
+async def scheduler_dsn(infra: Infra) -> str:
+    """A database of the tests' scheduler alone: moving its test clock fires no one else's timers."""
+    name = f"tessera_scheduler_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(infra.dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(infra.dsn)._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+async def scheduler(services: dict[str, ServiceProcess], infra: Infra, scheduler_dsn: str) -> ServiceProcess:
+    """The scheduler (the session's only one: one consumer group) on a clock tests can move."""
+    return await start_service(services, infra, "scheduler", DATABASE_URL=scheduler_dsn,
+                               SCHEDULER_TEST_CLOCK="true", SCHEDULER_POLL_SECONDS="0.2")
+
+
+@pytest.fixture
+async def scheduler_clock(scheduler: ServiceProcess, scheduler_dsn: str) -> AsyncIterator[SchedulerClock]:
+    """Move the scheduler's clock forward; it is put back after the test."""
+    pool = await asyncpg.create_pool(scheduler_dsn, min_size=1, max_size=2)
+    assert pool is not None
+    clock = SchedulerClock(pool)
+    try:
+        yield clock
+    finally:
+        await clock.reset()
+        await pool.close()
+
+
+@pytest.fixture
 async def events(infra: Infra) -> AsyncIterator[EventLog]:
-    watched = [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.dlq(topics.REFERRALS_INTAKE)]
+    watched = [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.dlq(topics.REFERRALS_INTAKE),
+               topics.ALLOCATION_EVENTS, topics.NOTIFICATIONS_EVENTS, topics.SCHEDULER_TIMERS]
     async with EventLog(infra.bootstrap, watched) as log:
         yield log
 
@@ -123,5 +204,22 @@ async def commands(infra: Infra, events: EventLog) -> AsyncIterator[Commands]:
     await producer.start()
     try:
         yield Commands(producer, events)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+async def out(infra: Infra) -> AsyncIterator[EventLog]:
+    """Everything allocation answers or sends on: its events and the commands it issues."""
+    async with EventLog(infra.bootstrap, allocation_harness.OUT) as log:
+        yield log
+
+
+@pytest.fixture
+async def alloc(infra: Infra, out: EventLog) -> AsyncIterator[allocation_harness.AllocationCommands]:
+    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield allocation_harness.AllocationCommands(producer, out)
     finally:
         await producer.stop()

@@ -128,6 +128,7 @@ class Engine:
     workflows: dict[str, domain.Workflow] = field(default_factory=dict)
     history: list[domain.History] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
+    timers: dict[str, domain.Timer] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _ids(self) -> Iterator[str]:
@@ -150,15 +151,20 @@ class Engine:
     def case_view(self, person_id: str) -> domain.CaseView:
         mine = [s for s in self.steps.values() if s.person_id == person_id]
         finished: dict[str, Any] = {}
+        due_dates: dict[str, date] = {}
         for s in sorted(mine, key=lambda s: s.updated_at or s.created_at):
             if s.state == "finished":
                 finished[s.step_type] = s.values
+                if s.due_date is not None:
+                    due_dates[s.step_type] = s.due_date
         return domain.CaseView(
-            other_steps=tuple(domain.OtherStep(s.step_id, s.step_type, s.state, s.pack_version, s.workflow_id)
+            other_steps=tuple(domain.OtherStep(s.step_id, s.step_type, s.state, s.pack_version, s.workflow_id,
+                                               s.due_date)
                               for s in mine if s.state in domain.OPEN_STATES | {"future"}),
             finished_values=finished,
             workflow_ids=tuple(w.workflow_id for w in self.workflows.values()
                                if w.person_id == person_id and w.status == "open"),
+            finished_due_dates=due_dates,
         )
 
     def send(self, type_: str, who: dict[str, Any], **data: Any) -> domain.Decision:
@@ -202,6 +208,20 @@ class Engine:
             self.workflows[workflow_id] = replace(self.workflows[workflow_id], status="closed")
         self.history += decision.history
         self.events += decision.events
+        for key in decision.cancelled_timers:
+            self.timers.pop(key, None)
+        for timer in decision.timers:
+            self.timers[timer.key] = timer
+
+    def fire(self, key: str, at: datetime | None = None) -> domain.Decision:
+        """The scheduler fires a timer (at its due time unless `at`): the handler's timer.due path."""
+        timer = self.timers.pop(key)
+        self.now = at or timer.due_at
+        ctx = domain.Context(now=self.now, actor=domain.Actor("system:scheduler"), ids=self._ids(),
+                             packs=self.packs)
+        decision = domain.timer_due(ctx, self.steps[timer.step_id], timer.kind, timer.payload)
+        self._apply(decision)
+        return decision
 
     # --- expectations ---
 
@@ -272,11 +292,14 @@ class Outcome:
 
 
 class Commands:
-    """Publishes a command envelope to workflow.commands and awaits its single outcome."""
+    """Publishes a command envelope to a service's commands topic and awaits its single outcome."""
 
-    def __init__(self, producer: AIOKafkaProducer, events: EventLog) -> None:
+    def __init__(self, producer: AIOKafkaProducer, events: EventLog, topic: str = topics.WORKFLOW_COMMANDS,
+                 answers: str = topics.WORKFLOW_EVENTS) -> None:
         self._producer = producer
         self._events = events
+        self._topic = topic
+        self._answers = answers
 
     async def publish(self, type_: str, data: dict[str, Any], *, key: str | None = None) -> Envelope:
         envelope = new_message(type_, "test-front-end", data, subject=key)
@@ -284,12 +307,12 @@ class Commands:
         return envelope
 
     async def publish_raw(self, value: bytes, *, key: str | None = None) -> None:
-        await (await self._producer.send(topics.WORKFLOW_COMMANDS, value=value,
+        await (await self._producer.send(self._topic, value=value,
                                          key=key.encode() if key else None))
 
     async def outcome(self, envelope: Envelope, timeout: float = 30.0) -> Outcome:
         def mine(s: Seen) -> bool:
-            return s.topic == topics.WORKFLOW_EVENTS and s.body.get("causationid") == str(envelope.id)
+            return s.topic == self._answers and s.body.get("causationid") == str(envelope.id)
 
         first = await self._events.wait_for(mine, timeout)
         count = int(first[0].body.get("outcomecount", 1))

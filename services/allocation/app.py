@@ -2,12 +2,23 @@
 
 from pathlib import Path
 
+from services.allocation import handlers, queries
+from services.allocation.clients import PersonReader, WorkReader
+from services.allocation.settings import AllocationSettings
 from shared.service import create_app
-from shared.settings import load_settings
 
-settings = load_settings("allocation")
+settings = AllocationSettings(service_name="allocation")
+readers = handlers.Readers(
+    people=PersonReader(settings.referrals_url, settings.http_timeout_seconds),
+    work=WorkReader(settings.workflow_url, settings.http_timeout_seconds),
+    team_contact_numbers=settings.team_contact_numbers,
+)
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
+    routers=[handlers.router],
+    queries=queries.router,
     description=__doc__ or "",
 )
+app.state.readers = readers
+app.state.runtime.broker.context.set_global("readers", readers)

@@ -81,6 +81,7 @@ async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: Referr
         workflow_id=str(uuid.uuid4()), first_step_type=first_step_type, service=referral.service,
         category=referral.category, urgency=referral.urgency,
         cared_for_person_id=str(cared_for_id) if cared_for_id else None,
+        ordinarily_resident=referral.ordinarily_resident,
     )
     await store.insert_referral(conn, {
         "source": envelope.source, "referral_id": referral.referral_id, "message_id": envelope.id,
@@ -109,7 +110,8 @@ async def _find_or_create(
     if found is not None:
         return uuid.UUID(found), True
     person_id = uuid.uuid4()
-    await store.insert_person(conn, person_id, domain.person_record(person), nhs_number=keys.nhs_number,
+    record = {**domain.person_record(person), "ordinarily_resident": referral.ordinarily_resident}
+    await store.insert_person(conn, person_id, record, nhs_number=keys.nhs_number,
                               name_key=keys.name_key, actor=actor, at=now, message_id=envelope.id)
     created = PersonCreated(person_id=str(person_id), source_referral_id=referral.referral_id)
     events.append(_event(created, envelope, key=str(person_id)))

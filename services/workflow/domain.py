@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
@@ -27,12 +28,16 @@ from shared.events.workflow import (
     StepAssigned,
     StepCancelled,
     StepCreated,
+    StepDue,
     StepFinished,
     StepFormAdded,
     StepPrepopulatedRefreshed,
+    StepRenewalDue,
+    StepRescheduled,
     StepReturned,
     StepSaved,
     StepStarted,
+    StepWarning,
     WorkflowStarted,
 )
 
@@ -56,6 +61,10 @@ MANAGER_ROLES = frozenset(
 )
 CLOSURE_GUARD = "case_closure_guard"
 OTHER_WORKFLOW_CONTINUES = "No further action – other workflow continues"
+# Dates (due dates, working days) are Europe/London; every timestamp is UTC.
+LONDON = ZoneInfo("Europe/London")
+FUTURE_WORK_TIMER = "future-work"
+RENEWAL_TIMER = "renewal"
 
 
 # --- state ---------------------------------------------------------------------------------
@@ -178,15 +187,20 @@ class OtherStep:
     state: str
     pack_version: int
     workflow_id: str
+    due_date: date | None = None
 
 
 @dataclass(frozen=True)
 class CaseView:
-    """What case-level rules need: the person's other steps and latest finished values."""
+    """What case-level rules need: the person's other steps and latest finished values.
+
+    `finished_due_dates`: step type → due date of its latest finished step that had one (R-K4).
+    """
 
     other_steps: tuple[OtherStep, ...] = ()
     finished_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     workflow_ids: tuple[str, ...] = ()
+    finished_due_dates: Mapping[str, date] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -226,7 +240,19 @@ class Context:
 
     @property
     def today(self) -> date:
-        return self.now.date()
+        """The date in Europe/London at `now` (dates are local, timestamps UTC)."""
+        return london_date(self.now)
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A `timer.set` the handler sends to the scheduler (owner workflow) for a step."""
+
+    key: str
+    due_at: datetime
+    step_id: str
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -241,6 +267,8 @@ class Decision:
     history: tuple[History, ...] = ()
     closed_workflow_ids: tuple[str, ...] = ()
     finished_future: tuple[Step, ...] = ()
+    timers: tuple[Timer, ...] = ()
+    cancelled_timers: tuple[str, ...] = ()
 
 
 class RuleBroken(Refused):
@@ -254,6 +282,100 @@ def reason(code: str, message: str, **where: Any) -> Reason:
 def _check(reasons: list[Reason]) -> None:
     if reasons:
         raise RuleBroken(reasons)
+
+
+# --- dates and timers (Europe/London dates, UTC instants) --------------------------------------
+
+
+def london_date(at: datetime) -> date:
+    """The calendar date in Europe/London at an instant."""
+    return at.astimezone(LONDON).date()
+
+
+def start_of_day(day: date) -> datetime:
+    """Midnight at the start of `day` in Europe/London, as a UTC instant (GMT or BST)."""
+    return datetime.combine(day, time(0), LONDON).astimezone(UTC)
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day `months` later; the 29th–31st clamp to the month's last day (29 Feb → 28 Feb)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    next_first = date(year + (month == 12), month % 12 + 1, 1)
+    return date(year, month, min(day.day, (next_first - timedelta(days=1)).day))
+
+
+def annual_review_date(
+    today: date, *, previous_due: date | None = None, recorded: date | None = None, months: int = 12,
+) -> date | None:
+    """R-K4: the next review keeps the original annual date, never one counted from today.
+
+    From the previous Future Work's due date (the review just done), the next is `months` later;
+    else a recorded annual review date is the next one itself. Either way, a date already past
+    rolls on by whole intervals from that anchor. None when there is nothing to keep.
+    """
+    if previous_due is not None:
+        anchor, step = previous_due, 1
+    elif recorded is not None:
+        anchor, step = recorded, 0
+    else:
+        return None
+    due = add_months(anchor, months * step)
+    while due <= today:
+        step += 1
+        due = add_months(anchor, months * step)
+    return due
+
+
+def scheduled_window(start: date, window: tuple[int, int]) -> tuple[date, date]:
+    """The first and last allowed dates, `window` days after `start`."""
+    return start + timedelta(days=window[0]), start + timedelta(days=window[1])
+
+
+def initial_review_window(care_start: date) -> tuple[date, date]:
+    """R-S2: an initial review is due 4–6 weeks after new care starts."""
+    return scheduled_window(care_start, (28, 42))
+
+
+def next_renewal_date(opened_on: date, today: date, every_days: int) -> date:
+    """R-K6: the first renewal date after `today`, every `every_days` from when the step opened."""
+    done = max((today - opened_on).days, 0) // every_days
+    return opened_on + timedelta(days=every_days * (done + 1))
+
+
+def timer_key(kind: str, step_id: str) -> str:
+    return f"{kind}:{step_id}"
+
+
+def step_timer_keys(step_id: str) -> tuple[str, ...]:
+    """Every timer a step may have; the handler cancels only those it actually set."""
+    return (timer_key(FUTURE_WORK_TIMER, step_id), timer_key(RENEWAL_TIMER, step_id))
+
+
+def future_work_timer(step: Step) -> Timer:
+    """R-S1: fires at the start of the due date (Europe/London)."""
+    assert step.due_date is not None
+    return Timer(timer_key(FUTURE_WORK_TIMER, step.step_id), start_of_day(step.due_date), step.step_id,
+                 FUTURE_WORK_TIMER, {"step_id": step.step_id, "due_date": step.due_date.isoformat()})
+
+
+def renewal_timer(step: Step, opened_on: date, today: date, every_days: int) -> Timer:
+    """R-K6: the next renewal of an open step, counted from the date it opened."""
+    due = next_renewal_date(opened_on, today, every_days)
+    return Timer(timer_key(RENEWAL_TIMER, step.step_id), start_of_day(due), step.step_id, RENEWAL_TIMER,
+                 {"step_id": step.step_id, "opened_on": opened_on.isoformat(), "every_days": every_days,
+                  "renewal_due_date": due.isoformat()})
+
+
+def timers_of_new_step(ctx: Context, step: Step) -> list[Timer]:
+    """Future work waits for its due date; an open step whose type renews gets its first renewal."""
+    if step.state == "future":
+        return [future_work_timer(step)]
+    every = ctx.packs.step(step.step_type, step.pack_version).renewal_days
+    if every and step.state in OPEN_STATES:
+        return [renewal_timer(step, ctx.today, ctx.today, every)]
+    return []
 
 
 # --- referral intake -----------------------------------------------------------------------
@@ -600,7 +722,7 @@ def new_step(
         step_id=next(ctx.ids), workflow_id=workflow_id, person_id=person_id, step_type=step_type,
         pack_version=version, state=state, assignee_kind=assignee[0],  # type: ignore[arg-type]
         assignee_id=assignee[1], priority=priority, created_at=ctx.now, created_by=ctx.actor.worker_id,
-        provenance={**provenance, "pack_version": version}, due_date=due_date if state == "future" else None,
+        provenance={**provenance, "pack_version": version}, due_date=due_date,
         values=values, updated_at=ctx.now, updated_by=ctx.actor.worker_id,
     )
     return step, History(step.step_id, ctx.now, ctx.actor.worker_id, "prepopulated",
@@ -616,12 +738,90 @@ def created_event(step: Step) -> StepCreated:
     )
 
 
+# --- Future Work: one per person (R-K2), the annual date kept (R-K4), warnings (R-K3) -----------
+
+
+def is_future_work(packs: PackRegistry, step_type: str | None, version: int | None = None) -> bool:
+    """Whether the pack flags the step type as Future Work (R-K2)."""
+    if step_type is None:
+        return False
+    try:
+        return packs.step(step_type, version).is_future_work
+    except KeyError:
+        return False
+
+
+def open_future_work(ctx: Context, *, excluding: str | None = None) -> OtherStep | None:
+    """The person's Future Work still open or waiting (R-K2), other than `excluding`."""
+    for other in ctx.case.other_steps:
+        if other.step_id == excluding or other.state not in OPEN_STATES | {"future"}:
+            continue
+        if is_future_work(ctx.packs, other.step_type, other.pack_version):
+            return other
+    return None
+
+
+def one_future_work(existing: OtherStep, **where: Any) -> Reason:
+    """R-K2: the refusal names the existing Future Work, to allocate from it instead."""
+    due = f", due {existing.due_date.isoformat()}" if existing.due_date else ""
+    return reason("one_future_work", f"the person already has {existing.step_type!r} (step"
+                  f" {existing.step_id}, {existing.state}{due}): allocate from it rather than"
+                  " creating another (R-K2)", step_id=existing.step_id, **where)
+
+
+def previous_future_work_due(ctx: Context, step: Step) -> date | None:
+    """R-K4: the due date of the Future Work the review came from: this step's, else the latest finished."""
+    if step.due_date is not None and is_future_work(ctx.packs, step.step_type, step.pack_version):
+        return step.due_date
+    dates = [d for t, d in ctx.case.finished_due_dates.items() if is_future_work(ctx.packs, t)]
+    return max(dates, default=None)
+
+
+def _date_value(values: Mapping[str, Any], key: str | None) -> date | None:
+    value = values.get(key) if key else None
+    if isinstance(value, str) and _date_ok(value, date):
+        return date.fromisoformat(value)
+    return None
+
+
+def has_ongoing_services(ctx: Context, step: Step, defn: StepDefinition) -> bool:
+    """R-K3: a finished step of an `ongoing_services` type (a support plan), or care packages on the record."""
+    if defn.ongoing_services:
+        return True
+    if ctx.person is not None and ctx.person.get("care_packages"):
+        return True
+    return any(t in ctx.packs.step_types() and ctx.packs.step(t).ongoing_services
+               for t in ctx.case.finished_values)
+
+
+def future_work_warnings(
+    ctx: Context, step: Step, defn: StepDefinition, *, continuing: bool,
+) -> list[Reason]:
+    """R-K3: the last open work of a person with ongoing services ends and no Future Work is left.
+
+    `continuing`: the step's next actions create further work, so its workflow goes on. A case
+    closure is meant to end everything and is not warned about.
+    """
+    if continuing or CLOSURE_GUARD in defn.rules:
+        return []
+    others = [o for o in ctx.case.other_steps
+              if o.step_id != step.step_id and o.state in OPEN_STATES | {"future"}]
+    if others or not has_ongoing_services(ctx, step, defn):
+        return []
+    return [reason("no_future_work", "this is the person's last open work and they have ongoing"
+                   " services, but nothing leads to a Future Work: one of the workflows must lead to a"
+                   " Future Work (R-K3)", step_id=step.step_id)]
+
+
 def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> Decision:
     """R-W1: Start > New opens a new workflow; assigned to self it is started at once."""
     step_type = command.step_type
     if step_type not in ctx.packs.step_types():
         raise RuleBroken([reason("unknown_step_type", f"no pack defines step type {step_type!r}",
                                  field="step_type")])
+    existing = open_future_work(ctx) if is_future_work(ctx.packs, step_type) else None
+    if existing is not None:
+        raise RuleBroken([one_future_work(existing, field="step_type")])
     target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
     person_id = str(command.person_id)
     workflow = Workflow(workflow_id, person_id, {"kind": "start_new"}, ctx.now, ctx.actor.worker_id)
@@ -641,7 +841,8 @@ def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> D
         step = replace(step, state="incomplete", version=2)
         events.append(StepStarted(**_base(step, ctx), assignee=step.assignee))
         history.append(_history(step, ctx, "step.started"))
-    return Decision(events=tuple(events), created=(step,), workflows=(workflow,), history=tuple(history))
+    return Decision(events=tuple(events), created=(step,), workflows=(workflow,), history=tuple(history),
+                    timers=tuple(timers_of_new_step(ctx, step)))
 
 
 # --- the step lifecycle (R-W2..R-W9) -----------------------------------------------------------
@@ -650,15 +851,25 @@ def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> D
 def start(ctx: Context, step: Step, defn: StepDefinition) -> Decision:
     """R-W2: incoming → incomplete; a team member who starts a team step takes it."""
     reasons: list[Reason] = []
-    due = step.state == "future" and (step.due_date is None or step.due_date <= ctx.today)
-    if step.state != "incoming" and not due:
-        reasons.append(reason("invalid_state", f"only incoming work can be started; this step is {step.state}"))
+    if step.state not in ("incoming", "future"):
+        reasons.append(reason("invalid_state", f"only incoming or future work can be started; this step is"
+                              f" {step.state}"))
     if not _is_assignee(step, ctx.actor):
         reasons.append(_not_assignee(step))
     _check(reasons)
     new = _bump(step, ctx, state="incomplete", assignee_kind="worker", assignee_id=ctx.actor.worker_id)
+    details: dict[str, Any] = {"assignee": new.assignee.model_dump()}
+    timers: list[Timer] = []
+    cancelled: tuple[str, ...] = ()
+    if step.state == "future":
+        # brought forward for earlier involvement (seed 001 §2.2): its due-date timer is withdrawn
+        details["brought_forward_from"] = step.due_date.isoformat() if step.due_date else None
+        cancelled = (timer_key(FUTURE_WORK_TIMER, step.step_id),)
+        if defn.renewal_days:
+            timers.append(renewal_timer(new, ctx.today, ctx.today, defn.renewal_days))
     return Decision(events=(StepStarted(**_base(new, ctx), assignee=new.assignee),), step=new,
-                    history=(_history(new, ctx, "step.started", assignee=new.assignee.model_dump()),))
+                    history=(_history(new, ctx, "step.started", **details),), timers=tuple(timers),
+                    cancelled_timers=cancelled)
 
 
 def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> Decision:
@@ -795,12 +1006,23 @@ def _action_problems(
         reasons.append(reason("send_immediately_required", f"{action.action!r} must be sent immediately",
                               field="send_immediately"))
     if command.scheduled_date is not None:
-        if action.nfa or action.scheduled_offset_days is None:
+        schedulable = action.scheduled_offset_days is not None or action.scheduled_window_days is not None
+        if action.nfa or not schedulable:
             reasons.append(reason("scheduling_not_allowed", f"{action.action!r} cannot be scheduled"
                                   " (R-NA2)", field="scheduled_date"))
         elif command.send_immediately:
             reasons.append(reason("scheduling_not_allowed", "an action sent immediately cannot be"
                                   " scheduled", field="scheduled_date"))
+        elif action.scheduled_window_days is not None:
+            first, last = _window(ctx, step, action)
+            if not first <= command.scheduled_date <= last:
+                reasons.append(reason("outside_window", f"{action.action!r} is due"
+                                      f" {action.scheduled_window_days[0]}–{action.scheduled_window_days[1]}"
+                                      f" days after {action.window_from_field or 'today'}: between"
+                                      f" {first.isoformat()} and {last.isoformat()} (R-S2)",
+                                      field="scheduled_date"))
+    if is_future_work(ctx.packs, action.target_step_type):
+        reasons += _future_work_problems(ctx, step, action, command)
     if action.reasons and command.reason is not None and command.reason not in action.reasons:
         reasons.append(reason("invalid_reason", f"the reason must be one of {list(action.reasons)}",
                               field="reason"))
@@ -814,6 +1036,44 @@ def _action_problems(
         reasons.append(reason("form_required", f"{action.action!r} needs the form"
                               f" {action.requires_form!r} added and completed first (R-W9)",
                               field="action"))
+    return reasons
+
+
+def _window(ctx: Context, step: Step, action: NextActionDefinition) -> tuple[date, date]:
+    assert action.scheduled_window_days is not None
+    start = _date_value(step.values, action.window_from_field) or ctx.today
+    return scheduled_window(start, action.scheduled_window_days)
+
+
+def _annual_date(ctx: Context, step: Step, action: NextActionDefinition) -> date | None:
+    """R-K4: the annual review date a Future Work created by this action must keep."""
+    assert action.target_step_type is not None
+    months = ctx.packs.step(action.target_step_type).review_interval_months
+    if months is None:
+        return None
+    return annual_review_date(ctx.today, previous_due=previous_future_work_due(ctx, step),
+                              recorded=_date_value(step.values, action.review_date_field), months=months)
+
+
+def _future_work_problems(
+    ctx: Context, step: Step, action: NextActionDefinition, command: cmd.AddNextAction,
+) -> list[Reason]:
+    """R-K2: no second Future Work; R-K4: another date than the annual review date needs a note."""
+    reasons: list[Reason] = []
+    existing = open_future_work(ctx, excluding=step.step_id)
+    if existing is not None:
+        reasons.append(one_future_work(existing, field="action"))
+    pending = next((a for a in step.next_actions if a.created_step_id is None
+                    and is_future_work(ctx.packs, a.target_step_type)), None)
+    if pending is not None:
+        reasons.append(reason("one_future_work", f"{pending.action!r} is already a next action of this"
+                              " step: one Future Work per person (R-K2)", field="action",
+                              step_id=step.step_id))
+    annual = _annual_date(ctx, step, action)
+    if (annual is not None and command.scheduled_date is not None and command.scheduled_date != annual
+            and command.note is None):
+        reasons.append(reason("note_required", f"the annual review date is {annual.isoformat()} (R-K4):"
+                              " a different date needs a note saying why", field="note"))
     return reasons
 
 
@@ -856,8 +1116,13 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
     elif action.assignee_kind == "team":
         assignee_id = action.default_team
     scheduled = command.scheduled_date
-    if scheduled is None and action.scheduled_offset_days and not command.send_immediately:
-        scheduled = ctx.today + timedelta(days=action.scheduled_offset_days)
+    if scheduled is None and not command.send_immediately and not action.nfa:
+        if is_future_work(ctx.packs, action.target_step_type):
+            scheduled = _annual_date(ctx, step, action)  # R-K4
+        if scheduled is None and action.scheduled_window_days is not None:
+            scheduled = _window(ctx, step, action)[0]  # R-S2: the start of the window
+        if scheduled is None and action.scheduled_offset_days:
+            scheduled = ctx.today + timedelta(days=action.scheduled_offset_days)
     added = NextAction(
         next_action_id=next(ctx.ids), action=action.action, nfa=action.nfa,
         target_step_type=action.target_step_type, assignee_kind=assignee_kind, assignee_id=assignee_id,
@@ -867,10 +1132,12 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
     created: tuple[Step, ...] = ()
     history: list[History] = []
     events: list[BaseModel] = []
+    timers: list[Timer] = []
     if command.send_immediately:
         target, prepop = _create_from(ctx, step, added, "R-NA3 send immediately", ctx.actor)
         added = replace(added, created_step_id=target.step_id)
         created = (target,)
+        timers = timers_of_new_step(ctx, target)
         history += [History(target.step_id, ctx.now, ctx.actor.worker_id, "step.created",
                             {"state": target.state, "provenance": target.provenance}), prepop]
     new = _bump(step, ctx, next_actions=(*step.next_actions, added))
@@ -885,8 +1152,10 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
                                   action=added.action, created_step_id=created[0].step_id),
                    created_event(created[0])]
     history.insert(0, _history(new, ctx, "next_action.added", next_action_id=added.next_action_id,
-                               action=added.action, sent=created[0].step_id if created else None))
-    return Decision(events=tuple(events), step=new, created=created, history=tuple(history))
+                               action=added.action, sent=created[0].step_id if created else None,
+                               scheduled_date=scheduled.isoformat() if scheduled else None))
+    return Decision(events=tuple(events), step=new, created=created, history=tuple(history),
+                    timers=tuple(timers))
 
 
 def _assignee_of(action: NextAction) -> Assignee | None:
@@ -1046,7 +1315,18 @@ def finish_blockers(
             reasons.append(reason("required_request", f"the REQUIRED request {spec.name!r} must be"
                                   " sent and completed (R-RQ3)"))
     reasons += closure_blockers(ctx, step, defn)
+    if any(is_future_work(ctx.packs, a.target_step_type) for a in step.next_actions
+           if not a.nfa and a.created_step_id is None):
+        existing = open_future_work(ctx, excluding=step.step_id)
+        if existing is not None:  # created since the action was added (R-K2)
+            reasons.append(one_future_work(existing))
     return reasons
+
+
+def finish_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
+    """What finishing now would warn about, without stopping it (R-K3)."""
+    continuing = any(not a.nfa for a in step.next_actions)
+    return future_work_warnings(ctx, step, defn, continuing=continuing)
 
 
 def finish(
@@ -1055,20 +1335,26 @@ def finish(
 ) -> Decision:
     """R-NA3: finished and locked; each action not yet sent creates its step; a closure closes."""
     _check(finish_blockers(ctx, step, defn, requests, authorising=authorising))
+    warnings = finish_warnings(ctx, step, defn)
     created: list[Step] = []
     history: list[History] = []
     actions: list[NextAction] = []
+    timers: list[Timer] = []
     for added in step.next_actions:
         if not added.nfa and added.created_step_id is None:
             target, prepop = _create_from(ctx, step, added, "R-NA3 next action on finish", ctx.actor)
             created.append(target)
+            timers += timers_of_new_step(ctx, target)
             history += [History(target.step_id, ctx.now, ctx.actor.worker_id, "step.created",
                                 {"state": target.state, "provenance": target.provenance}), prepop]
             added = replace(added, created_step_id=target.step_id)
         actions.append(added)
     new = _bump(step, ctx, state="finished", next_actions=tuple(actions))
     what = "step.authorised_and_finished" if authorising else "step.finished"
-    history.insert(0, _history(new, ctx, what, next_actions=[a.action for a in actions]))
+    history.insert(0, _history(new, ctx, what, next_actions=[a.action for a in actions],
+                               **({"warnings": [w.code for w in warnings]} if warnings else {})))
+    warned = sorted({ctx.actor.worker_id, *([step.assignee_id] if step.assignee_kind == "worker" else [])}
+                    ) if warnings else []
     events: list[BaseModel] = [StepFinished(
         **_base(new, ctx), workflow_id=step.workflow_id, step_type=step.step_type, authorised=authorising,
         next_actions=[FinishedAction(
@@ -1077,6 +1363,8 @@ def finish(
             assignee=_assignee_of(a) if a.assignee_kind != "self" else Assignee(kind="worker", id=ctx.actor.worker_id),
             reason=a.reason, created_step_id=a.created_step_id, sent_immediately=a.send_immediately,
         ) for a in actions],
+        warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
+        warned_worker_ids=warned,
     )]
     events += [created_event(s) for s in created]
     closed: tuple[str, ...] = ()
@@ -1086,7 +1374,8 @@ def finish(
                                  actor=ctx.actor.worker_id, workflow_ids=list(closed)))
         history.append(_history(new, ctx, "case.closed", workflow_ids=list(closed)))
     return Decision(events=tuple(events), step=new, created=tuple(created), history=tuple(history),
-                    closed_workflow_ids=closed)
+                    closed_workflow_ids=closed, timers=tuple(timers),
+                    cancelled_timers=step_timer_keys(step.step_id))
 
 
 def return_step(ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request], note: str) -> Decision:
@@ -1116,7 +1405,8 @@ def cancel(ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Re
     withdrawn = tuple(replace(r, state="cancelled") for r in requests if r.state == "open")
     new = _bump(step, ctx, state="cancelled")
     return Decision(events=(StepCancelled(**_base(new, ctx), reason=why),), step=new, requests=withdrawn,
-                    history=(_history(new, ctx, "step.cancelled", reason=why),))
+                    history=(_history(new, ctx, "step.cancelled", reason=why),),
+                    cancelled_timers=step_timer_keys(step.step_id))
 
 
 def record_death(ctx: Context, command: cmd.RecordDeath, steps: Sequence[Step]) -> Decision:
@@ -1144,7 +1434,65 @@ def record_death(ctx: Context, command: cmd.RecordDeath, steps: Sequence[Step]) 
         open_steps=[OpenStepListed(step_id=s.step_id, step_type=s.step_type, state=s.state)
                     for s in steps if s.state in OPEN_STATES],
     )
-    return Decision(events=(event,), finished_future=tuple(closed), history=tuple(history))
+    return Decision(events=(event,), finished_future=tuple(closed), history=tuple(history),
+                    cancelled_timers=tuple(k for s in closed for k in step_timer_keys(s.step_id)))
+
+
+# --- future work falling due, rescheduling, renewals (R-S1, R-K6) ---------------------------------
+
+
+def reschedule(ctx: Context, step: Step, defn: StepDefinition, command: cmd.RescheduleStep) -> Decision:
+    """R-S1: future work moves to another due date (its timer moves); due by today it is incoming now."""
+    reasons = [] if step.state == "future" else [
+        reason("invalid_state", f"only future work can be rescheduled; this step is {step.state}")]
+    if not (_is_assignee(step, ctx.actor) or ctx.actor.roles & (MANAGER_ROLES | set(defn.authorisers))):
+        reasons.append(reason("role", "only the assignee, a member of the assigned team or a manager may"
+                              " reschedule this step"))
+    _check(reasons)
+    due = command.due_date
+    state = "future" if due > ctx.today else "incoming"
+    new = _bump(step, ctx, due_date=due, state=state)
+    timers: tuple[Timer, ...] = ()
+    cancelled: tuple[str, ...] = ()
+    if state == "future":
+        timers = (future_work_timer(new),)  # same key: the scheduler moves it
+    else:
+        cancelled = (timer_key(FUTURE_WORK_TIMER, step.step_id),)
+        timers = tuple(timers_of_new_step(ctx, new))
+    event = StepRescheduled(**_base(new, ctx), step_type=step.step_type, assignee=new.assignee,
+                            previous_due_date=step.due_date, due_date=due, state=state,  # type: ignore[arg-type]
+                            note=command.note)
+    return Decision(events=(event,), step=new, timers=timers, cancelled_timers=cancelled, history=(_history(
+        new, ctx, "step.rescheduled", previous_due_date=step.due_date.isoformat() if step.due_date else None,
+        due_date=due.isoformat(), state=state, note=command.note),))
+
+
+def timer_due(ctx: Context, step: Step, kind: str, payload: Mapping[str, Any]) -> Decision:
+    """A timer the workflow set fell due: future work becomes incoming (R-S1), or a renewal (R-K6)."""
+    if kind == FUTURE_WORK_TIMER:
+        if step.state != "future":
+            return Decision(events=())  # started, rescheduled or closed meanwhile
+        new = _bump(step, ctx, state="incoming")
+        event = StepDue(**_base(new, ctx), workflow_id=step.workflow_id, step_type=step.step_type,
+                        assignee=new.assignee, priority=new.priority, due_date=new.due_date)
+        return Decision(events=(event,), step=new, timers=tuple(timers_of_new_step(ctx, new)),
+                        history=(_history(new, ctx, "step.due", due_date=new.due_date.isoformat()
+                                          if new.due_date else None, rule="R-S1"),))
+    if kind == RENEWAL_TIMER:
+        if step.state not in OPEN_STATES:
+            return Decision(events=())
+        opened_on = date.fromisoformat(str(payload["opened_on"]))
+        every = int(payload["every_days"])
+        due = date.fromisoformat(str(payload["renewal_due_date"]))
+        following = renewal_timer(step, opened_on, max(due, ctx.today), every)
+        number = (due - opened_on).days // every
+        event = StepRenewalDue(**_base(step, ctx), step_type=step.step_type, assignee=step.assignee,
+                               renewal_due_date=due, renewal_number=number,
+                               next_renewal_date=london_date(following.due_at))
+        return Decision(events=(event,), timers=(following,), history=(_history(
+            step, ctx, "step.renewal_due", renewal_due_date=due.isoformat(), renewal_number=number,
+            rule="R-K6"),))
+    return Decision(events=())
 
 
 # --- one entry point ------------------------------------------------------------------------------
@@ -1199,6 +1547,8 @@ def decide(
             return return_step(ctx, step, defn, requests, command.note)
         case cmd.CancelStep():
             return cancel(ctx, step, defn, requests, command.reason)
+        case cmd.RescheduleStep():
+            return reschedule(ctx, step, defn, command)
     raise AssertionError(f"unhandled command {type(command).__name__}")
 
 

@@ -13,7 +13,7 @@ import httpx
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from services.workflow import domain, store
 from services.workflow.pack import PackRegistry
@@ -23,10 +23,13 @@ from shared.commands import workflow as cmd
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
 from shared.envelope import Envelope, decode, new_message
 from shared.events.referrals import ReferralAccepted
+from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import WorkflowStarted
 
 SOURCE = "tessera/workflow"
 GROUP = "workflow"
+OWNER = "workflow"  # the `owner` of this service's timers on scheduler.timers / scheduler.due
+SYSTEM = domain.Actor("system:scheduler")
 PACK_VERSION = 1
 log = logging.getLogger(__name__)
 router = KafkaRouter()
@@ -149,6 +152,7 @@ async def handle_command(
             else:
                 await _save(conn, decision)
                 await outbox.add(conn, _outcome(list(decision.events), envelope, key))
+                await outbox.add(conn, await _timers(conn, decision, envelope, key))
                 return "handled"
         rejected = CommandRejected.because(envelope.type, refused.reasons)
         await outbox.add(conn, _outcome([rejected], envelope, refused.key or key))
@@ -239,6 +243,65 @@ async def _save(conn: asyncpg.Connection, decision: domain.Decision) -> None:
     await store.add_histories(conn, decision.history)
     if decision.closed_workflow_ids:
         await store.close_workflows(conn, decision.closed_workflow_ids, datetime.now(UTC))
+
+
+# --- timers (R-S1, R-K6) ----------------------------------------------------------------------------
+
+
+@subscriber(router, GROUP, topics.SCHEDULER_DUE)
+async def on_timer_due(
+    msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
+) -> None:
+    """A workflow timer fell due: future work becomes incoming, or a renewal is due; others' are skipped."""
+    envelope = decode(msg.body)
+    if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != OWNER:
+        return
+    try:
+        due = TimerDue.model_validate(envelope.data)
+    except ValidationError:
+        log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
+        return
+    outcome = await handle_timer_due(pool, packs, envelope, due)
+    metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, outcome).inc()
+
+
+async def handle_timer_due(pool: asyncpg.Pool, packs: PackRegistry, envelope: Envelope, due: TimerDue) -> str:
+    """Only the latest timer.set of a key counts: a due caused by an older (moved) or cancelled one is stale."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
+            return "duplicate"
+        timer = await store.load_timer(conn, due.key)
+        if timer is None or str(timer["set_message_id"]) != envelope.causationid:
+            log.info("stale timer.due ignored", extra={"message_id": str(envelope.id)})
+            return "stale"
+        await store.delete_timers(conn, [due.key])
+        step = await store.load_step(conn, timer["step_id"], for_update=True)
+        if step is None:
+            return "stale"
+        ctx = domain.Context(now=datetime.now(UTC), actor=SYSTEM, ids=_ids(), packs=packs)
+        decision = domain.timer_due(ctx, step, timer["kind"], due.payload)
+        await _save(conn, decision)
+        if decision.events:
+            await outbox.add(conn, _outcome(list(decision.events), envelope, step.person_id))
+        await outbox.add(conn, await _timers(conn, decision, envelope, step.person_id))
+    return "handled"
+
+
+async def _timers(
+    conn: asyncpg.Connection, decision: domain.Decision, cause: Envelope, key: str,
+) -> list[outbox.Outgoing]:
+    """timer.cancel for each timer that was set, timer.set for each new one (its message id kept)."""
+    messages = []
+    now = datetime.now(UTC)
+    for timer_key in await store.delete_timers(conn, decision.cancelled_timers):
+        envelope = new_message(TimerCancel.TYPE, SOURCE, TimerCancel(key=timer_key), subject=key, cause=cause)
+        messages.append(outbox.Outgoing.event(topics.SCHEDULER_TIMERS, key, envelope))
+    for timer in decision.timers:
+        data = TimerSet(key=timer.key, due_at=timer.due_at, owner=OWNER, payload=timer.payload)
+        envelope = new_message(TimerSet.TYPE, SOURCE, data, subject=key, cause=cause)
+        await store.save_timer(conn, timer, set_message_id=envelope.id, at=now)
+        messages.append(outbox.Outgoing.event(topics.SCHEDULER_TIMERS, key, envelope))
+    return messages
 
 
 def _outcome(events: list[BaseModel], cause: Envelope, key: str) -> list[outbox.Outgoing]:

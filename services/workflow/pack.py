@@ -23,6 +23,20 @@ Role = Literal[
     "team_leader",
     "head_of_service",
     "business_support",
+    # seed 003 (Child in Need): team-specific roles; a worker also holds the generic
+    # social_worker / team_manager role, which owns fields shared by two teams (R-W6).
+    "response_social_worker",
+    "response_manager",
+    "locality_social_worker",
+    "locality_manager",
+    "lac_social_worker",
+    "lac_manager",
+    "fpt_social_worker",
+    "fpt_manager",
+    "preventative_services_manager",
+    "fyps_worker",
+    # seed 002: the short-term service and interim homecare domiciliary service officer (DSO)
+    "domiciliary_service_officer",
 ]
 RuleName = Literal["case_closure_guard", "two_twr_limit", "cin_45_day_routing", "one_future_work"]
 CaseCondition = Literal["case_closure_in_progress", "no_case_closure_in_progress"]
@@ -146,6 +160,13 @@ class NextActionDefinition(_Frozen):
     added_by_roles: tuple[Role, ...] = ()
     allowed_when: CaseCondition | None = None
     sends_to_role: Role | None = None
+    # R-S2 initial review: the scheduled date must fall this many days [min, max] after the
+    # date in `window_from_field` of the adding step (else after today); default: the minimum.
+    scheduled_window_days: tuple[NonNegativeInt, NonNegativeInt] | None = None
+    window_from_field: FieldKey | None = None
+    # R-K4: a date field of the adding step holding the annual review date, used when the
+    # person has no earlier Future Work whose due date can be kept.
+    review_date_field: FieldKey | None = None
 
     def to_contract(self) -> dict[str, Any]:
         """The action as the step read endpoint shows it; `send_immediately` means allowed."""
@@ -202,7 +223,20 @@ class StepDefinition(_Frozen):
     requests: tuple[RequestDefinition, ...] = ()
     authorisers: tuple[Role, ...] = ()
     rules: tuple[RuleName, ...] = ()
+    # R-K2: a step of this type is "Future Work": at most one open per person.
+    future_work: bool = False
+    # R-K4: the next Future Work is due this many months after the previous one's due date.
+    review_interval_months: PositiveInt | None = None
+    # R-K6: while open, a renewal falls due every this many days (Professional Support: 28).
+    renewal_days: PositiveInt | None = None
+    # R-K3: a finished step of this type means the person has ongoing services.
+    ongoing_services: bool = False
     _carried: tuple[Section, ...] = PrivateAttr(default=())
+
+    @property
+    def is_future_work(self) -> bool:
+        """R-K2: Future Work by the pack's flag (or the older `one_future_work` rule)."""
+        return self.future_work or "one_future_work" in self.rules
 
     @property
     def form_sections(self) -> tuple[Section, ...]:
@@ -395,9 +429,12 @@ def _check_step(where: _Where, step: StepDefinition) -> None:
     _check_unique(where, [r.name for r in step.requests], "requests", "name")
     if not step.next_actions:
         raise where.fail("next_actions", "R-NA1: a step needs at least one next action to finish")
+    if step.review_interval_months is not None and not step.is_future_work:
+        raise where.fail("review_interval_months", "R-K4: only a future_work step type has a review interval")
     form_names = {form.name for form in step.optional_forms}
     for action in step.next_actions:
         _check_action(where, action, form_names)
+        _check_action_fields(where, step, action)
     for request in step.requests:
         _check_request(where, request)
 
@@ -525,6 +562,16 @@ def _check_action(where: _Where, action: NextActionDefinition, form_names: set[s
         raise where.fail(f"{at}.{problem[0]}", problem[1])
 
 
+def _check_action_fields(where: _Where, step: StepDefinition, action: NextActionDefinition) -> None:
+    """`window_from_field` and `review_date_field` must name date fields of the step's own form."""
+    dates = {f.key for s in step.sections for f in s.fields if f.type == "date"}
+    for name in ("window_from_field", "review_date_field"):
+        key = getattr(action, name)
+        if key is not None and key not in dates:
+            raise where.fail(f"next_actions[{action.action!r}].{name}",
+                             f"{key!r} is not a date field of the step's own sections")
+
+
 def _action_problem(action: NextActionDefinition, forms: set[str]) -> tuple[str, str] | None:
     checks: list[tuple[bool, str, str]] = [
         (
@@ -565,6 +612,27 @@ def _action_problem(action: NextActionDefinition, forms: set[str]) -> tuple[str,
         (
             action.send_immediately == "required" and action.scheduled_offset_days is not None,
             "scheduled_offset_days",
+            "an action that must be sent immediately cannot be scheduled",
+        ),
+        (
+            action.nfa and action.scheduled_window_days is not None,
+            "scheduled_window_days",
+            "an NFA action creates no step to schedule",
+        ),
+        (
+            action.scheduled_window_days is not None
+            and action.scheduled_window_days[0] > action.scheduled_window_days[1],
+            "scheduled_window_days",
+            "the window's first day count must not be after its last",
+        ),
+        (
+            action.window_from_field is not None and action.scheduled_window_days is None,
+            "window_from_field",
+            "window_from_field needs scheduled_window_days",
+        ),
+        (
+            action.send_immediately == "required" and action.scheduled_window_days is not None,
+            "scheduled_window_days",
             "an action that must be sent immediately cannot be scheduled",
         ),
         (

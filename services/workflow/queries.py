@@ -102,6 +102,8 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
         ],
         "return_note": step.return_note,
         "provenance": step.provenance,
+        "timers": [{"key": t["key"], "kind": t["kind"], "due_at": t["due_at"].isoformat()}
+                   for t in await store.timers_of_step(pool, step_id)],
         "created_at": step.created_at.isoformat(), "created_by": step.created_by,
         "history": [
             {"actor": h["actor"], "time": h["at"].isoformat(), "what": h["what"], "details": h["details"]}
@@ -129,4 +131,6 @@ async def get_blockers(
                          packs=packs, case=await store.case_view(pool, step.person_id))
     blockers = domain.finish_blockers(ctx, step, defn, await store.requests_of(pool, step.step_id),
                                       check_actor=worker_id is not None)
-    return {"can_finish": not blockers, "blockers": [b.model_dump(exclude_none=True) for b in blockers]}
+    warnings = domain.finish_warnings(ctx, step, defn)  # R-K3: shown, never blocking
+    return {"can_finish": not blockers, "blockers": [b.model_dump(exclude_none=True) for b in blockers],
+            "warnings": [w.model_dump(exclude_none=True) for w in warnings]}

@@ -15,6 +15,7 @@ from services.workflow.domain import (
     OtherStep,
     Request,
     Step,
+    Timer,
     Workflow,
 )
 
@@ -108,7 +109,7 @@ async def case_view(conn: Conn, person_id: str) -> CaseView:
     """The person's open steps, latest finished values per step type, and open workflows."""
     pid = uuid.UUID(person_id)
     others = await conn.fetch(
-        "SELECT step_id, step_type, state, pack_version, workflow_id FROM steps WHERE person_id = $1"
+        "SELECT step_id, step_type, state, pack_version, workflow_id, due_date FROM steps WHERE person_id = $1"
         " AND state IN ('incoming', 'incomplete', 'returned', 'awaiting_authorisation', 'future')"
         " ORDER BY created_at", pid)
     finished = await conn.fetch(
@@ -116,11 +117,15 @@ async def case_view(conn: Conn, person_id: str) -> CaseView:
         " AND state = 'finished' ORDER BY step_type, updated_at DESC", pid)
     workflows = await conn.fetch(
         "SELECT workflow_id FROM workflows WHERE person_id = $1 AND status = 'open'", pid)
+    due_dates = await conn.fetch(
+        "SELECT DISTINCT ON (step_type) step_type, due_date FROM steps WHERE person_id = $1"
+        " AND state = 'finished' AND due_date IS NOT NULL ORDER BY step_type, updated_at DESC", pid)
     return CaseView(
         other_steps=tuple(OtherStep(str(r["step_id"]), r["step_type"], r["state"], r["pack_version"],
-                                    str(r["workflow_id"])) for r in others),
+                                    str(r["workflow_id"]), r["due_date"]) for r in others),
         finished_values={r["step_type"]: r["values"] for r in finished},
         workflow_ids=tuple(str(r["workflow_id"]) for r in workflows),
+        finished_due_dates={r["step_type"]: r["due_date"] for r in due_dates},
     )
 
 
@@ -201,3 +206,32 @@ async def work_of(pool: Conn, kind: str, assignee_id: str) -> list[asyncpg.Recor
         " ORDER BY CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, created_at",
         kind, assignee_id,
     )
+
+
+# --- timers set with the scheduler (R-S1, R-K6) -------------------------------------------------
+
+
+async def save_timer(conn: asyncpg.Connection, timer: Timer, *, set_message_id: uuid.UUID, at: datetime) -> None:
+    """The latest timer.set sent for the key; a timer.due caused by any other is stale."""
+    await conn.execute(
+        "INSERT INTO timers (key, step_id, kind, due_at, set_message_id, set_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (key) DO UPDATE SET step_id = EXCLUDED.step_id, kind = EXCLUDED.kind,"
+        " due_at = EXCLUDED.due_at, set_message_id = EXCLUDED.set_message_id, set_at = EXCLUDED.set_at",
+        timer.key, uuid.UUID(timer.step_id), timer.kind, timer.due_at, set_message_id, at,
+    )
+
+
+async def delete_timers(conn: asyncpg.Connection, keys: Iterable[str]) -> list[str]:
+    """Forget these timers; returns the keys that were set (only those need a timer.cancel)."""
+    rows = await conn.fetch("DELETE FROM timers WHERE key = ANY($1::text[]) RETURNING key", list(keys))
+    return [r["key"] for r in rows]
+
+
+async def load_timer(conn: asyncpg.Connection, key: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT key, step_id, kind, due_at, set_message_id FROM timers WHERE key = $1"
+                               " FOR UPDATE", key)
+
+
+async def timers_of_step(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT key, kind, due_at, set_message_id FROM timers WHERE step_id = $1"
+                            " ORDER BY key", step_id)

@@ -126,6 +126,14 @@ class ReturnStep(_StepCommand):
     note: Text
 
 
+class RescheduleStep(_StepCommand):
+    """Give Future Work another due date; due today or earlier makes it incoming now (R-S1)."""
+
+    TYPE: ClassVar[str] = "step.reschedule"
+    due_date: date
+    note: Text | None = None
+
+
 class CancelStep(_StepCommand):
     """Cancel a step with a reason, only when there is no other option (R-W2)."""
 
@@ -146,6 +154,6 @@ COMMANDS: dict[str, type[Command]] = {
     for model in (
         StartNewStep, StartStep, FinishStep, AuthoriseStep, RefreshPrepopulated, AssignStep,
         SaveStep, AddForm, AddNextAction, RemoveNextAction, SendRequest, SendNotification,
-        CompleteRequest, ReturnStep, CancelStep, RecordDeath,
+        CompleteRequest, ReturnStep, CancelStep, RecordDeath, RescheduleStep,
     )
 }

@@ -190,6 +190,7 @@ class ReferralAccepted(BaseModel):
     category: Category | None = None
     urgency: Urgency = "normal"
     cared_for_person_id: str | None = None
+    ordinarily_resident: bool = True
 
 
 class ReferralRejected(BaseModel):

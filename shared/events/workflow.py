@@ -167,14 +167,59 @@ class FinishedAction(BaseModel):
     sent_immediately: bool
 
 
+class StepWarning(BaseModel):
+    """Something the worker should know that does not stop the step (e.g. R-K3)."""
+
+    code: str
+    message: str
+    step_id: str | None = None
+
+
 class StepFinished(_StepEvent):
-    """A step was finished and locked, with its next actions (R-W2, R-NA3)."""
+    """A step was finished and locked, with its next actions (R-W2, R-NA3) and any warnings (R-K3)."""
 
     TYPE: ClassVar[str] = "step.finished"
     workflow_id: str
     step_type: str
     next_actions: list[FinishedAction]
     authorised: bool = False
+    warnings: list[StepWarning] = []
+    warned_worker_ids: list[str] = []
+
+
+class StepDue(_StepEvent):
+    """Future Work fell due: the step is now incoming work to allocate (R-S1)."""
+
+    TYPE: ClassVar[str] = "step.due"
+    workflow_id: str
+    step_type: str
+    assignee: Assignee
+    state: Literal["incoming"] = "incoming"
+    priority: Priority
+    due_date: date | None
+
+
+class StepRescheduled(_StepEvent):
+    """Future Work was given another due date; due today or earlier it is incoming at once (R-S1)."""
+
+    TYPE: ClassVar[str] = "step.rescheduled"
+    step_type: str
+    assignee: Assignee
+    previous_due_date: date | None
+    due_date: date
+    state: Literal["future", "incoming"]
+    note: str | None = None
+
+
+class StepRenewalDue(_StepEvent):
+    """An open step must be renewed or closed now, e.g. Professional Support every 4 weeks (R-K6)."""
+
+    TYPE: ClassVar[str] = "step.renewal_due"
+    step_type: str
+    assignee: Assignee
+    renewal_due_date: date
+    renewal_number: int
+    next_renewal_date: date
 
 
 class StepReturned(_StepEvent):

@@ -121,7 +121,7 @@ async def test_wellbeing_journey_from_referral_to_case_closed(infra, referrals, 
         assert [(r["code"], r["step_id"]) for r in blocked] == [("open_step", monitoring)]
         blockers = (await http.get(f"/steps/{proposed['step_id']}/blockers")).json()
         assert blockers == {"can_finish": False, "blockers": [
-            {k: v for k, v in blocked[0].items() if v is not None}]}
+            {k: v for k, v in blocked[0].items() if v is not None}], "warnings": []}
 
         # case monitoring finishes with its mandatory reason, then the closure goes ahead
         missing = await refused("step.finish", p.gso, step_id=monitoring)

@@ -37,7 +37,16 @@ async def test_accepted_referral_creates_a_person_record(infra, referrals: Servi
     assert person["last_name"] == data["person"]["last_name"]
     assert person["nhs_number"] == data["person"]["nhs_number"]
     assert person["created_by"] == "referral:test-contact-centre"
+    assert person["ordinarily_resident"] is True and accepted.data["ordinarily_resident"] is True
     assert [p["person_id"] for p in by_nhs] == [accepted.data["person_id"]]
+
+
+async def test_a_person_not_ordinarily_resident_is_recorded_so(infra, referrals, events):
+    accepted = await answer(events, await send(infra, unique_referral(ordinarily_resident=False)))
+    assert accepted.data["ordinarily_resident"] is False
+    async with httpx.AsyncClient(base_url=referrals.url) as http:
+        person = (await http.get(f"/people/{accepted.data['person_id']}")).json()
+    assert person["ordinarily_resident"] is False
 
 
 async def test_R_P4_second_referral_is_matched_by_nhs_number(infra, referrals, events):

@@ -19,7 +19,7 @@ import pytest
 from shared import topics
 from shared.envelope import Envelope, new_message
 from shared.events.scheduler import TimerCancel, TimerSet
-from shared.testing import EventLog, Seen, ServiceProcess, publish
+from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish
 
 OWNER = "tests"
 DLQ = topics.dlq(topics.SCHEDULER_TIMERS)
@@ -108,15 +108,6 @@ def parse_time(value: str) -> datetime:
 
 async def clock_now(sdb: asyncpg.Pool) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=await sdb.fetchval("SELECT offset_seconds FROM clock"))
-
-
-async def until(check: Callable[[], Any], timeout: float, what: str) -> None:
-    """Poll the database (not a topic) until `check()` is true."""
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not within {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 # --- behaviour
@@ -224,7 +215,7 @@ async def test_operators_can_read_pending_timers(infra, scheduler, sdb, dues):
     owner = f"owner-{run}"
     await send(infra, *[timer_set(f"{run}/t{i}", now + timedelta(days=10 + i), subject="p-5", owner=owner)
                         for i in range(3)])
-    await until(lambda: sdb.fetchval("SELECT count(*) = 3 FROM timers WHERE owner = $1", owner), 15, "timers set")
+    await poll_until(lambda: sdb.fetchval("SELECT count(*) = 3 FROM timers WHERE owner = $1", owner), 15, "timers set")
     async with httpx.AsyncClient(base_url=scheduler.url) as http:
         one = (await http.get(f"/timers/{run}/t1")).json()
         listed = (await http.get("/timers", params={"owner": owner,
@@ -275,7 +266,7 @@ async def test_kill_9_while_timers_fire_loses_none_and_fires_none_twice(infra, s
     random.shuffle(sets)
     keys = {s.data["key"] for s in sets}
     await send(infra, *sets)
-    await until(lambda: sdb.fetchval("SELECT count(*) = $1 FROM timers WHERE key LIKE $2", n, f"{run}-%"),
+    await poll_until(lambda: sdb.fetchval("SELECT count(*) = $1 FROM timers WHERE key LIKE $2", n, f"{run}-%"),
                 60 + n / 100, "all timers stored")
     # move the clock so the window opens `lead` seconds from now
     offset = (base - timedelta(seconds=lead) - datetime.now(UTC)).total_seconds()

@@ -1,0 +1,299 @@
+"""Subscribers of the allocation service: decode, call the domain, persist, emit."""
+
+import itertools
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from faststream import Context
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel, ValidationError
+
+from services.allocation import domain, store
+from services.allocation.clients import PersonReader, WorkReader
+from shared import inbox, metrics, outbox, topics
+from shared.broker import subscriber
+from shared.commands import allocation as cmd
+from shared.commands.base import CommandRejected, Reason, Refused, parse_command
+from shared.commands.referrals import AddCaseNote
+from shared.envelope import Envelope, decode, new_message
+from shared.events.referrals import ReferralAccepted
+from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
+
+SOURCE = "tessera/allocation"
+GROUP = "allocation"
+SYSTEM = domain.Actor("system:allocation")
+log = logging.getLogger(__name__)
+router = KafkaRouter()
+
+
+@dataclass
+class Readers:
+    """What a command may need from other services, read before its transaction opens."""
+
+    people: PersonReader | None = None
+    work: WorkReader | None = None
+    team_contact_numbers: dict[str, str] | None = None
+
+
+@dataclass
+class Looked:
+    """What was read for one command: the person's steps, their record, whether they exist."""
+
+    person_id: str | None = None
+    steps: list[domain.Step] | None = None
+    person: dict[str, Any] | None = None
+    person_missing: bool = False
+    steps_unavailable: bool = False
+
+
+def _reason(code: str, message: str, field: str | None = None) -> Reason:
+    return Reason(code=code, message=message, field=field)
+
+
+# --- referrals: the small local view of a person's urgency and residence ----------------------
+
+
+@subscriber(router, GROUP, topics.REFERRALS_EVENTS)
+async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """`referral.accepted` keeps the person's urgency, service and residence (R-T2); others are not ours."""
+    envelope = decode(msg.body)
+    if envelope.type != ReferralAccepted.TYPE:
+        return
+    try:
+        accepted = ReferralAccepted.model_validate(envelope.data)
+    except ValidationError:
+        metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "ignored").inc()
+        return
+    resident = envelope.data.get("ordinarily_resident")
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
+            return
+        await store.record_referral(conn, accepted.person_id, accepted.urgency, accepted.service,
+                                    resident if isinstance(resident, bool) else None, envelope.time)
+    metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+@subscriber(router, GROUP, topics.ALLOCATION_COMMANDS)
+async def on_command(
+    msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), readers: Readers = Context("readers"),
+) -> None:
+    """An allocation command: exactly one outcome, its events or `command.rejected`."""
+    envelope = decode(msg.body)
+    outcome = await handle_command(pool, readers, envelope)
+    metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_COMMANDS, outcome).inc()
+
+
+async def handle_command(pool: asyncpg.Pool, readers: Readers, envelope: Envelope) -> str:
+    """Validate and read, then in one transaction: inbox, lock the case, decide, save, outbox."""
+    command: cmd.Command | None = None
+    refused: Refused | None = None
+    looked = Looked()
+    try:
+        command = parse_command(cmd.COMMANDS, envelope.type, envelope.data)
+        looked = await _look(pool, readers, command)
+    except Refused as early:
+        refused = early
+    key = looked.person_id or envelope.subject or str(envelope.id)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.ALLOCATION_COMMANDS):
+            return "duplicate"
+        if command is not None and refused is None:
+            try:
+                async with conn.transaction():  # savepoint: a lost race undoes its writes, keeps the inbox
+                    case, decision = await _decide(conn, readers, command, looked)
+                    await _save(conn, case, decision)
+            except domain.RuleBroken as broken:
+                refused = Refused(broken.reasons)
+            except Refused as late:
+                refused = late
+            except asyncpg.UniqueViolationError:
+                refused = Refused([_reason("conflict", "another command changed this case at the same time;"
+                                                       " look again and retry")])
+            else:
+                await outbox.add(conn, _messages(decision, envelope, key, command.actor))
+                return "handled"
+        assert refused is not None
+        await outbox.add(conn, _events([CommandRejected.because(envelope.type, refused.reasons)], envelope, key))
+    log.info("command rejected", extra={"message_id": str(envelope.id), "type": envelope.type[:100],
+                                        "codes": sorted({r.code for r in refused.reasons})})
+    return "rejected"
+
+
+async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> Looked:
+    """Whose case it is, and what other services must tell us first (R-A3, R-T2, R-T4)."""
+    match command:
+        case cmd.EndWorkerRelationship() | cmd.EndOrgRelationship():
+            kind = "worker" if isinstance(command, cmd.EndWorkerRelationship) else "org"
+            pid = await store.person_of_relationship(pool, kind, command.relationship_id)
+            if pid is None:
+                raise Refused([_reason("not_found", "no such relationship", "relationship_id")])
+            return Looked(person_id=pid)
+        case cmd.ReviewTrayEntry() | cmd.RemoveFromTray():
+            pid = await store.person_of_entry(pool, command.entry_id)
+            if pid is None:
+                raise Refused([_reason("not_found", "no such tray entry", "entry_id")])
+            return Looked(person_id=pid)
+    pid = str(command.person_id)  # type: ignore[attr-defined]
+    looked = Looked(person_id=pid)
+    needs_person = isinstance(command, cmd.AddToTray | cmd.AllocateCase)
+    if readers.people is not None and (needs_person or not await store.case_known(pool, pid)):
+        found, looked.person = await readers.people.get(pid)
+        looked.person_missing = found == "missing" and not await store.case_known(pool, pid)
+    if looked.person_missing:
+        raise Refused([_reason("not_found", "no such person", "person_id")])
+    if isinstance(command, cmd.AllocateCase | cmd.ReassignCase):
+        looked.steps = await readers.work.steps(pid) if readers.work is not None else []
+        if looked.steps is None:
+            raise Refused([_reason("unavailable", "the person's work could not be read from the workflow"
+                                                  " service; nothing was changed, try again")])
+    return looked
+
+
+def _ids() -> Iterator[str]:
+    return (str(uuid.uuid4()) for _ in itertools.count())
+
+
+def _resident(case: domain.Case, person: dict[str, Any] | None) -> domain.Case:
+    """The person record's ordinary residence, where it says, wins over the referral's (R-A3, R-T2)."""
+    if person is not None and isinstance(person.get("ordinarily_resident"), bool):
+        return domain.Case(**{**case.__dict__, "ordinarily_resident": person["ordinarily_resident"]})
+    return case
+
+
+async def _decide(conn: asyncpg.Connection, readers: Readers, command: cmd.Command,
+                  looked: Looked) -> tuple[domain.Case, domain.Decision]:
+    """Lock the person's case, load what the command touches, and ask the domain."""
+    assert looked.person_id is not None
+    case = _resident(await store.lock_case(conn, looked.person_id), looked.person)
+    person = looked.person or {}
+    ctx = domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
+                         channel=person.get("preferred_contact"),
+                         team_contact_number=(readers.team_contact_numbers or {}).get(
+                             getattr(command, "team_id", ""), None))
+    return case, _decision(conn_entry=await _entry_for(conn, command), ctx=ctx, case=case, command=command,
+                           looked=looked)
+
+
+async def _entry_for(conn: asyncpg.Connection, command: cmd.Command) -> domain.TrayEntry | None:
+    if isinstance(command, cmd.ReviewTrayEntry | cmd.RemoveFromTray):
+        return await store.load_entry(conn, command.entry_id)
+    return None
+
+
+def _decision(conn_entry: domain.TrayEntry | None, ctx: domain.Context, case: domain.Case, command: cmd.Command,
+              looked: Looked) -> domain.Decision:
+    match command:
+        case cmd.AddWorkerRelationship():
+            return domain.add_worker_relationship(ctx, case, command)
+        case cmd.EndWorkerRelationship():
+            rel = next(r for r in case.worker_relationships if r.relationship_id == str(command.relationship_id))
+            return domain.end_worker_relationship(ctx, rel, command)
+        case cmd.AddOrgRelationship():
+            return domain.add_org_relationship(ctx, case, command)
+        case cmd.EndOrgRelationship():
+            org = next(r for r in case.org_relationships if r.relationship_id == str(command.relationship_id))
+            return domain.end_org_relationship(ctx, org, command)
+        case cmd.AllocateCase():
+            return domain.allocate(ctx, case, command, looked.steps or [])
+        case cmd.ReassignCase():
+            return domain.reassign(ctx, case, command, looked.steps or [])
+        case cmd.AddToTray():
+            return domain.tray_add(ctx, case, command)
+        case cmd.ReviewTrayEntry():
+            return domain.tray_review(ctx, conn_entry, command)
+        case cmd.RemoveFromTray():
+            return domain.tray_remove(ctx, conn_entry, command)
+    raise AssertionError(f"unhandled command {type(command).__name__}")
+
+
+async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.Decision) -> None:
+    """Write the decision; a stale case or entry version (a lost race) refuses it as a conflict."""
+    if decision.entry is not None and not decision.new_entry:
+        loaded = await store.load_entry(conn, decision.entry.entry_id)
+        if loaded is None or not await store.update_entry(conn, decision.entry, loaded.version):
+            raise Refused([_reason("conflict", "the tray entry changed meanwhile", "entry_id")])
+    elif decision.entry is not None:
+        await store.insert_entry(conn, decision.entry)
+    for rel in decision.worker_relationships:
+        await store.save_worker_relationship(conn, rel)
+    for org in decision.org_relationships:
+        await store.save_org_relationship(conn, org)
+    if not await store.bump_case(conn, case.person_id, case.version):
+        raise Refused([_reason("conflict", "the case changed meanwhile")])
+
+
+# --- timers ------------------------------------------------------------------------------------
+
+
+@subscriber(router, GROUP, topics.SCHEDULER_DUE)
+async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """A tray review or escalation timer fell due (R-T5, R-T6); other owners' timers are not ours."""
+    envelope = decode(msg.body)
+    if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != domain.OWNER:
+        return
+    try:
+        due = TimerDue.model_validate(envelope.data)
+        entry_id = uuid.UUID(str(due.payload.get("entry_id") or due.key.partition(":")[2]))
+    except (ValidationError, ValueError):
+        log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
+            return
+        person_id = await store.person_of_entry(conn, entry_id)
+        if person_id is None:
+            return
+        await store.lock_case(conn, person_id)
+        entry = await store.load_entry(conn, entry_id)
+        ctx = domain.Context(now=datetime.now(UTC), actor=SYSTEM, ids=_ids())
+        decision = domain.timer_due(ctx, entry, due.key, due.due_at)
+        if decision.entry is not None and entry is not None:
+            await store.update_entry(conn, decision.entry, entry.version)
+        await outbox.add(conn, _messages(decision, envelope, person_id, cmd.Actor(worker_id=SYSTEM.worker_id)))
+    metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
+
+
+# --- what goes out -----------------------------------------------------------------------------
+
+
+def _events(events: list[BaseModel], cause: Envelope, key: str) -> list[outbox.Outgoing]:
+    """The events of one outcome, each carrying `outcomecount` so a reader knows it has them all."""
+    messages = []
+    for data in events:
+        kind = type(data).TYPE  # type: ignore[attr-defined]
+        envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/1")
+        envelope = Envelope.model_validate({**envelope.model_dump(), "outcomecount": len(events)})
+        messages.append(outbox.Outgoing.event(topics.ALLOCATION_EVENTS, key, envelope))
+    return messages
+
+
+def _command(topic: str, kind: str, data: BaseModel | dict[str, Any], cause: Envelope, key: str) -> outbox.Outgoing:
+    return outbox.Outgoing.event(topic, key, new_message(kind, SOURCE, data, subject=key, cause=cause))
+
+
+def _messages(decision: domain.Decision, cause: Envelope, key: str, actor: cmd.Actor) -> list[outbox.Outgoing]:
+    """The outcome on allocation.events, then the commands it sends to workflow, referrals and the scheduler."""
+    messages = _events(list(decision.events), cause, key) if decision.events else []
+    for assign in decision.step_assigns:
+        messages.append(_command(topics.WORKFLOW_COMMANDS, "step.assign", {
+            "actor": actor.model_dump(), "step_id": assign.step_id, "to": {"kind": assign.kind, "id": assign.id},
+        }, cause, key))
+    for note in decision.case_notes:
+        data = AddCaseNote(actor=actor, person_id=uuid.UUID(note.person_id), title=note.title, type=note.type,
+                           text=note.text, notify_worker_ids=list(note.notify_worker_ids))
+        messages.append(_command(topics.REFERRALS_COMMANDS, AddCaseNote.TYPE, data, cause, key))
+    for key_ in decision.cancelled_timers:
+        messages.append(_command(topics.SCHEDULER_TIMERS, TimerCancel.TYPE, TimerCancel(key=key_), cause, key))
+    for timer in decision.timers:
+        data = TimerSet(key=timer.key, due_at=timer.due_at, owner=domain.OWNER, payload=timer.payload)
+        messages.append(_command(topics.SCHEDULER_TIMERS, TimerSet.TYPE, data, cause, key))
+    return messages

@@ -1,0 +1,181 @@
+"""Read endpoints of the allocation service: allocations, relationships, trays and the wait report."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from services.allocation import domain, store
+from shared.commands.base import Target
+
+router = APIRouter(tags=["allocation"])
+LEVELS = {"high", "medium", "low"}
+RAGS = {"red", "amber", "green"}
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.runtime.pool
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if value is not None else None
+
+
+def _relationship(row: asyncpg.Record, who: str, now: datetime) -> dict[str, Any]:
+    item = {
+        "relationship_id": str(row["relationship_id"]), "person_id": str(row["person_id"]), who: row[who],
+        "relationship": row["relationship"], "start_date": _iso(row["start_date"]),
+        "end_date": _iso(row["end_date"]), "end_reason": row["end_reason"], "created_by": row["created_by"],
+        "created_at": _iso(row["created_at"]), "ended_at": _iso(row["ended_at"]),
+    }
+    if who == "team_id":
+        item["visible"] = domain.org_relationship_visible(row["end_date"], now)
+        item["visible_until"] = _iso(domain.org_relationship_visible_until(row["end_date"])) \
+            if row["end_date"] else None
+    else:
+        item["open"] = row["ended_at"] is None
+    return item
+
+
+@router.get("/workers/{worker_id}/allocations")
+async def allocations(worker_id: str, request: Request) -> list[dict[str, Any]]:
+    """R-A1: exactly the people with an open worker relationship to this worker, one item each."""
+    now = datetime.now(UTC)
+    people: dict[str, dict[str, Any]] = {}
+    for row in await store.allocations_of(_pool(request), worker_id):
+        item = people.setdefault(str(row["person_id"]), {"person_id": str(row["person_id"]), "relationships": []})
+        item["relationships"].append(_relationship(row, "worker_id", now))
+    return list(people.values())
+
+
+@router.get("/people/{person_id}/relationships")
+async def relationships(person_id: uuid.UUID, request: Request, include_ended: bool = False) -> dict[str, Any]:
+    """Professional and organisational relationships as the person summary shows them (R-A1, R-A2)."""
+    now = datetime.now(UTC)
+    workers, orgs = await store.relationships_of(_pool(request), person_id)
+    worker_items = [_relationship(r, "worker_id", now) for r in workers]
+    org_items = [_relationship(r, "team_id", now) for r in orgs]
+    if not include_ended:
+        worker_items = [w for w in worker_items if w["open"]]
+        org_items = [o for o in org_items if o["visible"]]
+    return {"person_id": str(person_id), "worker_relationships": worker_items,
+            "organisational_relationships": org_items}
+
+
+def _target(value: str, name: str) -> Target:
+    kind, _, ident = value.partition(":")
+    if kind not in ("worker", "team") or not ident:
+        raise HTTPException(422, f"`{name}` must be worker:<id> or team:<id>")
+    return Target(kind=kind, id=ident)  # type: ignore[arg-type]
+
+
+@router.get("/people/{person_id}/reassign-preview")
+async def reassign_preview(
+    person_id: uuid.UUID, request: Request,
+    from_: Annotated[str, Query(alias="from", description="worker:<id> or team:<id>")],
+) -> dict[str, Any]:
+    """R-A4: every item `case.reassign` from this worker or team would move, before it is sent."""
+    source = _target(from_, "from")
+    steps = await request.app.state.readers.work.steps(str(person_id))
+    if steps is None:
+        raise HTTPException(503, "the workflow service could not be read")
+    case = await store.load_case(_pool(request), str(person_id))
+    preview = domain.reassign_preview(case, source, steps)
+    return {
+        "person_id": str(person_id), "from": source.model_dump(),
+        "steps": [{"step_id": s.step_id, "step_type": s.step_type, "state": s.state,
+                   "assignee": {"kind": s.assignee_kind, "id": s.assignee_id}} for s in preview["steps"]],
+        "worker_relationships": [{"relationship_id": r.relationship_id, "worker_id": r.worker_id,
+                                  "relationship": r.relationship, "start_date": r.start_date.isoformat()}
+                                 for r in preview["worker_relationships"]],
+    }
+
+
+def _entry(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
+    waited = domain.days_waiting(row["placed_at"], now)
+    return {
+        "entry_id": str(row["entry_id"]), "person_id": str(row["person_id"]), "team_id": row["team_id"],
+        "priority": row["priority"], "urgent": row["urgent"], "complexity": row["complexity"],
+        "support": row["support"], "risk": row["risk"], "rag": row["rag"], "rationale": row["rationale"],
+        "placed_at": _iso(row["placed_at"]), "placed_by": row["placed_by"], "days_waiting": waited,
+        "past_target": waited > domain.WAIT_TARGET_DAYS,
+        "next_review_at": _iso(row["next_review_at"]),
+        "review_overdue": bool(row["review_overdue"] or row["next_review_at"] <= now),
+        "reviews": row["reviews"], "last_reviewed_at": _iso(row["last_reviewed_at"]),
+        "last_contacted": row["last_contacted"], "escalated_at": _iso(row["escalated_at"]),
+        "removed_at": _iso(row["removed_at"]), "removed_reason": row["removed_reason"],
+        "version": row["version"],
+    }
+
+
+def _listed(value: str | None, allowed: set[str], name: str) -> list[str]:
+    values = [v.strip().lower() for v in (value or "").split(",") if v.strip()]
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise HTTPException(422, f"`{name}` must be among {', '.join(sorted(allowed))}")
+    return values
+
+
+@router.get("/teams/{team_id}/tray")
+async def team_tray(
+    team_id: str, request: Request,
+    sort: str = Query("priority,rag,-days_waiting",
+                      description="comma-separated keys among " + ", ".join(store.SORTS)
+                                  + "; `-` reverses. priority/complexity high first, rag red first,"
+                                    " days_waiting shortest first (-days_waiting: longest first)"),
+    rag: str | None = Query(None, description="e.g. red,amber"),
+    priority: str | None = Query(None, description="e.g. high"),
+    complexity: str | None = Query(None, description="e.g. high,medium"),
+    review_overdue: bool | None = None,
+    min_days_waiting: int | None = Query(None, ge=0),
+    max_days_waiting: int | None = Query(None, ge=0),
+    past_target: bool | None = Query(None, description="waiting more than 28 days (R-T7)"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """R-T7: a team's Planned Work Tray, sortable and filterable by priority, complexity, RAG and wait."""
+    keys = [k.strip() for k in sort.split(",") if k.strip()]
+    if any(k.lstrip("-") not in store.SORTS for k in keys):
+        raise HTTPException(422, f"`sort` keys must be among {', '.join(store.SORTS)}")
+    if past_target is True:
+        min_days_waiting = max(min_days_waiting or 0, domain.WAIT_TARGET_DAYS + 1)
+    elif past_target is False:
+        max_days_waiting = min(max_days_waiting if max_days_waiting is not None else domain.WAIT_TARGET_DAYS,
+                               domain.WAIT_TARGET_DAYS)
+    now = datetime.now(UTC)
+    total, rows = await store.tray(
+        _pool(request), team_id, now, sort=keys, rag=_listed(rag, RAGS, "rag"),
+        priority=_listed(priority, LEVELS, "priority"), complexity=_listed(complexity, LEVELS, "complexity"),
+        review_overdue=review_overdue, min_days_waiting=min_days_waiting, max_days_waiting=max_days_waiting,
+        limit=limit, offset=offset)
+    return {"team_id": team_id, "total": total, "limit": limit, "offset": offset, "sort": keys,
+            "entries": [_entry(r, now) for r in rows]}
+
+
+@router.get("/teams/{team_id}/tray/report")
+async def tray_report(team_id: str, request: Request) -> dict[str, Any]:
+    """R-T7 "waiting well": counts by RAG and priority, the longest wait, past 28 days, reviews overdue."""
+    now = datetime.now(UTC)
+    row = await store.tray_report(_pool(request), team_id, now, domain.WAIT_TARGET_DAYS)
+    oldest = row["oldest_placed_at"]
+    return {
+        "team_id": team_id, "as_of": now.isoformat(), "total": row["total"],
+        "by_rag": {"red": row["red"], "amber": row["amber"], "green": row["green"]},
+        "by_priority": {"high": row["high"], "medium": row["medium"], "low": row["low"]},
+        "longest_wait_days": domain.days_waiting(oldest, now) if oldest else 0,
+        "target_days": domain.WAIT_TARGET_DAYS, "past_target": row["past_target"],
+        "reviews_overdue": row["reviews_overdue"], "escalated": row["escalated"],
+        "not_reached_at_last_review": row["not_reached_at_last_review"],
+    }
+
+
+@router.get("/tray/entries/{entry_id}")
+async def tray_entry(entry_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """One tray entry, open or removed."""
+    row = await _pool(request).fetchrow(f"SELECT {store.ENTRY_COLUMNS} FROM tray_entries WHERE entry_id = $1",
+                                        entry_id)
+    if row is None:
+        raise HTTPException(404, "no such tray entry")
+    return _entry(row, datetime.now(UTC))

@@ -1,0 +1,128 @@
+"""Commands of `allocation.commands`, with exactly the arguments of CONTRACTS.md "Command arguments"."""
+
+import uuid
+from datetime import date
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field
+
+from shared.commands.base import Actor, Command, Id, Target
+from shared.commands.workflow import Name, Text
+
+__all__ = ["Actor", "Target", "COMMANDS", "Command"]
+
+
+def _lower(value: object) -> object:
+    # front ends send "High" / "Amber" as shown on screen; the contract's values are lower case
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+Level = Annotated[Literal["high", "medium", "low"], BeforeValidator(_lower)]
+Support = Annotated[Literal["none", "moderate", "full"], BeforeValidator(_lower)]
+Risk = Annotated[Literal["high", "moderate", "low"], BeforeValidator(_lower)]
+
+
+class _Command(Command):
+    # `from` is a Python keyword: the field is `from_`, sent and shown as "from"
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class AddWorkerRelationship(_Command):
+    """Record a worker relationship ("Involved Worker"): the case shows in the worker's Allocations (R-A1)."""
+
+    TYPE: ClassVar[str] = "worker_relationship.add"
+    person_id: uuid.UUID
+    worker_id: Id
+    relationship: Name = "Involved Worker"
+    start_date: date | None = None
+
+
+class AddOrgRelationship(_Command):
+    """Record an organisational relationship ("Involved Team") of a person with a team (R-A2)."""
+
+    TYPE: ClassVar[str] = "org_relationship.add"
+    person_id: uuid.UUID
+    team_id: Id
+    relationship: Name = "Involved Team"
+    start_date: date | None = None
+
+
+class EndWorkerRelationship(_Command):
+    """End a worker relationship: the case leaves the worker's Allocations at once (R-A1)."""
+
+    TYPE: ClassVar[str] = "worker_relationship.end"
+    relationship_id: uuid.UUID
+    end_date: date | None = None
+    end_reason: Text | None = None
+
+
+class EndOrgRelationship(_Command):
+    """End an organisational relationship: it shows until midnight at the end of its end date (R-A2)."""
+
+    TYPE: ClassVar[str] = "org_relationship.end"
+    relationship_id: uuid.UUID
+    end_date: date | None = None
+    end_reason: Text | None = None
+
+
+class AllocateCase(_Command):
+    """Allocate a case to a worker: the worker relationship, off any tray, team work assigned (R-A3)."""
+
+    TYPE: ClassVar[str] = "case.allocate"
+    person_id: uuid.UUID
+    worker_id: Id
+    team_id: Id
+
+
+class ReassignCase(_Command):
+    """Move a person's incoming, incomplete and future work from one worker or team to another (R-A4)."""
+
+    TYPE: ClassVar[str] = "case.reassign"
+    person_id: uuid.UUID
+    from_: Target = Field(alias="from")
+    to: Target
+
+
+class AddToTray(_Command):
+    """Place a case on a team's Planned Work Tray (R-T1..R-T4); only a Team Manager or Team Leader."""
+
+    TYPE: ClassVar[str] = "tray.add"
+    person_id: uuid.UUID
+    team_id: Id
+    rationale: Text
+    priority: Level
+    urgent: bool = False
+    complexity: Level
+    support: Support
+    risk: Risk
+
+
+class ReviewTrayEntry(_Command):
+    """Record a review of a tray entry; may change priority, complexity or RAG (R-T5, R-T6)."""
+
+    TYPE: ClassVar[str] = "tray.review"
+    entry_id: uuid.UUID
+    contacted: bool
+    note: Text
+    priority: Level | None = None
+    complexity: Level | None = None
+    support: Support | None = None
+    risk: Risk | None = None
+    increased_risk: bool = False
+
+
+class RemoveFromTray(_Command):
+    """Take a case off the tray with a reason."""
+
+    TYPE: ClassVar[str] = "tray.remove"
+    entry_id: uuid.UUID
+    reason: Text
+
+
+COMMANDS: dict[str, type[Command]] = {
+    model.TYPE: model
+    for model in (
+        AddWorkerRelationship, EndWorkerRelationship, AddOrgRelationship, EndOrgRelationship,
+        AllocateCase, ReassignCase, AddToTray, ReviewTrayEntry, RemoveFromTray,
+    )
+}

@@ -1,0 +1,393 @@
+"""Allocation and Planned Work Tray rules (R-A1..R-A4, R-T1..R-T7), pure and in microseconds."""
+
+import itertools
+import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.allocation import domain
+from services.allocation.domain import Case, Step
+from shared.commands import allocation as cmd
+from shared.events.allocation import (
+    CaseAllocated,
+    SafeAndWellCheckRequested,
+    TrayEntryEscalated,
+    TrayEntryRemoved,
+    TrayReviewDue,
+)
+
+NOW = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
+PERSON = "00000000-0000-4000-8000-000000000001"
+TM = {"worker_id": "tm1", "roles": ["team_manager"], "team_ids": ["locality-north"]}
+TL = {"worker_id": "tl1", "roles": ["team_leader"], "team_ids": ["locality-north"]}
+SW = {"worker_id": "sw1", "roles": ["social_worker"], "team_ids": ["locality-north"]}
+
+
+def ctx(actor: dict[str, Any] = TM, now: datetime = NOW, **kw: Any) -> domain.Context:
+    counter = itertools.count(1)
+    ids = (str(uuid.UUID(int=next(counter))) for _ in itertools.count())
+    return domain.Context(now=now, actor=domain.Actor.of(cmd.Actor.model_validate(actor)), ids=ids, **kw)
+
+
+def command(type_: str, actor: dict[str, Any] = TM, **data: Any) -> Any:
+    return cmd.COMMANDS[type_].model_validate({"actor": actor, **data})
+
+
+def tray_add(actor: dict[str, Any] = TM, **overrides: Any) -> Any:
+    data = {"person_id": PERSON, "team_id": "locality-north", "rationale": "No worker free this week",
+            "priority": "medium", "urgent": False, "complexity": "low", "support": "moderate", "risk": "moderate"}
+    return command("tray.add", actor, **{**data, **overrides})
+
+
+def placed(support: str = "moderate", risk: str = "moderate", now: datetime = NOW) -> domain.TrayEntry:
+    decision = domain.tray_add(ctx(now=now), Case(PERSON), tray_add(support=support, risk=risk))
+    assert decision.entry is not None
+    return decision.entry
+
+
+def refused(fn: Any, *args: Any) -> list[str]:
+    with pytest.raises(domain.RuleBroken) as caught:
+        fn(*args)
+    return [r.code for r in caught.value.reasons]
+
+
+# --- R-T3 RAG matrix ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("support", "risk", "rag"), [
+    ("none", "high", "red"), ("none", "moderate", "red"), ("none", "low", "amber"),
+    ("moderate", "high", "red"), ("moderate", "moderate", "amber"), ("moderate", "low", "green"),
+    ("full", "high", "amber"), ("full", "moderate", "green"), ("full", "low", "green"),
+])
+def test_R_T3_rag_is_support_by_risk_of_harm(support: str, risk: str, rag: str) -> None:
+    assert domain.rag_rating(support, risk) == rag
+
+
+def test_R_T3_tray_entry_carries_priority_complexity_and_rag() -> None:
+    decision = domain.tray_add(ctx(), Case(PERSON), tray_add(priority="High", complexity="HIGH", support="none",
+                                                             risk="low"))
+    added = decision.events[0]
+    assert (added.priority, added.complexity, added.rag) == ("high", "high", "amber")  # type: ignore[attr-defined]
+
+
+def test_R_T3_unknown_levels_are_invalid_naming_each_field() -> None:
+    with pytest.raises(ValidationError) as caught:
+        tray_add(priority="whenever", support="lots", risk="some")
+    assert {e["loc"][0] for e in caught.value.errors()} == {"priority", "support", "risk"}
+
+
+# --- R-T5 review intervals ---------------------------------------------------------------------
+
+def test_R_T5_red_reviewed_weekly() -> None:
+    assert domain.next_review_at("red", NOW) == NOW + timedelta(days=7)
+
+
+def test_R_T5_amber_reviewed_fortnightly() -> None:
+    assert domain.next_review_at("amber", NOW) == NOW + timedelta(days=14)
+
+
+def test_R_T5_green_reviewed_monthly_by_calendar_month() -> None:
+    assert domain.next_review_at("green", NOW) == datetime(2024, 7, 3, 10, 0, tzinfo=UTC)
+    jan31 = datetime(2024, 1, 31, 9, tzinfo=UTC)
+    assert domain.next_review_at("green", jan31) == datetime(2024, 2, 29, 9, tzinfo=UTC)  # leap-year end of month
+    assert domain.next_review_at("green", datetime(2024, 12, 15, tzinfo=UTC)) == datetime(2025, 1, 15, tzinfo=UTC)
+
+
+def test_R_T5_placing_sets_the_review_timer_by_rag() -> None:
+    decision = domain.tray_add(ctx(), Case(PERSON), tray_add(support="none", risk="low"))  # amber
+    [review] = [t for t in decision.timers if t.key.startswith("tray-review:")]
+    assert review.due_at == NOW + timedelta(days=14)
+    assert review.payload == {"entry_id": decision.entry.entry_id, "person_id": PERSON}  # type: ignore[union-attr]
+
+
+def test_R_T5_review_reschedules_by_new_rag_and_writes_a_pwt_note_notifying_a_manager() -> None:
+    entry = placed("moderate", "moderate")  # amber
+    later = NOW + timedelta(days=10)
+    decision = domain.tray_review(ctx(TL, later), entry, command(
+        "tray.review", TL, entry_id=entry.entry_id, contacted=True, note="Spoke to daughter", support="none",
+        risk="high"))
+    assert decision.entry is not None and decision.entry.rag == "red"
+    assert decision.entry.next_review_at == later + timedelta(days=7)
+    assert decision.entry.version == 2 and decision.entry.reviews == 1
+    review_timer = next(t for t in decision.timers if t.key == f"tray-review:{entry.entry_id}")
+    assert review_timer.due_at == later + timedelta(days=7)
+    [note] = decision.case_notes
+    assert (note.title, note.type) == ("PWT", "PWT")
+    assert "tm1" in note.notify_worker_ids and "RAG amber → red" in note.text
+
+
+def test_R_T5_unreachable_person_prompts_a_safe_and_well_check() -> None:
+    entry = placed()
+    decision = domain.tray_review(ctx(TM), entry, command("tray.review", TM, entry_id=entry.entry_id,
+                                                          contacted=False, note="No answer twice"))
+    assert any(isinstance(e, SafeAndWellCheckRequested) for e in decision.events)
+
+
+def test_R_T5_review_timer_marks_the_review_overdue_once() -> None:
+    entry = placed()
+    decision = domain.timer_due(ctx(), entry, f"tray-review:{entry.entry_id}", entry.next_review_at)
+    assert isinstance(decision.events[0], TrayReviewDue)
+    assert decision.entry is not None and decision.entry.review_overdue
+    assert domain.timer_due(ctx(), decision.entry, f"tray-review:{entry.entry_id}", entry.next_review_at).events == ()
+
+
+def test_R_T5_stale_review_timer_does_nothing_after_a_review_moved_it() -> None:
+    entry = placed()
+    old_due = entry.next_review_at
+    reviewed = domain.tray_review(ctx(TM, NOW + timedelta(days=3)), entry, command(
+        "tray.review", TM, entry_id=entry.entry_id, contacted=True, note="ok")).entry
+    assert domain.timer_due(ctx(), reviewed, f"tray-review:{entry.entry_id}", old_due).events == ()
+
+
+# --- R-T6 escalation ---------------------------------------------------------------------------
+
+def test_R_T6_red_entry_sets_an_escalation_timer_a_month_after_placing() -> None:
+    decision = domain.tray_add(ctx(), Case(PERSON), tray_add(support="none", risk="high"))
+    [esc] = [t for t in decision.timers if t.key.startswith("tray-escalation:")]
+    assert esc.due_at == datetime(2024, 7, 3, 10, 0, tzinfo=UTC)
+
+
+def test_R_T6_amber_entry_has_no_escalation_timer() -> None:
+    decision = domain.tray_add(ctx(), Case(PERSON), tray_add(support="moderate", risk="moderate"))
+    assert not [t for t in decision.timers if t.key.startswith("tray-escalation:")]
+
+
+def test_R_T6_red_over_a_month_escalates_with_a_management_decision_note() -> None:
+    entry = placed("none", "high")
+    due = domain.escalation_due_at(entry.placed_at)
+    decision = domain.timer_due(ctx(now=due + timedelta(seconds=1)), entry, f"tray-escalation:{entry.entry_id}",
+                                due)
+    assert isinstance(decision.events[0], TrayEntryEscalated)
+    assert decision.events[0].reason == "red_over_a_month"  # type: ignore[attr-defined]
+    [note] = decision.case_notes
+    assert note.type == "Management Discussion / Decision"
+    assert decision.entry is not None and decision.entry.red_escalated
+
+
+def test_R_T6_red_for_exactly_a_month_is_not_yet_over_a_month() -> None:
+    entry = placed("none", "high")
+    assert not domain.red_over_a_month(entry, domain.add_months(NOW, 1))
+    assert domain.red_over_a_month(entry, domain.add_months(NOW, 1) + timedelta(minutes=1))
+
+
+def test_R_T6_escalation_timer_for_an_entry_no_longer_red_does_nothing() -> None:
+    entry = replace(placed("none", "high"), rag="amber")
+    due = domain.escalation_due_at(entry.placed_at)
+    assert domain.timer_due(ctx(), entry, f"tray-escalation:{entry.entry_id}", due).events == ()
+
+
+def test_R_T6_increased_risk_flagged_by_a_manager_escalates_at_once() -> None:
+    entry = placed()
+    decision = domain.tray_review(ctx(TL), entry, command("tray.review", TL, entry_id=entry.entry_id,
+                                                          contacted=True, note="Carer unwell", increased_risk=True))
+    escalated = [e for e in decision.events if isinstance(e, TrayEntryEscalated)]
+    assert [e.reason for e in escalated] == ["increased_risk"]
+    assert {n.type for n in decision.case_notes} == {"PWT", "Management Discussion / Decision"}
+
+
+def test_R_T6_raised_to_red_after_a_month_on_the_tray_escalates_in_the_review() -> None:
+    entry = placed("moderate", "moderate")
+    later = NOW + timedelta(days=40)
+    decision = domain.tray_review(ctx(TM, later), entry, command("tray.review", TM, entry_id=entry.entry_id,
+                                                                 contacted=True, note="worse", risk="high"))
+    assert [e.reason for e in decision.events if isinstance(e, TrayEntryEscalated)] == ["red_over_a_month"]
+    assert not [t for t in decision.timers if t.key.startswith("tray-escalation:")]
+
+
+def test_R_T6_red_lowered_to_green_cancels_the_escalation_timer() -> None:
+    entry = placed("none", "high")
+    decision = domain.tray_review(ctx(TM), entry, command("tray.review", TM, entry_id=entry.entry_id,
+                                                          contacted=True, note="care started", support="full",
+                                                          risk="low"))
+    assert f"tray-escalation:{entry.entry_id}" in decision.cancelled_timers
+
+
+# --- R-T1, R-T2 who and which cases ------------------------------------------------------------
+
+def test_R_T1_only_a_team_manager_or_team_leader_places_a_case() -> None:
+    assert refused(domain.tray_add, ctx(SW), Case(PERSON), tray_add(SW)) == ["role"]
+    assert domain.tray_add(ctx(TL), Case(PERSON), tray_add(TL)).entry is not None
+
+
+def test_R_T1_placing_writes_a_pwt_note_with_the_rationale() -> None:
+    [note] = domain.tray_add(ctx(), Case(PERSON), tray_add(rationale="No capacity until July")).case_notes
+    assert note.title == "PWT" and "No capacity until July" in note.text
+
+
+def test_R_T1_only_a_manager_reviews_or_removes() -> None:
+    entry = placed()
+    assert refused(domain.tray_review, ctx(SW), entry,
+                   command("tray.review", SW, entry_id=entry.entry_id, contacted=True, note="x")) == ["role"]
+    assert refused(domain.tray_remove, ctx(SW), entry,
+                   command("tray.remove", SW, entry_id=entry.entry_id, reason="x")) == ["role"]
+
+
+def test_R_T2_urgent_case_is_refused() -> None:
+    assert refused(domain.tray_add, ctx(), Case(PERSON), tray_add(urgent=True)) == ["urgent"]
+    assert refused(domain.tray_add, ctx(), Case(PERSON, urgency="urgent"), tray_add()) == ["urgent"]
+
+
+def test_R_T2_person_not_ordinarily_resident_is_refused() -> None:
+    assert refused(domain.tray_add, ctx(), Case(PERSON, ordinarily_resident=False), tray_add()) == [
+        "not_ordinarily_resident"]
+
+
+def test_R_T2_every_reason_is_given_at_once() -> None:
+    entry = placed()
+    case = Case(PERSON, urgency="urgent", ordinarily_resident=False, open_entry=entry)
+    codes = refused(domain.tray_add, ctx(SW), case, tray_add(SW, urgent=True))
+    assert codes == ["role", "urgent", "not_ordinarily_resident", "duplicate"]
+    with pytest.raises(domain.RuleBroken) as caught:
+        domain.tray_add(ctx(SW), case, tray_add(SW, urgent=True))
+    assert caught.value.code == "rule_broken"
+
+
+def test_R_T4_the_person_is_told_by_their_preferred_method_with_the_team_number() -> None:
+    decision = domain.tray_add(ctx(channel="email", team_contact_number="0116 305 0000"), Case(PERSON), tray_add())
+    told = decision.events[1]
+    assert told.TYPE == "message.requested"  # type: ignore[attr-defined]
+    assert (told.channel, told.team_contact_number, told.reason) == ("email", "0116 305 0000", "pwt_added")  # type: ignore[attr-defined]
+
+
+# --- R-T7 the 28-day target ---------------------------------------------------------------------
+
+def test_R_T7_waiting_more_than_28_days_is_past_the_target() -> None:
+    assert not domain.past_wait_target(NOW, NOW + timedelta(days=28))
+    assert domain.past_wait_target(NOW, NOW + timedelta(days=29))
+    assert domain.days_waiting(NOW, NOW + timedelta(days=29, hours=3)) == 29
+
+
+def test_R_T7_removal_reports_the_days_waited_and_cancels_timers() -> None:
+    entry = placed("none", "high")
+    decision = domain.tray_remove(ctx(now=NOW + timedelta(days=5)), entry,
+                                  command("tray.remove", entry_id=entry.entry_id, reason="Moved out of area"))
+    removed = decision.events[0]
+    assert isinstance(removed, TrayEntryRemoved) and removed.days_waiting == 5
+    assert set(decision.cancelled_timers) == {f"tray-review:{entry.entry_id}", f"tray-escalation:{entry.entry_id}"}
+
+
+def test_stale_expected_version_on_a_tray_entry_is_a_conflict() -> None:
+    entry = placed()
+    assert refused(domain.tray_remove, ctx(), entry, command("tray.remove", entry_id=entry.entry_id, reason="x",
+                                                             expected_version=3)) == ["conflict"]
+
+
+# --- R-A1, R-A2 relationships -------------------------------------------------------------------
+
+def add_worker(case: Case = Case(PERSON), **data: Any) -> domain.Decision:
+    return domain.add_worker_relationship(ctx(SW), case, command(
+        "worker_relationship.add", SW, **{"person_id": PERSON, "worker_id": "sw1", **data}))
+
+
+def test_R_A1_worker_relationship_defaults_to_involved_worker_from_today() -> None:
+    [rel] = add_worker().worker_relationships
+    assert (rel.relationship, rel.start_date, rel.is_open) == ("Involved Worker", date(2024, 6, 3), True)
+
+
+def test_R_A1_second_open_relationship_for_the_same_worker_is_a_duplicate() -> None:
+    [rel] = add_worker().worker_relationships
+    assert refused(add_worker, Case(PERSON, worker_relationships=(rel,))) == ["duplicate"]
+
+
+def test_R_A1_ending_closes_it_at_once_even_with_a_later_end_date() -> None:
+    [rel] = add_worker().worker_relationships
+    end = domain.end_worker_relationship(ctx(), rel, command(
+        "worker_relationship.end", relationship_id=rel.relationship_id, end_date="2024-06-30",
+        end_reason="Involvement ended"))
+    assert not end.worker_relationships[0].is_open
+
+
+def test_R_A1_end_before_start_and_already_ended_are_refused_together() -> None:
+    [rel] = add_worker(start_date="2024-06-01").worker_relationships
+    ended = replace(rel, ended_at=NOW)
+    assert refused(domain.end_worker_relationship, ctx(), ended, command(
+        "worker_relationship.end", relationship_id=rel.relationship_id, end_date="2024-05-01")) == [
+        "already_ended", "invalid"]
+
+
+def test_R_A2_org_relationship_shows_until_midnight_at_the_end_of_its_end_date_in_london() -> None:
+    end = date(2024, 6, 3)  # British Summer Time: midnight London is 23:00 UTC
+    assert domain.org_relationship_visible(end, datetime(2024, 6, 3, 22, 59, 59, tzinfo=UTC))
+    assert not domain.org_relationship_visible(end, datetime(2024, 6, 3, 23, 0, tzinfo=UTC))
+    winter = date(2024, 12, 3)  # GMT: midnight London is midnight UTC
+    assert domain.org_relationship_visible(winter, datetime(2024, 12, 3, 23, 59, tzinfo=UTC))
+    assert not domain.org_relationship_visible(winter, datetime(2024, 12, 4, 0, 0, tzinfo=UTC))
+    assert domain.org_relationship_visible(None, NOW)
+
+
+def test_R_A2_ended_event_says_until_when_it_shows() -> None:
+    decision = domain.add_org_relationship(ctx(), Case(PERSON), command(
+        "org_relationship.add", person_id=PERSON, team_id="wellbeing-service-north"))
+    [rel] = decision.org_relationships
+    assert rel.relationship == "Involved Team"
+    ended = domain.end_org_relationship(ctx(), rel, command("org_relationship.end",
+                                                            relationship_id=rel.relationship_id,
+                                                            end_date="2024-06-03", end_reason="Closed"))
+    assert ended.events[0].visible_until == datetime(2024, 6, 3, 23, 0, tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+# --- R-A3, R-A4 allocation and reassignment ---------------------------------------------------
+
+STEPS = [
+    Step("s-team-incoming", "Adult Contact", "incoming", "team", "locality-north"),
+    Step("s-team-incomplete", "Adult Contact", "incomplete", "team", "locality-north"),
+    Step("s-team-future", "Review", "future", "team", "locality-north"),
+    Step("s-worker", "Assessment", "incoming", "worker", "sw9"),
+    Step("s-finished", "Screening", "finished", "team", "locality-north"),
+]
+
+
+def allocate(case: Case, actor: dict[str, Any] = TM, **data: Any) -> domain.Decision:
+    return domain.allocate(ctx(actor), case, command("case.allocate", actor, **{
+        "person_id": PERSON, "worker_id": "sw1", "team_id": "locality-north", **data}), STEPS)
+
+
+def test_R_A3_allocation_records_the_worker_relationship_and_assigns_the_team_work() -> None:
+    decision = allocate(Case(PERSON))
+    [rel] = decision.worker_relationships
+    assert (rel.worker_id, rel.relationship) == ("sw1", "Involved Worker")
+    assert [a.step_id for a in decision.step_assigns] == ["s-team-incoming", "s-team-incomplete"]
+    assert all((a.kind, a.id) == ("worker", "sw1") for a in decision.step_assigns)
+
+
+def test_R_A3_allocation_removes_the_case_from_the_tray() -> None:
+    entry = placed("none", "high")
+    decision = allocate(Case(PERSON, open_entry=entry))
+    types = [type(e).TYPE for e in decision.events]  # type: ignore[attr-defined]
+    assert types == ["worker_relationship.added", "tray.entry_removed", "case.allocated"]
+    allocated = decision.events[-1]
+    assert isinstance(allocated, CaseAllocated) and allocated.removed_entry_id == entry.entry_id
+    assert decision.entry is not None and decision.entry.removed_reason == "allocated"
+    assert f"tray-escalation:{entry.entry_id}" in decision.cancelled_timers
+
+
+def test_R_A3_allocating_an_allocated_case_is_a_conflict() -> None:
+    [rel] = add_worker().worker_relationships
+    assert refused(allocate, Case(PERSON, worker_relationships=(rel,))) == ["conflict"]
+
+
+def test_R_A3_not_ordinarily_resident_and_wrong_role_refused_together() -> None:
+    assert refused(allocate, Case(PERSON, ordinarily_resident=False), SW) == ["role", "not_ordinarily_resident"]
+
+
+def test_R_A4_reassign_moves_incoming_incomplete_and_future_work_and_the_allocation() -> None:
+    moved = [replace(s, assignee_kind="worker", assignee_id="sw1") if s.state != "finished" else s for s in STEPS]
+    [rel] = add_worker().worker_relationships
+    case = Case(PERSON, worker_relationships=(rel,))
+    decision = domain.reassign(ctx(), case, command("case.reassign", person_id=PERSON,
+                                                    **{"from": {"kind": "worker", "id": "sw1"}},
+                                                    to={"kind": "worker", "id": "sw2"}), moved)
+    assert [a.step_id for a in decision.step_assigns] == [
+        "s-team-incoming", "s-team-incomplete", "s-team-future", "s-worker"]
+    assert [type(e).TYPE for e in decision.events] == [  # type: ignore[attr-defined]
+        "worker_relationship.ended", "worker_relationship.added", "case.reassigned"]
+    assert [r.worker_id for r in decision.worker_relationships if r.is_open] == ["sw2"]
+
+
+def test_R_A4_nothing_to_reassign_is_refused() -> None:
+    assert refused(domain.reassign, ctx(), Case(PERSON), command(
+        "case.reassign", person_id=PERSON, **{"from": {"kind": "worker", "id": "nobody"}},
+        to={"kind": "team", "id": "t"}), STEPS) == ["nothing_to_reassign"]
