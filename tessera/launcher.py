@@ -5,8 +5,11 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from shared import embedded
 from shared.broker import ensure_topics
@@ -45,8 +48,9 @@ def supervisor_config(layout: Layout, env: dict[str, str], port_base: int) -> st
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
         "[supervisorctl]", f"serverurl=unix://{layout.run_dir / 'supervisor.sock'}", "",
     ]
+    urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{port_base + i}" for i, name in enumerate(SERVICES)}
     for offset, name in enumerate(SERVICES):
-        program_env = {**env, "HTTP_PORT": str(port_base + offset)}
+        program_env = {**env, **urls, "HTTP_PORT": str(port_base + offset)}
         environment = ",".join(f'{k}="{v.replace("%", "%%")}"' for k, v in program_env.items())
         lines += [
             f"[program:{name}]",
@@ -77,11 +81,43 @@ def start_infrastructure(layout: Layout, external: bool, broker_port: int) -> tu
     return env, stoppers
 
 
+def start_mail_catcher(layout: Layout, env: dict[str, str]) -> list:
+    """A local SMTP server so a user sees the mail the system sends: each mail a .eml file in <run-dir>/mail.
+
+    Skipped when SMTP_HOST names a real server; the services are pointed at it through SMTP_HOST/SMTP_PORT.
+    """
+    if "SMTP_HOST" in os.environ:
+        env.update({k: os.environ[k] for k in ("SMTP_HOST", "SMTP_PORT") if k in os.environ})
+        return []
+    from aiosmtpd.controller import Controller
+
+    mail_dir = layout.run_dir / "mail"
+    mail_dir.mkdir(parents=True, exist_ok=True)
+
+    class Catcher:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            (mail_dir / f"{stamp}-{uuid.uuid4().hex[:8]}.eml").write_bytes(envelope.content)
+            return "250 Message accepted for delivery"
+
+    port = int(os.environ.get("SMTP_PORT", "1025"))
+    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
+    try:
+        controller.start()
+    except (OSError, RuntimeError) as exc:
+        print(f"SMTP catcher not started on 127.0.0.1:{port} ({type(exc).__name__}): email will fail", flush=True)
+        return []
+    env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port)})
+    print(f"Mail sent by the system: {mail_dir}/*.eml (SMTP catcher on 127.0.0.1:{port})", flush=True)
+    return [controller.stop]
+
+
 def run(run_dir: Path, *, external: bool = False, broker_port: int = 9092, port_base: int = 8081) -> int:
     layout = Layout(run_dir.resolve())
     layout.logs.mkdir(parents=True, exist_ok=True)
     env, stoppers = start_infrastructure(layout, external, broker_port)
     try:
+        stoppers += start_mail_catcher(layout, env)
         settings = Settings(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
                             topic_partitions=int(env.get("TOPIC_PARTITIONS", 4)))
         asyncio.run(ensure_topics(settings))

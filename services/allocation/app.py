@@ -3,8 +3,9 @@
 from pathlib import Path
 
 from services.allocation import handlers, queries
-from services.allocation.clients import PersonReader, WorkReader
+from services.allocation.clients import WorkReader
 from services.allocation.settings import AllocationSettings
+from shared.readers import PersonReader
 from shared.service import create_app
 
 settings = AllocationSettings(service_name="allocation")

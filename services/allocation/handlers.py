@@ -15,7 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from services.allocation import domain, store
-from services.allocation.clients import PersonReader, WorkReader
+from services.allocation.clients import WorkReader
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
 from shared.commands import allocation as cmd
@@ -24,6 +24,7 @@ from shared.commands.referrals import AddCaseNote
 from shared.envelope import Envelope, decode, new_message
 from shared.events.referrals import ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
+from shared.readers import PersonReader
 
 SOURCE = "tessera/allocation"
 GROUP = "allocation"

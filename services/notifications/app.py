@@ -1,13 +1,41 @@
-"""The notifications service: worker and team inboxes, reminders and messages to people."""
+"""The notifications service: worker and team inboxes, overdue reminders and messages to people."""
 
 from pathlib import Path
 
-from shared.service import create_app
-from shared.settings import load_settings
+import yaml
 
-settings = load_settings("notifications")
+from services.notifications import domain, handlers, queries
+from services.notifications.senders import EmailSender, LogSmsProvider
+from services.notifications.settings import NotificationsSettings
+from shared.readers import PersonReader
+from shared.service import Runtime, create_app
+
+settings = NotificationsSettings(service_name="notifications")
+outbound = handlers.Outbound(
+    people=PersonReader(settings.referrals_url, settings.http_timeout_seconds),
+    email=EmailSender(
+        settings.smtp_host, settings.smtp_port, settings.smtp_from, timeout=settings.smtp_timeout_seconds,
+        starttls=settings.smtp_starttls, username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None),
+    sms=LogSmsProvider(),
+    teams=domain.TeamDirectory.from_mapping(yaml.safe_load(settings.teams_file.read_text()) or {}),
+    request_due_days=settings.request_due_days,
+    send_attempts=settings.message_send_attempts,
+    retry_backoff_seconds=settings.message_retry_backoff_seconds,
+)
+
+
+async def close_readers(_: Runtime) -> None:
+    await outbound.people.close()
+
+
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
+    routers=[handlers.router],
+    queries=queries.router,
+    on_stopping=[close_readers],
     description=__doc__ or "",
 )
+app.state.outbound = outbound
+app.state.runtime.broker.context.set_global("outbound", outbound)

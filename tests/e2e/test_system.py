@@ -50,6 +50,7 @@ async def system(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syst
     run_dir = tmp_path_factory.mktemp("run")
     broker_port, port_base = free_port(), _free_port_block(len(SERVICES))
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env["SMTP_PORT"] = str(free_port())
     process = subprocess.Popen(
         [sys.executable, "-m", "tessera", "run", "--run-dir", str(run_dir), "--broker-port", str(broker_port),
          "--http-port-base", str(port_base)],
@@ -110,7 +111,8 @@ async def test_ctrl_c_stops_every_process(tmp_path: Path):
     broker_port, port_base = free_port(), _free_port_block(len(SERVICES))
     process = subprocess.Popen(
         [sys.executable, "-m", "tessera", "run", "--run-dir", str(tmp_path), "--broker-port", str(broker_port),
-         "--http-port-base", str(port_base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--http-port-base", str(port_base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "SMTP_PORT": str(free_port())})
     await wait_until_ready([f"http://127.0.0.1:{port_base + i}/readyz" for i in range(len(SERVICES))], 120)
     process.send_signal(signal.SIGINT)
     assert await asyncio.to_thread(process.wait, 60) is not None

@@ -1,0 +1,259 @@
+"""Subscribers of the notifications service: decode, call the domain, persist, emit."""
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+from faststream import Context
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel, ValidationError
+
+from services.notifications import domain, store
+from services.notifications.senders import EmailSender, SmsProvider, with_retries
+from shared import inbox, metrics, outbox, topics
+from shared.broker import subscriber
+from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.events.allocation import MessageRequested
+from shared.events.notifications import MessageFailed, MessageSent, NotificationDelivered, Recipient, RequestReminder
+from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
+from shared.events.workflow import NotificationSent, RequestCompleted, RequestRaised, StepCancelled, StepReturned
+from shared.readers import PersonReader
+
+SOURCE = "tessera/notifications"
+GROUP = "notifications"
+log = logging.getLogger(__name__)
+router = KafkaRouter()
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Outbound:
+    """What the handlers reach outside the database: the person record, the senders, the team table."""
+
+    people: PersonReader
+    email: EmailSender
+    sms: SmsProvider
+    teams: domain.TeamDirectory
+    request_due_days: int = 5
+    send_attempts: int = 3
+    retry_backoff_seconds: float = 0.5
+
+
+def _parse(model: type[M], envelope: Envelope) -> M:
+    try:
+        return model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise Undecodable(f"invalid {envelope.type[:100]}: {describe_errors(exc)}") from None
+
+
+# --- inboxes: workflow.events (R-RQ1, R-RQ2, R-S2) --------------------------------------------
+
+INBOX_EVENTS: dict[str, type[BaseModel]] = {
+    m.TYPE: m for m in (RequestRaised, NotificationSent, RequestCompleted, StepCancelled, StepReturned)  # type: ignore[attr-defined]
+}
+
+
+@subscriber(router, GROUP, topics.WORKFLOW_EVENTS)
+async def on_workflow_event(
+    msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), out: Outbound = Context("outbound"),
+) -> None:
+    """Requests and notifications enter inboxes; completion, cancellation and return close them."""
+    envelope = decode(msg.body)
+    model = INBOX_EVENTS.get(envelope.type)
+    if model is None:
+        return  # not ours
+    event = _parse(model, envelope)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_EVENTS):
+            metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_EVENTS, "duplicate").inc()
+            return
+        match event:
+            case RequestRaised() | NotificationSent():
+                messages = await _deliver(conn, envelope, event, out.request_due_days)
+            case RequestCompleted():
+                messages = await _complete(conn, envelope, event)
+            case StepCancelled() | StepReturned():
+                messages = await _withdraw(conn, envelope, event)
+            case _:
+                messages = []
+        await outbox.add(conn, messages)
+    metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_EVENTS, "handled").inc()
+
+
+async def _deliver(conn: asyncpg.Connection, cause: Envelope, event: RequestRaised | NotificationSent,
+                   due_days: int) -> list[outbox.Outgoing]:
+    """One item per request id (a re-emitted event adds nothing); a request also sets its overdue timer."""
+    item = domain.delivered(event, sent_at=cause.time, due_days=due_days, due=domain.requested_due(cause.data))
+    if not await store.insert_item(conn, item):
+        return []
+    log.info("inbox item delivered", extra={"request_id": item.request_id, "kind": item.kind,
+                                            "recipient_kind": item.recipient_kind})
+    delivered = NotificationDelivered(
+        request_id=item.request_id, kind=item.kind, step_id=item.step_id, person_id=item.person_id,
+        recipient=Recipient(kind=item.recipient_kind, id=item.recipient_id), due_at=item.due_at)
+    messages = [_event(delivered, cause, item.person_id)]
+    if item.due_at is not None:
+        timer = TimerSet(key=domain.timer_key(item.request_id), due_at=item.due_at, owner=domain.OWNER,
+                         payload={"request_id": item.request_id})
+        messages.append(_command(TimerSet.TYPE, timer, cause, item.person_id))
+    return messages
+
+
+async def _complete(conn: asyncpg.Connection, cause: Envelope, event: RequestCompleted) -> list[outbox.Outgoing]:
+    done = domain.complete(await store.load_item(conn, event.request_id, for_update=True),
+                           by=event.actor, at=cause.time)
+    if done is None:
+        return []
+    await store.update_item(conn, done)
+    return _cancel_timers([done], cause)
+
+
+async def _withdraw(conn: asyncpg.Connection, cause: Envelope,
+                    event: StepCancelled | StepReturned) -> list[outbox.Outgoing]:
+    returned = isinstance(event, StepReturned)
+    withdrawn = domain.withdraw(await store.open_items_of_step(conn, event.step_id), by=event.actor,
+                                at=cause.time, why="step_returned" if returned else "step_cancelled",
+                                required_only=returned)
+    for item in withdrawn:
+        await store.update_item(conn, item)
+    return _cancel_timers(withdrawn, cause)
+
+
+def _cancel_timers(items: list[domain.InboxItem], cause: Envelope) -> list[outbox.Outgoing]:
+    return [_command(TimerCancel.TYPE, TimerCancel(key=domain.timer_key(i.request_id)), cause, i.person_id)
+            for i in items if i.due_at is not None]
+
+
+# --- overdue reminders: scheduler.due (R-S2) --------------------------------------------------
+
+
+@subscriber(router, GROUP, topics.SCHEDULER_DUE)
+async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """An overdue timer of an open request marks it overdue and reminds, once; a stale one does nothing."""
+    envelope = decode(msg.body)
+    if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != domain.OWNER:
+        return  # another service's timer
+    due = _parse(TimerDue, envelope)
+    request_id = domain.request_of_timer(due.key)
+    if request_id is None:
+        log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
+            return
+        reminded = domain.remind(await store.load_item(conn, request_id, for_update=True),
+                                 timer_due_at=due.due_at, now=datetime.now(UTC))
+        if reminded is None:
+            metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "stale").inc()
+            return
+        await store.update_item(conn, reminded)
+        assert reminded.due_at is not None
+        reminder = RequestReminder(
+            request_id=reminded.request_id, step_id=reminded.step_id, person_id=reminded.person_id,
+            recipient=Recipient(kind=reminded.recipient_kind, id=reminded.recipient_id),
+            due_at=reminded.due_at, sent_at=reminded.sent_at)
+        await outbox.add(conn, [_event(reminder, envelope, reminded.person_id)])
+    log.info("overdue request reminded", extra={"request_id": request_id})
+    metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
+
+
+# --- messages to people: allocation.events (R-T4) ---------------------------------------------
+
+
+@subscriber(router, GROUP, topics.ALLOCATION_EVENTS)
+async def on_allocation_event(
+    msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), out: Outbound = Context("outbound"),
+) -> None:
+    """`message.requested` tells a person by their preferred method; other allocation events are not ours."""
+    envelope = decode(msg.body)
+    if envelope.type != MessageRequested.TYPE:
+        return
+    outcome = await send_message(pool, out, envelope, _parse(MessageRequested, envelope))
+    metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, outcome).inc()
+
+
+async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, requested: MessageRequested) -> str:
+    """Record, send outside any transaction, then record the outcome and its event with the inbox row.
+
+    The record is unique per source message: a redelivery after the outcome does nothing, and one
+    after a crash mid-send sends again (at least once) under the same message id.
+    """
+    record = await store.message_of_source(pool, envelope.id)
+    if record is not None and record.status in domain.FINAL_STATUSES:
+        return "duplicate"
+    found, person = await out.people.get(requested.person_id)
+    if found == "unavailable":  # transient: the middleware retries with backoff, nothing recorded as failed
+        raise ConnectionError("the referrals service did not answer")
+    team = out.teams.team(requested.team_id, requested.team_contact_number)
+    plan = domain.plan_message(requested.reason, team, domain.contact_of(person) if person else None,
+                               requested.channel)
+    now = datetime.now(UTC)
+    record = record or store.MessageRecord(
+        message_id=uuid.uuid4(), source_message_id=envelope.id, person_id=requested.person_id,
+        team_id=requested.team_id, reason=requested.reason, template=plan.template, channel=plan.channel,
+        status="pending", attempts=0, error_code=None, provider_ref=None,
+        params={"team_id": requested.team_id, "team_name": team.name, "team_number": team.number},
+        requested_at=now, updated_at=now)
+    record = replace(record, channel=plan.channel)
+    if plan.status == "pending":
+        async with pool.acquire() as conn, conn.transaction():
+            await store.insert_message(conn, record)
+        tries, reference, error = await _send(out, str(record.message_id), plan)
+        record = replace(record, attempts=record.attempts + tries, provider_ref=reference, error_code=error,
+                         status="sent" if error is None else "failed")
+    else:
+        record = replace(record, status=plan.status, error_code=plan.error_code)
+    return await _record_outcome(pool, envelope, replace(record, updated_at=datetime.now(UTC)))
+
+
+async def _send(out: Outbound, message_id: str, plan: domain.Plan) -> tuple[int, str | None, str | None]:
+    rendered = plan.rendered
+    assert rendered is not None and rendered.to is not None
+
+    async def once() -> str:
+        if rendered.channel == "email":
+            return await out.email.send(message_id, rendered.to or "", rendered.subject, rendered.body)
+        return await out.sms.send(message_id, rendered.to or "", rendered.body)
+
+    return await with_retries(once, out.send_attempts, out.retry_backoff_seconds)
+
+
+async def _record_outcome(pool: asyncpg.Pool, cause: Envelope, record: store.MessageRecord) -> str:
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, cause.id, topics.ALLOCATION_EVENTS):
+            return "duplicate"
+        if not await store.insert_message(conn, record):
+            await store.update_message(conn, record)
+        await outbox.add(conn, [_event(_message_event(record), cause, record.person_id)])
+    log.info("message to a person recorded", extra={
+        "message_id": str(record.message_id), "person_id": record.person_id, "channel": record.channel,
+        "status": record.status, "attempts": record.attempts, "error_code": record.error_code})
+    return record.status
+
+
+def _message_event(record: store.MessageRecord) -> BaseModel:
+    if record.status == "failed":
+        return MessageFailed(message_id=str(record.message_id), person_id=record.person_id,
+                             channel=record.channel, reason=record.reason, team_id=record.team_id,
+                             error_code=record.error_code or "not_sent", attempts=record.attempts)
+    return MessageSent(message_id=str(record.message_id), person_id=record.person_id, channel=record.channel,
+                       status=record.status, reason=record.reason, team_id=record.team_id,
+                       template=record.template, attempts=record.attempts)
+
+
+# --- what goes out -----------------------------------------------------------------------------
+
+
+def _event(data: BaseModel, cause: Envelope, key: str) -> outbox.Outgoing:
+    kind = type(data).TYPE  # type: ignore[attr-defined]
+    envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/1")
+    return outbox.Outgoing.event(topics.NOTIFICATIONS_EVENTS, key, envelope)
+
+
+def _command(kind: str, data: BaseModel | dict[str, Any], cause: Envelope, key: str) -> outbox.Outgoing:
+    return outbox.Outgoing.event(topics.SCHEDULER_TIMERS, key, new_message(kind, SOURCE, data, subject=key,
+                                                                             cause=cause))

@@ -1,0 +1,73 @@
+"""Read endpoints of the notifications service: worker and team inboxes, a person's messages."""
+
+import uuid
+from typing import Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Query, Request
+
+from services.notifications import store
+from services.notifications.domain import InboxItem
+
+router = APIRouter(tags=["inboxes"])
+State = Literal["open", "completed", "read", "withdrawn"]
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.runtime.pool
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _item(item: InboxItem) -> dict[str, Any]:
+    return {
+        "request_id": item.request_id,
+        "kind": item.kind,
+        "state": item.state,
+        "to": {"kind": item.recipient_kind, "id": item.recipient_id},
+        "person_id": item.person_id,
+        "step_id": item.step_id,
+        "step_type": item.step_type,
+        "name": item.name,
+        "note": item.note,
+        "required": item.required,
+        "sent_by": item.sent_by,
+        "sent_at": _iso(item.sent_at),
+        "due_at": _iso(item.due_at),
+        "overdue": item.overdue,
+        "reminded_at": _iso(item.reminded_at),
+        "closed_at": _iso(item.closed_at),
+        "closed_by": item.closed_by,
+        "closed_reason": item.closed_reason,
+    }
+
+
+@router.get("/workers/{worker_id}/inbox")
+async def worker_inbox(worker_id: str, request: Request, state: State | None = None,
+                       limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """Requests and notifications sent to the worker: open first, newest first (R-RQ1)."""
+    return [_item(i) for i in await store.inbox_of(_pool(request), "worker", worker_id, state, limit)]
+
+
+@router.get("/teams/{team_id}/inbox")
+async def team_inbox(team_id: str, request: Request, state: State | None = None,
+                     limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """Requests and notifications sent to the team: open first, newest first (R-RQ1)."""
+    return [_item(i) for i in await store.inbox_of(_pool(request), "team", team_id, state, limit)]
+
+
+@router.get("/people/{person_id}/messages")
+async def person_messages(person_id: uuid.UUID, request: Request,
+                          limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """Delivery records of the messages sent to a person (R-T4): channel and outcome, no addresses."""
+    return [
+        {
+            "message_id": str(m.message_id), "person_id": m.person_id, "team_id": m.team_id,
+            "reason": m.reason, "template": m.template, "channel": m.channel, "status": m.status,
+            "attempts": m.attempts, "error_code": m.error_code, "requested_at": _iso(m.requested_at),
+            "updated_at": _iso(m.updated_at),
+        }
+        for m in await store.messages_of(_pool(request), str(person_id), limit)
+    ]

@@ -1,0 +1,132 @@
+"""Queries of the notifications schema: inbox items and message delivery records."""
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.notifications.domain import InboxItem
+
+Conn = asyncpg.Connection | asyncpg.Pool
+ITEM_COLUMNS = (
+    "request_id, kind, recipient_kind, recipient_id, person_id, step_id, step_type, name, note, required,"
+    " sent_by, sent_at, state, due_at, overdue, reminded_at, closed_at, closed_by, closed_reason"
+)
+
+
+def _item(row: Mapping[str, Any]) -> InboxItem:
+    return InboxItem(**{k: row[k] for k in ITEM_COLUMNS.replace(" ", "").split(",")})
+
+
+async def insert_item(conn: asyncpg.Connection, item: InboxItem) -> bool:
+    """False when the item is already there (a redelivered or re-emitted event)."""
+    return bool(await conn.fetchval(
+        f"INSERT INTO inbox_items ({ITEM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+        " $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (request_id) DO NOTHING RETURNING true",
+        item.request_id, item.kind, item.recipient_kind, item.recipient_id, item.person_id, item.step_id,
+        item.step_type, item.name, item.note, item.required, item.sent_by, item.sent_at, item.state,
+        item.due_at, item.overdue, item.reminded_at, item.closed_at, item.closed_by, item.closed_reason,
+    ))
+
+
+async def update_item(conn: asyncpg.Connection, item: InboxItem) -> None:
+    await conn.execute(
+        "UPDATE inbox_items SET state = $2, overdue = $3, reminded_at = $4, closed_at = $5, closed_by = $6,"
+        " closed_reason = $7 WHERE request_id = $1",
+        item.request_id, item.state, item.overdue, item.reminded_at, item.closed_at, item.closed_by,
+        item.closed_reason,
+    )
+
+
+async def load_item(conn: Conn, request_id: str, *, for_update: bool = False) -> InboxItem | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {ITEM_COLUMNS} FROM inbox_items WHERE request_id = $1{lock}", request_id)
+    return _item(row) if row else None
+
+
+async def open_items_of_step(conn: asyncpg.Connection, step_id: str) -> list[InboxItem]:
+    rows = await conn.fetch(
+        f"SELECT {ITEM_COLUMNS} FROM inbox_items WHERE step_id = $1 AND state = 'open'"
+        " ORDER BY sent_at FOR UPDATE", step_id)
+    return [_item(r) for r in rows]
+
+
+async def inbox_of(conn: Conn, recipient_kind: str, recipient_id: str, state: str | None,
+                   limit: int) -> list[InboxItem]:
+    """A worker's or team's inbox: open items first, newest first."""
+    rows = await conn.fetch(
+        f"SELECT {ITEM_COLUMNS} FROM inbox_items WHERE recipient_kind = $1 AND recipient_id = $2"
+        " AND ($3::text IS NULL OR state = $3) ORDER BY (state = 'open') DESC, sent_at DESC LIMIT $4",
+        recipient_kind, recipient_id, state, limit)
+    return [_item(r) for r in rows]
+
+
+# --- messages to people ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """The delivery record of one message to a person: ids, channel and outcome only."""
+
+    message_id: uuid.UUID
+    source_message_id: uuid.UUID
+    person_id: str
+    team_id: str | None
+    reason: str
+    template: str
+    channel: str | None
+    status: str
+    attempts: int
+    error_code: str | None
+    provider_ref: str | None
+    params: dict[str, Any]
+    requested_at: datetime
+    updated_at: datetime
+
+
+MESSAGE_COLUMNS = (
+    "message_id, source_message_id, person_id, team_id, reason, template, channel, status, attempts,"
+    " error_code, provider_ref, params, requested_at, updated_at"
+)
+
+
+def _message(row: Mapping[str, Any]) -> MessageRecord:
+    return MessageRecord(**{k: row[k] for k in MESSAGE_COLUMNS.replace(" ", "").split(",")})
+
+
+async def message_of_source(conn: Conn, source_message_id: uuid.UUID, *,
+                            for_update: bool = False) -> MessageRecord | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE source_message_id = $1{lock}", source_message_id)
+    return _message(row) if row else None
+
+
+async def insert_message(conn: asyncpg.Connection, record: MessageRecord) -> bool:
+    """False when a record for this source message exists already (unique per source message)."""
+    return bool(await conn.fetchval(
+        f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
+        " $13, $14) ON CONFLICT (source_message_id) DO NOTHING RETURNING true",
+        record.message_id, record.source_message_id, record.person_id, record.team_id, record.reason,
+        record.template, record.channel, record.status, record.attempts, record.error_code,
+        record.provider_ref, record.params, record.requested_at, record.updated_at,
+    ))
+
+
+async def update_message(conn: asyncpg.Connection, record: MessageRecord) -> None:
+    await conn.execute(
+        "UPDATE messages SET channel = $2, status = $3, attempts = $4, error_code = $5, provider_ref = $6,"
+        " params = $7, updated_at = $8 WHERE message_id = $1",
+        record.message_id, record.channel, record.status, record.attempts, record.error_code,
+        record.provider_ref, record.params, record.updated_at,
+    )
+
+
+async def messages_of(conn: Conn, person_id: str, limit: int) -> list[MessageRecord]:
+    rows = await conn.fetch(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE person_id = $1 ORDER BY requested_at DESC LIMIT $2",
+        person_id, limit)
+    return [_message(r) for r in rows]

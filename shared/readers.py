@@ -1,0 +1,51 @@
+"""Reads of another service's records over its HTTP endpoints (never its database)."""
+
+import logging
+from typing import Any, Literal
+
+import httpx
+
+log = logging.getLogger(__name__)
+Found = Literal["found", "missing", "unavailable"]
+
+
+class ServiceReader:
+    """GETs JSON from one service; tells a missing record from an unreachable service."""
+
+    def __init__(self, base_url: str, timeout: float = 2.0) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def get_json(self, path: str) -> tuple[Found, Any]:
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
+        try:
+            response = await self._client.get(path)
+        except httpx.HTTPError as exc:
+            log.warning("read from another service failed",
+                        extra={"service_url": self._base_url, "error": type(exc).__name__})
+            return "unavailable", None
+        if response.status_code in (404, 422):  # 422: not even a valid id
+            return "missing", None
+        if response.status_code != 200:
+            return "unavailable", None
+        return "found", response.json()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+class PersonReader(ServiceReader):
+    """A person record from the referrals service (`GET /people/{id}`). Never logged."""
+
+    async def get(self, person_id: str) -> tuple[Found, dict[str, Any] | None]:
+        found, body = await self.get_json(f"/people/{person_id}")
+        if found == "found" and not isinstance(body, dict):
+            return "unavailable", None
+        return found, body
+
+    async def record(self, person_id: str) -> dict[str, Any] | None:
+        """The record, or None when it cannot be read for any reason."""
+        return (await self.get(person_id))[1]
