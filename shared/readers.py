@@ -9,17 +9,23 @@ log = logging.getLogger(__name__)
 Found = Literal["found", "missing", "unavailable"]
 
 
+class Unavailable(ConnectionError):
+    """The other service did not answer usefully: transient, so a handler's message is retried."""
+
+
 class ServiceReader:
     """GETs JSON from one service; tells a missing record from an unreachable service."""
 
-    def __init__(self, base_url: str, timeout: float = 2.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 2.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
     async def get_json(self, path: str) -> tuple[Found, Any]:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
+            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout,
+                                             transport=self._transport)
         try:
             response = await self._client.get(path)
         except httpx.HTTPError as exc:
@@ -30,11 +36,24 @@ class ServiceReader:
             return "missing", None
         if response.status_code != 200:
             return "unavailable", None
-        return "found", response.json()
+        try:
+            return "found", response.json()
+        except ValueError:
+            return "unavailable", None
+
+    async def require_json(self, path: str) -> dict[str, Any] | None:
+        """The JSON object at `path`, None when there is none; Unavailable when it cannot be read now."""
+        found, body = await self.get_json(path)
+        if found == "missing":
+            return None
+        if found == "unavailable" or not isinstance(body, dict):
+            raise Unavailable(f"{self._base_url} could not be read")
+        return body
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+            self._client = None
 
 
 class PersonReader(ServiceReader):
@@ -49,3 +68,7 @@ class PersonReader(ServiceReader):
     async def record(self, person_id: str) -> dict[str, Any] | None:
         """The record, or None when it cannot be read for any reason."""
         return (await self.get(person_id))[1]
+
+    async def require(self, person_id: str) -> dict[str, Any] | None:
+        """The record, None when there is no such person; Unavailable when referrals cannot answer."""
+        return await self.require_json(f"/people/{person_id}")

@@ -118,6 +118,14 @@ async def allocation(services: dict[str, ServiceProcess], infra: Infra, referral
                                WORKFLOW_URL=workflow.url)
 
 
+@pytest.fixture
+async def documents(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess,
+                    workflow: ServiceProcess) -> ServiceProcess:
+    """The documents service, reading steps from workflow and names and addresses from referrals."""
+    return await start_service(services, infra, "documents", REFERRALS_URL=referrals.url,
+                               WORKFLOW_URL=workflow.url, UPLOAD_MAX_BYTES=str(1024 * 1024))
+
+
 class MailCatcher:
     """An SMTP server (aiosmtpd) on a free loopback port that keeps every mail it is handed."""
 
@@ -148,6 +156,15 @@ async def notifications(services: dict[str, ServiceProcess], infra: Infra, refer
     return await start_service(services, infra, "notifications", REFERRALS_URL=referrals.url,
                                SMTP_HOST="127.0.0.1", SMTP_PORT=str(mail.port),
                                MESSAGE_RETRY_BACKOFF_SECONDS="0.05")
+
+
+@pytest.fixture
+async def web(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess, workflow: ServiceProcess,
+              allocation: ServiceProcess, notifications: ServiceProcess) -> ServiceProcess:
+    """Tessera desk, reading every other service over HTTP, with the demo accounts seeded."""
+    return await start_service(services, infra, "web", REFERRALS_URL=referrals.url, WORKFLOW_URL=workflow.url,
+                               ALLOCATION_URL=allocation.url, NOTIFICATIONS_URL=notifications.url,
+                               WEB_SEED_DEMO_USERS="true")
 
 
 @pytest.fixture(scope="session")

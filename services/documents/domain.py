@@ -1,0 +1,422 @@
+"""Pure rules of documents: what a finished step keeps, how a form reads on paper, letters, upload checks."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import string
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+import filetype
+from PIL import Image, UnidentifiedImageError
+
+DocumentType = Literal["photo", "consent_form", "letter", "plan", "report", "other"]
+DOCUMENT_TYPES: tuple[str, ...] = ("photo", "consent_form", "letter", "plan", "report", "other")
+FINISH_EVENTS = ("step.finished", "step.authorised_and_finished")
+TYPE_NAMES = {"image/jpeg": "JPEG", "image/png": "PNG", "application/pdf": "PDF"}
+NOT_RECORDED = "—"
+BLANK = "____________________"
+
+
+# --- documents of finished steps (R-D1) -------------------------------------------------------
+
+
+class StepMismatch(ValueError):
+    """The workflow's read endpoint answered for another step or person than the event names."""
+
+
+@dataclass(frozen=True)
+class StepDocument:
+    """A finished step's form, kept as the person's document: the step as it read on finishing."""
+
+    document_id: str
+    person_id: str
+    step_id: str
+    step_type: str
+    finished_at: datetime
+    finished_by: str
+    snapshot: Mapping[str, Any]
+
+
+def keep_finished_step(*, document_id: str, step_id: str, person_id: str, step_type: str, actor: str,
+                       finished_at: datetime, step: Mapping[str, Any]) -> StepDocument:
+    """R-D1: the document of a finished step, from `step.finished` and the step as the workflow reads it."""
+    if str(step.get("step_id")) != step_id or str(step.get("person_id")) != person_id:
+        raise StepMismatch("the step read does not match the step.finished event")
+    by, at = finished_by(step)
+    return StepDocument(document_id=document_id, person_id=person_id, step_id=step_id,
+                        step_type=step_type, finished_at=at or finished_at, finished_by=by or actor,
+                        snapshot=dict(step))
+
+
+def finished_by(step: Mapping[str, Any]) -> tuple[str | None, datetime | None]:
+    """Who finished the step and when, from its history (the last finishing entry)."""
+    for entry in reversed(step.get("history") or []):
+        if isinstance(entry, Mapping) and entry.get("what") in FINISH_EVENTS:
+            return str(entry.get("actor")), _datetime(entry.get("time"))
+    return None, None
+
+
+# --- a form as it reads on paper --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One field: its label and its value as text."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """A repeating table (R-W8): column labels and one row of texts per entry."""
+
+    label: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """A numbered section and its fields in order."""
+
+    number: int | None
+    title: str
+    items: tuple[Line | Table, ...]
+
+
+@dataclass(frozen=True)
+class FormView:
+    """What a form's PDF shows: the step, whose it is, its sections, next actions and whether it is final."""
+
+    step_id: str
+    step_type: str
+    person_id: str
+    person_name: str | None
+    state: str
+    draft: bool
+    finished_at: datetime | None
+    finished_by: str | None
+    sections: tuple[SectionView, ...]
+    forms: tuple[tuple[str, tuple[SectionView, ...]], ...] = ()
+    next_actions: tuple[Line, ...] = ()
+    printed_at: datetime | None = None
+
+
+def form_view(step: Mapping[str, Any], *, person: Mapping[str, Any] | None, printed_at: datetime,
+              finished_at: datetime | None = None, finished_by_actor: str | None = None) -> FormView:
+    """R-D1: the step read (kept snapshot or live) as it prints; anything not finished is a DRAFT."""
+    values = step.get("values") or {}
+    state = str(step.get("state") or "unknown")
+    draft = state != "finished"
+    by, at = finished_by(step)
+    forms = tuple(
+        (str(form.get("name")), tuple(_section(s, values) for s in form.get("sections") or []))
+        for form in step.get("forms") or [] if isinstance(form, Mapping) and form.get("kind") == "form"
+    )
+    return FormView(
+        step_id=str(step.get("step_id")), step_type=str(step.get("step_type")),
+        person_id=str(step.get("person_id")), person_name=person_name(person), state=state, draft=draft,
+        finished_at=None if draft else (finished_at or at), finished_by=None if draft else (finished_by_actor or by),
+        sections=tuple(_section(s, values) for s in (step.get("form") or {}).get("sections") or []),
+        forms=forms,
+        next_actions=tuple(_next_action(a) for a in step.get("added_next_actions") or [] if isinstance(a, Mapping)),
+        printed_at=printed_at,
+    )
+
+
+def _section(section: Mapping[str, Any], values: Mapping[str, Any]) -> SectionView:
+    items: list[Line | Table] = []
+    for f in section.get("fields") or []:
+        value = values.get(f.get("key"))
+        if f.get("type") == "table":
+            columns = [c for c in f.get("columns") or [] if isinstance(c, Mapping)]
+            rows = value if isinstance(value, list) else []
+            items.append(Table(
+                label=str(f.get("label")),
+                columns=tuple(str(c.get("label")) for c in columns),
+                rows=tuple(tuple(format_value(c, row.get(c.get("key"))) for c in columns)
+                           for row in rows if isinstance(row, Mapping)),
+            ))
+        else:
+            items.append(Line(str(f.get("label")), format_value(f, value)))
+    number = section.get("number")
+    return SectionView(number=number if isinstance(number, int) else None, title=str(section.get("title")),
+                       items=tuple(items))
+
+
+def _next_action(action: Mapping[str, Any]) -> Line:
+    parts = []
+    if action.get("assignee_id"):
+        parts.append(f"to {action.get('assignee_kind')} {action.get('assignee_id')}")
+    if action.get("scheduled_date"):
+        parts.append(f"scheduled {format_date(str(action['scheduled_date']))}")
+    if action.get("reason"):
+        parts.append(f"reason: {action['reason']}")
+    if action.get("note"):
+        parts.append(f"note: {action['note']}")
+    if action.get("priority") and action.get("priority") != "normal":
+        parts.append(f"priority {action['priority']}")
+    return Line(str(action.get("action")), "; ".join(parts) or NOT_RECORDED)
+
+
+def format_value(f: Mapping[str, Any], value: Any) -> str:
+    """A value as a worker reads it: Yes/No, dates in words, lists joined; nothing recorded is a dash."""
+    if value is None or value == "" or value == []:
+        return NOT_RECORDED
+    kind = f.get("type")
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, Mapping):
+        return ", ".join(str(v) for v in value.values() if v not in (None, "")) or NOT_RECORDED
+    if isinstance(value, list):
+        return ", ".join(format_value({}, v) for v in value) or NOT_RECORDED
+    if kind == "date":
+        return format_date(str(value))
+    if kind == "datetime":
+        return format_datetime(str(value))
+    return str(value)
+
+
+def format_date(text: str) -> str:
+    try:
+        return _long_date(date.fromisoformat(text[:10]))
+    except ValueError:
+        return text
+
+
+def format_datetime(text: str) -> str:
+    moment = _datetime(text)
+    if moment is None:
+        return format_date(text)
+    return f"{moment.strftime('%A')} {_long_date(moment.date())} at {moment.strftime('%H:%M')}"
+
+
+def _long_date(day: date) -> str:
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def _datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def person_name(person: Mapping[str, Any] | None) -> str | None:
+    if not person:
+        return None
+    name = " ".join(str(person[k]) for k in ("first_name", "last_name") if person.get(k))
+    return name or None
+
+
+def address_lines(person: Mapping[str, Any] | None) -> tuple[str, ...]:
+    address = (person or {}).get("address")
+    if not isinstance(address, Mapping):
+        return ()
+    return tuple(str(address[k]) for k in ("line1", "line2", "town", "postcode") if address.get(k))
+
+
+# --- templated letters (R-W9, seed 003) --------------------------------------------------------
+
+
+class LetterUnavailable(LookupError):
+    """The step's pack does not offer this letter, or no template is shipped for it."""
+
+
+@dataclass(frozen=True)
+class LetterTemplate:
+    """A letter's wording with $placeholders: the person, today, and the letter's own field keys."""
+
+    name: str
+    subject: str
+    addressee_field: str | None
+    paragraphs: tuple[str, ...]
+    closing: str
+    sender: str
+
+    @classmethod
+    def of(cls, name: str, raw: Mapping[str, Any]) -> LetterTemplate:
+        return cls(name=name, subject=str(raw["subject"]), addressee_field=raw.get("addressee_field"),
+                   paragraphs=tuple(str(p) for p in raw["paragraphs"]), closing=str(raw["closing"]),
+                   sender=str(raw["sender"]))
+
+
+@dataclass(frozen=True)
+class LetterView:
+    """A letter as it prints: sender, date, addressee and address, subject, paragraphs, closing."""
+
+    name: str
+    sender: str
+    dated: str
+    addressee: str
+    address: tuple[str, ...]
+    subject: str
+    salutation: str
+    paragraphs: tuple[str, ...]
+    closing: str
+    signed: str
+    step_id: str
+    person_id: str = ""
+    missing: tuple[str, ...] = field(default=())
+
+
+def letter_view(step: Mapping[str, Any], letter: str, person: Mapping[str, Any] | None,
+                templates: Mapping[str, LetterTemplate], today: date) -> LetterView:
+    """R-W9: a letter the step's pack lists as an optional form of kind letter, filled from the
+    person record and the step's values; a value not yet recorded is a blank line to fill by hand."""
+    offered = {f.get("name") for f in step.get("optional_forms") or []
+               if isinstance(f, Mapping) and f.get("kind") == "letter"}
+    if letter not in offered:
+        raise LetterUnavailable(f"the step's pack offers no letter named {letter!r}")
+    template = templates.get(letter)
+    if template is None:
+        raise LetterUnavailable(f"no template is shipped for the letter {letter!r}")
+    values = step.get("values") or {}
+    fields = {f.get("key"): f for form in step.get("forms") or [] if isinstance(form, Mapping)
+              for s in form.get("sections") or [] for f in s.get("fields") or []}
+    name = person_name(person) or BLANK
+    mapping: dict[str, str] = {
+        "person_name": name,
+        "person_first_name": str((person or {}).get("first_name") or name),
+        "date_of_birth": format_date(str((person or {}).get("date_of_birth") or "")) or BLANK,
+        "today": _long_date(today),
+    }
+    missing = []
+    for key in _placeholders(template):
+        if key in mapping:
+            continue
+        value = values.get(key)
+        if value in (None, "", []):
+            missing.append(key)
+            mapping[key] = BLANK
+        else:
+            mapping[key] = format_value(fields.get(key, {}), value)
+    addressee = mapping.get(template.addressee_field or "", "")
+    if not addressee or addressee == BLANK:
+        addressee = name
+    paragraphs = tuple(p for p in (string.Template(t).safe_substitute(mapping).strip() for t in template.paragraphs)
+                       if p and p != BLANK)
+    return LetterView(
+        name=letter, sender=template.sender, dated=_long_date(today), addressee=addressee,
+        address=address_lines(person), subject=string.Template(template.subject).safe_substitute(mapping),
+        salutation=f"Dear {addressee},", paragraphs=paragraphs, closing=template.closing,
+        signed=_signer(step), step_id=str(step.get("step_id")), person_id=str(step.get("person_id")),
+        missing=tuple(missing),
+    )
+
+
+def _placeholders(template: LetterTemplate) -> list[str]:
+    keys: list[str] = []
+    for text in (template.subject, *template.paragraphs):
+        for match in string.Template.pattern.finditer(text):
+            key = match.group("named") or match.group("braced")
+            if key and key not in keys:
+                keys.append(key)
+    if template.addressee_field and template.addressee_field not in keys:
+        keys.append(template.addressee_field)
+    return keys
+
+
+def _signer(step: Mapping[str, Any]) -> str:
+    assignee = step.get("assignee") or {}
+    return str(assignee.get("id") or "") if isinstance(assignee, Mapping) else ""
+
+
+# --- uploads (R-D2) ----------------------------------------------------------------------------
+
+
+class UploadRefused(ValueError):
+    """An upload that is not kept, with the HTTP status and a reason a worker can act on."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """An upload that passed: its type from its bytes, size and digest."""
+
+    content_type: str
+    size: int
+    sha256: str
+
+
+def sniff(data: bytes) -> str | None:
+    """The content type the bytes themselves say (magic numbers), whatever the name or header claims."""
+    kind = filetype.guess(data[:8192])
+    return kind.mime if kind is not None else None
+
+
+def check_upload(data: bytes, *, allowed: Sequence[str], max_bytes: int, max_pixels: int) -> CheckedFile:
+    """R-D2: size and type limits, the type sniffed from the bytes and the file checked to be what it says."""
+    if not data:
+        raise UploadRefused(422, "the file is empty")
+    if len(data) > max_bytes:
+        raise UploadRefused(413, f"the file is larger than the {max_bytes}-byte limit")
+    kinds = ", ".join(TYPE_NAMES.get(t, t) for t in allowed)
+    found = sniff(data)
+    if found is None or found not in allowed:
+        what = f"{found} content" if found else "content of no recognised type"
+        raise UploadRefused(415, f"the file's bytes are {what}, not one of the allowed types ({kinds});"
+                                 " the file name and declared content type are not trusted")
+    if found == "application/pdf":
+        _check_pdf(data)
+    else:
+        _check_image(data, found, max_pixels)
+    return CheckedFile(content_type=found, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+_PDF_ACTIVE = (b"/JavaScript", b"/JS", b"/Launch", b"/EmbeddedFile", b"/RichMedia", b"/XFA")
+_PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
+_PDF_STREAM = re.compile(rb"stream\r?\n.*?endstream", re.DOTALL)
+
+
+def _check_pdf(data: bytes) -> None:
+    if not data.startswith(b"%PDF-"):
+        raise UploadRefused(415, "the file does not start with a PDF header")
+    if b"%%EOF" not in data[-2048:]:
+        raise UploadRefused(415, "the PDF is truncated or malformed: no end-of-file marker")
+    # Best effort, not a parser: look at the dictionaries (stream bytes left out, where random bytes could
+    # spell /JS), with #xx name escapes (/J#61vaScript) undone. Compressed object streams are not opened.
+    plain = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), _PDF_STREAM.sub(b"stream endstream", data))
+    for marker in _PDF_ACTIVE:
+        if re.search(re.escape(marker) + rb"(?![A-Za-z])", plain):
+            raise UploadRefused(415, f"the PDF carries active content ({marker.decode()[1:]}), which is not accepted")
+
+
+def _check_image(data: bytes, content_type: str, max_pixels: int) -> None:
+    unreadable = f"the file starts like {TYPE_NAMES[content_type]} but is not a readable image"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            fmt = image.format
+            image.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise UploadRefused(415, unreadable) from None
+    if {"PNG": "image/png", "JPEG": "image/jpeg"}.get(fmt or "") != content_type:
+        raise UploadRefused(415, unreadable)
+    if width * height > max_pixels:
+        raise UploadRefused(413, f"the image has {width}×{height} pixels, more than the {max_pixels}-pixel limit")
+
+
+def safe_filename(name: str | None, content_type: str) -> str:
+    """The base name only, without control or path characters, at most 200 characters; kept in the DB only."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(ch for ch in unicodedata.normalize("NFC", base)
+                   if unicodedata.category(ch)[0] != "C" and ch not in '<>:"|?*').strip(" .")
+    if not base:
+        base = "upload." + {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}.get(content_type, "bin")
+    return base[:200]
