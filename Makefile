@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast faults bench clean
+.PHONY: run test test-fast faults bench clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -16,7 +16,18 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m tessera run
 
-test: $(STAMP)
+# the web tests drive Debian's chromium through Playwright; root installs it with apt
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	  else echo "No /usr/bin/chromium: the browser tests will be skipped (apt-get install chromium)"; fi; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest -ra
 
 test-fast: $(STAMP)

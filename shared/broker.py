@@ -111,14 +111,16 @@ class DeadLetterMiddleware(BaseMiddleware):
                 log.error("handler failed, dead-lettering",
                           extra={"error": type(exc).__name__, "topic": record.topic,
                                  "frames": traceback.format_tb(exc.__traceback__)[-3:]})
-            await dead_letter(self.context.get("pool"), record, reason)
+            await dead_letter(self.context.get("pool"), record, reason, service)
             metrics.MESSAGES.labels(service, record.topic, "dead_lettered").inc()
             return None
 
 
-async def dead_letter(pool: asyncpg.Pool, record: Any, reason: str) -> None:
-    """The original bytes, untouched, to <topic>.dlq with the error and where it came from."""
+async def dead_letter(pool: asyncpg.Pool, record: Any, reason: str, service: str | None = None) -> None:
+    """The original bytes, untouched, to <topic>.dlq with the error, where it came from and who gave up on it."""
     headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+    if service is not None:  # several services consume one topic: each dead-letters its own copy
+        headers["dlq_service"] = service
     headers.update({
         "dlq_error": reason[:2000],
         "dlq_original_topic": record.topic,

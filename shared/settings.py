@@ -9,6 +9,7 @@ HTTP_PORTS = {
     "notifications": 8084,
     "documents": 8085,
     "scheduler": 8086,
+    "web": 8080,
 }
 
 

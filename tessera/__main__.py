@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--external", action="store_true",
                      help="use KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL instead of the embedded ones")
     run.add_argument("--broker-port", type=int, default=9092)
-    run.add_argument("--http-port-base", type=int, default=8081)
+    run.add_argument("--http-port-base", type=int, default=launcher.PORT_BASE)
     send = commands.add_parser("send-referral", help="publish a referral and print what happened")
     send.add_argument("file", type=Path)
     send.add_argument("--source", default="tessera-cli")

@@ -16,7 +16,9 @@ from shared.broker import ensure_topics
 from shared.settings import HTTP_PORTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = tuple(HTTP_PORTS)
+# by port: the web front end (8080) first, then the services from 8081; each at port_base + its index
+SERVICES = tuple(sorted(HTTP_PORTS, key=HTTP_PORTS.__getitem__))
+PORT_BASE = HTTP_PORTS[SERVICES[0]]
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def start_mail_catcher(layout: Layout, env: dict[str, str]) -> list:
     return [controller.stop]
 
 
-def run(run_dir: Path, *, external: bool = False, broker_port: int = 9092, port_base: int = 8081) -> int:
+def run(run_dir: Path, *, external: bool = False, broker_port: int = 9092, port_base: int = PORT_BASE) -> int:
     layout = Layout(run_dir.resolve())
     layout.logs.mkdir(parents=True, exist_ok=True)
     env, stoppers = start_infrastructure(layout, external, broker_port)
@@ -150,3 +152,4 @@ def _banner(layout: Layout, env: dict[str, str], port_base: int) -> None:
         print(f"  {name:<14} http://127.0.0.1:{port_base + offset}/readyz", flush=True)
     print(f"Logs: {layout.logs}/<service>.log   Stop: Ctrl-C", flush=True)
     print("See it work: .venv/bin/python -m tessera send-referral samples/wellbeing.json", flush=True)
+    print(f"Tessera desk: http://127.0.0.1:{port_base + SERVICES.index('web')}/ (demo accounts: README.md)", flush=True)

@@ -148,15 +148,25 @@ class Engine:
         self.steps[step.step_id] = step
         return step
 
-    def case_view(self, person_id: str) -> domain.CaseView:
+    def case_view(self, person_id: str, carer_ids: tuple[str, ...] = ()) -> domain.CaseView:
+        """What store.case_view loads: open steps, finished values in finishing order, the finished
+        sequence (R-K5), the latest step of each type (R-K7), carers with an assessment (R-K9)."""
         mine = [s for s in self.steps.values() if s.person_id == person_id]
         finished: dict[str, Any] = {}
         due_dates: dict[str, date] = {}
+        sequence: list[str] = []
         for s in sorted(mine, key=lambda s: s.updated_at or s.created_at):
             if s.state == "finished":
+                finished.pop(s.step_type, None)
                 finished[s.step_type] = s.values
+                sequence.append(s.step_type)
                 if s.due_date is not None:
                     due_dates[s.step_type] = s.due_date
+        latest = {s.step_type: domain.LatestStep(s.step_id, domain.london_date(s.created_at), s.values)
+                  for s in sorted(mine, key=lambda s: s.created_at) if s.state != "cancelled"}
+        assessing = set(domain.carers_assessment_types(self.packs))
+        assessed = frozenset(s.person_id for s in self.steps.values() if s.person_id in carer_ids
+                             and s.step_type in assessing and s.state != "cancelled")
         return domain.CaseView(
             other_steps=tuple(domain.OtherStep(s.step_id, s.step_type, s.state, s.pack_version, s.workflow_id,
                                                s.due_date)
@@ -165,6 +175,9 @@ class Engine:
             workflow_ids=tuple(w.workflow_id for w in self.workflows.values()
                                if w.person_id == person_id and w.status == "open"),
             finished_due_dates=due_dates,
+            finished_sequence=tuple(sequence),
+            latest=latest,
+            carers_assessed=assessed,
         )
 
     def send(self, type_: str, who: dict[str, Any], **data: Any) -> domain.Decision:
@@ -180,8 +193,10 @@ class Engine:
         if step is not None:
             person_id = step.person_id
         self.now = self.now.replace(microsecond=(self.now.microsecond + 1) % 1_000_000)
+        carers = domain.listed_carers(step, self.packs.step(step.step_type, step.pack_version)) \
+            if step is not None else ()
         ctx = domain.Context(now=self.now, actor=domain.Actor.of(command.actor), ids=self._ids(),
-                             packs=self.packs, person=self.person, case=self.case_view(person_id))
+                             packs=self.packs, person=self.person, case=self.case_view(person_id, carers))
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from services.workflow import handlers, queries
+from services.workflow import brokerage, handlers, queries
 from services.workflow.pack import load_packs
+from shared.readers import PersonReader
 from shared.service import create_app
 from shared.settings import load_settings
 
@@ -13,10 +14,11 @@ packs = load_packs()
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
-    routers=[handlers.router],
+    routers=[handlers.router, brokerage.router],
     queries=queries.router,
     description=__doc__ or "",
 )
 app.state.packs = packs
+app.include_router(brokerage.queries)  # R-F2: the lack-of-provision list
 app.state.runtime.broker.context.set_global("packs", packs)
-app.state.runtime.broker.context.set_global("people", handlers.PersonReader(settings.referrals_url))
+app.state.runtime.broker.context.set_global("people", PersonReader(settings.referrals_url))

@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from services.workflow.pack import Field, NextActionDefinition, PackRegistry, StepDefinition
+from services.workflow import purchasing
+from services.workflow.pack import (
+    CARERS_FIELD,
+    CARERS_TABLE,
+    YOUNG_CARER_REFERRAL,
+    Field,
+    NextActionDefinition,
+    PackRegistry,
+    StepDefinition,
+    costed_fields,
+)
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, Refused
 from shared.events.workflow import (
@@ -65,6 +76,18 @@ OTHER_WORKFLOW_CONTINUES = "No further action – other workflow continues"
 LONDON = ZoneInfo("Europe/London")
 FUTURE_WORK_TIMER = "future-work"
 RENEWAL_TIMER = "renewal"
+# R-K5: the named rule, and the face-to-face way forward its refusal names.
+TWR_RULE = "two_twr_limit"
+TWR_WAY_FORWARD = "Review Planning"
+# R-K7: the named rule; the assessment it counts from, that assessment's date field, the days.
+CIN_ROUTING_RULE = "cin_45_day_routing"
+CIN_ASSESSMENT = "Child and Family Assessment and Plan"
+CIN_DATE_FIELD = "date_assessment_started"
+CIN_DAYS = 45
+# R-K9, R-K10: the named rules.
+CARERS_RULE = "carers_checklist"
+SINGLE_CARERS_ASSESSMENT = "Single Carers Assessment"
+BUDGET_RULE = "budget_costs"
 
 
 # --- state ---------------------------------------------------------------------------------
@@ -191,6 +214,15 @@ class OtherStep:
 
 
 @dataclass(frozen=True)
+class LatestStep:
+    """The person's latest step of a type: when it was created (a London date) and its values."""
+
+    step_id: str
+    created_on: date
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CaseView:
     """What case-level rules need: the person's other steps and latest finished values.
 
@@ -201,6 +233,13 @@ class CaseView:
     finished_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     workflow_ids: tuple[str, ...] = ()
     finished_due_dates: Mapping[str, date] = field(default_factory=dict)
+    # R-K5: the step types of the person's finished steps, in the order they finished.
+    finished_sequence: tuple[str, ...] = ()
+    # R-K7: step type → the person's latest step of that type that was not cancelled.
+    latest: Mapping[str, LatestStep] = field(default_factory=dict)
+    # R-K9: of the carers the step lists (`carer_person_id`), those whose own record has a step
+    # of a `carers_assessment` type (Carers Assessment, On-going Carer Review) not cancelled.
+    carers_assessed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -493,9 +532,8 @@ def value_problem(f: Field, value: Any) -> str | None:
     match f.type:
         case "text" | "textarea" | "person_ref":
             return None if isinstance(value, str) else "must be text"
-        case "number":
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            return None if ok else "must be a number"
+        case "number":  # a decimal string ("16.05") keeps pence exact (R-K10)
+            return None if purchasing.as_decimal(value) is not None else "must be a number"
         case "bool":
             return None if isinstance(value, bool) else "must be true or false"
         case "date":
@@ -611,6 +649,127 @@ def _fill_system_columns(defn: StepDefinition, values: dict[str, Any], actor: Ac
     return out
 
 
+# --- budgets (R-K10) and other system-generated values (R-W6) ------------------------------------
+
+
+def cost_line(line: Mapping[str, Any], *, weeks_generated: bool) -> dict[str, Any]:
+    """R-K10 on one service line, as strings for the form: weeks per year, weekly and annual cost.
+
+    Unknown inputs leave the costs empty; `purchasing.line_costs` is the one arithmetic.
+    """
+    costs = purchasing.line_costs(line if weeks_generated else {**line, "respite_weeks": None})
+    weeks_known = weeks_generated or purchasing.as_decimal(line.get("weeks_per_year")) is not None
+    out: dict[str, Any] = {"weekly_cost": purchasing.money_string(costs.weekly_cost),
+                           "annual_cost": purchasing.money_string(costs.annual_cost) if weeks_known else None}
+    if weeks_generated:
+        out["weeks_per_year"] = purchasing.decimal_string(costs.weeks_per_year)
+    return out
+
+
+def _costed_tables(defn: StepDefinition) -> list[Field]:
+    return [f for s in defn.form_sections if not s.read_only for f in s.fields
+            if f.type == "table" and costed_fields(f.columns)]
+
+
+def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Reason]:
+    """R-K10: respite weeks are taken out of 52, so they must be between 0 and 52."""
+    if BUDGET_RULE not in defn.rules:
+        return []
+    reasons: list[Reason] = []
+    for table in _costed_tables(defn):
+        rows = values.get(table.key)
+        for index, row in enumerate(rows if isinstance(rows, list) else []):
+            respite = purchasing.as_decimal(row.get("respite_weeks")) if isinstance(row, Mapping) else None
+            if respite is not None and not 0 <= respite <= purchasing.WEEKS_IN_YEAR:
+                reasons.append(reason("invalid_value", "weeks of respite must be between 0 and 52 (R-K10)",
+                                      field=f"{table.key}[{index}].respite_weeks"))
+    return reasons
+
+
+def budget_values(defn: StepDefinition, values: Mapping[str, Any]) -> dict[str, Any]:
+    """R-K10: the system-generated costs of each costed row, the totals, and flat costs, pence exact."""
+    if BUDGET_RULE not in defn.rules:
+        return {}
+    fields = defn.field_map()
+    out: dict[str, Any] = {}
+    for table in _costed_tables(defn):
+        rows = values.get(table.key)
+        if not isinstance(rows, list):
+            continue
+        columns = {c.key: c for c in table.columns}
+        generated = "weeks_per_year" in columns and columns["weeks_per_year"].system_generated
+        costed = [{**row, **cost_line(row, weeks_generated=generated)} for row in rows if isinstance(row, Mapping)]
+        out[table.key] = costed
+        for total, column in (("total_weekly_cost", "weekly_cost"), ("total_annual_cost", "annual_cost")):
+            if total in fields and fields[total].system_generated:
+                out[total] = purchasing.money_string(sum((Decimal(r[column]) for r in costed if r[column] is not None),
+                                        Decimal(0)))
+    if costed_fields(fields.values()):
+        generated = "weeks_per_year" in fields and fields["weeks_per_year"].system_generated
+        out.update(cost_line(values, weeks_generated=generated))
+    return out
+
+
+def person_summary(person: Mapping[str, Any]) -> str:
+    """R-W6: who the record is about, in one line: name, date of birth, gender, address."""
+    name = " ".join(str(person[k]) for k in ("first_name", "last_name") if person.get(k))
+    parts = [name or "Name not recorded"]
+    if person.get("date_of_birth"):
+        parts.append(f"born {person['date_of_birth']}")
+    if person.get("gender"):
+        parts.append(str(person["gender"]))
+    address = _person_value(person, "address")
+    if address:
+        parts.append(str(address))
+    return ", ".join(parts)
+
+
+def latest_budget_total(ctx: Context) -> str | None:
+    """R-W6 `budget_total`: the weekly total of the person's latest finished costed support plan."""
+    for step_type in reversed(ctx.case.finished_sequence):
+        try:
+            rules = ctx.packs.step(step_type).rules
+        except KeyError:
+            continue
+        total = ctx.case.finished_values.get(step_type, {}).get("total_weekly_cost")
+        if BUDGET_RULE in rules and total is not None:
+            return str(total)
+    return None
+
+
+def system_values(ctx: Context, step: Step, defn: StepDefinition, *, acting: bool = True) -> dict[str, Any]:
+    """R-W6: the system-generated fields the system can fill now, from where the pack says.
+
+    `assignee`: the worker the step is assigned to; `authoriser`: the acting worker if they hold
+    an authorising role of the step; `person_summary`: from the person record, when it was read;
+    `budget_total`: the latest finished costed plan's weekly total. Others are left as they are.
+    """
+    out: dict[str, Any] = {}
+    for key, (_, f, read_only) in _writable_fields(defn, step.forms).items():
+        if read_only or not f.system_generated or f.system_value is None:
+            continue
+        value: Any = None
+        match f.system_value:
+            case "assignee":
+                value = step.assignee_id if step.assignee_kind == "worker" else None
+            case "authoriser":
+                value = ctx.actor.worker_id if acting and ctx.actor.roles & set(defn.authorisers) else None
+            case "person_summary":
+                value = person_summary(ctx.person) if ctx.person is not None else None
+            case "budget_total":
+                value = latest_budget_total(ctx)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _with_system(ctx: Context, step: Step, defn: StepDefinition) -> Step:
+    fresh = system_values(ctx, step, defn)
+    if all(step.values.get(k) == v for k, v in fresh.items()):
+        return step
+    return replace(step, values={**step.values, **fresh})
+
+
 def missing_fields(defn: StepDefinition, step: Step) -> list[Reason]:
     """R-W4: every mandatory field still empty, by section, all at once."""
     sections = [(s.number, s) for s in defn.form_sections if not s.read_only]
@@ -669,6 +828,33 @@ def may_work(step: Step, defn: StepDefinition, actor: Actor) -> bool:
     return _is_assignee(step, actor) or bool(actor.roles & set(defn.authorisers))
 
 
+def own_work(step: Step, actor: Actor, requests: Sequence[Request]) -> bool:
+    """R-RQ4: the actor's own work: the step is assigned to them, or they sent its REQUIRED request."""
+    if step.assignee_kind == "worker" and step.assignee_id == actor.worker_id:
+        return True
+    return any(r.required and r.kind == "request" and r.sent_by == actor.worker_id and r.state != "cancelled"
+               for r in requests)
+
+
+def authorise_problems(
+    ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request],
+) -> list[Reason]:
+    """R-RQ4..R-RQ6: who may authorise this step now.
+
+    An authorising role of the step type (R-RQ5), never on one's own work (R-RQ4); except that
+    a step type with `self_authorise` is authorised by its own assignee (R-RQ6 "green tick").
+    """
+    if defn.self_authorise and _is_assignee(step, ctx.actor):
+        return []
+    if not ctx.actor.roles & set(defn.authorisers):
+        who = ", ".join(defn.authorisers) or "nobody"
+        return [reason("role", f"only {who} may authorise a {step.step_type} (R-RQ5)")]
+    if not defn.self_authorise and own_work(step, ctx.actor, requests):
+        return [reason("own_work", f"no one authorises their own work: another {', '.join(defn.authorisers)}"
+                       f" must authorise this {step.step_type} (R-RQ4)")]
+    return []
+
+
 def two_part(defn: StepDefinition) -> bool:
     """R-RQ7: the worker sends a required request and closes; an authoriser finishes."""
     return bool(defn.authorisers) and any(r.required and r.kind == "request" for r in defn.requests)
@@ -706,9 +892,13 @@ def _base(step: Step, ctx: Context) -> dict[str, Any]:
 def new_step(
     ctx: Context, *, step_type: str, workflow_id: str, person_id: str, assignee: tuple[str, str],
     priority: Priority, provenance: dict[str, Any], due_date: date | None = None,
-    source_values: Mapping[str, Mapping[str, Any]] | None = None,
+    source_values: Mapping[str, Mapping[str, Any]] | None = None, from_step: Step | None = None,
 ) -> tuple[Step, History]:
-    """A step created as incoming (or future) work, prepopulated and with carried sections."""
+    """A step created as incoming (or future) work, prepopulated and with carried sections.
+
+    A step type naming `cin_45_day_routing` is routed by R-K7; system-generated fields the
+    system can fill now are filled (R-W6).
+    """
     version = ctx.packs.latest_version(step_type)
     defn = ctx.packs.step(step_type, version)
     values = carried_values(defn, source_values if source_values is not None else ctx.case.finished_values)
@@ -718,6 +908,9 @@ def new_step(
     else:
         note = "person record unavailable: prepopulated fields left empty (refresh later)"
     state = "future" if due_date is not None and due_date > ctx.today else "incoming"
+    assignee, routing = cin_routing(ctx, defn, assignee, due_date or ctx.today, from_step)
+    if routing is not None:
+        provenance = {**provenance, "routing": routing}
     step = Step(
         step_id=next(ctx.ids), workflow_id=workflow_id, person_id=person_id, step_type=step_type,
         pack_version=version, state=state, assignee_kind=assignee[0],  # type: ignore[arg-type]
@@ -725,8 +918,45 @@ def new_step(
         provenance={**provenance, "pack_version": version}, due_date=due_date,
         values=values, updated_at=ctx.now, updated_by=ctx.actor.worker_id,
     )
+    step = replace(step, values={**values, **system_values(ctx, step, defn, acting=False)})
     return step, History(step.step_id, ctx.now, ctx.actor.worker_id, "prepopulated",
-                         {"note": note, "fields": sorted(values)})
+                         {"note": note, "fields": sorted(step.values)})
+
+
+def assessment_started(ctx: Context, from_step: Step | None) -> date | None:
+    """R-K7: when the person's Child and Family Assessment and Plan started: its
+    `date_assessment_started`, else the date it was created. The creating step if it is one."""
+    if from_step is not None and from_step.step_type == CIN_ASSESSMENT:
+        values, created = from_step.values, london_date(from_step.created_at)
+    elif CIN_ASSESSMENT in ctx.case.latest:
+        latest = ctx.case.latest[CIN_ASSESSMENT]
+        values, created = latest.values, latest.created_on
+    else:
+        return None
+    return _date_value(values, CIN_DATE_FIELD) or created
+
+
+def cin_routing(
+    ctx: Context, defn: StepDefinition, assignee: tuple[str, str], on: date, from_step: Step | None,
+) -> tuple[tuple[str, str], dict[str, Any] | None]:
+    """R-K7: a team step of a type naming `cin_45_day_routing`, held within 45 days of the
+    assessment, goes to the assessment's team (Response); after that, to the team it was
+    given, or the step type's default team rather than the assessment's (Locality).
+    Days are London calendar dates: day 45 is within, day 46 is not."""
+    if CIN_ROUTING_RULE not in defn.rules or assignee[0] != "team":
+        return assignee, None
+    started = assessment_started(ctx, from_step)
+    if started is None:
+        return assignee, None
+    response = ctx.packs.step(CIN_ASSESSMENT).default_team
+    days = (on - started).days
+    team = assignee[1]
+    if days <= CIN_DAYS and response is not None:
+        team = response
+    elif team == response and defn.default_team is not None:
+        team = defn.default_team
+    return ("team", team), {"rule": "R-K7", "assessment_started": started.isoformat(),
+                            "meeting_date": on.isoformat(), "days": days, "team": team}
 
 
 def created_event(step: Step) -> StepCreated:
@@ -822,6 +1052,7 @@ def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> D
     existing = open_future_work(ctx) if is_future_work(ctx.packs, step_type) else None
     if existing is not None:
         raise RuleBroken([one_future_work(existing, field="step_type")])
+    _check(twr_limit(ctx, step_type, field="step_type"))
     target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
     person_id = str(command.person_id)
     workflow = Workflow(workflow_id, person_id, {"kind": "start_new"}, ctx.now, ctx.actor.worker_id)
@@ -857,7 +1088,8 @@ def start(ctx: Context, step: Step, defn: StepDefinition) -> Decision:
     if not _is_assignee(step, ctx.actor):
         reasons.append(_not_assignee(step))
     _check(reasons)
-    new = _bump(step, ctx, state="incomplete", assignee_kind="worker", assignee_id=ctx.actor.worker_id)
+    new = _with_system(ctx, _bump(step, ctx, state="incomplete", assignee_kind="worker",
+                                  assignee_id=ctx.actor.worker_id), defn)
     details: dict[str, Any] = {"assignee": new.assignee.model_dump()}
     timers: list[Timer] = []
     cancelled: tuple[str, ...] = ()
@@ -879,7 +1111,7 @@ def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> De
         reasons.append(reason("role", "only the assignee, a member of the assigned team or a manager"
                               " may assign this step (R-W3)"))
     _check(reasons)
-    new = _bump(step, ctx, assignee_kind=to.kind, assignee_id=to.id)
+    new = _with_system(ctx, _bump(step, ctx, assignee_kind=to.kind, assignee_id=to.id), defn)
     event = StepAssigned(**_base(new, ctx), previous=step.assignee, assignee=new.assignee, state=new.state)
     return Decision(events=(event,), step=new, history=(_history(
         new, ctx, "step.assigned", previous=step.assignee.model_dump(), assignee=new.assignee.model_dump()),))
@@ -891,6 +1123,7 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
     if not may_work(step, defn, ctx.actor):
         reasons.append(_not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor)
+    reasons += budget_problems(defn, command.values)
     numbers = {s.number for s in defn.form_sections}
     for number in command.completed_sections or ():
         if number not in numbers:
@@ -898,10 +1131,11 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
                                   section=number))
     _check(reasons)
     values = {**step.values, **_fill_system_columns(defn, dict(command.values), ctx.actor)}
+    values.update(budget_values(defn, values))  # R-K10
     completed = step.completed_sections
     if command.completed_sections is not None:
         completed = tuple(sorted(set(command.completed_sections)))
-    new = _bump(step, ctx, values=values, completed_sections=completed)
+    new = _with_system(ctx, _bump(step, ctx, values=values, completed_sections=completed), defn)
     event = StepSaved(**_base(new, ctx), fields=sorted(command.values), completed_sections=list(completed))
     return Decision(events=(event,), step=new, history=(_history(
         new, ctx, "step.saved", fields=sorted(command.values), completed_sections=list(completed)),))
@@ -920,6 +1154,7 @@ def refresh_prepopulated(ctx: Context, step: Step, defn: StepDefinition) -> Deci
     for key, value in prepopulated(defn, ctx.person, cogs=frozenset({"yellow"})).items():
         if _empty(step.values.get(key)):
             fresh[key] = value
+    fresh.update(system_values(ctx, step, defn))
     changed = sorted(k for k, v in fresh.items() if step.values.get(k) != v)
     new = _bump(step, ctx, values={**step.values, **fresh})
     return Decision(events=(StepPrepopulatedRefreshed(**_base(new, ctx), fields=changed),), step=new,
@@ -939,7 +1174,7 @@ def add_form(ctx: Context, step: Step, defn: StepDefinition, name: str) -> Decis
         if name in step.forms:
             reasons.append(reason("already_added", f"{name!r} is already on the step", field="form"))
     _check(reasons)
-    new = _bump(step, ctx, forms=(*step.forms, name))
+    new = _with_system(ctx, _bump(step, ctx, forms=(*step.forms, name)), defn)
     return Decision(events=(StepFormAdded(**_base(new, ctx), form=name, kind=form.kind),), step=new,
                     history=(_history(new, ctx, "step.form_added", form=name),))
 
@@ -1023,6 +1258,9 @@ def _action_problems(
                                       field="scheduled_date"))
     if is_future_work(ctx.packs, action.target_step_type):
         reasons += _future_work_problems(ctx, step, action, command)
+    queued = sum(1 for a in step.next_actions if a.created_step_id is None and a.target_step_type
+                 and twr_limited(ctx.packs, a.target_step_type))
+    reasons += twr_limit(ctx, action.target_step_type, pending=queued, field="action")
     if action.reasons and command.reason is not None and command.reason not in action.reasons:
         reasons.append(reason("invalid_reason", f"the reason must be one of {list(action.reasons)}",
                               field="reason"))
@@ -1077,23 +1315,24 @@ def _future_work_problems(
     return reasons
 
 
-def _resolve_assignee(action: NextAction, who: Actor) -> tuple[str, str]:
+def _resolve_assignee(action: NextAction) -> tuple[str, str]:
+    """"Assign to me" is the worker who added the action, whoever later finishes the step (R-NA5)."""
     if action.assignee_kind == "self":
-        return ("worker", who.worker_id)
+        return ("worker", action.added_by)
     assert action.assignee_id is not None
     return (action.assignee_kind, action.assignee_id)
 
 
-def _create_from(ctx: Context, step: Step, action: NextAction, rule: str, who: Actor) -> tuple[Step, History]:
+def _create_from(ctx: Context, step: Step, action: NextAction, rule: str) -> tuple[Step, History]:
     assert action.target_step_type is not None
     sources = {**ctx.case.finished_values, step.step_type: step.values}
     due = action.scheduled_date
     return new_step(
         ctx, step_type=action.target_step_type, workflow_id=step.workflow_id, person_id=step.person_id,
-        assignee=_resolve_assignee(action, who), priority=action.priority, due_date=due,
+        assignee=_resolve_assignee(action), priority=action.priority, due_date=due,
         provenance={"rule": rule, "action": action.action, "from_step_id": step.step_id,
                     "next_action_id": action.next_action_id, "from_pack_version": step.pack_version},
-        source_values=sources,
+        source_values=sources, from_step=step,
     )
 
 
@@ -1134,7 +1373,7 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
     events: list[BaseModel] = []
     timers: list[Timer] = []
     if command.send_immediately:
-        target, prepop = _create_from(ctx, step, added, "R-NA3 send immediately", ctx.actor)
+        target, prepop = _create_from(ctx, step, added, "R-NA3 send immediately")
         added = replace(added, created_step_id=target.step_id)
         created = (target,)
         timers = timers_of_new_step(ctx, target)
@@ -1288,15 +1527,17 @@ def finish_blockers(
     """Every reason the step cannot finish now (R-W4, R-NA1, R-RQ2, R-RQ3, R-RQ7, R-K1)."""
     reasons = _state(step, WORKING_STATES, "finish")
     if check_actor:
-        if authorising and not ctx.actor.roles & set(defn.authorisers):
-            who = ", ".join(defn.authorisers) or "nobody"
-            reasons.append(reason("role", f"only {who} may authorise a {step.step_type} (R-RQ5)"))
-        elif not authorising and two_part(defn) and not ctx.actor.roles & set(defn.authorisers):
+        if authorising:
+            reasons += authorise_problems(ctx, step, defn, requests)
+        elif two_part(defn) and not ctx.actor.roles & set(defn.authorisers):
             reasons.append(reason("role", f"a {', '.join(defn.authorisers)} finishes a {step.step_type}:"
                                   " send the required request and close the step (R-RQ7)"))
-        elif not authorising and not may_work(step, defn, ctx.actor):
+        elif two_part(defn):  # the authoriser signs it off by finishing: never their own work (R-RQ4)
+            reasons += authorise_problems(ctx, step, defn, requests)
+        elif not may_work(step, defn, ctx.actor):
             reasons.append(_not_assignee(step))
-    reasons += missing_fields(defn, step)
+    missing = missing_fields(defn, step)
+    reasons += missing
     if not step.next_actions:
         reasons.append(reason("no_next_action", "add at least one next action before finishing (R-NA1)"))
     for added in step.next_actions:
@@ -1311,16 +1552,141 @@ def finish_blockers(
                                   request_id=request.request_id))
     for spec in defn.requests:
         sent = {r.state for r in requests if r.name == spec.name}
-        if spec.required and not sent & {"completed", "open"}:  # an open one is reported above
+        required = spec.required or (spec.required_when is not None and step.values.get(spec.required_when) is True)
+        if required and not sent & {"completed", "open"}:  # an open one is reported above (R-F3: required_when)
             reasons.append(reason("required_request", f"the REQUIRED request {spec.name!r} must be"
                                   " sent and completed (R-RQ3)"))
     reasons += closure_blockers(ctx, step, defn)
-    if any(is_future_work(ctx.packs, a.target_step_type) for a in step.next_actions
-           if not a.nfa and a.created_step_id is None):
+    pending = [a for a in step.next_actions if not a.nfa and a.created_step_id is None]
+    if any(is_future_work(ctx.packs, a.target_step_type) for a in pending):
         existing = open_future_work(ctx, excluding=step.step_id)
         if existing is not None:  # created since the action was added (R-K2)
             reasons.append(one_future_work(existing))
+    earlier = 0
+    for added in pending:  # R-K5: finished since the action was added
+        if twr_limited(ctx.packs, added.target_step_type):
+            reasons += twr_limit(ctx, added.target_step_type, pending=earlier)
+            earlier += 1
+    reported = {r.field for r in missing}
+    reasons += [r for r in carers_blockers(ctx, step, defn, requests) if r.field not in reported]
     return reasons
+
+
+# --- R-K9 carers checklist -------------------------------------------------------------------
+
+
+def listed_carers(step: Step, defn: StepDefinition) -> tuple[str, ...]:
+    """R-K9: the carers' own record ids the checklist lists, for the handler to look up."""
+    if CARERS_RULE not in defn.rules:
+        return ()
+    rows = step.values.get(CARERS_TABLE)
+    ids = [row.get("carer_person_id") for row in rows if isinstance(row, Mapping)] if isinstance(rows, list) else []
+    return tuple(sorted({i for i in ids if isinstance(i, str) and i}))
+
+
+def carers_assessment_types(packs: PackRegistry) -> tuple[str, ...]:
+    """R-K9: the step types that are a carer's own assessment (pack flag `carers_assessment`)."""
+    return tuple(sorted(t for t in packs.step_types() if packs.step(t).carers_assessment))
+
+
+def carers_blockers(
+    ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request],
+) -> list[Reason]:
+    """R-K9: for each carer row: offered yes/no; declined → a reason; accepted → joint or single;
+    single → a carer's assessment on the carer's own record; a young carer → the referral to
+    children's services sent. All at once."""
+    if CARERS_RULE not in defn.rules:
+        return []
+    section = next((s.number for s in defn.form_sections for f in s.fields if f.key == CARERS_TABLE), None)
+    raw = step.values.get(CARERS_TABLE)
+    rows = [r if isinstance(r, Mapping) else {} for r in raw] if isinstance(raw, list) else []
+    has = step.values.get(CARERS_FIELD)
+    reasons: list[Reason] = []
+
+    def block(message: str, at: str) -> None:
+        reasons.append(reason("carers_checklist", f"{message} (R-K9)", section=section, field=at))
+
+    if has is True and not rows:
+        block("the person has informal carers: add each carer's details", CARERS_TABLE)
+    if has is False and rows:
+        block("the person is recorded as having no informal carers, yet carers are listed", CARERS_FIELD)
+    assessed = ", ".join(carers_assessment_types(ctx.packs)) or "carer's assessment"
+    young: list[str] = []
+    for index, row in enumerate(rows):
+        at = f"{CARERS_TABLE}[{index}]."
+        name = str(row.get("carer_name") or f"the carer in row {index + 1}")
+        offered, accepted, kind = row.get("assessment_offered"), row.get("offer_accepted"), row.get("assessment_type")
+        if not isinstance(offered, bool):
+            block(f"say whether a carer's assessment was offered to {name}", at + "assessment_offered")
+        elif offered and not isinstance(accepted, bool):
+            block(f"say whether {name} accepted the offer of a carer's assessment", at + "offer_accepted")
+        elif offered and accepted is False and _empty(row.get("reason_not_accepted")):
+            block(f"{name} declined a carer's assessment: give the reason", at + "reason_not_accepted")
+        elif offered and accepted and _empty(kind):
+            block(f"{name} accepted a carer's assessment: say whether joint or single", at + "assessment_type")
+        elif offered and accepted and kind == SINGLE_CARERS_ASSESSMENT:
+            carer = row.get("carer_person_id")
+            if _empty(carer):
+                block(f"a single carer's assessment for {name} is on the carer's own record: link it",
+                      at + "carer_person_id")
+            elif carer not in ctx.case.carers_assessed:
+                block(f"a single carer's assessment for {name} needs a separate {assessed} on the carer's"
+                      " own record", at + "carer_person_id")
+        if row.get("young_carer") is True:
+            young.append(name)
+    sent = any(r.name == YOUNG_CARER_REFERRAL and r.state in ("open", "completed") for r in requests)
+    if young and not sent:
+        reasons.append(reason("young_carer_referral", f"{', '.join(young)}: a young carer needs the"
+                              f" {YOUNG_CARER_REFERRAL!r} request sent (R-K9)", section=section,
+                              field=CARERS_TABLE))
+    return reasons
+
+
+# --- R-K5 no third Telephone Wellbeing Review in a row ----------------------------------------
+
+
+def twr_limited(packs: PackRegistry, step_type: str | None) -> bool:
+    """Whether the step type names the `two_twr_limit` rule (R-K5)."""
+    if step_type is None:
+        return False
+    try:
+        return TWR_RULE in packs.step(step_type).rules
+    except KeyError:
+        return False
+
+
+def _is_review(packs: PackRegistry, step_type: str) -> bool:
+    try:
+        return packs.step(step_type).review
+    except KeyError:
+        return False
+
+
+def twr_in_a_row(ctx: Context) -> int:
+    """R-K5: the person's limited reviews in a row: the finished ones since the last other review
+    (a Planned Short Review or Assessment Review resets the count), and any still open or waiting."""
+    run = 0
+    for step_type in ctx.case.finished_sequence:
+        if twr_limited(ctx.packs, step_type):
+            run += 1
+        elif _is_review(ctx.packs, step_type):
+            run = 0
+    waiting = sum(1 for o in ctx.case.other_steps
+                  if o.state in OPEN_STATES | {"future"} and twr_limited(ctx.packs, o.step_type))
+    return run + waiting
+
+
+def twr_limit(ctx: Context, step_type: str | None, *, pending: int = 0, **where: Any) -> list[Reason]:
+    """R-K5: a third review of a `two_twr_limit` type in a row is refused; the way forward is named."""
+    if not twr_limited(ctx.packs, step_type):
+        return []
+    count = twr_in_a_row(ctx) + pending
+    if count < 2:
+        return []
+    forward = (f" use {TWR_WAY_FORWARD!r} for a face-to-face review" if TWR_WAY_FORWARD in ctx.packs.step_types()
+               else " a face-to-face review is needed")
+    return [reason("two_twr_limit", f"the person has had {count} {step_type}s in a row: no more than 2;"
+                   f"{forward} (R-K5)", **where)]
 
 
 def finish_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
@@ -1342,14 +1708,14 @@ def finish(
     timers: list[Timer] = []
     for added in step.next_actions:
         if not added.nfa and added.created_step_id is None:
-            target, prepop = _create_from(ctx, step, added, "R-NA3 next action on finish", ctx.actor)
+            target, prepop = _create_from(ctx, step, added, "R-NA3 next action on finish")
             created.append(target)
             timers += timers_of_new_step(ctx, target)
             history += [History(target.step_id, ctx.now, ctx.actor.worker_id, "step.created",
                                 {"state": target.state, "provenance": target.provenance}), prepop]
             added = replace(added, created_step_id=target.step_id)
         actions.append(added)
-    new = _bump(step, ctx, state="finished", next_actions=tuple(actions))
+    new = _with_system(ctx, _bump(step, ctx, state="finished", next_actions=tuple(actions)), defn)
     what = "step.authorised_and_finished" if authorising else "step.finished"
     history.insert(0, _history(new, ctx, what, next_actions=[a.action for a in actions],
                                **({"warnings": [w.code for w in warnings]} if warnings else {})))
@@ -1360,7 +1726,7 @@ def finish(
         next_actions=[FinishedAction(
             next_action_id=a.next_action_id, action=a.action, nfa=a.nfa,
             target_step_type=a.target_step_type,
-            assignee=_assignee_of(a) if a.assignee_kind != "self" else Assignee(kind="worker", id=ctx.actor.worker_id),
+            assignee=_assignee_of(a) if a.assignee_kind != "self" else Assignee(kind="worker", id=a.added_by),
             reason=a.reason, created_step_id=a.created_step_id, sent_immediately=a.send_immediately,
         ) for a in actions],
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
@@ -1417,7 +1783,9 @@ def record_death(ctx: Context, command: cmd.RecordDeath, steps: Sequence[Step]) 
     closed: list[Step] = []
     history: list[History] = []
     for s in steps:
-        if s.state != "future":
+        # waiting work, and Future Work (R-K2) that fell due or was started but is still open
+        future_work = s.state in OPEN_STATES and is_future_work(ctx.packs, s.step_type, s.pack_version)
+        if s.state != "future" and not future_work:
             continue
         nfa = NextAction(
             next_action_id=next(ctx.ids), action="NFA – person has died", nfa=True,
@@ -1432,7 +1800,7 @@ def record_death(ctx: Context, command: cmd.RecordDeath, steps: Sequence[Step]) 
         person_id=str(command.person_id), date_of_death=command.date_of_death, actor=ctx.actor.worker_id,
         closed_future_step_ids=[s.step_id for s in closed],
         open_steps=[OpenStepListed(step_id=s.step_id, step_type=s.step_type, state=s.state)
-                    for s in steps if s.state in OPEN_STATES],
+                    for s in steps if s.state in OPEN_STATES and s.step_id not in {c.step_id for c in closed}],
     )
     return Decision(events=(event,), finished_future=tuple(closed), history=tuple(history),
                     cancelled_timers=tuple(k for s in closed for k in step_timer_keys(s.step_id)))

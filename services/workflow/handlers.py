@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import httpx
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
-from services.workflow import domain, store
+from services.workflow import brokerage, domain, store
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
@@ -25,6 +24,7 @@ from shared.envelope import Envelope, decode, new_message
 from shared.events.referrals import ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import WorkflowStarted
+from shared.readers import PersonReader
 
 SOURCE = "tessera/workflow"
 GROUP = "workflow"
@@ -33,28 +33,6 @@ SYSTEM = domain.Actor("system:scheduler")
 PACK_VERSION = 1
 log = logging.getLogger(__name__)
 router = KafkaRouter()
-
-
-class PersonReader:
-    """Reads a person record from the referrals service (R-W5); None when it cannot be read."""
-
-    def __init__(self, base_url: str, timeout: float = 2.0) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
-
-    async def get(self, person_id: str) -> dict[str, Any] | None:
-        if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout)
-        try:
-            response = await self._client.get(f"/people/{person_id}")
-        except httpx.HTTPError as exc:
-            log.warning("person record unavailable", extra={"error": type(exc).__name__})
-            return None
-        if response.status_code != 200:
-            return None
-        body = response.json()
-        return body if isinstance(body, dict) else None
 
 
 # --- referral intake ---------------------------------------------------------------------------
@@ -70,7 +48,7 @@ async def on_referral_event(
     if envelope.type != ReferralAccepted.TYPE:
         return
     accepted = ReferralAccepted.model_validate(envelope.data)
-    person = await people.get(accepted.person_id)
+    person = await people.record(accepted.person_id)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
             metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "duplicate").inc()
@@ -153,6 +131,9 @@ async def handle_command(
                 await _save(conn, decision)
                 await outbox.add(conn, _outcome(list(decision.events), envelope, key))
                 await outbox.add(conn, await _timers(conn, decision, envelope, key))
+                # R-F1: purchase orders of sent purchasing next actions, each once
+                await outbox.add(conn, await brokerage.issue_orders(conn, packs, decision, envelope,
+                                                                    command.actor.worker_id))
                 return "handled"
         rejected = CommandRejected.because(envelope.type, refused.reasons)
         await outbox.add(conn, _outcome([rejected], envelope, refused.key or key))
@@ -165,7 +146,7 @@ async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: 
     if people is None:
         return None
     if isinstance(command, cmd.StartNewStep):
-        return await people.get(str(command.person_id))
+        return await people.record(str(command.person_id))
     finishing = isinstance(command, cmd.FinishStep | cmd.AuthoriseStep)
     if not (finishing or isinstance(command, cmd.RefreshPrepopulated)
             or (isinstance(command, cmd.AddNextAction) and command.send_immediately)):
@@ -175,7 +156,7 @@ async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: 
         return None
     if finishing and not any(not a["nfa"] and not a.get("created_step_id") for a in row["next_actions"]):
         return None  # nothing to create: no need to read the record
-    return await people.get(str(row["person_id"]))
+    return await people.record(str(row["person_id"]))
 
 
 def _ids() -> Iterator[str]:
@@ -217,7 +198,7 @@ async def _decide(
     if request is not None:
         request = await store.load_request(conn, request.request_id)  # re-read under the step lock
     needs_case = isinstance(command, domain.NEEDS_CASE)
-    case = await store.case_view(conn, step.person_id) if needs_case else None
+    case = await store.case_of_step(conn, packs, step) if needs_case else None
     needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep
                                 | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep)
     requests = await store.requests_of(conn, step.step_id) if needs_requests else []
@@ -261,7 +242,10 @@ async def on_timer_due(
     except ValidationError:
         log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
         return
-    outcome = await handle_timer_due(pool, packs, envelope, due)
+    if brokerage.is_lack_of_provision(due):  # R-F2
+        outcome = await brokerage.handle_lack_of_provision_due(pool, envelope, due)
+    else:
+        outcome = await handle_timer_due(pool, packs, envelope, due)
     metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, outcome).inc()
 
 

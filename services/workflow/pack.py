@@ -38,7 +38,20 @@ Role = Literal[
     # seed 002: the short-term service and interim homecare domiciliary service officer (DSO)
     "domiciliary_service_officer",
 ]
-RuleName = Literal["case_closure_guard", "two_twr_limit", "cin_45_day_routing", "one_future_work"]
+RuleName = Literal[
+    "case_closure_guard",
+    "two_twr_limit",
+    "cin_45_day_routing",
+    "one_future_work",
+    "carers_checklist",
+    "budget_costs",
+]
+# R-W6: where the system takes a system-generated field's value from.
+#   assignee       the worker the step is assigned to (the social worker's details)
+#   authoriser     the manager of an authorising role who last saved or authorised the step
+#   person_summary name, date of birth, gender and address from the person record
+#   budget_total   the weekly total of the person's latest finished costed support plan (R-K10)
+SystemValue = Literal["assignee", "authoriser", "person_summary", "budget_total"]
 CaseCondition = Literal["case_closure_in_progress", "no_case_closure_in_progress"]
 FieldType = Literal[
     "text",
@@ -95,6 +108,7 @@ class Field(_Frozen):
     columns: tuple[Field, ...] = ()
     once_per: FieldKey | None = None
     rows_from: FieldKey | None = None
+    system_value: SystemValue | None = None
 
     def to_contract(self) -> dict[str, Any]:
         """The field as the step read endpoint shows it."""
@@ -144,6 +158,26 @@ class FormDefinition(_Frozen):
     sections: tuple[Section, ...] = ()
 
 
+PurchaseOrderKind = Literal[
+    "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
+    "long_term_homecare",
+]
+
+
+class PurchaseOrderDefinition(_Frozen):
+    """R-F1: sending the next action asks for a purchase order (`purchase_order.requested`).
+
+    `kind` unless the action's reason (`by_reason`) or its team (`by_team`) names another; the
+    costs are those of the step's `planned_services` rows whose service is one of `services`
+    (every row when empty), else of the step's own hourly rate and hours fields.
+    """
+
+    kind: PurchaseOrderKind
+    by_reason: dict[Name, PurchaseOrderKind] = {}
+    by_team: dict[TeamId, PurchaseOrderKind] = {}
+    services: tuple[Name, ...] = ()
+
+
 class NextActionDefinition(_Frozen):
     """A next action a step allows (R-NA2, R-NA4, R-NA5, R-NA6)."""
 
@@ -167,6 +201,8 @@ class NextActionDefinition(_Frozen):
     # R-K4: a date field of the adding step holding the annual review date, used when the
     # person has no earlier Future Work whose due date can be kept.
     review_date_field: FieldKey | None = None
+    # R-F1, R-F2: the action asks for a purchase order when it is sent (on finish or at once).
+    purchase_order: PurchaseOrderDefinition | None = None
 
     def to_contract(self) -> dict[str, Any]:
         """The action as the step read endpoint shows it; `send_immediately` means allowed."""
@@ -198,6 +234,8 @@ class RequestDefinition(_Frozen):
     kind: Literal["request", "notification"]
     required: bool = False
     default_to: Recipient | None = None
+    # R-F3: REQUIRED only when this bool field of the step is true (FABO where the person may co-fund).
+    required_when: FieldKey | None = None
 
     def to_contract(self) -> dict[str, Any]:
         """The request as the step read endpoint shows it."""
@@ -231,6 +269,13 @@ class StepDefinition(_Frozen):
     renewal_days: PositiveInt | None = None
     # R-K3: a finished step of this type means the person has ongoing services.
     ongoing_services: bool = False
+    # R-RQ6: the assignee authorises their own step (Review Planning's "green tick").
+    self_authorise: bool = False
+    # R-K5: a finished step of this type is one of the person's reviews, counted in order by
+    # the `two_twr_limit` rule (a review that does not name the rule ends a run of them).
+    review: bool = False
+    # R-K9: a step of this type on a carer's own record is their separate carer's assessment.
+    carers_assessment: bool = False
     _carried: tuple[Section, ...] = PrivateAttr(default=())
 
     @property
@@ -431,12 +476,49 @@ def _check_step(where: _Where, step: StepDefinition) -> None:
         raise where.fail("next_actions", "R-NA1: a step needs at least one next action to finish")
     if step.review_interval_months is not None and not step.is_future_work:
         raise where.fail("review_interval_months", "R-K4: only a future_work step type has a review interval")
+    supervising = [role for role in step.authorisers if role.endswith("social_worker")]
+    if supervising:
+        raise where.fail("authorisers", f"R-RQ5: a social worker cannot authorise: {supervising}")
     form_names = {form.name for form in step.optional_forms}
     for action in step.next_actions:
         _check_action(where, action, form_names)
         _check_action_fields(where, step, action)
     for request in step.requests:
         _check_request(where, request)
+    _check_rule_contracts(where, step)
+
+
+# The fields (and request) a named rule works on: a step naming the rule must have them.
+CARERS_FIELD, CARERS_TABLE = "has_informal_carers", "carers"
+CARERS_COLUMNS = ("assessment_offered", "offer_accepted", "reason_not_accepted", "assessment_type",
+                  "young_carer", "carer_person_id")
+YOUNG_CARER_REFERRAL = "Referral to Children's and young person's services"
+COSTED = ("hourly_rate", "weekly_cost", "annual_cost")
+
+
+def costed_fields(fields: Iterable[Field]) -> bool:
+    """R-K10: the fields hold an hourly rate, hours and the system-generated costs."""
+    keys = {f.key: f for f in fields}
+    return (all(k in keys for k in COSTED) and bool({"hours_per_week", "weekly_hours"} & set(keys))
+            and keys["weekly_cost"].system_generated and keys["annual_cost"].system_generated)
+
+
+def _check_rule_contracts(where: _Where, step: StepDefinition) -> None:
+    fields = {f.key: f for s in step.sections for f in s.fields}
+    if "carers_checklist" in step.rules:
+        table = fields.get(CARERS_TABLE)
+        columns = {c.key for c in table.columns} if table else set()
+        if CARERS_FIELD not in fields or table is None or not set(CARERS_COLUMNS) <= columns:
+            raise where.fail("rules", f"R-K9: carers_checklist needs the fields {CARERS_FIELD!r} and"
+                             f" {CARERS_TABLE!r} with the columns {list(CARERS_COLUMNS)}")
+        if YOUNG_CARER_REFERRAL not in {r.name for r in step.requests}:
+            raise where.fail("rules", f"R-K9: carers_checklist needs the request {YOUNG_CARER_REFERRAL!r}")
+    if "budget_costs" in step.rules:
+        tables = [f for f in fields.values() if f.type == "table" and costed_fields(f.columns)]
+        if not tables and not costed_fields(fields.values()):
+            raise where.fail("rules", "R-K10: budget_costs needs an hourly_rate, hours_per_week (or"
+                             " weekly_hours) and system-generated weekly_cost and annual_cost, as"
+                             " fields or as the columns of a table")
 
 
 def _check_sections(where: _Where, sections: Sequence[Section], at: str) -> None:
@@ -512,6 +594,11 @@ def _field_problem(field: Field, column: bool) -> tuple[str, str] | None:
             "{at}.rows_from",
             "rows_from is for table fields only",
         ),
+        (
+            field.system_value is not None and not field.system_generated,
+            "{at}.system_value",
+            "R-W6: only a system_generated field takes a system_value",
+        ),
     ]
     return next(((at, problem) for failed, at, problem in checks if failed), None)
 
@@ -560,6 +647,9 @@ def _check_action(where: _Where, action: NextActionDefinition, form_names: set[s
     problem = _action_problem(action, form_names)
     if problem:
         raise where.fail(f"{at}.{problem[0]}", problem[1])
+    unknown = set(action.purchase_order.by_reason) - set(action.reasons) if action.purchase_order else set()
+    if unknown:
+        raise where.fail(f"{at}.purchase_order.by_reason", f"R-F1: not reasons of the action: {sorted(unknown)}")
 
 
 def _check_action_fields(where: _Where, step: StepDefinition, action: NextActionDefinition) -> None:
@@ -708,6 +798,8 @@ def _check_references(item: _Loaded, index: _Index, teams: Mapping[str, str]) ->
                     f"{at}.target_step_type",
                     f"no loaded pack defines step type {action.target_step_type!r}",
                 )
+            for team in action.purchase_order.by_team if action.purchase_order else ():
+                _require_team(where, f"{at}.purchase_order.by_team", team, teams)
         for request in step.requests:
             if request.default_to and request.default_to.kind == "team":
                 at = f"requests[{request.name!r}].default_to.id"

@@ -128,7 +128,7 @@ async def get_blockers(
     actor = domain.Actor(worker_id or "", frozenset(filter(None, roles.split(","))),
                          frozenset(filter(None, team_ids.split(","))))
     ctx = domain.Context(now=datetime.now(UTC), actor=actor, ids=(str(i) for i in itertools.count()),
-                         packs=packs, case=await store.case_view(pool, step.person_id))
+                         packs=packs, case=await store.case_of_step(pool, packs, step))
     blockers = domain.finish_blockers(ctx, step, defn, await store.requests_of(pool, step.step_id),
                                       check_actor=worker_id is not None)
     warnings = domain.finish_warnings(ctx, step, defn)  # R-K3: shown, never blocking

@@ -1,7 +1,7 @@
 """Queries of the workflow schema: workflows, steps, requests and their history."""
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -11,13 +11,18 @@ import asyncpg
 from services.workflow.domain import (
     CaseView,
     History,
+    LatestStep,
     NextAction,
     OtherStep,
     Request,
     Step,
     Timer,
     Workflow,
+    carers_assessment_types,
+    listed_carers,
+    london_date,
 )
+from services.workflow.pack import PackRegistry
 
 STEP_COLUMNS = (
     "step_id, workflow_id, person_id, linked_person_id, step_type, pack_version, state,"
@@ -105,16 +110,32 @@ async def steps_of(conn: Conn, person_id: uuid.UUID, *, for_update: bool = False
     return [step_from_row(r) for r in rows]
 
 
-async def case_view(conn: Conn, person_id: str) -> CaseView:
-    """The person's open steps, latest finished values per step type, and open workflows."""
+async def case_view(
+    conn: Conn, person_id: str, *, carer_ids: Sequence[str] = (), carer_step_types: Sequence[str] = (),
+) -> CaseView:
+    """The person's open steps, latest finished values per step type (in finishing order), open
+    workflows, finished step types in order (R-K5), latest step per type (R-K7), and which of
+    `carer_ids` have a step of `carer_step_types` on their own record (R-K9)."""
     pid = uuid.UUID(person_id)
     others = await conn.fetch(
         "SELECT step_id, step_type, state, pack_version, workflow_id, due_date FROM steps WHERE person_id = $1"
         " AND state IN ('incoming', 'incomplete', 'returned', 'awaiting_authorisation', 'future')"
         " ORDER BY created_at", pid)
     finished = await conn.fetch(
-        "SELECT DISTINCT ON (step_type) step_type, values FROM steps WHERE person_id = $1"
-        " AND state = 'finished' ORDER BY step_type, updated_at DESC", pid)
+        "SELECT step_type, values FROM (SELECT DISTINCT ON (step_type) step_type, values, updated_at"
+        " FROM steps WHERE person_id = $1 AND state = 'finished' ORDER BY step_type, updated_at DESC) f"
+        " ORDER BY updated_at", pid)
+    sequence = await conn.fetch(
+        "SELECT step_type FROM steps WHERE person_id = $1 AND state = 'finished' ORDER BY updated_at", pid)
+    latest = await conn.fetch(
+        "SELECT DISTINCT ON (step_type) step_type, step_id, created_at, values FROM steps"
+        " WHERE person_id = $1 AND state <> 'cancelled' ORDER BY step_type, created_at DESC", pid)
+    assessed: list[asyncpg.Record] = []
+    carers = [uuid.UUID(c) for c in carer_ids if _is_uuid(c)]
+    if carers and carer_step_types:
+        assessed = await conn.fetch(
+            "SELECT DISTINCT person_id FROM steps WHERE person_id = ANY($1::uuid[])"
+            " AND step_type = ANY($2::text[]) AND state <> 'cancelled'", carers, list(carer_step_types))
     workflows = await conn.fetch(
         "SELECT workflow_id FROM workflows WHERE person_id = $1 AND status = 'open'", pid)
     due_dates = await conn.fetch(
@@ -126,7 +147,26 @@ async def case_view(conn: Conn, person_id: str) -> CaseView:
         finished_values={r["step_type"]: r["values"] for r in finished},
         workflow_ids=tuple(str(r["workflow_id"]) for r in workflows),
         finished_due_dates={r["step_type"]: r["due_date"] for r in due_dates},
+        finished_sequence=tuple(r["step_type"] for r in sequence),
+        latest={r["step_type"]: LatestStep(str(r["step_id"]), london_date(r["created_at"]), r["values"])
+                for r in latest},
+        carers_assessed=frozenset(str(r["person_id"]) for r in assessed),
     )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+async def case_of_step(conn: Conn, packs: PackRegistry, step: Step) -> CaseView:
+    """The case view of the step's person, with the carers its checklist lists looked up (R-K9)."""
+    defn = packs.step(step.step_type, step.pack_version)
+    return await case_view(conn, step.person_id, carer_ids=listed_carers(step, defn),
+                           carer_step_types=carers_assessment_types(packs))
 
 
 async def person_of_step(conn: Conn, step_id: uuid.UUID) -> asyncpg.Record | None:

@@ -424,17 +424,11 @@ def _values(fields: list[Field], roles: frozenset[str]) -> dict[str, Any]:
             if not f.system_generated and f.cog != "blue" and (f.owner_role is None or f.owner_role in roles)}
 
 
-# Engine gap: on Finish, an "Assign to me" action is created for whoever finishes the step, so on
-# an authorised step it lands with the authoriser, not the worker who added it (seed 001: SSA →
-# Statement of Need "to self"; seed 003: "Assigned to themselves"). Strict: passes once fixed.
-SELF_ON_AUTHORISED = pytest.mark.xfail(
-    strict=True, reason="domain.finish resolves assignee_kind self to the finisher, not NextAction.added_by")
-
-
 def _cases(shipped: PackRegistry) -> list[Any]:
-    return [pytest.param(step.step_type, action.action,
-                         marks=[SELF_ON_AUTHORISED] if action.assignee_kind == "self" and step.authorisers
-                         and action.send_immediately != "required" else [])
+    # R-NA5: an "Assign to me" action goes to the worker who added it, also when an authoriser
+    # finishes the step (seed 001: SSA → Statement of Need "to self"; seed 003: "Assigned to
+    # themselves"); the cases of authorised steps with a self action check exactly that.
+    return [pytest.param(step.step_type, action.action)
             for name in ("adult", "children") for step in _pack_steps(shipped, name)
             for action in step.next_actions]
 
@@ -467,7 +461,8 @@ def test_every_next_action_of_every_step_type_finishes_into_its_target(
         add["assignee"] = {"kind": "team", "id": "adult-brokerage"}
     if spec.reason_required:
         add["reason"] = spec.reasons[0]
-    required = [r for r in defn.requests if r.required]
+    # R-F3: a request REQUIRED when a bool field is true (the fill sets every bool true)
+    required = [r for r in defn.requests if r.required or r.required_when is not None]
     for r in required:
         e.send("step.send_request", worker, step_id=sid, name=r.name, to={"kind": "worker", "id": "manager"})
     e.send("step.add_next_action", adder, step_id=sid, **add)

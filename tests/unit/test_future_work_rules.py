@@ -22,8 +22,9 @@ P = Personas()
 WORKER = P.stranger  # a social worker
 MANAGER = {"worker_id": "tm", "roles": ["team_manager"], "team_ids": ["adult-review-team"]}
 PID = PERSON["person_id"]
-# the packs the test pack needs (not every shipped pack: those are tested in test_pack_loading)
-BASE_PACKS = ("wellbeing.yaml", "adult_closure.yaml", "future_work.yaml")
+# the packs the test pack needs (not every shipped pack: those are tested in test_pack_loading);
+# Future Work's actions target adult step types, whose requests go to a children's team
+BASE_PACKS = ("wellbeing.yaml", "adult_closure.yaml", "future_work.yaml", "adult.yaml", "children.yaml")
 
 # A small adult pack using the optional fields: ongoing_services (R-K3), renewal_days (R-K6),
 # scheduled_window_days + window_from_field (initial review), review_date_field (R-K4).

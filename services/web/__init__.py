@@ -1,0 +1,1 @@
+"""Tessera desk: the web front end for workers and managers."""

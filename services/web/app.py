@@ -1,0 +1,67 @@
+"""Tessera desk: sign-in, current work, step forms, manager views; commands with the signed-in user as actor."""
+
+import asyncio
+import secrets
+from pathlib import Path
+
+from fastapi import Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from services.web import auth, pages, store
+from services.web.clients import Allocation, Notifications, Readers, Referrals, Workflow
+from services.web.commands import CommandBus
+from services.web.settings import WebSettings
+from shared.broker import make_producer
+from shared.service import Runtime, create_app
+
+HERE = Path(__file__).parent
+settings = WebSettings(service_name="web")
+timeout = settings.http_timeout_seconds
+readers = Readers(
+    referrals=Referrals(settings.referrals_url, timeout), workflow=Workflow(settings.workflow_url, timeout),
+    allocation=Allocation(settings.allocation_url, timeout),
+    notifications=Notifications(settings.notifications_url, timeout),
+)
+
+
+async def _start(runtime: Runtime) -> None:
+    assert runtime.pool is not None
+    key = settings.web_secret_key or await store.secret(runtime.pool, "session_key", secrets.token_urlsafe(48))
+    app.state.sessions = auth.Sessions(settings, key)
+    if settings.web_seed_demo_users:
+        await auth.seed_demo_users(runtime.pool, settings.web_demo_users_file, settings.web_demo_password)
+    producer = make_producer(settings)
+    await producer.start()
+    app.state.producer = producer
+    bus = CommandBus(settings, producer)
+    await bus.start()
+    app.state.bus = bus
+    runtime.tasks.append(asyncio.create_task(bus.run(), name="command-outcomes"))
+
+
+async def _stop(runtime: Runtime) -> None:
+    await app.state.producer.stop()
+    await readers.close()
+
+
+app = create_app(settings, service_dir=HERE, on_pool_ready=[_start], on_stopping=[_stop],
+                 description=__doc__ or "")
+app.state.settings = settings
+app.state.readers = readers
+app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+app.include_router(pages.router)
+pages.install_handlers(app)
+
+
+@app.middleware("http")
+async def security_headers(request: Request, call_next: object) -> Response:
+    response: Response = await call_next(request)  # type: ignore[operator]
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not request.url.path.startswith("/static"):
+        response.headers.setdefault("Cache-Control", "no-store")  # pages hold personal data
+    return response

@@ -1,0 +1,186 @@
+"""Local accounts: argon2 password hashes, signed session cookies, CSRF tokens, the demo users.
+
+The web service is the only place a signed-in user becomes a command's `actor`: it is built here,
+from the users table, and never from anything the browser sends.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from services.web import store
+from services.web.settings import WebSettings
+
+SESSION_COOKIE = "tessera_session"
+LOGIN_CSRF_COOKIE = "tessera_login_csrf"
+MANAGER_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader", "head_of_service",
+                           "senior_officer"})
+TRAY_ROLES = frozenset({"team_manager", "team_leader"})
+ROLE_NAMES = {
+    "social_worker": "Social Worker", "gso": "Generic Support Officer", "senior_officer": "Senior Officer",
+    "team_manager": "Team Manager", "assistant_team_manager": "Assistant Team Manager",
+    "team_leader": "Team Leader", "head_of_service": "Head of Service", "business_support": "Business Support",
+}
+
+_hasher = PasswordHasher()
+# verifying against this keeps an unknown user's sign-in as slow as a known one's
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@dataclass(frozen=True)
+class User:
+    """The signed-in worker, as the users table holds them."""
+
+    user_id: str
+    name: str
+    roles: tuple[str, ...]
+    team_ids: tuple[str, ...]
+    csrf_token: str = ""
+    flash: dict[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def is_manager(self) -> bool:
+        return bool(MANAGER_ROLES & set(self.roles))
+
+    @property
+    def runs_trays(self) -> bool:
+        return bool(TRAY_ROLES & set(self.roles)) or "head_of_service" in self.roles \
+            or "assistant_team_manager" in self.roles
+
+    def actor(self) -> dict[str, Any]:
+        """The `actor` of every command this user sends (CONTRACTS.md)."""
+        return {"worker_id": self.user_id, "roles": list(self.roles), "team_ids": list(self.team_ids)}
+
+    def role_names(self) -> str:
+        return ", ".join(ROLE_NAMES.get(r, r) for r in self.roles)
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(password_hash: str | None, password: str) -> tuple[bool, str | None]:
+    """Whether the password fits the hash, and a new hash when the parameters have moved on."""
+    try:
+        _hasher.verify(password_hash or _DUMMY_HASH, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False, None
+    if password_hash is None:
+        return False, None
+    return True, _hasher.hash(password) if _hasher.check_needs_rehash(password_hash) else None
+
+
+class Sessions:
+    """Signed session cookies whose token is kept (hashed) in the sessions table."""
+
+    def __init__(self, settings: WebSettings, secret_key: str) -> None:
+        self._settings = settings
+        self._signer = URLSafeSerializer(secret_key, salt="tessera-session")
+        self._login_signer = URLSafeSerializer(secret_key, salt="tessera-login-csrf")
+
+    def _limits(self) -> tuple[datetime, datetime]:
+        now = datetime.now(UTC)
+        return (now - timedelta(minutes=self._settings.web_session_idle_minutes),
+                now - timedelta(hours=self._settings.web_session_max_hours))
+
+    @staticmethod
+    def token_hash(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    async def open(self, pool: asyncpg.Pool, user_id: str) -> str:
+        """A new session for the user; the cookie value to set."""
+        token = secrets.token_urlsafe(32)
+        await store.create_session(pool, self.token_hash(token), user_id, secrets.token_urlsafe(32))
+        await store.delete_expired_sessions(pool, *self._limits())
+        return self._signer.dumps(token)
+
+    def token(self, cookie: str | None) -> str | None:
+        if not cookie:
+            return None
+        try:
+            token = self._signer.loads(cookie)
+        except BadSignature:
+            return None
+        return token if isinstance(token, str) else None
+
+    async def user(self, pool: asyncpg.Pool, cookie: str | None) -> User | None:
+        token = self.token(cookie)
+        if token is None:
+            return None
+        row = await store.touch_session(pool, self.token_hash(token), *self._limits())
+        if row is None:
+            return None
+        return User(row["user_id"], row["display_name"], tuple(row["roles"]), tuple(row["team_ids"]),
+                    row["csrf_token"], row["flash"])
+
+    async def close(self, pool: asyncpg.Pool, cookie: str | None) -> None:
+        token = self.token(cookie)
+        if token is not None:
+            await store.delete_session(pool, self.token_hash(token))
+
+    async def flash(self, pool: asyncpg.Pool, cookie: str | None, flash: dict[str, Any] | None) -> None:
+        token = self.token(cookie)
+        if token is not None:
+            await store.set_flash(pool, self.token_hash(token), flash)
+
+    def login_csrf(self) -> tuple[str, str]:
+        """A token for the sign-in form and the signed cookie that must come back with it."""
+        token = secrets.token_urlsafe(24)
+        return token, self._login_signer.dumps(token)
+
+    def login_csrf_ok(self, cookie: str | None, sent: str | None) -> bool:
+        if not cookie or not sent:
+            return False
+        try:
+            expected = self._login_signer.loads(cookie)
+        except BadSignature:
+            return False
+        return isinstance(expected, str) and hmac.compare_digest(expected, sent)
+
+
+def csrf_ok(user: User, sent: str | None) -> bool:
+    return bool(sent) and hmac.compare_digest(user.csrf_token, sent or "")
+
+
+async def sign_in(pool: asyncpg.Pool, settings: WebSettings, user_id: str, password: str) -> str | None:
+    """The user id if the password is right and the account not locked; failures are counted."""
+    row = await store.load_user(pool, user_id.strip().lower())
+    now = datetime.now(UTC)
+    ok, rehash = check_password(row["password_hash"] if row else None, password)
+    if row is None or not row["active"]:
+        return None
+    if row["locked_until"] is not None and row["locked_until"] > now:
+        return None
+    if not ok:
+        await store.record_failed_login(pool, row["user_id"], settings.web_max_failed_logins,
+                                        now + timedelta(minutes=settings.web_lockout_minutes))
+        return None
+    await store.record_good_login(pool, row["user_id"], rehash)
+    return row["user_id"]
+
+
+def demo_users(path: Path) -> list[dict[str, Any]]:
+    return yaml.safe_load(path.read_text()) or []
+
+
+async def seed_demo_users(pool: asyncpg.Pool, path: Path, password: str) -> list[str]:
+    """Add the demo accounts that are missing; existing accounts are left as they are."""
+    added = []
+    existing = {r["user_id"] for r in await store.all_users(pool)}
+    for user in demo_users(path):
+        if user["user_id"] in existing:
+            continue
+        if await store.insert_user_if_missing(pool, user["user_id"], user["name"], hash_password(password),
+                                              list(user.get("roles", [])), list(user.get("teams", []))):
+            added.append(user["user_id"])
+    return added

@@ -1,0 +1,123 @@
+"""Reads of the other services over their HTTP endpoints; the web keeps no case data of its own."""
+
+import asyncio
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+from shared.readers import ServiceReader
+
+
+class Unavailable(Exception):
+    """A service that should answer did not; the page says which."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"the {service} service could not be read")
+        self.service = service
+
+
+class _Reader(ServiceReader):
+    name = "a"
+
+    async def get(self, path: str, default: Any = None, *, required: bool = False) -> Any:
+        found, body = await self.get_json(path)
+        if found == "found":
+            return body
+        if found == "unavailable" and required:
+            raise Unavailable(self.name)
+        return default
+
+
+def q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+class Referrals(_Reader):
+    name = "referrals"
+
+    async def person(self, person_id: str) -> dict[str, Any] | None:
+        return await self.get(f"/people/{q(person_id)}", required=True)
+
+    async def notes(self, person_id: str) -> list[dict[str, Any]]:
+        return await self.get(f"/people/{q(person_id)}/notes", [])
+
+    async def by_nhs_number(self, nhs_number: str) -> list[dict[str, Any]]:
+        return await self.get(f"/people?nhs_number={q(nhs_number)}", [])
+
+
+class Workflow(_Reader):
+    name = "workflow"
+
+    async def step(self, step_id: str) -> dict[str, Any] | None:
+        return await self.get(f"/steps/{q(step_id)}", required=True)
+
+    async def blockers(self, step_id: str, actor: dict[str, Any]) -> dict[str, Any] | None:
+        query = urllib.parse.urlencode({"worker_id": actor["worker_id"], "roles": ",".join(actor["roles"]),
+                                        "team_ids": ",".join(actor["team_ids"])})
+        return await self.get(f"/steps/{q(step_id)}/blockers?{query}")
+
+    async def worker_work(self, worker_id: str) -> dict[str, list[dict[str, Any]]]:
+        return await self.get(f"/workers/{q(worker_id)}/work", required=True)
+
+    async def team_work(self, team_id: str) -> dict[str, list[dict[str, Any]]]:
+        return await self.get(f"/teams/{q(team_id)}/work", required=True)
+
+    async def person_steps(self, person_id: str) -> list[dict[str, Any]]:
+        return await self.get(f"/people/{q(person_id)}/steps", [], required=True)
+
+
+class Allocation(_Reader):
+    name = "allocation"
+
+    async def allocations(self, worker_id: str) -> list[dict[str, Any]]:
+        return await self.get(f"/workers/{q(worker_id)}/allocations", [])
+
+    async def relationships(self, person_id: str) -> dict[str, Any]:
+        return await self.get(f"/people/{q(person_id)}/relationships",
+                              {"worker_relationships": [], "organisational_relationships": []})
+
+    async def tray(self, team_id: str, **query: Any) -> dict[str, Any] | None:
+        params = urllib.parse.urlencode({k: v for k, v in query.items() if v not in (None, "")})
+        return await self.get(f"/teams/{q(team_id)}/tray?{params}")
+
+    async def tray_report(self, team_id: str) -> dict[str, Any] | None:
+        return await self.get(f"/teams/{q(team_id)}/tray/report")
+
+    async def entry(self, entry_id: str) -> dict[str, Any] | None:
+        return await self.get(f"/tray/entries/{q(entry_id)}")
+
+
+class Notifications(_Reader):
+    name = "notifications"
+
+    async def worker_inbox(self, worker_id: str, state: str | None = "open") -> list[dict[str, Any]] | None:
+        return await self.get(f"/workers/{q(worker_id)}/inbox" + (f"?state={state}" if state else ""))
+
+    async def team_inbox(self, team_id: str, state: str | None = "open") -> list[dict[str, Any]] | None:
+        return await self.get(f"/teams/{q(team_id)}/inbox" + (f"?state={state}" if state else ""))
+
+
+@dataclass
+class Readers:
+    """One reader per service the web reads."""
+
+    referrals: Referrals
+    workflow: Workflow
+    allocation: Allocation
+    notifications: Notifications
+
+    async def names(self, person_ids: set[str]) -> dict[str, str]:
+        """person id → "First Last" for lists of work; unknown ids map to themselves."""
+        ids = sorted(person_ids)[:200]
+
+        async def one(pid: str) -> tuple[str, str]:
+            found, body = await self.referrals.get_json(f"/people/{q(pid)}")
+            if found == "found" and isinstance(body, dict):
+                return pid, f"{body.get('first_name', '')} {body.get('last_name', '')}".strip() or pid
+            return pid, pid
+
+        return dict(await asyncio.gather(*(one(p) for p in ids)))
+
+    async def close(self) -> None:
+        for reader in (self.referrals, self.workflow, self.allocation, self.notifications):
+            await reader.close()

@@ -1,0 +1,153 @@
+"""Commands to Kafka with the signed-in user as actor, and each one's outcome read back by causationid."""
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared import topics
+from shared.broker import FETCH_MAX_WAIT_MS
+from shared.commands import allocation, referrals, workflow
+from shared.commands.base import Command, Refused, parse_command
+from shared.envelope import new_message
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+SOURCE = "tessera/web"
+ROUTES: dict[str, tuple[str, str, dict[str, type[Command]]]] = {
+    "workflow": (topics.WORKFLOW_COMMANDS, topics.WORKFLOW_EVENTS, workflow.COMMANDS),
+    "allocation": (topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS, allocation.COMMANDS),
+    "referrals": (topics.REFERRALS_COMMANDS, topics.REFERRALS_EVENTS, referrals.COMMANDS),
+}
+ANSWERS = [answers for _, answers, _ in ROUTES.values()]
+
+
+def route(command_type: str) -> tuple[str, str, dict[str, type[Command]]]:
+    for commands_topic, answers, models in ROUTES.values():
+        if command_type in models:
+            return commands_topic, answers, models
+    raise KeyError(command_type)
+
+
+@dataclass
+class Outcome:
+    """What one command caused: its events, or one `command.rejected`; `pending` if none came in time."""
+
+    command_id: str
+    command_type: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    pending: bool = False
+    local_reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def types(self) -> list[str]:
+        return [e.get("type", "") for e in self.events]
+
+    @property
+    def rejected(self) -> bool:
+        return bool(self.local_reasons) or "command.rejected" in self.types
+
+    @property
+    def ok(self) -> bool:
+        return not self.pending and not self.rejected
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        if self.local_reasons:
+            return self.local_reasons
+        for event in self.events:
+            if event.get("type") == "command.rejected":
+                data = event.get("data", {})
+                return data.get("reasons") or [{"code": data.get("code", "rejected"),
+                                                "message": data.get("message", "")}]
+        return []
+
+    def of(self, type_: str) -> dict[str, Any] | None:
+        return next((e.get("data", {}) for e in self.events if e.get("type") == type_), None)
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.done = asyncio.Event()
+
+    def add(self, body: dict[str, Any]) -> None:
+        self.events.append(body)
+        if len(self.events) >= int(body.get("outcomecount", 1) or 1):
+            self.done.set()
+
+
+class CommandBus:
+    """Publishes commands and reads every partition of the answer topics (no group: each replica sees all)."""
+
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
+        self._settings = settings
+        self._producer = producer
+        self._consumer: AIOKafkaConsumer | None = None
+        self._waiters: dict[str, _Waiter] = {}
+        self.listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                                          enable_auto_commit=False, fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                                          client_id=f"tessera-{self._settings.service_name}-outcomes")
+        await self._consumer.start()
+        partitions = [TopicPartition(t, p) for t in ANSWERS
+                      for p in (self._consumer.partitions_for_topic(t) or {0})]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the lazy seek now: an outcome published after this is seen
+            await self._consumer.position(tp)
+        self.listening.set()
+
+    async def run(self) -> None:
+        assert self._consumer is not None
+        try:
+            while True:
+                batch = await self._consumer.getmany(timeout_ms=200)
+                for records in batch.values():
+                    for record in records:
+                        self._seen(record.value)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+
+    def _seen(self, value: bytes | None) -> None:
+        if not value or not self._waiters:
+            return
+        try:
+            body = json.loads(value)
+        except ValueError:
+            return
+        if isinstance(body, dict):
+            waiter = self._waiters.get(str(body.get("causationid")))
+            if waiter is not None:
+                waiter.add(body)
+
+    async def send(self, type_: str, actor: dict[str, Any], *, key: str | None, timeout: float,
+                   **arguments: Any) -> Outcome:
+        """Validate, publish and await the single outcome of one command."""
+        commands_topic, _, models = route(type_)
+        data = {"actor": actor, **{k: v for k, v in arguments.items() if v is not None}}
+        try:
+            parse_command(models, type_, data)
+        except Refused as refused:
+            return Outcome("", type_, local_reasons=[r.model_dump(exclude_none=True) for r in refused.reasons])
+        envelope = new_message(type_, SOURCE, data, subject=key)
+        command_id = str(envelope.id)
+        waiter = self._waiters[command_id] = _Waiter()
+        try:
+            await self._producer.send_and_wait(commands_topic, envelope.to_bytes(),
+                                               key=key.encode() if key else None)
+            log.info("command sent", extra={"command_type": type_, "command_id": command_id})
+            try:
+                await asyncio.wait_for(waiter.done.wait(), timeout)
+            except TimeoutError:
+                return Outcome(command_id, type_, waiter.events, pending=True)
+            return Outcome(command_id, type_, waiter.events)
+        finally:
+            self._waiters.pop(command_id, None)

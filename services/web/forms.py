@@ -1,0 +1,223 @@
+"""A step's form as the page shows it and as a save sends it: built from `GET /steps/{id}` only."""
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+CELL = re.compile(r"^(?P<key>[a-z][a-z0-9_]*)\[(?P<row>\d+)\]\.(?P<col>[a-z][a-z0-9_]*)$")
+
+
+def anchor(key: str) -> str:
+    """The id of a field's input (table cells: `support_delivery[0].exit_score` → its cell)."""
+    cell = CELL.match(key)
+    if cell:
+        return f"f-{cell['key']}-{cell['row']}-{cell['col']}"
+    return "f-" + re.sub(r"[^A-Za-z0-9_-]", "-", key)
+
+
+@dataclass(frozen=True)
+class Access:
+    """How one field shows for this user: editable, or read-only and why."""
+
+    editable: bool
+    why: str = ""
+
+
+def field_access(f: Mapping[str, Any], section: Mapping[str, Any], roles: Sequence[str], step_open: bool) -> Access:
+    if not step_open:
+        return Access(False, "the step is not open for recording")
+    if section.get("read_only"):
+        return Access(False, "carried read-only from an earlier step")
+    if f.get("cog") == "blue":
+        return Access(False, "from the person record: change the record, then refresh")
+    if f.get("system_generated"):
+        return Access(False, "filled by the system")
+    owner = f.get("owner_role")
+    if owner and owner not in roles:
+        return Access(False, f"completed by the {owner.replace('_', ' ')}")
+    return Access(True)
+
+
+def column_editable(column: Mapping[str, Any]) -> bool:
+    return not column.get("system_generated") and column.get("cog") != "blue"
+
+
+def display(value: Any) -> str:
+    """A value as read-only text: addresses and lists flattened."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, Mapping):
+        return ", ".join(str(v) for v in value.values() if v not in (None, ""))
+    if isinstance(value, list):
+        return ", ".join(display(v) for v in value)
+    return str(value)
+
+
+def input_value(f: Mapping[str, Any], value: Any) -> str:
+    """A value as an input's `value` attribute."""
+    if value is None:
+        return ""
+    if f.get("type") == "bool":
+        return "true" if value is True else "false" if value is False else ""
+    if f.get("type") == "datetime" and isinstance(value, str):
+        return value[:16]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return display(value) if isinstance(value, Mapping | list) else str(value)
+
+
+def parse_value(f: Mapping[str, Any], raw: Any) -> tuple[Any, str | None]:
+    """A submitted value converted to the field's type, or a problem naming what is wrong."""
+    kind = f.get("type")
+    if kind == "multiselect":
+        values = [v for v in (raw if isinstance(raw, list) else [raw]) if v]
+        return (values or None), None
+    text = raw if isinstance(raw, str) else ("" if raw is None else str(raw))
+    text = text.replace("\r\n", "\n")
+    if kind not in ("textarea",):
+        text = text.strip()
+    if text == "":
+        return None, None
+    match kind:
+        case "number":
+            try:
+                number = float(text)
+            except ValueError:
+                return text, "must be a number"
+            if not math.isfinite(number):
+                return text, "must be a number"
+            return (int(number) if number.is_integer() and "." not in text else number), None
+        case "bool":
+            if text in ("true", "false"):
+                return text == "true", None
+            return text, "must be Yes or No"
+        case "select":
+            options = f.get("options") or []
+            return text, (None if not options or text in options else "must be one of the options")
+        case "datetime":
+            return (text + ":00" if len(text) == 16 else text), None
+    return text, None
+
+
+@dataclass
+class Parsed:
+    """What a save sends: the changed values, the section markers, and problems found before sending."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    completed_sections: list[int] | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def all_sections(step: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]:
+    """(section, optional form or None) for the step's form and each added optional form."""
+    out: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]] = [
+        (s, None) for s in step.get("form", {}).get("sections", [])]
+    for form in step.get("forms", []) or []:
+        out += [(s, form) for s in form.get("sections", [])]
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return (a in (None, "", [], {}) and b in (None, "", [], {})) or a == b
+
+
+def _rows(f: Mapping[str, Any], form: Any, old: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    key = f["key"]
+    order = form.getlist(f"t.{key}.__row")
+    old_rows = old if isinstance(old, list) else []
+    rows: list[dict[str, Any]] = []
+    problems: list[dict[str, Any]] = []
+    for index, row_id in enumerate(order):
+        before = old_rows[int(row_id)] if row_id.isdigit() and int(row_id) < len(old_rows) else {}
+        before = before if isinstance(before, Mapping) else {}
+        row: dict[str, Any] = {}
+        for column in f.get("columns", []):
+            name = f"t.{key}.{row_id}.{column['key']}"
+            if not column_editable(column) or name not in form:
+                if column["key"] in before:
+                    row[column["key"]] = before[column["key"]]
+                continue
+            raw = form.getlist(name) if column.get("type") == "multiselect" else form.get(name)
+            value, problem = parse_value(column, raw)
+            if problem:
+                problems.append({"code": "invalid_value", "field": f"{key}[{index}].{column['key']}",
+                                 "message": f"{column['label']!r} in row {index + 1} {problem}"})
+            if value is None and column["key"] not in before:
+                continue
+            row[column["key"]] = value
+        for extra, value in before.items():  # keys the form does not show are kept as they were
+            row.setdefault(extra, value)
+        rows.append(row)
+    return rows, problems
+
+
+def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str]) -> Parsed:
+    """The values a save sends: only editable fields whose value changed (partial saves, R-W4)."""
+    parsed = Parsed()
+    values = step.get("values") or {}
+    for section, _form in all_sections(step):
+        for f in section.get("fields", []):
+            if not field_access(f, section, roles, True).editable:
+                continue
+            key = f["key"]
+            if f.get("type") == "table":
+                if f"t.{key}.__present" not in form:
+                    continue
+                rows, problems = _rows(f, form, values.get(key))
+                parsed.problems += problems
+                if not _same(rows, values.get(key) or []):
+                    parsed.values[key] = rows
+                continue
+            name = f"v.{key}"
+            if name not in form and f.get("type") != "multiselect":
+                continue
+            if f.get("type") == "multiselect" and f"v.{key}.__present" not in form:
+                continue
+            raw = form.getlist(name) if f.get("type") == "multiselect" else form.get(name)
+            value, problem = parse_value(f, raw)
+            if problem:
+                parsed.problems.append({"code": "invalid_value", "field": key, "section": section.get("number"),
+                                        "message": f"{f['label']!r} {problem}"})
+                continue
+            if not _same(value, values.get(key)):
+                parsed.values[key] = value
+    if "completed_sections.__present" in form:
+        marked = sorted({int(n) for n in form.getlist("completed_sections") if str(n).isdigit()})
+        if marked != sorted(step.get("completed_sections") or []):
+            parsed.completed_sections = marked
+    return parsed
+
+
+def link_for(reason: Mapping[str, Any], step_id: str) -> str | None:
+    """Where on the page (or which page) fixes this blocker."""
+    if reason.get("step_id") and reason["step_id"] != step_id:
+        return f"/steps/{reason['step_id']}"
+    if reason.get("field") and reason.get("code") not in ("assignee_required", "note_required"):
+        return "#" + anchor(str(reason["field"]))
+    if reason.get("request_id"):
+        return f"#request-{reason['request_id']}"
+    code = reason.get("code")
+    if code in ("required_request", "open_request"):
+        return "#requests"
+    if code in ("no_next_action", "form_required"):
+        return "#next-actions"
+    if reason.get("section"):
+        return f"#s-{reason['section']}"
+    return None
+
+
+def merge_reasons(*groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every reason once, in the order first seen."""
+    seen: set[tuple[Any, ...]] = set()
+    out: list[dict[str, Any]] = []
+    for group in groups:
+        for r in group:
+            key = (r.get("code"), r.get("field"), r.get("request_id"), r.get("step_id"), r.get("message"))
+            if key not in seen:
+                seen.add(key)
+                out.append(dict(r))
+    return out

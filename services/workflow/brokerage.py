@@ -1,0 +1,229 @@
+"""Purchase orders out and brokerage events in (R-F1, R-F2): the I/O half of purchasing.py.
+
+Each order is a `po_requests` row with a unique `source_key`, written in the transaction that
+decides it together with its outbox message: a redelivered command, timer or brokerage event
+finds the row and publishes nothing again.
+"""
+
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, Request
+from faststream import Context
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel, ValidationError
+
+from services.workflow import purchasing
+from services.workflow.domain import Decision
+from services.workflow.pack import PackRegistry
+from shared import inbox, metrics, outbox, topics
+from shared.broker import subscriber
+from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.events.brokerage import ProviderConfirmed, ProviderOffered
+from shared.events.purchasing import PurchaseOrderRequested
+from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
+
+SOURCE = "tessera/workflow"
+GROUP = "workflow"
+OWNER = "workflow"  # the owner of the lack-of-provision timers, as the workflow's other timers
+log = logging.getLogger(__name__)
+router = KafkaRouter()
+queries = APIRouter(tags=["purchasing"])
+
+
+# --- orders from next actions (R-F1) ---------------------------------------------------------------
+
+
+async def issue_orders(
+    conn: asyncpg.Connection, packs: PackRegistry, decision: Decision, cause: Envelope, actor: str,
+) -> list[outbox.Outgoing]:
+    """R-F1: the orders the decided step's sent purchasing next actions ask for, each once."""
+    step = decision.step
+    if step is None or not step.next_actions:
+        return []
+    defn = packs.step(step.step_type, step.pack_version)
+    if not any(a.purchase_order is not None for a in defn.next_actions):
+        return []
+    sent = [purchasing.SentAction(a.next_action_id, a.action, a.reason, a.note, a.assignee_kind, a.assignee_id,
+                                  sent=a.created_step_id is not None) for a in step.next_actions]
+    orders = purchasing.orders_of_step(defn, step.step_id, step.person_id, step.state, step.values, sent,
+                                       requested_by=actor)
+    messages: list[outbox.Outgoing] = []
+    now = datetime.now(UTC)
+    for order in orders:
+        messages += await _issue(conn, order, cause, now)
+    return messages
+
+
+async def _issue(
+    conn: asyncpg.Connection, order: purchasing.Order, cause: Envelope, now: datetime,
+) -> list[outbox.Outgoing]:
+    """Keep the order under its source key; only the first time: publish it (and watch brokerage's answer)."""
+    event = order.event
+    watch = purchasing.watches_provision(event.kind)
+    inserted = await conn.fetchval(
+        "INSERT INTO po_requests (po_request_id, source_key, person_id, step_id, kind, requested, requested_at,"
+        " watching_provision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
+        uuid.UUID(event.po_request_id), order.source_key, uuid.UUID(event.person_id), uuid.UUID(event.step_id),
+        event.kind, event.model_dump(mode="json"), now, watch,
+    )
+    if not inserted:
+        return []
+    log.info("purchase order requested", extra={"po_request_id": event.po_request_id, "kind": event.kind})
+    messages = [_message(topics.PURCHASING_ORDERS, event, cause, event.person_id)]
+    if watch:  # R-F2: 48 hours with no offer puts the person on the lack-of-provision list
+        timer = TimerSet(key=purchasing.lack_of_provision_key(event.po_request_id),
+                         due_at=purchasing.lack_of_provision_due(now), owner=OWNER,
+                         payload={"po_request_id": event.po_request_id})
+        messages.append(_message(topics.SCHEDULER_TIMERS, timer, cause, event.person_id))
+    return messages
+
+
+def _message(topic: str, data: BaseModel, cause: Envelope, key: str) -> outbox.Outgoing:
+    kind = type(data).TYPE  # type: ignore[attr-defined]
+    envelope = new_message(kind, SOURCE, data, subject=key, cause=cause,
+                           dataschema=f"{kind}/1" if topic == topics.PURCHASING_ORDERS else None)
+    return outbox.Outgoing.event(topic, key, envelope)
+
+
+# --- 48 hours without an offer (R-F2) ---------------------------------------------------------------
+
+
+def is_lack_of_provision(due: TimerDue) -> bool:
+    return due.key.startswith(f"{purchasing.LACK_OF_PROVISION_TIMER}:")
+
+
+async def handle_lack_of_provision_due(pool: asyncpg.Pool, envelope: Envelope, due: TimerDue) -> str:
+    """R-F2: still no offer 48 hours after the brokerage order: the person goes on the list."""
+    po_id = str(due.payload.get("po_request_id") or due.key.split(":", 1)[1])
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
+            return "duplicate"
+        row = await conn.fetchrow(
+            "UPDATE po_requests SET watching_provision = false WHERE po_request_id = $1 AND watching_provision"
+            " AND offered_at IS NULL AND confirmed_at IS NULL RETURNING person_id", _uuid(po_id))
+        if row is None:  # an offer came first, or the timer fired before
+            return "stale"
+        await conn.execute("INSERT INTO lack_of_provision (po_request_id, person_id, since) VALUES ($1, $2, $3)"
+                           " ON CONFLICT DO NOTHING", _uuid(po_id), row["person_id"], due.due_at)
+    log.info("lack of provision", extra={"po_request_id": po_id})
+    return "handled"
+
+
+# --- brokerage.events (R-F2) ---------------------------------------------------------------------------
+
+
+@subscriber(router, GROUP, topics.BROKERAGE_EVENTS)
+async def on_brokerage_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """provider.offered takes the person off lack of provision; provider.confirmed asks for the PVI order."""
+    envelope = decode(msg.body)
+    models: dict[str, type[ProviderOffered] | type[ProviderConfirmed]] = {
+        ProviderOffered.TYPE: ProviderOffered, ProviderConfirmed.TYPE: ProviderConfirmed}
+    if envelope.type not in models:
+        return
+    try:
+        event = models[envelope.type].model_validate(envelope.data)
+    except ValidationError as invalid:
+        raise Undecodable(f"invalid {envelope.type}: {describe_errors(invalid)}") from None
+    outcome = await handle_brokerage_event(pool, envelope, event)
+    metrics.MESSAGES.labels(GROUP, topics.BROKERAGE_EVENTS, outcome).inc()
+
+
+async def handle_brokerage_event(
+    pool: asyncpg.Pool, envelope: Envelope, event: ProviderOffered | ProviderConfirmed,
+) -> str:
+    """Inbox, then the order locked: record the offer or confirmation and emit what follows, once."""
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.BROKERAGE_EVENTS):
+            return "duplicate"
+        po_id = _uuid(event.po_request_id)
+        order = await conn.fetchrow("SELECT po_request_id, person_id, kind, requested FROM po_requests"
+                                    " WHERE po_request_id = $1 FOR UPDATE", po_id) if po_id else None
+        if order is None:
+            log.warning("brokerage event for an unknown purchase order", extra={"message_id": str(envelope.id)})
+            return "unknown_order"
+        person_id = str(order["person_id"])
+        await conn.execute(
+            "UPDATE po_requests SET offered_at = coalesce(offered_at, $2),"
+            " offered_provider = coalesce(offered_provider, $3) WHERE po_request_id = $1",
+            po_id, now, event.provider)
+        messages = await _provision_found(conn, po_id, person_id, envelope)
+        if isinstance(event, ProviderConfirmed):
+            messages += await _confirmed(conn, order, event, envelope, now)
+        await outbox.add(conn, messages)
+    return "handled"
+
+
+async def _provision_found(
+    conn: asyncpg.Connection, po_id: uuid.UUID, person_id: str, cause: Envelope,
+) -> list[outbox.Outgoing]:
+    """R-F2: an offer takes the person off the lack-of-provision list and withdraws the 48-hour timer."""
+    await conn.execute("DELETE FROM lack_of_provision WHERE po_request_id = $1", po_id)
+    watching = await conn.fetchval("UPDATE po_requests SET watching_provision = false WHERE po_request_id = $1"
+                                   " AND watching_provision RETURNING 1", po_id)
+    if not watching:
+        return []
+    cancel = TimerCancel(key=purchasing.lack_of_provision_key(str(po_id)))
+    return [_message(topics.SCHEDULER_TIMERS, cancel, cause, person_id)]
+
+
+async def _confirmed(
+    conn: asyncpg.Connection, order: asyncpg.Record, event: ProviderConfirmed, cause: Envelope, now: datetime,
+) -> list[outbox.Outgoing]:
+    """R-F2: the PVI order with the provider, and the end of the person's interim homecare order(s)."""
+    await conn.execute(
+        "UPDATE po_requests SET confirmed_at = $2, confirmed_provider = $3, confirmed_start_date = $4"
+        " WHERE po_request_id = $1 AND confirmed_at IS NULL",
+        order["po_request_id"], now, event.provider, event.start_date)
+    if not purchasing.confirms_pvi(order["kind"]):
+        return []
+    requested = PurchaseOrderRequested.model_validate(order["requested"])
+    pvi = purchasing.pvi_order(requested, provider=event.provider, start_date=event.start_date,
+                               requested_by=f"brokerage:{cause.source}")
+    messages = await _issue(conn, pvi, cause, now)
+    ended = await conn.fetch(
+        "UPDATE po_requests SET end_date = $2, end_requested_at = $3 WHERE person_id = $1"
+        " AND kind = 'interim_homecare' AND end_requested_at IS NULL RETURNING po_request_id",
+        order["person_id"], event.start_date, now)
+    for row in ended:
+        end = purchasing.interim_end(str(row["po_request_id"]), provider=event.provider, start_date=event.start_date)
+        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, str(order["person_id"])))
+    return messages
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+# --- queries -------------------------------------------------------------------------------------------
+
+
+@queries.get("/purchasing/lack-of-provision")
+async def lack_of_provision(request: Request) -> list[dict[str, Any]]:
+    """R-F2: people whose brokerage order had no provider offer within 48 hours, longest waiting first."""
+    rows = await request.app.state.runtime.pool.fetch(
+        "SELECT l.person_id, l.po_request_id, l.since, p.step_id, p.requested FROM lack_of_provision l"
+        " JOIN po_requests p USING (po_request_id) ORDER BY l.since, l.po_request_id")
+    return [{"person_id": str(r["person_id"]), "po_request_id": str(r["po_request_id"]),
+             "step_id": str(r["step_id"]), "since": r["since"].isoformat(),
+             "service_description": r["requested"].get("service_description")} for r in rows]
+
+
+@queries.get("/people/{person_id}/purchase-orders")
+async def purchase_orders_of(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+    """The person's purchase orders as published, with brokerage's offer, confirmation and any end."""
+    rows = await request.app.state.runtime.pool.fetch(
+        "SELECT * FROM po_requests WHERE person_id = $1 ORDER BY requested_at, po_request_id", person_id)
+    return [{**r["requested"], "requested_at": r["requested_at"].isoformat(),
+             "offered_provider": r["offered_provider"], "confirmed_provider": r["confirmed_provider"],
+             "confirmed_start_date": r["confirmed_start_date"].isoformat() if r["confirmed_start_date"] else None,
+             "end_date": r["end_date"].isoformat() if r["end_date"] else None,
+             "lack_of_provision_watch": r["watching_provision"]} for r in rows]

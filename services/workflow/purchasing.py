@@ -1,0 +1,302 @@
+"""Purchase orders, pure (R-F1, R-F2, R-K10): which next actions ask for one, and what it costs.
+
+No I/O, no clock, no uuid4: the handler passes `now` and loads the rows; ids are derived from
+the next action (or the confirmed order), so the same decision always names the same order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from services.workflow.pack import NextActionDefinition, PurchaseOrderKind, StepDefinition
+from shared.events.purchasing import PurchaseOrderEndRequested, PurchaseOrderRequested
+
+WEEKS_IN_YEAR = Decimal(52)
+PENNY = Decimal("0.01")
+SERVICES_TABLE = "planned_services"
+# R-F2: a brokerage order with no provider offer for this long puts the person on the lack-of-provision list.
+LACK_OF_PROVISION_AFTER = timedelta(hours=48)
+LACK_OF_PROVISION_TIMER = "lack-of-provision"
+# the namespace of po_request_ids: uuid5 of the next action (or of the confirmed order)
+PO_NAMESPACE = uuid.UUID("0b8f3c43-8a3e-4a55-9d61-6d7c1f1f7a01")
+
+
+# --- cost arithmetic (R-K10) ------------------------------------------------------------------
+
+
+def as_decimal(value: Any) -> Decimal | None:
+    """A number or decimal string as an exact Decimal (16.05 → Decimal("16.05")); None if not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def pence(amount: Decimal) -> Decimal:
+    """Rounded half up to the penny: 168.525 → 168.53."""
+    return amount.quantize(PENNY, rounding=ROUND_HALF_UP)
+
+
+def weeks_per_year(respite_weeks: Decimal | None) -> Decimal:
+    """R-K10: respite (or day centre) weeks are taken out of 52: 6 → 46."""
+    return WEEKS_IN_YEAR - (respite_weeks or Decimal(0))
+
+
+def weekly_cost(hourly_rate: Decimal, weekly_hours: Decimal) -> Decimal:
+    """R-K10: rate × hours, to the penny (£16.05 × 10.5 h = £168.53)."""
+    return pence(hourly_rate * weekly_hours)
+
+
+def annual_cost(weekly: Decimal, weeks: Decimal) -> Decimal:
+    """R-K10: the weekly cost (already in pence) × weeks per year, so annual = weekly shown × weeks shown."""
+    return pence(weekly * weeks)
+
+
+def decimal_string(amount: Decimal | None) -> str | None:
+    """A quantity as the contract's decimal string: no exponent, no trailing zeros (46, 10.5)."""
+    if amount is None:
+        return None
+    return format(amount.normalize(), "f")
+
+
+def money_string(amount: Decimal | None) -> str | None:
+    """An amount of money as the contract's decimal string, always in pence ("7752.38")."""
+    return None if amount is None else str(pence(amount))
+
+
+def rate_string(rate: Decimal | None) -> str | None:
+    """An hourly rate in pence ("12.20"), or exactly as recorded where it has fractions of a penny."""
+    if rate is None:
+        return None
+    return money_string(rate) if pence(rate) == rate else decimal_string(rate)
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What one order (or one service line) costs; None where the step did not record it."""
+
+    weekly_hours: Decimal | None = None
+    hourly_rate: Decimal | None = None
+    weeks_per_year: Decimal | None = None
+    weekly_cost: Decimal | None = None
+    annual_cost: Decimal | None = None
+
+
+def line_costs(line: Mapping[str, Any]) -> Costs:
+    """R-K10 for one service line: `hours_per_week` (or `weekly_hours`), `hourly_rate`, and
+    `respite_weeks` (weeks = 52 − respite) or a recorded `weeks_per_year` where there is no respite field."""
+    rate = as_decimal(line.get("hourly_rate"))
+    hours = as_decimal(line.get("hours_per_week", line.get("weekly_hours")))
+    respite = as_decimal(line.get("respite_weeks"))
+    recorded_weeks = as_decimal(line.get("weeks_per_year"))
+    weeks = weeks_per_year(respite) if respite is not None or recorded_weeks is None else recorded_weeks
+    weekly = weekly_cost(rate, hours) if rate is not None and hours is not None else None
+    annual = annual_cost(weekly, weeks) if weekly is not None else None
+    return Costs(weekly_hours=hours, hourly_rate=rate, weeks_per_year=weeks, weekly_cost=weekly, annual_cost=annual)
+
+
+def _common(values: Sequence[Decimal | None]) -> Decimal | None:
+    first = values[0] if values else None
+    return first if all(v == first for v in values) else None
+
+
+def _sum(values: Sequence[Decimal | None]) -> Decimal | None:
+    return sum(values, Decimal(0)) if values and all(v is not None for v in values) else None  # type: ignore[arg-type]
+
+
+def total_costs(lines: Sequence[Costs]) -> Costs:
+    """Several lines in one order: hours, weekly and annual costs add up; rate and weeks where common."""
+    return Costs(
+        weekly_hours=_sum([c.weekly_hours for c in lines]),
+        hourly_rate=_common([c.hourly_rate for c in lines]),
+        weeks_per_year=_common([c.weeks_per_year for c in lines]),
+        weekly_cost=_sum([c.weekly_cost for c in lines]),
+        annual_cost=_sum([c.annual_cost for c in lines]),
+    )
+
+
+# --- which next actions ask for an order (R-F1) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentAction:
+    """A next action of a step as the purchase order needs it (domain.NextAction's fields)."""
+
+    next_action_id: str
+    action: str
+    reason: str | None
+    note: str | None
+    assignee_kind: str
+    assignee_id: str | None
+    sent: bool
+
+
+@dataclass(frozen=True)
+class Order:
+    """A `purchase_order.requested` to publish once, under its unique `source_key`."""
+
+    source_key: str
+    event: PurchaseOrderRequested
+
+
+def po_request_id(source_key: str) -> str:
+    """The order's id, derived from what asked for it: the same next action always names the same order."""
+    return str(uuid.uuid5(PO_NAMESPACE, source_key))
+
+
+def kind_of(action: NextActionDefinition, sent: SentAction) -> PurchaseOrderKind | None:
+    """The order kind the pack gives the action: by its reason, by its team, else its own kind."""
+    spec = action.purchase_order
+    if spec is None:
+        return None
+    if sent.reason is not None and sent.reason in spec.by_reason:
+        return spec.by_reason[sent.reason]
+    if sent.assignee_kind == "team" and sent.assignee_id in spec.by_team:
+        return spec.by_team[sent.assignee_id]
+    return spec.kind
+
+
+def _date(value: Any) -> date | None:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, date) else None
+
+
+def _lines(values: Mapping[str, Any], services: Sequence[str]) -> list[Mapping[str, Any]] | None:
+    rows = values.get(SERVICES_TABLE)
+    if not isinstance(rows, list):
+        return None
+    return [r for r in rows if isinstance(r, Mapping) and (not services or r.get("service") in services)]
+
+
+def order_for(
+    step_id: str, person_id: str, values: Mapping[str, Any], action: NextActionDefinition, sent: SentAction,
+    *, requested_by: str,
+) -> Order | None:
+    """R-F1: the order a sent purchasing next action asks for, costed from the step's values (R-K10).
+
+    From the `planned_services` rows of the services the pack names, else from the step's own
+    fields (`service_description`, `provider`, `start_date`, `weekly_hours`, `hourly_rate`,
+    `weeks_per_year`). What the step does not hold is null, and the note says so.
+    """
+    kind = kind_of(action, sent)
+    if kind is None or action.purchase_order is None:
+        return None
+    notes = [n for n in (sent.note, f"Reason: {sent.reason}" if sent.reason else None) if n]
+    lines = _lines(values, action.purchase_order.services)
+    provider: str | None = None
+    if lines is not None:
+        if not lines:
+            wanted = ", ".join(action.purchase_order.services) or "any service"
+            notes.append(f"No support plan service line for {wanted}: costs not known.")
+            costs, description = Costs(), action.action
+        else:
+            each = [line_costs(line) for line in lines]
+            costs = total_costs(each)
+            description = "; ".join(_describe(line, c) for line, c in zip(lines, each, strict=True))
+            providers = {str(line["provider"]) for line in lines if line.get("provider")}
+            provider = providers.pop() if len(providers) == 1 else None
+            if len(lines) > 1 and costs.hourly_rate is None:
+                notes.append("Several service lines at different rates: hourly_rate is per line (see the service).")
+            if len(lines) > 1 and costs.weeks_per_year is None:
+                notes.append("Several service lines with different weeks per year: weeks_per_year is per line.")
+        start = _date(values.get("care_start_date", values.get("start_date")))
+    else:
+        costs = line_costs(values)
+        description = str(values.get("service_description") or action.action)
+        provider = str(values["provider"]) if values.get("provider") else None
+        start = _date(values.get("start_date", values.get("care_start_date")))
+    known = (("weekly_hours", costs.weekly_hours), ("hourly_rate", costs.hourly_rate), ("start_date", start))
+    missing = [name for name, value in known if value is None and (lines != [] or name == "start_date")]
+    if missing:
+        notes.append(f"Not recorded on the step: {', '.join(missing)}.")
+    source_key = f"next-action:{sent.next_action_id}"
+    event = PurchaseOrderRequested(
+        po_request_id=po_request_id(source_key), person_id=person_id, step_id=step_id, kind=kind,
+        service_description=description, provider=provider, start_date=start,
+        weekly_hours=decimal_string(costs.weekly_hours), hourly_rate=rate_string(costs.hourly_rate),
+        weeks_per_year=decimal_string(costs.weeks_per_year), weekly_cost=money_string(costs.weekly_cost),
+        annual_cost=money_string(costs.annual_cost), requested_by=requested_by, note=" ".join(notes),
+    )
+    return Order(source_key, event)
+
+
+def _describe(line: Mapping[str, Any], costs: Costs) -> str:
+    service = str(line.get("service") or "Service")
+    if costs.weekly_hours is None or costs.hourly_rate is None:
+        return service
+    return f"{service} {decimal_string(costs.weekly_hours)} h/week at £{rate_string(costs.hourly_rate)}"
+
+
+def orders_of_step(
+    defn: StepDefinition, step_id: str, person_id: str, state: str, values: Mapping[str, Any],
+    actions: Sequence[SentAction], *, requested_by: str,
+) -> list[Order]:
+    """R-F1: an order for each purchasing next action that is sent: sent at once, or the step finished.
+
+    Asked again (a redelivered or repeated command) it names the same orders: the handler keeps
+    each `source_key` once, so each is published once.
+    """
+    orders = []
+    for sent in actions:
+        if not (sent.sent or state == "finished"):
+            continue
+        try:
+            action = defn.next_action(sent.action)
+        except KeyError:
+            continue
+        order = order_for(step_id, person_id, values, action, sent, requested_by=requested_by)
+        if order is not None:
+            orders.append(order)
+    return orders
+
+
+# --- interim homecare → PVI (R-F2) -------------------------------------------------------------------
+
+
+def lack_of_provision_key(po_id: str) -> str:
+    return f"{LACK_OF_PROVISION_TIMER}:{po_id}"
+
+
+def lack_of_provision_due(requested_at: datetime) -> datetime:
+    """R-F2: when a brokerage order with no offer puts the person on the lack-of-provision list."""
+    return requested_at + LACK_OF_PROVISION_AFTER
+
+
+def watches_provision(kind: str) -> bool:
+    """R-F2: brokerage sources a provider for these orders, so 48 hours without an offer counts."""
+    return kind == "brokerage"
+
+
+def pvi_order(confirmed: PurchaseOrderRequested, *, provider: str, start_date: date, requested_by: str) -> Order:
+    """R-F2: the long-term (PVI) order once brokerage confirms a provider and start date for `confirmed`."""
+    source_key = f"pvi:{confirmed.po_request_id}"
+    note = (f"PVI provider confirmed by brokerage for purchase order {confirmed.po_request_id};"
+            " the interim homecare order ends on the start date.")
+    event = confirmed.model_copy(update={
+        "po_request_id": po_request_id(source_key), "kind": "long_term_homecare", "provider": provider,
+        "start_date": start_date, "requested_by": requested_by, "note": note,
+    })
+    return Order(source_key, PurchaseOrderRequested.model_validate(event.model_dump()))
+
+
+def interim_end(interim_po_id: str, *, provider: str, start_date: date) -> PurchaseOrderEndRequested:
+    """R-F2: the interim homecare order ends the day the PVI provider starts."""
+    return PurchaseOrderEndRequested(po_request_id=interim_po_id, end_date=start_date,
+                                     reason=f"PVI provider {provider} starts on {start_date.isoformat()}")
+
+
+def confirms_pvi(kind: str) -> bool:
+    """R-F2: a provider confirmed for a brokerage order is the PVI placement."""
+    return kind == "brokerage"

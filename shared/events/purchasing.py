@@ -1,0 +1,60 @@
+"""Events the workflow service publishes on purchasing.orders (CONTRACTS.md "Purchase orders")."""
+
+from datetime import date
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+PurchaseOrderKind = Literal[
+    "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
+    "long_term_homecare",
+]
+# An amount or quantity as a decimal string, pence exact for money ("7752.38"), never a float.
+DecimalString = Annotated[str, StringConstraints(pattern=r"^-?\d+(\.\d+)?$")]
+
+
+class _Event(BaseModel):
+    # Consumers ignore fields they do not know: the producer may add optional ones.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class PurchaseOrderRequested(_Event):
+    """A purchase order is asked for (R-F1, R-F2): published once per next action, keyed by person id.
+
+    Decimals are strings, pence exact (ROUND_HALF_UP): weekly_cost = hourly_rate × weekly_hours,
+    weeks_per_year = 52 − respite weeks, annual_cost = weekly_cost × weeks_per_year (R-K10). A value
+    the step did not record is null and the note says so.
+    """
+
+    TYPE: ClassVar[str] = "purchase_order.requested"
+    po_request_id: str
+    person_id: str
+    step_id: str
+    kind: PurchaseOrderKind
+    service_description: str
+    provider: str | None = None
+    start_date: date | None = None
+    weekly_hours: DecimalString | None = None
+    hourly_rate: DecimalString | None = None
+    weeks_per_year: DecimalString | None = None
+    weekly_cost: DecimalString | None = None
+    annual_cost: DecimalString | None = None
+    requested_by: str
+    note: str = ""
+
+
+class PurchaseOrderAmended(_Event):
+    """A requested purchase order changed: its id and only what changed."""
+
+    TYPE: ClassVar[str] = "purchase_order.amended"
+    po_request_id: str
+    changes: dict[str, Any] = Field(default_factory=dict)
+
+
+class PurchaseOrderEndRequested(_Event):
+    """A purchase order is to end on `end_date` (R-F2: the interim homecare PO when the PVI one starts)."""
+
+    TYPE: ClassVar[str] = "purchase_order.end_requested"
+    po_request_id: str
+    end_date: date
+    reason: str

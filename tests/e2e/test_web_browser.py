@@ -1,0 +1,290 @@
+"""Tessera desk in headless Chromium (Debian's, driven by Playwright), every service a process.
+
+The Wellbeing journey's Support Action Plan Delivery (a GSO records, is refused Finish with every
+blocker listed, sends the REQUIRED request; the Senior Officer finishes), the Planned Work Tray (a TM
+places, reviews and allocates a case), and break-glass access. Each main page gets an axe check and a
+screenshot (a temporary folder, or bench/results/screenshots with SCREENSHOTS=1).
+"""
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.allocation_harness import referral_seen
+from tests.workflow_harness import (
+    MONITORING,
+    SAP,
+    SCREENING_VALUES,
+    SO_TRANSFER,
+    TA,
+    TA_VALUES,
+    TRIAGE,
+    TRIAGE_VALUES,
+    Commands,
+    actor,
+    new_case,
+)
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+ROOT = Path(__file__).resolve().parents[2]
+HUB = actor("hub", "gso", teams=("wellbeing-service-hub",))
+GSO = actor("gso", "gso", teams=("wellbeing-service-north",))
+SO = actor("so", "senior_officer", teams=("wellbeing-service-management",))
+
+try:
+    from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+except ImportError:  # pragma: no cover - `make test` installs it
+    async_playwright = None  # type: ignore[assignment]
+
+
+@pytest.fixture(scope="module")
+def screenshots() -> Path:
+    if os.environ.get("SCREENSHOTS") == "1":
+        folder = ROOT / "bench" / "results" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return Path(tempfile.mkdtemp(prefix="tessera-screenshots-"))
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator["Browser"]:
+    if async_playwright is None or not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.fail(f"needs the playwright package and Chromium at {CHROMIUM}: make test installs both (as root)")
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        yield launched
+        await launched.close()
+
+
+async def sign_in(browser: "Browser", base: str, user: str) -> tuple["BrowserContext", "Page"]:
+    context = await browser.new_context(base_url=base, viewport={"width": 1366, "height": 900}, locale="en-GB")
+    context.set_default_timeout(30_000)
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.get_by_label("User name").fill(user)
+    await page.get_by_label("Password").fill("tessera-demo")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/work")
+    return context, page
+
+
+async def axe_violations(page: "Page") -> list[str]:
+    """WCAG 2 A/AA problems axe-core finds on the page (injected from the vendored file)."""
+    await page.add_script_tag(url="/static/vendor/axe.min.js")  # same origin: the CSP allows it
+    result = await page.evaluate(
+        "async () => (await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}}))"
+        ".violations.map(v => v.id + ': ' + v.nodes.length + ' x ' + v.nodes[0].target.join(' '))")
+    return result
+
+
+async def check_page(page: "Page", screenshots: Path, name: str) -> None:
+    await page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+    assert await axe_violations(page) == [], name
+
+
+async def flash(page: "Page", text: str) -> None:
+    await expect(page.locator("#flash")).to_contain_text(text)
+
+
+async def wellbeing_to_sap(infra, events, commands: Commands) -> tuple[str, str]:
+    """Referral → screening → triage → trusted assessment, driven as commands; SAP Delivery to the GSO."""
+    person_id, screening = await new_case(infra, events)
+
+    async def ok(type_: str, who: dict, **data):
+        return (await commands.send(type_, who, key=person_id, **data)).ok()
+
+    await ok("step.start", HUB, step_id=screening)
+    await ok("step.save", HUB, step_id=screening, values=SCREENING_VALUES)
+    await ok("step.add_next_action", HUB, step_id=screening, action=TRIAGE)
+    triage = (await ok("step.finish", HUB, step_id=screening)).of("step.created")["step_id"]
+    await ok("step.start", HUB, step_id=triage)
+    await ok("step.save", HUB, step_id=triage, values=TRIAGE_VALUES)
+    await ok("step.add_next_action", HUB, step_id=triage, action=MONITORING, send_immediately=True)
+    await ok("step.add_next_action", HUB, step_id=triage, action=TA,
+             assignee={"kind": "team", "id": "wellbeing-service-north"})
+    ta = (await ok("step.finish", HUB, step_id=triage)).of("step.created")["step_id"]
+    await ok("step.start", GSO, step_id=ta)
+    await ok("step.save", GSO, step_id=ta, values=TA_VALUES)
+    await ok("step.add_next_action", GSO, step_id=ta, action=SAP)
+    sap = (await ok("step.finish", GSO, step_id=ta)).of("step.created")["step_id"]
+    await ok("step.assign", SO, step_id=sap, to={"kind": "worker", "id": "gso"})
+    return person_id, sap
+
+
+async def test_gso_is_shown_every_blocker_then_the_senior_officer_finishes_sap_delivery(
+        infra, web, events, commands: Commands, browser, screenshots):
+    person_id, sap = await wellbeing_to_sap(infra, events, commands)
+    gso_context, page = await sign_in(browser, web.url, "gso")
+    try:
+        await check_page(page, screenshots, "01-my-work-gso")
+        await page.locator(f'a[href="/steps/{sap}"]').first.click()
+        await page.locator("#start-step").click()
+        await flash(page, "Started")
+
+        # the form comes from GET /steps/{id}: numbered sections, blue cogs, carried sections read-only
+        await expect(page.locator("#s-1 legend")).to_contain_text("1. Personal Details")
+        await expect(page.locator("#s-1 .cog-blue").first).to_be_visible()
+        await expect(page.locator("#s-3")).to_contain_text("Carried from an earlier step: read-only")
+        await expect(page.locator("#s-3")).to_contain_text(TA_VALUES["what_matters_to_me"])
+        assert await page.locator("#f-support_start_date").count() == 1
+
+        # record the first domain and save
+        await page.locator("#f-support_start_date").fill("2024-06-03")
+        await page.locator("#f-support_delivery-0-support_provided").fill("Grab rails fitted")
+        await page.locator("#f-support_delivery-0-support_date").fill("2024-06-10")
+        await page.locator("#f-support_delivery-0-exit_score").fill("4")
+        await page.locator("#done-12").check()
+        await page.locator("#save-step").click()
+        await flash(page, "Saved.")
+        await expect(page.locator("#s-12 legend")).to_contain_text("Section completed")
+        await check_page(page, screenshots, "02-step-form")
+        await page.locator("#s-12").screenshot(path=str(screenshots / "02b-section-12-rows.png"))
+
+        # a draft survives a reload (as it would a time-out) and comes back on request
+        await page.locator("#f-support_delivery-1-support_provided").fill("Weekly lunch club")
+        await expect(page.locator("#draft-status")).to_contain_text("Draft kept")
+        await page.reload()
+        await expect(page.locator("#draft-banner")).to_be_visible()
+        await page.get_by_role("button", name="Restore my unsaved changes").click()
+        await expect(page.locator("#f-support_delivery-1-support_provided")).to_have_value("Weekly lunch club")
+
+        # Finish is refused: every blocker is listed, each linking to what fixes it
+        await page.locator("#finish-step").click()
+        blockers = page.locator("#blockers")
+        await expect(blockers).to_be_visible()
+        await expect(blockers).to_contain_text("REQUIRED request")
+        await expect(blockers).to_contain_text("row 2")
+        await expect(blockers).to_contain_text("next action")
+        await check_page(page, screenshots, "03-finish-refused-blockers")
+        await blockers.locator('a[href="#f-support_delivery-1-support_date"]').click()
+        assert page.url.endswith("#f-support_delivery-1-support_date")
+
+        # the draft is still there after the refusal: restore, complete the second domain, save
+        await page.get_by_role("button", name="Restore my unsaved changes").click()
+        await page.locator("#f-support_delivery-1-support_date").fill("2024-06-12")
+        await page.locator("#f-support_delivery-1-exit_score").fill("3")
+        await page.locator("#f-support_end_date").fill("2024-06-28")
+        await page.locator("#save-step").click()
+        await flash(page, "Saved.")
+        await expect(page.locator("#f-support_delivery-1-support_provided")).to_have_value("Weekly lunch club")
+
+        # send the REQUIRED transfer to the Senior Officer
+        await page.locator("form.request-form", has_text=SO_TRANSFER).get_by_role(
+            "button", name="Send request").click()
+        await flash(page, "Sent")
+        await expect(page.locator("#step-state")).to_have_text("Awaiting authorisation")
+    finally:
+        await gso_context.close()
+
+    so_context, page = await sign_in(browser, web.url, "so")
+    try:
+        await page.get_by_role("link", name="Authorisations").click()
+        row = page.locator("#queue tr", has_text=SO_TRANSFER).filter(has=page.locator(f'a[href="/steps/{sap}"]'))
+        await expect(row).to_have_count(1)
+        await check_page(page, screenshots, "04-authorisation-queue")
+        await row.get_by_role("link", name="Open to authorise").click()
+        await page.get_by_role("button", name="Complete request").click()
+        await flash(page, "Request completed")
+        await page.locator("#add-next-action").click()
+        dialog = page.locator("#next-action-dialog")
+        await expect(dialog).to_be_visible()
+        await dialog.get_by_label("Action").select_option("Adult Proposed Case Closure")
+        await expect(dialog.locator("#na-about")).to_contain_text("Assigned to you")
+        await check_page(page, screenshots, "05-next-action-dialog")
+        await dialog.get_by_role("button", name="Add next action").click()
+        await flash(page, "Next action Adult Proposed Case Closure added")
+        await page.locator("#finish-step").click()
+        await flash(page, "Finished. Created: Adult Proposed Case Closure")
+        await expect(page.locator("#step-state")).to_have_text("Finished")
+    finally:
+        await so_context.close()
+
+
+async def test_team_manager_places_reviews_and_allocates_a_case_from_the_tray(
+        infra, db, web, events, browser, screenshots):
+    person_id, contact = await new_case(infra, events, category="assessment")
+    await referral_seen(db, person_id)
+    context, page = await sign_in(browser, web.url, "tm")
+    try:
+        await page.get_by_role("link", name="Team: adult-front-door").click()
+        await page.locator(f'a[href="/people/{person_id}"]').first.click()
+        await check_page(page, screenshots, "06-person-summary")
+        await page.get_by_label("Rationale").fill("No worker with capacity this week")
+        await page.get_by_role("button", name="Place on tray").click()
+        await flash(page, "RAG AMBER")
+        row = page.locator(f'tr:has(a[href="/people/{person_id}"])')
+        await expect(row.locator(".rag")).to_have_text("AMBER")
+
+        await row.locator("summary", has_text="Review").click()
+        await row.get_by_label("No, could not be reached").check()
+        await row.get_by_label("Review note").fill("No answer; neighbour reports a fall")
+        await row.get_by_label("Support in place").select_option("none")
+        await row.get_by_label("Risk of harm").select_option("high")
+        await row.get_by_role("button", name="Record review").click()
+        await flash(page, "RAG RED")
+        await expect(row.locator(".rag")).to_have_text("RED")
+
+        await page.get_by_role("link", name="Days waiting").click()
+        assert "sort=days_waiting" in page.url
+        await page.get_by_label("RAG", exact=True).select_option("red")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(row).to_have_count(1)
+        await check_page(page, screenshots, "07-planned-work-tray")
+
+        await row.locator("summary", has_text="Allocate").click()
+        await row.get_by_label("Worker").select_option("sw")
+        await row.get_by_role("button", name="Allocate").click()
+        await flash(page, "Allocated to sw")
+        await expect(page.locator(f'tr:has(a[href="/people/{person_id}"])')).to_have_count(0)
+    finally:
+        await context.close()
+
+    context, page = await sign_in(browser, web.url, "sw")
+    try:
+        for _ in range(30):  # allocation assigns the team's step to the worker through workflow.commands
+            if await page.locator(f'a[href="/steps/{contact}"]').count():
+                break
+            await page.wait_for_timeout(500)
+            await page.reload()
+        await expect(page.locator(f'a[href="/steps/{contact}"]')).to_have_count(1)
+        await expect(page.locator("table", has_text="My allocations")).to_contain_text(re.compile("Testperson"))
+    finally:
+        await context.close()
+
+
+async def test_a_worker_without_a_relationship_must_give_a_reason_which_managers_see(
+        infra, web, events, browser, screenshots):
+    person_id, _ = await new_case(infra, events)
+    context, page = await sign_in(browser, web.url, "sw2")
+    try:
+        await page.goto(f"/people/{person_id}")
+        await expect(page.get_by_role("heading", level=1)).to_have_text("You have no relationship with this person")
+        assert page.url.endswith(f"/people/{person_id}/access")
+        assert "Testperson" not in await page.content()
+        await check_page(page, screenshots, "08-break-glass")
+        await page.get_by_role("button", name="Record my reason and open the record").click()
+        assert page.url.endswith("/access")  # an empty reason is not accepted
+        await page.get_by_label("Why do you need this record?").fill("Duty call from the daughter at 14:10")
+        await page.get_by_role("button", name="Record my reason and open the record").click()
+        await flash(page, "Your reason was recorded")
+        await expect(page.locator("main")).to_contain_text("you recorded a reason: Duty call from the daughter")
+    finally:
+        await context.close()
+
+    context, page = await sign_in(browser, web.url, "tm")
+    try:
+        await page.get_by_role("link", name="Access audit").click()
+        row = page.locator("tr", has_text="Duty call from the daughter at 14:10")
+        await expect(row.first).to_contain_text("sw2")
+        await check_page(page, screenshots, "09-access-audit")
+    finally:
+        await context.close()

@@ -1,0 +1,196 @@
+"""Purchase orders on purchasing.orders through the real broker and database (R-F1, R-F2, R-F3, R-K10).
+
+Each order is published once per next action however often the finishing command or a brokerage
+event is delivered. "Nothing more came" is awaited with a later message on the same key (one
+partition, handled in order), never with a sleep.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from shared import topics
+from shared.testing import EventLog
+from tests.purchasing_harness import (
+    BROKERAGE,
+    DOM_CARE,
+    INTERIM_REASON,
+    PA,
+    SOURCE_PVI,
+    TELECARE,
+    brokerage_message,
+    coordinator,
+    from_brokerage,
+    orders_of,
+    plan_values,
+    support_plan,
+)
+from tests.workflow_harness import Commands, actor
+
+CHILDREN = "Purchase Services: Children's"
+CONFIRM = "REQUIRED: Please review information and confirm next action"
+
+
+@pytest.fixture
+async def orders(infra) -> AsyncIterator[EventLog]:
+    watched = [topics.PURCHASING_ORDERS, topics.SCHEDULER_TIMERS, topics.dlq(topics.BROKERAGE_EVENTS)]
+    async with EventLog(infra.bootstrap, watched) as log:
+        yield log
+
+
+async def _order_kinds(orders: EventLog, person_id: str, count: int) -> dict[str, dict]:
+    await orders.wait_until(lambda: len(orders_of(orders, person_id)) >= count, 30)
+    return {s.data["kind"]: s.data for s in orders_of(orders, person_id)}
+
+
+async def test_R_F1_R_K10_a_finished_support_plan_publishes_one_brokerage_dp_and_telecare_order_each_costed(
+        workflow, commands: Commands, orders: EventLog, db):
+    worker, person_id = coordinator(), str(uuid.uuid4())
+    plan = await support_plan(commands, worker, person_id, plan_values(DOM_CARE, PA, TELECARE), [
+        {"action": BROKERAGE, "reason": SOURCE_PVI, "note": "Morning and evening calls"},
+        {"action": "Direct payments"}, {"action": "Telecare"}])
+    finish = await commands.publish("step.finish", {"actor": worker, "step_id": plan}, key=person_id)
+    (await commands.outcome(finish)).ok()
+
+    by_kind = await _order_kinds(orders, person_id, 3)
+    assert set(by_kind) == {"brokerage", "direct_payment", "telecare"}
+    brokerage = by_kind["brokerage"]
+    assert {k: brokerage[k] for k in ("weekly_hours", "hourly_rate", "weeks_per_year", "weekly_cost",
+                                      "annual_cost", "start_date", "requested_by", "step_id", "person_id")} == {
+        "weekly_hours": "10.5", "hourly_rate": "16.05", "weeks_per_year": "46", "weekly_cost": "168.53",
+        "annual_cost": "7752.38", "start_date": "2024-06-10", "requested_by": worker["worker_id"],
+        "step_id": plan, "person_id": person_id}
+    assert "Morning and evening calls" in brokerage["note"] and brokerage["service_description"].startswith(
+        "Domiciliary care")
+    assert (by_kind["direct_payment"]["weekly_cost"], by_kind["direct_payment"]["annual_cost"]) == ("85.40", "4440.80")
+    assert (by_kind["telecare"]["weekly_cost"], by_kind["telecare"]["annual_cost"]) == ("3.50", "182.00")
+    published = orders_of(orders, person_id)
+    assert all(s.key == person_id and s.body["dataschema"] == "purchase_order.requested/1"
+               and s.body["causationid"] == str(finish.id) for s in published)
+    # R-F2: the brokerage order (only it) starts the 48-hour lack-of-provision timer
+    [timer] = orders.matching(lambda s: s.topic == topics.SCHEDULER_TIMERS and s.type == "timer.set"
+                              and s.data["key"] == f"lack-of-provision:{brokerage['po_request_id']}")
+    due = datetime.fromisoformat(timer.data["due_at"])
+    assert timer.data["owner"] == "workflow"
+    assert timedelta(hours=47, minutes=59) < due - datetime.now(UTC) <= timedelta(hours=48)
+    rows = await db.fetch("SELECT kind FROM workflow.po_requests WHERE person_id = $1", uuid.UUID(person_id))
+    assert sorted(r["kind"] for r in rows) == ["brokerage", "direct_payment", "telecare"]
+
+
+async def test_R_F2_the_brokerage_action_for_the_long_term_po_of_the_interim_service_is_an_interim_homecare_order(
+        workflow, commands: Commands, orders: EventLog):
+    worker, person_id = coordinator(), str(uuid.uuid4())
+    plan = await support_plan(commands, worker, person_id, plan_values(DOM_CARE), [
+        {"action": BROKERAGE, "reason": INTERIM_REASON, "note": "Pass straight to PST to raise the PO"}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=plan)).ok()
+    by_kind = await _order_kinds(orders, person_id, 1)
+    assert list(by_kind) == ["interim_homecare"]
+    assert by_kind["interim_homecare"]["annual_cost"] == "7752.38"
+    assert "Pass straight to PST" in by_kind["interim_homecare"]["note"]
+
+
+async def test_R_F1_childrens_purchase_services_publishes_its_order_when_the_manager_authorises(
+        workflow, commands: Commands, orders: EventLog):
+    run = uuid.uuid4().hex[:8]
+    worker = actor(f"rsw-{run}", "response_social_worker", "social_worker", teams=("children-response",))
+    manager = actor(f"rm-{run}", "response_manager", "team_manager", teams=("children-response",))
+    child = str(uuid.uuid4())
+    started = (await commands.send("step.start_new", worker, key=child, person_id=child, step_type=CHILDREN)).ok()
+    step = started.of("step.created")["step_id"]
+    values = {"service_description": "Sitting service", "provider": "Kids Co", "start_date": "2024-07-01",
+              "weekly_hours": 4, "hourly_rate": 18.75, "weeks_per_year": 38}
+    (await commands.send("step.save", worker, key=child, step_id=step, values=values)).ok()
+    raised = (await commands.send("step.send_request", worker, key=child, step_id=step, name=CONFIRM,
+                                  to={"kind": "worker", "id": manager["worker_id"]})).ok()
+    (await commands.send("step.add_next_action", worker, key=child, step_id=step,
+                         action="Services purchased (NFA)")).ok()
+    (await commands.send("request.complete", manager, key=child,
+                         request_id=raised.of("request.raised")["request_id"])).ok()
+    (await commands.send("step.authorise", manager, key=child, step_id=step)).ok()
+    by_kind = await _order_kinds(orders, child, 1)
+    order = by_kind["purchase_services_children"]
+    assert (order["weekly_cost"], order["annual_cost"], order["weeks_per_year"], order["provider"],
+            order["requested_by"]) == ("75.00", "2850.00", "38", "Kids Co", manager["worker_id"])
+
+
+async def test_R_F1_a_redelivered_finishing_command_publishes_no_second_order(
+        workflow, commands: Commands, orders: EventLog, db):
+    worker, person_id = coordinator(), str(uuid.uuid4())
+    plan = await support_plan(commands, worker, person_id, plan_values(PA), [{"action": "Direct payments"}])
+    finish = await commands.publish("step.finish", {"actor": worker, "step_id": plan}, key=person_id)
+    (await commands.outcome(finish)).ok()
+    await orders.wait_until(lambda: len(orders_of(orders, person_id)) == 1, 30)
+
+    await commands.publish_raw(finish.to_bytes(), key=person_id)  # the same command id again
+    await commands.publish_raw(finish.to_bytes(), key=person_id)
+    retry = await commands.send("step.finish", worker, key=person_id, step_id=plan)  # a new id: refused
+    assert retry.rejected and retry.rejection["code"] == "invalid_state"
+    # the retry was handled after both redeliveries (same key, one partition, in order)
+    assert len(orders_of(orders, person_id)) == 1
+    assert await db.fetchval("SELECT count(*) FROM workflow.po_requests WHERE person_id = $1",
+                             uuid.UUID(person_id)) == 1
+
+
+async def _brokerage_and_interim(commands: Commands, orders: EventLog, person_id: str) -> tuple[dict, dict]:
+    worker = coordinator()
+    sourcing = await support_plan(commands, worker, person_id, plan_values(DOM_CARE),
+                                  [{"action": BROKERAGE, "reason": SOURCE_PVI}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=sourcing)).ok()
+    interim = await support_plan(commands, worker, person_id, plan_values(DOM_CARE),
+                                 [{"action": BROKERAGE, "reason": INTERIM_REASON}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=interim)).ok()
+    by_kind = await _order_kinds(orders, person_id, 2)
+    return by_kind["brokerage"], by_kind["interim_homecare"]
+
+
+async def test_R_F2_a_redelivered_provider_confirmed_asks_one_pvi_order_and_ends_the_interim_one_once(
+        workflow, commands: Commands, orders: EventLog, infra, db):
+    person_id = str(uuid.uuid4())
+    brokerage, interim = await _brokerage_and_interim(commands, orders, person_id)
+    start = date.today() + timedelta(days=14)
+    confirmed = brokerage_message("provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id)
+    again = brokerage_message("provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id)
+    await from_brokerage(infra.bootstrap, person_id, confirmed, confirmed, again)  # redelivered, and re-sent
+
+    # the marker: a later confirmation, same key, for a second brokerage order of the person
+    worker = coordinator()
+    second = await support_plan(commands, worker, person_id, plan_values(DOM_CARE),
+                                [{"action": BROKERAGE, "reason": SOURCE_PVI}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=second)).ok()
+    await orders.wait_until(lambda: len([s for s in orders_of(orders, person_id) if s.data["kind"] == "brokerage"])
+                            == 2, 30)
+    [marker_po] = [s.data for s in orders_of(orders, person_id)
+                   if s.data["kind"] == "brokerage" and s.data["po_request_id"] != brokerage["po_request_id"]]
+    await from_brokerage(infra.bootstrap, person_id, brokerage_message(
+        "provider.confirmed", marker_po["po_request_id"], "Other PVI", start, person_id))
+    await orders.wait_until(lambda: any(s.data["provider"] == "Other PVI" for s in orders_of(orders, person_id)), 30)
+
+    pvi = [s.data for s in orders_of(orders, person_id) if s.data["kind"] == "long_term_homecare"
+           and s.data["provider"] == "Acme PVI"]
+    assert len(pvi) == 1
+    assert {k: pvi[0][k] for k in ("start_date", "weekly_cost", "annual_cost", "hourly_rate", "weekly_hours")} == {
+        "start_date": start.isoformat(), "weekly_cost": "168.53", "annual_cost": "7752.38", "hourly_rate": "16.05",
+        "weekly_hours": "10.5"}
+    ends = orders_of(orders, person_id, "purchase_order.end_requested")
+    assert [(s.data["po_request_id"], s.data["end_date"]) for s in ends] == [
+        (interim["po_request_id"], start.isoformat())]
+    assert "Acme PVI" in ends[0].data["reason"]
+    cancels = orders.matching(lambda s: s.type == "timer.cancel"
+                              and s.data["key"] == f"lack-of-provision:{brokerage['po_request_id']}")
+    assert len(cancels) == 1
+    assert await db.fetchval("SELECT count(*) FROM workflow.po_requests WHERE person_id = $1 AND kind ="
+                             " 'long_term_homecare'", uuid.UUID(person_id)) == 2
+
+
+async def test_R_F2_an_invalid_brokerage_event_is_dead_lettered_and_an_unknown_order_changes_nothing(
+        workflow, commands: Commands, orders: EventLog, infra):
+    person_id = str(uuid.uuid4())
+    no_start = brokerage_message("provider.confirmed", str(uuid.uuid4()), "Acme PVI", None, person_id)
+    unknown = brokerage_message("provider.confirmed", str(uuid.uuid4()), "Acme PVI", date.today(), person_id)
+    await from_brokerage(infra.bootstrap, person_id, no_start, unknown)
+    [dead] = await orders.wait_for(lambda s: s.topic == topics.dlq(topics.BROKERAGE_EVENTS)
+                                   and s.body.get("id") == str(no_start.id), 30)
+    assert "start_date" in dead.headers["dlq_error"]
+    assert orders_of(orders, person_id) == []

@@ -1,0 +1,91 @@
+"""Tessera desk's pure rules: what a step form's save sends, where a blocker links, who sees a record."""
+
+from starlette.datastructures import FormData
+
+from services.web import access, forms
+
+STEP = {
+    "step_id": "s1", "state": "incomplete", "values": {
+        "first_name": "Ada", "notes": "old", "rows": [{"domain": "Home", "need": "Rails\nfitted", "score": 3}]},
+    "completed_sections": [],
+    "form": {"sections": [
+        {"number": 1, "title": "Personal", "read_only": False, "fields": [
+            {"key": "first_name", "label": "First name", "type": "text", "cog": "blue"}]},
+        {"number": 2, "title": "Carried", "read_only": True, "fields": [
+            {"key": "summary", "label": "Summary", "type": "textarea"}]},
+        {"number": 3, "title": "Work", "read_only": False, "fields": [
+            {"key": "notes", "label": "Notes", "type": "textarea"},
+            {"key": "consent", "label": "Consent", "type": "bool", "mandatory": True},
+            {"key": "sign_off", "label": "Sign off", "type": "text", "owner_role": "team_manager"},
+            {"key": "rows", "label": "Rows", "type": "table", "columns": [
+                {"key": "domain", "label": "Domain", "type": "select", "options": ["Home"],
+                 "system_generated": True},
+                {"key": "need", "label": "Need", "type": "textarea"},
+                {"key": "score", "label": "Score", "type": "number"}]}]}]},
+}
+
+
+def form(**values: str | list[str]) -> FormData:
+    items: list[tuple[str, str]] = []
+    for key, value in values.items():
+        items += [(key, v) for v in (value if isinstance(value, list) else [value])]
+    return FormData(items)
+
+
+def test_a_save_sends_only_changed_fields_the_worker_may_write():
+    sent = form(**{"v.first_name": "Forged", "v.summary": "Forged", "v.notes": "old", "v.consent": "true",
+                   "v.sign_off": "Forged"})
+    parsed = forms.parse_save(STEP, sent, roles=["social_worker"])
+    assert parsed.values == {"consent": True}
+    assert parsed.problems == [] and parsed.completed_sections is None
+
+
+def test_a_table_keeps_unchanged_rows_and_system_columns_and_browser_newlines():
+    sent = form(**{"t.rows.__present": "1", "t.rows.__row": ["0", "n1"], "t.rows.0.need": "Rails\r\nfitted",
+                   "t.rows.0.score": "3", "t.rows.n1.need": "Lunch club", "t.rows.n1.score": "2"})
+    parsed = forms.parse_save(STEP, sent, roles=[])
+    assert parsed.values == {"rows": [{"domain": "Home", "need": "Rails\nfitted", "score": 3},
+                                      {"need": "Lunch club", "score": 2}]}
+
+
+def test_a_value_of_the_wrong_type_is_reported_before_anything_is_sent():
+    parsed = forms.parse_save(STEP, form(**{"t.rows.__present": "1", "t.rows.__row": "0",
+                                            "t.rows.0.score": "three"}), roles=[])
+    assert [p["field"] for p in parsed.problems] == ["rows[0].score"]
+
+
+def test_section_markers_are_sent_only_when_they_change():
+    marked = forms.parse_save(STEP, form(**{"completed_sections.__present": "1", "completed_sections": "3"}), [])
+    assert marked.completed_sections == [3]
+    same = forms.parse_save(STEP, form(**{"completed_sections.__present": "1"}), [])
+    assert same.completed_sections is None
+
+
+def test_each_blocker_links_to_what_fixes_it():
+    assert forms.link_for({"code": "missing_field", "field": "rows[1].score", "section": 3}, "s1") == "#f-rows-1-score"
+    assert forms.link_for({"code": "required_request", "message": "x"}, "s1") == "#requests"
+    assert forms.link_for({"code": "no_next_action"}, "s1") == "#next-actions"
+    assert forms.link_for({"code": "open_step", "step_id": "s2"}, "s1") == "/steps/s2"
+    assert forms.link_for({"code": "open_request", "request_id": "r1"}, "s1") == "#request-r1"
+
+
+def test_blue_cog_carried_and_role_owned_fields_are_read_only_with_the_reason():
+    work = STEP["form"]["sections"][2]
+    assert not forms.field_access({"cog": "blue"}, work, [], True).editable
+    assert not forms.field_access({}, STEP["form"]["sections"][1], [], True).editable
+    owned = forms.field_access({"owner_role": "team_manager"}, work, ["social_worker"], True)
+    assert (owned.editable, owned.why) == (False, "completed by the team manager")
+    assert forms.field_access({"owner_role": "team_manager"}, work, ["team_manager"], True).editable
+
+
+def test_a_worker_sees_people_they_are_allocated_to_or_whose_work_is_theirs_or_their_teams():
+    mine = {"worker_id": "sw", "team_ids": ["north"], "person_id": "p1"}
+    assert access.why_allowed(**mine, relationships={"worker_relationships": [{"worker_id": "sw", "open": True}]})
+    assert access.why_allowed(**mine, steps=[{"state": "incoming", "step_type": "X",
+                                              "assignee": {"kind": "team", "id": "north"}}])
+    assert access.why_allowed(**mine, tray_person_ids=["p1"])
+    assert access.why_allowed(**mine, inbox=[{"person_id": "p1", "name": "R", "to": {"kind": "worker", "id": "sw"}}])
+    assert access.why_allowed(**mine, steps=[{"state": "finished", "step_type": "X",
+                                              "assignee": {"kind": "worker", "id": "sw"}}]) is None
+    assert access.why_allowed(**mine, steps=[{"state": "incoming", "step_type": "X",
+                                              "assignee": {"kind": "team", "id": "south"}}]) is None

@@ -1,0 +1,1 @@
+"""Small reference tools that sit outside the services (e.g. a finance consumer of purchasing.orders)."""
