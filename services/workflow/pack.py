@@ -121,6 +121,10 @@ class Field(_Frozen):
             "owner_role": self.owner_role,
             "options": list(self.options),
             "columns": [column.to_contract() for column in self.columns],
+            # beyond the fixed shape, optional: what a form needs to render tables right (R-W6, R-W8)
+            "system_generated": self.system_generated,
+            "once_per": self.once_per,
+            "rows_from": self.rows_from,
         }
 
 
