@@ -1,4 +1,4 @@
-"""Pure rules of allocation: relationships (R-A1..R-A4) and Planned Work Trays (R-T1..R-T7).
+"""Pure rules of allocation: relationships (R-A1..R-A4), Planned Work Trays (R-T1..R-T7), Review trays (R-T8).
 
 No broker, no database, no clock, no uuid4: `now` and ids are passed in. Every rule broken
 raises `RuleBroken` carrying every reason, not only the first.
@@ -21,6 +21,9 @@ from shared.events.allocation import (
     MessageRequested,
     OrgRelationshipAdded,
     OrgRelationshipEnded,
+    ReviewTrayEntryAdded,
+    ReviewTrayEntryDue,
+    ReviewTrayEntryRemoved,
     SafeAndWellCheckRequested,
     TrayEntryAdded,
     TrayEntryEscalated,
@@ -34,6 +37,7 @@ from shared.events.allocation import (
 Rag = Literal["red", "amber", "green"]
 LONDON = ZoneInfo("Europe/London")
 TRAY_ROLES = frozenset({"team_manager", "team_leader"})
+REVIEW_TRAY_ROLES = frozenset({"team_manager", "team_leader", "assistant_team_manager"})
 ALLOCATING_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader", "senior_officer",
                               "head_of_service"})
 WAIT_TARGET_DAYS = 28
@@ -43,6 +47,7 @@ MOVABLE_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_auth
 OWNER = "allocation"
 REVIEW_TIMER = "tray-review"
 ESCALATION_TIMER = "tray-escalation"
+REVIEW_TRAY_TIMER = "review-tray"
 
 # R-T3: support level x risk of harm
 RAG_MATRIX: dict[tuple[str, str], Rag] = {
@@ -164,6 +169,28 @@ class TrayEntry:
 
 
 @dataclass(frozen=True)
+class ReviewTrayEntry:
+    """A case in a team's Review tray until its rescheduled review falls due (R-T8)."""
+
+    entry_id: str
+    person_id: str
+    team_id: str
+    review_due: date
+    reason: str
+    added_at: datetime
+    added_by: str
+    version: int = 1
+    due_at: datetime | None = None
+    removed_at: datetime | None = None
+    removed_by: str | None = None
+    removed_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.removed_at is None
+
+
+@dataclass(frozen=True)
 class Case:
     """What allocation knows of a person: the referral's urgency and residence, relationships, tray entry."""
 
@@ -174,6 +201,7 @@ class Case:
     worker_relationships: tuple[WorkerRelationship, ...] = ()
     org_relationships: tuple[OrgRelationship, ...] = ()
     open_entry: TrayEntry | None = None
+    open_review_entry: ReviewTrayEntry | None = None
 
     @property
     def open_worker_relationships(self) -> tuple[WorkerRelationship, ...]:
@@ -239,6 +267,8 @@ class Decision:
     step_assigns: tuple[StepAssign, ...] = ()
     timers: tuple[Timer, ...] = ()
     cancelled_timers: tuple[str, ...] = ()
+    review_entry: ReviewTrayEntry | None = None
+    new_review_entry: bool = False
 
     def __add__(self, other: "Decision") -> "Decision":
         return Decision(
@@ -251,6 +281,8 @@ class Decision:
             step_assigns=self.step_assigns + other.step_assigns,
             timers=self.timers + other.timers,
             cancelled_timers=self.cancelled_timers + other.cancelled_timers,
+            review_entry=other.review_entry or self.review_entry,
+            new_review_entry=self.new_review_entry or other.new_review_entry,
         )
 
 
@@ -264,6 +296,10 @@ class Context:
     channel: str | None = None
     team_contact_number: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # R-A3 locality team finder: the person's locality team by address (None: not known), and every
+    # locality team (a team outside them, e.g. wellbeing or specialist, is not checked)
+    locality_team: str | None = None
+    locality_teams: frozenset[str] = frozenset()
 
 
 # --- pure rules ---------------------------------------------------------------------------------
@@ -351,6 +387,18 @@ def tray_eligibility_reasons(case: Case, *, urgent: bool) -> list[Reason]:
     return reasons
 
 
+def locality_reasons(ctx: Context, team_id: str) -> list[Reason]:
+    """R-A3: a locality team takes only people whose address is in its area (the locality team finder).
+
+    Allowed when the team is not a locality team, or the person's address maps to no locality team.
+    """
+    if team_id not in ctx.locality_teams or ctx.locality_team is None or ctx.locality_team == team_id:
+        return []
+    return [reason("wrong_locality",
+                   f"the person's address is in the area of locality team {ctx.locality_team}, not {team_id}"
+                   f" (R-A3 locality team finder): the case belongs to {ctx.locality_team}", "team_id")]
+
+
 # --- relationships ------------------------------------------------------------------------------
 
 
@@ -435,6 +483,7 @@ def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[St
     if case.ordinarily_resident is False:
         reasons.append(reason("not_ordinarily_resident", "the person is not ordinarily resident (R-A3)",
                               "person_id"))
+    reasons += locality_reasons(ctx, command.team_id)
     allocated = case.open_worker_relationships
     if allocated:
         workers = ", ".join(sorted({r.worker_id for r in allocated}))
@@ -447,12 +496,16 @@ def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[St
     if case.open_entry is not None:
         removed_id = case.open_entry.entry_id
         decision += _remove(ctx, case.open_entry, "allocated")
+    removed_review_id = None
+    if case.open_review_entry is not None:
+        removed_review_id = case.open_review_entry.entry_id
+        decision += _remove_from_review_tray(ctx, case.open_review_entry, "allocated")
     assigns = tuple(StepAssign(s.step_id, "worker", command.worker_id) for s in steps
                     if s.assignee_kind == "team" and s.state in ALLOCATABLE_STATES)
     event = CaseAllocated(person_id=case.person_id, worker_id=command.worker_id, team_id=command.team_id,
                           relationship_id=decision.worker_relationships[0].relationship_id,
                           assigned_step_ids=[a.step_id for a in assigns], removed_entry_id=removed_id,
-                          actor=ctx.actor.worker_id)
+                          actor=ctx.actor.worker_id, removed_review_entry_id=removed_review_id)
     return decision + Decision(events=(event,), step_assigns=assigns)
 
 
@@ -519,6 +572,7 @@ def tray_add(ctx: Context, case: Case, command: cmd.AddToTray) -> Decision:
     """R-T1..R-T4: placed by a TM/TL with rationale, a "PWT" note, RAG, review timers, the person told."""
     reasons = tray_permission_reasons(ctx.actor, "place a case on a Planned Work Tray")
     reasons += tray_eligibility_reasons(case, urgent=command.urgent)
+    reasons += locality_reasons(ctx, command.team_id)
     if case.open_entry is not None:
         reasons.append(reason("duplicate", f"the person is already on the tray of team {case.open_entry.team_id}",
                               "person_id"))
@@ -545,8 +599,11 @@ def tray_add(ctx: Context, case: Case, command: cmd.AddToTray) -> Decision:
         f"Next review by {entry.next_review_at.date().isoformat()}.",
         (ctx.actor.worker_id,))
     timers, cancelled = _timers(entry)
-    return Decision(events=(added, told), entry=entry, new_entry=True, case_notes=(note,), timers=timers,
-                    cancelled_timers=cancelled)
+    decision = Decision(events=(added, told), entry=entry, new_entry=True, case_notes=(note,), timers=timers,
+                        cancelled_timers=cancelled)
+    if case.open_review_entry is not None:  # R-T8: its review is being acted on now
+        decision += _remove_from_review_tray(ctx, case.open_review_entry, "placed on the Planned Work Tray")
+    return decision
 
 
 def _open(entry: TrayEntry | None) -> TrayEntry:
@@ -654,3 +711,83 @@ def timer_due(ctx: Context, entry: TrayEntry | None, key: str, due_at: datetime)
         assert decision.entry is not None
         return replace(decision, entry=replace(decision.entry, version=entry.version + 1))
     return Decision()
+
+
+# --- Review trays (R-T8) ------------------------------------------------------------------------
+
+
+def review_tray_due_at(review_due: date) -> datetime:
+    """R-T8: the Review tray timer fires at the start of the review date, UK time (aware)."""
+    return datetime.combine(review_due, time(0), tzinfo=LONDON)
+
+
+def review_tray_due(entry: ReviewTrayEntry, now: datetime) -> bool:
+    """Due once its timer fired or its review date has come (UK date)."""
+    return entry.due_at is not None or entry.review_due <= now.astimezone(LONDON).date()
+
+
+def review_tray_overdue(entry: ReviewTrayEntry, now: datetime) -> bool:
+    """Still in the Review tray after its review date has passed."""
+    return entry.review_due < now.astimezone(LONDON).date()
+
+
+def review_tray_add(ctx: Context, case: Case, command: cmd.AddToReviewTray) -> Decision:
+    """R-T8: a case whose next review is rescheduled waits in the team's Review tray until it is due."""
+    reasons = []
+    if not ctx.actor.roles & REVIEW_TRAY_ROLES:
+        reasons.append(reason("role", "only a Team Manager, Team Leader or Assistant Team Manager may put a case"
+                                      " in a Review tray (R-T8)", "actor.roles"))
+    if command.review_due <= ctx.now.astimezone(LONDON).date():
+        reasons.append(reason("invalid", "the review date must be after today", "review_due"))
+    if case.open_review_entry is not None:
+        reasons.append(reason("duplicate", "the person is already in the Review tray of team "
+                                           f"{case.open_review_entry.team_id}", "person_id"))
+    if case.open_entry is not None:
+        reasons.append(reason("duplicate", "the person is waiting on the Planned Work Tray of team "
+                                           f"{case.open_entry.team_id}: take them off it first", "person_id"))
+    _check(reasons)
+    entry = ReviewTrayEntry(entry_id=next(ctx.ids), person_id=case.person_id, team_id=command.team_id,
+                            review_due=command.review_due, reason=command.reason, added_at=ctx.now,
+                            added_by=ctx.actor.worker_id)
+    event = ReviewTrayEntryAdded(entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id,
+                                 review_due=entry.review_due, reason=entry.reason, added_at=ctx.now,
+                                 actor=ctx.actor.worker_id)
+    timer = Timer(timer_key(REVIEW_TRAY_TIMER, entry.entry_id), review_tray_due_at(entry.review_due),
+                  {"entry_id": entry.entry_id, "person_id": entry.person_id})
+    return Decision(events=(event,), review_entry=entry, new_review_entry=True, timers=(timer,))
+
+
+def review_tray_remove(ctx: Context, entry: ReviewTrayEntry | None,
+                       command: cmd.RemoveFromReviewTray) -> Decision:
+    """R-T8: a TM, TL or ATM takes a case out of the Review tray with a reason; its timer is cancelled."""
+    if entry is None or not entry.is_open:
+        _check([reason("not_on_tray", "the entry is no longer in the Review tray", "entry_id")])
+    assert entry is not None
+    reasons = []
+    if not ctx.actor.roles & REVIEW_TRAY_ROLES:
+        reasons.append(reason("role", "only a Team Manager, Team Leader or Assistant Team Manager may take a case"
+                                      " out of a Review tray (R-T8)", "actor.roles"))
+    if command.expected_version is not None and command.expected_version != entry.version:
+        reasons.append(reason("conflict", f"the entry is at version {entry.version}, not {command.expected_version}",
+                              "expected_version"))
+    _check(reasons)
+    return _remove_from_review_tray(ctx, entry, command.reason)
+
+
+def _remove_from_review_tray(ctx: Context, entry: ReviewTrayEntry, why: str) -> Decision:
+    removed = replace(entry, removed_at=ctx.now, removed_by=ctx.actor.worker_id, removed_reason=why,
+                      version=entry.version + 1)
+    event = ReviewTrayEntryRemoved(entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id,
+                                   review_due=entry.review_due, reason=why, actor=ctx.actor.worker_id)
+    return Decision(events=(event,), review_entry=removed,
+                    cancelled_timers=(timer_key(REVIEW_TRAY_TIMER, entry.entry_id),))
+
+
+def review_tray_timer_due(ctx: Context, entry: ReviewTrayEntry | None, due_at: datetime) -> Decision:
+    """R-T8: the review date came; the entry is marked due (once) and stays in the tray until acted on."""
+    if entry is None or not entry.is_open or entry.due_at is not None:
+        return Decision()
+    marked = replace(entry, due_at=ctx.now, version=entry.version + 1)
+    return Decision(events=(ReviewTrayEntryDue(entry_id=entry.entry_id, person_id=entry.person_id,
+                                               team_id=entry.team_id, review_due=entry.review_due,
+                                               due_at=due_at),), review_entry=marked)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.allocation import domain, store
 from services.allocation.clients import WorkReader
+from services.allocation.localities import Localities
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
 from shared.commands import allocation as cmd
@@ -40,6 +41,7 @@ class Readers:
     people: PersonReader | None = None
     work: WorkReader | None = None
     team_contact_numbers: dict[str, str] | None = None
+    localities: Localities | None = None
 
 
 @dataclass
@@ -143,6 +145,11 @@ async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> L
             if pid is None:
                 raise Refused([_reason("not_found", "no such tray entry", "entry_id")])
             return Looked(person_id=pid)
+        case cmd.RemoveFromReviewTray():
+            pid = await store.person_of_review_entry(pool, command.entry_id)
+            if pid is None:
+                raise Refused([_reason("not_found", "no such Review tray entry", "entry_id")])
+            return Looked(person_id=pid)
     pid = str(command.person_id)  # type: ignore[attr-defined]
     looked = Looked(person_id=pid)
     needs_person = isinstance(command, cmd.AddToTray | cmd.AllocateCase)
@@ -180,18 +187,27 @@ async def _decide(conn: asyncpg.Connection, readers: Readers, command: cmd.Comma
                          channel=person.get("preferred_contact"),
                          team_contact_number=(readers.team_contact_numbers or {}).get(
                              getattr(command, "team_id", ""), None))
+    if readers.localities is not None and isinstance(command, cmd.AllocateCase | cmd.AddToTray):
+        # R-A3 locality team finder, by the postcode of the person's address
+        address = person.get("address")
+        postcode = address.get("postcode") if isinstance(address, dict) else None
+        ctx.locality_team = readers.localities.team_for(postcode if isinstance(postcode, str) else None)
+        ctx.locality_teams = readers.localities.teams
     return case, _decision(conn_entry=await _entry_for(conn, command), ctx=ctx, case=case, command=command,
                            looked=looked)
 
 
-async def _entry_for(conn: asyncpg.Connection, command: cmd.Command) -> domain.TrayEntry | None:
+async def _entry_for(conn: asyncpg.Connection,
+                     command: cmd.Command) -> domain.TrayEntry | domain.ReviewTrayEntry | None:
     if isinstance(command, cmd.ReviewTrayEntry | cmd.RemoveFromTray):
         return await store.load_entry(conn, command.entry_id)
+    if isinstance(command, cmd.RemoveFromReviewTray):
+        return await store.load_review_entry(conn, command.entry_id)
     return None
 
 
-def _decision(conn_entry: domain.TrayEntry | None, ctx: domain.Context, case: domain.Case, command: cmd.Command,
-              looked: Looked) -> domain.Decision:
+def _decision(conn_entry: domain.TrayEntry | domain.ReviewTrayEntry | None, ctx: domain.Context, case: domain.Case,
+              command: cmd.Command, looked: Looked) -> domain.Decision:
     match command:
         case cmd.AddWorkerRelationship():
             return domain.add_worker_relationship(ctx, case, command)
@@ -210,9 +226,13 @@ def _decision(conn_entry: domain.TrayEntry | None, ctx: domain.Context, case: do
         case cmd.AddToTray():
             return domain.tray_add(ctx, case, command)
         case cmd.ReviewTrayEntry():
-            return domain.tray_review(ctx, conn_entry, command)
+            return domain.tray_review(ctx, conn_entry, command)  # type: ignore[arg-type]
         case cmd.RemoveFromTray():
-            return domain.tray_remove(ctx, conn_entry, command)
+            return domain.tray_remove(ctx, conn_entry, command)  # type: ignore[arg-type]
+        case cmd.AddToReviewTray():
+            return domain.review_tray_add(ctx, case, command)
+        case cmd.RemoveFromReviewTray():
+            return domain.review_tray_remove(ctx, conn_entry, command)  # type: ignore[arg-type]
     raise AssertionError(f"unhandled command {type(command).__name__}")
 
 
@@ -224,6 +244,13 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
             raise Refused([_reason("conflict", "the tray entry changed meanwhile", "entry_id")])
     elif decision.entry is not None:
         await store.insert_entry(conn, decision.entry)
+    if decision.review_entry is not None and not decision.new_review_entry:
+        loaded_review = await store.load_review_entry(conn, decision.review_entry.entry_id)
+        if loaded_review is None or not await store.update_review_entry(conn, decision.review_entry,
+                                                                        loaded_review.version):
+            raise Refused([_reason("conflict", "the Review tray entry changed meanwhile", "entry_id")])
+    elif decision.review_entry is not None:
+        await store.insert_review_entry(conn, decision.review_entry)
     for rel in decision.worker_relationships:
         await store.save_worker_relationship(conn, rel)
     for org in decision.org_relationships:
@@ -237,7 +264,7 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
 
 @subscriber(router, GROUP, topics.SCHEDULER_DUE)
 async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
-    """A tray review or escalation timer fell due (R-T5, R-T6); other owners' timers are not ours."""
+    """A tray review, escalation or Review tray timer fell due (R-T5, R-T6, R-T8); others' are not ours."""
     envelope = decode(msg.body)
     if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != domain.OWNER:
         return
@@ -246,6 +273,9 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
         entry_id = uuid.UUID(str(due.payload.get("entry_id") or due.key.partition(":")[2]))
     except (ValidationError, ValueError):
         log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
+        return
+    if due.key.startswith(f"{domain.REVIEW_TRAY_TIMER}:"):
+        await _review_tray_due(pool, envelope, due, entry_id)
         return
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
@@ -259,6 +289,24 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
         decision = domain.timer_due(ctx, entry, due.key, due.due_at)
         if decision.entry is not None and entry is not None:
             await store.update_entry(conn, decision.entry, entry.version)
+        await outbox.add(conn, _messages(decision, envelope, person_id, cmd.Actor(worker_id=SYSTEM.worker_id)))
+    metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
+
+
+async def _review_tray_due(pool: asyncpg.Pool, envelope: Envelope, due: TimerDue, entry_id: uuid.UUID) -> None:
+    """R-T8: the review date of a Review tray entry came: mark it due and say so, once."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
+            return
+        person_id = await store.person_of_review_entry(conn, entry_id)
+        if person_id is None:
+            return
+        await store.lock_case(conn, person_id)
+        entry = await store.load_review_entry(conn, entry_id)
+        ctx = domain.Context(now=datetime.now(UTC), actor=SYSTEM, ids=_ids())
+        decision = domain.review_tray_timer_due(ctx, entry, due.due_at)
+        if decision.review_entry is not None and entry is not None:
+            await store.update_review_entry(conn, decision.review_entry, entry.version)
         await outbox.add(conn, _messages(decision, envelope, person_id, cmd.Actor(worker_id=SYSTEM.worker_id)))
     metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
 

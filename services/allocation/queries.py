@@ -1,4 +1,5 @@
-"""Read endpoints of the allocation service: allocations, relationships, trays and the wait report."""
+"""Read endpoints of the allocation service: allocations, relationships, trays, the wait report, Review trays
+and the locality team finder."""
 
 import uuid
 from datetime import UTC, datetime
@@ -8,6 +9,7 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.allocation import domain, store
+from services.allocation import localities as lookup
 from shared.commands.base import Target
 
 router = APIRouter(tags=["allocation"])
@@ -179,3 +181,76 @@ async def tray_entry(entry_id: uuid.UUID, request: Request) -> dict[str, Any]:
     if row is None:
         raise HTTPException(404, "no such tray entry")
     return _entry(row, datetime.now(UTC))
+
+
+# --- Review trays (R-T8) -------------------------------------------------------------------------
+
+
+def _review_entry(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
+    entry = store.review_entry_of(row)
+    today = now.astimezone(domain.LONDON).date()
+    return {
+        "entry_id": entry.entry_id, "person_id": entry.person_id, "team_id": entry.team_id,
+        "review_due": entry.review_due.isoformat(), "reason": entry.reason, "added_at": _iso(entry.added_at),
+        "added_by": entry.added_by, "due": entry.is_open and domain.review_tray_due(entry, now),
+        "overdue": entry.is_open and domain.review_tray_overdue(entry, now),
+        "days_until_due": (entry.review_due - today).days, "due_marked_at": _iso(entry.due_at),
+        "removed_at": _iso(entry.removed_at), "removed_by": entry.removed_by,
+        "removed_reason": entry.removed_reason, "version": entry.version,
+    }
+
+
+@router.get("/teams/{team_id}/review-tray")
+async def team_review_tray(
+    team_id: str, request: Request,
+    due: bool | None = Query(None, description="true: only entries whose review is due; false: only those not yet"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """R-T8: a team's Review tray, by review date (soonest first), each entry with `due` and `overdue`."""
+    now = datetime.now(UTC)
+    total, rows = await store.review_tray(_pool(request), team_id, now.astimezone(domain.LONDON).date(), due=due,
+                                          limit=limit, offset=offset)
+    return {"team_id": team_id, "as_of": now.isoformat(), "total": total, "limit": limit, "offset": offset,
+            "entries": [_review_entry(r, now) for r in rows]}
+
+
+@router.get("/review-tray/entries/{entry_id}")
+async def review_tray_entry(entry_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """One Review tray entry, open or removed."""
+    row = await _pool(request).fetchrow(
+        f"SELECT {store.REVIEW_COLUMNS} FROM review_tray_entries WHERE entry_id = $1", entry_id)
+    if row is None:
+        raise HTTPException(404, "no such Review tray entry")
+    return _review_entry(row, datetime.now(UTC))
+
+
+# --- R-A3 locality team finder -------------------------------------------------------------------
+
+
+@router.get("/localities/team")
+async def locality_team(
+    request: Request, postcode: str = Query(min_length=2, max_length=10, description="e.g. LE1 1AA"),
+) -> dict[str, Any]:
+    """R-A3: the locality team whose area holds this postcode; `team_id` null when no locality team covers it."""
+    localities = request.app.state.readers.localities
+    canonical = lookup.canonical(postcode)
+    if canonical is None:
+        raise HTTPException(422, "`postcode` is not a postcode or postcode district")
+    found = localities.find(canonical) if localities is not None else None
+    return {"postcode": canonical, "team_id": found.team_id if found else None,
+            "team_name": localities.names.get(found.team_id) if found else None,
+            "matched": found.matched if found else None}
+
+
+@router.get("/localities")
+async def locality_teams(request: Request) -> dict[str, Any]:
+    """R-A3: the locality teams of the team finder and the areas each covers."""
+    localities = request.app.state.readers.localities
+    teams: dict[str, dict[str, Any]] = {}
+    if localities is not None:
+        for team_id in sorted(localities.teams):
+            teams[team_id] = {"name": localities.names.get(team_id, team_id), "areas": []}
+        for area, team_id in sorted(localities.areas.items()):
+            teams[team_id]["areas"].append(area)
+    return {"teams": teams}

@@ -1,5 +1,7 @@
 """Settings of the allocation service, each read from the environment variable of the same name."""
 
+from pathlib import Path
+
 from shared.settings import Settings
 
 
@@ -10,3 +12,5 @@ class AllocationSettings(Settings):
     # R-T4: the number a person on a tray is given, per team id, as JSON: {"locality-north": "0116 …"}
     team_contact_numbers: dict[str, str] = {}
     http_timeout_seconds: float = 5.0
+    # R-A3 locality team finder: postcode districts, sectors or postcodes → locality team id
+    localities_file: Path = Path(__file__).parent / "localities.yaml"

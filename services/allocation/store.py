@@ -16,6 +16,8 @@ ENTRY_COLUMNS = (
     " placed_by, next_review_at, version, review_overdue, reviews, last_reviewed_at, last_contacted,"
     " escalated_at, red_escalated, removed_at, removed_reason"
 )
+REVIEW_COLUMNS = ("entry_id, person_id, team_id, review_due, reason, added_at, added_by, version, due_at,"
+                  " removed_at, removed_by, removed_reason")
 REL_COLUMNS = ("relationship_id, person_id, {who}, relationship, start_date, created_at, created_by, end_date,"
                " end_reason, ended_at")
 
@@ -29,6 +31,10 @@ def _strs(row: asyncpg.Record, *uuids: str) -> dict[str, Any]:
 
 def entry_of(row: asyncpg.Record) -> domain.TrayEntry:
     return domain.TrayEntry(**_strs(row, "entry_id", "person_id"))
+
+
+def review_entry_of(row: asyncpg.Record) -> domain.ReviewTrayEntry:
+    return domain.ReviewTrayEntry(**_strs(row, "entry_id", "person_id"))
 
 
 def _worker_rel(row: asyncpg.Record) -> domain.WorkerRelationship:
@@ -73,12 +79,15 @@ async def lock_case(conn: asyncpg.Connection, person_id: str) -> domain.Case:
         " ORDER BY created_at", pid)
     entry = await conn.fetchrow(
         f"SELECT {ENTRY_COLUMNS} FROM tray_entries WHERE person_id = $1 AND removed_at IS NULL", pid)
+    review = await conn.fetchrow(
+        f"SELECT {REVIEW_COLUMNS} FROM review_tray_entries WHERE person_id = $1 AND removed_at IS NULL", pid)
     return domain.Case(
         person_id=person_id, version=row["version"], urgency=row["urgency"],
         ordinarily_resident=row["ordinarily_resident"],
         worker_relationships=tuple(_worker_rel(r) for r in workers),
         org_relationships=tuple(_org_rel(r) for r in orgs),
         open_entry=entry_of(entry) if entry else None,
+        open_review_entry=review_entry_of(review) if review else None,
     )
 
 
@@ -93,6 +102,17 @@ async def bump_case(conn: asyncpg.Connection, person_id: str, version: int) -> b
 async def person_of_entry(conn: Conn, entry_id: uuid.UUID) -> str | None:
     found = await conn.fetchval("SELECT person_id FROM tray_entries WHERE entry_id = $1", entry_id)
     return str(found) if found else None
+
+
+async def person_of_review_entry(conn: Conn, entry_id: uuid.UUID) -> str | None:
+    found = await conn.fetchval("SELECT person_id FROM review_tray_entries WHERE entry_id = $1", entry_id)
+    return str(found) if found else None
+
+
+async def load_review_entry(conn: Conn, entry_id: uuid.UUID | str) -> domain.ReviewTrayEntry | None:
+    row = await conn.fetchrow(f"SELECT {REVIEW_COLUMNS} FROM review_tray_entries WHERE entry_id = $1",
+                              uuid.UUID(str(entry_id)))
+    return review_entry_of(row) if row else None
 
 
 async def person_of_relationship(conn: Conn, kind: str, relationship_id: uuid.UUID) -> str | None:
@@ -153,6 +173,31 @@ async def update_entry(conn: asyncpg.Connection, entry: domain.TrayEntry, loaded
     done = await conn.fetchval(
         f"UPDATE tray_entries SET {sets} WHERE entry_id = $1 AND version = ${n + 1} RETURNING 1",
         *_entry_args(entry), loaded_version)
+    return done is not None
+
+
+_REVIEW_FIELDS = [c.strip() for c in REVIEW_COLUMNS.split(",")]
+
+
+def _review_args(entry: domain.ReviewTrayEntry) -> list[Any]:
+    values = asdict(entry)
+    values["entry_id"], values["person_id"] = uuid.UUID(entry.entry_id), uuid.UUID(entry.person_id)
+    return [values[name] for name in _REVIEW_FIELDS]
+
+
+async def insert_review_entry(conn: asyncpg.Connection, entry: domain.ReviewTrayEntry) -> None:
+    placeholders = ", ".join(f"${i}" for i in range(1, len(_REVIEW_FIELDS) + 1))
+    await conn.execute(f"INSERT INTO review_tray_entries ({REVIEW_COLUMNS}) VALUES ({placeholders})",
+                       *_review_args(entry))
+
+
+async def update_review_entry(conn: asyncpg.Connection, entry: domain.ReviewTrayEntry, loaded_version: int) -> bool:
+    """Write a changed Review tray entry if it is still at the version it was loaded at."""
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(_REVIEW_FIELDS, start=1) if name != "entry_id")
+    n = len(_REVIEW_FIELDS)
+    done = await conn.fetchval(
+        f"UPDATE review_tray_entries SET {sets} WHERE entry_id = $1 AND version = ${n + 1} RETURNING 1",
+        *_review_args(entry), loaded_version)
     return done is not None
 
 
@@ -253,3 +298,18 @@ async def tray_report(conn: Conn, team_id: str, now: datetime, target_days: int)
         " count(*) FILTER (WHERE last_contacted IS FALSE) AS not_reached_at_last_review"
         " FROM tray_entries WHERE team_id = $1 AND removed_at IS NULL",
         team_id, now, target_days + 1)
+
+
+async def review_tray(conn: Conn, team_id: str, today: Any, *, due: bool | None, limit: int,
+                      offset: int) -> tuple[int, list[asyncpg.Record]]:
+    """Open entries of a team's Review tray by review date; `due` filters on due (date come or timer fired)."""
+    where = ["team_id = $1", "removed_at IS NULL", "$2::date IS NOT NULL"]  # $2 always typed
+    if due is not None:
+        where.append(("" if due else "NOT ") + "(due_at IS NOT NULL OR review_due <= $2::date)")
+    condition = " AND ".join(where)
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM review_tray_entries WHERE {condition}", team_id, today)
+    rows = await conn.fetch(
+        f"SELECT {REVIEW_COLUMNS} FROM review_tray_entries WHERE {condition}"
+        " ORDER BY review_due, added_at, entry_id LIMIT $3 OFFSET $4", team_id, today, limit, offset)
+    return total, list(rows)

@@ -119,10 +119,29 @@ class RemoveFromTray(_Command):
     reason: Text
 
 
+class AddToReviewTray(_Command):
+    """Put a case in a team's Review tray until its rescheduled review falls due (R-T8); TM, TL or ATM."""
+
+    TYPE: ClassVar[str] = "review_tray.add"
+    person_id: uuid.UUID
+    team_id: Id
+    review_due: date
+    reason: Text
+
+
+class RemoveFromReviewTray(_Command):
+    """Take a case out of a Review tray with a reason (R-T8); TM, TL or ATM."""
+
+    TYPE: ClassVar[str] = "review_tray.remove"
+    entry_id: uuid.UUID
+    reason: Text
+
+
 COMMANDS: dict[str, type[Command]] = {
     model.TYPE: model
     for model in (
         AddWorkerRelationship, EndWorkerRelationship, AddOrgRelationship, EndOrgRelationship,
-        AllocateCase, ReassignCase, AddToTray, ReviewTrayEntry, RemoveFromTray,
+        AllocateCase, ReassignCase, AddToTray, ReviewTrayEntry, RemoveFromTray, AddToReviewTray,
+        RemoveFromReviewTray,
     )
 }

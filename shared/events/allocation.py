@@ -81,6 +81,7 @@ class CaseAllocated(_Event):
     assigned_step_ids: list[str]
     removed_entry_id: str | None
     actor: str
+    removed_review_entry_id: str | None = None
 
 
 class CaseReassigned(_Event):
@@ -190,3 +191,39 @@ class MessageRequested(_Event):
     channel: str | None
     team_contact_number: str | None = None
     entry_id: str | None = None
+
+
+class ReviewTrayEntryAdded(_Event):
+    """A case was put in a team's Review tray until its rescheduled review falls due (R-T8)."""
+
+    TYPE: ClassVar[str] = "review_tray.entry_added"
+    entry_id: str
+    person_id: str
+    team_id: str
+    review_due: date
+    reason: str
+    added_at: datetime
+    actor: str
+
+
+class ReviewTrayEntryDue(_Event):
+    """A Review tray entry's review date came: the case is due for its review (R-T8)."""
+
+    TYPE: ClassVar[str] = "review_tray.entry_due"
+    entry_id: str
+    person_id: str
+    team_id: str
+    review_due: date
+    due_at: datetime
+
+
+class ReviewTrayEntryRemoved(_Event):
+    """A case left a Review tray: removed by a manager with a reason, allocated, or placed on a PWT (R-T8)."""
+
+    TYPE: ClassVar[str] = "review_tray.entry_removed"
+    entry_id: str
+    person_id: str
+    team_id: str
+    review_due: date
+    reason: str
+    actor: str
