@@ -34,12 +34,13 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -ra tests/unit
 
 faults: $(STAMP)
-	FAULTS_FULL=1 $(PY) -m pytest -ra -m faults tests/integration
+	FAULTS_FULL=1 $(PY) -m pytest -ra -m 'faults or fault_suite' tests/integration
 
 bench: $(STAMP)
 	$(PY) -m bench.intake
 	$(PY) -m bench.steps
 	$(PY) -m bench.timers
+	$(PY) -m bench.trays
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

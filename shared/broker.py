@@ -20,8 +20,10 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# a database restart answers "shutting down" / "starting up" (CannotConnectNow) and ends sessions (AdminShutdown)
 TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-             asyncpg.SerializationError, asyncpg.DeadlockDetectedError, KafkaError)
+             asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.CannotConnectNowError,
+             asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, KafkaError)
 BUG_RETRIES = 3
 MAX_DEAD_LETTER_BYTES = 900_000
 # Tansu answers a fetch only when its wait runs out, not when data arrives: keep it short

@@ -45,6 +45,8 @@ def decode(raw: bytes | None) -> Envelope:
         raise Undecodable("empty message value")
     if len(raw) > MAX_MESSAGE_BYTES:
         raise Undecodable(f"message of {len(raw)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    if b"\x00" in raw or b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL: refuse it whole
+        raise Undecodable("contains a NUL character")
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a number of 4,300+ digits

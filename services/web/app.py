@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi import Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from services.web import auth, pages, store
-from services.web.clients import Allocation, Notifications, Readers, Referrals, Workflow
+from services.web import auth, oidc, pages, store
+from services.web.clients import Allocation, Documents, Notifications, Readers, Referrals, Workflow
 from services.web.commands import CommandBus
 from services.web.settings import WebSettings
 from shared.broker import make_producer
@@ -21,6 +21,7 @@ readers = Readers(
     referrals=Referrals(settings.referrals_url, timeout), workflow=Workflow(settings.workflow_url, timeout),
     allocation=Allocation(settings.allocation_url, timeout),
     notifications=Notifications(settings.notifications_url, timeout),
+    documents=Documents(settings.documents_url, max(timeout, 30.0)),  # a PDF is rendered on request
 )
 
 
@@ -28,6 +29,7 @@ async def _start(runtime: Runtime) -> None:
     assert runtime.pool is not None
     key = settings.web_secret_key or await store.secret(runtime.pool, "session_key", secrets.token_urlsafe(48))
     app.state.sessions = auth.Sessions(settings, key)
+    app.state.oidc = oidc.Oidc(settings, key) if settings.oidc_enabled else None
     if settings.web_seed_demo_users:
         await auth.seed_demo_users(runtime.pool, settings.web_demo_users_file, settings.web_demo_password)
     producer = make_producer(settings)

@@ -5,6 +5,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from shared.readers import ServiceReader
 
 
@@ -41,6 +43,10 @@ class Referrals(_Reader):
     async def notes(self, person_id: str) -> list[dict[str, Any]]:
         return await self.get(f"/people/{q(person_id)}/notes", [])
 
+    async def history(self, person_id: str) -> list[dict[str, Any]] | None:
+        """Who changed which fields of the record, and when; None when referrals does not answer."""
+        return await self.get(f"/people/{q(person_id)}/history")
+
     async def by_nhs_number(self, nhs_number: str) -> list[dict[str, Any]]:
         return await self.get(f"/people?nhs_number={q(nhs_number)}", [])
 
@@ -65,6 +71,16 @@ class Workflow(_Reader):
     async def person_steps(self, person_id: str) -> list[dict[str, Any]]:
         return await self.get(f"/people/{q(person_id)}/steps", [], required=True)
 
+    async def step_types(self) -> list[dict[str, Any]]:
+        """The packs' step types; they change only when workflow is redeployed, so kept once read."""
+        if not getattr(self, "_step_types", None):
+            self._step_types: list[dict[str, Any]] = await self.get("/step-types", [], required=True)
+        return self._step_types
+
+    async def steps(self, step_ids: list[str]) -> list[dict[str, Any] | None]:
+        """Each step in full (its history included); None for one that could not be read."""
+        return list(await asyncio.gather(*(self.get(f"/steps/{q(s)}") for s in step_ids)))
+
 
 class Allocation(_Reader):
     name = "allocation"
@@ -72,8 +88,9 @@ class Allocation(_Reader):
     async def allocations(self, worker_id: str) -> list[dict[str, Any]]:
         return await self.get(f"/workers/{q(worker_id)}/allocations", [])
 
-    async def relationships(self, person_id: str) -> dict[str, Any]:
-        return await self.get(f"/people/{q(person_id)}/relationships",
+    async def relationships(self, person_id: str, include_ended: bool = False) -> dict[str, Any]:
+        return await self.get(f"/people/{q(person_id)}/relationships"
+                              + ("?include_ended=true" if include_ended else ""),
                               {"worker_relationships": [], "organisational_relationships": []})
 
     async def tray(self, team_id: str, **query: Any) -> dict[str, Any] | None:
@@ -97,6 +114,27 @@ class Notifications(_Reader):
         return await self.get(f"/teams/{q(team_id)}/inbox" + (f"?state={state}" if state else ""))
 
 
+class Documents(_Reader):
+    name = "documents"
+
+    async def of_person(self, person_id: str) -> list[dict[str, Any]] | None:
+        """Finished forms and uploads of the person, newest first; None when documents does not answer."""
+        return await self.get(f"/people/{q(person_id)}/documents")
+
+    async def pdf(self, document_id: str) -> tuple[int, bytes, str]:
+        """The PDF's status, bytes and file name (from Content-Disposition) as the documents service sends it."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout,
+                                             transport=self._transport)
+        try:
+            response = await self._client.get(f"/documents/{q(document_id)}.pdf")
+        except httpx.HTTPError:
+            raise Unavailable(self.name) from None
+        if response.status_code >= 500:
+            raise Unavailable(self.name)
+        return response.status_code, response.content, response.headers.get("content-disposition", "")
+
+
 @dataclass
 class Readers:
     """One reader per service the web reads."""
@@ -105,6 +143,7 @@ class Readers:
     workflow: Workflow
     allocation: Allocation
     notifications: Notifications
+    documents: Documents
 
     async def names(self, person_ids: set[str]) -> dict[str, str]:
         """person id → "First Last" for lists of work; unknown ids map to themselves."""
@@ -119,5 +158,5 @@ class Readers:
         return dict(await asyncio.gather(*(one(p) for p in ids)))
 
     async def close(self) -> None:
-        for reader in (self.referrals, self.workflow, self.allocation, self.notifications):
+        for reader in (self.referrals, self.workflow, self.allocation, self.notifications, self.documents):
             await reader.close()

@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.web import access, auth, forms, store
+from services.web import access, auth, chronology, forms, oidc, packs, store
 from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
@@ -29,6 +29,7 @@ STATE_NAMES = {"incoming": "Incoming", "incomplete": "Incomplete", "returned": "
                "awaiting_authorisation": "Awaiting authorisation", "future": "Future", "finished": "Finished",
                "cancelled": "Cancelled"}
 templates.env.globals["state_names"] = STATE_NAMES
+templates.env.globals["london"] = chronology.LONDON
 
 
 class SignInRequired(Exception):
@@ -150,14 +151,16 @@ def _target(kind: str | None, ident: str | None) -> dict[str, str] | None:
 
 
 @router.get("/login")
-async def login_page(request: Request, next: str = "/work", failed: bool = False) -> HTMLResponse:
+async def login_page(request: Request, next: str = "/work", failed: bool = False,
+                     oidc_problem: str = "") -> HTMLResponse:
     token, cookie = request.app.state.sessions.login_csrf()
     settings = _settings(request)
     users = await store.all_users(_pool(request)) if settings.web_seed_demo_users else []
     response = templates.TemplateResponse(request, "login.html", {
         "user": None, "next": _local(next), "csrf": token, "failed": failed,
         "demo_users": users, "demo_password": settings.web_demo_password if settings.web_seed_demo_users else None,
-    }, status_code=401 if failed else 200)
+        "oidc": request.app.state.oidc is not None, "oidc_problem": oidc_problem,
+    }, status_code=401 if failed or oidc_problem else 200)
     response.set_cookie(auth.LOGIN_CSRF_COOKIE, cookie, httponly=True, samesite="strict",
                         secure=settings.web_cookie_secure, max_age=3600)
     return response
@@ -179,6 +182,50 @@ async def login(request: Request) -> Response:
     response.set_cookie(auth.SESSION_COOKIE, await sessions.open(_pool(request), user_id), httponly=True,
                         samesite="lax", secure=settings.web_cookie_secure)
     response.delete_cookie(auth.LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.get("/login/oidc")
+async def oidc_login(request: Request, next: str = "/work") -> Response:
+    """Send the browser to the council's authorize URL (authorization code, PKCE, state and nonce)."""
+    provider: oidc.Oidc | None = request.app.state.oidc
+    if provider is None:
+        raise HTTPException(404, "council sign-in is not set up here")
+    settings = _settings(request)
+    redirect_uri = settings.web_oidc_redirect_uri or str(request.url_for("oidc_callback"))
+    try:
+        url, cookie = await provider.start(redirect_uri, _local(next))
+    except oidc.SignInFailed as exc:
+        return back(f"/login?{urlencode({'next': _local(next), 'oidc_problem': str(exc)})}")
+    response = RedirectResponse(url, 303)
+    response.set_cookie(oidc.STATE_COOKIE, cookie, httponly=True, samesite="lax", max_age=oidc.STATE_MAX_AGE,
+                        secure=settings.web_cookie_secure, path="/login/oidc")
+    return response
+
+
+@router.get("/login/oidc/callback", name="oidc_callback")
+async def oidc_callback(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
+    """The issuer sends the browser back here: check the state, swap the code, check the ID token, sign in."""
+    provider: oidc.Oidc | None = request.app.state.oidc
+    if provider is None:
+        raise HTTPException(404, "council sign-in is not set up here")
+    settings = _settings(request)
+    target = "/work"
+    try:
+        if error:
+            raise oidc.SignInFailed(f"the council sign-in service said: {error[:100]}")
+        flow = provider.pending(request.cookies.get(oidc.STATE_COOKIE), state)
+        target = _local(str(flow.get("next") or "/work"))
+        claims = await provider.finish(flow, code)
+        user_id = await oidc.local_user(_pool(request), settings, claims)
+    except oidc.SignInFailed as exc:
+        response = back(f"/login?{urlencode({'next': target, 'oidc_problem': str(exc)})}")
+        response.delete_cookie(oidc.STATE_COOKIE, path="/login/oidc")
+        return response
+    response = back(target)
+    response.set_cookie(auth.SESSION_COOKIE, await request.app.state.sessions.open(_pool(request), user_id),
+                        httponly=True, samesite="lax", secure=settings.web_cookie_secure)
+    response.delete_cookie(oidc.STATE_COOKIE, path="/login/oidc")
     return response
 
 
@@ -267,7 +314,7 @@ def _uuid(value: str) -> str:
 
 
 @router.get("/people/{person_id}")
-async def person(request: Request, person_id: str) -> HTMLResponse:
+async def person(request: Request, person_id: str, as_at: str = "", at_time: str = "") -> HTMLResponse:
     user = await current_user(request)
     person_id = _uuid(person_id)
     r = _readers(request)
@@ -275,8 +322,14 @@ async def person(request: Request, person_id: str) -> HTMLResponse:
     why = await why_allowed(request, user, person_id, steps)
     if why is None:
         raise NoAccess(person_id)
-    record, notes, relationships = await asyncio.gather(
-        r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id))
+    moment = chronology.parse_as_at(f"{as_at}T{at_time}" if as_at and at_time else as_at)
+    if as_at and moment is None:
+        raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
+    record, notes, relationships, documents, history, all_relationships, full_steps = await asyncio.gather(
+        r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
+        r.documents.of_person(person_id), r.referrals.history(person_id),
+        r.allocation.relationships(person_id, include_ended=True),
+        r.workflow.steps([s["step_id"] for s in steps]))
     if record is None:
         raise HTTPException(404, "no such person")
     buckets: dict[str, list[dict[str, Any]]] = {"incoming": [], "incomplete": [], "future": []}
@@ -291,10 +344,60 @@ async def person(request: Request, person_id: str) -> HTMLResponse:
         tray_entries += [e for e in (tray or {}).get("entries", []) if e["person_id"] == person_id]
     members = sorted({u["user_id"]: u for t in user.team_ids for u in await _team_members(request, t)}.values(),
                      key=lambda u: u["user_id"])
+    events = chronology.build(steps=full_steps, notes=notes, record_history=history or [],
+                              relationships=all_relationships, until=moment)
+    step_types = await r.workflow.step_types()
+    authorised = packs.needs_authorising(packs.authorised_types(step_types))
+    then = chronology.steps_as_at(full_steps, moment, documents or [], authorised) if moment else None
     return await render(request, "person.html", user, person=record, steps=buckets, notes=notes,
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
                         relationships=relationships, names=await r.names(others), why=why,
-                        tray_entries=tray_entries, members=members, title=_name(record))
+                        tray_entries=tray_entries, members=members, title=_name(record),
+                        documents=documents, chronology=events, history_missing=history is None,
+                        steps_unread=sum(1 for s in full_steps if s is None),
+                        as_at=moment, as_at_date=as_at if moment else "", at_time=at_time if moment else "",
+                        then=then, today=date.today().isoformat(), startable=packs.startable(step_types, user.team_ids))
+
+
+@router.get("/people/{person_id}/documents/{document_id}.pdf")
+async def document_pdf(request: Request, person_id: str, document_id: str) -> Response:
+    """A document's PDF through this service (the browser never talks to the documents service)."""
+    user = await current_user(request)
+    person_id, document_id = _uuid(person_id), _uuid(document_id)
+    if await why_allowed(request, user, person_id) is None:
+        raise NoAccess(person_id)
+    r = _readers(request)
+    listed = await r.documents.of_person(person_id)
+    if listed is None:
+        raise Unavailable("documents")
+    if not any(d["document_id"] == document_id and d.get("pdf") for d in listed):
+        raise HTTPException(404, "no such document of this person")
+    status, content, disposition = await r.documents.pdf(document_id)
+    if status != 200:
+        raise HTTPException(404, "no such document")
+    return Response(content, media_type="application/pdf", headers={
+        "Content-Disposition": disposition or "inline", "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff"})
+
+
+@router.post("/people/{person_id}/start_new")
+async def start_new(request: Request, person_id: str) -> Response:
+    """R-W1 Start > New: a new workflow whose first step is the chosen type, assigned to the worker."""
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    person_id = _uuid(person_id)
+    if await why_allowed(request, user, person_id) is None:
+        raise NoAccess(person_id)
+    step_type = _opt(form, "step_type")
+    if step_type not in packs.startable(await _readers(request).workflow.step_types(), user.team_ids):
+        await set_flash(request, {"kind": "error", "message": "That step type cannot be started from here:",
+                                  "reasons": [{"message": f"{step_type or 'no step type'} is not in a pack of"
+                                               " your teams"}], "scope": "start_new"})
+        return back(f"/people/{person_id}#start-new")
+    outcome = await send(request, user, "step.start_new", key=person_id, person_id=person_id, step_type=step_type)
+    created = outcome.of("step.created")
+    await report(request, outcome, f"Started {step_type}.", scope="start_new")
+    return back(f"/steps/{created['step_id']}" if created else f"/people/{person_id}#start-new")
 
 
 def _name(record: dict[str, Any] | None) -> str:
@@ -524,10 +627,17 @@ async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days
     r = _readers(request)
     query = {"sort": sort, "rag": rag, "priority": priority, "complexity": complexity,
              "review_overdue": review_overdue, "past_target": past_target, "limit": 500}
-    listing, summary = await asyncio.gather(r.allocation.tray(team, **query), r.allocation.tray_report(team))
+    listing, summary, everything = await asyncio.gather(
+        r.allocation.tray(team, **query), r.allocation.tray_report(team),
+        r.allocation.tray(team, sort="next_review_at", limit=1000))
     entries = (listing or {}).get("entries", [])
+    whole = (everything or {}).get("entries", [])
+    escalated = sorted((e for e in whole if e.get("escalated_at")), key=lambda e: e["escalated_at"], reverse=True)
+    reviews_due = [e for e in whole if e.get("review_overdue")]
+    people = {e["person_id"] for e in [*entries, *whole]}
     return await render(request, "tray.html", user, team=team, listing=listing, entries=entries, report=summary,
-                        query=query, sorts=TRAY_SORTS, names=await r.names({e["person_id"] for e in entries}),
+                        escalated=escalated, reviews_due=reviews_due,
+                        query=query, sorts=TRAY_SORTS, names=await r.names(people),
                         members=await _team_members(request, team), title="Planned Work Tray",
                         today=date.today().isoformat())
 

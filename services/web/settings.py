@@ -11,6 +11,7 @@ class WebSettings(Settings):
     workflow_url: str = "http://127.0.0.1:8082"
     allocation_url: str = "http://127.0.0.1:8083"
     notifications_url: str = "http://127.0.0.1:8084"
+    documents_url: str = "http://127.0.0.1:8085"
     http_timeout_seconds: float = 5.0
     # signs the session cookie; empty: a key is generated once and kept in the web schema
     web_secret_key: str = ""
@@ -27,3 +28,20 @@ class WebSettings(Settings):
     web_break_glass_hours: int = 8
     web_max_failed_logins: int = 5
     web_lockout_minutes: int = 5
+    # OpenID Connect for councils: when the issuer, client id and secret are all set, the sign-in page
+    # offers "Sign in with your council account" (authorization-code flow with PKCE); else local only.
+    web_oidc_issuer: str = ""
+    web_oidc_client_id: str = ""
+    web_oidc_client_secret: str = ""
+    web_oidc_scopes: str = "openid profile email"
+    # the claim naming the local user; roles and teams from these claims when the token carries them,
+    # else from the local users table (a council user with neither is refused)
+    web_oidc_username_claim: str = "preferred_username"
+    web_oidc_roles_claim: str = "tessera_roles"
+    web_oidc_teams_claim: str = "tessera_teams"
+    # where the issuer sends the browser back; empty: this site's /login/oidc/callback as requested
+    web_oidc_redirect_uri: str = ""
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.web_oidc_issuer and self.web_oidc_client_id and self.web_oidc_client_secret)

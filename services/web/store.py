@@ -92,3 +92,12 @@ async def secret(conn: asyncpg.Pool, name: str, make: str) -> str:
     await conn.execute("INSERT INTO web_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
                        name, make)
     return await conn.fetchval("SELECT value FROM web_secrets WHERE name = $1", name)
+
+
+async def upsert_oidc_user(conn: asyncpg.Pool, user_id: str, name: str, password_hash: str, roles: list[str],
+                           team_ids: list[str]) -> None:
+    """A council (OIDC) user as their token's claims describe them; the existing password hash is kept."""
+    await conn.execute(
+        "INSERT INTO users (user_id, display_name, password_hash, roles, team_ids) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (user_id) DO UPDATE SET display_name = EXCLUDED.display_name, roles = EXCLUDED.roles,"
+        " team_ids = EXCLUDED.team_ids", user_id, name, password_hash, roles, team_ids)

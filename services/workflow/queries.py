@@ -134,3 +134,14 @@ async def get_blockers(
     warnings = domain.finish_warnings(ctx, step, defn)  # R-K3: shown, never blocking
     return {"can_finish": not blockers, "blockers": [b.model_dump(exclude_none=True) for b in blockers],
             "warnings": [w.model_dump(exclude_none=True) for w in warnings]}
+
+
+@router.get("/step-types")
+async def step_types(request: Request) -> list[dict[str, Any]]:
+    """Every step type of the loaded packs: its pack's teams (for Start > New) and who authorises it."""
+    packs = request.app.state.packs
+    return [
+        {"step_type": step.step_type, "pack": pack.name, "pack_version": pack.version,
+         "pack_teams": sorted(pack.teams), "authorisers": list(step.authorisers)}
+        for pack in packs.packs for step in pack.steps
+    ]

@@ -11,14 +11,20 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 
+from shared import topics
+from shared.testing import EventLog
 from tests.allocation_harness import referral_seen
 from tests.workflow_harness import (
     MONITORING,
     SAP,
+    SCREENING,
     SCREENING_VALUES,
     SO_TRANSFER,
     TA,
@@ -229,9 +235,14 @@ async def test_team_manager_places_reviews_and_allocates_a_case_from_the_tray(
         await row.get_by_label("Review note").fill("No answer; neighbour reports a fall")
         await row.get_by_label("Support in place").select_option("none")
         await row.get_by_label("Risk of harm").select_option("high")
+        await row.get_by_label("Increased risk: escalate").check()
         await row.get_by_role("button", name="Record review").click()
         await flash(page, "RAG RED")
         await expect(row.locator(".rag")).to_have_text("RED")
+        # the manager's lists: escalated cases, and reviews due
+        await expect(page.locator("#escalations")).to_contain_text("Testperson")
+        await expect(page.locator("#escalations .rag")).to_contain_text(["RED"])
+        await expect(page.locator("#reviews-due h2")).to_contain_text("Reviews due")
 
         await page.get_by_role("link", name="Days waiting").click()
         assert "sort=days_waiting" in page.url
@@ -286,5 +297,103 @@ async def test_a_worker_without_a_relationship_must_give_a_reason_which_managers
         row = page.locator("tr", has_text="Duty call from the daughter at 14:10")
         await expect(row.first).to_contain_text("sw2")
         await check_page(page, screenshots, "09-access-audit")
+    finally:
+        await context.close()
+
+
+@pytest.fixture
+async def doc_events(infra) -> AsyncIterator[EventLog]:
+    async with EventLog(infra.bootstrap, [topics.DOCUMENTS_EVENTS]) as log:
+        yield log
+
+
+async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_earlier_moment(
+        infra, web, workflow, events, commands: Commands, doc_events, browser, screenshots):
+    person_id, screening = await new_case(infra, events)
+    (await commands.send("step.start", HUB, key=person_id, step_id=screening)).ok()
+    (await commands.send("step.save", HUB, key=person_id, step_id=screening, values=SCREENING_VALUES)).ok()
+    (await commands.send("step.add_next_action", HUB, key=person_id, step_id=screening, action=TRIAGE)).ok()
+    triage = (await commands.send("step.finish", HUB, key=person_id, step_id=screening)).ok().of(
+        "step.created")["step_id"]
+    [rendered] = await doc_events.wait_for(lambda s: s.type == "document.rendered"
+                                           and s.data.get("step_id") == screening)
+    document_id = rendered.data["document_id"]
+    async with httpx.AsyncClient(base_url=workflow.url) as http:
+        history = (await http.get(f"/steps/{screening}")).json()["history"]
+    saved_at = next(h["time"] for h in history if h["what"] == "step.saved")
+
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.goto(f"/people/{person_id}")
+        # a case note from the page joins the chronology
+        await page.locator("#notes summary").click()
+        await page.locator("#note-title").fill("Phone call with daughter")
+        await page.locator("#note-text").fill("Daughter confirms the fall last week.")
+        await page.get_by_role("button", name="Add note").click()
+        await flash(page, "Case note added")
+
+        # documents: the finished screening's form, shareable, its PDF through the web service
+        docs = page.locator("#documents-table")
+        link = docs.locator(f'a[href="/people/{person_id}/documents/{document_id}.pdf"]')
+        await expect(link).to_contain_text(SCREENING)
+        await expect(docs.locator(f'tr[data-document-id="{document_id}"]')).to_contain_text("Shareable")
+        pdf = await page.request.get(await link.get_attribute("href") or "")
+        assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert (await pdf.body()).startswith(b"%PDF")
+
+        # chronology: every step event, the note, the record's creation, oldest first, with who and when
+        chron = page.locator("#chronology-table tbody tr")
+        times = [datetime.fromisoformat(t) for t in await chron.evaluate_all(
+            "rows => rows.map(r => r.dataset.at)")]
+        assert times == sorted(times) and len(times) >= 6
+        texts = [t.strip() for t in await chron.all_inner_texts()]
+        order = [f"{SCREENING} created", f"{SCREENING} started", f"{SCREENING} saved",
+                 f"{SCREENING}: next action {TRIAGE} added", f"{SCREENING} finished", f"{TRIAGE} created",
+                 "Case note: Phone call with daughter"]
+        at = [next(i for i, t in enumerate(texts) if what in t) for what in order]
+        assert at == sorted(at), texts
+        assert any("hub" in t and f"{SCREENING} started" in t for t in texts)
+        await expect(page.locator("#chronology-table")).to_contain_text("Case note: Phone call with daughter")
+        await check_page(page, screenshots, "10-person-documents-chronology")
+
+        # as at today: the screening finished (its kept form) and the triage incoming
+        await page.locator("#as-at").fill(date.today().isoformat())
+        await page.get_by_role("button", name="Show").click()
+        view = page.locator("#as-at-steps")
+        await expect(view.locator(f'tr[data-step-id="{screening}"]')).to_contain_text("Finished")
+        await expect(view.locator(f'tr[data-step-id="{screening}"] a', has_text="Form as finished")).to_have_count(1)
+        await expect(view.locator(f'tr[data-step-id="{triage}"]')).to_contain_text("Incoming")
+        await expect(page.locator("#as-at-view")).to_contain_text("cannot show")
+
+        # as at the moment of the save: the screening was incomplete, the triage did not exist yet
+        await page.goto(f"/people/{person_id}?{urlencode({'as_at': saved_at})}")
+        row = view.locator(f'tr[data-step-id="{screening}"]')
+        await expect(row).to_contain_text("Incomplete")
+        await expect(row).to_contain_text("Values not kept for unfinished work")
+        await expect(row).to_contain_text("hub")
+        await expect(view.locator(f'tr[data-step-id="{triage}"]')).to_have_count(0)
+        await expect(page.locator("#chronology-table")).not_to_contain_text(f"{SCREENING} finished")
+        await expect(page.locator("#chronology-table")).not_to_contain_text("Case note")
+        await check_page(page, screenshots, "11-person-as-at")
+
+        # as at yesterday: no work at all
+        yesterday = (date.today() - timedelta(days=1)).isoformat()
+        await page.goto(f"/people/{person_id}?as_at={yesterday}")
+        await expect(view).to_contain_text("No work for this person at that moment")
+    finally:
+        await context.close()
+
+
+async def test_start_new_from_the_person_page_opens_the_new_step(infra, web, events, browser, screenshots):
+    person_id, _ = await new_case(infra, events)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.goto(f"/people/{person_id}")
+        await page.locator("#start-new summary").click()
+        await page.get_by_label("Step type").select_option("WB Covid 19 Response")
+        await page.get_by_role("button", name="Start", exact=True).click()
+        await flash(page, "Started WB Covid 19 Response")
+        await page.wait_for_url(re.compile(r"/steps/[0-9a-f-]{36}$"))
+        await expect(page.locator("#step-state")).to_have_text("Incomplete")
     finally:
         await context.close()

@@ -1,0 +1,225 @@
+"""A person's chronology and their work "as at" a past moment, derived from what the services keep.
+
+Pure functions over the JSON the other services answer with: step histories (workflow), case notes
+and record changes (referrals), relationships with the ended ones (allocation), documents.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+LONDON = ZoneInfo("Europe/London")
+FINISHED = ("step.finished", "step.authorised_and_finished")
+# the state a step is in after each history entry that changes it (services/workflow/domain.py)
+STATE_AFTER = {"step.started": "incomplete", "step.due": "incoming", "step.returned": "returned",
+               "step.finished": "finished", "step.authorised_and_finished": "finished",
+               "step.cancelled": "cancelled"}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_as_at(value: str | None) -> datetime | None:
+    """`YYYY-MM-DD` is the end of that day in London; a full ISO date-time is taken as it is."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if len(value) == 10:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            return None
+        return datetime.combine(day + timedelta(days=1), time(), LONDON) - timedelta(microseconds=1)
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "T").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=LONDON)  # a time typed in is London time
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the chronology."""
+
+    at: datetime
+    who: str
+    kind: str  # step, note, record, relationship
+    what: str
+    href: str | None = None
+
+    @property
+    def when(self) -> str:
+        return self.at.astimezone(LONDON).strftime("%d %b %Y %H:%M")
+
+    @property
+    def iso(self) -> str:
+        return self.at.isoformat()
+
+
+def _target(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"{value.get('kind', '')} {value.get('id', '')}".strip()
+    return str(value or "")
+
+
+def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -> str:
+    """A step history entry in words."""
+    match what:
+        case "step.created":
+            return f"{step_type} created ({str(details.get('state', '')).replace('_', ' ')})"
+        case "step.started":
+            return f"{step_type} started"
+        case "step.saved":
+            fields = details.get("fields") or []
+            return f"{step_type} saved" + (f": {', '.join(fields)}" if fields else "")
+        case "step.assigned":
+            return f"{step_type} assigned to {_target(details.get('assignee'))}"
+        case "step.finished":
+            return f"{step_type} finished"
+        case "step.authorised_and_finished":
+            return f"{step_type} authorised and finished"
+        case "step.returned":
+            return f"{step_type} returned" + (f": {details['note']}" if details.get("note") else "")
+        case "step.cancelled":
+            return f"{step_type} cancelled" + (f": {details['reason']}" if details.get("reason") else "")
+        case "request.sent" | "notification.sent":
+            kind = what.split(".")[0]
+            return f"{step_type}: {kind} {details.get('name', '')} sent to {_target(details.get('to'))}"
+        case "request.completed":
+            return f"{step_type}: request {details.get('name', '')} completed"
+        case "next_action.added":
+            return f"{step_type}: next action {details.get('action', '')} added"
+        case "next_action.removed":
+            return f"{step_type}: next action removed"
+        case "step.form_added":
+            return f"{step_type}: form {details.get('form', '')} added"
+        case "step.rescheduled":
+            return f"{step_type} rescheduled to {details.get('due_date', '')}"
+        case "step.due":
+            return f"{step_type} fell due"
+        case "case.closed":
+            return f"{step_type}: case closed"
+    return f"{step_type}: {what.replace('_', ' ').replace('.', ' ')}"
+
+
+def build(*, steps: Iterable[Mapping[str, Any] | None], notes: Iterable[Mapping[str, Any]] = (),
+          record_history: Iterable[Mapping[str, Any]] = (), relationships: Mapping[str, Any] | None = None,
+          until: datetime | None = None) -> list[Entry]:
+    """Every step event, case note, record change and relationship change, oldest first."""
+    entries: list[Entry] = []
+
+    def add(at: str | None, who: str | None, kind: str, what: str, href: str | None = None) -> None:
+        moment = parse_time(at)
+        if moment is not None and (until is None or moment <= until):
+            entries.append(Entry(moment, who or "", kind, what, href))
+
+    for step in steps:
+        if not step:
+            continue
+        for h in step.get("history") or []:
+            if h.get("what") == "prepopulated":
+                continue  # the blue cogs filled on creation: part of "created"
+            add(h.get("time"), h.get("actor"), "step",
+                describe_step_event(step["step_type"], str(h.get("what", "")), h.get("details") or {}),
+                f"/steps/{step['step_id']}")
+    for n in notes:
+        add(n.get("written_at"), n.get("author"), "note", f"Case note: {n.get('title', '')} ({n.get('type', '')})",
+            "#notes")
+    for c in record_history:
+        fields = c.get("fields") or []
+        add(c.get("at"), c.get("actor"), "record",
+            f"Record: {str(c.get('what', '')).replace('_', ' ')}" + (f" ({', '.join(fields)})" if fields else ""))
+    relationships = relationships or {}
+    for r in relationships.get("worker_relationships", []):
+        add(r.get("created_at"), r.get("created_by"), "relationship",
+            f"Worker {r.get('worker_id')}: {r.get('relationship')} from {r.get('start_date')}")
+        if r.get("ended_at"):
+            add(r.get("ended_at"), "", "relationship", f"Worker {r.get('worker_id')}: {r.get('relationship')} ended"
+                + (f" ({r['end_reason']})" if r.get("end_reason") else ""))
+    for r in relationships.get("organisational_relationships", []):
+        add(r.get("created_at"), r.get("created_by"), "relationship",
+            f"Team {r.get('team_id')}: {r.get('relationship')} from {r.get('start_date')}")
+        if r.get("ended_at"):
+            add(r.get("ended_at"), "", "relationship", f"Team {r.get('team_id')}: {r.get('relationship')} ended"
+                + (f" ({r['end_reason']})" if r.get("end_reason") else ""))
+    entries.sort(key=lambda e: e.at)
+    return entries
+
+
+@dataclass
+class StepAsAt:
+    """A step as it stood at a moment: its state and assignee then, and what of its form can be shown."""
+
+    step_id: str
+    step_type: str
+    state: str
+    assignee: dict[str, Any]
+    since: datetime
+    finished_at: datetime | None = None
+    document: Mapping[str, Any] | None = None  # the kept PDF of the form, when finished by then
+    saves: list[Entry] = field(default_factory=list)  # who saved which fields up to then
+
+
+def _required_request(step: Mapping[str, Any], name: str) -> bool:
+    return any(r.get("name") == name and r.get("kind", "request") == "request" and r.get("required")
+               for r in step.get("requests") or [])
+
+
+def steps_as_at(steps: Iterable[Mapping[str, Any] | None], at: datetime,
+                documents: Iterable[Mapping[str, Any]] = (),
+                needs_authorising: Callable[[Mapping[str, Any]], bool] = lambda step: False) -> list[StepAsAt]:
+    """Each step created by `at`, replayed from its history to that moment, oldest first.
+
+    `needs_authorising(step)` says whether sending the step's REQUIRED request puts it in
+    awaiting authorisation (its type has authorisers in the pack).
+    """
+    by_step = {d["step_id"]: d for d in documents if d.get("kind") == "form" and d.get("step_id")}
+    found = []
+    for step in steps:
+        if not step:
+            continue
+        history = sorted(((parse_time(h.get("time")), h) for h in step.get("history") or []),
+                         key=lambda pair: pair[0] or datetime.min.replace(tzinfo=UTC))
+        state: str | None = None
+        # the assignee it was created with: before the first re-assignment, else the one it has now
+        first = next((h for _, h in history if h.get("what") == "step.assigned"), None)
+        assignee: dict[str, Any] = dict(((first or {}).get("details") or {}).get("previous")
+                                        or step.get("assignee") or {})
+        since = None
+        finished_at = None
+        saves = []
+        for moment, h in history:
+            if moment is None or moment > at:
+                break
+            what, details = h.get("what"), h.get("details") or {}
+            new_state = STATE_AFTER.get(str(what))
+            if what in ("step.created", "step.rescheduled"):
+                new_state = details.get("state") or new_state
+            if what == "request.sent" and _required_request(step, str(details.get("name"))) \
+                    and needs_authorising(step):
+                new_state = "awaiting_authorisation"
+            if what == "step.assigned":
+                assignee = dict(details.get("assignee") or assignee)
+            if what in FINISHED:
+                finished_at = moment
+            if what == "step.saved":
+                fields = details.get("fields") or []
+                saves.append(Entry(moment, h.get("actor") or "", "step",
+                                   "saved " + (", ".join(fields) if fields else "section markers")))
+            if new_state and new_state != state:
+                state, since = new_state, moment
+        if state is None or since is None:
+            continue  # created after the moment
+        found.append(StepAsAt(step["step_id"], step["step_type"], state, assignee, since, finished_at,
+                              by_step.get(step["step_id"]) if finished_at else None, saves))
+    found.sort(key=lambda s: s.since)
+    return found

@@ -1,0 +1,23 @@
+"""What the web needs to know of the workflow packs, read from the workflow service's
+`GET /step-types`: which step types a worker may Start > New, and which wait for authorisation."""
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def startable(step_types: Sequence[Mapping[str, Any]], team_ids: Iterable[str]) -> list[str]:
+    """R-W1 Start > New: the step types of every pack that has one of the worker's teams, sorted."""
+    teams = set(team_ids)
+    return sorted({t["step_type"] for t in step_types if teams & set(t["pack_teams"])})
+
+
+def authorised_types(step_types: Sequence[Mapping[str, Any]]) -> frozenset[tuple[str, int]]:
+    """(step type, pack version) of the types whose REQUIRED request puts a step in awaiting authorisation."""
+    return frozenset((t["step_type"], t["pack_version"]) for t in step_types if t["authorisers"])
+
+
+def needs_authorising(authorised: frozenset[tuple[str, int]]) -> Any:
+    def check(step: Mapping[str, Any]) -> bool:
+        return (str(step.get("step_type")), step.get("pack_version")) in authorised
+
+    return check

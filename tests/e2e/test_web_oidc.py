@@ -1,0 +1,167 @@
+"""Council sign-in (OIDC): a tiny in-test provider (discovery, authorize, token, JWKS) on a free port and a
+second web process with the WEB_OIDC_* settings; the authorization-code flow with PKCE end to end."""
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from shared.testing import ServiceProcess, free_port
+from tests.e2e.web_client import Desk
+
+pytestmark = pytest.mark.e2e
+CLIENT_ID, CLIENT_SECRET = "tessera-desk", "s3cret-of-the-council"
+
+
+class Provider:
+    """Discovery document, authorize (auto-approves as `self.claims`), token endpoint and JWKS."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
+        self.claims: dict[str, Any] = {}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.authorize_queries: list[dict[str, str]] = []
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _json(self, body: Any, status: int = 200) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                url = urllib.parse.urlsplit(self.path)
+                if url.path == "/.well-known/openid-configuration":
+                    self._json({"issuer": provider.issuer, "authorization_endpoint": f"{provider.issuer}/authorize",
+                                "token_endpoint": f"{provider.issuer}/token", "jwks_uri": f"{provider.issuer}/jwks",
+                                "response_types_supported": ["code"], "id_token_signing_alg_values_supported":
+                                ["RS256"], "subject_types_supported": ["public"]})
+                elif url.path == "/jwks":
+                    self._json(KeySet([provider.key]).as_dict(private=False))
+                elif url.path == "/authorize":
+                    query = dict(urllib.parse.parse_qsl(url.query))
+                    provider.authorize_queries.append(query)
+                    code = secrets.token_urlsafe(16)
+                    provider.codes[code] = query
+                    back = f"{query['redirect_uri']}?{urllib.parse.urlencode({'code': code, 'state': query['state']})}"
+                    self.send_response(302)
+                    self.send_header("Location", back)
+                    self.end_headers()
+                else:
+                    self._json({"error": "not_found"}, 404)
+
+            def do_POST(self) -> None:  # noqa: N802
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+                basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+                asked = provider.codes.pop(form.get("code", ""), None)
+                challenge = base64.urlsafe_b64encode(hashlib.sha256(
+                    form.get("code_verifier", "").encode()).digest()).rstrip(b"=").decode()
+                if self.headers.get("Authorization") != f"Basic {basic}" or asked is None \
+                        or challenge != asked.get("code_challenge") \
+                        or form.get("redirect_uri") != asked["redirect_uri"]:
+                    self._json({"error": "invalid_grant"}, 400)
+                    return
+                now = int(time.time())
+                claims = {"iss": provider.issuer, "aud": CLIENT_ID, "sub": "council-123", "iat": now,
+                          "exp": now + 300, "nonce": asked["nonce"], **provider.claims}
+                id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, provider.key)
+                self._json({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": id_token})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[Provider]:
+    stub = Provider()
+    yield stub
+    stub.server.shutdown()
+
+
+@pytest.fixture
+async def council_web(infra, web, provider: Provider) -> AsyncIterator[ServiceProcess]:
+    """A second web replica (same database) with council sign-in set up."""
+    process = ServiceProcess("web", {**infra.env, "WEB_SEED_DEMO_USERS": "true", "WEB_OIDC_ISSUER": provider.issuer,
+                                     "WEB_OIDC_CLIENT_ID": CLIENT_ID, "WEB_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+                                     **{k: v for k, v in web._env.items() if k.endswith("_URL")}},
+                             infra.log_dir)
+    process.start()
+    try:
+        await process.ready()
+        yield process
+    finally:
+        process.stop()
+
+
+async def test_without_oidc_settings_the_sign_in_page_offers_local_accounts_only(web):
+    async with httpx.AsyncClient(base_url=web.url) as http:
+        page = await http.get("/login")
+        assert "Sign in with your council account" not in page.text and "User name" in page.text
+        assert (await http.get("/login/oidc")).status_code == 404
+
+
+async def test_council_sign_in_redirects_to_the_issuer_and_signs_the_mapped_user_in(council_web, provider):
+    provider.claims = {"preferred_username": "Council.TM", "name": "Chris Council",
+                       "tessera_roles": ["team_manager"], "tessera_teams": ["adult-front-door"]}
+    desk = Desk(council_web.url)
+    try:
+        page = await desk.get("/login")
+        assert "Sign in with your council account" in page.text and "User name" in page.text
+        start = await desk.http.get("/login/oidc?next=/tray", follow_redirects=False)
+        assert start.status_code == 303
+        location = urllib.parse.urlsplit(start.headers["location"])
+        assert f"{location.scheme}://{location.netloc}{location.path}" == f"{provider.issuer}/authorize"
+        query = dict(urllib.parse.parse_qsl(location.query))
+        assert query["response_type"] == "code" and query["client_id"] == CLIENT_ID
+        assert query["redirect_uri"] == f"{council_web.url}/login/oidc/callback"
+        assert "openid" in query["scope"].split() and query["code_challenge_method"] == "S256"
+        assert query["state"] and query["nonce"] and query["code_challenge"]
+
+        # the whole round trip: authorize → callback → token + JWKS → a session as the mapped user
+        signed_in = await desk.http.get("/login/oidc?next=/tray")
+        assert signed_in.url.path == "/tray", signed_in.text[:300]
+        assert "Chris Council" in signed_in.text and "Planned Work Tray: adult-front-door" in signed_in.text
+
+        # roles from the local users table when the token carries none
+        provider.claims = {"preferred_username": "sw", "name": "whoever"}
+        other = Desk(council_web.url)
+        try:
+            work = await other.http.get("/login/oidc")
+            assert work.url.path == "/work" and 'data-user-id="sw"' in work.text
+        finally:
+            await other.close()
+
+        # a callback whose state is not the browser's is refused
+        forged = await Desk(council_web.url).http.get("/login/oidc/callback?code=x&state=forged")
+        assert forged.url.path == "/login" and "Council sign-in did not work" in forged.text
+    finally:
+        await desk.close()
+
+
+async def test_an_unknown_council_user_without_role_claims_is_refused(council_web, provider):
+    provider.claims = {"preferred_username": "nobody-here"}
+    desk = Desk(council_web.url)
+    try:
+        page = await desk.http.get("/login/oidc")
+        assert page.url.path == "/login" and "no Tessera account" in page.text
+    finally:
+        await desk.close()
