@@ -45,7 +45,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared import topics
 from shared.broker import FETCH_MAX_WAIT_MS
 from shared.envelope import new_message
-from shared.testing import ServiceProcess
+from shared.testing import ServiceProcess, poll_until
 from tests.factories import referral_message, unique_referral
 
 # the whole-system fault run is long: `make faults` only (see the module docstring and issue notes)
@@ -150,6 +150,16 @@ class Tally:
             workflow = self.workflow_of.get(s.business_key)
             return workflow is not None and bool(self.created.get(workflow))
         return bool(self.by_cause.get(s.message_id))
+
+
+async def let_load_run(load: "Load", messages: int) -> None:
+    """Fault injection timing: the next step waits until the load has sent `messages` more."""
+    target = len(load.sent) + messages
+
+    async def reached() -> bool:
+        return len(load.sent) >= target
+
+    await poll_until(reached, 60, "load progress")
 
 
 class Load:
@@ -287,7 +297,7 @@ async def test_steady_load_through_kills_sigterms_and_a_database_restart_loses_a
                 await process.ready(120)
                 await recovered(window, (probe_kind[name],))
 
-            await asyncio.sleep(2)  # fault injection timing: let the load settle first
+            await let_load_run(load, 2 * RATE)  # let the load settle first
             plan = [(name, "kill -9") for _ in range(KILLS) for name in ("referrals", "workflow")]
             plan += [("referrals", "SIGTERM"), ("workflow", "SIGTERM")]
             running: dict[str, asyncio.Task[None]] = {}
@@ -306,7 +316,7 @@ async def test_steady_load_through_kills_sigterms_and_a_database_restart_loses_a
                 except TimeoutError:
                     tails = {n: p.log_text().splitlines()[-15:] for n, p in processes.items()}
                     raise AssertionError(f"no recovery after the database restart: {tails}") from None
-            await asyncio.sleep(2)
+            await let_load_run(load, 2 * RATE)
             await load.stop()
 
         sent = load.sent
