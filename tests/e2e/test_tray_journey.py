@@ -6,52 +6,14 @@ worker relationship and moves the step to the worker's incoming work.
 """
 
 import urllib.parse
-import uuid
-from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
-import pytest
 
 from shared import topics
 from shared.testing import EventLog, ServiceProcess, poll_until
 from tests.allocation_harness import AllocationCommands, Staff, referral, tray_args
-
-DAY = 86_400
-
-
-@pytest.fixture(scope="module")
-async def scheduler_env(infra, services) -> dict[str, str]:
-    # one scheduler consumer group: a scheduler other tests started would take our partitions
-    if "scheduler" in services:
-        services.pop("scheduler").stop()
-    name = f"tessera_sched_tray_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(infra.dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    dsn = urllib.parse.urlunsplit(urllib.parse.urlsplit(infra.dsn)._replace(path=f"/{name}"))
-    return {**infra.env, "DATABASE_URL": dsn, "SCHEDULER_TEST_CLOCK": "true", "SCHEDULER_POLL_SECONDS": "0.2"}
-
-
-@pytest.fixture(scope="module")
-async def scheduler(infra, scheduler_env) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess("scheduler", scheduler_env, infra.log_dir)
-    process.start()
-    await process.ready()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-async def clock(scheduler_env, scheduler) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(scheduler_env["DATABASE_URL"], min_size=1, max_size=2,
-                                     server_settings={"search_path": "scheduler"})
-    assert pool is not None
-    yield pool
-    await pool.execute("UPDATE clock SET offset_seconds = 0")
-    await pool.close()
+from tests.scheduler_clock import SchedulerClock
 
 
 async def timer_pending(http: httpx.AsyncClient, scheduler: ServiceProcess, key: str, due_at: str) -> None:
@@ -64,7 +26,8 @@ async def timer_pending(http: httpx.AsyncClient, scheduler: ServiceProcess, key:
 
 
 async def test_tray_journey_amber_review_due_red_escalated_then_allocated(
-        infra, referrals, workflow, allocation, scheduler, clock, out: EventLog, alloc: AllocationCommands):
+        infra, referrals, workflow, allocation, scheduler, scheduler_clock: SchedulerClock, out: EventLog,
+        alloc: AllocationCommands):
     s = Staff()
     person_id, step_id = await referral(infra, out)
     async with httpx.AsyncClient(timeout=10) as http:
@@ -76,7 +39,7 @@ async def test_tray_journey_amber_review_due_red_escalated_then_allocated(
         await timer_pending(http, scheduler, f"tray-review:{entry_id}", entry["next_review_at"])
 
         # 2. fifteen days pass without a review: the fortnightly review falls due (R-T5)
-        await clock.execute("UPDATE clock SET offset_seconds = $1", 15.0 * DAY)
+        await scheduler_clock.move_to(datetime.now(UTC) + timedelta(days=15))
         [due] = await out.wait_for(lambda e: e.type == "tray.review_due" and e.data.get("entry_id") == entry_id, 30)
         assert due.key == person_id
         tray = (await http.get(f"{allocation.url}/teams/{s.team}/tray")).json()["entries"]
@@ -94,7 +57,7 @@ async def test_tray_journey_amber_review_due_red_escalated_then_allocated(
         await timer_pending(http, scheduler, f"tray-escalation:{entry_id}", esc_timer.data["due_at"])
 
         # 4. over a month on the tray while Red: escalated to the Strategic Service Manager (R-T6)
-        await clock.execute("UPDATE clock SET offset_seconds = $1", 32.0 * DAY)
+        await scheduler_clock.move_to(datetime.now(UTC) + timedelta(days=32))
         [escalated] = await out.wait_for(
             lambda e: e.type == "tray.entry_escalated" and e.data.get("entry_id") == entry_id, 30)
         assert escalated.data["reason"] == "red_over_a_month"
