@@ -15,8 +15,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from services.workflow.handlers import handle_command
 from services.workflow.pack import load_packs
@@ -24,7 +25,7 @@ from shared import db, embedded, topics
 from shared.broker import ensure_topics
 from shared.envelope import Envelope, new_message
 from shared.settings import Settings
-from shared.testing import ServiceProcess, free_port
+from shared.testing import ServiceProcess, TopicTail, free_port
 
 STEP_TYPE = "WB Covid 19 Response"
 ACTOR = {"worker_id": "bench-worker", "roles": ["gso"], "team_ids": ["wellbeing-service-hub"]}
@@ -46,39 +47,16 @@ def save(person_id: str, step_id: str, version: int, i: int) -> Envelope:
         "values": {"covid_details": f"call {i}"}}, subject=person_id)
 
 
-class Outcomes:
-    """Reads workflow.events from the end and notes when each causationid first arrives (O(1) each)."""
+class Outcomes(TopicTail):
+    """Notes when each causationid first arrives on workflow.events (O(1) each)."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                          fetch_max_wait_ms=20)
+        super().__init__(bootstrap, (topics.WORKFLOW_EVENTS,))
         self.seen: dict[str, tuple[float, str, dict]] = {}
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "Outcomes":
-        await self._consumer.start()
-        parts = [TopicPartition(topics.WORKFLOW_EVENTS, p)
-                 for p in self._consumer.partitions_for_topic(topics.WORKFLOW_EVENTS) or {0}]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        while True:
-            for records in (await self._consumer.getmany(timeout_ms=50)).values():
-                now = time.monotonic()
-                for r in records:
-                    body = json.loads(r.value)
-                    self.seen.setdefault(body.get("causationid"), (now, body["type"], body["data"]))
+    def note(self, record: Any, now: float) -> None:
+        body = json.loads(record.value)
+        self.seen.setdefault(body.get("causationid"), (now, body["type"], body["data"]))
 
     async def wait(self, ids: list[str], timeout: float) -> list[tuple[float, str, dict]]:
         deadline = time.monotonic() + timeout

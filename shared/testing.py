@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -53,21 +53,26 @@ class Seen:
         return str(message_id) in (self.body.get("causationid"), self.body.get("correlationid"))
 
 
-class EventLog:
-    """Reads every partition of some topics (no consumer group) and keeps what it saw."""
+class TopicTail:
+    """Reads every partition of some topics (no consumer group), handing each record to `note`."""
 
-    def __init__(self, bootstrap: str, topics: Iterable[str], *, from_beginning: bool = False) -> None:
+    def __init__(self, bootstrap: str, topics: Iterable[str], *, from_beginning: bool = False,
+                 **consumer_options: Any) -> None:
         self._bootstrap = bootstrap
         self._topics = list(topics)
         self._from_beginning = from_beginning
-        self.seen: list[Seen] = []
+        self._options = {"fetch_max_wait_ms": FETCH_MAX_WAIT_MS, **consumer_options}
         self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> "EventLog":
+    def note(self, record: Any, now: float) -> None:
+        """Keep what matters of one record; called with every new batch under the condition."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
-                                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+                                          **self._options)
         await self._consumer.start()
         partitions = []
         for topic in self._topics:
@@ -105,11 +110,33 @@ class EventLog:
             async with self._changed:
                 for records in batch.values():
                     for r in records:
-                        self.seen.append(Seen(
-                            r.topic, r.partition, r.offset,
-                            r.key.decode() if r.key is not None else None, r.value or b"",
-                            {k: v.decode("utf-8", "replace") for k, v in (r.headers or ())}, now))
+                        self.note(r, now)
                 self._changed.notify_all()
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+        """Wait until `condition` holds over what has been seen, re-checked on every new batch."""
+        async def holds() -> None:
+            async with self._changed:
+                await self._changed.wait_for(condition)
+
+        try:
+            await asyncio.wait_for(holds(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{what} did not hold within {timeout}s") from None
+
+
+class EventLog(TopicTail):
+    """Keeps every message it saw, to be matched by predicates."""
+
+    def __init__(self, bootstrap: str, topics: Iterable[str], *, from_beginning: bool = False) -> None:
+        super().__init__(bootstrap, topics, from_beginning=from_beginning)
+        self.seen: list[Seen] = []
+
+    def note(self, record: Any, now: float) -> None:
+        self.seen.append(Seen(
+            record.topic, record.partition, record.offset,
+            record.key.decode() if record.key is not None else None, record.value or b"",
+            {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}, now))
 
     def matching(self, predicate: Callable[[Seen], bool]) -> list[Seen]:
         return [s for s in self.seen if predicate(s)]
@@ -123,13 +150,6 @@ class EventLog:
             raise TimeoutError(f"saw {got} of {count} expected messages within {timeout}s") from None
         return self.matching(predicate)
 
-    async def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Wait until `condition` holds over what has been seen, re-checked on every new batch."""
-        async def holds() -> None:
-            async with self._changed:
-                await self._changed.wait_for(condition)
-
-        await asyncio.wait_for(holds(), timeout)
 
 
 async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:

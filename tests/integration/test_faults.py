@@ -33,19 +33,18 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from shared import topics
-from shared.broker import FETCH_MAX_WAIT_MS
 from shared.envelope import new_message
-from shared.testing import ServiceProcess, poll_until
+from shared.testing import ServiceProcess, TopicTail, poll_until
 from tests.factories import referral_message, unique_referral
 
 # the whole-system fault run is long: `make faults` only (see the module docstring and issue notes)
@@ -77,14 +76,12 @@ class Window:
     recovered: float | None = None
 
 
-class Tally:
+class Tally(TopicTail):
     """Reads referrals.events and workflow.events (no group) and indexes what the load caused."""
 
     def __init__(self, bootstrap: str) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS, max_partition_fetch_bytes=4_000_000)
-        self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(bootstrap, (topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS),
+                         max_partition_fetch_bytes=4_000_000)
         self.copies = 0
         # causation (the message sent) -> {event type -> distinct event ids}
         self.by_cause: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
@@ -94,32 +91,8 @@ class Tally:
         self.workflow_of: dict[str, str] = {}
         self.created: dict[str, set[str]] = defaultdict(set)
 
-    async def __aenter__(self) -> "Tally":
-        await self._consumer.start()
-        parts = [TopicPartition(t, p) for t in (topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS)
-                 for p in self._consumer.partitions_for_topic(t) or {0}]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_end(*parts)
-        for tp in parts:
-            await self._consumer.position(tp)
-        self._task = asyncio.create_task(self._read())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        await self._consumer.stop()
-
-    async def _read(self) -> None:
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=100)
-            now = time.monotonic()
-            async with self._changed:
-                for records in batch.values():
-                    for r in records:
-                        self._note(json.loads(r.value), now)
-                self._changed.notify_all()
+    def note(self, record: Any, now: float) -> None:
+        self._note(json.loads(record.value), now)
 
     def _note(self, body: dict, now: float) -> None:
         kind, event_id, data = body.get("type"), body.get("id"), body.get("data", {})
@@ -134,16 +107,6 @@ class Tally:
             self.workflow_of[data["referral_id"]] = data["workflow_id"]
         elif kind == "step.created" and data.get("workflow_id"):
             self.created[data["workflow_id"]].add(event_id)
-
-    async def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        async def holds() -> None:
-            async with self._changed:
-                await self._changed.wait_for(condition)
-
-        try:
-            await asyncio.wait_for(holds(), timeout)
-        except TimeoutError:
-            raise TimeoutError(f"{what} did not happen within {timeout}s") from None
 
     def answered(self, s: Sent) -> bool:
         if s.kind == "referral":
