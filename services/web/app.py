@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from services.web import auth, oidc, pages, store
+from services.web import accounts, auth, oidc, pages, store
 from services.web.clients import Allocation, Documents, Notifications, Readers, Referrals, Workflow
 from services.web.commands import CommandBus
 from services.web.settings import WebSettings
@@ -52,6 +52,7 @@ app.state.settings = settings
 app.state.readers = readers
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 app.include_router(pages.router)
+app.include_router(accounts.router)
 pages.install_handlers(app)
 
 

@@ -26,10 +26,14 @@ LOGIN_CSRF_COOKIE = "tessera_login_csrf"
 MANAGER_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader", "head_of_service",
                            "senior_officer"})
 TRAY_ROLES = frozenset({"team_manager", "team_leader"})
+ADMINISTRATOR = "administrator"  # manages accounts; does no casework
+# stored instead of a hash for a council (OIDC) account: no password can ever match it
+NO_LOCAL_PASSWORD = "!oidc: signs in with the council's provider only"
 ROLE_NAMES = {
     "social_worker": "Social Worker", "gso": "Generic Support Officer", "senior_officer": "Senior Officer",
     "team_manager": "Team Manager", "assistant_team_manager": "Assistant Team Manager",
     "team_leader": "Team Leader", "head_of_service": "Head of Service", "business_support": "Business Support",
+    ADMINISTRATOR: "Administrator",
 }
 
 _hasher = PasswordHasher()
@@ -56,6 +60,10 @@ class User:
     def runs_trays(self) -> bool:
         return bool(TRAY_ROLES & set(self.roles)) or "head_of_service" in self.roles \
             or "assistant_team_manager" in self.roles
+
+    @property
+    def is_administrator(self) -> bool:
+        return ADMINISTRATOR in self.roles
 
     def actor(self) -> dict[str, Any]:
         """The `actor` of every command this user sends (CONTRACTS.md)."""
@@ -97,10 +105,10 @@ class Sessions:
     def token_hash(token: str) -> bytes:
         return hashlib.sha256(token.encode()).digest()
 
-    async def open(self, pool: asyncpg.Pool, user_id: str) -> str:
-        """A new session for the user; the cookie value to set."""
+    async def open(self, pool: asyncpg.Pool, user_id: str, id_token: str | None = None) -> str:
+        """A new session for the user (a council one keeps its ID token for signing out); the cookie value."""
         token = secrets.token_urlsafe(32)
-        await store.create_session(pool, self.token_hash(token), user_id, secrets.token_urlsafe(32))
+        await store.create_session(pool, self.token_hash(token), user_id, secrets.token_urlsafe(32), id_token)
         await store.delete_expired_sessions(pool, *self._limits())
         return self._signer.dumps(token)
 
@@ -123,10 +131,10 @@ class Sessions:
         return User(row["user_id"], row["display_name"], tuple(row["roles"]), tuple(row["team_ids"]),
                     row["csrf_token"], row["flash"])
 
-    async def close(self, pool: asyncpg.Pool, cookie: str | None) -> None:
+    async def close(self, pool: asyncpg.Pool, cookie: str | None) -> str | None:
+        """End the session; the council ID token it was opened with, if any."""
         token = self.token(cookie)
-        if token is not None:
-            await store.delete_session(pool, self.token_hash(token))
+        return None if token is None else await store.delete_session(pool, self.token_hash(token))
 
     async def flash(self, pool: asyncpg.Pool, cookie: str | None, flash: dict[str, Any] | None) -> None:
         token = self.token(cookie)
@@ -157,7 +165,7 @@ async def sign_in(pool: asyncpg.Pool, settings: WebSettings, user_id: str, passw
     row = await store.load_user(pool, user_id.strip().lower())
     now = datetime.now(UTC)
     ok, rehash = check_password(row["password_hash"] if row else None, password)
-    if row is None or not row["active"]:
+    if row is None or not row["active"] or row["sign_in"] != "local":
         return None
     if row["locked_until"] is not None and row["locked_until"] > now:
         return None

@@ -43,7 +43,45 @@ def parse_as_at(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace(" ", "T").replace("Z", "+00:00"))
     except ValueError:
         return None
+    if len(value) == 16:  # YYYY-MM-DDTHH:MM from the form: everything in that minute counts, as in the list
+        parsed += timedelta(minutes=1, microseconds=-1)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=LONDON)  # a time typed in is London time
+
+
+# Times are shown to the minute, London time, everywhere: that is how a practitioner records and reads a
+# contact ("3 Jun 2024 14:05"); seconds add noise to a chronology read in court or at a review. The exact
+# instant stays in each row's <time datetime> and orders the rows, so events in one minute keep their order.
+MINUTE_FORMAT = "%d %b %Y %H:%M"
+
+
+def format_when(value: datetime | str | None) -> str:
+    """A moment as the desk shows it: day, month, year, hours and minutes, London time; a date alone as a date."""
+    if isinstance(value, str) and len(value) == 10:
+        return format_day(value)
+    moment = parse_time(value) if isinstance(value, str) or value is None else value
+    if moment is None:
+        return str(value or "")
+    return moment.astimezone(LONDON).strftime(MINUTE_FORMAT)
+
+
+def format_day(value: date | str | None) -> str:
+    """A date (no time) as the desk shows it: "03 Jun 2024"."""
+    try:
+        day = date.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return str(value)
+    return day.strftime("%d %b %Y") if day else ""
+
+
+def as_at_label(moment: datetime) -> str:
+    """The as-at moment in words, exactly as precise as it was asked: the end of a day, a minute, or a second."""
+    local = moment.astimezone(LONDON)
+    end_of_minute = local.second == 59 and local.microsecond == 999_999
+    if end_of_minute and (local.hour, local.minute) == (23, 59):
+        return f"the end of {local.day} {local:%B %Y}"
+    if end_of_minute or (local.second == 0 and local.microsecond == 0):
+        return f"{local.day} {local:%B %Y} {local:%H:%M}"
+    return f"{local.day} {local:%B %Y} {local:%H:%M:%S}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +96,7 @@ class Entry:
 
     @property
     def when(self) -> str:
-        return self.at.astimezone(LONDON).strftime("%d %b %Y %H:%M")
+        return format_when(self.at)
 
     @property
     def iso(self) -> str:
@@ -223,3 +261,37 @@ def steps_as_at(steps: Iterable[Mapping[str, Any] | None], at: datetime,
                               by_step.get(step["step_id"]) if finished_at else None, saves))
     found.sort(key=lambda s: s.since)
     return found
+
+
+def _day(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
+
+
+def open_on(relationships: Iterable[Mapping[str, Any]], moment: datetime) -> list[Mapping[str, Any]]:
+    """The relationships that had started and not yet ended on the moment's (London) day."""
+    day = moment.astimezone(LONDON).date()
+    found = []
+    for r in relationships:
+        start, end = _day(r.get("start_date")), _day(r.get("end_date"))
+        if (start is None or start <= day) and (end is None or end > day):
+            found.append(r)
+    return found
+
+
+def made_by(items: Iterable[Mapping[str, Any]], moment: datetime, *keys: str) -> list[Mapping[str, Any]]:
+    """The items whose time (the first of `keys` present) is at or before the moment."""
+    found = []
+    for item in items:
+        at = parse_time(next((item[k] for k in keys if item.get(k)), None))
+        if at is not None and at <= moment:
+            found.append(item)
+    return found
+
+
+def changed_since(record_history: Iterable[Mapping[str, Any]], moment: datetime) -> list[Entry]:
+    """The record's changes after the moment: the details shown now may differ from then in these fields."""
+    later = [c for c in record_history if (parse_time(c.get("at")) or moment) > moment]
+    return build(steps=(), record_history=later)

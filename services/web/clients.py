@@ -68,6 +68,10 @@ class Workflow(_Reader):
     async def team_work(self, team_id: str) -> dict[str, list[dict[str, Any]]]:
         return await self.get(f"/teams/{q(team_id)}/work", required=True)
 
+    async def awaiting_authorisation(self, kind: str, target_id: str) -> list[dict[str, Any]] | None:
+        """Steps awaiting authorisation by the worker or team, with their open REQUIRED request."""
+        return await self.get(f"/{kind}s/{q(target_id)}/awaiting-authorisation")
+
     async def person_steps(self, person_id: str) -> list[dict[str, Any]]:
         return await self.get(f"/people/{q(person_id)}/steps", [], required=True)
 
@@ -102,6 +106,14 @@ class Allocation(_Reader):
 
     async def entry(self, entry_id: str) -> dict[str, Any] | None:
         return await self.get(f"/tray/entries/{q(entry_id)}")
+
+
+    async def review_tray(self, team_id: str) -> dict[str, Any] | None:
+        """R-T8: the team's Review tray, soonest review first, each entry marked `due` and `overdue`."""
+        return await self.get(f"/teams/{q(team_id)}/review-tray?limit=1000")
+
+    async def review_entry(self, entry_id: str) -> dict[str, Any] | None:
+        return await self.get(f"/review-tray/entries/{q(entry_id)}")
 
 
 class Notifications(_Reader):

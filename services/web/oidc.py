@@ -8,6 +8,7 @@ to match), else from the local users table, where the user must already exist.
 
 import secrets
 import time
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,7 @@ class Provider:
     token_endpoint: str
     jwks_uri: str
     fetched: float
+    end_session_endpoint: str | None = None  # RP-initiated logout, when the provider offers it
 
 
 class Oidc:
@@ -72,7 +74,7 @@ class Oidc:
             if doc.get("issuer", "").rstrip("/") != self.issuer:
                 raise SignInFailed("the council sign-in service names a different issuer")
             self._provider = Provider(doc["authorization_endpoint"], doc["token_endpoint"], doc["jwks_uri"],
-                                      time.monotonic())
+                                      time.monotonic(), doc.get("end_session_endpoint"))
         return self._provider
 
     async def start(self, redirect_uri: str, next_path: str) -> tuple[str, str]:
@@ -98,8 +100,8 @@ class Oidc:
             raise SignInFailed("the sign-in took too long or was started elsewhere: try again")
         return flow
 
-    async def finish(self, flow: dict[str, Any], code: str) -> dict[str, Any]:
-        """Exchange the code (with the PKCE verifier) and return the ID token's checked claims."""
+    async def finish(self, flow: dict[str, Any], code: str) -> tuple[dict[str, Any], str]:
+        """Exchange the code (with the PKCE verifier); the ID token's checked claims and the token itself."""
         provider = await self.provider()
         async with self._client(flow["redirect_uri"]) as client:
             try:
@@ -124,7 +126,20 @@ class Oidc:
             ).validate(decoded.claims)
         except (JoseError, ValueError):
             raise SignInFailed("the council sign-in service's ID token did not check out") from None
-        return dict(decoded.claims)
+        return dict(decoded.claims), id_token
+
+    async def logout_url(self, id_token: str, post_logout_redirect_uri: str) -> str | None:
+        """Where to send the browser so the provider ends its session too (RP-initiated logout); None when the
+        provider offers no end_session_endpoint or cannot be reached (the local session is ended either way)."""
+        try:
+            endpoint = (await self.provider()).end_session_endpoint
+        except SignInFailed:
+            return None
+        if not endpoint:
+            return None
+        query = urllib.parse.urlencode({"id_token_hint": id_token, "post_logout_redirect_uri": post_logout_redirect_uri,
+                                        "client_id": self.settings.web_oidc_client_id})
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
 
 def _listed(value: Any) -> list[str] | None:
@@ -150,11 +165,10 @@ async def local_user(pool: asyncpg.Pool, settings: WebSettings, claims: dict[str
         if not roles:
             raise SignInFailed(f"the council account's roles are not Tessera roles: {', '.join(unknown)}")
         name = str(claims.get("name") or user_id)
-        # a council user has no usable local password: the hash is of a secret nobody keeps
-        await store.upsert_oidc_user(pool, user_id, name[:200], auth.hash_password(secrets.token_urlsafe(32)),
-                                     roles, teams or [])
-        return user_id
+        await store.upsert_oidc_user(pool, user_id, name[:200], auth.NO_LOCAL_PASSWORD, roles, teams or [])
     row = await store.load_user(pool, user_id)
-    if row is None or not row["active"]:
+    if row is None:
         raise SignInFailed("there is no Tessera account for this council account: ask an administrator")
+    if not row["active"]:
+        raise SignInFailed("this Tessera account is disabled: ask an administrator")
     return user_id

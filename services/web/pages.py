@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.web import access, auth, chronology, forms, oidc, packs, store
+from services.web import access, auth, chronology, forms, oidc, packs, store, trays
 from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
@@ -23,7 +23,8 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(anchor=forms.anchor, display=forms.display, input_value=forms.input_value,
                              field_access=forms.field_access, column_editable=forms.column_editable,
                              role_names=auth.ROLE_NAMES)
-templates.env.filters["when"] = lambda v: (v or "")[:16].replace("T", " ")
+templates.env.filters["when"] = chronology.format_when
+templates.env.filters["day"] = chronology.format_day
 WORKING = {"incomplete", "returned", "awaiting_authorisation"}
 STATE_NAMES = {"incoming": "Incoming", "incomplete": "Incomplete", "returned": "Returned",
                "awaiting_authorisation": "Awaiting authorisation", "future": "Future", "finished": "Finished",
@@ -216,14 +217,15 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
             raise oidc.SignInFailed(f"the council sign-in service said: {error[:100]}")
         flow = provider.pending(request.cookies.get(oidc.STATE_COOKIE), state)
         target = _local(str(flow.get("next") or "/work"))
-        claims = await provider.finish(flow, code)
+        claims, id_token = await provider.finish(flow, code)
         user_id = await oidc.local_user(_pool(request), settings, claims)
     except oidc.SignInFailed as exc:
         response = back(f"/login?{urlencode({'next': target, 'oidc_problem': str(exc)})}")
         response.delete_cookie(oidc.STATE_COOKIE, path="/login/oidc")
         return response
     response = back(target)
-    response.set_cookie(auth.SESSION_COOKIE, await request.app.state.sessions.open(_pool(request), user_id),
+    response.set_cookie(auth.SESSION_COOKIE,
+                        await request.app.state.sessions.open(_pool(request), user_id, id_token),
                         httponly=True, samesite="lax", secure=settings.web_cookie_secure)
     response.delete_cookie(oidc.STATE_COOKIE, path="/login/oidc")
     return response
@@ -233,8 +235,12 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
 async def logout(request: Request) -> Response:
     user = await current_user(request)
     await checked_form(request, user)
-    await request.app.state.sessions.close(_pool(request), request.cookies.get(auth.SESSION_COOKIE))
-    response = back("/login")
+    id_token = await request.app.state.sessions.close(_pool(request), request.cookies.get(auth.SESSION_COOKIE))
+    provider: oidc.Oidc | None = request.app.state.oidc
+    target = "/login"
+    if id_token and provider is not None:  # a council session: the provider ends its own session too
+        target = await provider.logout_url(id_token, str(request.url_for("login_page"))) or target
+    response = back(target)
     response.delete_cookie(auth.SESSION_COOKIE)
     return response
 
@@ -349,14 +355,34 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     step_types = await r.workflow.step_types()
     authorised = packs.needs_authorising(packs.authorised_types(step_types))
     then = chronology.steps_as_at(full_steps, moment, documents or [], authorised) if moment else None
-    return await render(request, "person.html", user, person=record, steps=buckets, notes=notes,
+    shown = _as_at(moment, record, notes, all_relationships, documents, history or []) if moment else {
+        "notes": notes, "relationships": relationships, "personal": record.get("relationships") or [],
+        "documents": documents, "changed_since": []}
+    return await render(request, "person.html", user, person=record, steps=buckets, **shown,
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
-                        relationships=relationships, names=await r.names(others), why=why,
+                        names=await r.names(others), why=why,
                         tray_entries=tray_entries, members=members, title=_name(record),
-                        documents=documents, chronology=events, history_missing=history is None,
+                        as_at_words=chronology.as_at_label(moment) if moment else "",
+                        chronology=events, history_missing=history is None,
                         steps_unread=sum(1 for s in full_steps if s is None),
                         as_at=moment, as_at_date=as_at if moment else "", at_time=at_time if moment else "",
-                        then=then, today=date.today().isoformat(), startable=packs.startable(step_types, user.team_ids))
+                        then=then, today=date.today().isoformat(),
+                        tomorrow=(date.today() + timedelta(days=1)).isoformat(),
+                        startable=packs.startable(step_types, user.team_ids))
+
+
+def _as_at(moment: datetime, record: dict[str, Any], notes: list[dict[str, Any]], relationships: dict[str, Any],
+           documents: list[dict[str, Any]] | None, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What of the person page can be shown as it stood at the moment: notes, relationships and documents."""
+    return {
+        "notes": chronology.made_by(notes, moment, "written_at"),
+        "relationships": {kind: chronology.open_on(relationships.get(kind, []), moment)
+                          for kind in ("worker_relationships", "organisational_relationships")},
+        "personal": chronology.open_on(record.get("relationships") or [], moment),
+        "documents": None if documents is None else chronology.made_by(documents, moment, "finished_at",
+                                                                        "created_at"),
+        "changed_since": chronology.changed_since(history, moment),
+    }
 
 
 @router.get("/people/{person_id}/documents/{document_id}.pdf")
@@ -592,25 +618,19 @@ async def step_action(request: Request, step_id: str, action: str) -> Response:
 
 @router.get("/authorisations")
 async def authorisations(request: Request) -> HTMLResponse:
+    """Steps awaiting authorisation by me or my teams, from workflow's own tables (R-RQ4, R-RQ7)."""
     user = await current_user(request)
     r = _readers(request)
-    boxes = await asyncio.gather(r.notifications.worker_inbox(user.user_id),
-                                 *(r.notifications.team_inbox(t) for t in user.team_ids))
-    unavailable = any(b is None for b in boxes)
-    seen: set[str] = set()
-    items = []
-    for box in boxes:
-        for item in box or []:
-            if item["kind"] == "request" and item["state"] == "open" and item["request_id"] not in seen:
-                seen.add(item["request_id"])
-                items.append(item)
-    works = await asyncio.gather(*(r.workflow.team_work(t) for t in user.team_ids))
-    awaiting = [s for w in works for s in w.get("incomplete", []) if s["state"] == "awaiting_authorisation"]
-    step_ids = {i["step_id"] for i in items if i.get("step_id")}
-    awaiting = [s for s in awaiting if s["step_id"] not in step_ids]
-    people = {i["person_id"] for i in items if i.get("person_id")} | {s["person_id"] for s in awaiting}
-    return await render(request, "authorisations.html", user, items=items, awaiting=awaiting,
-                        unavailable=unavailable, names=await r.names(people), title="Authorisations")
+    lists = await asyncio.gather(r.workflow.awaiting_authorisation("worker", user.user_id),
+                                 *(r.workflow.awaiting_authorisation("team", t) for t in user.team_ids))
+    by_step: dict[str, dict[str, Any]] = {}
+    for listed in lists:
+        for step in listed or []:
+            by_step.setdefault(step["step_id"], step)
+    waiting = sorted(by_step.values(), key=lambda s: (s["request"] or {}).get("sent_at") or s["created_at"])
+    return await render(request, "authorisations.html", user, waiting=waiting,
+                        unavailable=any(listed is None for listed in lists),
+                        names=await r.names({s["person_id"] for s in waiting}), title="Authorisations")
 
 
 TRAY_SORTS = {"priority": "Priority", "complexity": "Complexity", "rag": "RAG", "days_waiting": "Days waiting",
@@ -691,6 +711,46 @@ async def tray_action(request: Request, entry_id: str, action: str) -> Response:
     else:
         raise HTTPException(404, "no such action")
     return back(f"/tray?team={quote(entry['team_id'])}")
+
+
+@router.get("/review-tray")
+async def review_tray(request: Request, team: str = "") -> HTMLResponse:
+    """R-T8: the team's Review tray, soonest review first, with due and overdue marks."""
+    user = await current_user(request)
+    if not user.runs_trays or not user.team_ids:
+        raise HTTPException(403, "the Review tray is for a team's managers")
+    team = team if team in user.team_ids else user.team_ids[0]
+    r = _readers(request)
+    listing = await r.allocation.review_tray(team)
+    entries = (listing or {}).get("entries", [])
+    return await render(request, "review_tray.html", user, team=team, listing=listing, entries=entries,
+                        due_count=sum(1 for e in entries if e["due"]), review_mark=trays.review_mark,
+                        names=await r.names({e["person_id"] for e in entries}), title="Review tray")
+
+
+@router.post("/people/{person_id}/review-tray")
+async def review_tray_add(request: Request, person_id: str) -> Response:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    person_id = _uuid(person_id)
+    team = _opt(form, "team_id") or ""
+    outcome = await send(request, user, "review_tray.add", key=person_id, person_id=person_id, team_id=team,
+                         review_due=_opt(form, "review_due"), reason=_opt(form, "reason"))
+    await report(request, outcome, f"Put in the Review tray of {team} until {form.get('review_due')}.")
+    return back(f"/review-tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
+
+
+@router.post("/review-tray/{entry_id}/remove")
+async def review_tray_remove(request: Request, entry_id: str) -> Response:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    entry = await _readers(request).allocation.review_entry(_uuid(entry_id))
+    if entry is None:
+        raise HTTPException(404, "no such Review tray entry")
+    outcome = await send(request, user, "review_tray.remove", key=entry["person_id"], entry_id=entry["entry_id"],
+                         reason=_opt(form, "reason"), expected_version=entry.get("version"))
+    await report(request, outcome, "Taken out of the Review tray.")
+    return back(f"/review-tray?team={quote(entry['team_id'])}")
 
 
 @router.post("/people/{person_id}/allocate")

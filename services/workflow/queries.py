@@ -64,6 +64,28 @@ async def team_work(team_id: str, request: Request) -> dict[str, list[dict[str, 
     return _work(await store.work_of(_pool(request), "team", team_id))
 
 
+def _awaiting(row: asyncpg.Record) -> dict[str, Any]:
+    item = _item(row)
+    item["request"] = None if row["request_id"] is None else {
+        "request_id": str(row["request_id"]), "name": row["request_name"], "to": {"kind": row["to_kind"],
+        "id": row["to_id"]}, "note": row["request_note"], "sent_by": row["sent_by"],
+        "sent_at": row["sent_at"].isoformat()}
+    return item
+
+
+@router.get("/teams/{team_id}/awaiting-authorisation")
+async def team_awaiting_authorisation(team_id: str, request: Request) -> list[dict[str, Any]]:
+    """Steps awaiting authorisation whose open REQUIRED request is to the team, longest waiting first, each with
+    that request: a manager's authorisation queue from workflow's own tables (R-RQ4, R-RQ7)."""
+    return [_awaiting(r) for r in await store.awaiting_authorisation(_pool(request), "team", team_id)]
+
+
+@router.get("/workers/{worker_id}/awaiting-authorisation")
+async def worker_awaiting_authorisation(worker_id: str, request: Request) -> list[dict[str, Any]]:
+    """Steps awaiting authorisation whose open REQUIRED request is to the worker."""
+    return [_awaiting(r) for r in await store.awaiting_authorisation(_pool(request), "worker", worker_id)]
+
+
 def _request(r: domain.Request) -> dict[str, Any]:
     return {
         "request_id": r.request_id, "name": r.name, "kind": r.kind, "required": r.required,

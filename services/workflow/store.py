@@ -248,6 +248,23 @@ async def work_of(pool: Conn, kind: str, assignee_id: str) -> list[asyncpg.Recor
     )
 
 
+async def awaiting_authorisation(pool: Conn, kind: str, target_id: str) -> list[asyncpg.Record]:
+    """Steps awaiting authorisation (R-RQ4/R-RQ7) whose open REQUIRED request is to the worker or team (or,
+    with no such request open, assigned to them): with that request, longest waiting first. The worker who sent
+    it does not see their own step: no one authorises their own work."""
+    step_columns = ", ".join(f"s.{c.strip()}" for c in STEP_COLUMNS.split(","))
+    return await pool.fetch(
+        f"SELECT {step_columns}, r.request_id, r.name AS request_name, r.to_kind, r.to_id, r.note AS request_note,"
+        " r.sent_by, r.sent_at FROM steps s LEFT JOIN LATERAL (SELECT * FROM requests q WHERE q.step_id = s.step_id"
+        " AND q.state = 'open' AND q.kind = 'request' AND q.required ORDER BY q.sent_at DESC LIMIT 1) r ON true"
+        " WHERE s.state = 'awaiting_authorisation'"
+        " AND ((r.to_kind = $1 AND r.to_id = $2)"
+        " OR (r.request_id IS NULL AND s.assignee_kind = $1 AND s.assignee_id = $2))"
+        " ORDER BY COALESCE(r.sent_at, s.updated_at), s.step_id",
+        kind, target_id,
+    )
+
+
 # --- timers set with the scheduler (R-S1, R-K6) -------------------------------------------------
 
 

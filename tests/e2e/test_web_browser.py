@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from services.web.chronology import LONDON
 from shared import topics
 from shared.testing import EventLog
 from tests.allocation_harness import referral_seen
@@ -374,6 +375,13 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
         await expect(view.locator(f'tr[data-step-id="{triage}"]')).to_have_count(0)
         await expect(page.locator("#chronology-table")).not_to_contain_text(f"{SCREENING} finished")
         await expect(page.locator("#chronology-table")).not_to_contain_text("Case note")
+        # every section says what moment it shows; what cannot be shown is said
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("as at ")
+        await expect(page.locator("#as-at-banner")).to_contain_text("You are looking at this record as at")
+        headings = await page.locator("main h2").all_inner_texts()
+        assert len(headings) >= 6 and all(" as at " in h for h in headings), headings
+        await expect(page.locator("#as-at-limits")).to_contain_text("Cannot be shown")
+        await expect(page.locator("#cw-h")).to_have_count(0)  # no "current work" in a view of the past
         await check_page(page, screenshots, "11-person-as-at")
 
         # as at yesterday: no work at all
@@ -395,5 +403,70 @@ async def test_start_new_from_the_person_page_opens_the_new_step(infra, web, eve
         await flash(page, "Started WB Covid 19 Response")
         await page.wait_for_url(re.compile(r"/steps/[0-9a-f-]{36}$"))
         await expect(page.locator("#step-state")).to_have_text("Incomplete")
+    finally:
+        await context.close()
+
+
+async def test_r_t8_team_manager_puts_a_case_in_the_review_tray_sees_it_fall_due_and_takes_it_out(
+        infra, db, web, events, scheduler_clock, browser, screenshots):
+    person_id, _ = await new_case(infra, events, category="assessment")
+    await referral_seen(db, person_id)
+    review_day = date.today() + timedelta(days=1)
+    context, page = await sign_in(browser, web.url, "tm")
+    try:
+        await page.goto(f"/people/{person_id}")
+        await page.get_by_label("Review date").fill(review_day.isoformat())
+        await page.locator("#rt-reason").fill("Annual review agreed for next year; stable at home")
+        await page.get_by_role("button", name="Put in Review tray").click()
+        await flash(page, "Put in the Review tray of adult-front-door")
+        row = page.locator(f'#review-tray-table tr:has(a[href="/people/{person_id}"])')
+        await expect(row).to_contain_text("Due in 1 day")
+        await expect(row).to_contain_text("Annual review agreed")
+        entry_id = await row.get_attribute("data-entry-id")
+
+        # reached from the Planned Work Tray and the navigation
+        await page.get_by_role("link", name="Planned Work Tray", exact=True).click()
+        await page.get_by_role("link", name="Review tray of adult-front-door").click()
+        await expect(row).to_have_count(1)
+        await check_page(page, screenshots, "12-review-tray")
+
+        # the review date comes: the scheduler fires the timer, allocation marks the entry due
+        await scheduler_clock.move_to(datetime.combine(review_day, datetime.min.time(), LONDON)
+                                      + timedelta(minutes=1))
+        await events.wait_for(lambda s: s.type == "review_tray.entry_due" and s.data["entry_id"] == entry_id)
+        await page.reload()
+        await expect(row.locator(".badge")).to_have_text("Due today")
+        await expect(row).to_have_class(re.compile("review-due"))
+        await expect(page.locator("#due-count")).not_to_have_text("0")
+
+        await row.locator("summary", has_text="Remove").click()
+        await row.get_by_label("Reason for taking it out").fill("Review booked with the worker")
+        await row.get_by_role("button", name="Remove from Review tray").click()
+        await flash(page, "Taken out of the Review tray")
+        await expect(page.locator(f'#review-tray-table tr:has(a[href="/people/{person_id}"])')).to_have_count(0)
+    finally:
+        await context.close()
+
+
+async def test_an_administrator_manages_accounts_on_an_accessible_page(web, browser, screenshots):
+    new_user = f"bw{datetime.now().strftime('%H%M%S%f')}"
+    context, page = await sign_in(browser, web.url, "administrator")
+    try:
+        await page.get_by_role("link", name="Accounts").click()
+        await page.locator("#create-account summary").click()
+        await page.get_by_label("User name").fill(new_user)
+        await page.get_by_label("Full name and job title").fill("Bea Wood (Team Leader)")
+        await page.get_by_label("Team Leader").check()
+        await page.get_by_label("Teams").fill("adult-front-door")
+        await page.get_by_label("First password").fill("a-first-password")
+        await page.get_by_role("button", name="Create account").click()
+        await flash(page, f"Account {new_user} created.")
+        await page.get_by_role("button", name=f"Disable {new_user}").click()
+        await flash(page, f"{new_user} disabled")
+        await expect(page.locator(f'#accounts-table tr[data-user-id="{new_user}"] .account-status')).to_have_text(
+            "Disabled")
+        await expect(page.locator("#account-audit tbody tr").first.locator("td")).to_have_text(
+            [re.compile(r"\d{2} \w{3} \d{4} \d{2}:\d{2}"), "administrator", new_user, "disabled"])
+        await check_page(page, screenshots, "13-accounts")
     finally:
         await context.close()

@@ -1,11 +1,17 @@
 """Tessera desk without a browser: sign-in, CSRF, pages render, and commands carry the signed-in actor."""
 
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
 
 from shared import topics
-from shared.testing import EventLog
+from shared.testing import EventLog, ServiceProcess, free_port
+from tests.e2e.test_web_browser import GSO, wellbeing_to_sap
 from tests.e2e.web_client import Desk
-from tests.workflow_harness import SCREENING, new_case
+from tests.workflow_harness import SCREENING, SO_TRANSFER, Commands, new_case
 
 pytestmark = pytest.mark.e2e
 
@@ -55,4 +61,107 @@ async def test_a_signed_in_worker_sends_commands_as_themselves_whatever_the_form
             assert "cannot finish yet" in refused.text
             assert 'href="#f-reason_for_referral"' in refused.text and 'href="#next-actions"' in refused.text
         finally:
+            await desk.close()
+
+
+@pytest.fixture
+async def web_without_notifications(infra, web) -> AsyncIterator[ServiceProcess]:
+    """A second web replica (same database) whose notifications service never answers."""
+    urls = {k: v for k, v in web._env.items() if k.endswith("_URL")}
+    process = ServiceProcess("web", {**infra.env, **urls, "WEB_SEED_DEMO_USERS": "true",
+                                     "NOTIFICATIONS_URL": f"http://127.0.0.1:{free_port()}"}, infra.log_dir)
+    process.start()
+    try:
+        await process.ready()
+        yield process
+    finally:
+        process.stop()
+
+
+async def test_r_rq7_the_authorisation_queue_comes_from_workflow_even_while_notifications_is_down(
+        infra, workflow, events, commands: Commands, web_without_notifications):
+    person_id, sap = await wellbeing_to_sap(infra, events, commands)
+    (await commands.send("step.start", GSO, key=person_id, step_id=sap)).ok()
+    raised = (await commands.send("step.send_request", GSO, key=person_id, step_id=sap, name=SO_TRANSFER)).ok()
+    request_id = raised.of("request.raised")["request_id"]
+    async with httpx.AsyncClient(base_url=workflow.url) as http:
+        team = (await http.get("/teams/wellbeing-service-management/awaiting-authorisation")).json()
+        [item] = [s for s in team if s["step_id"] == sap]
+        assert item["state"] == "awaiting_authorisation" and item["person_id"] == person_id
+        assert item["request"]["request_id"] == request_id and item["request"]["name"] == SO_TRANSFER
+        assert item["request"]["sent_by"] == "gso"
+        # the GSO who sent it is not asked to authorise their own work
+        mine = (await http.get("/workers/gso/awaiting-authorisation")).json()
+        assert sap not in {s["step_id"] for s in mine}
+
+    so, gso = Desk(web_without_notifications.url), Desk(web_without_notifications.url)
+    try:
+        await so.sign_in("so")
+        queue = await so.get("/authorisations")
+        assert queue.status_code == 200 and "could not be read" not in queue.text
+        row = re.search(rf'<tr data-step-id="{sap}">.*?</tr>', queue.text, re.S)
+        assert row and SO_TRANSFER in row.group(0) and f'href="/steps/{sap}#authorise"' in row.group(0)
+        assert "Testperson" in row.group(0)
+        await gso.sign_in("gso")
+        assert sap not in (await gso.get("/authorisations")).text
+    finally:
+        await so.close()
+        await gso.close()
+
+
+def audit_rows(page: str) -> list[str]:
+    table = page.split('id="account-audit"', 1)[1]
+    return [re.sub(r"<[^>]+>", " ", r) for r in re.findall(r"<tr><td><time.*?</tr>", table, re.S)]
+
+
+async def test_an_administrator_creates_disables_enables_and_resets_an_account_every_change_audited(web):
+    new_user = f"nw{uuid.uuid4().hex[:6]}"
+    admin, worker, manager = Desk(web.url), Desk(web.url), Desk(web.url)
+    try:
+        await manager.sign_in("tm")
+        assert (await manager.get("/admin/accounts")).status_code == 403
+        assert 'href="/admin/accounts"' not in (await manager.get("/work")).text
+
+        page = await admin.sign_in("administrator")
+        assert 'href="/admin/accounts"' in page.text
+        refused = await admin.post("/admin/accounts", user_id="Bad Name!", name="", teams="ok-team, Bad_Team!",
+                                   password="short")
+        for named in ("user name", "name is required", "choose at least one role", "not a team id: bad_team!",
+                      "at least 12 characters"):
+            assert named in refused.text, named
+        created = await admin.post("/admin/accounts", user_id=new_user, name="Nia West (Social Worker)",
+                                   roles="social_worker", teams="adult-carers", password="first-password-1")
+        assert f"Account {new_user} created." in created.text
+        again = await admin.post("/admin/accounts", user_id=new_user, name="Someone else", roles="gso",
+                                 password="first-password-1")
+        assert f"{new_user} already exists" in again.text
+
+        home = await worker.sign_in(new_user, "first-password-1")
+        assert home.url.path == "/work" and "Nia West" in home.text
+        assert 'href="/teams/adult-carers/work"' in home.text
+
+        disabled = await admin.post(f"/admin/accounts/{new_user}/disable")
+        assert f"{new_user} disabled: they cannot sign in." in disabled.text
+        assert (await worker.get("/work")).url.path == "/login"  # the open session ended at once
+        assert (await worker.sign_in(new_user, "first-password-1")).status_code == 401
+        own = await admin.post("/admin/accounts/administrator/disable")
+        assert "cannot disable your own account" in own.text
+
+        await admin.post(f"/admin/accounts/{new_user}/enable")
+        weak = await admin.post(f"/admin/accounts/{new_user}/password", password="too-short")
+        assert "was not reset" in weak.text and "at least 12 characters" in weak.text
+        reset = await admin.post(f"/admin/accounts/{new_user}/password", password="second-password-2")
+        assert f"{new_user} has a new password." in reset.text
+        assert (await worker.sign_in(new_user, "first-password-1")).status_code == 401
+        assert (await worker.sign_in(new_user, "second-password-2")).url.path == "/work"
+
+        stored = await admin.get("/admin/accounts")
+        assert "$argon2" not in stored.text
+        changes = [r for r in audit_rows(stored.text) if new_user in r]
+        actions = ("password reset", "enabled", "disabled", "created")
+        assert [next(a for a in actions if a in r) for r in changes] == list(actions)  # newest first
+        assert all("administrator" in r for r in changes)
+        assert "social_worker in adult-carers" in changes[-1]
+    finally:
+        for desk in (admin, worker, manager):
             await desk.close()

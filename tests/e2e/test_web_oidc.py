@@ -25,7 +25,7 @@ CLIENT_ID, CLIENT_SECRET = "tessera-desk", "s3cret-of-the-council"
 
 
 class Provider:
-    """Discovery document, authorize (auto-approves as `self.claims`), token endpoint and JWKS."""
+    """Discovery, authorize (auto-approves as `self.claims`), token endpoint, JWKS and end-session (logout)."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -34,6 +34,8 @@ class Provider:
         self.claims: dict[str, Any] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.authorize_queries: list[dict[str, str]] = []
+        self.id_tokens: list[str] = []  # every ID token issued, newest last
+        self.logouts: list[dict[str, str]] = []  # the query of each RP-initiated logout
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,6 +55,7 @@ class Provider:
                 if url.path == "/.well-known/openid-configuration":
                     self._json({"issuer": provider.issuer, "authorization_endpoint": f"{provider.issuer}/authorize",
                                 "token_endpoint": f"{provider.issuer}/token", "jwks_uri": f"{provider.issuer}/jwks",
+                                "end_session_endpoint": f"{provider.issuer}/logout",
                                 "response_types_supported": ["code"], "id_token_signing_alg_values_supported":
                                 ["RS256"], "subject_types_supported": ["public"]})
                 elif url.path == "/jwks":
@@ -65,6 +68,12 @@ class Provider:
                     back = f"{query['redirect_uri']}?{urllib.parse.urlencode({'code': code, 'state': query['state']})}"
                     self.send_response(302)
                     self.send_header("Location", back)
+                    self.end_headers()
+                elif url.path == "/logout":
+                    query = dict(urllib.parse.parse_qsl(url.query))
+                    provider.logouts.append(query)
+                    self.send_response(302)
+                    self.send_header("Location", query["post_logout_redirect_uri"])
                     self.end_headers()
                 else:
                     self._json({"error": "not_found"}, 404)
@@ -84,6 +93,7 @@ class Provider:
                 claims = {"iss": provider.issuer, "aud": CLIENT_ID, "sub": "council-123", "iat": now,
                           "exp": now + 300, "nonce": asked["nonce"], **provider.claims}
                 id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, provider.key)
+                provider.id_tokens.append(id_token)
                 self._json({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": id_token})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -165,3 +175,56 @@ async def test_an_unknown_council_user_without_role_claims_is_refused(council_we
         assert page.url.path == "/login" and "no Tessera account" in page.text
     finally:
         await desk.close()
+
+
+async def test_signing_out_of_a_council_session_ends_it_at_the_provider_too(council_web, provider):
+    provider.claims = {"preferred_username": "council.so", "name": "Cleo Council",
+                       "tessera_roles": ["senior_officer"], "tessera_teams": ["wellbeing-service-management"]}
+    desk = Desk(council_web.url)
+    try:
+        work = await desk.get("/login/oidc")
+        assert work.url.path == "/work" and "Cleo Council" in work.text
+        issued = provider.id_tokens[-1]
+        signed_out = await desk.post("/logout")
+        # RP-initiated logout: the provider got the session's ID token and sent the browser back to sign-in
+        assert provider.logouts[-1] == {"id_token_hint": issued, "client_id": CLIENT_ID,
+                                        "post_logout_redirect_uri": f"{council_web.url}/login"}
+        assert signed_out.url.path == "/login" and [str(r.url).split("?")[0] for r in signed_out.history] == [
+            f"{council_web.url}/logout", f"{provider.issuer}/logout"]
+        assert (await desk.http.get("/work")).url.path == "/login"
+    finally:
+        await desk.close()
+
+    local = Desk(council_web.url)
+    try:  # a local account's sign-out stays local
+        await local.sign_in("hub")
+        before = len(provider.logouts)
+        assert (await local.post("/logout")).url.path == "/login" and len(provider.logouts) == before
+    finally:
+        await local.close()
+
+
+async def test_a_council_account_has_no_usable_local_password_and_a_disabled_one_is_refused(council_web, provider):
+    provider.claims = {"preferred_username": "council.gso", "name": "Gus Council",
+                       "tessera_roles": ["gso"], "tessera_teams": ["wellbeing-service-north"]}
+    council, admin, stranger = Desk(council_web.url), Desk(council_web.url), Desk(council_web.url)
+    try:
+        assert (await council.get("/login/oidc")).url.path == "/work"
+        for guess in ("", "tessera-demo", "!oidc: signs in with the council's provider only"):
+            assert (await stranger.sign_in("council.gso", guess)).status_code == 401
+
+        await admin.sign_in("administrator")
+        accounts = await admin.get("/admin/accounts")
+        row = accounts.text.split('data-user-id="council.gso"', 1)[1].split("</tr>", 1)[0]
+        assert "Council account" in row and "Reset password" not in row
+        reset = await admin.post("/admin/accounts/council.gso/password", password="a-long-enough-password")
+        assert "has no Tessera password" in reset.text
+        assert (await stranger.sign_in("council.gso", "a-long-enough-password")).status_code == 401
+
+        await admin.post("/admin/accounts/council.gso/disable")
+        assert (await council.http.get("/work")).url.path == "/login"  # the session ended
+        again = await council.http.get("/login/oidc")
+        assert again.url.path == "/login" and "disabled" in again.text
+    finally:
+        for desk in (council, admin, stranger):
+            await desk.close()
