@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from services.documents import domain, handlers, queries, render
+from services.documents import domain, handlers, queries, render, storage
 from services.documents.clients import StepReader
 from services.documents.settings import DocumentsSettings
 from shared.readers import PersonReader
@@ -18,12 +18,15 @@ deps = queries.Deps(
     people=PersonReader(settings.referrals_url, settings.http_timeout_seconds),
     fonts=render.register_fonts(settings.pdf_font_dir),
     letters={name: domain.LetterTemplate.of(name, raw) for name, raw in templates.items()},
+    blobs=storage.blob_store(settings),
 )
 
 
 async def close_readers(_: Runtime) -> None:
     await deps.steps.close()
     await deps.people.close()
+    if isinstance(deps.blobs, storage.S3Store):
+        await deps.blobs.close()
 
 
 app = create_app(
@@ -36,3 +39,5 @@ app = create_app(
 )
 app.state.deps = deps
 app.state.runtime.broker.context.set_global("steps", deps.steps)
+app.state.runtime.broker.context.set_global(
+    "letter_kit", handlers.LetterKit(people=deps.people, templates=deps.letters, fonts=deps.fonts, blobs=deps.blobs))

@@ -244,12 +244,14 @@ class LetterTemplate:
     paragraphs: tuple[str, ...]
     closing: str
     sender: str
+    # the notifications message template this letter prints (R-T4), e.g. pwt_waiting_list
+    for_message: str | None = None
 
     @classmethod
     def of(cls, name: str, raw: Mapping[str, Any]) -> LetterTemplate:
         return cls(name=name, subject=str(raw["subject"]), addressee_field=raw.get("addressee_field"),
                    paragraphs=tuple(str(p) for p in raw["paragraphs"]), closing=str(raw["closing"]),
-                   sender=str(raw["sender"]))
+                   sender=str(raw["sender"]), for_message=raw.get("for_message"))
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,7 @@ class LetterView:
     step_id: str
     person_id: str = ""
     missing: tuple[str, ...] = field(default=())
+    reference: str = ""  # the footer's "what this is": a step, or a message to the person
 
 
 def letter_view(step: Mapping[str, Any], letter: str, person: Mapping[str, Any] | None,
@@ -286,12 +289,7 @@ def letter_view(step: Mapping[str, Any], letter: str, person: Mapping[str, Any] 
     fields = {f.get("key"): f for form in step.get("forms") or [] if isinstance(form, Mapping)
               for s in form.get("sections") or [] for f in s.get("fields") or []}
     name = person_name(person) or BLANK
-    mapping: dict[str, str] = {
-        "person_name": name,
-        "person_first_name": str((person or {}).get("first_name") or name),
-        "date_of_birth": format_date(str((person or {}).get("date_of_birth") or "")) or BLANK,
-        "today": _long_date(today),
-    }
+    mapping = _person_mapping(person, name, today)
     missing = []
     for key in _placeholders(template):
         if key in mapping:
@@ -305,20 +303,65 @@ def letter_view(step: Mapping[str, Any], letter: str, person: Mapping[str, Any] 
     addressee = mapping.get(template.addressee_field or "", "")
     if not addressee or addressee == BLANK:
         addressee = name
-    paragraphs = tuple(p for p in (string.Template(t).safe_substitute(mapping).strip() for t in template.paragraphs)
-                       if p and p != BLANK)
+    step_id = str(step.get("step_id"))
     return LetterView(
         name=letter, sender=template.sender, dated=_long_date(today), addressee=addressee,
-        address=address_lines(person), subject=string.Template(template.subject).safe_substitute(mapping),
-        salutation=f"Dear {addressee},", paragraphs=paragraphs, closing=template.closing,
-        signed=_signer(step), step_id=str(step.get("step_id")), person_id=str(step.get("person_id")),
-        missing=tuple(missing),
+        address=address_lines(person), subject=_fill(template.subject, mapping),
+        salutation=f"Dear {addressee},", paragraphs=_paragraphs(template, mapping), closing=template.closing,
+        signed=_signer(step), step_id=step_id, person_id=str(step.get("person_id")),
+        missing=tuple(missing), reference=f"Step {step_id}",
     )
 
 
-def _placeholders(template: LetterTemplate) -> list[str]:
+def template_for_message(templates: Mapping[str, LetterTemplate], message_template: str) -> LetterTemplate:
+    """The letter that prints a notifications message template (R-T4), or LetterUnavailable."""
+    found = next((t for t in templates.values() if t.for_message == message_template), None)
+    if found is None:
+        raise LetterUnavailable(f"no letter template prints the message template {message_template!r}")
+    return found
+
+
+def message_letter_view(template: LetterTemplate, person: Mapping[str, Any], params: Mapping[str, str | None],
+                        today: date, *, person_id: str, message_id: str) -> LetterView:
+    """R-T4: a letter queued for print, addressed to the person from their record, with the message's
+    values (team name and number); a value the message lacks prints as a blank line to fill by hand."""
+    name = person_name(person)
+    mapping = _person_mapping(person, name or BLANK, today)
+    missing = []
+    for key in _placeholders(template, also=(template.sender,)):
+        if key not in mapping:
+            mapping[key] = params.get(key) or BLANK
+            if mapping[key] == BLANK:
+                missing.append(key)
+    addressee = name or "Sir or Madam"
+    return LetterView(
+        name=template.name, sender=_fill(template.sender, mapping), dated=_long_date(today), addressee=addressee,
+        address=address_lines(person), subject=_fill(template.subject, mapping),
+        salutation=f"Dear {addressee},", paragraphs=_paragraphs(template, mapping), closing=template.closing,
+        signed="", step_id="", person_id=person_id, missing=tuple(missing), reference=f"Message {message_id}",
+    )
+
+
+def _person_mapping(person: Mapping[str, Any] | None, name: str, today: date) -> dict[str, str]:
+    return {
+        "person_name": name,
+        "person_first_name": str((person or {}).get("first_name") or name),
+        "date_of_birth": format_date(str((person or {}).get("date_of_birth") or "")) or BLANK,
+        "today": _long_date(today),
+    }
+
+
+def _fill(text: str, mapping: Mapping[str, str]) -> str:
+    return string.Template(text).safe_substitute(mapping)
+
+
+def _paragraphs(template: LetterTemplate, mapping: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(p for p in (_fill(t, mapping).strip() for t in template.paragraphs) if p and p != BLANK)
+
+
+def _placeholders(template: LetterTemplate, also: Sequence[str] = ()) -> list[str]:
     keys: list[str] = []
-    for text in (template.subject, *template.paragraphs):
+    for text in (*also, template.subject, *template.paragraphs):
         for match in string.Template.pattern.finditer(text):
             key = match.group("named") or match.group("braced")
             if key and key not in keys:

@@ -1,6 +1,7 @@
 """HTTP of the documents service: a person's documents, PDFs of forms and letters, uploads and files."""
 
 import asyncio
+import hashlib
 import logging
 import re
 import uuid
@@ -10,11 +11,11 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
-from services.documents import domain, render, store
+from services.documents import domain, render, storage, store
 from services.documents.clients import StepReader
 from services.documents.settings import DocumentsSettings
 from shared import outbox, topics
@@ -40,6 +41,7 @@ class Deps:
     people: PersonReader
     fonts: render.Fonts
     letters: dict[str, domain.LetterTemplate]
+    blobs: storage.BlobStore | None = None
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -69,12 +71,14 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
         "size": row["size"], "sha256": row["sha256"], "filename": row["filename"],
         "pdf": f"/documents/{document_id}.pdf" if form or row["content_type"] == "application/pdf" else None,
         "file": f"/documents/{document_id}",
+        "message_id": row["message_id"],  # letters: the message to the person this letter is
+        "printed_at": row["printed_at"].isoformat() if row["printed_at"] else None,
     }
 
 
 @router.get("/people/{person_id}/documents")
 async def documents_of_person(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
-    """R-D1, R-D2: finished steps' forms (shareable) and uploaded files, newest first. Drafts are never listed."""
+    """R-D1, R-D2, R-T4: finished steps' forms, uploaded files and letters sent, newest first; never drafts."""
     return [_item(r) for r in await store.documents_of_person(_pool(request), str(person_id))]
 
 
@@ -113,13 +117,28 @@ async def document_file(document_id: uuid.UUID, request: Request) -> Response:
 
 
 async def _file(request: Request, row: asyncpg.Record) -> Response:
-    content = await store.load_file(_pool(request), row["document_id"])
+    try:
+        content = await _stored_bytes(request, row)
+    except storage.StorageUnavailable:
+        raise HTTPException(503, "the file's storage cannot be read now: try again") from None
     if content is None:
-        raise HTTPException(404, "the file's bytes are not in this storage")
+        raise HTTPException(404, f"the file's bytes are not in this storage ({row['storage']})")
+    if hashlib.sha256(content).hexdigest() != row["sha256"]:
+        log.error("stored file does not match its sha256", extra={"document_id": str(row["document_id"])})
+        raise HTTPException(500, "the stored file does not match its sha256 and is not served")
     # attachment + sandbox: a browser never runs anything from an uploaded file in our origin
     headers = {**PRIVATE, "Content-Security-Policy": "sandbox", "X-Document-SHA256": row["sha256"],
                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(row['filename'])}"}
     return Response(content, media_type=row["content_type"], headers=headers)
+
+
+async def _stored_bytes(request: Request, row: asyncpg.Record) -> bytes | None:
+    if row["storage"] == "postgres":
+        return await store.load_content(_pool(request), row["document_id"])
+    blobs = _deps(request).blobs
+    if blobs is None or blobs.name != row["storage"]:
+        return None  # kept under another DOCUMENT_STORAGE than this one
+    return await blobs.get(row["storage_key"])
 
 
 @router.get("/steps/{step_id}/document.pdf")
@@ -213,8 +232,13 @@ async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
         document_id=str(upload.document_id), person_id=upload.person_id, step_id=step_id,
         document_type=document_type, sha256=checked.sha256, content_type=checked.content_type, size=checked.size)
     envelope = new_message(DocumentAttached.TYPE, SOURCE, attached, subject=upload.person_id)
+    try:
+        stored = await storage.keep(deps.blobs, checked, data)
+    except storage.StorageUnavailable as exc:
+        log.warning("upload not stored", extra={"storage": deps.settings.document_storage, "error": str(exc)})
+        raise HTTPException(503, "the file could not be stored now: try again") from None
     async with _pool(request).acquire() as conn, conn.transaction():
-        await store.insert_upload(conn, upload)
+        await store.insert_upload(conn, upload, stored)
         await outbox.add(conn, [outbox.Outgoing.event(topics.DOCUMENTS_EVENTS, upload.person_id, envelope)])
     log.info("file attached", extra={"document_id": attached.document_id, "content_type": checked.content_type,
                                      "size": checked.size})
@@ -261,3 +285,36 @@ async def _check_owner(deps: Deps, person_id: str, step_id: str | None) -> None:
                 raise HTTPException(422, "the step is not one of this person's steps")
     except Unavailable:
         raise HTTPException(503, "the person or step cannot be checked now: try again") from None
+
+
+# --- letters to print (R-T4) -------------------------------------------------------------------
+
+
+def _letter(row: asyncpg.Record) -> dict[str, Any]:
+    document_id = str(row["document_id"])
+    return {
+        "document_id": document_id, "person_id": row["person_id"], "message_id": row["message_id"],
+        "title": row["title"], "template": row["template"], "reason": row["reason"], "team_id": row["team_id"],
+        "queued_at": row["queued_at"].isoformat(),
+        "printed_at": row["printed_at"].isoformat() if row["printed_at"] else None, "printed_by": row["printed_by"],
+        "pdf": f"/documents/{document_id}.pdf",
+    }
+
+
+@router.get("/letters/print-queue")
+async def print_queue(request: Request, limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
+    """R-T4: letters rendered for people who are reached by post and not yet marked printed, oldest first."""
+    return [_letter(r) for r in await store.letters_to_print(_pool(request), limit)]
+
+
+@router.post("/letters/{document_id}/printed")
+async def letter_printed(document_id: uuid.UUID, request: Request,
+                         x_worker_id: str = Header("", alias="X-Worker-Id")) -> dict[str, Any]:
+    """R-T4: business support marks a letter printed (and posted); marking it again changes nothing."""
+    if not WORKER_ID.match(x_worker_id):
+        raise HTTPException(422, "who printed it is needed: a worker id in the X-Worker-Id header")
+    row = await store.mark_printed(_pool(request), document_id, x_worker_id, datetime.now(UTC))
+    if row is None:
+        raise HTTPException(404, "no such letter")
+    log.info("letter marked printed", extra={"document_id": str(document_id)})
+    return _letter(row)

@@ -205,19 +205,21 @@ def render_letter(view: domain.LetterView, fonts: Fonts) -> bytes:
         story += [_p(paragraph, s.body), Spacer(1, 3 * mm)]
     story += [Spacer(1, 6 * mm), _p(view.closing, s.body), Spacer(1, 14 * mm),
               _p(view.signed or domain.BLANK, s.body), _p(view.sender, s.body)]
-    footer = (f"{view.name} · Step {view.step_id}",)
-    return _build(story, title=view.name, header=None, footer=footer, draft=False, fonts=fonts)
+    footer = (f"{view.name} · {view.reference or f'Step {view.step_id}'}",)
+    # invariant: the same letter renders to the same bytes (no timestamp or random id), so a re-render after
+    # a failed transaction has the same sha256 and lands on the object already stored
+    return _build(story, title=view.name, header=None, footer=footer, draft=False, fonts=fonts, invariant=True)
 
 
 # --- pages -------------------------------------------------------------------------------------
 
 
 def _build(story: list[Flowable], *, title: str, header: str | None, footer: tuple[str, ...], draft: bool,
-           fonts: Fonts) -> bytes:
+           fonts: Fonts, invariant: bool = False) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 4 * mm,
                             bottomMargin=MARGIN, title=("DRAFT — " if draft else "") + title, author="Tessera",
-                            creator="Tessera documents")
+                            creator="Tessera documents", invariant=1 if invariant else None)
     on_page = _furniture(header, footer, draft, fonts)
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return out.getvalue()

@@ -1,6 +1,6 @@
 """Events the documents service publishes on documents.events: references only, never bytes or names."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,13 +11,19 @@ class _Event(BaseModel):
 
 
 class DocumentRendered(_Event):
-    """A finished step's form was kept as a document of the person; its PDF is `GET /documents/{id}.pdf` (R-D1)."""
+    """A document of the person was made; its PDF is `GET /documents/{id}.pdf`.
+
+    kind `form`: a finished step's form was kept (R-D1), with `step_id` and `step_type`.
+    kind `letter`: a letter queued for print by notifications was rendered (R-T4), with `message_id`.
+    """
 
     TYPE: ClassVar[str] = "document.rendered"
     document_id: str
     person_id: str
-    step_id: str
-    step_type: str
+    step_id: str | None = None
+    step_type: str | None = None
+    kind: Literal["form", "letter"] = "form"
+    message_id: str | None = None
 
 
 class DocumentAttached(_Event):
