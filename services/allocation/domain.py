@@ -24,6 +24,7 @@ from shared.events.allocation import (
     ReviewTrayEntryAdded,
     ReviewTrayEntryDue,
     ReviewTrayEntryRemoved,
+    ReviewTrayEntryRescheduled,
     SafeAndWellCheckRequested,
     TrayEntryAdded,
     TrayEntryEscalated,
@@ -33,6 +34,7 @@ from shared.events.allocation import (
     WorkerRelationshipAdded,
     WorkerRelationshipEnded,
 )
+from shared.events.workflow import StepRescheduled
 
 Rag = Literal["red", "amber", "green"]
 LONDON = ZoneInfo("Europe/London")
@@ -40,6 +42,8 @@ TRAY_ROLES = frozenset({"team_manager", "team_leader"})
 REVIEW_TRAY_ROLES = frozenset({"team_manager", "team_leader", "assistant_team_manager"})
 ALLOCATING_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader", "senior_officer",
                               "head_of_service"})
+# managers above the teams: they allocate to any team (a team's own managers only to theirs)
+CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
 WAIT_TARGET_DAYS = 28
 # steps that are work to do now (future work is allocated from, never to a worker: seed 001 §6.2)
 ALLOCATABLE_STATES = frozenset({"incoming", "incomplete", "returned"})
@@ -374,6 +378,14 @@ def tray_permission_reasons(actor: Actor, action: str) -> list[Reason]:
     return [reason("role", f"only a Team Manager or Team Leader may {action} (R-T1)", "actor.roles")]
 
 
+def team_member_reasons(actor: Actor, team_id: str, action: str) -> list[Reason]:
+    """A team's managers act on its trays and allocations only: the actor must belong to the team."""
+    if team_id in actor.team_ids:
+        return []
+    return [reason("not_team_member", f"you are not a member of team {team_id}, so you may not {action}"
+                                      " (only the team's own managers may)", "actor.team_ids")]
+
+
 def tray_eligibility_reasons(case: Case, *, urgent: bool) -> list[Reason]:
     """R-T2: urgent cases are actioned from Duty, and people not ordinarily resident are not placed."""
     reasons = []
@@ -480,6 +492,8 @@ def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[St
     reasons = []
     if not ctx.actor.roles & ALLOCATING_ROLES:
         reasons.append(reason("role", "only a manager allocates cases", "actor.roles"))
+    elif not ctx.actor.roles & CROSS_TEAM_ROLES:
+        reasons += team_member_reasons(ctx.actor, command.team_id, "allocate a case for it")
     if case.ordinarily_resident is False:
         reasons.append(reason("not_ordinarily_resident", "the person is not ordinarily resident (R-A3)",
                               "person_id"))
@@ -571,6 +585,7 @@ def timer_key(kind: str, entry_id: str) -> str:
 def tray_add(ctx: Context, case: Case, command: cmd.AddToTray) -> Decision:
     """R-T1..R-T4: placed by a TM/TL with rationale, a "PWT" note, RAG, review timers, the person told."""
     reasons = tray_permission_reasons(ctx.actor, "place a case on a Planned Work Tray")
+    reasons += team_member_reasons(ctx.actor, command.team_id, "place a case on its Planned Work Tray")
     reasons += tray_eligibility_reasons(case, urgent=command.urgent)
     reasons += locality_reasons(ctx, command.team_id)
     if case.open_entry is not None:
@@ -622,7 +637,9 @@ def _version(entry: TrayEntry, expected: int | None) -> list[Reason]:
 def tray_review(ctx: Context, entry: TrayEntry | None, command: cmd.ReviewTrayEntry) -> Decision:
     """R-T5, R-T6: a review ("PWT" note, TM/TL notified) may change priority, complexity or RAG."""
     entry = _open(entry)
-    reasons = tray_permission_reasons(ctx.actor, "review a tray entry") + _version(entry, command.expected_version)
+    reasons = (tray_permission_reasons(ctx.actor, "review a tray entry")
+               + team_member_reasons(ctx.actor, entry.team_id, "review or escalate a case on its Planned Work Tray")
+               + _version(entry, command.expected_version))
     _check(reasons)
     support, risk = command.support or entry.support, command.risk or entry.risk
     rag = rag_rating(support, risk)
@@ -676,6 +693,7 @@ def tray_remove(ctx: Context, entry: TrayEntry | None, command: cmd.RemoveFromTr
     """A TM/TL takes a case off the tray with a reason; its timers are cancelled."""
     entry = _open(entry)
     _check(tray_permission_reasons(ctx.actor, "remove a case from a Planned Work Tray")
+           + team_member_reasons(ctx.actor, entry.team_id, "remove a case from its Planned Work Tray")
            + _version(entry, command.expected_version))
     return _remove(ctx, entry, command.reason)
 
@@ -737,6 +755,7 @@ def review_tray_add(ctx: Context, case: Case, command: cmd.AddToReviewTray) -> D
     if not ctx.actor.roles & REVIEW_TRAY_ROLES:
         reasons.append(reason("role", "only a Team Manager, Team Leader or Assistant Team Manager may put a case"
                                       " in a Review tray (R-T8)", "actor.roles"))
+    reasons += team_member_reasons(ctx.actor, command.team_id, "put a case in its Review tray")
     if command.review_due <= ctx.now.astimezone(LONDON).date():
         reasons.append(reason("invalid", "the review date must be after today", "review_due"))
     if case.open_review_entry is not None:
@@ -746,9 +765,12 @@ def review_tray_add(ctx: Context, case: Case, command: cmd.AddToReviewTray) -> D
         reasons.append(reason("duplicate", "the person is waiting on the Planned Work Tray of team "
                                            f"{case.open_entry.team_id}: take them off it first", "person_id"))
     _check(reasons)
-    entry = ReviewTrayEntry(entry_id=next(ctx.ids), person_id=case.person_id, team_id=command.team_id,
-                            review_due=command.review_due, reason=command.reason, added_at=ctx.now,
-                            added_by=ctx.actor.worker_id)
+    return _add_to_review_tray(ctx, case, command.team_id, command.review_due, command.reason)
+
+
+def _add_to_review_tray(ctx: Context, case: Case, team_id: str, review_due: date, why: str) -> Decision:
+    entry = ReviewTrayEntry(entry_id=next(ctx.ids), person_id=case.person_id, team_id=team_id,
+                            review_due=review_due, reason=why, added_at=ctx.now, added_by=ctx.actor.worker_id)
     event = ReviewTrayEntryAdded(entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id,
                                  review_due=entry.review_due, reason=entry.reason, added_at=ctx.now,
                                  actor=ctx.actor.worker_id)
@@ -767,6 +789,7 @@ def review_tray_remove(ctx: Context, entry: ReviewTrayEntry | None,
     if not ctx.actor.roles & REVIEW_TRAY_ROLES:
         reasons.append(reason("role", "only a Team Manager, Team Leader or Assistant Team Manager may take a case"
                                       " out of a Review tray (R-T8)", "actor.roles"))
+    reasons += team_member_reasons(ctx.actor, entry.team_id, "take a case out of its Review tray")
     if command.expected_version is not None and command.expected_version != entry.version:
         reasons.append(reason("conflict", f"the entry is at version {entry.version}, not {command.expected_version}",
                               "expected_version"))
@@ -784,10 +807,48 @@ def _remove_from_review_tray(ctx: Context, entry: ReviewTrayEntry, why: str) -> 
 
 
 def review_tray_timer_due(ctx: Context, entry: ReviewTrayEntry | None, due_at: datetime) -> Decision:
-    """R-T8: the review date came; the entry is marked due (once) and stays in the tray until acted on."""
+    """R-T8: the review date came; the entry is marked due (once) and stays in the tray until acted on.
+
+    A timer of an earlier review date (the review was rescheduled since) does nothing.
+    """
+    if entry is None or due_at != review_tray_due_at(entry.review_due):
+        return Decision()
+    return _mark_review_due(ctx, entry, due_at)
+
+
+def _mark_review_due(ctx: Context, entry: ReviewTrayEntry | None, due_at: datetime) -> Decision:
     if entry is None or not entry.is_open or entry.due_at is not None:
         return Decision()
     marked = replace(entry, due_at=ctx.now, version=entry.version + 1)
     return Decision(events=(ReviewTrayEntryDue(entry_id=entry.entry_id, person_id=entry.person_id,
                                                team_id=entry.team_id, review_due=entry.review_due,
                                                due_at=due_at),), review_entry=marked)
+
+
+def review_rescheduled(ctx: Context, case: Case, rescheduled: StepRescheduled) -> Decision:
+    """R-T8 fed by the workflow: a person's next review (their future work) rescheduled to a later date.
+
+    The case waits in the Review tray of the team the future work is assigned to, until the new date;
+    an entry already there moves to that date and team. Nothing changes for future work assigned to a
+    worker (the case is theirs, not a team's), nor while the case waits on a Planned Work Tray or is
+    allocated. Rescheduled to today or earlier, the step is incoming work now: an open entry is due.
+    """
+    if rescheduled.state == "incoming":
+        return _mark_review_due(ctx, case.open_review_entry, ctx.now)
+    if rescheduled.assignee.kind != "team" or case.open_entry is not None or case.open_worker_relationships:
+        return Decision()
+    team_id, review_due = rescheduled.assignee.id, rescheduled.due_date
+    why = f"Next review ({rescheduled.step_type}) rescheduled to {review_due.isoformat()}"
+    entry = case.open_review_entry
+    if entry is None:
+        return _add_to_review_tray(ctx, case, team_id, review_due, why)
+    if (entry.team_id, entry.review_due) == (team_id, review_due):
+        return Decision()
+    moved = replace(entry, team_id=team_id, review_due=review_due, reason=why, due_at=None,
+                    version=entry.version + 1)
+    event = ReviewTrayEntryRescheduled(
+        entry_id=entry.entry_id, person_id=entry.person_id, team_id=team_id, review_due=review_due,
+        previous_team_id=entry.team_id, previous_review_due=entry.review_due, reason=why, actor=ctx.actor.worker_id)
+    timer = Timer(timer_key(REVIEW_TRAY_TIMER, entry.entry_id), review_tray_due_at(review_due),
+                  {"entry_id": entry.entry_id, "person_id": entry.person_id})
+    return Decision(events=(event,), review_entry=moved, timers=(timer,))

@@ -22,9 +22,10 @@ from shared.broker import subscriber
 from shared.commands import allocation as cmd
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
 from shared.commands.referrals import AddCaseNote
-from shared.envelope import Envelope, decode, new_message
+from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
 from shared.events.referrals import ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
+from shared.events.workflow import StepRescheduled
 from shared.readers import PersonReader
 
 SOURCE = "tessera/allocation"
@@ -257,6 +258,35 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
         await store.save_org_relationship(conn, org)
     if not await store.bump_case(conn, case.person_id, case.version):
         raise Refused([_reason("conflict", "the case changed meanwhile")])
+
+
+# --- workflow: a rescheduled next review feeds the Review tray (R-T8) --------------------------
+
+
+@subscriber(router, GROUP, topics.WORKFLOW_EVENTS)
+async def on_workflow_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """`step.rescheduled`: the case waits in its team's Review tray until the review (R-T8); others are not ours."""
+    envelope = decode(msg.body)
+    if envelope.type != StepRescheduled.TYPE:
+        return
+    try:
+        rescheduled = StepRescheduled.model_validate(envelope.data)
+        actor = cmd.Actor(worker_id=rescheduled.actor)
+        uuid.UUID(rescheduled.person_id)
+    except ValidationError as exc:
+        raise Undecodable(f"invalid {StepRescheduled.TYPE}: {describe_errors(exc)}") from None
+    except ValueError:
+        raise Undecodable(f"invalid {StepRescheduled.TYPE}: person_id is not a UUID") from None
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_EVENTS):
+            return
+        case = await store.lock_case(conn, rescheduled.person_id)
+        ctx = domain.Context(now=datetime.now(UTC), actor=domain.Actor(actor.worker_id), ids=_ids())
+        decision = domain.review_rescheduled(ctx, case, rescheduled)
+        if decision.events:
+            await _save(conn, case, decision)
+            await outbox.add(conn, _messages(decision, envelope, rescheduled.person_id, actor))
+    metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_EVENTS, "handled" if decision.events else "no_change").inc()
 
 
 # --- timers ------------------------------------------------------------------------------------

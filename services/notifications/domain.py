@@ -255,6 +255,7 @@ def channel_for(contact: Contact, fallback: str | None = None) -> Channel | None
 
 WAITING_LIST = "pwt_waiting_list"
 TEMPLATES = {"pwt_added": WAITING_LIST}
+REFERRER_TEMPLATES = {"pwt_added": "pwt_waiting_list_referrer"}
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,59 @@ def plan_message(reason: str, team: Team, contact: Contact | None, requested_cha
     if channel is None:
         return Plan(template=template, status="failed", error_code="no_contact_details")
     subject, body = waiting_list_text(team, contact.name, channel)
+    return _ready(template, channel, contact, subject, body)
+
+
+def _ready(template: str, channel: Channel, contact: Contact, subject: str, body: str) -> Plan:
     to = {"email": contact.email, "sms": contact.phone, "letter": None}[channel]
     status: MessageStatus = "queued_for_print" if channel == "letter" else "pending"
     return Plan(template=template, status=status, channel=channel, rendered=Rendered(channel, to, subject, body))
+
+
+# --- the referrer's copy (R-T4) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """Who referred the person (their latest accepted referral). Personal data: never logged or emitted."""
+
+    referral_id: str
+    name: str | None
+    email: str | None
+    phone: str | None
+
+
+def referrer_waiting_list_text(team: Team, referrer: Referrer, channel: Channel) -> tuple[str, str]:
+    """R-T4 (seed 004): the referrer hears where the referral went, by their own reference, with the team's number.
+
+    The person is named only by the referral reference: the referrer knows whom they referred.
+    """
+    subject = f"Your referral {referrer.referral_id}: on the waiting list for {team.name}"
+    if channel == "sms":
+        return subject, (f"The person you referred (ref {referrer.referral_id}) is on the waiting list for "
+                         f"{team.name}. If their situation changes call {team.number}.")
+    body = (
+        f"Dear {referrer.name or 'Sir or Madam'},\n\n"
+        f"The person you referred to us (your reference {referrer.referral_id}) is on the waiting list for"
+        f" {team.name}. A worker from the team will contact them as soon as one is available.\n\n"
+        f"If their situation changes, please call {team.number}.\n\n"
+        f"{team.name}\n"
+    )
+    return subject, body
+
+
+def plan_referrer_message(reason: str, team: Team, referrer: Referrer | None) -> Plan | None:
+    """R-T4: a copy for the referrer, where there is one: by email, else by SMS to a mobile number.
+
+    None when there is nothing to copy (no referrer, or a reason the referrer is not told of).
+    """
+    template = REFERRER_TEMPLATES.get(reason)
+    if template is None or referrer is None:
+        return None
+    contact = Contact(name=referrer.name, email=referrer.email, phone=referrer.phone, has_address=False,
+                      preferred="email")
+    channel = channel_for(contact)
+    if channel is None:
+        return Plan(template=template, status="failed", error_code="no_contact_details")
+    subject, body = referrer_waiting_list_text(team, referrer, channel)
+    return _ready(template, channel, contact, subject, body)

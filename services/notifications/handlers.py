@@ -19,6 +19,7 @@ from shared.broker import subscriber
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
 from shared.events.allocation import MessageRequested
 from shared.events.notifications import MessageFailed, MessageSent, NotificationDelivered, Recipient, RequestReminder
+from shared.events.referrals import ReferralAccepted, upcast_referral_accepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import NotificationSent, RequestCompleted, RequestRaised, StepCancelled, StepReturned
 from shared.readers import PersonReader
@@ -176,38 +177,86 @@ async def on_allocation_event(
     metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, outcome).inc()
 
 
-async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, requested: MessageRequested) -> str:
-    """Record, send outside any transaction, then record the outcome and its event with the inbox row.
+# --- referrers: referrals.events (R-T4), the v2 consumer of referral.accepted --------------------
 
-    The record is unique per source message: a redelivery after the outcome does nothing, and one
-    after a crash mid-send sends again (at least once) under the same message id.
+
+@subscriber(router, GROUP, topics.REFERRALS_EVENTS)
+async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """`referral.accepted`, any version (upcast to v2): its referrer is the one a tray message is copied to."""
+    envelope = decode(msg.body)
+    if envelope.type != ReferralAccepted.TYPE:
+        return  # not ours
+    try:
+        accepted = upcast_referral_accepted(envelope)
+    except ValueError as exc:  # a ValidationError, or a dataschema of another type
+        raise Undecodable(f"invalid {ReferralAccepted.TYPE}: {_why(exc)}") from None
+    given = accepted.referrer
+    referrer = domain.Referrer(accepted.referral_id, given.name if given else None,
+                               given.email if given else None, given.phone if given else None)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
+            metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "duplicate").inc()
+            return
+        await store.keep_referrer(conn, accepted.person_id, envelope.time, referrer)
+    metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
+
+
+def _why(exc: ValueError) -> str:
+    return describe_errors(exc) if isinstance(exc, ValidationError) else str(exc)
+
+
+async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, requested: MessageRequested) -> str:
+    """Record, send outside any transaction, then record the outcomes and their events with the inbox row.
+
+    One record per recipient of the source message (the person, and the referrer's copy, R-T4): a
+    redelivery after the outcome does nothing, and one after a crash mid-send sends again (at least
+    once) under the same message ids.
     """
-    record = await store.message_of_source(pool, envelope.id)
-    if record is not None and record.status in domain.FINAL_STATUSES:
+    earlier = await store.messages_of_source(pool, envelope.id)
+    if any(r.status in domain.FINAL_STATUSES for r in earlier.values()):
         return "duplicate"
     found, person = await out.people.get(requested.person_id)
     if found == "unavailable":  # transient: the middleware retries with backoff, nothing recorded as failed
         raise ConnectionError("the referrals service did not answer")
     team = out.teams.team(requested.team_id, requested.team_contact_number)
-    plan = domain.plan_message(requested.reason, team, domain.contact_of(person) if person else None,
-                               requested.channel)
+    plans = {"person": domain.plan_message(requested.reason, team, domain.contact_of(person) if person else None,
+                                           requested.channel)}
+    referrer = await store.referrer_of(pool, requested.person_id)
+    copy = domain.plan_referrer_message(requested.reason, team, referrer)
+    if copy is not None:
+        plans["referrer"] = copy
+    records = []
+    for recipient, plan in plans.items():
+        record = earlier.get(recipient) or _new_record(envelope, requested, team, recipient, plan, referrer)
+        records.append(await _send_message(pool, out, replace(record, channel=plan.channel), plan))
+    if not await _record_outcomes(pool, envelope, records):
+        return "duplicate"
+    return records[0].status
+
+
+def _new_record(envelope: Envelope, requested: MessageRequested, team: domain.Team, recipient: str,
+                plan: domain.Plan, referrer: domain.Referrer | None) -> store.MessageRecord:
     now = datetime.now(UTC)
-    record = record or store.MessageRecord(
-        message_id=uuid.uuid4(), source_message_id=envelope.id, person_id=requested.person_id,
-        team_id=requested.team_id, reason=requested.reason, template=plan.template, channel=plan.channel,
-        status="pending", attempts=0, error_code=None, provider_ref=None,
-        params={"team_id": requested.team_id, "team_name": team.name, "team_number": team.number},
+    params = {"team_id": requested.team_id, "team_name": team.name, "team_number": team.number}
+    if recipient == "referrer" and referrer is not None:
+        params["referral_id"] = referrer.referral_id
+    return store.MessageRecord(
+        message_id=uuid.uuid4(), source_message_id=envelope.id, recipient=recipient,
+        person_id=requested.person_id, team_id=requested.team_id, reason=requested.reason, template=plan.template,
+        channel=plan.channel, status="pending", attempts=0, error_code=None, provider_ref=None, params=params,
         requested_at=now, updated_at=now)
-    record = replace(record, channel=plan.channel)
-    if plan.status == "pending":
-        async with pool.acquire() as conn, conn.transaction():
-            await store.insert_message(conn, record)
-        tries, reference, error = await _send(out, str(record.message_id), plan)
-        record = replace(record, attempts=record.attempts + tries, provider_ref=reference, error_code=error,
-                         status="sent" if error is None else "failed")
-    else:
-        record = replace(record, status=plan.status, error_code=plan.error_code)
-    return await _record_outcome(pool, envelope, replace(record, updated_at=datetime.now(UTC)))
+
+
+async def _send_message(pool: asyncpg.Pool, out: Outbound, record: store.MessageRecord,
+                        plan: domain.Plan) -> store.MessageRecord:
+    """Send an email or SMS (its pending record written first), or settle a letter or a failure at once."""
+    if plan.status != "pending":
+        return replace(record, status=plan.status, error_code=plan.error_code, updated_at=datetime.now(UTC))
+    async with pool.acquire() as conn, conn.transaction():
+        await store.insert_message(conn, record)
+    tries, reference, error = await _send(out, str(record.message_id), plan)
+    return replace(record, attempts=record.attempts + tries, provider_ref=reference, error_code=error,
+                   status="sent" if error is None else "failed", updated_at=datetime.now(UTC))
 
 
 async def _send(out: Outbound, message_id: str, plan: domain.Plan) -> tuple[int, str | None, str | None]:
@@ -222,27 +271,33 @@ async def _send(out: Outbound, message_id: str, plan: domain.Plan) -> tuple[int,
     return await with_retries(once, out.send_attempts, out.retry_backoff_seconds)
 
 
-async def _record_outcome(pool: asyncpg.Pool, cause: Envelope, record: store.MessageRecord) -> str:
+async def _record_outcomes(pool: asyncpg.Pool, cause: Envelope, records: list[store.MessageRecord]) -> bool:
+    """The outcomes, their events and the inbox row in one transaction; False if another copy got there first."""
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, cause.id, topics.ALLOCATION_EVENTS):
-            return "duplicate"
-        if not await store.insert_message(conn, record):
-            await store.update_message(conn, record)
-        await outbox.add(conn, [_event(_message_event(record), cause, record.person_id)])
-    log.info("message to a person recorded", extra={
-        "message_id": str(record.message_id), "person_id": record.person_id, "channel": record.channel,
-        "status": record.status, "attempts": record.attempts, "error_code": record.error_code})
-    return record.status
+            return False
+        for record in records:
+            if not await store.insert_message(conn, record):
+                await store.update_message(conn, record)
+        await outbox.add(conn, [_event(_message_event(r), cause, r.person_id) for r in records])
+    for record in records:
+        log.info("message about a person recorded", extra={
+            "message_id": str(record.message_id), "person_id": record.person_id, "recipient": record.recipient,
+            "channel": record.channel, "status": record.status, "attempts": record.attempts,
+            "error_code": record.error_code})
+    return True
 
 
 def _message_event(record: store.MessageRecord) -> BaseModel:
     if record.status == "failed":
         return MessageFailed(message_id=str(record.message_id), person_id=record.person_id,
-                             channel=record.channel, reason=record.reason, team_id=record.team_id,
-                             error_code=record.error_code or "not_sent", attempts=record.attempts)
-    return MessageSent(message_id=str(record.message_id), person_id=record.person_id, channel=record.channel,
-                       status=record.status, reason=record.reason, team_id=record.team_id,
-                       template=record.template, attempts=record.attempts)
+                             recipient=record.recipient, channel=record.channel, reason=record.reason,
+                             team_id=record.team_id, error_code=record.error_code or "not_sent",
+                             attempts=record.attempts)
+    return MessageSent(message_id=str(record.message_id), person_id=record.person_id, recipient=record.recipient,
+                       channel=record.channel, status=record.status, reason=record.reason, team_id=record.team_id,
+                       template=record.template, attempts=record.attempts,
+                       team_name=record.params.get("team_name"), team_number=record.params.get("team_number"))
 
 
 # --- what goes out -----------------------------------------------------------------------------

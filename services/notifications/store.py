@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from services.notifications.domain import InboxItem
+from services.notifications.domain import InboxItem, Referrer
 
 Conn = asyncpg.Connection | asyncpg.Pool
 ITEM_COLUMNS = (
@@ -73,6 +73,7 @@ class MessageRecord:
 
     message_id: uuid.UUID
     source_message_id: uuid.UUID
+    recipient: str  # "person" or "referrer" (R-T4); the message is about `person_id` either way
     person_id: str
     team_id: str | None
     reason: str
@@ -88,7 +89,7 @@ class MessageRecord:
 
 
 MESSAGE_COLUMNS = (
-    "message_id, source_message_id, person_id, team_id, reason, template, channel, status, attempts,"
+    "message_id, source_message_id, recipient, person_id, team_id, reason, template, channel, status, attempts,"
     " error_code, provider_ref, params, requested_at, updated_at"
 )
 
@@ -97,20 +98,20 @@ def _message(row: Mapping[str, Any]) -> MessageRecord:
     return MessageRecord(**{k: row[k] for k in MESSAGE_COLUMNS.replace(" ", "").split(",")})
 
 
-async def message_of_source(conn: Conn, source_message_id: uuid.UUID, *,
-                            for_update: bool = False) -> MessageRecord | None:
-    lock = " FOR UPDATE" if for_update else ""
-    row = await conn.fetchrow(
-        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE source_message_id = $1{lock}", source_message_id)
-    return _message(row) if row else None
+async def messages_of_source(conn: Conn, source_message_id: uuid.UUID) -> dict[str, MessageRecord]:
+    """The delivery records of one message request, by recipient."""
+    rows = await conn.fetch(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE source_message_id = $1",
+                            source_message_id)
+    return {r["recipient"]: _message(r) for r in rows}
 
 
 async def insert_message(conn: asyncpg.Connection, record: MessageRecord) -> bool:
-    """False when a record for this source message exists already (unique per source message)."""
+    """False when this recipient's record of the source message exists already (unique per both)."""
     return bool(await conn.fetchval(
         f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-        " $13, $14) ON CONFLICT (source_message_id) DO NOTHING RETURNING true",
-        record.message_id, record.source_message_id, record.person_id, record.team_id, record.reason,
+        " $13, $14, $15) ON CONFLICT (source_message_id, recipient) DO NOTHING RETURNING true",
+        record.message_id, record.source_message_id, record.recipient, record.person_id, record.team_id,
+        record.reason,
         record.template, record.channel, record.status, record.attempts, record.error_code,
         record.provider_ref, record.params, record.requested_at, record.updated_at,
     ))
@@ -130,3 +131,25 @@ async def messages_of(conn: Conn, person_id: str, limit: int) -> list[MessageRec
         f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE person_id = $1 ORDER BY requested_at DESC LIMIT $2",
         person_id, limit)
     return [_message(r) for r in rows]
+
+
+# --- referrers (R-T4) -------------------------------------------------------------------------
+
+
+async def keep_referrer(conn: asyncpg.Connection, person_id: str, accepted_at: datetime, referrer: Referrer) -> None:
+    """The referrer of the person's latest accepted referral; an older referral arriving late changes nothing."""
+    await conn.execute(
+        "INSERT INTO referrers (person_id, referral_id, accepted_at, name, email, phone)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (person_id) DO UPDATE SET referral_id = EXCLUDED.referral_id,"
+        " accepted_at = EXCLUDED.accepted_at, name = EXCLUDED.name, email = EXCLUDED.email,"
+        " phone = EXCLUDED.phone WHERE referrers.accepted_at <= EXCLUDED.accepted_at",
+        person_id, referrer.referral_id, accepted_at, referrer.name, referrer.email, referrer.phone)
+
+
+async def referrer_of(conn: Conn, person_id: str) -> Referrer | None:
+    """Who referred the person last, or None (not known, or the referral named no one)."""
+    row = await conn.fetchrow("SELECT referral_id, name, email, phone FROM referrers WHERE person_id = $1",
+                              person_id)
+    if row is None or not any((row["name"], row["email"], row["phone"])):
+        return None
+    return Referrer(row["referral_id"], row["name"], row["email"], row["phone"])

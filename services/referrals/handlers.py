@@ -23,7 +23,7 @@ from shared.events.referrals import (
     PersonRelationshipAdded,
     PersonRelationshipEnded,
     PersonUpdated,
-    ReferralAccepted,
+    ReferralAcceptedV2,
     ReferralReceived,
     ReferralRejected,
 )
@@ -76,12 +76,12 @@ async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: Referr
                                                 now, events)
         events.append(await _link_carer(conn, person_id, cared_for_id, envelope, actor, now))
     first_step_type = domain.first_step_for(referral.service, referral.category)
-    accepted = ReferralAccepted(
+    accepted = ReferralAcceptedV2(
         referral_id=referral.referral_id, person_id=str(person_id), matched=matched,
         workflow_id=str(uuid.uuid4()), first_step_type=first_step_type, service=referral.service,
         category=referral.category, urgency=referral.urgency,
         cared_for_person_id=str(cared_for_id) if cared_for_id else None,
-        ordinarily_resident=referral.ordinarily_resident,
+        ordinarily_resident=referral.ordinarily_resident, referrer=referral.referrer,
     )
     await store.insert_referral(conn, {
         "source": envelope.source, "referral_id": referral.referral_id, "message_id": envelope.id,
@@ -238,6 +238,6 @@ async def _add_case_note(conn: asyncpg.Connection, command: commands.AddCaseNote
 
 
 def _event(data: object, cause: Envelope, *, key: str) -> outbox.Outgoing:
-    envelope = new_message(type(data).TYPE, SOURCE, data, subject=key, cause=cause,  # type: ignore[attr-defined]
-                           dataschema=f"{type(data).TYPE}/1")  # type: ignore[attr-defined]
+    kind, version = type(data).TYPE, getattr(type(data), "VERSION", 1)  # type: ignore[attr-defined]
+    envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/{version}")
     return outbox.Outgoing.event(topics.REFERRALS_EVENTS, key, envelope)

@@ -217,6 +217,20 @@ class ReviewTrayEntryDue(_Event):
     due_at: datetime
 
 
+class ReviewTrayEntryRescheduled(_Event):
+    """The person's next review was rescheduled again: their Review tray entry moved to its new date and team (R-T8)."""
+
+    TYPE: ClassVar[str] = "review_tray.entry_rescheduled"
+    entry_id: str
+    person_id: str
+    team_id: str
+    review_due: date
+    previous_team_id: str
+    previous_review_due: date
+    reason: str
+    actor: str
+
+
 class ReviewTrayEntryRemoved(_Event):
     """A case left a Review tray: removed by a manager with a reason, allocated, or placed on a PWT (R-T8)."""
 

@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 Channel = Literal["email", "sms", "letter"]
+Addressee = Literal["person", "referrer"]
 
 
 class _Event(BaseModel):
@@ -45,25 +46,31 @@ class RequestReminder(_Event):
 
 
 class MessageSent(_Event):
-    """A message left for a person (email or SMS), or a letter was queued for print (R-T4)."""
+    """A message about a person left for them or their referrer (email or SMS), or a letter was queued (R-T4)."""
 
     TYPE: ClassVar[str] = "message.sent"
     message_id: str
     person_id: str
+    recipient: Addressee = "person"
     channel: Channel
     status: Literal["sent", "queued_for_print"]
     reason: str
     team_id: str | None = None
     template: str
     attempts: int
+    # what a letter says about the team (R-T4): not personal data; absent from older producers
+    team_name: str | None = None
+    team_number: str | None = None
 
 
 class MessageFailed(_Event):
-    """A message could not be sent to a person; `error_code` says why, never with the address (R-T4)."""
+    """A message about a person could not be sent to them or their referrer; `error_code` says why, never with
+    the address (R-T4)."""
 
     TYPE: ClassVar[str] = "message.failed"
     message_id: str
     person_id: str
+    recipient: Addressee = "person"
     channel: Channel | None
     reason: str
     team_id: str | None = None

@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.envelope import Envelope
+
 Service = Literal["adults", "children"]
 Category = Literal[
     "wellbeing",
@@ -177,7 +179,8 @@ class FieldError(BaseModel):
 class ReferralAccepted(BaseModel):
     """A referral was accepted: its person (found or created) and the workflow it starts."""
 
-    model_config = ConfigDict(frozen=True)
+    # a v1 reader ignores the fields later versions add (additive-only schema evolution)
+    model_config = ConfigDict(frozen=True, extra="ignore")
     TYPE: ClassVar[str] = "referral.accepted"
     VERSION: ClassVar[int] = 1
 
@@ -191,6 +194,45 @@ class ReferralAccepted(BaseModel):
     urgency: Urgency = "normal"
     cared_for_person_id: str | None = None
     ordinarily_resident: bool = True
+
+
+class ReferralAcceptedV2(ReferralAccepted):
+    """`referral.accepted` v2 (dataschema `referral.accepted/2`): v1's fields plus who referred the person.
+
+    Additive only: a v1 reader reads it as v1 (unknown fields are ignored). `referrer` is the
+    referral's, kept so the referrer can be told what became of it (R-T4); it is personal data.
+    """
+
+    VERSION: ClassVar[int] = 2
+
+    referrer: Referrer | None = None
+
+
+class SchemaUnknown(ValueError):
+    """A message's `dataschema` names another message type, or no version number."""
+
+
+def schema_version(dataschema: str | None, message_type: str) -> int:
+    """The version in `<type>/<n>`; a message without `dataschema` is version 1 (as before versions were named)."""
+    if dataschema is None:
+        return 1
+    name, _, version = dataschema.rpartition("/")
+    if name != message_type or not version.isdigit() or int(version) < 1:
+        raise SchemaUnknown(f"dataschema is not a version of {message_type}")
+    return int(version)
+
+
+def upcast_referral_accepted(envelope: Envelope) -> ReferralAcceptedV2:
+    """Any `referral.accepted` read as v2: a v1 message becomes v2 with no referrer.
+
+    Versions only ever add optional fields, so a newer version than 2 reads as v2 (its new fields
+    ignored). Raises `ValueError` (a pydantic `ValidationError` or `SchemaUnknown`) for a message
+    that is no version of `referral.accepted`.
+    """
+    if schema_version(envelope.dataschema, ReferralAccepted.TYPE) < ReferralAcceptedV2.VERSION:
+        v1 = ReferralAccepted.model_validate(envelope.data)
+        return ReferralAcceptedV2.model_validate({**v1.model_dump(), "referrer": None})
+    return ReferralAcceptedV2.model_validate(envelope.data)
 
 
 class ReferralRejected(BaseModel):

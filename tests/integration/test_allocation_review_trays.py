@@ -152,20 +152,21 @@ async def test_R_A3_locality_team_finder_looks_up_a_postcode(allocation):
 
 async def test_R_A3_allocating_or_placing_outside_the_persons_locality_team_is_refused(infra, allocation, out, alloc):
     s = Staff()
+    tm = actor(f"tm-north-{s.suffix}", "team_manager", teams=(s.team, "locality-north"))  # a member of both
     # tests/factories.py's address: LE1 1AA, in locality-city's area
     person_id, _ = await referral(infra, out)
-    wrong = await alloc.send("case.allocate", s.tm, person_id=person_id, worker_id=s.sw["worker_id"],
+    wrong = await alloc.send("case.allocate", tm, person_id=person_id, worker_id=s.sw["worker_id"],
                              team_id="locality-north")
     assert wrong.rejection["code"] == "wrong_locality" and "locality-city" in wrong.rejection["message"]
     assert wrong.reasons[0]["field"] == "team_id"
-    on_tray = await alloc.send("tray.add", s.tm, person_id=person_id, **tray_args("locality-north"))
+    on_tray = await alloc.send("tray.add", tm, person_id=person_id, **tray_args("locality-north"))
     assert on_tray.rejection["code"] == "wrong_locality"
     # a team outside the finder's table (here the test's own team) is not checked
-    (await alloc.send("tray.add", s.tm, person_id=person_id, **tray_args(s.team))).ok()
+    (await alloc.send("tray.add", tm, person_id=person_id, **tray_args(s.team))).ok()
     # a person living in locality-north's area is allocated by locality-north
     north = person_data(unique_seed(), address={"line1": "2 Example Road", "line2": None, "town": "Loughborough",
                                                 "postcode": "LE11 2CD"})
     northerner, _ = await referral(infra, out, person=north)
-    allocated = (await alloc.send("case.allocate", s.tm, person_id=northerner, worker_id=s.sw["worker_id"],
+    allocated = (await alloc.send("case.allocate", tm, person_id=northerner, worker_id=s.sw["worker_id"],
                                   team_id="locality-north")).ok()
     assert allocated.of("case.allocated")["team_id"] == "locality-north"

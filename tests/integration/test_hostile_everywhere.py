@@ -49,9 +49,9 @@ pytestmark = [pytest.mark.faults] if FAULTS_FULL else []
 CONSUMERS: dict[str, tuple[str, ...]] = {
     topics.REFERRALS_INTAKE: ("referrals",),
     topics.REFERRALS_COMMANDS: ("referrals",),
-    topics.REFERRALS_EVENTS: ("workflow", "allocation"),
+    topics.REFERRALS_EVENTS: ("workflow", "allocation", "notifications"),
     topics.WORKFLOW_COMMANDS: ("workflow",),
-    topics.WORKFLOW_EVENTS: ("notifications", "documents"),
+    topics.WORKFLOW_EVENTS: ("notifications", "documents", "allocation"),
     topics.ALLOCATION_COMMANDS: ("allocation",),
     topics.ALLOCATION_EVENTS: ("notifications",),
     topics.SCHEDULER_TIMERS: ("scheduler",),

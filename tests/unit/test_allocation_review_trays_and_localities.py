@@ -148,8 +148,13 @@ def test_R_A3_the_shipped_table_loads_and_puts_the_test_postcode_in_a_locality_t
     assert not any(t.startswith("wellbeing") for t in shipped.teams)
 
 
+# a manager of every team these tests allocate to: only the locality rule is at stake here
+AREA_TM = {"worker_id": "tm2", "roles": ["team_manager"],
+           "team_ids": ["locality-city", "locality-north", "wellbeing-service-north"]}
+
+
 def _located(team: str | None) -> domain.Context:
-    context = ctx()
+    context = ctx(AREA_TM)
     context.locality_team, context.locality_teams = team, TABLE.teams
     return context
 
