@@ -33,14 +33,13 @@ test: $(STAMP) browser
 test-fast: $(STAMP)
 	$(PY) -m pytest -ra tests/unit
 
+# every fault test at full size; -s prints the fault suite's per-fault table (tests/integration/test_faults.py)
 faults: $(STAMP)
-	FAULTS_FULL=1 $(PY) -m pytest -ra -m 'faults or fault_suite' tests/integration
+	FAULTS_FULL=1 $(PY) -m pytest -ra -s -m 'faults or fault_suite' tests/integration
 
+# one table, every figure beside its same-run baseline (bench/results/latest.md); BENCH_ARGS=--quick for seconds
 bench: $(STAMP)
-	$(PY) -m bench.intake
-	$(PY) -m bench.steps
-	$(PY) -m bench.timers
-	$(PY) -m bench.trays
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache

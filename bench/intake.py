@@ -7,23 +7,20 @@ latency (paced) from publish to `referral.accepted` and to `step.created`.
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
-from pathlib import Path
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared import embedded, topics
+from bench.common import infrastructure, percentile, running
+from shared import topics
 from shared.broker import FETCH_MAX_WAIT_MS, ensure_topics
 from shared.settings import Settings
-from shared.testing import EventLog, ServiceProcess, free_port
+from shared.testing import EventLog
 from tests.factories import referral_message, unique_referral
 
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+SERVICES = ("referrals", "workflow")
 
 
 async def burst(bootstrap: str, n: int) -> tuple[float, float]:
@@ -65,7 +62,7 @@ async def paced(bootstrap: str, n: int, gap: float) -> tuple[list[float], list[f
             [s.received - sent[s.body["correlationid"]] for s in created])
 
 
-async def raw_baseline(bootstrap: str, n: int, gap: float) -> tuple[float, list[float]]:
+async def raw_baseline(bootstrap: str, n: int, paced_n: int, gap: float) -> tuple[float, list[float]]:
     """The same volume straight through aiokafka: produce, consume, nothing else."""
     topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
     await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap), [topic])
@@ -94,8 +91,8 @@ async def raw_baseline(bootstrap: str, n: int, gap: float) -> tuple[float, list[
     await reader
     burst_seconds = max(received.values()) - start
     sent: dict[bytes, float] = {}
-    reader = asyncio.create_task(consume(n + 200))
-    for i in range(200):
+    reader = asyncio.create_task(consume(n + paced_n))
+    for i in range(paced_n):
         key = f"p{i}".encode()
         sent[key] = time.monotonic()
         await producer.send_and_wait(topic, value, key=key)
@@ -106,38 +103,46 @@ async def raw_baseline(bootstrap: str, n: int, gap: float) -> tuple[float, list[
     return burst_seconds, [received[k] - t for k, t in sent.items()]
 
 
-async def main(n: int, paced_n: int, gap: float) -> None:
-    work = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
-    broker = embedded.start_broker(free_port(), work / "broker.log")
-    bootstrap = broker.args[-1].removeprefix("tcp://")
-    database = embedded.Database(work / "pgdata")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database.dsn, "LOG_LEVEL": "WARNING",
-           "OUTBOX_POLL_SECONDS": "0.2"}
-    await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap))
-    services = [ServiceProcess(name, env, work) for name in ("referrals", "workflow")]
-    try:
-        for s in services:
-            s.start()
-        for s in services:
-            await s.ready()
-        await paced(bootstrap, 20, gap)  # warm-up
-        accepted_s, created_s = await burst(bootstrap, n)
-        to_accepted, to_created = await paced(bootstrap, paced_n, gap)
-        raw_s, raw_latency = await raw_baseline(bootstrap, n, gap)
-    finally:
-        for s in services:
-            s.stop()
-        embedded.stop_process(broker)
-        database.stop()
-    print(f"\nintake benchmark: {n} referrals in a burst, {paced_n} paced one every {gap * 1000:.0f} ms")
+@dataclass(frozen=True)
+class IntakeFigures:
+    referrals: int
+    paced: int
+    gap: float
+    accepted_seconds: float
+    created_seconds: float
+    to_accepted: list[float]
+    to_created: list[float]
+    raw_seconds: float
+    raw_latency: list[float]
+
+
+async def measure(bootstrap: str, n: int, paced_n: int, gap: float) -> IntakeFigures:
+    """With the referrals and workflow services running: a burst, a paced run, then the raw baseline."""
+    await paced(bootstrap, 20, gap)  # warm-up
+    accepted_s, created_s = await burst(bootstrap, n)
+    to_accepted, to_created = await paced(bootstrap, paced_n, gap)
+    raw_s, raw_latency = await raw_baseline(bootstrap, n, paced_n, gap)
+    return IntakeFigures(n, paced_n, gap, accepted_s, created_s, to_accepted, to_created, raw_s, raw_latency)
+
+
+def report(f: IntakeFigures) -> None:
+    def ms(values: list[float], p: float) -> float:
+        return percentile(values, p) * 1000
+
+    print(f"\nintake benchmark: {f.referrals} referrals in a burst, {f.paced} paced one every {f.gap * 1000:.0f} ms")
     print(f"{'path':<42}{'per second':>12}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'publish -> referral.accepted':<42}{n / accepted_s:>12.0f}{pct(to_accepted, 50):>10.1f}"
-          f"{pct(to_accepted, 99):>10.1f}")
-    print(f"{'publish -> step.created':<42}{n / created_s:>12.0f}{pct(to_created, 50):>10.1f}"
-          f"{pct(to_created, 99):>10.1f}")
-    print(f"{'raw aiokafka produce -> consume (baseline)':<42}{n / raw_s:>12.0f}{pct(raw_latency, 50):>10.1f}"
-          f"{pct(raw_latency, 99):>10.1f}")
-    print(f"end-to-end throughput is {100 * raw_s / created_s:.1f}% of the raw baseline")
+    for path, seconds, latency in (("publish -> referral.accepted", f.accepted_seconds, f.to_accepted),
+                                   ("publish -> step.created", f.created_seconds, f.to_created),
+                                   ("raw aiokafka produce -> consume (baseline)", f.raw_seconds, f.raw_latency)):
+        print(f"{path:<42}{f.referrals / seconds:>12.0f}{ms(latency, 50):>10.1f}{ms(latency, 99):>10.1f}")
+    print(f"end-to-end throughput is {100 * f.raw_seconds / f.created_seconds:.1f}% of the raw baseline")
+
+
+async def main(n: int, paced_n: int, gap: float) -> None:
+    async with infrastructure("tessera-bench-intake-") as infra, \
+            running(SERVICES, infra.env(), infra.work):
+        figures = await measure(infra.bootstrap, n, paced_n, gap)
+    report(figures)
 
 
 if __name__ == "__main__":

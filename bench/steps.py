@@ -11,29 +11,24 @@ import argparse
 import asyncio
 import json
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from bench.common import infrastructure, percentile, running
 from services.workflow.handlers import handle_command
 from services.workflow.pack import load_packs
-from shared import db, embedded, topics
-from shared.broker import ensure_topics
+from shared import db, topics
 from shared.envelope import Envelope, new_message
-from shared.settings import Settings
-from shared.testing import ServiceProcess, TopicTail, free_port
+from shared.testing import TopicTail
+
+SERVICES = ("workflow",)
 
 STEP_TYPE = "WB Covid 19 Response"
 ACTOR = {"worker_id": "bench-worker", "roles": ["gso"], "team_ids": ["wellbeing-service-hub"]}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
 
 def start_new(person_id: str) -> Envelope:
@@ -69,7 +64,8 @@ class Outcomes(TopicTail):
         return [self.seen[i] for i in ids]
 
 
-async def broker_run(bootstrap: str, dsn: str, n_steps: int, per_step: int) -> tuple[float, list[float], list[float]]:
+async def broker_run(bootstrap: str, dsn: str, n_steps: int, per_step: int,
+                     paced_n: int = 200) -> tuple[float, list[float], list[float]]:
     async with Outcomes(bootstrap) as log:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         await producer.start()
@@ -98,7 +94,7 @@ async def broker_run(bootstrap: str, dsn: str, n_steps: int, per_step: int) -> t
             # paced: one command at a time, unloaded latency
             paced: list[float] = []
             person = people[0]
-            for i in range(min(200, 50 * per_step)):
+            for i in range(paced_n):
                 m = save(person, step_ids[person], 2 + per_step + i, i)
                 t0 = time.monotonic()
                 await producer.send_and_wait(topics.WORKFLOW_COMMANDS, m.to_bytes(), key=person.encode())
@@ -147,39 +143,54 @@ async def floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int) -> 
     return seconds, latency
 
 
-async def main(n_steps: int, per_step: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="tessera-bench-steps-"))
-    broker = embedded.start_broker(free_port(), work / "broker.log")
-    bootstrap = broker.args[-1].removeprefix("tcp://")
-    database = embedded.Database(work / "pgdata")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database.dsn, "LOG_LEVEL": "WARNING",
-           "OUTBOX_POLL_SECONDS": "0.2", "REFERRALS_URL": f"http://127.0.0.1:{free_port()}"}
-    await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap))
-    service = ServiceProcess("workflow", env, work)
-    n = n_steps * per_step
-    try:
-        service.start()
-        await service.ready()
-        await broker_run(bootstrap, database.dsn, 20, 5)  # warm-up
-        burst_s, burst_latency, paced = await broker_run(bootstrap, database.dsn, n_steps, per_step)
-        floor1_s, floor1_latency = await floor_run(database.dsn, n_steps, per_step, 1)
-        floor4_s, floor4_latency = await floor_run(database.dsn, n_steps, per_step, 4)
-    finally:
-        service.stop()
-        embedded.stop_process(broker)
-        database.stop()
-    print(f"\nstep transitions: {n_steps} steps x {per_step} step.save each = {n} transitions")
+@dataclass(frozen=True)
+class StepFigures:
+    steps: int
+    per_step: int
+    burst_seconds: float
+    burst_latency: list[float]
+    paced: list[float]
+    floor1_seconds: float
+    floor1_latency: list[float]
+    floor4_seconds: float
+    floor4_latency: list[float]
+
+    @property
+    def transitions(self) -> int:
+        return self.steps * self.per_step
+
+
+async def measure(bootstrap: str, dsn: str, n_steps: int, per_step: int) -> StepFigures:
+    """With the workflow service running: warm-up, the broker run, then the DB-only floors."""
+    await broker_run(bootstrap, dsn, min(20, n_steps), min(5, per_step), 10)  # warm-up
+    burst_s, burst_latency, paced = await broker_run(bootstrap, dsn, n_steps, per_step, min(200, 50 * per_step))
+    floor1_s, floor1_latency = await floor_run(dsn, n_steps, per_step, 1)
+    floor4_s, floor4_latency = await floor_run(dsn, n_steps, per_step, 4)
+    return StepFigures(n_steps, per_step, burst_s, burst_latency, paced, floor1_s, floor1_latency,
+                       floor4_s, floor4_latency)
+
+
+def report(f: StepFigures) -> None:
+    def ms(values: list[float], p: float) -> float:
+        return percentile(values, p) * 1000
+
+    n = f.transitions
+    print(f"\nstep transitions: {f.steps} steps x {f.per_step} step.save each = {n} transitions")
     print(f"{'path':<52}{'per second':>12}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'broker + DB, burst (command in -> event out)':<52}{n / burst_s:>12.0f}"
-          f"{pct(burst_latency, 50):>10.1f}{pct(burst_latency, 99):>10.1f}")
-    print(f"{'broker + DB, paced one at a time':<52}{1 / statistics.mean(paced):>12.0f}"
-          f"{pct(paced, 50):>10.1f}{pct(paced, 99):>10.1f}")
-    print(f"{'DB-only floor, 1 at a time (same transaction)':<52}{n / floor1_s:>12.0f}"
-          f"{pct(floor1_latency, 50):>10.1f}{pct(floor1_latency, 99):>10.1f}")
-    print(f"{'DB-only floor, 4 concurrent':<52}{n / floor4_s:>12.0f}"
-          f"{pct(floor4_latency, 50):>10.1f}{pct(floor4_latency, 99):>10.1f}")
-    print(f"broker + DB burst throughput is {100 * floor1_s / burst_s:.1f}% of the 1-at-a-time floor,"
-          f" {100 * floor4_s / burst_s:.1f}% of the 4-concurrent floor")
+    for path, rate, latency in (
+            ("broker + DB, burst (command in -> event out)", n / f.burst_seconds, f.burst_latency),
+            ("broker + DB, paced one at a time", 1 / statistics.mean(f.paced), f.paced),
+            ("DB-only floor, 1 at a time (same transaction)", n / f.floor1_seconds, f.floor1_latency),
+            ("DB-only floor, 4 concurrent", n / f.floor4_seconds, f.floor4_latency)):
+        print(f"{path:<52}{rate:>12.0f}{ms(latency, 50):>10.1f}{ms(latency, 99):>10.1f}")
+    print(f"broker + DB burst throughput is {100 * f.floor1_seconds / f.burst_seconds:.1f}% of the 1-at-a-time"
+          f" floor, {100 * f.floor4_seconds / f.burst_seconds:.1f}% of the 4-concurrent floor")
+
+
+async def main(n_steps: int, per_step: int) -> None:
+    async with infrastructure("tessera-bench-steps-") as infra, running(SERVICES, infra.env(), infra.work):
+        figures = await measure(infra.bootstrap, infra.dsn, n_steps, per_step)
+    report(figures)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,18 @@ import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared import embedded, topics
+from bench.common import infrastructure as embedded_infrastructure
+from bench.common import percentile, running
+from shared import topics
 from shared.broker import ensure_topics
 from shared.settings import Settings
-from shared.testing import ServiceProcess, free_port
 
 RAW_TOPIC = "bench.timers.raw"
 LEAD_SECONDS = 3.0
@@ -41,17 +43,22 @@ COLUMNS = ["key", "due_at", "owner", "payload", "subject", "set_by", "correlatio
 
 
 @asynccontextmanager
-async def infrastructure(work: Path) -> AsyncIterator[tuple[str, str]]:
+async def infrastructure() -> AsyncIterator[tuple[str, str]]:
     if "KAFKA_BOOTSTRAP_SERVERS" in os.environ and "DATABASE_URL" in os.environ:
+        await ensure_topics(Settings(kafka_bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"]))
         yield os.environ["KAFKA_BOOTSTRAP_SERVERS"], os.environ["DATABASE_URL"]
         return
-    broker = embedded.start_broker(free_port(), work / "broker.log")
-    database = embedded.Database(work / "pgdata")
-    try:
-        yield broker.args[-1].removeprefix("tcp://"), database.dsn
-    finally:
-        embedded.stop_process(broker)
-        database.stop()
+    async with embedded_infrastructure("tessera-bench-timers-") as infra:
+        yield infra.bootstrap, infra.dsn
+
+
+def scheduler_env(bootstrap: str, dsn: str, poll: float) -> dict[str, str]:
+    return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": dsn, "LOG_LEVEL": "WARNING",
+            "SCHEDULER_TEST_CLOCK": "true", "OUTBOX_POLL_SECONDS": "0.2", "SCHEDULER_POLL_SECONDS": str(poll)}
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn, server_settings={"search_path": "scheduler"})
 
 
 async def own_database(dsn: str) -> str:
@@ -142,80 +149,113 @@ async def raw_claim_rate(conn: asyncpg.Connection, count: int, batch: int) -> fl
     return done / (time.perf_counter() - began)
 
 
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))] if values else float("nan")
+async def load_timers(conn: asyncpg.Connection, n: int, window: int, window_seconds: float, burst: int,
+                      base: datetime) -> float:
+    """COPY n timers laid out as `layout` says into the scheduler's table; the seconds it took."""
+    began = time.perf_counter()
+    await conn.copy_records_to_table("timers", records=layout(n, window, window_seconds, burst, base),
+                                     columns=COLUMNS)
+    seconds = time.perf_counter() - began
+    await conn.execute("ANALYZE timers")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Fired:
+    """(due_at, fired_at, received) of the window's and the burst's timers; received is on the wall clock."""
+
+    window: list[tuple[float, float, float]]
+    burst: list[tuple[float, float, float]]
+    offset: float  # scheduler clock minus wall clock while they fired
+
+
+async def fire(conn: asyncpg.Connection, bootstrap: str, base: datetime, window: int, burst: int,
+               window_seconds: float) -> Fired:
+    """Move the scheduler's test clock so the window opens in LEAD_SECONDS; read what falls due."""
+    started = asyncio.Event()
+    reader = asyncio.create_task(read_dues(bootstrap, window, burst, LEAD_SECONDS + window_seconds + 300, started))
+    await started.wait()
+    offset = (base - timedelta(seconds=LEAD_SECONDS)).timestamp() - time.time()
+    await conn.execute("UPDATE clock SET offset_seconds = $1", offset)
+    got = await reader
+    await conn.execute("UPDATE clock SET offset_seconds = 0")
+    return Fired(got["w"], got["b"], offset)
+
+
+def lateness(fired: list[tuple[float, float, float]]) -> list[float]:
+    """fired_at - due_at of each timer, in seconds."""
+    return [f - d for d, f, _ in fired]
+
+
+async def window_lateness(conn: asyncpg.Connection, bootstrap: str, n: int, window: int,
+                          window_seconds: float) -> tuple[list[float], float]:
+    """Empty the table, load n timers of which `window` fall due over window_seconds (the rest a day or
+    more later); the window's lateness in seconds, and the seconds the load took."""
+    await conn.execute("TRUNCATE timers")
+    base = datetime.now(UTC) + timedelta(days=400)
+    load_seconds = await load_timers(conn, n, window, window_seconds, 0, base)
+    fired = await fire(conn, bootstrap, base, min(window, n), 0, window_seconds)
+    return lateness(fired.window), load_seconds
+
+
+def ms(values: list[float], p: float) -> float:
+    return percentile(values, p) * 1000
 
 
 async def run(args: argparse.Namespace) -> None:
-    work = Path(tempfile.mkdtemp(prefix="tessera-bench-timers-"))
     window, burst = min(args.window, args.timers), min(args.burst, max(0, args.timers - args.window))
-    try:
-        async with infrastructure(work) as (bootstrap, dsn):
-            await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap))
-            dsn = await own_database(dsn)
-            env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": dsn, "LOG_LEVEL": "WARNING",
-                   "SCHEDULER_TEST_CLOCK": "true", "OUTBOX_POLL_SECONDS": "0.2",
-                   "SCHEDULER_POLL_SECONDS": str(args.poll)}
-            scheduler = ServiceProcess("scheduler", env, work)
-            scheduler.start()
-            try:
-                await scheduler.ready(120)
-                conn = await asyncpg.connect(dsn, server_settings={"search_path": "scheduler"})
-                base = datetime.now(UTC) + timedelta(days=400)
-                rows = layout(args.timers, window, args.window_seconds, burst, base)
-                began = time.perf_counter()
-                await conn.copy_records_to_table("timers", records=rows, columns=COLUMNS)
-                insert_seconds = time.perf_counter() - began
-                await conn.execute("ANALYZE timers")
-                print(f"timers: {args.timers:,} loaded by COPY in {insert_seconds:.1f}s "
-                      f"= {args.timers / insert_seconds:,.0f} timers/s"
-                      " (generated in Python as it goes; due_at and owner indexes kept)")
-
-                started = asyncio.Event()
-                reader = asyncio.create_task(read_dues(bootstrap, window, burst,
-                                                       LEAD_SECONDS + args.window_seconds + 300, started))
-                await started.wait()
-                # the scheduler's clock shows `base - LEAD` now: the window opens in LEAD seconds
-                offset = (base - timedelta(seconds=LEAD_SECONDS)).timestamp() - time.time()
-                await conn.execute("UPDATE clock SET offset_seconds = $1", offset)
-                got = await reader
-                await conn.execute("UPDATE clock SET offset_seconds = 0")
-
-                w, b = got["w"], got["b"]
-                late = [f - d for d, f, _ in w]
-                delivered = [r + offset - d for d, _, r in w]
-                print(f"on-time window: {len(w):,}/{window:,} timers due over {args.window_seconds:.0f}s "
-                      f"({window / args.window_seconds:,.0f}/s) among {args.timers:,}")
-                print(f"  lateness fired_at - due_at: p50 {pct(late, 50) * 1000:.0f} ms, "
-                      f"p99 {pct(late, 99) * 1000:.0f} ms, max {max(late, default=float('nan')) * 1000:.0f} ms")
-                print(f"  due_at to received on scheduler.due: p50 {pct(delivered, 50) * 1000:.0f} ms, "
-                      f"p99 {pct(delivered, 99) * 1000:.0f} ms, "
-                      f"max {max(delivered, default=float('nan')) * 1000:.0f} ms")
-                if b:
-                    fired = [f for _, f, _ in b]
-                    received = [r for _, _, r in b]
-                    due = b[0][0]
-                    fire_span = max(fired) - due
-                    recv_span = max(received) + offset - due
-                    print(f"burst: {len(b):,}/{burst:,} timers due at one instant")
-                    print(f"  fire rate {len(b) / fire_span:,.0f} timers/s (last fired {fire_span:.2f}s after due); "
-                          f"delivered {len(b) / recv_span:,.0f}/s (last received {recv_span:.2f}s after due)")
-                    print(f"  lateness fired_at - due_at: p50 {pct([f - due for f in fired], 50):.2f}s, "
-                          f"p99 {pct([f - due for f in fired], 99):.2f}s, max {fire_span:.2f}s")
-
-                claim = min(args.baseline, max(0, args.timers - window - burst))
-                if claim:
-                    rate = await raw_claim_rate(conn, claim, 500)
-                    print(f"baseline, bare SQL claim + delete of {claim:,} timers (500 a transaction): {rate:,.0f}/s")
-                await conn.close()
-                size = 420  # about the size of a timer.due envelope
-                print(f"baseline, raw Kafka produce of {args.baseline:,} messages of {size} B (acks=all): "
-                      f"{await raw_kafka_rate(bootstrap, args.baseline, size):,.0f}/s")
-            finally:
-                scheduler.stop()
-    finally:
+    async with infrastructure() as (bootstrap, dsn):
+        dsn = await own_database(dsn)
+        work = Path(tempfile.mkdtemp(prefix="tessera-bench-timers-logs-"))
+        async with running(("scheduler",), scheduler_env(bootstrap, dsn, args.poll), work):
+            conn = await connect(dsn)
+            base = datetime.now(UTC) + timedelta(days=400)
+            insert_seconds = await load_timers(conn, args.timers, window, args.window_seconds, burst, base)
+            print(f"timers: {args.timers:,} loaded by COPY in {insert_seconds:.1f}s "
+                  f"= {args.timers / insert_seconds:,.0f} timers/s"
+                  " (generated in Python as it goes; due_at and owner indexes kept)")
+            fired = await fire(conn, bootstrap, base, window, burst, args.window_seconds)
+            report_window(fired, window, args)
+            report_burst(fired, burst)
+            await report_baselines(conn, bootstrap, min(args.baseline, max(0, args.timers - window - burst)),
+                                   args.baseline)
+            await conn.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report_window(fired: Fired, window: int, args: argparse.Namespace) -> None:
+    late = lateness(fired.window)
+    delivered = [r + fired.offset - d for d, _, r in fired.window]
+    print(f"on-time window: {len(fired.window):,}/{window:,} timers due over {args.window_seconds:.0f}s "
+          f"({window / args.window_seconds:,.0f}/s) among {args.timers:,}")
+    print(f"  lateness fired_at - due_at: p50 {ms(late, 50):.0f} ms, p99 {ms(late, 99):.0f} ms, "
+          f"max {ms(late, 100):.0f} ms")
+    print(f"  due_at to received on scheduler.due: p50 {ms(delivered, 50):.0f} ms, "
+          f"p99 {ms(delivered, 99):.0f} ms, max {ms(delivered, 100):.0f} ms")
+
+
+def report_burst(fired: Fired, burst: int) -> None:
+    if not fired.burst:
+        return
+    b = fired.burst
+    due = b[0][0]
+    fire_span = max(f for _, f, _ in b) - due
+    recv_span = max(r for _, _, r in b) + fired.offset - due
+    print(f"burst: {len(b):,}/{burst:,} timers due at one instant")
+    print(f"  fire rate {len(b) / fire_span:,.0f} timers/s (last fired {fire_span:.2f}s after due); "
+          f"delivered {len(b) / recv_span:,.0f}/s (last received {recv_span:.2f}s after due)")
+    late = lateness(b)
+    print(f"  lateness fired_at - due_at: p50 {percentile(late, 50):.2f}s, "
+          f"p99 {percentile(late, 99):.2f}s, max {fire_span:.2f}s")
+
+
+async def report_baselines(conn: asyncpg.Connection, bootstrap: str, claim: int, produce: int) -> None:
+    if claim:
+        rate = await raw_claim_rate(conn, claim, 500)
+        print(f"baseline, bare SQL claim + delete of {claim:,} timers (500 a transaction): {rate:,.0f}/s")
+    size = 420  # about the size of a timer.due envelope
+    print(f"baseline, raw Kafka produce of {produce:,} messages of {size} B (acks=all): "
+          f"{await raw_kafka_rate(bootstrap, produce, size):,.0f}/s")
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Planned Work Tray at scale: `python -m bench.trays [--entries N] [--requests R] [--timers T]`.
 
 Loads N open entries into one team's tray (COPY), then, through the allocation service as a process:
-  - `GET /teams/{id}/tray` p50/p99 for several sorts and filters (R requests each, first page of 100);
+  - `GET /teams/{id}/tray` p50/p99 for several sorts and filters (R requests each, first page of 100),
+    and the default query's own SQL run straight on PostgreSQL as the same-run baseline;
   - `GET /teams/{id}/tray/report` p50/p99;
   - review-timer throughput: T `timer.due` on scheduler.due → T `tray.review_due` on allocation.events,
     with the same-run raw broker baseline (T similar messages produced and read back with no service).
@@ -11,25 +12,25 @@ Prints figures, asserts nothing. Starts the embedded broker and PostgreSQL in a 
 import argparse
 import asyncio
 import random
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
 
-from services.allocation import domain
-from shared import embedded, topics
+from bench.common import infrastructure, percentile, running
+from services.allocation import domain, store
+from shared import topics
 from shared.broker import ensure_topics
 from shared.envelope import new_message
 from shared.settings import Settings
-from shared.testing import EventLog, ServiceProcess, free_port, publish
+from shared.testing import EventLog, publish
 
+SERVICES = ("allocation",)
 TEAM = "bench-team"
+DEFAULT_SORT = ["priority", "rag", "-days_waiting"]
 QUERIES = {
     "default (priority,rag,-days_waiting)": {},
     "sort=-days_waiting": {"sort": "-days_waiting"},
@@ -38,11 +39,6 @@ QUERIES = {
     "review_overdue=true sort=next_review_at": {"review_overdue": "true", "sort": "next_review_at"},
     "past_target=true sort=priority,-days_waiting": {"past_target": "true", "sort": "priority,-days_waiting"},
 }
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def load(dsn: str, n: int) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
@@ -108,37 +104,47 @@ async def timer_throughput(bootstrap: str, entries: list[tuple[uuid.UUID, uuid.U
     return service, raw
 
 
-async def main(n: int, requests: int, timers: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="tessera-bench-trays-"))
-    broker = embedded.start_broker(free_port(), work / "broker.log")
-    database = embedded.Database(work / "pgdata")
-    bootstrap = broker.args[-1].removeprefix("tcp://")
-    service: ServiceProcess | None = None
+async def raw_sql_latencies(dsn: str, requests: int) -> list[float]:
+    """The default tray query's own SQL (count, then the first page) on one connection: no HTTP, no JSON."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": "allocation"})
+    samples: list[float] = []
     try:
-        await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap))
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database.dsn, "LOG_LEVEL": "WARNING",
-               "OUTBOX_POLL_SECONDS": "0.2", "WORKFLOW_URL": "http://127.0.0.1:9", "REFERRALS_URL": "http://127.0.0.1:9"}
-        service = ServiceProcess("allocation", env, work)
-        service.start()
-        await service.ready()
+        for _ in range(requests + 1):  # the first one warms
+            started = time.perf_counter()
+            await store.tray(conn, TEAM, datetime.now(UTC), sort=DEFAULT_SORT, rag=[], priority=[], complexity=[],
+                             review_overdue=None, min_days_waiting=None, max_days_waiting=None, limit=100, offset=0)
+            samples.append((time.perf_counter() - started) * 1000)
+    finally:
+        await conn.close()
+    return samples[1:]
+
+
+async def default_query(url: str, dsn: str, requests: int) -> tuple[list[float], list[float]]:
+    """Latencies (ms) of the default tray query through HTTP and as bare SQL, in the same run."""
+    http, _ = await http_latencies(url, f"/teams/{TEAM}/tray", {}, requests)
+    return http, await raw_sql_latencies(dsn, requests)
+
+
+async def main(n: int, requests: int, timers: int) -> None:
+    async with infrastructure("tessera-bench-trays-") as infra, \
+            running(SERVICES, infra.env(), infra.work) as services:
+        url = services["allocation"].url
         started = time.perf_counter()
-        entries = await load(database.dsn, n)
+        entries = await load(infra.dsn, n)
         print(f"tray of {n} entries loaded in {time.perf_counter() - started:.1f}s (COPY)")
         print(f"{'query (first page of 100)':48} {'matching':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for name, params in QUERIES.items():
-            samples, total = await http_latencies(service.url, f"/teams/{TEAM}/tray", params, requests)
-            print(f"{name:48} {total:>9} {statistics.median(samples):>8.1f} {pct(samples, 0.99):>8.1f}")
-        samples, _ = await http_latencies(service.url, f"/teams/{TEAM}/tray/report", {}, requests)
-        print(f"{'report (waiting well)':48} {n:>9} {statistics.median(samples):>8.1f} {pct(samples, 0.99):>8.1f}")
-        through, raw = await timer_throughput(bootstrap, entries, timers)
+            samples, total = await http_latencies(url, f"/teams/{TEAM}/tray", params, requests)
+            print(f"{name:48} {total:>9} {statistics.median(samples):>8.1f} {percentile(samples, 99):>8.1f}")
+        samples = await raw_sql_latencies(infra.dsn, requests)
+        print(f"{'baseline: default query as bare SQL':48} {n:>9} {statistics.median(samples):>8.1f}"
+              f" {percentile(samples, 99):>8.1f}")
+        samples, _ = await http_latencies(url, f"/teams/{TEAM}/tray/report", {}, requests)
+        print(f"{'report (waiting well)':48} {n:>9} {statistics.median(samples):>8.1f}"
+              f" {percentile(samples, 99):>8.1f}")
+        through, raw = await timer_throughput(infra.bootstrap, entries, timers)
         print(f"review timers: {timers} timer.due → tray.review_due at {through:.0f}/s "
               f"(raw broker produce+read baseline, same run: {raw:.0f}/s)")
-    finally:
-        if service is not None:
-            service.stop()
-        embedded.stop_process(broker)
-        database.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
