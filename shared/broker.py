@@ -8,13 +8,13 @@ import traceback
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaRouter
 
-from shared import metrics, outbox, topics
+from shared import audit, metrics, outbox, topics
 from shared.envelope import Undecodable
 from shared.settings import Settings
 
@@ -47,7 +47,7 @@ def make_broker(settings: Settings) -> KafkaBroker:
     options = producer_options(settings)
     return KafkaBroker(
         options.pop("bootstrap_servers"),
-        middlewares=[DeadLetterMiddleware],
+        middlewares=[DeadLetterMiddleware, audit.CauseMiddleware],
         logger=logging.getLogger(f"tessera.{settings.service_name}.broker"),
         **options,
     )
@@ -81,6 +81,45 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> N
                 await admin.create_topics(new)
     finally:
         await admin.close()
+
+
+class BrokerLogWatch:
+    """The outbox relay's view of the broker's log: end offsets (no consumer group) and topic re-creation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                                        enable_auto_commit=False,
+                                        client_id=f"tessera-{self._settings.service_name}-outbox-watch")
+            await consumer.start()
+            self._consumer = consumer
+        ends = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def recreate_topics(self) -> None:
+        await ensure_topics(self._settings)
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+def make_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: Settings) -> outbox.OutboxRelay:
+    """The service's outbox relay: retains published rows and re-publishes them if the broker lost its log."""
+    return outbox.OutboxRelay(
+        pool, producer, settings.schema,
+        poll_seconds=settings.outbox_poll_seconds,
+        batch_size=settings.outbox_batch_size,
+        linger_seconds=settings.outbox_linger_seconds,
+        retention_seconds=settings.outbox_retention_hours * 3600,
+        broker_log=BrokerLogWatch(settings),
+        log_check_seconds=settings.outbox_log_check_seconds,
+    )
 
 
 class DeadLetterMiddleware(BaseMiddleware):

@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -41,6 +43,33 @@ def start_broker(port: int = 9092, log_path: Path | None = None) -> subprocess.P
     )
     wait_for_port("127.0.0.1", port)
     return process
+
+
+def broker_pid(port: int) -> int | None:
+    """The Tansu process listening on 127.0.0.1:port (started by start_broker), if any."""
+    wanted = f"tcp://127.0.0.1:{port}".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"broker" in args and wanted in args:
+            return int(cmdline.parent.name)
+    return None
+
+
+def restart_broker(port: int, down_seconds: float = 0.0, log_path: Path | None = None) -> subprocess.Popen[bytes]:
+    """Stop the Tansu on `port` and start a new one there: it comes back empty (memory storage)."""
+    pid = broker_pid(port)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while not port_is_free("127.0.0.1", port) or broker_pid(port) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the broker on port {port} did not stop within 30s")
+        time.sleep(0.1)
+    time.sleep(down_seconds)  # the outage itself
+    return start_broker(port, log_path)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

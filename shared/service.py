@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import db
 from shared import logging as json_logging
-from shared.broker import ensure_topics, make_broker, make_producer
+from shared.broker import ensure_topics, make_broker, make_producer, make_relay
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 
@@ -103,10 +103,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     await _until_reachable(lambda: ensure_topics(settings))
     producer = make_producer(settings)
     await producer.start()
-    runtime.relay = OutboxRelay(runtime.pool, producer, settings.schema,
-                                poll_seconds=settings.outbox_poll_seconds,
-                                batch_size=settings.outbox_batch_size,
-                                linger_seconds=settings.outbox_linger_seconds)
+    runtime.relay = make_relay(runtime.pool, producer, settings)
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
     runtime.broker.context.set_global("pool", runtime.pool)
     runtime.broker.context.set_global("service", settings.service_name)

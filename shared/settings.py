@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = 0.5
     outbox_batch_size: int = 500
     outbox_linger_seconds: float = 0.005
+    # published rows kept this long, re-published if the broker loses its log (0: delete at once)
+    outbox_retention_hours: float = 24.0
+    outbox_log_check_seconds: float = 5.0
     referrals_url: str = "http://127.0.0.1:8081"
 
     @property

@@ -113,6 +113,11 @@ class TopicTail:
                         self.note(r, now)
                 self._changed.notify_all()
 
+    async def rewind(self) -> None:
+        """Read every partition again from its start (after a broker restart emptied and refilled them)."""
+        assert self._consumer is not None
+        await self._consumer.seek_to_beginning(*self._consumer.assignment())
+
     async def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
         """Wait until `condition` holds over what has been seen, re-checked on every new batch."""
         async def holds() -> None:

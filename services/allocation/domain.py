@@ -416,6 +416,7 @@ def locality_reasons(ctx: Context, team_id: str) -> list[Reason]:
 
 def add_worker_relationship(ctx: Context, case: Case, command: cmd.AddWorkerRelationship) -> Decision:
     """R-A1: a worker relationship puts the case in the worker's Allocations."""
+    _check(_for_another_worker(ctx, command.worker_id, "add"))
     if any(r.worker_id == command.worker_id and r.relationship == command.relationship
            for r in case.open_worker_relationships):
         _check([reason("duplicate", f"the worker already has an open {command.relationship!r} relationship",
@@ -436,13 +437,20 @@ def _worker_relationship(ctx: Context, person_id: str, worker_id: str, relations
 def end_worker_relationship(ctx: Context, rel: WorkerRelationship, command: cmd.EndWorkerRelationship) -> Decision:
     """R-A1: ending a worker relationship removes the case from Allocations at once."""
     end = command.end_date or ctx.now.astimezone(LONDON).date()
-    reasons = []
+    reasons = _for_another_worker(ctx, rel.worker_id, "end")
     if not rel.is_open:
         reasons.append(reason("already_ended", "the relationship has already ended", "relationship_id"))
     if end < rel.start_date:
         reasons.append(reason("invalid", "the end date is before the start date", "end_date"))
     _check(reasons)
     return _end_worker(ctx, rel, end, command.end_reason)
+
+
+def _for_another_worker(ctx: Context, worker_id: str, verb: str) -> list[Reason]:
+    """R-A1, R-A3: a worker records their own involvement; another worker's is an allocation, a manager's act."""
+    if worker_id == ctx.actor.worker_id or ctx.actor.roles & ALLOCATING_ROLES:
+        return []
+    return [reason("role", f"only a manager may {verb} another worker's relationship", "worker_id")]
 
 
 def _end_worker(ctx: Context, rel: WorkerRelationship, end: date, end_reason: str | None) -> Decision:

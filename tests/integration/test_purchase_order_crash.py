@@ -134,4 +134,5 @@ async def test_R_F1_kill_9_during_purchase_order_finishes_the_ledger_holds_exact
 
 
 async def _outbox_empty(db: Any) -> bool:
-    return await db.fetchval("SELECT count(*) FROM workflow.outbox WHERE topic = $1", topics.PURCHASING_ORDERS) == 0
+    return await db.fetchval("SELECT count(*) FROM workflow.outbox WHERE topic = $1 AND published_at IS NULL",
+                            topics.PURCHASING_ORDERS) == 0

@@ -292,6 +292,14 @@ def test_R_A1_second_open_relationship_for_the_same_worker_is_a_duplicate() -> N
     assert refused(add_worker, Case(PERSON, worker_relationships=(rel,))) == ["duplicate"]
 
 
+def test_R_A1_R_A3_a_worker_may_not_add_or_end_another_workers_relationship_a_manager_may() -> None:
+    assert refused(lambda: add_worker(worker_id="sw2")) == ["role"]
+    [rel] = domain.add_worker_relationship(ctx(TM), Case(PERSON), command(
+        "worker_relationship.add", TM, person_id=PERSON, worker_id="sw2")).worker_relationships
+    assert refused(domain.end_worker_relationship, ctx(SW), rel, command(
+        "worker_relationship.end", SW, relationship_id=rel.relationship_id)) == ["role"]
+
+
 def test_R_A1_ending_closes_it_at_once_even_with_a_later_end_date() -> None:
     [rel] = add_worker().worker_relationships
     end = domain.end_worker_relationship(ctx(), rel, command(

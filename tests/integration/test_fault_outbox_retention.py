@@ -1,0 +1,112 @@
+"""Outbox retention: a broker that loses its log gets the retained window again; old rows are pruned.
+
+The relay runs against its own Tansu (restarted here, so the session's broker is untouched) and
+a schema of its own in the session's PostgreSQL.
+"""
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from shared import db as shared_db
+from shared import embedded, outbox, topics
+from shared.broker import ensure_topics, make_relay
+from shared.envelope import new_message
+from shared.settings import Settings
+from shared.testing import EventLog, free_port, poll_until
+
+pytestmark = pytest.mark.faults
+EVENTS = 60
+RelaySetup = tuple[Settings, asyncpg.Pool, outbox.OutboxRelay]
+
+
+@pytest.fixture
+async def own_broker(tmp_path: Path) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    """A Tansu of this test's own; a restart appends the new process."""
+    processes = [embedded.start_broker(free_port(), tmp_path / "broker.log")]
+    yield processes
+    for process in processes:
+        embedded.stop_process(process)
+
+
+@pytest.fixture
+async def relay_setup(infra, own_broker: list[subprocess.Popen[bytes]]) -> AsyncIterator[RelaySetup]:
+    schema = f"retention_{uuid.uuid4().hex[:8]}"
+    settings = Settings(service_name=schema, kafka_bootstrap_servers=own_broker[0].args[-1].removeprefix("tcp://"),
+                        database_url=infra.dsn, outbox_retention_hours=1, outbox_log_check_seconds=0.5,
+                        outbox_poll_seconds=0.1)
+    pool = await shared_db.open_pool(infra.dsn, schema)
+    await shared_db.migrate(pool, schema, Path("/nonexistent"))
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        yield settings, pool, make_relay(pool, producer, settings)
+    finally:
+        await producer.stop()
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
+
+
+async def _queue(pool: asyncpg.Pool, n: int) -> list[str]:
+    messages = [new_message("referral.accepted", "retention-test", {"referral_id": f"r-{i}"},
+                            subject=str(uuid.uuid4())) for i in range(n)]
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.add(conn, [outbox.Outgoing.event(topics.REFERRALS_EVENTS, m.subject, m) for m in messages])
+    return [str(m.id) for m in messages]
+
+
+async def _published(pool: asyncpg.Pool) -> int:
+    return await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+
+
+async def test_a_broker_that_lost_its_log_gets_the_retained_outbox_again(relay_setup, own_broker):
+    """Published-but-unconsumed events survive an empty broker restart: the relay sees the end offset
+    fall below what it had published and publishes the retained rows again (consumers dedupe by id)."""
+    settings, pool, relay = relay_setup
+    running = asyncio.create_task(relay.run())
+    try:
+        ids = await _queue(pool, EVENTS)
+        await poll_until(lambda: _count_is(pool, EVENTS), 30, "all rows published and retained")
+
+        port = int(settings.kafka_bootstrap_servers.rsplit(":", 1)[1])
+        own_broker.append(await asyncio.to_thread(embedded.restart_broker, port))
+
+        async def republished() -> bool:
+            return relay.republished >= EVENTS
+
+        await poll_until(republished, 60, "retained rows re-published")
+        await poll_until(lambda: _count_is(pool, EVENTS), 30, "re-published rows retained again")
+        async with EventLog(settings.kafka_bootstrap_servers, [topics.REFERRALS_EVENTS], from_beginning=True) as log:
+            seen = await log.wait_for(lambda s: s.body.get("id") in ids, 30, count=EVENTS)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert {s.body["id"] for s in seen} == set(ids)
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == EVENTS  # kept for the retention window
+
+
+async def test_published_rows_older_than_the_retention_window_are_pruned(relay_setup):
+    """The outbox cannot grow without bound: published rows past OUTBOX_RETENTION_HOURS are deleted,
+    rows still to publish never are."""
+    _, pool, relay = relay_setup
+    await _queue(pool, 10)
+    assert await relay.relay_once() == 10
+    await pool.execute("UPDATE outbox SET published_at = now() - interval '2 hours'"
+                       " WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT 6)")
+    await pool.execute("INSERT INTO outbox (topic, key, value, created_at)"
+                       " VALUES ('never.published', NULL, 'x', now() - interval '3 hours')")
+
+    assert await relay.prune() == 6
+    assert await _published(pool) == 4
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+
+
+async def _count_is(pool: asyncpg.Pool, n: int) -> bool:
+    return await _published(pool) == n
