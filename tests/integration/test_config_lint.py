@@ -185,3 +185,14 @@ def test_services_and_shared_log_and_never_print():
     offenders = [f"{p.relative_to(ROOT)}:{line}" for p in _python_files("services", "shared")
                  for line in _print_calls(p)]
     assert offenders == []
+
+
+def test_compose_points_every_service_url_at_that_service_and_runs_the_desk():
+    """Reads of another service go over HTTP: in containers 127.0.0.1 is the caller itself."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert "web" in services
+    for name in ("referrals", "workflow", "allocation", "notifications", "documents"):
+        url = compose["x-tessera-env"][f"{name.upper()}_URL"]
+        port = services[name]["environment"]["HTTP_PORT"]
+        assert url == f"http://{name}:{port}", (name, url)
