@@ -10,7 +10,9 @@ from typing import TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -81,10 +83,18 @@ def create_app(
 
     app = FastAPI(title=f"tessera {settings.service_name}", description=description, lifespan=lifespan)
     app.state.runtime = runtime
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(_probes(runtime, description))
     if queries is not None:
         app.include_router(queries)
     return app
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """Every field at fault, by name, without FastAPI's echo of the value (it may be personal data)."""
+    assert isinstance(error, RequestValidationError)
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    return JSONResponse(status_code=422, content={"detail": detail})
 
 
 @contextlib.asynccontextmanager

@@ -179,9 +179,9 @@ def free_port() -> int:
 class ServiceProcess:
     """One service as its own process (`python -m services.<name>`), as production runs it."""
 
-    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()
         self._env = {**env, "HTTP_PORT": str(self.port)}
         self._log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -22,7 +22,7 @@ from shared import embedded, topics
 from shared.broker import ensure_topics
 from shared.settings import Settings
 from shared.testing import EventLog, ServiceProcess, free_port
-from tests import allocation_harness
+from tests import allocation_harness, pii_canary
 from tests.scheduler_clock import SchedulerClock
 from tests.workflow_harness import Commands
 
@@ -76,9 +76,17 @@ def infra() -> Iterator[Infra]:
         dsn = database.dsn
     asyncio.run(ensure_topics(Settings(kafka_bootstrap_servers=bootstrap)))
     yield Infra(bootstrap, dsn, log_dir)
-    for stop in reversed(stoppers):
-        stop()
-    shutil.rmtree(work, ignore_errors=True)
+    try:  # the PII canary run (issue #11 §3): services have stopped, the broker still answers
+        pii_canary.check_session(bootstrap, log_dir, topics.all_with_dlqs())
+    finally:
+        for stop in reversed(stoppers):
+            stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in pii_canary.SUMMARY:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +94,24 @@ def services(infra: Infra) -> Iterator[dict[str, ServiceProcess]]:
     """Service processes started on first use and shared by the session's tests."""
     running: dict[str, ServiceProcess] = {}
     yield running
+    pii_canary.save_metrics({name: process.url for name, process in running.items()}, infra.log_dir)
     for process in running.values():
         process.stop()
+
+
+# each service's port, fixed on first mention: referrals names allocation's and workflow's URLs, which name its
+PORTS: dict[str, int] = {}
+
+
+def service_url(name: str) -> str:
+    return f"http://127.0.0.1:{PORTS.setdefault(name, free_port())}"
 
 
 async def start_service(services: dict[str, ServiceProcess], infra: Infra, name: str,
                         **env: str) -> ServiceProcess:
     if name not in services:
-        services[name] = ServiceProcess(name, {**infra.env, **env}, infra.log_dir)
+        services[name] = ServiceProcess(name, {**infra.env, **env}, infra.log_dir,
+                                        port=PORTS.setdefault(name, free_port()))
         services[name].start()
     await services[name].ready()
     return services[name]
@@ -101,7 +119,9 @@ async def start_service(services: dict[str, ServiceProcess], infra: Infra, name:
 
 @pytest.fixture
 async def referrals(services: dict[str, ServiceProcess], infra: Infra) -> ServiceProcess:
-    return await start_service(services, infra, "referrals")
+    """Person commands are checked against allocation and workflow (issue #11 §3): start those to send any."""
+    return await start_service(services, infra, "referrals", ALLOCATION_URL=service_url("allocation"),
+                               WORKFLOW_URL=service_url("workflow"))
 
 
 @pytest.fixture

@@ -3,10 +3,12 @@
 from pathlib import Path
 
 from services.referrals import handlers, queries
+from services.referrals.settings import ReferralsSettings
+from shared.access import RelationshipReader
+from shared.readers import ServiceReader
 from shared.service import create_app
-from shared.settings import load_settings
 
-settings = load_settings("referrals")
+settings = ReferralsSettings(service_name="referrals")
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
@@ -14,3 +16,7 @@ app = create_app(
     queries=queries.router,
     description=__doc__ or "",
 )
+# who may act on a person is read from allocation (relationships) and workflow (work), issue #11 §3
+app.state.runtime.broker.context.set_global("access", RelationshipReader(
+    ServiceReader(settings.allocation_url, settings.http_timeout_seconds),
+    ServiceReader(settings.workflow_url, settings.http_timeout_seconds)))

@@ -2,7 +2,9 @@
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import asyncpg
 from faststream import Context
@@ -12,6 +14,7 @@ from pydantic import BaseModel
 
 from services.referrals import domain, store
 from shared import inbox, metrics, outbox, topics
+from shared.access import RelationshipReader, above_teams
 from shared.broker import subscriber
 from shared.commands import referrals as commands
 from shared.commands.base import Command, CommandRejected, Reason, Refused, parse_command
@@ -30,6 +33,8 @@ from shared.events.referrals import (
 
 SOURCE = "tessera/referrals"
 GROUP = "referrals"
+# allocation sends on the case notes of its own commands, whose actor it has checked (R-T1, R-T5, R-T6)
+TRUSTED_SOURCES = frozenset({"tessera/allocation"})
 log = logging.getLogger(__name__)
 router = KafkaRouter()
 
@@ -134,9 +139,14 @@ async def _link_carer(
 
 
 @subscriber(router, GROUP, topics.REFERRALS_COMMANDS)
-async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"),
+                     access: RelationshipReader = Context("access")) -> None:
     """A person-record command: exactly one outcome, its events or `command.rejected`."""
     envelope = decode(msg.body)
+    try:  # before the transaction: the access check reads allocation and workflow over HTTP
+        checked: tuple[commands.PersonCommand, Grant] | Refused = await _checked(pool, access, envelope)
+    except Refused as refused:
+        checked = refused
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_COMMANDS):
             metrics.MESSAGES.labels(GROUP, topics.REFERRALS_COMMANDS, "duplicate").inc()
@@ -144,13 +154,77 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) ->
         key = envelope.subject or str(envelope.id)
         try:
             async with conn.transaction():  # a refusal undoes whatever the command began
-                command = parse_command(commands.COMMANDS, envelope.type, envelope.data)
-                key, events = await _run(conn, command, envelope)
+                if isinstance(checked, Refused):
+                    raise checked
+                key, events = await _run(conn, checked[0], envelope)
+                await _record_reason(conn, checked[0], checked[1], envelope)
         except Refused as refused:
             events = [CommandRejected.because(envelope.type, refused.reasons)]
             log.info("command rejected", extra={"message_id": str(envelope.id), "code": events[0].code})
         await outbox.add(conn, [_event(e, envelope, key=key) for e in events])
     metrics.MESSAGES.labels(GROUP, topics.REFERRALS_COMMANDS, "handled").inc()
+
+
+# --- who may act on the person (issue #11 §3) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Why the actor may act on the person; `reason` is a break-glass reason, to be recorded."""
+
+    why: str
+    person_id: uuid.UUID | None = None
+    reason: str | None = None
+
+
+async def _checked(pool: asyncpg.Pool, access: RelationshipReader,
+                   envelope: Envelope) -> tuple[commands.PersonCommand, Grant]:
+    """The valid command and why its actor may act; Refused otherwise; Unavailable (retried) if unsure."""
+    command = cast(commands.PersonCommand, parse_command(commands.COMMANDS, envelope.type, envelope.data))
+    return command, await _grant(pool, access, command, envelope)
+
+
+async def _grant(pool: asyncpg.Pool, access: RelationshipReader, command: commands.PersonCommand,
+                 envelope: Envelope) -> Grant:
+    actor = command.actor
+    if envelope.source in TRUSTED_SOURCES:
+        return Grant(f"sent on by {envelope.source}")
+    if above_teams(actor.roles):
+        return Grant("a manager above teams")
+    person_id = await _person_of(pool, command)
+    if person_id is None:
+        return Grant("no such record")  # the command itself is refused: not_found
+    if command.access_reason:
+        return Grant("a recorded reason", person_id, command.access_reason)
+    why = await access.why_allowed(worker_id=actor.worker_id, team_ids=actor.team_ids, person_id=str(person_id))
+    if why is None:
+        field = "relationship_id" if isinstance(command, commands.EndPersonRelationship) else "person_id"
+        raise Refused([Reason(code="no_relationship", field=field, message=(
+            f"worker {actor.worker_id} has no relationship with person {person_id} and no work for them:"
+            " give an access_reason (break-glass), which is recorded"))])
+    return Grant(why, person_id)
+
+
+async def _person_of(pool: asyncpg.Pool, command: commands.PersonCommand) -> uuid.UUID | None:
+    match command:
+        case commands.EndPersonRelationship():
+            return await store.relationship_person(pool, command.relationship_id)
+        case commands.UpdatePerson() | commands.AddPersonRelationship() | commands.AddCaseNote():
+            return command.person_id
+    return None
+
+
+async def _record_reason(conn: asyncpg.Connection, command: commands.PersonCommand, grant: Grant,
+                         envelope: Envelope) -> None:
+    if grant.reason is None or grant.person_id is None:
+        return
+    await store.insert_access_reason(conn, {
+        "message_id": envelope.id, "person_id": grant.person_id, "actor": f"worker:{command.actor.worker_id}",
+        "roles": list(command.actor.roles), "team_ids": list(command.actor.team_ids),
+        "command_type": command.TYPE, "reason": grant.reason, "at": datetime.now(UTC)})
+    log.info("person command allowed on a recorded reason",  # the reason itself stays in the table
+             extra={"message_id": str(envelope.id), "person_id": str(grant.person_id),
+                    "worker_id": command.actor.worker_id})
 
 
 async def _run(conn: asyncpg.Connection, command: Command, envelope: Envelope) -> tuple[str, list[BaseModel]]:

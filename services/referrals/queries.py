@@ -1,4 +1,4 @@
-"""Read endpoints of the referrals service: a person's record and look-up by NHS number."""
+"""Read endpoints of the referrals service: a person's record, look-up by NHS number, notes and reasons."""
 
 import uuid
 from typing import Any
@@ -73,4 +73,14 @@ async def record_history(person_id: uuid.UUID, request: Request) -> list[dict[st
         {"at": c["at"].isoformat(), "actor": c["actor"], "what": c["what"], "fields": c["fields"],
          "message_id": str(c["message_id"])}
         for c in await store.changes_of(_pool(request), person_id)
+    ]
+
+
+@router.get("/people/{person_id}/access-reasons")
+async def access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+    """Break-glass: person commands allowed only on a reason the actor gave (issue #11 §3), oldest first."""
+    return [
+        {"message_id": str(r["message_id"]), "actor": r["actor"], "roles": r["roles"], "team_ids": r["team_ids"],
+         "command_type": r["command_type"], "reason": r["reason"], "at": r["at"].isoformat()}
+        for r in await store.access_reasons_of(_pool(request), person_id)
     ]

@@ -161,3 +161,21 @@ async def notes_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Rec
 
 async def changes_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT * FROM person_changes WHERE person_id = $1 ORDER BY change_id", person_id)
+
+
+async def relationship_person(pool: asyncpg.Pool, relationship_id: uuid.UUID) -> uuid.UUID | None:
+    return await pool.fetchval("SELECT person_id FROM person_relationships WHERE relationship_id = $1",
+                               relationship_id)
+
+
+async def insert_access_reason(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO access_reasons (message_id, person_id, actor, roles, team_ids, command_type, reason, at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        row["message_id"], row["person_id"], row["actor"], row["roles"], row["team_ids"], row["command_type"],
+        row["reason"], row["at"],
+    )
+
+
+async def access_reasons_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM access_reasons WHERE person_id = $1 ORDER BY at", person_id)

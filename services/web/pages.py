@@ -309,7 +309,15 @@ async def why_allowed(request: Request, user: User, person_id: str,
         return why
     since = datetime.now(UTC) - timedelta(hours=_settings(request).web_break_glass_hours)
     reason = await store.recent_access(_pool(request), user.user_id, uuid.UUID(person_id), since)
-    return f"you recorded a reason: {reason}" if reason else None
+    return f"{RECORDED_REASON}{reason}" if reason else None
+
+
+RECORDED_REASON = "you recorded a reason: "
+
+
+def access_reason(why: str) -> str | None:
+    """The break-glass reason behind `why`, sent with a person command: referrals records it too (issue #11 §3)."""
+    return why.removeprefix(RECORDED_REASON) if why.startswith(RECORDED_REASON) else None
 
 
 def _uuid(value: str) -> str:
@@ -469,10 +477,12 @@ async def add_note(request: Request, person_id: str) -> Response:
     user = await current_user(request)
     form = await checked_form(request, user)
     person_id = _uuid(person_id)
-    if await why_allowed(request, user, person_id) is None:
+    why = await why_allowed(request, user, person_id)
+    if why is None:
         raise NoAccess(person_id)
     outcome = await send(request, user, "case_note.add", key=person_id, person_id=person_id,
-                         title=_opt(form, "title"), type=_opt(form, "type") or "Case Note", text=_opt(form, "text"))
+                         title=_opt(form, "title"), type=_opt(form, "type") or "Case Note", text=_opt(form, "text"),
+                         access_reason=access_reason(why))
     await report(request, outcome, "Case note added.", scope="notes")
     return back(f"/people/{person_id}#notes")
 

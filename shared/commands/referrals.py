@@ -19,6 +19,7 @@ from shared.events.referrals import (
 )
 
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+AccessReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class FinancialAssessment(BaseModel):
@@ -75,7 +76,14 @@ class PersonChanges(BaseModel):
     ordinarily_resident: bool | None = None
 
 
-class UpdatePerson(Command):
+class PersonCommand(Command):
+    """A command on one person's record: the actor needs a relationship or work with the person, a manager
+    role above teams, or a recorded `access_reason` (break-glass; issue #11 §3)."""
+
+    access_reason: AccessReason | None = None
+
+
+class UpdatePerson(PersonCommand):
     """Change fields of a person record; only the fields sent change."""
 
     TYPE: ClassVar[str] = "person.update"
@@ -86,7 +94,7 @@ class UpdatePerson(Command):
         return self.changes.model_dump(mode="json", exclude_unset=True)
 
 
-class AddPersonRelationship(Command):
+class AddPersonRelationship(PersonCommand):
     """Record a personal relationship, e.g. a main carer (R-P2)."""
 
     TYPE: ClassVar[str] = "person_relationship.add"
@@ -97,7 +105,7 @@ class AddPersonRelationship(Command):
     start_date: date
 
 
-class EndPersonRelationship(Command):
+class EndPersonRelationship(PersonCommand):
     """End a personal relationship with a date and a reason."""
 
     TYPE: ClassVar[str] = "person_relationship.end"
@@ -106,7 +114,7 @@ class EndPersonRelationship(Command):
     end_reason: Label
 
 
-class AddCaseNote(Command):
+class AddCaseNote(PersonCommand):
     """A dated case note with a title and type, optionally notifying workers (R-P3)."""
 
     TYPE: ClassVar[str] = "case_note.add"

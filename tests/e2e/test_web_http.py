@@ -64,6 +64,29 @@ async def test_a_signed_in_worker_sends_commands_as_themselves_whatever_the_form
             await desk.close()
 
 
+async def test_a_note_written_on_a_recorded_reason_carries_the_reason_to_referrals_which_keeps_it(
+        infra, web, referrals, events):
+    """Break-glass (issue #11 §3): the web passes the worker's reason with the command; referrals records it."""
+    person_id, _ = await new_case(infra, events)
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("sw2")  # Carers team: no relationship with, nor work for, this person
+        assert (await desk.get(f"/people/{person_id}")).url.path == f"/people/{person_id}/access"
+        reason = "Duty call from the daughter at 14:10"
+        opened = await desk.post(f"/people/{person_id}/access", reason=reason)
+        assert "Your reason was recorded" in opened.text
+        added = await desk.post(f"/people/{person_id}/notes", title="Duty call", type="Case Note",
+                                text="Daughter called about a fall.")
+        assert "Case note added." in added.text
+    finally:
+        await desk.close()
+    async with httpx.AsyncClient(base_url=referrals.url) as http:
+        kept = (await http.get(f"/people/{person_id}/access-reasons")).json()
+        notes = (await http.get(f"/people/{person_id}/notes")).json()
+    assert [(k["reason"], k["actor"], k["command_type"]) for k in kept] == [(reason, "worker:sw2", "case_note.add")]
+    assert [(n["title"], n["author"]) for n in notes] == [("Duty call", "worker:sw2")]
+
+
 @pytest.fixture
 async def web_without_notifications(infra, web) -> AsyncIterator[ServiceProcess]:
     """A second web replica (same database) whose notifications service never answers."""

@@ -114,7 +114,8 @@ async def test_R_T2_person_not_ordinarily_resident_is_refused(infra, allocation,
     s = Staff()
     person_id, _ = await referral(infra, out)
     update = new_message("person.update", "test-front-end", {
-        "actor": s.tm, "person_id": person_id, "changes": {"ordinarily_resident": False}}, subject=person_id)
+        "actor": s.tm, "person_id": person_id, "changes": {"ordinarily_resident": False},
+        "access_reason": "Residence checked before placing on the tray"}, subject=person_id)  # not yet related
     await alloc._producer.send_and_wait(topics.REFERRALS_COMMANDS, update.to_bytes(),  # noqa: SLF001
                                         key=person_id.encode())
     await out.wait_for(lambda s_: s_.caused_by(update.id) and s_.type == "person.updated", 30)

@@ -153,7 +153,7 @@ async def test_R_A3_locality_team_finder_looks_up_a_postcode(allocation):
 async def test_R_A3_allocating_or_placing_outside_the_persons_locality_team_is_refused(infra, allocation, out, alloc):
     s = Staff()
     tm = actor(f"tm-north-{s.suffix}", "team_manager", teams=(s.team, "locality-north"))  # a member of both
-    # tests/factories.py's address: LE1 1AA, in locality-city's area
+    # tests/factories.py's address: an LE1 postcode, in locality-city's area
     person_id, _ = await referral(infra, out)
     wrong = await alloc.send("case.allocate", tm, person_id=person_id, worker_id=s.sw["worker_id"],
                              team_id="locality-north")

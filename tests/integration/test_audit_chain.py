@@ -42,7 +42,8 @@ async def test_a_worker_command_is_audited_with_who_role_what_when_in_its_transa
     person_id = accepted.data["person_id"]
     update = new_message("person.update", "tessera/web",
                          {"actor": actor("w-audit-1", "social_worker", "team_manager", teams=("team-a",)),
-                          "person_id": person_id, "changes": {"phone": "0116 496 0123"}}, subject=person_id)
+                          "person_id": person_id, "changes": {"phone": "0116 496 0123"},
+                          "access_reason": "Duty call: new phone number"}, subject=person_id)  # no relationship
     await publish(infra.bootstrap, topics.REFERRALS_COMMANDS, [(person_id, update.to_bytes())])
     [updated] = await events.wait_for(lambda s: s.caused_by(update.id) and s.type == "person.updated")
 

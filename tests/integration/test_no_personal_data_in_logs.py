@@ -4,13 +4,16 @@ import json
 
 from shared import topics
 from shared.testing import publish
+from tests.factories import canary as registered
 from tests.factories import person_data, referral_message, unique_referral, unique_seed, valid_nhs_number
 
 
 async def test_canary_names_numbers_and_addresses_never_reach_the_logs(infra, referrals, workflow, events):
     canary_nhs = valid_nhs_number(unique_seed())
-    canary = person_data(unique_seed(), first_name="Zephyrina", last_name="Quillfeather", nhs_number=canary_nhs,
-                         address={"line1": "77 Canarywharf Lane", "town": "Canarytown", "postcode": "ZZ9 9ZZ"})
+    canary = person_data(unique_seed(), first_name=registered("first name", "Zephyrina"),
+                         last_name=registered("last name", "Quillfeather"), nhs_number=canary_nhs,
+                         address={"line1": registered("address line", "77 Canarywharf Lane"),
+                                  "town": registered("town", "Canarytown"), "postcode": "ZZ9 9ZZ"})
     accepted = referral_message(unique_referral(person=canary))
     rejected_data = unique_referral(person={**canary, "date_of_birth": "not a date"}, category="not a category")
     rejected = referral_message(rejected_data)

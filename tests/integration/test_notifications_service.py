@@ -10,7 +10,7 @@ import httpx
 from shared import topics
 from shared.envelope import Envelope, new_message
 from shared.testing import EventLog, Seen, publish
-from tests.factories import person_data, referral_message, unique_referral, unique_seed
+from tests.factories import canary, person_data, referral_message, unique_referral, unique_seed
 from tests.workflow_harness import SCREENING, Personas, new_case
 
 NORTH = {"kind": "team", "id": "wellbeing-service-north"}
@@ -192,7 +192,7 @@ async def test_R_S2_an_overdue_timer_reminds_once_and_stale_or_foreign_timers_do
 
 # --- messages to people (R-T4) ----------------------------------------------------------------
 
-CANARY_FIRST, CANARY_LAST = "Zephyrina", "Marrowbone"
+CANARY_FIRST, CANARY_LAST = canary("first name", "Zephyrina"), canary("last name", "Marrowbone")
 
 
 async def person(infra: Any, events: EventLog, **overrides: Any) -> str:

@@ -1,9 +1,14 @@
-"""Person records, relationships and case notes through referrals.commands (R-P1..R-P3)."""
+"""Person records, relationships and case notes through referrals.commands (R-P1..R-P3).
+
+The acting social worker is allocated to each person first (R-A1): person commands are checked against
+the actor's relationships (issue #11 §3, tests/integration/test_person_access.py).
+"""
 
 import httpx
 
 from shared import topics
 from shared.testing import EventLog, ServiceProcess, publish
+from tests.allocation_harness import AllocationCommands
 from tests.factories import (
     actor,
     command_message,
@@ -15,11 +20,15 @@ from tests.factories import (
 )
 
 
-async def new_person(infra, events: EventLog) -> str:
+async def new_person(infra, events: EventLog, alloc: AllocationCommands) -> str:
+    """A person through intake, with the acting social worker's own worker relationship (R-A1)."""
     message = referral_message(unique_referral())
     await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(None, message.to_bytes())])
     [accepted] = await events.wait_for(lambda s: s.caused_by(message.id) and s.type == "referral.accepted")
-    return accepted.data["person_id"]
+    person_id = accepted.data["person_id"]
+    worker = actor()
+    (await alloc.send("worker_relationship.add", worker, person_id=person_id, worker_id=worker["worker_id"])).ok()
+    return person_id
 
 
 async def command(infra, events: EventLog, type_: str, data: dict, subject: str | None = None):
@@ -31,8 +40,8 @@ async def command(infra, events: EventLog, type_: str, data: dict, subject: str 
 
 
 async def test_R_P1_person_update_changes_the_record_and_says_who_changed_what(
-        infra, referrals: ServiceProcess, events):
-    person_id = await new_person(infra, events)
+        infra, referrals: ServiceProcess, allocation, events, alloc):
+    person_id = await new_person(infra, events, alloc)
     changes = {"phone": "0116 496 0999", "gp": {"practice": "Example Surgery"},
                "financial_assessment": {"weekly_contribution": "99999"}, "legal_status": ["Section 117 MHA"]}
     outcome = await command(infra, events, "person.update", {"person_id": person_id, "changes": changes}, person_id)
@@ -50,8 +59,8 @@ async def test_R_P1_person_update_changes_the_record_and_says_who_changed_what(
     assert history[-1]["actor"] == "worker:w-social-1"
 
 
-async def test_person_update_names_every_field_at_fault(infra, referrals, events):
-    person_id = await new_person(infra, events)
+async def test_person_update_names_every_field_at_fault(infra, referrals, allocation, events, alloc):
+    person_id = await new_person(infra, events, alloc)
     changes = {"nhs_number": "1234567890", "favourite_colour": "blue", "date_of_birth": "yesterday",
                "classes": ["wizard"]}
     outcome = await command(infra, events, "person.update", {"person_id": person_id, "changes": changes}, person_id)
@@ -61,16 +70,16 @@ async def test_person_update_names_every_field_at_fault(infra, referrals, events
     assert {"changes.favourite_colour", "changes.date_of_birth", "changes.classes"} <= fields
 
 
-async def test_R_P4_an_invalid_nhs_number_is_never_stored(infra, referrals, events):
-    person_id = await new_person(infra, events)
+async def test_R_P4_an_invalid_nhs_number_is_never_stored(infra, referrals, allocation, events, alloc):
+    person_id = await new_person(infra, events, alloc)
     outcome = await command(infra, events, "person.update",
                             {"person_id": person_id, "changes": {"nhs_number": "9434765918"}}, person_id)
     assert outcome.data["code"] == "invalid_nhs_number"
     assert outcome.data["reasons"][0]["field"] == "changes.nhs_number"
 
 
-async def test_an_nhs_number_of_another_person_is_refused(infra, referrals, events):
-    first, second = await new_person(infra, events), await new_person(infra, events)
+async def test_an_nhs_number_of_another_person_is_refused(infra, referrals, allocation, events, alloc):
+    first, second = await new_person(infra, events, alloc), await new_person(infra, events, alloc)
     async with httpx.AsyncClient(base_url=referrals.url) as http:
         taken = (await http.get(f"/people/{first}")).json()["nhs_number"]
     outcome = await command(infra, events, "person.update",
@@ -78,8 +87,8 @@ async def test_an_nhs_number_of_another_person_is_refused(infra, referrals, even
     assert outcome.data["code"] == "conflict"
 
 
-async def test_a_stale_expected_version_is_a_conflict(infra, referrals, events):
-    person_id = await new_person(infra, events)
+async def test_a_stale_expected_version_is_a_conflict(infra, referrals, allocation, events, alloc):
+    person_id = await new_person(infra, events, alloc)
     first = await command(infra, events, "person.update",
                           {"person_id": person_id, "changes": {"phone": "01"}, "expected_version": 1}, person_id)
     stale = await command(infra, events, "person.update",
@@ -88,8 +97,8 @@ async def test_a_stale_expected_version_is_a_conflict(infra, referrals, events):
     assert (stale.type, stale.data["code"]) == ("command.rejected", "conflict")
 
 
-async def test_R_P2_a_main_carer_relationship_is_recorded_and_ended(infra, referrals, events):
-    person_id, carer_id = await new_person(infra, events), await new_person(infra, events)
+async def test_R_P2_a_main_carer_relationship_is_recorded_and_ended(infra, referrals, allocation, events, alloc):
+    person_id, carer_id = await new_person(infra, events, alloc), await new_person(infra, events, alloc)
     added = await command(infra, events, "person_relationship.add", {
         "person_id": carer_id, "other_person_id": person_id, "relationship": "Daughter (main carer)",
         "is_main_carer": True, "start_date": "2026-01-05"}, carer_id)
@@ -107,8 +116,8 @@ async def test_R_P2_a_main_carer_relationship_is_recorded_and_ended(infra, refer
     assert (link["person_id"], link["end_date"]) == (carer_id, "2026-06-30")
 
 
-async def test_a_relationship_to_nobody_is_refused(infra, referrals, events):
-    person_id = await new_person(infra, events)
+async def test_a_relationship_to_nobody_is_refused(infra, referrals, allocation, events, alloc):
+    person_id = await new_person(infra, events, alloc)
     outcome = await command(infra, events, "person_relationship.add", {
         "person_id": person_id, "other_person_id": person_id, "relationship": "Self", "start_date": "2026-01-01"},
         person_id)
@@ -116,8 +125,9 @@ async def test_a_relationship_to_nobody_is_refused(infra, referrals, events):
     assert [(r["code"], r["field"]) for r in outcome.data["reasons"]] == [("invalid", "other_person_id")]
 
 
-async def test_R_P3_case_note_is_kept_with_author_and_notified_workers(infra, referrals, events):
-    person_id = await new_person(infra, events)
+async def test_R_P3_case_note_is_kept_with_author_and_notified_workers(
+        infra, referrals, allocation, events, alloc):
+    person_id = await new_person(infra, events, alloc)
     outcome = await command(infra, events, "case_note.add", {
         "person_id": person_id, "title": "PWT", "type": "PWT", "text": "Placed on the tray; called the person.",
         "notify_worker_ids": ["w-tm-1"]}, person_id)
@@ -130,8 +140,9 @@ async def test_R_P3_case_note_is_kept_with_author_and_notified_workers(infra, re
                                                              "Placed on the tray; called the person.")
 
 
-async def test_every_command_ends_in_one_outcome_even_when_repeated_or_unknown(infra, referrals, events):
-    person_id = await new_person(infra, events)
+async def test_every_command_ends_in_one_outcome_even_when_repeated_or_unknown(
+        infra, referrals, allocation, events, alloc):
+    person_id = await new_person(infra, events, alloc)
     note = command_message("case_note.add", {"person_id": person_id, "title": "t", "type": "Visit", "text": "x"},
                            subject=person_id)
     unknown = command_message("person.teleport", {"person_id": person_id}, subject=person_id)

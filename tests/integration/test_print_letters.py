@@ -13,10 +13,10 @@ from services.documents import handlers
 from shared import db, topics
 from shared.envelope import Envelope, Undecodable, new_message
 from shared.testing import EventLog, Seen, publish
-from tests.factories import person_data, referral_message, unique_referral, unique_seed
+from tests.factories import canary, person_data, referral_message, unique_referral, unique_seed
 from tests.integration.test_documents_service import pdf_text
 
-FIRST, LAST = "Philippa", "Quernstone"
+FIRST, LAST = canary("first name", "Philippa"), canary("last name", "Quernstone")
 
 
 @pytest.fixture

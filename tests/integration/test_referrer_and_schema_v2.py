@@ -16,10 +16,10 @@ from shared import topics
 from shared.envelope import Envelope, new_message
 from shared.testing import EventLog, Seen, poll_until, publish
 from tests.allocation_harness import Staff, referral_seen, tray_args
-from tests.factories import referral_message, unique_referral
+from tests.factories import canary, referral_message, unique_referral
 from tests.workflow_harness import SCREENING, new_case
 
-REFERRER_NAME, REFERRER_ORG = "Quillon Fernsby", "Larkspur Surgery"
+REFERRER_NAME, REFERRER_ORG = canary("referrer name", "Quillon Fernsby"), "Larkspur Surgery"
 DEFAULT_TEAM_NUMBER = "0116 496 0999"  # teams.yaml's default: the tests' teams are not listed there
 
 

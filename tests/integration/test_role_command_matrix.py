@@ -28,7 +28,7 @@ from tests.allocation_harness import actor, referral_seen, tray_args
 from tests.factories import referral_message, unique_referral
 
 ROOT = Path(__file__).resolve().parents[2]
-AUTHZ_CODES = frozenset({"role", "not_assignee", "not_recipient", "own_work", "not_team_member"})
+AUTHZ_CODES = frozenset({"role", "not_assignee", "not_recipient", "own_work", "not_team_member", "no_relationship"})
 
 # --- the expected matrix, from DOMAIN.md --------------------------------------------------------
 
@@ -76,7 +76,8 @@ EXPECTED: dict[str, frozenset[str]] = {
     "tray.remove": TRAY,  # R-T1
     "review_tray.add": REVIEW_TRAY,  # R-T8
     "review_tray.remove": REVIEW_TRAY,  # R-T8
-    # referrals.commands: no rule restricts the person record by role (R-P1..R-P3)
+    # referrals.commands: no rule restricts the person record by role (R-P1..R-P3); each role's actor has
+    # recorded their own worker relationship with the person (R-A1), as person commands need (issue #11 §3)
     "person.update": ANYONE,
     "person_relationship.add": ANYONE,
     "person_relationship.end": ANYONE,
@@ -214,7 +215,8 @@ def setup_commands(world_team: str, manager: dict[str, Any], t: Targets, other_p
         command("org_relationship.add", manager, pid, person_id=pid, team_id=f"{world_team}-setup"),
         command("worker_relationship.add", manager, pid, person_id=pid, worker_id=f"{manager['worker_id']}-w"),
         command("person_relationship.add", manager, pid, person_id=pid, other_person_id=other_person_id,
-                relationship="Neighbour", start_date=str(date.today())),
+                relationship="Neighbour", start_date=str(date.today()),
+                access_reason="Recording the neighbour the duty call named"),  # no relationship yet: break-glass
         command("step.start_new", t.owner, pid, person_id=pid, step_type=CSP),
     ]
 
@@ -238,10 +240,14 @@ async def build_world(infra: Any, events: EventLog, db: Any, roles: list[str]) -
                for i, r in enumerate(roles)}
     requester = actor(f"matrix-requester-{suffix}", "social_worker")
     sends = {r: setup_commands(team, manager, t, other) for r, t in targets.items()}
+    own = [command("worker_relationship.add", who, t.person_id, person_id=t.person_id, worker_id=who["worker_id"])
+           for r, t in targets.items() for who in [actor(f"matrix-{r}-{suffix}", r, teams=(team,))]]
     request_step = command("step.start_new", requester, request_person, person_id=request_person, step_type=CSP)
-    seen = await outcomes(infra, events, [request_step, *(s for batch in sends.values() for s in batch)])
+    seen = await outcomes(infra, events, [request_step, *own, *(s for batch in sends.values() for s in batch)])
     for role, t in targets.items():
         record_setup(t, seen, sends[role])
+    for relationship in own:
+        only(seen[str(relationship.envelope.id)], "worker_relationship.added")
     step_id = only(seen[str(request_step.envelope.id)], "step.created")["step_id"]
     ask = command("step.send_request", requester, request_person, step_id=step_id, name=CSP_REQUEST,
                   to={"kind": "team", "id": f"{team}-recipients"})

@@ -147,7 +147,7 @@ async def test_R_NA3_finish_creates_the_next_step_as_incoming_work_with_provenan
     async with httpx.AsyncClient(base_url=workflow.url) as http:
         step = (await http.get(f"/steps/{created['step_id']}")).json()
         steps = (await http.get(f"/people/{person_id}/steps")).json()
-    assert step["values"]["first_name"] == "Testfirst"
+    assert step["values"]["first_name"].startswith("Testfirst")
     assert [s["state"] for s in steps] == ["finished", "incoming"]
 
 

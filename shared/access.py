@@ -1,0 +1,90 @@
+"""Who may see or change a person's record without giving a reason (R-P5, R-A1, R-A2; issue #11 §3).
+
+The rules are pure; `RelationshipReader` reads what they need over HTTP, the way the web does:
+the person's relationships from allocation and their steps from workflow.
+"""
+
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from shared.readers import ServiceReader, Unavailable
+
+OPEN_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation", "future"})
+# managers above teams: allocation lets them allocate for any team (R-A3), so they see any record
+CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
+
+
+def _mine(target: Mapping[str, Any] | None, worker_id: str, team_ids: frozenset[str]) -> bool:
+    if not target:
+        return False
+    kind, ident = target.get("kind"), target.get("id")
+    return (kind == "worker" and ident == worker_id) or (kind == "team" and ident in team_ids)
+
+
+def why_allowed(
+    *, worker_id: str, team_ids: Iterable[str], person_id: str,
+    steps: Iterable[Mapping[str, Any]] = (),
+    relationships: Mapping[str, Any] | None = None,
+    tray_person_ids: Iterable[str] = (),
+    inbox: Iterable[Mapping[str, Any]] = (),
+) -> str | None:
+    """Why the worker may see the person, or None: then a recorded reason is needed (break-glass)."""
+    teams = frozenset(team_ids)
+    relationships = relationships or {}
+    for rel in relationships.get("worker_relationships", []):
+        if rel.get("worker_id") == worker_id and rel.get("open", rel.get("end_date") is None):
+            return "allocated to you"
+    for step in steps:
+        if step.get("state") in OPEN_STATES and _mine(step.get("assignee"), worker_id, teams):
+            who = "your" if step["assignee"].get("kind") == "worker" else "your team's"
+            return f"{step.get('step_type')} is in {who} work"
+    if person_id in set(tray_person_ids):
+        return "on your team's Planned Work Tray"
+    for item in inbox:
+        if item.get("person_id") == person_id and _mine(item.get("to"), worker_id, teams):
+            return f"{item.get('name')} is in your inbox"
+    for rel in relationships.get("organisational_relationships", []):
+        if rel.get("team_id") in teams and rel.get("visible", True):
+            return "your team is involved"
+    return None
+
+
+def step_is_mine(step: Mapping[str, Any], worker_id: str, team_ids: Iterable[str]) -> bool:
+    return _mine(step.get("assignee"), worker_id, frozenset(team_ids))
+
+
+def above_teams(roles: Iterable[str]) -> bool:
+    return bool(CROSS_TEAM_ROLES & set(roles))
+
+
+class RelationshipReader:
+    """A worker's grounds to act on a person, read from allocation and workflow; Unavailable if either is down."""
+
+    def __init__(self, allocation: ServiceReader, workflow: ServiceReader) -> None:
+        self._allocation = allocation
+        self._workflow = workflow
+
+    async def why_allowed(self, *, worker_id: str, team_ids: Iterable[str], person_id: str) -> str | None:
+        teams = frozenset(team_ids)
+        relationships = await _read(self._allocation, "allocation", f"/people/{_q(person_id)}/relationships", dict)
+        why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id, relationships=relationships)
+        if why is None:
+            steps = await _read(self._workflow, "workflow", f"/people/{_q(person_id)}/steps", list)
+            why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id,
+                              steps=[s for s in steps if isinstance(s, dict)])
+        return why
+
+
+async def _read(reader: ServiceReader, service: str, path: str, shape: type) -> Any:
+    """The body at `path`; empty when there is none; Unavailable (never an allow) when it cannot be read."""
+    found, body = await reader.get_json(path)
+    if found == "missing":
+        return shape()
+    if found != "found" or not isinstance(body, shape):
+        raise Unavailable(f"{service} could not be read for an access check")
+    return body
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
