@@ -147,7 +147,7 @@ def _rejection_text(value: bytes) -> str:
     """The data of a `*.rejected` event (its reasons and messages), else nothing: events may name people."""
     try:
         body = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile input on an events topic: not a rejection of ours
         return ""
     if isinstance(body, dict) and str(body.get("type", "")).endswith(".rejected"):
         return json.dumps(body.get("data"), ensure_ascii=False)

@@ -61,3 +61,12 @@ def test_dead_letter_reasons_rejections_and_stack_traces_in_events_are_reported(
         f"referrals.events@3: NHS number {p['nhs_number']!r} (rejection)",
         "workflow.events@9: stack trace in an event",
     ]
+
+
+def test_hostile_deeply_nested_json_on_an_events_topic_is_scanned_not_a_crash() -> None:
+    """The hostile-input tests put 100,000-deep JSON on consumed topics; the scan must still finish."""
+    p = person_data(unique_seed())
+    deep = ("[" * 100_000 + "]" * 100_000).encode()
+    named = json.dumps({"type": "step.created", "data": {"name": p["last_name"]}}).encode()
+    records = [Record("workflow.events", 0, {}, deep), Record("workflow.events", 1, {}, named)]
+    assert scan_records(REGISTRY, records) == []  # events may name people; only rejections may not
