@@ -113,7 +113,7 @@ async def test_ctrl_c_stops_every_process(tmp_path: Path):
         [sys.executable, "-m", "tessera", "run", "--run-dir", str(tmp_path), "--broker-port", str(broker_port),
          "--http-port-base", str(port_base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "SMTP_PORT": str(free_port())})
-    await wait_until_ready([f"http://127.0.0.1:{port_base + i}/readyz" for i in range(len(SERVICES))], 120)
+    await wait_until_ready([f"http://127.0.0.1:{port_base + i}/readyz" for i in range(len(SERVICES))], 240)
     process.send_signal(signal.SIGINT)
     assert await asyncio.to_thread(process.wait, 60) is not None
     assert port_is_free("127.0.0.1", broker_port)
