@@ -246,7 +246,7 @@ async def through_restarts(query: Callable[[], Awaitable[T]], timeout: float = R
         except DB_OUTAGE:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(0.5)  # the database is away: try again shortly
+            await asyncio.sleep(0.1)  # a retry interval while the database is away, not a wait for a message
 
 
 # --- the infrastructure faults -------------------------------------------------------------------------------
