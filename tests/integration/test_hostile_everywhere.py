@@ -17,9 +17,15 @@ topic) keep impostors off a topic. Here a spoofed source only ever rides on mess
 invalid for other reasons, or of unknown types.
 
 Default: about 20 messages a topic. FAULTS_FULL=1 (`make faults`): 1,000 a topic.
+For an independent check with other payloads: HOSTILE_SEED picks the junk, keys and partition
+(printed with each topic's result; random by default), HOSTILE_PER_TOPIC the batch size, and
+HOSTILE_FILE names a file of extra payloads, one a line (`b64:` + base64 for raw bytes, else the
+line's UTF-8), sent on every topic: each must be dead-lettered, ignored or answered, never a crash
+or a stall, and the good message after them must still get its normal outcome.
 """
 
 import asyncio
+import base64
 import json
 import os
 import random
@@ -27,6 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -42,7 +49,9 @@ from tests.factories import actor, referral_message, unique_referral
 from tests.workflow_harness import SCREENING
 
 FAULTS_FULL = os.environ.get("FAULTS_FULL") == "1"
-PER_TOPIC = 1000 if FAULTS_FULL else 20
+PER_TOPIC = int(os.environ.get("HOSTILE_PER_TOPIC", 1000 if FAULTS_FULL else 20))
+SEED = os.environ.get("HOSTILE_SEED")
+EXTRA_FILE = os.environ.get("HOSTILE_FILE")
 pytestmark = [pytest.mark.faults] if FAULTS_FULL else []
 
 # topic -> the services consuming it (their consumer group is "<service>.<topic>")
@@ -54,6 +63,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     topics.WORKFLOW_EVENTS: ("notifications", "documents", "allocation"),
     topics.ALLOCATION_COMMANDS: ("allocation",),
     topics.ALLOCATION_EVENTS: ("notifications",),
+    topics.NOTIFICATIONS_EVENTS: ("documents",),
     topics.SCHEDULER_TIMERS: ("scheduler",),
     topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications"),
     topics.BROKERAGE_EVENTS: ("workflow",),
@@ -66,7 +76,8 @@ KNOWN_TYPE = {
     topics.REFERRALS_INTAKE: "referral.received", topics.REFERRALS_COMMANDS: "case_note.add",
     topics.REFERRALS_EVENTS: "referral.accepted", topics.WORKFLOW_COMMANDS: "step.start",
     topics.WORKFLOW_EVENTS: "request.raised", topics.ALLOCATION_COMMANDS: "worker_relationship.add",
-    topics.ALLOCATION_EVENTS: "message.requested", topics.SCHEDULER_TIMERS: "timer.set",
+    topics.ALLOCATION_EVENTS: "message.requested", topics.NOTIFICATIONS_EVENTS: "message.sent",
+    topics.SCHEDULER_TIMERS: "timer.set",
     topics.SCHEDULER_DUE: "timer.due", topics.BROKERAGE_EVENTS: "provider.offered",
 }
 HANDLED = {
@@ -76,7 +87,7 @@ HANDLED = {
     topics.BROKERAGE_EVENTS: {"provider.offered", "provider.confirmed"},
 }
 WATCHED = [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.ALLOCATION_EVENTS, topics.NOTIFICATIONS_EVENTS,
-           topics.SCHEDULER_DUE]
+           topics.DOCUMENTS_EVENTS, topics.SCHEDULER_DUE]
 HOSTILE_STRINGS = ["\r\nX-Injected: yes\r\n", "\x1b[31m\x1b[2J", "'; DROP TABLE inbox; --", "{{7*7}}", "${jndi:ldap://x}",
                    "<script>alert(1)</script>", "%s%s%n", "../../etc/passwd", "\u202eevil", "\x00nul"]
 
@@ -200,6 +211,15 @@ def hostile_batch(topic: str, n: int, seed: int) -> list[Hostile]:
     return out if round_ == 1 else out[:n]
 
 
+def extra_payloads(path: str | None, key: str) -> list[Hostile]:
+    """A reviewer's own payloads (HOSTILE_FILE): any fate but a crash or a stall."""
+    if not path:
+        return []
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    values = [base64.b64decode(line[4:]) if line.startswith("b64:") else line.encode() for line in lines if line]
+    return [Hostile(f"{path} line {i + 1}", value, key, "answered") for i, value in enumerate(values)]
+
+
 async def publish_to(bootstrap: str, topic: str, partition: int, messages: list[Hostile]) -> None:
     """Publish to one partition, noting each message's offset."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4_000_000)
@@ -300,6 +320,16 @@ def good_messages(topic: str, person_id: str) -> tuple[list[tuple[str, bytes]], 
         async def check(log: EventLog, db: asyncpg.Pool) -> None:
             await log.wait_for(_caused(str(m.id), topics.NOTIFICATIONS_EVENTS), 60)
         return [(person_id, m.to_bytes())], check
+    if topic == topics.NOTIFICATIONS_EVENTS:
+        m = new_message("message.sent", "tessera/notifications", {
+            "message_id": str(uuid.uuid4()), "person_id": person_id, "channel": "letter",
+            "status": "queued_for_print", "reason": "pwt_added", "team_id": "wellbeing-service-hub",
+            "template": "pwt_waiting_list", "attempts": 0, "team_name": "Wellbeing Service Hub",
+            "team_number": "0161 000 0000"}, subject=person_id)
+
+        async def check(log: EventLog, db: asyncpg.Pool) -> None:
+            await log.wait_for(_caused(str(m.id), topics.DOCUMENTS_EVENTS, {"document.rendered"}), 60)
+        return [(person_id, m.to_bytes())], check
     if topic == topics.SCHEDULER_TIMERS:
         key = f"hostile-{uuid.uuid4().hex[:10]}"
         m = new_message("timer.set", "tests", {"key": key, "due_at": now.isoformat(), "owner": "tests",
@@ -365,9 +395,9 @@ async def person_id(infra, consumers) -> str:
 @pytest.mark.parametrize("topic", list(CONSUMERS))
 async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_goes_on(
         topic, infra, consumers, person_id, db):
-    seed = random.randrange(1_000_000)
-    batch = hostile_batch(topic, PER_TOPIC, seed)
-    partition = random.randrange(4)
+    seed = int(SEED) if SEED else random.randrange(1_000_000)
+    batch = [*hostile_batch(topic, PER_TOPIC, seed), *extra_payloads(EXTRA_FILE, f"hostile-{seed}-extra")]
+    partition = random.Random(seed).randrange(4)
     tp = TopicPartition(topic, partition)
     groups = [f"{service}.{topic}" for service in CONSUMERS[topic]]
     dlq = topics.dlq(topic)
@@ -437,8 +467,9 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_go
             assert process.process is not None and process.process.poll() is None, f"{service} died"
             assert (await http.get(f"{process.url}/readyz")).status_code == 200, f"{service} not ready"
     kinds = {k: sum(1 for m in batch if m.expect == k) for k in ("dlq", "kept", "answered")}
-    print(f"\n{topic}: {len(batch)} hostile ({kinds}) → {len(letters)} dead letters from {list(CONSUMERS[topic])};"
-          f" good message handled; 0 crashes; hostile commands: {fates or '-'}")
+    print(f"\n{topic} (HOSTILE_SEED={seed}, partition {partition}): {len(batch)} hostile ({kinds})"
+          f" → {len(letters)} dead letters from {list(CONSUMERS[topic])}; good message handled; 0 crashes;"
+          f" hostile commands: {fates or '-'}")
 
 
 async def _past(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> bool:
