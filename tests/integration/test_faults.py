@@ -46,8 +46,9 @@ import time
 import urllib.parse
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,13 +61,17 @@ from aiokafka.errors import KafkaError
 from shared import embedded, topics
 from shared.envelope import new_message
 from shared.testing import ServiceProcess, TopicTail, poll_until
-from tests.factories import referral_message, unique_referral
+from tests.factories import person_data, referral_message, unique_referral, unique_seed
 
 pytestmark = pytest.mark.faults
 FAULTS_FULL = os.environ.get("FAULTS_FULL") == "1"
-RATE = 200 if FAULTS_FULL else 50  # messages a second in the full suite, half referrals, half step.save
-SHORT_RATE = 20  # the make-test run
+# messages a second offered in the full suite (the make-test cut offers SHORT_RATE)
+RATE = int(os.environ.get("FAULTS_RATE", 200 if FAULTS_FULL else 50))
+SHORT_RATE = 20
 KILLS = int(os.environ.get("FAULTS_KILLS", 10 if FAULTS_FULL else 2))  # kill -9 of each service
+SERVICES = ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler")
+FAULTED = tuple(os.environ.get("FAULTS_SERVICES", ",".join(SERVICES)).split(","))
+SEED = int(os.environ.get("FAULTS_SEED") or random.randrange(1_000_000))  # kill order and timing, load choices
 DB_DOWN_SECONDS = 30.0 if FAULTS_FULL else 3.0
 BROKER_DOWN_SECONDS = 10.0 if FAULTS_FULL else 3.0
 STEPS = 60 if FAULTS_FULL else 20
@@ -76,16 +81,26 @@ STALL_LIMIT = 180.0  # the final drain fails only when nothing more is answered 
 # On a loaded machine the services may handle fewer than RATE a second; without the bound the
 # backlog (and so every "recovery") would grow without end. The achieved rate is printed.
 MAX_UNANSWERED = int(os.environ.get("FAULTS_MAX_UNANSWERED", 1000))
+KINDS = ("referral", "save", "tray", "timer")
+KIND_CYCLE = ("referral", "save", "referral", "save", "tray", "timer")
+# the load kind each service handles, whose answer shows it recovered
+PROBE = {"referrals": "referral", "workflow": "save", "allocation": "tray", "notifications": "tray",
+         "documents": "tray", "scheduler": "timer"}
+WATCHED = (topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.ALLOCATION_EVENTS, topics.NOTIFICATIONS_EVENTS,
+           topics.DOCUMENTS_EVENTS, topics.SCHEDULER_DUE)
 STEP_TYPE = "WB Covid 19 Response"
 ACTOR = {"worker_id": "faults-worker", "roles": ["gso"], "team_ids": ["wellbeing-service-hub"]}
+MANAGER = {"worker_id": "faults-manager", "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"]}
+TRAY = {"team_id": "wellbeing-service-hub", "rationale": "No worker with capacity this week", "priority": "medium",
+        "urgent": False, "complexity": "medium", "support": "moderate", "risk": "moderate"}
 T = TypeVar("T")
 
 
 @dataclass
 class Sent:
-    kind: str  # "referral" or "save"
+    kind: str  # one of KINDS
     message_id: str
-    business_key: str  # the referral id, or the step id
+    business_key: str  # the referral id, the step id, the person put on a tray, or the timer key
     at: float
     window: int
     topic: str
@@ -104,46 +119,100 @@ class Window:
 
 
 class Tally(TopicTail):
-    """Reads referrals.events and workflow.events (no group) and indexes what the load caused."""
+    """Reads every events topic the load's work reaches (no group) and indexes what each message caused.
+
+    An effect is an event of one type (and, for messages, one recipient; for timers, one key) caused by
+    one message: two distinct event ids for one effect are a duplicate; the same id again is a copy
+    (a relay re-send or the re-published window), which consumers drop through their inbox.
+    """
 
     def __init__(self, bootstrap: str) -> None:
-        super().__init__(bootstrap, (topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS),
-                         max_partition_fetch_bytes=4_000_000, auto_offset_reset="earliest")
+        super().__init__(bootstrap, WATCHED, max_partition_fetch_bytes=4_000_000, auto_offset_reset="earliest")
         self.copies = 0
-        # causation (the message sent) -> {event type -> distinct event ids}
-        self.by_cause: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.seen_ids: set[str] = set()
+        self.data_of: dict[str, tuple[str, dict[str, Any]]] = {}  # event id -> (type, data)
+        # causation (the message that caused it) -> {effect -> distinct event ids}
+        self.by_cause: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
         # referral id -> distinct referral.accepted ids; workflow id -> distinct step.created ids
         self.accepted: dict[str, set[str]] = defaultdict(set)
         self.workflow_of: dict[str, str] = {}
+        self.person_of: dict[str, str] = {}
         self.created: dict[str, set[str]] = defaultdict(set)
+        self.fired: dict[str, set[str]] = defaultdict(set)  # timer key -> distinct timer.due ids
+        self.letters: dict[str, set[str]] = defaultdict(set)  # notifications message id -> document.rendered ids
 
     def note(self, record: Any, now: float) -> None:
         body = json.loads(record.value)
         kind, event_id, data = body.get("type"), body.get("id"), body.get("data", {})
-        seen = self.by_cause[body.get("causationid")][kind]
-        if event_id in seen:
-            self.copies += 1  # published again (relay crash, or the retained window after a broker restart)
-        seen.add(event_id)
+        if event_id in self.seen_ids:
+            self.copies += 1
+            return
+        self.seen_ids.add(event_id)
+        self.data_of[event_id] = (kind, data)
+        self.by_cause[body.get("causationid")][(kind, str(data.get("recipient") or data.get("key") or ""))].add(
+            event_id)
         if kind == "referral.accepted":
             self.accepted[data["referral_id"]].add(event_id)
             self.workflow_of[data["referral_id"]] = data["workflow_id"]
+            self.person_of[data["referral_id"]] = data["person_id"]
         elif kind == "step.created" and data.get("workflow_id"):
             self.created[data["workflow_id"]].add(event_id)
+        elif kind == "timer.due":
+            self.fired[data["key"]].add(event_id)
+        elif kind == "document.rendered" and data.get("message_id"):
+            self.letters[data["message_id"]].add(event_id)
+
+    def caused(self, cause: str, kind: str) -> list[str]:
+        """Ids of the events of `kind` that `cause` caused."""
+        return [i for (k, _), ids in self.by_cause.get(cause, {}).items() if k == kind for i in ids]
+
+    def effects(self, cause: str, depth: int = 4) -> list[set[str]]:
+        """Every effect `cause` led to, through the events it caused, as sets of distinct event ids."""
+        found = list(self.by_cause.get(cause, {}).values())
+        if depth > 1:
+            for ids in list(found):
+                for event_id in ids:
+                    found += self.effects(event_id, depth - 1)
+        return found
+
+    def letter_sent(self, tray_command: str) -> str | None:
+        """The id of the `message.sent` letter to the person that a tray placement led to (R-T4)."""
+        for requested in self.caused(tray_command, "message.requested"):
+            for sent in self.caused(requested, "message.sent"):
+                if self.data_of[sent][1].get("recipient", "person") == "person":
+                    return sent
+        return None
+
+    def rejected(self, s: Sent) -> bool:
+        return bool(self.caused(s.message_id, "command.rejected"))
 
     def answered(self, s: Sent) -> bool:
         if s.kind == "referral":
             workflow = self.workflow_of.get(s.business_key)
             return workflow is not None and bool(self.created.get(workflow))
-        return bool(self.by_cause.get(s.message_id))
+        if s.kind == "tray":
+            letter = self.letter_sent(s.message_id)
+            return self.rejected(s) or (letter is not None and bool(self.caused(letter, "document.rendered")))
+        if s.kind == "timer":
+            return bool(self.fired.get(s.business_key))
+        return s.message_id in self.by_cause
 
 
 class Load:
-    """Referrals and step.save commands at a steady rate, each noted with the fault window it was sent in."""
+    """Referrals, step.save, tray placements and timers at a steady rate, each noted with its fault window.
 
-    def __init__(self, bootstrap: str, steps: dict[str, str], rate: int, tally: Tally) -> None:
+    The mix (KIND_CYCLE) reaches every service: a referral → referrals and workflow; a step.save →
+    workflow; a tray.add for a person a referral created (by letter) → allocation, notifications (the
+    letter queued, the referrer's copy), documents (the letter rendered) and referrals (the PWT note);
+    a timer.set due two seconds on → the scheduler's timer.due.
+    """
+
+    def __init__(self, bootstrap: str, steps: dict[str, str], rate: int, tally: Tally, rng: random.Random) -> None:
         self._bootstrap = bootstrap
         self._tally = tally
+        self._rng = rng
         self._unanswered: list[Sent] = []
+        self._to_tray: list[Sent] = []  # referrals whose person may go on a tray once answered
         self.waited = 0.0  # seconds the load stood still at MAX_UNANSWERED
         self._steps = list(steps.items())  # step id -> person id
         self.rate = rate
@@ -206,21 +275,56 @@ class Load:
         with contextlib.suppress(KafkaError):
             await self._producer.send(topic, value, key=key)
 
+    def _next(self, i: int) -> Sent:
+        kind = KIND_CYCLE[i % len(KIND_CYCLE)]
+        person = self._trayable() if kind == "tray" else None
+        if kind == "save":
+            return self._save(i)
+        if kind == "timer":
+            return self._timer()
+        if person is not None:
+            return self._tray(person)
+        referral = self._referral()
+        self._to_tray.append(referral)
+        return referral
+
+    def _trayable(self) -> str | None:
+        for index, s in enumerate(self._to_tray):
+            if s.business_key in self._tally.person_of:
+                del self._to_tray[index]
+                return self._tally.person_of[s.business_key]
+        return None
+
+    def _sent(self, kind: str, m: Any, business_key: str, topic: str, key: str) -> Sent:
+        return Sent(kind, str(m.id), business_key, time.monotonic(), self.window, topic, key.encode(), m.to_bytes())
+
+    def _referral(self) -> Sent:
+        data = unique_referral(person=person_data(unique_seed(), preferred_contact="Letter"))
+        m = referral_message(data)
+        return self._sent("referral", m, data["referral_id"], topics.REFERRALS_INTAKE, data["referral_id"])
+
+    def _save(self, i: int) -> Sent:
+        step_id, person_id = self._rng.choice(self._steps)
+        m = new_message("step.save", "faults", {"actor": ACTOR, "step_id": step_id,
+                                                "values": {"covid_details": f"call {i}"}}, subject=person_id)
+        return self._sent("save", m, step_id, topics.WORKFLOW_COMMANDS, person_id)
+
+    def _tray(self, person_id: str) -> Sent:
+        m = new_message("tray.add", "faults", {"actor": MANAGER, "person_id": person_id, **TRAY}, subject=person_id)
+        return self._sent("tray", m, person_id, topics.ALLOCATION_COMMANDS, person_id)
+
+    def _timer(self) -> Sent:
+        key = f"faults:{uuid.uuid4()}"
+        due = datetime.now(UTC) + timedelta(seconds=2)
+        m = new_message("timer.set", "faults", {"key": key, "due_at": due.isoformat(), "owner": "faults",
+                                                "payload": {}}, subject=key)
+        return self._sent("timer", m, key, topics.SCHEDULER_TIMERS, key)
+
     async def _run(self) -> None:
         began, i = time.monotonic(), 0
-        rng = random.Random()
         while not self._stop.is_set():
-            if i % 2 == 0:
-                data = unique_referral()
-                m = referral_message(data)
-                s = Sent("referral", str(m.id), data["referral_id"], time.monotonic(), self.window,
-                         topics.REFERRALS_INTAKE, data["referral_id"].encode(), m.to_bytes())
-            else:
-                step_id, person_id = rng.choice(self._steps)
-                m = new_message("step.save", "faults", {"actor": ACTOR, "step_id": step_id,
-                                                        "values": {"covid_details": f"call {i}"}}, subject=person_id)
-                s = Sent("save", str(m.id), step_id, time.monotonic(), self.window,
-                         topics.WORKFLOW_COMMANDS, person_id.encode(), m.to_bytes())
+            s = self._next(i)
+            s.window = self.window
             await self._within_window()
             await self._send(s.topic, s.key, s.value)
             self.sent.append(s)
@@ -291,7 +395,6 @@ class FaultRun:
     load: Load
     windows: list[Window] = field(default_factory=list)
     restarted_brokers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    probe_kind = {"referrals": "referral", "workflow": "save"}
 
     def open_window(self, name: str) -> Window:
         self.windows.append(Window(name, time.monotonic()))
@@ -312,6 +415,7 @@ class FaultRun:
         window.recovered = time.monotonic()
 
     async def crash(self, name: str, how: str) -> None:
+        """kill -9 or SIGTERM one service (its outbox relay runs in the same process and dies with it)."""
         process = self.processes[name]
         window = self.open_window(f"{how} {name}")
         if how == "kill -9":
@@ -320,14 +424,14 @@ class FaultRun:
             process.stop()  # SIGTERM, then wait for a clean exit
         process.start()
         await process.ready(RECOVERY_LIMIT)
-        await self.recovered(window, (self.probe_kind[name],))
+        await self.recovered(window, (PROBE[name],))
 
     async def database_down(self, seconds: float) -> None:
         server = embedded_server(self.infra.dsn)
         assert server is not None, "the fault suite restarts the embedded PostgreSQL"
         window = self.open_window(f"PostgreSQL down {seconds:.0f}s")
         await asyncio.to_thread(restart_database, server, seconds)
-        await self.recovered(window, ("referral", "save"))
+        await self.recovered(window, KINDS)
 
     async def broker_restart(self, seconds: float) -> None:
         port = broker_port(self.infra.bootstrap)
@@ -337,7 +441,7 @@ class FaultRun:
             embedded.restart_broker, port, seconds, self.infra.log_dir / "broker.log"))
         await self.tally.rewind()  # the new broker's logs start at offset 0
         window.resent = await self.load.resend_unanswered(self.tally)
-        await self.recovered(window, ("referral", "save"))
+        await self.recovered(window, KINDS)
 
 
 async def _open_steps(infra, tally: Tally, db: asyncpg.Pool, n: int) -> dict[str, str]:
@@ -375,23 +479,41 @@ def restarted_brokers(infra) -> Iterator[list[subprocess.Popen[bytes]]]:
         embedded.stop_process(broker)
 
 
-async def run_faults(infra, processes: dict[str, ServiceProcess], db: asyncpg.Pool, rate: int,
-                     faults: Callable[[FaultRun], Awaitable[None]],
+@pytest.fixture
+async def every_service(referrals, workflow, allocation, notifications, documents,
+                        scheduler) -> dict[str, ServiceProcess]:
+    return {"referrals": referrals, "workflow": workflow, "allocation": allocation, "notifications": notifications,
+            "documents": documents, "scheduler": scheduler}
+
+
+@pytest.fixture
+async def scheduler_db(scheduler_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(scheduler_dsn, min_size=1, max_size=2)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+async def run_faults(infra, processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool, asyncpg.Pool], rate: int,
+                     faults: Callable[[FaultRun, random.Random], Awaitable[None]],
                      brokers: list[subprocess.Popen[bytes]] | None = None) -> None:
     """Load at `rate`, the faults in turn, then wait for every message's outcome, report and assert."""
+    print(f"\nfault suite: FAULTS_SEED={SEED} FAULTS_RATE={rate} FAULTS_KILLS={KILLS}"
+          f" FAULTS_SERVICES={','.join(FAULTED)} FAULTS_MAX_UNANSWERED={MAX_UNANSWERED}")
+    db, scheduler_db = dbs
     async with Tally(infra.bootstrap) as tally:
         steps = await _open_steps(infra, tally, db, STEPS)
         before = await _versions(db, list(steps))
-        async with Load(infra.bootstrap, steps, rate, tally) as load:
+        async with Load(infra.bootstrap, steps, rate, tally, random.Random(SEED)) as load:
             run = FaultRun(infra, processes, db, tally, load, restarted_brokers=brokers if brokers is not None else [])
             run.windows.append(Window("steady load, no fault", time.monotonic(), time.monotonic()))
             await load.let_run(2 * rate)  # let the load settle first
-            await faults(run)
+            await faults(run, random.Random(SEED + 1))
             await load.let_run(2 * rate)
             await load.stop()
         sent = load.sent
         await _drained(tally, sent)
-        outcome = await _outcome(processes, db, sent, steps, before)
+        outcome = await _outcome(processes, dbs, tally, sent, steps, before)
     _report_and_assert(run, sent, outcome, rate)
 
 
@@ -402,7 +524,9 @@ async def _drained(tally: Tally, sent: list[Sent]) -> None:
         try:
             await tally.wait_until(lambda waiting=pending: any(tally.answered(s) for s in waiting), STALL_LIMIT)
         except TimeoutError:
-            raise AssertionError(f"{len(pending)} messages unanswered, none answered in {STALL_LIMIT:.0f}s") from None
+            kinds = sorted({s.kind for s in pending})
+            raise AssertionError(f"{len(pending)} messages ({kinds}) unanswered, none answered in"
+                                 f" {STALL_LIMIT:.0f}s") from None
         pending = [s for s in pending if not tally.answered(s)]
 
 
@@ -414,10 +538,14 @@ class Outcome:
     referrals: int
     stored: int
     people: int
+    letters_sent: int
+    letters_kept: int
+    timers_left: int
 
 
-async def _outcome(processes: dict[str, ServiceProcess], db: asyncpg.Pool, sent: list[Sent],
-                   steps: dict[str, str], before: dict[str, int]) -> Outcome:
+async def _outcome(processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool, asyncpg.Pool], tally: Tally,
+                   sent: list[Sent], steps: dict[str, str], before: dict[str, int]) -> Outcome:
+    db, scheduler_db = dbs
     alive = {name: p.process is not None and p.process.poll() is None for name, p in processes.items()}
     async with httpx.AsyncClient(timeout=5) as http:
         ready = {name: (await http.get(f"{p.url}/readyz")).status_code for name, p in processes.items()}
@@ -431,53 +559,61 @@ async def _outcome(processes: dict[str, ServiceProcess], db: asyncpg.Pool, sent:
         "SELECT count(*) FROM referrals.referrals WHERE referral_id = ANY($1)", referral_ids))
     people = await through_restarts(lambda: db.fetchval(
         "SELECT count(DISTINCT person_id) FROM referrals.referrals WHERE referral_id = ANY($1)", referral_ids))
+    letters = [tally.data_of[m][1]["message_id"] for s in sent if s.kind == "tray"
+               if (m := tally.letter_sent(s.message_id)) is not None]
+    kept = await through_restarts(lambda: db.fetchval(
+        "SELECT count(*) FROM documents.letters WHERE message_id = ANY($1)", letters))
+    timers_left = await through_restarts(lambda: scheduler_db.fetchval(
+        "SELECT count(*) FROM scheduler.timers WHERE key = ANY($1)", [s.business_key for s in sent if s.kind == "timer"]))
     assert len(referral_ids) == len(set(referral_ids))
     return Outcome(alive, ready, sum(after[k] - before[k] - saves_per_step[k] for k in steps),
-                   len(referral_ids), stored, people)
+                   len(referral_ids), stored, people, len(letters), kept, timers_left)
 
 
 def _window_row(tally: Tally, window: Window, mine: list[Sent]) -> tuple[Any, ...]:
+    """Per kind of load: messages in, effects (distinct), duplicated effects; then lost, rejected, re-sent."""
     lost = [s for s in mine if not tally.answered(s)]
-    doubled_effects = transitions = 0
+    counts = {kind: [0, 0, 0] for kind in KINDS}
     for s in mine:
-        if s.kind == "referral":
-            ids = tally.accepted.get(s.business_key, set())
-            created = tally.created.get(tally.workflow_of.get(s.business_key, ""), set())
-            transitions += len(ids) + len(created)
-            doubled_effects += max(0, len(ids) - 1) + max(0, len(created) - 1)
-        else:
-            outcome = tally.by_cause.get(s.message_id, {})
-            transitions += len(outcome.get("step.saved", set()))
-            doubled_effects += max(0, sum(len(v) for v in outcome.values()) - 1)
-    rejected = sum(1 for s in mine if s.kind == "save" and "command.rejected" in tally.by_cause.get(s.message_id, {}))
+        effects = tally.effects(s.message_id)
+        counts[s.kind][0] += 1
+        counts[s.kind][1] += len(effects)
+        counts[s.kind][2] += sum(len(ids) - 1 for ids in effects)
+        if s.kind == "referral":  # the same referral must not be accepted twice, whatever the cause
+            counts[s.kind][2] += max(0, len(tally.accepted.get(s.business_key, ())) - 1)
+    rejected = sum(1 for s in mine if s.kind in ("save", "tray") and tally.rejected(s))
     recover = f"{window.recovered - window.started:.1f}s" if window.recovered else "-"
-    return window.name, len(mine), transitions, len(lost), doubled_effects, rejected, window.resent, recover
+    return window.name, counts, len(lost), rejected, window.resent, recover
 
 
 def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: int) -> None:
     rows = [_window_row(run.tally, w, [s for s in sent if s.window == i]) for i, w in enumerate(run.windows)]
     seconds = sent[-1].at - sent[0].at
-    print(f"\nfault suite: {len(sent)} messages offered at {rate}/s, achieved {len(sent) / seconds:.1f}/s"
+    print(f"fault suite: {len(sent)} messages offered at {rate}/s, achieved {len(sent) / seconds:.1f}/s"
           f" (the load stood {run.load.waited:.0f}s at {MAX_UNANSWERED} unanswered)"
-          f" ({sum(1 for s in sent if s.kind == 'referral')} referrals,"
-          f" {sum(1 for s in sent if s.kind == 'save')} step.save on {STEPS} steps);"
+          f" ({', '.join(f'{sum(1 for s in sent if s.kind == k)} {k}' for k in KINDS)});"
           f" copies seen (same message id again: relay re-sends and the re-published window,"
           f" absorbed by inboxes): {run.tally.copies}")
-    print(f"{'fault':<28}{'events in':>10}{'transitions':>12}{'lost':>6}{'dup effects':>12}{'rejected':>9}"
-          f"{'re-sent':>8}{'recovery':>10}")
-    for name, n, transitions, lost, doubled, rejected, resent, recover in rows:
-        print(f"{name:<28}{n:>10}{transitions:>12}{lost:>6}{doubled:>12}{rejected:>9}{resent:>8}{recover:>10}")
+    print("each kind: messages in / effects (distinct events they caused, through every service) / duplicated")
+    print(f"{'fault':<28}" + "".join(f"{k:>18}" for k in KINDS) + f"{'lost':>6}{'rejected':>9}{'re-sent':>8}"
+          f"{'recovery':>10}")
+    for name, counts, lost, rejected, resent, recover in rows:
+        cells = "".join(f"{'/'.join(str(v) for v in counts[k]):>18}" for k in KINDS)
+        print(f"{name:<28}{cells}{lost:>6}{rejected:>9}{resent:>8}{recover:>10}")
     recoveries = [w.recovered - w.started for w in run.windows[1:] if w.recovered]
     print(f"duplicated transitions (step versions beyond the saves sent): {outcome.extra_versions};"
           f" referrals stored {outcome.stored} of {outcome.referrals} for {outcome.people} people;"
-          f" recovery p50 {statistics.median(recoveries):.1f}s max {max(recoveries):.1f}s")
+          f" letters kept {outcome.letters_kept} of {outcome.letters_sent} queued; timers not fired"
+          f" {outcome.timers_left}; recovery p50 {statistics.median(recoveries):.1f}s max {max(recoveries):.1f}s")
 
-    assert all(r[3] == 0 for r in rows), "messages lost"
-    assert all(r[4] == 0 for r in rows), "an effect was duplicated"
-    assert all(r[5] == 0 for r in rows), "a step.save was rejected"
+    assert all(r[2] == 0 for r in rows), "messages lost"
+    assert all(c[2] == 0 for r in rows for c in r[1].values()), "an effect was duplicated"
+    assert all(r[3] == 0 for r in rows), "a step.save or tray.add was rejected"
     assert outcome.extra_versions == 0, "a step transition was applied twice (or lost)"
     assert outcome.stored == outcome.referrals
     assert outcome.people == outcome.referrals  # every referral its own synthetic person, none created twice
+    assert outcome.letters_kept == outcome.letters_sent  # R-T4: each queued letter kept once (unique message id)
+    assert outcome.timers_left == 0  # R-S2: every timer fired
     assert all(outcome.alive.values()), outcome.alive
     assert all(code == 200 for code in outcome.ready.values()), outcome.ready
 
@@ -486,37 +622,41 @@ def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: 
 
 
 @pytest.mark.timeout(600)
-async def test_a_kill_and_a_database_restart_under_light_load_lose_and_double_nothing(
-        infra, referrals: ServiceProcess, workflow: ServiceProcess, db: asyncpg.Pool):
-    """The make-test cut: one kill -9 of referrals, PostgreSQL down 3 s. Every referral still starts one
-    workflow (R-W1) for one person record (R-P1), every save is one version (R-W4): 0 lost, 0 doubled."""
+async def test_kills_and_a_database_restart_under_light_load_lose_and_double_nothing(
+        infra, every_service: dict[str, ServiceProcess], db: asyncpg.Pool, scheduler_db: asyncpg.Pool):
+    """The make-test cut: kill -9 of referrals and of notifications, PostgreSQL down 3 s, every service loaded.
+    Every referral still starts one workflow (R-W1) for one person record (R-P1), every save is one version
+    (R-W4), every tray placement one letter (R-T1, R-T4), every timer one firing (R-S2): 0 lost, 0 doubled."""
 
-    async def faults(run: FaultRun) -> None:
+    async def faults(run: FaultRun, rng: random.Random) -> None:
         await run.crash("referrals", "kill -9")
+        await run.crash("notifications", "kill -9")
         await run.database_down(3.0)
 
-    await run_faults(infra, {"referrals": referrals, "workflow": workflow}, db, SHORT_RATE, faults)
+    await run_faults(infra, every_service, (db, scheduler_db), SHORT_RATE, faults)
 
 
 @pytest.mark.fault_suite
 @pytest.mark.timeout(7200)
 async def test_steady_load_through_kills_sigterms_and_database_and_broker_restarts_loses_and_doubles_nothing(
-        infra, referrals: ServiceProcess, workflow: ServiceProcess, db: asyncpg.Pool,
+        infra, every_service: dict[str, ServiceProcess], db: asyncpg.Pool, scheduler_db: asyncpg.Pool,
         restarted_brokers: list[subprocess.Popen[bytes]]):
     """`make faults`: kill -9 of each service KILLS times, SIGTERM of each, PostgreSQL down, broker restart;
-    R-W1 (one workflow per referral), R-P1 (one person each), R-W4 (one version per save) hold throughout."""
+    R-W1, R-P1, R-W4, R-T4 and R-S2 hold throughout (see the make-test cut)."""
 
-    async def faults(run: FaultRun) -> None:
-        plan = [(name, "kill -9") for _ in range(KILLS) for name in ("referrals", "workflow")]
-        plan += [("referrals", "SIGTERM"), ("workflow", "SIGTERM")]
+    async def faults(run: FaultRun, rng: random.Random) -> None:
+        plan = []
+        for _ in range(KILLS):
+            plan += rng.sample([(name, "kill -9") for name in FAULTED], len(FAULTED))
+        plan += [(name, "SIGTERM") for name in FAULTED]
         running: dict[str, asyncio.Task[None]] = {}
         for name, how in plan:
             if name in running:
                 await running.pop(name)  # a service is faulted again only once it has recovered
-            await asyncio.sleep(random.uniform(0.5, 2.5))  # fault injection timing
+            await asyncio.sleep(rng.uniform(0.5, 2.5))  # fault injection timing
             running[name] = asyncio.create_task(run.crash(name, how))
         await asyncio.gather(*running.values())
         await run.database_down(DB_DOWN_SECONDS)
         await run.broker_restart(BROKER_DOWN_SECONDS)
 
-    await run_faults(infra, {"referrals": referrals, "workflow": workflow}, db, RATE, faults, restarted_brokers)
+    await run_faults(infra, every_service, (db, scheduler_db), RATE, faults, restarted_brokers)
