@@ -21,7 +21,7 @@ from faststream import BaseMiddleware
 GENESIS = "0" * 64
 AUDITED_TOPIC_SUFFIX = ".events"
 # the thing changed, besides the person (the subject): the first of these the event names
-OBJECT_FIELDS = ("step_id", "request_id", "entry_id", "relationship_id", "next_action_id", "document_id",
+OBJECT_FIELDS = ("document_id", "step_id", "request_id", "entry_id", "relationship_id", "next_action_id",
                  "po_request_id", "referral_id", "workflow_id", "message_id", "timer_key")
 
 _INSERT = (

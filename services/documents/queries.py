@@ -230,7 +230,8 @@ async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
         created_at=datetime.now(UTC), created_by=actor)
     attached = DocumentAttached(
         document_id=str(upload.document_id), person_id=upload.person_id, step_id=step_id,
-        document_type=document_type, sha256=checked.sha256, content_type=checked.content_type, size=checked.size)
+        document_type=document_type, sha256=checked.sha256, content_type=checked.content_type, size=checked.size,
+        actor=actor)
     envelope = new_message(DocumentAttached.TYPE, SOURCE, attached, subject=upload.person_id)
     try:
         stored = await storage.keep(deps.blobs, checked, data)

@@ -40,3 +40,4 @@ class DocumentAttached(_Event):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     content_type: str
     size: int = Field(ge=1)
+    actor: str | None = None  # the worker who uploaded it (absent from older producers); audited as theirs

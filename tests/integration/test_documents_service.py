@@ -170,7 +170,8 @@ async def test_R_D1_workflow_unreachable_is_a_transient_failure_and_nothing_is_k
 # --- uploads (R-D2) ----------------------------------------------------------------------------
 
 
-async def test_R_D2_a_real_png_is_kept_with_its_sha256_and_served_back(infra, documents, events, doc_events):
+async def test_R_D2_a_real_png_is_kept_with_its_sha256_and_served_back(infra, documents, events, doc_events, db):
+    """...and the upload is audited as the uploading worker's act, not the service's (issue #11 §3)."""
     person_id, step_id = await new_case(infra, events)
     png = png_bytes()
     async with httpx.AsyncClient(base_url=documents.url) as http:
@@ -191,8 +192,12 @@ async def test_R_D2_a_real_png_is_kept_with_its_sha256_and_served_back(infra, do
     [attached] = await doc_events.wait_for(
         lambda s: s.type == "document.attached" and s.data.get("document_id") == doc["document_id"])
     assert attached.data == {"document_id": doc["document_id"], "person_id": person_id, "step_id": step_id,
-                             "document_type": "photo", "sha256": sha, "content_type": "image/png", "size": len(png)}
+                             "document_type": "photo", "sha256": sha, "content_type": "image/png", "size": len(png),
+                             "actor": "gso-1"}
     assert b"front door" not in attached.value and png not in attached.value  # no name, no bytes on Kafka
+    audited = await db.fetchrow("SELECT actor_id, action, object_id FROM documents.audit_log WHERE message_id = $1",
+                                uuid.UUID(str(attached.envelope.id)))
+    assert dict(audited) == {"actor_id": "gso-1", "action": "document.attached", "object_id": doc["document_id"]}
 
 
 async def test_R_D2_an_exe_renamed_pdf_is_refused_naming_the_reason(infra, documents, events, db):
