@@ -1,8 +1,19 @@
-"""The inbox: a message id is handled once, checked inside the business transaction."""
+"""The inbox: a message id is handled once, checked inside the business transaction.
 
+Handled ids are kept for the inbox retention (INBOX_RETENTION_DAYS), far longer than the outbox
+keeps published rows (OUTBOX_RETENTION_HOURS): a producer's relay re-publishes its retained window
+after a broker restart, and every id in it must still be recognised here. Older ids are pruned.
+"""
+
+import asyncio
+import logging
 import uuid
 
 import asyncpg
+
+log = logging.getLogger(__name__)
+PRUNE_BATCH = 5000
+PRUNE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, topic: str) -> bool:
@@ -14,3 +25,29 @@ async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, topic: str) -> 
         topic,
     )
     return row is not None
+
+
+async def prune(pool: asyncpg.Pool, retention_seconds: float) -> int:
+    """Delete ids handled longer ago than the retention, a batch at a time; how many went."""
+    deleted = 0
+    while True:
+        status = await pool.execute(
+            "DELETE FROM inbox WHERE message_id IN (SELECT message_id FROM inbox"
+            " WHERE handled_at < now() - make_interval(secs => $1) LIMIT $2)",
+            retention_seconds, PRUNE_BATCH)
+        batch = int(status.split()[-1])
+        deleted += batch
+        if batch < PRUNE_BATCH:
+            return deleted
+
+
+async def keep_pruned(pool: asyncpg.Pool, retention_seconds: float, every_seconds: float) -> None:
+    """Prune now and then until cancelled; a database outage only delays it."""
+    while True:
+        try:
+            deleted = await prune(pool, retention_seconds)
+            if deleted:
+                log.info("inbox pruned", extra={"deleted": deleted})
+        except PRUNE_ERRORS as exc:
+            log.warning("inbox pruning failed, will try again", extra={"error": type(exc).__name__})
+        await asyncio.sleep(every_seconds)  # housekeeping interval, not a wait for a message

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import db
+from shared import db, inbox
 from shared import logging as json_logging
 from shared.broker import ensure_topics, make_broker, make_producer, make_relay
 from shared.outbox import OutboxRelay
@@ -115,6 +115,8 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     await producer.start()
     runtime.relay = make_relay(runtime.pool, producer, settings)
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
+    runtime.tasks.append(asyncio.create_task(inbox.keep_pruned(
+        runtime.pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds), name="inbox-pruning"))
     runtime.broker.context.set_global("pool", runtime.pool)
     runtime.broker.context.set_global("service", settings.service_name)
     runtime.broker.context.set_global("runtime", runtime)

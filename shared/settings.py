@@ -1,5 +1,6 @@
 """Settings shared by every service, read from environment variables of the same names."""
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HTTP_PORTS = {
@@ -37,7 +38,19 @@ class Settings(BaseSettings):
     # published rows kept this long, re-published if the broker loses its log (0: delete at once)
     outbox_retention_hours: float = 24.0
     outbox_log_check_seconds: float = 5.0
+    # handled message ids kept this long: far beyond any window a producer may re-publish
+    inbox_retention_days: float = 7.0
+    inbox_prune_seconds: float = 3600.0
     referrals_url: str = "http://127.0.0.1:8081"
+
+    @model_validator(mode="after")
+    def _inbox_outlives_outbox(self) -> "Settings":
+        if self.inbox_retention_days * 24 <= self.outbox_retention_hours:
+            raise ValueError(
+                f"INBOX_RETENTION_DAYS ({self.inbox_retention_days:g} days) must be longer than"
+                f" OUTBOX_RETENTION_HOURS ({self.outbox_retention_hours:g} hours): a message re-published"
+                " from the outbox after a broker restart must still be recognised by every inbox")
+        return self
 
     @property
     def schema(self) -> str:
