@@ -150,6 +150,9 @@ async def intake_and_steps_section(run: Run) -> None:
         run.rows.append(Row(
             "step_rate_vs_concurrent_floor", "step transitions/s (as above)", "per s",
             n / figures.burst_seconds, n / figures.floor4_seconds, "DB floor, 4 transactions at a time"))
+        run.rows.append(Row(
+            "audit_cost", "step transaction with its audit append, 4 at a time, no Kafka", "per s",
+            n / figures.floor4_seconds, n / figures.unaudited4_seconds, "the same without the audit append"))
         run.note_service_memory(services, idle)
 
 

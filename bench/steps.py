@@ -4,17 +4,21 @@
 and the workflow service as a process; S steps each get K `step.save` commands with
 `expected_version` (inbox, version check, decide, save, outbox in one transaction). Prints
 transitions/s (burst, command in → event out) and p50/p99 latency (burst and paced), then the
-same transaction called directly on the database, without Kafka (the floor).
+same transaction called directly on the database, without Kafka (the floor), and that floor
+again without the audit append (its hash chain serialises a service's commits from the append
+to commit: the difference is what the audit costs).
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 from aiokafka import AIOKafkaProducer
 
@@ -116,8 +120,18 @@ async def _step_ids(dsn: str, people: list[str]) -> dict[str, str]:
     return {str(r["person_id"]): str(r["step_id"]) for r in rows}
 
 
-async def floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int) -> tuple[float, list[float]]:
-    """The same transaction (inbox, load with version check, decide, save, outbox) without Kafka."""
+async def floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int,
+                    audited: bool = True) -> tuple[float, list[float]]:
+    """The same transaction (inbox, load with version check, decide, save, outbox, audit) without Kafka."""
+    with contextlib.nullcontext() if audited else mock.patch("shared.audit.record", _no_audit):
+        return await _floor_run(dsn, n_steps, per_step, concurrency)
+
+
+async def _no_audit(*_: object) -> None:
+    """The bench's stand-in for the audit append, to measure what the append costs."""
+
+
+async def _floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int) -> tuple[float, list[float]]:
     packs = load_packs()
     pool = await db.open_pool(dsn, "workflow", 1, concurrency + 1)
     try:
@@ -154,6 +168,8 @@ class StepFigures:
     floor1_latency: list[float]
     floor4_seconds: float
     floor4_latency: list[float]
+    unaudited4_seconds: float
+    unaudited4_latency: list[float]
 
     @property
     def transitions(self) -> int:
@@ -166,8 +182,9 @@ async def measure(bootstrap: str, dsn: str, n_steps: int, per_step: int) -> Step
     burst_s, burst_latency, paced = await broker_run(bootstrap, dsn, n_steps, per_step, min(200, 50 * per_step))
     floor1_s, floor1_latency = await floor_run(dsn, n_steps, per_step, 1)
     floor4_s, floor4_latency = await floor_run(dsn, n_steps, per_step, 4)
+    bare4_s, bare4_latency = await floor_run(dsn, n_steps, per_step, 4, audited=False)
     return StepFigures(n_steps, per_step, burst_s, burst_latency, paced, floor1_s, floor1_latency,
-                       floor4_s, floor4_latency)
+                       floor4_s, floor4_latency, bare4_s, bare4_latency)
 
 
 def report(f: StepFigures) -> None:
@@ -181,7 +198,8 @@ def report(f: StepFigures) -> None:
             ("broker + DB, burst (command in -> event out)", n / f.burst_seconds, f.burst_latency),
             ("broker + DB, paced one at a time", 1 / statistics.mean(f.paced), f.paced),
             ("DB-only floor, 1 at a time (same transaction)", n / f.floor1_seconds, f.floor1_latency),
-            ("DB-only floor, 4 concurrent", n / f.floor4_seconds, f.floor4_latency)):
+            ("DB-only floor, 4 concurrent", n / f.floor4_seconds, f.floor4_latency),
+            ("DB-only floor, 4 concurrent, no audit append", n / f.unaudited4_seconds, f.unaudited4_latency)):
         print(f"{path:<52}{rate:>12.0f}{ms(latency, 50):>10.1f}{ms(latency, 99):>10.1f}")
     print(f"broker + DB burst throughput is {100 * f.floor1_seconds / f.burst_seconds:.1f}% of the 1-at-a-time"
           f" floor, {100 * f.floor4_seconds / f.burst_seconds:.1f}% of the 4-concurrent floor")
