@@ -72,3 +72,8 @@ class PersonReader(ServiceReader):
     async def require(self, person_id: str) -> dict[str, Any] | None:
         """The record, None when there is no such person; Unavailable when referrals cannot answer."""
         return await self.require_json(f"/people/{person_id}")
+
+    async def latest_referral(self, person_id: str) -> dict[str, Any] | None:
+        """The person's latest accepted referral (`referral_id`, `accepted_at`, `referrer`), None when there is
+        none; Unavailable when referrals cannot answer."""
+        return await self.require_json(f"/people/{person_id}/referrer")

@@ -221,7 +221,7 @@ async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, re
     team = out.teams.team(requested.team_id, requested.team_contact_number)
     plans = {"person": domain.plan_message(requested.reason, team, domain.contact_of(person) if person else None,
                                            requested.channel)}
-    referrer = await store.referrer_of(pool, requested.person_id)
+    referrer = await _referrer(pool, out, requested.person_id)
     copy = domain.plan_referrer_message(requested.reason, team, referrer)
     if copy is not None:
         plans["referrer"] = copy
@@ -232,6 +232,22 @@ async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, re
     if not await _record_outcomes(pool, envelope, records):
         return "duplicate"
     return records[0].status
+
+
+async def _referrer(pool: asyncpg.Pool, out: Outbound, person_id: str) -> domain.Referrer | None:
+    """Who referred the person, from their referral.accepted; if that has not been read yet (the tray event
+    can come first after an outage: two topics), referrals is asked, and its answer kept (R-T4)."""
+    known, referrer = await store.referrer_of(pool, person_id)
+    if known:
+        return referrer
+    latest = await out.people.latest_referral(person_id)  # Unavailable: retried with backoff
+    if latest is None:
+        return None
+    given = latest.get("referrer") or {}
+    referrer = domain.Referrer(str(latest["referral_id"]), given.get("name"), given.get("email"), given.get("phone"))
+    async with pool.acquire() as conn, conn.transaction():
+        await store.keep_referrer(conn, person_id, datetime.fromisoformat(latest["accepted_at"]), referrer)
+    return referrer if any((referrer.name, referrer.email, referrer.phone)) else None
 
 
 def _new_record(envelope: Envelope, requested: MessageRequested, team: domain.Team, recipient: str,

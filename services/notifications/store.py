@@ -146,10 +146,12 @@ async def keep_referrer(conn: asyncpg.Connection, person_id: str, accepted_at: d
         person_id, referrer.referral_id, accepted_at, referrer.name, referrer.email, referrer.phone)
 
 
-async def referrer_of(conn: Conn, person_id: str) -> Referrer | None:
-    """Who referred the person last, or None (not known, or the referral named no one)."""
+async def referrer_of(conn: Conn, person_id: str) -> tuple[bool, Referrer | None]:
+    """Whether a referral of the person has been read, and who referred them last (None: no one named)."""
     row = await conn.fetchrow("SELECT referral_id, name, email, phone FROM referrers WHERE person_id = $1",
                               person_id)
-    if row is None or not any((row["name"], row["email"], row["phone"])):
-        return None
-    return Referrer(row["referral_id"], row["name"], row["email"], row["phone"])
+    if row is None:
+        return False, None
+    if not any((row["name"], row["email"], row["phone"])):
+        return True, None
+    return True, Referrer(row["referral_id"], row["name"], row["email"], row["phone"])

@@ -50,6 +50,17 @@ async def get_person(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
     return _person(row, await store.relationships_of(pool, person_id))
 
 
+@router.get("/people/{person_id}/referrer")
+async def referrer(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """R-T4: who referred the person most recently (null when the referral named nobody), for the
+    notifications service to copy them in; 404 when the person has no accepted referral."""
+    row = await store.latest_referral(_pool(request), person_id)
+    if row is None:
+        raise HTTPException(404, "no accepted referral for this person")
+    return {"referral_id": row["referral_id"], "accepted_at": row["accepted_at"].isoformat(),
+            "referrer": row["referrer"]}
+
+
 @router.get("/people")
 async def find_people(request: Request, nhs_number: str = Query(min_length=10, max_length=12)) -> list[dict[str, Any]]:
     digits = nhs_number.replace(" ", "")

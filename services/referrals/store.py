@@ -98,6 +98,13 @@ async def load_person(conn: asyncpg.Connection | asyncpg.Pool, person_id: uuid.U
     return await conn.fetchrow("SELECT * FROM people WHERE person_id = $1", person_id)
 
 
+async def latest_referral(pool: asyncpg.Pool, person_id: uuid.UUID) -> asyncpg.Record | None:
+    """The person's most recently accepted referral (the one whose referrer is told about the case)."""
+    return await pool.fetchrow(
+        "SELECT referral_id, accepted_at, details -> 'referrer' AS referrer FROM referrals WHERE person_id = $1"
+        " ORDER BY accepted_at DESC LIMIT 1", person_id)
+
+
 async def people_by_nhs_number(conn: asyncpg.Connection | asyncpg.Pool, nhs_number: str) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM people WHERE nhs_number = $1", nhs_number)
 

@@ -205,3 +205,37 @@ async def test_an_undecodable_referral_accepted_is_dead_lettered_by_notification
         "invalid referral.accepted: dataschema is not a version of referral.accepted")
     assert reasons[str(bad_v2.id)].startswith("invalid referral.accepted: referrer.email")
     assert "not an email" not in reasons[str(bad_v2.id)]
+
+
+async def test_R_T4_a_tray_message_read_before_the_referral_still_tells_the_referrer_asking_referrals(
+        infra, referrals, notifications, events: EventLog, mail, db):
+    """After an outage notifications may read allocation.events before referrals.events: the referrer it
+    has not heard of yet is read from referrals (GET /people/{id}/referrer), told, and kept."""
+    email = f"quillon{uuid.uuid4().hex[:6]}@example.org"
+    data = unique_referral(referrer={"name": REFERRER_NAME, "organisation": REFERRER_ORG, "role": "GP",
+                                     "phone": "0116 496 0001", "email": email})
+    envelope = referral_message(data)
+    await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
+    [accepted] = await events.wait_for(lambda m: m.caused_by(envelope.id) and m.type == "referral.accepted")
+    person_id = accepted.data["person_id"]
+    await _handled(db, "notifications", accepted.envelope)
+    await db.execute("DELETE FROM notifications.referrers WHERE person_id = $1", person_id)  # as if not yet read
+    async with httpx.AsyncClient(base_url=referrals.url) as http:
+        latest = (await http.get(f"/people/{person_id}/referrer")).json()
+        nobody = await http.get(f"/people/{uuid.uuid4()}/referrer")
+    assert (latest["referral_id"], latest["referrer"]["email"]) == (data["referral_id"], email)
+    assert nobody.status_code == 404
+
+    requested = _requested(person_id)
+    await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, requested.to_bytes())])
+    [to_referrer] = await events.wait_for(_told(str(requested.id), "referrer"))
+    assert (to_referrer.type, to_referrer.data["channel"]) == ("message.sent", "email")
+    assert [m["To"] for m in mail.mails if m["X-Tessera-Message-Id"] == to_referrer.data["message_id"]] == [email]
+    kept = await db.fetchval("SELECT referral_id FROM notifications.referrers WHERE person_id = $1", person_id)
+    assert kept == data["referral_id"]
+
+    stranger = str(uuid.uuid4())  # no referral at all: the person's message only, nothing failed
+    alone = _requested(stranger)
+    await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(stranger, alone.to_bytes())])
+    await events.wait_for(_told(str(alone.id), "person"))
+    assert events.matching(_told(str(alone.id), "referrer")) == []
