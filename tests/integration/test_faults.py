@@ -1,20 +1,30 @@
 """The fault suite: load through kill -9, SIGTERM, PostgreSQL and broker restarts; nothing lost, nothing doubled.
 
-Load: referrals on `referrals.intake` (each → `referral.accepted`, then the workflow's first
-`step.created`) mixed with `step.save` commands on `workflow.commands` for open steps (each →
-`step.saved`, one version more). Two runs:
+Load (see `Load`): referrals on `referrals.intake` (→ `referral.accepted`, the workflow's first
+`step.created`), `step.save` commands for open steps (→ `step.saved`, one version more), tray
+placements of people those referrals created (allocation → notifications → a letter rendered by
+documents, and the referrer's copy) and timers (→ the scheduler's `timer.due`): every service has
+work. Two runs:
 
-- `make test` (marker `faults`): 20 messages a second, one kill -9 of referrals and PostgreSQL
-  stopped for 3 s, then restarted on the same data directory.
-- `make faults` (FAULTS_FULL=1, marker `fault_suite`): 200 a second; kill -9 of referrals and of
-  workflow 10 times each (FAULTS_KILLS), SIGTERM of each, PostgreSQL down 30 s, and the embedded
-  broker stopped for 10 s and started again, empty, on the same port.
+- `make test` (marker `faults`): 20 messages a second, kill -9 of referrals and of notifications,
+  PostgreSQL stopped for 3 s, then restarted on the same data directory.
+- `make faults` (FAULTS_FULL=1, marker `fault_suite`): 200 a second offered; kill -9 of each of the
+  six services 10 times (FAULTS_KILLS) in a seeded random order and timing, SIGTERM of each,
+  PostgreSQL down 30 s, and the embedded broker stopped for 10 s and started again, empty, on the
+  same port. Each service's outbox relay runs inside its process: a kill is also a relay kill,
+  wherever it was in its batch (before the publish, between publish and marking the rows).
 
-Per fault window it reports events in, state transitions, lost, duplicated transitions,
-duplicated external effects (events counted by distinct message id and by business key: a relay
-re-send of the same message id is a copy, not a duplicate; two ids for one referral or one command
-would be) and time to recover. Asserts 0 lost and 0 duplicated. Recovery limits are generous
-(a loaded 2-core machine); the measured times are printed.
+For another run than the repository's: FAULTS_SEED (printed; random by default) picks the kill
+order and timing and the load's choices, FAULTS_RATE, FAULTS_KILLS, FAULTS_SERVICES (a comma list)
+and FAULTS_MAX_UNANSWERED change the rest.
+
+Per fault window it reports, per kind of load: messages in, effects (the distinct events they
+caused through every service, following causation ids) and duplicated effects (two event ids for
+one effect: same cause, same type, same recipient or timer key; a relay re-send of the same id is a
+copy, counted apart), then lost, rejected, re-sent and time to recover. It also checks the
+database: one referral row per referral, one person each, one step version per save, one letter
+kept per letter queued, no timer left unfired. Asserts 0 lost and 0 duplicated. Recovery limits are
+generous (a loaded 2-core machine); the measured times are printed.
 
 What a broker restart loses: the embedded Tansu broker keeps everything in memory, so a restart
 loses every topic, every message and every committed offset. PostgreSQL still holds the rest and
@@ -175,13 +185,18 @@ class Tally(TopicTail):
                     found += self.effects(event_id, depth - 1)
         return found
 
+    def told(self, tray_command: str, recipient: str) -> str | None:
+        """The id of the `message.sent` (or `.failed`) to the person or the referrer about a tray placement."""
+        for requested in self.caused(tray_command, "message.requested"):
+            for told in self.caused(requested, "message.sent") + self.caused(requested, "message.failed"):
+                if self.data_of[told][1].get("recipient", "person") == recipient:
+                    return told
+        return None
+
     def letter_sent(self, tray_command: str) -> str | None:
         """The id of the `message.sent` letter to the person that a tray placement led to (R-T4)."""
-        for requested in self.caused(tray_command, "message.requested"):
-            for sent in self.caused(requested, "message.sent"):
-                if self.data_of[sent][1].get("recipient", "person") == "person":
-                    return sent
-        return None
+        told = self.told(tray_command, "person")
+        return told if told is not None and self.data_of[told][0] == "message.sent" else None
 
     def rejected(self, s: Sent) -> bool:
         return bool(self.caused(s.message_id, "command.rejected"))
@@ -192,7 +207,8 @@ class Tally(TopicTail):
             return workflow is not None and bool(self.created.get(workflow))
         if s.kind == "tray":
             letter = self.letter_sent(s.message_id)
-            return self.rejected(s) or (letter is not None and bool(self.caused(letter, "document.rendered")))
+            return self.rejected(s) or (letter is not None and bool(self.caused(letter, "document.rendered"))
+                                        and self.told(s.message_id, "referrer") is not None)
         if s.kind == "timer":
             return bool(self.fired.get(s.business_key))
         return s.message_id in self.by_cause
@@ -203,7 +219,8 @@ class Load:
 
     The mix (KIND_CYCLE) reaches every service: a referral → referrals and workflow; a step.save →
     workflow; a tray.add for a person a referral created (by letter) → allocation, notifications (the
-    letter queued, the referrer's copy), documents (the letter rendered) and referrals (the PWT note);
+    letter queued and the referrer's copy, both required: R-T4), documents (the letter rendered) and
+    referrals (the PWT note);
     a timer.set due two seconds on → the scheduler's timer.due.
     """
 
@@ -482,6 +499,7 @@ def restarted_brokers(infra) -> Iterator[list[subprocess.Popen[bytes]]]:
 @pytest.fixture
 async def every_service(referrals, workflow, allocation, notifications, documents,
                         scheduler) -> dict[str, ServiceProcess]:
+    """The six services (notifications mails the conftest's SMTP catcher, `mail`)."""
     return {"referrals": referrals, "workflow": workflow, "allocation": allocation, "notifications": notifications,
             "documents": documents, "scheduler": scheduler}
 
@@ -495,7 +513,7 @@ async def scheduler_db(scheduler_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def run_faults(infra, processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool, asyncpg.Pool], rate: int,
-                     faults: Callable[[FaultRun, random.Random], Awaitable[None]],
+                     faults: Callable[[FaultRun, random.Random], Awaitable[None]], mails: list[Any],
                      brokers: list[subprocess.Popen[bytes]] | None = None) -> None:
     """Load at `rate`, the faults in turn, then wait for every message's outcome, report and assert."""
     print(f"\nfault suite: FAULTS_SEED={SEED} FAULTS_RATE={rate} FAULTS_KILLS={KILLS}"
@@ -513,7 +531,7 @@ async def run_faults(infra, processes: dict[str, ServiceProcess], dbs: tuple[asy
             await load.stop()
         sent = load.sent
         await _drained(tally, sent)
-        outcome = await _outcome(processes, dbs, tally, sent, steps, before)
+        outcome = await _outcome(processes, dbs, tally, sent, steps, before, mails)
     _report_and_assert(run, sent, outcome, rate)
 
 
@@ -541,10 +559,13 @@ class Outcome:
     letters_sent: int
     letters_kept: int
     timers_left: int
+    emails_sent: int  # referrer copies notifications reported sent by email
+    emails: int  # of those, distinct messages the SMTP server received
+    emails_again: int  # the same message mailed again after a crash mid-send (same X-Tessera-Message-Id)
 
 
 async def _outcome(processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool, asyncpg.Pool], tally: Tally,
-                   sent: list[Sent], steps: dict[str, str], before: dict[str, int]) -> Outcome:
+                   sent: list[Sent], steps: dict[str, str], before: dict[str, int], mails: list[Any]) -> Outcome:
     db, scheduler_db = dbs
     alive = {name: p.process is not None and p.process.poll() is None for name, p in processes.items()}
     async with httpx.AsyncClient(timeout=5) as http:
@@ -563,11 +584,16 @@ async def _outcome(processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool
                if (m := tally.letter_sent(s.message_id)) is not None]
     kept = await through_restarts(lambda: db.fetchval(
         "SELECT count(*) FROM documents.letters WHERE message_id = ANY($1)", letters))
+    timer_keys = [s.business_key for s in sent if s.kind == "timer"]
     timers_left = await through_restarts(lambda: scheduler_db.fetchval(
-        "SELECT count(*) FROM scheduler.timers WHERE key = ANY($1)", [s.business_key for s in sent if s.kind == "timer"]))
+        "SELECT count(*) FROM scheduler.timers WHERE key = ANY($1)", timer_keys))
     assert len(referral_ids) == len(set(referral_ids))
+    copies = [tally.data_of[m] for s in sent if s.kind == "tray" if (m := tally.told(s.message_id, "referrer"))]
+    emailed = {data["message_id"] for kind, data in copies if kind == "message.sent" and data["channel"] == "email"}
+    mailed = [m["X-Tessera-Message-Id"] for m in mails if m["X-Tessera-Message-Id"] in emailed]
     return Outcome(alive, ready, sum(after[k] - before[k] - saves_per_step[k] for k in steps),
-                   len(referral_ids), stored, people, len(letters), kept, timers_left)
+                   len(referral_ids), stored, people, len(letters), kept, timers_left, len(emailed), len(set(mailed)),
+                   len(mailed) - len(set(mailed)))
 
 
 def _window_row(tally: Tally, window: Window, mine: list[Sent]) -> tuple[Any, ...]:
@@ -604,7 +630,9 @@ def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: 
     print(f"duplicated transitions (step versions beyond the saves sent): {outcome.extra_versions};"
           f" referrals stored {outcome.stored} of {outcome.referrals} for {outcome.people} people;"
           f" letters kept {outcome.letters_kept} of {outcome.letters_sent} queued; timers not fired"
-          f" {outcome.timers_left}; recovery p50 {statistics.median(recoveries):.1f}s max {max(recoveries):.1f}s")
+          f" {outcome.timers_left}; referrers emailed {outcome.emails} of {outcome.emails_sent}, mailed again"
+          f" after a crash mid-send {outcome.emails_again} (at-least-once SMTP, same message id header);"
+          f" recovery p50 {statistics.median(recoveries):.1f}s max {max(recoveries):.1f}s")
 
     assert all(r[2] == 0 for r in rows), "messages lost"
     assert all(c[2] == 0 for r in rows for c in r[1].values()), "an effect was duplicated"
@@ -614,6 +642,7 @@ def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: 
     assert outcome.people == outcome.referrals  # every referral its own synthetic person, none created twice
     assert outcome.letters_kept == outcome.letters_sent  # R-T4: each queued letter kept once (unique message id)
     assert outcome.timers_left == 0  # R-S2: every timer fired
+    assert outcome.emails == outcome.emails_sent  # R-T4: every copy reported sent reached the mail server
     assert all(outcome.alive.values()), outcome.alive
     assert all(code == 200 for code in outcome.ready.values()), outcome.ready
 
@@ -623,7 +652,7 @@ def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: 
 
 @pytest.mark.timeout(600)
 async def test_kills_and_a_database_restart_under_light_load_lose_and_double_nothing(
-        infra, every_service: dict[str, ServiceProcess], db: asyncpg.Pool, scheduler_db: asyncpg.Pool):
+        infra, every_service: dict[str, ServiceProcess], db: asyncpg.Pool, scheduler_db: asyncpg.Pool, mail):
     """The make-test cut: kill -9 of referrals and of notifications, PostgreSQL down 3 s, every service loaded.
     Every referral still starts one workflow (R-W1) for one person record (R-P1), every save is one version
     (R-W4), every tray placement one letter (R-T1, R-T4), every timer one firing (R-S2): 0 lost, 0 doubled."""
@@ -633,13 +662,13 @@ async def test_kills_and_a_database_restart_under_light_load_lose_and_double_not
         await run.crash("notifications", "kill -9")
         await run.database_down(3.0)
 
-    await run_faults(infra, every_service, (db, scheduler_db), SHORT_RATE, faults)
+    await run_faults(infra, every_service, (db, scheduler_db), SHORT_RATE, faults, mail.mails)
 
 
 @pytest.mark.fault_suite
 @pytest.mark.timeout(7200)
 async def test_steady_load_through_kills_sigterms_and_database_and_broker_restarts_loses_and_doubles_nothing(
-        infra, every_service: dict[str, ServiceProcess], db: asyncpg.Pool, scheduler_db: asyncpg.Pool,
+        infra, every_service: dict[str, ServiceProcess], db: asyncpg.Pool, scheduler_db: asyncpg.Pool, mail,
         restarted_brokers: list[subprocess.Popen[bytes]]):
     """`make faults`: kill -9 of each service KILLS times, SIGTERM of each, PostgreSQL down, broker restart;
     R-W1, R-P1, R-W4, R-T4 and R-S2 hold throughout (see the make-test cut)."""
@@ -659,4 +688,4 @@ async def test_steady_load_through_kills_sigterms_and_database_and_broker_restar
         await run.database_down(DB_DOWN_SECONDS)
         await run.broker_restart(BROKER_DOWN_SECONDS)
 
-    await run_faults(infra, every_service, (db, scheduler_db), RATE, faults, restarted_brokers)
+    await run_faults(infra, every_service, (db, scheduler_db), RATE, faults, mail.mails, restarted_brokers)
