@@ -6,8 +6,8 @@ import shutil
 import tempfile
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -34,6 +34,8 @@ class Infra:
     bootstrap: str
     dsn: str
     log_dir: Path
+    # processes a test started in place of the broker (a restart): stopped after the end-of-session scan
+    replacements: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
@@ -75,11 +77,12 @@ def infra() -> Iterator[Infra]:
         stoppers += [lambda: embedded.stop_process(broker), database.stop]
         dsn = database.dsn
     asyncio.run(ensure_topics(Settings(kafka_bootstrap_servers=bootstrap)))
-    yield Infra(bootstrap, dsn, log_dir)
+    infra = Infra(bootstrap, dsn, log_dir)
+    yield infra
     try:  # the PII canary run (issue #11 §3): services have stopped, the broker still answers
         pii_canary.check_session(bootstrap, log_dir, topics.all_with_dlqs())
     finally:
-        for stop in reversed(stoppers):
+        for stop in [*infra.replacements, *reversed(stoppers)]:
             stop()
         shutil.rmtree(work, ignore_errors=True)
 

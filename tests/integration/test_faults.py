@@ -47,6 +47,7 @@ embedded broker.
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -214,6 +215,12 @@ class Tally(TopicTail):
         return s.message_id in self.by_cause
 
 
+def _delivery_noted(delivery: asyncio.Future[Any]) -> None:
+    """A send the broker failed (it was restarting) is re-sent like a lost one: its error is expected."""
+    if not delivery.cancelled():
+        delivery.exception()
+
+
 class Load:
     """Referrals, step.save, tray placements and timers at a steady rate, each noted with its fault window.
 
@@ -290,7 +297,8 @@ class Load:
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
         # the broker is away: the message stays unanswered and is re-sent like any lost one
         with contextlib.suppress(KafkaError):
-            await self._producer.send(topic, value, key=key)
+            delivery = await self._producer.send(topic, value, key=key)
+            delivery.add_done_callback(_delivery_noted)
 
     def _next(self, i: int) -> Sent:
         kind = KIND_CYCLE[i % len(KIND_CYCLE)]
@@ -489,11 +497,10 @@ async def _versions(db: asyncpg.Pool, step_ids: list[str]) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def restarted_brokers(infra) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Brokers started in place of the session's one; stopped when the session ends."""
+    """Brokers started in place of the session's one; stopped after the session's PII canary has read them."""
     brokers: list[subprocess.Popen[bytes]] = []
     yield brokers
-    for broker in brokers:
-        embedded.stop_process(broker)
+    infra.replacements.extend(functools.partial(embedded.stop_process, broker) for broker in brokers)
 
 
 @pytest.fixture

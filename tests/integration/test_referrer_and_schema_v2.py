@@ -37,6 +37,19 @@ async def _handled(db: asyncpg.Pool, service: str, message: Envelope) -> None:
                      30, f"{service} handled {message.type}")
 
 
+async def _referred_by_email(infra: Any, events: EventLog, db: asyncpg.Pool) -> tuple[str, dict[str, Any], str]:
+    """A referral through intake naming a referrer with an email address, read by notifications: the address,
+    the referral, the person."""
+    email = f"quillon{uuid.uuid4().hex[:6]}@example.org"
+    data = unique_referral(referrer={"name": REFERRER_NAME, "organisation": REFERRER_ORG, "role": "GP",
+                                     "phone": "0116 496 0001", "email": email})
+    envelope = referral_message(data)
+    await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
+    [accepted] = await events.wait_for(lambda m: m.caused_by(envelope.id) and m.type == "referral.accepted")
+    await _handled(db, "notifications", accepted.envelope)
+    return email, data, accepted.data["person_id"]
+
+
 def _told(requested_id: str, recipient: str):
     return lambda s: s.topic == topics.NOTIFICATIONS_EVENTS and s.body.get("causationid") == requested_id \
         and s.type in ("message.sent", "message.failed") and s.data.get("recipient") == recipient
@@ -105,15 +118,8 @@ async def test_workflow_a_v1_consumer_handles_a_v2_referral_accepted_exactly_as_
 async def test_R_T4_placing_a_case_on_a_tray_emails_the_referrer_a_copy_with_the_teams_number(
         infra, allocation, notifications, out, alloc, events: EventLog, mail, db):
     s = Staff()
-    email = f"quillon{uuid.uuid4().hex[:6]}@example.org"
-    data = unique_referral(referrer={"name": REFERRER_NAME, "organisation": REFERRER_ORG, "role": "GP",
-                                     "phone": "0116 496 0001", "email": email})
-    envelope = referral_message(data)
-    await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
-    [accepted] = await events.wait_for(lambda m: m.caused_by(envelope.id) and m.type == "referral.accepted")
-    person_id = accepted.data["person_id"]
+    email, data, person_id = await _referred_by_email(infra, events, db)
     await referral_seen(db, person_id)
-    await _handled(db, "notifications", accepted.envelope)
 
     placed = (await alloc.send("tray.add", s.tm, person_id=person_id, **tray_args(s.team))).ok()
     requested = str(next(x for x in placed.seen if x.type == "message.requested").envelope.id)
@@ -211,14 +217,7 @@ async def test_R_T4_a_tray_message_read_before_the_referral_still_tells_the_refe
         infra, referrals, notifications, events: EventLog, mail, db):
     """After an outage notifications may read allocation.events before referrals.events: the referrer it
     has not heard of yet is read from referrals (GET /people/{id}/referrer), told, and kept."""
-    email = f"quillon{uuid.uuid4().hex[:6]}@example.org"
-    data = unique_referral(referrer={"name": REFERRER_NAME, "organisation": REFERRER_ORG, "role": "GP",
-                                     "phone": "0116 496 0001", "email": email})
-    envelope = referral_message(data)
-    await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
-    [accepted] = await events.wait_for(lambda m: m.caused_by(envelope.id) and m.type == "referral.accepted")
-    person_id = accepted.data["person_id"]
-    await _handled(db, "notifications", accepted.envelope)
+    email, data, person_id = await _referred_by_email(infra, events, db)
     await db.execute("DELETE FROM notifications.referrers WHERE person_id = $1", person_id)  # as if not yet read
     async with httpx.AsyncClient(base_url=referrals.url) as http:
         latest = (await http.get(f"/people/{person_id}/referrer")).json()

@@ -1,7 +1,8 @@
 """Two replicas of each service under steady load, then a rolling restart: 0 lost, 0 duplicated (issue 11 §4).
 
-For referrals, workflow, allocation and notifications together (one test), and for the scheduler
-(its own test, on a database of its own), while messages flow:
+For referrals, workflow, allocation and notifications together (one test), for the scheduler
+(its own test, on a database of its own) and for documents (letters queued for print), while
+messages flow:
 1. scale out: a second process of the service (same consumer groups, same schema, its own HTTP
    port) starts; both must handle messages, the partition assignments they log must split the
    topic's partitions between them, and the consumer group must list 2 members;
@@ -64,6 +65,7 @@ TIMER_OWNER = "tests-replicas"
 PUBLISHED = "tessera_outbox_published_total"
 FIRED = "tessera_timer_lateness_seconds_count"
 SETTLE = 150.0  # seconds allowed for a group to serve every partition again
+LETTER_RATE = 20 if FAULTS_FULL else 8  # letters a second: each one a PDF rendered
 
 
 # --- the load: what was sent, to which partition, when -----------------------------------------------------
@@ -71,9 +73,9 @@ SETTLE = 150.0  # seconds allowed for a group to serve every partition again
 
 @dataclass
 class Sent:
-    kind: str  # "referral", "save" or "timer"
+    kind: str  # "referral", "save", "timer" or "letter"
     message_id: str
-    key: str  # the referral id, the step id or the timer key
+    key: str  # the referral id, the step id, the timer key or the letter's message id
     at: float
     partition: int | None = None  # known once the broker has the message
 
@@ -148,8 +150,10 @@ class Outcomes(TopicTail):
         self.accepted: dict[str, set[str]] = defaultdict(set)  # referral id -> referral.accepted ids
         self.accepted_first: list[tuple[str, int, float, str]] = []  # event id, partition, arrival, person id
         self.workflow_of: dict[str, str] = {}
+        self.person_of: dict[str, str] = {}  # referral id -> person id
         self.created: dict[str, set[str]] = defaultdict(set)  # workflow id -> step.created ids
         self.firings: dict[str, set[tuple[str, str]]] = defaultdict(set)  # timer key -> (id, fired_at)
+        self.rendered: dict[str, set[str]] = defaultdict(set)  # message id -> document.rendered ids
 
     def note(self, record: Any, now: float) -> None:
         body = json.loads(record.value)
@@ -162,11 +166,14 @@ class Outcomes(TopicTail):
         if kind == "referral.accepted":
             self.accepted[data["referral_id"]].add(event_id)
             self.workflow_of[data["referral_id"]] = data["workflow_id"]
+            self.person_of[data["referral_id"]] = data["person_id"]
             self.accepted_first.append((event_id, record.partition, now, data["person_id"]))
         elif kind == "step.created" and data.get("workflow_id"):
             self.created[data["workflow_id"]].add(event_id)
         elif kind == "timer.due" and data.get("owner") == TIMER_OWNER:
             self.firings[data["key"]].add((event_id, data["fired_at"]))
+        elif kind == "document.rendered" and data.get("message_id"):
+            self.rendered[data["message_id"]].add(event_id)
 
     def repeats_between(self, start: float, end: float) -> int:
         return sum(1 for at in self.repeats if start <= at <= end)
@@ -322,6 +329,19 @@ async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: O
             s.figures["after kill -9"] = seconds
             s.figures["rebalance after kill -9"] = rebalanced_after(s.first, s.group, kill_at)
         return window
+
+
+async def roll_alone(service: Replicated, load: Load, outcomes: Outcomes, bootstrap: str, rate: int) -> float:
+    """One service scaled out and rolled while its load runs (2 s of load before and after)."""
+    try:
+        await load.run_for(2 * rate)
+        window = await scale_out_and_roll([service], load, outcomes, bootstrap)
+        await load.run_for(2 * rate)
+        await load.stop()
+    finally:
+        if service.second is not None:
+            service.second.stop()
+    return window
 
 
 def _seconds(value: float | None) -> str:
@@ -590,14 +610,7 @@ async def test_two_schedulers_split_the_timers_and_a_rolling_restart_fires_each_
             scheduler = Replicated("scheduler", first_scheduler, scheduler_env, replica_logs,
                                    (topics.SCHEDULER_TIMERS,), sent_served(load, "timer", fired),
                                    counted=(FIRED, PUBLISHED))
-            try:
-                await load.run_for(2 * RATE)
-                window = await scale_out_and_roll([scheduler], load, outcomes, infra.bootstrap)
-                await load.run_for(2 * RATE)
-                await load.stop()
-            finally:
-                if scheduler.second is not None:
-                    scheduler.second.stop()
+            window = await roll_alone(scheduler, load, outcomes, infra.bootstrap, RATE)
         keys = {s.key for s in load.sent}
         with contextlib.suppress(TimeoutError):  # what is missing then is counted as lost below
             await outcomes.wait_until(lambda: keys <= outcomes.firings.keys(), 60 + len(keys) / 50, "every timer")
@@ -612,3 +625,70 @@ async def test_two_schedulers_split_the_timers_and_a_rolling_restart_fires_each_
     assert all(v > 0 for v in fired_by_each), "both firing jobs should have fired timers"
     assert not missed, f"{len(missed)} timers never fired"
     assert not twice, f"{len(twice)} timers fired twice, e.g. {twice[:3]}"
+
+
+# --- documents -------------------------------------------------------------------------------------------------
+
+
+async def people_by_post(bootstrap: str, outcomes: Outcomes, n: int) -> list[str]:
+    """n people created through intake (letters need a name and an address from referrals)."""
+    ms = [referral_message(unique_referral()) for _ in range(n)]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for m in ms:
+            await producer.send(topics.REFERRALS_INTAKE, m.to_bytes(), key=m.data["referral_id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    await outcomes.wait_until(lambda: all(m.data["referral_id"] in outcomes.accepted for m in ms), 120,
+                              "people created")
+    return [outcomes.person_of[m.data["referral_id"]] for m in ms]
+
+
+def letter_load(people: list[str]) -> Make:
+    """`message.sent` of letters queued for print, as notifications emits them (R-T4)."""
+    def make(i: int) -> tuple[str, str, bytes, Sent]:
+        person_id, message_id = people[i % len(people)], str(uuid.uuid4())
+        m = new_message("message.sent", "tessera/notifications", {
+            "message_id": message_id, "person_id": person_id, "channel": "letter", "status": "queued_for_print",
+            "reason": "pwt_added", "team_id": "wellbeing-service-hub", "template": "pwt_waiting_list",
+            "attempts": 0, "team_name": "Wellbeing Service Hub", "team_number": "0116 496 0999"}, subject=person_id)
+        return topics.NOTIFICATIONS_EVENTS, person_id, m.to_bytes(), Sent("letter", str(m.id), message_id,
+                                                                          time.monotonic())
+
+    return make
+
+
+@pytest.mark.fault_suite  # ~3 min on 2 cores: make faults
+async def test_two_documents_replicas_render_each_letter_once_through_a_rolling_restart(
+        infra, referrals: ServiceProcess, workflow: ServiceProcess, documents: ServiceProcess, db: asyncpg.Pool):
+    """R-T4: every letter queued for print is rendered and kept once, with 2 replicas and through SIGTERM
+    and kill -9 (documents' inbox and the unique message id; PDFs are rendered outside the transaction)."""
+    replica_logs = infra.log_dir / "replicas"
+    replica_logs.mkdir(exist_ok=True)
+    env = {**infra.env, "REFERRALS_URL": referrals.url, "WORKFLOW_URL": workflow.url,
+           "UPLOAD_MAX_BYTES": str(1024 * 1024)}
+    watched = (topics.REFERRALS_EVENTS, topics.DOCUMENTS_EVENTS)
+    async with Outcomes(infra.bootstrap, watched) as outcomes:
+        people = await people_by_post(infra.bootstrap, outcomes, 40)
+        async with Load(infra.bootstrap, letter_load(people), LETTER_RATE) as load:
+            rendered = lambda s: bool(outcomes.rendered.get(s.key))  # noqa: E731
+            service = Replicated("documents", documents, env, replica_logs, (topics.NOTIFICATIONS_EVENTS,),
+                                 sent_served(load, "letter", rendered))
+            window = await roll_alone(service, load, outcomes, infra.bootstrap, LETTER_RATE)
+        keys = [s.key for s in load.sent]
+        with contextlib.suppress(TimeoutError):  # what is missing then is counted as lost below
+            await outcomes.wait_until(lambda: all(outcomes.rendered.get(k) for k in keys), 120 + len(keys) / 10,
+                                      "every letter rendered")
+    kept = await db.fetchval("SELECT count(*) FROM documents.letters WHERE message_id = ANY($1)", keys)
+    missed = [k for k in keys if not outcomes.rendered.get(k)]
+    twice = [k for k in keys if len(outcomes.rendered.get(k, ())) > 1]
+    print_figures(f"documents, 2 replicas then a rolling restart: {len(keys)} letters at {LETTER_RATE}/s; "
+                  f"2-replica window {window:.1f}s", [service])
+    print(f"lost {len(missed)}, rendered twice {len(twice)}, letters kept {kept} of {len(keys)}, "
+          f"relay re-sends {len(outcomes.repeats)}")
+
+    assert_both_took_part([service])
+    assert not missed, f"{len(missed)} letters never rendered"
+    assert not twice and kept == len(keys), f"{len(twice)} letters rendered twice"
