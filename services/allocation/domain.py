@@ -115,6 +115,7 @@ class WorkerRelationship:
     end_date: date | None = None
     end_reason: str | None = None
     ended_at: datetime | None = None
+    ended_by: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -135,6 +136,7 @@ class OrgRelationship:
     end_date: date | None = None
     end_reason: str | None = None
     ended_at: datetime | None = None
+    ended_by: str | None = None
 
     def visible_at(self, now: datetime) -> bool:
         return org_relationship_visible(self.end_date, now)
@@ -454,7 +456,7 @@ def _for_another_worker(ctx: Context, worker_id: str, verb: str) -> list[Reason]
 
 
 def _end_worker(ctx: Context, rel: WorkerRelationship, end: date, end_reason: str | None) -> Decision:
-    ended = replace(rel, end_date=end, end_reason=end_reason, ended_at=ctx.now)
+    ended = replace(rel, end_date=end, end_reason=end_reason, ended_at=ctx.now, ended_by=ctx.actor.worker_id)
     event = WorkerRelationshipEnded(relationship_id=rel.relationship_id, person_id=rel.person_id,
                                     worker_id=rel.worker_id, end_date=end, end_reason=end_reason,
                                     actor=ctx.actor.worker_id)
@@ -485,7 +487,8 @@ def end_org_relationship(ctx: Context, rel: OrgRelationship, command: cmd.EndOrg
     if end < rel.start_date:
         reasons.append(reason("invalid", "the end date is before the start date", "end_date"))
     _check(reasons)
-    ended = replace(rel, end_date=end, end_reason=command.end_reason, ended_at=ctx.now)
+    ended = replace(rel, end_date=end, end_reason=command.end_reason, ended_at=ctx.now,
+                    ended_by=ctx.actor.worker_id)
     event = OrgRelationshipEnded(relationship_id=rel.relationship_id, person_id=rel.person_id, team_id=rel.team_id,
                                  end_date=end, end_reason=command.end_reason,
                                  visible_until=org_relationship_visible_until(end), actor=ctx.actor.worker_id)

@@ -30,7 +30,7 @@ def _relationship(row: asyncpg.Record, who: str, now: datetime) -> dict[str, Any
         "relationship_id": str(row["relationship_id"]), "person_id": str(row["person_id"]), who: row[who],
         "relationship": row["relationship"], "start_date": _iso(row["start_date"]),
         "end_date": _iso(row["end_date"]), "end_reason": row["end_reason"], "created_by": row["created_by"],
-        "created_at": _iso(row["created_at"]), "ended_at": _iso(row["ended_at"]),
+        "created_at": _iso(row["created_at"]), "ended_at": _iso(row["ended_at"]), "ended_by": row["ended_by"],
     }
     if who == "team_id":
         item["visible"] = domain.org_relationship_visible(row["end_date"], now)

@@ -19,7 +19,7 @@ ENTRY_COLUMNS = (
 REVIEW_COLUMNS = ("entry_id, person_id, team_id, review_due, reason, added_at, added_by, version, due_at,"
                   " removed_at, removed_by, removed_reason")
 REL_COLUMNS = ("relationship_id, person_id, {who}, relationship, start_date, created_at, created_by, end_date,"
-               " end_reason, ended_at")
+               " end_reason, ended_at, ended_by")
 
 
 def _strs(row: asyncpg.Record, *uuids: str) -> dict[str, Any]:
@@ -133,22 +133,24 @@ async def load_entry(conn: Conn, entry_id: uuid.UUID | str) -> domain.TrayEntry 
 async def save_worker_relationship(conn: asyncpg.Connection, rel: domain.WorkerRelationship) -> None:
     await conn.execute(
         "INSERT INTO worker_relationships (relationship_id, person_id, worker_id, relationship, start_date,"
-        " created_at, created_by, end_date, end_reason, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        " ON CONFLICT (relationship_id) DO UPDATE SET end_date = EXCLUDED.end_date,"
-        " end_reason = EXCLUDED.end_reason, ended_at = EXCLUDED.ended_at",
+        " created_at, created_by, end_date, end_reason, ended_at, ended_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (relationship_id) DO UPDATE SET"
+        " end_date = EXCLUDED.end_date, end_reason = EXCLUDED.end_reason, ended_at = EXCLUDED.ended_at,"
+        " ended_by = EXCLUDED.ended_by",
         uuid.UUID(rel.relationship_id), uuid.UUID(rel.person_id), rel.worker_id, rel.relationship, rel.start_date,
-        rel.created_at, rel.created_by, rel.end_date, rel.end_reason, rel.ended_at,
+        rel.created_at, rel.created_by, rel.end_date, rel.end_reason, rel.ended_at, rel.ended_by,
     )
 
 
 async def save_org_relationship(conn: asyncpg.Connection, rel: domain.OrgRelationship) -> None:
     await conn.execute(
         "INSERT INTO org_relationships (relationship_id, person_id, team_id, relationship, start_date,"
-        " created_at, created_by, end_date, end_reason, ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        " ON CONFLICT (relationship_id) DO UPDATE SET end_date = EXCLUDED.end_date,"
-        " end_reason = EXCLUDED.end_reason, ended_at = EXCLUDED.ended_at",
+        " created_at, created_by, end_date, end_reason, ended_at, ended_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (relationship_id) DO UPDATE SET"
+        " end_date = EXCLUDED.end_date, end_reason = EXCLUDED.end_reason, ended_at = EXCLUDED.ended_at,"
+        " ended_by = EXCLUDED.ended_by",
         uuid.UUID(rel.relationship_id), uuid.UUID(rel.person_id), rel.team_id, rel.relationship, rel.start_date,
-        rel.created_at, rel.created_by, rel.end_date, rel.end_reason, rel.ended_at,
+        rel.created_at, rel.created_by, rel.end_date, rel.end_reason, rel.ended_at, rel.ended_by,
     )
 
 

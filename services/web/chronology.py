@@ -177,18 +177,14 @@ def build(*, steps: Iterable[Mapping[str, Any] | None], notes: Iterable[Mapping[
         add(c.get("at"), c.get("actor"), "record",
             f"Record: {str(c.get('what', '')).replace('_', ' ')}" + (f" ({', '.join(fields)})" if fields else ""))
     relationships = relationships or {}
-    for r in relationships.get("worker_relationships", []):
-        add(r.get("created_at"), r.get("created_by"), "relationship",
-            f"Worker {r.get('worker_id')}: {r.get('relationship')} from {r.get('start_date')}")
-        if r.get("ended_at"):
-            add(r.get("ended_at"), "", "relationship", f"Worker {r.get('worker_id')}: {r.get('relationship')} ended"
-                + (f" ({r['end_reason']})" if r.get("end_reason") else ""))
-    for r in relationships.get("organisational_relationships", []):
-        add(r.get("created_at"), r.get("created_by"), "relationship",
-            f"Team {r.get('team_id')}: {r.get('relationship')} from {r.get('start_date')}")
-        if r.get("ended_at"):
-            add(r.get("ended_at"), "", "relationship", f"Team {r.get('team_id')}: {r.get('relationship')} ended"
-                + (f" ({r['end_reason']})" if r.get("end_reason") else ""))
+    for kind, label, who in (("worker_relationships", "Worker", "worker_id"),
+                             ("organisational_relationships", "Team", "team_id")):
+        for r in relationships.get(kind, []):
+            named = f"{label} {r.get(who)}: {r.get('relationship')}"
+            add(r.get("created_at"), r.get("created_by"), "relationship", f"{named} from {r.get('start_date')}")
+            if r.get("ended_at"):
+                add(r.get("ended_at"), r.get("ended_by") or "", "relationship",
+                    f"{named} ended" + (f" ({r['end_reason']})" if r.get("end_reason") else ""))
     entries.sort(key=lambda e: e.at)
     return entries
 

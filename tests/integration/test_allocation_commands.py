@@ -40,6 +40,9 @@ async def test_R_A1_worker_relationship_puts_the_case_in_allocations_and_ending_
                                   end_reason="Involvement ended")).ok()
         assert ended.types == ["worker_relationship.ended"]
         assert (await http.get(f"/workers/{s.sw['worker_id']}/allocations")).json() == []
+        kept = (await http.get(f"/people/{person_id}/relationships", params={"include_ended": "true"})).json()
+        [closed] = kept["worker_relationships"]
+        assert (closed["ended_by"], closed["end_reason"]) == (s.sw["worker_id"], "Involvement ended")
         again = await alloc.send("worker_relationship.end", s.sw, relationship_id=rel["relationship_id"])
         assert again.rejection["code"] == "already_ended"
 
@@ -61,6 +64,7 @@ async def test_R_A2_org_relationship_shows_until_midnight_at_the_end_of_its_end_
         every = (await http.get(f"/people/{person_id}/relationships", params={"include_ended": "true"})).json()
     assert [o["team_id"] for o in shown["organisational_relationships"]] == [s.team]
     assert len(every["organisational_relationships"]) == 2
+    assert {o["ended_by"] for o in every["organisational_relationships"]} == {s.tm["worker_id"]}
 
 
 # --- Planned Work Trays (R-T1..R-T7) -----------------------------------------------------------

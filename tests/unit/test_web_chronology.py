@@ -41,7 +41,7 @@ RELATIONSHIPS = {
     "worker_relationships": [{"worker_id": "sw", "relationship": "allocated worker", "start_date": "2024-06-04",
                               "created_at": "2024-06-04T08:00:00+00:00", "created_by": "tm",
                               "ended_at": "2024-07-01T16:45:00+00:00", "end_date": "2024-07-01",
-                              "end_reason": "case closed"}],
+                              "end_reason": "case closed", "ended_by": "tm-2"}],
     "organisational_relationships": [{"team_id": "adult-front-door", "relationship": "involved team",
                                       "start_date": "2024-06-01", "created_at": "2024-06-01T10:00:00+00:00",
                                       "created_by": "tm"}],
@@ -92,9 +92,10 @@ def test_the_blue_cog_prepopulation_is_part_of_created_not_a_line_of_its_own():
     assert not any("prepopulated" in e.what for e in everything())
 
 
-def test_an_ended_relationship_says_when_and_why_but_allocation_does_not_record_who_ended_it():
+def test_R_A1_an_ended_relationship_says_when_why_and_who_ended_it():
     [ended] = [e for e in everything() if e.what.endswith("ended (case closed)")]
-    assert ended.when == "01 Jul 2024 17:45" and ended.who == ""
+    assert (ended.when, ended.who, ended.what) == ("01 Jul 2024 17:45", "tm-2",
+                                                   "Worker sw: allocated worker ended (case closed)")
 
 
 def test_the_chronology_as_at_a_moment_stops_at_that_moment():
