@@ -40,7 +40,7 @@ def why_allowed(
             who = "your" if step["assignee"].get("kind") == "worker" else "your team's"
             return f"{step.get('step_type')} is in {who} work"
     if person_id in set(tray_person_ids):
-        return "on your team's Planned Work Tray"
+        return "on your team's tray"
     for item in inbox:
         if item.get("person_id") == person_id and _mine(item.get("to"), worker_id, teams):
             return f"{item.get('name')} is in your inbox"
@@ -67,12 +67,18 @@ class RelationshipReader:
 
     async def why_allowed(self, *, worker_id: str, team_ids: Iterable[str], person_id: str) -> str | None:
         teams = frozenset(team_ids)
-        relationships = await _read(self._allocation, "allocation", f"/people/{_q(person_id)}/relationships", dict)
+        person = _q(person_id)
+        relationships = await _read(self._allocation, "allocation", f"/people/{person}/relationships", dict)
         why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id, relationships=relationships)
         if why is None:
-            steps = await _read(self._workflow, "workflow", f"/people/{_q(person_id)}/steps", list)
+            steps = await _read(self._workflow, "workflow", f"/people/{person}/steps", list)
             why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id,
                               steps=[s for s in steps if isinstance(s, dict)])
+        if why is None:
+            trays = await _read(self._allocation, "allocation", f"/people/{person}/trays", list)
+            on_ours = any(isinstance(t, dict) and t.get("team_id") in teams for t in trays)
+            why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id,
+                              tray_person_ids=[person_id] if on_ours else [])
         return why
 
 

@@ -66,6 +66,13 @@ async def relationships(person_id: uuid.UUID, request: Request, include_ended: b
             "organisational_relationships": org_items}
 
 
+@router.get("/people/{person_id}/trays")
+async def trays_of_person(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+    """The trays the person waits on now (R-T1, R-T8): `tray` (planned_work or review), entry and team."""
+    return [{"tray": r["tray"], "entry_id": str(r["entry_id"]), "team_id": r["team_id"]}
+            for r in await store.open_trays_of(_pool(request), person_id)]
+
+
 def _target(value: str, name: str) -> Target:
     kind, _, ident = value.partition(":")
     if kind not in ("worker", "team") or not ident:

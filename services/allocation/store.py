@@ -222,6 +222,14 @@ async def relationships_of(conn: Conn, person_id: uuid.UUID) -> tuple[list[async
     return list(workers), list(orgs)
 
 
+async def open_trays_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The person's open Planned Work Tray and Review tray entries: which kind, which entry, which team."""
+    return await conn.fetch(
+        "SELECT 'planned_work' AS tray, entry_id, team_id FROM tray_entries WHERE person_id = $1 AND removed_at IS NULL"
+        " UNION ALL SELECT 'review', entry_id, team_id FROM review_tray_entries"
+        " WHERE person_id = $1 AND removed_at IS NULL", person_id)
+
+
 async def load_case(conn: Conn, person_id: str) -> domain.Case:
     """The case without a lock (for previews)."""
     workers, orgs = await relationships_of(conn, uuid.UUID(person_id))

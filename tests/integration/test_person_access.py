@@ -12,7 +12,7 @@ import httpx
 from shared import topics
 from shared.envelope import new_message
 from shared.testing import EventLog, Seen, poll_until, publish
-from tests.allocation_harness import AllocationCommands, Staff, actor, referral
+from tests.allocation_harness import AllocationCommands, Staff, actor, referral, tray_args
 from tests.factories import referral_message, unique_referral
 
 
@@ -174,3 +174,24 @@ async def referral_accepted_meanwhile(infra: Any, log: EventLog) -> None:
     message = referral_message(unique_referral())
     await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(None, message.to_bytes())])
     await log.wait_for(lambda s: s.caused_by(message.id) and s.type == "referral.accepted", 30)
+
+
+async def test_R_T1_a_person_on_the_teams_tray_may_be_noted_by_its_workers_and_no_longer_once_removed(
+        infra, referrals, workflow, allocation, out, alloc: AllocationCommands):
+    """The desk lets a team's workers open a person waiting on their tray; referrals now agrees, through
+    allocation's GET /people/{id}/trays, and refuses again once the case has left the tray."""
+    person_id, _ = await referral(infra, out)
+    s = Staff()
+    refused = await person_command(infra, out, "case_note.add", s.sw, **note(person_id))
+    assert refused.data["code"] == "no_relationship"
+    entry = (await alloc.send("tray.add", s.tm, person_id=person_id, **tray_args(s.team))).ok().of("tray.entry_added")
+    async with httpx.AsyncClient(base_url=allocation.url) as http:
+        trays = (await http.get(f"/people/{person_id}/trays")).json()
+    assert trays == [{"tray": "planned_work", "entry_id": entry["entry_id"], "team_id": s.team}]
+
+    allowed = await person_command(infra, out, "case_note.add", s.sw, **note(person_id, "Called while waiting"))
+    assert allowed.type == "case_note.added"
+
+    (await alloc.send("tray.remove", s.tm, entry_id=entry["entry_id"], reason="Allocated elsewhere")).ok()
+    again = await person_command(infra, out, "case_note.add", s.sw, **note(person_id))
+    assert again.data["code"] == "no_relationship"
