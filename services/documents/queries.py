@@ -303,9 +303,11 @@ def _letter(row: asyncpg.Record) -> dict[str, Any]:
 
 
 @router.get("/letters/print-queue")
-async def print_queue(request: Request, limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
-    """R-T4: letters rendered for people who are reached by post and not yet marked printed, oldest first."""
-    return [_letter(r) for r in await store.letters_to_print(_pool(request), limit)]
+async def print_queue(request: Request, limit: int = Query(200, ge=1, le=1000),
+                      person_id: str | None = None) -> list[dict[str, Any]]:
+    """R-T4: letters rendered for people who are reached by post and not yet marked printed, oldest first;
+    `person_id` answers "has the letter to this person gone?"."""
+    return [_letter(r) for r in await store.letters_to_print(_pool(request), limit, person_id)]
 
 
 @router.post("/letters/{document_id}/printed")

@@ -139,10 +139,11 @@ async def load_content(conn: Conn, document_id: uuid.UUID) -> bytes | None:
 # --- letters to print (R-T4) -------------------------------------------------------------------
 
 
-async def letters_to_print(conn: Conn, limit: int) -> list[asyncpg.Record]:
+async def letters_to_print(conn: Conn, limit: int, person_id: str | None = None) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT l.*, d.person_id, d.title FROM letters l JOIN documents d USING (document_id)"
-        " WHERE l.printed_at IS NULL ORDER BY l.queued_at, l.document_id LIMIT $1", limit)
+        " WHERE l.printed_at IS NULL AND ($2::text IS NULL OR d.person_id = $2)"
+        " ORDER BY l.queued_at, l.document_id LIMIT $1", limit, person_id)
 
 
 async def mark_printed(conn: Conn, document_id: uuid.UUID, by: str, at: datetime) -> asyncpg.Record | None:
