@@ -231,3 +231,46 @@ async def poll_until(check: Callable[[], Awaitable[Any]], timeout: float = 30.0,
             raise TimeoutError(f"{what} did not hold within {timeout}s")
         await asyncio.sleep(0.05)
     return value
+
+
+class BackgroundLoad:
+    """A producer sending from `_run` in the background until stopped; subclasses write `_run` and append
+    each message to `sent`."""
+
+    progress_timeout = 120.0
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self.sent: list[Any] = []
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=5)
+        await self._producer.start()
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        await self._producer.flush()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._producer.stop()
+
+    async def let_run(self, messages: int) -> None:
+        """Returns once the load has sent `messages` more (fault injection timing)."""
+        target = len(self.sent) + messages
+
+        async def reached() -> bool:
+            return len(self.sent) >= target
+
+        await poll_until(reached, self.progress_timeout, "load progress")
+
+    async def _run(self) -> None:
+        raise NotImplementedError

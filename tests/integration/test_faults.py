@@ -71,7 +71,7 @@ from aiokafka.errors import KafkaError
 
 from shared import embedded, topics
 from shared.envelope import new_message
-from shared.testing import ServiceProcess, TopicTail, poll_until
+from shared.testing import BackgroundLoad, ServiceProcess, TopicTail
 from tests.factories import person_data, referral_message, unique_referral, unique_seed
 
 pytestmark = pytest.mark.faults
@@ -221,7 +221,7 @@ def _delivery_noted(delivery: asyncio.Future[Any]) -> None:
         delivery.exception()
 
 
-class Load:
+class Load(BackgroundLoad):
     """Referrals, step.save, tray placements and timers at a steady rate, each noted with its fault window.
 
     The mix (KIND_CYCLE) reaches every service: a referral → referrals and workflow; a step.save →
@@ -232,7 +232,7 @@ class Load:
     """
 
     def __init__(self, bootstrap: str, steps: dict[str, str], rate: int, tally: Tally, rng: random.Random) -> None:
-        self._bootstrap = bootstrap
+        super().__init__(bootstrap)
         self._tally = tally
         self._rng = rng
         self._unanswered: list[Sent] = []
@@ -242,35 +242,6 @@ class Load:
         self.rate = rate
         self.sent: list[Sent] = []
         self.window = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Load":
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=5)
-        await self._producer.start()
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        await self._producer.flush()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._producer.stop()
-
-    async def let_run(self, messages: int) -> None:
-        """Fault injection timing: returns once the load has sent `messages` more."""
-        target = len(self.sent) + messages
-
-        async def reached() -> bool:
-            return len(self.sent) >= target
-
-        await poll_until(reached, 120, "load progress")
 
     async def resend_unanswered(self, tally: Tally) -> int:
         """What an upstream system does when the broker lost its message: send the same bytes again."""

@@ -50,7 +50,7 @@ from shared import audit, topics
 from shared.envelope import new_message
 from shared.events.scheduler import TimerSet
 from shared.settings import Settings
-from shared.testing import ServiceProcess, TopicTail, poll_until
+from shared.testing import BackgroundLoad, ServiceProcess, TopicTail, poll_until
 from tests.factories import referral_message, unique_referral
 
 # starting and rolling several service processes on a shared 2-core machine outlasts the 300 s default
@@ -88,34 +88,16 @@ def _note_partition(sent: Sent, future: asyncio.Future) -> None:
 Make = Callable[[int], tuple[str, str, bytes, Sent]]  # i -> topic, Kafka key, value, what was sent
 
 
-class Load:
+class Load(BackgroundLoad):
     """Messages from `make` at a steady rate until stopped."""
 
+    progress_timeout = 60.0
+
     def __init__(self, bootstrap: str, make: Make, rate: int) -> None:
-        self._bootstrap = bootstrap
+        super().__init__(bootstrap)
         self._make = make
         self._rate = rate
         self.sent: list[Sent] = []
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Load":
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=5)
-        await self._producer.start()
-        self._task = asyncio.create_task(self._run())
-        return self
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-        await self._producer.flush()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self._producer.stop()
 
     async def _run(self) -> None:
         began, i = time.monotonic(), 0
@@ -128,15 +110,6 @@ class Load:
             delay = began + i / self._rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the load, not waiting for messages
-
-    async def run_for(self, messages: int) -> None:
-        """Let the load send `messages` more."""
-        target = len(self.sent) + messages
-
-        async def reached() -> bool:
-            return len(self.sent) >= target
-
-        await poll_until(reached, 60, "load progress")
 
 
 class Outcomes(TopicTail):
@@ -300,7 +273,7 @@ async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: O
 
         window_start = time.monotonic()
         before = [await s.counts(http) for s in services]
-        await load.run_for(5 * RATE)
+        await load.let_run(5 * RATE)
         after = [await s.counts(http) for s in services]
         window = time.monotonic() - window_start
         for s, b, a in zip(services, before, after, strict=True):
@@ -334,9 +307,9 @@ async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: O
 async def roll_alone(service: Replicated, load: Load, outcomes: Outcomes, bootstrap: str, rate: int) -> float:
     """One service scaled out and rolled while its load runs (2 s of load before and after)."""
     try:
-        await load.run_for(2 * rate)
+        await load.let_run(2 * rate)
         window = await scale_out_and_roll([service], load, outcomes, bootstrap)
-        await load.run_for(2 * rate)
+        await load.let_run(2 * rate)
         await load.stop()
     finally:
         if service.second is not None:
@@ -481,9 +454,9 @@ async def test_each_service_scales_to_2_replicas_and_rolls_under_load_losing_and
                            replica_logs, (topics.REFERRALS_EVENTS,), inbox_served(db, "notifications", outcomes)),
             ]
             try:
-                await load.run_for(2 * RATE)
+                await load.let_run(2 * RATE)
                 window = await scale_out_and_roll(services, load, outcomes, infra.bootstrap)
-                await load.run_for(2 * RATE)
+                await load.let_run(2 * RATE)
                 await load.stop()
             finally:
                 for s in services:
