@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from shared.actor import Actor
 from shared.commands import allocation as cmd
 from shared.commands.base import Reason
 from shared.events.allocation import (
@@ -86,19 +87,6 @@ def _check(reasons: list[Reason]) -> None:
 
 
 # --- state ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who sent the command."""
-
-    worker_id: str
-    roles: frozenset[str] = frozenset()
-    team_ids: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, actor: cmd.Actor) -> "Actor":
-        return cls(actor.worker_id, frozenset(actor.roles), frozenset(actor.team_ids))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from services.workflow.pack import (
     StepDefinition,
     costed_fields,
 )
+from shared.actor import Actor
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, Refused
 from shared.events.workflow import (
@@ -240,19 +241,6 @@ class CaseView:
     # R-K9: of the carers the step lists (`carer_person_id`), those whose own record has a step
     # of a `carers_assessment` type (Carers Assessment, On-going Carer Review) not cancelled.
     carers_assessed: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: a worker with roles and teams, or the system."""
-
-    worker_id: str
-    roles: frozenset[str] = frozenset()
-    team_ids: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, actor: cmd.Actor) -> Actor:
-        return cls(actor.worker_id, frozenset(actor.roles), frozenset(actor.team_ids))
 
 
 @dataclass(frozen=True)
