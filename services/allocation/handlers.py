@@ -3,7 +3,7 @@
 import itertools
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -247,11 +247,10 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
         await store.insert_entry(conn, decision.entry)
     if decision.review_entry is not None and not decision.new_review_entry:
         loaded_review = await store.load_review_entry(conn, decision.review_entry.entry_id)
-        if loaded_review is None or not await store.update_review_entry(conn, decision.review_entry,
-                                                                        loaded_review.version):
+        if loaded_review is None or not await store.update_entry(conn, decision.review_entry, loaded_review.version):
             raise Refused([_reason("conflict", "the Review tray entry changed meanwhile", "entry_id")])
     elif decision.review_entry is not None:
-        await store.insert_review_entry(conn, decision.review_entry)
+        await store.insert_entry(conn, decision.review_entry)
     for rel in decision.worker_relationships:
         await store.save_worker_relationship(conn, rel)
     for org in decision.org_relationships:
@@ -304,39 +303,31 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
     except (ValidationError, ValueError):
         log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
         return
-    if due.key.startswith(f"{domain.REVIEW_TRAY_TIMER}:"):
-        await _review_tray_due(pool, envelope, due, entry_id)
-        return
+    if due.key.startswith(f"{domain.REVIEW_TRAY_TIMER}:"):  # R-T8: mark the Review tray entry due, once
+        await _entry_timer_due(pool, envelope, entry_id, store.person_of_review_entry, store.load_review_entry,
+                               lambda ctx, entry: domain.review_tray_timer_due(ctx, entry, due.due_at))
+    else:
+        await _entry_timer_due(pool, envelope, entry_id, store.person_of_entry, store.load_entry,
+                               lambda ctx, entry: domain.timer_due(ctx, entry, due.key, due.due_at))
+
+
+async def _entry_timer_due(pool: asyncpg.Pool, envelope: Envelope, entry_id: uuid.UUID,
+                           person_of: Callable[[asyncpg.Connection, uuid.UUID], Awaitable[str | None]],
+                           load: Callable[[asyncpg.Connection, uuid.UUID], Awaitable[Any]],
+                           decide: Callable[[domain.Context, Any], domain.Decision]) -> None:
+    """A tray entry's timer, handled once under the case lock: the entry as decided, and what it says."""
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
             return
-        person_id = await store.person_of_entry(conn, entry_id)
+        person_id = await person_of(conn, entry_id)
         if person_id is None:
             return
         await store.lock_case(conn, person_id)
-        entry = await store.load_entry(conn, entry_id)
-        ctx = domain.Context(now=datetime.now(UTC), actor=SYSTEM, ids=_ids())
-        decision = domain.timer_due(ctx, entry, due.key, due.due_at)
-        if decision.entry is not None and entry is not None:
-            await store.update_entry(conn, decision.entry, entry.version)
-        await outbox.add(conn, _messages(decision, envelope, person_id, cmd.Actor(worker_id=SYSTEM.worker_id)))
-    metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
-
-
-async def _review_tray_due(pool: asyncpg.Pool, envelope: Envelope, due: TimerDue, entry_id: uuid.UUID) -> None:
-    """R-T8: the review date of a Review tray entry came: mark it due and say so, once."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
-            return
-        person_id = await store.person_of_review_entry(conn, entry_id)
-        if person_id is None:
-            return
-        await store.lock_case(conn, person_id)
-        entry = await store.load_review_entry(conn, entry_id)
-        ctx = domain.Context(now=datetime.now(UTC), actor=SYSTEM, ids=_ids())
-        decision = domain.review_tray_timer_due(ctx, entry, due.due_at)
-        if decision.review_entry is not None and entry is not None:
-            await store.update_review_entry(conn, decision.review_entry, entry.version)
+        entry = await load(conn, entry_id)
+        decision = decide(domain.Context(now=datetime.now(UTC), actor=SYSTEM, ids=_ids()), entry)
+        changed = decision.entry or decision.review_entry
+        if changed is not None and entry is not None:
+            await store.update_entry(conn, changed, entry.version)
         await outbox.add(conn, _messages(decision, envelope, person_id, cmd.Actor(worker_id=SYSTEM.worker_id)))
     metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
 

@@ -154,52 +154,34 @@ async def save_org_relationship(conn: asyncpg.Connection, rel: domain.OrgRelatio
     )
 
 
-_ENTRY_FIELDS = [c.strip() for c in ENTRY_COLUMNS.split(",")]
+Entry = domain.TrayEntry | domain.ReviewTrayEntry
+_TABLES: dict[type, tuple[str, list[str]]] = {  # entry kind -> its table and columns
+    domain.TrayEntry: ("tray_entries", [c.strip() for c in ENTRY_COLUMNS.split(",")]),
+    domain.ReviewTrayEntry: ("review_tray_entries", [c.strip() for c in REVIEW_COLUMNS.split(",")]),
+}
 
 
-def _entry_args(entry: domain.TrayEntry) -> list[Any]:
+def _entry_args(entry: Entry) -> tuple[str, list[str], list[Any]]:
+    table, fields = _TABLES[type(entry)]
     values = asdict(entry)
     values["entry_id"], values["person_id"] = uuid.UUID(entry.entry_id), uuid.UUID(entry.person_id)
-    return [values[name] for name in _ENTRY_FIELDS]
+    return table, fields, [values[name] for name in fields]
 
 
-async def insert_entry(conn: asyncpg.Connection, entry: domain.TrayEntry) -> None:
-    placeholders = ", ".join(f"${i}" for i in range(1, len(_ENTRY_FIELDS) + 1))
-    await conn.execute(f"INSERT INTO tray_entries ({ENTRY_COLUMNS}) VALUES ({placeholders})", *_entry_args(entry))
+async def insert_entry(conn: asyncpg.Connection, entry: Entry) -> None:
+    """A new Planned Work Tray or Review tray entry."""
+    table, fields, args = _entry_args(entry)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(fields) + 1))
+    await conn.execute(f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({placeholders})", *args)
 
 
-async def update_entry(conn: asyncpg.Connection, entry: domain.TrayEntry, loaded_version: int) -> bool:
+async def update_entry(conn: asyncpg.Connection, entry: Entry, loaded_version: int) -> bool:
     """Write a changed entry if it is still at the version it was loaded at (optimistic lock)."""
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(_ENTRY_FIELDS, start=1) if name != "entry_id")
-    n = len(_ENTRY_FIELDS)
+    table, fields, args = _entry_args(entry)
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=1) if name != "entry_id")
     done = await conn.fetchval(
-        f"UPDATE tray_entries SET {sets} WHERE entry_id = $1 AND version = ${n + 1} RETURNING 1",
-        *_entry_args(entry), loaded_version)
-    return done is not None
-
-
-_REVIEW_FIELDS = [c.strip() for c in REVIEW_COLUMNS.split(",")]
-
-
-def _review_args(entry: domain.ReviewTrayEntry) -> list[Any]:
-    values = asdict(entry)
-    values["entry_id"], values["person_id"] = uuid.UUID(entry.entry_id), uuid.UUID(entry.person_id)
-    return [values[name] for name in _REVIEW_FIELDS]
-
-
-async def insert_review_entry(conn: asyncpg.Connection, entry: domain.ReviewTrayEntry) -> None:
-    placeholders = ", ".join(f"${i}" for i in range(1, len(_REVIEW_FIELDS) + 1))
-    await conn.execute(f"INSERT INTO review_tray_entries ({REVIEW_COLUMNS}) VALUES ({placeholders})",
-                       *_review_args(entry))
-
-
-async def update_review_entry(conn: asyncpg.Connection, entry: domain.ReviewTrayEntry, loaded_version: int) -> bool:
-    """Write a changed Review tray entry if it is still at the version it was loaded at."""
-    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(_REVIEW_FIELDS, start=1) if name != "entry_id")
-    n = len(_REVIEW_FIELDS)
-    done = await conn.fetchval(
-        f"UPDATE review_tray_entries SET {sets} WHERE entry_id = $1 AND version = ${n + 1} RETURNING 1",
-        *_review_args(entry), loaded_version)
+        f"UPDATE {table} SET {sets} WHERE entry_id = $1 AND version = ${len(fields) + 1} RETURNING 1",
+        *args, loaded_version)
     return done is not None
 
 

@@ -1,6 +1,7 @@
 """Queries of the referrals schema: people, their relationships and accepted referrals."""
 
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -153,13 +154,14 @@ async def end_relationship(
     )
 
 
-async def insert_case_note(conn: asyncpg.Connection, note: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO case_notes (note_id, person_id, title, type, text, author, notify_worker_ids, written_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        note["note_id"], note["person_id"], note["title"], note["type"], note["text"], note["author"],
-        note["notify_worker_ids"], note["written_at"],
-    )
+async def _insert(conn: asyncpg.Connection, table: str, row: Mapping[str, Any]) -> None:
+    """One row whose keys are the table's column names."""
+    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    await conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({placeholders})", *row.values())
+
+
+async def insert_case_note(conn: asyncpg.Connection, note: Mapping[str, Any]) -> None:
+    await _insert(conn, "case_notes", note)
 
 
 async def notes_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -175,13 +177,8 @@ async def relationship_person(pool: asyncpg.Pool, relationship_id: uuid.UUID) ->
                                relationship_id)
 
 
-async def insert_access_reason(conn: asyncpg.Connection, row: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO access_reasons (message_id, person_id, actor, roles, team_ids, command_type, reason, at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        row["message_id"], row["person_id"], row["actor"], row["roles"], row["team_ids"], row["command_type"],
-        row["reason"], row["at"],
-    )
+async def insert_access_reason(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
+    await _insert(conn, "access_reasons", row)
 
 
 async def access_reasons_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
