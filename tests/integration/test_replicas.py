@@ -56,7 +56,9 @@ from tests.factories import referral_message, unique_referral
 # starting and rolling several service processes on a shared 2-core machine outlasts the 300 s default
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 FAULTS_FULL = os.environ.get("FAULTS_FULL") == "1"
-RATE = 150 if FAULTS_FULL else 30  # messages a second
+# messages a second: what the services sustain here with every replica on 2 cores. Above it a backlog grows
+# and "served again after the fault" measures the backlog, not the recovery (150/s did, in make faults).
+RATE = 30
 STEPS = 40 if FAULTS_FULL else 12
 PARTITIONS = Settings().topic_partitions
 STEP_TYPE = "WB Covid 19 Response"
