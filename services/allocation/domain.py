@@ -104,6 +104,7 @@ class WorkerRelationship:
     end_reason: str | None = None
     ended_at: datetime | None = None
     ended_by: str | None = None
+    team_id: str | None = None  # the team the case was allocated for (R-A3); its managers may reassign (R-A4)
 
     @property
     def is_open(self) -> bool:
@@ -416,9 +417,9 @@ def add_worker_relationship(ctx: Context, case: Case, command: cmd.AddWorkerRela
 
 
 def _worker_relationship(ctx: Context, person_id: str, worker_id: str, relationship: str,
-                         start: date) -> Decision:
+                         start: date, team_id: str | None = None) -> Decision:
     rel = WorkerRelationship(next(ctx.ids), person_id, worker_id, relationship, start, ctx.now,
-                             ctx.actor.worker_id)
+                             ctx.actor.worker_id, team_id=team_id)
     event = WorkerRelationshipAdded(relationship_id=rel.relationship_id, person_id=person_id, worker_id=worker_id,
                                     relationship=relationship, start_date=start, actor=ctx.actor.worker_id)
     return Decision(events=(event,), worker_relationships=(rel,))
@@ -504,7 +505,8 @@ def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[St
                               "person_id"))
     _check(reasons)
     start = ctx.now.astimezone(LONDON).date()
-    decision = _worker_relationship(ctx, case.person_id, command.worker_id, "Involved Worker", start)
+    decision = _worker_relationship(ctx, case.person_id, command.worker_id, "Involved Worker", start,
+                                    team_id=command.team_id)
     removed_id = None
     if case.open_entry is not None:
         removed_id = case.open_entry.entry_id
@@ -530,18 +532,44 @@ def reassign_preview(case: Case, source: cmd.Target, steps: list[Step]) -> dict[
     return {"steps": moving, "worker_relationships": rels}
 
 
+def holding_teams(case: Case, source: cmd.Target) -> frozenset[str]:
+    """The teams that hold the work `source` has with the person: the team itself; for a worker, the team
+    they were allocated the case for, or when none is known (their own involvement, an older allocation)
+    any team with the person on its tray or in an open organisational relationship."""
+    if source.kind == "team":
+        return frozenset({source.id})
+    allocated_for = {r.team_id for r in case.open_worker_relationships if r.worker_id == source.id and r.team_id}
+    if allocated_for:
+        return frozenset(allocated_for)
+    known_to = {r.team_id for r in case.org_relationships if r.ended_at is None}
+    return frozenset(known_to | {e.team_id for e in (case.open_entry, case.open_review_entry) if e is not None})
+
+
+def _holding_team_reasons(actor: Actor, case: Case, source: cmd.Target) -> list[Reason]:
+    """R-A4: a team's managers move only the work their team holds; a senior officer or head of service any."""
+    holding = holding_teams(case, source)
+    if holding & actor.team_ids:
+        return []
+    held_by = f"team {', '.join(sorted(holding))}" if holding else "no team"
+    return [reason("not_team_member", f"the work of {source.kind} {source.id} with this person is held by {held_by},"
+                                      " not a team of yours: its own managers, a senior officer or a head of"
+                                      " service may reassign it", "actor.team_ids")]
+
+
 def reassign(ctx: Context, case: Case, command: cmd.ReassignCase, steps: list[Step]) -> Decision:
     """R-A4: move incoming, incomplete and future work (and the allocation) to another worker or team."""
     reasons = []
+    preview = reassign_preview(case, command.from_, steps)
     if not ctx.actor.roles & ALLOCATING_ROLES:
         reasons.append(reason("role", "only a manager reassigns cases", "actor.roles"))
     if command.from_ == command.to:
         reasons.append(reason("invalid", "`from` and `to` are the same", "to"))
-    preview = reassign_preview(case, command.from_, steps)
     if not preview["steps"] and not preview["worker_relationships"]:
         reasons.append(reason("nothing_to_reassign",
                               f"the person has no work or allocation with {command.from_.kind} {command.from_.id}",
                               "from"))
+    elif ctx.actor.roles & ALLOCATING_ROLES and not ctx.actor.roles & CROSS_TEAM_ROLES:
+        reasons += _holding_team_reasons(ctx.actor, case, command.from_)
     _check(reasons)
     decision = Decision()
     end_date = ctx.now.astimezone(LONDON).date()
@@ -550,7 +578,9 @@ def reassign(ctx: Context, case: Case, command: cmd.ReassignCase, steps: list[St
     added = None
     if preview["worker_relationships"] and command.to.kind == "worker" and not any(
             r.worker_id == command.to.id for r in case.open_worker_relationships):
-        decision += _worker_relationship(ctx, case.person_id, command.to.id, "Involved Worker", end_date)
+        team_id = next((r.team_id for r in preview["worker_relationships"] if r.team_id), None)
+        decision += _worker_relationship(ctx, case.person_id, command.to.id, "Involved Worker", end_date,
+                                         team_id=team_id)
         added = decision.worker_relationships[-1].relationship_id
     assigns = tuple(StepAssign(s.step_id, command.to.kind, command.to.id) for s in preview["steps"])
     event = CaseReassigned.model_validate({

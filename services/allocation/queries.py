@@ -38,6 +38,7 @@ def _relationship(row: asyncpg.Record, who: str, now: datetime) -> dict[str, Any
             if row["end_date"] else None
     else:
         item["open"] = row["ended_at"] is None
+        item["team_id"] = row["team_id"]  # the team the case was allocated for (R-A3), if it was
     return item
 
 

@@ -18,8 +18,10 @@ ENTRY_COLUMNS = (
 )
 REVIEW_COLUMNS = ("entry_id, person_id, team_id, review_due, reason, added_at, added_by, version, due_at,"
                   " removed_at, removed_by, removed_reason")
-REL_COLUMNS = ("relationship_id, person_id, {who}, relationship, start_date, created_at, created_by, end_date,"
-               " end_reason, ended_at, ended_by")
+_REL_COLUMNS = ("relationship_id, person_id, {who}, relationship, start_date, created_at, created_by, end_date,"
+                " end_reason, ended_at, ended_by")
+WORKER_REL_COLUMNS = _REL_COLUMNS.format(who="worker_id, team_id")
+ORG_REL_COLUMNS = _REL_COLUMNS.format(who="team_id")
 
 
 def _strs(row: asyncpg.Record, *uuids: str) -> dict[str, Any]:
@@ -71,12 +73,7 @@ async def lock_case(conn: asyncpg.Connection, person_id: str) -> domain.Case:
     await conn.execute("INSERT INTO cases (person_id) VALUES ($1) ON CONFLICT DO NOTHING", pid)
     row = await conn.fetchrow(
         "SELECT version, urgency, ordinarily_resident FROM cases WHERE person_id = $1 FOR UPDATE", pid)
-    workers = await conn.fetch(
-        f"SELECT {REL_COLUMNS.format(who='worker_id')} FROM worker_relationships WHERE person_id = $1"
-        " ORDER BY created_at", pid)
-    orgs = await conn.fetch(
-        f"SELECT {REL_COLUMNS.format(who='team_id')} FROM org_relationships WHERE person_id = $1"
-        " ORDER BY created_at", pid)
+    workers, orgs = await relationships_of(conn, pid)
     entry = await conn.fetchrow(
         f"SELECT {ENTRY_COLUMNS} FROM tray_entries WHERE person_id = $1 AND removed_at IS NULL", pid)
     review = await conn.fetchrow(
@@ -133,12 +130,12 @@ async def load_entry(conn: Conn, entry_id: uuid.UUID | str) -> domain.TrayEntry 
 async def save_worker_relationship(conn: asyncpg.Connection, rel: domain.WorkerRelationship) -> None:
     await conn.execute(
         "INSERT INTO worker_relationships (relationship_id, person_id, worker_id, relationship, start_date,"
-        " created_at, created_by, end_date, end_reason, ended_at, ended_by)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (relationship_id) DO UPDATE SET"
+        " created_at, created_by, end_date, end_reason, ended_at, ended_by, team_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (relationship_id) DO UPDATE SET"
         " end_date = EXCLUDED.end_date, end_reason = EXCLUDED.end_reason, ended_at = EXCLUDED.ended_at,"
         " ended_by = EXCLUDED.ended_by",
         uuid.UUID(rel.relationship_id), uuid.UUID(rel.person_id), rel.worker_id, rel.relationship, rel.start_date,
-        rel.created_at, rel.created_by, rel.end_date, rel.end_reason, rel.ended_at, rel.ended_by,
+        rel.created_at, rel.created_by, rel.end_date, rel.end_reason, rel.ended_at, rel.ended_by, rel.team_id,
     )
 
 
@@ -190,16 +187,16 @@ async def update_entry(conn: asyncpg.Connection, entry: Entry, loaded_version: i
 
 async def allocations_of(conn: Conn, worker_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {REL_COLUMNS.format(who='worker_id')} FROM worker_relationships"
+        f"SELECT {WORKER_REL_COLUMNS} FROM worker_relationships"
         " WHERE worker_id = $1 AND ended_at IS NULL ORDER BY start_date, created_at", worker_id)
 
 
 async def relationships_of(conn: Conn, person_id: uuid.UUID) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
     workers = await conn.fetch(
-        f"SELECT {REL_COLUMNS.format(who='worker_id')} FROM worker_relationships WHERE person_id = $1"
+        f"SELECT {WORKER_REL_COLUMNS} FROM worker_relationships WHERE person_id = $1"
         " ORDER BY created_at", person_id)
     orgs = await conn.fetch(
-        f"SELECT {REL_COLUMNS.format(who='team_id')} FROM org_relationships WHERE person_id = $1"
+        f"SELECT {ORG_REL_COLUMNS} FROM org_relationships WHERE person_id = $1"
         " ORDER BY created_at", person_id)
     return list(workers), list(orgs)
 

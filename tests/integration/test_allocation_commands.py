@@ -317,7 +317,8 @@ async def test_R_A3_allocate_refused_for_a_worker_without_a_manager_role(infra, 
     assert outcome.rejection["code"] == "role"
 
 
-async def test_R_A4_reassign_preview_then_move_work_and_allocation(infra, allocation, workflow, out, alloc):
+async def test_R_A4_reassign_preview_then_move_work_and_allocation_by_the_teams_manager_only(
+        infra, allocation, workflow, out, alloc):
     s = Staff()
     person_id, step_id = await referral(infra, out)
     allocated = (await alloc.send("case.allocate", s.tm, person_id=person_id, worker_id=s.sw["worker_id"],
@@ -329,6 +330,15 @@ async def test_R_A4_reassign_preview_then_move_work_and_allocation(infra, alloca
                                   params={"from": f"worker:{s.sw['worker_id']}"})).json()
         assert [p["step_id"] for p in preview["steps"]] == [step_id]
         assert len(preview["worker_relationships"]) == 1
+        [allocation] = (await http.get(f"{allocation.url}/people/{person_id}/relationships")).json()[
+            "worker_relationships"]
+        assert allocation["team_id"] == s.team  # allocated for the team (R-A3)
+        elsewhere = Staff()  # another team's manager may not move it
+        refused = await alloc.send("case.reassign", elsewhere.tm, person_id=person_id,
+                                   **{"from": {"kind": "worker", "id": s.sw["worker_id"]}},
+                                   to={"kind": "worker", "id": elsewhere.sw["worker_id"]})
+        [why] = refused.reasons
+        assert why["code"] == "not_team_member" and s.team in why["message"]
         outcome = (await alloc.send("case.reassign", s.tm, person_id=person_id,
                                     **{"from": {"kind": "worker", "id": s.sw["worker_id"]}},
                                     to={"kind": "worker", "id": s.sw2["worker_id"]})).ok()

@@ -296,7 +296,7 @@ def cells(world: World, role: str) -> list[Send]:
         as_role("org_relationship.end", relationship_id=t.org_relationship_id, end_reason="Case transferred"),
         as_role("worker_relationship.add", person_id=pid, worker_id=f"matrix-w-{world.suffix}"),
         as_role("org_relationship.add", person_id=pid, team_id=world.team),
-        as_role("case.reassign", person_id=pid, **{"from": {"kind": "team", "id": "wellbeing-service-hub"}},
+        as_role("case.reassign", person_id=pid, **{"from": {"kind": "team", "id": world.team}},
            to={"kind": "worker", "id": f"matrix-w2-{world.suffix}"}),
         as_role("case.allocate", person_id=pid, worker_id=f"matrix-w3-{world.suffix}", team_id=world.team),
         as_role("person_relationship.end", relationship_id=t.person_relationship_id, end_date=str(today),

@@ -381,21 +381,54 @@ def test_R_A3_not_ordinarily_resident_and_wrong_role_refused_together() -> None:
     assert refused(allocate, Case(PERSON, ordinarily_resident=False), SW) == ["role", "not_ordinarily_resident"]
 
 
+WORK_OF_SW1 = [replace(s, assignee_kind="worker", assignee_id="sw1") if s.state != "finished" else s for s in STEPS]
+SENIOR = {"worker_id": "so1", "roles": ["senior_officer"], "team_ids": ["county-hq"]}
+OTHER_TM = {"worker_id": "tm7", "roles": ["team_manager"], "team_ids": ["locality-south"]}
+
+
+def reassign(case: Case, actor: dict[str, Any] = TM, source: str = "worker:sw1",
+             to: str = "worker:sw2") -> domain.Decision:
+    (from_kind, from_id), (to_kind, to_id) = source.split(":"), to.split(":")
+    return domain.reassign(ctx(actor), case, command("case.reassign", actor, person_id=PERSON,
+                                                     **{"from": {"kind": from_kind, "id": from_id}},
+                                                     to={"kind": to_kind, "id": to_id}), WORK_OF_SW1)
+
+
+def allocated_to_sw1() -> Case:
+    return Case(PERSON, worker_relationships=allocate(Case(PERSON)).worker_relationships)
+
+
 def test_R_A4_reassign_moves_incoming_incomplete_and_future_work_and_the_allocation() -> None:
-    moved = [replace(s, assignee_kind="worker", assignee_id="sw1") if s.state != "finished" else s for s in STEPS]
-    [rel] = add_worker().worker_relationships
-    case = Case(PERSON, worker_relationships=(rel,))
-    decision = domain.reassign(ctx(), case, command("case.reassign", person_id=PERSON,
-                                                    **{"from": {"kind": "worker", "id": "sw1"}},
-                                                    to={"kind": "worker", "id": "sw2"}), moved)
+    decision = reassign(allocated_to_sw1())
     assert [a.step_id for a in decision.step_assigns] == [
         "s-team-incoming", "s-team-incomplete", "s-team-future", "s-worker"]
     assert [type(e).TYPE for e in decision.events] == [  # type: ignore[attr-defined]
         "worker_relationship.ended", "worker_relationship.added", "case.reassigned"]
-    assert [r.worker_id for r in decision.worker_relationships if r.is_open] == ["sw2"]
+    [(worker, team)] = [(r.worker_id, r.team_id) for r in decision.worker_relationships if r.is_open]
+    assert (worker, team) == ("sw2", "locality-north")  # the case stays with the team it was allocated for
 
 
 def test_R_A4_nothing_to_reassign_is_refused() -> None:
     assert refused(domain.reassign, ctx(), Case(PERSON), command(
-        "case.reassign", person_id=PERSON, **{"from": {"kind": "worker", "id": "nobody"}},
-        to={"kind": "team", "id": "t"}), STEPS) == ["nothing_to_reassign"]
+        "case.reassign", person_id=PERSON, **{"from": {"kind": "team", "id": "locality-north"}},
+        to={"kind": "team", "id": "t"}), []) == ["nothing_to_reassign"]
+
+
+def test_R_A4_another_teams_manager_may_not_move_the_work_a_team_holds() -> None:
+    case = allocated_to_sw1()
+    with pytest.raises(domain.RuleBroken) as caught:
+        reassign(case, OTHER_TM)
+    [why] = caught.value.reasons
+    assert (why.code, why.field) == ("not_team_member", "actor.team_ids") and "locality-north" in why.message
+    assert refused(domain.reassign, ctx(OTHER_TM), case, command(
+        "case.reassign", OTHER_TM, person_id=PERSON, **{"from": {"kind": "team", "id": "locality-north"}},
+        to={"kind": "worker", "id": "sw2"}), STEPS) == ["not_team_member"]
+    assert reassign(case, SENIOR).step_assigns  # a senior officer reassigns for any team
+
+
+def test_R_A4_a_worker_without_an_allocation_is_moved_by_the_managers_of_the_team_the_person_waits_with() -> None:
+    [own] = add_worker().worker_relationships  # the worker recorded their own involvement: no team
+    on_tray = Case(PERSON, worker_relationships=(own,), open_entry=placed())
+    assert reassign(on_tray).step_assigns
+    assert refused(reassign, on_tray, OTHER_TM) == ["not_team_member"]
+    assert refused(reassign, Case(PERSON, worker_relationships=(own,))) == ["not_team_member"]  # held by no team
