@@ -25,6 +25,7 @@ FACTORY_NAME_PREFIXES = ("testfirst", "testperson", "testreferrer")
 
 _WORD = re.compile(r"[A-Za-z]+")
 _DIGITS = re.compile(r"\+?\d(?:[ -]?\d)*")
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
 _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _UK_DATE = re.compile(r"(?<!\d)(\d{1,2})/(\d{1,2})/(\d{4})(?!\d)")
 _POSTCODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2}\d[A-Za-z\d]?) ?(\d[A-Za-z]{2})(?![A-Za-z0-9])")
@@ -61,9 +62,10 @@ class Registry:
             self._by_key.setdefault(key, (kind, value))
 
     def find(self, text: str, where: str) -> set[Hit]:
-        """Every registered value (and every factory-made name) in `text`."""
+        """Every registered value (and every factory-made name) in `text`; UUIDs are ids, not read as digits
+        (the digit groups of "…-9995-010801…" would otherwise make a registered NHS number)."""
         hits = set()
-        for key in _candidate_keys(text):
+        for key in _candidate_keys(_UUID.sub(" ", text)):
             if key in self._by_key:
                 hits.add(Hit(where, *self._by_key[key]))
             elif key.startswith("w:") and key[2:].startswith(FACTORY_NAME_PREFIXES):

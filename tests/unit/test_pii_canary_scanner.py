@@ -37,6 +37,17 @@ def test_a_log_of_ids_timestamps_and_digests_has_no_hits(tmp_path: Path) -> None
     assert scan_files(REGISTRY, tmp_path) == set()
 
 
+def test_a_uuid_whose_digits_spell_a_registered_nhs_number_is_not_a_hit_but_the_number_itself_is(
+        tmp_path: Path) -> None:
+    """Found by make faults: a message id ending "-9995-010801…" read as the NHS number 999 501 0801."""
+    registry = Registry()
+    registry.add("NHS number", "9995010801")
+    (tmp_path / "scheduler.log").write_text('{"message_id": "5b0e7c3a-41d2-4c6f-9995-010801234567"}')
+    assert scan_files(registry, tmp_path) == set()
+    (tmp_path / "scheduler.log").write_text('{"nhs": "999-501-0801"}')
+    assert _kinds(scan_files(registry, tmp_path)) == {"NHS number"}
+
+
 def test_a_factory_name_that_skipped_the_registry_is_still_found(tmp_path: Path) -> None:
     (tmp_path / "documents.log").write_text("rendering letter for TestpersonWhoever")
     [hit] = scan_files(Registry(), tmp_path)
