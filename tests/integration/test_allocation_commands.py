@@ -330,9 +330,9 @@ async def test_R_A4_reassign_preview_then_move_work_and_allocation_by_the_teams_
                                   params={"from": f"worker:{s.sw['worker_id']}"})).json()
         assert [p["step_id"] for p in preview["steps"]] == [step_id]
         assert len(preview["worker_relationships"]) == 1
-        [allocation] = (await http.get(f"{allocation.url}/people/{person_id}/relationships")).json()[
+        [made] = (await http.get(f"{allocation.url}/people/{person_id}/relationships")).json()[
             "worker_relationships"]
-        assert allocation["team_id"] == s.team  # allocated for the team (R-A3)
+        assert made["team_id"] == s.team  # allocated for the team (R-A3)
         elsewhere = Staff()  # another team's manager may not move it
         refused = await alloc.send("case.reassign", elsewhere.tm, person_id=person_id,
                                    **{"from": {"kind": "worker", "id": s.sw["worker_id"]}},
