@@ -276,6 +276,14 @@ async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: O
         window_start = time.monotonic()
         before = [await s.counts(http) for s in services]
         await load.let_run(5 * RATE)
+
+        async def every_replica_handled() -> bool:
+            now = [(await s.counts(http))["handled"] for s in services]
+            return all(end > start for b, n in zip(before, now, strict=True)
+                       for start, end in zip(b["handled"], n, strict=True))
+
+        # a service still absorbing an earlier backlog (a re-published outbox window) may need longer
+        await poll_until(every_replica_handled, SETTLE, "every replica handles messages in the 2-replica window")
         after = [await s.counts(http) for s in services]
         window = time.monotonic() - window_start
         for s, b, a in zip(services, before, after, strict=True):
