@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import traceback
 from typing import Any
@@ -14,8 +13,10 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaRouter
 
-from shared import audit, metrics, outbox, topics
+from shared import audit, metrics, quarantine, topics
 from shared.envelope import Undecodable
+from shared.health import JobHealth
+from shared.relay import OutboxRelay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.Int
              asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.CannotConnectNowError,
              asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, KafkaError)
 BUG_RETRIES = 3
-MAX_DEAD_LETTER_BYTES = 900_000
 # Tansu answers a fetch only when its wait runs out, not when data arrives: keep it short
 FETCH_MAX_WAIT_MS = 20
 
@@ -109,9 +109,10 @@ class BrokerLogWatch:
             self._consumer = None
 
 
-def make_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: Settings) -> outbox.OutboxRelay:
+def make_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: Settings,
+               health: JobHealth | None = None) -> OutboxRelay:
     """The service's outbox relay: retains published rows and re-publishes them if the broker lost its log."""
-    return outbox.OutboxRelay(
+    return OutboxRelay(
         pool, producer, settings.schema,
         poll_seconds=settings.outbox_poll_seconds,
         batch_size=settings.outbox_batch_size,
@@ -119,6 +120,7 @@ def make_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: Setting
         retention_seconds=settings.outbox_retention_hours * 3600,
         broker_log=BrokerLogWatch(settings),
         log_check_seconds=settings.outbox_log_check_seconds,
+        health=health,
     )
 
 
@@ -158,25 +160,18 @@ class DeadLetterMiddleware(BaseMiddleware):
 
 
 async def dead_letter(pool: asyncpg.Pool, record: Any, reason: str, service: str | None = None) -> None:
-    """The original bytes, untouched, to <topic>.dlq with the error, where it came from and who gave up on it."""
+    """The original bytes, untouched, set aside with the error, where it came from and who gave up on it."""
     headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
-    if service is not None:  # several services consume one topic: each dead-letters its own copy
-        headers["dlq_service"] = service
     headers.update({
-        "dlq_error": reason[:2000],
         "dlq_original_topic": record.topic,
         "dlq_original_partition": str(record.partition),
         "dlq_original_offset": str(record.offset),
     })
-    value = record.value or b""
-    if len(value) > MAX_DEAD_LETTER_BYTES:  # too big to publish: keep its head, size and digest
-        headers.update({"dlq_truncated": "true", "dlq_original_size": str(len(value)),
-                        "dlq_original_sha256": hashlib.sha256(value).hexdigest()})
-        value = value[:MAX_DEAD_LETTER_BYTES]
     key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    message = outbox.Outgoing(topics.dlq(record.topic), key, value, headers)
+    letter = quarantine.DeadLetter(job=record.topic, kind="message", topic=record.topic, key=key,
+                                   value=record.value or b"", error=reason, headers=headers)
     async with pool.acquire() as conn, conn.transaction():
-        await outbox.add(conn, [message])
+        await quarantine.set_aside(conn, letter, service or "tessera")
     log.warning("message dead-lettered",
                 extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
                        "reason": reason[:200]})

@@ -11,9 +11,10 @@ import uuid
 
 import asyncpg
 
+from shared.health import JobHealth
+
 log = logging.getLogger(__name__)
 PRUNE_BATCH = 5000
-PRUNE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, topic: str) -> bool:
@@ -41,13 +42,18 @@ async def prune(pool: asyncpg.Pool, retention_seconds: float) -> int:
             return deleted
 
 
-async def keep_pruned(pool: asyncpg.Pool, retention_seconds: float, every_seconds: float) -> None:
-    """Prune now and then until cancelled; a database outage only delays it."""
+async def keep_pruned(pool: asyncpg.Pool, retention_seconds: float, every_seconds: float,
+                      health: JobHealth | None = None) -> None:
+    """Prune now and then until cancelled; a failure only delays it, and shows in `health` if it persists."""
     while True:
         try:
             deleted = await prune(pool, retention_seconds)
             if deleted:
                 log.info("inbox pruned", extra={"deleted": deleted})
-        except PRUNE_ERRORS as exc:
+            if health is not None:
+                health.succeeded("inbox-pruning")
+        except Exception as exc:  # a set-based DELETE has no row to set aside: report, retry next round
             log.warning("inbox pruning failed, will try again", extra={"error": type(exc).__name__})
+            if health is not None:
+                health.failed("inbox-pruning", exc)
         await asyncio.sleep(every_seconds)  # housekeeping interval, not a wait for a message

@@ -20,3 +20,11 @@ TIMER_LATENESS = Histogram(
     ["service"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
 )
+DEAD_LETTERS = Counter(
+    "tessera_dead_letters_total",
+    "Messages and rows set aside with their error (dead_letters table and <topic>.dlq), by job",
+    ["service", "job"],
+)
+JOB_FAILURES = Counter(
+    "tessera_job_failures_total", "Failed runs of a background job (firing, relay, pruning)", ["service", "job"]
+)

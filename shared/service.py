@@ -20,7 +20,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared import db, inbox
 from shared import logging as json_logging
 from shared.broker import ensure_topics, make_broker, make_producer, make_relay
-from shared.outbox import OutboxRelay
+from shared.health import JobHealth
+from shared.relay import OutboxRelay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,10 @@ class Runtime:
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
+    health: JobHealth = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = JobHealth(self.settings.service_name)
 
     async def is_ready(self) -> bool:
         if not self.ready or self.pool is None:
@@ -49,7 +54,7 @@ class Runtime:
                 return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             return False
-        return all(not task.done() for task in self.tasks) and all(
+        return not self.health.failing() and all(not task.done() for task in self.tasks) and all(
             _subscribed(sub) for sub in self.broker.subscribers
         )
 
@@ -113,13 +118,15 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     await _until_reachable(lambda: ensure_topics(settings))
     producer = make_producer(settings)
     await producer.start()
-    runtime.relay = make_relay(runtime.pool, producer, settings)
+    runtime.relay = make_relay(runtime.pool, producer, settings, runtime.health)
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
     runtime.tasks.append(asyncio.create_task(inbox.keep_pruned(
-        runtime.pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds), name="inbox-pruning"))
+        runtime.pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds, runtime.health),
+        name="inbox-pruning"))
     runtime.broker.context.set_global("pool", runtime.pool)
     runtime.broker.context.set_global("service", settings.service_name)
     runtime.broker.context.set_global("runtime", runtime)
+    runtime.broker.context.set_global("health", runtime.health)
     for hook in on_pool_ready:
         await hook(runtime)
     await runtime.broker.start()
@@ -161,10 +168,12 @@ def _probes(runtime: Runtime, description: str) -> APIRouter:
         return {"status": "up"}
 
     @router.get("/readyz")
-    async def readyz(response: Response) -> dict[str, bool]:
+    async def readyz(response: Response) -> dict[str, object]:
+        """200 when serving; 503 otherwise, naming any background job that keeps failing."""
         ready = await runtime.is_ready()
         response.status_code = 200 if ready else 503
-        return {"ready": ready}
+        failing = runtime.health.failing()
+        return {"ready": ready, "failing_jobs": failing} if failing else {"ready": ready}
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import shutil
+import subprocess
 import tempfile
 import urllib.parse
 import uuid
@@ -263,3 +264,12 @@ async def alloc(infra: Infra, out: EventLog) -> AsyncIterator[allocation_harness
         yield allocation_harness.AllocationCommands(producer, out)
     finally:
         await producer.stop()
+
+
+@pytest.fixture
+async def own_broker(tmp_path: Path) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    """A Tansu of the test's own, for tests that restart it or want no other consumer; a restart appends."""
+    processes = [embedded.start_broker(free_port(), tmp_path / "broker.log")]
+    yield processes
+    for process in processes:
+        embedded.stop_process(process)

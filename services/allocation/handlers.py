@@ -299,10 +299,12 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
         return
     try:
         due = TimerDue.model_validate(envelope.data)
+    except ValidationError as exc:  # set aside, never silently dropped: a tray review may hang on it
+        raise Undecodable(f"invalid timer.due: {describe_errors(exc)}") from None
+    try:
         entry_id = uuid.UUID(str(due.payload.get("entry_id") or due.key.partition(":")[2]))
-    except (ValidationError, ValueError):
-        log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
-        return
+    except ValueError:
+        raise Undecodable("invalid timer.due: payload.entry_id: not a tray entry id") from None
     if due.key.startswith(f"{domain.REVIEW_TRAY_TIMER}:"):  # R-T8: mark the Review tray entry due, once
         await _entry_timer_due(pool, envelope, entry_id, store.person_of_review_entry, store.load_review_entry,
                                lambda ctx, entry: domain.review_tray_timer_due(ctx, entry, due.due_at))

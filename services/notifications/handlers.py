@@ -141,8 +141,7 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
     due = _parse(TimerDue, envelope)
     request_id = domain.request_of_timer(due.key)
     if request_id is None:
-        log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
-        return
+        raise Undecodable("invalid timer.due: key: not an overdue-request timer")
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
             return

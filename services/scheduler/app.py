@@ -19,7 +19,8 @@ firing = jobs.Firing(
 async def start_firing(runtime: Runtime) -> None:
     assert runtime.pool is not None
     runtime.broker.context.set_global("firing", firing)
-    await firing.start(runtime.pool)
+    runtime.broker.context.set_global("timer_limits", settings.timer_limits)
+    await firing.start(runtime.pool, runtime.health)
 
 
 async def stop_firing(_: Runtime) -> None:

@@ -1,5 +1,6 @@
 """Timer rules, pure: setting moves a key, cancelling withdraws it, and what is due at `now`."""
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -27,6 +28,20 @@ class TimerInvalid(Exception):
 
 
 @dataclass(frozen=True)
+class TimerLimits:
+    """What a `timer.set` may ask for (SCHEDULER_* settings): a due time in a sane window, a small payload.
+
+    A due time far in the past or future is a producer's bug, never a plan: year 1 was stored as
+    PostgreSQL's -infinity and stopped every timer from firing (issue #20).
+    """
+
+    earliest_due_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    latest_due_at: datetime = datetime(2200, 1, 1, tzinfo=UTC)
+    max_payload_bytes: int = 16_384
+    max_payload_depth: int = 8
+
+
+@dataclass(frozen=True)
 class Timer:
     """A timer waiting to fall due; `subject` is the Kafka key its `timer.due` travels under."""
 
@@ -42,15 +57,41 @@ class Timer:
     updated_at: datetime
 
 
-def parse_command(type_: str, data: dict[str, Any]) -> Command | None:
+def parse_command(type_: str, data: dict[str, Any], limits: TimerLimits = TimerLimits()) -> Command | None:
     """The command a message carries; None for a type the scheduler does not handle."""
     model = COMMANDS.get(type_)
     if model is None:
         return None
     try:
-        return model.model_validate(data)  # type: ignore[return-value]
+        command: Command = model.model_validate(data)  # type: ignore[assignment]
     except ValidationError as exc:
         raise TimerInvalid(f"invalid {type_}: {describe_errors(exc)}") from None
+    faults = beyond_limits(command, limits) if isinstance(command, TimerSet) else []
+    if faults:
+        raise TimerInvalid(f"invalid {type_}: " + "; ".join(faults))
+    return command
+
+
+def beyond_limits(command: TimerSet, limits: TimerLimits) -> list[str]:
+    """Every way a `timer.set` asks for more than the limits allow, by field (never echoing values)."""
+    faults = []
+    if not limits.earliest_due_at <= command.due_at <= limits.latest_due_at:
+        faults.append(f"due_at: must be between {limits.earliest_due_at.isoformat()}"
+                      f" and {limits.latest_due_at.isoformat()}")
+    if _depth(command.payload) > limits.max_payload_depth:
+        faults.append(f"payload: nested deeper than {limits.max_payload_depth} levels")
+    elif len(json.dumps(command.payload)) > limits.max_payload_bytes:
+        faults.append(f"payload: larger than {limits.max_payload_bytes} bytes as JSON")
+    return faults
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest (the envelope's JSON parser already bounds recursion)."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def ordering_key(subject: str | None, kafka_key: str | None, timer_key: str) -> str:

@@ -23,11 +23,13 @@ router = KafkaRouter()
 @subscriber(router, GROUP, topics.SCHEDULER_TIMERS)
 async def on_timer_command(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), firing: Firing | None = Context("firing", default=None),
+    limits: domain.TimerLimits = Context("timer_limits", default=domain.TimerLimits()),
 ) -> None:
-    """timer.set sets or moves a timer, timer.cancel withdraws one; invalid data is dead-lettered."""
+    """timer.set sets or moves a timer, timer.cancel withdraws one; invalid data or data beyond the limits
+    (a due time outside the sane window, an oversized payload) is dead-lettered with the reason."""
     envelope = decode(msg.body)
     try:
-        command = domain.parse_command(envelope.type, envelope.data)
+        command = domain.parse_command(envelope.type, envelope.data, limits)
     except domain.TimerInvalid as invalid:
         raise Undecodable(invalid.reason) from None
     if command is None:

@@ -1,21 +1,25 @@
 """The firing job: apscheduler claims due timers and writes their timer.due to the outbox."""
 
 import asyncio
+import json
 import logging
 import traceback
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from pydantic import ValidationError
 
 from services.scheduler import domain, store
 from services.scheduler.clock import Clock
 from services.scheduler.domain import Timer
-from shared import metrics, outbox, topics
-from shared.envelope import Envelope
+from shared import metrics, outbox, quarantine, topics
+from shared.envelope import Envelope, describe_errors
 from shared.events.scheduler import TimerDue
+from shared.health import JobHealth
 
 SOURCE = "tessera/scheduler"
+JOB = "fire-due"
 log = logging.getLogger(__name__)
 # apscheduler logs every run at INFO and every skipped overlap at WARNING: too chatty at 5 Hz.
 logging.getLogger("apscheduler").setLevel(logging.ERROR)
@@ -33,13 +37,15 @@ class Firing:
         self._scheduler: AsyncIOScheduler | None = None
         self._lock = asyncio.Lock()
         self._stopping = False
+        self._health = JobHealth(service)
         self.fired = 0
 
-    async def start(self, pool: asyncpg.Pool) -> None:
+    async def start(self, pool: asyncpg.Pool, health: JobHealth | None = None) -> None:
         """Start the job; from create_app's on_pool_ready hook, before the consumers."""
         self._pool = pool
+        self._health = health or self._health
         scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_job(self.tick, "interval", seconds=self._poll, id="fire-due", max_instances=1,
+        scheduler.add_job(self.tick, "interval", seconds=self._poll, id=JOB, max_instances=1,
                           coalesce=True, misfire_grace_time=None, next_run_time=datetime.now(UTC))
         scheduler.start()
         self._scheduler = scheduler
@@ -71,7 +77,7 @@ class Firing:
                                 misfire_grace_time=None)
 
     async def tick(self) -> None:
-        """Fire batches until none is due; failures are logged and the next tick tries again."""
+        """Fire batches until none is due; a failure is logged, shown on /readyz if it persists, and retried."""
         if self._stopping:
             return
         async with self._lock:
@@ -79,25 +85,60 @@ class Firing:
                 await self.clock.refresh(self._pool)
                 while not self._stopping and await self.fire_once() == self._batch:
                     pass
+                self._health.succeeded(JOB)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("firing timers failed, retrying", extra={"error": type(exc).__name__})
+                self._health.failed(JOB, exc)
             except Exception as exc:
                 log.error("firing timers failed", extra={"error": type(exc).__name__,
                                                          "frames": traceback.format_tb(exc.__traceback__)[-3:]})
+                self._health.failed(JOB, exc)
 
     async def fire_once(self) -> int:
-        """One transaction: claim up to a batch of due timers, delete them, add their timer.due."""
+        """One transaction: claim up to a batch of due timers, delete them, add their timer.due.
+
+        A claimed row that cannot fire (a due time PostgreSQL holds as -infinity, a payload the event
+        refuses) is set aside in dead_letters, alone: the other timers of the batch fire.
+        """
         assert self._pool is not None
         now = self.clock.now()
         async with self._pool.acquire() as conn, conn.transaction():
-            timers = await store.claim_due_timers(conn, now, self._batch)
-            if timers:
-                await outbox.add(conn, [due_message(t, now) for t in timers])
+            rows = await store.claim_due_rows(conn, now, self._batch)
+            fired, refused = fireable(rows, now)
+            if fired:
+                await outbox.add(conn, [message for _, message in fired])
+            for row, reason in refused:
+                await quarantine.set_aside(conn, timer_letter(row, reason), self._service)
         lateness = metrics.TIMER_LATENESS.labels(self._service)
-        for timer in timers:
+        for timer, _ in fired:
             lateness.observe(domain.lateness(timer, now))
-        self.fired += len(timers)
-        return len(timers)
+        self.fired += len(fired)
+        return len(rows)
+
+
+def fireable(rows: list[asyncpg.Record], now: datetime) -> tuple[
+        list[tuple[Timer, outbox.Outgoing]], list[tuple[asyncpg.Record, str]]]:
+    """The claimed rows as timers with their timer.due, earliest first, and the rows that cannot fire, why."""
+    fired, refused = [], []
+    for row in rows:
+        try:
+            timer = store.timer_of(row)
+            fired.append((timer, due_message(timer, now)))
+        except Exception as exc:  # whatever is wrong with one row stays with that row
+            refused.append((row, f"cannot fire: {_why(exc)}"))
+    fired.sort(key=lambda pair: (pair[0].due_at, pair[0].key))
+    return fired, refused
+
+
+def _why(exc: Exception) -> str:
+    return describe_errors(exc) if isinstance(exc, ValidationError) else type(exc).__name__
+
+
+def timer_letter(row: asyncpg.Record, reason: str) -> quarantine.DeadLetter:
+    """A timer row set aside: the row as JSON, kept for an operator to re-drive (tools/quarantine)."""
+    value = json.dumps(dict(row), default=str).encode()
+    return quarantine.DeadLetter(job=JOB, kind="timer", topic=topics.SCHEDULER_TIMERS, key=row["subject"],
+                                 value=value, error=reason, headers={"timer_key": row["key"][:200]})
 
 
 def due_message(timer: Timer, now: datetime) -> outbox.Outgoing:

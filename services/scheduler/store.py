@@ -37,23 +37,19 @@ async def delete_timer(conn: asyncpg.Connection, key: str) -> None:
     await conn.execute("DELETE FROM timers WHERE key = $1", key)
 
 
-async def claim_due_timers(conn: asyncpg.Connection, now: datetime, limit: int) -> list[Timer]:
+async def claim_due_rows(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
     """Lock and delete up to `limit` due timers, earliest first; rows another replica holds are skipped.
 
     Run inside the transaction that also writes their timer.due to the outbox: if it rolls
     back (a crash), the rows are back and fire later; if it commits, they are gone for good.
+    Rows, not timers: a row that cannot become a timer is set aside by the caller, alone.
     """
-    rows = await conn.fetch(
+    return await conn.fetch(
         "WITH claimed AS ("
         "  SELECT key FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
         " DELETE FROM timers t USING claimed WHERE t.key = claimed.key RETURNING t.*",
         now, limit,
     )
-    return sorted((timer_of(r) for r in rows), key=lambda t: (t.due_at, t.key))
-
-
-async def next_due_at(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
-    return await conn.fetchval("SELECT min(due_at) FROM timers")
 
 
 async def timers_of_owner(
@@ -69,7 +65,3 @@ async def timers_of_owner(
 
 async def clock_offset(conn: asyncpg.Connection | asyncpg.Pool) -> float:
     return await conn.fetchval("SELECT offset_seconds FROM clock") or 0.0
-
-
-async def set_clock_offset(conn: asyncpg.Connection | asyncpg.Pool, seconds: float) -> None:
-    await conn.execute("UPDATE clock SET offset_seconds = $1", seconds)

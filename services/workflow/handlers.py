@@ -20,7 +20,7 @@ from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
 from shared.commands import workflow as cmd
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
-from shared.envelope import Envelope, decode, new_message
+from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
 from shared.events.referrals import ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import WorkflowStarted
@@ -239,9 +239,8 @@ async def on_timer_due(
         return
     try:
         due = TimerDue.model_validate(envelope.data)
-    except ValidationError:
-        log.warning("timer.due not understood", extra={"message_id": str(envelope.id)})
-        return
+    except ValidationError as exc:  # set aside, never silently dropped: a Future Work or renewal may hang on it
+        raise Undecodable(f"invalid timer.due: {describe_errors(exc)}") from None
     if brokerage.is_lack_of_provision(due):  # R-F2
         outcome = await brokerage.handle_lack_of_provision_due(pool, envelope, due)
     else:

@@ -18,21 +18,13 @@ from shared import db as shared_db
 from shared import embedded, outbox, topics
 from shared.broker import ensure_topics, make_relay
 from shared.envelope import new_message
+from shared.relay import OutboxRelay
 from shared.settings import Settings
-from shared.testing import EventLog, free_port, poll_until
+from shared.testing import EventLog, poll_until
 
 pytestmark = pytest.mark.faults
 EVENTS = 60
-RelaySetup = tuple[Settings, asyncpg.Pool, outbox.OutboxRelay]
-
-
-@pytest.fixture
-async def own_broker(tmp_path: Path) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
-    """A Tansu of this test's own; a restart appends the new process."""
-    processes = [embedded.start_broker(free_port(), tmp_path / "broker.log")]
-    yield processes
-    for process in processes:
-        embedded.stop_process(process)
+RelaySetup = tuple[Settings, asyncpg.Pool, OutboxRelay]
 
 
 @pytest.fixture

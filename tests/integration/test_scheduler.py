@@ -1,6 +1,7 @@
 """Durable timers through the real broker and database (ARCHITECTURE.md "scheduler")."""
 
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -19,7 +20,9 @@ import pytest
 from shared import topics
 from shared.envelope import Envelope, new_message
 from shared.events.scheduler import TimerCancel, TimerSet
+from shared.settings import Settings
 from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish
+from tools import quarantine as quarantine_tool
 
 OWNER = "tests"
 DLQ = topics.dlq(topics.SCHEDULER_TIMERS)
@@ -207,6 +210,99 @@ async def test_invalid_timer_commands_go_to_the_dead_letter_topic_and_the_schedu
     assert not any(run in e for e in errors)  # the error names fields, never echoes values
     await dues.wait_for(due_for(good.data["key"]), timeout=15)
     assert not any(d.value == ignored for d in dues.matching(lambda s: s.topic == DLQ))
+
+
+async def test_a_timer_due_in_year_1_is_refused_and_the_next_timer_fires_on_time(infra, scheduler, sdb, dues):
+    """Issue #20: one timer.set due in year 1 stopped every timer. It is refused at the edge (to the DLQ,
+    naming due_at), so are 9999, an oversized or too deeply nested payload; a good timer 3 s later fires."""
+    run = run_id()
+    now = await clock_now(sdb)
+    beyond = [
+        timer_set(f"{run}-year-1", datetime(1, 1, 1, tzinfo=UTC), subject="p-6"),
+        timer_set(f"{run}-year-9999", datetime(9999, 12, 31, tzinfo=UTC), subject="p-6"),
+        timer_set(f"{run}-big", now + timedelta(seconds=1), subject="p-6", payload={"note": "x" * 100_000}),
+        timer_set(f"{run}-deep", now + timedelta(seconds=1), subject="p-6", payload=_nested(50)),
+    ]
+    good = timer_set(f"{run}-good", now + timedelta(seconds=3), subject="p-6")
+    await send(infra, *beyond, good)
+    [fired] = await dues.wait_for(due_for(good.data["key"]), timeout=30)
+    assert parse_time(fired.data["fired_at"]) >= parse_time(good.data["due_at"])
+    values = {b.to_bytes() for b in beyond}
+    dead = await dues.wait_for(lambda s: s.topic == DLQ and s.value in values, count=len(beyond), timeout=30)
+    reasons = {d.envelope.data["key"]: d.headers["dlq_error"] for d in dead}
+    assert "due_at" in reasons[f"{run}-year-1"] and "due_at" in reasons[f"{run}-year-9999"]
+    assert "payload" in reasons[f"{run}-big"] and "payload" in reasons[f"{run}-deep"]
+    assert await sdb.fetchval("SELECT count(*) FROM timers WHERE key LIKE $1", f"{run}-%") == 0
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_a_stored_timer_that_cannot_fire_is_set_aside_and_the_others_fire(
+        infra, scheduler_env, scheduler, sdb, dues):
+    """Issue #20 §2: a row already in the table that cannot fire (PostgreSQL's -infinity, as year 1 was
+    stored) no longer rolls back every batch: it moves to dead_letters and scheduler.timers.dlq, counted
+    on /metrics, and the timers due with it and after it fire. An operator re-drives it (§4): it fires."""
+    run = run_id()
+    now = await clock_now(sdb)
+    await sdb.execute(
+        "INSERT INTO timers (key, due_at, owner, payload, subject, set_by, created_at, updated_at)"
+        " VALUES ($1, '-infinity', $2, '{}'::jsonb, 'p-7', $3, now(), now())", f"{run}-poison", OWNER, uuid.uuid4())
+    with_it = timer_set(f"{run}-with-it", now - timedelta(seconds=1), subject="p-7")
+    after_it = timer_set(f"{run}-after-it", now + timedelta(seconds=2), subject="p-7")
+    await send(infra, with_it, after_it)
+    await dues.wait_for(due_for(with_it.data["key"], after_it.data["key"]), count=2, timeout=30)
+    [letter] = await dues.wait_for(lambda s: s.topic == DLQ and s.headers.get("timer_key") == f"{run}-poison",
+                                   timeout=30)
+    assert letter.headers["dlq_job"] == "fire-due" and "cannot fire" in letter.headers["dlq_error"]
+    kept = await sdb.fetchrow("SELECT * FROM dead_letters WHERE headers->>'timer_key' = $1", f"{run}-poison")
+    assert kept["kind"] == "timer" and kept["resolved_at"] is None
+    assert json.loads(kept["value"])["key"] == f"{run}-poison"
+    assert await sdb.fetchval("SELECT count(*) FROM timers WHERE key = $1", f"{run}-poison") == 0
+    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+        assert (await http.get("/readyz")).status_code == 200
+        text = (await http.get("/metrics")).text
+    assert 'tessera_dead_letters_total{job="fire-due",service="scheduler"}' in text
+    operator = Settings(service_name="scheduler", database_url=scheduler_env["DATABASE_URL"],
+                        kafka_bootstrap_servers=infra.bootstrap)
+    conn = await quarantine_tool.connect(operator)
+    try:
+        await quarantine_tool.redrive(conn, operator, kept["id"], by="ops-1", due_at=await clock_now(sdb))
+    finally:
+        await conn.close()
+    await dues.wait_for(due_for(f"{run}-poison"), timeout=15)
+
+
+async def test_a_firing_job_that_keeps_failing_shows_on_readyz(infra, scheduler, sdb, dues):
+    """Issue #20 §2: operations see a firing job that fails every run: /readyz answers 503 naming it,
+    and 200 again once it fires."""
+    await sdb.execute("ALTER TABLE timers RENAME TO timers_away")
+    try:
+        async with httpx.AsyncClient(base_url=scheduler.url) as http:
+            failing = await _wait_for_readyz(http, 503)
+        assert failing["failing_jobs"]["fire-due"]["error"] == "UndefinedTableError"
+    finally:
+        await sdb.execute("ALTER TABLE timers_away RENAME TO timers")
+    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+        assert (await _wait_for_readyz(http, 200)) == {"ready": True}
+    key = f"{run_id()}-after-recovery"
+    await send(infra, timer_set(key, await clock_now(sdb), subject="p-8"))
+    await dues.wait_for(due_for(key), timeout=15)
+
+
+async def _wait_for_readyz(http: httpx.AsyncClient, status: int) -> dict[str, Any]:
+    answers: list[httpx.Response] = []
+
+    async def answered() -> bool:
+        answers.append(await http.get("/readyz"))
+        return answers[-1].status_code == status
+
+    await poll_until(answered, 30, f"/readyz {status}")
+    return answers[-1].json()
 
 
 async def test_operators_can_read_pending_timers(infra, scheduler, sdb, dues):

@@ -116,6 +116,33 @@ def test_an_invalid_timer_set_names_the_field_at_fault_without_its_value(data, f
     assert "next tuesday" not in raised.value.reason
 
 
+@pytest.mark.parametrize(("due_at", "payload", "fields"), [
+    ("0001-01-01T00:00:00Z", {}, ["due_at"]),
+    ("1999-12-31T23:59:59Z", {}, ["due_at"]),
+    ("9999-12-31T23:59:59Z", {}, ["due_at"]),
+    ("2030-01-01T09:00:00Z", {"note": "x" * 20_000}, ["payload"]),
+    ("2030-01-01T09:00:00Z", {"a": {"b": {"c": {"d": {"e": {"f": {"g": {"h": {"i": 1}}}}}}}}}, ["payload"]),
+    ("0001-01-01T00:00:00Z", {"note": "x" * 20_000}, ["due_at", "payload"]),
+])
+def test_a_timer_set_beyond_the_limits_is_refused_naming_every_field(due_at, payload, fields):
+    """Issue #20: a due time outside 2000-2200 or an oversized payload never reaches the table."""
+    with pytest.raises(domain.TimerInvalid) as raised:
+        domain.parse_command("timer.set", {"key": "k", "due_at": due_at, "owner": "workflow", "payload": payload})
+    named = [part.split(":")[0].strip() for part in raised.value.reason.removeprefix("invalid timer.set: ").split(";")]
+    assert named == fields
+    assert "xxxx" not in raised.value.reason
+
+
+def test_the_limits_are_settings():
+    limits = domain.TimerLimits(earliest_due_at=datetime(1990, 1, 1, tzinfo=UTC), max_payload_bytes=10)
+    command = domain.parse_command("timer.set", {"key": "k", "due_at": "1995-01-01T00:00:00Z", "owner": "w"},
+                                   limits)
+    assert isinstance(command, TimerSet)
+    with pytest.raises(domain.TimerInvalid, match="payload"):
+        domain.parse_command("timer.set", {"key": "k", "due_at": "1995-01-01T00:00:00Z", "owner": "w",
+                                           "payload": {"step_id": "s-123456"}}, limits)
+
+
 def test_a_timer_set_with_extra_fields_is_accepted():
     command = domain.parse_command("timer.set", {"key": "k", "due_at": "2030-01-01T09:00:00Z",
                                                  "owner": "workflow", "priority": "high"})
