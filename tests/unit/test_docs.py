@@ -80,6 +80,16 @@ def test_each_rule_is_defined_once_and_names_where_it_comes_from():
     assert unsourced == [], "each rule ends with its source in italics: the guide and section, or why none"
 
 
+def test_the_design_is_read_inside_the_repository():
+    """A clone has no sibling folders: nothing points at one, or at design files the repository lacks."""
+    outside = re.compile(r"\.\./shared|\b(?:ARCHITECTURE|CONTRACTS|DOMAIN|STYLE)\.md\b")
+    found = sorted(f"{path.relative_to(ROOT)}:{number}"
+                   for path in _text_files(*CITING, "Makefile", "pyproject.toml", "docker-compose.yml")
+                   for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1)
+                   if outside.search(line))
+    assert found == [], "point these at docs/architecture.md, docs/contracts.md or docs/rules.md"
+
+
 def test_every_docs_page_the_readme_names_exists():
     named = set(re.findall(r"docs/[\w./-]+\.md", (ROOT / "README.md").read_text()))
     assert named, "the README points at the design in docs/"
