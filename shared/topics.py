@@ -1,4 +1,4 @@
-"""Topic names of CONTRACTS.md."""
+"""Topic names of docs/contracts.md."""
 
 REFERRALS_INTAKE = "referrals.intake"
 REFERRALS_EVENTS = "referrals.events"

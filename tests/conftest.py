@@ -1,4 +1,4 @@
-"""Session fixtures: the real broker and database, picked as ARCHITECTURE.md says."""
+"""Session fixtures: the real broker and database, picked as docs/architecture.md says."""
 
 import asyncio
 import os

@@ -1,4 +1,4 @@
-"""HTTP read of a step from the workflow service, as CONTRACTS.md fixes it."""
+"""HTTP read of a step from the workflow service, as docs/contracts.md fixes it."""
 
 from typing import Any
 

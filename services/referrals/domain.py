@@ -80,7 +80,7 @@ def nhs_number_is_valid(value: str) -> bool:
 
 
 def first_step_for(service: str, category: str) -> str:
-    """The first step of a referral (CONTRACTS.md "Referral intake"); others are refused."""
+    """The first step of a referral (docs/contracts.md "Referral intake"); others are refused."""
     step = FIRST_STEPS.get((service, category))
     if step is None:
         raise ReferralInvalid([_unsupported(service)])

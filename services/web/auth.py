@@ -66,7 +66,7 @@ class User:
         return ADMINISTRATOR in self.roles
 
     def actor(self) -> dict[str, Any]:
-        """The `actor` of every command this user sends (CONTRACTS.md)."""
+        """The `actor` of every command this user sends (docs/contracts.md)."""
         return {"worker_id": self.user_id, "roles": list(self.roles), "team_ids": list(self.team_ids)}
 
     def role_names(self) -> str:

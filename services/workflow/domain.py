@@ -55,7 +55,7 @@ from shared.events.workflow import (
 
 Priority = Literal["normal", "high", "urgent"]
 
-# Team inbox of each first step of CONTRACTS.md "Referral intake", used until the step's
+# Team inbox of each first step of docs/contracts.md "Referral intake", used until the step's
 # pack names a default team.
 FIRST_STEP_TEAMS = {
     "WB Wellbeing Screening": "wellbeing-service-hub",

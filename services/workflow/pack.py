@@ -309,7 +309,7 @@ class StepDefinition(_Frozen):
         return {field.key: field for section in self.form_sections for field in section.fields}
 
     def to_contract(self) -> dict[str, Any]:
-        """The `form`, `next_actions` and `requests` of the step read endpoint (CONTRACTS.md)."""
+        """The `form`, `next_actions` and `requests` of the step read endpoint (docs/contracts.md)."""
         return {
             "form": {"sections": [section.to_contract() for section in self.form_sections]},
             "next_actions": [action.to_contract() for action in self.next_actions],

@@ -98,7 +98,7 @@ def _request(r: domain.Request) -> dict[str, Any]:
 
 @router.get("/steps/{step_id}")
 async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
-    """A step as CONTRACTS.md fixes it: the definition it runs on and what is on it now."""
+    """A step as docs/contracts.md fixes it: the definition it runs on and what is on it now."""
     pool = _pool(request)
     step = await store.load_step(pool, step_id)
     if step is None:

@@ -1,4 +1,4 @@
-"""Commands of `allocation.commands`, with exactly the arguments of CONTRACTS.md "Command arguments"."""
+"""Commands of `allocation.commands`, with exactly the arguments of docs/contracts.md "Commands"."""
 
 import uuid
 from datetime import date

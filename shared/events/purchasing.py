@@ -1,4 +1,4 @@
-"""Events the workflow service publishes on purchasing.orders (CONTRACTS.md "Purchase orders")."""
+"""Events the workflow service publishes on purchasing.orders (docs/contracts.md "Purchase orders")."""
 
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal

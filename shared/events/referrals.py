@@ -99,7 +99,7 @@ OptionalNhsNumber = Annotated[
 
 
 class _Message(BaseModel):
-    # Unknown fields are ignored: producers may add optional fields (STYLE.md "Messages").
+    # Unknown fields are ignored: producers may add optional fields (docs/architecture.md "Style").
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     @field_validator("*", mode="before")

@@ -10,7 +10,7 @@ Owner = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r
 
 
 class _Message(BaseModel):
-    # Unknown fields are ignored: producers may add optional fields (STYLE.md "Messages").
+    # Unknown fields are ignored: producers may add optional fields (docs/architecture.md "Style").
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 

@@ -1,4 +1,4 @@
-"""Config lint: the delivery settings of STYLE.md "Delivery", read from the real objects the services build.
+"""Config lint: the delivery settings of docs/architecture.md "Delivery", read from the real objects the services build.
 
 Each service's app module is imported in a child process (importing it configures logging and
 builds the broker, which must not touch this test process) and its subscribers, broker and

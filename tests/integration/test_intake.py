@@ -1,4 +1,4 @@
-"""Referral intake through the real broker and database (CONTRACTS.md "Referral intake")."""
+"""Referral intake through the real broker and database (docs/contracts.md "Referral intake")."""
 
 import asyncpg
 import httpx

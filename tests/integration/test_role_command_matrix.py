@@ -30,7 +30,7 @@ from tests.factories import referral_message, unique_referral
 ROOT = Path(__file__).resolve().parents[2]
 AUTHZ_CODES = frozenset({"role", "not_assignee", "not_recipient", "own_work", "not_team_member", "no_relationship"})
 
-# --- the expected matrix, from DOMAIN.md --------------------------------------------------------
+# --- the expected matrix, from docs/rules.md ----------------------------------------------------
 
 CSP = "Care and Support Plan"
 CSP_REQUEST = "REQUIRED Please Authorise Support Plan"

@@ -1,4 +1,4 @@
-"""Durable timers through the real broker and database (ARCHITECTURE.md "scheduler")."""
+"""Durable timers through the real broker and database (docs/architecture.md "Services and what each owns")."""
 
 import asyncio
 import json

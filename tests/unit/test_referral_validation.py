@@ -274,7 +274,7 @@ def test_data_that_is_not_an_object_is_refused(data: object, code: str) -> None:
     assert codes_by_field(data) == {"data": code}
 
 
-# --- First steps (CONTRACTS.md "Referral intake") ------------------------------------
+# --- First steps (docs/contracts.md "Referral intake") --------------------------------
 
 
 @pytest.mark.parametrize(("service", "category", "step_type"), FIRST_STEPS)
