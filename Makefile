@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast faults bench clean browser
+.PHONY: run test test-fast lint faults bench clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -27,7 +27,12 @@ browser:
 	  else echo "No /usr/bin/chromium: the browser tests will be skipped (apt-get install chromium)"; fi; \
 	fi
 
-test: $(STAMP) browser
+# style and the import boundaries of pyproject.toml [tool.importlinter]
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest -ra
 
 test-fast: $(STAMP)
