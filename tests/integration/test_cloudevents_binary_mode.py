@@ -64,8 +64,8 @@ CLIENTS = pytest.mark.parametrize("send", [send_with_confluent_kafka, send_with_
 
 @CLIENTS
 async def test_a_binary_mode_referral_is_accepted_and_its_first_step_created(
-        send: Sender, infra, referrals, workflow, events: EventLog):
-    envelope = referral_message(unique_referral())
+        send: Sender, infra, referrals, workflow, events: EventLog, db):
+    envelope = referral_message(unique_referral(), source="hospital-binary")
     headers, value = binary_mode(envelope)
     await send(infra.bootstrap, topics.REFERRALS_INTAKE, [(envelope.data["referral_id"], headers, value)])
     accepted = await answer(events, envelope)
@@ -73,6 +73,10 @@ async def test_a_binary_mode_referral_is_accepted_and_its_first_step_created(
     assert accepted.envelope.causationid == str(envelope.id)
     [step] = await events.wait_for(lambda s: s.caused_by(accepted.envelope.id) and s.type == "step.created", 60)
     assert (step.data["person_id"], step.data["step_type"]) == (accepted.data["person_id"], "WB Wellbeing Screening")
+    audited = await db.fetchrow("SELECT actor_id, cause_type, source FROM referrals.audit_log WHERE message_id = $1",
+                                accepted.envelope.id)  # the cause read from its headers, not from its data
+    assert dict(audited) == {"actor_id": "system:referrals", "cause_type": "referral.received",
+                             "source": "hospital-binary"}
 
 
 async def test_a_structured_referral_with_the_cloudevents_content_type_from_librdkafka_is_accepted(
