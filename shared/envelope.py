@@ -116,12 +116,14 @@ def _attributes(headers: Headers, errors: list[str]) -> dict[str, str]:
         if not header.lower().startswith(ATTRIBUTE_HEADER_PREFIX):
             continue
         name = header.lower().removeprefix(ATTRIBUTE_HEADER_PREFIX)
-        if not ATTRIBUTE_NAME.fullmatch(name) or name in NOT_ATTRIBUTE_HEADERS:
-            errors.append(f"{_safe(header)}: not a CloudEvents attribute header")
+        if name in NOT_ATTRIBUTE_HEADERS:
+            errors.append(f"{ATTRIBUTE_HEADER_PREFIX}{name}: not an attribute header in binary mode")
+        elif not ATTRIBUTE_NAME.fullmatch(name):  # not named: the sender chose the name, it may hold anything
+            errors.append(f"a {ATTRIBUTE_HEADER_PREFIX} header whose name is not 1-20 of a-z0-9")
         elif name in attributes:
-            errors.append(f"{_safe(header)}: given more than once")
+            errors.append(f"{ATTRIBUTE_HEADER_PREFIX}{name}: given more than once")
         elif (text := _text(value)) is None:
-            errors.append(f"{_safe(header)}: not a UTF-8 string without NUL")
+            errors.append(f"{ATTRIBUTE_HEADER_PREFIX}{name}: not a UTF-8 string without NUL")
         else:
             attributes[name] = text
     return attributes
@@ -176,10 +178,6 @@ def _text(value: bytes | None) -> str | None:
     except UnicodeDecodeError:
         return None
 
-
-def _safe(header: str) -> str:
-    """A header name the sender chose, cut short: it is named in the reason, never a value."""
-    return header[:60]
 
 
 def describe_errors(exc: ValidationError) -> str:
