@@ -18,6 +18,8 @@ from typing import Any
 import asyncpg
 from faststream import BaseMiddleware
 
+from shared.envelope import Headers, Undecodable, decode_binary, is_binary_mode
+
 GENESIS = "0" * 64
 AUDITED_TOPIC_SUFFIX = ".events"
 # the thing changed, besides the person (the subject): the first of these the event names
@@ -61,11 +63,17 @@ def chain_hash(prev_hash: str, seq: int, entry: Entry) -> str:
 class Cause:
     """The message a handler is handling, read only if the handler records a change."""
 
-    def __init__(self, raw: bytes | None) -> None:
+    def __init__(self, raw: bytes | None, headers: Headers = None) -> None:
         self._raw = raw
+        self._headers = headers
 
     @cached_property
     def body(self) -> dict[str, Any]:
+        if is_binary_mode(self._headers):  # issue #20: the attributes are headers, the value only the data
+            try:
+                return decode_binary(self._raw, self._headers).model_dump(mode="json")
+            except Undecodable:
+                return {}
         try:
             body = json.loads(self._raw or b"")
         except (ValueError, RecursionError):
@@ -97,7 +105,7 @@ class CauseMiddleware(BaseMiddleware):
     """Keeps the consumed message for `record`, for as long as its handler runs."""
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-        token = _CAUSE.set(Cause(msg.body))
+        token = _CAUSE.set(Cause(msg.body, msg.raw_message.headers))
         try:
             return await call_next(msg)
         finally:

@@ -1,6 +1,7 @@
 """Test data builders: valid messages with synthetic people, overridable field by field."""
 
 import itertools
+import json
 import random
 import re
 import uuid
@@ -145,6 +146,16 @@ def unique_referral(**overrides: Any) -> dict[str, Any]:
 def referral_message(data: dict[str, Any], *, source: str = "test-contact-centre") -> Envelope:
     """`referral.received` in its CloudEvent envelope, as an upstream system publishes it."""
     return new_message("referral.received", source, data, dataschema="referral.received/1")
+
+
+def binary_mode(envelope: Envelope, content_type: str | None = "application/json"
+                ) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The envelope in CloudEvents binary content mode (issue #20): `ce_` headers and the data as the value."""
+    attributes = envelope.model_dump(mode="json", exclude_none=True, exclude={"data", "datacontenttype"})
+    headers = [(f"ce_{name}", str(value).encode()) for name, value in attributes.items()]
+    if content_type is not None:
+        headers.append(("content-type", content_type.encode()))
+    return headers, json.dumps(envelope.data).encode()
 
 
 def actor(worker_id: str = "w-social-1", *roles: str, teams: tuple[str, ...] = ()) -> dict[str, Any]:

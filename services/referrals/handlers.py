@@ -18,7 +18,7 @@ from shared.access import RelationshipReader, above_teams
 from shared.broker import subscriber
 from shared.commands import referrals as commands
 from shared.commands.base import Command, CommandRejected, Reason, Refused, parse_command
-from shared.envelope import Envelope, decode, new_message
+from shared.envelope import Envelope, decode, decode_either_mode, new_message
 from shared.events.referrals import (
     CaseNoteAdded,
     PersonCreated,
@@ -41,8 +41,8 @@ router = KafkaRouter()
 
 @subscriber(router, GROUP, topics.REFERRALS_INTAKE)
 async def on_referral_received(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
-    """A referral from an upstream system: accepted with a person and a workflow, or rejected."""
-    envelope = decode(msg.body)
+    """A referral from an upstream system, in either CloudEvents content mode: accepted or rejected."""
+    envelope = decode_either_mode(msg.body, msg.raw_message.headers)
     if envelope.type != ReferralReceived.TYPE:
         metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "ignored").inc()
         return

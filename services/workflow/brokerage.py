@@ -22,7 +22,7 @@ from services.workflow.domain import Decision
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
-from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.envelope import Envelope, Undecodable, decode_either_mode, describe_errors, new_message
 from shared.events.brokerage import ProviderConfirmed, ProviderOffered
 from shared.events.purchasing import PurchaseOrderRequested
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
@@ -119,8 +119,11 @@ async def handle_lack_of_provision_due(pool: asyncpg.Pool, envelope: Envelope, d
 
 @subscriber(router, GROUP, topics.BROKERAGE_EVENTS)
 async def on_brokerage_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
-    """provider.offered takes the person off lack of provision; provider.confirmed asks for the PVI order."""
-    envelope = decode(msg.body)
+    """provider.offered takes the person off lack of provision; provider.confirmed asks for the PVI order.
+
+    Brokerage is an outside system: either CloudEvents content mode is accepted (issue #20).
+    """
+    envelope = decode_either_mode(msg.body, msg.raw_message.headers)
     models: dict[str, type[ProviderOffered] | type[ProviderConfirmed]] = {
         ProviderOffered.TYPE: ProviderOffered, ProviderConfirmed.TYPE: ProviderConfirmed}
     if envelope.type not in models:
