@@ -43,9 +43,21 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(**producer_options(settings), linger_ms=2)
 
 
+class ConcurrentStartBroker(KafkaBroker):
+    """Starts every subscriber at once: each consumer's start waits for its group assignment, and faststream
+    starts them one after another, so a service reading four topics took four joins to be ready."""
+
+    async def start(self) -> None:
+        await self.connect()
+        await asyncio.gather(*(sub.start() for sub in self.subscribers))
+        for publisher in self.publishers:
+            await publisher.start()
+        self.running = True
+
+
 def make_broker(settings: Settings) -> KafkaBroker:
     options = producer_options(settings)
-    return KafkaBroker(
+    return ConcurrentStartBroker(
         options.pop("bootstrap_servers"),
         middlewares=[DeadLetterMiddleware, audit.CauseMiddleware],
         logger=logging.getLogger(f"tessera.{settings.service_name}.broker"),
@@ -55,9 +67,14 @@ def make_broker(settings: Settings) -> KafkaBroker:
 
 def subscriber(router: KafkaRouter, service: str, topic: str) -> Any:
     """A consumer group per service and topic; offsets committed only after the handler returns."""
+    settings = Settings()  # the KAFKA_* settings every service shares, read when the handlers are defined
+    instance = settings.kafka_group_instance_id
     return router.subscriber(
         topic,
         group_id=f"{service}.{topic}",
+        group_instance_id=f"{instance}.{topic}" if instance else None,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_records=100,

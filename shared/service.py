@@ -60,8 +60,13 @@ class Runtime:
 
 
 def _subscribed(subscriber: object) -> bool:
-    # started and in its group; a replica beyond the partition count may hold no partition
-    return getattr(subscriber, "consumer", None) is not None
+    """Started and holding an assignment from its group (empty for a replica beyond the partition count)."""
+    consumer = getattr(subscriber, "consumer", None)
+    if consumer is None:
+        return False
+    # aiokafka keeps the assignment of the last completed join here; None while (re)joining
+    subscription = consumer._subscription.subscription
+    return subscription is not None and subscription.assignment is not None
 
 
 def create_app(

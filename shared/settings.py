@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     # The embedded Tansu broker rejects InitProducerId; Apache Kafka wants this on.
     kafka_enable_idempotence: bool = False
     kafka_acks: str = "all"
+    # Failure detection: a member silent this long leaves its group and its partitions move on.
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1500
+    # Static membership (KIP-345): a stable name per replica (a StatefulSet pod name) lets a restarted
+    # replica take its partitions back at once instead of waiting out the old session. Empty: dynamic.
+    kafka_group_instance_id: str = ""
     topic_partitions: int = 4
     topic_replication_factor: int = 1
     database_url: str = "postgresql://postgres@localhost/postgres"
