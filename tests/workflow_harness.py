@@ -8,6 +8,7 @@ Two halves with the same vocabulary (command type, actor, arguments):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from collections.abc import Iterator
@@ -108,6 +109,13 @@ def sap_delivery(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- the pure engine --------------------------------------------------------------------------
 
+@functools.cache
+def shipped_packs() -> PackRegistry:
+    """The shipped packs, loaded and checked once per test run (issue 16: reloading them per test took half
+    the unit layer). A loaded registry is read-only: its models are frozen and nothing adds to it."""
+    return load_packs()
+
+
 PERSON = {
     "person_id": "00000000-0000-4000-8000-000000000001", "first_name": "Ada", "last_name": "Example",
     "date_of_birth": "1948-03-14", "gender": "female", "nhs_number": "9990000018",
@@ -120,7 +128,7 @@ PERSON = {
 class Engine:
     """The workflow engine in memory: the handler's load → decide → save, without broker or DB."""
 
-    packs: PackRegistry = field(default_factory=load_packs)
+    packs: PackRegistry = field(default_factory=shipped_packs)
     person: dict[str, Any] | None = field(default_factory=lambda: dict(PERSON))
     now: datetime = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
     steps: dict[str, domain.Step] = field(default_factory=dict)

@@ -8,14 +8,12 @@ import pytest
 
 from services.workflow import domain
 from services.workflow.pack import (
-    DEFINITIONS_DIR,
     Field,
     PackRegistry,
     Role,
     StepDefinition,
-    load_packs,
 )
-from tests.workflow_harness import PERSON, Engine, actor
+from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
 
 ATM_TM = ("team_manager", "assistant_team_manager")
 TM_HOS = ("team_manager", "head_of_service")
@@ -76,7 +74,7 @@ INTAKE_FIRST_STEPS = {
 
 @pytest.fixture(scope="module")
 def shipped() -> PackRegistry:
-    return load_packs(DEFINITIONS_DIR)
+    return shipped_packs()
 
 
 def _pack_steps(shipped: PackRegistry, name: str) -> list[StepDefinition]:
@@ -433,7 +431,7 @@ def _cases(shipped: PackRegistry) -> list[Any]:
             for action in step.next_actions]
 
 
-@pytest.mark.parametrize("step_type, action_name", _cases(load_packs(DEFINITIONS_DIR)))
+@pytest.mark.parametrize("step_type, action_name", _cases(shipped_packs()))
 def test_every_next_action_of_every_step_type_finishes_into_its_target(
     shipped: PackRegistry, step_type: str, action_name: str,
 ) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from services.workflow import domain, purchasing
 from services.workflow.pack import DEFINITIONS_DIR, PackError, PackRegistry, load_packs
-from tests.workflow_harness import PERSON, Engine, actor, codes
+from tests.workflow_harness import PERSON, Engine, actor, codes, shipped_packs
 
 PID = PERSON["person_id"]
 CARER = "00000000-0000-4000-8000-0000000000c1"
@@ -55,7 +55,7 @@ PSR_VALUES = {"holistic_summary": "Doing well", **NO_CARERS, "planned_services":
 
 @pytest.fixture(scope="module")
 def shipped() -> PackRegistry:
-    return load_packs(DEFINITIONS_DIR)
+    return shipped_packs()
 
 
 @pytest.fixture

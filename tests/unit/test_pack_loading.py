@@ -10,12 +10,12 @@ import pytest
 import yaml
 
 from services.workflow.pack import (
-    DEFINITIONS_DIR,
     PackError,
     PackRegistry,
     StepDefinition,
     load_packs,
 )
+from tests.workflow_harness import shipped_packs
 
 SAP = "WB Support Action Plan Delivery"
 TA = "WB Trusted Assessment and Support Planning"
@@ -34,7 +34,7 @@ WELLBEING_STEPS = {
 
 @pytest.fixture(scope="module")
 def shipped() -> PackRegistry:
-    return load_packs(DEFINITIONS_DIR)
+    return shipped_packs()
 
 
 def _step(

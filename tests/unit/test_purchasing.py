@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from services.workflow import purchasing
-from services.workflow.pack import PackRegistry, load_packs
+from services.workflow.pack import PackRegistry
 from shared.events.purchasing import PurchaseOrderRequested
-from tests.workflow_harness import PERSON, Engine, actor, codes
+from tests.workflow_harness import PERSON, Engine, actor, codes, shipped_packs
 
 CSP = "Create Support Plan"
 BROKERAGE = "Brokerage purchasing request"
@@ -19,7 +19,7 @@ COORDINATOR = actor("cc-1", "social_worker", teams=("short-term-service",))
 
 @pytest.fixture(scope="module")
 def shipped() -> PackRegistry:
-    return load_packs()
+    return shipped_packs()
 
 
 # --- R-K10 arithmetic, pence exact ----------------------------------------------------------------

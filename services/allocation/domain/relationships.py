@@ -1,0 +1,104 @@
+"""R-A1, R-A2: a worker's and a team's relationships with a person."""
+
+from dataclasses import replace
+from datetime import date
+
+from services.allocation.domain.model import (
+    ALLOCATING_ROLES,
+    LONDON,
+    Case,
+    Context,
+    Decision,
+    OrgRelationship,
+    WorkerRelationship,
+    check,
+    org_relationship_visible_until,
+    reason,
+)
+from shared.commands import allocation as cmd
+from shared.commands.base import Reason
+from shared.events.allocation import (
+    OrgRelationshipAdded,
+    OrgRelationshipEnded,
+    WorkerRelationshipAdded,
+    WorkerRelationshipEnded,
+)
+
+
+def add_worker_relationship(ctx: Context, case: Case, command: cmd.AddWorkerRelationship) -> Decision:
+    """R-A1: a worker relationship puts the case in the worker's Allocations."""
+    check(_for_another_worker(ctx, command.worker_id, "add"))
+    if any(r.worker_id == command.worker_id and r.relationship == command.relationship
+           for r in case.open_worker_relationships):
+        check([reason("duplicate", f"the worker already has an open {command.relationship!r} relationship",
+                       "worker_id")])
+    return new_worker_relationship(ctx, case.person_id, command.worker_id, command.relationship,
+                                command.start_date or ctx.now.astimezone(LONDON).date())
+
+
+def new_worker_relationship(ctx: Context, person_id: str, worker_id: str, relationship: str,
+                         start: date, team_id: str | None = None) -> Decision:
+    rel = WorkerRelationship(next(ctx.ids), person_id, worker_id, relationship, start, ctx.now,
+                             ctx.actor.worker_id, team_id=team_id)
+    event = WorkerRelationshipAdded(relationship_id=rel.relationship_id, person_id=person_id, worker_id=worker_id,
+                                    relationship=relationship, start_date=start, actor=ctx.actor.worker_id)
+    return Decision(events=(event,), worker_relationships=(rel,))
+
+
+def end_worker_relationship(ctx: Context, rel: WorkerRelationship, command: cmd.EndWorkerRelationship) -> Decision:
+    """R-A1: ending a worker relationship removes the case from Allocations at once."""
+    end = command.end_date or ctx.now.astimezone(LONDON).date()
+    reasons = _for_another_worker(ctx, rel.worker_id, "end")
+    if not rel.is_open:
+        reasons.append(reason("already_ended", "the relationship has already ended", "relationship_id"))
+    if end < rel.start_date:
+        reasons.append(reason("invalid", "the end date is before the start date", "end_date"))
+    check(reasons)
+    return ended_worker_relationship(ctx, rel, end, command.end_reason)
+
+
+def _for_another_worker(ctx: Context, worker_id: str, verb: str) -> list[Reason]:
+    """R-A1, R-A3: a worker records their own involvement; another worker's is an allocation, a manager's act."""
+    if worker_id == ctx.actor.worker_id or ctx.actor.roles & ALLOCATING_ROLES:
+        return []
+    return [reason("role", f"only a manager may {verb} another worker's relationship", "worker_id")]
+
+
+def ended_worker_relationship(ctx: Context, rel: WorkerRelationship, end: date, end_reason: str | None) -> Decision:
+    ended = replace(rel, end_date=end, end_reason=end_reason, ended_at=ctx.now, ended_by=ctx.actor.worker_id)
+    event = WorkerRelationshipEnded(relationship_id=rel.relationship_id, person_id=rel.person_id,
+                                    worker_id=rel.worker_id, end_date=end, end_reason=end_reason,
+                                    actor=ctx.actor.worker_id)
+    return Decision(events=(event,), worker_relationships=(ended,))
+
+
+def add_org_relationship(ctx: Context, case: Case, command: cmd.AddOrgRelationship) -> Decision:
+    """R-A2: a team's organisational relationship ("Involved Team")."""
+    if any(r.team_id == command.team_id and r.relationship == command.relationship and r.ended_at is None
+           for r in case.org_relationships):
+        check([reason("duplicate", f"the team already has an open {command.relationship!r} relationship",
+                       "team_id")])
+    start = command.start_date or ctx.now.astimezone(LONDON).date()
+    rel = OrgRelationship(next(ctx.ids), case.person_id, command.team_id, command.relationship, start, ctx.now,
+                          ctx.actor.worker_id)
+    event = OrgRelationshipAdded(relationship_id=rel.relationship_id, person_id=case.person_id,
+                                 team_id=command.team_id, relationship=command.relationship, start_date=start,
+                                 actor=ctx.actor.worker_id)
+    return Decision(events=(event,), org_relationships=(rel,))
+
+
+def end_org_relationship(ctx: Context, rel: OrgRelationship, command: cmd.EndOrgRelationship) -> Decision:
+    """R-A2: ended with a date; shown until midnight at the end of that date."""
+    end = command.end_date or ctx.now.astimezone(LONDON).date()
+    reasons = []
+    if rel.ended_at is not None:
+        reasons.append(reason("already_ended", "the relationship has already ended", "relationship_id"))
+    if end < rel.start_date:
+        reasons.append(reason("invalid", "the end date is before the start date", "end_date"))
+    check(reasons)
+    ended = replace(rel, end_date=end, end_reason=command.end_reason, ended_at=ctx.now,
+                    ended_by=ctx.actor.worker_id)
+    event = OrgRelationshipEnded(relationship_id=rel.relationship_id, person_id=rel.person_id, team_id=rel.team_id,
+                                 end_date=end, end_reason=command.end_reason,
+                                 visible_until=org_relationship_visible_until(end), actor=ctx.actor.worker_id)
+    return Decision(events=(event,), org_relationships=(ended,))

@@ -1,0 +1,289 @@
+"""R-T1..R-T7: the Planned Work Tray: placing a case, its RAG rating, reviews, escalation and removal."""
+
+import calendar
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel
+
+from services.allocation.domain.model import (
+    TRAY_ROLES,
+    Case,
+    CaseNote,
+    Context,
+    Decision,
+    Rag,
+    Timer,
+    TrayEntry,
+    check,
+    locality_reasons,
+    reason,
+    team_member_reasons,
+    timer_key,
+)
+from services.allocation.domain.review_trays import remove_from_review_tray
+from shared.actor import Actor
+from shared.commands import allocation as cmd
+from shared.commands.base import Reason
+from shared.events.allocation import (
+    MessageRequested,
+    SafeAndWellCheckRequested,
+    TrayEntryAdded,
+    TrayEntryEscalated,
+    TrayEntryRemoved,
+    TrayEntryReviewed,
+    TrayReviewDue,
+)
+
+WAIT_TARGET_DAYS = 28
+REVIEW_TIMER = "tray-review"
+ESCALATION_TIMER = "tray-escalation"
+# R-T3: support level x risk of harm
+RAG_MATRIX: dict[tuple[str, str], Rag] = {
+    ("none", "high"): "red", ("none", "moderate"): "red", ("none", "low"): "amber",
+    ("moderate", "high"): "red", ("moderate", "moderate"): "amber", ("moderate", "low"): "green",
+    ("full", "high"): "amber", ("full", "moderate"): "green", ("full", "low"): "green",
+}
+PWT_NOTE = "PWT"
+MDD_NOTE = "Management Discussion / Decision"
+
+
+# --- rules of time and rating -----------------------------------------------------------------
+
+
+def rag_rating(support: str, risk: str) -> Rag:
+    """R-T3: the RAG rating from support level x risk of harm."""
+    return RAG_MATRIX[(support, risk)]
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same time `months` calendar months later; the 31st becomes the month's last day."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def next_review_at(rag: Rag, after: datetime) -> datetime:
+    """R-T5: Red at least weekly, Amber fortnightly, Green monthly (one calendar month)."""
+    if rag == "red":
+        return after + timedelta(days=7)
+    if rag == "amber":
+        return after + timedelta(days=14)
+    return add_months(after, 1)
+
+
+def escalation_due_at(placed_at: datetime) -> datetime:
+    """R-T6: a Red case escalates once it has been on the tray for over a month."""
+    return add_months(placed_at, 1)
+
+
+def red_over_a_month(entry: TrayEntry, now: datetime) -> bool:
+    """R-T6: Red and on the tray for more than one calendar month."""
+    return entry.rag == "red" and now > escalation_due_at(entry.placed_at)
+
+
+def escalation_reasons(entry: TrayEntry, now: datetime, *, increased_risk: bool, actor: Actor | None) -> list[str]:
+    """R-T6: why an entry goes to the Strategic Service Manager now (empty: it does not)."""
+    reasons = []
+    if red_over_a_month(entry, now) and not entry.red_escalated:
+        reasons.append("red_over_a_month")
+    if increased_risk and actor is not None and actor.roles & TRAY_ROLES:
+        reasons.append("increased_risk")
+    return reasons
+
+
+def days_waiting(placed_at: datetime, now: datetime) -> int:
+    """R-T7: whole days since the case was placed on the tray."""
+    return max(0, (now - placed_at).days)
+
+
+def past_wait_target(placed_at: datetime, now: datetime) -> bool:
+    """R-T7: nobody should wait more than 28 days for allocation to a named worker."""
+    return days_waiting(placed_at, now) > WAIT_TARGET_DAYS
+
+
+def tray_permission_reasons(actor: Actor, action: str) -> list[Reason]:
+    """R-T1: only a Team Manager or Team Leader places, reviews or removes tray entries."""
+    if actor.roles & TRAY_ROLES:
+        return []
+    return [reason("role", f"only a Team Manager or Team Leader may {action} (R-T1)", "actor.roles")]
+
+
+def tray_eligibility_reasons(case: Case, *, urgent: bool) -> list[Reason]:
+    """R-T2: urgent cases are actioned from Duty, and people not ordinarily resident are not placed."""
+    reasons = []
+    if urgent or case.urgency == "urgent":
+        reasons.append(reason("urgent", "an urgent case is actioned from Duty, not placed on a tray (R-T2)",
+                              "urgent"))
+    if case.ordinarily_resident is False:
+        reasons.append(reason("not_ordinarily_resident",
+                              "the person is not ordinarily resident: another authority is responsible (R-T2)",
+                              "person_id"))
+    return reasons
+
+
+# --- commands and timers ----------------------------------------------------------------------
+
+
+def _timers(entry: TrayEntry) -> tuple[tuple[Timer, ...], tuple[str, ...]]:
+    """The review timer always; the escalation timer only while Red and not yet escalated."""
+    payload = {"entry_id": entry.entry_id, "person_id": entry.person_id}
+    timers = [Timer(timer_key(REVIEW_TIMER, entry.entry_id), entry.next_review_at, payload)]
+    cancelled: list[str] = []
+    if entry.rag == "red" and not entry.red_escalated:
+        timers.append(Timer(timer_key(ESCALATION_TIMER, entry.entry_id), escalation_due_at(entry.placed_at),
+                            payload))
+    else:
+        cancelled.append(timer_key(ESCALATION_TIMER, entry.entry_id))
+    return tuple(timers), tuple(cancelled)
+
+
+def tray_add(ctx: Context, case: Case, command: cmd.AddToTray) -> Decision:
+    """R-T1..R-T4: placed by a TM/TL with rationale, a "PWT" note, RAG, review timers, the person told."""
+    reasons = tray_permission_reasons(ctx.actor, "place a case on a Planned Work Tray")
+    reasons += team_member_reasons(ctx.actor, command.team_id, "place a case on its Planned Work Tray")
+    reasons += tray_eligibility_reasons(case, urgent=command.urgent)
+    reasons += locality_reasons(ctx, command.team_id)
+    if case.open_entry is not None:
+        reasons.append(reason("duplicate", f"the person is already on the tray of team {case.open_entry.team_id}",
+                              "person_id"))
+    check(reasons)
+    rag = rag_rating(command.support, command.risk)
+    entry = TrayEntry(
+        entry_id=next(ctx.ids), person_id=case.person_id, team_id=command.team_id, priority=command.priority,
+        urgent=command.urgent, complexity=command.complexity, support=command.support, risk=command.risk,
+        rag=rag, rationale=command.rationale, placed_at=ctx.now, placed_by=ctx.actor.worker_id,
+        next_review_at=next_review_at(rag, ctx.now),
+    )
+    added = TrayEntryAdded(
+        entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id, priority=command.priority,
+        complexity=command.complexity, support=command.support, risk=command.risk, rag=rag,
+        placed_at=ctx.now, next_review_at=entry.next_review_at, actor=ctx.actor.worker_id)
+    told = MessageRequested(person_id=entry.person_id, team_id=entry.team_id, reason="pwt_added",
+                            channel=ctx.channel, team_contact_number=ctx.team_contact_number,
+                            entry_id=entry.entry_id)
+    note = CaseNote(
+        entry.person_id, PWT_NOTE, MDD_NOTE,
+        f"Placed on the Planned Work Tray of team {entry.team_id}. Rationale: {command.rationale}\n"
+        f"Priority {command.priority}, complexity {command.complexity}, RAG {rag} "
+        f"(support {command.support}, risk of harm {command.risk}). "
+        f"Next review by {entry.next_review_at.date().isoformat()}.",
+        (ctx.actor.worker_id,))
+    timers, cancelled = _timers(entry)
+    decision = Decision(events=(added, told), entry=entry, new_entry=True, case_notes=(note,), timers=timers,
+                        cancelled_timers=cancelled)
+    if case.open_review_entry is not None:  # R-T8: its review is being acted on now
+        decision += remove_from_review_tray(ctx, case.open_review_entry, "placed on the Planned Work Tray")
+    return decision
+
+
+def _open(entry: TrayEntry | None) -> TrayEntry:
+    if entry is None or not entry.is_open:
+        check([reason("not_on_tray", "the entry is no longer on the tray", "entry_id")])
+    assert entry is not None
+    return entry
+
+
+def _version(entry: TrayEntry, expected: int | None) -> list[Reason]:
+    if expected is not None and expected != entry.version:
+        return [reason("conflict", f"the entry is at version {entry.version}, not {expected}", "expected_version")]
+    return []
+
+
+def tray_review(ctx: Context, entry: TrayEntry | None, command: cmd.ReviewTrayEntry) -> Decision:
+    """R-T5, R-T6: a review ("PWT" note, TM/TL notified) may change priority, complexity or RAG."""
+    entry = _open(entry)
+    reasons = (tray_permission_reasons(ctx.actor, "review a tray entry")
+               + team_member_reasons(ctx.actor, entry.team_id, "review or escalate a case on its Planned Work Tray")
+               + _version(entry, command.expected_version))
+    check(reasons)
+    support, risk = command.support or entry.support, command.risk or entry.risk
+    rag = rag_rating(support, risk)
+    reviewed = replace(
+        entry, priority=command.priority or entry.priority, complexity=command.complexity or entry.complexity,
+        support=support, risk=risk, rag=rag, next_review_at=next_review_at(rag, ctx.now), review_overdue=False,
+        reviews=entry.reviews + 1, last_reviewed_at=ctx.now, last_contacted=command.contacted,
+        version=entry.version + 1)
+    event = TrayEntryReviewed(
+        entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id, contacted=command.contacted,
+        priority=reviewed.priority, complexity=reviewed.complexity, support=support, risk=risk, rag=rag,
+        previous_rag=entry.rag, increased_risk=command.increased_risk, next_review_at=reviewed.next_review_at,
+        version=reviewed.version, actor=ctx.actor.worker_id)
+    changes = [f"{what} {old} → {new}" for what, old, new in (
+        ("priority", entry.priority, reviewed.priority), ("complexity", entry.complexity, reviewed.complexity),
+        ("RAG", entry.rag, rag)) if old != new]
+    text = (f"Planned Work Tray review ({'person contacted' if command.contacted else 'person NOT contacted'}). "
+            f"{command.note}\n" + (f"Changed: {', '.join(changes)}. " if changes else "No change to priority, "
+                                   "complexity or RAG. ")
+            + f"Next review by {reviewed.next_review_at.date().isoformat()}.")
+    notify = tuple(sorted({entry.placed_by, ctx.actor.worker_id}))
+    events: list[BaseModel] = [event]
+    if not command.contacted:
+        events.append(SafeAndWellCheckRequested(entry_id=entry.entry_id, person_id=entry.person_id,
+                                                team_id=entry.team_id, actor=ctx.actor.worker_id))
+    decision = Decision(events=tuple(events), entry=reviewed,
+                        case_notes=(CaseNote(entry.person_id, PWT_NOTE, PWT_NOTE, text, notify),))
+    for why in escalation_reasons(reviewed, ctx.now, increased_risk=command.increased_risk, actor=ctx.actor):
+        decision += _escalate(ctx, decision.entry or reviewed, why)  # type: ignore[arg-type]
+    timers, cancelled = _timers(decision.entry or reviewed)
+    return decision + Decision(timers=timers, cancelled_timers=cancelled)
+
+
+def _escalate(ctx: Context, entry: TrayEntry, why: Literal["red_over_a_month", "increased_risk"]) -> Decision:
+    """R-T6: to the Strategic Service Manager, recorded as a Management Discussion / Decision note."""
+    escalated = replace(entry, escalated_at=ctx.now,
+                        red_escalated=entry.red_escalated or why == "red_over_a_month")
+    event = TrayEntryEscalated(entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id,
+                               reason=why, rag=entry.rag, placed_at=entry.placed_at, actor=ctx.actor.worker_id)
+    because = ("a Red case has waited on the Planned Work Tray for over a month"
+               if why == "red_over_a_month" else "a Team Manager / Team Leader flagged increased risk of harm")
+    text = (f"Escalated to the Strategic Service Manager: {because}. On the tray of team {entry.team_id} since "
+            f"{entry.placed_at.date().isoformat()} ({days_waiting(entry.placed_at, ctx.now)} days), RAG {entry.rag}, "
+            f"priority {entry.priority}, complexity {entry.complexity}.")
+    note = CaseNote(entry.person_id, "PWT escalation to Strategic Service Manager", MDD_NOTE, text,
+                    tuple(sorted({entry.placed_by})))
+    return Decision(events=(event,), entry=escalated, case_notes=(note,))
+
+
+def tray_remove(ctx: Context, entry: TrayEntry | None, command: cmd.RemoveFromTray) -> Decision:
+    """A TM/TL takes a case off the tray with a reason; its timers are cancelled."""
+    entry = _open(entry)
+    check(tray_permission_reasons(ctx.actor, "remove a case from a Planned Work Tray")
+           + team_member_reasons(ctx.actor, entry.team_id, "remove a case from its Planned Work Tray")
+           + _version(entry, command.expected_version))
+    return remove_from_tray(ctx, entry, command.reason)
+
+
+def remove_from_tray(ctx: Context, entry: TrayEntry, why: str) -> Decision:
+    removed = replace(entry, removed_at=ctx.now, removed_reason=why, version=entry.version + 1)
+    event = TrayEntryRemoved(entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id, reason=why,
+                             days_waiting=days_waiting(entry.placed_at, ctx.now), actor=ctx.actor.worker_id)
+    return Decision(events=(event,), entry=removed, cancelled_timers=(
+        timer_key(REVIEW_TIMER, entry.entry_id), timer_key(ESCALATION_TIMER, entry.entry_id)))
+
+
+def timer_due(ctx: Context, entry: TrayEntry | None, key: str, due_at: datetime) -> Decision:
+    """A review timer marks the review overdue; an escalation timer escalates a Red entry (R-T5, R-T6).
+
+    A timer that no longer matches the entry (removed, reviewed since, no longer Red) does nothing.
+    """
+    kind, _, _ = key.partition(":")
+    if entry is None or not entry.is_open:
+        return Decision()
+    if kind == REVIEW_TIMER:
+        if entry.review_overdue or due_at != entry.next_review_at:
+            return Decision()
+        overdue = replace(entry, review_overdue=True, version=entry.version + 1)
+        return Decision(events=(TrayReviewDue(entry_id=entry.entry_id, person_id=entry.person_id,
+                                              team_id=entry.team_id, rag=entry.rag, due_at=due_at),),
+                        entry=overdue)
+    if kind == ESCALATION_TIMER:
+        # the timer fires at one month; "over a month" holds by then on the scheduler's clock
+        if entry.rag != "red" or entry.red_escalated or due_at != escalation_due_at(entry.placed_at):
+            return Decision()
+        decision = _escalate(ctx, entry, "red_over_a_month")
+        assert decision.entry is not None
+        return replace(decision, entry=replace(decision.entry, version=entry.version + 1))
+    return Decision()

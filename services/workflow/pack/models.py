@@ -1,0 +1,366 @@
+"""What a workflow-definition pack is: its pydantic models, and the registry of every loaded pack version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints
+from pydantic.types import NonNegativeInt, PositiveInt
+
+Role = Literal[
+    "social_worker",
+    "gso",
+    "senior_officer",
+    "team_manager",
+    "assistant_team_manager",
+    "team_leader",
+    "head_of_service",
+    "business_support",
+    # seed 003 (Child in Need): team-specific roles; a worker also holds the generic
+    # social_worker / team_manager role, which owns fields shared by two teams (R-W6).
+    "response_social_worker",
+    "response_manager",
+    "locality_social_worker",
+    "locality_manager",
+    "lac_social_worker",
+    "lac_manager",
+    "fpt_social_worker",
+    "fpt_manager",
+    "preventative_services_manager",
+    "fyps_worker",
+    # seed 002: the short-term service and interim homecare domiciliary service officer (DSO)
+    "domiciliary_service_officer",
+]
+RuleName = Literal[
+    "case_closure_guard",
+    "two_twr_limit",
+    "cin_45_day_routing",
+    "one_future_work",
+    "carers_checklist",
+    "budget_costs",
+]
+# R-W6: where the system takes a system-generated field's value from.
+#   assignee       the worker the step is assigned to (the social worker's details)
+#   authoriser     the manager of an authorising role who last saved or authorised the step
+#   person_summary name, date of birth, gender and address from the person record
+#   budget_total   the weekly total of the person's latest finished costed support plan (R-K10)
+SystemValue = Literal["assignee", "authoriser", "person_summary", "budget_total"]
+CaseCondition = Literal["case_closure_in_progress", "no_case_closure_in_progress"]
+FieldType = Literal[
+    "text",
+    "textarea",
+    "date",
+    "datetime",
+    "number",
+    "bool",
+    "select",
+    "multiselect",
+    "table",
+    "person_ref",
+]
+Cog = Literal["blue", "yellow"]
+AssigneeKind = Literal["worker", "team", "self", "none"]
+SendImmediately = Literal["allowed", "required", "forbidden"]
+TeamId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+FieldKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+PersonPath = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")]
+Name = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+T = TypeVar("T")
+
+
+class _Frozen(BaseModel):
+    """Base for pack models: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Field(_Frozen):
+    """One form field; a `table` field holds repeating rows described by `columns` (R-W8)."""
+
+    key: FieldKey
+    label: Name
+    type: FieldType
+    mandatory: bool = False
+    cog: Cog | None = None
+    prepopulate_from: PersonPath | None = None
+    owner_role: Role | None = None
+    system_generated: bool = False
+    options: tuple[Name, ...] = ()
+    columns: tuple[Field, ...] = ()
+    once_per: FieldKey | None = None
+    rows_from: FieldKey | None = None
+    system_value: SystemValue | None = None
+
+    def to_contract(self) -> dict[str, Any]:
+        """The field as the step read endpoint shows it."""
+        return {
+            "key": self.key,
+            "label": self.label,
+            "type": self.type,
+            "mandatory": self.mandatory,
+            "cog": self.cog,
+            "owner_role": self.owner_role,
+            "options": list(self.options),
+            "columns": [column.to_contract() for column in self.columns],
+            # beyond the fixed shape, optional: what a form needs to render tables right (R-W6, R-W8)
+            "system_generated": self.system_generated,
+            "once_per": self.once_per,
+            "rows_from": self.rows_from,
+        }
+
+
+class Section(_Frozen):
+    """A numbered form section."""
+
+    number: PositiveInt
+    title: Name
+    read_only: bool = False
+    fields: tuple[Field, ...] = ()
+
+    def to_contract(self) -> dict[str, Any]:
+        """The section as the step read endpoint shows it."""
+        return {
+            "number": self.number,
+            "title": self.title,
+            "read_only": self.read_only,
+            "fields": [field.to_contract() for field in self.fields],
+        }
+
+
+class CarriedSections(_Frozen):
+    """Sections `from_section`..`to_section` of an earlier step type, shown read-only (R-W7)."""
+
+    from_step_type: Name
+    from_section: PositiveInt
+    to_section: PositiveInt
+
+
+class FormDefinition(_Frozen):
+    """An optional form or letter that can be added to a step (R-W9)."""
+
+    name: Name
+    kind: Literal["form", "letter"]
+    sections: tuple[Section, ...] = ()
+
+
+PurchaseOrderKind = Literal[
+    "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
+    "long_term_homecare",
+]
+
+
+class PurchaseOrderDefinition(_Frozen):
+    """R-F1: sending the next action asks for a purchase order (`purchase_order.requested`).
+
+    `kind` unless the action's reason (`by_reason`) or its team (`by_team`) names another; the
+    costs are those of the step's `planned_services` rows whose service is one of `services`
+    (every row when empty), else of the step's own hourly rate and hours fields.
+    """
+
+    kind: PurchaseOrderKind
+    by_reason: dict[Name, PurchaseOrderKind] = {}
+    by_team: dict[TeamId, PurchaseOrderKind] = {}
+    services: tuple[Name, ...] = ()
+
+
+class NextActionDefinition(_Frozen):
+    """A next action a step allows (R-NA2, R-NA4, R-NA5, R-NA6)."""
+
+    action: Name
+    nfa: bool = False
+    target_step_type: Name | None = None
+    assignee_kind: AssigneeKind = "none"
+    default_team: TeamId | None = None
+    send_immediately: SendImmediately = "forbidden"
+    scheduled_offset_days: NonNegativeInt | None = None
+    reasons: tuple[Name, ...] = ()
+    reason_required: bool = False
+    requires_form: Name | None = None
+    added_by_roles: tuple[Role, ...] = ()
+    allowed_when: CaseCondition | None = None
+    sends_to_role: Role | None = None
+    # R-S2 initial review: the scheduled date must fall this many days [min, max] after the
+    # date in `window_from_field` of the adding step (else after today); default: the minimum.
+    scheduled_window_days: tuple[NonNegativeInt, NonNegativeInt] | None = None
+    window_from_field: FieldKey | None = None
+    # R-K4: a date field of the adding step holding the annual review date, used when the
+    # person has no earlier Future Work whose due date can be kept.
+    review_date_field: FieldKey | None = None
+    # R-F1, R-F2: the action asks for a purchase order when it is sent (on finish or at once).
+    purchase_order: PurchaseOrderDefinition | None = None
+
+    def to_contract(self) -> dict[str, Any]:
+        """The action as the step read endpoint shows it; `send_immediately` means allowed."""
+        return {
+            "action": self.action,
+            "nfa": self.nfa,
+            "target_step_type": self.target_step_type,
+            "assignee_kind": self.assignee_kind,
+            "default_team": self.default_team,
+            "send_immediately": self.send_immediately != "forbidden",
+            "scheduled_offset_days": self.scheduled_offset_days,
+            "reasons": list(self.reasons),
+            "reason_required": self.reason_required,
+            "requires_form": self.requires_form,
+        }
+
+
+class Recipient(_Frozen):
+    """Where a request or notification goes by default."""
+
+    kind: Literal["worker", "team", "role"]
+    id: Name
+
+
+class RequestDefinition(_Frozen):
+    """A request (needs a response) or notification (information only) a step can send (R-RQ)."""
+
+    name: Name
+    kind: Literal["request", "notification"]
+    required: bool = False
+    default_to: Recipient | None = None
+    # R-F3: REQUIRED only when this bool field of the step is true (FABO where the person may co-fund).
+    required_when: FieldKey | None = None
+
+    def to_contract(self) -> dict[str, Any]:
+        """The request as the step read endpoint shows it."""
+        default_to = self.default_to.model_dump() if self.default_to else None
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "required": self.required,
+            "default_to": default_to,
+        }
+
+
+class StepDefinition(_Frozen):
+    """A step type: its form, optional forms, next actions, requests, authorisers and code rules."""
+
+    step_type: Name
+    description: Name
+    default_team: TeamId | None = None
+    sections: tuple[Section, ...] = ()
+    carried_sections: tuple[CarriedSections, ...] = ()
+    optional_forms: tuple[FormDefinition, ...] = ()
+    next_actions: tuple[NextActionDefinition, ...] = ()
+    requests: tuple[RequestDefinition, ...] = ()
+    authorisers: tuple[Role, ...] = ()
+    rules: tuple[RuleName, ...] = ()
+    # R-K2: a step of this type is "Future Work": at most one open per person.
+    future_work: bool = False
+    # R-K4: the next Future Work is due this many months after the previous one's due date.
+    review_interval_months: PositiveInt | None = None
+    # R-K6: while open, a renewal falls due every this many days (Professional Support: 28).
+    renewal_days: PositiveInt | None = None
+    # R-K3: a finished step of this type means the person has ongoing services.
+    ongoing_services: bool = False
+    # R-RQ6: the assignee authorises their own step (Review Planning's "green tick").
+    self_authorise: bool = False
+    # R-K5: a finished step of this type is one of the person's reviews, counted in order by
+    # the `two_twr_limit` rule (a review that does not name the rule ends a run of them).
+    review: bool = False
+    # R-K9: a step of this type on a carer's own record is their separate carer's assessment.
+    carers_assessment: bool = False
+    _carried: tuple[Section, ...] = PrivateAttr(default=())
+
+    @property
+    def is_future_work(self) -> bool:
+        """R-K2: Future Work by the pack's flag (or the older `one_future_work` rule)."""
+        return self.future_work or "one_future_work" in self.rules
+
+    @property
+    def form_sections(self) -> tuple[Section, ...]:
+        """The step's own sections and its carried read-only copies, in number order."""
+        return tuple(sorted((*self.sections, *self._carried), key=lambda section: section.number))
+
+    def next_action(self, action: str) -> NextActionDefinition:
+        """The allowed next action of that name."""
+        return _named(self.next_actions, action, lambda item: item.action)
+
+    def request(self, name: str) -> RequestDefinition:
+        """The allowed request or notification of that name."""
+        return _named(self.requests, name, lambda item: item.name)
+
+    def form(self, name: str) -> FormDefinition:
+        """The optional form or letter of that name."""
+        return _named(self.optional_forms, name, lambda item: item.name)
+
+    def field_map(self) -> dict[str, Field]:
+        """Every top-level field of the form, carried ones included, by key."""
+        return {field.key: field for section in self.form_sections for field in section.fields}
+
+    def to_contract(self) -> dict[str, Any]:
+        """The `form`, `next_actions` and `requests` of the step read endpoint (docs/contracts.md)."""
+        return {
+            "form": {"sections": [section.to_contract() for section in self.form_sections]},
+            "next_actions": [action.to_contract() for action in self.next_actions],
+            "requests": [request.to_contract() for request in self.requests],
+        }
+
+
+class Pack(_Frozen):
+    """One versioned workflow pack: its teams and step types."""
+
+    name: FieldKey
+    version: PositiveInt
+    teams: dict[TeamId, Name] = {}
+    steps: tuple[StepDefinition, ...]
+
+
+def _named(items: Iterable[T], name: str, name_of: Callable[[T], str]) -> T:
+    for item in items:
+        if name_of(item) == name:
+            return item
+    raise KeyError(name)
+
+
+class PackRegistry:
+    """Every loaded pack version; a running step keeps the version it started with."""
+
+    def __init__(self, packs: Sequence[Pack], steps: Mapping[str, Mapping[int, StepDefinition]]):
+        self.packs = tuple(packs)
+        self._steps = {step_type: dict(versions) for step_type, versions in steps.items()}
+        self.teams: dict[str, str] = {
+            tid: name for pack in packs for tid, name in pack.teams.items()
+        }
+
+    def step(self, step_type: str, version: int | None = None) -> StepDefinition:
+        """The definition of a step type, at a pack version (the latest by default)."""
+        versions = self._versions(step_type)
+        chosen = self.latest_version(step_type) if version is None else version
+        if chosen not in versions:
+            raise KeyError(f"{step_type!r} has no pack version {chosen}")
+        return versions[chosen]
+
+    def latest_version(self, step_type: str) -> int:
+        """The newest pack version defining the step type."""
+        return max(self._versions(step_type))
+
+    def step_types(self) -> frozenset[str]:
+        """Every step type in any loaded pack."""
+        return frozenset(self._steps)
+
+    def team_name(self, team_id: str) -> str:
+        """The display name of a team id."""
+        return self.teams[team_id]
+
+    def _versions(self, step_type: str) -> dict[int, StepDefinition]:
+        if step_type not in self._steps:
+            raise KeyError(f"unknown step type {step_type!r}")
+        return self._steps[step_type]
+
+
+# The fields (and request) a named rule works on: a step naming the rule must have them.
+CARERS_FIELD, CARERS_TABLE = "has_informal_carers", "carers"
+CARERS_COLUMNS = ("assessment_offered", "offer_accepted", "reason_not_accepted", "assessment_type",
+                  "young_carer", "carer_person_id")
+YOUNG_CARER_REFERRAL = "Referral to Children's and young person's services"
+COSTED = ("hourly_rate", "weekly_cost", "annual_cost")
+
+
+def costed_fields(fields: Iterable[Field]) -> bool:
+    """R-K10: the fields hold an hourly rate, hours and the system-generated costs."""
+    keys = {f.key: f for f in fields}
+    return (all(k in keys for k in COSTED) and bool({"hours_per_week", "weekly_hours"} & set(keys))
+            and keys["weekly_cost"].system_generated and keys["annual_cost"].system_generated)
