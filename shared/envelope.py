@@ -1,13 +1,23 @@
 """The CloudEvents 1.0 envelope (structured JSON) every Tessera message travels in."""
 
 import json
+import math
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from shared.bounds import MAX_ENVELOPE_DEPTH, SaneDatetime, nests_deeper_than
 
 MAX_MESSAGE_BYTES = 1_000_000
+
+
+def _shallow(data: dict[str, Any]) -> dict[str, Any]:
+    if nests_deeper_than(data, MAX_ENVELOPE_DEPTH):
+        raise PydanticCustomError("too_deep", "must nest at most {max_depth} levels", {"max_depth": MAX_ENVELOPE_DEPTH})
+    return data
 
 
 class Envelope(BaseModel):
@@ -19,13 +29,13 @@ class Envelope(BaseModel):
     id: uuid.UUID
     type: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=200)
-    time: AwareDatetime
+    time: SaneDatetime
     subject: str | None = Field(default=None, max_length=200)
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = Field(default=None, max_length=200)
     correlationid: str | None = Field(default=None, max_length=200)
     causationid: str | None = Field(default=None, max_length=200)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -48,7 +58,7 @@ def decode(raw: bytes | None) -> Envelope:
     if b"\x00" in raw or b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL: refuse it whole
         raise Undecodable("contains a NUL character")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a number of 4,300+ digits
         raise Undecodable(f"not JSON: {type(exc).__name__}") from None
     if not isinstance(body, dict):
@@ -57,6 +67,17 @@ def decode(raw: bytes | None) -> Envelope:
         return Envelope.model_validate(body)
     except ValidationError as exc:
         raise Undecodable("not a CloudEvent: " + describe_errors(exc)) from None
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):  # 1e400 reads as infinity: no store or sum can hold it
+        raise ValueError("a number beyond the range of a double")
+    return value
 
 
 def describe_errors(exc: ValidationError) -> str:

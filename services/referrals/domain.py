@@ -165,6 +165,8 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
         return TOO_LONG, f"This text must be at most {ctx['max_length']} characters long."
     if kind == "too_long":
         return TOO_LONG, f"This list must have at most {ctx['max_length']} items."
+    if kind == "out_of_range":
+        return INVALID, f"This must be between {ctx['earliest']} and {ctx['latest']}."
     if kind == "literal_error":
         return NOT_ALLOWED, f"This value is not allowed; expected {ctx['expected']}."
     return INVALID, _invalid_message(kind)
