@@ -1146,7 +1146,8 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
     if not may_work(step, defn, ctx.actor):
         reasons.append(_not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor)
-    reasons += budget_problems(defn, command.values)
+    at_fault = {r.field for r in reasons}
+    reasons += [r for r in budget_problems(defn, command.values) if r.field not in at_fault]
     numbers = {s.number for s in defn.form_sections}
     for number in command.completed_sections or ():
         if number not in numbers:
