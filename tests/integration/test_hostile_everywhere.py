@@ -311,15 +311,21 @@ def _answer(answers: list[Seen]) -> str:
     return "rejected: " + ", ".join(sorted({f"{r['code']}({r.get('field') or '-'})" for r in reasons}))[:300]
 
 
-async def outboxed_dead_letters(db: asyncpg.Pool, services: tuple[str, ...], topic: str, partition: int) -> set[int]:
+async def outboxed_dead_letters(db: asyncpg.Pool, scheduler_dsn: str, topic: str, partition: int) -> set[int]:
     """Offsets of `topic`/`partition` a consumer dead-lettered: in its outbox before it committed past them, so
     once every group is past a message, whether a dead letter of it is on its way is known."""
     offsets: set[int] = set()
-    for service in services:
-        rows = await db.fetch(
-            f"SELECT headers->>'dlq_original_offset' AS o FROM {service}.outbox WHERE topic = $1"
-            " AND headers->>'dlq_original_topic' = $2 AND headers->>'dlq_original_partition' = $3",
-            topics.dlq(topic), topic, str(partition))
+    for service in CONSUMERS[topic]:
+        # the tests' scheduler has a database of its own (conftest's scheduler_dsn)
+        conn = await asyncpg.connect(scheduler_dsn) if service == "scheduler" else db
+        try:
+            rows = await conn.fetch(
+                f"SELECT headers->>'dlq_original_offset' AS o FROM {service}.outbox WHERE topic = $1"
+                " AND headers->>'dlq_original_topic' = $2 AND headers->>'dlq_original_partition' = $3",
+                topics.dlq(topic), topic, str(partition))
+        finally:
+            if conn is not db:
+                await conn.close()
         offsets |= {int(r["o"]) for r in rows}
     return offsets
 
@@ -465,7 +471,7 @@ async def person_id(infra, consumers) -> str:
 
 @pytest.mark.parametrize("topic", list(CONSUMERS))
 async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_goes_on(
-        topic, infra, consumers, person_id, db):
+        topic, infra, consumers, person_id, db, scheduler_dsn):
     seed = int(SEED) if SEED else random.randrange(1_000_000)
     batch = [*hostile_batch(topic, PER_TOPIC, seed), *extra_payloads(EXTRA_FILE, f"hostile-{seed}-extra")]
     partition = random.Random(seed).randrange(4)
@@ -501,7 +507,7 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_go
         # a command with hostile values is answered (command.rejected) or, failing that, dead-lettered: never dropped
         questions = [m for m in batch if m.expect == "answered" and topic in COMMAND_TOPICS]
         files = [m for m in batch if m.expect == "file"]
-        outboxed = await outboxed_dead_letters(db, CONSUMERS[topic], topic, partition)
+        outboxed = await outboxed_dead_letters(db, scheduler_dsn, topic, partition)
 
         def fate(m: Hostile) -> str | None:
             """answered / dead-lettered; on an event topic, every consumer went past it: handled or ignored."""

@@ -84,7 +84,7 @@ def _key(body: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("topic", list(MODELS))
 async def test_generated_messages_are_answered_dead_lettered_or_passed_and_good_traffic_goes_on(
-        topic, infra, consumers, person_id, db):  # noqa: F811 - fixtures
+        topic, infra, consumers, person_id, db, scheduler_dsn):  # noqa: F811 - fixtures
     bodies = draw_batch(MODELS[topic], PER_TOPIC)
     batch = [Hostile(f"{b['type']} #{i}", json.dumps(b, allow_nan=True).encode(), _key(b), "generated",
                      message_id=b["id"]) for i, b in enumerate(bodies)]
@@ -99,7 +99,7 @@ async def test_generated_messages_are_answered_dead_lettered_or_passed_and_good_
         for group in (f"{service}.{topic}" for service in CONSUMERS[topic]):
             await poll_until(lambda g=group: _past(infra.bootstrap, g, tp, goods[-1].offset), 180, f"{group} past")
         await check_good(log, db)
-        outboxed = await outboxed_dead_letters(db, CONSUMERS[topic], topic, partition)
+        outboxed = await outboxed_dead_letters(db, scheduler_dsn, topic, partition)
 
         def fate(m: Hostile) -> str | None:
             if topic in COMMAND_TOPICS and (answers := log.matching(_caused(m.message_id, COMMAND_TOPICS[topic]))):
