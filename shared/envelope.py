@@ -2,15 +2,25 @@
 systems write, also the Kafka binding's binary content mode (docs/cloudevents-binary-mode.md)."""
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from shared.bounds import MAX_ENVELOPE_DEPTH, SaneDatetime, nests_deeper_than
 
 MAX_MESSAGE_BYTES = 1_000_000
+
+
+def _shallow(data: dict[str, Any]) -> dict[str, Any]:
+    if nests_deeper_than(data, MAX_ENVELOPE_DEPTH):
+        raise PydanticCustomError("too_deep", "must nest at most {max_depth} levels", {"max_depth": MAX_ENVELOPE_DEPTH})
+    return data
 
 
 class Envelope(BaseModel):
@@ -22,13 +32,13 @@ class Envelope(BaseModel):
     id: uuid.UUID
     type: str = Field(min_length=1, max_length=200)
     source: str = Field(min_length=1, max_length=200)
-    time: AwareDatetime
+    time: SaneDatetime
     subject: str | None = Field(default=None, max_length=200)
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str | None = Field(default=None, max_length=200)
     correlationid: str | None = Field(default=None, max_length=200)
     causationid: str | None = Field(default=None, max_length=200)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Annotated[dict[str, Any], AfterValidator(_shallow)] = Field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -50,7 +60,7 @@ def decode(raw: bytes | None) -> Envelope:
     if problem:
         raise Undecodable(problem)
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a number of 4,300+ digits
         raise Undecodable(f"not JSON: {type(exc).__name__}") from None
     if not isinstance(body, dict):
@@ -150,7 +160,7 @@ def _binary_data(raw: bytes | None, errors: list[str]) -> dict[str, Any]:
         errors.append(f"value: {problem}")
         return {}
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         errors.append(f"value: not JSON: {type(exc).__name__}")
         return {}
@@ -178,6 +188,16 @@ def _text(value: bytes | None) -> str | None:
     except UnicodeDecodeError:
         return None
 
+
+def _not_json(constant: str) -> float:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):  # 1e400 reads as infinity: no store or sum can hold it
+        raise ValueError("a number beyond the range of a double")
+    return value
 
 
 def describe_errors(exc: ValidationError) -> str:

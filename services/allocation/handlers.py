@@ -71,9 +71,8 @@ async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
         return
     try:
         accepted = ReferralAccepted.model_validate(envelope.data)
-    except ValidationError:
-        metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "ignored").inc()
-        return
+    except ValidationError as exc:  # issue #20: out of bounds or malformed, named field by field
+        raise Undecodable(f"invalid {ReferralAccepted.TYPE}: {describe_errors(exc)}") from None
     resident = envelope.data.get("ordinarily_resident")
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar, get_args
 
-from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from shared.bounds import BirthDate, SaneDatetime
 from shared.commands.base import Reason, Refused
 from shared.events.referrals import (
     Category,
@@ -61,8 +62,9 @@ FIRST_STEPS: Mapping[tuple[str, str], str] = {
 _T = TypeVar("_T")
 
 _DIGITS = frozenset("0123456789")
-_DATE: TypeAdapter[date] = TypeAdapter(date)
-_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+# the rules read only what the schema accepts: a date out of bounds is reported once, by the schema
+_DATE: TypeAdapter[date] = TypeAdapter(BirthDate)
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(SaneDatetime)
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 
 
@@ -165,6 +167,8 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
         return TOO_LONG, f"This text must be at most {ctx['max_length']} characters long."
     if kind == "too_long":
         return TOO_LONG, f"This list must have at most {ctx['max_length']} items."
+    if kind == "out_of_range":
+        return INVALID, f"This must be between {ctx['earliest']} and {ctx['latest']}."
     if kind == "literal_error":
         return NOT_ALLOWED, f"This value is not allowed; expected {ctx['expected']}."
     return INVALID, _invalid_message(kind)

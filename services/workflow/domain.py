@@ -22,6 +22,7 @@ from services.workflow.pack import (
     StepDefinition,
     costed_fields,
 )
+from shared import bounds
 from shared.actor import Actor
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, Refused
@@ -513,6 +514,24 @@ def _date_ok(value: Any, kind: type[date]) -> bool:
     return True
 
 
+def _number_problem(value: Any) -> str | None:
+    number = purchasing.as_decimal(value)
+    return "must be a number" if number is None else bounds.number_problem(number)
+
+
+def _date_problem(value: Any) -> str | None:
+    if not _date_ok(value, date):
+        return "must be a date (YYYY-MM-DD)"
+    return bounds.date_problem(date.fromisoformat(value))
+
+
+def _datetime_problem(value: Any) -> str | None:
+    """Issue #20: a date and time without an offset is Europe/London wall time; one in a DST gap never was."""
+    if not _date_ok(value, datetime):
+        return "must be a date and time (ISO 8601)"
+    return bounds.local_time_problem(datetime.fromisoformat(value))
+
+
 def value_problem(f: Field, value: Any) -> str | None:
     """Why a value does not fit its field, or None; null always clears a field."""
     if value is None:
@@ -521,13 +540,13 @@ def value_problem(f: Field, value: Any) -> str | None:
         case "text" | "textarea" | "person_ref":
             return None if isinstance(value, str) else "must be text"
         case "number":  # a decimal string ("16.05") keeps pence exact (R-K10)
-            return None if purchasing.as_decimal(value) is not None else "must be a number"
+            return _number_problem(value)
         case "bool":
             return None if isinstance(value, bool) else "must be true or false"
         case "date":
-            return None if _date_ok(value, date) else "must be a date (YYYY-MM-DD)"
+            return _date_problem(value)
         case "datetime":
-            return None if _date_ok(value, datetime) else "must be a date and time (ISO 8601)"
+            return _datetime_problem(value)
         case "select":
             return None if value in f.options else f"must be one of {list(f.options)}"
         case "multiselect":
@@ -659,18 +678,34 @@ def _costed_tables(defn: StepDefinition) -> list[Field]:
             if f.type == "table" and costed_fields(f.columns)]
 
 
+# R-K10 inputs and their sensible ranges (issue #20: 1e308 hours is not a care package)
+_COST_INPUT_LIMITS = (
+    ("respite_weeks", purchasing.WEEKS_IN_YEAR, "weeks of respite must be between 0 and 52 (R-K10)"),
+    ("hours_per_week", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
+    ("weekly_hours", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
+    ("hourly_rate", bounds.MAX_HOURLY_RATE, "an hourly rate must be between 0 and 10,000 (R-K10)"),
+)
+
+
 def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Reason]:
-    """R-K10: respite weeks are taken out of 52, so they must be between 0 and 52."""
+    """R-K10: respite weeks are taken out of 52, so between 0 and 52; hours a week and rates in sensible ranges."""
     if BUDGET_RULE not in defn.rules:
         return []
-    reasons: list[Reason] = []
+    reasons = _cost_input_problems(values, "")
     for table in _costed_tables(defn):
         rows = values.get(table.key)
         for index, row in enumerate(rows if isinstance(rows, list) else []):
-            respite = purchasing.as_decimal(row.get("respite_weeks")) if isinstance(row, Mapping) else None
-            if respite is not None and not 0 <= respite <= purchasing.WEEKS_IN_YEAR:
-                reasons.append(reason("invalid_value", "weeks of respite must be between 0 and 52 (R-K10)",
-                                      field=f"{table.key}[{index}].respite_weeks"))
+            if isinstance(row, Mapping):
+                reasons += _cost_input_problems(row, f"{table.key}[{index}].")
+    return reasons
+
+
+def _cost_input_problems(line: Mapping[str, Any], prefix: str) -> list[Reason]:
+    reasons = []
+    for key, most, message in _COST_INPUT_LIMITS:
+        number = purchasing.as_decimal(line.get(key))
+        if number is not None and not 0 <= number <= most:
+            reasons.append(reason("invalid_value", message, field=f"{prefix}{key}"))
     return reasons
 
 
@@ -1111,7 +1146,8 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
     if not may_work(step, defn, ctx.actor):
         reasons.append(_not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor)
-    reasons += budget_problems(defn, command.values)
+    at_fault = {r.field for r in reasons}
+    reasons += [r for r in budget_problems(defn, command.values) if r.field not in at_fault]
     numbers = {s.number for s in defn.form_sections}
     for number in command.completed_sections or ():
         if number not in numbers:

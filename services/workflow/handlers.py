@@ -47,7 +47,10 @@ async def on_referral_event(
     envelope = decode(msg.body)
     if envelope.type != ReferralAccepted.TYPE:
         return
-    accepted = ReferralAccepted.model_validate(envelope.data)
+    try:
+        accepted = ReferralAccepted.model_validate(envelope.data)
+    except ValidationError as exc:  # issue #20: out of bounds or malformed, named field by field
+        raise Undecodable(f"invalid {ReferralAccepted.TYPE}: {describe_errors(exc)}") from None
     person = await people.record(accepted.person_id)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):

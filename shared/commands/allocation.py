@@ -1,11 +1,11 @@
 """Commands of `allocation.commands`, with exactly the arguments of docs/contracts.md "Commands"."""
 
 import uuid
-from datetime import date
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field
 
+from shared.bounds import HistoryDate, SaneDate
 from shared.commands.base import Actor, Command, Id, Target
 from shared.commands.workflow import Name, Text
 
@@ -34,7 +34,7 @@ class AddWorkerRelationship(_Command):
     person_id: uuid.UUID
     worker_id: Id
     relationship: Name = "Involved Worker"
-    start_date: date | None = None
+    start_date: HistoryDate | None = None
 
 
 class AddOrgRelationship(_Command):
@@ -44,7 +44,7 @@ class AddOrgRelationship(_Command):
     person_id: uuid.UUID
     team_id: Id
     relationship: Name = "Involved Team"
-    start_date: date | None = None
+    start_date: HistoryDate | None = None
 
 
 class EndWorkerRelationship(_Command):
@@ -52,7 +52,7 @@ class EndWorkerRelationship(_Command):
 
     TYPE: ClassVar[str] = "worker_relationship.end"
     relationship_id: uuid.UUID
-    end_date: date | None = None
+    end_date: HistoryDate | None = None
     end_reason: Text | None = None
 
 
@@ -61,7 +61,7 @@ class EndOrgRelationship(_Command):
 
     TYPE: ClassVar[str] = "org_relationship.end"
     relationship_id: uuid.UUID
-    end_date: date | None = None
+    end_date: HistoryDate | None = None
     end_reason: Text | None = None
 
 
@@ -125,7 +125,7 @@ class AddToReviewTray(_Command):
     TYPE: ClassVar[str] = "review_tray.add"
     person_id: uuid.UUID
     team_id: Id
-    review_due: date
+    review_due: SaneDate
     reason: Text
 
 

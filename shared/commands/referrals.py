@@ -1,11 +1,11 @@
 """Commands of `referrals.commands`: person records, relationships and case notes (R-P1..R-P3)."""
 
 import uuid
-from datetime import date
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.bounds import BirthDate, HistoryDate
 from shared.commands.base import Command
 from shared.events.referrals import (
     Address,
@@ -27,7 +27,7 @@ class FinancialAssessment(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     weekly_contribution: Annotated[str, StringConstraints(pattern=r"^\d{1,5}(\.\d{1,2})?$")]
-    assessed_on: date | None = None
+    assessed_on: HistoryDate | None = None
 
 
 class GeneralPractitioner(BaseModel):
@@ -55,8 +55,8 @@ class PersonChanges(BaseModel):
 
     first_name: Name | None = None
     last_name: Name | None = None
-    date_of_birth: date | None = None
-    date_of_death: date | None = None
+    date_of_birth: BirthDate | None = None
+    date_of_death: HistoryDate | None = None
     gender: OptionalShortText = None
     address: Address | None = None
     phone: OptionalPhone = None
@@ -102,7 +102,7 @@ class AddPersonRelationship(PersonCommand):
     other_person_id: uuid.UUID
     relationship: Label
     is_main_carer: bool = False
-    start_date: date
+    start_date: HistoryDate
 
 
 class EndPersonRelationship(PersonCommand):
@@ -110,7 +110,7 @@ class EndPersonRelationship(PersonCommand):
 
     TYPE: ClassVar[str] = "person_relationship.end"
     relationship_id: uuid.UUID
-    end_date: date
+    end_date: HistoryDate
     end_reason: Label
 
 

@@ -1,17 +1,18 @@
 """Commands of `workflow.commands`, with exactly the arguments of docs/contracts.md "Commands"."""
 
 import uuid
-from datetime import date
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
+from shared.bounds import BoundedJson, HistoryDate, SaneDate
 from shared.commands.base import Command, Target
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Priority = Literal["normal", "high", "urgent"]
+Section = Annotated[int, Field(ge=0, le=1000)]
 
 
 class _StepCommand(Command):
@@ -62,8 +63,8 @@ class SaveStep(_StepCommand):
     """Save form values, partial allowed; a table is a list of row objects (R-W4, R-W8)."""
 
     TYPE: ClassVar[str] = "step.save"
-    values: dict[str, Any] = Field(default_factory=dict)
-    completed_sections: list[int] | None = None
+    values: BoundedJson = Field(default_factory=dict)
+    completed_sections: list[Section] | None = Field(default=None, max_length=100)
 
 
 class AddForm(_StepCommand):
@@ -80,7 +81,7 @@ class AddNextAction(_StepCommand):
     action: Name
     assignee: Target | None = None
     send_immediately: bool = False
-    scheduled_date: date | None = None
+    scheduled_date: SaneDate | None = None
     reason: Name | None = None
     note: Text | None = None
     priority: Priority = "normal"
@@ -130,7 +131,7 @@ class RescheduleStep(_StepCommand):
     """Give Future Work another due date; due today or earlier makes it incoming now (R-S1)."""
 
     TYPE: ClassVar[str] = "step.reschedule"
-    due_date: date
+    due_date: SaneDate
     note: Text | None = None
 
 
@@ -146,7 +147,7 @@ class RecordDeath(Command):
 
     TYPE: ClassVar[str] = "person.record_death"
     person_id: uuid.UUID
-    date_of_death: date
+    date_of_death: HistoryDate
 
 
 COMMANDS: dict[str, type[Command]] = {

@@ -1,9 +1,10 @@
 """Events the brokerage system publishes on brokerage.events; the workflow service consumes them (R-F2)."""
 
-from datetime import date
 from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from shared.bounds import SaneDate
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -19,7 +20,7 @@ class ProviderOffered(_Event):
     TYPE: ClassVar[str] = "provider.offered"
     po_request_id: Text
     provider: Text
-    start_date: date | None = None
+    start_date: SaneDate | None = None
 
 
 class ProviderConfirmed(_Event):
@@ -32,4 +33,4 @@ class ProviderConfirmed(_Event):
     TYPE: ClassVar[str] = "provider.confirmed"
     po_request_id: Text
     provider: Text
-    start_date: date
+    start_date: SaneDate

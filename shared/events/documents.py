@@ -4,6 +4,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.bounds import Count, IdText, NameText
+
 
 class _Event(BaseModel):
     # Consumers ignore fields they do not know: the producer may add optional ones.
@@ -18,12 +20,12 @@ class DocumentRendered(_Event):
     """
 
     TYPE: ClassVar[str] = "document.rendered"
-    document_id: str
-    person_id: str
-    step_id: str | None = None
-    step_type: str | None = None
+    document_id: IdText
+    person_id: IdText
+    step_id: IdText | None = None
+    step_type: NameText | None = None
     kind: Literal["form", "letter"] = "form"
-    message_id: str | None = None
+    message_id: IdText | None = None
 
 
 class DocumentAttached(_Event):
@@ -33,11 +35,11 @@ class DocumentAttached(_Event):
     """
 
     TYPE: ClassVar[str] = "document.attached"
-    document_id: str
-    person_id: str
-    step_id: str | None = None
-    document_type: str
+    document_id: IdText
+    person_id: IdText
+    step_id: IdText | None = None
+    document_type: NameText
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    content_type: str
-    size: int = Field(ge=1)
-    actor: str | None = None  # the worker who uploaded it (absent from older producers); audited as theirs
+    content_type: NameText
+    size: Count = Field(ge=1)
+    actor: IdText | None = None  # the worker who uploaded it (absent from older producers); audited as theirs

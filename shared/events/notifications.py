@@ -1,9 +1,10 @@
 """Events the notifications service publishes on notifications.events: ids, kinds and channels only."""
 
-from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from shared.bounds import Count, FreeText, IdText, NameText, SaneDatetime
 
 Channel = Literal["email", "sms", "letter"]
 Addressee = Literal["person", "referrer"]
@@ -18,49 +19,49 @@ class Recipient(_Event):
     """The worker or team whose inbox holds an item."""
 
     kind: Literal["worker", "team"]
-    id: str
+    id: IdText
 
 
 class NotificationDelivered(_Event):
     """A request or notification is in its recipient's inbox (R-RQ1); one per item, however often delivered."""
 
     TYPE: ClassVar[str] = "notification.delivered"
-    request_id: str
+    request_id: IdText
     kind: Literal["request", "notification"]
     recipient: Recipient
-    step_id: str
-    person_id: str
-    due_at: datetime | None = None
+    step_id: IdText
+    person_id: IdText
+    due_at: SaneDatetime | None = None
 
 
 class RequestReminder(_Event):
     """An open request passed its due date without being completed: its recipient is reminded once (R-S2)."""
 
     TYPE: ClassVar[str] = "request.reminder"
-    request_id: str
+    request_id: IdText
     recipient: Recipient
-    step_id: str
-    person_id: str
-    due_at: datetime
-    sent_at: datetime
+    step_id: IdText
+    person_id: IdText
+    due_at: SaneDatetime
+    sent_at: SaneDatetime
 
 
 class MessageSent(_Event):
     """A message about a person left for them or their referrer (email or SMS), or a letter was queued (R-T4)."""
 
     TYPE: ClassVar[str] = "message.sent"
-    message_id: str
-    person_id: str
+    message_id: IdText
+    person_id: IdText
     recipient: Addressee = "person"
     channel: Channel
     status: Literal["sent", "queued_for_print"]
-    reason: str
-    team_id: str | None = None
-    template: str
-    attempts: int
+    reason: FreeText
+    team_id: IdText | None = None
+    template: NameText
+    attempts: Count
     # what a letter says about the team (R-T4): not personal data; absent from older producers
-    team_name: str | None = None
-    team_number: str | None = None
+    team_name: IdText | None = None
+    team_number: IdText | None = None
 
 
 class MessageFailed(_Event):
@@ -68,11 +69,11 @@ class MessageFailed(_Event):
     the address (R-T4)."""
 
     TYPE: ClassVar[str] = "message.failed"
-    message_id: str
-    person_id: str
+    message_id: IdText
+    person_id: IdText
     recipient: Addressee = "person"
     channel: Channel | None
-    reason: str
-    team_id: str | None = None
-    error_code: str
-    attempts: int
+    reason: FreeText
+    team_id: IdText | None = None
+    error_code: IdText
+    attempts: Count

@@ -1,16 +1,18 @@
 """Events the workflow service publishes on purchasing.orders (docs/contracts.md "Purchase orders")."""
 
-from datetime import date
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.bounds import BoundedJson, FreeText, HistoryDate, IdText
 
 PurchaseOrderKind = Literal[
     "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
     "long_term_homecare",
 ]
-# An amount or quantity as a decimal string, pence exact for money ("7752.38"), never a float.
-DecimalString = Annotated[str, StringConstraints(pattern=r"^-?\d+(\.\d+)?$")]
+# An amount or quantity as a decimal string, pence exact for money ("7752.38"), never a float; 24 digits hold
+# any cost of the bounded hours and rates of a form (shared/bounds.py), 6 places any recorded fraction.
+DecimalString = Annotated[str, StringConstraints(pattern=r"^-?\d{1,24}(\.\d{1,6})?$")]
 
 
 class _Event(BaseModel):
@@ -27,34 +29,34 @@ class PurchaseOrderRequested(_Event):
     """
 
     TYPE: ClassVar[str] = "purchase_order.requested"
-    po_request_id: str
-    person_id: str
-    step_id: str
+    po_request_id: IdText
+    person_id: IdText
+    step_id: IdText
     kind: PurchaseOrderKind
-    service_description: str
-    provider: str | None = None
-    start_date: date | None = None
+    service_description: FreeText
+    provider: FreeText | None = None
+    start_date: HistoryDate | None = None
     weekly_hours: DecimalString | None = None
     hourly_rate: DecimalString | None = None
     weeks_per_year: DecimalString | None = None
     weekly_cost: DecimalString | None = None
     annual_cost: DecimalString | None = None
-    requested_by: str
-    note: str = ""
+    requested_by: IdText
+    note: FreeText = ""
 
 
 class PurchaseOrderAmended(_Event):
     """A requested purchase order changed: its id and only what changed."""
 
     TYPE: ClassVar[str] = "purchase_order.amended"
-    po_request_id: str
-    changes: dict[str, Any] = Field(default_factory=dict)
+    po_request_id: IdText
+    changes: BoundedJson = Field(default_factory=dict)
 
 
 class PurchaseOrderEndRequested(_Event):
     """A purchase order is to end on `end_date` (R-F2: the interim homecare PO when the PVI one starts)."""
 
     TYPE: ClassVar[str] = "purchase_order.end_requested"
-    po_request_id: str
-    end_date: date
-    reason: str
+    po_request_id: IdText
+    end_date: HistoryDate
+    reason: FreeText

@@ -1,12 +1,10 @@
 """Messages of the referrals service: referral intake (`referral.received`) and its outcomes."""
 
 import unicodedata
-from datetime import date
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,6 +15,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from shared.bounds import BirthDate, HistoryDate, IdText, Items, NameText, SaneDatetime, Version
+from shared.bounds import FreeText as BoundedFreeText
 from shared.envelope import Envelope
 
 Service = Literal["adults", "children"]
@@ -128,7 +128,7 @@ class PersonDetails(_Message):
     local_id: OptionalIdentifier = None
     first_name: Name
     last_name: Name
-    date_of_birth: date
+    date_of_birth: BirthDate
     gender: OptionalShortText = None
     address: Address | None = None
     phone: OptionalPhone = None
@@ -154,7 +154,7 @@ class ReferralReceived(_Message):
     VERSION: ClassVar[int] = 1
 
     referral_id: Identifier
-    received_at: AwareDatetime
+    received_at: SaneDatetime
     service: Service
     category: Category
     urgency: Urgency = "normal"
@@ -171,9 +171,9 @@ class FieldError(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    field: str
-    code: str
-    message: str
+    field: IdText
+    code: IdText
+    message: BoundedFreeText
 
 
 class ReferralAccepted(BaseModel):
@@ -184,15 +184,15 @@ class ReferralAccepted(BaseModel):
     TYPE: ClassVar[str] = "referral.accepted"
     VERSION: ClassVar[int] = 1
 
-    referral_id: str
-    person_id: str
+    referral_id: IdText
+    person_id: IdText
     matched: bool
-    workflow_id: str
-    first_step_type: str
+    workflow_id: IdText
+    first_step_type: NameText
     service: Service | None = None
     category: Category | None = None
     urgency: Urgency = "normal"
-    cared_for_person_id: str | None = None
+    cared_for_person_id: IdText | None = None
     ordinarily_resident: bool = True
 
 
@@ -242,7 +242,7 @@ class ReferralRejected(BaseModel):
     TYPE: ClassVar[str] = "referral.rejected"
     VERSION: ClassVar[int] = 1
 
-    referral_id: str | None
+    referral_id: IdText | None
     errors: list[FieldError]
 
 
@@ -253,8 +253,8 @@ class PersonCreated(BaseModel):
     TYPE: ClassVar[str] = "person.created"
     VERSION: ClassVar[int] = 1
 
-    person_id: str
-    source_referral_id: str
+    person_id: IdText
+    source_referral_id: IdText
 
 
 class PersonRelationshipAdded(BaseModel):
@@ -264,13 +264,13 @@ class PersonRelationshipAdded(BaseModel):
     TYPE: ClassVar[str] = "person_relationship.added"
     VERSION: ClassVar[int] = 1
 
-    relationship_id: str
-    person_id: str
-    other_person_id: str
-    relationship: str
+    relationship_id: IdText
+    person_id: IdText
+    other_person_id: IdText
+    relationship: NameText
     is_main_carer: bool = False
-    start_date: date
-    actor: str
+    start_date: HistoryDate
+    actor: IdText
 
 
 class PersonUpdated(BaseModel):
@@ -280,10 +280,10 @@ class PersonUpdated(BaseModel):
     TYPE: ClassVar[str] = "person.updated"
     VERSION: ClassVar[int] = 1
 
-    person_id: str
-    fields: list[str]
-    version: int
-    actor: str
+    person_id: IdText
+    fields: Items(IdText)
+    version: Version
+    actor: IdText
 
 
 class PersonRelationshipEnded(BaseModel):
@@ -293,11 +293,11 @@ class PersonRelationshipEnded(BaseModel):
     TYPE: ClassVar[str] = "person_relationship.ended"
     VERSION: ClassVar[int] = 1
 
-    relationship_id: str
-    person_id: str
-    other_person_id: str
-    end_date: date
-    actor: str
+    relationship_id: IdText
+    person_id: IdText
+    other_person_id: IdText
+    end_date: HistoryDate
+    actor: IdText
 
 
 class CaseNoteAdded(BaseModel):
@@ -307,9 +307,9 @@ class CaseNoteAdded(BaseModel):
     TYPE: ClassVar[str] = "case_note.added"
     VERSION: ClassVar[int] = 1
 
-    note_id: str
-    person_id: str
-    title: str
-    type: str
-    author: str
-    notify_worker_ids: list[str]
+    note_id: IdText
+    person_id: IdText
+    title: NameText
+    type: NameText
+    author: IdText
+    notify_worker_ids: Items(IdText)

@@ -20,8 +20,14 @@ Default: about 20 messages a topic. FAULTS_FULL=1 (`make faults`): 1,000 a topic
 For an independent check with other payloads: HOSTILE_SEED picks the junk, keys and partition
 (printed with each topic's result; random by default), HOSTILE_PER_TOPIC the batch size, and
 HOSTILE_FILE names a file of extra payloads, one a line (`b64:` + base64 for raw bytes, else the
-line's UTF-8), sent on every topic: each must be dead-lettered, ignored or answered, never a crash
-or a stall, and the good message after them must still get its normal outcome.
+line's UTF-8), sent on every topic; without it, tests/hostile/payloads.jsonl is (issue #20: year-1 and
+year-9999 dates, NaN, 1e308, 100 kB strings, deep nesting, DST-gap times, a well-formed envelope of
+every command type). Each payload is classified on every topic and checked: on a command topic it is
+answered (its events, or `command.rejected` with reasons) or dead-lettered; on an event topic it is
+dead-lettered or handled/ignored; every dead letter carries a reason that echoes none of the payload's
+values. A payload that is a well-formed envelope gets a fresh id on each topic (its UUID replaced
+wherever it occurs), so that a service's inbox, which remembers ids across its topics, does not
+take it for a redelivery. The good message after them must still get its normal outcome.
 """
 
 import asyncio
@@ -30,6 +36,7 @@ import json
 import os
 import random
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,7 +58,8 @@ from tests.workflow_harness import SCREENING
 FAULTS_FULL = os.environ.get("FAULTS_FULL") == "1"
 PER_TOPIC = int(os.environ.get("HOSTILE_PER_TOPIC", 1000 if FAULTS_FULL else 20))
 SEED = os.environ.get("HOSTILE_SEED")
-EXTRA_FILE = os.environ.get("HOSTILE_FILE")
+SAMPLE_FILE = Path(__file__).parent.parent / "hostile" / "payloads.jsonl"
+EXTRA_FILE = os.environ.get("HOSTILE_FILE") or str(SAMPLE_FILE)
 pytestmark = [pytest.mark.faults] if FAULTS_FULL else []
 
 # topic -> the services consuming it (their consumer group is "<service>.<topic>")
@@ -141,6 +149,10 @@ def _undecodable(rng: random.Random, key: str, big: bool) -> list[Hostile]:
         # PostgreSQL text cannot hold NUL: such a message can never be stored, whatever its type
         Hostile("NUL in a well-formed envelope", dump(_envelope(subject="a\x00b")).encode(), key, "dlq"),
         Hostile("template as the time", dump(_envelope(time="{{7*7}}")).encode(), key, "dlq"),
+        # issue #20: bounds every consumer relies on, whatever the type
+        Hostile("time in year 1", dump(_envelope(time="0001-01-01T00:00:00Z")).encode(), key, "dlq"),
+        Hostile("NaN in data", dump(_envelope(data={"n": float("nan")})).encode(), key, "dlq"),
+        Hostile("data nested 40 deep", dump(_envelope(data=_nested(40))).encode(), key, "dlq"),
         Hostile("no key, not json", b"\x00\x01\x02" + junk.encode(), None, "dlq"),
         Hostile("forged dlq headers", b"nope", key, "dlq",
                 headers=[("dlq_error", b"forged"), ("dlq_original_offset", b"-5"), ("dlq_service", b"forged")]),
@@ -163,7 +175,7 @@ def _kept(rng: random.Random, topic: str, key: str) -> list[Hostile]:
             type="x.sql", subject="'; DROP TABLE outbox; --", data={"q": "{{7*7}} ${x} '; DELETE FROM inbox; --"})),
         ("spoofed source, unknown type", _envelope(type="referral.exploded", source="tessera/referrals")),
         ("huge numbers and nesting in data", _envelope(type="x.big", data={"n": 10**300, "f": 1e308,
-                                                                           "deep": _nested(150)})),
+                                                                           "deep": _nested(30)})),
     ]
     messages = [Hostile(name, json.dumps(e).encode(), key, "kept", message_id=e["id"]) for name, e in envelopes]
     e = _envelope(type="x.keyless")
@@ -211,13 +223,49 @@ def hostile_batch(topic: str, n: int, seed: int) -> list[Hostile]:
     return out if round_ == 1 else out[:n]
 
 
-def extra_payloads(path: str | None, key: str) -> list[Hostile]:
-    """A reviewer's own payloads (HOSTILE_FILE): any fate but a crash or a stall."""
-    if not path:
-        return []
+def extra_payloads(path: str, key: str) -> list[Hostile]:
+    """A file's payloads (HOSTILE_FILE, else the sample): classified and checked on every topic."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    values = [base64.b64decode(line[4:]) if line.startswith("b64:") else line.encode() for line in lines if line]
-    return [Hostile(f"{path} line {i + 1}", value, key, "answered") for i, value in enumerate(values)]
+    payloads = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        value = base64.b64decode(line[4:]) if line.startswith("b64:") else line.encode()
+        value, message_id = _fresh_id(value)
+        payloads.append(Hostile(f"{Path(path).name} line {number}", value, key, "file", message_id=message_id))
+    return payloads
+
+
+def _fresh_id(value: bytes) -> tuple[bytes, str | None]:
+    """A well-formed envelope's bytes with a new UUID for its id (wherever it occurs), and that id."""
+    try:
+        body = json.loads(value)
+        old = str(uuid.UUID(body["id"])) if isinstance(body, dict) and isinstance(body.get("id"), str) else None
+    except (ValueError, RecursionError):
+        return value, None
+    if old is None or body["id"] != old:
+        return value, None
+    new = str(uuid.uuid4())
+    return value.replace(old.encode(), new.encode()), new
+
+
+def _data_strings(value: bytes) -> set[str]:
+    """The longer string values in a payload's `data`: a dead letter's reason must echo none of them."""
+    try:
+        body = json.loads(value)
+    except (ValueError, RecursionError):
+        return set()
+    found: set[str] = set()
+    stack = [body.get("data")] if isinstance(body, dict) else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack += node.values()
+        elif isinstance(node, list):
+            stack += node
+        elif isinstance(node, str) and len(node) >= 12:
+            found.add(node)
+    return found
 
 
 async def publish_to(bootstrap: str, topic: str, partition: int, messages: list[Hostile]) -> None:
@@ -251,6 +299,35 @@ Check = Callable[[EventLog, asyncpg.Pool], Awaitable[None]]
 
 def _caused(message_id: str, topic: str, kinds: set[str] | None = None) -> Callable[[Seen], bool]:
     return lambda s: s.topic == topic and s.caused_by(message_id) and (kinds is None or s.type in kinds)
+
+
+def _answer(answers: list[Seen]) -> str:
+    """A command's outcome: its events, or `command.rejected` whose every reason has a code and a message."""
+    rejected = [s for s in answers if s.type == "command.rejected"]
+    if not rejected:
+        return "handled: " + ", ".join(sorted({s.type for s in answers}))
+    reasons = rejected[0].data.get("reasons") or []
+    assert reasons and all(r.get("code") and r.get("message") for r in reasons), "a rejection without reasons"
+    return "rejected: " + ", ".join(sorted({f"{r['code']}({r.get('field') or '-'})" for r in reasons}))[:300]
+
+
+async def outboxed_dead_letters(db: asyncpg.Pool, scheduler_dsn: str, topic: str, partition: int) -> set[int]:
+    """Offsets of `topic`/`partition` a consumer dead-lettered: in its outbox before it committed past them, so
+    once every group is past a message, whether a dead letter of it is on its way is known."""
+    offsets: set[int] = set()
+    for service in CONSUMERS[topic]:
+        # the tests' scheduler has a database of its own (conftest's scheduler_dsn)
+        conn = await asyncpg.connect(scheduler_dsn) if service == "scheduler" else db
+        try:
+            rows = await conn.fetch(
+                f"SELECT headers->>'dlq_original_offset' AS o FROM {service}.outbox WHERE topic = $1"
+                " AND headers->>'dlq_original_topic' = $2 AND headers->>'dlq_original_partition' = $3",
+                topics.dlq(topic), topic, str(partition))
+        finally:
+            if conn is not db:
+                await conn.close()
+        offsets |= {int(r["o"]) for r in rows}
+    return offsets
 
 
 async def _in_inbox(db: asyncpg.Pool, service: str, message_id: str) -> None:
@@ -394,7 +471,7 @@ async def person_id(infra, consumers) -> str:
 
 @pytest.mark.parametrize("topic", list(CONSUMERS))
 async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_goes_on(
-        topic, infra, consumers, person_id, db):
+        topic, infra, consumers, person_id, db, scheduler_dsn):
     seed = int(SEED) if SEED else random.randrange(1_000_000)
     batch = [*hostile_batch(topic, PER_TOPIC, seed), *extra_payloads(EXTRA_FILE, f"hostile-{seed}-extra")]
     partition = random.Random(seed).randrange(4)
@@ -429,20 +506,27 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_go
             raise AssertionError(f"not dead-lettered: {missing}") from None
         # a command with hostile values is answered (command.rejected) or, failing that, dead-lettered: never dropped
         questions = [m for m in batch if m.expect == "answered" and topic in COMMAND_TOPICS]
+        files = [m for m in batch if m.expect == "file"]
+        outboxed = await outboxed_dead_letters(db, scheduler_dsn, topic, partition)
 
         def fate(m: Hostile) -> str | None:
-            assert m.message_id is not None
-            if log.matching(_caused(m.message_id, COMMAND_TOPICS[topic])):
-                return "answered"
+            """answered / dead-lettered; on an event topic, every consumer went past it: handled or ignored."""
+            answers = log.matching(_caused(m.message_id, COMMAND_TOPICS[topic])) \
+                if m.message_id is not None and topic in COMMAND_TOPICS else []
+            if answers:
+                return _answer(answers)
             reasons = [s.headers["dlq_error"] for s in dead() if int(s.headers["dlq_original_offset"]) == m.offset]
-            return f"dead-lettered: {reasons[0]}" if reasons else None
+            if reasons:
+                return f"dead-lettered: {reasons[0]}"
+            return None if topic in COMMAND_TOPICS or m.offset in outboxed else "handled or ignored"
 
         try:
-            await log.wait_until(lambda: all(fate(m) for m in questions), 60)
+            await log.wait_until(lambda: all(fate(m) for m in [*questions, *files]), 60)
         except TimeoutError:
-            raise AssertionError(f"neither answered nor dead-lettered: {[m.name for m in questions if not fate(m)]}")\
-                from None
+            late = [m.name for m in [*questions, *files] if not fate(m)]
+            raise AssertionError(f"neither answered nor dead-lettered: {late}") from None
         fates = {m.name: fate(m) for m in questions}
+        file_fates = Counter(str(fate(m)).split(":")[0] for m in files)
 
     letters = dead()
     for s in letters:
@@ -455,6 +539,10 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_go
             assert original.value.startswith(s.value)
         else:
             assert s.value == original.value, original.name  # the original bytes, untouched
+    for s in letters:  # a dead letter's reason names fields, never the values sent (personal data)
+        original = mine[int(s.headers["dlq_original_offset"])]
+        echoed = [v[:20] for v in _data_strings(original.value) if v in s.headers["dlq_error"]]
+        assert echoed == [], f"{original.name}: the dead letter's reason echoes {echoed}"
     wrongly = sorted({mine[int(s.headers["dlq_original_offset"])].name for s in letters
                       if mine[int(s.headers["dlq_original_offset"])].expect == "kept"})
     assert wrongly == [], f"well-formed messages of unknown types were dead-lettered: {wrongly}"
@@ -466,10 +554,10 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_go
             process = consumers[service]
             assert process.process is not None and process.process.poll() is None, f"{service} died"
             assert (await http.get(f"{process.url}/readyz")).status_code == 200, f"{service} not ready"
-    kinds = {k: sum(1 for m in batch if m.expect == k) for k in ("dlq", "kept", "answered")}
+    kinds = {k: sum(1 for m in batch if m.expect == k) for k in ("dlq", "kept", "answered", "file")}
     print(f"\n{topic} (HOSTILE_SEED={seed}, partition {partition}): {len(batch)} hostile ({kinds})"
           f" → {len(letters)} dead letters from {list(CONSUMERS[topic])}; good message handled; 0 crashes;"
-          f" hostile commands: {fates or '-'}")
+          f" hostile commands: {fates or '-'}; file payloads: {dict(file_fates)}")
 
 
 async def _past(bootstrap: str, group: str, tp: TopicPartition, offset: int) -> bool:
