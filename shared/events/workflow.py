@@ -67,11 +67,14 @@ class StepAssigned(_StepEvent):
 
 
 class StepSaved(_StepEvent):
-    """Form values were saved (partial saves allowed); the keys that changed (R-W4)."""
+    """Form values were saved (partial saves allowed); the keys sent and those that changed (R-W4)."""
 
     TYPE: ClassVar[str] = "step.saved"
     fields: list[str]
     completed_sections: list[int]
+    # #20: the keys whose value this save changed (`fields` are the keys sent); no values: the step's
+    # history (GET /steps/{id}) says from what to what
+    changed_fields: list[str] = []
 
 
 class StepPrepopulatedRefreshed(_StepEvent):
