@@ -70,6 +70,7 @@ class StepSaved(_StepEvent):
     """Form values were saved (partial saves allowed); the keys sent and those that changed (R-W4)."""
 
     TYPE: ClassVar[str] = "step.saved"
+    VERSION: ClassVar[int] = 2  # v2 adds `changed_fields` (#20)
     fields: list[str]
     completed_sections: list[int]
     # #20: the keys whose value this save changed (`fields` are the keys sent); no values: the step's

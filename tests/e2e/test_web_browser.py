@@ -537,7 +537,8 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
         await tab_b.get_by_role("button", name="Restore my unsaved changes").click()
         await tab_b.locator("#save-step").click()
         await flash(tab_b, "Saved.")
-        await expect(history).to_contain_text("Reason for referral: Fall at home; daughter worried → Fell on the stairs")
+        await expect(history).to_contain_text(
+            "Reason for referral: Fall at home; daughter worried → Fell on the stairs")
         async with httpx.AsyncClient(base_url=workflow.url) as http:
             values = (await http.get(f"/steps/{step_id}")).json()["values"]
         assert (values["reason_for_referral"], values["referral_date"], values["screening_rationale"]) == (

@@ -254,6 +254,7 @@ async def test_issue_20_a_partial_save_keeps_untouched_fields_and_history_says_w
     assert event["fields"] == ["referral_date", "screening_rationale"]
     assert event["changed_fields"] == ["screening_rationale"]
     assert "Lives alone" not in str(event)
+    assert saved.seen[0].body["dataschema"] == "step.saved/2"  # additive: v1 readers ignore the new field
     async with httpx.AsyncClient(base_url=workflow.url) as http:
         step = (await http.get(f"/steps/{step_id}")).json()
     assert {k: step["values"].get(k) for k in (*first, "screening_rationale")} == {
