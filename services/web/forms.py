@@ -1,5 +1,6 @@
 """A step's form as the page shows it and as a save sends it: built from `GET /steps/{id}` only."""
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -155,10 +156,45 @@ def _rows(f: Mapping[str, Any], form: Any, old: Any) -> tuple[list[dict[str, Any
     return rows, problems
 
 
-def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str]) -> Parsed:
-    """The values a save sends: only editable fields whose value changed (partial saves, R-W4)."""
-    parsed = Parsed()
+RENDERED = "rendered"
+
+
+def rendered(step: Mapping[str, Any], roles: Sequence[str]) -> dict[str, Any]:
+    """#20: what the form shows for editing: a save is compared with this, not with whatever is newer."""
     values = step.get("values") or {}
+    return {"values": {f["key"]: values.get(f["key"]) for s, _ in all_sections(step) for f in s.get("fields", [])
+                       if field_access(f, s, roles, True).editable},
+            "completed_sections": list(step.get("completed_sections") or [])}
+
+
+def _as_rendered(step: Mapping[str, Any], form: Any) -> tuple[dict[str, Any], list[int]] | None:
+    """The values the submitted form was rendered with (the step's own without the marker); None if damaged."""
+    values = dict(step.get("values") or {})
+    if RENDERED not in form:
+        return values, list(step.get("completed_sections") or [])
+    try:
+        shown = json.loads(form[RENDERED])
+    except ValueError:
+        return None
+    if not (isinstance(shown, dict) and isinstance(shown.get("values"), dict)
+            and isinstance(shown.get("completed_sections"), list)):
+        return None
+    return {**values, **shown["values"]}, shown["completed_sections"]
+
+
+def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str]) -> Parsed:
+    """The values a save sends: only editable fields the person changed on the form (partial saves, R-W4, #20).
+
+    "Changed" is against the values the form was rendered with, so a field the person did not touch is never
+    sent, however the step has moved on since (another tab's save is not blanked).
+    """
+    parsed = Parsed()
+    shown = _as_rendered(step, form)
+    if shown is None:
+        parsed.problems.append({"code": "invalid_form", "field": RENDERED,
+                                "message": "the form was damaged in the browser: reload the page and try again"})
+        return parsed
+    values, sections = shown
     for section, _form in all_sections(step):
         for f in section.get("fields", []):
             if not field_access(f, section, roles, True).editable:
@@ -187,7 +223,7 @@ def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str]) -> Pars
                 parsed.values[key] = value
     if "completed_sections.__present" in form:
         marked = sorted({int(n) for n in form.getlist("completed_sections") if str(n).isdigit()})
-        if marked != sorted(step.get("completed_sections") or []):
+        if marked != sorted(n for n in sections if isinstance(n, int)):
             parsed.completed_sections = marked
     return parsed
 
@@ -221,3 +257,11 @@ def merge_reasons(*groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 seen.add(key)
                 out.append(dict(r))
     return out
+
+
+def saved_changes(step: Mapping[str, Any], details: Mapping[str, Any]) -> list[dict[str, str]]:
+    """#20: a save's history entry in words: each changed field's label, from what, to what."""
+    labels = {f["key"]: f.get("label") or f["key"] for s, _ in all_sections(step) for f in s.get("fields", [])}
+    return [{"label": labels.get(str(c.get("field")), str(c.get("field"))),
+             "from": display(c.get("from")) or "—", "to": display(c.get("to")) or "—"}
+            for c in details.get("changes") or [] if isinstance(c, Mapping)]

@@ -22,7 +22,7 @@ router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(anchor=forms.anchor, display=forms.display, input_value=forms.input_value,
                              field_access=forms.field_access, column_editable=forms.column_editable,
-                             role_names=auth.ROLE_NAMES)
+                             saved_changes=forms.saved_changes, role_names=auth.ROLE_NAMES)
 templates.env.filters["when"] = chronology.format_when
 templates.env.filters["day"] = chronology.format_day
 WORKING = {"incomplete", "returned", "awaiting_authorisation"}
@@ -523,7 +523,7 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
-        members=members, teams=teams, my_request_ids=my_request_ids,
+        members=members, teams=teams, my_request_ids=my_request_ids, rendered=forms.rendered(step, user.roles),
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
 
 

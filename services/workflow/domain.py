@@ -1160,9 +1160,21 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
     if command.completed_sections is not None:
         completed = tuple(sorted(set(command.completed_sections)))
     new = _with_system(ctx, _bump(step, ctx, values=values, completed_sections=completed), defn)
-    event = StepSaved(**_base(new, ctx), fields=sorted(command.values), completed_sections=list(completed))
+    changes = value_changes(step.values, new.values)
+    event = StepSaved(**_base(new, ctx), fields=sorted(command.values), completed_sections=list(completed),
+                      changed_fields=[c["field"] for c in changes])
     return Decision(events=(event,), step=new, history=(_history(
-        new, ctx, "step.saved", fields=sorted(command.values), completed_sections=list(completed)),))
+        new, ctx, "step.saved", fields=sorted(command.values), completed_sections=list(completed),
+        changes=changes),))
+
+
+def value_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """#20: each field whose value a save changed, from what to what (for the step's history only).
+
+    The values are personal data: they go to the step's own record, never to logs or events.
+    """
+    return [{"field": key, "from": before.get(key), "to": after.get(key)}
+            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
 
 
 def refresh_prepopulated(ctx: Context, step: Step, defn: StepDefinition) -> Decision:

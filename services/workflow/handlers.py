@@ -294,8 +294,8 @@ def _outcome(events: list[BaseModel], cause: Envelope, key: str) -> list[outbox.
     """The events of one outcome, each carrying `outcomecount` so a reader knows it has them all."""
     messages = []
     for data in events:
-        kind = type(data).TYPE  # type: ignore[attr-defined]
-        envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/1")
+        kind, version = type(data).TYPE, getattr(type(data), "VERSION", 1)  # type: ignore[attr-defined]
+        envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/{version}")
         envelope = Envelope.model_validate({**envelope.model_dump(), "outcomecount": len(events)})
         messages.append(outbox.Outgoing.event(topics.WORKFLOW_EVENTS, key, envelope))
     return messages

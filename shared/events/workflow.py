@@ -68,11 +68,15 @@ class StepAssigned(_StepEvent):
 
 
 class StepSaved(_StepEvent):
-    """Form values were saved (partial saves allowed); the keys that changed (R-W4)."""
+    """Form values were saved (partial saves allowed); the keys sent and those that changed (R-W4)."""
 
     TYPE: ClassVar[str] = "step.saved"
+    VERSION: ClassVar[int] = 2  # v2 adds `changed_fields` (#20)
     fields: Items(IdText)
     completed_sections: Items(Count)
+    # #20: the keys whose value this save changed (`fields` are the keys sent); no values: the step's
+    # history (GET /steps/{id}) says from what to what
+    changed_fields: Items(IdText) = []
 
 
 class StepPrepopulatedRefreshed(_StepEvent):

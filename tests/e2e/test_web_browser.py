@@ -470,3 +470,78 @@ async def test_an_administrator_manages_accounts_on_an_accessible_page(web, brow
         await check_page(page, screenshots, "13-accounts")
     finally:
         await context.close()
+
+
+async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab_saved(
+        infra, web, workflow, events, commands: Commands, browser, screenshots):
+    """#20 part 5: the same worker, two tabs on one step. Tab A saves the referral date, source and reason;
+    tab B, still at the older version, changes the rationale and the reason and is refused. Restoring its
+    changes brings back only what B changed, shows the reason (changed in both) as theirs vs yours, and the
+    save keeps everything A saved; the history says which fields changed, from what to what."""
+    person_id, step_id = await new_case(infra, events)
+    (await commands.send("step.start", HUB, key=person_id, step_id=step_id)).ok()
+    context, tab_a = await sign_in(browser, web.url, "hub")
+    try:
+        tab_b = await context.new_page()
+        await tab_a.goto(f"/steps/{step_id}")
+        await tab_b.goto(f"/steps/{step_id}")
+
+        await tab_a.locator("#f-referral_date").fill("2024-05-01")
+        await tab_a.locator("#f-referral_source").select_option("GP or health professional")
+        await tab_a.locator("#f-reason_for_referral").fill("Struggling at home after a fall")
+        await tab_a.locator("#save-step").click()
+        await flash(tab_a, "Saved.")
+
+        await tab_b.locator("#f-screening_rationale").fill("Lives alone, recent fall")
+        await tab_b.locator("#f-reason_for_referral").fill("Fell on the stairs")
+        await tab_b.locator("#save-step").click()
+        await flash(tab_b, "the step is at version 3, not 2")
+        banner = tab_b.locator("#draft-banner")
+        await expect(banner).to_be_visible()
+        conflict = banner.locator("fieldset.conflict")
+        await expect(conflict).to_have_count(1)  # only the reason was changed in both tabs
+        await expect(conflict.locator("legend")).to_contain_text("Reason for referral")
+        await expect(conflict.get_by_label("Keep theirs (saved): Struggling at home after a fall")).to_be_checked()
+        await expect(conflict.get_by_label("Take yours: Fell on the stairs")).not_to_be_checked()
+        await check_page(tab_b, screenshots, "14-two-tabs-conflict")
+        await tab_b.get_by_role("button", name="Restore my unsaved changes").click()
+        await expect(tab_b.locator("#f-screening_rationale")).to_have_value("Lives alone, recent fall")
+        await expect(tab_b.locator("#f-referral_date")).to_have_value("2024-05-01")
+        await expect(tab_b.locator("#f-reason_for_referral")).to_have_value("Struggling at home after a fall")
+        await tab_b.locator("#save-step").click()
+        await flash(tab_b, "Saved.")
+
+        async with httpx.AsyncClient(base_url=workflow.url) as http:
+            step = (await http.get(f"/steps/{step_id}")).json()
+        assert {k: step["values"].get(k) for k in ("referral_date", "referral_source", "reason_for_referral",
+                                                  "screening_rationale")} == {
+            "referral_date": "2024-05-01", "referral_source": "GP or health professional",
+            "reason_for_referral": "Struggling at home after a fall", "screening_rationale": "Lives alone, recent fall"}
+        saves = [h["details"] for h in step["history"] if h["what"] == "step.saved"]
+        assert [[c["field"] for c in s["changes"]] for s in saves] == [
+            ["reason_for_referral", "referral_date", "referral_source"], ["screening_rationale"]]
+        assert saves[1]["fields"] == ["screening_rationale"]  # nothing untouched was sent
+        history = tab_b.locator("#history")
+        await expect(history).to_contain_text("Date referral received: — → 2024-05-01")
+        await expect(history).to_contain_text("Rationale for screening decision: — → Lives alone, recent fall")
+
+        # the other way round: the older tab chooses its own value for a field changed in both
+        await tab_a.reload()
+        await tab_a.locator("#f-reason_for_referral").fill("Fall at home; daughter worried")
+        await tab_a.locator("#save-step").click()
+        await flash(tab_a, "Saved.")
+        await tab_b.locator("#f-reason_for_referral").fill("Fell on the stairs")
+        await tab_b.locator("#save-step").click()
+        await flash(tab_b, "the step is at version 5, not 4")
+        await tab_b.locator("#draft-banner").get_by_label("Take yours: Fell on the stairs").check()
+        await tab_b.get_by_role("button", name="Restore my unsaved changes").click()
+        await tab_b.locator("#save-step").click()
+        await flash(tab_b, "Saved.")
+        await expect(history).to_contain_text(
+            "Reason for referral: Fall at home; daughter worried → Fell on the stairs")
+        async with httpx.AsyncClient(base_url=workflow.url) as http:
+            values = (await http.get(f"/steps/{step_id}")).json()["values"]
+        assert (values["reason_for_referral"], values["referral_date"], values["screening_rationale"]) == (
+            "Fell on the stairs", "2024-05-01", "Lives alone, recent fall")
+    finally:
+        await context.close()

@@ -238,3 +238,28 @@ async def test_R_W1_start_new_and_R_K8_record_death(infra, workflow, events, com
                                  date_of_death="2024-06-01")).ok()
     listed = {s["step_id"] for s in death.of("person.death_recorded")["open_steps"]}
     assert {first, new.of("step.created")["step_id"]} == listed
+
+
+async def test_issue_20_a_partial_save_keeps_untouched_fields_and_history_says_what_changed(
+        infra, workflow, events, commands):
+    """#20 part 5: a save of one field leaves every other saved field as it was; the step's history names
+    each changed field from what to what, and step.saved names the changed keys without their values."""
+    p = personas()
+    person_id, step_id = await started_screening(infra, events, commands, p)
+    first = {k: SCREENING_VALUES[k] for k in ("referral_date", "referral_source", "reason_for_referral")}
+    (await commands.send("step.save", p.hub, key=person_id, step_id=step_id, values=first, expected_version=2)).ok()
+    saved = (await commands.send("step.save", p.hub, key=person_id, step_id=step_id, expected_version=3,
+                                 values={"screening_rationale": "Lives alone", "referral_date": "2024-05-01"})).ok()
+    event = saved.of("step.saved")
+    assert event["fields"] == ["referral_date", "screening_rationale"]
+    assert event["changed_fields"] == ["screening_rationale"]
+    assert "Lives alone" not in str(event)
+    assert saved.seen[0].body["dataschema"] == "step.saved/2"  # additive: v1 readers ignore the new field
+    async with httpx.AsyncClient(base_url=workflow.url) as http:
+        step = (await http.get(f"/steps/{step_id}")).json()
+    assert {k: step["values"].get(k) for k in (*first, "screening_rationale")} == {
+        **first, "screening_rationale": "Lives alone"}
+    changes = [h["details"]["changes"] for h in step["history"] if h["what"] == "step.saved"]
+    assert changes == [
+        [{"field": k, "from": None, "to": first[k]} for k in sorted(first)],
+        [{"field": "screening_rationale", "from": None, "to": "Lives alone"}]]

@@ -1,5 +1,7 @@
 """Tessera desk's pure rules: what a step form's save sends, where a blocker links, who sees a record."""
 
+import json
+
 from starlette.datastructures import FormData
 
 from services.web import access, forms
@@ -89,3 +91,46 @@ def test_a_worker_sees_people_they_are_allocated_to_or_whose_work_is_theirs_or_t
                                               "assignee": {"kind": "worker", "id": "sw"}}]) is None
     assert access.why_allowed(**mine, steps=[{"state": "incoming", "step_type": "X",
                                               "assignee": {"kind": "team", "id": "south"}}]) is None
+
+
+# --- #20 part 5: a save sends only what the person changed on the form as it was rendered ---------
+
+NEWER = {**STEP, "values": {**STEP["values"], "notes": "saved in another tab", "consent": True}}
+
+
+def _rendered_with(step, **values: str | list[str]) -> FormData:
+    return form(rendered=json.dumps(forms.rendered(step, ["social_worker"])), **values)
+
+
+def test_issue_20_fields_saved_since_in_another_tab_are_not_sent_as_blanks():
+    """The older tab shows notes "old" and consent unanswered; the step has both saved since."""
+    older = _rendered_with(STEP, **{"v.notes": "old", "v.consent": "", "v.sign_off": "", "t.rows.__present": "1",
+                                    "t.rows.__row": "0", "t.rows.0.need": "Rails\nfitted", "t.rows.0.score": "4"})
+    parsed = forms.parse_save(NEWER, older, roles=["social_worker"])
+    assert parsed.values == {"rows": [{"domain": "Home", "need": "Rails\nfitted", "score": 4}]}
+    # what the person did change is sent, even back to what the form first showed
+    changed = _rendered_with(STEP, **{"v.notes": "", "v.consent": "false"})
+    assert forms.parse_save(NEWER, changed, roles=["social_worker"]).values == {"notes": None, "consent": False}
+
+
+def test_issue_20_the_rendered_values_are_the_editable_fields_only_and_a_damaged_copy_is_refused():
+    shown = forms.rendered(STEP, ["social_worker"])
+    assert shown == {"values": {"notes": "old", "consent": None, "rows": STEP["values"]["rows"]},
+                     "completed_sections": []}
+    damaged = forms.parse_save(STEP, form(rendered="{not json Ada", **{"v.notes": "new"}), roles=[])
+    assert damaged.values == {} and [p["field"] for p in damaged.problems] == ["rendered"]
+    assert "Ada" not in json.dumps(damaged.problems)
+
+
+def test_issue_20_section_markers_compare_with_the_markers_the_form_showed():
+    marked_since = {**STEP, "completed_sections": [3]}
+    untouched = _rendered_with(STEP, **{"completed_sections.__present": "1"})
+    assert forms.parse_save(marked_since, untouched, roles=[]).completed_sections is None
+
+
+def test_issue_20_history_shows_each_changed_field_from_what_to_what():
+    details = {"changes": [{"field": "notes", "from": "old", "to": "new"},
+                           {"field": "consent", "from": None, "to": True}]}
+    assert forms.saved_changes(STEP, details) == [{"label": "Notes", "from": "old", "to": "new"},
+                                                  {"label": "Consent", "from": "—", "to": "Yes"}]
+    assert forms.saved_changes(STEP, {"fields": ["notes"]}) == []

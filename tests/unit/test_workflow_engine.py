@@ -546,3 +546,49 @@ def test_every_change_records_actor_and_time(e: Engine) -> None:
 
 def domain_person(e: Engine) -> str:
     return str(e.person["person_id"]) if e.person else "00000000-0000-4000-8000-000000000001"
+
+
+# --- #20 part 5: a save records which fields changed, from what to what ----------------------------
+
+
+def _last_saved(e: Engine, step_id: str) -> domain.History:
+    return [h for h in e.history if h.step_id == step_id and h.what == "step.saved"][-1]
+
+
+def test_issue_20_history_of_a_save_names_each_changed_field_from_what_to_what(e: Engine) -> None:
+    s = screening(e)
+    first = {k: SCREENING_VALUES[k] for k in ("referral_date", "referral_source", "reason_for_referral")}
+    e.send("step.save", P.hub, step_id=s, values=first)
+    assert _last_saved(e, s).details["changes"] == [
+        {"field": "reason_for_referral", "from": None, "to": "Struggling at home after a fall"},
+        {"field": "referral_date", "from": None, "to": "2024-05-01"},
+        {"field": "referral_source", "from": None, "to": "GP or health professional"}]
+
+    d = e.send("step.save", P.hub, step_id=s, values={"referral_date": "2024-05-01",
+                                                     "reason_for_referral": "Fell on the stairs"})
+    assert _last_saved(e, s).details["changes"] == [
+        {"field": "reason_for_referral", "from": "Struggling at home after a fall", "to": "Fell on the stairs"}]
+    assert _last_saved(e, s).details["fields"] == ["reason_for_referral", "referral_date"]  # what was sent
+    # the event names the changed keys only: values stay in the step's own record
+    assert d.events[0].fields == ["reason_for_referral", "referral_date"]
+    assert d.events[0].changed_fields == ["reason_for_referral"]
+    assert "Fell on the stairs" not in d.events[0].model_dump_json()
+
+
+def test_issue_20_a_partial_save_keeps_untouched_fields_and_records_a_blanking_as_a_change(e: Engine) -> None:
+    s = screening(e)
+    e.send("step.save", P.hub, step_id=s, values=SCREENING_VALUES)
+    e.send("step.save", P.hub, step_id=s, values={"screening_rationale": "Lives alone; daughter visits weekly"})
+    assert {k: e.steps[s].values[k] for k in ("referral_date", "referral_source", "reason_for_referral")} == {
+        "referral_date": "2024-05-01", "referral_source": "GP or health professional",
+        "reason_for_referral": "Struggling at home after a fall"}
+    e.send("step.save", P.hub, step_id=s, values={"referral_source": None})
+    assert _last_saved(e, s).details["changes"] == [
+        {"field": "referral_source", "from": "GP or health professional", "to": None}]
+
+
+def test_issue_20_a_save_that_changes_nothing_records_no_changes(e: Engine) -> None:
+    s = screening(e)
+    e.send("step.save", P.hub, step_id=s, values={"referral_date": "2024-05-01"})
+    d = e.send("step.save", P.hub, step_id=s, values={"referral_date": "2024-05-01"})
+    assert _last_saved(e, s).details["changes"] == [] and d.events[0].changed_fields == []

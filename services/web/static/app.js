@@ -97,7 +97,7 @@
     }
   });
 
-  // --- drafts: nothing typed is lost to a time-out ---------------------------------------------
+  // --- drafts: nothing typed is lost to a time-out, and a draft never blanks what was saved since (#20) ---
   var form = $("#step-form");
   var changed = function () {};
   if (form && form.getAttribute("data-open") === "1" && window.localStorage) {
@@ -118,12 +118,27 @@
       });
       return { fields: fields, rows: rows };
     };
-    var initial = JSON.stringify(collect());
+    // A draft is compared part by part: a field, a multiselect, one section marker, or a whole table.
+    var partOf = function (name, value) {
+      if (name.indexOf("t.") === 0) return "t." + name.split(".")[1];
+      return name === "completed_sections" ? name + "=" + value : name;
+    };
+    var parts = function (snapshot) {
+      var out = {};
+      (snapshot.fields || []).forEach(function (f) { var p = partOf(f[0], f[1]); (out[p] = out[p] || []).push(f); });
+      Object.keys(snapshot.rows || {}).forEach(function (k) { (out["t." + k] = out["t." + k] || []).push(snapshot.rows[k]); });
+      var text = {};
+      Object.keys(out).forEach(function (p) { text[p] = JSON.stringify(out[p]); });
+      return text;
+    };
+    var shown = collect();
+    var initial = JSON.stringify(shown);
     var read = function () { try { return JSON.parse(localStorage.getItem(key) || "null"); } catch (err) { return null; } };
     var write = function () {
       var now = collect();
       if (JSON.stringify(now) === initial) { localStorage.removeItem(key); if (status) status.textContent = ""; return; }
-      now.version = version; now.savedAt = new Date().toISOString();
+      // `base`: what this form was rendered with, so a later page can tell the person's changes from others'
+      now.version = version; now.base = shown; now.savedAt = new Date().toISOString();
       localStorage.setItem(key, JSON.stringify(now));
       if (status) status.textContent = "Draft kept in this browser at " + new Date().toLocaleTimeString() + " (not saved yet)";
     };
@@ -133,45 +148,122 @@
     form.addEventListener("change", changed);
     form.addEventListener("submit", function () { clearTimeout(timer); write(); });
 
-    var restore = function (draft) {
-      Object.keys(draft.rows || {}).forEach(function (k) {
-        var table = document.querySelector('table[data-table-key="' + k + '"]');
-        if (!table) return;
-        var tbody = $("tbody", table);
-        var wanted = draft.rows[k];
-        $$("tr", tbody).forEach(function (tr) {
-          if (wanted.indexOf(tr.getAttribute("data-row-id")) < 0 && document.getElementById("tpl-" + k)) tr.remove();
-        });
-        wanted.forEach(function (id) {
-          var tr = tbody.querySelector('tr[data-row-id="' + id + '"]') || addRow(k, id);
-          if (tr) tbody.appendChild(tr);
-        });
-        renumber(tbody);
-      });
+    var named = function (name) { return $$("[name]", form).filter(function (el) { return el.name === name; }); };
+    var tableOf = function (part) { return document.querySelector('table[data-table-key="' + part.slice(2) + '"]'); };
+    var onForm = function (part) {
+      if (part.indexOf("t.") === 0) return !!tableOf(part);
+      var f = part.split("=");
+      return named(f[0]).some(function (el) { return !el.disabled && (f.length === 1 || el.value === f[1]); });
+    };
+    var setFields = function (draft, part) {
       (draft.fields || []).forEach(function (f) {
-        $$("[name]", form).forEach(function (el) {
-          if (el.name !== f[0]) return;
+        if (partOf(f[0], f[1]) !== part) return;
+        named(f[0]).forEach(function (el) {
           if (el.type === "checkbox" || el.type === "radio") { if (el.value === f[1]) el.checked = !!f[2]; }
           else el.value = f[1];
         });
       });
     };
+    var setRows = function (draft, part) {
+      var k = part.slice(2), table = tableOf(part), tbody = $("tbody", table);
+      var wanted = (draft.rows || {})[k] || [];
+      $$("tr", tbody).forEach(function (tr) {
+        if (wanted.indexOf(tr.getAttribute("data-row-id")) < 0 && document.getElementById("tpl-" + k)) tr.remove();
+      });
+      wanted.forEach(function (id) {
+        var tr = tbody.querySelector('tr[data-row-id="' + id + '"]') || addRow(k, id);
+        if (tr) tbody.appendChild(tr);
+      });
+      renumber(tbody);
+    };
+    var apply = function (draft, part) {
+      if (part.indexOf("t.") === 0) setRows(draft, part);
+      setFields(draft, part);
+    };
+
+    // what a part says, in words, for the person choosing between theirs and yours
+    var optionText = function (el, value) {
+      var o = el && el.tagName === "SELECT" ? $$("option", el).filter(function (x) { return x.value === value; })[0] : null;
+      return o ? o.textContent : value;
+    };
+    var words = function (snapshot, part) {
+      var entries = (snapshot.fields || []).filter(function (f) { return partOf(f[0], f[1]) === part; });
+      if (part.indexOf("t.") === 0) {
+        var ids = (snapshot.rows || {})[part.slice(2)] || [];
+        var rows = ids.map(function (id) {
+          var prefix = part + "." + id + ".";
+          return entries.filter(function (f) { return f[0].indexOf(prefix) === 0 && f[1]; })
+            .map(function (f) { return optionText(named(f[0])[0], f[1]); }).join(", ");
+        });
+        return rows.length ? rows.join(" / ") : "(no rows)";
+      }
+      if (part.indexOf("completed_sections=") === 0) return entries.length && entries[0][2] ? "completed" : "not completed";
+      if (entries.length && entries[0].length === 3) {
+        var ticked = entries.filter(function (f) { return f[2]; }).map(function (f) { return f[1]; });
+        return ticked.length ? ticked.join(", ") : "(none)";
+      }
+      var value = entries.length ? entries[0][1] : "";
+      return value ? optionText(named(part)[0], value) : "(empty)";
+    };
+    var labelOf = function (part) {
+      var el = part.indexOf("t.") === 0 ? tableOf(part) : named(part.split("=")[0]).filter(function (x) {
+        return part.indexOf("=") < 0 || x.value === part.split("=")[1]; })[0];
+      var holder = el && el.closest(".field, .section-done");
+      var label = holder && $("label", holder);
+      return label && label.firstChild ? label.firstChild.textContent.trim() : part;
+    };
+    var conflictChoice = function (part, i, draft) {
+      var box = document.createElement("fieldset");
+      box.className = "conflict";
+      var legend = document.createElement("legend");
+      legend.textContent = labelOf(part) + ": changed by someone else too";
+      box.appendChild(legend);
+      [["theirs", "Keep theirs (saved): " + words(shown, part)], ["yours", "Take yours: " + words(draft, part)]]
+        .forEach(function (choice, n) {
+          var line = document.createElement("div"); line.className = "check";
+          var input = document.createElement("input");
+          input.type = "radio"; input.name = "conflict-" + i; input.value = choice[0];
+          input.id = "conflict-" + i + "-" + choice[0]; input.checked = n === 0;
+          var label = document.createElement("label"); label.htmlFor = input.id; label.textContent = choice[1];
+          line.appendChild(input); line.appendChild(label); box.appendChild(line);
+        });
+      return box;
+    };
 
     var draft = read();
     if (form.getAttribute("data-just-saved") === "1") {
       localStorage.removeItem(key);
-    } else if (draft && JSON.stringify({ fields: draft.fields, rows: draft.rows }) !== initial) {
-      var banner = $("#draft-banner");
-      var when = new Date(draft.savedAt).toLocaleString();
-      $("#draft-text").textContent = "You have changes from " + when + " that were not saved" +
-        (draft.version !== version ? " (the step has changed since: check them before saving)." : ".");
-      banner.hidden = false;
-      $("#draft-restore").addEventListener("click", function () {
-        restore(draft); banner.hidden = true;
-        if (status) status.textContent = "Your unsaved changes are back: press Save to keep them.";
-        var first = $("input:not([type=hidden]), select, textarea", form); if (first) first.focus();
+    } else if (draft) {
+      // An old draft without its base can only be trusted against the version it was typed on.
+      var base = draft.base ? parts(draft.base) : (draft.version === version ? parts(shown) : null);
+      var theirs = parts(shown), yours = parts(draft), take = [], conflicts = [], every = {};
+      [base || {}, theirs, yours].forEach(function (o) { Object.keys(o).forEach(function (p) { every[p] = 1; }); });
+      Object.keys(every).forEach(function (p) {
+        if (yours[p] === theirs[p] || (base && yours[p] === base[p]) || !onForm(p)) return;  // not the person's change
+        if (base && theirs[p] === base[p]) take.push(p); else conflicts.push(p);
       });
-      $("#draft-discard").addEventListener("click", function () { localStorage.removeItem(key); banner.hidden = true; });
+      var banner = $("#draft-banner");
+      if (!take.length && !conflicts.length) {
+        localStorage.removeItem(key);
+      } else {
+        var when = new Date(draft.savedAt).toLocaleString();
+        $("#draft-text").textContent = "You have changes from " + when + " that were not saved" +
+          (draft.version !== version ? " (the step was saved since: what was saved is kept; only what you changed" +
+            " comes back" + (conflicts.length ? ", and where both changed a field you choose" : "") + ")." : ".");
+        var list = $("#draft-conflicts");
+        conflicts.forEach(function (p, i) { list.appendChild(conflictChoice(p, i, draft)); });
+        banner.hidden = false;
+        $("#draft-restore").addEventListener("click", function () {
+          var chosen = take.concat(conflicts.filter(function (p, i) {
+            return document.getElementById("conflict-" + i + "-yours").checked; }));
+          chosen.forEach(function (p) { apply(draft, p); });
+          banner.hidden = true;
+          write();
+          if (status) status.textContent = "Your unsaved changes are back: press Save to keep them.";
+          var first = $("input:not([type=hidden]), select, textarea", form); if (first) first.focus();
+        });
+        $("#draft-discard").addEventListener("click", function () { localStorage.removeItem(key); banner.hidden = true; });
+      }
     }
   }
 
