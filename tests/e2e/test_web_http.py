@@ -91,7 +91,7 @@ async def test_a_note_written_on_a_recorded_reason_carries_the_reason_to_referra
 async def web_without_notifications(infra, web) -> AsyncIterator[ServiceProcess]:
     """A second web replica (same database) whose notifications service never answers."""
     urls = {k: v for k, v in web._env.items() if k.endswith("_URL")}
-    process = ServiceProcess("web", {**infra.env, **urls, "WEB_SEED_DEMO_USERS": "true",
+    process = ServiceProcess("web", {**infra.env, **urls, "TESSERA_ENVIRONMENT": "development",
                                      "NOTIFICATIONS_URL": f"http://127.0.0.1:{free_port()}"}, infra.log_dir)
     process.start()
     try:
@@ -174,7 +174,7 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
         weak = await admin.post(f"/admin/accounts/{new_user}/password", password="too-short")
         assert "was not reset" in weak.text and "at least 12 characters" in weak.text
         reset = await admin.post(f"/admin/accounts/{new_user}/password", password="second-password-2")
-        assert f"{new_user} has a new password." in reset.text
+        assert f"{new_user} has a new password; their sessions have ended." in reset.text
         assert (await worker.sign_in(new_user, "first-password-1")).status_code == 401
         assert (await worker.sign_in(new_user, "second-password-2")).url.path == "/work"
 
