@@ -1,10 +1,11 @@
 """Tamper-evident audit: a hash-chained row per change, written in the transaction that decides it.
 
 A change is an event a service publishes (a message to a `*.events` topic), so `outbox.add`
-records it: no handler has to remember. A service's acts that publish nothing (the desk's
-sign-ins, account changes and break-glass reasons) are appended with `append`. Who acted comes from the message being handled
+records it: no handler has to remember. Who acted comes from the message being handled
 (`CauseMiddleware` keeps it for the handler): its `data.actor` (worker id and roles) when a
-command caused the change, else the event's own `actor`, else `system:<service>`.
+command caused the change, else the event's own `actor`, else `system:<service>`. A service's
+acts that publish nothing (the desk's sign-ins, account changes and break-glass reasons) are
+appended with `append`, naming their actor.
 """
 
 import hashlib

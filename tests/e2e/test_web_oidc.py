@@ -116,8 +116,9 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture
 async def council_web(infra, web, provider: Provider) -> AsyncIterator[ServiceProcess]:
     """A second web replica (same database) with council sign-in set up."""
-    process = ServiceProcess("web", {**infra.env, "TESSERA_ENVIRONMENT": "development", "WEB_OIDC_ISSUER": provider.issuer,
-                                     "WEB_OIDC_CLIENT_ID": CLIENT_ID, "WEB_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+    process = ServiceProcess("web", {**infra.env, "TESSERA_ENVIRONMENT": "development",
+                                     "WEB_OIDC_ISSUER": provider.issuer, "WEB_OIDC_CLIENT_ID": CLIENT_ID,
+                                     "WEB_OIDC_CLIENT_SECRET": CLIENT_SECRET,
                                      **{k: v for k, v in web._env.items() if k.endswith("_URL")}},
                              infra.log_dir)
     process.start()
