@@ -164,11 +164,12 @@ async def test_a_burst_of_sign_ins_does_not_stall_other_pages(limited_desk):
             assert token
             forms.append({"username": user, "password": "tessera-demo", "csrf_token": token.group(1)})
         burst = [asyncio.create_task(d.http.post("/login", data=f)) for d, f in zip(desks, forms, strict=True)]
-        await asyncio.sleep(0.05)  # the burst is on the wire
+        await asyncio.wait(burst, return_when=asyncio.FIRST_COMPLETED)  # passwords are being checked now
         page = await bystander.http.get("/login")
         still_checking = sum(not task.done() for task in burst)
         assert page.status_code == 200
-        assert still_checking >= 10, f"the page waited for {20 - still_checking} of 20 sign-ins"
+        # with argon2 on the event loop the page waits behind most of them (6 to 8 of 20 left when it answers)
+        assert still_checking >= 12, f"the page waited for {20 - still_checking} of 20 sign-ins"
         assert all(r.url.path == "/work" for r in await asyncio.gather(*burst))
     finally:
         for desk in (*desks, bystander):
