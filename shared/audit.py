@@ -3,12 +3,14 @@
 A change is an event a service publishes (a message to a `*.events` topic), so `outbox.add`
 records it: no handler has to remember. Who acted comes from the message being handled
 (`CauseMiddleware` keeps it for the handler): its `data.actor` (worker id and roles) when a
-command caused the change, else the event's own `actor`, else `system:<service>`.
+command caused the change, else the event's own `actor`, else `system:<service>`. A service's
+acts that publish nothing (the desk's sign-ins, account changes and break-glass reasons) are
+appended with `append`, naming their actor.
 """
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,8 +30,8 @@ OBJECT_FIELDS = ("document_id", "step_id", "request_id", "entry_id", "relationsh
 
 _INSERT = (
     "INSERT INTO audit_log (seq, at, actor_id, actor_roles, action, subject, object_id, message_id,"
-    " causation_id, cause_type, source, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-    " $11, $12, $13)"
+    " causation_id, cause_type, source, prev_hash, hash, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+    " $10, $11, $12, $13, $14::text::jsonb)"
 )
 
 
@@ -47,12 +49,17 @@ class Entry:
     causation_id: str | None
     cause_type: str | None
     source: str
+    # what else the act needs to be understood (a break-glass reason, the address of a sign-in); text values
+    details: dict[str, str] | None = None
 
 
 def chain_hash(prev_hash: str, seq: int, entry: Entry) -> str:
-    """sha256 of the previous hash and the row's canonical JSON (sorted keys, no spaces, ASCII)."""
+    """sha256 of the previous hash and the row's canonical JSON (sorted keys, no spaces, ASCII); a row without
+    details hashes as it did before details existed."""
     row = {**asdict(entry), "seq": seq, "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
            "actor_roles": list(entry.actor_roles)}
+    if entry.details is None:
+        del row["details"]
     canonical = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
@@ -147,7 +154,11 @@ async def record(conn: asyncpg.Connection, messages: Iterable[tuple[str, bytes]]
     writers of one service append one after another, never from the same head.
     """
     cause = _CAUSE.get()
-    entries = [entry_of(value, cause) for topic, value in messages if topic.endswith(AUDITED_TOPIC_SUFFIX)]
+    await append(conn, [entry_of(value, cause) for topic, value in messages if topic.endswith(AUDITED_TOPIC_SUFFIX)])
+
+
+async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
+    """Append the entries to the chain, in the caller's transaction, under the chain's lock (see `record`)."""
     if not entries:
         return
     head = await conn.fetchrow("SELECT seq, hash FROM audit_head()")
@@ -158,7 +169,7 @@ async def record(conn: asyncpg.Connection, messages: Iterable[tuple[str, bytes]]
         digest = chain_hash(prev, seq, entry)
         rows.append((seq, entry.at, entry.actor_id, list(entry.actor_roles), entry.action, entry.subject,
                      entry.object_id, entry.message_id, entry.causation_id, entry.cause_type, entry.source,
-                     prev, digest))
+                     prev, digest, None if entry.details is None else json.dumps(entry.details)))
         prev = digest
     await conn.executemany(_INSERT, rows)
 
@@ -185,7 +196,12 @@ def _entry(row: asyncpg.Record) -> Entry:
     return Entry(at=row["at"], actor_id=row["actor_id"], actor_roles=tuple(row["actor_roles"]),
                  action=row["action"], subject=row["subject"], object_id=row["object_id"],
                  message_id=str(row["message_id"]), causation_id=row["causation_id"],
-                 cause_type=row["cause_type"], source=row["source"])
+                 cause_type=row["cause_type"], source=row["source"], details=_details(row["details"]))
+
+
+def _details(stored: str | dict[str, str] | None) -> dict[str, str] | None:
+    """The row's details, whether or not the connection decodes jsonb (the verify command's does not)."""
+    return json.loads(stored) if isinstance(stored, str) else stored
 
 
 async def _rows(conn: asyncpg.Connection, schema: str) -> AsyncIterator[asyncpg.Record]:

@@ -35,5 +35,6 @@ def configure(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "uvicorn.access"):
+    # httpx logs every request's URL at INFO, query string included (an NHS number, for one)
+    for noisy in ("aiokafka", "uvicorn.access", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel("WARNING")

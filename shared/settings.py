@@ -1,5 +1,7 @@
 """Settings shared by every service, read from environment variables of the same names."""
 
+from typing import Literal
+
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,6 +22,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     service_name: str = "tessera"
+    # `make run` sets development; anything else is production, whose defaults are the safe ones
+    tessera_environment: Literal["development", "production"] = "production"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     # The embedded Tansu broker rejects InitProducerId; Apache Kafka wants this on.
     kafka_enable_idempotence: bool = False
@@ -57,6 +61,10 @@ class Settings(BaseSettings):
                 f" OUTBOX_RETENTION_HOURS ({self.outbox_retention_hours:g} hours): a message re-published"
                 " from the outbox after a broker restart must still be recognised by every inbox")
         return self
+
+    @property
+    def development(self) -> bool:
+        return self.tessera_environment == "development"
 
     @property
     def schema(self) -> str:

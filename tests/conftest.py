@@ -185,10 +185,10 @@ async def notifications(services: dict[str, ServiceProcess], infra: Infra, refer
 @pytest.fixture
 async def web(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess, workflow: ServiceProcess,
               allocation: ServiceProcess, notifications: ServiceProcess, documents: ServiceProcess) -> ServiceProcess:
-    """Tessera desk, reading every other service over HTTP, with the demo accounts seeded."""
+    """Tessera desk in development (the demo accounts seeded), reading every other service over HTTP."""
     return await start_service(services, infra, "web", REFERRALS_URL=referrals.url, WORKFLOW_URL=workflow.url,
                                ALLOCATION_URL=allocation.url, NOTIFICATIONS_URL=notifications.url,
-                               DOCUMENTS_URL=documents.url, WEB_SEED_DEMO_USERS="true")
+                               DOCUMENTS_URL=documents.url, TESSERA_ENVIRONMENT="development")
 
 
 @pytest.fixture(scope="session")

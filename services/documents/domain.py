@@ -7,6 +7,7 @@ import io
 import re
 import string
 import unicodedata
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -425,6 +426,13 @@ def check_upload(data: bytes, *, allowed: Sequence[str], max_bytes: int, max_pix
 _PDF_ACTIVE = (b"/JavaScript", b"/JS", b"/Launch", b"/EmbeddedFile", b"/RichMedia", b"/XFA")
 _PDF_NAME_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _PDF_STREAM = re.compile(rb"stream\r?\n.*?endstream", re.DOTALL)
+# an object stream: its dictionary (up to the stream, never past the object's end) and its bytes
+_PDF_OBJECT_STREAM = re.compile(
+    rb"obj\s*<<((?:(?!endobj).)*?/Type\s*/ObjStm(?![A-Za-z])(?:(?!endobj).)*?)>>\s*stream\r?\n(.*?)endstream",
+    re.DOTALL)
+_PDF_FILTER = re.compile(rb"/Filter\s*(\[[^\]]*\]|/\w+)")
+# an object stream opened beyond this is refused: a small upload must not inflate into gigabytes
+_PDF_MAX_INFLATED = 20 * 1024 * 1024
 
 
 def _check_pdf(data: bytes) -> None:
@@ -433,11 +441,39 @@ def _check_pdf(data: bytes) -> None:
     if b"%%EOF" not in data[-2048:]:
         raise UploadRefused(415, "the PDF is truncated or malformed: no end-of-file marker")
     # Best effort, not a parser: look at the dictionaries (stream bytes left out, where random bytes could
-    # spell /JS), with #xx name escapes (/J#61vaScript) undone. Compressed object streams are not opened.
-    plain = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), _PDF_STREAM.sub(b"stream endstream", data))
+    # spell /JS), and at the objects compressed into object streams (/ObjStm, PDF 1.5), which hold
+    # dictionaries too.
+    _refuse_active(_PDF_STREAM.sub(b"stream endstream", data))
+    for match in _PDF_OBJECT_STREAM.finditer(data):
+        _refuse_active(_inflated(match.group(1), match.group(2)))
+
+
+def _refuse_active(dictionaries: bytes) -> None:
+    """Refused when the bytes name active content, with #xx name escapes (/J#61vaScript) undone."""
+    plain = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), dictionaries)
     for marker in _PDF_ACTIVE:
         if re.search(re.escape(marker) + rb"(?![A-Za-z])", plain):
             raise UploadRefused(415, f"the PDF carries active content ({marker.decode()[1:]}), which is not accepted")
+
+
+def _inflated(dictionary: bytes, stream: bytes) -> bytes:
+    """An object stream's objects; one that cannot be opened is refused (it could hide anything)."""
+    found = _PDF_FILTER.search(dictionary)
+    filters = re.findall(rb"/(\w+)", found.group(1)) if found else []
+    if not filters:
+        return stream
+    if filters != [b"FlateDecode"] or b"/DecodeParms" in dictionary:
+        raise UploadRefused(415, "the PDF has an object stream in an encoding this check cannot open,"
+                                 " which is not accepted")
+    inflater = zlib.decompressobj()
+    try:
+        objects = inflater.decompress(stream, _PDF_MAX_INFLATED)
+    except zlib.error:
+        raise UploadRefused(415, "the PDF has an object stream that cannot be opened (corrupt)") from None
+    if inflater.unconsumed_tail:
+        raise UploadRefused(413, "the PDF has an object stream that opens to more than"
+                                 f" {_PDF_MAX_INFLATED} bytes, which is not accepted")
+    return objects
 
 
 def _check_image(data: bytes, content_type: str, max_pixels: int) -> None:

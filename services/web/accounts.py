@@ -1,7 +1,9 @@
 """Account management for the administrator: list, create, disable / enable, reset a password.
 
-Every change is audited in `web.account_audit` (who, when, what). A disabled account cannot sign in and its
-sessions end at once; a council (OIDC) account has no local password, so none can be set.
+Every change is audited in `web.account_audit` (who, when, what, listed on the page) and in the web schema's
+tamper-evident audit chain. A disabled account cannot sign in and its sessions end at once, as do the sessions
+of an account whose password is reset; a council (OIDC) account has no local password, so none can be set; a
+demo account can be enabled in development only.
 """
 
 import re
@@ -17,6 +19,7 @@ from services.web.pages import _pool, back, checked_form, current_user, render, 
 router = APIRouter()
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
 TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[a-z]{2,}$")
 MIN_PASSWORD = 12
 
 
@@ -29,6 +32,7 @@ class NewAccount:
     roles: list[str]
     team_ids: list[str]
     password: str
+    email: str | None = None
     problems: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -38,9 +42,13 @@ def password_problems(password: str, field_name: str = "password") -> list[dict[
     return []
 
 
-def check_new_account(user_id: str, name: str, roles: list[str], teams: str, password: str) -> NewAccount:
+def check_new_account(user_id: str, name: str, roles: list[str], teams: str, password: str,
+                      email: str = "") -> NewAccount:
     team_ids = [t for t in re.split(r"[\s,]+", teams.strip().lower()) if t]
-    account = NewAccount(user_id.strip().lower(), name.strip(), roles, team_ids, password)
+    account = NewAccount(user_id.strip().lower(), name.strip(), roles, team_ids, password,
+                         email.strip().lower() or None)
+    if account.email is not None and not EMAIL.match(account.email):
+        account.problems.append({"field": "email", "message": "not an email address"})
     if not USER_ID.match(account.user_id):
         account.problems.append({"field": "user_id", "message": "the user name must be 2 to 63 lower-case"
                                  " letters, digits, dots, dashes or @, starting with a letter or digit"})
@@ -83,17 +91,21 @@ async def create_account(request: Request) -> Response:
     form = await checked_form(request, user)
     account = check_new_account(str(form.get("user_id", "")), str(form.get("name", "")),
                                 [str(r) for r in form.getlist("roles")], str(form.get("teams", "")),
-                                str(form.get("password", "")))
+                                str(form.get("password", "")), str(form.get("email", "")))
     if account.problems:
         return await _refused(request, "The account was not created:", account.problems)
     async with _pool(request).acquire() as conn, conn.transaction():
         if not await store.insert_user_if_missing(conn, account.user_id, account.name,
-                                                  auth.hash_password(account.password), account.roles,
-                                                  account.team_ids):
-            return await _refused(request, "The account was not created:",
-                                  [{"field": "user_id", "message": f"{account.user_id} already exists"}])
+                                                  await auth.hash_password(account.password), account.roles,
+                                                  account.team_ids, email=account.email):
+            return await _refused(request, "The account was not created:", [{
+                "field": "user_id", "message": f"{account.user_id} already exists (or another account has that"
+                " email)"}])
         await store.audit_account(conn, user.user_id, account.user_id, "created",
                                   {"name": account.name, "roles": account.roles, "team_ids": account.team_ids})
+        await store.audit_act(conn, "account.created", actor=user.user_id, roles=user.roles,
+                              object_id=account.user_id, details={"roles": ",".join(account.roles),
+                                                                  "team_ids": ",".join(account.team_ids)})
     await set_flash(request, {"kind": "ok", "message": f"Account {account.user_id} created.", "scope": "accounts"})
     return back("/admin/accounts")
 
@@ -110,12 +122,17 @@ async def change_account(request: Request, user_id: str, action: str) -> Respons
     password = str(form.get("password", ""))
     if action == "password" and (problems := password_problems(password)):
         return await _refused(request, f"The password of {user_id} was not reset:", problems)
+    password_hash = await auth.hash_password(password) if action == "password" else ""
     async with _pool(request).acquire() as conn, conn.transaction():
         row = await store.load_user(conn, user_id)
         if row is None:
             raise HTTPException(404, "no such account")
+        if action == "enable" and row["demo"] and not request.app.state.settings.development:
+            return await _refused(request, "Not done:", [{"field": "user_id", "message": f"{user_id} is a demo"
+                                                          " account, whose password is published: only in"
+                                                          " development"}])
         if action == "password":
-            if not await store.set_password(conn, user_id, auth.hash_password(password)):
+            if not await store.set_password(conn, user_id, password_hash):
                 return await _refused(request, f"The password of {user_id} was not reset:", [{
                     "field": "password", "message": "a council account signs in with the council's provider"
                     " and has no Tessera password"}])
@@ -124,6 +141,8 @@ async def change_account(request: Request, user_id: str, action: str) -> Respons
             await store.set_active(conn, user_id, action == "enable")
             audited = f"{action}d"
         await store.audit_account(conn, user.user_id, user_id, audited, {})
-    done = {"disable": "disabled: they cannot sign in", "enable": "enabled", "password": "has a new password"}
+        await store.audit_act(conn, f"account.{audited}", actor=user.user_id, roles=user.roles, object_id=user_id)
+    done = {"disable": "disabled: they cannot sign in", "enable": "enabled",
+            "password": "has a new password; their sessions have ended"}
     await set_flash(request, {"kind": "ok", "message": f"{user_id} {done[action]}.", "scope": "accounts"})
     return back("/admin/accounts")

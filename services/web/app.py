@@ -16,6 +16,8 @@ from shared.service import Runtime, create_app
 
 HERE = Path(__file__).parent
 settings = WebSettings(service_name="web")
+if refusal := settings.refusal():
+    raise SystemExit(f"tessera web refuses to start: {refusal}")
 timeout = settings.http_timeout_seconds
 readers = Readers(
     referrals=Referrals(settings.referrals_url, timeout), workflow=Workflow(settings.workflow_url, timeout),
@@ -30,8 +32,10 @@ async def _start(runtime: Runtime) -> None:
     key = settings.web_secret_key or await store.secret(runtime.pool, "session_key", secrets.token_urlsafe(48))
     app.state.sessions = auth.Sessions(settings, key)
     app.state.oidc = oidc.Oidc(settings, key) if settings.oidc_enabled else None
-    if settings.web_seed_demo_users:
+    if settings.demo_accounts:
         await auth.seed_demo_users(runtime.pool, settings.web_demo_users_file, settings.web_demo_password)
+    else:
+        await auth.disable_demo_users(runtime.pool)
     producer = make_producer(settings)
     await producer.start()
     app.state.producer = producer
@@ -65,6 +69,8 @@ async def security_headers(request: Request, call_next: object) -> Response:
         "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not settings.development:  # a browser that has seen the desk over HTTPS never falls back to HTTP
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     if not request.url.path.startswith("/static"):
         response.headers.setdefault("Cache-Control", "no-store")  # pages hold personal data
     return response

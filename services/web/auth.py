@@ -1,9 +1,11 @@
-"""Local accounts: argon2 password hashes, signed session cookies, CSRF tokens, the demo users.
+"""Local accounts: argon2 password hashes, signed session cookies, CSRF tokens, sign-in limits, the demo users.
 
 The web service is the only place a signed-in user becomes a command's `actor`: it is built here,
 from the users table, and never from anything the browser sends.
 """
 
+import asyncio
+import enum
 import hashlib
 import hmac
 import secrets
@@ -73,8 +75,9 @@ class User:
         return ", ".join(ROLE_NAMES.get(r, r) for r in self.roles)
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+async def hash_password(password: str) -> str:
+    """argon2id, in a worker thread: it takes tens of milliseconds of CPU on purpose."""
+    return await asyncio.to_thread(_hasher.hash, password)
 
 
 def check_password(password_hash: str | None, password: str) -> tuple[bool, str | None]:
@@ -160,21 +163,54 @@ def csrf_ok(user: User, sent: str | None) -> bool:
     return bool(sent) and hmac.compare_digest(user.csrf_token, sent or "")
 
 
-async def sign_in(pool: asyncpg.Pool, settings: WebSettings, user_id: str, password: str) -> str | None:
-    """The user id if the password is right and the account not locked; failures are counted."""
-    row = await store.load_user(pool, user_id.strip().lower())
-    now = datetime.now(UTC)
-    ok, rehash = check_password(row["password_hash"] if row else None, password)
-    if row is None or not row["active"] or row["sign_in"] != "local":
-        return None
-    if row["locked_until"] is not None and row["locked_until"] > now:
-        return None
-    if not ok:
-        await store.record_failed_login(pool, row["user_id"], settings.web_max_failed_logins,
-                                        now + timedelta(minutes=settings.web_lockout_minutes))
-        return None
-    await store.record_good_login(pool, row["user_id"], rehash)
-    return row["user_id"]
+class SignIn(enum.Enum):
+    """The answer to a password sign-in."""
+
+    OK = "ok"
+    REFUSED = "refused"
+    THROTTLED = "throttled"  # too many failures from this address: 429, nothing checked
+
+
+async def sign_in(pool: asyncpg.Pool, settings: WebSettings, user_id: str, password: str,
+                  address: str) -> tuple[SignIn, str | None]:
+    """Check a password sign-in and audit it; the outcome and, when OK, the user id.
+
+    Failures are counted per address (to this account and to any), never per account alone: whoever guesses
+    from one address is slowed down, and nobody can lock named staff out. argon2 runs in a worker thread so a
+    burst of sign-ins does not stall every other page.
+    """
+    user_id = user_id.strip().lower()
+    window = settings.web_sign_in_window_seconds
+    if await store.sign_in_throttled(pool, address, user_id, window, settings.web_sign_in_failures_per_account,
+                                     settings.web_sign_in_failures_per_address):
+        return SignIn.THROTTLED, None
+    row = await store.load_user(pool, user_id)
+    ok, rehash = await asyncio.to_thread(check_password, row["password_hash"] if row else None, password)
+    why = _refusal(row, ok)
+    async with pool.acquire() as conn, conn.transaction():
+        if why:
+            await store.record_sign_in_failure(conn, address, user_id, window)
+            await store.audit_act(conn, "account.sign_in_failed", actor="anonymous",
+                                  object_id=row["user_id"] if row else None, details={"address": address, "why": why})
+            return SignIn.REFUSED, None
+        assert row is not None
+        if rehash:
+            await store.rehash(conn, user_id, rehash)
+        await store.forget_sign_in_failures(conn, address, user_id)
+        await store.audit_act(conn, "account.signed_in", actor=user_id, roles=row["roles"], object_id=user_id,
+                              details={"address": address, "with": "password"})
+    return SignIn.OK, user_id
+
+
+def _refusal(row: asyncpg.Record | None, password_ok: bool) -> str | None:
+    """Why the sign-in is refused (audited, never shown: the page says only "not right"), or None."""
+    if row is None:
+        return "no such account"
+    if row["sign_in"] != "local":
+        return "a council account"
+    if not row["active"]:
+        return "account disabled"
+    return None if password_ok else "wrong password"
 
 
 def demo_users(path: Path) -> list[dict[str, Any]]:
@@ -182,13 +218,23 @@ def demo_users(path: Path) -> list[dict[str, Any]]:
 
 
 async def seed_demo_users(pool: asyncpg.Pool, path: Path, password: str) -> list[str]:
-    """Add the demo accounts that are missing; existing accounts are left as they are."""
+    """Add the demo accounts that are missing (development only); existing accounts are left as they are."""
     added = []
-    existing = {r["user_id"] for r in await store.all_users(pool)}
+    existing = {r["user_id"] for r in await store.every_user(pool)}
     for user in demo_users(path):
         if user["user_id"] in existing:
             continue
-        if await store.insert_user_if_missing(pool, user["user_id"], user["name"], hash_password(password),
-                                              list(user.get("roles", [])), list(user.get("teams", []))):
+        if await store.insert_user_if_missing(pool, user["user_id"], user["name"], await hash_password(password),
+                                              list(user.get("roles", [])), list(user.get("teams", [])), demo=True):
             added.append(user["user_id"])
     return added
+
+
+async def disable_demo_users(pool: asyncpg.Pool) -> list[str]:
+    """With the demo accounts switched off, none of them can sign in any more (audited)."""
+    async with pool.acquire() as conn, conn.transaction():
+        disabled = await store.disable_demo_accounts(conn)
+        for user_id in disabled:
+            await store.audit_act(conn, "account.disabled", actor="system:web", object_id=user_id,
+                                  details={"why": "demo accounts are switched off"})
+    return disabled

@@ -1,11 +1,15 @@
 """Sign-in with a council's OpenID Connect provider: the authorization-code flow with PKCE (authlib).
 
 The provider is found from `WEB_OIDC_ISSUER/.well-known/openid-configuration`. The ID token is checked
-against the issuer's JWKS (signature, issuer, audience, expiry, nonce). Its claims name a local user:
-roles and teams come from the token's claims when it carries them (the user row is created or updated
-to match), else from the local users table, where the user must already exist.
+against the issuer's JWKS (signature, issuer, audience, expiry, nonce). The account is the one bound to the
+token's issuer and `sub` (never to a name the token carries): on the first sign-in it is linked to the local
+account holding the token's email when the token says `email_verified`, else created when the token carries
+roles. Roles and teams come from the token's claims when present, else from the local account; no claim ever
+grants `administrator`, and an administrator's account signs in locally only.
 """
 
+import hashlib
+import re
 import secrets
 import time
 import urllib.parse
@@ -152,23 +156,81 @@ def _listed(value: Any) -> list[str] | None:
     return [str(v) for v in value if str(v)]
 
 
-async def local_user(pool: asyncpg.Pool, settings: WebSettings, claims: dict[str, Any]) -> str:
-    """The local user id the claims map to; roles and teams from the claims when present."""
-    user_id = str(claims.get(settings.web_oidc_username_claim) or claims.get("email") or "").strip().lower()
-    if not user_id:
-        raise SignInFailed(f"the council account has no {settings.web_oidc_username_claim} or email")
-    roles = _listed(claims.get(settings.web_oidc_roles_claim))
-    teams = _listed(claims.get(settings.web_oidc_teams_claim))
-    if roles is not None:
-        unknown = sorted(set(roles) - set(auth.ROLE_NAMES))
-        roles = [r for r in roles if r in auth.ROLE_NAMES]
-        if not roles:
-            raise SignInFailed(f"the council account's roles are not Tessera roles: {', '.join(unknown)}")
-        name = str(claims.get("name") or user_id)
-        await store.upsert_oidc_user(pool, user_id, name[:200], auth.NO_LOCAL_PASSWORD, roles, teams or [])
-    row = await store.load_user(pool, user_id)
-    if row is None:
+async def local_user(pool: asyncpg.Pool, settings: WebSettings, claims: dict[str, Any], address: str) -> str:
+    """The local user id of the council identity (issuer, `sub`), linked or created on its first sign-in."""
+    issuer, subject = str(claims["iss"]), str(claims["sub"])
+    roles, teams = _roles(settings, claims), _listed(claims.get(settings.web_oidc_teams_claim))
+    async with pool.acquire() as conn, conn.transaction():
+        # one first sign-in of an identity at a time: two at once would both link or create
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"council:{issuer}:{subject}")
+        row = await store.council_account(conn, issuer, subject)
+        if row is None:
+            row = await _link_by_email(conn, issuer, subject, claims) or await _create(
+                conn, settings, issuer, subject, claims, roles, teams)
+        if auth.ADMINISTRATOR in row["roles"]:
+            raise SignInFailed("an administrator's account signs in with its Tessera password, not the council's")
+        if not row["active"]:
+            raise SignInFailed("this Tessera account is disabled: ask an administrator")
+        if roles is not None and (roles, teams or []) != (list(row["roles"]), list(row["team_ids"])):
+            await store.set_roles(conn, row["user_id"], roles, teams or [])
+            await store.audit_act(conn, "account.roles_from_council", actor=f"council:{issuer}",
+                                  object_id=row["user_id"], details={"roles": ",".join(roles),
+                                                                      "team_ids": ",".join(teams or [])})
+        await store.audit_act(conn, "account.signed_in", actor=row["user_id"], roles=roles or row["roles"],
+                              object_id=row["user_id"], details={"address": address, "with": "council",
+                                                                 "issuer": issuer, "subject": subject})
+    return row["user_id"]
+
+
+def _roles(settings: WebSettings, claims: dict[str, Any]) -> list[str] | None:
+    """The Tessera roles the token claims, without `administrator`; None when it claims none."""
+    claimed = _listed(claims.get(settings.web_oidc_roles_claim))
+    if claimed is None:
+        return None
+    roles = [r for r in claimed if r in auth.ROLE_NAMES and r != auth.ADMINISTRATOR]
+    if not roles:
+        raise SignInFailed("the council account's roles are not Tessera roles a council sign-in can hold: "
+                           + ", ".join(sorted(set(claimed))))
+    return roles
+
+
+async def _link_by_email(conn: asyncpg.Connection, issuer: str, subject: str,
+                         claims: dict[str, Any]) -> asyncpg.Record | None:
+    """The local account with the token's email, linked to the identity, when the provider verified the email."""
+    email = claims.get("email")
+    if claims.get("email_verified") is not True or not isinstance(email, str) or not email:
+        return None
+    row = await store.user_by_email(conn, email)
+    if row is None or auth.ADMINISTRATOR in row["roles"] or await store.is_linked(conn, issuer, row["user_id"]):
+        return None
+    await store.link_council_identity(conn, issuer, subject, row["user_id"])
+    await store.audit_act(conn, "account.linked_to_council", actor=f"council:{issuer}", object_id=row["user_id"],
+                          details={"issuer": issuer, "subject": subject, "by": "verified email"})
+    return row
+
+
+async def _create(conn: asyncpg.Connection, settings: WebSettings, issuer: str, subject: str,
+                  claims: dict[str, Any], roles: list[str] | None, teams: list[str] | None) -> asyncpg.Record:
+    """A new council account for an identity whose token carries roles; named after the username claim, made
+    unique: a name already taken (by anyone, the same name from another `sub` too) gets a suffix from the `sub`."""
+    if roles is None:
         raise SignInFailed("there is no Tessera account for this council account: ask an administrator")
-    if not row["active"]:
-        raise SignInFailed("this Tessera account is disabled: ask an administrator")
-    return user_id
+    base = _user_id(str(claims.get(settings.web_oidc_username_claim) or claims.get("email") or "council"))
+    suffix = hashlib.sha256(f"{issuer} {subject}".encode()).hexdigest()[:8]
+    name = str(claims.get("name") or base)[:200]
+    for user_id in (base, f"{base[:50]}-{suffix}"):
+        if await store.insert_council_user(conn, user_id, name, auth.NO_LOCAL_PASSWORD, roles, teams or []):
+            await store.link_council_identity(conn, issuer, subject, user_id)
+            await store.audit_act(conn, "account.created", actor=f"council:{issuer}", object_id=user_id,
+                                  details={"issuer": issuer, "subject": subject, "roles": ",".join(roles),
+                                           "team_ids": ",".join(teams or [])})
+            row = await store.load_user(conn, user_id)
+            assert row is not None
+            return row
+    raise SignInFailed("a Tessera account could not be made for this council account: ask an administrator")
+
+
+def _user_id(claimed: str) -> str:
+    """A user id (lower-case letters, digits, dots, dashes, @) from what the token names the person."""
+    cleaned = re.sub(r"[^a-z0-9._@-]+", "-", claimed.strip().lower()).strip(".-_@")[:50]
+    return cleaned if len(cleaned) >= 2 else "council"

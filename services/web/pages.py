@@ -154,17 +154,27 @@ def _target(kind: str | None, ident: str | None) -> dict[str, str] | None:
 @router.get("/login")
 async def login_page(request: Request, next: str = "/work", failed: bool = False,
                      oidc_problem: str = "") -> HTMLResponse:
+    return await _sign_in_form(request, next, failed=failed, oidc_problem=oidc_problem,
+                               status_code=401 if failed or oidc_problem else 200)
+
+
+async def _sign_in_form(request: Request, next: str, *, status_code: int, failed: bool = False,
+                        oidc_problem: str = "", throttled: bool = False) -> HTMLResponse:
     token, cookie = request.app.state.sessions.login_csrf()
     settings = _settings(request)
-    users = await store.all_users(_pool(request)) if settings.web_seed_demo_users else []
+    demo = [u for u in await store.all_users(_pool(request)) if u["demo"]] if settings.demo_accounts else []
     response = templates.TemplateResponse(request, "login.html", {
-        "user": None, "next": _local(next), "csrf": token, "failed": failed,
-        "demo_users": users, "demo_password": settings.web_demo_password if settings.web_seed_demo_users else None,
+        "user": None, "next": _local(next), "csrf": token, "failed": failed, "throttled": throttled,
+        "demo_users": demo, "demo_password": settings.web_demo_password if demo else None,
         "oidc": request.app.state.oidc is not None, "oidc_problem": oidc_problem,
-    }, status_code=401 if failed or oidc_problem else 200)
+    }, status_code=status_code)
     response.set_cookie(auth.LOGIN_CSRF_COOKIE, cookie, httponly=True, samesite="strict",
-                        secure=settings.web_cookie_secure, max_age=3600)
+                        secure=settings.cookies_secure, max_age=3600)
     return response
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 @router.post("/login")
@@ -175,13 +185,17 @@ async def login(request: Request) -> Response:
     target = _local(str(form.get("next", "/work")))
     if not sessions.login_csrf_ok(request.cookies.get(auth.LOGIN_CSRF_COOKIE), str(form.get("csrf_token", ""))):
         return back(f"/login?{urlencode({'next': target, 'failed': 'true'})}")
-    user_id = await auth.sign_in(_pool(request), settings, str(form.get("username", ""))[:200],
-                                 str(form.get("password", ""))[:1000])
+    outcome, user_id = await auth.sign_in(_pool(request), settings, str(form.get("username", ""))[:200],
+                                          str(form.get("password", ""))[:1000], client_address(request))
+    if outcome is auth.SignIn.THROTTLED:
+        response = await _sign_in_form(request, target, throttled=True, status_code=429)
+        response.headers["Retry-After"] = str(max(1, round(settings.web_sign_in_window_seconds)))
+        return response
     if user_id is None:
         return back(f"/login?{urlencode({'next': target, 'failed': 'true'})}")
     response = back(target)
     response.set_cookie(auth.SESSION_COOKIE, await sessions.open(_pool(request), user_id), httponly=True,
-                        samesite="lax", secure=settings.web_cookie_secure)
+                        samesite="lax", secure=settings.cookies_secure)
     response.delete_cookie(auth.LOGIN_CSRF_COOKIE)
     return response
 
@@ -200,7 +214,7 @@ async def oidc_login(request: Request, next: str = "/work") -> Response:
         return back(f"/login?{urlencode({'next': _local(next), 'oidc_problem': str(exc)})}")
     response = RedirectResponse(url, 303)
     response.set_cookie(oidc.STATE_COOKIE, cookie, httponly=True, samesite="lax", max_age=oidc.STATE_MAX_AGE,
-                        secure=settings.web_cookie_secure, path="/login/oidc")
+                        secure=settings.cookies_secure, path="/login/oidc")
     return response
 
 
@@ -218,15 +232,18 @@ async def oidc_callback(request: Request, code: str = "", state: str = "", error
         flow = provider.pending(request.cookies.get(oidc.STATE_COOKIE), state)
         target = _local(str(flow.get("next") or "/work"))
         claims, id_token = await provider.finish(flow, code)
-        user_id = await oidc.local_user(_pool(request), settings, claims)
+        user_id = await oidc.local_user(_pool(request), settings, claims, client_address(request))
     except oidc.SignInFailed as exc:
+        async with _pool(request).acquire() as conn, conn.transaction():
+            await store.audit_act(conn, "account.sign_in_failed", actor="anonymous", details={
+                "address": client_address(request), "with": "council", "why": str(exc)})
         response = back(f"/login?{urlencode({'next': target, 'oidc_problem': str(exc)})}")
         response.delete_cookie(oidc.STATE_COOKIE, path="/login/oidc")
         return response
     response = back(target)
     response.set_cookie(auth.SESSION_COOKIE,
                         await request.app.state.sessions.open(_pool(request), user_id, id_token),
-                        httponly=True, samesite="lax", secure=settings.web_cookie_secure)
+                        httponly=True, samesite="lax", secure=settings.cookies_secure)
     response.delete_cookie(oidc.STATE_COOKIE, path="/login/oidc")
     return response
 
@@ -236,12 +253,16 @@ async def logout(request: Request) -> Response:
     user = await current_user(request)
     await checked_form(request, user)
     id_token = await request.app.state.sessions.close(_pool(request), request.cookies.get(auth.SESSION_COOKIE))
+    async with _pool(request).acquire() as conn, conn.transaction():
+        await store.audit_act(conn, "account.signed_out", actor=user.user_id, roles=user.roles,
+                              object_id=user.user_id, details={"address": client_address(request)})
     provider: oidc.Oidc | None = request.app.state.oidc
     target = "/login"
     if id_token and provider is not None:  # a council session: the provider ends its own session too
         target = await provider.logout_url(id_token, str(request.url_for("login_page"))) or target
     response = back(target)
     response.delete_cookie(auth.SESSION_COOKIE)
+    response.headers["Clear-Site-Data"] = '"storage"'  # unsaved drafts do not outlive the session
     return response
 
 
@@ -457,15 +478,27 @@ async def record_access(request: Request, person_id: str) -> Response:
         await set_flash(request, {"kind": "error", "message": "Say why you need this record (at least 10"
                                   " characters): the reason is kept and shown to managers."})
         return back(f"/people/{person_id}/access")
-    await store.record_access(_pool(request), user.user_id, list(user.roles), list(user.team_ids),
-                              uuid.UUID(person_id), reason[:2000])
+    async with _pool(request).acquire() as conn, conn.transaction():
+        await store.record_access(conn, user.user_id, list(user.roles), list(user.team_ids), uuid.UUID(person_id),
+                                  reason[:2000])
+        await store.audit_act(conn, "record.break_glass", actor=user.user_id, roles=user.roles, subject=person_id,
+                              details={"reason": reason[:2000], "team_ids": ",".join(user.team_ids)})
     await set_flash(request, {"kind": "ok", "message": "Your reason was recorded; managers can see it."})
     return back(f"/people/{person_id}")
 
 
 @router.get("/people")
-async def find_people(request: Request, nhs_number: str = "") -> HTMLResponse:
+async def find_page(request: Request) -> HTMLResponse:
+    """The search form only: an NHS number is never taken from a URL, where access logs and history keep it."""
     user = await current_user(request)
+    return await render(request, "find.html", user, nhs_number="", found=[], searched=False, title="Find a person")
+
+
+@router.post("/people")
+async def find_people(request: Request) -> HTMLResponse:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    nhs_number = str(form.get("nhs_number", ""))[:40]
     digits = nhs_number.replace(" ", "")
     found = await _readers(request).referrals.by_nhs_number(digits) if len(digits) == 10 else []
     return await render(request, "find.html", user, nhs_number=nhs_number, found=found, searched=bool(digits),

@@ -1,13 +1,17 @@
-"""asyncpg queries for the web schema: users, sessions and the break-glass access log."""
+"""asyncpg queries for the web schema: users, sessions, council identities, sign-in failures, the break-glass
+access log and the desk's entries in the audit chain."""
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-USER_COLUMNS = ("user_id, display_name, password_hash, roles, team_ids, active, failed_logins, locked_until,"
-                " sign_in, created_at")
+from shared import audit
+
+USER_COLUMNS = "user_id, display_name, password_hash, roles, team_ids, active, sign_in, demo, email, created_at"
+SOURCE = "tessera/web"
 
 
 async def load_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: str) -> asyncpg.Record | None:
@@ -24,19 +28,30 @@ async def every_user(conn: asyncpg.Pool | asyncpg.Connection) -> list[asyncpg.Re
 
 
 async def set_active(conn: asyncpg.Connection, user_id: str, active: bool) -> bool:
-    """Disable (ending every session) or enable an account, clearing any lock-out; False if no such user."""
-    status = await conn.execute("UPDATE users SET active = $2, failed_logins = 0, locked_until = NULL"
-                                " WHERE user_id = $1", user_id, active)
+    """Disable (ending every session) or enable an account; False if no such user."""
+    status = await conn.execute("UPDATE users SET active = $2 WHERE user_id = $1", user_id, active)
     if not active:
         await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
     return status.endswith(" 1")
 
 
 async def set_password(conn: asyncpg.Connection, user_id: str, password_hash: str) -> bool:
-    """A new password for a local account, clearing any lock-out; False unless a local account."""
-    status = await conn.execute("UPDATE users SET password_hash = $2, failed_logins = 0, locked_until = NULL"
-                                " WHERE user_id = $1 AND sign_in = 'local'", user_id, password_hash)
-    return status.endswith(" 1")
+    """A new password for a local account, ending every session it has (whoever held the old password is out);
+    False unless a local account."""
+    status = await conn.execute("UPDATE users SET password_hash = $2 WHERE user_id = $1 AND sign_in = 'local'",
+                                user_id, password_hash)
+    if not status.endswith(" 1"):
+        return False
+    await conn.execute("DELETE FROM sessions WHERE user_id = $1", user_id)
+    return True
+
+
+async def disable_demo_accounts(conn: asyncpg.Connection) -> list[str]:
+    """Disable every active demo account, ending its sessions; the ids disabled."""
+    disabled = [r["user_id"] for r in await conn.fetch(
+        "UPDATE users SET active = false WHERE demo AND active RETURNING user_id")]
+    await conn.execute("DELETE FROM sessions WHERE user_id = ANY($1::text[])", disabled)
+    return disabled
 
 
 async def audit_account(conn: asyncpg.Connection, actor: str, user_id: str, action: str,
@@ -51,24 +66,54 @@ async def account_audit(conn: asyncpg.Pool, limit: int = 200) -> list[asyncpg.Re
 
 
 async def insert_user_if_missing(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, name: str,
-                                 password_hash: str, roles: list[str], team_ids: list[str]) -> bool:
+                                 password_hash: str, roles: list[str], team_ids: list[str], *, demo: bool = False,
+                                 email: str | None = None) -> bool:
+    """False when the user id (or the email) is taken."""
     status = await conn.execute(
-        "INSERT INTO users (user_id, display_name, password_hash, roles, team_ids) VALUES ($1, $2, $3, $4, $5)"
-        " ON CONFLICT (user_id) DO NOTHING", user_id, name, password_hash, roles, team_ids)
+        "INSERT INTO users (user_id, display_name, password_hash, roles, team_ids, demo, email)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        user_id, name, password_hash, roles, team_ids, demo, email)
     return status.endswith(" 1")
 
 
-async def record_failed_login(conn: asyncpg.Pool, user_id: str, max_failures: int, lock_until: datetime) -> None:
-    await conn.execute(
-        "UPDATE users SET failed_logins = failed_logins + 1,"
-        " locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END WHERE user_id = $1",
-        user_id, max_failures, lock_until)
+async def rehash(conn: asyncpg.Pool, user_id: str, password_hash: str) -> None:
+    await conn.execute("UPDATE users SET password_hash = $2 WHERE user_id = $1", user_id, password_hash)
 
 
-async def record_good_login(conn: asyncpg.Pool, user_id: str, password_hash: str | None) -> None:
-    await conn.execute(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL,"
-        " password_hash = COALESCE($2, password_hash) WHERE user_id = $1", user_id, password_hash)
+async def sign_in_throttled(conn: asyncpg.Pool, address: str, user_id: str, window_seconds: float,
+                            per_account: int, per_address: int) -> bool:
+    """Whether this address failed too often within the window, for this account or for any."""
+    counts = await conn.fetchrow(
+        "SELECT count(*) AS any_account, count(*) FILTER (WHERE user_id = $2) AS this_account"
+        " FROM sign_in_failures WHERE address = $1 AND at > now() - make_interval(secs => $3)",
+        address, user_id, window_seconds)
+    return counts["this_account"] >= per_account or counts["any_account"] >= per_address
+
+
+async def record_sign_in_failure(conn: asyncpg.Connection, address: str, user_id: str,
+                                 window_seconds: float) -> None:
+    await conn.execute("DELETE FROM sign_in_failures WHERE at <= now() - make_interval(secs => $1)", window_seconds)
+    await conn.execute("INSERT INTO sign_in_failures (address, user_id) VALUES ($1, $2)", address, user_id)
+
+
+async def forget_sign_in_failures(conn: asyncpg.Connection, address: str, user_id: str) -> None:
+    await conn.execute("DELETE FROM sign_in_failures WHERE address = $1 AND user_id = $2", address, user_id)
+
+
+async def audit_act(conn: asyncpg.Connection, action: str, *, actor: str, roles: Sequence[str] = (),
+                    subject: str | None = None, object_id: str | None = None,
+                    details: dict[str, str] | None = None) -> None:
+    """One act of the desk (a sign-in, an account change, a break-glass reason) appended to the web schema's
+    tamper-evident audit chain (shared/audit.py), in the caller's transaction."""
+    await audit.append(conn, [audit.Entry(
+        at=datetime.now(UTC), actor_id=actor, actor_roles=tuple(roles), action=action, subject=subject,
+        object_id=object_id, message_id=str(uuid.uuid4()), causation_id=None, cause_type=None, source=SOURCE,
+        details=details)])
+
+
+async def audit_chain(conn: asyncpg.Pool, actions: Sequence[str], limit: int = 200) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT seq, at, actor_id, action, subject, object_id, details FROM audit_log"
+                            " WHERE action = ANY($1::text[]) ORDER BY seq DESC LIMIT $2", list(actions), limit)
 
 
 async def create_session(conn: asyncpg.Pool, token_hash: bytes, user_id: str, csrf_token: str,
@@ -102,7 +147,7 @@ async def set_flash(conn: asyncpg.Pool, token_hash: bytes, flash: dict[str, Any]
     await conn.execute("UPDATE sessions SET flash = $2 WHERE token_hash = $1", token_hash, flash)
 
 
-async def record_access(conn: asyncpg.Pool, user_id: str, roles: list[str], team_ids: list[str],
+async def record_access(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, roles: list[str], team_ids: list[str],
                         person_id: uuid.UUID, reason: str) -> None:
     await conn.execute(
         "INSERT INTO access_log (user_id, roles, team_ids, person_id, reason) VALUES ($1, $2, $3, $4, $5)",
@@ -129,12 +174,37 @@ async def secret(conn: asyncpg.Pool, name: str, make: str) -> str:
     return await conn.fetchval("SELECT value FROM web_secrets WHERE name = $1", name)
 
 
-async def upsert_oidc_user(conn: asyncpg.Pool, user_id: str, name: str, no_password: str, roles: list[str],
-                           team_ids: list[str]) -> None:
-    """A council (OIDC) user as their token's claims describe them. A new one signs in only through the
-    provider (`no_password` is no hash at all); an existing account keeps its password and `active`."""
-    await conn.execute(
+async def council_account(conn: asyncpg.Connection, issuer: str, subject: str) -> asyncpg.Record | None:
+    """The account bound to this council identity (issuer and `sub`), if any."""
+    return await conn.fetchrow(
+        f"SELECT {', '.join('u.' + c for c in USER_COLUMNS.split(', '))} FROM council_identities i"
+        " JOIN users u USING (user_id) WHERE i.issuer = $1 AND i.subject = $2", issuer, subject)
+
+
+async def user_by_email(conn: asyncpg.Connection, email: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1)", email)
+
+
+async def is_linked(conn: asyncpg.Connection, issuer: str, user_id: str) -> bool:
+    """Whether the account is already bound to an identity of this issuer (another `sub`: another person)."""
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM council_identities WHERE issuer = $1 AND user_id = $2)",
+                               issuer, user_id)
+
+
+async def link_council_identity(conn: asyncpg.Connection, issuer: str, subject: str, user_id: str) -> None:
+    await conn.execute("INSERT INTO council_identities (issuer, subject, user_id) VALUES ($1, $2, $3)",
+                       issuer, subject, user_id)
+
+
+async def insert_council_user(conn: asyncpg.Connection, user_id: str, name: str, no_password: str,
+                              roles: list[str], team_ids: list[str]) -> bool:
+    """A new council account: signs in only through the provider (`no_password` is no hash at all)."""
+    status = await conn.execute(
         "INSERT INTO users (user_id, display_name, password_hash, roles, team_ids, sign_in)"
-        " VALUES ($1, $2, $3, $4, $5, 'oidc')"
-        " ON CONFLICT (user_id) DO UPDATE SET display_name = EXCLUDED.display_name, roles = EXCLUDED.roles,"
-        " team_ids = EXCLUDED.team_ids", user_id, name, no_password, roles, team_ids)
+        " VALUES ($1, $2, $3, $4, $5, 'oidc') ON CONFLICT (user_id) DO NOTHING",
+        user_id, name, no_password, roles, team_ids)
+    return status.endswith(" 1")
+
+
+async def set_roles(conn: asyncpg.Connection, user_id: str, roles: list[str], team_ids: list[str]) -> None:
+    await conn.execute("UPDATE users SET roles = $2, team_ids = $3 WHERE user_id = $1", user_id, roles, team_ids)

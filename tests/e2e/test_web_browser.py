@@ -545,3 +545,36 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
             "Fell on the stairs", "2024-05-01", "Lives alone, recent fall")
     finally:
         await context.close()
+
+
+DRAFT_KEYS = "() => Object.keys(localStorage).filter(k => k.startsWith('tessera-draft:'))"
+
+
+async def test_unsaved_drafts_leave_the_browser_at_sign_out_and_when_the_session_expires(
+        infra, web, events, commands: Commands, browser):
+    """Issue #21 §5: a shared computer keeps no unsaved record after its user signs out or times out."""
+    person_id, screening = await new_case(infra, events)
+    (await commands.send("step.start", HUB, key=person_id, step_id=screening)).ok()
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.goto(f"/steps/{screening}")
+        await page.locator("#step-form textarea, #step-form input[type=text]").first.fill("Said on the phone: …")
+        await expect(page.locator("#draft-status")).to_contain_text("Draft kept")
+        assert await page.evaluate(DRAFT_KEYS) == [f"tessera-draft:hub:{screening}"]
+        await page.get_by_role("button", name="Sign out").click()
+        await page.wait_for_url("**/login")
+        assert await page.evaluate(DRAFT_KEYS) == []
+
+        await page.get_by_label("User name").fill("hub")
+        await page.get_by_label("Password").fill("tessera-demo")
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url("**/work")
+        await page.goto(f"/steps/{screening}")
+        await page.locator("#step-form textarea, #step-form input[type=text]").first.fill("Typed, then left")
+        await expect(page.locator("#draft-status")).to_contain_text("Draft kept")
+        await context.clear_cookies()  # the session has expired
+        await page.goto(f"/steps/{screening}")
+        await page.wait_for_url("**/login?**")
+        assert await page.evaluate(DRAFT_KEYS) == []
+    finally:
+        await context.close()

@@ -1,5 +1,6 @@
 """Tessera desk without a browser: sign-in, CSRF, pages render, and commands carry the signed-in actor."""
 
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -7,10 +8,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared import topics
+from shared import audit, topics
 from shared.testing import EventLog, ServiceProcess, free_port
 from tests.e2e.test_web_browser import GSO, wellbeing_to_sap
 from tests.e2e.web_client import Desk
+from tests.factories import unique_referral
 from tests.workflow_harness import SCREENING, SO_TRANSFER, Commands, new_case
 
 pytestmark = pytest.mark.e2e
@@ -65,8 +67,9 @@ async def test_a_signed_in_worker_sends_commands_as_themselves_whatever_the_form
 
 
 async def test_a_note_written_on_a_recorded_reason_carries_the_reason_to_referrals_which_keeps_it(
-        infra, web, referrals, events):
-    """Break-glass (issue #11 §3): the web passes the worker's reason with the command; referrals records it."""
+        infra, web, referrals, events, db):
+    """Break-glass (issue #11 §3): the web passes the worker's reason with the command; referrals records it.
+    The reason is a row of the desk's tamper-evident audit chain too (issue #21 §5)."""
     person_id, _ = await new_case(infra, events)
     desk = Desk(web.url)
     try:
@@ -85,13 +88,38 @@ async def test_a_note_written_on_a_recorded_reason_carries_the_reason_to_referra
         notes = (await http.get(f"/people/{person_id}/notes")).json()
     assert [(k["reason"], k["actor"], k["command_type"]) for k in kept] == [(reason, "worker:sw2", "case_note.add")]
     assert [(n["title"], n["author"]) for n in notes] == [("Duty call", "worker:sw2")]
+    chained = await db.fetch("SELECT actor_id, actor_roles, details FROM web.audit_log"
+                             " WHERE action = 'record.break_glass' AND subject = $1", person_id)
+    assert [(r["actor_id"], r["actor_roles"], json.loads(r["details"])["reason"]) for r in chained] == [
+        ("sw2", ["social_worker"], reason)]
+    async with db.acquire() as conn:
+        assert (await audit.verify(conn, "web")).ok
+
+
+async def test_find_a_person_by_nhs_number_is_a_post_and_the_number_is_never_in_a_url(infra, web, events):
+    """Issue #21 §5: the NHS number goes in the body of a POST (with the CSRF token), not the query string."""
+    referral = unique_referral()
+    nhs_number = referral["person"]["nhs_number"]
+    person_id, _ = await new_case(infra, events, person=referral["person"])
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("sw")
+        by_url = await desk.get(f"/people?nhs_number={nhs_number}")
+        assert by_url.status_code == 200 and f"/people/{person_id}" not in by_url.text
+        assert 'method="post" action="/people"' in by_url.text
+        found = await desk.post("/people", nhs_number=f"{nhs_number[:3]} {nhs_number[3:6]} {nhs_number[6:]}")
+        assert f'href="/people/{person_id}"' in found.text
+        assert all(nhs_number not in str(r.url) for r in (found, *found.history))
+        assert (await desk.http.post("/people", data={"nhs_number": nhs_number})).status_code == 403  # no token
+    finally:
+        await desk.close()
 
 
 @pytest.fixture
 async def web_without_notifications(infra, web) -> AsyncIterator[ServiceProcess]:
     """A second web replica (same database) whose notifications service never answers."""
     urls = {k: v for k, v in web._env.items() if k.endswith("_URL")}
-    process = ServiceProcess("web", {**infra.env, **urls, "WEB_SEED_DEMO_USERS": "true",
+    process = ServiceProcess("web", {**infra.env, **urls, "TESSERA_ENVIRONMENT": "development",
                                      "NOTIFICATIONS_URL": f"http://127.0.0.1:{free_port()}"}, infra.log_dir)
     process.start()
     try:
@@ -137,7 +165,7 @@ def audit_rows(page: str) -> list[str]:
     return [re.sub(r"<[^>]+>", " ", r) for r in re.findall(r"<tr><td><time.*?</tr>", table, re.S)]
 
 
-async def test_an_administrator_creates_disables_enables_and_resets_an_account_every_change_audited(web):
+async def test_an_administrator_creates_disables_enables_and_resets_an_account_every_change_audited(web, db):
     new_user = f"nw{uuid.uuid4().hex[:6]}"
     admin, worker, manager = Desk(web.url), Desk(web.url), Desk(web.url)
     try:
@@ -173,8 +201,10 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
         await admin.post(f"/admin/accounts/{new_user}/enable")
         weak = await admin.post(f"/admin/accounts/{new_user}/password", password="too-short")
         assert "was not reset" in weak.text and "at least 12 characters" in weak.text
+        assert (await worker.sign_in(new_user, "first-password-1")).url.path == "/work"
         reset = await admin.post(f"/admin/accounts/{new_user}/password", password="second-password-2")
-        assert f"{new_user} has a new password." in reset.text
+        assert (await worker.get("/work")).url.path == "/login"  # the reset ended the session (issue #21 §5)
+        assert f"{new_user} has a new password; their sessions have ended." in reset.text
         assert (await worker.sign_in(new_user, "first-password-1")).status_code == 401
         assert (await worker.sign_in(new_user, "second-password-2")).url.path == "/work"
 
@@ -185,6 +215,10 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
         assert [next(a for a in actions if a in r) for r in changes] == list(actions)  # newest first
         assert all("administrator" in r for r in changes)
         assert "social_worker in adult-carers" in changes[-1]
+        chained = await db.fetch("SELECT actor_id, action FROM web.audit_log WHERE object_id = $1 AND actor_id"
+                                 " = 'administrator' ORDER BY seq", new_user)
+        assert [r["action"] for r in chained] == ["account.created", "account.disabled", "account.enabled",
+                                                  "account.password_reset"]  # in the chain too (issue #21 §5)
     finally:
         for desk in (admin, worker, manager):
             await desk.close()

@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -100,6 +101,11 @@ class Provider:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+def new_sub() -> str:
+    """A council identity of its own: accounts are bound to the issuer and `sub`."""
+    return f"council-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(scope="module")
 def provider() -> Iterator[Provider]:
     stub = Provider()
@@ -110,8 +116,9 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture
 async def council_web(infra, web, provider: Provider) -> AsyncIterator[ServiceProcess]:
     """A second web replica (same database) with council sign-in set up."""
-    process = ServiceProcess("web", {**infra.env, "WEB_SEED_DEMO_USERS": "true", "WEB_OIDC_ISSUER": provider.issuer,
-                                     "WEB_OIDC_CLIENT_ID": CLIENT_ID, "WEB_OIDC_CLIENT_SECRET": CLIENT_SECRET,
+    process = ServiceProcess("web", {**infra.env, "TESSERA_ENVIRONMENT": "development",
+                                     "WEB_OIDC_ISSUER": provider.issuer, "WEB_OIDC_CLIENT_ID": CLIENT_ID,
+                                     "WEB_OIDC_CLIENT_SECRET": CLIENT_SECRET,
                                      **{k: v for k, v in web._env.items() if k.endswith("_URL")}},
                              infra.log_dir)
     process.start()
@@ -130,7 +137,7 @@ async def test_without_oidc_settings_the_sign_in_page_offers_local_accounts_only
 
 
 async def test_council_sign_in_redirects_to_the_issuer_and_signs_the_mapped_user_in(council_web, provider):
-    provider.claims = {"preferred_username": "Council.TM", "name": "Chris Council",
+    provider.claims = {"sub": new_sub(), "preferred_username": "Council.TM", "name": "Chris Council",
                        "tessera_roles": ["team_manager"], "tessera_teams": ["adult-front-door"]}
     desk = Desk(council_web.url)
     try:
@@ -151,12 +158,12 @@ async def test_council_sign_in_redirects_to_the_issuer_and_signs_the_mapped_user
         assert signed_in.url.path == "/tray", signed_in.text[:300]
         assert "Chris Council" in signed_in.text and "Planned Work Tray: adult-front-door" in signed_in.text
 
-        # roles from the local users table when the token carries none
-        provider.claims = {"preferred_username": "sw", "name": "whoever"}
+        # a name in the token names no account: "sw" without roles or a verified email is nobody (issue #21 §5)
+        provider.claims = {"sub": new_sub(), "preferred_username": "sw", "name": "whoever"}
         other = Desk(council_web.url)
         try:
-            work = await other.http.get("/login/oidc")
-            assert work.url.path == "/work" and 'data-user-id="sw"' in work.text
+            refused = await other.http.get("/login/oidc")
+            assert refused.url.path == "/login" and "no Tessera account" in refused.text
         finally:
             await other.close()
 
@@ -168,7 +175,7 @@ async def test_council_sign_in_redirects_to_the_issuer_and_signs_the_mapped_user
 
 
 async def test_an_unknown_council_user_without_role_claims_is_refused(council_web, provider):
-    provider.claims = {"preferred_username": "nobody-here"}
+    provider.claims = {"sub": new_sub(), "preferred_username": "nobody-here"}
     desk = Desk(council_web.url)
     try:
         page = await desk.http.get("/login/oidc")
@@ -178,7 +185,7 @@ async def test_an_unknown_council_user_without_role_claims_is_refused(council_we
 
 
 async def test_signing_out_of_a_council_session_ends_it_at_the_provider_too(council_web, provider):
-    provider.claims = {"preferred_username": "council.so", "name": "Cleo Council",
+    provider.claims = {"sub": new_sub(), "preferred_username": "council.so", "name": "Cleo Council",
                        "tessera_roles": ["senior_officer"], "tessera_teams": ["wellbeing-service-management"]}
     desk = Desk(council_web.url)
     try:
@@ -205,7 +212,7 @@ async def test_signing_out_of_a_council_session_ends_it_at_the_provider_too(coun
 
 
 async def test_a_council_account_has_no_usable_local_password_and_a_disabled_one_is_refused(council_web, provider):
-    provider.claims = {"preferred_username": "council.gso", "name": "Gus Council",
+    provider.claims = {"sub": new_sub(), "preferred_username": "council.gso", "name": "Gus Council",
                        "tessera_roles": ["gso"], "tessera_teams": ["wellbeing-service-north"]}
     council, admin, stranger = Desk(council_web.url), Desk(council_web.url), Desk(council_web.url)
     try:
@@ -227,4 +234,90 @@ async def test_a_council_account_has_no_usable_local_password_and_a_disabled_one
         assert again.url.path == "/login" and "disabled" in again.text
     finally:
         for desk in (council, admin, stranger):
+            await desk.close()
+
+
+async def council_sign_in(council_web, provider: Provider, **claims: Any) -> tuple[Desk, httpx.Response]:
+    provider.claims = claims
+    desk = Desk(council_web.url)
+    return desk, await desk.get("/login/oidc")
+
+
+async def test_a_council_account_is_its_issuer_and_sub_never_the_name_the_token_gives(council_web, provider):
+    """Issue #21 §5: the same preferred_username from another `sub` is another person and another account."""
+    roles = {"tessera_roles": ["social_worker"], "tessera_teams": ["adult-carers"]}
+    first_sub = new_sub()
+    first, page = await council_sign_in(council_web, provider, sub=first_sub, preferred_username="Pat.Shared",
+                                        name="Pat One", **roles)
+    second, other = await council_sign_in(council_web, provider, sub=new_sub(), preferred_username="Pat.Shared",
+                                          name="Pat Two", **roles)
+    again, same = await council_sign_in(council_web, provider, sub=first_sub, preferred_username="someone.else",
+                                        name="renamed at the council", **roles)
+    try:
+        assert page.url.path == other.url.path == same.url.path == "/work"
+        first_id = page.text.split('data-user-id="', 1)[1].split('"', 1)[0]
+        second_id = other.text.split('data-user-id="', 1)[1].split('"', 1)[0]
+        assert first_id == "pat.shared" and second_id.startswith("pat.shared-") and second_id != first_id
+        assert "Pat One" in page.text and "Pat Two" in other.text
+        assert f'data-user-id="{first_id}"' in same.text  # a new name at the council: the same account
+    finally:
+        for desk in (first, second, again):
+            await desk.close()
+
+
+async def test_no_council_token_makes_anyone_an_administrator(council_web, provider):
+    """Issue #21 §5: `preferred_username: Administrator` never becomes the local administrator, and the
+    administrator role is never taken from a claim."""
+    named, page = await council_sign_in(council_web, provider, sub=new_sub(), preferred_username="Administrator")
+    claimed, granted = await council_sign_in(council_web, provider, sub=new_sub(), preferred_username="Administrator",
+                                             name="Mallory", tessera_roles=["administrator", "team_manager"],
+                                             tessera_teams=["adult-front-door"])
+    only, refused = await council_sign_in(council_web, provider, sub=new_sub(), preferred_username="root",
+                                          tessera_roles=["administrator"])
+    try:
+        assert page.url.path == "/login" and "no Tessera account" in page.text
+        assert 'data-user-id="administrator"' not in granted.text and "Mallory" in granted.text
+        assert 'href="/admin/accounts"' not in granted.text
+        assert (await claimed.get("/admin/accounts")).status_code == 403
+        assert refused.url.path == "/login" and "not Tessera roles a council sign-in can hold" in refused.text
+    finally:
+        for desk in (named, claimed, only):
+            await desk.close()
+
+
+async def test_a_council_sign_in_links_to_a_local_account_only_by_an_email_the_provider_verified(council_web,
+                                                                                               provider):
+    """Issue #21 §5: email linking only with `email_verified: true`; an administrator's account is never linked."""
+    user_id, email = f"lk{uuid.uuid4().hex[:6]}", f"linked.{uuid.uuid4().hex[:6]}@council.example"
+    admin = Desk(council_web.url)
+    try:
+        await admin.sign_in("administrator")
+        created = await admin.post("/admin/accounts", user_id=user_id, name="Lena Linked (Social Worker)",
+                                   roles="social_worker", teams="adult-carers", email=email.upper(),
+                                   password="first-password-1")
+        assert f"Account {user_id} created." in created.text
+        await admin.post("/admin/accounts", user_id=f"{user_id}-admin", name="Ada Two (Administrator)",
+                         roles="administrator", email=f"admin.{email}", password="first-password-1")
+    finally:
+        await admin.close()
+    to_admin, not_admin = await council_sign_in(council_web, provider, sub=new_sub(), email=f"admin.{email}",
+                                                email_verified=True)
+    unverified, refused = await council_sign_in(council_web, provider, sub=new_sub(), email=email,
+                                                email_verified=False)
+    claimed, as_string = await council_sign_in(council_web, provider, sub=new_sub(), email=email,
+                                               email_verified="true")
+    verified_sub = new_sub()
+    verified, linked = await council_sign_in(council_web, provider, sub=verified_sub, email=email,
+                                             email_verified=True)
+    thief, other = await council_sign_in(council_web, provider, sub=new_sub(), email=email, email_verified=True)
+    back, again = await council_sign_in(council_web, provider, sub=verified_sub)  # bound now: no email needed
+    try:
+        assert refused.url.path == as_string.url.path == "/login" and "no Tessera account" in refused.text
+        assert linked.url.path == "/work" and f'data-user-id="{user_id}"' in linked.text
+        # the account is bound to the first verified identity; another `sub` with the same email is not it
+        assert other.url.path == "/login" and f'data-user-id="{user_id}"' not in other.text
+        assert f'data-user-id="{user_id}"' in again.text
+        assert not_admin.url.path == "/login" and "no Tessera account" in not_admin.text
+    finally:
+        for desk in (unverified, claimed, verified, thief, back, to_admin):
             await desk.close()

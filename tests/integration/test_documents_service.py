@@ -18,6 +18,7 @@ from shared.broker import TRANSIENT
 from shared.envelope import new_message
 from shared.readers import Unavailable
 from shared.testing import EventLog, Seen, free_port, publish
+from tests import pdf_samples
 from tests.workflow_harness import (
     SCREENING,
     SCREENING_VALUES,
@@ -212,6 +213,24 @@ async def test_R_D2_an_exe_renamed_pdf_is_refused_naming_the_reason(infra, docum
     detail = refused.json()["detail"]
     assert "application/x-msdownload" in detail and "JPEG, PNG, PDF" in detail and "not trusted" in detail
     assert await db.fetchval("SELECT count(*) FROM documents.documents WHERE person_id = $1", person_id) == 0
+
+
+async def test_R_D2_a_pdf_hiding_javascript_in_an_object_stream_is_refused_and_a_clean_one_kept(infra, documents,
+                                                                                               events, db):
+    """Issue #21 §7: the active-content check opens compressed object streams (/ObjStm)."""
+    person_id, _ = await new_case(infra, events)
+    async with httpx.AsyncClient(base_url=documents.url) as http:
+        hidden = await http.post(f"/people/{person_id}/documents", headers={"X-Worker-Id": "sw-1"},
+                                 files={"file": ("letter.pdf", pdf_samples.with_object_stream(
+                                     pdf_samples.JAVASCRIPT_OPEN_ACTION), "application/pdf")},
+                                 data={"type": "consent_form"})
+        clean = await http.post(f"/people/{person_id}/documents", headers={"X-Worker-Id": "sw-1"},
+                                files={"file": ("letter.pdf", pdf_samples.with_object_stream(), "application/pdf")},
+                                data={"type": "consent_form"})
+    assert hidden.status_code == 415 and "active content (JavaScript)" in hidden.json()["detail"]
+    assert clean.status_code == 201, clean.text
+    kept = await db.fetch("SELECT document_id FROM documents.documents WHERE person_id = $1", person_id)
+    assert [str(r["document_id"]) for r in kept] == [clean.json()["document_id"]]
 
 
 async def test_R_D2_oversize_and_unattributed_uploads_are_refused(infra, documents, events):

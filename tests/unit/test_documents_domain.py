@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import io
+import zlib
 from datetime import UTC, date, datetime
 
 import httpx
@@ -13,6 +14,7 @@ from services.documents import domain
 from services.documents.clients import StepReader
 from shared.broker import TRANSIENT
 from shared.readers import Unavailable
+from tests import pdf_samples
 
 NOW = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 PERSON = {"first_name": "Ada", "last_name": "Example", "date_of_birth": "2015-03-14",
@@ -169,6 +171,29 @@ def test_R_D2_a_pdf_with_active_content_is_refused_even_with_escaped_names():
 def test_R_D2_random_bytes_inside_a_pdf_stream_are_not_taken_for_active_content():
     body = b"%PDF-1.4\n4 0 obj << /Length 9 >>\nstream\n/JS (x) 1\nendstream\nendobj\n%%EOF\n"
     assert domain.check_upload(body, **LIMITS).content_type == "application/pdf"
+
+
+def test_R_D2_active_content_hidden_in_a_compressed_object_stream_is_refused():
+    """Issue #21 §7: a PDF 1.5 keeps its dictionaries compressed in /ObjStm streams; they are opened and checked."""
+    assert "JavaScript" in refused(pdf_samples.with_object_stream(pdf_samples.JAVASCRIPT_OPEN_ACTION)).reason
+    assert "Launch" in refused(pdf_samples.with_object_stream(b"/OpenAction << /S /L#61unch /F (x.exe) >>")).reason
+    assert refused(pdf_samples.with_object_stream(b"/AA << /O << /S /JavaScript /JS (x) >> >>")).status == 415
+
+
+def test_R_D2_a_clean_pdf_with_object_streams_is_accepted():
+    assert domain.check_upload(pdf_samples.with_object_stream(), **LIMITS).content_type == "application/pdf"
+
+
+def test_R_D2_an_object_stream_that_cannot_be_opened_is_refused_not_waved_through():
+    clean = pdf_samples.with_object_stream()
+    assert "encoding" in refused(clean.replace(b"/Type /ObjStm /N 3", b"/Type /ObjStm /N 3 /Filter /LZWDecode"
+                                               b" /DecodeParms << >>")).reason
+    start = clean.index(b"stream\n") + len(b"stream\n")
+    assert "cannot be opened" in refused(clean[:start] + b"\x00" * 8 + clean[start + 8:]).reason
+    bomb = zlib.compress(b" " * (30 * 1024 * 1024))
+    inflating = b"%PDF-1.5\n" + (b"4 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n"
+                                   % len(bomb)) + bomb + b"\nendstream\nendobj\n%%EOF\n"
+    assert refused(inflating, max_bytes=len(inflating)).status == 413
 
 
 def test_R_D2_a_filename_keeps_no_path_or_control_characters():

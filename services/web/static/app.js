@@ -97,7 +97,16 @@
     }
   });
 
-  // --- drafts: nothing typed is lost to a time-out, and a draft never blanks what was saved since (#20) ---
+  // --- drafts end with the session: signed out or timed out (the sign-in page), none stays in this browser ---
+  var clearDrafts = function () {
+    try {
+      Object.keys(localStorage).forEach(function (k) { if (k.indexOf("tessera-draft:") === 0) localStorage.removeItem(k); });
+    } catch (err) { /* storage unavailable: nothing kept */ }
+  };
+  if ($("#sign-in-form")) clearDrafts();
+  $$('form[action="/logout"]').forEach(function (f) { f.addEventListener("submit", clearDrafts); });
+
+  // --- drafts: nothing typed is lost to a reload or a refused save, and a draft never blanks what was saved since (#20) ---
   var form = $("#step-form");
   var changed = function () {};
   if (form && form.getAttribute("data-open") === "1" && window.localStorage) {
