@@ -5,11 +5,14 @@ import functools
 import json
 import subprocess
 import time
+import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.broker import FETCH_MAX_WAIT_MS
@@ -274,3 +277,14 @@ class BackgroundLoad:
 
     async def _run(self) -> None:
         raise NotImplementedError
+
+
+async def create_database(dsn: str, prefix: str) -> str:
+    """A new empty database on the server of `dsn`, named `<prefix>_<random>`; its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(dsn)._replace(path=f"/{name}"))

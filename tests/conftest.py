@@ -5,8 +5,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import urllib.parse
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -22,7 +20,7 @@ from aiokafka import AIOKafkaProducer
 from shared import embedded, topics
 from shared.broker import ensure_topics
 from shared.settings import Settings
-from shared.testing import EventLog, ServiceProcess, free_port
+from shared.testing import EventLog, ServiceProcess, create_database, free_port
 from tests import allocation_harness, pii_canary
 from tests.scheduler_clock import SchedulerClock
 from tests.workflow_harness import Commands
@@ -194,13 +192,7 @@ async def web(services: dict[str, ServiceProcess], infra: Infra, referrals: Serv
 @pytest.fixture(scope="session")
 async def scheduler_dsn(infra: Infra) -> str:
     """A database of the tests' scheduler alone: moving its test clock fires no one else's timers."""
-    name = f"tessera_scheduler_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(infra.dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(infra.dsn)._replace(path=f"/{name}"))
+    return await create_database(infra.dsn, "tessera_scheduler")
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ leaves the event loop free."""
 
 import asyncio
 import json
-import urllib.parse
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -14,7 +12,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from shared import audit
-from shared.testing import ServiceProcess, poll_until
+from shared.testing import ServiceProcess, create_database, poll_until
 from tests.e2e.web_client import CSRF, Desk
 
 pytestmark = pytest.mark.e2e
@@ -22,13 +20,7 @@ DEMO = ("hub", "gso", "so", "sw", "sw2", "tm", "atm", "hos", "admin", "administr
 
 
 async def fresh_database(infra) -> str:
-    name = f"tessera_web_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(infra.dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urllib.parse.urlunsplit(urllib.parse.urlsplit(infra.dsn)._replace(path=f"/{name}"))
+    return await create_database(infra.dsn, "tessera_web")
 
 
 def desk_process(infra, dsn: str, **env: str) -> ServiceProcess:

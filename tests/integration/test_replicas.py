@@ -29,7 +29,6 @@ import os
 import random
 import re
 import time
-import urllib.parse
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -50,7 +49,7 @@ from shared import audit, topics
 from shared.envelope import new_message
 from shared.events.scheduler import TimerSet
 from shared.settings import Settings
-from shared.testing import BackgroundLoad, ServiceProcess, TopicTail, poll_until
+from shared.testing import BackgroundLoad, ServiceProcess, TopicTail, create_database, poll_until
 from tests.factories import referral_message, unique_referral
 
 # starting and rolling several service processes on a shared 2-core machine outlasts the 300 s default
@@ -550,13 +549,7 @@ async def scheduler_env(infra, services) -> dict[str, str]:
     """The scheduler on a fresh database; a scheduler other tests started would be a third member."""
     if "scheduler" in services:
         services.pop("scheduler").stop()
-    name = f"tessera_scheduler_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(infra.dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    dsn = urllib.parse.urlunsplit(urllib.parse.urlsplit(infra.dsn)._replace(path=f"/{name}"))
+    dsn = await create_database(infra.dsn, "tessera_scheduler")
     return {**infra.env, "DATABASE_URL": dsn, "SCHEDULER_POLL_SECONDS": "0.2"}
 
 

@@ -6,7 +6,6 @@ import os
 import random
 import statistics
 import time
-import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,7 @@ from shared import topics
 from shared.envelope import Envelope, new_message
 from shared.events.scheduler import TimerCancel, TimerSet
 from shared.settings import Settings
-from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish
+from shared.testing import EventLog, Seen, ServiceProcess, create_database, poll_until, publish
 from tools import quarantine as quarantine_tool
 
 OWNER = "tests"
@@ -33,22 +32,12 @@ FIRING_STARTED = '"message": "firing timers"'
 # --- fixtures: the scheduler on a database of its own, so moving its clock moves no one else's timers
 
 
-async def _create_database(dsn: str, name: str) -> str:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    parts = urllib.parse.urlsplit(dsn)
-    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="module")
 async def scheduler_env(infra, services) -> dict[str, str]:
     # one scheduler consumer group: a scheduler other tests started would take our partitions
     if "scheduler" in services:
         services.pop("scheduler").stop()
-    dsn = await _create_database(infra.dsn, f"tessera_scheduler_{uuid.uuid4().hex[:8]}")
+    dsn = await create_database(infra.dsn, "tessera_scheduler")
     return {**infra.env, "DATABASE_URL": dsn, "SCHEDULER_TEST_CLOCK": "true",
             "SCHEDULER_POLL_SECONDS": "0.2"}
 
