@@ -70,8 +70,8 @@ async def test_R_F1_R_K10_a_finished_support_plan_publishes_one_brokerage_dp_and
     assert all(s.key == person_id and s.body["dataschema"] == "purchase_order.requested/1"
                and s.body["causationid"] == str(finish.id) for s in published)
     # R-F2: the brokerage order (only it) starts the 48-hour lack-of-provision timer
-    [timer] = orders.matching(lambda s: s.topic == topics.SCHEDULER_TIMERS and s.type == "timer.set"
-                              and s.data["key"] == f"lack-of-provision:{brokerage['po_request_id']}")
+    [timer] = await orders.wait_for(lambda s: s.topic == topics.SCHEDULER_TIMERS and s.type == "timer.set"
+                                    and s.data["key"] == f"lack-of-provision:{brokerage['po_request_id']}")
     due = datetime.fromisoformat(timer.data["due_at"])
     assert timer.data["owner"] == "workflow"
     assert timedelta(hours=47, minutes=59) < due - datetime.now(UTC) <= timedelta(hours=48)
