@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: $(STAMP) browser lint
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=40
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -ra tests/unit
