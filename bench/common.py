@@ -12,7 +12,7 @@ from subprocess import Popen
 from shared import embedded
 from shared.broker import ensure_topics
 from shared.settings import Settings
-from shared.testing import ServiceProcess, free_port
+from shared.testing import ServiceProcess, free_port, use_development_keys
 
 # no service listens here: the benchmarks drive services through the broker, never their callers
 NOBODY = "http://127.0.0.1:9"
@@ -48,6 +48,7 @@ class Infrastructure:
 async def infrastructure(prefix: str = "tessera-bench-") -> AsyncIterator[Infrastructure]:
     """Start the broker and PostgreSQL on free ports; the folder is removed unless the run failed."""
     work = Path(tempfile.mkdtemp(prefix=prefix))
+    use_development_keys(work / "keys")
     broker = embedded.start_broker(free_port(), work / "broker.log")
     database = embedded.Database(work / "pgdata")
     bootstrap = broker.args[-1].removeprefix("tcp://")

@@ -11,13 +11,13 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import infrastructure, percentile, running
 from shared import topics
 from shared.broker import FETCH_MAX_WAIT_MS, ensure_topics
 from shared.settings import Settings
-from shared.testing import EventLog
+from shared.testing import EventLog, SigningProducer
 from tests.factories import referral_message, unique_referral
 
 SERVICES = ("referrals", "workflow")
@@ -28,7 +28,7 @@ async def burst(bootstrap: str, n: int) -> tuple[float, float]:
     messages = [referral_message(unique_referral()) for _ in range(n)]
     ids = {str(m.id) for m in messages}
     async with EventLog(bootstrap, [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS]) as log:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        producer = SigningProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         await producer.start()
         start = time.monotonic()
         for m in messages:
@@ -46,7 +46,7 @@ async def paced(bootstrap: str, n: int, gap: float) -> tuple[list[float], list[f
     """Publish one referral every `gap` seconds; latency of each to accepted and to step.created."""
     sent: dict[str, float] = {}
     async with EventLog(bootstrap, [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS]) as log:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = SigningProducer(bootstrap_servers=bootstrap, acks="all")
         await producer.start()
         for _ in range(n):
             m = referral_message(unique_referral())
@@ -73,7 +73,7 @@ async def raw_baseline(bootstrap: str, n: int, paced_n: int, gap: float) -> tupl
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = SigningProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     received: dict[bytes, float] = {}
 

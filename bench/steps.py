@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-from aiokafka import AIOKafkaProducer
-
 from bench.common import infrastructure, percentile, running
 from services.workflow.handlers import handle_command
 from services.workflow.pack import load_packs
 from shared import db, topics
 from shared.envelope import Envelope, new_message
-from shared.testing import TopicTail
+from shared.testing import SigningProducer, TopicTail
 
 SERVICES = ("workflow",)
 
@@ -71,7 +69,7 @@ class Outcomes(TopicTail):
 async def broker_run(bootstrap: str, dsn: str, n_steps: int, per_step: int,
                      paced_n: int = 200) -> tuple[float, list[float], list[float]]:
     async with Outcomes(bootstrap) as log:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        producer = SigningProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
             # set-up: one started step per person

@@ -16,8 +16,10 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from shared import audit, metrics, quarantine, topics
 from shared.envelope import Undecodable
 from shared.health import JobHealth
+from shared.identity import SignatureMiddleware
 from shared.relay import OutboxRelay
 from shared.settings import Settings
+from shared.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def make_broker(settings: Settings) -> KafkaBroker:
     options = producer_options(settings)
     return ConcurrentStartBroker(
         options.pop("bootstrap_servers"),
-        middlewares=[DeadLetterMiddleware, audit.CauseMiddleware],
+        middlewares=[DeadLetterMiddleware, SignatureMiddleware, audit.CauseMiddleware],
         logger=logging.getLogger(f"tessera.{settings.service_name}.broker"),
         **options,
     )
@@ -127,7 +129,7 @@ class BrokerLogWatch:
 
 
 def make_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: Settings,
-               health: JobHealth | None = None) -> OutboxRelay:
+               health: JobHealth | None = None, signer: Signer | None = None) -> OutboxRelay:
     """The service's outbox relay: retains published rows and re-publishes them if the broker lost its log."""
     return OutboxRelay(
         pool, producer, settings.schema,
@@ -138,6 +140,7 @@ def make_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: Setting
         broker_log=BrokerLogWatch(settings),
         log_check_seconds=settings.outbox_log_check_seconds,
         health=health,
+        signer=signer,
     )
 
 
@@ -178,17 +181,8 @@ class DeadLetterMiddleware(BaseMiddleware):
 
 async def dead_letter(pool: asyncpg.Pool, record: Any, reason: str, service: str | None = None) -> None:
     """The original bytes, untouched, set aside with the error, where it came from and who gave up on it."""
-    headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
-    headers.update({
-        "dlq_original_topic": record.topic,
-        "dlq_original_partition": str(record.partition),
-        "dlq_original_offset": str(record.offset),
-    })
-    key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    letter = quarantine.DeadLetter(job=record.topic, kind="message", topic=record.topic, key=key,
-                                   value=record.value or b"", error=reason, headers=headers)
     async with pool.acquire() as conn, conn.transaction():
-        await quarantine.set_aside(conn, letter, service or "tessera")
+        await quarantine.set_aside(conn, quarantine.of_record(record, reason), service or "tessera")
     log.warning("message dead-lettered",
                 extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
                        "reason": reason[:200]})

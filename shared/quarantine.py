@@ -7,6 +7,7 @@ through the outbox so operations watching the topic see it too. Everything else 
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 
@@ -27,6 +28,19 @@ class DeadLetter:
     value: bytes
     error: str
     headers: dict[str, str] = field(default_factory=dict)
+
+
+def of_record(record: Any, reason: str) -> DeadLetter:
+    """A consumed Kafka record, untouched, with the error and where it came from."""
+    headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+    headers.update({
+        "dlq_original_topic": record.topic,
+        "dlq_original_partition": str(record.partition),
+        "dlq_original_offset": str(record.offset),
+    })
+    key = record.key.decode("utf-8", "replace") if record.key is not None else None
+    return DeadLetter(job=record.topic, kind="message", topic=record.topic, key=key, value=record.value or b"",
+                      error=reason, headers=headers)
 
 
 async def set_aside(conn: asyncpg.Connection, letter: DeadLetter, service: str, *, copy_to_dlq: bool = True) -> int:

@@ -10,8 +10,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import CorruptRecordException, InvalidTopicError, MessageSizeTooLargeError, RecordListTooLargeError
 from aiokafka.structs import RecordMetadata
 
-from shared import metrics, quarantine
+from shared import metrics, producers, quarantine
 from shared.health import JobHealth
+from shared.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,10 @@ class OutboxRelay:
         broker_log: BrokerLog | None = None,
         log_check_seconds: float = 5.0,
         health: JobHealth | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self._pool = pool
+        self._signer = signer
         self._producer = producer
         self._schema = schema
         self._poll = poll_seconds
@@ -198,9 +201,13 @@ class OutboxRelay:
         return published, landed, refused
 
     async def _send(self, row: asyncpg.Record) -> "asyncio.Future[RecordMetadata]":
+        """Signed now, not at commit: a row re-published after a broker restart gets a signature that is fresh."""
+        value = row["value"]
+        if self._signer is not None and producers.is_signed(row["topic"]):
+            value = self._signer.signed(value)
         return await self._producer.send(
             row["topic"],
-            value=row["value"],
+            value=value,
             key=row["key"].encode() if row["key"] is not None else None,
             headers=[(k, v.encode()) for k, v in row["headers"].items()],
         )

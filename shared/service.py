@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import db, inbox
+from shared import db, inbox, signing
 from shared import logging as json_logging
 from shared.broker import ensure_topics, make_broker, make_producer, make_relay
 from shared.health import JobHealth
@@ -40,6 +40,8 @@ class Runtime:
     relay: OutboxRelay | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
+    signer: signing.Signer | None = None
+    verifier: signing.Verifier | None = None
     health: JobHealth = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,6 +118,9 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     kill -9 waits out the dead member's session, and database-only work need not wait too.
     """
     settings = runtime.settings
+    runtime.signer = signer = signing.load_signer(
+        settings.signing_keys_dir, settings.service_name, settings.signature_lifetime_seconds)
+    runtime.verifier = verifier = signing.load_verifier(settings.signing_keys_dir)
     runtime.pool = await _until_reachable(lambda: db.open_pool(
         settings.database_url, settings.schema, settings.db_pool_min, settings.db_pool_max))
     applied = await db.migrate(runtime.pool, settings.schema, service_dir)
@@ -123,12 +128,13 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     await _until_reachable(lambda: ensure_topics(settings))
     producer = make_producer(settings)
     await producer.start()
-    runtime.relay = make_relay(runtime.pool, producer, settings, runtime.health)
+    runtime.relay = make_relay(runtime.pool, producer, settings, runtime.health, signer)
     runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
     runtime.tasks.append(asyncio.create_task(inbox.keep_pruned(
         runtime.pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds, runtime.health),
         name="inbox-pruning"))
     runtime.broker.context.set_global("pool", runtime.pool)
+    runtime.broker.context.set_global("verifier", verifier)
     runtime.broker.context.set_global("service", settings.service_name)
     runtime.broker.context.set_global("runtime", runtime)
     runtime.broker.context.set_global("health", runtime.health)

@@ -1,8 +1,9 @@
 """Settings shared by every service, read from environment variables of the same names."""
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HTTP_PORTS = {
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     inbox_retention_days: float = 7.0
     inbox_prune_seconds: float = 3600.0
     referrals_url: str = "http://127.0.0.1:8081"
+    # this component's private key (<service>.pem) and the public keys it trusts (trusted.json): shared/signing.py
+    signing_keys_dir: Path | None = None
+    signature_lifetime_seconds: int = Field(default=300, ge=10, le=900)
 
     @model_validator(mode="after")
     def _inbox_outlives_outbox(self) -> "Settings":

@@ -15,8 +15,11 @@ from typing import Any, Self
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from shared import producers, signing
 from shared.broker import FETCH_MAX_WAIT_MS
 from shared.envelope import Envelope
+
+KEYS_ENV = "SIGNING_KEYS_DIR"
 
 
 @dataclass
@@ -160,9 +163,59 @@ class EventLog(TopicTail):
 
 
 
-async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]]) -> None:
-    """Publish raw (key, value) pairs and wait for the broker to take them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4_000_000)
+# --- signing as a Tessera component would (shared/signing.py) -------------------------------------------
+
+
+def use_development_keys(folder: Path) -> Path:
+    """Keys for every component in `folder`, named by SIGNING_KEYS_DIR for this process and those it starts."""
+    import os
+
+    signing.make_keys(folder)
+    os.environ[KEYS_ENV] = str(folder)
+    return folder
+
+
+@functools.cache
+def signer_of(producer: str) -> signing.Signer:
+    """The development key of `tessera/<component>` (or `<component>`)."""
+    import os
+
+    return signing.load_signer(Path(os.environ[KEYS_ENV]), producer.removeprefix("tessera/"))
+
+
+def signed_as_sender(topic: str, value: bytes) -> bytes:
+    """A message signed by who would send it: its own `source` if that component may, else the topic's writer
+    (the desk for a command, with `data.actor` as the signed-in worker). Not an envelope: left as it is."""
+    if not producers.is_signed(topic):
+        return value
+    try:
+        body = json.loads(value)
+    except ValueError:
+        return value
+    if not isinstance(body, dict) or "signature" in body or not isinstance(body.get("type"), str):
+        return value
+    sender = body.get("source")
+    if not (isinstance(sender, str) and producers.may_write(sender, topic, body["type"])):
+        sender = producers.writer_of(topic, body["type"])
+    body["source"] = sender
+    with_actor = sender == producers.DESK and isinstance(body.get("data"), dict)
+    return signer_of(sender).signed(json.dumps(body).encode(), with_actor=with_actor)
+
+
+class SigningProducer(AIOKafkaProducer):
+    """A producer that signs what it sends as its usual sender would (raw AIOKafkaProducer for forgeries)."""
+
+    async def send(self, topic: str, value: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bytes):
+            value = signed_as_sender(topic, value)
+        return await super().send(topic, value, *args, **kwargs)
+
+
+async def publish(bootstrap: str, topic: str, messages: Iterable[tuple[str | None, bytes]], *,
+                  signed: bool = True) -> None:
+    """Publish (key, value) pairs, signed as their sender unless `signed=False`; wait until the broker has all."""
+    kind = SigningProducer if signed else AIOKafkaProducer
+    producer = kind(bootstrap_servers=bootstrap, acks="all", max_request_size=4_000_000)
     await producer.start()
     try:
         futures = [await producer.send(topic, value=v, key=k.encode() if k else None) for k, v in messages]

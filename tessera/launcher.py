@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from shared import embedded
+from shared import embedded, signing
 from shared.broker import ensure_topics
 from shared.settings import HTTP_PORTS, Settings
 
@@ -78,10 +78,18 @@ def start_infrastructure(layout: Layout, external: bool, broker_port: int) -> tu
         database = embedded.Database(layout.pgdata)
         stoppers.append(database.stop)
         env = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}", "DATABASE_URL": database.dsn}
+    env["SIGNING_KEYS_DIR"] = os.environ.get("SIGNING_KEYS_DIR") or str(development_keys(layout))
     for key in ("KAFKA_ENABLE_IDEMPOTENCE", "KAFKA_ACKS", "TOPIC_PARTITIONS", "LOG_LEVEL"):
         if key in os.environ:
             env[key] = os.environ[key]
     return env, stoppers
+
+
+def development_keys(layout: Layout) -> Path:
+    """Each component's signing key and the trusted public keys, made once under <run-dir>/keys."""
+    folder = layout.run_dir / "keys"
+    signing.make_keys(folder)
+    return folder
 
 
 def start_mail_catcher(layout: Layout, env: dict[str, str]) -> list:

@@ -15,16 +15,17 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from shared import embedded, topics
 from shared.broker import ensure_topics
 from shared.settings import Settings
-from shared.testing import EventLog, ServiceProcess, create_database, free_port
+from shared.testing import EventLog, ServiceProcess, SigningProducer, create_database, free_port, use_development_keys
 from tests import allocation_harness, pii_canary
 from tests.scheduler_clock import SchedulerClock
 from tests.workflow_harness import Commands
 
+# every component signs what it publishes: keys for this run, named for the services the tests start
+use_development_keys(Path(tempfile.mkdtemp(prefix="tessera-test-keys-")) / "keys")
 
 @dataclass(frozen=True)
 class Infra:
@@ -233,7 +234,7 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def commands(infra: Infra, events: EventLog) -> AsyncIterator[Commands]:
     """Send workflow commands and await each one's whole outcome."""
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all")
+    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
     await producer.start()
     try:
         yield Commands(producer, events)
@@ -250,7 +251,7 @@ async def out(infra: Infra) -> AsyncIterator[EventLog]:
 
 @pytest.fixture
 async def alloc(infra: Infra, out: EventLog) -> AsyncIterator[allocation_harness.AllocationCommands]:
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all")
+    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
     await producer.start()
     try:
         yield allocation_harness.AllocationCommands(producer, out)

@@ -39,7 +39,8 @@ async def _start(runtime: Runtime) -> None:
     producer = make_producer(settings)
     await producer.start()
     app.state.producer = producer
-    bus = CommandBus(settings, producer)
+    assert runtime.signer is not None and runtime.verifier is not None
+    bus = CommandBus(settings, producer, runtime.signer, runtime.verifier)
     await bus.start()
     app.state.bus = bus
     runtime.tasks.append(asyncio.create_task(bus.run(), name="command-outcomes"))

@@ -15,6 +15,7 @@ from shared.commands import allocation, referrals, workflow
 from shared.commands.base import Command, Refused, parse_command
 from shared.envelope import new_message
 from shared.settings import Settings
+from shared.signing import Signer, Unauthenticated, Verifier
 
 log = logging.getLogger(__name__)
 SOURCE = "tessera/web"
@@ -84,9 +85,11 @@ class _Waiter:
 class CommandBus:
     """Publishes commands and reads every partition of the answer topics (no group: each replica sees all)."""
 
-    def __init__(self, settings: Settings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: Settings, producer: AIOKafkaProducer, signer: Signer, verifier: Verifier) -> None:
         self._settings = settings
         self._producer = producer
+        self._signer = signer  # the desk's key: the signed-in worker is the actor inside what is signed
+        self._verifier = verifier
         self._consumer: AIOKafkaConsumer | None = None
         self._waiters: dict[str, _Waiter] = {}
         self.listening = asyncio.Event()
@@ -111,22 +114,29 @@ class CommandBus:
                 batch = await self._consumer.getmany(timeout_ms=200)
                 for records in batch.values():
                     for record in records:
-                        self._seen(record.value)
+                        self._seen(record)
         finally:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
 
-    def _seen(self, value: bytes | None) -> None:
-        if not value or not self._waiters:
+    def _seen(self, record: Any) -> None:
+        if not record.value or not self._waiters:
             return
         try:
-            body = json.loads(value)
+            body = json.loads(record.value)
         except ValueError:
             return
-        if isinstance(body, dict):
-            waiter = self._waiters.get(str(body.get("causationid")))
-            if waiter is not None:
-                waiter.add(body)
+        if not isinstance(body, dict):
+            return
+        waiter = self._waiters.get(str(body.get("causationid")))
+        if waiter is None:
+            return
+        try:  # an outcome the owning service did not sign is not shown to the worker
+            self._verifier.verify(body, record.topic, record.timestamp / 1000)
+        except Unauthenticated as refused:
+            log.warning("outcome refused: unauthenticated", extra={"topic": record.topic, "reason": refused.reason})
+            return
+        waiter.add(body)
 
     async def send(self, type_: str, actor: dict[str, Any], *, key: str | None, timeout: float,
                    **arguments: Any) -> Outcome:
@@ -141,8 +151,8 @@ class CommandBus:
         command_id = str(envelope.id)
         waiter = self._waiters[command_id] = _Waiter()
         try:
-            await self._producer.send_and_wait(commands_topic, envelope.to_bytes(),
-                                               key=key.encode() if key else None)
+            signed = self._signer.signed(envelope.to_bytes(), with_actor=True)
+            await self._producer.send_and_wait(commands_topic, signed, key=key.encode() if key else None)
             log.info("command sent", extra={"command_type": type_, "command_id": command_id})
             try:
                 await asyncio.wait_for(waiter.done.wait(), timeout)

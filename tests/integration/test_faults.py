@@ -66,12 +66,11 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from shared import embedded, topics
 from shared.envelope import new_message
-from shared.testing import BackgroundLoad, ServiceProcess, TopicTail
+from shared.testing import BackgroundLoad, ServiceProcess, SigningProducer, TopicTail
 from tests.factories import person_data, referral_message, unique_referral, unique_seed
 
 pytestmark = pytest.mark.faults
@@ -443,7 +442,7 @@ class FaultRun:
 async def _open_steps(infra, tally: Tally, db: asyncpg.Pool, n: int) -> dict[str, str]:
     """n started steps, one person each: step id -> person id."""
     people = [str(uuid.uuid4()) for _ in range(n)]
-    producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap, acks="all")
+    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
     await producer.start()
     try:
         ms = [new_message("step.start_new", "faults", {"actor": ACTOR, "person_id": p, "step_type": STEP_TYPE},

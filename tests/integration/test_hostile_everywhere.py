@@ -51,7 +51,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
 from shared.envelope import new_message
-from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish
+from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish, signed_as_sender
 from tests.factories import actor, referral_message, unique_referral
 from tests.workflow_harness import SCREENING
 
@@ -273,6 +273,8 @@ async def publish_to(bootstrap: str, topic: str, partition: int, messages: list[
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4_000_000)
     await producer.start()
     try:
+        for m in messages:  # signed by its usual sender: what is tested here is what lies behind verification
+            m.value = signed_as_sender(topic, m.value)
         futures = [await producer.send(topic, value=m.value, key=m.key.encode() if m.key else None,
                                        partition=partition, headers=m.headers) for m in messages]
         for m, meta in zip(messages, await asyncio.gather(*futures), strict=True):

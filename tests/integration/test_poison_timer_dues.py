@@ -14,7 +14,7 @@ import pytest
 
 from shared import topics
 from shared.envelope import Envelope, new_message
-from shared.testing import EventLog, poll_until, publish
+from shared.testing import EventLog, poll_until, publish, signed_as_sender
 
 NOW = datetime.now(UTC).isoformat()
 
@@ -45,8 +45,8 @@ async def test_a_poison_timer_due_is_set_aside_and_the_next_timer_due_is_handled
     poison, good = CASES[owner]
     key = good.subject
     async with EventLog(infra.bootstrap, [topics.dlq(topics.SCHEDULER_DUE)]) as dead:
-        await publish(infra.bootstrap, topics.SCHEDULER_DUE, [(key, m.to_bytes()) for m, _ in poison]
-                      + [(key, good.to_bytes())])
+        values = [signed_as_sender(topics.SCHEDULER_DUE, m.to_bytes()) for m, _ in poison]  # as the DLQ keeps them
+        await publish(infra.bootstrap, topics.SCHEDULER_DUE, [(key, v) for v in values] + [(key, good.to_bytes())])
         ids = {str(m.id) for m, _ in poison}
         letters = await dead.wait_for(lambda s: s.body.get("id") in ids and s.headers.get("dlq_service") == owner,
                                       count=len(poison), timeout=60)
@@ -56,5 +56,5 @@ async def test_a_poison_timer_due_is_set_aside_and_the_next_timer_due_is_handled
     await poll_until(lambda: db.fetchval(f"SELECT count(*) = 1 FROM {owner}.inbox WHERE message_id = $1", good.id),
                      60, f"{owner} handled the good timer.due")
     kept = await db.fetch(f"SELECT job, kind, error FROM {owner}.dead_letters WHERE value = ANY($1::bytea[])",
-                          [m.to_bytes() for m, _ in poison])
+                          values)
     assert len(kept) == len(poison) and {r["job"] for r in kept} == {topics.SCHEDULER_DUE}

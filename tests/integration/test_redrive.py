@@ -2,12 +2,10 @@
 
 import uuid
 
-from aiokafka import AIOKafkaProducer
-
 from shared import topics
 from shared.broker import ensure_topics
 from shared.settings import Settings
-from shared.testing import EventLog, publish
+from shared.testing import EventLog, SigningProducer, publish
 from tools.redrive import Selection, redrive
 
 
@@ -19,7 +17,7 @@ def _dead_letter(value: bytes, key: str, offset: int, error: str, service: str, 
 
 
 async def _publish_with_headers(bootstrap: str, topic: str, letters: list[tuple]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = SigningProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for key, value, headers in letters:

@@ -40,7 +40,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client.parser import text_string_to_metric_families
@@ -49,7 +48,7 @@ from shared import audit, topics
 from shared.envelope import new_message
 from shared.events.scheduler import TimerSet
 from shared.settings import Settings
-from shared.testing import BackgroundLoad, ServiceProcess, TopicTail, create_database, poll_until
+from shared.testing import BackgroundLoad, ServiceProcess, SigningProducer, TopicTail, create_database, poll_until
 from tests.factories import referral_message, unique_referral
 
 # starting and rolling several service processes on a shared 2-core machine outlasts the 300 s default
@@ -399,7 +398,7 @@ async def open_steps(bootstrap: str, outcomes: Outcomes, db: asyncpg.Pool, n: in
     people = keys_on_every_partition(n)
     ms = [new_message("step.start_new", "replicas", {"actor": ACTOR, "person_id": p, "step_type": STEP_TYPE},
                       subject=p) for p in people]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = SigningProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for m in ms:
@@ -609,7 +608,7 @@ async def test_two_schedulers_split_the_timers_and_a_rolling_restart_fires_each_
 async def people_by_post(bootstrap: str, outcomes: Outcomes, n: int) -> list[str]:
     """n people created through intake (letters need a name and an address from referrals)."""
     ms = [referral_message(unique_referral()) for _ in range(n)]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = SigningProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for m in ms:
