@@ -13,11 +13,8 @@ reads the same for handlers, stores, queries and tests.
 from services.workflow.domain.access import (
     MANAGER_ROLES,
     authorise_problems,
-    is_assignee,
     may_work,
-    not_assignee,
     own_work,
-    state_problems,
     two_part,
 )
 from services.workflow.domain.carers import (
@@ -31,7 +28,6 @@ from services.workflow.domain.closure import (
     CLOSURE_GUARD,
     OTHER_WORKFLOW_CONTINUES,
     closure_blockers,
-    closure_in_progress,
 )
 from services.workflow.domain.dates import (
     LONDON,
@@ -54,16 +50,10 @@ from services.workflow.domain.finishing import (
 )
 from services.workflow.domain.forms import (
     carried_values,
-    date_value,
-    fill_system_columns,
-    form_complete,
-    is_empty,
     missing_fields,
-    person_value,
     prepopulated,
     save_problems,
     value_problem,
-    writable_fields,
 )
 from services.workflow.domain.future_work import (
     future_work_warnings,
@@ -81,7 +71,6 @@ from services.workflow.domain.generated_values import (
     latest_budget_total,
     person_summary,
     system_values,
-    with_system,
 )
 from services.workflow.domain.intake import FIRST_STEP_TEAMS, ReferralToStart, start_from_referral
 from services.workflow.domain.lifecycle import add_form, assign, refresh_prepopulated, save, start, value_changes
@@ -101,10 +90,6 @@ from services.workflow.domain.model import (
     Step,
     Timer,
     Workflow,
-    bump,
-    check,
-    event_base,
-    history_entry,
     reason,
 )
 from services.workflow.domain.new_steps import (
@@ -118,7 +103,7 @@ from services.workflow.domain.new_steps import (
     new_step,
     start_new,
 )
-from services.workflow.domain.next_actions import add_next_action, assignee_of, create_from_action, remove_next_action
+from services.workflow.domain.next_actions import add_next_action, remove_next_action
 from services.workflow.domain.requests import complete_request, send_request
 from services.workflow.domain.reviews import TWR_RULE, TWR_WAY_FORWARD, twr_in_a_row, twr_limit, twr_limited
 from services.workflow.domain.timers import (
@@ -137,13 +122,10 @@ from shared.actor import Actor
 __all__ = [
     "Actor",
     "MANAGER_ROLES",
-    "is_assignee",
     "may_work",
     "own_work",
     "authorise_problems",
     "two_part",
-    "not_assignee",
-    "state_problems",
     "CARERS_RULE",
     "SINGLE_CARERS_ASSESSMENT",
     "listed_carers",
@@ -151,7 +133,6 @@ __all__ = [
     "carers_blockers",
     "CLOSURE_GUARD",
     "OTHER_WORKFLOW_CONTINUES",
-    "closure_in_progress",
     "closure_blockers",
     "LONDON",
     "london_date",
@@ -170,17 +151,11 @@ __all__ = [
     "return_step",
     "cancel",
     "record_death",
-    "person_value",
     "prepopulated",
     "carried_values",
-    "is_empty",
     "value_problem",
-    "writable_fields",
     "save_problems",
-    "fill_system_columns",
     "missing_fields",
-    "form_complete",
-    "date_value",
     "is_future_work",
     "open_future_work",
     "one_future_work",
@@ -194,7 +169,6 @@ __all__ = [
     "person_summary",
     "latest_budget_total",
     "system_values",
-    "with_system",
     "FIRST_STEP_TEAMS",
     "ReferralToStart",
     "start_from_referral",
@@ -220,10 +194,6 @@ __all__ = [
     "Decision",
     "RuleBroken",
     "reason",
-    "check",
-    "bump",
-    "history_entry",
-    "event_base",
     "CIN_ROUTING_RULE",
     "CIN_ASSESSMENT",
     "CIN_DATE_FIELD",
@@ -233,9 +203,7 @@ __all__ = [
     "cin_routing",
     "created_event",
     "start_new",
-    "create_from_action",
     "add_next_action",
-    "assignee_of",
     "remove_next_action",
     "send_request",
     "complete_request",
