@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.web import auth, store
 from services.web.auth import User
-from services.web.pages import _pool, back, checked_form, current_user, render, set_flash
+from services.web.pages import back, checked_form, current_user, pool, render, set_flash
 
 router = APIRouter()
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
@@ -74,8 +74,8 @@ def administrator(user: User) -> User:
 @router.get("/admin/accounts")
 async def accounts_page(request: Request) -> HTMLResponse:
     user = administrator(await current_user(request))
-    users = await store.every_user(_pool(request))
-    return await render(request, "accounts.html", user, users=users, audit=await store.account_audit(_pool(request)),
+    users = await store.every_user(pool(request))
+    return await render(request, "accounts.html", user, users=users, audit=await store.account_audit(pool(request)),
                         teams=sorted({t for u in users for t in u["team_ids"]}), roles=auth.ROLE_NAMES,
                         min_password=MIN_PASSWORD, title="Accounts")
 
@@ -94,7 +94,7 @@ async def create_account(request: Request) -> Response:
                                 str(form.get("password", "")), str(form.get("email", "")))
     if account.problems:
         return await _refused(request, "The account was not created:", account.problems)
-    async with _pool(request).acquire() as conn, conn.transaction():
+    async with pool(request).acquire() as conn, conn.transaction():
         if not await store.insert_user_if_missing(conn, account.user_id, account.name,
                                                   await auth.hash_password(account.password), account.roles,
                                                   account.team_ids, email=account.email):
@@ -123,7 +123,7 @@ async def change_account(request: Request, user_id: str, action: str) -> Respons
     if action == "password" and (problems := password_problems(password)):
         return await _refused(request, f"The password of {user_id} was not reset:", problems)
     password_hash = await auth.hash_password(password) if action == "password" else ""
-    async with _pool(request).acquire() as conn, conn.transaction():
+    async with pool(request).acquire() as conn, conn.transaction():
         row = await store.load_user(conn, user_id)
         if row is None:
             raise HTTPException(404, "no such account")

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from services.web import accounts, auth, oidc, pages, store
+from services.web import accounts, auth, manager_pages, oidc, pages, sign_in_pages, step_pages, store
 from services.web.clients import Allocation, Documents, Notifications, Readers, Referrals, Workflow
 from services.web.commands import CommandBus
 from services.web.settings import WebSettings
@@ -56,7 +56,10 @@ app = create_app(settings, service_dir=HERE, on_pool_ready=[_start], on_stopping
 app.state.settings = settings
 app.state.readers = readers
 app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+app.include_router(sign_in_pages.router)
 app.include_router(pages.router)
+app.include_router(step_pages.router)
+app.include_router(manager_pages.router)
 app.include_router(accounts.router)
 pages.install_handlers(app)
 

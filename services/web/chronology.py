@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 LONDON = ZoneInfo("Europe/London")
 FINISHED = ("step.finished", "step.authorised_and_finished")
-# the state a step is in after each history entry that changes it (services/workflow/domain.py)
+# the state a step is in after each history entry that changes it (services/workflow/domain/)
 STATE_AFTER = {"step.started": "incomplete", "step.due": "incoming", "step.returned": "returned",
                "step.finished": "finished", "step.authorised_and_finished": "finished",
                "step.cancelled": "cancelled"}

@@ -1,0 +1,184 @@
+"""Manager views: authorisations, the Planned Work Tray (R-T1..R-T7), the Review tray (R-T8), allocation,
+the access audit."""
+
+import asyncio
+from datetime import date
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+
+from services.web import store, trays
+from services.web.pages import (
+    back,
+    checked_form,
+    checked_uuid,
+    current_user,
+    form_value,
+    pool,
+    readers,
+    render,
+    report,
+    send,
+    team_members,
+)
+
+router = APIRouter()
+
+
+@router.get("/authorisations")
+async def authorisations(request: Request) -> HTMLResponse:
+    """Steps awaiting authorisation by me or my teams, from workflow's own tables (R-RQ4, R-RQ7)."""
+    user = await current_user(request)
+    r = readers(request)
+    lists = await asyncio.gather(r.workflow.awaiting_authorisation("worker", user.user_id),
+                                 *(r.workflow.awaiting_authorisation("team", t) for t in user.team_ids))
+    by_step: dict[str, dict[str, Any]] = {}
+    for listed in lists:
+        for step in listed or []:
+            by_step.setdefault(step["step_id"], step)
+    waiting = sorted(by_step.values(), key=lambda s: (s["request"] or {}).get("sent_at") or s["created_at"])
+    return await render(request, "authorisations.html", user, waiting=waiting,
+                        unavailable=any(listed is None for listed in lists),
+                        names=await r.names({s["person_id"] for s in waiting}), title="Authorisations")
+
+
+TRAY_SORTS = {"priority": "Priority", "complexity": "Complexity", "rag": "RAG", "days_waiting": "Days waiting",
+              "next_review_at": "Next review"}
+
+
+@router.get("/tray")
+async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days_waiting", rag: str = "",
+               priority: str = "", complexity: str = "", review_overdue: str = "", past_target: str = "") -> Response:
+    user = await current_user(request)
+    if not user.team_ids:
+        raise HTTPException(403, "you are in no team")
+    team = team if team in user.team_ids else user.team_ids[0]
+    r = readers(request)
+    query = {"sort": sort, "rag": rag, "priority": priority, "complexity": complexity,
+             "review_overdue": review_overdue, "past_target": past_target, "limit": 500}
+    listing, summary, everything = await asyncio.gather(
+        r.allocation.tray(team, **query), r.allocation.tray_report(team),
+        r.allocation.tray(team, sort="next_review_at", limit=1000))
+    entries = (listing or {}).get("entries", [])
+    whole = (everything or {}).get("entries", [])
+    escalated = sorted((e for e in whole if e.get("escalated_at")), key=lambda e: e["escalated_at"], reverse=True)
+    reviews_due = [e for e in whole if e.get("review_overdue")]
+    people = {e["person_id"] for e in [*entries, *whole]}
+    return await render(request, "tray.html", user, team=team, listing=listing, entries=entries, report=summary,
+                        escalated=escalated, reviews_due=reviews_due,
+                        query=query, sorts=TRAY_SORTS, names=await r.names(people),
+                        members=await team_members(request, team), title="Planned Work Tray",
+                        today=date.today().isoformat())
+
+
+@router.post("/people/{person_id}/tray")
+async def tray_add(request: Request, person_id: str) -> Response:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    person_id = checked_uuid(person_id)
+    team = form_value(form, "team_id") or ""
+    outcome = await send(request, user, "tray.add", key=person_id, person_id=person_id, team_id=team,
+                         rationale=form_value(form, "rationale"), priority=form_value(form, "priority"),
+                         urgent=form.get("urgent") == "true", complexity=form_value(form, "complexity"),
+                         support=form_value(form, "support"), risk=form_value(form, "risk"))
+    added = outcome.of("tray.entry_added")
+    await report(request, outcome, f"Placed on the Planned Work Tray of {team}"
+                 + (f": RAG {added['rag'].upper()}." if added else "."))
+    return back(f"/tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
+
+
+async def _entry(request: Request, entry_id: str) -> dict[str, Any]:
+    entry = await readers(request).allocation.entry(checked_uuid(entry_id))
+    if entry is None:
+        raise HTTPException(404, "no such tray entry")
+    return entry
+
+
+@router.post("/tray/{entry_id}/{action}")
+async def tray_action(request: Request, entry_id: str, action: str) -> Response:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    entry = await _entry(request, entry_id)
+    key = entry["person_id"]
+    if action == "review":
+        outcome = await send(request, user, "tray.review", key=key, entry_id=entry["entry_id"],
+                             contacted=form.get("contacted") == "true", note=form_value(form, "note"),
+                             priority=form_value(form, "priority"), complexity=form_value(form, "complexity"),
+                             support=form_value(form, "support"), risk=form_value(form, "risk"),
+                             increased_risk=form.get("increased_risk") == "true",
+                             expected_version=entry.get("version"))
+        reviewed = outcome.of("tray.entry_reviewed")
+        await report(request, outcome, "Review recorded" + (f": RAG {reviewed['rag'].upper()}." if reviewed else "."))
+    elif action == "allocate":
+        outcome = await send(request, user, "case.allocate", key=key, person_id=key,
+                             worker_id=form_value(form, "worker_id"), team_id=entry["team_id"])
+        await report(request, outcome, f"Allocated to {form.get('worker_id')}; off the tray.")
+    elif action == "remove":
+        outcome = await send(request, user, "tray.remove", key=key, entry_id=entry["entry_id"],
+                             reason=form_value(form, "reason"))
+        await report(request, outcome, "Taken off the tray.")
+    else:
+        raise HTTPException(404, "no such action")
+    return back(f"/tray?team={quote(entry['team_id'])}")
+
+
+@router.get("/review-tray")
+async def review_tray(request: Request, team: str = "") -> HTMLResponse:
+    """R-T8: the team's Review tray, soonest review first, with due and overdue marks."""
+    user = await current_user(request)
+    if not user.runs_trays or not user.team_ids:
+        raise HTTPException(403, "the Review tray is for a team's managers")
+    team = team if team in user.team_ids else user.team_ids[0]
+    r = readers(request)
+    listing = await r.allocation.review_tray(team)
+    entries = (listing or {}).get("entries", [])
+    return await render(request, "review_tray.html", user, team=team, listing=listing, entries=entries,
+                        due_count=sum(1 for e in entries if e["due"]), review_mark=trays.review_mark,
+                        names=await r.names({e["person_id"] for e in entries}), title="Review tray")
+
+
+@router.post("/people/{person_id}/review-tray")
+async def review_tray_add(request: Request, person_id: str) -> Response:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    person_id = checked_uuid(person_id)
+    team = form_value(form, "team_id") or ""
+    outcome = await send(request, user, "review_tray.add", key=person_id, person_id=person_id, team_id=team,
+                         review_due=form_value(form, "review_due"), reason=form_value(form, "reason"))
+    await report(request, outcome, f"Put in the Review tray of {team} until {form.get('review_due')}.")
+    return back(f"/review-tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
+
+
+@router.post("/review-tray/{entry_id}/remove")
+async def review_tray_remove(request: Request, entry_id: str) -> Response:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    entry = await readers(request).allocation.review_entry(checked_uuid(entry_id))
+    if entry is None:
+        raise HTTPException(404, "no such Review tray entry")
+    outcome = await send(request, user, "review_tray.remove", key=entry["person_id"], entry_id=entry["entry_id"],
+                         reason=form_value(form, "reason"), expected_version=entry.get("version"))
+    await report(request, outcome, "Taken out of the Review tray.")
+    return back(f"/review-tray?team={quote(entry['team_id'])}")
+
+
+@router.post("/people/{person_id}/allocate")
+async def allocate(request: Request, person_id: str) -> Response:
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    person_id = checked_uuid(person_id)
+    outcome = await send(request, user, "case.allocate", key=person_id, person_id=person_id,
+                         worker_id=form_value(form, "worker_id"), team_id=form_value(form, "team_id"))
+    await report(request, outcome, f"Allocated to {form.get('worker_id')}.")
+    return back(f"/people/{person_id}")
+
+
+@router.get("/audit/access")
+async def access_audit(request: Request) -> HTMLResponse:
+    user = await current_user(request)
+    if not user.is_manager:
+        raise HTTPException(403, "managers only")
+    return await render(request, "audit.html", user, entries=await store.access_log(pool(request)),
+                        title="Access audit")

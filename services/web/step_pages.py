@@ -1,0 +1,234 @@
+"""The step page, and what its forms post: start, save, refresh, add a form, next actions, requests, finish,
+authorise, return, assign, cancel (one function per action)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import FormData
+
+from services.web import access, forms, store
+from services.web.auth import User
+from services.web.commands import Outcome
+from services.web.pages import (
+    WORKING,
+    NoAccess,
+    back,
+    checked_form,
+    checked_uuid,
+    current_user,
+    form_value,
+    local_path,
+    pool,
+    readers,
+    render,
+    report,
+    send,
+    set_flash,
+    target_of,
+    why_allowed,
+)
+
+router = APIRouter()
+
+
+async def _step(request: Request, user: User, step_id: str) -> dict[str, Any]:
+    step = await readers(request).workflow.step(checked_uuid(step_id))
+    if step is None:
+        raise HTTPException(404, "no such step")
+    if not access.step_is_mine(step, user.user_id, user.team_ids) and \
+            await why_allowed(request, user, step["person_id"]) is None:
+        raise NoAccess(step["person_id"])
+    return step
+
+
+@router.get("/steps/{step_id}")
+async def step_page(request: Request, step_id: str) -> HTMLResponse:
+    user = await current_user(request)
+    step = await _step(request, user, step_id)
+    r = readers(request)
+    record, blockers = await asyncio.gather(
+        r.referrals.get(f"/people/{step['person_id']}"),
+        r.workflow.blockers(step["step_id"], user.actor()) if step["state"] in WORKING else asyncio.sleep(0))
+    flash = user.flash or {}
+    refused = flash.get("kind") == "error" and flash.get("scope") == f"finish:{step['step_id']}"
+    listed = forms.merge_reasons(flash.get("reasons", []) if refused else [], (blockers or {}).get("blockers", []))
+    refused = refused and bool(listed)
+    members = sorted({u["user_id"]: u for u in await store.all_users(pool(request))}.values(),
+                     key=lambda u: u["user_id"])
+    teams = sorted({t for u in members for t in u["team_ids"]})
+    my_request_ids = {q["request_id"] for q in step.get("sent_requests", [])
+                      if q["state"] == "open" and _sent_to(q, user)}
+    return await render(
+        request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
+        open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
+        warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
+        link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
+        members=members, teams=teams, my_request_ids=my_request_ids, rendered=forms.rendered(step, user.roles),
+        just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+def _sent_to(request: dict[str, Any], user: User) -> bool:
+    """Whether a request the step sent went to this user, or to one of their teams."""
+    to = request["to"]
+    return (to["kind"] == "worker" and to["id"] == user.user_id) or (
+        to["kind"] == "team" and to["id"] in user.team_ids)
+
+
+# --- what the step page's forms post: one function per action ------------------------------------
+
+
+@dataclass(frozen=True)
+class StepPost:
+    """A form posted from a step page: the request, its signed-in user, the checked form and the step."""
+
+    request: Request
+    user: User
+    form: FormData
+    step: dict[str, Any]
+
+    @property
+    def step_id(self) -> str:
+        return self.step["step_id"]
+
+    async def send(self, type_: str, **arguments: Any) -> Outcome:
+        """A command about the step, keyed by its person."""
+        return await send(self.request, self.user, type_, key=self.step["person_id"], **arguments)
+
+    async def report(self, outcome: Outcome, done: str, *, scope: str = "") -> None:
+        await report(self.request, outcome, done, scope=scope)
+
+    def value(self, name: str) -> str | None:
+        return form_value(self.form, name)
+
+
+async def _start(post: StepPost) -> None:
+    outcome = await post.send("step.start", step_id=post.step_id)
+    await post.report(outcome, "Started: the step is in your incomplete work.")
+
+
+async def _save(post: StepPost) -> None:
+    sid = post.step_id
+    parsed = forms.parse_save(post.step, post.form, post.user.roles)
+    if parsed.problems:
+        await set_flash(post.request, {"kind": "error", "message": "Not saved:", "reasons": parsed.problems,
+                                       "scope": f"save:{sid}"})
+        return
+    if not parsed.values and parsed.completed_sections is None:
+        await set_flash(post.request, {"kind": "ok", "message": "Nothing had changed.", "scope": f"save:{sid}"})
+        return
+    given = str(post.form.get("expected_version", ""))
+    outcome = await post.send("step.save", step_id=sid, values=parsed.values,
+                              completed_sections=parsed.completed_sections,
+                              expected_version=int(given) if given.isdigit() else None)
+    await post.report(outcome, "Saved.", scope=f"save:{sid}")
+
+
+async def _refresh(post: StepPost) -> None:
+    outcome = await post.send("step.refresh_prepopulated", step_id=post.step_id)
+    await post.report(outcome, "Refreshed from the person record.")
+
+
+async def _add_form(post: StepPost) -> None:
+    outcome = await post.send("step.add_form", step_id=post.step_id, form=post.value("form"))
+    await post.report(outcome, f"Added {post.form.get('form')}.")
+
+
+async def _add_next_action(post: StepPost) -> None:
+    kind = post.value("assignee_kind")
+    outcome = await post.send(
+        "step.add_next_action", step_id=post.step_id, action=post.value("action"),
+        assignee=target_of(kind, post.value(f"assignee_{kind}") if kind else None),
+        send_immediately=post.form.get("send_immediately") == "true", scheduled_date=post.value("scheduled_date"),
+        reason=post.value("reason"), note=post.value("note"), priority=post.value("priority") or "normal")
+    created = outcome.of("step.created")
+    await post.report(outcome, f"Next action {post.form.get('action')} added" + (
+        f"; {created['step_type']} was sent at once." if created else "."), scope=f"next:{post.step_id}")
+
+
+async def _remove_next_action(post: StepPost) -> None:
+    outcome = await post.send("step.remove_next_action", step_id=post.step_id,
+                              next_action_id=post.value("next_action_id"))
+    await post.report(outcome, "Next action removed.")
+
+
+async def _send_request(post: StepPost) -> None:
+    spec = next((q for q in post.step["requests"] if q["name"] == post.form.get("name")), None)
+    kind = "step.send_notification" if spec and spec["kind"] == "notification" else "step.send_request"
+    to_kind = post.value("to_kind")
+    outcome = await post.send(kind, step_id=post.step_id, name=post.value("name"),
+                              to=target_of(to_kind, post.value(f"to_{to_kind}") if to_kind else None),
+                              note=post.value("note"))
+    await post.report(outcome, f"Sent {post.form.get('name')}.")
+
+
+async def _complete_request(post: StepPost) -> None:
+    outcome = await post.send("request.complete", request_id=post.value("request_id"), note=post.value("note"))
+    await post.report(outcome, "Request completed.")
+
+
+async def _complete_requests_to_me(post: StepPost) -> bool:
+    """Authorising first completes the open requests the step sent to the authoriser; False if one was refused."""
+    for q in post.step.get("sent_requests", []):
+        if q["state"] == "open" and q["kind"] == "request" and _sent_to(q, post.user):
+            done = await post.send("request.complete", request_id=q["request_id"],
+                                   note=post.value("note") or "Authorised")
+            if not done.ok:
+                await post.report(done, "", scope=f"finish:{post.step_id}")
+                return False
+    return True
+
+
+async def _finish(post: StepPost, *, authorising: bool = False) -> None:
+    if authorising and not await _complete_requests_to_me(post):
+        return
+    outcome = await post.send("step.authorise" if authorising else "step.finish", step_id=post.step_id)
+    made = [e.get("data", {}) for e in outcome.events if e.get("type") == "step.created"]
+    done_text = "Authorised and finished." if authorising else "Finished."
+    if made:
+        done_text += " Created: " + ", ".join(m.get("step_type", "") for m in made) + "."
+    await post.report(outcome, done_text, scope=f"finish:{post.step_id}")
+
+
+async def _authorise(post: StepPost) -> None:
+    await _finish(post, authorising=True)
+
+
+async def _return(post: StepPost) -> None:
+    outcome = await post.send("step.return", step_id=post.step_id, note=post.value("note"))
+    await post.report(outcome, "Returned to the worker with your note.")
+
+
+async def _assign(post: StepPost) -> None:
+    to_kind = post.value("to_kind") or "worker"
+    outcome = await post.send("step.assign", step_id=post.step_id, to=target_of(to_kind, post.value(f"to_{to_kind}")))
+    await post.report(outcome, "Assigned.")
+
+
+async def _cancel(post: StepPost) -> None:
+    outcome = await post.send("step.cancel", step_id=post.step_id, reason=post.value("reason"))
+    await post.report(outcome, "Cancelled.")
+
+
+STEP_ACTIONS: dict[str, Callable[[StepPost], Awaitable[None]]] = {
+    "start": _start, "save": _save, "refresh": _refresh, "add_form": _add_form, "next_action": _add_next_action,
+    "remove_next_action": _remove_next_action, "send_request": _send_request, "complete_request": _complete_request,
+    "finish": _finish, "authorise": _authorise, "return": _return, "assign": _assign, "cancel": _cancel,
+}
+
+
+@router.post("/steps/{step_id}/{action}")
+async def step_action(request: Request, step_id: str, action: str) -> Response:
+    """Whatever the action did or refused, the browser goes back to the page it came from with the outcome."""
+    handle = STEP_ACTIONS.get(action)
+    if handle is None:
+        raise HTTPException(404, "no such action")
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    step = await _step(request, user, step_id)
+    here = local_path(str(form.get("next") or f"/steps/{step['step_id']}"))
+    await handle(StepPost(request, user, form, step))
+    return back(here)

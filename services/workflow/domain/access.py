@@ -1,0 +1,69 @@
+"""Who may do what with a step: work on it, assign it, authorise it (R-W2, R-W3, R-RQ4..R-RQ7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.workflow.domain.model import Context, Request, Step, reason
+from services.workflow.pack import StepDefinition
+from shared.actor import Actor
+from shared.commands.base import Reason
+
+MANAGER_ROLES = frozenset(
+    {"senior_officer", "team_manager", "assistant_team_manager", "team_leader", "head_of_service"}
+)
+
+
+def is_assignee(step: Step, actor: Actor) -> bool:
+    if step.assignee_kind == "worker":
+        return step.assignee_id == actor.worker_id
+    return step.assignee_id in actor.team_ids
+
+
+def may_work(step: Step, defn: StepDefinition, actor: Actor) -> bool:
+    """The assignee (worker, or member of the team) or an authoriser of the step type."""
+    return is_assignee(step, actor) or bool(actor.roles & set(defn.authorisers))
+
+
+def own_work(step: Step, actor: Actor, requests: Sequence[Request]) -> bool:
+    """R-RQ4: the actor's own work: the step is assigned to them, or they sent its REQUIRED request."""
+    if step.assignee_kind == "worker" and step.assignee_id == actor.worker_id:
+        return True
+    return any(r.required and r.kind == "request" and r.sent_by == actor.worker_id and r.state != "cancelled"
+               for r in requests)
+
+
+def authorise_problems(
+    ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request],
+) -> list[Reason]:
+    """R-RQ4..R-RQ6: who may authorise this step now.
+
+    An authorising role of the step type (R-RQ5), never on one's own work (R-RQ4); except that
+    a step type with `self_authorise` is authorised by its own assignee (R-RQ6 "green tick").
+    """
+    if defn.self_authorise and is_assignee(step, ctx.actor):
+        return []
+    if not ctx.actor.roles & set(defn.authorisers):
+        who = ", ".join(defn.authorisers) or "nobody"
+        return [reason("role", f"only {who} may authorise a {step.step_type} (R-RQ5)")]
+    if not defn.self_authorise and own_work(step, ctx.actor, requests):
+        return [reason("own_work", f"no one authorises their own work: another {', '.join(defn.authorisers)}"
+                       f" must authorise this {step.step_type} (R-RQ4)")]
+    return []
+
+
+def two_part(defn: StepDefinition) -> bool:
+    """R-RQ7: the worker sends a required request and closes; an authoriser finishes."""
+    return bool(defn.authorisers) and any(r.required and r.kind == "request" for r in defn.requests)
+
+
+def not_assignee(step: Step) -> Reason:
+    return reason("not_assignee", f"this step is assigned to {step.assignee_kind} {step.assignee_id!r}")
+
+
+def state_problems(step: Step, allowed: frozenset[str] | set[str], doing: str) -> list[Reason]:
+    if step.state in allowed:
+        return []
+    if step.state == "incoming":
+        return [reason("not_started", f"start the step before you {doing} (R-W2)")]
+    return [reason("invalid_state", f"cannot {doing} a step that is {step.state}")]

@@ -1,0 +1,71 @@
+"""One entry point: any workflow command against the state the handler loaded (optimistic locking)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.workflow.domain.finishing import cancel, finish, record_death, return_step
+from services.workflow.domain.lifecycle import add_form, assign, refresh_prepopulated, save, start
+from services.workflow.domain.model import Context, Decision, Request, RuleBroken, Step, reason
+from services.workflow.domain.new_steps import start_new
+from services.workflow.domain.next_actions import add_next_action, remove_next_action
+from services.workflow.domain.requests import complete_request, send_request
+from services.workflow.domain.timers import reschedule
+from shared.commands import workflow as cmd
+
+
+def check_version(command: cmd.Command, step: Step) -> None:
+    """Optimistic locking: a stale `expected_version` is a conflict."""
+    if command.expected_version is not None and command.expected_version != step.version:
+        raise RuleBroken([reason(
+            "conflict", f"the step is at version {step.version}, not {command.expected_version}:"
+            " reload it and try again", field="expected_version", step_id=step.step_id)])
+
+
+def decide(
+    ctx: Context, command: cmd.Command, *, step: Step | None = None, requests: Sequence[Request] = (),
+    request: Request | None = None, person_steps: Sequence[Step] = (), new_workflow_id: str | None = None,
+) -> Decision:
+    """Any workflow command against the state the handler loaded: the decision or RuleBroken."""
+    if isinstance(command, cmd.StartNewStep):
+        assert new_workflow_id is not None
+        return start_new(ctx, command, workflow_id=new_workflow_id)
+    if isinstance(command, cmd.RecordDeath):
+        return record_death(ctx, command, person_steps)
+    assert step is not None
+    check_version(command, step)
+    if isinstance(command, cmd.CompleteRequest):
+        assert request is not None
+        return complete_request(ctx, step, request, command.note)
+    defn = ctx.packs.step(step.step_type, step.pack_version)
+    match command:
+        case cmd.StartStep():
+            return start(ctx, step, defn)
+        case cmd.AssignStep():
+            return assign(ctx, step, defn, command.to)
+        case cmd.SaveStep():
+            return save(ctx, step, defn, command)
+        case cmd.RefreshPrepopulated():
+            return refresh_prepopulated(ctx, step, defn)
+        case cmd.AddForm():
+            return add_form(ctx, step, defn, command.form)
+        case cmd.AddNextAction():
+            return add_next_action(ctx, step, defn, command)
+        case cmd.RemoveNextAction():
+            return remove_next_action(ctx, step, defn, str(command.next_action_id))
+        case cmd.SendRequest():
+            return send_request(ctx, step, defn, requests, command, "request")
+        case cmd.SendNotification():
+            return send_request(ctx, step, defn, requests, command, "notification")
+        case cmd.FinishStep() | cmd.AuthoriseStep():
+            return finish(ctx, step, defn, requests, authorising=isinstance(command, cmd.AuthoriseStep))
+        case cmd.ReturnStep():
+            return return_step(ctx, step, defn, requests, command.note)
+        case cmd.CancelStep():
+            return cancel(ctx, step, defn, requests, command.reason)
+        case cmd.RescheduleStep():
+            return reschedule(ctx, step, defn, command)
+    raise AssertionError(f"unhandled command {type(command).__name__}")
+
+
+NEEDS_CASE = (cmd.FinishStep, cmd.AuthoriseStep, cmd.AddNextAction, cmd.StartNewStep)

@@ -1,0 +1,154 @@
+"""System-generated values (R-W6): budgets and their costs (R-K10), the assignee, the authoriser,
+the person summary and the latest budget total, filled by the system rather than typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from decimal import Decimal
+from typing import Any
+
+from services.workflow import purchasing
+from services.workflow.domain.forms import person_value, writable_fields
+from services.workflow.domain.model import Context, Step, reason
+from services.workflow.pack import Field, StepDefinition, costed_fields
+from shared import bounds
+from shared.commands.base import Reason
+
+# R-K10: the named rule.
+BUDGET_RULE = "budget_costs"
+
+
+def cost_line(line: Mapping[str, Any], *, weeks_generated: bool) -> dict[str, Any]:
+    """R-K10 on one service line, as strings for the form: weeks per year, weekly and annual cost.
+
+    Unknown inputs leave the costs empty; `purchasing.line_costs` is the one arithmetic.
+    """
+    costs = purchasing.line_costs(line if weeks_generated else {**line, "respite_weeks": None})
+    weeks_known = weeks_generated or purchasing.as_decimal(line.get("weeks_per_year")) is not None
+    out: dict[str, Any] = {"weekly_cost": purchasing.money_string(costs.weekly_cost),
+                           "annual_cost": purchasing.money_string(costs.annual_cost) if weeks_known else None}
+    if weeks_generated:
+        out["weeks_per_year"] = purchasing.decimal_string(costs.weeks_per_year)
+    return out
+
+
+def _costed_tables(defn: StepDefinition) -> list[Field]:
+    return [f for s in defn.form_sections if not s.read_only for f in s.fields
+            if f.type == "table" and costed_fields(f.columns)]
+
+
+# R-K10 inputs and their sensible ranges (issue #20: 1e308 hours is not a care package)
+_COST_INPUT_LIMITS = (
+    ("respite_weeks", purchasing.WEEKS_IN_YEAR, "weeks of respite must be between 0 and 52 (R-K10)"),
+    ("hours_per_week", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
+    ("weekly_hours", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
+    ("hourly_rate", bounds.MAX_HOURLY_RATE, "an hourly rate must be between 0 and 10,000 (R-K10)"),
+)
+
+
+def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Reason]:
+    """R-K10: respite weeks are taken out of 52, so between 0 and 52; hours a week and rates in sensible ranges."""
+    if BUDGET_RULE not in defn.rules:
+        return []
+    reasons = _cost_input_problems(values, "")
+    for table in _costed_tables(defn):
+        rows = values.get(table.key)
+        for index, row in enumerate(rows if isinstance(rows, list) else []):
+            if isinstance(row, Mapping):
+                reasons += _cost_input_problems(row, f"{table.key}[{index}].")
+    return reasons
+
+
+def _cost_input_problems(line: Mapping[str, Any], prefix: str) -> list[Reason]:
+    reasons = []
+    for key, most, message in _COST_INPUT_LIMITS:
+        number = purchasing.as_decimal(line.get(key))
+        if number is not None and not 0 <= number <= most:
+            reasons.append(reason("invalid_value", message, field=f"{prefix}{key}"))
+    return reasons
+
+
+def budget_values(defn: StepDefinition, values: Mapping[str, Any]) -> dict[str, Any]:
+    """R-K10: the system-generated costs of each costed row, the totals, and flat costs, pence exact."""
+    if BUDGET_RULE not in defn.rules:
+        return {}
+    fields = defn.field_map()
+    out: dict[str, Any] = {}
+    for table in _costed_tables(defn):
+        rows = values.get(table.key)
+        if not isinstance(rows, list):
+            continue
+        columns = {c.key: c for c in table.columns}
+        generated = "weeks_per_year" in columns and columns["weeks_per_year"].system_generated
+        costed = [{**row, **cost_line(row, weeks_generated=generated)} for row in rows if isinstance(row, Mapping)]
+        out[table.key] = costed
+        for total, column in (("total_weekly_cost", "weekly_cost"), ("total_annual_cost", "annual_cost")):
+            if total in fields and fields[total].system_generated:
+                out[total] = purchasing.money_string(sum((Decimal(r[column]) for r in costed if r[column] is not None),
+                                        Decimal(0)))
+    if costed_fields(fields.values()):
+        generated = "weeks_per_year" in fields and fields["weeks_per_year"].system_generated
+        out.update(cost_line(values, weeks_generated=generated))
+    return out
+
+
+def person_summary(person: Mapping[str, Any]) -> str:
+    """R-W6: who the record is about, in one line: name, date of birth, gender, address."""
+    name = " ".join(str(person[k]) for k in ("first_name", "last_name") if person.get(k))
+    parts = [name or "Name not recorded"]
+    if person.get("date_of_birth"):
+        parts.append(f"born {person['date_of_birth']}")
+    if person.get("gender"):
+        parts.append(str(person["gender"]))
+    address = person_value(person, "address")
+    if address:
+        parts.append(str(address))
+    return ", ".join(parts)
+
+
+def latest_budget_total(ctx: Context) -> str | None:
+    """R-W6 `budget_total`: the weekly total of the person's latest finished costed support plan."""
+    for step_type in reversed(ctx.case.finished_sequence):
+        try:
+            rules = ctx.packs.step(step_type).rules
+        except KeyError:
+            continue
+        total = ctx.case.finished_values.get(step_type, {}).get("total_weekly_cost")
+        if BUDGET_RULE in rules and total is not None:
+            return str(total)
+    return None
+
+
+def system_values(ctx: Context, step: Step, defn: StepDefinition, *, acting: bool = True) -> dict[str, Any]:
+    """R-W6: the system-generated fields the system can fill now, from where the pack says.
+
+    `assignee`: the worker the step is assigned to; `authoriser`: the acting worker if they hold
+    an authorising role of the step; `person_summary`: from the person record, when it was read;
+    `budget_total`: the latest finished costed plan's weekly total. Others are left as they are.
+    """
+    out: dict[str, Any] = {}
+    for key, (_, f, read_only) in writable_fields(defn, step.forms).items():
+        if read_only or not f.system_generated or f.system_value is None:
+            continue
+        value: Any = None
+        match f.system_value:
+            case "assignee":
+                value = step.assignee_id if step.assignee_kind == "worker" else None
+            case "authoriser":
+                value = ctx.actor.worker_id if acting and ctx.actor.roles & set(defn.authorisers) else None
+            case "person_summary":
+                value = person_summary(ctx.person) if ctx.person is not None else None
+            case "budget_total":
+                value = latest_budget_total(ctx)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def with_system(ctx: Context, step: Step, defn: StepDefinition) -> Step:
+    fresh = system_values(ctx, step, defn)
+    if all(step.values.get(k) == v for k, v in fresh.items()):
+        return step
+    return replace(step, values={**step.values, **fresh})

@@ -1,0 +1,63 @@
+"""Referral intake: an accepted referral opens a workflow and its first step (docs/contracts.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from services.workflow.domain.model import Step, Workflow
+
+# Team inbox of each first step of docs/contracts.md "Referral intake", used until the step's
+# pack names a default team.
+FIRST_STEP_TEAMS = {
+    "WB Wellbeing Screening": "wellbeing-service-hub",
+    "Adult Contact": "adult-front-door",
+    "Adult Safeguarding Triage": "adult-safeguarding",
+    "Adult Carer Triage": "adult-carers",
+    "Child and Family Assessment and Plan": "children-response",
+    "Significant Information on an Open Case": "children-response",
+}
+
+
+@dataclass(frozen=True)
+class ReferralToStart:
+    """What an accepted referral tells the workflow service."""
+
+    referral_id: str
+    person_id: str
+    workflow_id: str
+    first_step_type: str
+    urgency: Literal["urgent", "normal"]
+    cared_for_person_id: str | None = None
+
+
+def start_from_referral(
+    referral: ReferralToStart, *, step_id: str, now: datetime, actor: str, pack_version: int,
+    team: str | None = None,
+) -> tuple[Workflow, Step]:
+    """An accepted referral opens a workflow whose first step waits in the team's inbox."""
+    workflow = Workflow(
+        workflow_id=referral.workflow_id,
+        person_id=referral.person_id,
+        origin={"kind": "referral", "referral_id": referral.referral_id},
+        started_at=now,
+        started_by=actor,
+    )
+    step = Step(
+        step_id=step_id,
+        workflow_id=referral.workflow_id,
+        person_id=referral.person_id,
+        step_type=referral.first_step_type,
+        pack_version=pack_version,
+        state="incoming",
+        assignee_kind="team",
+        assignee_id=team or FIRST_STEP_TEAMS[referral.first_step_type],
+        priority="urgent" if referral.urgency == "urgent" else "normal",
+        created_at=now,
+        created_by=actor,
+        provenance={"rule": "referral intake", "referral_id": referral.referral_id,
+                    "pack_version": pack_version},
+        linked_person_id=referral.cared_for_person_id,
+    )
+    return workflow, step

@@ -1,0 +1,151 @@
+"""Creating steps: prepopulated, with carried sections, routed by R-K7; Start > New (R-W1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.workflow.domain.dates import london_date
+from services.workflow.domain.forms import carried_values, date_value, prepopulated
+from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
+from services.workflow.domain.generated_values import system_values
+from services.workflow.domain.model import (
+    Context,
+    Decision,
+    History,
+    Priority,
+    RuleBroken,
+    Step,
+    Workflow,
+    check,
+    event_base,
+    history_entry,
+    reason,
+)
+from services.workflow.domain.reviews import twr_limit
+from services.workflow.domain.timers import timers_of_new_step
+from services.workflow.pack import StepDefinition
+from shared.commands import workflow as cmd
+from shared.events.workflow import StepCreated, StepStarted, WorkflowStarted
+
+# R-K7: the named rule; the assessment it counts from, that assessment's date field, the days.
+CIN_ROUTING_RULE = "cin_45_day_routing"
+CIN_ASSESSMENT = "Child and Family Assessment and Plan"
+CIN_DATE_FIELD = "date_assessment_started"
+CIN_DAYS = 45
+
+
+def new_step(
+    ctx: Context, *, step_type: str, workflow_id: str, person_id: str, assignee: tuple[str, str],
+    priority: Priority, provenance: dict[str, Any], due_date: date | None = None,
+    source_values: Mapping[str, Mapping[str, Any]] | None = None, from_step: Step | None = None,
+) -> tuple[Step, History]:
+    """A step created as incoming (or future) work, prepopulated and with carried sections.
+
+    A step type naming `cin_45_day_routing` is routed by R-K7; system-generated fields the
+    system can fill now are filled (R-W6).
+    """
+    version = ctx.packs.latest_version(step_type)
+    defn = ctx.packs.step(step_type, version)
+    values = carried_values(defn, source_values if source_values is not None else ctx.case.finished_values)
+    if ctx.person is not None:
+        values.update(prepopulated(defn, ctx.person, cogs=frozenset({"blue", "yellow"})))
+        note = "prepopulated from the person record"
+    else:
+        note = "person record unavailable: prepopulated fields left empty (refresh later)"
+    state = "future" if due_date is not None and due_date > ctx.today else "incoming"
+    assignee, routing = cin_routing(ctx, defn, assignee, due_date or ctx.today, from_step)
+    if routing is not None:
+        provenance = {**provenance, "routing": routing}
+    step = Step(
+        step_id=next(ctx.ids), workflow_id=workflow_id, person_id=person_id, step_type=step_type,
+        pack_version=version, state=state, assignee_kind=assignee[0],  # type: ignore[arg-type]
+        assignee_id=assignee[1], priority=priority, created_at=ctx.now, created_by=ctx.actor.worker_id,
+        provenance={**provenance, "pack_version": version}, due_date=due_date,
+        values=values, updated_at=ctx.now, updated_by=ctx.actor.worker_id,
+    )
+    step = replace(step, values={**values, **system_values(ctx, step, defn, acting=False)})
+    return step, History(step.step_id, ctx.now, ctx.actor.worker_id, "prepopulated",
+                         {"note": note, "fields": sorted(step.values)})
+
+
+def assessment_started(ctx: Context, from_step: Step | None) -> date | None:
+    """R-K7: when the person's Child and Family Assessment and Plan started: its
+    `date_assessment_started`, else the date it was created. The creating step if it is one."""
+    if from_step is not None and from_step.step_type == CIN_ASSESSMENT:
+        values, created = from_step.values, london_date(from_step.created_at)
+    elif CIN_ASSESSMENT in ctx.case.latest:
+        latest = ctx.case.latest[CIN_ASSESSMENT]
+        values, created = latest.values, latest.created_on
+    else:
+        return None
+    return date_value(values, CIN_DATE_FIELD) or created
+
+
+def cin_routing(
+    ctx: Context, defn: StepDefinition, assignee: tuple[str, str], on: date, from_step: Step | None,
+) -> tuple[tuple[str, str], dict[str, Any] | None]:
+    """R-K7: a team step of a type naming `cin_45_day_routing`, held within 45 days of the
+    assessment, goes to the assessment's team (Response); after that, to the team it was
+    given, or the step type's default team rather than the assessment's (Locality).
+    Days are London calendar dates: day 45 is within, day 46 is not."""
+    if CIN_ROUTING_RULE not in defn.rules or assignee[0] != "team":
+        return assignee, None
+    started = assessment_started(ctx, from_step)
+    if started is None:
+        return assignee, None
+    response = ctx.packs.step(CIN_ASSESSMENT).default_team
+    days = (on - started).days
+    team = assignee[1]
+    if days <= CIN_DAYS and response is not None:
+        team = response
+    elif team == response and defn.default_team is not None:
+        team = defn.default_team
+    return ("team", team), {"rule": "R-K7", "assessment_started": started.isoformat(),
+                            "meeting_date": on.isoformat(), "days": days, "team": team}
+
+
+def created_event(step: Step) -> StepCreated:
+    return StepCreated(
+        step_id=step.step_id, workflow_id=step.workflow_id, person_id=step.person_id,
+        step_type=step.step_type, assignee=step.assignee, state=step.state,  # type: ignore[arg-type]
+        priority=step.priority, due_date=step.due_date, linked_person_id=step.linked_person_id,
+        pack_version=step.pack_version, provenance=step.provenance,
+    )
+
+
+def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> Decision:
+    """R-W1: Start > New opens a new workflow; assigned to self it is started at once."""
+    step_type = command.step_type
+    if step_type not in ctx.packs.step_types():
+        raise RuleBroken([reason("unknown_step_type", f"no pack defines step type {step_type!r}",
+                                 field="step_type")])
+    existing = open_future_work(ctx) if is_future_work(ctx.packs, step_type) else None
+    if existing is not None:
+        raise RuleBroken([one_future_work(existing, field="step_type")])
+    check(twr_limit(ctx, step_type, field="step_type"))
+    target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
+    person_id = str(command.person_id)
+    workflow = Workflow(workflow_id, person_id, {"kind": "start_new"}, ctx.now, ctx.actor.worker_id)
+    step, prepop = new_step(
+        ctx, step_type=step_type, workflow_id=workflow_id, person_id=person_id,
+        assignee=(target.kind, target.id), priority="normal",
+        provenance={"rule": "R-W1 start new", "action": None, "from_step_id": None},
+    )
+    events: list[BaseModel] = [
+        WorkflowStarted(workflow_id=workflow_id, person_id=person_id, first_step_type=step_type,
+                        origin="start_new"),
+        created_event(step),
+    ]
+    history = [History(step.step_id, ctx.now, ctx.actor.worker_id, "step.created",
+                       {"state": step.state, "provenance": step.provenance}), prepop]
+    if target.kind == "worker" and target.id == ctx.actor.worker_id:
+        step = replace(step, state="incomplete", version=2)
+        events.append(StepStarted(**event_base(step, ctx), assignee=step.assignee))
+        history.append(history_entry(step, ctx, "step.started"))
+    return Decision(events=tuple(events), created=(step,), workflows=(workflow,), history=tuple(history),
+                    timers=tuple(timers_of_new_step(ctx, step)))

@@ -1,0 +1,106 @@
+"""Requests and notifications sent from a step, and completing a request (R-RQ1..R-RQ7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Literal
+
+from pydantic import BaseModel
+
+from services.workflow.domain.access import may_work, not_assignee, state_problems
+from services.workflow.domain.model import (
+    WORKING_STATES,
+    Context,
+    Decision,
+    Request,
+    RuleBroken,
+    Step,
+    bump,
+    check,
+    event_base,
+    history_entry,
+    reason,
+)
+from services.workflow.pack import StepDefinition
+from shared.commands import workflow as cmd
+from shared.commands.base import Reason
+from shared.events.workflow import Assignee, NotificationSent, RequestCompleted, RequestRaised
+
+
+def send_request(
+    ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request],
+    command: cmd.SendRequest | cmd.SendNotification, kind: Literal["request", "notification"],
+) -> Decision:
+    """R-RQ1: a request or notification of the step type to a team or worker, with a note."""
+    reasons = state_problems(step, WORKING_STATES, f"send a {kind} from")
+    if not may_work(step, defn, ctx.actor):
+        reasons.append(not_assignee(step))
+    try:
+        spec = defn.request(command.name)
+    except KeyError:
+        reasons.append(reason("unknown_request", f"{step.step_type} has no {kind} {command.name!r}",
+                              field="name"))
+        raise RuleBroken(reasons) from None
+    if spec.kind != kind:
+        reasons.append(reason("wrong_kind", f"{command.name!r} is a {spec.kind}, not a {kind}", field="name"))
+    to = command.to
+    if to is None and spec.default_to is not None and spec.default_to.kind in ("worker", "team"):
+        to = cmd.Target(kind=spec.default_to.kind, id=spec.default_to.id)  # type: ignore[arg-type]
+    if to is None:
+        reasons.append(reason("recipient_required", f"say which team or worker {command.name!r} goes to",
+                              field="to"))
+    if kind == "request" and any(r.name == spec.name and r.state == "open" for r in requests):
+        reasons.append(reason("already_open", f"{spec.name!r} was sent and is not completed yet",
+                              field="name"))
+    check(reasons)
+    assert to is not None
+    request = Request(
+        request_id=next(ctx.ids), step_id=step.step_id, person_id=step.person_id, name=spec.name,
+        kind=kind, required=spec.required, to_kind=to.kind, to_id=to.id, note=command.note,
+        state="open" if kind == "request" else "sent", sent_by=ctx.actor.worker_id, sent_at=ctx.now,
+    )
+    state = step.state
+    if kind == "request" and spec.required and defn.authorisers:
+        state = "awaiting_authorisation"  # R-RQ4/R-RQ7: the worker's part is done
+    new = bump(step, ctx, state=state)
+    to_assignee = Assignee(kind=to.kind, id=to.id)
+    event: BaseModel
+    if kind == "request":
+        event = RequestRaised(**event_base(new, ctx), request_id=request.request_id, step_type=step.step_type,
+                              name=spec.name, required=spec.required, to=to_assignee, note=command.note,
+                              step_state=state)
+    else:
+        event = NotificationSent(**event_base(new, ctx), request_id=request.request_id,
+                                 step_type=step.step_type, name=spec.name, to=to_assignee,
+                                 note=command.note)
+    return Decision(events=(event,), step=new, requests=(request,), history=(history_entry(
+        new, ctx, f"{kind}.sent", request_id=request.request_id, name=spec.name,
+        to=to_assignee.model_dump()),))
+
+
+def complete_request(
+    ctx: Context, step: Step, request: Request, note: str | None,
+) -> Decision:
+    """The recipient completes a request; the sending step may then finish (R-RQ2)."""
+    reasons: list[Reason] = []
+    if request.kind != "request":
+        reasons.append(reason("not_a_request", "a notification needs no completion", field="request_id"))
+    elif request.state != "open":
+        reasons.append(reason("not_open", f"the request is {request.state}", field="request_id",
+                              request_id=request.request_id))
+    recipient = (request.to_kind == "worker" and request.to_id == ctx.actor.worker_id) or (
+        request.to_kind == "team" and request.to_id in ctx.actor.team_ids)
+    if not recipient:
+        reasons.append(reason("not_recipient", f"the request was sent to {request.to_kind}"
+                              f" {request.to_id!r}", request_id=request.request_id))
+    check(reasons)
+    done = replace(request, state="completed", completed_by=ctx.actor.worker_id, completed_at=ctx.now,
+                   completion_note=note)
+    new = bump(step, ctx)
+    return Decision(
+        events=(RequestCompleted(**event_base(new, ctx), request_id=request.request_id, name=request.name,
+                                 note=note),),
+        step=new, requests=(done,),
+        history=(history_entry(new, ctx, "request.completed", request_id=request.request_id,
+                          name=request.name),))
