@@ -37,7 +37,7 @@ WRITERS: dict[str, dict[str, frozenset[str]]] = {
     topics.SCHEDULER_TIMERS: {ANY_TYPE: TIMER_OWNERS},
     topics.REFERRALS_COMMANDS: {
         ANY_TYPE: frozenset({DESK}),
-        # a case allocated or placed on a tray is noted on the person's record (R-A3)
+        # the case notes of tray.add, tray.review and the tray timers, whose actor allocation checked (R-T1, R-T5, R-T6)
         "case_note.add": frozenset({DESK, _service("allocation")}),
     },
     topics.WORKFLOW_COMMANDS: {

@@ -28,6 +28,7 @@ from shared import producers
 ALGORITHM = "Ed25519"
 COMPONENTS = ("web", "referrals", "workflow", "allocation", "notifications", "documents", "scheduler")
 TRUSTED_FILE = "trusted.json"
+DEVELOPMENT_MARKER = "DEVELOPMENT-KEYS"  # written by make_keys: only development tools sign with a key beside it
 BOUND_ATTRIBUTES = ("id", "type", "source", "subject", "time")
 CLOCK_LEEWAY_SECONDS = 60
 # whatever a producer writes into `exp`, no signature is accepted for longer than this after it was made
@@ -205,7 +206,7 @@ def load_verifier(keys_dir: Path | None) -> Verifier:
     return Verifier(trusted)
 
 
-def make_keys(keys_dir: Path, components: tuple[str, ...] = COMPONENTS) -> None:
+def make_keys(keys_dir: Path, components: tuple[str, ...] = COMPONENTS, *, development: bool = True) -> None:
     """A private key per component (kept if there) and trusted.json naming every public key and its producer."""
     keys_dir.mkdir(parents=True, exist_ok=True)
     keys_dir.chmod(0o700)
@@ -218,3 +219,5 @@ def make_keys(keys_dir: Path, components: tuple[str, ...] = COMPONENTS) -> None:
         key = OKPKey.import_key(path.read_bytes())
         entries.append({**key.as_dict(private=False), "kid": key.thumbprint(), "iss": issuer_of(component)})
     (keys_dir / TRUSTED_FILE).write_text(json.dumps({"keys": entries}, indent=2) + "\n")
+    if development:
+        (keys_dir / DEVELOPMENT_MARKER).write_text("Made by `make run` or the tests; never deploy these keys.\n")

@@ -1,4 +1,4 @@
-"""`python -m tessera run` starts the system; `python -m tessera send-referral FILE` exercises it."""
+"""`python -m tessera run` starts the system; `send-referral FILE` exercises it; `sign` signs a message by hand."""
 
 import argparse
 import asyncio
@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from tessera import client, launcher
+from shared import signing
+from tessera import client, launcher, signer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,13 +24,42 @@ def main(argv: list[str] | None = None) -> int:
     send.add_argument("--source", default="tessera-cli")
     send.add_argument("--keep-id", action="store_true", help="send the file's referral_id unchanged")
     send.add_argument("--timeout", type=float, default=30.0)
+    sign = commands.add_parser("sign", help="sign one envelope (stdin) as the desk or a service: development keys only")
+    sign.add_argument("--as", dest="component", required=True, choices=signing.COMPONENTS)
+    sign.add_argument("--worker", help="the desk's signed-in worker (data.actor.worker_id); with --as web")
+    sign.add_argument("--roles", default="", help="comma-separated")
+    sign.add_argument("--teams", default="", help="comma-separated")
+    sign.add_argument("--keys-dir", type=Path, default=Path(os.environ.get("SIGNING_KEYS_DIR", ".run/keys")))
+    keys = commands.add_parser("keys", help="make a private key per component and trusted.json in a folder")
+    keys.add_argument("folder", type=Path)
+    keys.add_argument("--production", action="store_true", help="without the development marker `sign` needs")
     args = parser.parse_args(argv)
+    if args.command == "keys":
+        signing.make_keys(args.folder, development=not args.production)
+        print(f"keys in {args.folder}: {', '.join(signing.COMPONENTS)} and {signing.TRUSTED_FILE}")
+        return 0
+    if args.command == "sign":
+        return _sign(args)
     if args.command == "run":
         return launcher.run(args.run_dir, external=args.external, broker_port=args.broker_port,
                             port_base=args.http_port_base)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     return asyncio.run(client.send_referral(args.file, bootstrap, source=args.source,
                                             keep_id=args.keep_id, timeout=args.timeout))
+
+
+def _sign(args: argparse.Namespace) -> int:
+    if args.component == "web" and args.worker is None:
+        print("tessera sign: --as web needs --worker (the signed-in worker is the actor of every desk command)",
+              file=sys.stderr)
+        return 2
+    try:
+        print(signer.sign_envelope(sys.stdin.read(), args.keys_dir, args.component,
+                                   signer.actor_of(args.worker, args.roles, args.teams)))
+    except (signer.NotDevelopment, ValueError) as refused:
+        print(f"tessera sign: {refused}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ def test_every_consumer_retries_then_dead_letters(apache):
     for name, c in apache.items():
         if c["subscribers"]:
             assert "DeadLetterMiddleware" in c["middlewares"], name
+            # verified before the handler (and the audit of its cause) runs; a refusal is still dead-lettered
+            assert c["middlewares"][:3] == ["DeadLetterMiddleware", "SignatureMiddleware", "CauseMiddleware"], name
 
 
 def test_producers_wait_for_all_replicas_and_are_idempotent_on_apache_kafka(apache):
