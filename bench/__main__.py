@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import intake, steps, timers, trays
+from bench import intake, signing, steps, timers, trays
 from bench.common import Infrastructure, infrastructure, percentile, rss_mib, running, tree_pss_mib
 from shared.testing import ServiceProcess
 
@@ -156,7 +156,14 @@ async def intake_and_steps_section(run: Run) -> None:
         run.note_service_memory(services, idle)
 
 
-SECTIONS: dict[str, Callable[[Run], Awaitable[None]]] = {
+async def signing_section(run: Run) -> None:
+    signed, plain = signing.per_message_us(200 if run.sizes is QUICK else 2000)
+    run.rows.append(Row("sign_verify_us", "sign + verify of one desk command (Ed25519, in process); the step and"
+                        " intake rows run with every message signed and verified", "µs", signed, plain,
+                        "JSON decode + encode of the same message"))
+
+
+SECTIONS: dict[str, Callable[[Run], Awaitable[None]]] = {"signing": signing_section,
     "trays": tray_section, "timers": timer_section, "intake+steps": intake_and_steps_section}
 
 

@@ -93,7 +93,9 @@ def create_app(
         async with _running(runtime, service_dir, on_pool_ready, on_stopping):
             yield
 
-    app = FastAPI(title=f"tessera {settings.service_name}", description=description, lifespan=lifespan)
+    # the interactive API pages only in development: outside it they tell a stranger what to try (issue #21 §3)
+    pages = {} if settings.development else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title=f"tessera {settings.service_name}", description=description, lifespan=lifespan, **pages)
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(_probes(runtime, description))

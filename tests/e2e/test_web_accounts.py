@@ -53,6 +53,7 @@ async def test_demo_accounts_exist_only_in_development_and_switching_them_off_di
             assert "Demo accounts" in page.text and "tessera-demo" in page.text
             assert "strict-transport-security" not in page.headers  # make run serves plain HTTP
             assert "secure" not in set_cookies(page)["tessera_login_csrf"].lower()
+            assert (await http.get("/openapi.json")).status_code == 200  # a developer's map, in development only
         desk = Desk(development.url)
         assert (await desk.sign_in("hub")).url.path == "/work"
     finally:
@@ -93,6 +94,9 @@ async def test_demo_accounts_exist_only_in_development_and_switching_them_off_di
         async with httpx.AsyncClient(base_url=production.url) as http:
             page = await http.get("/login")
             assert "Demo accounts" not in page.text and "tessera-demo" not in page.text
+            for hidden in ("/docs", "/redoc", "/openapi.json"):  # issue #21 §3: no API map for strangers
+                assert (await http.get(hidden)).status_code == 404, hidden
+            assert (await http.get("/metrics")).status_code == 200
             assert page.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
             login_cookie = set_cookies(page)["tessera_login_csrf"]
             assert "; secure" in login_cookie.lower() and "httponly" in login_cookie.lower()
