@@ -190,14 +190,15 @@ def signed_as_sender(topic: str, value: bytes) -> bytes:
         return value
     try:
         body = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return value
     if not isinstance(body, dict) or "signature" in body or not isinstance(body.get("type"), str):
         return value
     sender = body.get("source")
     if not (isinstance(sender, str) and producers.may_write(sender, topic, body["type"])):
         sender = producers.writer_of(topic, body["type"])
-    body["source"] = sender
+        if isinstance(body.get("source"), str) and 0 < len(body["source"]) <= 200:  # a bad one stays bad
+            body["source"] = sender
     with_actor = sender == producers.DESK and isinstance(body.get("data"), dict)
     return signer_of(sender).signed(json.dumps(body).encode(), with_actor=with_actor)
 
@@ -302,7 +303,7 @@ class BackgroundLoad:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=5)
+        self._producer = SigningProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=5)
         await self._producer.start()
         self._task = asyncio.create_task(self._run())
         return self
