@@ -4,13 +4,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from services.notifications.domain import InboxItem, Referrer
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 ITEM_COLUMNS = (
     "request_id, kind, recipient_kind, recipient_id, person_id, step_id, step_type, name, note, required,"
     " sent_by, sent_at, state, due_at, overdue, reminded_at, closed_at, closed_by, closed_reason"
