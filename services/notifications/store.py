@@ -8,7 +8,8 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
-from services.notifications.domain import InboxItem, Referrer
+from services.notifications.domain import InboxItem, MessageStatus, Referrer
+from shared.events.notifications import Addressee, Channel
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 ITEM_COLUMNS = (
@@ -73,13 +74,13 @@ class MessageRecord:
 
     message_id: uuid.UUID
     source_message_id: uuid.UUID
-    recipient: str  # "person" or "referrer" (R-T4); the message is about `person_id` either way
+    recipient: Addressee  # (R-T4) the message is about `person_id` either way
     person_id: str
     team_id: str | None
     reason: str
     template: str
-    channel: str | None
-    status: str
+    channel: Channel | None
+    status: MessageStatus
     attempts: int
     error_code: str | None
     provider_ref: str | None
