@@ -34,6 +34,7 @@ gets `referral.rejected`. The limits:
 
 import json
 import math
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
@@ -142,6 +143,7 @@ def _walk(value: Any, depth: int, max_depth: int) -> None:
             raise JsonTooBig(f"must nest at most {max_depth} levels")
         if len(value) > MAX_JSON_ITEMS:
             raise JsonTooBig(f"must have at most {MAX_JSON_ITEMS} entries in any object or list")
+        children: Iterable[Any]
         if isinstance(value, dict):
             if any(not isinstance(k, str) or len(k) > MAX_ID for k in value):
                 raise JsonTooBig(f"must have keys of at most {MAX_ID} characters")
