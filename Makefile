@@ -27,10 +27,11 @@ browser:
 	  else echo "No /usr/bin/chromium: the browser tests will be skipped (apt-get install chromium)"; fi; \
 	fi
 
-# style and the import boundaries of pyproject.toml [tool.importlinter]
+# style, the import boundaries of pyproject.toml [tool.importlinter] and the types ([tool.mypy])
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: $(STAMP) browser lint
 	$(PY) -m pytest -ra --durations=40
@@ -47,4 +48,4 @@ bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache

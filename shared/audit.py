@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeGuard
 
 import asyncpg
 from faststream import BaseMiddleware
@@ -119,7 +119,7 @@ class CauseMiddleware(BaseMiddleware):
             _CAUSE.reset(token)
 
 
-def _text(value: object) -> bool:
+def _text(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and bool(value)
 
 

@@ -34,9 +34,10 @@ gets `referral.rejected`. The limits:
 
 import json
 import math
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
@@ -103,21 +104,16 @@ HistoryDate = Annotated[date, _date_in(EARLIEST_BIRTH, LATEST_DATE)]
 BirthDate = Annotated[date, AfterValidator(_born_by_today)]
 
 
-def BoundedText(max_length: int) -> Any:  # noqa: N802 - used like a type: BoundedText(200)
-    """Text as sent (no trimming: producers' values are kept exactly), at most `max_length` characters."""
-    return Annotated[str, StringConstraints(max_length=max_length)]
-
-
-IdText = BoundedText(MAX_ID)
-NameText = BoundedText(MAX_NAME)
-FreeText = BoundedText(MAX_TEXT)
+# text as sent (no trimming: producers' values are kept exactly), at most so many characters
+IdText = Annotated[str, StringConstraints(max_length=MAX_ID)]
+NameText = Annotated[str, StringConstraints(max_length=MAX_NAME)]
+FreeText = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 Count = Annotated[int, Field(ge=-MAX_NUMBER, le=MAX_NUMBER)]
 Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
 
-
-def Items(item: Any, max_items: int = MAX_ITEMS) -> Any:  # noqa: N802 - used like a type
-    """A list of at most `max_items` items."""
-    return Annotated[list[item], Field(max_length=max_items)]
+_Item = TypeVar("_Item")
+# a list of at most MAX_ITEMS items: Items[IdText]
+Items = Annotated[list[_Item], Field(max_length=MAX_ITEMS)]
 
 
 # --- free-form JSON ---------------------------------------------------------------------------------
@@ -147,6 +143,7 @@ def _walk(value: Any, depth: int, max_depth: int) -> None:
             raise JsonTooBig(f"must nest at most {max_depth} levels")
         if len(value) > MAX_JSON_ITEMS:
             raise JsonTooBig(f"must have at most {MAX_JSON_ITEMS} entries in any object or list")
+        children: Iterable[Any]
         if isinstance(value, dict):
             if any(not isinstance(k, str) or len(k) > MAX_ID for k in value):
                 raise JsonTooBig(f"must have keys of at most {MAX_ID} characters")

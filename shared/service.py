@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaError
@@ -94,7 +94,7 @@ def create_app(
             yield
 
     # the interactive API pages only in development: outside it they tell a stranger what to try (issue #21 §3)
-    pages = {} if settings.development else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    pages: dict[str, Any] = {} if settings.development else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title=f"tessera {settings.service_name}", description=description, lifespan=lifespan, **pages)
     app.state.runtime = runtime
     app.add_exception_handler(RequestValidationError, _invalid_request)
@@ -123,7 +123,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     runtime.signer = signer = signing.load_signer(
         settings.signing_keys_dir, settings.service_name, settings.signature_lifetime_seconds)
     runtime.verifier = verifier = signing.load_verifier(settings.signing_keys_dir)
-    runtime.pool = await _until_reachable(lambda: db.open_pool(
+    runtime.pool = pool = await _until_reachable(lambda: db.open_pool(
         settings.database_url, settings.schema, settings.db_pool_min, settings.db_pool_max))
     applied = await db.migrate(runtime.pool, settings.schema, service_dir)
     log.info("migrated", extra={"applied": applied})
@@ -156,7 +156,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         await producer.stop()
-        await runtime.pool.close()
+        await pool.close()
         log.info("stopped")
 
 

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         return self.tessera_environment == "development"
 
     @property
-    def schema(self) -> str:
+    def schema(self) -> str:  # type: ignore[override]  # shadows pydantic's deprecated BaseModel.schema()
         return self.service_name
 
     @property

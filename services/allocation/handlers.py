@@ -359,12 +359,12 @@ def _messages(decision: domain.Decision, cause: Envelope, key: str, actor: cmd.A
             "actor": actor.model_dump(), "step_id": assign.step_id, "to": {"kind": assign.kind, "id": assign.id},
         }, cause, key))
     for note in decision.case_notes:
-        data = AddCaseNote(actor=actor, person_id=uuid.UUID(note.person_id), title=note.title, type=note.type,
-                           text=note.text, notify_worker_ids=list(note.notify_worker_ids))
-        messages.append(_command(topics.REFERRALS_COMMANDS, AddCaseNote.TYPE, data, cause, key))
+        add_note = AddCaseNote(actor=actor, person_id=uuid.UUID(note.person_id), title=note.title, type=note.type,
+                               text=note.text, notify_worker_ids=list(note.notify_worker_ids))
+        messages.append(_command(topics.REFERRALS_COMMANDS, AddCaseNote.TYPE, add_note, cause, key))
     for key_ in decision.cancelled_timers:
         messages.append(_command(topics.SCHEDULER_TIMERS, TimerCancel.TYPE, TimerCancel(key=key_), cause, key))
     for timer in decision.timers:
-        data = TimerSet(key=timer.key, due_at=timer.due_at, owner=domain.OWNER, payload=timer.payload)
-        messages.append(_command(topics.SCHEDULER_TIMERS, TimerSet.TYPE, data, cause, key))
+        set_timer = TimerSet(key=timer.key, due_at=timer.due_at, owner=domain.OWNER, payload=timer.payload)
+        messages.append(_command(topics.SCHEDULER_TIMERS, TimerSet.TYPE, set_timer, cause, key))
     return messages

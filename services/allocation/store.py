@@ -3,13 +3,13 @@
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from services.allocation import domain
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 ENTRY_COLUMNS = (
     "entry_id, person_id, team_id, priority, urgent, complexity, support, risk, rag, rationale, placed_at,"

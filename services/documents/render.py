@@ -172,19 +172,19 @@ def _table(item: domain.Table, s: _Styles, width: float) -> Flowable:
     if not item.columns:
         return _p(domain.NOT_RECORDED, s.body)
     head = [_p(c, s.head) for c in item.columns]
-    body = [[_p(v, s.cell) for v in row] for row in item.rows] or [
+    body: list[list[Flowable | str]] = [[_p(v, s.cell) for v in row] for row in item.rows] or [
         [_p("No rows recorded.", s.cell), *[""] * (len(item.columns) - 1)]]
     table = Table([head, *body], colWidths=[width / len(item.columns)] * len(item.columns),
                   repeatRows=1, hAlign="LEFT")
-    style = [
+    style = TableStyle([
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.4, RULE),
         ("BACKGROUND", (0, 0), (-1, 0), SHADE),
         ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]
+    ])
     if not item.rows:
-        style.append(("SPAN", (0, 1), (-1, 1)))
-    table.setStyle(TableStyle(style))
+        style.add("SPAN", (0, 1), (-1, 1))
+    table.setStyle(style)
     return table
 
 

@@ -18,7 +18,14 @@ from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
 from shared.events.allocation import MessageRequested
-from shared.events.notifications import MessageFailed, MessageSent, NotificationDelivered, Recipient, RequestReminder
+from shared.events.notifications import (
+    Addressee,
+    MessageFailed,
+    MessageSent,
+    NotificationDelivered,
+    Recipient,
+    RequestReminder,
+)
 from shared.events.referrals import ReferralAccepted, upcast_referral_accepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import NotificationSent, RequestCompleted, RequestRaised, StepCancelled, StepReturned
@@ -218,8 +225,9 @@ async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, re
     if found == "unavailable":  # transient: the middleware retries with backoff, nothing recorded as failed
         raise ConnectionError("the referrals service did not answer")
     team = out.teams.team(requested.team_id, requested.team_contact_number)
-    plans = {"person": domain.plan_message(requested.reason, team, domain.contact_of(person) if person else None,
-                                           requested.channel)}
+    contact = domain.contact_of(person) if person else None
+    plans: dict[Addressee, domain.Plan] = {
+        "person": domain.plan_message(requested.reason, team, contact, requested.channel)}
     referrer = await _referrer(pool, out, requested.person_id)
     copy = domain.plan_referrer_message(requested.reason, team, referrer)
     if copy is not None:
@@ -249,7 +257,7 @@ async def _referrer(pool: asyncpg.Pool, out: Outbound, person_id: str) -> domain
     return referrer if any((referrer.name, referrer.email, referrer.phone)) else None
 
 
-def _new_record(envelope: Envelope, requested: MessageRequested, team: domain.Team, recipient: str,
+def _new_record(envelope: Envelope, requested: MessageRequested, team: domain.Team, recipient: Addressee,
                 plan: domain.Plan, referrer: domain.Referrer | None) -> store.MessageRecord:
     now = datetime.now(UTC)
     params = {"team_id": requested.team_id, "team_name": team.name, "team_number": team.number}
@@ -309,6 +317,7 @@ def _message_event(record: store.MessageRecord) -> BaseModel:
                              recipient=record.recipient, channel=record.channel, reason=record.reason,
                              team_id=record.team_id, error_code=record.error_code or "not_sent",
                              attempts=record.attempts)
+    assert record.status != "pending" and record.channel is not None  # sent or settled, on a channel
     return MessageSent(message_id=str(record.message_id), person_id=record.person_id, recipient=record.recipient,
                        channel=record.channel, status=record.status, reason=record.reason, team_id=record.team_id,
                        template=record.template, attempts=record.attempts,

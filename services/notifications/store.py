@@ -4,13 +4,14 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from services.notifications.domain import InboxItem, Referrer
+from services.notifications.domain import InboxItem, MessageStatus, Referrer
+from shared.events.notifications import Addressee, Channel
 
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 ITEM_COLUMNS = (
     "request_id, kind, recipient_kind, recipient_id, person_id, step_id, step_type, name, note, required,"
     " sent_by, sent_at, state, due_at, overdue, reminded_at, closed_at, closed_by, closed_reason"
@@ -73,13 +74,13 @@ class MessageRecord:
 
     message_id: uuid.UUID
     source_message_id: uuid.UUID
-    recipient: str  # "person" or "referrer" (R-T4); the message is about `person_id` either way
+    recipient: Addressee  # (R-T4) the message is about `person_id` either way
     person_id: str
     team_id: str | None
     reason: str
     template: str
-    channel: str | None
-    status: str
+    channel: Channel | None
+    status: MessageStatus
     attempts: int
     error_code: str | None
     provider_ref: str | None

@@ -40,7 +40,7 @@ router = KafkaRouter()
 @subscriber(router, GROUP, topics.REFERRALS_INTAKE)
 async def on_referral_received(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
     """A referral from an upstream system, in either CloudEvents content mode: accepted or rejected."""
-    envelope = decode_either_mode(msg.body, msg.raw_message.headers)
+    envelope = decode_either_mode(msg.body, msg.raw_message.headers)  # type: ignore[union-attr]  # faststream types raw_message for batches too; this subscriber is not one
     if envelope.type != ReferralReceived.TYPE:
         metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "ignored").inc()
         return
@@ -157,8 +157,9 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"),
                 key, events = await _run(conn, checked[0], envelope)
                 await _record_reason(conn, checked[0], checked[1], envelope)
         except Refused as refused:
-            events = [CommandRejected.because(envelope.type, refused.reasons)]
-            log.info("command rejected", extra={"message_id": str(envelope.id), "code": events[0].code})
+            rejected = CommandRejected.because(envelope.type, refused.reasons)
+            events = [rejected]
+            log.info("command rejected", extra={"message_id": str(envelope.id), "code": rejected.code})
         await outbox.add(conn, [_event(e, envelope, key=key) for e in events])
     metrics.MESSAGES.labels(GROUP, topics.REFERRALS_COMMANDS, "handled").inc()
 
@@ -309,7 +310,7 @@ async def _add_case_note(conn: asyncpg.Connection, command: commands.AddCaseNote
                                author=actor, notify_worker_ids=command.notify_worker_ids)]
 
 
-def _event(data: object, cause: Envelope, *, key: str) -> outbox.Outgoing:
+def _event(data: BaseModel, cause: Envelope, *, key: str) -> outbox.Outgoing:
     kind, version = type(data).TYPE, getattr(type(data), "VERSION", 1)  # type: ignore[attr-defined]
     envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/{version}")
     return outbox.Outgoing.event(topics.REFERRALS_EVENTS, key, envelope)

@@ -36,7 +36,8 @@ async def on_timer_command(
         metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_TIMERS, "ignored").inc()
         return
     now = firing.clock.now() if firing is not None else datetime.now(UTC)
-    kafka_key = msg.raw_message.key.decode("utf-8", "replace") if msg.raw_message.key else None
+    record = msg.raw_message
+    kafka_key = record.key.decode("utf-8", "replace") if record.key else None  # type: ignore[union-attr]  # faststream types raw_message for batches too; this subscriber is not one
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_TIMERS):
             metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_TIMERS, "duplicate").inc()

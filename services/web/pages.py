@@ -129,6 +129,7 @@ async def send(request: Request, user: User, type_: str, *, key: str | None, **a
 
 async def report(request: Request, outcome: Outcome, done: str, *, scope: str = "", **extra: Any) -> None:
     """The outcome as the next page's message: done, refused with every reason, or still on its way."""
+    flash: dict[str, Any]
     if outcome.pending:
         flash = {"kind": "pending", "message": f"Sent (command {outcome.command_id}); the answer has not arrived"
                  " yet. Reload in a moment to see it."}
@@ -244,10 +245,12 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     moment = chronology.parse_as_at(f"{as_at}T{at_time}" if as_at and at_time else as_at)
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
-    record, notes, relationships, documents, history, all_relationships, full_steps = await asyncio.gather(
-        r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
-        r.documents.of_person(person_id), r.referrals.history(person_id),
-        r.allocation.relationships(person_id, include_ended=True),
+    # asyncio.gather is typed for at most six awaitables: the seventh runs beside the other six
+    (record, notes, relationships, documents, history, all_relationships), full_steps = await asyncio.gather(
+        asyncio.gather(
+            r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
+            r.documents.of_person(person_id), r.referrals.history(person_id),
+            r.allocation.relationships(person_id, include_ended=True)),
         r.workflow.steps([s["step_id"] for s in steps]))
     if record is None:
         raise HTTPException(404, "no such person")

@@ -53,11 +53,11 @@ async def login(request: Request) -> Response:
         return response
     if user_id is None:
         return back(f"/login?{urlencode({'next': target, 'failed': 'true'})}")
-    response = back(target)
-    response.set_cookie(auth.SESSION_COOKIE, await sessions.open(pool(request), user_id), httponly=True,
-                        samesite="lax", secure=settings.cookies_secure)
-    response.delete_cookie(auth.LOGIN_CSRF_COOKIE)
-    return response
+    signed_in = back(target)
+    signed_in.set_cookie(auth.SESSION_COOKIE, await sessions.open(pool(request), user_id), httponly=True,
+                         samesite="lax", secure=settings.cookies_secure)
+    signed_in.delete_cookie(auth.LOGIN_CSRF_COOKIE)
+    return signed_in
 
 
 @router.get("/login/oidc")

@@ -123,7 +123,7 @@ async def on_brokerage_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("po
 
     Brokerage is an outside system: either CloudEvents content mode is accepted (issue #20).
     """
-    envelope = decode_either_mode(msg.body, msg.raw_message.headers)
+    envelope = decode_either_mode(msg.body, msg.raw_message.headers)  # type: ignore[union-attr]  # faststream types raw_message for batches too; this subscriber is not one
     models: dict[str, type[ProviderOffered] | type[ProviderConfirmed]] = {
         ProviderOffered.TYPE: ProviderOffered, ProviderConfirmed.TYPE: ProviderConfirmed}
     if envelope.type not in models:
@@ -147,7 +147,7 @@ async def handle_brokerage_event(
         po_id = _uuid(event.po_request_id)
         order = await conn.fetchrow("SELECT po_request_id, person_id, kind, requested FROM po_requests"
                                     " WHERE po_request_id = $1 FOR UPDATE", po_id) if po_id else None
-        if order is None:
+        if po_id is None or order is None:
             log.warning("brokerage event for an unknown purchase order", extra={"message_id": str(envelope.id)})
             return "unknown_order"
         person_id = str(order["person_id"])

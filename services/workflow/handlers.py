@@ -199,7 +199,7 @@ async def _decide(
     if step is None:
         raise _not_found("step", "step_id")
     if request is not None:
-        request = await store.load_request(conn, request.request_id)  # re-read under the step lock
+        request = await store.load_request(conn, uuid.UUID(request.request_id))  # re-read under the step lock
     needs_case = isinstance(command, domain.NEEDS_CASE)
     case = await store.case_of_step(conn, packs, step) if needs_case else None
     needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep

@@ -109,7 +109,8 @@ def _common(values: Sequence[Decimal | None]) -> Decimal | None:
 
 
 def _sum(values: Sequence[Decimal | None]) -> Decimal | None:
-    return sum(values, Decimal(0)) if values and all(v is not None for v in values) else None  # type: ignore[arg-type]
+    present = [v for v in values if v is not None]
+    return sum(present, Decimal(0)) if values and len(present) == len(values) else None
 
 
 def total_costs(lines: Sequence[Costs]) -> Costs:

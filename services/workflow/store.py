@@ -4,7 +4,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -29,7 +29,7 @@ STEP_COLUMNS = (
     " assignee_kind, assignee_id, priority, due_date, version, values, completed_sections,"
     " provenance, created_at, created_by, updated_at, updated_by, next_actions, forms, return_note"
 )
-Conn = asyncpg.Connection | asyncpg.Pool
+Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def workflow_exists(conn: asyncpg.Connection, workflow_id: str) -> bool:

@@ -79,7 +79,7 @@ class CaseAllocated(_Event):
     worker_id: IdText
     team_id: IdText
     relationship_id: IdText
-    assigned_step_ids: Items(IdText)
+    assigned_step_ids: Items[IdText]
     removed_entry_id: IdText | None
     actor: IdText
     removed_review_entry_id: IdText | None = None
@@ -93,8 +93,8 @@ class CaseReassigned(_Event):
     person_id: IdText
     from_: Target = Field(alias="from")
     to: Target
-    moved_step_ids: Items(IdText)
-    ended_relationship_ids: Items(IdText)
+    moved_step_ids: Items[IdText]
+    ended_relationship_ids: Items[IdText]
     added_relationship_id: IdText | None
     actor: IdText
 

@@ -281,7 +281,7 @@ class PersonUpdated(BaseModel):
     VERSION: ClassVar[int] = 1
 
     person_id: IdText
-    fields: Items(IdText)
+    fields: Items[IdText]
     version: Version
     actor: IdText
 
@@ -312,4 +312,4 @@ class CaseNoteAdded(BaseModel):
     title: NameText
     type: NameText
     author: IdText
-    notify_worker_ids: Items(IdText)
+    notify_worker_ids: Items[IdText]

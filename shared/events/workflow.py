@@ -72,18 +72,18 @@ class StepSaved(_StepEvent):
 
     TYPE: ClassVar[str] = "step.saved"
     VERSION: ClassVar[int] = 2  # v2 adds `changed_fields` (#20)
-    fields: Items(IdText)
-    completed_sections: Items(Count)
+    fields: Items[IdText]
+    completed_sections: Items[Count]
     # #20: the keys whose value this save changed (`fields` are the keys sent); no values: the step's
     # history (GET /steps/{id}) says from what to what
-    changed_fields: Items(IdText) = []
+    changed_fields: Items[IdText] = []
 
 
 class StepPrepopulatedRefreshed(_StepEvent):
     """Prepopulated fields were refreshed from the person record (R-W5)."""
 
     TYPE: ClassVar[str] = "step.prepopulated_refreshed"
-    fields: Items(IdText)
+    fields: Items[IdText]
 
 
 class StepFormAdded(_StepEvent):
@@ -186,10 +186,10 @@ class StepFinished(_StepEvent):
     TYPE: ClassVar[str] = "step.finished"
     workflow_id: IdText
     step_type: NameText
-    next_actions: Items(FinishedAction)
+    next_actions: Items[FinishedAction]
     authorised: bool = False
-    warnings: Items(StepWarning) = []
-    warned_worker_ids: Items(IdText) = []
+    warnings: Items[StepWarning] = []
+    warned_worker_ids: Items[IdText] = []
 
 
 class StepDue(_StepEvent):
@@ -249,7 +249,7 @@ class CaseClosed(BaseModel):
     person_id: IdText
     closed_by_step_id: IdText
     actor: IdText
-    workflow_ids: Items(IdText)
+    workflow_ids: Items[IdText]
 
 
 class OpenStepListed(BaseModel):
@@ -267,7 +267,7 @@ class PersonDeathRecorded(BaseModel):
     person_id: IdText
     date_of_death: HistoryDate
     actor: IdText
-    closed_future_step_ids: Items(IdText)
-    open_steps: Items(OpenStepListed)
+    closed_future_step_ids: Items[IdText]
+    open_steps: Items[OpenStepListed]
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from shared.actor import Actor
 from shared.commands.base import Reason
+from shared.events.allocation import Level
 
 Rag = Literal["red", "amber", "green"]
 LONDON = ZoneInfo("Europe/London")
@@ -110,9 +111,9 @@ class TrayEntry:
     entry_id: str
     person_id: str
     team_id: str
-    priority: str
+    priority: Level
     urgent: bool
-    complexity: str
+    complexity: Level
     support: str
     risk: str
     rag: Rag

@@ -91,11 +91,12 @@ def finish_blockers(
             reasons.append(reason("open_request", f"the request {request.name!r} sent to"
                                   f" {request.to_kind} {request.to_id!r} is not completed (R-RQ2)",
                                   request_id=request.request_id))
-    for spec in defn.requests:
-        sent = {r.state for r in requests if r.name == spec.name}
-        required = spec.required or (spec.required_when is not None and step.values.get(spec.required_when) is True)
+    for wanted in defn.requests:
+        sent = {r.state for r in requests if r.name == wanted.name}
+        required = wanted.required or (wanted.required_when is not None
+                                       and step.values.get(wanted.required_when) is True)
         if required and not sent & {"completed", "open"}:  # an open one is reported above (R-F3: required_when)
-            reasons.append(reason("required_request", f"the REQUIRED request {spec.name!r} must be"
+            reasons.append(reason("required_request", f"the REQUIRED request {wanted.name!r} must be"
                                   " sent and completed (R-RQ3)"))
     reasons += closure_blockers(ctx, step, defn)
     pending = [a for a in step.next_actions if not a.nfa and a.created_step_id is None]

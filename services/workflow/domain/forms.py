@@ -10,7 +10,7 @@ from typing import Any
 
 from services.workflow import purchasing
 from services.workflow.domain.model import Step, reason
-from services.workflow.pack import Field, StepDefinition
+from services.workflow.pack import Field, Section, StepDefinition
 from shared import bounds
 from shared.actor import Actor
 from shared.commands.base import Reason
@@ -219,7 +219,7 @@ def fill_system_columns(defn: StepDefinition, values: dict[str, Any], actor: Act
 
 def missing_fields(defn: StepDefinition, step: Step) -> list[Reason]:
     """R-W4: every mandatory field still empty, by section, all at once."""
-    sections = [(s.number, s) for s in defn.form_sections if not s.read_only]
+    sections: list[tuple[int | None, Section]] = [(s.number, s) for s in defn.form_sections if not s.read_only]
     sections += [(None, s) for form in defn.optional_forms if form.name in step.forms for s in form.sections]
     return _missing_in(sections, step.values)
 

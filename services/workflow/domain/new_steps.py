@@ -76,6 +76,7 @@ def new_step(
 def assessment_started(ctx: Context, from_step: Step | None) -> date | None:
     """R-K7: when the person's Child and Family Assessment and Plan started: its
     `date_assessment_started`, else the date it was created. The creating step if it is one."""
+    values: Mapping[str, Any]
     if from_step is not None and from_step.step_type == CIN_ASSESSMENT:
         values, created = from_step.values, london_date(from_step.created_at)
     elif CIN_ASSESSMENT in ctx.case.latest:

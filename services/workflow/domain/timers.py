@@ -110,10 +110,10 @@ def timer_due(ctx: Context, step: Step, kind: str, payload: Mapping[str, Any]) -
         due = date.fromisoformat(str(payload["renewal_due_date"]))
         following = renewal_timer(step, opened_on, max(due, ctx.today), every)
         number = (due - opened_on).days // every
-        event = StepRenewalDue(**event_base(step, ctx), step_type=step.step_type, assignee=step.assignee,
-                               renewal_due_date=due, renewal_number=number,
-                               next_renewal_date=london_date(following.due_at))
-        return Decision(events=(event,), timers=(following,), history=(history_entry(
+        renewal = StepRenewalDue(**event_base(step, ctx), step_type=step.step_type, assignee=step.assignee,
+                                 renewal_due_date=due, renewal_number=number,
+                                 next_renewal_date=london_date(following.due_at))
+        return Decision(events=(renewal,), timers=(following,), history=(history_entry(
             step, ctx, "step.renewal_due", renewal_due_date=due.isoformat(), renewal_number=number,
             rule="R-K6"),))
     return Decision(events=())
