@@ -353,7 +353,7 @@ async def test_kill_9_while_timers_fire_loses_none_and_fires_none_twice(infra, s
     keys = {s.data["key"] for s in sets}
     await send(infra, *sets)
     await poll_until(lambda: sdb.fetchval("SELECT count(*) = $1 FROM timers WHERE key LIKE $2", n, f"{run}-%"),
-                60 + n / 100, "all timers stored")
+                60 + n / 20, "all timers stored")  # one transaction a timer: ~50 a second on a loaded 2-core box
     # move the clock so the window opens `lead` seconds from now
     offset = (base - timedelta(seconds=lead) - datetime.now(UTC)).total_seconds()
     await sdb.execute("UPDATE clock SET offset_seconds = $1", offset)
