@@ -6,7 +6,7 @@ in (tests/hostile_values.py: NaN, 1e308, year 1 and 9999, DST-gap times, 100 kB 
 The batch goes to one partition, then a good message. Every generated message must be answered (a command:
 its events, or `command.rejected` with reasons), dead-lettered with a reason, or, on an event topic, passed
 by every consumer (handled or ignored); the good message must get its normal outcome; every service lives.
-HYPOTHESIS_PER_TOPIC sets the batch size (25 by default, to keep `make test` short).
+HYPOTHESIS_PER_TOPIC sets the batch size (10 by default, to keep `make test` short; 100 with FAULTS_FULL=1).
 """
 
 import json
@@ -43,7 +43,7 @@ from tests.integration.test_hostile_everywhere import (  # noqa: F401 - fixtures
     publish_to,
 )
 
-PER_TOPIC = int(os.environ.get("HYPOTHESIS_PER_TOPIC", 25))
+PER_TOPIC = int(os.environ.get("HYPOTHESIS_PER_TOPIC", 100 if os.environ.get("FAULTS_FULL") == "1" else 10))
 MODELS: dict[str, list[type[BaseModel]]] = {
     topics.REFERRALS_INTAKE: [referrals.ReferralReceived],
     topics.REFERRALS_COMMANDS: list(referral_commands.COMMANDS.values()),

@@ -1,6 +1,6 @@
 """kill -9 of the workflow service during N purchase-order-producing finishes (R-F1): the finance ledger
 (tools/finance_ledger.py, reading purchasing.orders from the beginning) holds exactly N orders and the
-sums reconcile to the penny. N = 200 in `make test`, 1,000 with FAULTS_FULL=1."""
+sums reconcile to the penny. N = 100 in `make test`, 1,000 with FAULTS_FULL=1."""
 
 import asyncio
 import itertools
@@ -22,7 +22,7 @@ from tests.purchasing_harness import BROKERAGE, CSP, SOURCE_PVI, coordinator, pl
 
 pytestmark = pytest.mark.faults
 
-N = 1_000 if os.environ.get("FAULTS_FULL") == "1" else 200
+N = 1_000 if os.environ.get("FAULTS_FULL") == "1" else 100
 REPO = Path(__file__).resolve().parents[2]
 # (action, service line of the plan): each kind of adult order
 KINDS = [(BROKERAGE, "Domiciliary care", "brokerage"), ("Direct payments", "Personal assistant (PA) support",
