@@ -26,7 +26,7 @@ from shared import topics
 from shared.broker import ensure_topics
 from shared.envelope import new_message
 from shared.settings import Settings
-from shared.testing import EventLog, publish
+from shared.testing import EventLog, publish, service_auth
 
 SERVICES = ("allocation",)
 TEAM = "bench-team"
@@ -70,7 +70,7 @@ async def load(dsn: str, n: int) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
 async def http_latencies(url: str, path: str, params: dict[str, str], requests: int) -> tuple[list[float], int]:
     samples: list[float] = []
     total = 0
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30, auth=service_auth()) as http:
         await http.get(path, params=params)  # warm
         for _ in range(requests):
             started = time.perf_counter()

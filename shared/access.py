@@ -11,8 +11,6 @@ from typing import Any
 from shared.readers import ServiceReader, Unavailable
 
 OPEN_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation", "future"})
-# managers above teams: allocation lets them allocate for any team (R-A3), so they see any record
-CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
 
 
 def _mine(target: Mapping[str, Any] | None, worker_id: str, team_ids: frozenset[str]) -> bool:
@@ -52,10 +50,6 @@ def why_allowed(
 
 def step_is_mine(step: Mapping[str, Any], worker_id: str, team_ids: Iterable[str]) -> bool:
     return _mine(step.get("assignee"), worker_id, frozenset(team_ids))
-
-
-def above_teams(roles: Iterable[str]) -> bool:
-    return bool(CROSS_TEAM_ROLES & set(roles))
 
 
 class RelationshipReader:

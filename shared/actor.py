@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.commands.base import Actor as CommandActor
+
+# managers above teams: allocation lets them allocate for any team (R-A3), so they see any record
+CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
+MANAGER_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader"}) | CROSS_TEAM_ROLES
+
+
+def above_teams(roles: Iterable[str]) -> bool:
+    return bool(CROSS_TEAM_ROLES & set(roles))
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 import httpx
 
+from shared.bearer import BearerAuth
+
 log = logging.getLogger(__name__)
 Found = Literal["found", "missing", "unavailable"]
 
@@ -24,8 +26,7 @@ class ServiceReader:
 
     async def get_json(self, path: str) -> tuple[Found, Any]:
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout,
-                                             transport=self._transport)
+            self._client = self.client()
         try:
             response = await self._client.get(path)
         except httpx.HTTPError as exc:
@@ -40,6 +41,10 @@ class ServiceReader:
             return "found", response.json()
         except ValueError:
             return "unavailable", None
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout, transport=self._transport,
+                                 auth=BearerAuth())
 
     async def require_json(self, path: str) -> dict[str, Any] | None:
         """The JSON object at `path`, None when there is none; Unavailable when it cannot be read now."""

@@ -10,14 +10,14 @@ from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import db, inbox, signing
+from shared import bearer, db, inbox, signing
 from shared import logging as json_logging
 from shared.broker import ensure_topics, make_broker, make_producer, make_relay
 from shared.health import JobHealth
@@ -100,7 +100,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(_probes(runtime, description))
     if queries is not None:
-        app.include_router(queries)
+        app.include_router(queries, dependencies=[Depends(bearer.require_reader)])
     return app
 
 
@@ -123,6 +123,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     runtime.signer = signer = signing.load_signer(
         settings.signing_keys_dir, settings.service_name, settings.signature_lifetime_seconds)
     runtime.verifier = verifier = signing.load_verifier(settings.signing_keys_dir)
+    bearer.sign_reads_with(signer)
     runtime.pool = pool = await _until_reachable(lambda: db.open_pool(
         settings.database_url, settings.schema, settings.db_pool_min, settings.db_pool_max))
     applied = await db.migrate(runtime.pool, settings.schema, service_dir)

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     inbox_retention_days: float = 7.0
     inbox_prune_seconds: float = 3600.0
     referrals_url: str = "http://127.0.0.1:8081"
+    # a read of another service (its bearer token minted per request: shared/bearer.py)
+    http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     # this component's private key (<service>.pem) and the public keys it trusts (trusted.json): shared/signing.py
     signing_keys_dir: Path | None = None
     signature_lifetime_seconds: int = Field(default=300, ge=10, le=900)

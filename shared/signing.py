@@ -113,7 +113,7 @@ class Verifier:
         `at` is the record's broker timestamp (LogAppendTime on Apache Kafka), not this consumer's clock: a
         backlog read after an outage is as fresh as when it was written.
         """
-        claims, producer = self._claims(body.get("signature"))
+        claims, producer = self.claims_of(body.get("signature"))
         actor = _checked_actor(body, claims, producer, topic)
         _check_binding(body, claims, producer)
         _check_time(claims, at)
@@ -122,7 +122,8 @@ class Verifier:
             raise Unauthenticated(f"{producer} may not send {message_type[:100]} on {topic}")
         return Verified(producer, actor)
 
-    def _claims(self, signature: Any) -> tuple[dict[str, Any], str]:
+    def claims_of(self, signature: Any) -> tuple[dict[str, Any], str]:
+        """The claims of a compact JWS by a trusted key, and the producer the key is bound to."""
         if signature is None:
             raise Unauthenticated("not signed")
         if not isinstance(signature, str) or len(signature) > 10_000:

@@ -15,7 +15,7 @@ from typing import Any, Self
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared import producers, signing
+from shared import bearer, producers, signing
 from shared.broker import FETCH_MAX_WAIT_MS
 from shared.envelope import Envelope
 
@@ -181,6 +181,19 @@ def signer_of(producer: str) -> signing.Signer:
     import os
 
     return signing.load_signer(Path(os.environ[KEYS_ENV]), producer.removeprefix("tessera/"))
+
+
+def service_auth(component: str = "workflow") -> bearer.BearerAuth:
+    """httpx auth that reads a service's endpoints as `component` does (any record)."""
+    return bearer.BearerAuth(lambda: signer_of(component))
+
+
+def worker_auth(worker_id: str, roles: Iterable[str] = (), team_ids: Iterable[str] = (), *,
+                person_id: object = None) -> bearer.BearerAuth:
+    """httpx auth that reads as the desk does for one signed-in worker (with the desk's grant for one person)."""
+    actor = {"worker_id": worker_id, "roles": list(roles), "team_ids": list(team_ids)}
+    grant = bearer.Grant(str(person_id), "relationship") if person_id is not None else None
+    return bearer.BearerAuth(lambda: signer_of("web"), actor=actor, grant=grant)
 
 
 def signed_as_sender(topic: str, value: bytes) -> bytes:

@@ -1,4 +1,5 @@
-"""`python -m tessera run` starts the system; `send-referral FILE` exercises it; `sign` signs a message by hand."""
+"""`python -m tessera run` starts the system; `send-referral FILE` exercises it; `sign` signs a message and
+`read-token` makes a bearer token for the HTTP reads, by hand (development keys only)."""
 
 import argparse
 import asyncio
@@ -30,6 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--roles", default="", help="comma-separated")
     sign.add_argument("--teams", default="", help="comma-separated")
     sign.add_argument("--keys-dir", type=Path, default=Path(os.environ.get("SIGNING_KEYS_DIR", ".run/keys")))
+    token = commands.add_parser("read-token", help="a bearer token for the services' reads: development keys only")
+    token.add_argument("--as", dest="component", default="web", choices=signing.COMPONENTS)
+    token.add_argument("--worker", help="the worker reading (with --as web); without it, the component itself")
+    token.add_argument("--roles", default="", help="comma-separated")
+    token.add_argument("--teams", default="", help="comma-separated")
+    token.add_argument("--person", help="a person the worker may open (as the desk grants after its access check)")
+    token.add_argument("--lifetime", type=int, default=300, help="seconds (at most 900)")
+    token.add_argument("--keys-dir", type=Path, default=Path(os.environ.get("SIGNING_KEYS_DIR", ".run/keys")))
     keys = commands.add_parser("keys", help="make a private key per component and trusted.json in a folder")
     keys.add_argument("folder", type=Path)
     keys.add_argument("--production", action="store_true", help="without the development marker `sign` needs")
@@ -40,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "sign":
         return _sign(args)
+    if args.command == "read-token":
+        return _read_token(args)
     if args.command == "run":
         return launcher.run(args.run_dir, external=args.external, broker_port=args.broker_port,
                             port_base=args.http_port_base)
@@ -58,6 +69,16 @@ def _sign(args: argparse.Namespace) -> int:
                                    signer.actor_of(args.worker, args.roles, args.teams)))
     except (signer.NotDevelopment, ValueError) as refused:
         print(f"tessera sign: {refused}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _read_token(args: argparse.Namespace) -> int:
+    try:
+        print(signer.read_token(args.keys_dir, args.component, signer.actor_of(args.worker, args.roles, args.teams),
+                                args.person, args.lifetime))
+    except (signer.NotDevelopment, ValueError) as refused:
+        print(f"tessera read-token: {refused}", file=sys.stderr)
         return 2
     return 0
 

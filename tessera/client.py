@@ -38,7 +38,9 @@ def _show(seen: Seen) -> None:
     print(f"  {seen.topic:<17} {seen.type:<22} {json.dumps(seen.data)}")
     data = seen.data
     if seen.type == "step.created":
-        print("\nLook it up:")
-        print(f"  curl -s localhost:8081/people/{data['person_id']}")
-        print(f"  curl -s localhost:8082/people/{data['person_id']}/steps")
-        print(f"  curl -s localhost:8082/teams/{data['assignee']['id']}/work")
+        print("\nLook it up (every read needs a bearer token; development keys make one):")
+        print("  TOKEN=$(.venv/bin/python -m tessera read-token --as referrals)")
+        bearer = '-H "Authorization: Bearer $TOKEN"'
+        print(f"  curl -s {bearer} localhost:8081/people/{data['person_id']}")
+        print(f"  curl -s {bearer} localhost:8082/people/{data['person_id']}/steps")
+        print(f"  curl -s {bearer} localhost:8082/teams/{data['assignee']['id']}/work")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.allocation import domain, store
 from services.allocation import localities as lookup
+from shared import bearer
 from shared.commands.base import Target
 
 router = APIRouter(tags=["allocation"])
@@ -188,6 +189,7 @@ async def tray_entry(entry_id: uuid.UUID, request: Request) -> dict[str, Any]:
                                         entry_id)
     if row is None:
         raise HTTPException(404, "no such tray entry")
+    bearer.require_team(bearer.reader_of(request), row["team_id"])
     return _entry(row, datetime.now(UTC))
 
 
@@ -230,6 +232,7 @@ async def review_tray_entry(entry_id: uuid.UUID, request: Request) -> dict[str, 
         f"SELECT {store.REVIEW_COLUMNS} FROM review_tray_entries WHERE entry_id = $1", entry_id)
     if row is None:
         raise HTTPException(404, "no such Review tray entry")
+    bearer.require_team(bearer.reader_of(request), row["team_id"])
     return _review_entry(row, datetime.now(UTC))
 
 

@@ -11,6 +11,5 @@ class AllocationSettings(Settings):
     workflow_url: str = "http://127.0.0.1:8082"
     # R-T4: the number a person on a tray is given, per team id, as JSON: {"locality-north": "0116 …"}
     team_contact_numbers: dict[str, str] = {}
-    http_timeout_seconds: float = 5.0
     # R-A3 locality team finder: postcode districts, sectors or postcodes → locality team id
     localities_file: Path = Path(__file__).parent / "localities.yaml"

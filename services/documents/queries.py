@@ -11,14 +11,14 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from services.documents import domain, render, storage, store
 from services.documents.clients import StepReader
 from services.documents.settings import DocumentsSettings
-from shared import outbox, topics
+from shared import audit, bearer, outbox, topics
 from shared.envelope import new_message
 from shared.events.documents import DocumentAttached
 from shared.readers import PersonReader, Unavailable
@@ -29,7 +29,6 @@ SOURCE = "tessera/documents"
 # multipart framing and the small form fields around the file
 FORM_OVERHEAD_BYTES = 64 * 1024
 PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
 
 
 @dataclass
@@ -97,6 +96,7 @@ async def document_pdf(document_id: uuid.UUID, request: Request) -> Response:
     row = await store.load_document(_pool(request), document_id)
     if row is None:
         raise HTTPException(404, "no such document")
+    bearer.require_person_of(request, row["person_id"])
     if row["kind"] == "form":
         return await _form_pdf(request, row)
     if row["content_type"] != "application/pdf":
@@ -111,6 +111,7 @@ async def document_file(document_id: uuid.UUID, request: Request) -> Response:
     row = await store.load_document(_pool(request), document_id)
     if row is None:
         raise HTTPException(404, "no such document")
+    bearer.require_person_of(request, row["person_id"])
     if row["kind"] == "form":
         return await _form_pdf(request, row)
     return await _file(request, row)
@@ -147,6 +148,7 @@ async def current_document(step_id: uuid.UUID, request: Request) -> Response:
     never kept or listed."""
     deps = _deps(request)
     step = await _step(deps, step_id)
+    bearer.require_person_of(request, step.get("person_id"))
     person = await deps.people.record(str(step.get("person_id")))
     view = domain.form_view(step, person=person, printed_at=datetime.now(UTC))
     content = await asyncio.to_thread(render.render_form, view, deps.fonts)
@@ -160,6 +162,7 @@ async def letter_pdf(step_id: uuid.UUID, letter_name: str, request: Request) -> 
     the step's values; the name as the pack spells it or as a slug (`home-visit-letter`)."""
     deps = _deps(request)
     step = await _step(deps, step_id)
+    bearer.require_person_of(request, step.get("person_id"))
     offered = [str(f.get("name")) for f in step.get("optional_forms") or [] if f.get("kind") == "letter"]
     name = next((n for n in offered if letter_name in (n, _slug(n))), letter_name)
     try:
@@ -195,9 +198,10 @@ async def _step(deps: Deps, step_id: uuid.UUID) -> dict[str, Any]:
 
 @router.post("/people/{person_id}/documents", status_code=201)
 async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
-    """R-D2: attach a file made outside the system (multipart: `file`, `type`, optional `step_id`, and who
-    uploads as `uploaded_by` or the `X-Worker-Id` header). The type is sniffed from the bytes; the file
-    name and declared content type are not trusted. Emits `document.attached` (no bytes, no file name)."""
+    """R-D2: attach a file made outside the system (multipart: `file`, `type`, optional `step_id`). Who uploads
+    is the worker of the bearer token, never a form field. The type is sniffed from the bytes; the file name and
+    declared content type are not trusted. Emits `document.attached` (no bytes, no file name)."""
+    actor = _worker(request, "an upload")
     deps = _deps(request)
     limit = deps.settings.upload_max_bytes
     form = await (await _capped(request, limit + FORM_OVERHEAD_BYTES)).form(max_files=1, max_fields=10)
@@ -207,10 +211,6 @@ async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
     document_type = _field(form.get("type"))
     if document_type not in domain.DOCUMENT_TYPES:
         raise HTTPException(422, f"type must be one of {', '.join(domain.DOCUMENT_TYPES)}")
-    actor = _field(form.get("uploaded_by")) or request.headers.get("x-worker-id", "")
-    if not WORKER_ID.match(actor):
-        raise HTTPException(422, "who uploads is needed: a worker id in the 'uploaded_by' field"
-                                 " or the X-Worker-Id header")
     raw_step = _field(form.get("step_id"))
     try:
         step_id = str(uuid.UUID(raw_step)) if raw_step else None
@@ -246,6 +246,14 @@ async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
     row = await store.load_document(_pool(request), upload.document_id)
     assert row is not None
     return _item(row)
+
+
+def _worker(request: Request, act: str) -> str:
+    """The worker the bearer token names: a service's own token (no worker) does no worker's act."""
+    reader = bearer.reader_of(request)
+    if reader.actor is None:
+        raise HTTPException(403, f"{act} is a worker's act: read with the signed-in worker's token")
+    return reader.worker_id
 
 
 def _field(value: object) -> str:
@@ -311,13 +319,19 @@ async def print_queue(request: Request, limit: int = Query(200, ge=1, le=1000),
 
 
 @router.post("/letters/{document_id}/printed")
-async def letter_printed(document_id: uuid.UUID, request: Request,
-                         x_worker_id: str = Header("", alias="X-Worker-Id")) -> dict[str, Any]:
-    """R-T4: business support marks a letter printed (and posted); marking it again changes nothing."""
-    if not WORKER_ID.match(x_worker_id):
-        raise HTTPException(422, "who printed it is needed: a worker id in the X-Worker-Id header")
-    row = await store.mark_printed(_pool(request), document_id, x_worker_id, datetime.now(UTC))
-    if row is None:
-        raise HTTPException(404, "no such letter")
+async def letter_printed(document_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """R-T4: business support marks a letter printed (and posted): the worker of the bearer token, recorded in the
+    audit chain; marking it again changes nothing."""
+    worker = _worker(request, "marking a letter printed")
+    now = datetime.now(UTC)
+    async with _pool(request).acquire() as conn, conn.transaction():
+        row = await store.mark_printed(conn, document_id, worker, now)
+        if row is None:
+            raise HTTPException(404, "no such letter")
+        if row["printed_at"] == now:
+            await audit.append(conn, [audit.Entry(
+                at=now, actor_id=f"worker:{worker}", actor_roles=tuple(sorted(bearer.reader_of(request).roles)),
+                action="letter.marked_printed", subject=row["person_id"], object_id=str(document_id),
+                message_id=str(uuid.uuid4()), causation_id=None, cause_type=None, source=SOURCE)])
     log.info("letter marked printed", extra={"document_id": str(document_id)})
     return _letter(row)

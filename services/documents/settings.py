@@ -13,7 +13,6 @@ class DocumentsSettings(Settings):
 
     # `GET /steps/{id}` of the workflow service: the form and values a document keeps (R-D1).
     workflow_url: str = "http://127.0.0.1:8082"
-    http_timeout_seconds: float = 5.0
     # R-D2: uploads larger than this are refused with 413; only these sniffed types are kept.
     upload_max_bytes: int = 10 * 1024 * 1024
     upload_allowed_types: tuple[str, ...] = ("image/jpeg", "image/png", "application/pdf")

@@ -26,4 +26,3 @@ class NotificationsSettings(Settings):
     message_retry_backoff_seconds: float = 0.5
     # Team names and numbers people are given (R-T4); the shipped table by default.
     teams_file: Path = Path(__file__).parent / "teams.yaml"
-    http_timeout_seconds: float = 5.0

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 
 from services.referrals import domain, store
 from shared import inbox, metrics, outbox, producers, topics
-from shared.access import RelationshipReader, above_teams
+from shared.access import RelationshipReader
+from shared.actor import above_teams
 from shared.broker import subscriber
 from shared.commands import referrals as commands
 from shared.commands.base import Command, CommandRejected, Reason, Refused, parse_command

@@ -8,4 +8,3 @@ class ReferralsSettings(Settings):
 
     workflow_url: str = "http://127.0.0.1:8082"
     allocation_url: str = "http://127.0.0.1:8083"
-    http_timeout_seconds: float = 5.0

@@ -22,11 +22,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from services.web import store
 from services.web.settings import WebSettings
+from shared.actor import MANAGER_ROLES
 
 SESSION_COOKIE = "tessera_session"
 LOGIN_CSRF_COOKIE = "tessera_login_csrf"
-MANAGER_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader", "head_of_service",
-                           "senior_officer"})
 TRAY_ROLES = frozenset({"team_manager", "team_leader"})
 ADMINISTRATOR = "administrator"  # manages accounts; does no casework
 # stored instead of a hash for a council (OIDC) account: no password can ever match it

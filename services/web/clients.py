@@ -136,8 +136,7 @@ class Documents(_Reader):
     async def pdf(self, document_id: str) -> tuple[int, bytes, str]:
         """The PDF's status, bytes and file name (from Content-Disposition) as the documents service sends it."""
         if self._client is None:
-            self._client = httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout,
-                                             transport=self._transport)
+            self._client = self.client()
         try:
             response = await self._client.get(f"/documents/{q(document_id)}.pdf")
         except httpx.HTTPError:

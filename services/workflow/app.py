@@ -11,6 +11,7 @@ from shared.settings import load_settings
 settings = load_settings("workflow")
 # a broken pack stops start-up here, with a PackError naming the file, the step and the field
 packs = load_packs()
+queries.router.include_router(brokerage.queries)  # R-F2: the lack-of-provision list, a read like the others
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
@@ -19,6 +20,6 @@ app = create_app(
     description=__doc__ or "",
 )
 app.state.packs = packs
-app.include_router(brokerage.queries)  # R-F2: the lack-of-provision list
 app.state.runtime.broker.context.set_global("packs", packs)
-app.state.runtime.broker.context.set_global("people", PersonReader(settings.referrals_url))
+people = PersonReader(settings.referrals_url, settings.http_timeout_seconds)
+app.state.runtime.broker.context.set_global("people", people)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.workflow import domain, store
 from services.workflow.pack import PackRegistry
+from shared import bearer
 
 router = APIRouter(tags=["work"])
 BUCKETS = {"incoming": "incoming", "incomplete": "incomplete", "returned": "incomplete",
@@ -103,6 +104,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     step = await store.load_step(pool, step_id)
     if step is None:
         raise HTTPException(404, "no such step")
+    bearer.require_person_of(request, step.person_id)
     defn = _packs(request).step(step.step_type, step.pack_version)
     contract = defn.to_contract()
     history = await store.history_of(pool, step_id)
@@ -145,6 +147,7 @@ async def get_blockers(
     step = await store.load_step(pool, step_id)
     if step is None:
         raise HTTPException(404, "no such step")
+    bearer.require_person_of(request, step.person_id)
     packs = _packs(request)
     defn = packs.step(step.step_type, step.pack_version)
     actor = domain.Actor(worker_id or "", frozenset(filter(None, roles.split(","))),

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from services.workflow import domain
+from shared.testing import service_auth
 from tests.workflow_harness import Commands, actor, new_case
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +81,7 @@ class Journey:
 
 @pytest.fixture
 async def http(workflow):
-    async with httpx.AsyncClient(base_url=workflow.url) as client:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as client:
         yield client
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from shared import topics
-from shared.testing import EventLog, poll_until
+from shared.testing import EventLog, poll_until, service_auth
 from tests.purchasing_harness import (
     BROKERAGE,
     DOM_CARE,
@@ -74,7 +74,7 @@ async def test_R_F2_sts_to_brokerage_to_lack_of_provision_to_interim_homecare_to
     po_a = sourcing.data["po_request_id"]
     [timer] = await orders.wait_for(lambda s: s.type == "timer.set" and s.data["key"] == f"lack-of-provision:{po_a}")
 
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         assert await _listed(http, person_id) == []
         # 2. 48 hours with brokerage and no PVI offer: the lack-of-provision list (R-F2)
         await scheduler_clock.move_to(datetime.fromisoformat(timer.data["due_at"]) + timedelta(seconds=1))

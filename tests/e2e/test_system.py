@@ -14,7 +14,7 @@ import pytest
 
 from shared import topics
 from shared.embedded import port_is_free, wait_until_ready
-from shared.testing import EventLog, free_port, publish
+from shared.testing import EventLog, free_port, publish, service_auth
 from tessera.launcher import SERVICES
 from tests.factories import person_data, referral_message, unique_referral, unique_seed
 
@@ -73,7 +73,7 @@ async def test_a_referral_becomes_incoming_work_for_the_wellbeing_hub(system: Sy
     assert created.data["step_type"] == "WB Wellbeing Screening"
     assert created.data["assignee"] == {"kind": "team", "id": "wellbeing-service-hub"}
     assert created.data["state"] == "incoming"
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(auth=service_auth()) as http:
         person = (await http.get(f"{system.url('referrals')}/people/{created.data['person_id']}")).json()
         steps = (await http.get(f"{system.url('workflow')}/people/{created.data['person_id']}/steps")).json()
         work = (await http.get(f"{system.url('workflow')}/teams/wellbeing-service-hub/work")).json()
@@ -83,7 +83,7 @@ async def test_a_referral_becomes_incoming_work_for_the_wellbeing_hub(system: Sy
 
 
 async def test_each_service_answers_its_operations_endpoints(system: System):
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(auth=service_auth()) as http:
         for service in SERVICES:
             assert (await http.get(f"{system.url(service)}/healthz")).status_code == 200
             assert (await http.get(f"{system.url(service)}/readyz")).json() == {"ready": True}

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from shared import topics
-from shared.testing import EventLog, ServiceProcess, poll_until
+from shared.testing import EventLog, ServiceProcess, poll_until, service_auth
 from tests.allocation_harness import AllocationCommands, Staff, referral, tray_args
 from tests.scheduler_clock import SchedulerClock
 
@@ -30,7 +30,7 @@ async def test_tray_journey_amber_review_due_red_escalated_then_allocated(
         alloc: AllocationCommands):
     s = Staff()
     person_id, step_id = await referral(infra, out)
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(auth=service_auth(), timeout=10) as http:
         # 1. a Team Manager places the case on the tray: Amber (moderate support x moderate risk)
         placed = (await alloc.send("tray.add", s.tm, person_id=person_id, **tray_args(s.team))).ok()
         entry = placed.of("tray.entry_added")

@@ -20,7 +20,7 @@ import pytest
 
 from services.web.chronology import LONDON
 from shared import topics
-from shared.testing import EventLog
+from shared.testing import EventLog, service_auth
 from tests.allocation_harness import referral_seen
 from tests.workflow_harness import (
     MONITORING,
@@ -319,7 +319,7 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
     [rendered] = await doc_events.wait_for(lambda s: s.type == "document.rendered"
                                            and s.data.get("step_id") == screening)
     document_id = rendered.data["document_id"]
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         history = (await http.get(f"/steps/{screening}")).json()["history"]
     saved_at = next(h["time"] for h in history if h["what"] == "step.saved")
 
@@ -511,7 +511,7 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
         await tab_b.locator("#save-step").click()
         await flash(tab_b, "Saved.")
 
-        async with httpx.AsyncClient(base_url=workflow.url) as http:
+        async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
             step = (await http.get(f"/steps/{step_id}")).json()
         assert {k: step["values"].get(k) for k in ("referral_date", "referral_source", "reason_for_referral",
                                                   "screening_rationale")} == {
@@ -539,7 +539,7 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
         await flash(tab_b, "Saved.")
         await expect(history).to_contain_text(
             "Reason for referral: Fall at home; daughter worried → Fell on the stairs")
-        async with httpx.AsyncClient(base_url=workflow.url) as http:
+        async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
             values = (await http.get(f"/steps/{step_id}")).json()["values"]
         assert (values["reason_for_referral"], values["referral_date"], values["screening_rationale"]) == (
             "Fell on the stairs", "2024-05-01", "Lives alone, recent fall")

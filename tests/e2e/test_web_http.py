@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shared import audit, topics
-from shared.testing import EventLog, ServiceProcess, free_port
+from shared.testing import EventLog, ServiceProcess, free_port, service_auth
 from tests.e2e.test_web_browser import GSO, wellbeing_to_sap
 from tests.e2e.web_client import Desk
 from tests.factories import unique_referral
@@ -83,7 +83,7 @@ async def test_a_note_written_on_a_recorded_reason_carries_the_reason_to_referra
         assert "Case note added." in added.text
     finally:
         await desk.close()
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         kept = (await http.get(f"/people/{person_id}/access-reasons")).json()
         notes = (await http.get(f"/people/{person_id}/notes")).json()
     assert [(k["reason"], k["actor"], k["command_type"]) for k in kept] == [(reason, "worker:sw2", "case_note.add")]
@@ -135,7 +135,7 @@ async def test_r_rq7_the_authorisation_queue_comes_from_workflow_even_while_noti
     (await commands.send("step.start", GSO, key=person_id, step_id=sap)).ok()
     raised = (await commands.send("step.send_request", GSO, key=person_id, step_id=sap, name=SO_TRANSFER)).ok()
     request_id = raised.of("request.raised")["request_id"]
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         team = (await http.get("/teams/wellbeing-service-management/awaiting-authorisation")).json()
         [item] = [s for s in team if s["step_id"] == sap]
         assert item["state"] == "awaiting_authorisation" and item["person_id"] == person_id

@@ -11,6 +11,7 @@ import uuid
 import httpx
 import pytest
 
+from shared.testing import service_auth
 from tests.workflow_harness import (
     CLOSURE_IN_PROGRESS,
     CLOSURE_VALUES,
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.e2e
 async def test_wellbeing_journey_from_referral_to_case_closed(infra, referrals, workflow, events, commands: Commands):
     p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
     person_id, screening = await new_case(infra, events)
-    http = httpx.AsyncClient(base_url=workflow.url)
+    http = httpx.AsyncClient(auth=service_auth(), base_url=workflow.url)
 
     async def ok(type_: str, who: dict, **data):
         return (await commands.send(type_, who, key=person_id, **data)).ok()

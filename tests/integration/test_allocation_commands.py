@@ -9,7 +9,7 @@ import httpx
 from shared import topics
 from shared.envelope import new_message
 from shared.events.scheduler import TimerDue
-from shared.testing import EventLog
+from shared.testing import EventLog, service_auth
 from tests.allocation_harness import AllocationCommands, Staff, referral, referral_seen, tray_args
 
 
@@ -30,7 +30,7 @@ async def test_R_A1_worker_relationship_puts_the_case_in_allocations_and_ending_
                               start_date="2024-06-01")).ok()
     rel = added.of("worker_relationship.added")
     assert rel["relationship"] == "Involved Worker" and added.seen[0].key == person_id
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         listed = (await http.get(f"/workers/{s.sw['worker_id']}/allocations")).json()
         assert [p["person_id"] for p in listed] == [person_id]
         dup = await alloc.send("worker_relationship.add", s.sw, person_id=person_id, worker_id=s.sw["worker_id"])
@@ -59,7 +59,7 @@ async def test_R_A2_org_relationship_shows_until_midnight_at_the_end_of_its_end_
                       end_date=str(today + timedelta(days=1)), end_reason="Closing")).ok()
     (await alloc.send("org_relationship.end", s.tm, relationship_id=other["relationship_id"],
                       end_date=str(today - timedelta(days=2)), end_reason="Closed")).ok()
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         shown = (await http.get(f"/people/{person_id}/relationships")).json()
         every = (await http.get(f"/people/{person_id}/relationships", params={"include_ended": "true"})).json()
     assert [o["team_id"] for o in shown["organisational_relationships"]] == [s.team]
@@ -85,7 +85,7 @@ async def test_R_T1_R_T4_tray_add_records_entry_note_message_and_review_timer(in
     assert timer.data["key"] == f"tray-review:{added['entry_id']}" and timer.data["owner"] == "allocation"
     due = datetime.fromisoformat(timer.data["due_at"]) - datetime.fromisoformat(added["placed_at"])
     assert due == timedelta(days=14)  # R-T5 Amber: fortnightly
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         tray = (await http.get(f"/teams/{s.team}/tray")).json()
     assert [e["entry_id"] for e in tray["entries"]] == [added["entry_id"]]
     assert tray["entries"][0]["days_waiting"] == 0 and not tray["entries"][0]["review_overdue"]
@@ -229,7 +229,7 @@ async def test_R_T5_R_T6_timers_due_mark_review_overdue_and_escalate_red(infra, 
             assert outcome.of("tray.entry_escalated")["reason"] == "red_over_a_month"
             [note] = await alloc.wait_sent(topics.REFERRALS_COMMANDS, due, "case_note.add")
             assert note.data["type"] == "Management Discussion / Decision"
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         [entry] = (await http.get(f"/teams/{s.team}/tray", params={"review_overdue": "true"})).json()["entries"]
         report = (await http.get(f"/teams/{s.team}/tray/report")).json()
     assert entry["review_overdue"] and entry["escalated_at"]
@@ -262,7 +262,7 @@ async def test_R_T7_tray_sorts_and_filters_and_reports_the_wait(infra, allocatio
     # the red case has waited 40 days (moved back in the table: the clock is real)
     await db.execute("UPDATE allocation.tray_entries SET placed_at = placed_at - interval '40 days'"
                      " WHERE entry_id = $1", uuid.UUID(people["red_low"]))
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         async def ids(**params) -> list[str]:
             body = (await http.get(f"/teams/{s.team}/tray", params=params)).json()
             return [e["entry_id"] for e in body["entries"]]
@@ -298,7 +298,7 @@ async def test_R_A3_allocate_removes_from_tray_records_relationship_and_assigns_
     await out.wait_for(lambda e: e.type == "step.assigned" and e.caused_by(assign.envelope.id), 30)
     cancels = await alloc.wait_sent(topics.SCHEDULER_TIMERS, outcome.command, "timer.cancel", count=2)
     assert {c.data["key"] for c in cancels} == {f"tray-review:{entry_id}", f"tray-escalation:{entry_id}"}
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(auth=service_auth()) as http:
         work = (await http.get(f"{workflow.url}/workers/{s.sw['worker_id']}/work")).json()
         assert [w["step_id"] for w in work["incoming"]] == [step_id]
         assert (await http.get(f"{allocation.url}/teams/{s.team}/tray")).json()["entries"] == []
@@ -325,7 +325,7 @@ async def test_R_A4_reassign_preview_then_move_work_and_allocation_by_the_teams_
                                   team_id=s.team)).ok()
     [assign] = await alloc.wait_sent(topics.WORKFLOW_COMMANDS, allocated.command, "step.assign")
     await out.wait_for(lambda e: e.type == "step.assigned" and e.caused_by(assign.envelope.id), 30)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(auth=service_auth()) as http:
         preview = (await http.get(f"{allocation.url}/people/{person_id}/reassign-preview",
                                   params={"from": f"worker:{s.sw['worker_id']}"})).json()
         assert [p["step_id"] for p in preview["steps"]] == [step_id]
@@ -368,6 +368,6 @@ async def test_100_concurrent_allocations_of_one_case_exactly_one_wins(infra, al
     winners = [o for o in outcomes if not o.rejected]
     assert len(winners) == 1
     assert {o.rejection["code"] for o in outcomes if o.rejected} == {"conflict"}
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         relationships = (await http.get(f"/people/{person_id}/relationships")).json()["worker_relationships"]
     assert [r["worker_id"] for r in relationships] == [winners[0].of("case.allocated")["worker_id"]]

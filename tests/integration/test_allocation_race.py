@@ -5,7 +5,7 @@ import uuid
 
 import httpx
 
-from shared.testing import ServiceProcess
+from shared.testing import ServiceProcess, service_auth
 from tests.allocation_harness import Staff, referral
 
 
@@ -27,7 +27,7 @@ async def test_two_allocation_processes_racing_on_one_case_allocate_it_exactly_o
         winners = [o for o in outcomes if not o.rejected]
         assert len(winners) == 1
         assert {o.rejection["code"] for o in outcomes if o.rejected} == {"conflict"}
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(auth=service_auth()) as http:
             rels = (await http.get(f"{second.url}/people/{person_id}/relationships")).json()
         assert [r["worker_id"] for r in rels["worker_relationships"]] == [
             winners[0].of("case.allocated")["worker_id"]]

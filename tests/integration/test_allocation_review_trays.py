@@ -10,7 +10,7 @@ from services.allocation import domain
 from shared import topics
 from shared.envelope import new_message
 from shared.events.scheduler import TimerDue
-from shared.testing import poll_until
+from shared.testing import poll_until, service_auth
 from tests.allocation_harness import Staff, actor, referral, tray_args
 from tests.factories import person_data, unique_seed
 
@@ -50,7 +50,7 @@ async def test_R_T8_review_tray_add_sets_a_timer_lists_by_review_date_and_remove
     past = await alloc.send("review_tray.add", s.tm, person_id=later, **review_args(s.team, -1))
     assert {r["code"] for r in past.reasons} == {"invalid", "duplicate"}
 
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         tray = (await http.get(f"/teams/{s.team}/review-tray")).json()
         assert [e["entry_id"] for e in tray["entries"]] == [soon_id, added["entry_id"]]  # by review date
         assert tray["total"] == 2 and not any(e["due"] or e["overdue"] for e in tray["entries"])
@@ -85,7 +85,7 @@ async def test_R_T8_timer_due_marks_the_entry_due_and_it_stays_in_the_review_tra
     outcome = await alloc.outcome(due)
     assert outcome.types == ["review_tray.entry_due"]
     assert outcome.of("review_tray.entry_due")["entry_id"] == entry_id
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         [entry] = (await http.get(f"/teams/{s.team}/review-tray", params={"due": "true"})).json()["entries"]
         assert entry["entry_id"] == entry_id and entry["due"] and entry["due_marked_at"] and not entry["overdue"]
         assert (await http.get(f"/teams/{s.team}/review-tray", params={"due": "false"})).json()["entries"] == []
@@ -105,7 +105,7 @@ async def test_R_T8_the_scheduler_fires_the_review_tray_timer_on_the_review_date
     added = (await alloc.send("review_tray.add", s.tm, person_id=person_id, **review_args(s.team, 2))).ok()
     entry = added.of("review_tray.entry_added")
     key = f"review-tray:{entry['entry_id']}"
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(auth=service_auth(), timeout=10) as http:
         async def pending() -> bool:
             response = await http.get(f"{scheduler.url}/timers/{urllib.parse.quote(key, safe='')}")
             return response.status_code == 200
@@ -129,7 +129,7 @@ async def test_R_T8_placing_on_the_planned_work_tray_takes_the_case_out_of_the_r
     assert placed.types == ["tray.entry_added", "message.requested", "review_tray.entry_removed"]
     refused = await alloc.send("review_tray.add", s.tm, person_id=person_id, **review_args(s.team))
     assert refused.rejection["code"] == "duplicate"  # waiting on the PWT
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         assert (await http.get(f"/teams/{s.team}/review-tray")).json()["entries"] == []
         assert (await http.get(f"/review-tray/entries/{entry_id}")).json()["removed_reason"] == (
             "placed on the Planned Work Tray")
@@ -139,7 +139,7 @@ async def test_R_T8_placing_on_the_planned_work_tray_takes_the_case_out_of_the_r
 
 
 async def test_R_A3_locality_team_finder_looks_up_a_postcode(allocation):
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         found = (await http.get("/localities/team", params={"postcode": "le1 1aa"})).json()
         assert (found["postcode"], found["team_id"], found["matched"]) == ("LE1 1AA", "locality-city", "LE1")
         assert (await http.get("/localities/team", params={"postcode": "LE11 2CD"})).json()["team_id"] == (

@@ -17,7 +17,7 @@ from shared import db, topics
 from shared.broker import TRANSIENT
 from shared.envelope import new_message
 from shared.readers import Unavailable
-from shared.testing import EventLog, Seen, free_port, publish
+from shared.testing import EventLog, Seen, free_port, publish, service_auth, worker_auth
 from tests import pdf_samples
 from tests.workflow_harness import (
     SCREENING,
@@ -84,7 +84,7 @@ async def test_R_D1_finished_step_is_listed_as_a_shareable_document_with_a_reada
     assert rendered.data == {"document_id": rendered.data["document_id"], "person_id": person_id,
                              "step_id": step_id, "step_type": SCREENING}  # ids only
     assert rendered.key == person_id
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=documents.url) as http:
         listed = (await http.get(f"/people/{person_id}/documents")).json()
         pdf = await http.get(f"/documents/{rendered.data['document_id']}.pdf")
     [doc] = listed
@@ -118,7 +118,7 @@ async def test_R_D1_duplicate_step_finished_delivery_makes_one_document(
     assert len(doc_events.matching(rendered_for(step_id))) == 1
     count = await db.fetchval("SELECT count(*) FROM documents.documents WHERE step_id = $1", step_id)
     assert count == 1
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=documents.url) as http:
         listed = (await http.get(f"/people/{person_id}/documents")).json()
     assert sorted(d["step_type"] for d in listed) == sorted([SCREENING, TRIAGE])
 
@@ -130,7 +130,7 @@ async def test_R_D1_output_current_document_of_an_unfinished_step_is_draft_and_n
     (await commands.send("step.start", p.hub, key=person_id, step_id=step_id)).ok()
     (await commands.send("step.save", p.hub, key=person_id, step_id=step_id,
                          values={"reason_for_referral": "Needs help with shopping"})).ok()
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=documents.url) as http:
         draft = await http.get(f"/steps/{step_id}/document.pdf")
         listed = (await http.get(f"/people/{person_id}/documents")).json()
         missing = await http.get(f"/steps/{uuid.uuid4()}/document.pdf")
@@ -172,13 +172,15 @@ async def test_R_D1_workflow_unreachable_is_a_transient_failure_and_nothing_is_k
 
 
 async def test_R_D2_a_real_png_is_kept_with_its_sha256_and_served_back(infra, documents, events, doc_events, db):
-    """...and the upload is audited as the uploading worker's act, not the service's (issue #11 §3)."""
+    """...and the upload is audited as the uploading worker's act, not the service's (issue #11 §3): the worker
+    of the bearer token, never one a form field names (issue #21 §3)."""
     person_id, step_id = await new_case(infra, events)
     png = png_bytes()
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=worker_auth("gso-1", person_id=person_id), base_url=documents.url) as http:
         created = await http.post(f"/people/{person_id}/documents",
                                   files={"file": ("../../front door photo.pdf", png, "application/pdf")},
-                                  data={"type": "photo", "step_id": step_id}, headers={"X-Worker-Id": "gso-1"})
+                                  data={"type": "photo", "step_id": step_id, "uploaded_by": "someone-else"},
+                                  headers={"X-Worker-Id": "someone-else"})
         assert created.status_code == 201, created.text
         doc = created.json()
         served = await http.get(f"/documents/{doc['document_id']}")
@@ -205,10 +207,10 @@ async def test_R_D2_an_exe_renamed_pdf_is_refused_naming_the_reason(infra, docum
     person_id, _ = await new_case(infra, events)
     exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 50
     exe += b"This program cannot be run in DOS mode"
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=worker_auth("sw-1", person_id=person_id), base_url=documents.url) as http:
         refused = await http.post(f"/people/{person_id}/documents",
                                   files={"file": ("consent.pdf", exe, "application/pdf")},
-                                  data={"type": "consent_form", "uploaded_by": "sw-1"})
+                                  data={"type": "consent_form"})
     assert refused.status_code == 415
     detail = refused.json()["detail"]
     assert "application/x-msdownload" in detail and "JPEG, PNG, PDF" in detail and "not trusted" in detail
@@ -219,12 +221,12 @@ async def test_R_D2_a_pdf_hiding_javascript_in_an_object_stream_is_refused_and_a
                                                                                                events, db):
     """Issue #21 §7: the active-content check opens compressed object streams (/ObjStm)."""
     person_id, _ = await new_case(infra, events)
-    async with httpx.AsyncClient(base_url=documents.url) as http:
-        hidden = await http.post(f"/people/{person_id}/documents", headers={"X-Worker-Id": "sw-1"},
+    async with httpx.AsyncClient(auth=worker_auth("sw-1", person_id=person_id), base_url=documents.url) as http:
+        hidden = await http.post(f"/people/{person_id}/documents",
                                  files={"file": ("letter.pdf", pdf_samples.with_object_stream(
                                      pdf_samples.JAVASCRIPT_OPEN_ACTION), "application/pdf")},
                                  data={"type": "consent_form"})
-        clean = await http.post(f"/people/{person_id}/documents", headers={"X-Worker-Id": "sw-1"},
+        clean = await http.post(f"/people/{person_id}/documents",
                                 files={"file": ("letter.pdf", pdf_samples.with_object_stream(), "application/pdf")},
                                 data={"type": "consent_form"})
     assert hidden.status_code == 415 and "active content (JavaScript)" in hidden.json()["detail"]
@@ -234,21 +236,27 @@ async def test_R_D2_a_pdf_hiding_javascript_in_an_object_stream_is_refused_and_a
 
 
 async def test_R_D2_oversize_and_unattributed_uploads_are_refused(infra, documents, events):
+    """Issue #21 §3: an upload is a worker's act, so a service's own token (no worker) cannot make one, and
+    nobody without a token can."""
     person_id, _ = await new_case(infra, events)
     too_big = png_bytes() + b"\x00" * (1024 * 1024)  # the tests' limit is 1 MiB
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    nobody_id = str(uuid.uuid4())
+    as_worker = worker_auth("sw-1", person_id=person_id)
+    async with httpx.AsyncClient(auth=as_worker, base_url=documents.url) as http:
         big = await http.post(f"/people/{person_id}/documents", files={"file": ("a.png", too_big, "image/png")},
-                              data={"type": "photo", "uploaded_by": "sw-1"})
-        anonymous = await http.post(f"/people/{person_id}/documents",
-                                    files={"file": ("a.png", png_bytes(), "image/png")}, data={"type": "photo"})
+                              data={"type": "photo"})
+        as_service = await http.post(f"/people/{person_id}/documents", auth=service_auth(),
+                                     files={"file": ("a.png", png_bytes(), "image/png")},
+                                     data={"type": "photo", "uploaded_by": "sw-1"})
+        no_token = await http.post(f"/people/{person_id}/documents", auth=httpx.Auth(),
+                                   files={"file": ("a.png", png_bytes(), "image/png")}, data={"type": "photo"})
         bad_type = await http.post(f"/people/{person_id}/documents",
-                                   files={"file": ("a.png", png_bytes(), "image/png")},
-                                   data={"type": "selfie", "uploaded_by": "sw-1"})
-        nobody = await http.post(f"/people/{uuid.uuid4()}/documents",
-                                 files={"file": ("a.png", png_bytes(), "image/png")},
-                                 data={"type": "photo", "uploaded_by": "sw-1"})
+                                   files={"file": ("a.png", png_bytes(), "image/png")}, data={"type": "selfie"})
+        nobody = await http.post(f"/people/{nobody_id}/documents", auth=worker_auth("sw-1", person_id=nobody_id),
+                                 files={"file": ("a.png", png_bytes(), "image/png")}, data={"type": "photo"})
     assert big.status_code == 413 and "limit" in big.json()["detail"]
-    assert anonymous.status_code == 422 and "X-Worker-Id" in anonymous.json()["detail"]
+    assert as_service.status_code == 403 and "worker's act" in as_service.json()["detail"]
+    assert no_token.status_code == 401
     assert bad_type.status_code == 422 and "photo" in bad_type.json()["detail"]
     assert nobody.status_code == 404
 
@@ -264,11 +272,11 @@ async def test_R_W9_home_visit_letter_renders_with_the_persons_name_address_and_
     (await commands.send("step.add_form", rsw, key=person_id, step_id=step_id, form="Home Visit Letter")).ok()
     (await commands.send("step.save", rsw, key=person_id, step_id=step_id,
                          values={"hvl_visit_datetime": "2024-06-10T14:30:00", "hvl_addressee": "Ms Pat Parent"})).ok()
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=documents.url) as http:
         letter = await http.get(f"/steps/{step_id}/letters/Home Visit Letter.pdf")
         slug = await http.get(f"/steps/{step_id}/letters/outcome-of-assessment-letter.pdf")
         unknown = await http.get(f"/steps/{step_id}/letters/Eviction Notice.pdf")
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         person = (await http.get(f"/people/{person_id}")).json()
     assert letter.status_code == 200, letter.text
     text = pdf_text(letter.content)

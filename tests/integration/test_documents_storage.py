@@ -15,7 +15,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from shared import topics
-from shared.testing import EventLog, ServiceProcess, free_port, publish
+from shared.testing import EventLog, ServiceProcess, free_port, publish, service_auth, worker_auth
 from tests.factories import person_data, referral_message, unique_referral, unique_seed
 from tests.integration.test_documents_service import png_bytes
 
@@ -95,13 +95,14 @@ async def new_person(infra, events: EventLog) -> str:
 
 
 async def upload(service: ServiceProcess, person_id: str, name: str, content: bytes, kind: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+    async with httpx.AsyncClient(auth=worker_auth("gso-1", person_id=person_id), base_url=service.url,
+                                 timeout=30) as http:
         return await http.post(f"/people/{person_id}/documents", files={"file": (name, content, "text/plain")},
-                               data={"type": kind}, headers={"X-Worker-Id": "gso-1"})
+                               data={"type": kind})
 
 
 async def download(service: ServiceProcess, path: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=service.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=service.url) as http:
         return await http.get(path)
 
 

@@ -70,7 +70,7 @@ from aiokafka.errors import KafkaError
 
 from shared import embedded, topics
 from shared.envelope import new_message
-from shared.testing import BackgroundLoad, ServiceProcess, SigningProducer, TopicTail
+from shared.testing import BackgroundLoad, ServiceProcess, SigningProducer, TopicTail, service_auth
 from tests.factories import person_data, referral_message, unique_referral, unique_seed
 
 pytestmark = pytest.mark.faults
@@ -545,7 +545,7 @@ async def _outcome(processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool
                    sent: list[Sent], steps: dict[str, str], before: dict[str, int], mails: list[Any]) -> Outcome:
     db, scheduler_db = dbs
     alive = {name: p.process is not None and p.process.poll() is None for name, p in processes.items()}
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(auth=service_auth(), timeout=5) as http:
         ready = {name: (await http.get(f"{p.url}/readyz")).status_code for name, p in processes.items()}
     after = await _versions(db, list(steps))
     saves_per_step: dict[str, int] = defaultdict(int)

@@ -7,6 +7,7 @@ import httpx
 
 from services.workflow import domain
 from shared import topics
+from shared.testing import service_auth
 from tests.workflow_harness import Commands, actor, new_case
 
 FW = "Future Work"
@@ -43,7 +44,7 @@ async def test_R_S1_future_work_waits_then_falls_due_as_incoming_work_when_the_s
     person_id, _ = await new_case(infra, events)
     _, second = await future_work_due_tomorrow(commands, person_id, team, worker)
     due_on = today() + timedelta(days=1)
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         work = (await http.get(f"/teams/{team}/work")).json()
         assert [(s["step_id"], s["due_date"]) for s in work["future"]] == [(second, due_on.isoformat())]
         assert work["incoming"] == []
@@ -74,7 +75,7 @@ async def test_R_K2_a_second_future_work_is_refused_naming_the_first(infra, work
     [reason] = refused.reasons
     assert (refused.rejection["code"], reason["step_id"]) == ("one_future_work", second)
     assert second in reason["message"] and "R-K2" in reason["message"]
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         steps = (await http.get(f"/people/{person_id}/steps")).json()
     assert [s["state"] for s in steps if s["step_type"] == FW] == ["finished", "future"]
 
@@ -87,6 +88,6 @@ async def test_R_S1_rescheduling_future_work_to_today_makes_it_incoming_and_with
     moved = (await commands.send("step.reschedule", worker, key=person_id, step_id=second,
                                  due_date=today().isoformat())).ok()
     assert moved.of("step.rescheduled")["state"] == "incoming"
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         step = (await http.get(f"/steps/{second}")).json()
     assert step["state"] == "incoming" and step["timers"] == []

@@ -51,7 +51,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
 from shared.envelope import new_message
-from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish, signed_as_sender
+from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish, service_auth, signed_as_sender
 from tests.factories import actor, referral_message, unique_referral
 from tests.workflow_harness import SCREENING
 
@@ -554,7 +554,7 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_good_traffic_go
     copies = [(int(s.headers["dlq_original_offset"]), s.headers["dlq_service"]) for s in letters
               if mine[int(s.headers["dlq_original_offset"])].expect == "dlq"]
     assert len(copies) == len(set(copies)), "a message was dead-lettered twice by one service"
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(auth=service_auth(), timeout=5) as http:
         for service in {*CONSUMERS[topic]}:
             process = consumers[service]
             assert process.process is not None and process.process.poll() is None, f"{service} died"

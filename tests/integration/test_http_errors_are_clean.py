@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 
+from shared.testing import service_auth
 from tests.factories import person_data, unique_seed
 from tests.pii_canary import REGISTRY, TRACEBACK
 
@@ -33,7 +34,7 @@ def _bad_requests(person: dict) -> dict[str, list[tuple[str, str]]]:
 async def _assert_clean_errors(service: str, url: str) -> None:
     """4xx, no traceback, and no personal detail in any body."""
     person = person_data(unique_seed())
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=url, timeout=10) as http:
         for method, path in _bad_requests(person)[service]:
             answer = await http.request(method, path)
             assert 400 <= answer.status_code < 500, (path, answer.status_code)
@@ -67,7 +68,7 @@ async def test_scheduler_errors_are_clean(scheduler):
 
 async def test_validation_errors_do_not_echo_personal_details(referrals, allocation):
     person = person_data(unique_seed())
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(auth=service_auth(), timeout=10) as http:
         by_name = await http.get(f"{referrals.url}/people/{person['last_name']}")
         by_postcode = await http.get(f"{allocation.url}/localities/team",
                                      params={"postcode": f"{person['address']['postcode']} flat 2"})

@@ -26,7 +26,7 @@ from shared.commands import allocation as allocation_commands
 from shared.commands import referrals as referral_commands
 from shared.commands import workflow as workflow_commands
 from shared.events import allocation, brokerage, notifications, referrals, workflow
-from shared.testing import EventLog, poll_until
+from shared.testing import EventLog, poll_until, service_auth
 from tests.hostile_values import data_for, envelope_for
 from tests.integration.test_hostile_everywhere import (  # noqa: F401 - fixtures
     COMMAND_TOPICS,
@@ -118,7 +118,7 @@ async def test_generated_messages_are_answered_dead_lettered_or_passed_and_good_
             raise AssertionError(f"neither answered nor dead-lettered: {[m.name for m in batch if not fate(m)]}")\
                 from None
         fates = [fate(m) for m in batch]
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(auth=service_auth(), timeout=5) as http:
         for service in CONSUMERS[topic]:
             process = consumers[service]
             assert process.process is not None and process.process.poll() is None, f"{service} died"

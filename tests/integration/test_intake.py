@@ -4,7 +4,7 @@ import asyncpg
 import httpx
 
 from shared import topics
-from shared.testing import EventLog, ServiceProcess, publish
+from shared.testing import EventLog, ServiceProcess, publish, service_auth
 from tests.factories import person_data, referral_message, unique_referral, unique_seed, valid_nhs_number
 
 
@@ -31,7 +31,7 @@ async def test_accepted_referral_creates_a_person_record(infra, referrals: Servi
     assert accepted.key == accepted.data["person_id"]
     created = await events.wait_for(lambda s: s.caused_by(envelope.id) and s.type == "person.created")
     assert created[0].data == {"person_id": accepted.data["person_id"], "source_referral_id": data["referral_id"]}
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         person = (await http.get(f"/people/{accepted.data['person_id']}")).json()
         by_nhs = (await http.get("/people", params={"nhs_number": data["person"]["nhs_number"]})).json()
     assert person["last_name"] == data["person"]["last_name"]
@@ -44,7 +44,7 @@ async def test_accepted_referral_creates_a_person_record(infra, referrals: Servi
 async def test_a_person_not_ordinarily_resident_is_recorded_so(infra, referrals, events):
     accepted = await answer(events, await send(infra, unique_referral(ordinarily_resident=False)))
     assert accepted.data["ordinarily_resident"] is False
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         person = (await http.get(f"/people/{accepted.data['person_id']}")).json()
     assert person["ordinarily_resident"] is False
 

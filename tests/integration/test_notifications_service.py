@@ -9,7 +9,7 @@ import httpx
 
 from shared import topics
 from shared.envelope import Envelope, new_message
-from shared.testing import EventLog, Seen, publish
+from shared.testing import EventLog, Seen, publish, service_auth
 from tests.factories import canary, person_data, referral_message, unique_referral, unique_seed
 from tests.workflow_harness import SCREENING, Personas, new_case
 
@@ -32,7 +32,7 @@ def timer(type_: str, request_id: str):
 
 
 async def inbox(service: Any, kind: str, owner: str, **params: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=service.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=service.url) as http:
         response = await http.get(f"/{kind}/{owner}/inbox", params=params)
     assert response.status_code == 200, response.text
     return response.json()
@@ -224,7 +224,7 @@ async def outcome(events: EventLog, requested: Envelope) -> Seen:
 
 async def messages_of(service: Any, person_id: str) -> list[dict[str, Any]]:
     """The delivery records of the messages to the person themself."""
-    async with httpx.AsyncClient(base_url=service.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=service.url) as http:
         response = await http.get(f"/people/{person_id}/messages")
     assert response.status_code == 200
     return [m for m in response.json() if m["recipient"] == "person"]

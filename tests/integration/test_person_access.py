@@ -11,7 +11,7 @@ import httpx
 
 from shared import topics
 from shared.envelope import new_message
-from shared.testing import EventLog, Seen, poll_until, publish
+from shared.testing import EventLog, Seen, poll_until, publish, service_auth
 from tests.allocation_harness import AllocationCommands, Staff, actor, referral, tray_args
 from tests.factories import referral_message, unique_referral
 
@@ -30,7 +30,7 @@ def note(person_id: str, title: str = "Home visit") -> dict[str, Any]:
 
 
 async def notes_of(referrals: Any, person_id: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         return (await http.get(f"/people/{person_id}/notes")).json()
 
 
@@ -126,7 +126,7 @@ async def test_a_break_glass_reason_allows_and_is_recorded_with_the_command(
     assert allowed.type == "case_note.added"
     assert reason not in allowed.value.decode()  # the reason is kept in the record, not in the event
     command_id = allowed.body["causationid"]
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         [kept] = (await http.get(f"/people/{person_id}/access-reasons")).json()
     assert (kept["reason"], kept["actor"], kept["command_type"], kept["message_id"]) == (
         reason, f"worker:{stranger['worker_id']}", "case_note.add", command_id)
@@ -185,7 +185,7 @@ async def test_R_T1_a_person_on_the_teams_tray_may_be_noted_by_its_workers_and_n
     refused = await person_command(infra, out, "case_note.add", s.sw, **note(person_id))
     assert refused.data["code"] == "no_relationship"
     entry = (await alloc.send("tray.add", s.tm, person_id=person_id, **tray_args(s.team))).ok().of("tray.entry_added")
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         trays = (await http.get(f"/people/{person_id}/trays")).json()
     assert trays == [{"tray": "planned_work", "entry_id": entry["entry_id"], "team_id": s.team}]
 

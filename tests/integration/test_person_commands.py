@@ -7,7 +7,7 @@ the actor's relationships (issue #11 §3, tests/integration/test_person_access.p
 import httpx
 
 from shared import topics
-from shared.testing import EventLog, ServiceProcess, publish
+from shared.testing import EventLog, ServiceProcess, publish, service_auth
 from tests.allocation_harness import AllocationCommands
 from tests.factories import (
     actor,
@@ -49,7 +49,7 @@ async def test_R_P1_person_update_changes_the_record_and_says_who_changed_what(
     assert outcome.data["fields"] == ["financial_assessment", "gp", "legal_status", "phone"]
     assert outcome.data["actor"] == "worker:w-social-1"
     assert "0116 496 0999" not in outcome.value.decode()  # values stay in the record
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         person = (await http.get(f"/people/{person_id}")).json()
         history = (await http.get(f"/people/{person_id}/history")).json()
     assert person["phone"] == "0116 496 0999"
@@ -80,7 +80,7 @@ async def test_R_P4_an_invalid_nhs_number_is_never_stored(infra, referrals, allo
 
 async def test_an_nhs_number_of_another_person_is_refused(infra, referrals, allocation, events, alloc):
     first, second = await new_person(infra, events, alloc), await new_person(infra, events, alloc)
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         taken = (await http.get(f"/people/{first}")).json()["nhs_number"]
     outcome = await command(infra, events, "person.update",
                             {"person_id": second, "changes": {"nhs_number": taken}}, second)
@@ -110,7 +110,7 @@ async def test_R_P2_a_main_carer_relationship_is_recorded_and_ended(infra, refer
     again = await command(infra, events, "person_relationship.end", {
         "relationship_id": added.data["relationship_id"], "end_date": "2026-07-01", "end_reason": "x"}, carer_id)
     assert again.data["code"] == "conflict"
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         person = (await http.get(f"/people/{person_id}")).json()
     [link] = person["relationships"]
     assert (link["person_id"], link["end_date"]) == (carer_id, "2026-06-30")
@@ -134,7 +134,7 @@ async def test_R_P3_case_note_is_kept_with_author_and_notified_workers(
     assert outcome.type == "case_note.added"
     assert outcome.data["notify_worker_ids"] == ["w-tm-1"]
     assert "called the person" not in outcome.value.decode()
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         [note] = (await http.get(f"/people/{person_id}/notes")).json()
     assert (note["title"], note["author"], note["text"]) == ("PWT", "worker:w-social-1",
                                                              "Placed on the tray; called the person.")

@@ -12,7 +12,7 @@ import pytest
 from services.documents import handlers
 from shared import db, topics
 from shared.envelope import Envelope, Undecodable, new_message
-from shared.testing import EventLog, Seen, publish
+from shared.testing import EventLog, Seen, publish, service_auth, worker_auth
 from tests.factories import canary, person_data, referral_message, unique_referral, unique_seed
 from tests.integration.test_documents_service import pdf_text
 
@@ -74,7 +74,7 @@ async def test_R_T4_a_letter_queued_for_print_is_rendered_kept_listed_and_printa
     assert rendered.key == person_id
     assert rendered.data == {"document_id": document_id, "person_id": person_id, "kind": "letter",
                              "message_id": message_id}  # ids only: no name, no address
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=documents.url) as http:
         listed = (await http.get(f"/people/{person_id}/documents")).json()
         pdf = await http.get(f"/documents/{document_id}.pdf")
     [letter] = listed
@@ -104,32 +104,39 @@ async def test_R_T4_a_letter_queued_for_print_is_rendered_kept_listed_and_printa
         assert secret not in documents.log_text()
 
 
+BSS_1 = worker_auth("bss-1", ["business_support"])
+
+
 async def test_R_T4_business_support_sees_letters_to_print_and_marks_them_printed(
-        infra, notifications, documents, events, doc_events):
+        infra, notifications, documents, events, doc_events, db):
+    """Who marked it is the worker of the bearer token, recorded in the audit chain (issue #21 §3)."""
     person_id, _ = await person_by_post(infra, events)
     sent = await queue_letter(infra, doc_events, person_id)
     document_id = (await rendered_letter(doc_events, sent.data["message_id"])).data["document_id"]
-    async with httpx.AsyncClient(base_url=documents.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=documents.url) as http:
         oldest = (await http.get("/letters/print-queue", params={"limit": 1000})).json()
         queue = (await http.get("/letters/print-queue", params={"person_id": person_id})).json()
-        anonymous = await http.post(f"/letters/{document_id}/printed")
-        printed = await http.post(f"/letters/{document_id}/printed", headers={"X-Worker-Id": "bss-1"})
-        twice = await http.post(f"/letters/{document_id}/printed", headers={"X-Worker-Id": "bss-2"})
+        as_service = await http.post(f"/letters/{document_id}/printed", headers={"X-Worker-Id": "bss-1"})
+        printed = await http.post(f"/letters/{document_id}/printed", auth=BSS_1)
+        twice = await http.post(f"/letters/{document_id}/printed", auth=worker_auth("bss-2", ["business_support"]))
         after = (await http.get("/letters/print-queue", params={"person_id": person_id})).json()
-        unknown = await http.post(f"/letters/{uuid.uuid4()}/printed", headers={"X-Worker-Id": "bss-1"})
+        unknown = await http.post(f"/letters/{uuid.uuid4()}/printed", auth=BSS_1)
         listed = (await http.get(f"/people/{person_id}/documents")).json()
     [waiting] = queue  # other tests' letters may fill the first page of the whole queue
     assert [q["queued_at"] for q in oldest] == sorted(q["queued_at"] for q in oldest)
     assert (waiting["person_id"], waiting["message_id"], waiting["template"], waiting["printed_at"]) == (
         person_id, sent.data["message_id"], "pwt_waiting_list", None)
     assert waiting["pdf"] == f"/documents/{document_id}.pdf"
-    assert anonymous.status_code == 422 and "X-Worker-Id" in anonymous.json()["detail"]
+    assert as_service.status_code == 403 and "worker's act" in as_service.json()["detail"]
     assert printed.status_code == 200 and printed.json()["printed_by"] == "bss-1" and printed.json()["printed_at"]
     assert twice.status_code == 200 and twice.json()["printed_by"] == "bss-1"  # marking again changes nothing
     assert twice.json()["printed_at"] == printed.json()["printed_at"]
     assert after == []
     assert unknown.status_code == 404
     assert [d["printed_at"] for d in listed] == [printed.json()["printed_at"]]
+    audited = await db.fetch("SELECT actor_id, actor_roles, subject FROM documents.audit_log"
+                             " WHERE action = 'letter.marked_printed' AND object_id = $1", document_id)
+    assert [tuple(r) for r in audited] == [("worker:bss-1", ["business_support"], person_id)]
 
 
 async def test_R_T4_a_letter_whose_template_has_no_letter_is_dead_lettered_not_dropped(documents_pool, documents):

@@ -14,7 +14,7 @@ import httpx
 
 from shared import topics
 from shared.envelope import Envelope, new_message
-from shared.testing import EventLog, Seen, poll_until, publish
+from shared.testing import EventLog, Seen, poll_until, publish, service_auth
 from tests.allocation_harness import Staff, referral_seen, tray_args
 from tests.factories import canary, referral_message, unique_referral
 from tests.workflow_harness import SCREENING, new_case
@@ -56,7 +56,7 @@ def _told(requested_id: str, recipient: str):
 
 
 async def _messages_of(notifications: Any, person_id: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=notifications.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=notifications.url) as http:
         return (await http.get(f"/people/{person_id}/messages")).json()
 
 
@@ -219,7 +219,7 @@ async def test_R_T4_a_tray_message_read_before_the_referral_still_tells_the_refe
     has not heard of yet is read from referrals (GET /people/{id}/referrer), told, and kept."""
     email, data, person_id = await _referred_by_email(infra, events, db)
     await db.execute("DELETE FROM notifications.referrers WHERE person_id = $1", person_id)  # as if not yet read
-    async with httpx.AsyncClient(base_url=referrals.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
         latest = (await http.get(f"/people/{person_id}/referrer")).json()
         nobody = await http.get(f"/people/{uuid.uuid4()}/referrer")
     assert (latest["referral_id"], latest["referrer"]["email"]) == (data["referral_id"], email)

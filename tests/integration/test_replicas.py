@@ -48,7 +48,15 @@ from shared import audit, topics
 from shared.envelope import new_message
 from shared.events.scheduler import TimerSet
 from shared.settings import Settings
-from shared.testing import BackgroundLoad, ServiceProcess, SigningProducer, TopicTail, create_database, poll_until
+from shared.testing import (
+    BackgroundLoad,
+    ServiceProcess,
+    SigningProducer,
+    TopicTail,
+    create_database,
+    poll_until,
+    service_auth,
+)
 from tests.factories import referral_message, unique_referral
 
 # starting and rolling several service processes on a shared 2-core machine outlasts the 300 s default
@@ -255,7 +263,7 @@ async def _stop(process: ServiceProcess) -> int:
 
 async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: Outcomes, bootstrap: str) -> float:
     """The three phases of the module docstring, every service at once; returns the 2-replica window length."""
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(auth=service_auth(), timeout=5) as http:
         began = time.monotonic()
         for s in services:
             s.start_second()

@@ -12,7 +12,7 @@ import httpx
 from services.allocation import domain
 from shared import topics
 from shared.envelope import new_message
-from shared.testing import EventLog, Seen, poll_until, publish
+from shared.testing import EventLog, Seen, poll_until, publish, service_auth
 from tests.allocation_harness import Staff, actor, referral, referral_seen, tray_args
 from tests.integration.test_future_work_commands import future_work_due_tomorrow
 from tests.workflow_harness import Commands, new_case
@@ -28,7 +28,7 @@ def _caused_by(seen: Seen, type_: str):
 
 
 async def _review_tray(allocation: Any, team: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=allocation.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         response = await http.get(f"/teams/{team}/review-tray")
     assert response.status_code == 200, response.text
     return response.json()["entries"]

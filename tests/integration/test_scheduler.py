@@ -22,7 +22,16 @@ from shared import topics
 from shared.envelope import Envelope, new_message
 from shared.events.scheduler import TimerCancel, TimerSet
 from shared.settings import Settings
-from shared.testing import EventLog, Seen, ServiceProcess, create_database, poll_until, publish, signed_as_sender
+from shared.testing import (
+    EventLog,
+    Seen,
+    ServiceProcess,
+    create_database,
+    poll_until,
+    publish,
+    service_auth,
+    signed_as_sender,
+)
 from tools import quarantine as quarantine_tool
 
 OWNER = "tests"
@@ -143,7 +152,7 @@ async def test_a_timer_fires_once_at_its_due_time(infra, scheduler, sdb, dues):
     assert parse_time(fired.data["due_at"]) == due_at
     lateness = (parse_time(fired.data["fired_at"]) - due_at).total_seconds()
     assert 0 <= lateness < 10.0  # never early, and because it fell due; how late is bench/timers.py's figure
-    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
         assert (await http.get(f"/timers/{first.data['key']}")).status_code == 404
 
 
@@ -167,7 +176,7 @@ async def test_setting_a_key_again_moves_the_timer_later_and_it_fires_when_the_c
                timer_set(marker, now + timedelta(seconds=1.5), subject="p-2"))
     await dues.wait_for(due_for(marker), timeout=15)
     assert dues.matching(due_for(key)) == []
-    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
         pending = (await http.get(f"/timers/{key}")).json()
     assert parse_time(pending["due_at"]) == later
     assert pending["generation"] == 2 and pending["set_by"] == str(moved.id)
@@ -275,7 +284,7 @@ async def test_a_stored_timer_that_cannot_fire_is_set_aside_and_the_others_fire(
     assert kept["kind"] == "timer" and kept["resolved_at"] is None
     assert json.loads(kept["value"])["key"] == f"{run}-poison"
     assert await sdb.fetchval("SELECT count(*) FROM timers WHERE key = $1", f"{run}-poison") == 0
-    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
         assert (await http.get("/readyz")).status_code == 200
         text = (await http.get("/metrics")).text
     assert 'tessera_dead_letters_total{job="fire-due",service="scheduler"}' in text
@@ -294,12 +303,12 @@ async def test_a_firing_job_that_keeps_failing_shows_on_readyz(infra, scheduler,
     and 200 again once it fires."""
     await sdb.execute("ALTER TABLE timers RENAME TO timers_away")
     try:
-        async with httpx.AsyncClient(base_url=scheduler.url) as http:
+        async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
             failing = await _wait_for_readyz(http, 503)
         assert failing["failing_jobs"]["fire-due"]["error"] == "UndefinedTableError"
     finally:
         await sdb.execute("ALTER TABLE timers_away RENAME TO timers")
-    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
         assert (await _wait_for_readyz(http, 200)) == {"ready": True}
     key = f"{run_id()}-after-recovery"
     await send(infra, timer_set(key, await clock_now(sdb), subject="p-8"))
@@ -324,7 +333,7 @@ async def test_operators_can_read_pending_timers(infra, scheduler, sdb, dues):
     await send(infra, *[timer_set(f"{run}/t{i}", now + timedelta(days=10 + i), subject="p-5", owner=owner)
                         for i in range(3)])
     await poll_until(lambda: sdb.fetchval("SELECT count(*) = 3 FROM timers WHERE owner = $1", owner), 15, "timers set")
-    async with httpx.AsyncClient(base_url=scheduler.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
         one = (await http.get(f"/timers/{run}/t1")).json()
         listed = (await http.get("/timers", params={"owner": owner,
                                                     "due_before": (now + timedelta(days=11.5)).isoformat()})).json()
@@ -438,7 +447,7 @@ async def _all_keys(log: EventLog, keys: set[str], timeout: float) -> None:
 
 async def _fired_count(process: ServiceProcess) -> int:
     """How many timers this process fired: the count of its lateness histogram."""
-    async with httpx.AsyncClient(base_url=process.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=process.url) as http:
         text = (await http.get("/metrics")).text
     for line in text.splitlines():
         if line.startswith("tessera_timer_lateness_seconds_count"):

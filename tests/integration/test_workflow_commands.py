@@ -6,7 +6,7 @@ import httpx
 
 from shared import topics
 from shared.envelope import new_message
-from shared.testing import EventLog
+from shared.testing import EventLog, service_auth
 from tests.workflow_harness import (
     MONITORING,
     SCREENING,
@@ -33,7 +33,7 @@ async def started_screening(infra, events, commands: Commands, p: Personas) -> t
 async def test_R_W2_R_W5_first_step_prepopulated_started_saved_with_history(infra, workflow, events, commands):
     p = personas()
     person_id, step_id = await new_case(infra, events)
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         hub = (await http.get("/teams/wellbeing-service-hub/work")).json()
         assert step_id in [s["step_id"] for s in hub["incoming"]]
         started = (await commands.send("step.start", p.hub, key=person_id, step_id=step_id, expected_version=1)).ok()
@@ -109,7 +109,7 @@ async def test_R_W4_finish_rejected_with_every_missing_field_and_no_next_action(
     missing = {r["field"] for r in outcome.reasons if r["code"] == "missing_field"}
     assert {"referral_date", "referral_source", "eligible_for_wellbeing_service"} <= missing
     assert "no_next_action" in {r["code"] for r in outcome.reasons}
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         blockers = (await http.get(f"/steps/{step_id}/blockers")).json()
     assert blockers["can_finish"] is False
     assert {b.get("field") for b in blockers["blockers"]} >= missing
@@ -144,7 +144,7 @@ async def test_R_NA3_finish_creates_the_next_step_as_incoming_work_with_provenan
         TRIAGE, "incoming", {"kind": "team", "id": "wellbeing-service-hub"})
     assert created["provenance"]["from_step_id"] == step_id
     assert created["provenance"]["action"] == TRIAGE and created["provenance"]["pack_version"] == 1
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         step = (await http.get(f"/steps/{created['step_id']}")).json()
         steps = (await http.get(f"/people/{person_id}/steps")).json()
     assert step["values"]["first_name"].startswith("Testfirst")
@@ -196,7 +196,7 @@ async def test_R_RQ2_open_request_blocks_finish_until_the_recipient_completes_it
     done = (await commands.send("request.complete", p.ta, key=person_id, request_id=request["request_id"],
                                 note="Visited")).ok()
     assert done.types == ["request.completed"]
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         blockers = (await http.get(f"/steps/{step_id}/blockers")).json()
         assert blockers == {"can_finish": True, "blockers": [], "warnings": []}
         step = (await http.get(f"/steps/{step_id}")).json()
@@ -210,7 +210,7 @@ async def test_R_RQ4_returned_step_shows_in_incomplete_work_with_the_note(infra,
     wrong = await commands.send("step.return", p.hub, key=person_id, step_id=step_id, note="No")
     assert wrong.rejection["code"] == "role"
     (await commands.send("step.return", p.so, key=person_id, step_id=step_id, note="Check the consent")).ok()
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         work = (await http.get(f"/workers/{p.hub['worker_id']}/work")).json()
     [item] = work["incomplete"]
     assert (item["state"], item["return_note"]) == ("returned", "Check the consent")
@@ -255,7 +255,7 @@ async def test_issue_20_a_partial_save_keeps_untouched_fields_and_history_says_w
     assert event["changed_fields"] == ["screening_rationale"]
     assert "Lives alone" not in str(event)
     assert saved.seen[0].body["dataschema"] == "step.saved/2"  # additive: v1 readers ignore the new field
-    async with httpx.AsyncClient(base_url=workflow.url) as http:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         step = (await http.get(f"/steps/{step_id}")).json()
     assert {k: step["values"].get(k) for k in (*first, "screening_rationale")} == {
         **first, "screening_rationale": "Lives alone"}

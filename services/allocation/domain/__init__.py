@@ -15,7 +15,6 @@ from services.allocation.domain.allocation import (
 )
 from services.allocation.domain.model import (
     ALLOCATING_ROLES,
-    CROSS_TEAM_ROLES,
     LONDON,
     OWNER,
     REVIEW_TRAY_ROLES,
@@ -78,7 +77,7 @@ from services.allocation.domain.trays import (
     tray_remove,
     tray_review,
 )
-from shared.actor import Actor
+from shared.actor import CROSS_TEAM_ROLES, Actor
 
 __all__ = [
     "Actor",

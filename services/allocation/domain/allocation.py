@@ -4,7 +4,6 @@ from typing import Any
 
 from services.allocation.domain.model import (
     ALLOCATING_ROLES,
-    CROSS_TEAM_ROLES,
     LONDON,
     Case,
     Context,
@@ -19,7 +18,7 @@ from services.allocation.domain.model import (
 from services.allocation.domain.relationships import ended_worker_relationship, new_worker_relationship
 from services.allocation.domain.review_trays import remove_from_review_tray
 from services.allocation.domain.trays import remove_from_tray
-from shared.actor import Actor
+from shared.actor import CROSS_TEAM_ROLES, Actor
 from shared.commands import allocation as cmd
 from shared.commands.base import Reason
 from shared.events.allocation import (

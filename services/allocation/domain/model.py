@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from shared.actor import Actor
+from shared.actor import MANAGER_ROLES, Actor
 from shared.commands.base import Reason
 from shared.events.allocation import Level
 
@@ -20,10 +20,7 @@ Rag = Literal["red", "amber", "green"]
 LONDON = ZoneInfo("Europe/London")
 TRAY_ROLES = frozenset({"team_manager", "team_leader"})
 REVIEW_TRAY_ROLES = frozenset({"team_manager", "team_leader", "assistant_team_manager"})
-ALLOCATING_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader", "senior_officer",
-                              "head_of_service"})
-# managers above the teams: they allocate to any team (a team's own managers only to theirs)
-CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
+ALLOCATING_ROLES = MANAGER_ROLES  # managers above the teams (CROSS_TEAM_ROLES) allocate to any team
 OWNER = "allocation"
 
 

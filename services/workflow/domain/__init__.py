@@ -11,7 +11,6 @@ reads the same for handlers, stores, queries and tests.
 """
 
 from services.workflow.domain.access import (
-    MANAGER_ROLES,
     authorise_problems,
     may_work,
     own_work,
@@ -117,7 +116,7 @@ from services.workflow.domain.timers import (
     timer_key,
     timers_of_new_step,
 )
-from shared.actor import Actor
+from shared.actor import MANAGER_ROLES, Actor
 
 __all__ = [
     "Actor",

@@ -9,10 +9,6 @@ from services.workflow.pack import StepDefinition
 from shared.actor import Actor
 from shared.commands.base import Reason
 
-MANAGER_ROLES = frozenset(
-    {"senior_officer", "team_manager", "assistant_team_manager", "team_leader", "head_of_service"}
-)
-
 
 def is_assignee(step: Step, actor: Actor) -> bool:
     if step.assignee_kind == "worker":

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pydantic import BaseModel
 
 from services.workflow.domain.access import (
-    MANAGER_ROLES,
     authorise_problems,
     may_work,
     not_assignee,
@@ -46,6 +45,7 @@ from services.workflow.domain.next_actions import assignee_of, create_from_actio
 from services.workflow.domain.reviews import twr_limit, twr_limited
 from services.workflow.domain.timers import step_timer_keys, timers_of_new_step
 from services.workflow.pack import StepDefinition
+from shared.actor import MANAGER_ROLES
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason
 from shared.events.workflow import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.workflow.domain.access import MANAGER_ROLES, is_assignee, may_work, not_assignee, state_problems
+from services.workflow.domain.access import is_assignee, may_work, not_assignee, state_problems
 from services.workflow.domain.forms import fill_system_columns, is_empty, prepopulated, save_problems
 from services.workflow.domain.generated_values import budget_problems, budget_values, system_values, with_system
 from services.workflow.domain.model import (
@@ -23,6 +23,7 @@ from services.workflow.domain.model import (
 )
 from services.workflow.domain.timers import FUTURE_WORK_TIMER, renewal_timer, timer_key
 from services.workflow.pack import StepDefinition
+from shared.actor import MANAGER_ROLES
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason
 from shared.events.workflow import StepAssigned, StepFormAdded, StepPrepopulatedRefreshed, StepSaved, StepStarted

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from services.workflow.domain.access import MANAGER_ROLES, is_assignee
+from services.workflow.domain.access import is_assignee
 from services.workflow.domain.dates import london_date, next_renewal_date, start_of_day
 from services.workflow.domain.model import (
     OPEN_STATES,
@@ -24,6 +24,7 @@ from services.workflow.domain.model import (
     reason,
 )
 from services.workflow.pack import StepDefinition
+from shared.actor import MANAGER_ROLES
 from shared.commands import workflow as cmd
 from shared.events.workflow import StepDue, StepRenewalDue, StepRescheduled
 

@@ -1,0 +1,218 @@
+"""Who reads: every read endpoint of every service needs `Authorization: Bearer <token>` (docs/architecture.md
+"Trust", docs/contracts.md "Reading a service").
+
+A token is a compact JWS signed with the reading component's own key (the same keys that sign messages), with
+audience `tessera/read` and a short life. A service reads as itself: it may read any record, as it does to do its
+job. The desk reads on behalf of the signed-in worker: its token carries the worker (`actor`) and, once the desk
+has found why the worker may open a person's record (a relationship, their work, a recorded break-glass reason),
+a grant for that one person. A worker's token reads only their own work, their own teams' work and the people it
+holds a grant for; managers above teams read any. Probes and /metrics stay open.
+"""
+
+import contextlib
+import contextvars
+import json
+import re
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import HTTPException, Request
+from joserfc import jws
+
+from shared.actor import MANAGER_ROLES, above_teams
+from shared.signing import ALGORITHM, CLOCK_LEEWAY_SECONDS, MAX_LIFETIME_SECONDS, Signer, Unauthenticated, Verifier
+
+AUDIENCE = "tessera/read"
+LIFETIME_SECONDS = 120
+BEARER = "Bearer "
+WORKER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Why a worker may open one person's record, as the desk found it."""
+
+    person_id: str
+    grounds: str  # "relationship" or "recorded reason"
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who a verified token says is reading."""
+
+    producer: str
+    actor: Mapping[str, Any] | None = None
+    grant: Grant | None = None
+
+    @property
+    def is_service(self) -> bool:
+        return self.actor is None
+
+    @property
+    def worker_id(self) -> str:
+        return str(self.actor["worker_id"]) if self.actor else ""
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(self.actor.get("roles", ())) if self.actor else frozenset()
+
+    @property
+    def team_ids(self) -> frozenset[str]:
+        return frozenset(self.actor.get("team_ids", ())) if self.actor else frozenset()
+
+
+def mint(signer: Signer, *, actor: Mapping[str, Any] | None = None, grant: Grant | None = None,
+         lifetime_seconds: int = LIFETIME_SECONDS, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {"iss": signer.issuer, "aud": AUDIENCE, "iat": issued, "exp": issued + lifetime_seconds}
+    if actor is not None:
+        claims["actor"] = dict(actor)
+    if grant is not None:
+        claims["person"] = {"id": grant.person_id, "grounds": grant.grounds}
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    return jws.serialize_compact({"alg": ALGORITHM, "kid": signer.kid}, payload, signer.key, algorithms=[ALGORITHM])
+
+
+def verify(verifier: Verifier, token: str, now: float | None = None) -> Reader:
+    """The reader a token proves; Unauthenticated naming what failed."""
+    claims, producer = verifier.claims_of(token)
+    if claims.get("aud") != AUDIENCE:
+        raise Unauthenticated(f"not a read token (audience is not {AUDIENCE})")
+    _check_fresh(claims, time.time() if now is None else now)
+    actor = claims.get("actor")
+    if actor is not None and not _is_actor(actor):
+        raise Unauthenticated("actor: not a worker with roles and teams")
+    return Reader(producer, actor, _grant_of(claims.get("person")))
+
+
+def _check_fresh(claims: Mapping[str, Any], now: float) -> None:
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not all(isinstance(t, int) and not isinstance(t, bool) for t in (issued, expires)):
+        raise Unauthenticated("token without iat and exp")
+    assert isinstance(issued, int) and isinstance(expires, int)
+    if expires - issued > MAX_LIFETIME_SECONDS:
+        raise Unauthenticated(f"token lives longer than {MAX_LIFETIME_SECONDS} s")
+    if now < issued - CLOCK_LEEWAY_SECONDS:
+        raise Unauthenticated("token issued in the future")
+    if now > expires + CLOCK_LEEWAY_SECONDS:
+        raise Unauthenticated("token expired")
+
+
+def _is_actor(actor: Any) -> bool:
+    return (isinstance(actor, dict) and isinstance(actor.get("worker_id"), str)
+            and WORKER_ID.match(actor["worker_id"]) is not None
+            and all(isinstance(actor.get(k), list) and all(isinstance(v, str) for v in actor[k])
+                    for k in ("roles", "team_ids")))
+
+
+def _grant_of(person: Any) -> Grant | None:
+    if person is None:
+        return None
+    if not (isinstance(person, dict) and isinstance(person.get("id"), str) and isinstance(person.get("grounds"), str)):
+        raise Unauthenticated("person: not a grant for one person")
+    return Grant(person["id"], person["grounds"])
+
+
+# --- the services' side -------------------------------------------------------------------------------
+
+
+def reader_of(request: Request) -> Reader:
+    reader = getattr(request.state, "reader", None)
+    assert isinstance(reader, Reader), "the read routes are mounted with `require_reader`"
+    return reader
+
+
+def require_reader(request: Request) -> None:
+    """A FastAPI dependency of every read router: 401 without a valid token, 403 outside the worker's scope."""
+    header = request.headers.get("authorization", "")
+    if not header.startswith(BEARER):
+        raise _unauthorised("a bearer token is required (Authorization: Bearer …)")
+    try:
+        reader = verify(request.app.state.runtime.verifier, header.removeprefix(BEARER).strip())
+    except Unauthenticated as exc:
+        raise _unauthorised(f"bearer token refused: {exc.reason}") from None
+    request.state.reader = reader
+    params = request.path_params
+    if "team_id" in params:
+        require_team(reader, str(params["team_id"]))
+    if "worker_id" in params:
+        require_worker(reader, str(params["worker_id"]))
+    if "person_id" in params:
+        require_person(reader, str(params["person_id"]))
+
+
+def require_team(reader: Reader, team_id: str) -> None:
+    if reader.is_service or team_id in reader.team_ids or above_teams(reader.roles):
+        return
+    raise HTTPException(403, f"worker {reader.worker_id} is not a member of team {team_id}")
+
+
+def require_worker(reader: Reader, worker_id: str) -> None:
+    if reader.is_service or worker_id == reader.worker_id or reader.roles & MANAGER_ROLES:
+        return
+    raise HTTPException(403, f"worker {reader.worker_id} may read only their own work")
+
+
+def require_person(reader: Reader, person_id: str) -> None:
+    """A worker reads a person's record only with the desk's grant for that person (or from above teams)."""
+    if reader.is_service or above_teams(reader.roles):
+        return
+    if reader.grant is not None and reader.grant.person_id == person_id:
+        return
+    raise HTTPException(403, f"worker {reader.worker_id} has no grant for person {person_id}: open the record in"
+                             " the desk, which checks the relationship or records a reason")
+
+
+def require_person_of(request: Request, person_id: object) -> None:
+    """For a read keyed by something else (a step, a document): the person it belongs to, once loaded."""
+    require_person(reader_of(request), str(person_id))
+
+
+def _unauthorised(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="tessera"'})
+
+
+# --- the readers' side ----------------------------------------------------------------------------------
+
+_acting: contextvars.ContextVar[tuple[Mapping[str, Any] | None, Grant | None]] = contextvars.ContextVar(
+    "tessera_reading_as", default=(None, None))
+
+
+@contextlib.contextmanager
+def reading_as(actor: Mapping[str, Any] | None, grant: Grant | None = None) -> Iterator[None]:
+    """Reads made inside carry `actor` (and the person grant); the desk sets it per request."""
+    token = _acting.set((actor, grant))
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+_own_signer: Signer | None = None
+
+
+def sign_reads_with(signer: Signer) -> None:
+    """This process's key for its reads of other services: set once its keys are loaded."""
+    global _own_signer
+    _own_signer = signer
+
+
+class BearerAuth(httpx.Auth):
+    """Mints a fresh token for each request, as this component, on behalf of the current worker if any (or of
+    `actor` always, for a client that reads as one worker)."""
+
+    def __init__(self, signer: Callable[[], Signer | None] = lambda: _own_signer, *,
+                 actor: Mapping[str, Any] | None = None, grant: Grant | None = None) -> None:
+        self._signer = signer
+        self._fixed = (actor, grant) if actor is not None else None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        signer = self._signer()
+        if signer is not None:
+            actor, grant = self._fixed or _acting.get()
+            request.headers["Authorization"] = BEARER + mint(signer, actor=actor, grant=grant)
+        yield request
+

@@ -1,0 +1,99 @@
+"""Issue #21 §3: what a read token proves and what the services refuse (shared/bearer.py), without a network.
+
+Through the real services: tests/integration/test_read_tokens.py.
+"""
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi import HTTPException
+
+from shared import bearer, signing
+from tessera import signer as cli
+
+SW = {"worker_id": "sw-1", "roles": ["social_worker"], "team_ids": ["t1"]}
+PERSON = str(uuid.uuid4())
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("keys") / "keys"
+    signing.make_keys(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def verifier(keys: Path) -> signing.Verifier:
+    return signing.load_verifier(keys)
+
+
+def refusal(verifier: signing.Verifier, token: str, now: float | None = None) -> str:
+    with pytest.raises(signing.Unauthenticated) as refused:
+        bearer.verify(verifier, token, now)
+    return refused.value.reason
+
+
+def test_a_desk_token_proves_the_worker_and_the_one_person_granted(keys, verifier):
+    token = bearer.mint(signing.load_signer(keys, "web"), actor=SW, grant=bearer.Grant(PERSON, "relationship"))
+    reader = bearer.verify(verifier, token)
+    assert (reader.producer, reader.worker_id, reader.team_ids, reader.grant) == (
+        "tessera/web", "sw-1", frozenset({"t1"}), bearer.Grant(PERSON, "relationship"))
+    bearer.require_person(reader, PERSON)
+    bearer.require_team(reader, "t1")
+    bearer.require_worker(reader, "sw-1")
+    for check, other in ((bearer.require_person, str(uuid.uuid4())), (bearer.require_team, "t2"),
+                         (bearer.require_worker, "sw-2")):
+        with pytest.raises(HTTPException) as refused:
+            check(reader, other)
+        assert refused.value.status_code == 403 and "sw-1" in refused.value.detail
+
+
+def test_a_service_token_reads_any_record(keys, verifier):
+    reader = bearer.verify(verifier, bearer.mint(signing.load_signer(keys, "allocation")))
+    assert reader.is_service and reader.producer == "tessera/allocation"
+    bearer.require_person(reader, PERSON)
+    bearer.require_team(reader, "any-team")
+
+
+def test_R_A3_a_manager_above_teams_reads_any_team_and_person_a_team_manager_any_workers_work(keys, verifier):
+    web = signing.load_signer(keys, "web")
+    hos = bearer.verify(verifier, bearer.mint(web, actor={"worker_id": "hos", "roles": ["head_of_service"],
+                                                           "team_ids": []}))
+    bearer.require_person(hos, PERSON)
+    bearer.require_team(hos, "t9")
+    tm = bearer.verify(verifier, bearer.mint(web, actor={**SW, "worker_id": "tm", "roles": ["team_manager"]}))
+    bearer.require_worker(tm, "sw-1")
+    with pytest.raises(HTTPException):
+        bearer.require_team(tm, "t9")
+
+
+def test_expired_long_lived_future_and_misaddressed_tokens_are_refused(keys, verifier):
+    web = signing.load_signer(keys, "web")
+    now = time.time()
+    assert refusal(verifier, bearer.mint(web, actor=SW, now=now - 1000), now) == "token expired"
+    assert refusal(verifier, bearer.mint(web, actor=SW, now=now + 1000), now) == "token issued in the future"
+    assert "longer than" in refusal(verifier, bearer.mint(web, actor=SW, lifetime_seconds=3600))
+    message_signature = web.signature({"id": "x", "type": "t", "data": {}})
+    assert "not a read token" in refusal(verifier, message_signature)
+    assert refusal(verifier, "not.a.token") == "signature: not a compact JWS"
+
+
+def test_an_actor_that_is_not_a_worker_is_refused(keys, verifier):
+    web = signing.load_signer(keys, "web")
+    for actor in ({"worker_id": "", "roles": [], "team_ids": []}, {"worker_id": "w\n1", "roles": [], "team_ids": []},
+                  {"worker_id": "w1", "roles": "head_of_service", "team_ids": []}, {"worker_id": "w1"}):
+        assert refusal(verifier, bearer.mint(web, actor=actor)).startswith("actor:")
+
+
+def test_read_token_tool_makes_a_worker_token_with_development_keys_only(keys, verifier, tmp_path):
+    token = cli.read_token(keys, "web", cli.actor_of("sw-1", "social_worker", "t1"), PERSON, 300)
+    reader = bearer.verify(verifier, token)
+    assert (reader.worker_id, reader.grant.person_id if reader.grant else None) == ("sw-1", PERSON)
+    production = tmp_path / "production"
+    signing.make_keys(production, development=False)
+    with pytest.raises(cli.NotDevelopment):
+        cli.read_token(production, "web", None, None, 300)
+    with pytest.raises(ValueError):
+        cli.read_token(keys, "web", None, PERSON, 300)  # a grant is for a worker
