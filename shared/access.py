@@ -8,6 +8,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from shared.actor import MANAGER_ROLES, above_teams
 from shared.readers import ServiceReader, Unavailable
 
 OPEN_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation", "future"})
@@ -21,18 +22,24 @@ def _mine(target: Mapping[str, Any] | None, worker_id: str, team_ids: frozenset[
 
 
 def why_allowed(
-    *, worker_id: str, team_ids: Iterable[str], person_id: str,
+    *, worker_id: str, team_ids: Iterable[str], person_id: str, roles: Iterable[str] = (),
     steps: Iterable[Mapping[str, Any]] = (),
     relationships: Mapping[str, Any] | None = None,
     tray_person_ids: Iterable[str] = (),
     inbox: Iterable[Mapping[str, Any]] = (),
 ) -> str | None:
     """Why the worker may see the person, or None: then a recorded reason is needed (break-glass)."""
-    teams = frozenset(team_ids)
+    teams, roles = frozenset(team_ids), frozenset(roles)
+    if above_teams(roles):
+        return "a manager above teams"  # they allocate and assign for any team (R-A3)
     relationships = relationships or {}
     for rel in relationships.get("worker_relationships", []):
-        if rel.get("worker_id") == worker_id and rel.get("open", rel.get("end_date") is None):
+        if not rel.get("open", rel.get("end_date") is None):
+            continue
+        if rel.get("worker_id") == worker_id:
             return "allocated to you"
+        if rel.get("team_id") in teams and roles & MANAGER_ROLES:
+            return "allocated within the team you manage"  # issue #21 §6: access follows the work
     for step in steps:
         if step.get("state") in OPEN_STATES and _mine(step.get("assignee"), worker_id, teams):
             who = "your" if step["assignee"].get("kind") == "worker" else "your team's"
@@ -59,11 +66,13 @@ class RelationshipReader:
         self._allocation = allocation
         self._workflow = workflow
 
-    async def why_allowed(self, *, worker_id: str, team_ids: Iterable[str], person_id: str) -> str | None:
+    async def why_allowed(self, *, worker_id: str, team_ids: Iterable[str], person_id: str,
+                          roles: Iterable[str] = ()) -> str | None:
         teams = frozenset(team_ids)
         person = _q(person_id)
         relationships = await _read(self._allocation, "allocation", f"/people/{person}/relationships", dict)
-        why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id, relationships=relationships)
+        why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id, relationships=relationships,
+                          roles=roles)
         if why is None:
             steps = await _read(self._workflow, "workflow", f"/people/{person}/steps", list)
             why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id,

@@ -200,6 +200,23 @@ def sign_reads_with(signer: Signer) -> None:
     _own_signer = signer
 
 
+def act_for(actor: Mapping[str, Any]) -> None:
+    """From here on in this request, reads carry the signed-in worker (and no person yet)."""
+    _acting.set((actor, None))
+
+
+def grant(person_id: str, grounds: str) -> None:
+    """From here on in this request, the worker's reads carry a grant for one person: the desk found why."""
+    actor, _ = _acting.get()
+    if actor is not None:
+        _acting.set((actor, Grant(person_id, grounds)))
+
+
+def as_component() -> contextlib.AbstractContextManager[None]:
+    """Reads inside are the component's own: the desk's access check itself, names for a list of work."""
+    return reading_as(None)
+
+
 class BearerAuth(httpx.Auth):
     """Mints a fresh token for each request, as this component, on behalf of the current worker if any (or of
     `actor` always, for a client that reads as one worker)."""

@@ -196,7 +196,8 @@ async def _grant(pool: asyncpg.Pool, access: RelationshipReader, command: comman
         return Grant("no such record")  # the command itself is refused: not_found
     if command.access_reason:
         return Grant("a recorded reason", person_id, command.access_reason)
-    why = await access.why_allowed(worker_id=actor.worker_id, team_ids=actor.team_ids, person_id=str(person_id))
+    why = await access.why_allowed(worker_id=actor.worker_id, team_ids=actor.team_ids, person_id=str(person_id),
+                                   roles=actor.roles)
     if why is None:
         field = "relationship_id" if isinstance(command, commands.EndPersonRelationship) else "person_id"
         raise Refused([Reason(code="no_relationship", field=field, message=(

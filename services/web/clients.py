@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from shared import bearer
 from shared.readers import ServiceReader
 
 
@@ -166,7 +167,8 @@ class Readers:
                 return pid, f"{body.get('first_name', '')} {body.get('last_name', '')}".strip() or pid
             return pid, pid
 
-        return dict(await asyncio.gather(*(one(p) for p in ids)))
+        with bearer.as_component():  # a name beside an item of work the worker already sees
+            return dict(await asyncio.gather(*(one(p) for p in ids)))
 
     async def close(self) -> None:
         for reader in (self.referrals, self.workflow, self.allocation, self.notifications, self.documents):

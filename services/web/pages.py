@@ -19,6 +19,7 @@ from services.web import access, auth, chronology, forms, packs, store
 from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
+from shared import bearer
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -94,6 +95,7 @@ async def current_user(request: Request) -> User:
     user = await request.app.state.sessions.user(pool(request), request.cookies.get(auth.SESSION_COOKIE))
     if user is None:
         raise SignInRequired()
+    bearer.act_for(user.actor())  # the services see this worker in every read of this request
     return user
 
 
@@ -194,13 +196,23 @@ async def team_work(request: Request, team_id: str) -> HTMLResponse:
 
 async def why_allowed(request: Request, user: User, person_id: str,
                       steps: list[dict[str, Any]] | None = None) -> str | None:
-    """Why this user may open the record, or None; a recent recorded reason counts (break-glass)."""
+    """Why this user may open the record, or None; a recent recorded reason counts (break-glass). When there is
+    a why, the rest of the request reads the person with the grant it makes (shared/bearer.py)."""
+    with bearer.as_component():  # the check reads what the worker may not yet see
+        why = await _why_allowed(request, user, person_id, steps)
+    if why:
+        bearer.grant(person_id, "recorded reason" if why.startswith(RECORDED_REASON) else "relationship")
+    return why
+
+
+async def _why_allowed(request: Request, user: User, person_id: str,
+                       steps: list[dict[str, Any]] | None) -> str | None:
     r = readers(request)
     if steps is None:
         steps = await r.workflow.person_steps(person_id)
     relationships = await r.allocation.relationships(person_id)
     why = access.why_allowed(worker_id=user.user_id, team_ids=user.team_ids, person_id=person_id, steps=steps,
-                             relationships=relationships)
+                             relationships=relationships, roles=user.roles)
     if why:
         return why
     trays = await asyncio.gather(*(r.allocation.tray(t, limit=1000) for t in user.team_ids))
@@ -238,7 +250,8 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     user = await current_user(request)
     person_id = checked_uuid(person_id)
     r = readers(request)
-    steps = await r.workflow.person_steps(person_id)
+    with bearer.as_component():
+        steps = await r.workflow.person_steps(person_id)
     why = await why_allowed(request, user, person_id, steps)
     if why is None:
         raise NoAccess(person_id)

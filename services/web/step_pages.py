@@ -31,16 +31,19 @@ from services.web.pages import (
     target_of,
     why_allowed,
 )
+from shared import bearer
 
 router = APIRouter()
 
 
 async def _step(request: Request, user: User, step_id: str) -> dict[str, Any]:
-    step = await readers(request).workflow.step(checked_uuid(step_id))
+    with bearer.as_component():  # whose step it is decides whether the worker may read it
+        step = await readers(request).workflow.step(checked_uuid(step_id))
     if step is None:
         raise HTTPException(404, "no such step")
-    if not access.step_is_mine(step, user.user_id, user.team_ids) and \
-            await why_allowed(request, user, step["person_id"]) is None:
+    if access.step_is_mine(step, user.user_id, user.team_ids):
+        bearer.grant(step["person_id"], "relationship")
+    elif await why_allowed(request, user, step["person_id"]) is None:
         raise NoAccess(step["person_id"])
     return step
 

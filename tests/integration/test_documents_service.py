@@ -13,11 +13,11 @@ from pypdf import PdfReader
 
 from services.documents import handlers
 from services.documents.clients import StepReader
-from shared import db, topics
+from shared import bearer, db, topics
 from shared.broker import TRANSIENT
 from shared.envelope import new_message
 from shared.readers import Unavailable
-from shared.testing import EventLog, Seen, free_port, publish, service_auth, worker_auth
+from shared.testing import EventLog, Seen, free_port, publish, service_auth, signer_of, worker_auth
 from tests import pdf_samples
 from tests.workflow_harness import (
     SCREENING,
@@ -159,6 +159,7 @@ async def test_R_D1_workflow_unreachable_is_a_transient_failure_and_nothing_is_k
     assert await documents_pool.fetchval("SELECT count(*) FROM documents WHERE step_id = $1", step_id) == 0
     assert await documents_pool.fetchval("SELECT count(*) FROM inbox WHERE message_id = $1", envelope.id) == 0
     live = StepReader(workflow.url, 5.0)
+    bearer.sign_reads_with(signer_of("documents"))  # this process handles the message as the documents service
     try:
         assert await handlers.keep_finished_step(documents_pool, live, envelope) == "handled"
         assert await handlers.keep_finished_step(documents_pool, live, envelope) == "duplicate"

@@ -27,8 +27,6 @@ from shared import bearer, signing
 from shared.testing import ServiceProcess, service_auth, signer_of, worker_auth
 from tests.workflow_harness import new_case
 
-pytestmark = pytest.mark.integration
-
 ROUTERS = {
     "referrals": [referrals_queries.router], "workflow": [workflow_queries.router, brokerage.queries],
     "allocation": [allocation_queries.router], "notifications": [notifications_queries.router],

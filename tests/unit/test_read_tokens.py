@@ -3,10 +3,12 @@
 Through the real services: tests/integration/test_read_tokens.py.
 """
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import HTTPException
 
@@ -97,3 +99,34 @@ def test_read_token_tool_makes_a_worker_token_with_development_keys_only(keys, v
         cli.read_token(production, "web", None, None, 300)
     with pytest.raises(ValueError):
         cli.read_token(keys, "web", None, PERSON, 300)  # a grant is for a worker
+
+
+
+async def test_the_desks_reads_carry_the_signed_in_worker_and_the_grant_only_after_its_check(keys, verifier):
+    """The desk's HTTP client mints per request from the request's context (services/web/pages.py sets it);
+    another request's worker never leaks into the next."""
+    seen: list[bearer.Reader] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(bearer.verify(verifier, request.headers["authorization"].removeprefix("Bearer ")))
+        return httpx.Response(200, json={})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer),
+                             auth=bearer.BearerAuth(lambda: signing.load_signer(keys, "web")))
+
+    async def a_page_request() -> None:
+        bearer.act_for(SW)
+        await http.get("http://referrals/people")
+        with bearer.as_component():
+            await http.get("http://workflow/people/x/steps")
+        bearer.grant(PERSON, "relationship")
+        await http.get(f"http://referrals/people/{PERSON}")
+
+    async def another_request() -> None:
+        await http.get("http://referrals/people")
+
+    await asyncio.create_task(a_page_request())  # each request runs as its own task in the desk's server
+    await asyncio.create_task(another_request())
+    await http.aclose()
+    assert [(r.worker_id, r.grant) for r in seen] == [
+        ("sw-1", None), ("", None), ("sw-1", bearer.Grant(PERSON, "relationship")), ("", None)]

@@ -93,6 +93,20 @@ def test_a_worker_sees_people_they_are_allocated_to_or_whose_work_is_theirs_or_t
                                               "assignee": {"kind": "team", "id": "south"}}]) is None
 
 
+def test_issue_21_access_follows_the_work_to_the_managers_who_handed_it_out():
+    """R-A3: a team manager who allocated a case within their team, and a manager above teams, open the record
+    without a break-glass reason; a colleague in the team, or the manager of another team, still needs one."""
+    allocated = {"worker_relationships": [{"worker_id": "sw", "team_id": "north", "open": True}]}
+    person = {"person_id": "p1", "relationships": allocated}
+    assert access.why_allowed(worker_id="tm", team_ids=["north"], roles=["team_manager"], **person)
+    assert access.why_allowed(worker_id="so", team_ids=[], roles=["senior_officer"], person_id="p1")
+    assert access.why_allowed(worker_id="sw2", team_ids=["north"], roles=["social_worker"], **person) is None
+    assert access.why_allowed(worker_id="tm2", team_ids=["south"], roles=["team_manager"], **person) is None
+    ended = {"worker_relationships": [{"worker_id": "sw", "team_id": "north", "open": False}]}
+    assert access.why_allowed(worker_id="tm", team_ids=["north"], roles=["team_manager"], person_id="p1",
+                              relationships=ended) is None
+
+
 # --- #20 part 5: a save sends only what the person changed on the form as it was rendered ---------
 
 NEWER = {**STEP, "values": {**STEP["values"], "notes": "saved in another tab", "consent": True}}
