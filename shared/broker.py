@@ -10,8 +10,11 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared import audit, metrics, quarantine, topics
 from shared.envelope import Undecodable
@@ -32,9 +35,31 @@ BUG_RETRIES = 3
 FETCH_MAX_WAIT_MS = 20
 
 
+def kafka_security(settings: Settings) -> BaseSecurity | None:
+    """How this component connects to the broker: plain (embedded), TLS, or SASL/SCRAM with or without TLS."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol.endswith("SSL"):
+        context = create_ssl_context(cafile=settings.kafka_ssl_cafile and str(settings.kafka_ssl_cafile),
+                                     certfile=settings.kafka_ssl_certfile and str(settings.kafka_ssl_certfile),
+                                     keyfile=settings.kafka_ssl_keyfile and str(settings.kafka_ssl_keyfile))
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    scram = SASLScram512 if settings.kafka_sasl_mechanism == "SCRAM-SHA-512" else SASLScram256
+    return scram(settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value(),
+                 ssl_context=context, use_ssl=protocol == "SASL_SSL")
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """What every aiokafka client of this component needs to reach the broker (consumers and admin too)."""
+    return {"bootstrap_servers": settings.kafka_bootstrap_servers, **parse_security(kafka_security(settings))}
+
+
 def producer_options(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        **connection_options(settings),
         "acks": settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
         "enable_idempotence": settings.kafka_enable_idempotence,
         "client_id": f"tessera-{settings.service_name}",
@@ -58,12 +83,14 @@ class ConcurrentStartBroker(KafkaBroker):
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
-    options = producer_options(settings)
     return ConcurrentStartBroker(
-        options.pop("bootstrap_servers"),
+        settings.kafka_bootstrap_servers,
         middlewares=[DeadLetterMiddleware, SignatureMiddleware, audit.CauseMiddleware],
         logger=logging.getLogger(f"tessera.{settings.service_name}.broker"),
-        **options,
+        security=kafka_security(settings),
+        acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
+        enable_idempotence=settings.kafka_enable_idempotence,
+        client_id=f"tessera-{settings.service_name}",
     )
 
 
@@ -86,7 +113,7 @@ def subscriber(router: KafkaRouter, service: str, topic: str) -> Any:
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
     """Create the topics (and their .dlq) with the configured partitions; existing ones are kept."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -111,8 +138,7 @@ class BrokerLogWatch:
 
     async def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap_servers,
-                                        enable_auto_commit=False,
+            consumer = AIOKafkaConsumer(**connection_options(self._settings), enable_auto_commit=False,
                                         client_id=f"tessera-{self._settings.service_name}-outbox-watch")
             await consumer.start()
             self._consumer = consumer

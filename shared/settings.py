@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 HTTP_PORTS = {
@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     # Static membership (KIP-345): a stable name per replica (a StatefulSet pod name) lets a restarted
     # replica take its partitions back at once instead of waiting out the old session. Empty: dynamic.
     kafka_group_instance_id: str = ""
+    # Transport to Apache Kafka (issue #21 §4): SASL (SCRAM) names this component to the broker's ACLs, TLS
+    # verifies the broker against KAFKA_SSL_CAFILE (the system's CAs when unset). The embedded broker: PLAINTEXT.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
     topic_partitions: int = 4
     topic_replication_factor: int = 1
     database_url: str = "postgresql://postgres@localhost/postgres"
@@ -58,6 +67,16 @@ class Settings(BaseSettings):
     # this component's private key (<service>.pem) and the public keys it trusts (trusted.json): shared/signing.py
     signing_keys_dir: Path | None = None
     signature_lifetime_seconds: int = Field(default=300, ge=10, le=900)
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> "Settings":
+        if self.kafka_security_protocol.startswith("SASL") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()):
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME and"
+                             " KAFKA_SASL_PASSWORD (this component's principal on the broker)")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (a client certificate and its key)")
+        return self
 
     @model_validator(mode="after")
     def _inbox_outlives_outbox(self) -> "Settings":

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import topics
-from shared.broker import producer_options
+from shared.broker import connection_options, producer_options
 from shared.settings import Settings
 
 
@@ -73,7 +73,7 @@ async def redrive(topic: str, selection: Selection = Selection(), *, dry_run: bo
     """Re-publish the selected dead letters of `topic`; with dry_run, only say what would be re-driven."""
     settings = settings or Settings(service_name="redrive")
     dlq = topics.dlq(topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False,
                                 max_partition_fetch_bytes=4_000_000)
     producer = AIOKafkaProducer(**producer_options(settings), max_request_size=4_000_000)
     await consumer.start()

@@ -16,7 +16,8 @@ outbound = handlers.Outbound(
     email=EmailSender(
         settings.smtp_host, settings.smtp_port, settings.smtp_from, timeout=settings.smtp_timeout_seconds,
         starttls=settings.smtp_starttls, username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None),
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        cafile=settings.smtp_cafile),
     sms=LogSmsProvider(),
     teams=domain.TeamDirectory.from_mapping(yaml.safe_load(settings.teams_file.read_text()) or {}),
     request_due_days=settings.request_due_days,

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import smtplib
+import ssl
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -24,10 +25,15 @@ class EmailSender:
     """Email over real SMTP (the stdlib client in a thread); the embedded default is the local catcher."""
 
     def __init__(self, host: str, port: int, sender: str, *, timeout: float = 10.0, starttls: bool = False,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None, cafile: str | None = None) -> None:
         self._host, self._port, self._sender = host, port, sender
         self._timeout, self._starttls = timeout, starttls
         self._username, self._password = username, password
+        self._cafile = cafile
+
+    def tls_context(self) -> ssl.SSLContext:
+        """STARTTLS verifies the server's certificate and name (smtplib's own default checks neither)."""
+        return ssl.create_default_context(cafile=self._cafile)
 
     async def send(self, message_id: str, to: str, subject: str, body: str) -> str:
         """Hand the mail to the SMTP server; returns its Message-ID. SendFailed if it was not accepted."""
@@ -47,7 +53,7 @@ class EmailSender:
         try:
             with smtplib.SMTP(self._host, self._port, timeout=self._timeout) as smtp:
                 if self._starttls:
-                    smtp.starttls()
+                    smtp.starttls(context=self.tls_context())
                 if self._username:
                     smtp.login(self._username, self._password or "")
                 smtp.send_message(mail)

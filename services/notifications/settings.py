@@ -17,6 +17,8 @@ class NotificationsSettings(Settings):
     smtp_port: int = 1025
     smtp_from: str = "Tessera <no-reply@tessera.invalid>"
     smtp_starttls: bool = False
+    # the CA that signed the SMTP server's certificate; unset: the system's CAs (the certificate is always verified)
+    smtp_cafile: str | None = None
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = 10.0

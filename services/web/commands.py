@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import topics
-from shared.broker import FETCH_MAX_WAIT_MS
+from shared.broker import FETCH_MAX_WAIT_MS, connection_options
 from shared.commands import allocation, referrals, workflow
 from shared.commands.base import Command, Refused, parse_command
 from shared.envelope import new_message
@@ -95,8 +95,8 @@ class CommandBus:
         self.listening = asyncio.Event()
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._settings.kafka_bootstrap_servers,
-                                          enable_auto_commit=False, fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        self._consumer = AIOKafkaConsumer(**connection_options(self._settings), enable_auto_commit=False,
+                                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                                           client_id=f"tessera-{self._settings.service_name}-outcomes")
         await self._consumer.start()
         partitions = [TopicPartition(t, p) for t in ANSWERS

@@ -92,3 +92,50 @@ def test_two_replicas_each_with_a_budget_that_keeps_one():
     for name, deployment in _of("Deployment").items():
         assert deployment["spec"]["replicas"] == 2, name
         assert _of("PodDisruptionBudget")[name]["spec"]["minAvailable"] == 1, name
+
+
+# --- issue #21 §4: transport and network -----------------------------------------------------------------
+
+# who reads whom over HTTP: the *_URL settings each component's app hands to its readers
+READS = {"web": {"referrals", "workflow", "allocation", "notifications", "documents"},
+         "referrals": {"allocation", "workflow"}, "workflow": {"referrals"},
+         "allocation": {"referrals", "workflow"}, "notifications": {"referrals"},
+         "documents": {"referrals", "workflow"}, "scheduler": set()}
+
+
+def _reads_of_code(name: str) -> set[str]:
+    app = (Path(__file__).resolve().parents[2] / "services" / name / "app.py").read_text()
+    return {target for target in SERVICES if f"settings.{target}_url" in app}
+
+
+def test_the_reads_table_is_what_the_code_reads():
+    assert {name: _reads_of_code(name) for name in SERVICES} == READS
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_pod_accepts_its_port_only_from_who_reads_it_monitoring_and_for_the_desk_the_ingress(name):
+    policies = _of("NetworkPolicy")
+    deny = policies["tessera-default-deny"]["spec"]
+    assert deny["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "tessera"}}
+    assert deny["policyTypes"] == ["Ingress"] and "ingress" not in deny  # nothing, unless a policy below says so
+    [rule] = policies[f"{name}-ingress"]["spec"]["ingress"]
+    assert rule["ports"] == [{"port": HTTP_PORTS[name], "protocol": "TCP"}]
+    pods = {p["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for p in rule["from"] if "podSelector" in p}
+    namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                  for p in rule["from"] if "namespaceSelector" in p}
+    assert all(p.keys() <= {"podSelector", "namespaceSelector"} and p for p in rule["from"])  # no open "from"
+    assert pods == {reader for reader, targets in READS.items() if name in targets}
+    assert namespaces == ({"monitoring", "ingress-nginx"} if name == "web" else {"monitoring"})
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_component_is_its_own_principal_on_kafka_over_tls(name):
+    data = _of("ConfigMap")["tessera-config"]["data"]
+    assert (data["KAFKA_SECURITY_PROTOCOL"], data["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "SCRAM-SHA-512")
+    [container] = _of("Deployment")[name]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["KAFKA_SASL_USERNAME"]["value"] == name
+    assert env["KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "tessera-secrets",
+                                                                      "key": f"{name}-kafka-password"}
+    url = _of("Secret")["tessera-secrets"]["stringData"][f"{name}-database-url"]
+    assert "sslmode=verify-full" in url  # the database's certificate and name are checked
