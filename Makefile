@@ -4,14 +4,26 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint faults bench clean browser
+.PHONY: run test test-fast lint faults bench clean browser lock
 
-$(STAMP): pyproject.toml
+# exactly the locked versions, each checked against its hash; then the project itself
+$(STAMP): pyproject.toml requirements-test.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-test.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# after a change of pyproject.toml's dependencies: the locks again (uv, in a venv of its own)
+lock:
+	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv
+	.venv-lock/bin/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 \
+	  --no-header --quiet -o requirements.lock
+	.venv-lock/bin/uv pip compile pyproject.toml --extra test --generate-hashes --universal --python-version 3.11 \
+	  --no-header --quiet -o requirements-test.lock
+	sed -i '1i # Made by `make lock` from pyproject.toml: every package and its hashes, for every platform and Python 3.11+.' \
+	  requirements.lock requirements-test.lock
 
 run: $(STAMP)
 	$(PY) -m tessera run
@@ -48,4 +60,4 @@ bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .mypy_cache
+	rm -rf $(VENV) .venv-lock .run .pytest_cache .mypy_cache
