@@ -33,6 +33,7 @@ class Provider:
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
         self.claims: dict[str, Any] = {}
+        self.signing_key = self.key  # a test may sign with a key the JWKS does not publish
         self.codes: dict[str, dict[str, Any]] = {}
         self.authorize_queries: list[dict[str, str]] = []
         self.id_tokens: list[str] = []  # every ID token issued, newest last
@@ -93,7 +94,7 @@ class Provider:
                 now = int(time.time())
                 claims = {"iss": provider.issuer, "aud": CLIENT_ID, "sub": "council-123", "iat": now,
                           "exp": now + 300, "nonce": asked["nonce"], **provider.claims}
-                id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, provider.key)
+                id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, provider.signing_key)
                 provider.id_tokens.append(id_token)
                 self._json({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": id_token})
 
@@ -182,6 +183,30 @@ async def test_an_unknown_council_user_without_role_claims_is_refused(council_we
         assert page.url.path == "/login" and "no Tessera account" in page.text
     finally:
         await desk.close()
+
+
+async def test_an_id_token_of_another_issuer_audience_nonce_key_or_time_signs_nobody_in(council_web, provider, db):
+    """Issue #21: the desk checks the ID token itself (OWASP ASVS V3.5): each forgery is refused, and audited."""
+    now = int(time.time())
+    role = {"tessera_roles": ["team_manager"], "tessera_teams": ["adult-front-door"]}
+    forgeries = {"another issuer": {"iss": "http://127.0.0.1:1/evil"}, "another audience": {"aud": "someone-else"},
+                 "expired": {"iat": now - 900, "exp": now - 600}, "a nonce of another sign-in": {"nonce": "replayed"}}
+    try:
+        for why, forged in [*forgeries.items(), ("a key the provider does not publish", {})]:
+            provider.claims = {"sub": new_sub(), "name": "Forged Council", **role, **forged}
+            if not forged:
+                provider.signing_key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+            desk = Desk(council_web.url)
+            try:
+                refused = await desk.http.get("/login/oidc?next=/tray")
+                assert refused.url.path == "/login", why
+                assert "ID token did not check out" in urllib.parse.unquote_plus(str(refused.url)), why
+                assert (await desk.http.get("/tray")).url.path == "/login", why  # no session was opened
+            finally:
+                await desk.close()
+    finally:
+        provider.signing_key = provider.key
+    assert await db.fetchval("SELECT count(*) FROM web.users WHERE display_name = 'Forged Council'") == 0
 
 
 async def test_signing_out_of_a_council_session_ends_it_at_the_provider_too(council_web, provider):
