@@ -2,6 +2,7 @@
 the access audit."""
 
 import asyncio
+import uuid
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -10,7 +11,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.web import store, trays
+from services.web.auth import User
 from services.web.pages import (
+    NoAccess,
     back,
     checked_form,
     checked_uuid,
@@ -22,9 +25,25 @@ from services.web.pages import (
     report,
     send,
     team_members,
+    why_allowed,
 )
 
 router = APIRouter()
+
+
+async def _may_open(request: Request, user: User, person_id: str) -> None:
+    """Placing and allocating are acts on the person: the same check as opening their record (issue #21 §6)."""
+    if await why_allowed(request, user, person_id) is None:
+        raise NoAccess(person_id)
+
+
+async def _in_access_audit(request: Request, user: User, person_id: str, kind: str, what: str) -> None:
+    """Self-allocations and tray placements are shown beside break-glass reasons, and chained in the audit."""
+    async with pool(request).acquire() as conn, conn.transaction():
+        await store.record_access(conn, user.user_id, list(user.roles), list(user.team_ids), uuid.UUID(person_id),
+                                  what, kind)
+        await store.audit_act(conn, f"record.{kind}", actor=user.user_id, roles=user.roles, subject=person_id,
+                              details={"what": what})
 
 
 @router.get("/authorisations")
@@ -78,12 +97,15 @@ async def tray_add(request: Request, person_id: str) -> Response:
     user = await current_user(request)
     form = await checked_form(request, user)
     person_id = checked_uuid(person_id)
+    await _may_open(request, user, person_id)
     team = form_value(form, "team_id") or ""
     outcome = await send(request, user, "tray.add", key=person_id, person_id=person_id, team_id=team,
                          rationale=form_value(form, "rationale"), priority=form_value(form, "priority"),
                          urgent=form.get("urgent") == "true", complexity=form_value(form, "complexity"),
                          support=form_value(form, "support"), risk=form_value(form, "risk"))
     added = outcome.of("tray.entry_added")
+    if added:
+        await _in_access_audit(request, user, person_id, "tray_placement", f"placed on the tray of {team}")
     await report(request, outcome, f"Placed on the Planned Work Tray of {team}"
                  + (f": RAG {added['rag'].upper()}." if added else "."))
     return back(f"/tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
@@ -112,8 +134,8 @@ async def tray_action(request: Request, entry_id: str, action: str) -> Response:
         reviewed = outcome.of("tray.entry_reviewed")
         await report(request, outcome, "Review recorded" + (f": RAG {reviewed['rag'].upper()}." if reviewed else "."))
     elif action == "allocate":
-        outcome = await send(request, user, "case.allocate", key=key, person_id=key,
-                             worker_id=form_value(form, "worker_id"), team_id=entry["team_id"])
+        await _may_open(request, user, key)
+        outcome = await _allocate(request, user, key, form_value(form, "worker_id"), entry["team_id"])
         await report(request, outcome, f"Allocated to {form.get('worker_id')}; off the tray.")
     elif action == "remove":
         outcome = await send(request, user, "tray.remove", key=key, entry_id=entry["entry_id"],
@@ -169,10 +191,20 @@ async def allocate(request: Request, person_id: str) -> Response:
     user = await current_user(request)
     form = await checked_form(request, user)
     person_id = checked_uuid(person_id)
-    outcome = await send(request, user, "case.allocate", key=person_id, person_id=person_id,
-                         worker_id=form_value(form, "worker_id"), team_id=form_value(form, "team_id"))
+    await _may_open(request, user, person_id)
+    outcome = await _allocate(request, user, person_id, form_value(form, "worker_id"), form_value(form, "team_id"))
     await report(request, outcome, f"Allocated to {form.get('worker_id')}.")
     return back(f"/people/{person_id}")
+
+
+async def _allocate(request: Request, user: User, person_id: str, worker_id: str | None,
+                    team_id: str | None) -> Any:
+    outcome = await send(request, user, "case.allocate", key=person_id, person_id=person_id, worker_id=worker_id,
+                         team_id=team_id)
+    if outcome.of("case.allocated") and worker_id == user.user_id:
+        await _in_access_audit(request, user, person_id, "self_allocation", f"allocated the case to themselves"
+                               f" for {team_id or 'their team'}")
+    return outcome
 
 
 @router.get("/audit/access")

@@ -148,22 +148,23 @@ async def set_flash(conn: asyncpg.Pool, token_hash: bytes, flash: dict[str, Any]
 
 
 async def record_access(conn: asyncpg.Pool | asyncpg.Connection, user_id: str, roles: list[str], team_ids: list[str],
-                        person_id: uuid.UUID, reason: str) -> None:
+                        person_id: uuid.UUID, reason: str, kind: str = "break_glass") -> None:
     await conn.execute(
-        "INSERT INTO access_log (user_id, roles, team_ids, person_id, reason) VALUES ($1, $2, $3, $4, $5)",
-        user_id, roles, team_ids, person_id, reason)
+        "INSERT INTO access_log (user_id, roles, team_ids, person_id, reason, kind) VALUES ($1, $2, $3, $4, $5, $6)",
+        user_id, roles, team_ids, person_id, reason, kind)
 
 
 async def recent_access(conn: asyncpg.Pool, user_id: str, person_id: uuid.UUID, since: datetime) -> str | None:
     """The reason of the user's latest break-glass access to the person since `since`."""
     return await conn.fetchval(
-        "SELECT reason FROM access_log WHERE user_id = $1 AND person_id = $2 AND at > $3 ORDER BY at DESC LIMIT 1",
+        "SELECT reason FROM access_log WHERE user_id = $1 AND person_id = $2 AND at > $3 AND kind = 'break_glass'"
+        " ORDER BY at DESC LIMIT 1",
         user_id, person_id, since)
 
 
 async def access_log(conn: asyncpg.Pool, limit: int = 200) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT access_id, user_id, roles, team_ids, person_id, reason, at FROM access_log"
+        "SELECT access_id, user_id, roles, team_ids, person_id, reason, kind, at FROM access_log"
         " ORDER BY at DESC LIMIT $1", limit)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from shared import audit, topics
 from shared.testing import EventLog, ServiceProcess, free_port, service_auth
+from tests.allocation_harness import referral_seen, tray_args
 from tests.e2e.test_web_browser import GSO, wellbeing_to_sap
 from tests.e2e.web_client import Desk
 from tests.factories import unique_referral
@@ -222,3 +223,39 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
     finally:
         for desk in (admin, worker, manager):
             await desk.close()
+
+
+async def test_placing_on_a_tray_needs_the_same_grounds_as_opening_the_record_and_self_allocation_is_audited(
+        infra, web, allocation, events, db):
+    """Issue #21 §6: the desk's tray and allocate routes check the relationship like every person page; a case a
+    manager allocates to themselves is in the access audit (and the audit chain), and gives no break-glass."""
+    ours, _ = await new_case(infra, events, category="assessment")  # in adult-front-door's work
+    theirs, _ = await new_case(infra, events)  # the Wellbeing Hub's: the team manager has no grounds
+    await referral_seen(db, ours)
+    await referral_seen(db, theirs)
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("tm")
+        # valid: allocation would place them (the desk answers only once allocation has answered a command)
+        refused = await desk.post(f"/people/{theirs}/tray", **tray_args("adult-front-door", urgent="false"))
+        assert refused.url.path == f"/people/{theirs}/access"
+        await desk.get(f"/people/{ours}")
+        allocated = await desk.post(f"/people/{ours}/allocate", worker_id="tm", team_id="adult-front-door")
+        assert "Allocated to tm" in allocated.text, allocated.text[:500]
+        audit_page = await desk.get("/audit/access")
+    finally:
+        await desk.close()
+    await events.wait_for(lambda s: s.type == "case.allocated" and s.data.get("person_id") == ours)
+    about_theirs = events.matching(lambda s: s.topic == topics.ALLOCATION_EVENTS and theirs in (
+        s.body.get("subject"), s.data.get("person_id")))
+    assert about_theirs == []  # no tray.add was sent for them, so allocation said nothing
+    assert await db.fetchval("SELECT count(*) FROM allocation.tray_entries WHERE person_id = $1",
+                             uuid.UUID(theirs)) == 0
+    listed = re.search(rf"<tr>(?:(?!</tr>).)*{ours}(?:(?!</tr>).)*</tr>", audit_page.text, re.S)
+    assert listed and "Allocated to themselves" in listed.group(0)
+    assert await db.fetchval("SELECT kind FROM web.access_log WHERE person_id = $1", uuid.UUID(ours)) == \
+        "self_allocation"
+    assert await db.fetchval("SELECT count(*) FROM web.access_log WHERE person_id = $1", uuid.UUID(theirs)) == 0
+    chained = await db.fetchval("SELECT count(*) FROM web.audit_log WHERE action = 'record.self_allocation'"
+                                " AND subject = $1", ours)
+    assert chained == 1
