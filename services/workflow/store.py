@@ -173,10 +173,6 @@ async def person_of_step(conn: Conn, step_id: uuid.UUID) -> asyncpg.Record | Non
     return await conn.fetchrow("SELECT person_id, next_actions FROM steps WHERE step_id = $1", step_id)
 
 
-async def person_of_request(conn: Conn, request_id: uuid.UUID) -> uuid.UUID | None:
-    return await conn.fetchval("SELECT person_id FROM requests WHERE request_id = $1", request_id)
-
-
 def _request(row: Mapping[str, Any]) -> Request:
     return Request(
         request_id=str(row["request_id"]), step_id=str(row["step_id"]), person_id=str(row["person_id"]),
