@@ -1,5 +1,6 @@
 """PostgreSQL helpers: the service's pool (own schema, jsonb codec) and the migration runner."""
 
+import hashlib
 import json
 from importlib import resources
 from pathlib import Path
@@ -33,8 +34,13 @@ def _migration_files(service_dir: Path) -> list[tuple[str, Path]]:
     return shared + own
 
 
+class MigrationChanged(RuntimeError):
+    """An applied migration's file differs from what was applied: the database and the code disagree."""
+
+
 async def migrate(pool: asyncpg.Pool, schema: str, service_dir: Path) -> list[str]:
-    """Apply the shared messaging tables and the service's numbered .sql files, once each."""
+    """Apply the shared messaging tables and the service's numbered .sql files, once each; refuse to start when
+    an applied file was edited since (a change needs a new migration, or a database would silently differ)."""
     applied: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
         # one migrating replica at a time; the others wait and then find nothing to do
@@ -45,11 +51,18 @@ async def migrate(pool: asyncpg.Pool, schema: str, service_dir: Path) -> list[st
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        await conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS sha256 text")
+        done = {r["name"]: r["sha256"] for r in await conn.fetch("SELECT name, sha256 FROM schema_migrations")}
         for name, path in _migration_files(service_dir):
-            if name in done:
-                continue
-            await conn.execute(path.read_text())
-            await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
-            applied.append(name)
+            text = path.read_text()
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            if name not in done:
+                await conn.execute(text)
+                await conn.execute("INSERT INTO schema_migrations (name, sha256) VALUES ($1, $2)", name, digest)
+                applied.append(name)
+            elif done[name] is None:  # applied before digests were kept: this file is taken as what was applied
+                await conn.execute("UPDATE schema_migrations SET sha256 = $2 WHERE name = $1", name, digest)
+            elif done[name] != digest:
+                raise MigrationChanged(f"migration {name} of schema {schema} was edited after it was applied:"
+                                       " put the change in a new migration file")
     return applied
