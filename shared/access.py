@@ -11,7 +11,8 @@ from typing import Any
 from shared.actor import MANAGER_ROLES, above_teams
 from shared.readers import ServiceReader, Unavailable
 
-OPEN_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation", "future"})
+# work in hand or scheduled (workflow's OPEN_STATES plus future): either is a reason to see the person
+OPEN_OR_FUTURE_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation", "future"})
 
 
 def _mine(target: Mapping[str, Any] | None, worker_id: str, team_ids: frozenset[str]) -> bool:
@@ -41,7 +42,7 @@ def why_allowed(
         if rel.get("team_id") in teams and roles & MANAGER_ROLES:
             return "allocated within the team you manage"  # issue #21 §6: access follows the work
     for step in steps:
-        if step.get("state") in OPEN_STATES and _mine(step.get("assignee"), worker_id, teams):
+        if step.get("state") in OPEN_OR_FUTURE_STATES and _mine(step.get("assignee"), worker_id, teams):
             who = "your" if step["assignee"].get("kind") == "worker" else "your team's"
             return f"{step.get('step_type')} is in {who} work"
     if person_id in set(tray_person_ids):
