@@ -166,9 +166,12 @@ async def review_tray_add(request: Request, person_id: str) -> Response:
     user = await current_user(request)
     form = await checked_form(request, user)
     person_id = checked_uuid(person_id)
+    await _may_open(request, user, person_id)
     team = form_value(form, "team_id") or ""
     outcome = await send(request, user, "review_tray.add", key=person_id, person_id=person_id, team_id=team,
                          review_due=form_value(form, "review_due"), reason=form_value(form, "reason"))
+    if outcome.of("review_tray.entry_added"):
+        await _in_access_audit(request, user, person_id, "tray_placement", f"put in the Review tray of {team}")
     await report(request, outcome, f"Put in the Review tray of {team} until {form.get('review_due')}.")
     return back(f"/review-tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
 
