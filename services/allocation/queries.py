@@ -185,8 +185,7 @@ async def tray_report(team_id: str, request: Request) -> dict[str, Any]:
 @router.get("/tray/entries/{entry_id}")
 async def tray_entry(entry_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """One tray entry, open or removed."""
-    row = await _pool(request).fetchrow(f"SELECT {store.ENTRY_COLUMNS} FROM tray_entries WHERE entry_id = $1",
-                                        entry_id)
+    row = await store.tray_entry_row(_pool(request), entry_id)
     if row is None:
         raise HTTPException(404, "no such tray entry")
     bearer.require_team(bearer.reader_of(request), row["team_id"])
@@ -228,8 +227,7 @@ async def team_review_tray(
 @router.get("/review-tray/entries/{entry_id}")
 async def review_tray_entry(entry_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """One Review tray entry, open or removed."""
-    row = await _pool(request).fetchrow(
-        f"SELECT {store.REVIEW_COLUMNS} FROM review_tray_entries WHERE entry_id = $1", entry_id)
+    row = await store.review_entry_row(_pool(request), entry_id)
     if row is None:
         raise HTTPException(404, "no such Review tray entry")
     bearer.require_team(bearer.reader_of(request), row["team_id"])

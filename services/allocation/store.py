@@ -106,6 +106,15 @@ async def person_of_review_entry(conn: Conn, entry_id: uuid.UUID) -> str | None:
     return str(found) if found else None
 
 
+async def tray_entry_row(conn: Conn, entry_id: uuid.UUID) -> asyncpg.Record | None:
+    """One tray entry as stored, open or removed (the read endpoint's shape is made from it)."""
+    return await conn.fetchrow(f"SELECT {ENTRY_COLUMNS} FROM tray_entries WHERE entry_id = $1", entry_id)
+
+
+async def review_entry_row(conn: Conn, entry_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {REVIEW_COLUMNS} FROM review_tray_entries WHERE entry_id = $1", entry_id)
+
+
 async def load_review_entry(conn: Conn, entry_id: uuid.UUID | str) -> domain.ReviewTrayEntry | None:
     row = await conn.fetchrow(f"SELECT {REVIEW_COLUMNS} FROM review_tray_entries WHERE entry_id = $1",
                               uuid.UUID(str(entry_id)))

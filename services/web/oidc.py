@@ -162,7 +162,7 @@ async def local_user(pool: asyncpg.Pool, settings: WebSettings, claims: dict[str
     roles, teams = _roles(settings, claims), _listed(claims.get(settings.web_oidc_teams_claim))
     async with pool.acquire() as conn, conn.transaction():
         # one first sign-in of an identity at a time: two at once would both link or create
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"council:{issuer}:{subject}")
+        await store.lock_council_identity(conn, issuer, subject)
         row = await store.council_account(conn, issuer, subject)
         if row is None:
             row = await _link_by_email(conn, issuer, subject, claims) or await _create(

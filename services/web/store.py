@@ -14,6 +14,11 @@ USER_COLUMNS = "user_id, display_name, password_hash, roles, team_ids, active, s
 SOURCE = "tessera/web"
 
 
+async def lock_council_identity(conn: asyncpg.Connection, issuer: str, subject: str) -> None:
+    """Until the transaction ends: one first sign-in of a council identity at a time."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"council:{issuer}:{subject}")
+
+
 async def load_user(conn: asyncpg.Pool | asyncpg.Connection, user_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE user_id = $1", user_id)
 

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
-from services.workflow import purchasing
+from services.workflow import purchasing, store
 from services.workflow.domain import Decision
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
@@ -65,12 +65,10 @@ async def _issue(
     """Keep the order under its source key; only the first time: publish it (and watch brokerage's answer)."""
     event = order.event
     watch = purchasing.watches_provision(event.kind)
-    inserted = await conn.fetchval(
-        "INSERT INTO po_requests (po_request_id, source_key, person_id, step_id, kind, requested, requested_at,"
-        " watching_provision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
-        uuid.UUID(event.po_request_id), order.source_key, uuid.UUID(event.person_id), uuid.UUID(event.step_id),
-        event.kind, event.model_dump(mode="json"), now, watch,
-    )
+    inserted = await store.insert_po_request(
+        conn, po_request_id=event.po_request_id, source_key=order.source_key, person_id=event.person_id,
+        step_id=event.step_id, kind=event.kind, requested=event.model_dump(mode="json"), at=now,
+        watching_provision=watch)
     if not inserted:
         return []
     log.info("purchase order requested", extra={"po_request_id": event.po_request_id, "kind": event.kind})
@@ -103,13 +101,11 @@ async def handle_lack_of_provision_due(pool: asyncpg.Pool, envelope: Envelope, d
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.SCHEDULER_DUE):
             return "duplicate"
-        row = await conn.fetchrow(
-            "UPDATE po_requests SET watching_provision = false WHERE po_request_id = $1 AND watching_provision"
-            " AND offered_at IS NULL AND confirmed_at IS NULL RETURNING person_id", _uuid(po_id))
-        if row is None:  # an offer came first, or the timer fired before
+        order_id = _uuid(po_id)
+        person_id = await store.stop_watching_unprovided(conn, order_id) if order_id else None
+        if order_id is None or person_id is None:  # an offer came first, or the timer fired before
             return "stale"
-        await conn.execute("INSERT INTO lack_of_provision (po_request_id, person_id, since) VALUES ($1, $2, $3)"
-                           " ON CONFLICT DO NOTHING", _uuid(po_id), row["person_id"], due.due_at)
+        await store.add_lack_of_provision(conn, order_id, person_id, due.due_at)
     log.info("lack of provision", extra={"po_request_id": po_id})
     return "handled"
 
@@ -145,16 +141,12 @@ async def handle_brokerage_event(
         if not await inbox.claim(conn, envelope.id, topics.BROKERAGE_EVENTS):
             return "duplicate"
         po_id = _uuid(event.po_request_id)
-        order = await conn.fetchrow("SELECT po_request_id, person_id, kind, requested FROM po_requests"
-                                    " WHERE po_request_id = $1 FOR UPDATE", po_id) if po_id else None
+        order = await store.lock_po_request(conn, po_id) if po_id else None
         if po_id is None or order is None:
             log.warning("brokerage event for an unknown purchase order", extra={"message_id": str(envelope.id)})
             return "unknown_order"
         person_id = str(order["person_id"])
-        await conn.execute(
-            "UPDATE po_requests SET offered_at = coalesce(offered_at, $2),"
-            " offered_provider = coalesce(offered_provider, $3) WHERE po_request_id = $1",
-            po_id, now, event.provider)
+        await store.record_offer(conn, po_id, now, event.provider)
         messages = await _provision_found(conn, po_id, person_id, envelope)
         if isinstance(event, ProviderConfirmed):
             messages += await _confirmed(conn, order, event, envelope, now)
@@ -166,10 +158,7 @@ async def _provision_found(
     conn: asyncpg.Connection, po_id: uuid.UUID, person_id: str, cause: Envelope,
 ) -> list[outbox.Outgoing]:
     """R-F2: an offer takes the person off the lack-of-provision list and withdraws the 48-hour timer."""
-    await conn.execute("DELETE FROM lack_of_provision WHERE po_request_id = $1", po_id)
-    watching = await conn.fetchval("UPDATE po_requests SET watching_provision = false WHERE po_request_id = $1"
-                                   " AND watching_provision RETURNING 1", po_id)
-    if not watching:
+    if not await store.end_lack_of_provision(conn, po_id):
         return []
     cancel = TimerCancel(key=purchasing.lack_of_provision_key(str(po_id)))
     return [_message(topics.SCHEDULER_TIMERS, cancel, cause, person_id)]
@@ -179,22 +168,15 @@ async def _confirmed(
     conn: asyncpg.Connection, order: asyncpg.Record, event: ProviderConfirmed, cause: Envelope, now: datetime,
 ) -> list[outbox.Outgoing]:
     """R-F2: the PVI order with the provider, and the end of the person's interim homecare order(s)."""
-    await conn.execute(
-        "UPDATE po_requests SET confirmed_at = $2, confirmed_provider = $3, confirmed_start_date = $4"
-        " WHERE po_request_id = $1 AND confirmed_at IS NULL",
-        order["po_request_id"], now, event.provider, event.start_date)
+    await store.record_confirmation(conn, order["po_request_id"], now, event.provider, event.start_date)
     if not purchasing.confirms_pvi(order["kind"]):
         return []
     requested = PurchaseOrderRequested.model_validate(order["requested"])
     pvi = purchasing.pvi_order(requested, provider=event.provider, start_date=event.start_date,
                                requested_by=f"brokerage:{cause.source}")
     messages = await _issue(conn, pvi, cause, now)
-    ended = await conn.fetch(
-        "UPDATE po_requests SET end_date = $2, end_requested_at = $3 WHERE person_id = $1"
-        " AND kind = 'interim_homecare' AND end_requested_at IS NULL RETURNING po_request_id",
-        order["person_id"], event.start_date, now)
-    for row in ended:
-        end = purchasing.interim_end(str(row["po_request_id"]), provider=event.provider, start_date=event.start_date)
+    for ended in await store.end_interim_orders(conn, order["person_id"], event.start_date, now):
+        end = purchasing.interim_end(str(ended), provider=event.provider, start_date=event.start_date)
         messages.append(_message(topics.PURCHASING_ORDERS, end, cause, str(order["person_id"])))
     return messages
 
@@ -212,9 +194,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 @queries.get("/purchasing/lack-of-provision")
 async def lack_of_provision(request: Request) -> list[dict[str, Any]]:
     """R-F2: people whose brokerage order had no provider offer within 48 hours, longest waiting first."""
-    rows = await request.app.state.runtime.pool.fetch(
-        "SELECT l.person_id, l.po_request_id, l.since, p.step_id, p.requested FROM lack_of_provision l"
-        " JOIN po_requests p USING (po_request_id) ORDER BY l.since, l.po_request_id")
+    rows = await store.lack_of_provision_list(request.app.state.runtime.pool)
     return [{"person_id": str(r["person_id"]), "po_request_id": str(r["po_request_id"]),
              "step_id": str(r["step_id"]), "since": r["since"].isoformat(),
              "service_description": r["requested"].get("service_description")} for r in rows]
@@ -223,8 +203,7 @@ async def lack_of_provision(request: Request) -> list[dict[str, Any]]:
 @queries.get("/people/{person_id}/purchase-orders")
 async def purchase_orders_of(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
     """The person's purchase orders as published, with brokerage's offer, confirmation and any end."""
-    rows = await request.app.state.runtime.pool.fetch(
-        "SELECT * FROM po_requests WHERE person_id = $1 ORDER BY requested_at, po_request_id", person_id)
+    rows = await store.purchase_orders_of(request.app.state.runtime.pool, person_id)
     return [{**r["requested"], "requested_at": r["requested_at"].isoformat(),
              "offered_provider": r["offered_provider"], "confirmed_provider": r["confirmed_provider"],
              "confirmed_start_date": r["confirmed_start_date"].isoformat() if r["confirmed_start_date"] else None,

@@ -288,3 +288,77 @@ async def load_timer(conn: asyncpg.Connection, key: str) -> asyncpg.Record | Non
 async def timers_of_step(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT key, kind, due_at, set_message_id FROM timers WHERE step_id = $1"
                             " ORDER BY key", step_id)
+
+
+# --- purchase orders (R-F1, R-F2): services/workflow/brokerage.py ------------------------------------
+
+
+async def insert_po_request(conn: asyncpg.Connection, *, po_request_id: str, source_key: str, person_id: str,
+                            step_id: str, kind: str, requested: dict[str, Any], at: datetime,
+                            watching_provision: bool) -> bool:
+    """The order under its source key; False when that key was kept before (a redelivery)."""
+    return bool(await conn.fetchval(
+        "INSERT INTO po_requests (po_request_id, source_key, person_id, step_id, kind, requested, requested_at,"
+        " watching_provision) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING 1",
+        uuid.UUID(po_request_id), source_key, uuid.UUID(person_id), uuid.UUID(step_id), kind, requested, at,
+        watching_provision))
+
+
+async def stop_watching_unprovided(conn: asyncpg.Connection, po_request_id: uuid.UUID) -> uuid.UUID | None:
+    """The person of an order still watched with no offer and no confirmation, now no longer watched."""
+    return await conn.fetchval(
+        "UPDATE po_requests SET watching_provision = false WHERE po_request_id = $1 AND watching_provision"
+        " AND offered_at IS NULL AND confirmed_at IS NULL RETURNING person_id", po_request_id)
+
+
+async def add_lack_of_provision(conn: asyncpg.Connection, po_request_id: uuid.UUID, person_id: uuid.UUID,
+                                since: datetime) -> None:
+    await conn.execute("INSERT INTO lack_of_provision (po_request_id, person_id, since) VALUES ($1, $2, $3)"
+                       " ON CONFLICT DO NOTHING", po_request_id, person_id, since)
+
+
+async def lock_po_request(conn: asyncpg.Connection, po_request_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT po_request_id, person_id, kind, requested FROM po_requests"
+                               " WHERE po_request_id = $1 FOR UPDATE", po_request_id)
+
+
+async def record_offer(conn: asyncpg.Connection, po_request_id: uuid.UUID, at: datetime, provider: str) -> None:
+    """The first offer is kept; later ones change nothing."""
+    await conn.execute(
+        "UPDATE po_requests SET offered_at = coalesce(offered_at, $2),"
+        " offered_provider = coalesce(offered_provider, $3) WHERE po_request_id = $1", po_request_id, at, provider)
+
+
+async def end_lack_of_provision(conn: asyncpg.Connection, po_request_id: uuid.UUID) -> bool:
+    """Off the list and no longer watched; True when it was still watched (its timer needs cancelling)."""
+    await conn.execute("DELETE FROM lack_of_provision WHERE po_request_id = $1", po_request_id)
+    return bool(await conn.fetchval("UPDATE po_requests SET watching_provision = false WHERE po_request_id = $1"
+                                    " AND watching_provision RETURNING 1", po_request_id))
+
+
+async def record_confirmation(conn: asyncpg.Connection, po_request_id: uuid.UUID, at: datetime, provider: str,
+                              start_date: Any) -> None:
+    await conn.execute(
+        "UPDATE po_requests SET confirmed_at = $2, confirmed_provider = $3, confirmed_start_date = $4"
+        " WHERE po_request_id = $1 AND confirmed_at IS NULL", po_request_id, at, provider, start_date)
+
+
+async def end_interim_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_date: Any,
+                             at: datetime) -> list[uuid.UUID]:
+    """The person's interim homecare orders not yet ended, now ending on `end_date`."""
+    rows = await conn.fetch(
+        "UPDATE po_requests SET end_date = $2, end_requested_at = $3 WHERE person_id = $1"
+        " AND kind = 'interim_homecare' AND end_requested_at IS NULL RETURNING po_request_id",
+        person_id, end_date, at)
+    return [r["po_request_id"] for r in rows]
+
+
+async def lack_of_provision_list(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT l.person_id, l.po_request_id, l.since, p.step_id, p.requested FROM lack_of_provision l"
+        " JOIN po_requests p USING (po_request_id) ORDER BY l.since, l.po_request_id")
+
+
+async def purchase_orders_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM po_requests WHERE person_id = $1 ORDER BY requested_at, po_request_id", person_id)

@@ -189,6 +189,22 @@ def test_services_and_shared_log_and_never_print():
     assert offenders == []
 
 
+QUERY_METHODS = {"fetch", "fetchrow", "fetchval", "execute", "executemany"}
+
+
+def _database_calls(path: Path) -> list[int]:
+    return [n.lineno for n in ast.walk(ast.parse(path.read_text(), str(path)))
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in QUERY_METHODS]
+
+
+def test_a_service_speaks_sql_only_in_its_store_module():
+    """Issue #16 §4: one obvious place for a service's SQL (its store.py), so a reader finds every query there."""
+    offenders = [f"{p.relative_to(ROOT)}:{line}" for p in _python_files("services")
+                 if p.name != "store.py" for line in _database_calls(p)]
+    assert offenders == []
+    assert _database_calls(ROOT / "services" / "workflow" / "store.py")  # the lint sees a query when there is one
+
+
 def test_compose_points_every_service_url_at_that_service_and_runs_the_desk():
     """Reads of another service go over HTTP: in containers 127.0.0.1 is the caller itself."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
