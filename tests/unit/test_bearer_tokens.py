@@ -6,7 +6,6 @@ Through the real services: tests/integration/test_read_tokens.py.
 import asyncio
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,18 +16,6 @@ from tessera import signer as cli
 
 SW = {"worker_id": "sw-1", "roles": ["social_worker"], "team_ids": ["t1"]}
 PERSON = str(uuid.uuid4())
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("keys") / "keys"
-    signing.make_keys(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def verifier(keys: Path) -> signing.Verifier:
-    return signing.load_verifier(keys)
 
 
 def refusal(verifier: signing.Verifier, token: str, now: float | None = None) -> str:

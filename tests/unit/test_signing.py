@@ -19,18 +19,6 @@ from tessera import signer as cli
 SW = {"worker_id": "sw-1", "roles": ["social_worker"], "team_ids": ["t1"]}
 
 
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("keys") / "keys"
-    signing.make_keys(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def verifier(keys: Path) -> signing.Verifier:
-    return signing.load_verifier(keys)
-
-
 def desk_command(keys: Path, actor: dict = SW, **signature: float) -> dict:
     value = new_message("step.start", producers.DESK, {"actor": actor, "step_id": str(uuid.uuid4())}).to_bytes()
     body = json.loads(value)
