@@ -31,6 +31,7 @@ BASE_PACKS = ("wellbeing.yaml", "adult_closure.yaml", "future_work.yaml", "adult
 TEST_PACK = """
 name: test_adult
 version: 1
+worked_by: [social_worker]
 teams:
   adult-review-team: Adult Review Team
 steps:
