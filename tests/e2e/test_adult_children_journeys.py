@@ -263,14 +263,15 @@ async def test_e_a_childs_case_is_closed_by_the_response_manager_not_the_social_
     p = People()
     person_id, assessment = await new_case(infra, events, service="children", category="child_in_need")
     j = Journey(commands, http, person_id)
-    close = await j.new(CLOSE, p.rsw)
-    await j.ok("step.save", p.rsw, step_id=close, values={"outcome_summary": "Needs met", "outcome_date": "2024-06-01"})
-    await j.ok("step.add_next_action", p.rsw, step_id=close, action="Case closed to Children's Services (NFA)")
-    reasons = await j.refused("step.finish", p.rsw, step_id=close)
-    assert any(r["code"] == "role" and "R-W11" in r["message"] for r in reasons), reasons
-    assert (await j.step(close))["state"] == "incomplete"
-    await j.ok("step.cancel", p.rsw, step_id=assessment, reason="Referral recorded twice")  # R-K1: nothing else open
-    await j.ok("step.assign", p.rsw, step_id=close, to={"kind": "worker", "id": p.rm["worker_id"]})
-    assert close in {s["step_id"] for s in (await j.work(p.rm))["incomplete"]}
+    [reason] = await j.refused("step.start_new", p.rsw, person_id=person_id, step_type=CLOSE)
+    assert reason["code"] == "role" and "R-W11" in reason["message"]
+    close = await j.new(CLOSE, p.rsw, assignee={"kind": "worker", "id": p.rm["worker_id"]})
+    assert close in {s["step_id"] for s in (await j.work(p.rm))["incoming"]}
+    await j.ok("step.start", p.rm, step_id=close)
+    await j.ok("step.save", p.rm, step_id=close, values={"outcome_summary": "Needs met", "outcome_date": "2024-06-01"})
+    await j.ok("step.add_next_action", p.rm, step_id=close, action="Case closed to Children's Services (NFA)")
+    reasons = await j.refused("step.finish", p.rm, step_id=close)
+    assert [r["code"] for r in reasons] == ["open_step"]  # R-K1: the assessment is still open
+    await j.ok("step.cancel", p.rsw, step_id=assessment, reason="Referral recorded twice")
     finished = await j.ok("step.finish", p.rm, step_id=close)
     assert finished.of("case.closed")["person_id"] == person_id

@@ -563,3 +563,35 @@ def test_flags_default_off(shipped: PackRegistry) -> None:
     assert (off.self_authorise, off.review, off.carers_assessment) == (False, False, False)
     assert {s for s in shipped.step_types() if shipped.step(s).review} == {
         TWR, PSR, "Assessment Review", "Initial Review"}
+
+
+# --- R-W11: Future Work is the manager's (seed 001 §6.2.1) --------------------------------------
+
+
+def test_R_W11_future_work_is_opened_by_a_manager_who_allocates_the_review_not_by_the_worker(
+    e: Engine, shipped: PackRegistry,
+) -> None:
+    """Seed 001 §6.2.1: "NOT ... Future work to the worker but the actual piece of work ... they will not
+    be able to open future work"; its closure is seed 001's Close Case, not the Wellbeing closure."""
+    team_manager = actor("tm-r", "team_manager", teams=("adult-review",))
+    [fw] = e.send("step.start_new", team_manager, person_id=PID, step_type=FW,
+                  assignee={"kind": "team", "id": "adult-review"}).created
+    assert "role" in codes(e.refused("step.start", SW, step_id=fw.step_id))  # SW is in adult-review
+    e.send("step.start", team_manager, step_id=fw.step_id)
+    e.send("step.add_next_action", team_manager, step_id=fw.step_id, action="Review Planning",
+           assignee={"kind": "worker", "id": "sw"})
+    [review] = e.send("step.finish", team_manager, step_id=fw.step_id).created
+    assert (review.step_type, review.assignee_id) == ("Review Planning", "sw")
+    close = shipped.step(FW).next_action("No further involvement required from the department – close case")
+    assert close.target_step_type == "Close Case"
+
+
+def test_R_K6_a_co_worker_ends_their_professional_support_while_the_other_workflow_continues(e: Engine) -> None:
+    """Seed 001: "the person who is completing a short piece of work can then close the professional
+    support once their involvement ends", with no Future Work or case closure of their own."""
+    sid = started(e, "Professional Support")
+    e.send("step.save", SW, step_id=sid, values={
+        "goals": [{"goal": "Appointeeship application sent", "provisional_timescale": "2024-07-01"}],
+        "progress_monitoring": "Application sent; the main worker carries on with the review"})
+    d = authorised(e, sid, OTHER_WORKFLOW, INFO_REQUEST, manager=ATM)
+    assert e.steps[sid].state == "finished" and not d.created

@@ -41,13 +41,15 @@ def started(e: Engine, step_type: str, who: dict[str, Any]) -> str:
 
 def test_R_W11_a_social_worker_alone_cannot_close_a_childs_case_the_response_manager_does(e: Engine) -> None:
     """Seed 003 "Close Case to Children's Services … Sent to: Response Manager"."""
-    sid = started(e, CLOSE, RSW)
-    e.send("step.save", RSW, step_id=sid, values=OUTCOME)
-    e.send("step.add_next_action", RSW, step_id=sid, action="Case closed to Children's Services (NFA)")
-    [refusal] = e.refused("step.finish", RSW, step_id=sid)
+    [refusal] = e.refused("step.start_new", RSW, person_id=PID, step_type=CLOSE)
     assert refusal.code == "role" and "R-W11" in refusal.message
-    assert e.steps[sid].state == "incomplete"
-    e.send("step.assign", RSW, step_id=sid, to={"kind": "worker", "id": "rm"})
+    [step] = e.send("step.start_new", RSW, person_id=PID, step_type=CLOSE,
+                    assignee={"kind": "worker", "id": "rm"}).created
+    sid = step.step_id
+    assert "role" in codes(e.refused("step.assign", RSW, step_id=sid, to={"kind": "worker", "id": "rsw"}))
+    e.send("step.start", RM, step_id=sid)
+    e.send("step.save", RM, step_id=sid, values=OUTCOME)
+    e.send("step.add_next_action", RM, step_id=sid, action="Case closed to Children's Services (NFA)")
     decision = e.send("step.finish", RM, step_id=sid)
     assert e.steps[sid].state == "finished"
     assert decision.closed_workflow_ids  # R-K1: the child's workflows close

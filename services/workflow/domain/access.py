@@ -26,12 +26,12 @@ def may_contribute(defn: StepDefinition, actor: Actor) -> bool:
     return bool(held_roles(actor.roles) & set(defn.contributors))
 
 
-def finisher_problems(step: Step, defn: StepDefinition, actor: Actor) -> list[Reason]:
-    """R-W11: a manager's decision is finished only by a role named for it."""
+def finisher_problems(defn: StepDefinition, actor: Actor) -> list[Reason]:
+    """R-W11: a manager's decision is opened and finished only by a role named for it."""
     if not defn.finished_by or held_roles(actor.roles) & set(defn.finished_by):
         return []
-    return [reason("role", f"a {step.step_type} is the decision of a {' or '.join(defn.finished_by)}: assign it"
-                   " to them to finish (R-W11)")]
+    return [reason("role", f"a {defn.step_type} is the decision of a {' or '.join(defn.finished_by)}: assign it"
+                   " to them (R-W11)")]
 
 
 def own_work(step: Step, actor: Actor, requests: Sequence[Request]) -> bool:

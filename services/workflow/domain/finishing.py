@@ -79,7 +79,7 @@ def finish_blockers(
             reasons += authorise_problems(ctx, step, defn, requests)
         elif not may_work(step, defn, ctx.actor):
             reasons.append(not_assignee(step))
-        reasons += finisher_problems(step, defn, ctx.actor)
+        reasons += finisher_problems(defn, ctx.actor)
     missing = missing_fields(defn, step)
     reasons += missing
     if not step.next_actions:
