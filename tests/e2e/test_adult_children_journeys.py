@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from services.workflow import domain
-from shared.testing import service_auth
+from shared import topics
+from shared.envelope import new_message
+from shared.testing import publish, service_auth
 from tests.workflow_harness import Commands, actor, new_case
 
 pytestmark = pytest.mark.e2e
@@ -209,6 +211,27 @@ async def test_c_a_death_closes_future_work_with_an_nfa_and_lists_open_steps(inf
     future = await j.refused("person.record_death", p.tm, person_id=person_id,
                              date_of_death=(london_today() + timedelta(days=2)).isoformat())
     assert future[0]["field"] == "date_of_death"
+
+
+async def test_c_a_date_of_death_written_on_the_person_record_closes_future_work_as_the_command_does(
+        infra, workflow, events, commands, http):
+    """R-K8, R-P1: recording the date of death on the person record is recording the death."""
+    p = People()
+    person_id, screening = await new_case(infra, events)
+    j = Journey(commands, http, person_id)
+    fw = await j.new(FW, p.tm)
+    died = london_today() - timedelta(days=2)
+    update = new_message("person.update", "tessera/web", {
+        "actor": p.tm, "person_id": person_id, "changes": {"date_of_death": died.isoformat()},
+        "access_reason": "Death notified by the GP"}, subject=person_id)
+    await publish(infra.bootstrap, topics.REFERRALS_COMMANDS, [(person_id, update.to_bytes())])
+    [updated] = await events.wait_for(lambda s: s.caused_by(update.id) and s.type == "person.updated", 30)
+    [recorded] = await events.wait_for(
+        lambda s: s.caused_by(updated.envelope.id) and s.type == "person.death_recorded", 30)
+    assert recorded.data["closed_future_step_ids"] == [fw]
+    assert [s["step_id"] for s in recorded.data["open_steps"]] == [screening]  # listed for the manager
+    closed = await j.step(fw)
+    assert (closed["state"], closed["added_next_actions"][0]["reason"]) == ("finished", f"Person died on {died}")
 
 
 async def meeting_after_assessment(j: Journey, p: People, started_on: date) -> dict[str, Any]:
