@@ -40,7 +40,7 @@ def test_R_S2_the_same_prompt_makes_the_same_task_whatever_message_carried_it():
 
 
 def test_R_T5_a_tray_review_note_asks_each_notified_worker_but_not_its_author():
-    tasks = domain.case_note_tasks(note_id="n-1", person_id="p-1", title="PWT", note_type="PWT", author="tl-1",
+    tasks = domain.case_note_tasks(note_id="n-1", person_id="p-1", title="PWT", note_type="PWT", author="worker:tl-1",
                                    notify_worker_ids=["tm-1", "tl-1", "tm-1"], at=AT)
     assert [(t.recipient_kind, t.recipient_id, t.rule, t.sent_by) for t in tasks] == [
         ("worker", "tm-1", "R-T5", "tl-1")]
