@@ -62,8 +62,8 @@ async def test_R_RQ8_R_T5_R_T6_tray_prompts_reach_the_tmtl_the_team_and_the_ssm_
     placed = (await alloc.send("tray.add", s.tm, key=person_id, person_id=person_id,
                                **tray_args(s.team, support="none", risk="high"))).ok()
     entry_id = placed.of("tray.entry_added")["entry_id"]
-    (await alloc.send("tray.review", s.tl, key=person_id, entry_id=entry_id, contacted=False,
-                      note="No answer by phone twice", increased_risk=True)).ok()
+    review = (await alloc.send("tray.review", s.tl, key=person_id, entry_id=entry_id, contacted=False,
+                               note="No answer by phone twice", increased_risk=True)).ok()
 
     # R-T5: the TM who placed the case is notified on the review's "PWT" note (the reviewing TL is its author)
     note = await task_of(notifications, s.tm, "workers", s.tm["worker_id"], person_id, "case_note",
@@ -94,11 +94,23 @@ async def test_R_RQ8_R_T5_R_T6_tray_prompts_reach_the_tmtl_the_team_and_the_ssm_
     again = await tasks.send("task.complete", ssm, key=person_id, task_id=escalation["request_id"])
     assert again.rejection["code"] == "not_open"
 
-    # a later review that reaches the person completes the safe and well check, by whoever reviewed
+    # R-T5: the next review falls due (the scheduler fires the timer the review set): a task for the tray's team
+    [timer] = await events.wait_for(lambda m: m.type == "timer.set" and m.caused_by(review.command.id)
+                                    and m.data["key"] == f"tray-review:{entry_id}")
+    due = new_message("timer.due", "tessera/scheduler", {**timer.data, "fired_at": datetime.now(UTC).isoformat()},
+                      subject=person_id)
+    await publish(infra.bootstrap, topics.SCHEDULER_DUE, [(person_id, due.to_bytes())])
+    review_due = await task_of(notifications, s.sw, "teams", s.team, person_id, "tray_review_due")
+    assert (review_due["name"], review_due["overdue"]) == ("Planned Work Tray review due", False)
+    assert datetime.fromisoformat(review_due["due_at"]) == datetime.fromisoformat(timer.data["due_at"])
+    assert review_due["note"].startswith("This Red case on the Planned Work Tray is due its review")
+
+    # a later review that reaches the person completes the review due and the safe and well check
     (await alloc.send("tray.review", s.tl, key=person_id, entry_id=entry_id, contacted=True,
                       note="Spoke to her; daughter staying this week")).ok()
-    settled = await task_of(notifications, s.sw, "teams", s.team, person_id, "safe_and_well_check", "completed")
-    assert (settled["closed_by"], settled["closed_reason"]) == (s.tl["worker_id"], "reviewed")
+    for code in ("safe_and_well_check", "tray_review_due"):
+        settled = await task_of(notifications, s.sw, "teams", s.team, person_id, code, "completed")
+        assert (settled["closed_by"], settled["closed_reason"]) == (s.tl["worker_id"], "reviewed")
 
 
 # --- the workflow's prompts -------------------------------------------------------------------
