@@ -540,6 +540,22 @@ def settle(items: Iterable[InboxItem], *, codes: Iterable[TaskCode], reason: str
             for i in items if i.is_open and i.kind == "task" and i.task_code in wanted]
 
 
+FOLLOWS_STEP: tuple[TaskCode, ...] = ("renewal_due",)
+
+
+def follow_step(items: Iterable[InboxItem], *, to: tuple[Literal["worker", "team"], str], by: str,
+                at: datetime) -> tuple[list[InboxItem], list[InboxItem]]:
+    """R-A4: a step reassigned takes its own open tasks (its renewal) to its new assignee: each is withdrawn
+    (`reassigned`) and the same task made for the new assignee. Returns (withdrawn, new)."""
+    moving = [i for i in items if i.is_open and i.kind == "task" and i.task_code in FOLLOWS_STEP
+              and (i.recipient_kind, i.recipient_id) != to]
+    withdrawn = [replace(i, state="withdrawn", closed_at=at, closed_by=by, closed_reason="reassigned")
+                 for i in moving]
+    moved = [replace(i, request_id=task_id(i.task_code, i.request_id, *to),  # type: ignore[arg-type]
+                     recipient_kind=to[0], recipient_id=to[1], sent_at=at) for i in moving]
+    return withdrawn, moved
+
+
 class TaskRefused(Exception):
     """A worker may not complete this task; `code` and `message` say why."""
 

@@ -44,6 +44,7 @@ from shared.events.workflow import (
     PersonDeathRecorded,
     RequestCompleted,
     RequestRaised,
+    StepAssigned,
     StepCancelled,
     StepCreated,
     StepFinished,
@@ -83,7 +84,7 @@ def _parse(model: type[M], envelope: Envelope) -> M:
 
 INBOX_EVENTS: dict[str, type[BaseModel]] = {
     m.TYPE: m for m in (RequestRaised, NotificationSent, RequestCompleted, StepCancelled, StepReturned,  # type: ignore[attr-defined]
-                        StepFinished, StepCreated, StepRenewalDue, PersonDeathRecorded)
+                        StepFinished, StepCreated, StepRenewalDue, PersonDeathRecorded, StepAssigned)
 }
 STEP_TASKS: tuple[domain.TaskCode, ...] = ("open_step_after_death", "renewal_due")
 
@@ -133,6 +134,14 @@ async def on_workflow_event(
                     assignee=(event.assignee.kind, event.assignee.id), renewal_due_date=event.renewal_due_date,
                     renewal_number=event.renewal_number, next_renewal_date=event.next_renewal_date,
                     at=envelope.time)])
+            case StepAssigned():  # R-A4: the step's renewal goes with it
+                withdrawn, moved = domain.follow_step(
+                    await store.open_tasks_of(conn, [f"step:{event.step_id}"]),
+                    to=(event.assignee.kind, event.assignee.id), by=event.actor, at=envelope.time)
+                for item in withdrawn:
+                    await store.update_item(conn, item)
+                messages = [_task_completed(i, envelope) for i in withdrawn]
+                messages += await _add_tasks(conn, envelope, moved)
             case PersonDeathRecorded():  # R-K8
                 messages = await _add_tasks(conn, envelope, domain.death_tasks(
                     person_id=event.person_id, date_of_death=event.date_of_death, actor=event.actor,

@@ -172,17 +172,29 @@ async def test_R_RQ8_R_K8_R_K6_R_K3_R_S2_workflow_prompts_become_tasks_closed_wh
     overdue = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, "request_overdue")
     assert (overdue["name"], overdue["task"]["rule"]) == ("Overdue: Please review", "R-S2")
 
+    # R-A4: the Professional Support is reassigned: its renewal task goes with it to the new worker
+    sw2 = actor(f"sw2-{uuid.uuid4().hex[:8]}", "social_worker", teams=("adult-front-door",))
+    assigned = workflow_event("step.assigned", person_id, step_id=support, actor="tm-x", version=4,
+                              previous={"kind": "worker", "id": sw["worker_id"]},
+                              assignee={"kind": "worker", "id": sw2["worker_id"]}, state="incomplete")
+    await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, assigned.to_bytes())])
+    moved = await task_of(notifications, sw2, "workers", sw2["worker_id"], person_id, "renewal_due")
+    assert (moved["name"], moved["due_at"], moved["note"]) == (renew["name"], renew["due_at"], renew["note"])
+    gone = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, "renewal_due", "withdrawn")
+    assert (gone["closed_by"], gone["closed_reason"]) == ("tm-x", "reassigned")
+
     created = workflow_event("step.created", person_id, step_id=str(uuid.uuid4()), workflow_id=str(uuid.uuid4()),
                              step_type="Future Work", assignee={"kind": "worker", "id": sw["worker_id"]},
                              state="future", priority="normal", due_date="2027-11-01", pack_version=1)
     completed = workflow_event("request.completed", person_id, step_id=plan, actor=sw["worker_id"], version=3,
                                request_id=request_id, name="Please review", note=None)
-    closed_support = workflow_event("step.finished", person_id, step_id=support, actor=sw["worker_id"], version=4,
+    closed_support = workflow_event("step.finished", person_id, step_id=support, actor=sw2["worker_id"], version=5,
                                     workflow_id=str(uuid.uuid4()), step_type="Professional Support", next_actions=[])
     await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, e.to_bytes())
                                                             for e in (created, completed, closed_support)])
-    for code, how in (("no_future_work", "future_work_created"), ("request_overdue", "request_completed"),
-                      ("renewal_due", "step_finished")):
-        done = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, code, "completed")
+    for who, code, how in ((sw, "no_future_work", "future_work_created"), (sw, "request_overdue", "request_completed"),
+                           (sw2, "renewal_due", "step_finished")):
+        done = await task_of(notifications, who, "workers", who["worker_id"], person_id, code, "completed")
         assert done["closed_reason"] == how
-    assert await inbox(notifications, sw, "workers", sw["worker_id"], state="open") == []
+    for who in (sw, sw2):
+        assert await inbox(notifications, who, "workers", who["worker_id"], state="open") == []

@@ -139,3 +139,19 @@ def test_R_RQ8_a_task_is_marked_done_by_its_worker_or_a_member_of_its_team_and_b
     with pytest.raises(domain.TaskRefused) as request:
         domain.complete_task(overdue_request(), worker_id="x", team_ids=[NORTH.id], at=AT)
     assert request.value.code == "not_found"  # a request is completed in workflow, not here
+
+
+def test_R_A4_a_reassigned_step_takes_its_renewal_task_to_the_new_assignee_and_leaves_other_tasks():
+    renewal = domain.renewal_task(step_id="s-1", person_id="p-1", step_type="Professional Support",
+                                  assignee=("worker", "sw-1"), renewal_due_date=date(2026, 12, 3), renewal_number=2,
+                                  next_renewal_date=date(2026, 12, 31), at=AT)
+    [death] = domain.death_tasks(person_id="p-1", date_of_death=date(2026, 11, 30), actor="tm-1",
+                                 open_steps=[("s-1", "Professional Support")], at=AT)
+    withdrawn, moved = domain.follow_step([renewal, death], to=("worker", "sw-2"), by="tm-1", at=AT)
+    assert [(w.request_id, w.state, w.closed_reason, w.closed_by) for w in withdrawn] == [
+        (renewal.request_id, "withdrawn", "reassigned", "tm-1")]
+    [new] = moved
+    assert (new.recipient_id, new.state, new.name, new.due_at, new.subject) == (
+        "sw-2", "open", renewal.name, renewal.due_at, renewal.subject)
+    assert new.request_id != renewal.request_id
+    assert domain.follow_step([renewal], to=("worker", "sw-1"), by="tm-1", at=AT) == ([], [])
