@@ -74,8 +74,18 @@ async def test_R_RQ8_R_T5_R_T6_tray_prompts_reach_the_tmtl_the_team_and_the_ssm_
     # R-P3: and on the escalation's Management Discussion / Decision note
     await task_of(notifications, s.tm, "workers", s.tm["worker_id"], person_id, "case_note",
                   name="Case note: PWT escalation to Strategic Service Manager")
-    assert [t for t in await inbox(notifications, s.tl, "workers", s.tl["worker_id"])
-            if t["person_id"] == person_id] == []
+    assert [t["name"] for t in await inbox(notifications, s.tl, "workers", s.tl["worker_id"])
+            if t["person_id"] == person_id] == []  # its author is not told of their own note
+    # R-P3: a case note a worker writes, notifying the TL, is the TL's task to read it
+    notes = Commands(send, events, topics.REFERRALS_COMMANDS, topics.REFERRALS_EVENTS)
+    (await notes.send("case_note.add", s.sw, key=person_id, person_id=person_id, title="Call from the daughter",
+                      type="Case Note", text="Her mother fell last night; no injury", notify_worker_ids=[
+                          s.tl["worker_id"]], access_reason="Calling the people on our Planned Work Tray")).ok()
+    written = await task_of(notifications, s.tl, "workers", s.tl["worker_id"], person_id, "case_note")
+    assert (written["name"], written["task"]["rule"], written["sent_by"]) == (
+        "Case note: Call from the daughter", "R-P3", s.sw["worker_id"])
+    assert "fell" not in written["note"]  # the note's text stays on the record
+
     # R-T5: nobody could be reached: the tray's team is asked to consider a safe and well check
     check = await task_of(notifications, s.sw, "teams", s.team, person_id, "safe_and_well_check")
     assert (check["name"], check["to"]) == ("Consider a safe and well check", {"kind": "team", "id": s.team})
