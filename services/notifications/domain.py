@@ -531,6 +531,14 @@ def safe_and_well_task(*, entry_id: str, person_id: str, team_id: str, key: str,
         rule="R-T5", subject=f"entry:{entry_id}", at=at, by=actor)
 
 
+def unless_already_open(task: InboxItem, open_tasks: Iterable[InboxItem]) -> list[InboxItem]:
+    """The task, unless the same kind of task about the same thing is still open for the same recipient (a second
+    unreached review asks for the safe and well check already asked for)."""
+    same = [i for i in open_tasks if i.is_open and i.task_code == task.task_code and i.subject == task.subject
+            and (i.recipient_kind, i.recipient_id) == (task.recipient_kind, task.recipient_id)]
+    return [] if same else [task]
+
+
 # what, done elsewhere, completes which tasks: the closed_reason each gets
 def settle(items: Iterable[InboxItem], *, codes: Iterable[TaskCode], reason: str, by: str,
            at: datetime) -> list[InboxItem]:

@@ -275,9 +275,11 @@ async def _on_tray_event(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, 
                     if event.contacted else ("tray_review_due",)
                 messages = await _settle(conn, envelope, [f"entry:{event.entry_id}"], done, "reviewed", event.actor)
             case SafeAndWellCheckRequested():
-                messages = await _add_tasks(conn, envelope, [domain.safe_and_well_task(
-                    entry_id=event.entry_id, person_id=event.person_id, team_id=event.team_id,
-                    key=str(envelope.id), actor=event.actor, at=at)])
+                check = domain.safe_and_well_task(entry_id=event.entry_id, person_id=event.person_id,
+                                                  team_id=event.team_id, key=str(envelope.id), actor=event.actor,
+                                                  at=at)
+                open_ones = await store.open_tasks_of(conn, [f"entry:{event.entry_id}"])
+                messages = await _add_tasks(conn, envelope, domain.unless_already_open(check, open_ones))
             case TrayEntryEscalated():
                 key = f"{event.entry_id}:{event.reason}" if event.reason == "red_over_a_month" else str(envelope.id)
                 messages = await _add_tasks(conn, envelope, [domain.escalation_task(

@@ -155,3 +155,13 @@ def test_R_A4_a_reassigned_step_takes_its_renewal_task_to_the_new_assignee_and_l
         "sw-2", "open", renewal.name, renewal.due_at, renewal.subject)
     assert new.request_id != renewal.request_id
     assert domain.follow_step([renewal], to=("worker", "sw-1"), by="tm-1", at=AT) == ([], [])
+
+
+def test_R_T5_a_second_unreached_review_does_not_ask_again_while_the_safe_and_well_check_is_open():
+    first = domain.safe_and_well_task(entry_id="e-1", person_id="p", team_id="north", key="m-1", actor="tl", at=AT)
+    second = domain.safe_and_well_task(entry_id="e-1", person_id="p", team_id="north", key="m-2", actor="tl", at=AT)
+    assert domain.unless_already_open(second, [first]) == []
+    [done] = domain.settle([first], codes=("safe_and_well_check",), reason="reviewed", by="tl", at=AT)
+    assert domain.unless_already_open(second, [done]) == [second]
+    other = domain.safe_and_well_task(entry_id="e-2", person_id="p", team_id="north", key="m-3", actor="tl", at=AT)
+    assert domain.unless_already_open(other, [first]) == [other]
