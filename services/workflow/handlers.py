@@ -19,7 +19,6 @@ from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
 from shared.commands import workflow as cmd
-from shared.commands.base import Actor as CommandActor
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
 from shared.events.referrals import PersonUpdated, ReferralAccepted
@@ -80,8 +79,8 @@ async def _on_person_updated(
     died = (record or {}).get("date_of_death")
     if not died:
         return  # the date was removed, or the record cannot be read: nothing to close
-    command = cmd.RecordDeath(actor=CommandActor(worker_id=updated.actor), person_id=updated.person_id,
-                              date_of_death=died)
+    command = cmd.RecordDeath.model_validate({"actor": {"worker_id": updated.actor}, "person_id": updated.person_id,
+                                              "date_of_death": died})
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
             return
