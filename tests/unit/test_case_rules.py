@@ -595,3 +595,32 @@ def test_R_K6_a_co_worker_ends_their_professional_support_while_the_other_workfl
         "progress_monitoring": "Application sent; the main worker carries on with the review"})
     d = authorised(e, sid, OTHER_WORKFLOW, INFO_REQUEST, manager=ATM)
     assert e.steps[sid].state == "finished" and not d.created
+
+
+# --- R-K1: closure closes: waiting work is named, the checks must be Yes ------------------------
+
+
+def test_R_K1_a_closure_names_future_work_still_waiting_so_it_cannot_fall_due_on_a_closed_case(e: Engine) -> None:
+    plan = started(e, PLAN)
+    e.send("step.save", SW, step_id=plan, values={**PLAN_VALUES, "annual_review_date": "2030-01-10"})
+    [fw] = authorised(e, plan, FW, SAP_REQUEST, assignee={"kind": "team", "id": "adult-review"}).created
+    assert e.steps[fw.step_id].state == "future"  # the annual review waits on its date (R-K4)
+    sid = started(e, "Adult Proposed Case Closure")
+    e.send("step.save", SW, step_id=sid, values={"closure_reason": "No social care needs",
+                                                 "proposed_closure_date": "2024-07-02", "had_direct_payment": False})
+    e.send("step.add_next_action", SW, step_id=sid, action="Adult Case Closure in Progress")
+    reasons = e.refused("step.finish", SW, step_id=sid)
+    [waiting] = [r for r in reasons if r.code == "waiting_step"]
+    assert waiting.step_id == fw.step_id and "10/01/2030" in waiting.message and "R-K1" in waiting.message
+
+
+def test_R_K1_the_admin_teams_closure_checks_must_be_yes_not_just_answered(e: Engine) -> None:
+    admin = actor("admin-1", "business_support", teams=("adult-admin",))
+    [step] = e.send("step.start_new", admin, person_id=PID, step_type="Adult Case Closure in Progress").created
+    e.send("step.save", admin, step_id=step.step_id, values={
+        "open_work_ended": False, "relationships_ended": True, "case_closure_date": "2024-07-03"})
+    e.send("step.add_next_action", admin, step_id=step.step_id, action="Adult Case Closed (NFA)")
+    [refusal] = e.refused("step.finish", admin, step_id=step.step_id)
+    assert (refusal.code, refusal.field) == ("check_not_done", "open_work_ended")
+    e.send("step.save", admin, step_id=step.step_id, values={"open_work_ended": True})
+    assert "case.closed" in e.event_types(e.send("step.finish", admin, step_id=step.step_id))

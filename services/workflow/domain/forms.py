@@ -238,6 +238,9 @@ def _missing_in(sections: Sequence[tuple[int | None, Any]], values: Mapping[str,
             if f.mandatory and is_empty(value):
                 reasons.append(reason("missing_field", f"{f.label!r} in {label} is mandatory",
                                       section=number, field=f.key))
+            elif f.must_be_yes and value is not True:
+                reasons.append(reason("check_not_done", f"{f.label!r} in {label} must be Yes before the"
+                                      " step finishes (R-K1)", section=number, field=f.key))
             if f.type == "table" and isinstance(value, list):
                 reasons += _missing_in_rows(f, value, number)
     return reasons

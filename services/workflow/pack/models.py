@@ -91,6 +91,8 @@ class Field(_Frozen):
     once_per: FieldKey | None = None
     rows_from: FieldKey | None = None
     system_value: SystemValue | None = None
+    # R-K1: a check that must be answered "Yes" (true) before the step finishes, not merely answered
+    must_be_yes: bool = False
 
     def to_contract(self) -> dict[str, Any]:
         """The field as the step read endpoint shows it."""
