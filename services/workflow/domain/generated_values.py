@@ -39,17 +39,27 @@ def _costed_tables(defn: StepDefinition) -> list[Field]:
             if f.type == "table" and costed_fields(f.columns)]
 
 
-# R-K10 inputs and their sensible ranges (issue #20: 1e308 hours is not a care package)
-_COST_INPUT_LIMITS = (
-    ("respite_weeks", purchasing.WEEKS_IN_YEAR, "weeks of respite must be between 0 and 52 (R-K10)"),
-    ("hours_per_week", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
-    ("weekly_hours", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
-    ("hourly_rate", bounds.MAX_HOURLY_RATE, "an hourly rate must be between 0 and 10,000 (R-K10)"),
+# R-K10, R-F4 inputs and their ranges: (key, least, most, whether the least is allowed, message). An amount,
+# a rate, hours or weeks of care is more than nothing (issue #17: £0 or −£16.05 an hour is not a care
+# package), and within sensible bounds (issue #20: 1e308 hours is not one either).
+_COST_INPUT_LIMITS: tuple[tuple[str, Decimal, Decimal, bool, str], ...] = (
+    ("respite_weeks", Decimal(0), purchasing.WEEKS_IN_YEAR, True,
+     "weeks of respite must be at least 0 and fewer than 52 (R-K10)"),
+    ("hours_per_week", Decimal(0), bounds.MAX_WEEKLY_HOURS, False,
+     "hours a week must be more than 0 and at most 168 (R-F4)"),
+    ("weekly_hours", Decimal(0), bounds.MAX_WEEKLY_HOURS, False,
+     "hours a week must be more than 0 and at most 168 (R-F4)"),
+    ("hourly_rate", Decimal(0), bounds.MAX_HOURLY_RATE, False,
+     "a rate must be more than £0 and at most £10,000 (R-F4)"),
+    ("weeks_per_year", Decimal(0), purchasing.WEEKS_IN_YEAR, False,
+     "weeks a year must be more than 0 and at most 52 (R-F4)"),
+    ("one_off_dp_amount", Decimal(0), bounds.MAX_ONE_OFF_AMOUNT, False,
+     "a one-off amount must be more than £0 and at most £100,000 (R-F4)"),
 )
 
 
 def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Reason]:
-    """R-K10: respite weeks are taken out of 52, so between 0 and 52; hours a week and rates in sensible ranges."""
+    """R-K10, R-F4: every amount, rate, hours and weeks more than nothing and in range, each field at fault named."""
     if BUDGET_RULE not in defn.rules:
         return []
     reasons = _cost_input_problems(values, "")
@@ -63,9 +73,14 @@ def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Rea
 
 def _cost_input_problems(line: Mapping[str, Any], prefix: str) -> list[Reason]:
     reasons = []
-    for key, most, message in _COST_INPUT_LIMITS:
+    for key, least, most, least_allowed, message in _COST_INPUT_LIMITS:
         number = purchasing.as_decimal(line.get(key))
-        if number is not None and not 0 <= number <= most:
+        if number is None:
+            continue
+        above = number >= least if least_allowed else number > least
+        # respite: 52 weeks would leave no weeks of care
+        below = number < most if key == "respite_weeks" else number <= most
+        if not (above and below):
             reasons.append(reason("invalid_value", message, field=f"{prefix}{key}"))
     return reasons
 
