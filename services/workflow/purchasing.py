@@ -83,16 +83,22 @@ def rate_string(rate: Decimal | None) -> str | None:
 class Costs:
     """What one order (or one service line) costs; None where the step did not record it."""
 
-    weekly_hours: Decimal | None = None
-    hourly_rate: Decimal | None = None
+    weekly_hours: Decimal | None = None  # the units a week: hours unless `unit` says otherwise (R-F5)
+    hourly_rate: Decimal | None = None  # the rate per unit
     weeks_per_year: Decimal | None = None
     weekly_cost: Decimal | None = None
     annual_cost: Decimal | None = None
+    unit: str = "hour"
+
+    @property
+    def hourly(self) -> bool:
+        return self.unit == "hour"
 
 
 def line_costs(line: Mapping[str, Any]) -> Costs:
     """R-K10 for one service line: `hours_per_week` (or `weekly_hours`), `hourly_rate`, and
-    `respite_weeks` (weeks = 52 − respite) or a recorded `weeks_per_year` where there is no respite field."""
+    `respite_weeks` (weeks = 52 − respite) or a recorded `weeks_per_year` where there is no respite field.
+    R-F5: with a `unit` other than hour, the hours and rate are nights, sessions or weeks and their rate."""
     rate = as_decimal(line.get("hourly_rate"))
     hours = as_decimal(line.get("hours_per_week", line.get("weekly_hours")))
     respite = as_decimal(line.get("respite_weeks"))
@@ -100,7 +106,8 @@ def line_costs(line: Mapping[str, Any]) -> Costs:
     weeks = weeks_per_year(respite) if respite is not None or recorded_weeks is None else recorded_weeks
     weekly = weekly_cost(rate, hours) if rate is not None and hours is not None else None
     annual = annual_cost(weekly, weeks) if weekly is not None else None
-    return Costs(weekly_hours=hours, hourly_rate=rate, weeks_per_year=weeks, weekly_cost=weekly, annual_cost=annual)
+    return Costs(weekly_hours=hours, hourly_rate=rate, weeks_per_year=weeks, weekly_cost=weekly, annual_cost=annual,
+                 unit=str(line.get("unit") or "hour"))
 
 
 def _common(values: Sequence[Decimal | None]) -> Decimal | None:
@@ -114,13 +121,17 @@ def _sum(values: Sequence[Decimal | None]) -> Decimal | None:
 
 
 def total_costs(lines: Sequence[Costs]) -> Costs:
-    """Several lines in one order: hours, weekly and annual costs add up; rate and weeks where common."""
+    """Several lines in one order: weekly and annual costs add up; units where all are in one unit; rate and
+    weeks where common."""
+    units = {c.unit for c in lines}
+    one_unit = len(units) == 1
     return Costs(
-        weekly_hours=_sum([c.weekly_hours for c in lines]),
-        hourly_rate=_common([c.hourly_rate for c in lines]),
+        weekly_hours=_sum([c.weekly_hours for c in lines]) if one_unit else None,
+        hourly_rate=_common([c.hourly_rate for c in lines]) if one_unit else None,
         weeks_per_year=_common([c.weeks_per_year for c in lines]),
         weekly_cost=_sum([c.weekly_cost for c in lines]),
         annual_cost=_sum([c.annual_cost for c in lines]),
+        unit=units.pop() if one_unit else "mixed",
     )
 
 
@@ -208,8 +219,11 @@ def order_for(
             description = "; ".join(_describe(line, c) for line, c in zip(lines, each, strict=True))
             providers = {str(line["provider"]) for line in lines if line.get("provider")}
             provider = providers.pop() if len(providers) == 1 else None
-            if len(lines) > 1 and costs.hourly_rate is None:
+            if len(lines) > 1 and costs.unit == "mixed":
+                notes.append("Service lines in different units: units and rate are per line (see the service).")
+            elif len(lines) > 1 and costs.hourly_rate is None:
                 notes.append("Several service lines at different rates: hourly_rate is per line (see the service).")
+            notes += [_override_note(line) for line in lines if str(line.get("rate_override_reason") or "").strip()]
             if len(lines) > 1 and costs.weeks_per_year is None:
                 notes.append("Several service lines with different weeks per year: weeks_per_year is per line.")
         start = _date(values.get("care_start_date", values.get("start_date")))
@@ -219,25 +233,46 @@ def order_for(
         provider = str(values["provider"]) if values.get("provider") else None
         start = _date(values.get("start_date", values.get("care_start_date")))
     known = (("weekly_hours", costs.weekly_hours), ("hourly_rate", costs.hourly_rate), ("start_date", start))
-    missing = [name for name, value in known if value is None and (lines != [] or name == "start_date")]
+    missing = [name for name, value in known if value is None and (lines != [] or name == "start_date")
+               and (costs.hourly or name == "start_date")]
     if missing:
         notes.append(f"Not recorded on the step: {', '.join(missing)}.")
     source_key = f"next-action:{sent.next_action_id}"
     event = PurchaseOrderRequested(
         po_request_id=po_request_id(source_key), person_id=person_id, step_id=step_id, kind=kind,
         service_description=description, provider=provider, start_date=start,
-        weekly_hours=decimal_string(costs.weekly_hours), hourly_rate=rate_string(costs.hourly_rate),
         weeks_per_year=decimal_string(costs.weeks_per_year), weekly_cost=money_string(costs.weekly_cost),
         annual_cost=money_string(costs.annual_cost), requested_by=requested_by, note=" ".join(notes),
+        **unit_fields(costs),
     )
     return Order(source_key, event)
+
+
+def unit_fields(costs: Costs) -> dict[str, Any]:
+    """R-F5: hours and hourly rate for hourly care; the unit, its rate and units a week for any one unit."""
+    hourly = costs.hourly
+    one_unit = costs.unit != "mixed"
+    return {"weekly_hours": decimal_string(costs.weekly_hours) if hourly else None,
+            "hourly_rate": rate_string(costs.hourly_rate) if hourly else None,
+            "unit": costs.unit if one_unit else None,
+            "unit_rate": rate_string(costs.hourly_rate) if one_unit else None,
+            "units_per_week": decimal_string(costs.weekly_hours) if one_unit else None}
+
+
+def _override_note(line: Mapping[str, Any]) -> str:
+    """R-F5: a rate other than the rate card's goes to finance with its reason."""
+    return (f"{line.get('service') or 'Service'} at £{rate_string(as_decimal(line.get('hourly_rate')))}"
+            f" rather than the rate card's: {str(line['rate_override_reason']).strip()}.")
 
 
 def _describe(line: Mapping[str, Any], costs: Costs) -> str:
     service = str(line.get("service") or "Service")
     if costs.weekly_hours is None or costs.hourly_rate is None:
         return service
-    return f"{service} {decimal_string(costs.weekly_hours)} h/week at £{rate_string(costs.hourly_rate)}"
+    if costs.hourly:
+        return f"{service} {decimal_string(costs.weekly_hours)} h/week at £{rate_string(costs.hourly_rate)}"
+    return (f"{service} {decimal_string(costs.weekly_hours)} {costs.unit}(s)/week"
+            f" at £{rate_string(costs.hourly_rate)} per {costs.unit}")
 
 
 def orders_of_step(

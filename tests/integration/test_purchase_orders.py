@@ -1,4 +1,4 @@
-"""Purchase orders on purchasing.orders through the real broker and database (R-F1, R-F2, R-F3, R-K10).
+"""Purchase orders on purchasing.orders through the real broker and database (R-F1, R-F2, R-F3, R-F5, R-K10).
 
 Each order is published once per next action however often the finishing command or a brokerage
 event is delivered. "Nothing more came" is awaited with a later message on the same key (one
@@ -66,6 +66,11 @@ async def test_R_F1_R_K10_a_finished_support_plan_publishes_one_brokerage_dp_and
         "Domiciliary care")
     assert (by_kind["direct_payment"]["weekly_cost"], by_kind["direct_payment"]["annual_cost"]) == ("85.40", "4440.80")
     assert (by_kind["telecare"]["weekly_cost"], by_kind["telecare"]["annual_cost"]) == ("3.50", "182.00")
+    # R-F5: telecare is costed per week on the rate card: no hours, no hourly rate
+    telecare = by_kind["telecare"]
+    assert (telecare["unit"], telecare["unit_rate"], telecare["units_per_week"], telecare["hourly_rate"]) == (
+        "week", "3.50", "1", None)
+    assert (brokerage["unit"], brokerage["unit_rate"]) == ("hour", "16.05")
     published = orders_of(orders, person_id)
     assert all(s.key == person_id and s.body["dataschema"] == "purchase_order.requested/1"
                and s.body["causationid"] == str(finish.id) for s in published)

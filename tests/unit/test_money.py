@@ -1,14 +1,17 @@
-"""Money of purchase orders, pure (R-F4, R-K10): amounts refused unless more than nothing, pence exact, half up."""
+"""Money of purchase orders, pure (R-F4, R-F5, R-K10): amounts more than nothing, pence exact; the rate card."""
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.workflow import purchasing
-from services.workflow.pack import PackRegistry
+from services.workflow.pack import DEFINITIONS_DIR, PackError, PackRegistry, load_packs
+from shared.events.purchasing import PurchaseOrderRequested
 from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
 
 PID = PERSON["person_id"]
@@ -72,7 +75,7 @@ def test_R_F4_a_carers_one_off_direct_payment_of_nothing_or_less_is_refused(ship
 def test_R_F4_the_smallest_amounts_are_accepted_and_costed_to_the_penny(shipped: PackRegistry) -> None:
     engine = Engine(packs=shipped)
     plan = _started(engine, PLAN)
-    rows = [{"service": "Domiciliary care", "hourly_rate": "0.01", "hours_per_week": "0.5", "respite_weeks": 0}]
+    rows = [{"service": "Other", "hourly_rate": "0.01", "hours_per_week": "0.5", "respite_weeks": 0}]
     engine.send("step.save", SW, step_id=plan, values={"planned_services": rows})
     [line] = engine.steps[plan].values["planned_services"]
     assert (line["weekly_cost"], line["annual_cost"]) == ("0.01", "0.52")  # 0.005 → 0.01 half up, × 52
@@ -101,3 +104,97 @@ def test_R_F4_R_K10_the_annual_total_is_the_sum_of_each_lines_pence_not_of_unrou
     total = purchasing.total_costs(lines)
     assert [c.weekly_cost for c in lines] == [Decimal("0.34")] * 3
     assert (total.weekly_cost, total.annual_cost) == (Decimal("1.02"), Decimal("53.04"))
+
+
+# --- R-F5: the rate card, and care costed per night, session or week ----------------------------------------
+
+
+def _orders(engine: Engine, step_id: str, packs: PackRegistry) -> dict[str, PurchaseOrderRequested]:
+    step = engine.steps[step_id]
+    sent = [purchasing.SentAction(a.next_action_id, a.action, a.reason, a.note, a.assignee_kind, a.assignee_id,
+                                  sent=True) for a in step.next_actions]
+    orders = purchasing.orders_of_step(packs.step(step.step_type), step.step_id, step.person_id, step.state,
+                                       step.values, sent, requested_by="sw")
+    return {o.event.kind: o.event for o in orders}
+
+
+def test_R_F5_the_shipped_rate_card_holds_the_guides_rates_and_units(shipped: PackRegistry) -> None:
+    card = {service: (entry.unit, entry.rate) for service, entry in shipped.rates.items()}
+    assert card["Domiciliary care"] == ("hour", Decimal("16.05"))
+    assert card["Care provider via direct payment"] == ("hour", Decimal("16.05"))
+    assert card["Personal assistant (PA) support"] == ("hour", Decimal("12.20"))
+    assert (card["Respite"][0], card["Day centre"][0], card["Telecare"][0]) == ("night", "session", "week")
+
+
+def test_R_F5_a_service_twice_on_the_rate_card_does_not_load(tmp_path: Path) -> None:
+    for path in DEFINITIONS_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "more_rates.yaml").write_text(
+        "name: more_rates\nversion: 1\nrate_card:\n  - {service: Domiciliary care, unit: hour, rate: '17.00'}\n")
+    with pytest.raises(PackError, match="R-F5"):
+        load_packs(tmp_path)
+
+
+def test_R_F5_the_rate_card_fills_the_rate_and_unit_of_a_line_that_gives_none(shipped: PackRegistry) -> None:
+    engine = Engine(packs=shipped)
+    plan = _started(engine, PLAN)
+    rows = [{"service": "Domiciliary care", "hours_per_week": "10.5", "respite_weeks": 6},
+            {"service": "Personal assistant (PA) support", "hours_per_week": 7},
+            {"service": "Care provider via direct payment", "hours_per_week": 3}]
+    engine.send("step.save", SW, step_id=plan, values={"planned_services": rows})
+    saved = engine.steps[plan].values["planned_services"]
+    assert [(r["unit"], r["hourly_rate"], r["weekly_cost"], r["annual_cost"]) for r in saved] == [
+        ("hour", "16.05", "168.53", "7752.38"), ("hour", "12.20", "85.40", "4440.80"),
+        ("hour", "16.05", "48.15", "2503.80")]
+    assert engine.steps[plan].values["total_weekly_cost"] == "302.08"
+
+
+def test_R_F5_another_rate_than_the_cards_needs_a_reason_which_goes_with_the_order(shipped: PackRegistry) -> None:
+    engine = Engine(packs=shipped)
+    plan = _started(engine, PLAN)
+    dearer = {"service": "Domiciliary care", "hourly_rate": "17.50", "hours_per_week": 10}
+    [r] = engine.refused("step.save", SW, step_id=plan, values={"planned_services": [dearer]})
+    assert (r.code, r.field) == ("missing", "planned_services[0].rate_override_reason")
+    assert "16.05" in r.message
+    reason = "Rural call: only provider covering the village"
+    engine.send("step.save", SW, step_id=plan, values={
+        "planned_services": [{**dearer, "rate_override_reason": reason}], "care_start_date": "2024-06-10"})
+    [line] = engine.steps[plan].values["planned_services"]
+    assert (line["hourly_rate"], line["weekly_cost"]) == ("17.50", "175.00")
+    engine.send("step.add_next_action", SW, step_id=plan, action="Brokerage purchasing request")
+    order = _orders(engine, plan, shipped)["brokerage"]
+    assert order.hourly_rate == "17.50" and reason in order.note
+
+
+def test_R_F5_respite_is_costed_per_night_day_centre_per_session_telecare_per_week(shipped: PackRegistry) -> None:
+    engine = Engine(packs=shipped)
+    plan = _started(engine, PLAN)
+    rows = [{"service": "Respite", "hourly_rate": "95.00", "hours_per_week": 2},
+            {"service": "Day centre", "hourly_rate": "38.55", "hours_per_week": 3, "respite_weeks": 2},
+            {"service": "Telecare", "hourly_rate": "4.75", "hours_per_week": 1}]
+    engine.send("step.save", SW, step_id=plan, values={"planned_services": rows, "care_start_date": "2024-06-10"})
+    saved = engine.steps[plan].values["planned_services"]
+    assert [(r["unit"], r["weekly_cost"], r["annual_cost"]) for r in saved] == [
+        ("night", "190.00", "9880.00"), ("session", "115.65", "5782.50"), ("week", "4.75", "247.00")]
+    engine.send("step.add_next_action", SW, step_id=plan, action="Brokerage purchasing request")
+    engine.send("step.add_next_action", SW, step_id=plan, action="Telecare")
+    orders = _orders(engine, plan, shipped)
+    telecare = orders["telecare"]
+    assert (telecare.unit, telecare.unit_rate, telecare.units_per_week, telecare.weekly_cost, telecare.annual_cost,
+            telecare.hourly_rate, telecare.weekly_hours) == ("week", "4.75", "1", "4.75", "247.00", None, None)
+    assert "Not recorded" not in telecare.note
+    both = orders["brokerage"]  # respite and day centre: two units, so per line only
+    assert (both.unit, both.unit_rate, both.weekly_hours, both.weekly_cost, both.annual_cost) == (
+        None, None, None, "305.65", "15662.50")
+    assert "2 night(s)/week at £95.00 per night" in both.service_description
+
+
+def test_R_F4_R_F5_a_line_in_another_unit_than_the_cards_or_beyond_a_week_is_refused(shipped: PackRegistry) -> None:
+    engine = Engine(packs=shipped)
+    plan = _started(engine, PLAN)
+    rows = [{"service": "Respite", "unit": "hour", "hourly_rate": "20", "hours_per_week": 10},
+            {"service": "Respite", "hourly_rate": "95", "hours_per_week": 8},
+            {"service": "Telecare", "hourly_rate": "4.75", "hours_per_week": 2}]
+    reasons = engine.refused("step.save", SW, step_id=plan, values={"planned_services": rows})
+    assert {r.field for r in reasons} == {"planned_services[0].unit", "planned_services[1].hours_per_week",
+                                          "planned_services[2].hours_per_week"}

@@ -12,7 +12,7 @@ from typing import Any
 from services.workflow import purchasing
 from services.workflow.domain.forms import person_value, writable_fields
 from services.workflow.domain.model import Context, Step, reason
-from services.workflow.pack import Field, StepDefinition, costed_fields
+from services.workflow.pack import MOST_UNITS_A_WEEK, Field, RateCardEntry, StepDefinition, costed_fields
 from shared import bounds
 from shared.commands.base import Reason
 
@@ -58,8 +58,10 @@ _COST_INPUT_LIMITS: tuple[tuple[str, Decimal, Decimal, bool, str], ...] = (
 )
 
 
-def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Reason]:
-    """R-K10, R-F4: every amount, rate, hours and weeks more than nothing and in range, each field at fault named."""
+def budget_problems(defn: StepDefinition, values: Mapping[str, Any],
+                    rates: Mapping[str, RateCardEntry] | None = None) -> list[Reason]:
+    """R-K10, R-F4, R-F5: every amount, rate, hours and weeks more than nothing and in range, a service line
+    in the unit of the rate card and at its rate unless a reason is recorded; each field at fault named."""
     if BUDGET_RULE not in defn.rules:
         return []
     reasons = _cost_input_problems(values, "")
@@ -67,8 +69,49 @@ def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Rea
         rows = values.get(table.key)
         for index, row in enumerate(rows if isinstance(rows, list) else []):
             if isinstance(row, Mapping):
-                reasons += _cost_input_problems(row, f"{table.key}[{index}].")
+                prefix = f"{table.key}[{index}]."
+                found = _cost_input_problems(row, prefix)
+                at_fault = {r.field for r in found}
+                card = _rate_card_problems(row, prefix, rates or {}, rate_at_fault=f"{prefix}hourly_rate" in at_fault)
+                reasons += found + [r for r in card if r.field not in at_fault]
     return reasons
+
+
+def _rate_card_problems(line: Mapping[str, Any], prefix: str, rates: Mapping[str, RateCardEntry], *,
+                        rate_at_fault: bool) -> list[Reason]:
+    """R-F5: the card's unit, at most the units a week holds, and the card's rate or a reason for another."""
+    entry = rates.get(str(line.get("service")))
+    unit = line.get("unit") or (entry.unit if entry else None) or "hour"
+    reasons = []
+    if entry is not None and entry.unit is not None and line.get("unit") not in (None, "", entry.unit):
+        reasons.append(reason("invalid_value", f"{entry.service} is costed per {entry.unit} on the rate card (R-F5)",
+                              field=f"{prefix}unit"))
+    units = purchasing.as_decimal(line.get("hours_per_week"))
+    most = MOST_UNITS_A_WEEK.get(str(unit))
+    if units is not None and most is not None and units > most:
+        reasons.append(reason("invalid_value", f"a week holds at most {most} {unit}s (R-F4)",
+                              field=f"{prefix}hours_per_week"))
+    rate = purchasing.as_decimal(line.get("hourly_rate"))
+    explained = str(line.get("rate_override_reason") or "").strip()
+    if (entry is not None and entry.rate is not None and rate is not None and not rate_at_fault
+            and rate != entry.rate and not explained):
+        reasons.append(reason(
+            "missing", f"the rate card's rate for {entry.service} is £{entry.rate} per {entry.unit or 'hour'}:"
+            " record why this line's rate differs (R-F5)", field=f"{prefix}rate_override_reason"))
+    return reasons
+
+
+def with_rate_card(line: Mapping[str, Any], rates: Mapping[str, RateCardEntry]) -> dict[str, Any]:
+    """R-F5: a service line with the rate card's unit and rate where the line does not say them."""
+    entry = rates.get(str(line.get("service")))
+    out = dict(line)
+    if entry is None:
+        return out
+    if entry.unit is not None and not out.get("unit"):
+        out["unit"] = entry.unit
+    if entry.rate is not None and out.get("hourly_rate") in (None, ""):
+        out["hourly_rate"] = purchasing.money_string(entry.rate)
+    return out
 
 
 def _cost_input_problems(line: Mapping[str, Any], prefix: str) -> list[Reason]:
@@ -85,8 +128,10 @@ def _cost_input_problems(line: Mapping[str, Any], prefix: str) -> list[Reason]:
     return reasons
 
 
-def budget_values(defn: StepDefinition, values: Mapping[str, Any]) -> dict[str, Any]:
-    """R-K10: the system-generated costs of each costed row, the totals, and flat costs, pence exact."""
+def budget_values(defn: StepDefinition, values: Mapping[str, Any],
+                  rates: Mapping[str, RateCardEntry] | None = None) -> dict[str, Any]:
+    """R-K10, R-F5: each costed row with the rate card's unit and rate where it says none, its costs, the
+    totals, and flat costs, pence exact."""
     if BUDGET_RULE not in defn.rules:
         return {}
     fields = defn.field_map()
@@ -97,7 +142,9 @@ def budget_values(defn: StepDefinition, values: Mapping[str, Any]) -> dict[str, 
             continue
         columns = {c.key: c for c in table.columns}
         generated = "weeks_per_year" in columns and columns["weeks_per_year"].system_generated
-        costed = [{**row, **cost_line(row, weeks_generated=generated)} for row in rows if isinstance(row, Mapping)]
+        filled = [with_rate_card(row, rates or {}) if "unit" in columns else dict(row)
+                  for row in rows if isinstance(row, Mapping)]
+        costed = [{**row, **cost_line(row, weeks_generated=generated)} for row in filled]
         out[table.key] = costed
         for total, column in (("total_weekly_cost", "weekly_cost"), ("total_annual_cost", "annual_cost")):
             if total in fields and fields[total].system_generated:

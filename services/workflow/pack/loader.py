@@ -74,6 +74,7 @@ def load_packs(directory: Path = DEFINITIONS_DIR) -> PackRegistry:
     teams = _merge_teams(loaded)
     for item in loaded:
         _check_references(item, index, teams)
+    _check_rate_card(loaded)
     return PackRegistry([item.pack for item in loaded], _resolve(loaded, index))
 
 
@@ -445,6 +446,17 @@ def _index_steps(loaded: Sequence[_Loaded]) -> _Index:
                 )
             index.setdefault(step.step_type, {})[item.pack.version] = (item, step)
     return index
+
+
+def _check_rate_card(loaded: Sequence[_Loaded]) -> None:
+    """R-F5: one rate card entry per service type across the packs."""
+    seen: dict[str, Path] = {}
+    for item in loaded:
+        for index, entry in enumerate(item.pack.rate_card):
+            if entry.service in seen:
+                raise _Where(str(item.path)).fail(
+                    f"rate_card[{index}].service", f"R-F5: {entry.service!r} is also costed in {seen[entry.service]}")
+            seen[entry.service] = item.path
 
 
 def _merge_teams(loaded: Sequence[_Loaded]) -> dict[str, str]:
