@@ -173,11 +173,19 @@ async def _confirmed(
         return []
     requested = PurchaseOrderRequested.model_validate(order["requested"])
     pvi = purchasing.pvi_order(requested, provider=event.provider, start_date=event.start_date,
-                               requested_by=f"brokerage:{cause.source}")
+                               requested_by=f"brokerage:{cause.source}", rate=event.rate)
     messages = await _issue(conn, pvi, cause, now)
-    for ended in await store.end_interim_orders(conn, order["person_id"], event.start_date, now):
+    if not messages:  # the PVI order was asked for before: so were the ends
+        return []
+    person_id = str(order["person_id"])
+    end_date = purchasing.day_before(event.start_date)
+    if await store.end_po_request(conn, order["po_request_id"], end_date, now):
+        end = purchasing.brokerage_end(str(order["po_request_id"]), provider=event.provider,
+                                       start_date=event.start_date)
+        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
+    for ended in await store.end_interim_orders(conn, order["person_id"], end_date, now):
         end = purchasing.interim_end(str(ended), provider=event.provider, start_date=event.start_date)
-        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, str(order["person_id"])))
+        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
     return messages
 
 

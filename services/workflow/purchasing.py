@@ -206,13 +206,19 @@ def order_for(
     if kind is None or action.purchase_order is None:
         return None
     notes = [n for n in (sent.note, f"Reason: {sent.reason}" if sent.reason else None) if n]
-    lines = _lines(values, action.purchase_order.services)
+    spec = action.purchase_order
+    lines = _lines(values, spec.services_by_kind.get(kind, spec.services))
+    one_off = as_decimal(values.get(spec.one_off_field)) if spec.one_off_field else None
     provider: str | None = None
+    if lines is None and one_off is not None:  # R-F6: a plan with a one-off payment and no service lines
+        lines = []
     if lines is not None:
-        if not lines:
-            wanted = ", ".join(action.purchase_order.services) or "any service"
+        if not lines and one_off is None:
+            wanted = ", ".join(spec.services_by_kind.get(kind, spec.services)) or "any service"
             notes.append(f"No support plan service line for {wanted}: costs not known.")
             costs, description = Costs(), action.action
+        elif not lines:  # R-F6: a one-off payment only
+            costs, description = Costs(), ""
         else:
             each = [line_costs(line) for line in lines]
             costs = total_costs(each)
@@ -226,6 +232,10 @@ def order_for(
             notes += [_override_note(line) for line in lines if str(line.get("rate_override_reason") or "").strip()]
             if len(lines) > 1 and costs.weeks_per_year is None:
                 notes.append("Several service lines with different weeks per year: weeks_per_year is per line.")
+        if one_off is not None:
+            purpose = str(values.get("one_off_dp_purpose") or "").strip()
+            description = "; ".join(d for d in (description, f"One-off payment £{money_string(one_off)}"
+                                                + (f": {purpose}" if purpose else "")) if d)
         start = _date(values.get("care_start_date", values.get("start_date")))
     else:
         costs = line_costs(values)
@@ -234,7 +244,7 @@ def order_for(
         start = _date(values.get("start_date", values.get("care_start_date")))
     known = (("weekly_hours", costs.weekly_hours), ("hourly_rate", costs.hourly_rate), ("start_date", start))
     missing = [name for name, value in known if value is None and (lines != [] or name == "start_date")
-               and (costs.hourly or name == "start_date")]
+               and (costs.hourly or name == "start_date") and (one_off is None or name == "start_date")]
     if missing:
         notes.append(f"Not recorded on the step: {', '.join(missing)}.")
     source_key = f"next-action:{sent.next_action_id}"
@@ -243,7 +253,7 @@ def order_for(
         service_description=description, provider=provider, start_date=start,
         weeks_per_year=decimal_string(costs.weeks_per_year), weekly_cost=money_string(costs.weekly_cost),
         annual_cost=money_string(costs.annual_cost), requested_by=requested_by, note=" ".join(notes),
-        **unit_fields(costs),
+        one_off_amount=money_string(one_off), **unit_fields(costs),
     )
     return Order(source_key, event)
 
@@ -251,7 +261,7 @@ def order_for(
 def unit_fields(costs: Costs) -> dict[str, Any]:
     """R-F5: hours and hourly rate for hourly care; the unit, its rate and units a week for any one unit."""
     hourly = costs.hourly
-    one_unit = costs.unit != "mixed"
+    one_unit = costs.unit != "mixed" and (costs.weekly_hours is not None or costs.hourly_rate is not None)
     return {"weekly_hours": decimal_string(costs.weekly_hours) if hourly else None,
             "hourly_rate": rate_string(costs.hourly_rate) if hourly else None,
             "unit": costs.unit if one_unit else None,
@@ -315,22 +325,53 @@ def watches_provision(kind: str) -> bool:
     return kind == "brokerage"
 
 
-def pvi_order(confirmed: PurchaseOrderRequested, *, provider: str, start_date: date, requested_by: str) -> Order:
-    """R-F2: the long-term (PVI) order once brokerage confirms a provider and start date for `confirmed`."""
+def pvi_order(confirmed: PurchaseOrderRequested, *, provider: str, start_date: date, requested_by: str,
+              rate: Decimal | None = None) -> Order:
+    """R-F2, R-F6: the long-term (PVI) order once brokerage confirms a provider and start date for `confirmed`,
+    costed at the provider's rate where brokerage gives it (the units and weeks are the plan's)."""
     source_key = f"pvi:{confirmed.po_request_id}"
-    note = (f"PVI provider confirmed by brokerage for purchase order {confirmed.po_request_id};"
-            " the interim homecare order ends on the start date.")
-    event = confirmed.model_copy(update={
-        "po_request_id": po_request_id(source_key), "kind": "long_term_homecare", "provider": provider,
-        "start_date": start_date, "requested_by": requested_by, "note": note,
-    })
+    notes = [f"PVI provider confirmed by brokerage for purchase order {confirmed.po_request_id};"
+             " the brokerage and interim homecare orders end the day before the start date."]
+    update: dict[str, Any] = {"po_request_id": po_request_id(source_key), "kind": "long_term_homecare",
+                              "provider": provider, "start_date": start_date, "requested_by": requested_by}
+    unit = confirmed.unit or ("hour" if confirmed.weekly_hours is not None else None)
+    units = as_decimal(confirmed.units_per_week if confirmed.unit else confirmed.weekly_hours)
+    weeks = as_decimal(confirmed.weeks_per_year)
+    if rate is None:
+        notes.append("The provider's rate was not given: the requested rate stands.")
+    elif unit is None or units is None:
+        notes.append(f"The provider's rate is £{rate_string(rate)}; the order's lines are in different units,"
+                     " so its costs are as requested.")
+    else:
+        weekly = weekly_cost(rate, units)
+        costs = Costs(weekly_hours=units, hourly_rate=rate, weeks_per_year=weeks, weekly_cost=weekly,
+                      annual_cost=annual_cost(weekly, weeks) if weeks is not None else None, unit=unit)
+        update |= {"weekly_cost": money_string(costs.weekly_cost), "annual_cost": money_string(costs.annual_cost),
+                   **unit_fields(costs)}
+        if confirmed.unit_rate or confirmed.hourly_rate:
+            notes.append(f"Provider's rate £{rate_string(rate)} per {unit}"
+                         f" (requested £{confirmed.unit_rate or confirmed.hourly_rate}).")
+    update["note"] = " ".join(notes)
+    event = confirmed.model_copy(update=update)
     return Order(source_key, PurchaseOrderRequested.model_validate(event.model_dump()))
 
 
+def day_before(start_date: date) -> date:
+    """R-F6: an order replaced by one starting on `start_date` ends the day before, so never both are live."""
+    return start_date - timedelta(days=1)
+
+
 def interim_end(interim_po_id: str, *, provider: str, start_date: date) -> PurchaseOrderEndRequested:
-    """R-F2: the interim homecare order ends the day the PVI provider starts."""
-    return PurchaseOrderEndRequested(po_request_id=interim_po_id, end_date=start_date,
+    """R-F2, R-F6: the interim homecare order ends the day before the PVI provider starts."""
+    return PurchaseOrderEndRequested(po_request_id=interim_po_id, end_date=day_before(start_date),
                                      reason=f"PVI provider {provider} starts on {start_date.isoformat()}")
+
+
+def brokerage_end(brokerage_po_id: str, *, provider: str, start_date: date) -> PurchaseOrderEndRequested:
+    """R-F6: the brokerage order is replaced by the long-term one: it ends the day before that starts."""
+    return PurchaseOrderEndRequested(
+        po_request_id=brokerage_po_id, end_date=day_before(start_date),
+        reason=f"Replaced by the long-term order with PVI provider {provider} from {start_date.isoformat()}")
 
 
 def confirms_pvi(kind: str) -> bool:

@@ -343,6 +343,13 @@ async def record_confirmation(conn: asyncpg.Connection, po_request_id: uuid.UUID
         " WHERE po_request_id = $1 AND confirmed_at IS NULL", po_request_id, at, provider, start_date)
 
 
+async def end_po_request(conn: asyncpg.Connection, po_request_id: uuid.UUID, end_date: Any, at: datetime) -> bool:
+    """The order now ends on `end_date`; False when its end was asked for before."""
+    return bool(await conn.fetchval(
+        "UPDATE po_requests SET end_date = $2, end_requested_at = $3 WHERE po_request_id = $1"
+        " AND end_requested_at IS NULL RETURNING 1", po_request_id, end_date, at))
+
+
 async def end_interim_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_date: Any,
                              at: datetime) -> list[uuid.UUID]:
     """The person's interim homecare orders not yet ended, now ending on `end_date`."""

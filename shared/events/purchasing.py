@@ -51,6 +51,8 @@ class PurchaseOrderRequested(_Event):
     unit: RateUnit | None = None
     unit_rate: DecimalString | None = None
     units_per_week: DecimalString | None = None
+    # optional, added in v1 (R-F6): a one-off payment (a carer's one-off direct payment), pence exact
+    one_off_amount: DecimalString | None = None
 
 
 class PurchaseOrderAmended(_Event):

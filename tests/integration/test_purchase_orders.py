@@ -1,4 +1,4 @@
-"""Purchase orders on purchasing.orders through the real broker and database (R-F1, R-F2, R-F3, R-F5, R-K10).
+"""Purchase orders on purchasing.orders through the real broker and database (R-F1..R-F3, R-F5, R-F6, R-K10).
 
 Each order is published once per next action however often the finishing command or a brokerage
 event is delivered. "Nothing more came" is awaited with a later message on the same key (one
@@ -150,13 +150,15 @@ async def _brokerage_and_interim(commands: Commands, orders: EventLog, person_id
     return by_kind["brokerage"], by_kind["interim_homecare"]
 
 
-async def test_R_F2_a_redelivered_provider_confirmed_asks_one_pvi_order_and_ends_the_interim_one_once(
+async def test_R_F2_R_F6_a_redelivered_provider_confirmed_asks_one_pvi_order_at_its_rate_and_ends_the_others_once(
         workflow, commands: Commands, orders: EventLog, infra, db):
     person_id = str(uuid.uuid4())
     brokerage, interim = await _brokerage_and_interim(commands, orders, person_id)
     start = date.today() + timedelta(days=14)
-    confirmed = brokerage_message("provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id)
-    again = brokerage_message("provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id)
+    confirmed = brokerage_message("provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id,
+                                  rate="17.25")
+    again = brokerage_message("provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id,
+                              rate="17.25")
     await from_brokerage(infra.bootstrap, person_id, confirmed, confirmed, again)  # redelivered, and re-sent
 
     # the marker: a later confirmation, same key, for a second brokerage order of the person
@@ -175,13 +177,17 @@ async def test_R_F2_a_redelivered_provider_confirmed_asks_one_pvi_order_and_ends
     pvi = [s.data for s in orders_of(orders, person_id) if s.data["kind"] == "long_term_homecare"
            and s.data["provider"] == "Acme PVI"]
     assert len(pvi) == 1
+    # R-F6: at the provider's rate, 17.25 × 10.5 h = 181.125 → 181.13 a week, × 46 weeks
     assert {k: pvi[0][k] for k in ("start_date", "weekly_cost", "annual_cost", "hourly_rate", "weekly_hours")} == {
-        "start_date": start.isoformat(), "weekly_cost": "168.53", "annual_cost": "7752.38", "hourly_rate": "16.05",
+        "start_date": start.isoformat(), "weekly_cost": "181.13", "annual_cost": "8331.98", "hourly_rate": "17.25",
         "weekly_hours": "10.5"}
+    # R-F6: the brokerage order and the interim one end the day before the provider starts, each once
     ends = orders_of(orders, person_id, "purchase_order.end_requested")
-    assert [(s.data["po_request_id"], s.data["end_date"]) for s in ends] == [
-        (interim["po_request_id"], start.isoformat())]
-    assert "Acme PVI" in ends[0].data["reason"]
+    day_before = (start - timedelta(days=1)).isoformat()
+    assert sorted((s.data["po_request_id"], s.data["end_date"]) for s in ends
+                  if s.data["po_request_id"] in (interim["po_request_id"], brokerage["po_request_id"])) == sorted([
+        (interim["po_request_id"], day_before), (brokerage["po_request_id"], day_before)])
+    assert all("Acme PVI" in s.data["reason"] for s in ends if s.data["po_request_id"] == interim["po_request_id"])
     cancels = orders.matching(lambda s: s.type == "timer.cancel"
                               and s.data["key"] == f"lack-of-provision:{brokerage['po_request_id']}")
     assert len(cancels) == 1

@@ -1,8 +1,9 @@
-"""Money of purchase orders, pure (R-F4, R-F5, R-K10): amounts more than nothing, pence exact; the rate card."""
+"""Money of purchase orders, pure (R-F4..R-F6, R-K10): amounts, pence exact, rate card, what orders carry."""
 
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,58 @@ def test_R_F4_R_F5_a_line_in_another_unit_than_the_cards_or_beyond_a_week_is_ref
     reasons = engine.refused("step.save", SW, step_id=plan, values={"planned_services": rows})
     assert {r.field for r in reasons} == {"planned_services[0].unit", "planned_services[1].hours_per_week",
                                           "planned_services[2].hours_per_week"}
+
+
+# --- R-F6: orders carry what was agreed ---------------------------------------------------------------------
+
+BROKERAGE_ORDER = PurchaseOrderRequested(
+    po_request_id="11111111-1111-4111-8111-111111111111", person_id="p", step_id="s", kind="brokerage",
+    service_description="Domiciliary care", start_date=date(2024, 6, 10), weekly_hours="10.5", hourly_rate="16.05",
+    weeks_per_year="46", weekly_cost="168.53", annual_cost="7752.38", requested_by="cc-1", note="", unit="hour",
+    unit_rate="16.05", units_per_week="10.5")
+
+
+def test_R_F6_the_long_term_order_is_costed_at_the_providers_rate() -> None:
+    pvi = purchasing.pvi_order(BROKERAGE_ORDER, provider="Acme PVI", start_date=date(2024, 8, 1),
+                               requested_by="b", rate=Decimal("17.25")).event
+    # 17.25 × 10.5 = 181.125 → 181.13 (half up); × 46 weeks = 8331.98
+    assert (pvi.hourly_rate, pvi.unit_rate, pvi.weekly_hours, pvi.weekly_cost, pvi.annual_cost) == (
+        "17.25", "17.25", "10.5", "181.13", "8331.98")
+    assert "requested £16.05" in pvi.note
+    same = purchasing.pvi_order(BROKERAGE_ORDER, provider="Acme PVI", start_date=date(2024, 8, 1), requested_by="b")
+    assert (same.event.hourly_rate, same.event.annual_cost) == ("16.05", "7752.38")
+    assert "rate was not given" in same.event.note
+
+
+def test_R_F6_the_brokerage_and_interim_orders_end_the_day_before_the_provider_starts() -> None:
+    start = date(2024, 8, 1)
+    interim = purchasing.interim_end("22222222-2222-4222-8222-222222222222", provider="Acme PVI", start_date=start)
+    brokerage = purchasing.brokerage_end(BROKERAGE_ORDER.po_request_id, provider="Acme PVI", start_date=start)
+    assert (interim.end_date, brokerage.end_date) == (date(2024, 7, 31), date(2024, 7, 31))
+    assert purchasing.day_before(date(2024, 3, 1)) == date(2024, 2, 29)  # a leap year
+
+
+def test_R_F6_direct_payments_chosen_from_an_interim_support_plan_carry_its_dp_lines(shipped: PackRegistry) -> None:
+    engine = Engine(packs=shipped)
+    plan = _started(engine, "Interim Support Plan")
+    rows = [{"service": "Domiciliary care", "hours_per_week": 5},
+            {"service": "Personal assistant (PA) support", "hours_per_week": "7.5"}]
+    engine.send("step.save", SW, step_id=plan, values={"planned_services": rows, "care_start_date": "2024-06-10"})
+    engine.send("step.add_next_action", SW, step_id=plan, action="Brokerage purchasing request",
+                assignee={"kind": "team", "id": "adult-direct-payments"})
+    dp = _orders(engine, plan, shipped)["direct_payment"]
+    assert (dp.hourly_rate, dp.weekly_hours, dp.weekly_cost, dp.annual_cost) == ("12.20", "7.5", "91.50", "4758.00")
+    assert dp.service_description.startswith("Personal assistant")
+
+
+def test_R_F6_a_carers_one_off_direct_payment_reaches_its_order(shipped: PackRegistry) -> None:
+    engine = Engine(packs=shipped)
+    plan = _started(engine, CARER_PLAN)
+    engine.send("step.save", SW, step_id=plan, values={
+        "one_off_dp_amount": "350.005", "one_off_dp_purpose": "Gym membership for a break from caring",
+        "care_start_date": "2024-06-10"})
+    engine.send("step.add_next_action", SW, step_id=plan, action="Purchase services – Carer Services",
+                assignee={"kind": "team", "id": "adult-direct-payments"})
+    dp = _orders(engine, plan, shipped)["direct_payment"]
+    assert dp.one_off_amount == "350.01"  # half up to the penny
+    assert "One-off payment £350.01" in dp.service_description and "costs not known" not in dp.note

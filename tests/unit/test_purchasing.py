@@ -214,7 +214,7 @@ def test_R_F2_the_pvi_order_copies_the_brokerage_costs_with_the_confirmed_provid
     assert pvi == purchasing.pvi_order(brokerage, provider="Acme PVI", start_date=date(2024, 8, 1), requested_by="b")
     end = purchasing.interim_end("22222222-2222-4222-8222-222222222222", provider="Acme PVI",
                                  start_date=date(2024, 8, 1))
-    assert (end.end_date, end.po_request_id) == (date(2024, 8, 1), "22222222-2222-4222-8222-222222222222")
+    assert (end.end_date, end.po_request_id) == (date(2024, 7, 31), "22222222-2222-4222-8222-222222222222")
 
 
 def test_R_F2_lack_of_provision_falls_due_48_hours_after_the_brokerage_order() -> None:

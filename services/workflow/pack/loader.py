@@ -325,6 +325,11 @@ def _check_action(where: _Where, action: NextActionDefinition, form_names: set[s
 def _check_action_fields(where: _Where, step: StepDefinition, action: NextActionDefinition) -> None:
     """`window_from_field` and `review_date_field` must name date fields of the step's own form."""
     dates = {f.key for s in step.sections for f in s.fields if f.type == "date"}
+    numbers = {f.key for s in step.sections for f in s.fields if f.type == "number"}
+    one_off = action.purchase_order.one_off_field if action.purchase_order else None
+    if one_off is not None and one_off not in numbers:
+        raise where.fail(f"next_actions[{action.action!r}].purchase_order.one_off_field",
+                         f"R-F6: {one_off!r} is not a number field of the step's own sections")
     for name in ("window_from_field", "review_date_field"):
         key = getattr(action, name)
         if key is not None and key not in dates:

@@ -164,6 +164,11 @@ class PurchaseOrderDefinition(_Frozen):
     by_reason: dict[Name, PurchaseOrderKind] = {}
     by_team: dict[TeamId, PurchaseOrderKind] = {}
     services: tuple[Name, ...] = ()
+    # R-F6: the services of an order of this kind where they differ from `services` (an Interim Support
+    # Plan's brokerage action sent to Direct Payments costs the direct payment lines)
+    services_by_kind: dict[PurchaseOrderKind, tuple[Name, ...]] = {}
+    # R-F6: a number field of the step holding a one-off payment the order carries (a carer's one-off DP)
+    one_off_field: FieldKey | None = None
 
 
 class NextActionDefinition(_Frozen):
