@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from services.workflow.pack import NextActionDefinition, PurchaseOrderKind, StepDefinition
-from shared.events.purchasing import PurchaseOrderEndRequested, PurchaseOrderRequested
+from shared.events.purchasing import PurchaseOrderAmended, PurchaseOrderEndRequested, PurchaseOrderRequested
 
 WEEKS_IN_YEAR = Decimal(52)
 PENNY = Decimal("0.01")
@@ -157,6 +157,8 @@ class Order:
 
     source_key: str
     event: PurchaseOrderRequested
+    # R-F7: the plan has no service line for the order any more: the package it would amend ends
+    ends_package: bool = False
 
 
 def po_request_id(source_key: str) -> str:
@@ -212,6 +214,7 @@ def order_for(
     provider: str | None = None
     if lines is None and one_off is not None:  # R-F6: a plan with a one-off payment and no service lines
         lines = []
+    ends_package = lines == [] and one_off is None
     if lines is not None:
         if not lines and one_off is None:
             wanted = ", ".join(spec.services_by_kind.get(kind, spec.services)) or "any service"
@@ -255,7 +258,7 @@ def order_for(
         annual_cost=money_string(costs.annual_cost), requested_by=requested_by, note=" ".join(notes),
         one_off_amount=money_string(one_off), **unit_fields(costs),
     )
-    return Order(source_key, event)
+    return Order(source_key, event, ends_package=ends_package)
 
 
 def unit_fields(costs: Costs) -> dict[str, Any]:
@@ -306,6 +309,78 @@ def orders_of_step(
         if order is not None:
             orders.append(order)
     return orders
+
+
+# --- a package through its life (R-F7) --------------------------------------------------------------------
+
+# R-F7: the live orders a new order of a kind changes instead of adding to, first found first: brokerage
+# care is the long-term (PVI) order once there is one, else the brokerage order still sourcing it.
+_AMENDS: dict[str, tuple[str, ...]] = {
+    "brokerage": ("long_term_homecare", "brokerage"), "direct_payment": ("direct_payment",),
+    "telecare": ("telecare",), "interim_homecare": ("interim_homecare",),
+}
+AMENDED_FIELDS = ("service_description", "weekly_hours", "hourly_rate", "weeks_per_year", "weekly_cost",
+                  "annual_cost", "unit", "unit_rate", "units_per_week")
+CASE_CLOSED_REASON = "The case was closed"
+
+
+def amends(order: Order) -> tuple[str, ...]:
+    """R-F7: the kinds of live order this one changes; none for a one-off payment (always an order of its own)
+    or a children's purchase (each service its own order)."""
+    return () if order.event.one_off_amount is not None else _AMENDS.get(order.event.kind, ())
+
+
+def _at_providers_rate(new: PurchaseOrderRequested, current: Mapping[str, Any]) -> PurchaseOrderRequested:
+    """R-F6, R-F7: a long-term order keeps its provider's rate: the plan changes the units, not the rate."""
+    rate = as_decimal(current.get("unit_rate"))
+    units = as_decimal(new.units_per_week)
+    weeks = as_decimal(new.weeks_per_year)
+    if rate is None or units is None or new.unit is None or new.unit != current.get("unit"):
+        return new
+    weekly = weekly_cost(rate, units)
+    costs = Costs(weekly_hours=units, hourly_rate=rate, weeks_per_year=weeks, weekly_cost=weekly,
+                  annual_cost=annual_cost(weekly, weeks) if weeks is not None else None, unit=new.unit)
+    return new.model_copy(update={"weekly_cost": money_string(costs.weekly_cost),
+                                  "annual_cost": money_string(costs.annual_cost), **unit_fields(costs)})
+
+
+def amendment(
+    live_kind: str, current: Mapping[str, Any], new: PurchaseOrderRequested,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """R-F7: what a new plan's order changes of the live one (field → from, to; costs with the difference,
+    pence exact) and the live order's terms after it. Nothing changed: no changes."""
+    if live_kind == "long_term_homecare":
+        new = _at_providers_rate(new, current)
+    proposed = new.model_dump(mode="json")
+    changes: dict[str, Any] = {}
+    for field in AMENDED_FIELDS:
+        before, after = current.get(field), proposed.get(field)
+        if before == after:
+            continue
+        change: dict[str, Any] = {"from": before, "to": after}
+        if field in ("weekly_cost", "annual_cost") and before is not None and after is not None:
+            change["difference"] = money_string(Decimal(after) - Decimal(before))
+        changes[field] = change
+    terms = {**current, **{field: proposed.get(field) for field in AMENDED_FIELDS}}
+    return changes, terms
+
+
+def amended(po_id: str, changes: Mapping[str, Any], new: PurchaseOrderRequested) -> PurchaseOrderAmended:
+    return PurchaseOrderAmended(po_request_id=po_id, changes=dict(changes), step_id=new.step_id,
+                                effective_date=new.start_date)
+
+
+def package_end(po_id: str, new: PurchaseOrderRequested, today: date) -> PurchaseOrderEndRequested:
+    """R-F7: the plan has no service line for the package any more: it ends the day before the plan's care
+    starts (today when the plan gives no start)."""
+    end = day_before(new.start_date) if new.start_date is not None else today
+    return PurchaseOrderEndRequested(po_request_id=po_id, end_date=end,
+                                     reason=f"The support plan (step {new.step_id}) no longer has this service")
+
+
+def case_end(po_id: str, today: date) -> PurchaseOrderEndRequested:
+    """R-F7: the case closed: each live order ends on the day of closure."""
+    return PurchaseOrderEndRequested(po_request_id=po_id, end_date=today, reason=CASE_CLOSED_REASON)
 
 
 # --- interim homecare → PVI (R-F2) -------------------------------------------------------------------

@@ -3,13 +3,21 @@
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from shared.bounds import SaneDate
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
-# R-F4: a rate is more than nothing, at most £10,000 a unit, to at most 4 places
-Rate = Annotated[Decimal, Field(gt=0, le=10_000, decimal_places=4, allow_inf_nan=False)]
+
+
+def _more_than_nothing(rate: str) -> str:
+    if not 0 < Decimal(rate) <= 10_000:
+        raise ValueError("a rate must be more than 0 and at most 10000 (R-F4)")
+    return rate
+
+
+# R-F4: a rate as a decimal string ("17.25"), more than nothing, at most £10,000 a unit, to at most 4 places
+Rate = Annotated[str, StringConstraints(pattern=r"^\d{1,5}(\.\d{1,4})?$"), AfterValidator(_more_than_nothing)]
 
 
 class _Event(BaseModel):

@@ -56,11 +56,18 @@ class PurchaseOrderRequested(_Event):
 
 
 class PurchaseOrderAmended(_Event):
-    """A requested purchase order changed: its id and only what changed."""
+    """A requested purchase order changed: its id and only what changed (R-F7).
+
+    `changes` maps each changed field of `purchase_order.requested` to `{"from": …, "to": …}`;
+    `weekly_cost` and `annual_cost` also carry `"difference"` (to − from, pence exact, signed).
+    """
 
     TYPE: ClassVar[str] = "purchase_order.amended"
     po_request_id: IdText
     changes: BoundedJson = Field(default_factory=dict)
+    # optional, added in v1 (R-F7): the plan or review that changed the package, and from when
+    step_id: IdText | None = None
+    effective_date: HistoryDate | None = None
 
 
 class PurchaseOrderEndRequested(_Event):

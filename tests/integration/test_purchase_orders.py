@@ -5,6 +5,7 @@ event is delivered. "Nothing more came" is awaited with a later message on the s
 partition, handled in order), never with a sleep.
 """
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -161,18 +162,11 @@ async def test_R_F2_R_F6_a_redelivered_provider_confirmed_asks_one_pvi_order_at_
                               rate="17.25")
     await from_brokerage(infra.bootstrap, person_id, confirmed, confirmed, again)  # redelivered, and re-sent
 
-    # the marker: a later confirmation, same key, for a second brokerage order of the person
-    worker = coordinator()
-    second = await support_plan(commands, worker, person_id, plan_values(DOM_CARE),
-                                [{"action": BROKERAGE, "reason": SOURCE_PVI}])
-    (await commands.send("step.finish", worker, key=person_id, step_id=second)).ok()
-    await orders.wait_until(lambda: len([s for s in orders_of(orders, person_id) if s.data["kind"] == "brokerage"])
-                            == 2, 30)
-    [marker_po] = [s.data for s in orders_of(orders, person_id)
-                   if s.data["kind"] == "brokerage" and s.data["po_request_id"] != brokerage["po_request_id"]]
-    await from_brokerage(infra.bootstrap, person_id, brokerage_message(
-        "provider.confirmed", marker_po["po_request_id"], "Other PVI", start, person_id))
-    await orders.wait_until(lambda: any(s.data["provider"] == "Other PVI" for s in orders_of(orders, person_id)), 30)
+    # the marker: a later (invalid) brokerage event on the same key, dead-lettered once the others are handled
+    marker = brokerage_message("provider.confirmed", brokerage["po_request_id"], "Acme PVI", None, person_id)
+    await from_brokerage(infra.bootstrap, person_id, marker)
+    await orders.wait_for(lambda s: s.topic == topics.dlq(topics.BROKERAGE_EVENTS)
+                          and s.body.get("id") == str(marker.id), 30)
 
     pvi = [s.data for s in orders_of(orders, person_id) if s.data["kind"] == "long_term_homecare"
            and s.data["provider"] == "Acme PVI"]
@@ -192,7 +186,7 @@ async def test_R_F2_R_F6_a_redelivered_provider_confirmed_asks_one_pvi_order_at_
                               and s.data["key"] == f"lack-of-provision:{brokerage['po_request_id']}")
     assert len(cancels) == 1
     assert await db.fetchval("SELECT count(*) FROM workflow.po_requests WHERE person_id = $1 AND kind ="
-                             " 'long_term_homecare'", uuid.UUID(person_id)) == 2
+                             " 'long_term_homecare'", uuid.UUID(person_id)) == 1
 
 
 async def test_R_F2_an_invalid_brokerage_event_is_dead_lettered_and_an_unknown_order_changes_nothing(
@@ -205,3 +199,41 @@ async def test_R_F2_an_invalid_brokerage_event_is_dead_lettered_and_an_unknown_o
                                    and s.body.get("id") == str(no_start.id), 30)
     assert "start_date" in dead.headers["dlq_error"]
     assert orders_of(orders, person_id) == []
+
+
+async def test_R_F7_a_changed_plan_amends_the_live_order_by_the_difference_and_a_plan_without_it_ends_it(
+        workflow, commands: Commands, orders: EventLog, db):
+    worker, person_id = coordinator(), str(uuid.uuid4())
+    first = await support_plan(commands, worker, person_id, plan_values(DOM_CARE, PA), [
+        {"action": BROKERAGE, "reason": SOURCE_PVI}, {"action": "Direct payments"}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=first)).ok()
+    by_kind = await _order_kinds(orders, person_id, 2)
+
+    # a review: 12 hours of domiciliary care instead of 10.5; the PA hours unchanged
+    more = {**DOM_CARE, "hours_per_week": 12}
+    review = await support_plan(commands, worker, person_id, plan_values(more, PA), [
+        {"action": BROKERAGE, "reason": SOURCE_PVI}, {"action": "Direct payments"}])
+    finish = await commands.publish("step.finish", {"actor": worker, "step_id": review}, key=person_id)
+    (await commands.outcome(finish)).ok()
+    [amended] = await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.amended", 30)
+    await commands.publish_raw(finish.to_bytes(), key=person_id)  # redelivered: amends nothing again
+
+    # then a plan with the PA only: the domiciliary care package ends the day before its care starts
+    last = await support_plan(commands, worker, person_id, plan_values(PA, start="2024-09-02"), [
+        {"action": BROKERAGE, "reason": SOURCE_PVI}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=last)).ok()
+    [ended] = await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.end_requested", 30)
+
+    assert len(orders_of(orders, person_id)) == 2  # no second order for the whole package
+    assert len(orders_of(orders, person_id, "purchase_order.amended")) == 1  # the DP order did not change
+    brokerage = by_kind["brokerage"]
+    # £16.05 × 12 h = £192.60 a week (+£24.07 on £168.53), × 46 weeks = £8,859.60 (+£1,107.22)
+    assert amended.data["po_request_id"] == brokerage["po_request_id"] and amended.data["step_id"] == review
+    changes = amended.data["changes"]
+    assert changes["weekly_hours"] == {"from": "10.5", "to": "12"}
+    assert changes["weekly_cost"] == {"from": "168.53", "to": "192.60", "difference": "24.07"}
+    assert changes["annual_cost"] == {"from": "7752.38", "to": "8859.60", "difference": "1107.22"}
+    assert (ended.data["po_request_id"], ended.data["end_date"]) == (brokerage["po_request_id"], "2024-09-01")
+    current = json.loads(await db.fetchval("SELECT current FROM workflow.po_requests WHERE po_request_id = $1",
+                                           uuid.UUID(brokerage["po_request_id"])))
+    assert (current["weekly_cost"], current["annual_cost"]) == ("192.60", "8859.60")

@@ -254,3 +254,44 @@ def test_R_F6_a_carers_one_off_direct_payment_reaches_its_order(shipped: PackReg
     dp = _orders(engine, plan, shipped)["direct_payment"]
     assert dp.one_off_amount == "350.01"  # half up to the penny
     assert "One-off payment £350.01" in dp.service_description and "costs not known" not in dp.note
+
+
+# --- R-F7: a package through its life ------------------------------------------------------------------------
+
+
+def _requested(**terms: Any) -> PurchaseOrderRequested:
+    return BROKERAGE_ORDER.model_copy(update={"po_request_id": "33333333-3333-4333-8333-333333333333",
+                                              "step_id": "review", **terms})
+
+
+def test_R_F7_an_amendment_names_each_changed_term_and_the_cost_differences_to_the_penny() -> None:
+    current = BROKERAGE_ORDER.model_dump(mode="json")
+    # 16.05 × 10.25 h = 164.5125 → 164.51 a week (−4.02), × 46 = 7567.46 (−184.92)
+    fewer = _requested(weekly_hours="10.25", units_per_week="10.25", weekly_cost="164.51", annual_cost="7567.46")
+    changes, terms = purchasing.amendment("brokerage", current, fewer)
+    assert changes == {
+        "weekly_hours": {"from": "10.5", "to": "10.25"}, "units_per_week": {"from": "10.5", "to": "10.25"},
+        "weekly_cost": {"from": "168.53", "to": "164.51", "difference": "-4.02"},
+        "annual_cost": {"from": "7752.38", "to": "7567.46", "difference": "-184.92"}}
+    assert (terms["po_request_id"], terms["weekly_cost"]) == (BROKERAGE_ORDER.po_request_id, "164.51")
+    assert purchasing.amendment("brokerage", terms, fewer)[0] == {}  # the same plan again changes nothing
+
+
+def test_R_F7_a_long_term_order_keeps_its_providers_rate_when_the_hours_change() -> None:
+    pvi = purchasing.pvi_order(BROKERAGE_ORDER, provider="Acme PVI", start_date=date(2024, 8, 1), requested_by="b",
+                               rate=Decimal("17.25")).event.model_dump(mode="json")
+    more = _requested(weekly_hours="12", units_per_week="12", weekly_cost="192.60", annual_cost="8859.60")
+    changes, terms = purchasing.amendment("long_term_homecare", pvi, more)
+    # 17.25 × 12 = 207.00 a week (+25.87 on 181.13), × 46 = 9522.00 (+1190.02); the rate does not change
+    assert "hourly_rate" not in changes and terms["hourly_rate"] == "17.25"
+    assert changes["weekly_cost"] == {"from": "181.13", "to": "207.00", "difference": "25.87"}
+    assert changes["annual_cost"]["difference"] == "1190.02"
+
+
+def test_R_F7_brokerage_care_amends_the_long_term_order_and_one_offs_and_childrens_purchases_are_their_own() -> None:
+    order = purchasing.Order("k", BROKERAGE_ORDER)
+    assert purchasing.amends(order) == ("long_term_homecare", "brokerage")
+    one_off = purchasing.Order("k", BROKERAGE_ORDER.model_copy(update={"kind": "direct_payment",
+                                                                        "one_off_amount": "350.00"}))
+    children = purchasing.Order("k", BROKERAGE_ORDER.model_copy(update={"kind": "purchase_services_children"}))
+    assert purchasing.amends(one_off) == purchasing.amends(children) == ()
