@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.workflow import purchasing, store
 from services.workflow.domain import Decision
+from services.workflow.domain.dates import london_date
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
@@ -76,7 +77,7 @@ async def _place(
         return await _issue(conn, order, cause, now)
     po_id, person_id = str(live["po_request_id"]), order.event.person_id
     if order.ends_package:
-        end = purchasing.package_end(po_id, order.event, now.date())
+        end = purchasing.package_end(po_id, order.event, london_date(now))
         await store.amend_po_request(conn, source_key=order.source_key, po_request_id=live["po_request_id"],
                                      step_id=order.event.step_id, changes={"ended": end.end_date.isoformat()},
                                      current=dict(live["current"]), at=now)
@@ -94,7 +95,7 @@ async def _place(
 
 async def _end_case(conn: asyncpg.Connection, person_id: str, cause: Envelope, now: datetime) -> list[outbox.Outgoing]:
     """R-F7: the case closed: each of the person's live orders ends today, once."""
-    today = now.date()
+    today = london_date(now)
     ended = await store.end_live_orders(conn, uuid.UUID(person_id), today, purchasing.CASE_CLOSED_REASON, now)
     return [_message(topics.PURCHASING_ORDERS, purchasing.case_end(str(po), today), cause, person_id) for po in ended]
 

@@ -1,10 +1,11 @@
 """The finance ledger equals each person's current package after every change (R-F7, R-F4, R-K10).
 
-A seeded random sequence of support plans and reviews (hours up and down, services added, dropped and
-brought back) for a few people goes through the workflow service; the orders, amendments and ends are
-read back from purchasing.orders on the real broker into tools/finance_ledger.py after each change and
-compared with the package worked out here, independently of the code under test. The ledger CLI then
-reads the whole topic once and prints the same totals per person.
+A seeded random sequence of support plans and their reviews (Create and Review Support Plan, seed
+002: hours up and down, services added, dropped and brought back) for a few people goes through the
+workflow service; the orders, amendments and ends are read back from purchasing.orders on the real
+broker into tools/finance_ledger.py after each change and compared with the package worked out here,
+independently of the code under test. The ledger CLI then reads the whole topic once and prints the
+same totals per person. Closing a case is tested in test_purchase_orders.py.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ async def test_R_F7_R_K10_the_ledger_equals_each_persons_package_after_every_rev
     people = [str(uuid.uuid4()) for _ in range(3)]
     package: dict[str, dict[str, tuple[str, str]]] = {p: {} for p in people}  # person → kind → (weekly, annual)
     expected_messages = dict.fromkeys(people, 0)
+    done: list[str] = []
     ledger = finance_ledger.open_ledger(tmp_path / "ledger.sqlite")
     async with EventLog(infra.bootstrap, [topics.PURCHASING_ORDERS]) as orders:
         for change in range(CHANGES):
@@ -73,7 +75,11 @@ async def test_R_F7_R_K10_the_ledger_equals_each_persons_package_after_every_rev
                    for kind, line in lines.items()}
             expected_messages[person] += sum(1 for kind in PACKAGES if (kind in now or kind in live)
                                              and now.get(kind) != live.get(kind))
-            step = await support_plan(commands, worker, person, plan_values(*lines.values()), actions)
+            # the first plan is a Create Support Plan; later ones are its review (seed 002, same form)
+            step_type = "Review Support Plan" if person in done else "Create Support Plan"
+            step = await support_plan(commands, worker, person, plan_values(*lines.values()), actions,
+                                      step_type=step_type)
+            done.append(person)
             (await commands.send("step.finish", worker, key=person, step_id=step)).ok()
             package[person] = now
 

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.workflow.domain.dates import london_date
 from shared import topics
 from shared.testing import EventLog
 from tests.purchasing_harness import (
@@ -237,3 +238,41 @@ async def test_R_F7_a_changed_plan_amends_the_live_order_by_the_difference_and_a
     current = json.loads(await db.fetchval("SELECT current FROM workflow.po_requests WHERE po_request_id = $1",
                                            uuid.UUID(brokerage["po_request_id"])))
     assert (current["weekly_cost"], current["annual_cost"]) == ("192.60", "8859.60")
+
+
+async def test_R_F7_closing_the_case_ends_the_persons_live_orders_that_day(
+        workflow, commands: Commands, orders: EventLog):
+    run = uuid.uuid4().hex[:8]
+    worker, person_id = coordinator(), str(uuid.uuid4())
+    processing = actor(f"pp-{run}", "social_worker", teams=("adult-purchasing-processing",))
+    manager = actor(f"tm-{run}", "team_manager", teams=("short-term-service",))
+    plan = await support_plan(commands, worker, person_id, plan_values(TELECARE), [{"action": "Telecare"}])
+    finished = (await commands.send("step.finish", worker, key=person_id, step_id=plan)).ok()
+    [telecare] = (await _order_kinds(orders, person_id, 1)).values()
+    # the Adult purchasing processing team purchases it (R-K1: no closure while it is open)
+    purchase = finished.of("step.created")["step_id"]
+    (await commands.send("step.start", processing, key=person_id, step_id=purchase)).ok()
+    (await commands.send("step.save", processing, key=person_id, step_id=purchase, values={
+        "telecare_equipment": "Pendant alarm", "telecare_start_date": "2024-06-10"})).ok()
+    (await commands.send("step.add_next_action", processing, key=person_id, step_id=purchase,
+                         action="Telecare purchased (NFA)")).ok()
+    (await commands.send("step.finish", processing, key=person_id, step_id=purchase)).ok()
+
+    started = (await commands.send("step.start_new", worker, key=person_id, person_id=person_id,
+                                   step_type="Close Case")).ok()
+    close = started.of("step.created")["step_id"]
+    (await commands.send("step.save", worker, key=person_id, step_id=close, values={
+        "closure_reason": "No further involvement required", "closing_summary": "Needs met",
+        "services_ended": True, "reviews_sent": True, "worker_relationship_end_date": date.today().isoformat()})).ok()
+    raised = (await commands.send("step.send_request", worker, key=person_id, step_id=close,
+                                  name="REQUIRED Please review information and confirm outcome",
+                                  to={"kind": "worker", "id": manager["worker_id"]})).ok()
+    (await commands.send("step.add_next_action", worker, key=person_id, step_id=close,
+                         action="Case closed (NFA)")).ok()
+    (await commands.send("request.complete", manager, key=person_id,
+                         request_id=raised.of("request.raised")["request_id"])).ok()
+    closed = (await commands.send("step.authorise", manager, key=person_id, step_id=close)).ok()
+    assert closed.of("case.closed")["person_id"] == person_id
+    [ended] = await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.end_requested", 30)
+    assert (ended.data["po_request_id"], ended.data["end_date"], ended.data["reason"]) == (
+        telecare["po_request_id"], london_date(datetime.now(UTC)).isoformat(), "The case was closed")
