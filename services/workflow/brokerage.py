@@ -212,7 +212,7 @@ async def _confirmed(
     await store.record_confirmation(conn, order["po_request_id"], now, event.provider, event.start_date)
     if not purchasing.confirms_pvi(order["kind"]):
         return []
-    requested = PurchaseOrderRequested.model_validate(order["requested"])
+    requested = PurchaseOrderRequested.model_validate(order["requested"])  # as amended since (R-F7)
     pvi = purchasing.pvi_order(requested, provider=event.provider, start_date=event.start_date,
                                requested_by=f"brokerage:{cause.source}",
                                rate=Decimal(event.rate) if event.rate is not None else None)

@@ -318,8 +318,9 @@ async def add_lack_of_provision(conn: asyncpg.Connection, po_request_id: uuid.UU
 
 
 async def lock_po_request(conn: asyncpg.Connection, po_request_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT po_request_id, person_id, kind, requested FROM po_requests"
-                               " WHERE po_request_id = $1 FOR UPDATE", po_request_id)
+    # R-F7: `requested` is the order's current terms, after any amendment
+    return await conn.fetchrow("SELECT po_request_id, person_id, kind, coalesce(current, requested) AS requested"
+                               " FROM po_requests WHERE po_request_id = $1 FOR UPDATE", po_request_id)
 
 
 async def record_offer(conn: asyncpg.Connection, po_request_id: uuid.UUID, at: datetime, provider: str) -> None:

@@ -276,3 +276,21 @@ async def test_R_F7_closing_the_case_ends_the_persons_live_orders_that_day(
     [ended] = await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.end_requested", 30)
     assert (ended.data["po_request_id"], ended.data["end_date"], ended.data["reason"]) == (
         telecare["po_request_id"], london_date(datetime.now(UTC)).isoformat(), "The case was closed")
+
+
+async def test_R_F7_the_long_term_order_takes_the_brokerage_order_as_amended_by_a_review(
+        workflow, commands: Commands, orders: EventLog, infra):
+    worker, person_id = coordinator(), str(uuid.uuid4())
+    first = await support_plan(commands, worker, person_id, plan_values(DOM_CARE),
+                               [{"action": BROKERAGE, "reason": SOURCE_PVI}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=first)).ok()
+    [brokerage] = (await _order_kinds(orders, person_id, 1)).values()
+    review = await support_plan(commands, worker, person_id, plan_values({**DOM_CARE, "hours_per_week": 12}),
+                                [{"action": BROKERAGE, "reason": SOURCE_PVI}], step_type="Review Support Plan")
+    (await commands.send("step.finish", worker, key=person_id, step_id=review)).ok()
+    await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.amended", 30)
+    start = date.today() + timedelta(days=7)
+    await from_brokerage(infra.bootstrap, person_id, brokerage_message(
+        "provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id))
+    [pvi] = await orders.wait_for(lambda s: s.key == person_id and s.data.get("kind") == "long_term_homecare", 30)
+    assert (pvi.data["weekly_hours"], pvi.data["weekly_cost"], pvi.data["annual_cost"]) == ("12", "192.60", "8859.60")
