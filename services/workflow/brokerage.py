@@ -81,7 +81,7 @@ async def _place(
         await store.amend_po_request(conn, source_key=order.source_key, po_request_id=live["po_request_id"],
                                      step_id=order.event.step_id, changes={"ended": end.end_date.isoformat()},
                                      current=dict(live["current"]), at=now)
-        await store.end_po_request(conn, live["po_request_id"], end.end_date, now)
+        await store.end_po_request(conn, live["po_request_id"], end.end_date, now, end.reason)
         log.info("purchase order ended", extra={"po_request_id": po_id, "kind": live["kind"]})
         return [_message(topics.PURCHASING_ORDERS, end, cause, person_id)]
     changes, terms = purchasing.amendment(live["kind"], live["current"], order.event)
@@ -220,12 +220,11 @@ async def _confirmed(
     if not messages:  # the PVI order was asked for before: so were the ends
         return []
     person_id = str(order["person_id"])
-    end_date = purchasing.day_before(event.start_date)
-    if await store.end_po_request(conn, order["po_request_id"], end_date, now):
-        end = purchasing.brokerage_end(str(order["po_request_id"]), provider=event.provider,
-                                       start_date=event.start_date)
+    end = purchasing.brokerage_end(str(order["po_request_id"]), provider=event.provider, start_date=event.start_date)
+    if await store.end_po_request(conn, order["po_request_id"], end.end_date, now, end.reason):
         messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
-    for ended in await store.end_interim_orders(conn, order["person_id"], end_date, now):
+    for ended in await store.end_interim_orders(conn, order["person_id"], end.end_date, now,
+                                                purchasing.pvi_starts(event.provider, event.start_date)):
         end = purchasing.interim_end(str(ended), provider=event.provider, start_date=event.start_date)
         messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
     return messages
@@ -252,9 +251,11 @@ async def lack_of_provision(request: Request) -> list[dict[str, Any]]:
 
 @queries.get("/people/{person_id}/purchase-orders")
 async def purchase_orders_of(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
-    """The person's purchase orders as published, with brokerage's offer, confirmation and any end."""
+    """The person's purchase orders as published, with brokerage's offer, confirmation, the terms after any
+    amendment (`current`, R-F7; null if never amended) and any end."""
     rows = await store.purchase_orders_of(request.app.state.runtime.pool, person_id)
-    return [{**r["requested"], "requested_at": r["requested_at"].isoformat(),
+    return [{**r["requested"], "requested_at": r["requested_at"].isoformat(), "current": r["current"],
+             "end_reason": r["end_reason"],
              "offered_provider": r["offered_provider"], "confirmed_provider": r["confirmed_provider"],
              "confirmed_start_date": r["confirmed_start_date"].isoformat() if r["confirmed_start_date"] else None,
              "end_date": r["end_date"].isoformat() if r["end_date"] else None,

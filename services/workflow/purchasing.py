@@ -439,7 +439,12 @@ def day_before(start_date: date) -> date:
 def interim_end(interim_po_id: str, *, provider: str, start_date: date) -> PurchaseOrderEndRequested:
     """R-F2, R-F6: the interim homecare order ends the day before the PVI provider starts."""
     return PurchaseOrderEndRequested(po_request_id=interim_po_id, end_date=day_before(start_date),
-                                     reason=f"PVI provider {provider} starts on {start_date.isoformat()}")
+                                     reason=pvi_starts(provider, start_date))
+
+
+def pvi_starts(provider: str, start_date: date) -> str:
+    """R-F2: why an interim homecare order ends."""
+    return f"PVI provider {provider} starts on {start_date.isoformat()}"
 
 
 def brokerage_end(brokerage_po_id: str, *, provider: str, start_date: date) -> PurchaseOrderEndRequested:

@@ -381,20 +381,21 @@ async def end_live_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_da
     return sorted(r["po_request_id"] for r in rows)
 
 
-async def end_po_request(conn: asyncpg.Connection, po_request_id: uuid.UUID, end_date: Any, at: datetime) -> bool:
+async def end_po_request(conn: asyncpg.Connection, po_request_id: uuid.UUID, end_date: Any, at: datetime,
+                         reason: str) -> bool:
     """The order now ends on `end_date`; False when its end was asked for before."""
     return bool(await conn.fetchval(
-        "UPDATE po_requests SET end_date = $2, end_requested_at = $3 WHERE po_request_id = $1"
-        " AND end_requested_at IS NULL RETURNING 1", po_request_id, end_date, at))
+        "UPDATE po_requests SET end_date = $2, end_requested_at = $3, end_reason = $4 WHERE po_request_id = $1"
+        " AND end_requested_at IS NULL RETURNING 1", po_request_id, end_date, at, reason))
 
 
 async def end_interim_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_date: Any,
-                             at: datetime) -> list[uuid.UUID]:
+                             at: datetime, reason: str) -> list[uuid.UUID]:
     """The person's interim homecare orders not yet ended, now ending on `end_date`."""
     rows = await conn.fetch(
-        "UPDATE po_requests SET end_date = $2, end_requested_at = $3 WHERE person_id = $1"
+        "UPDATE po_requests SET end_date = $2, end_requested_at = $3, end_reason = $4 WHERE person_id = $1"
         " AND kind = 'interim_homecare' AND end_requested_at IS NULL RETURNING po_request_id",
-        person_id, end_date, at)
+        person_id, end_date, at, reason)
     return [r["po_request_id"] for r in rows]
 
 

@@ -137,6 +137,7 @@ async def test_R_F2_sts_to_brokerage_to_lack_of_provision_to_interim_homecare_to
     assert sorted(s.data["kind"] for s in orders_of(orders, person_id)) == [
         "brokerage", "interim_homecare", "long_term_homecare"]
     assert on_record[po_b]["end_date"] == on_record[po_a]["end_date"] == day_before
+    assert "Acme PVI" in on_record[po_b]["end_reason"] and "long-term order" in on_record[po_a]["end_reason"]
     assert on_record[po_a]["confirmed_provider"] == "Acme PVI"
     # the 48-hour timer had fired: nothing left to cancel
     assert orders.matching(lambda s: s.type == "timer.cancel" and s.data["key"] == f"lack-of-provision:{po_a}") == []
