@@ -12,6 +12,28 @@ CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
 MANAGER_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader"}) | CROSS_TEAM_ROLES
 
 
+# seed 003: a team-specific role is also its generic one where a pack names what the guide gives to
+# two teams ("Response/Locality Social Worker" owns a field): one worker, one role. Never for signing
+# or managing: a LAC manager is not a team manager of adult care.
+GENERIC_ROLES = {
+    "response_social_worker": "social_worker",
+    "locality_social_worker": "social_worker",
+    "lac_social_worker": "social_worker",
+    "fpt_social_worker": "social_worker",
+    "response_manager": "team_manager",
+    "locality_manager": "team_manager",
+    "lac_manager": "team_manager",
+    "fpt_manager": "team_manager",
+    "preventative_services_manager": "team_manager",
+}
+
+
+def held_roles(roles: Iterable[str]) -> frozenset[str]:
+    """The roles held: each one given, and the generic role of each team-specific one."""
+    given = frozenset(roles)
+    return given | {GENERIC_ROLES[role] for role in given if role in GENERIC_ROLES}
+
+
 def above_teams(roles: Iterable[str]) -> bool:
     return bool(CROSS_TEAM_ROLES & set(roles))
 

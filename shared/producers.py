@@ -10,12 +10,14 @@ from shared import topics
 DESK = "tessera/web"
 ANY_TYPE = "*"
 UNSIGNED_TOPICS = frozenset({topics.REFERRALS_INTAKE, topics.BROKERAGE_EVENTS})
-COMMAND_TOPICS = frozenset({topics.REFERRALS_COMMANDS, topics.WORKFLOW_COMMANDS, topics.ALLOCATION_COMMANDS})
+COMMAND_TOPICS = frozenset({topics.REFERRALS_COMMANDS, topics.WORKFLOW_COMMANDS, topics.ALLOCATION_COMMANDS,
+                            topics.NOTIFICATIONS_COMMANDS})
 # where a command's outcome (its events or `command.rejected`) is published
 ANSWERS = {
     topics.REFERRALS_COMMANDS: topics.REFERRALS_EVENTS,
     topics.WORKFLOW_COMMANDS: topics.WORKFLOW_EVENTS,
     topics.ALLOCATION_COMMANDS: topics.ALLOCATION_EVENTS,
+    topics.NOTIFICATIONS_COMMANDS: topics.NOTIFICATIONS_EVENTS,
 }
 
 
@@ -46,6 +48,7 @@ WRITERS: dict[str, dict[str, frozenset[str]]] = {
         "step.assign": frozenset({DESK, _service("allocation")}),
     },
     topics.ALLOCATION_COMMANDS: {ANY_TYPE: frozenset({DESK})},
+    topics.NOTIFICATIONS_COMMANDS: {ANY_TYPE: frozenset({DESK})},
 }
 
 

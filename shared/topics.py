@@ -8,6 +8,7 @@ WORKFLOW_EVENTS = "workflow.events"
 ALLOCATION_COMMANDS = "allocation.commands"
 ALLOCATION_EVENTS = "allocation.events"
 NOTIFICATIONS_EVENTS = "notifications.events"
+NOTIFICATIONS_COMMANDS = "notifications.commands"
 DOCUMENTS_EVENTS = "documents.events"
 SCHEDULER_TIMERS = "scheduler.timers"
 SCHEDULER_DUE = "scheduler.due"
@@ -23,6 +24,7 @@ ALL = (
     ALLOCATION_COMMANDS,
     ALLOCATION_EVENTS,
     NOTIFICATIONS_EVENTS,
+    NOTIFICATIONS_COMMANDS,
     DOCUMENTS_EVENTS,
     SCHEDULER_TIMERS,
     SCHEDULER_DUE,

@@ -84,6 +84,7 @@ WRITTEN_BY = {
     topics.ALLOCATION_COMMANDS: "the desk (web)",
     topics.ALLOCATION_EVENTS: "allocation",
     topics.NOTIFICATIONS_EVENTS: "notifications",
+    topics.NOTIFICATIONS_COMMANDS: "the desk (web)",
     topics.DOCUMENTS_EVENTS: "documents",
     topics.SCHEDULER_TIMERS: "workflow, allocation, notifications",
     topics.SCHEDULER_DUE: "scheduler",

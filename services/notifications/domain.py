@@ -4,8 +4,9 @@ No broker, no database, no clock: times and ids are passed in.
 """
 
 import re
+import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ LONDON = ZoneInfo("Europe/London")
 OWNER = "notifications"
 OVERDUE_TIMER = "request-overdue"
 
-Kind = Literal["request", "notification"]
+Kind = Literal["request", "notification", "task"]
 ItemState = Literal["open", "completed", "read", "withdrawn"]
 ITEM_STATES: tuple[ItemState, ...] = ("open", "completed", "read", "withdrawn")
 MessageStatus = Literal["pending", "sent", "failed", "queued_for_print"]
@@ -29,15 +30,15 @@ FINAL_STATUSES = frozenset({"sent", "failed", "queued_for_print"})
 
 @dataclass(frozen=True)
 class InboxItem:
-    """A request or notification in a worker's or team's inbox; a request stays open until completed."""
+    """A request, notification or task in a worker's or team's inbox; a request or task stays open until done."""
 
     request_id: str
     kind: Kind
     recipient_kind: Literal["worker", "team"]
     recipient_id: str
     person_id: str
-    step_id: str
-    step_type: str
+    step_id: str | None
+    step_type: str | None
     name: str
     note: str | None
     required: bool
@@ -50,6 +51,10 @@ class InboxItem:
     closed_at: datetime | None = None
     closed_by: str | None = None
     closed_reason: str | None = None
+    # tasks only: what the task is for, the rule it comes from, and what completes it (see `Task`)
+    task_code: str | None = None
+    rule: str | None = None
+    subject: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -162,6 +167,13 @@ class TeamDirectory:
 
     teams: Mapping[str, Team]
     default: Team
+    # R-T6: the Strategic Service Manager team of each team's service area, and of teams in no area
+    escalation: Mapping[str, str] = field(default_factory=dict)
+    default_escalation: str = "strategic-service-managers"
+
+    def escalation_team(self, team_id: str) -> str:
+        """The team of the Strategic Service Managers a case on this team's tray escalates to (R-T6)."""
+        return self.escalation.get(team_id, self.default_escalation)
 
     def team(self, team_id: str | None, number: str | None = None) -> Team:
         """The team's entry; a number the request carries (the allocation service's setting) wins."""
@@ -171,9 +183,13 @@ class TeamDirectory:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "TeamDirectory":
         default = data.get("default") or {}
+        escalation = {str(team): str(area["strategic_service_manager_team"])
+                      for area in (data.get("service_areas") or {}).values() for team in area.get("teams") or ()}
         return cls(
             teams={str(k): Team(str(v["name"]), str(v["number"])) for k, v in (data.get("teams") or {}).items()},
             default=Team(str(default.get("name", "Adult Social Care")), str(default.get("number", "0116 496 0999"))),
+            escalation=escalation,
+            default_escalation=str(default.get("strategic_service_manager_team", "strategic-service-managers")),
         )
 
 
@@ -362,3 +378,208 @@ def plan_referrer_message(reason: str, team: Team, referrer: Referrer | None) ->
         return Plan(template=template, status="failed", error_code="no_contact_details")
     subject, body = referrer_waiting_list_text(team, referrer, channel)
     return _ready(template, channel, contact, subject, body)
+
+
+# --- tasks: every system prompt reaches a named worker or team (issue #22 §1) ------------------
+
+SYSTEM = "system"
+TASK_NAMESPACE = uuid.UUID("6f1d0c2e-2b1a-4f4e-9a57-6a3b7f0c2d22")
+TaskCode = Literal[
+    "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
+    "no_future_work", "escalation", "safe_and_well_check",
+]
+TASK_CODES: tuple[TaskCode, ...] = (
+    "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
+    "no_future_work", "escalation", "safe_and_well_check",
+)
+RAG_WORDS = {"red": "Red", "amber": "Amber", "green": "Green"}
+
+
+def task_id(code: TaskCode, *parts: str) -> str:
+    """One task per prompt and recipient, whatever message carried it: its id is derived from what it is about."""
+    return str(uuid.uuid5(TASK_NAMESPACE, ":".join((code, *parts))))
+
+
+def uk_date(moment: date | datetime) -> str:
+    """A date as people in the UK write it (3 December 2026), in Europe/London."""
+    day = moment.astimezone(LONDON).date() if isinstance(moment, datetime) else moment
+    return f"{day.day} {day.strftime('%B %Y')}"
+
+
+def end_of_day(day: date) -> datetime:
+    """A due date is met while that day lasts in Europe/London."""
+    return datetime.combine(day + timedelta(days=1), time(0), LONDON)
+
+
+def task(code: TaskCode, key: str, *, to: tuple[Literal["worker", "team"], str], person_id: str, title: str,
+         why: str, rule: str, subject: str, at: datetime, by: str = SYSTEM, step_id: str | None = None,
+         step_type: str | None = None, due: datetime | None = None) -> InboxItem:
+    """A task in a worker's or team's inbox: who (`to`), why (the guide's words), the person and step, when due."""
+    return InboxItem(
+        request_id=task_id(code, key, to[0], to[1]), kind="task", recipient_kind=to[0], recipient_id=to[1],
+        person_id=person_id, step_id=step_id, step_type=step_type, name=title, note=why, required=False,
+        sent_by=by, sent_at=at, due_at=due, task_code=code, rule=rule, subject=subject)
+
+
+def overdue_request_task(item: InboxItem, *, at: datetime) -> InboxItem:
+    """R-S2: an open request passed its due time: its recipient gets a task to answer it, done when it is completed."""
+    assert item.due_at is not None
+    return task(
+        "request_overdue", item.request_id, to=(item.recipient_kind, item.recipient_id), person_id=item.person_id,
+        title=f"Overdue: {item.name}",
+        why=(f"This request was sent on {uk_date(item.sent_at)} and was due by {uk_date(item.due_at)}. "
+             "It is still waiting for you to complete it."),
+        rule="R-S2", subject=f"request:{item.request_id}", at=at, step_id=item.step_id, step_type=item.step_type,
+        due=item.due_at)
+
+
+def tray_review_due_task(*, entry_id: str, person_id: str, team_id: str, rag: str, due_at: datetime,
+                         at: datetime) -> InboxItem:
+    """R-T5: a Planned Work Tray review fell due: the team contacts the person, done when the review is recorded."""
+    return task(
+        "tray_review_due", f"{entry_id}:{due_at.isoformat()}", to=("team", team_id), person_id=person_id,
+        title="Planned Work Tray review due",
+        why=(f"This {RAG_WORDS.get(rag, rag)} case on the Planned Work Tray is due its review: contact the person to"
+             " check they are safe and well, whether anything has changed and whether the priority, complexity"
+             " or RAG rating needs updating, and record it on a \"PWT\" case note with a TM/TL notified."),
+        rule="R-T5", subject=f"entry:{entry_id}", at=at, due=due_at)
+
+
+def case_note_tasks(*, note_id: str, person_id: str, title: str, note_type: str, author: str,
+                    notify_worker_ids: Iterable[str], at: datetime) -> list[InboxItem]:
+    """R-P3, R-T5: each worker notified on a case note (not its author) is asked to read it; done when they say so.
+
+    A tray review's "PWT" note notifies the TM/TL: this is how they hear of every review.
+    """
+    author = author.removeprefix("worker:")  # referrals names the author as `worker:<id>`
+    review = title == "PWT" and note_type == "PWT"
+    why = (f"A Planned Work Tray review was recorded on a \"PWT\" case note by {author} and you were notified:"
+           " read it on the person's record and decide with the worker what happens next."
+           if review else
+           f"{author} wrote a \"{note_type}\" case note titled \"{title}\" and notified you: read it on the"
+           " person's record.")
+    return [task("case_note", note_id, to=("worker", worker), person_id=person_id, title=f"Case note: {title}",
+                 why=why, rule="R-T5" if review else "R-P3", subject=f"note:{note_id}", at=at, by=author)
+            for worker in dict.fromkeys(notify_worker_ids) if worker != author]
+
+
+def death_tasks(*, person_id: str, date_of_death: date, actor: str, open_steps: Iterable[tuple[str, str]],
+                at: datetime) -> list[InboxItem]:
+    """R-K8: each step still open when a death is recorded is listed for the manager who recorded it, one task each,
+    done when the step is finished or cancelled."""
+    return [task(
+        "open_step_after_death", step_id, to=("worker", actor), person_id=person_id,
+        title=f"Person has died: close {step_type}",
+        why=(f"The person's death on {uk_date(date_of_death)} was recorded while this {step_type} was still open."
+             " Finish it with the right outcome, or cancel it, or pass it to whoever should."),
+        rule="R-K8", subject=f"step:{step_id}", at=at, by=actor, step_id=step_id, step_type=step_type)
+        for step_id, step_type in open_steps]
+
+
+def renewal_task(*, step_id: str, person_id: str, step_type: str, assignee: tuple[Literal["worker", "team"], str],
+                 renewal_due_date: date, renewal_number: int, next_renewal_date: date, at: datetime) -> InboxItem:
+    """R-K6: Professional Support is renewed or closed every 4 weeks: its worker is asked, by the renewal date."""
+    return task(
+        "renewal_due", f"{step_id}:{renewal_number}", to=assignee, person_id=person_id,
+        title=f"Renew or close {step_type}",
+        why=(f"{step_type} must be renewed or closed every 4 weeks: renewal {renewal_number} is due on"
+             f" {uk_date(renewal_due_date)} (the next on {uk_date(next_renewal_date)}). Renew it if it is still"
+             " needed, or finish it."),
+        rule="R-K6", subject=f"step:{step_id}", at=at, step_id=step_id, step_type=step_type,
+        due=end_of_day(renewal_due_date))
+
+
+def no_future_work_tasks(*, step_id: str, person_id: str, step_type: str, warned_worker_ids: Iterable[str],
+                         at: datetime) -> list[InboxItem]:
+    """R-K3: the person's last open work ended with nothing leading to a Future Work; the finisher and the
+    authoriser are each asked to make one follow, done when a Future Work is created for the person."""
+    return [task(
+        "no_future_work", step_id, to=("worker", worker), person_id=person_id,
+        title="Make sure a Future Work follows",
+        why=(f"{step_type} was the last open work of a person with ongoing services, and nothing leads to a Future"
+             " Work: one of the workflows must lead to a Future Work."),
+        rule="R-K3", subject=f"person:{person_id}", at=at, step_id=step_id, step_type=step_type)
+        for worker in dict.fromkeys(warned_worker_ids)]
+
+
+def escalation_task(*, entry_id: str, person_id: str, team_name: str, to_team: str,
+                    reason: Literal["red_over_a_month", "increased_risk"], placed_at: datetime, key: str,
+                    actor: str, at: datetime) -> InboxItem:
+    """R-T6: a case on a Planned Work Tray is escalated to the Strategic Service Manager of the team's service
+    area, done when they record that it was discussed (explicitly) or the case leaves the tray."""
+    because = (f"A Red case has been on the Planned Work Tray of {team_name} for over a month (since"
+               f" {uk_date(placed_at)})." if reason == "red_over_a_month" else
+               f"A Team Manager or Team Leader of {team_name} believes the person on their Planned Work Tray is at"
+               " increased risk of harm.")
+    return task(
+        "escalation", key, to=("team", to_team), person_id=person_id,
+        title="Escalation from the Planned Work Tray",
+        why=(f"{because} Discuss the case with the Team Manager or Team Leader and record the discussion on a"
+             " Management Discussion / Decision case note."),
+        rule="R-T6", subject=f"entry:{entry_id}", at=at, by=actor)
+
+
+def safe_and_well_task(*, entry_id: str, person_id: str, team_id: str, key: str, actor: str,
+                       at: datetime) -> InboxItem:
+    """R-T5: the person on the tray could not be contacted at a review: the team considers a safe and well check,
+    done when a later review reaches the person, the case leaves the tray, or the team says so."""
+    return task(
+        "safe_and_well_check", key, to=("team", team_id), person_id=person_id,
+        title="Consider a safe and well check",
+        why=("It has not been possible to contact the person, or anyone relevant to them, at their Planned Work"
+             " Tray review: consider a safe and well check."),
+        rule="R-T5", subject=f"entry:{entry_id}", at=at, by=actor)
+
+
+def unless_already_open(task: InboxItem, open_tasks: Iterable[InboxItem]) -> list[InboxItem]:
+    """The task, unless the same kind of task about the same thing is still open for the same recipient (a second
+    unreached review asks for the safe and well check already asked for)."""
+    same = [i for i in open_tasks if i.is_open and i.task_code == task.task_code and i.subject == task.subject
+            and (i.recipient_kind, i.recipient_id) == (task.recipient_kind, task.recipient_id)]
+    return [] if same else [task]
+
+
+# what, done elsewhere, completes which tasks: the closed_reason each gets
+def settle(items: Iterable[InboxItem], *, codes: Iterable[TaskCode], reason: str, by: str,
+           at: datetime) -> list[InboxItem]:
+    """Open tasks of the given kinds whose subject was done elsewhere (the step finished, the request completed…)."""
+    wanted = set(codes)
+    return [replace(i, state="completed", closed_at=at, closed_by=by, closed_reason=reason)
+            for i in items if i.is_open and i.kind == "task" and i.task_code in wanted]
+
+
+FOLLOWS_STEP: tuple[TaskCode, ...] = ("renewal_due",)
+
+
+def follow_step(items: Iterable[InboxItem], *, to: tuple[Literal["worker", "team"], str], by: str,
+                at: datetime) -> tuple[list[InboxItem], list[InboxItem]]:
+    """R-A4: a step reassigned takes its own open tasks (its renewal) to its new assignee: each is withdrawn
+    (`reassigned`) and the same task made for the new assignee. Returns (withdrawn, new)."""
+    moving = [i for i in items if i.is_open and i.kind == "task" and i.task_code in FOLLOWS_STEP
+              and (i.recipient_kind, i.recipient_id) != to]
+    withdrawn = [replace(i, state="withdrawn", closed_at=at, closed_by=by, closed_reason="reassigned")
+                 for i in moving]
+    moved = [replace(i, request_id=task_id(i.task_code, i.request_id, *to),  # type: ignore[arg-type]
+                     recipient_kind=to[0], recipient_id=to[1], sent_at=at) for i in moving]
+    return withdrawn, moved
+
+
+class TaskRefused(Exception):
+    """A worker may not complete this task; `code` and `message` say why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def complete_task(item: InboxItem | None, *, worker_id: str, team_ids: Iterable[str], at: datetime) -> InboxItem:
+    """The worker says the task is done: only its recipient worker, or a member of its recipient team."""
+    if item is None or item.kind != "task":
+        raise TaskRefused("not_found", "there is no such task")
+    if not item.is_open:
+        raise TaskRefused("not_open", f"the task is already {item.state}")
+    mine = (item.recipient_kind == "worker" and item.recipient_id == worker_id) or (
+        item.recipient_kind == "team" and item.recipient_id in set(team_ids))
+    if not mine:
+        raise TaskRefused("forbidden", "only the worker or a member of the team the task is for may complete it")
+    return replace(item, state="completed", closed_at=at, closed_by=worker_id, closed_reason="done")

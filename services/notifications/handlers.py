@@ -16,8 +16,17 @@ from services.notifications import domain, store
 from services.notifications.senders import EmailSender, SmsProvider, with_retries
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
+from shared.commands import notifications as cmd
+from shared.commands.base import CommandRejected, Reason, Refused, parse_command
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
-from shared.events.allocation import MessageRequested
+from shared.events.allocation import (
+    MessageRequested,
+    SafeAndWellCheckRequested,
+    TrayEntryEscalated,
+    TrayEntryRemoved,
+    TrayEntryReviewed,
+    TrayReviewDue,
+)
 from shared.events.notifications import (
     Addressee,
     MessageFailed,
@@ -25,10 +34,23 @@ from shared.events.notifications import (
     NotificationDelivered,
     Recipient,
     RequestReminder,
+    TaskCompleted,
+    TaskCreated,
 )
-from shared.events.referrals import ReferralAccepted, upcast_referral_accepted
+from shared.events.referrals import CaseNoteAdded, ReferralAccepted, upcast_referral_accepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
-from shared.events.workflow import NotificationSent, RequestCompleted, RequestRaised, StepCancelled, StepReturned
+from shared.events.workflow import (
+    NotificationSent,
+    PersonDeathRecorded,
+    RequestCompleted,
+    RequestRaised,
+    StepAssigned,
+    StepCancelled,
+    StepCreated,
+    StepFinished,
+    StepRenewalDue,
+    StepReturned,
+)
 from shared.readers import PersonReader
 
 SOURCE = "tessera/notifications"
@@ -61,15 +83,18 @@ def _parse(model: type[M], envelope: Envelope) -> M:
 # --- inboxes: workflow.events (R-RQ1, R-RQ2, R-S2) --------------------------------------------
 
 INBOX_EVENTS: dict[str, type[BaseModel]] = {
-    m.TYPE: m for m in (RequestRaised, NotificationSent, RequestCompleted, StepCancelled, StepReturned)  # type: ignore[attr-defined]
+    m.TYPE: m for m in (RequestRaised, NotificationSent, RequestCompleted, StepCancelled, StepReturned,  # type: ignore[attr-defined]
+                        StepFinished, StepCreated, StepRenewalDue, PersonDeathRecorded, StepAssigned)
 }
+STEP_TASKS: tuple[domain.TaskCode, ...] = ("open_step_after_death", "renewal_due")
 
 
 @subscriber(router, GROUP, topics.WORKFLOW_EVENTS)
 async def on_workflow_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), out: Outbound = Context("outbound"),
 ) -> None:
-    """Requests and notifications enter inboxes; completion, cancellation and return close them."""
+    """Requests, notifications and the workflow's prompts (R-K3, R-K6, R-K8) enter inboxes; what finishes,
+    cancels, returns or completes their subject closes them."""
     envelope = decode(msg.body)
     model = INBOX_EVENTS.get(envelope.type)
     if model is None:
@@ -84,8 +109,43 @@ async def on_workflow_event(
                 messages = await _deliver(conn, envelope, event, out.request_due_days)
             case RequestCompleted():
                 messages = await _complete(conn, envelope, event)
+                messages += await _settle(conn, envelope, [f"request:{event.request_id}"], ("request_overdue",),
+                                          "request_completed", event.actor)
             case StepCancelled() | StepReturned():
                 messages = await _withdraw(conn, envelope, event)
+                if isinstance(event, StepCancelled):
+                    messages += await _settle(conn, envelope, [f"step:{event.step_id}"], STEP_TASKS,
+                                              "step_cancelled", event.actor)
+            case StepFinished():
+                messages = await _settle(conn, envelope, [f"step:{event.step_id}"], STEP_TASKS, "step_finished",
+                                         event.actor)
+                if any(w.code == "no_future_work" for w in event.warnings):  # R-K3
+                    messages += await _add_tasks(conn, envelope, domain.no_future_work_tasks(
+                        step_id=event.step_id, person_id=event.person_id, step_type=event.step_type,
+                        warned_worker_ids=event.warned_worker_ids, at=envelope.time))
+            case StepCreated() if event.state == "future" or "future work" in event.step_type.lower():
+                messages = await _settle(conn, envelope, [f"person:{event.person_id}"], ("no_future_work",),
+                                         "future_work_created", domain.SYSTEM)
+            case StepRenewalDue():  # R-K6: the earlier renewal, if still open, is overtaken by this one
+                messages = await _settle(conn, envelope, [f"step:{event.step_id}"], ("renewal_due",), "superseded",
+                                         domain.SYSTEM)
+                messages += await _add_tasks(conn, envelope, [domain.renewal_task(
+                    step_id=event.step_id, person_id=event.person_id, step_type=event.step_type,
+                    assignee=(event.assignee.kind, event.assignee.id), renewal_due_date=event.renewal_due_date,
+                    renewal_number=event.renewal_number, next_renewal_date=event.next_renewal_date,
+                    at=envelope.time)])
+            case StepAssigned():  # R-A4: the step's renewal goes with it
+                withdrawn, moved = domain.follow_step(
+                    await store.open_tasks_of(conn, [f"step:{event.step_id}"]),
+                    to=(event.assignee.kind, event.assignee.id), by=event.actor, at=envelope.time)
+                for item in withdrawn:
+                    await store.update_item(conn, item)
+                messages = [_task_completed(i, envelope) for i in withdrawn]
+                messages += await _add_tasks(conn, envelope, moved)
+            case PersonDeathRecorded():  # R-K8
+                messages = await _add_tasks(conn, envelope, domain.death_tasks(
+                    person_id=event.person_id, date_of_death=event.date_of_death, actor=event.actor,
+                    open_steps=[(s.step_id, s.step_type) for s in event.open_steps], at=envelope.time))
             case _:
                 messages = []
         await outbox.add(conn, messages)
@@ -100,6 +160,7 @@ async def _deliver(conn: asyncpg.Connection, cause: Envelope, event: RequestRais
         return []
     log.info("inbox item delivered", extra={"request_id": item.request_id, "kind": item.kind,
                                             "recipient_kind": item.recipient_kind})
+    assert item.kind != "task" and item.step_id is not None  # a request or notification is always of a step
     delivered = NotificationDelivered(
         request_id=item.request_id, kind=item.kind, step_id=item.step_id, person_id=item.person_id,
         recipient=Recipient(kind=item.recipient_kind, id=item.recipient_id), due_at=item.due_at)
@@ -128,7 +189,9 @@ async def _withdraw(conn: asyncpg.Connection, cause: Envelope,
                                 required_only=returned)
     for item in withdrawn:
         await store.update_item(conn, item)
-    return _cancel_timers(withdrawn, cause)
+    settled = await _settle(conn, cause, [f"request:{i.request_id}" for i in withdrawn], ("request_overdue",),
+                            "request_withdrawn", event.actor) if withdrawn else []
+    return _cancel_timers(withdrawn, cause) + settled
 
 
 def _cancel_timers(items: list[domain.InboxItem], cause: Envelope) -> list[outbox.Outgoing]:
@@ -158,12 +221,14 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
             metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "stale").inc()
             return
         await store.update_item(conn, reminded)
-        assert reminded.due_at is not None
+        assert reminded.due_at is not None and reminded.step_id is not None
         reminder = RequestReminder(
             request_id=reminded.request_id, step_id=reminded.step_id, person_id=reminded.person_id,
             recipient=Recipient(kind=reminded.recipient_kind, id=reminded.recipient_id),
             due_at=reminded.due_at, sent_at=reminded.sent_at)
-        await outbox.add(conn, [_event(reminder, envelope, reminded.person_id)])
+        task = domain.overdue_request_task(reminded, at=envelope.time)  # R-S2: the reminder is a task
+        await outbox.add(conn, [_event(reminder, envelope, reminded.person_id),
+                                *await _add_tasks(conn, envelope, [task])])
     log.info("overdue request reminded", extra={"request_id": request_id})
     metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
 
@@ -175,12 +240,131 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
 async def on_allocation_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), out: Outbound = Context("outbound"),
 ) -> None:
-    """`message.requested` tells a person by their preferred method; other allocation events are not ours."""
+    """`message.requested` tells a person by their preferred method; the tray's prompts become tasks."""
     envelope = decode(msg.body)
+    if envelope.type in TRAY_EVENTS:
+        await _on_tray_event(pool, out, envelope, _parse(TRAY_EVENTS[envelope.type], envelope))
+        return
     if envelope.type != MessageRequested.TYPE:
         return
     outcome = await send_message(pool, out, envelope, _parse(MessageRequested, envelope))
     metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, outcome).inc()
+
+
+TRAY_EVENTS: dict[str, type[BaseModel]] = {
+    m.TYPE: m for m in (TrayReviewDue, TrayEntryReviewed, SafeAndWellCheckRequested, TrayEntryEscalated,  # type: ignore[attr-defined]
+                        TrayEntryRemoved)
+}
+ENTRY_TASKS: tuple[domain.TaskCode, ...] = ("tray_review_due", "safe_and_well_check", "escalation")
+
+
+async def _on_tray_event(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, event: BaseModel) -> None:
+    """R-T5, R-T6: a review due, a safe and well check and an escalation are tasks; a review or removal settles them."""
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.ALLOCATION_EVENTS):
+            metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, "duplicate").inc()
+            return
+        at = envelope.time
+        match event:
+            case TrayReviewDue():
+                messages = await _add_tasks(conn, envelope, [domain.tray_review_due_task(
+                    entry_id=event.entry_id, person_id=event.person_id, team_id=event.team_id, rag=event.rag,
+                    due_at=event.due_at, at=at)])
+            case TrayEntryReviewed():
+                done: tuple[domain.TaskCode, ...] = ("tray_review_due", "safe_and_well_check") \
+                    if event.contacted else ("tray_review_due",)
+                messages = await _settle(conn, envelope, [f"entry:{event.entry_id}"], done, "reviewed", event.actor)
+            case SafeAndWellCheckRequested():
+                check = domain.safe_and_well_task(entry_id=event.entry_id, person_id=event.person_id,
+                                                  team_id=event.team_id, key=str(envelope.id), actor=event.actor,
+                                                  at=at)
+                open_ones = await store.open_tasks_of(conn, [f"entry:{event.entry_id}"])
+                messages = await _add_tasks(conn, envelope, domain.unless_already_open(check, open_ones))
+            case TrayEntryEscalated():
+                key = f"{event.entry_id}:{event.reason}" if event.reason == "red_over_a_month" else str(envelope.id)
+                messages = await _add_tasks(conn, envelope, [domain.escalation_task(
+                    entry_id=event.entry_id, person_id=event.person_id,
+                    team_name=out.teams.team(event.team_id).name, to_team=out.teams.escalation_team(event.team_id),
+                    reason=event.reason, placed_at=event.placed_at, key=key, actor=event.actor, at=at)])
+            case TrayEntryRemoved():
+                messages = await _settle(conn, envelope, [f"entry:{event.entry_id}"], ENTRY_TASKS,
+                                         "removed_from_tray", event.actor)
+            case _:
+                messages = []
+        await outbox.add(conn, messages)
+    metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, "handled").inc()
+
+
+# --- tasks: what every prompt becomes, and what completes it (issue #22 §1) ---------------------
+
+
+async def _add_tasks(conn: asyncpg.Connection, cause: Envelope, tasks: list[domain.InboxItem]) -> list[outbox.Outgoing]:
+    """Each task once (its id comes from what it is about): `task.created` for the new ones."""
+    messages = []
+    for item in tasks:
+        if not await store.insert_item(conn, item):
+            continue
+        log.info("task created", extra={"task_id": item.request_id, "code": item.task_code,
+                                        "recipient_kind": item.recipient_kind})
+        assert item.task_code is not None and item.rule is not None
+        created = TaskCreated(task_id=item.request_id, code=item.task_code, rule=item.rule,
+                              recipient=Recipient(kind=item.recipient_kind, id=item.recipient_id),
+                              person_id=item.person_id, step_id=item.step_id, due_at=item.due_at)
+        messages.append(_event(created, cause, item.person_id))
+    return messages
+
+
+async def _settle(conn: asyncpg.Connection, cause: Envelope, subjects: list[str], codes: tuple[domain.TaskCode, ...],
+                  how: str, by: str) -> list[outbox.Outgoing]:
+    """Open tasks of these subjects and kinds are done: what they asked for happened elsewhere."""
+    done = domain.settle(await store.open_tasks_of(conn, subjects), codes=codes, reason=how, by=by, at=cause.time)
+    for item in done:
+        await store.update_item(conn, item)
+    return [_task_completed(item, cause) for item in done]
+
+
+def _task_completed(item: domain.InboxItem, cause: Envelope, note: str | None = None) -> outbox.Outgoing:
+    assert item.closed_by is not None and item.closed_reason is not None and item.task_code is not None
+    return _event(TaskCompleted(task_id=item.request_id, code=item.task_code,
+                                recipient=Recipient(kind=item.recipient_kind, id=item.recipient_id),
+                                person_id=item.person_id, by=item.closed_by, how=item.closed_reason, note=note),
+                  cause, item.person_id)
+
+
+@subscriber(router, GROUP, topics.NOTIFICATIONS_COMMANDS)
+async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """`task.complete`: the task's recipient says it is done; exactly one outcome, `task.completed` or
+    `command.rejected`."""
+    envelope = decode(msg.body)
+    command: cmd.Command | None = None
+    refused: list[Reason] = []
+    try:
+        command = parse_command(cmd.COMMANDS, envelope.type, envelope.data)
+    except Refused as early:
+        refused = early.reasons
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.NOTIFICATIONS_COMMANDS):
+            return
+        key = envelope.subject or str(envelope.id)
+        if isinstance(command, cmd.CompleteTask):
+            item = await store.load_item(conn, command.task_id, for_update=True)
+            key = item.person_id if item is not None else key
+            try:
+                done = domain.complete_task(item, worker_id=command.actor.worker_id, team_ids=command.actor.team_ids,
+                                            at=envelope.time)
+            except domain.TaskRefused as no:
+                refused = [Reason(code=no.code, message=no.message, field="task_id")]
+            else:
+                await store.update_item(conn, done)
+                await outbox.add(conn, [_task_completed(done, envelope, command.note)])
+                log.info("task completed", extra={"task_id": done.request_id, "code": done.task_code})
+                metrics.MESSAGES.labels(GROUP, topics.NOTIFICATIONS_COMMANDS, "handled").inc()
+                return
+        rejected = CommandRejected.because(envelope.type, refused)
+        await outbox.add(conn, [_event(rejected, envelope, key)])
+    log.info("command rejected", extra={"message_id": str(envelope.id), "type": envelope.type[:100],
+                                        "codes": sorted({r.code for r in refused})})
+    metrics.MESSAGES.labels(GROUP, topics.NOTIFICATIONS_COMMANDS, "rejected").inc()
 
 
 # --- referrers: referrals.events (R-T4), the v2 consumer of referral.accepted --------------------
@@ -188,8 +372,12 @@ async def on_allocation_event(
 
 @subscriber(router, GROUP, topics.REFERRALS_EVENTS)
 async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
-    """`referral.accepted`, any version (upcast to v2): its referrer is the one a tray message is copied to."""
+    """`referral.accepted`, any version (upcast to v2): its referrer is the one a tray message is copied to;
+    `case_note.added`: each worker notified on the note gets a task to read it (R-P3, R-T5)."""
     envelope = decode(msg.body)
+    if envelope.type == CaseNoteAdded.TYPE:
+        await _on_case_note(pool, envelope, _parse(CaseNoteAdded, envelope))
+        return
     if envelope.type != ReferralAccepted.TYPE:
         return  # not ours
     try:
@@ -204,6 +392,18 @@ async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
             metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "duplicate").inc()
             return
         await store.keep_referrer(conn, accepted.person_id, envelope.time, referrer)
+    metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
+
+
+async def _on_case_note(pool: asyncpg.Pool, envelope: Envelope, note: CaseNoteAdded) -> None:
+    tasks = domain.case_note_tasks(note_id=note.note_id, person_id=note.person_id, title=note.title,
+                                   note_type=note.type, author=note.author, notify_worker_ids=note.notify_worker_ids,
+                                   at=envelope.time)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
+            metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "duplicate").inc()
+            return
+        await outbox.add(conn, await _add_tasks(conn, envelope, tasks))
     metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
 
 

@@ -1,6 +1,7 @@
 """Read endpoints of the notifications service: worker and team inboxes, a person's messages."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import asyncpg
@@ -11,6 +12,7 @@ from services.notifications.domain import InboxItem
 
 router = APIRouter(tags=["inboxes"])
 State = Literal["open", "completed", "read", "withdrawn"]
+Kind = Literal["request", "notification", "task"]
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -21,7 +23,14 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _item(item: InboxItem) -> dict[str, Any]:
+def _link(item: InboxItem) -> str:
+    """Where the desk opens the item: its step where it has one, else the person."""
+    return f"/steps/{item.step_id}" if item.step_id else f"/people/{item.person_id}"
+
+
+def _item(item: InboxItem, now: datetime) -> dict[str, Any]:
+    # a task is overdue once its due time passes (no reminder timer: it shows so in the inbox)
+    late = item.kind == "task" and item.is_open and item.due_at is not None and item.due_at < now
     return {
         "request_id": item.request_id,
         "kind": item.kind,
@@ -36,26 +45,30 @@ def _item(item: InboxItem) -> dict[str, Any]:
         "sent_by": item.sent_by,
         "sent_at": _iso(item.sent_at),
         "due_at": _iso(item.due_at),
-        "overdue": item.overdue,
+        "overdue": item.overdue or late,
         "reminded_at": _iso(item.reminded_at),
         "closed_at": _iso(item.closed_at),
         "closed_by": item.closed_by,
         "closed_reason": item.closed_reason,
+        # tasks (issue #22 §1): what for, the rule it comes from, and where the desk opens it; `note` says why
+        "task": {"code": item.task_code, "rule": item.rule, "link": _link(item)} if item.kind == "task" else None,
     }
 
 
 @router.get("/workers/{worker_id}/inbox")
-async def worker_inbox(worker_id: str, request: Request, state: State | None = None,
+async def worker_inbox(worker_id: str, request: Request, state: State | None = None, kind: Kind | None = None,
                        limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
-    """Requests and notifications sent to the worker: open first, newest first (R-RQ1)."""
-    return [_item(i) for i in await store.inbox_of(_pool(request), "worker", worker_id, state, limit)]
+    """Requests, notifications and tasks for the worker: open first, newest first (R-RQ1)."""
+    now = datetime.now(UTC)
+    return [_item(i, now) for i in await store.inbox_of(_pool(request), "worker", worker_id, state, limit, kind)]
 
 
 @router.get("/teams/{team_id}/inbox")
-async def team_inbox(team_id: str, request: Request, state: State | None = None,
+async def team_inbox(team_id: str, request: Request, state: State | None = None, kind: Kind | None = None,
                      limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
-    """Requests and notifications sent to the team: open first, newest first (R-RQ1)."""
-    return [_item(i) for i in await store.inbox_of(_pool(request), "team", team_id, state, limit)]
+    """Requests, notifications and tasks for the team: open first, newest first (R-RQ1)."""
+    now = datetime.now(UTC)
+    return [_item(i, now) for i in await store.inbox_of(_pool(request), "team", team_id, state, limit, kind)]
 
 
 @router.get("/people/{person_id}/messages")

@@ -14,7 +14,8 @@ from shared.events.notifications import Addressee, Channel
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 ITEM_COLUMNS = (
     "request_id, kind, recipient_kind, recipient_id, person_id, step_id, step_type, name, note, required,"
-    " sent_by, sent_at, state, due_at, overdue, reminded_at, closed_at, closed_by, closed_reason"
+    " sent_by, sent_at, state, due_at, overdue, reminded_at, closed_at, closed_by, closed_reason, task_code, rule,"
+    " subject"
 )
 
 
@@ -26,10 +27,11 @@ async def insert_item(conn: asyncpg.Connection, item: InboxItem) -> bool:
     """False when the item is already there (a redelivered or re-emitted event)."""
     return bool(await conn.fetchval(
         f"INSERT INTO inbox_items ({ITEM_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-        " $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (request_id) DO NOTHING RETURNING true",
+        " $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (request_id) DO NOTHING RETURNING true",
         item.request_id, item.kind, item.recipient_kind, item.recipient_id, item.person_id, item.step_id,
         item.step_type, item.name, item.note, item.required, item.sent_by, item.sent_at, item.state,
         item.due_at, item.overdue, item.reminded_at, item.closed_at, item.closed_by, item.closed_reason,
+        item.task_code, item.rule, item.subject,
     ))
 
 
@@ -55,13 +57,22 @@ async def open_items_of_step(conn: asyncpg.Connection, step_id: str) -> list[Inb
     return [_item(r) for r in rows]
 
 
+async def open_tasks_of(conn: asyncpg.Connection, subjects: list[str]) -> list[InboxItem]:
+    """Open tasks that what was done elsewhere may complete: by subject ("step:<id>", "entry:<id>"…), locked."""
+    rows = await conn.fetch(
+        f"SELECT {ITEM_COLUMNS} FROM inbox_items WHERE subject = ANY($1::text[]) AND state = 'open'"
+        " AND kind = 'task' ORDER BY sent_at FOR UPDATE", subjects)
+    return [_item(r) for r in rows]
+
+
 async def inbox_of(conn: Conn, recipient_kind: str, recipient_id: str, state: str | None,
-                   limit: int) -> list[InboxItem]:
-    """A worker's or team's inbox: open items first, newest first."""
+                   limit: int, kind: str | None = None) -> list[InboxItem]:
+    """A worker's or team's inbox: open items first, newest first; optionally one kind (tasks only…)."""
     rows = await conn.fetch(
         f"SELECT {ITEM_COLUMNS} FROM inbox_items WHERE recipient_kind = $1 AND recipient_id = $2"
-        " AND ($3::text IS NULL OR state = $3) ORDER BY (state = 'open') DESC, sent_at DESC LIMIT $4",
-        recipient_kind, recipient_id, state, limit)
+        " AND ($3::text IS NULL OR state = $3) AND ($5::text IS NULL OR kind = $5)"
+        " ORDER BY (state = 'open') DESC, sent_at DESC LIMIT $4",
+        recipient_kind, recipient_id, state, limit, kind)
     return [_item(r) for r in rows]
 
 

@@ -34,6 +34,7 @@ ROLE_NAMES = {
     "social_worker": "Social Worker", "gso": "Generic Support Officer", "senior_officer": "Senior Officer",
     "team_manager": "Team Manager", "assistant_team_manager": "Assistant Team Manager",
     "team_leader": "Team Leader", "head_of_service": "Head of Service", "business_support": "Business Support",
+    "strategic_service_manager": "Strategic Service Manager",
     ADMINISTRATOR: "Administrator",
 }
 

@@ -126,6 +126,10 @@ class Notifications(_Reader):
     async def team_inbox(self, team_id: str, state: str | None = "open") -> list[dict[str, Any]] | None:
         return await self.get(f"/teams/{q(team_id)}/inbox" + (f"?state={state}" if state else ""))
 
+    async def team_tasks(self, team_id: str) -> list[dict[str, Any]] | None:
+        """The team's open tasks (issue #22 §1)."""
+        return await self.get(f"/teams/{q(team_id)}/inbox?state=open&kind=task")
+
 
 class Documents(_Reader):
     name = "documents"

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import topics
 from shared.broker import FETCH_MAX_WAIT_MS, connection_options
-from shared.commands import allocation, referrals, workflow
+from shared.commands import allocation, notifications, referrals, workflow
 from shared.commands.base import Command, Refused, parse_command
 from shared.envelope import new_message
 from shared.settings import Settings
@@ -23,6 +23,7 @@ ROUTES: dict[str, tuple[str, str, dict[str, type[Command]]]] = {
     "workflow": (topics.WORKFLOW_COMMANDS, topics.WORKFLOW_EVENTS, workflow.COMMANDS),
     "allocation": (topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS, allocation.COMMANDS),
     "referrals": (topics.REFERRALS_COMMANDS, topics.REFERRALS_EVENTS, referrals.COMMANDS),
+    "notifications": (topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS, notifications.COMMANDS),
 }
 ANSWERS = [answers for _, answers, _ in ROUTES.values()]
 

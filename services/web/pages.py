@@ -165,13 +165,34 @@ async def home() -> Response:
 async def my_work(request: Request) -> HTMLResponse:
     user = await current_user(request)
     r = readers(request)
-    work, inbox, allocations = await asyncio.gather(
+    work, inbox, allocations, *team_tasks = await asyncio.gather(
         r.workflow.worker_work(user.user_id), r.notifications.worker_inbox(user.user_id),
-        r.allocation.allocations(user.user_id))
+        r.allocation.allocations(user.user_id), *(r.notifications.team_tasks(t) for t in user.team_ids))
     people = {i["person_id"] for items in work.values() for i in items}
     people |= {a["person_id"] for a in allocations} | {i["person_id"] for i in inbox or [] if i.get("person_id")}
-    return await render(request, "work.html", user, work=work, inbox=inbox, allocations=allocations,
+    tasks, requests = split_tasks(inbox)
+    return await render(request, "work.html", user, work=work, inbox=requests, tasks=tasks, allocations=allocations,
+                        team_task_counts=dict(zip(user.team_ids, team_tasks, strict=True)),
                         names=await r.names(people), title="My work")
+
+
+def split_tasks(inbox: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
+    """Tasks (issue #22 §1) apart from requests and notifications; None stays None (the service did not answer)."""
+    if inbox is None:
+        return None, None
+    return [i for i in inbox if i.get("kind") == "task"], [i for i in inbox if i.get("kind") != "task"]
+
+
+@router.post("/tasks/{task_id}/complete")
+async def complete_task(request: Request, task_id: str) -> Response:
+    """The worker says a task in their (or their team's) inbox is done; notifications checks it is theirs."""
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    outcome = await send(request, user, "task.complete", key=form_value(form, "person_id"), task_id=task_id,
+                         note=form_value(form, "note"))
+    await report(request, outcome, "Task done.", scope="tasks")
+    next_path = form_value(form, "next") or "/work"
+    return back(next_path if next_path.startswith("/") and not next_path.startswith("//") else "/work")
 
 
 async def team_members(request: Request, team_id: str) -> list[Any]:
@@ -186,7 +207,9 @@ async def team_work(request: Request, team_id: str) -> HTMLResponse:
     r = readers(request)
     work, inbox = await asyncio.gather(r.workflow.team_work(team_id), r.notifications.team_inbox(team_id))
     people = {i["person_id"] for items in work.values() for i in items}
-    return await render(request, "team_work.html", user, team_id=team_id, work=work, inbox=inbox,
+    people |= {i["person_id"] for i in inbox or [] if i.get("person_id")}
+    tasks, requests = split_tasks(inbox)
+    return await render(request, "team_work.html", user, team_id=team_id, work=work, inbox=requests, tasks=tasks,
                         members=await team_members(request, team_id), names=await r.names(people),
                         title=f"Team work: {team_id}")
 

@@ -173,21 +173,8 @@ async def _complete_request(post: StepPost) -> None:
     await post.report(outcome, "Request completed.")
 
 
-async def _complete_requests_to_me(post: StepPost) -> bool:
-    """Authorising first completes the open requests the step sent to the authoriser; False if one was refused."""
-    for q in post.step.get("sent_requests", []):
-        if q["state"] == "open" and q["kind"] == "request" and _sent_to(q, post.user):
-            done = await post.send("request.complete", request_id=q["request_id"],
-                                   note=post.value("note") or "Authorised")
-            if not done.ok:
-                await post.report(done, "", scope=f"finish:{post.step_id}")
-                return False
-    return True
-
-
 async def _finish(post: StepPost, *, authorising: bool = False) -> None:
-    if authorising and not await _complete_requests_to_me(post):
-        return
+    # R-RQ4: authorising completes the REQUIRED requests sent to the authoriser in the same command
     outcome = await post.send("step.authorise" if authorising else "step.finish", step_id=post.step_id)
     made = [e.get("data", {}) for e in outcome.events if e.get("type") == "step.created"]
     done_text = "Authorised and finished." if authorising else "Finished."

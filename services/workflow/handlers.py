@@ -21,7 +21,7 @@ from shared.broker import subscriber
 from shared.commands import workflow as cmd
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
-from shared.events.referrals import ReferralAccepted
+from shared.events.referrals import PersonUpdated, ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import WorkflowStarted
 from shared.readers import PersonReader
@@ -43,8 +43,11 @@ async def on_referral_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
     people: PersonReader = Context("people"),
 ) -> None:
-    """An accepted referral starts a workflow with its first step; other events are not ours."""
+    """An accepted referral starts a workflow with its first step; a recorded death closes future work."""
     envelope = decode(msg.body)
+    if envelope.type == PersonUpdated.TYPE:
+        await _on_person_updated(pool, packs, people, envelope)
+        return
     if envelope.type != ReferralAccepted.TYPE:
         return
     try:
@@ -59,6 +62,37 @@ async def on_referral_event(
         if await store.workflow_exists(conn, accepted.workflow_id):
             return
         await outbox.add(conn, await _start(conn, envelope, accepted, packs, person))
+    metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
+
+
+async def _on_person_updated(
+    pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader, envelope: Envelope,
+) -> None:
+    """R-K8: a date of death written on the person record does what `person.record_death` does."""
+    try:
+        updated = PersonUpdated.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise Undecodable(f"invalid {PersonUpdated.TYPE}: {describe_errors(exc)}") from None
+    if "date_of_death" not in updated.fields:
+        return
+    record = await people.record(updated.person_id)
+    died = (record or {}).get("date_of_death")
+    if not died:
+        return  # the date was removed, or the record cannot be read: nothing to close
+    command = cmd.RecordDeath.model_validate({"actor": {"worker_id": updated.actor}, "person_id": updated.person_id,
+                                              "date_of_death": died})
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
+            return
+        try:
+            key, decision = await _decide(conn, packs, command, record)
+        except Refused as refused:
+            log.warning("recorded death not applied", extra={"person_id": updated.person_id,
+                                                            "code": refused.reasons[0].code})
+            return
+        await _save(conn, decision)
+        await outbox.add(conn, _outcome(list(decision.events), envelope, key))
+        await outbox.add(conn, await _timers(conn, decision, envelope, key))
     metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
 
 

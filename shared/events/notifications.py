@@ -77,3 +77,31 @@ class MessageFailed(_Event):
     team_id: IdText | None = None
     error_code: IdText
     attempts: Count
+
+
+class TaskCreated(_Event):
+    """A system prompt became a task in a worker's or team's inbox (issue #22 §1): ids and codes only; what it
+    says is read from the inbox."""
+
+    TYPE: ClassVar[str] = "task.created"
+    task_id: IdText
+    code: IdText
+    rule: IdText
+    recipient: Recipient
+    person_id: IdText
+    step_id: IdText | None = None
+    due_at: SaneDatetime | None = None
+
+
+class TaskCompleted(_Event):
+    """A task was done: by its recipient worker (`task.complete`, `how` = `done`), or by what it asked for
+    happening (`how` names it: `step_finished`, `request_completed`, `reviewed`…; `by` = whoever did that)."""
+
+    TYPE: ClassVar[str] = "task.completed"
+    task_id: IdText
+    code: IdText
+    recipient: Recipient
+    person_id: IdText
+    by: IdText
+    how: IdText
+    note: FreeText | None = None

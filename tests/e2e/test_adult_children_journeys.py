@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from services.workflow import domain
-from shared.testing import service_auth
+from shared import topics
+from shared.envelope import new_message
+from shared.testing import publish, service_auth
 from tests.workflow_harness import Commands, actor, new_case
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +30,9 @@ FW = "Future Work"
 CFA = "Child and Family Assessment and Plan"
 MAM = "Child in Need Multi Agency Meeting"
 REVIEW_REQUEST = "REQUIRED Please review Assessment/Statement of Need/Review and confirm Outcomes"
-CFA_REQUEST = "REQUIRED: Please review information and confirm next action"
+CFA_REQUESTS = ("REQUIRED: Please review information and confirm next action",
+                "REQUIRED: Request for team manager to review")  # seed 003: both REQUIRED
+CLOSE = "Close Case to Children's Services"
 OTHER_WORKFLOW = "No further action – other workflow continues (NFA)"
 NO_CARERS = {"has_informal_carers": False, "carers": []}
 
@@ -46,8 +50,8 @@ class People:
         self.sw = actor(f"sw-{run}", "social_worker", teams=(self.team,))
         self.tm = actor(f"tm-{run}", "team_manager", teams=(self.team,))
         self.hos = actor(f"hos-{run}", "head_of_service")
-        self.rsw = actor(f"rsw-{run}", "social_worker", "response_social_worker", teams=("children-response",))
-        self.rm = actor(f"rm-{run}", "team_manager", "response_manager", teams=("children-response",))
+        self.rsw = actor(f"rsw-{run}", "response_social_worker", teams=("children-response",))
+        self.rm = actor(f"rm-{run}", "response_manager", teams=("children-response",))
 
 
 class Journey:
@@ -209,6 +213,27 @@ async def test_c_a_death_closes_future_work_with_an_nfa_and_lists_open_steps(inf
     assert future[0]["field"] == "date_of_death"
 
 
+async def test_c_a_date_of_death_written_on_the_person_record_closes_future_work_as_the_command_does(
+        infra, workflow, events, commands, http):
+    """R-K8, R-P1: recording the date of death on the person record is recording the death."""
+    p = People()
+    person_id, screening = await new_case(infra, events)
+    j = Journey(commands, http, person_id)
+    fw = await j.new(FW, p.tm)
+    died = london_today() - timedelta(days=2)
+    update = new_message("person.update", "tessera/web", {
+        "actor": p.tm, "person_id": person_id, "changes": {"date_of_death": died.isoformat()},
+        "access_reason": "Death notified by the GP"}, subject=person_id)
+    await publish(infra.bootstrap, topics.REFERRALS_COMMANDS, [(person_id, update.to_bytes())])
+    [updated] = await events.wait_for(lambda s: s.caused_by(update.id) and s.type == "person.updated", 30)
+    [recorded] = await events.wait_for(
+        lambda s: s.caused_by(updated.envelope.id) and s.type == "person.death_recorded", 30)
+    assert recorded.data["closed_future_step_ids"] == [fw]
+    assert [s["step_id"] for s in recorded.data["open_steps"]] == [screening]  # listed for the manager
+    closed = await j.step(fw)
+    assert (closed["state"], closed["added_next_actions"][0]["reason"]) == ("finished", f"Person died on {died}")
+
+
 async def meeting_after_assessment(j: Journey, p: People, started_on: date) -> dict[str, Any]:
     """A CFA whose assessment started on `started_on`, authorised today with the meeting as next action."""
     cfa = await j.new(CFA, p.rsw)
@@ -216,10 +241,13 @@ async def meeting_after_assessment(j: Journey, p: People, started_on: date) -> d
         "assessment_type": "Signs of Wellbeing", "review_completed": True,
         "date_assessment_started": started_on.isoformat()})
     await j.ok("step.add_next_action", p.rsw, step_id=cfa, action=MAM)
-    request_id = await j.send_for_authorisation(cfa, CFA_REQUEST, p.rsw, p.rm)
+    for name in CFA_REQUESTS:
+        await j.send_for_authorisation(cfa, name, p.rsw, p.rm)
     await j.ok("step.save", p.rm, step_id=cfa, values={"assessment_timescale": "45 working days"})
-    await j.ok("request.complete", p.rm, request_id=request_id)
-    return (await j.ok("step.authorise", p.rm, step_id=cfa)).of("step.created")
+    # R-RQ4: one command completes the manager's requests and authorises
+    authorised = await j.ok("step.authorise", p.rm, step_id=cfa)
+    assert len(authorised.all("request.completed")) == 2
+    return authorised.of("step.created")
 
 
 async def test_d_child_in_need_meeting_routed_by_the_45_day_rule_and_field_owners_enforced(
@@ -250,3 +278,23 @@ async def test_d_child_in_need_meeting_routed_by_the_45_day_rule_and_field_owner
     assert early["step_id"] in {s["step_id"] for s in response["incoming"]}
     assert late["step_id"] in {s["step_id"] for s in locality["incoming"]}
     assert late["step_id"] not in {s["step_id"] for s in response["incoming"]}
+
+
+async def test_e_a_childs_case_is_closed_by_the_response_manager_not_the_social_worker_alone(
+        infra, workflow, events, commands, http):
+    """R-W11, R-K1: seed 003 "Close Case to Children's Services … Sent to: Response Manager"."""
+    p = People()
+    person_id, assessment = await new_case(infra, events, service="children", category="child_in_need")
+    j = Journey(commands, http, person_id)
+    [reason] = await j.refused("step.start_new", p.rsw, person_id=person_id, step_type=CLOSE)
+    assert reason["code"] == "role" and "R-W11" in reason["message"]
+    close = await j.new(CLOSE, p.rsw, assignee={"kind": "worker", "id": p.rm["worker_id"]})
+    assert close in {s["step_id"] for s in (await j.work(p.rm))["incoming"]}
+    await j.ok("step.start", p.rm, step_id=close)
+    await j.ok("step.save", p.rm, step_id=close, values={"outcome_summary": "Needs met", "outcome_date": "2024-06-01"})
+    await j.ok("step.add_next_action", p.rm, step_id=close, action="Case closed to Children's Services (NFA)")
+    reasons = await j.refused("step.finish", p.rm, step_id=close)
+    assert [r["code"] for r in reasons] == ["open_step"]  # R-K1: the assessment is still open
+    await j.ok("step.cancel", p.rsw, step_id=assessment, reason="Referral recorded twice")
+    finished = await j.ok("step.finish", p.rm, step_id=close)
+    assert finished.of("case.closed")["person_id"] == person_id

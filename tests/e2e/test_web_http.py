@@ -259,3 +259,46 @@ async def test_placing_on_a_tray_needs_the_same_grounds_as_opening_the_record_an
     chained = await db.fetchval("SELECT count(*) FROM web.audit_log WHERE action = 'record.self_allocation'"
                                 " AND subject = $1", ours)
     assert chained == 1
+
+
+async def test_R_RQ8_R_T6_an_escalation_is_in_the_ssm_teams_tasks_with_its_count_and_mark_done_records_who(
+        infra, web, notifications, events):
+    """The demo Strategic Service Manager (one role, the SSM team of adult social care) sees the escalation of a
+    front-door tray case in My work's team count and on Team work, and marks it done as themselves."""
+    from shared.envelope import new_message
+    from shared.testing import poll_until, publish
+
+    person_id, _ = await new_case(infra, events)
+    team = "ssm-adult-social-care"
+    escalated = new_message("tray.entry_escalated", "tessera/allocation", {
+        "entry_id": str(uuid.uuid4()), "person_id": person_id, "team_id": "adult-front-door",
+        "reason": "increased_risk", "rag": "red", "placed_at": "2026-10-01T09:00:00+00:00", "actor": "tm"},
+        subject=person_id)
+    await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, escalated.to_bytes())])
+
+    async def open_tasks() -> list[dict]:
+        async with httpx.AsyncClient(auth=service_auth(), base_url=notifications.url) as http:
+            return (await http.get(f"/teams/{team}/inbox", params={"kind": "task", "state": "open"})).json()
+
+    async def ours() -> dict | None:
+        return next((t for t in await open_tasks() if t["person_id"] == person_id), None)
+    task = await poll_until(ours, 30, "the escalation task in the SSM team's inbox")
+    desk = Desk(web.url)
+    try:
+        home = await desk.sign_in("ssm")
+        count = len(await open_tasks())
+        assert f'href="/teams/{team}/work#tasks">{team} ({count})</a>' in home.text
+        page = await desk.get(f"/teams/{team}/work")
+        assert f'Team tasks <span class="count">({count})</span>' in page.text
+        assert "Escalation from the Planned Work Tray" in page.text and "Rule R-T6" in page.text
+        assert f'action="/tasks/{task["request_id"]}/complete"' in page.text
+        done = await desk.post(f"/tasks/{task['request_id']}/complete", person_id=person_id,
+                               next=f"/teams/{team}/work")
+        assert done.url.path == f"/teams/{team}/work" and "Task done." in done.text
+        assert f'action="/tasks/{task["request_id"]}/complete"' not in done.text
+    finally:
+        await desk.close()
+    async with httpx.AsyncClient(auth=service_auth(), base_url=notifications.url) as http:
+        [closed] = [t for t in (await http.get(f"/teams/{team}/inbox", params={"kind": "task"})).json()
+                    if t["request_id"] == task["request_id"]]
+    assert (closed["state"], closed["closed_by"], closed["closed_reason"]) == ("completed", "ssm", "done")

@@ -18,21 +18,22 @@ def today() -> date:
     return domain.london_date(datetime.now(UTC))
 
 
-def team_and_worker() -> tuple[str, dict]:
+def team_and_manager() -> tuple[str, dict]:
+    """A team and its manager, who opens and moves Future Work (seed 001 §6.2.1, R-W11)."""
     run = uuid.uuid4().hex[:8]
     team = f"adult-review-{run}"
-    return team, actor(f"sw-{run}", "social_worker", teams=(team,))
+    return team, actor(f"tm-{run}", "team_manager", teams=(team,))
 
 
-async def future_work_due_tomorrow(commands: Commands, person_id: str, team: str, worker: dict) -> tuple[str, str]:
+async def future_work_due_tomorrow(commands: Commands, person_id: str, team: str, manager: dict) -> tuple[str, str]:
     """Start > New Future Work, finished into the next Future Work due tomorrow: (first, second) step ids."""
-    started = (await commands.send("step.start_new", worker, key=person_id, person_id=person_id,
+    started = (await commands.send("step.start_new", manager, key=person_id, person_id=person_id,
                                    step_type=FW)).ok()
     first = started.of("step.created")["step_id"]
     tomorrow = (today() + timedelta(days=1)).isoformat()
-    (await commands.send("step.add_next_action", worker, key=person_id, step_id=first, action=FW,
+    (await commands.send("step.add_next_action", manager, key=person_id, step_id=first, action=FW,
                          assignee={"kind": "team", "id": team}, scheduled_date=tomorrow)).ok()
-    finished = (await commands.send("step.finish", worker, key=person_id, step_id=first)).ok()
+    finished = (await commands.send("step.finish", manager, key=person_id, step_id=first)).ok()
     created = finished.of("step.created")
     assert (created["state"], created["due_date"], created["step_type"]) == ("future", tomorrow, FW)
     return first, created["step_id"]
@@ -40,9 +41,9 @@ async def future_work_due_tomorrow(commands: Commands, person_id: str, team: str
 
 async def test_R_S1_future_work_waits_then_falls_due_as_incoming_work_when_the_scheduler_clock_gets_there(
         infra, workflow, scheduler, scheduler_clock, events, commands):
-    team, worker = team_and_worker()
+    team, manager = team_and_manager()
     person_id, _ = await new_case(infra, events)
-    _, second = await future_work_due_tomorrow(commands, person_id, team, worker)
+    _, second = await future_work_due_tomorrow(commands, person_id, team, manager)
     due_on = today() + timedelta(days=1)
     async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         work = (await http.get(f"/teams/{team}/work")).json()
@@ -68,10 +69,10 @@ async def test_R_S1_future_work_waits_then_falls_due_as_incoming_work_when_the_s
 
 
 async def test_R_K2_a_second_future_work_is_refused_naming_the_first(infra, workflow, events, commands):
-    team, worker = team_and_worker()
+    team, manager = team_and_manager()
     person_id, screening = await new_case(infra, events)
-    _, second = await future_work_due_tomorrow(commands, person_id, team, worker)
-    refused = await commands.send("step.start_new", worker, key=person_id, person_id=person_id, step_type=FW)
+    _, second = await future_work_due_tomorrow(commands, person_id, team, manager)
+    refused = await commands.send("step.start_new", manager, key=person_id, person_id=person_id, step_type=FW)
     [reason] = refused.reasons
     assert (refused.rejection["code"], reason["step_id"]) == ("one_future_work", second)
     assert second in reason["message"] and "R-K2" in reason["message"]
@@ -82,10 +83,10 @@ async def test_R_K2_a_second_future_work_is_refused_naming_the_first(infra, work
 
 async def test_R_S1_rescheduling_future_work_to_today_makes_it_incoming_and_withdraws_its_timer(
         infra, workflow, events, commands):
-    team, worker = team_and_worker()
+    team, manager = team_and_manager()
     person_id, _ = await new_case(infra, events)
-    _, second = await future_work_due_tomorrow(commands, person_id, team, worker)
-    moved = (await commands.send("step.reschedule", worker, key=person_id, step_id=second,
+    _, second = await future_work_due_tomorrow(commands, person_id, team, manager)
+    moved = (await commands.send("step.reschedule", manager, key=person_id, step_id=second,
                                  due_date=today().isoformat())).ok()
     assert moved.of("step.rescheduled")["state"] == "incoming"
     async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:

@@ -71,6 +71,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     topics.WORKFLOW_EVENTS: ("notifications", "documents", "allocation"),
     topics.ALLOCATION_COMMANDS: ("allocation",),
     topics.ALLOCATION_EVENTS: ("notifications",),
+    topics.NOTIFICATIONS_COMMANDS: ("notifications",),
     topics.NOTIFICATIONS_EVENTS: ("documents",),
     topics.SCHEDULER_TIMERS: ("scheduler",),
     topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications"),
@@ -78,13 +79,15 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
 }
 COMMAND_TOPICS = {topics.REFERRALS_COMMANDS: topics.REFERRALS_EVENTS,
                   topics.WORKFLOW_COMMANDS: topics.WORKFLOW_EVENTS,
-                  topics.ALLOCATION_COMMANDS: topics.ALLOCATION_EVENTS}
+                  topics.ALLOCATION_COMMANDS: topics.ALLOCATION_EVENTS,
+                  topics.NOTIFICATIONS_COMMANDS: topics.NOTIFICATIONS_EVENTS}
 # a type each topic's consumers act on, to carry hostile field values
 KNOWN_TYPE = {
     topics.REFERRALS_INTAKE: "referral.received", topics.REFERRALS_COMMANDS: "case_note.add",
     topics.REFERRALS_EVENTS: "referral.accepted", topics.WORKFLOW_COMMANDS: "step.start",
     topics.WORKFLOW_EVENTS: "request.raised", topics.ALLOCATION_COMMANDS: "worker_relationship.add",
     topics.ALLOCATION_EVENTS: "message.requested", topics.NOTIFICATIONS_EVENTS: "message.sent",
+    topics.NOTIFICATIONS_COMMANDS: "task.complete",
     topics.SCHEDULER_TIMERS: "timer.set",
     topics.SCHEDULER_DUE: "timer.due", topics.BROKERAGE_EVENTS: "provider.offered",
 }
@@ -401,6 +404,13 @@ def good_messages(topic: str, person_id: str) -> tuple[list[tuple[str, bytes]], 
 
         async def check(log: EventLog, db: asyncpg.Pool) -> None:
             await log.wait_for(_caused(str(m.id), topics.NOTIFICATIONS_EVENTS), 60)
+        return [(person_id, m.to_bytes())], check
+    if topic == topics.NOTIFICATIONS_COMMANDS:  # R-RQ8: no such task, so refused for that reason alone
+        m = new_message("task.complete", "tests", {"actor": hub, "task_id": str(uuid.uuid4())}, subject=person_id)
+
+        async def check(log: EventLog, db: asyncpg.Pool) -> None:
+            [answer] = await log.wait_for(_caused(str(m.id), topics.NOTIFICATIONS_EVENTS), 60)
+            assert (answer.type, answer.data["code"]) == ("command.rejected", "not_found"), answer.data
         return [(person_id, m.to_bytes())], check
     if topic == topics.NOTIFICATIONS_EVENTS:
         m = new_message("message.sent", "tessera/notifications", {

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from shared import topics
 from shared.commands import allocation as allocation_commands
+from shared.commands import notifications as notification_commands
 from shared.commands import referrals as referral_commands
 from shared.commands import workflow as workflow_commands
 from shared.events import allocation, brokerage, notifications, referrals, workflow
@@ -47,13 +48,17 @@ PER_TOPIC = int(os.environ.get("HYPOTHESIS_PER_TOPIC", 100 if os.environ.get("FA
 MODELS: dict[str, list[type[BaseModel]]] = {
     topics.REFERRALS_INTAKE: [referrals.ReferralReceived],
     topics.REFERRALS_COMMANDS: list(referral_commands.COMMANDS.values()),
-    topics.REFERRALS_EVENTS: [referrals.ReferralAccepted, referrals.ReferralAcceptedV2],
+    topics.REFERRALS_EVENTS: [referrals.ReferralAccepted, referrals.ReferralAcceptedV2, referrals.CaseNoteAdded],
     topics.WORKFLOW_COMMANDS: list(workflow_commands.COMMANDS.values()),
     topics.WORKFLOW_EVENTS: [workflow.RequestRaised, workflow.NotificationSent, workflow.RequestCompleted,
                              workflow.StepCancelled, workflow.StepReturned, workflow.StepFinished,
-                             workflow.StepRescheduled],
+                             workflow.StepRescheduled, workflow.StepCreated, workflow.StepAssigned,
+                             workflow.StepRenewalDue, workflow.PersonDeathRecorded],
     topics.ALLOCATION_COMMANDS: list(allocation_commands.COMMANDS.values()),
-    topics.ALLOCATION_EVENTS: [allocation.MessageRequested],
+    topics.ALLOCATION_EVENTS: [allocation.MessageRequested, allocation.TrayReviewDue, allocation.TrayEntryReviewed,
+                               allocation.SafeAndWellCheckRequested, allocation.TrayEntryEscalated,
+                               allocation.TrayEntryRemoved],
+    topics.NOTIFICATIONS_COMMANDS: list(notification_commands.COMMANDS.values()),
     topics.NOTIFICATIONS_EVENTS: [notifications.MessageSent],
     topics.BROKERAGE_EVENTS: [brokerage.ProviderOffered, brokerage.ProviderConfirmed],
 }

@@ -45,7 +45,7 @@ async def test_R_T8_rescheduled_future_work_puts_the_case_in_its_teams_review_tr
         infra, workflow, allocation, events: EventLog, commands: Commands):
     run = uuid.uuid4().hex[:8]
     team = f"adult-review-{run}"
-    worker = actor(f"sw-{run}", "social_worker", teams=(team,))
+    worker = actor(f"tm-{run}", "team_manager", teams=(team,))  # Future Work is the manager's (R-W11)
     person_id, _ = await new_case(infra, events)
     _, future = await future_work_due_tomorrow(commands, person_id, team, worker)
 

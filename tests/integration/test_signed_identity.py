@@ -29,6 +29,7 @@ COMMANDS = {  # a command each service refuses for a reason of its own when it i
     topics.ALLOCATION_COMMANDS: ("worker_relationship.end", lambda: {"relationship_id": str(uuid.uuid4())}),
     topics.REFERRALS_COMMANDS: ("case_note.add", lambda: {
         "person_id": str(uuid.uuid4()), "title": "Visit", "type": "Visit", "text": "seen at home"}),
+    topics.NOTIFICATIONS_COMMANDS: ("task.complete", lambda: {"task_id": str(uuid.uuid4())}),  # R-RQ8
 }
 
 
@@ -74,7 +75,7 @@ def forgeries(genuine: bytes, topic: str) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("topic", sorted(COMMANDS))
 async def test_forged_commands_are_answered_unauthenticated_and_change_nothing(
-        infra, db, workflow, allocation, referrals, topic):
+        infra, db, workflow, allocation, referrals, notifications, topic):
     answers = producers.ANSWERS[topic]
     genuine = signed_as_sender(topic, _command(topic))
     promoted = _edited(genuine, _promoted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Set
 from typing import Any, get_args
 
 import pytest
@@ -10,9 +11,11 @@ from services.workflow import domain
 from services.workflow.pack import (
     Field,
     PackRegistry,
+    RequestDefinition,
     Role,
     StepDefinition,
 )
+from shared.actor import held_roles
 from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
 
 ATM_TM = ("team_manager", "assistant_team_manager")
@@ -133,14 +136,14 @@ def test_R_RQ5_a_supervising_social_worker_never_authorises(shipped: PackRegistr
                     "lac_social_worker"} & set(step.authorisers), step.step_type
 
 
-def test_R_RQ4_every_authorised_step_has_one_required_request_so_the_worker_cannot_sign(
+def test_R_RQ4_every_authorised_step_has_a_required_request_so_the_worker_cannot_sign(
     shipped: PackRegistry,
 ) -> None:
     """R-RQ4: the worker sends a REQUIRED request; only an authoriser then finishes (two-part)."""
     for step in _pack_steps(shipped, "adult") + _pack_steps(shipped, "children"):
         required = [r for r in step.requests if r.required and r.kind == "request"]
         if step.authorisers:
-            assert len(required) == 1, step.step_type
+            assert required, step.step_type
             assert domain.two_part(step), step.step_type
 
 
@@ -200,15 +203,19 @@ def test_R_RQ7_step_down_is_two_part_social_worker_then_fyps_manager(shipped: Pa
 
 
 def test_R_W6_child_and_family_assessment_fields_name_their_owner_role(shipped: PackRegistry) -> None:
-    """R-W6: Response Social Worker, Response Manager, or System Generated, as seed 003 says."""
+    """R-W6, R-W10: the children's social worker's and manager's fields, or System Generated (seed 003).
+
+    The Response worker writes it first; the Locality or LAC worker updates it later ("Update Child
+    and Family Assessment and Plan"), so the generic roles own what seed 003 gives the Response team.
+    """
     fields = _fields(shipped.step(CFA))
     for key in ("assessment_timescale", "target_date_for_plan", "managers_review_scale",
                 "manager_comments", "managers_name", "date_assessment_completed"):
-        assert fields[key].owner_role == "response_manager", key
+        assert fields[key].owner_role == "team_manager", key
     for key in ("communication_needs", "legal_status", "date_assessment_started", "referral_date",
                 "review_completed", "chronology", "worries", "existing_strengths",
                 "analysis_and_judgement", "what_needs_to_happen", "risks_needs_identified"):
-        assert fields[key].owner_role == "response_social_worker", key
+        assert fields[key].owner_role == "social_worker", key
     assert fields["social_workers_details"].system_generated
     # every writable field has an owner: the seed gives one for each
     for key, f in fields.items():
@@ -231,14 +238,18 @@ def test_R_W6_shared_steps_are_owned_by_the_generic_roles(shipped: PackRegistry)
 
 
 def test_R_W6_a_worker_without_the_owner_role_cannot_write_the_managers_field(shipped: PackRegistry) -> None:
-    """R-W6 through the engine: a Response Social Worker cannot write the Assessment Timescale."""
+    """R-W6 through the engine: a Response Social Worker cannot write the Assessment Timescale; a Locality one
+    writes the assessment they update (R-W10), and a Response or Locality Manager the timescale."""
     defn = shipped.step(CFA)
     step = domain.Step("s", "w", "p", CFA, 1, "incomplete", "worker", "rsw", "normal", None, "rsw", {})  # type: ignore[arg-type]
-    worker = domain.Actor("rsw", frozenset({"social_worker", "response_social_worker"}))
-    manager = domain.Actor("rm", frozenset({"team_manager", "response_manager"}))
+    worker = domain.Actor("rsw", frozenset({"response_social_worker"}))
+    locality = domain.Actor("lsw", frozenset({"locality_social_worker"}))
     timescale = {"assessment_timescale": "45 working days"}
     assert [r.code for r in domain.save_problems(defn, step, timescale, worker)] == ["role"]
-    assert domain.save_problems(defn, step, timescale, manager) == []
+    assert domain.save_problems(defn, step, {"worries": "x"}, locality) == []
+    for role in ("response_manager", "locality_manager"):
+        manager = domain.Actor("rm", frozenset({role}))
+        assert domain.save_problems(defn, step, timescale, manager) == []
     assert [r.code for r in domain.save_problems(defn, step, {"social_workers_details": "x"}, manager)] == [
         "read_only"]
 
@@ -246,12 +257,14 @@ def test_R_W6_a_worker_without_the_owner_role_cannot_write_the_managers_field(sh
 # --- actions: added by, sent to (R-NA5), routing (R-K7), purchasing (R-F1) -------------------
 
 
-def test_R_NA5_child_and_family_assessment_actions_are_added_by_the_response_social_worker(
+def test_R_NA5_child_and_family_assessment_actions_are_added_by_its_social_worker(
     shipped: PackRegistry,
 ) -> None:
-    """R-NA5: every action is "Added By: Response Social Worker"; each goes where the seed says."""
+    """R-NA5: "Added By: Response Social Worker" (or the Locality/LAC worker updating it); each goes where seed 003
+    says."""
     step = shipped.step(CFA)
-    assert {a.added_by_roles for a in step.next_actions} == {("response_social_worker",)}
+    assert {a.added_by_roles for a in step.next_actions} == {
+        ("response_social_worker", "locality_social_worker", "lac_social_worker")}
     where = {a.action: (a.assignee_kind, a.default_team, a.sends_to_role) for a in step.next_actions}
     assert where["Child In Need Visit"] == ("team", "children-locality", "locality_manager")
     assert where["Close Case to Children's Services"] == ("worker", None, "response_manager")
@@ -260,7 +273,8 @@ def test_R_NA5_child_and_family_assessment_actions_are_added_by_the_response_soc
     assert where["Assessment Completed (NFA)"] == ("none", None, None)
     assert len(step.next_actions) == 15
     required = [r.name for r in step.requests if r.required]
-    assert required == ["REQUIRED: Please review information and confirm next action"]
+    assert required == ["REQUIRED: Please review information and confirm next action",
+                        "REQUIRED: Request for team manager to review"]  # seed 003: both REQUIRED
 
 
 def test_R_NA5_the_minutes_are_completed_by_business_support(shipped: PackRegistry) -> None:
@@ -387,9 +401,7 @@ def test_R_C4_interim_homecare_transfer(shipped: PackRegistry) -> None:
     assert shipped.step("Brokerage purchasing request").request("PO request").default_to is not None
 
 
-# --- every next action through the pure engine (tests/workflow_harness.py) --------------------
-
-ALL_ROLES = frozenset(get_args(Role))
+# --- every next action through the pure engine, by the guide's roles (tests/workflow_harness.py) --
 
 
 def _value(f: Field) -> Any:
@@ -417,9 +429,50 @@ def _value(f: Field) -> Any:
 NO_CARERS = {"has_informal_carers": False, "carers": []}
 
 
-def _values(fields: list[Field], roles: frozenset[str]) -> dict[str, Any]:
+class _Crew:
+    """R-W10: one single-role worker per role the step type names, each in the step's team."""
+
+    def __init__(self, defn: StepDefinition) -> None:
+        self.team = defn.default_team or "the-team"
+        self.worker = self.of(defn.worked_by[0])
+        self.signer = self.of(defn.authorisers[0]) if defn.authorisers else None
+        self.others = [self.of(role) for role in (*defn.contributors, *defn.authorisers, *defn.finished_by)]
+
+    def of(self, role: str) -> dict[str, Any]:
+        return actor(role, role, teams=(self.team,))
+
+    def holding(self, roles: Sequence[str]) -> dict[str, Any]:
+        """The first of the crew (the worker first) whose one role is, or specialises, one of `roles`."""
+        return next(who for who in (self.worker, *self.others) if held_roles(who["roles"]) & set(roles))
+
+
+def _writes(fields: list[Field], owners: Set[str], unowned: bool) -> dict[str, Any]:
     return {f.key: NO_CARERS.get(f.key, _value(f)) for f in fields
-            if not f.system_generated and f.cog != "blue" and (f.owner_role is None or f.owner_role in roles)}
+            if not f.system_generated and f.cog != "blue"
+            and (f.owner_role in owners if f.owner_role else unowned)}
+
+
+def _fill(e: Engine, crew: _Crew, defn: StepDefinition, sid: str, fields: list[Field]) -> None:
+    """The worker writes the unowned fields and their role's; each contributor only their own role's (R-W10)."""
+    for who in (crew.worker, *crew.others):
+        held = held_roles(who["roles"])
+        contributing = who is not crew.worker and bool(held & set(defn.contributors))
+        owners = held & set(defn.contributors) if contributing else held
+        values = _writes(fields, owners, unowned=who is crew.worker)
+        if values:
+            e.send("step.save", who, step_id=sid, values=values)
+
+
+def _request_and_answer(e: Engine, crew: _Crew, sid: str, r: RequestDefinition) -> None:
+    """A sign-off request goes to the signer (authorising completes it, R-RQ4); any other to its team."""
+    if r.required and crew.signer:
+        e.send("step.send_request", crew.worker, step_id=sid, name=r.name,
+               to={"kind": "worker", "id": crew.signer["worker_id"]})
+        return
+    team = r.default_to.id if r.default_to and r.default_to.kind == "team" else crew.team
+    e.send("step.send_request", crew.worker, step_id=sid, name=r.name, to={"kind": "team", "id": team})
+    e.send("request.complete", actor("recipient", "business_support", teams=(team,)),
+           request_id=e.open_request(sid).request_id)
 
 
 def _cases(shipped: PackRegistry) -> list[Any]:
@@ -432,26 +485,21 @@ def _cases(shipped: PackRegistry) -> list[Any]:
 
 
 @pytest.mark.parametrize("step_type, action_name", _cases(shipped_packs()))
-def test_every_next_action_of_every_step_type_finishes_into_its_target(
+def test_every_next_action_of_every_step_type_is_reached_by_the_guides_roles(
     shipped: PackRegistry, step_type: str, action_name: str,
 ) -> None:
-    """R-NA1..R-NA5, R-RQ4: start the step, fill it, add the action, send for authorisation, finish."""
+    """R-W10, R-NA1..R-NA5, R-RQ4: workers of one role each start, fill, add the action, sign, finish."""
     e = Engine(packs=shipped)
     defn = shipped.step(step_type)
     spec = defn.next_action(action_name)
-    signers = frozenset(defn.authorisers)
-    worker = actor("worker", *(ALL_ROLES - signers))
-    manager = actor("manager", *(signers or ALL_ROLES))
-    person_id = PERSON["person_id"]
-    [step] = e.send("step.start_new", worker, person_id=person_id, step_type=step_type).created
+    crew = _Crew(defn)
+    [step] = e.send("step.start_new", crew.worker, person_id=PERSON["person_id"], step_type=step_type).created
     sid = step.step_id
-    own = [f for s in defn.sections for f in s.fields]
-    e.send("step.save", worker, step_id=sid, values=_values(own, ALL_ROLES - signers))
+    _fill(e, crew, defn, sid, [f for s in defn.sections for f in s.fields])
     if spec.requires_form:
-        e.send("step.add_form", worker, step_id=sid, form=spec.requires_form)
-        form = [f for s in defn.form(spec.requires_form).sections for f in s.fields]
-        e.send("step.save", worker, step_id=sid, values=_values(form, ALL_ROLES))
-    adder = manager if spec.added_by_roles and not set(spec.added_by_roles) - signers else worker
+        e.send("step.add_form", crew.worker, step_id=sid, form=spec.requires_form)
+        _fill(e, crew, defn, sid, [f for s in defn.form(spec.requires_form).sections for f in s.fields])
+    adder = crew.holding(spec.added_by_roles) if spec.added_by_roles else crew.worker
     add: dict[str, Any] = {"action": action_name, "send_immediately": spec.send_immediately == "required"}
     if spec.assignee_kind == "worker":
         add["assignee"] = {"kind": "worker", "id": "next-worker"}
@@ -459,19 +507,15 @@ def test_every_next_action_of_every_step_type_finishes_into_its_target(
         add["assignee"] = {"kind": "team", "id": "adult-brokerage"}
     if spec.reason_required:
         add["reason"] = spec.reasons[0]
+    e.send("step.add_next_action", adder, step_id=sid, **add)
     # R-F3: a request REQUIRED when a bool field is true (the fill sets every bool true)
     required = [r for r in defn.requests if r.required or r.required_when is not None]
     for r in required:
-        e.send("step.send_request", worker, step_id=sid, name=r.name, to={"kind": "worker", "id": "manager"})
-    e.send("step.add_next_action", adder, step_id=sid, **add)
-    if signers:
-        e.send("step.save", manager, step_id=sid, values=_values(own, signers))
-    for _ in required:
-        e.send("request.complete", manager, request_id=e.open_request(sid).request_id)
-    if signers:
-        e.send("step.authorise", manager, step_id=sid)
+        _request_and_answer(e, crew, sid, r)
+    if crew.signer:
+        e.send("step.authorise", crew.signer, step_id=sid)  # R-RQ4: completes the requests sent to them
     else:
-        e.send("step.finish", worker, step_id=sid)
+        e.send("step.finish", crew.worker, step_id=sid)
     assert e.steps[sid].state == "finished"
     [added] = e.steps[sid].next_actions
     if spec.nfa:

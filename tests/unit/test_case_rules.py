@@ -26,8 +26,8 @@ SW2 = actor("sw2", "social_worker", teams=("adult-review",))
 TM = actor("tm", "team_manager")
 ATM = actor("atm", "assistant_team_manager")
 HOS = actor("hos", "head_of_service")
-RSW = actor("rsw", "social_worker", "response_social_worker", teams=("children-response",))
-RM = actor("rm", "team_manager", "response_manager", teams=("children-response",))
+RSW = actor("rsw", "response_social_worker", teams=("children-response",))
+RM = actor("rm", "response_manager", teams=("children-response",))
 TWR = "Telephone Wellbeing Review"
 PSR = "Planned Short Review"
 PLAN = "Care and Support Plan"
@@ -38,7 +38,8 @@ FW = "Future Work"
 REVIEW_REQUEST = "REQUIRED Please review Assessment/Statement of Need/Review and confirm Outcomes"
 INFO_REQUEST = "REQUIRED Please review information and confirm outcome"
 SAP_REQUEST = "REQUIRED Please Authorise Support Plan"
-CFA_REQUEST = "REQUIRED: Please review information and confirm next action"
+CFA_REQUESTS = ("REQUIRED: Please review information and confirm next action",
+                "REQUIRED: Request for team manager to review")
 OTHER_WORKFLOW = "No further action – other workflow continues (NFA)"
 YOUNG_CARER = "Referral to Children's and young person's services"
 TO_TM = {"kind": "worker", "id": "tm"}
@@ -115,9 +116,9 @@ def cfa_ready_for_authorisation(e: Engine, started_on: str | None) -> str:
         values["date_assessment_started"] = started_on
     e.send("step.save", RSW, step_id=sid, values=values)
     e.send("step.add_next_action", RSW, step_id=sid, action=MAM)
-    e.send("step.send_request", RSW, step_id=sid, name=CFA_REQUEST, to={"kind": "worker", "id": "rm"})
+    for name in CFA_REQUESTS:  # seed 003: both REQUIRED; authorising completes them (R-RQ4)
+        e.send("step.send_request", RSW, step_id=sid, name=name, to={"kind": "worker", "id": "rm"})
     e.send("step.save", RM, step_id=sid, values={"assessment_timescale": "45 working days"})
-    e.send("request.complete", RM, request_id=e.open_request(sid).request_id)
     return sid
 
 
@@ -267,9 +268,10 @@ def test_R_RQ5_a_supervising_social_worker_cannot_authorise_even_with_a_request_
     e.send("step.save", SW, step_id=sid, values=MCA_VALUES)
     e.send("step.add_next_action", SW, step_id=sid, action="Assessment completed (NFA)")
     e.send("step.send_request", SW, step_id=sid, name=INFO_REQUEST, to={"kind": "worker", "id": "sw2"})
-    e.send("request.complete", SW2, request_id=e.open_request(sid).request_id)
-    assert codes(e.refused("step.authorise", SW2, step_id=sid)) == ["role"]
-    assert codes(e.refused("step.finish", SW2, step_id=sid)) == ["role"]
+    # R-RQ5: the request asks for a manager's sign-off: a social worker cannot complete it either
+    assert codes(e.refused("request.complete", SW2, request_id=e.open_request(sid).request_id)) == ["cannot_sign"]
+    assert codes(e.refused("step.authorise", SW2, step_id=sid)) == ["role", "open_request"]
+    assert "role" in codes(e.refused("step.finish", SW2, step_id=sid))
 
 
 def test_R_RQ4_no_one_authorises_their_own_work(shipped: PackRegistry) -> None:
@@ -561,3 +563,35 @@ def test_flags_default_off(shipped: PackRegistry) -> None:
     assert (off.self_authorise, off.review, off.carers_assessment) == (False, False, False)
     assert {s for s in shipped.step_types() if shipped.step(s).review} == {
         TWR, PSR, "Assessment Review", "Initial Review"}
+
+
+# --- R-W11: Future Work is the manager's (seed 001 §6.2.1) --------------------------------------
+
+
+def test_R_W11_future_work_is_opened_by_a_manager_who_allocates_the_review_not_by_the_worker(
+    e: Engine, shipped: PackRegistry,
+) -> None:
+    """Seed 001 §6.2.1: "NOT ... Future work to the worker but the actual piece of work ... they will not
+    be able to open future work"; its closure is seed 001's Close Case, not the Wellbeing closure."""
+    team_manager = actor("tm-r", "team_manager", teams=("adult-review",))
+    [fw] = e.send("step.start_new", team_manager, person_id=PID, step_type=FW,
+                  assignee={"kind": "team", "id": "adult-review"}).created
+    assert "role" in codes(e.refused("step.start", SW, step_id=fw.step_id))  # SW is in adult-review
+    e.send("step.start", team_manager, step_id=fw.step_id)
+    e.send("step.add_next_action", team_manager, step_id=fw.step_id, action="Review Planning",
+           assignee={"kind": "worker", "id": "sw"})
+    [review] = e.send("step.finish", team_manager, step_id=fw.step_id).created
+    assert (review.step_type, review.assignee_id) == ("Review Planning", "sw")
+    close = shipped.step(FW).next_action("No further involvement required from the department – close case")
+    assert close.target_step_type == "Close Case"
+
+
+def test_R_K6_a_co_worker_ends_their_professional_support_while_the_other_workflow_continues(e: Engine) -> None:
+    """Seed 001: "the person who is completing a short piece of work can then close the professional
+    support once their involvement ends", with no Future Work or case closure of their own."""
+    sid = started(e, "Professional Support")
+    e.send("step.save", SW, step_id=sid, values={
+        "goals": [{"goal": "Appointeeship application sent", "provisional_timescale": "2024-07-01"}],
+        "progress_monitoring": "Application sent; the main worker carries on with the review"})
+    d = authorised(e, sid, OTHER_WORKFLOW, INFO_REQUEST, manager=ATM)
+    assert e.steps[sid].state == "finished" and not d.created

@@ -31,6 +31,7 @@ BASE_PACKS = ("wellbeing.yaml", "adult_closure.yaml", "future_work.yaml", "adult
 TEST_PACK = """
 name: test_adult
 version: 1
+worked_by: [social_worker]
 teams:
   adult-review-team: Adult Review Team
 steps:
@@ -182,7 +183,7 @@ def test_R_K4_future_work_after_a_late_review_keeps_the_original_annual_date(e: 
     fw = future_work(e, due=date(2025, 3, 1))
     e.fire(f"future-work:{fw.step_id}")
     e.now = datetime(2025, 4, 15, 10, 0, tzinfo=UTC)  # the review happens six weeks late
-    member = {**WORKER, "team_ids": ["adult-review-team"]}
+    member = MANAGER  # seed 001 §6.2.1: a manager opens Future Work, never the worker (R-W11)
     e.send("step.start", member, step_id=fw.step_id)
     [review] = finish(e, fw.step_id, member, action="Future Work", assignee=TEAM).created
     assert review.due_date == date(2026, 3, 1)  # not 2026-04-15, a year from today
@@ -192,7 +193,7 @@ def test_R_K4_future_work_after_a_review_step_keeps_the_finished_future_work_dat
     fw = future_work(e, due=date(2025, 3, 1))
     e.fire(f"future-work:{fw.step_id}")
     e.now = datetime(2025, 2, 20, 10, 0, tzinfo=UTC)
-    member = {**WORKER, "team_ids": ["adult-review-team"]}
+    member = MANAGER  # seed 001 §6.2.1: a manager opens Future Work, never the worker (R-W11)
     e.send("step.start", member, step_id=fw.step_id)
     finish(e, fw.step_id, member, action="No further action – other workflow continues (NFA)")
     review = started(e, INITIAL)
@@ -256,7 +257,7 @@ def test_R_S1_rescheduling_moves_the_timer_and_today_makes_it_incoming(e: Engine
 
 def test_R_S1_future_work_brought_forward_is_started_and_its_timer_withdrawn(e: Engine) -> None:
     fw = future_work(e, due=date(2024, 11, 4))
-    member = {**WORKER, "team_ids": ["adult-review-team"]}
+    member = MANAGER  # seed 001 §6.2.1: a manager opens Future Work, never the worker (R-W11)
     d = e.send("step.start", member, step_id=fw.step_id)
     assert e.steps[fw.step_id].state == "incomplete" and d.cancelled_timers == (f"future-work:{fw.step_id}",)
     assert d.history[0].details["brought_forward_from"] == "2024-11-04"
@@ -306,7 +307,7 @@ def test_R_K2_finish_is_blocked_when_future_work_appeared_since_the_action_was_a
 
 def test_R_K2_future_work_finishing_into_the_next_future_work_is_not_a_duplicate(e: Engine) -> None:
     fw = future_work(e, due=date(2024, 11, 4))
-    member = {**WORKER, "team_ids": ["adult-review-team"]}
+    member = MANAGER  # seed 001 §6.2.1: a manager opens Future Work, never the worker (R-W11)
     e.send("step.start", member, step_id=fw.step_id)
     [nxt] = finish(e, fw.step_id, member, action="Future Work", assignee=TEAM).created
     assert nxt.due_date == date(2025, 11, 4) and [s.state for s in e.of_type(FW)] == ["finished", "future"]

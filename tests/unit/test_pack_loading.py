@@ -59,6 +59,7 @@ def _pack(*steps: dict[str, Any], name: str = "demo", version: int = 1) -> dict[
         "name": name,
         "version": version,
         "teams": {"demo-team": "Demo Team"},
+        "worked_by": ["social_worker"],
         "steps": list(steps) or [_step()],
     }
 
@@ -579,3 +580,45 @@ def test_invalid_yaml_is_refused_naming_the_file(tmp_path: Path) -> None:
     """A file that is not YAML stops loading with its name."""
     (tmp_path / "broken.yaml").write_text("steps: [unclosed", encoding="utf-8")
     assert _refused(tmp_path).file.endswith("broken.yaml")
+
+
+# --- R-W10: a pack whose fields, actions or sign-offs no named role can reach does not load ----
+
+
+def test_R_W10_a_field_owned_by_a_role_the_step_does_not_name_stops_the_pack(tmp_path: Path) -> None:
+    """R-W10: Business Support owns a field of a step only social workers work: nobody could write it."""
+    step = _step()
+    step["sections"][0]["fields"].append({"key": "minutes", "label": "Minutes", "type": "textarea",
+                                          "owner_role": "business_support"})
+    _write(tmp_path, "p.yaml", _pack(step))
+    _assert_names(_refused(tmp_path), "p.yaml", "Demo Start", "sections.minutes")
+    step["contributors"] = ["business_support"]
+    _write(tmp_path, "p.yaml", _pack(step))
+    load_packs(tmp_path)
+
+
+def test_R_W10_an_action_no_role_of_the_step_may_add_stops_the_pack(tmp_path: Path) -> None:
+    """R-W10: seed 003's Multi Agency Meeting had only a Business-Support action and no way for them in."""
+    step = _step(actions=[{"action": "Minutes Completed (NFA)", "nfa": True, "added_by_roles": ["business_support"]}])
+    _write(tmp_path, "p.yaml", _pack(step))
+    _assert_names(_refused(tmp_path), "p.yaml", "Demo Start", "next_actions['Minutes Completed (NFA)'].added_by_roles")
+
+
+def test_R_W10_R_RQ5_a_required_sign_off_sent_to_a_role_that_cannot_sign_stops_the_pack(tmp_path: Path) -> None:
+    """R-RQ5: a REQUIRED authorisation request for a TM/HoS plan cannot default to an assistant team manager."""
+    step = _step()
+    step["authorisers"] = ["team_manager", "head_of_service"]
+    step["requests"] = [{"name": "REQUIRED Please Authorise Support Plan", "kind": "request", "required": True,
+                         "default_to": {"kind": "role", "id": "assistant_team_manager"}}]
+    _write(tmp_path, "p.yaml", _pack(step))
+    error = _refused(tmp_path)
+    _assert_names(error, "p.yaml", "Demo Start", "requests['REQUIRED Please Authorise Support Plan'].default_to.id")
+    assert "R-RQ5" in error.problem
+
+
+def test_R_W10_a_pack_must_say_who_works_its_steps(tmp_path: Path) -> None:
+    """R-W10: without worked_by on the pack or the step, nobody is known to be able to finish it."""
+    pack = _pack()
+    del pack["worked_by"]
+    _write(tmp_path, "p.yaml", pack)
+    _assert_names(_refused(tmp_path), "p.yaml", "Demo Start", "worked_by")

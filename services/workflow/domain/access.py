@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from services.workflow.domain.model import Context, Request, Step, reason
 from services.workflow.pack import StepDefinition
-from shared.actor import Actor
+from shared.actor import Actor, held_roles
 from shared.commands.base import Reason
 
 
@@ -19,6 +19,19 @@ def is_assignee(step: Step, actor: Actor) -> bool:
 def may_work(step: Step, defn: StepDefinition, actor: Actor) -> bool:
     """The assignee (worker, or member of the team) or an authoriser of the step type."""
     return is_assignee(step, actor) or bool(actor.roles & set(defn.authorisers))
+
+
+def may_contribute(defn: StepDefinition, actor: Actor) -> bool:
+    """R-W10: a contributor's role writes its own fields and adds its own actions on the step."""
+    return bool(held_roles(actor.roles) & set(defn.contributors))
+
+
+def finisher_problems(defn: StepDefinition, actor: Actor) -> list[Reason]:
+    """R-W11: a manager's decision is opened and finished only by a role named for it."""
+    if not defn.finished_by or held_roles(actor.roles) & set(defn.finished_by):
+        return []
+    return [reason("role", f"a {defn.step_type} is the decision of a {' or '.join(defn.finished_by)}: assign it"
+                   " to them (R-W11)")]
 
 
 def own_work(step: Step, actor: Actor, requests: Sequence[Request]) -> bool:

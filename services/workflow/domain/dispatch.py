@@ -34,10 +34,10 @@ def decide(
         return record_death(ctx, command, person_steps)
     assert step is not None
     check_version(command, step)
+    defn = ctx.packs.step(step.step_type, step.pack_version)
     if isinstance(command, cmd.CompleteRequest):
         assert request is not None
-        return complete_request(ctx, step, request, command.note)
-    defn = ctx.packs.step(step.step_type, step.pack_version)
+        return complete_request(ctx, step, defn, request, command.note)
     match command:
         case cmd.StartStep():
             return start(ctx, step, defn)

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from services.workflow.domain.access import (
     authorise_problems,
+    finisher_problems,
     may_work,
     not_assignee,
     state_problems,
@@ -54,6 +55,7 @@ from shared.events.workflow import (
     FinishedAction,
     OpenStepListed,
     PersonDeathRecorded,
+    RequestCompleted,
     StepCancelled,
     StepFinished,
     StepReturned,
@@ -77,6 +79,7 @@ def finish_blockers(
             reasons += authorise_problems(ctx, step, defn, requests)
         elif not may_work(step, defn, ctx.actor):
             reasons.append(not_assignee(step))
+        reasons += finisher_problems(defn, ctx.actor)
     missing = missing_fields(defn, step)
     reasons += missing
     if not step.next_actions:
@@ -125,6 +128,8 @@ def finish(
     *, authorising: bool = False,
 ) -> Decision:
     """R-NA3: finished and locked; each action not yet sent creates its step; a closure closes."""
+    signed = signed_requests(ctx, defn, requests) if authorising else ()
+    requests = [next((done for done in signed if done.request_id == r.request_id), r) for r in requests]
     check(finish_blockers(ctx, step, defn, requests, authorising=authorising))
     warnings = finish_warnings(ctx, step, defn)
     created: list[Step] = []
@@ -158,6 +163,10 @@ def finish(
         warned_worker_ids=warned,
     )]
     events += [created_event(s) for s in created]
+    events += [RequestCompleted(**event_base(new, ctx), request_id=r.request_id, name=r.name, note=r.completion_note)
+               for r in signed]
+    history += [history_entry(new, ctx, "request.completed", request_id=r.request_id, name=r.name)
+                for r in signed]
     closed: tuple[str, ...] = ()
     if CLOSURE_GUARD in defn.rules and all(a.nfa for a in actions):
         closed = tuple(sorted({*ctx.case.workflow_ids, step.workflow_id}))
@@ -165,8 +174,22 @@ def finish(
                                  actor=ctx.actor.worker_id, workflow_ids=list(closed)))
         history.append(history_entry(new, ctx, "case.closed", workflow_ids=list(closed)))
     return Decision(events=tuple(events), step=new, created=tuple(created), history=tuple(history),
-                    closed_workflow_ids=closed, timers=tuple(timers),
+                    requests=signed, closed_workflow_ids=closed, timers=tuple(timers),
                     cancelled_timers=step_timer_keys(step.step_id))
+
+
+def signed_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Request]) -> tuple[Request, ...]:
+    """R-RQ4: authorising completes the open REQUIRED requests sent to the authoriser, in one decision."""
+    if not ctx.actor.roles & set(defn.authorisers):
+        return ()
+    return tuple(
+        replace(r, state="completed", completed_by=ctx.actor.worker_id, completed_at=ctx.now,
+                completion_note="Authorised")
+        for r in requests
+        if r.kind == "request" and r.required and r.state == "open" and (
+            (r.to_kind == "worker" and r.to_id == ctx.actor.worker_id)
+            or (r.to_kind == "team" and r.to_id in ctx.actor.team_ids))
+    )
 
 
 def return_step(ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Request], note: str) -> Decision:

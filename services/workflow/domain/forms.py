@@ -12,7 +12,7 @@ from services.workflow import purchasing
 from services.workflow.domain.model import Step, reason
 from services.workflow.pack import Field, Section, StepDefinition
 from shared import bounds
-from shared.actor import Actor
+from shared.actor import Actor, held_roles
 from shared.commands.base import Reason
 
 
@@ -139,7 +139,7 @@ def _form_field_keys(defn: StepDefinition) -> dict[str, str]:
 
 
 def save_problems(
-    defn: StepDefinition, step: Step, values: Mapping[str, Any], actor: Actor
+    defn: StepDefinition, step: Step, values: Mapping[str, Any], actor: Actor, *, contributor: bool = False,
 ) -> list[Reason]:
     """Every reason the values cannot be saved (R-W4, R-W5, R-W6, R-W7, R-W8, R-W9)."""
     fields = writable_fields(defn, step.forms)
@@ -164,9 +164,12 @@ def save_problems(
                                   " the record and refresh (R-W5)", **where))
         elif f.system_generated:
             reasons.append(reason("read_only", f"{f.label!r} is filled by the system (R-W6)", **where))
-        elif f.owner_role and f.owner_role not in actor.roles:
+        elif f.owner_role and f.owner_role not in held_roles(actor.roles):
             reasons.append(reason("role", f"only a {f.owner_role} may write {f.label!r} (R-W6)",
                                   **where))
+        elif contributor and f.owner_role not in defn.contributors:
+            reasons.append(reason("role", f"{f.label!r} is written by the worker the step is assigned to;"
+                                  " a contributor writes only the fields of their role (R-W10)", **where))
         else:
             problem = value_problem(f, value)
             if problem:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.workflow.domain.access import is_assignee, may_work, not_assignee, state_problems
+from services.workflow.domain.access import (
+    finisher_problems,
+    is_assignee,
+    may_contribute,
+    may_work,
+    not_assignee,
+    state_problems,
+)
 from services.workflow.domain.forms import fill_system_columns, is_empty, prepopulated, save_problems
 from services.workflow.domain.generated_values import budget_problems, budget_values, system_values, with_system
 from services.workflow.domain.model import (
@@ -37,6 +44,7 @@ def start(ctx: Context, step: Step, defn: StepDefinition) -> Decision:
                               f" {step.state}"))
     if not is_assignee(step, ctx.actor):
         reasons.append(not_assignee(step))
+    reasons += finisher_problems(defn, ctx.actor)  # R-W11: a manager's step is opened by a manager
     check(reasons)
     new = with_system(ctx, bump(step, ctx, state="incomplete", assignee_kind="worker",
                                   assignee_id=ctx.actor.worker_id), defn)
@@ -70,9 +78,10 @@ def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> De
 def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) -> Decision:
     """R-W4: partial saves at any time; "section completed" is a marker only."""
     reasons = state_problems(step, WORKING_STATES, "save")
-    if not may_work(step, defn, ctx.actor):
+    contributing = not may_work(step, defn, ctx.actor) and may_contribute(defn, ctx.actor)
+    if not (may_work(step, defn, ctx.actor) or contributing):
         reasons.append(not_assignee(step))
-    reasons += save_problems(defn, step, command.values, ctx.actor)
+    reasons += save_problems(defn, step, command.values, ctx.actor, contributor=contributing)
     at_fault = {r.field for r in reasons}
     reasons += [r for r in budget_problems(defn, command.values, ctx.packs.rates) if r.field not in at_fault]
     numbers = {s.number for s in defn.form_sections}

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from services.workflow.domain.access import finisher_problems
 from services.workflow.domain.dates import london_date
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
@@ -130,6 +131,8 @@ def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> D
         raise RuleBroken([one_future_work(existing, field="step_type")])
     check(twr_limit(ctx, step_type, field="step_type"))
     target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
+    if target.kind == "worker" and target.id == ctx.actor.worker_id:  # started at once: R-W11 applies
+        check(finisher_problems(ctx.packs.step(step_type), ctx.actor))
     person_id = str(command.person_id)
     workflow = Workflow(workflow_id, person_id, {"kind": "start_new"}, ctx.now, ctx.actor.worker_id)
     step, prepop = new_step(

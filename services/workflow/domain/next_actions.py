@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from pydantic import BaseModel
 
-from services.workflow.domain.access import may_work, not_assignee, state_problems
+from services.workflow.domain.access import may_contribute, may_work, not_assignee, state_problems
 from services.workflow.domain.closure import closure_in_progress
 from services.workflow.domain.dates import annual_review_date, scheduled_window
 from services.workflow.domain.forms import date_value, form_complete
@@ -36,6 +36,7 @@ from services.workflow.domain.new_steps import created_event, new_step
 from services.workflow.domain.reviews import twr_limit, twr_limited
 from services.workflow.domain.timers import timers_of_new_step
 from services.workflow.pack import NextActionDefinition, StepDefinition
+from shared.actor import held_roles
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason
 from shared.events.workflow import Assignee, NextActionAdded, NextActionRemoved, NextActionSent
@@ -46,7 +47,7 @@ def _action_problems(
     command: cmd.AddNextAction,
 ) -> list[Reason]:
     reasons: list[Reason] = []
-    roles = ctx.actor.roles
+    roles = held_roles(ctx.actor.roles)
     if action.added_by_roles and not roles & set(action.added_by_roles):
         reasons.append(reason("role", f"only {', '.join(action.added_by_roles)} may add"
                               f" {action.action!r} (R-NA5)", field="action"))
@@ -179,14 +180,15 @@ def create_from_action(ctx: Context, step: Step, action: NextAction, rule: str) 
 def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd.AddNextAction) -> Decision:
     """R-NA2: an allowed action with its assignee, reason, note and priority; sent at once if asked."""
     reasons = state_problems(step, WORKING_STATES, "add a next action to")
-    if not may_work(step, defn, ctx.actor):
-        reasons.append(not_assignee(step))
     try:
         action = defn.next_action(command.action)
     except KeyError:
         reasons.append(reason("unknown_action", f"{step.step_type} has no next action {command.action!r}",
                               field="action"))
         raise RuleBroken(reasons) from None
+    named_for = bool(held_roles(ctx.actor.roles) & set(action.added_by_roles))
+    if not (may_work(step, defn, ctx.actor) or (named_for and may_contribute(defn, ctx.actor))):
+        reasons.append(not_assignee(step))  # R-W10: a contributor adds the actions named for their role
     reasons += _action_problems(ctx, step, defn, action, command)
     check(reasons)
     assignee_kind, assignee_id = action.assignee_kind, None

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from services.workflow.domain.access import may_work, not_assignee, state_problems
+from services.workflow.domain.access import may_contribute, may_work, not_assignee, state_problems
 from services.workflow.domain.model import (
     WORKING_STATES,
     Context,
@@ -23,6 +23,7 @@ from services.workflow.domain.model import (
     reason,
 )
 from services.workflow.pack import StepDefinition
+from shared.actor import held_roles
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason
 from shared.events.workflow import Assignee, NotificationSent, RequestCompleted, RequestRaised
@@ -34,14 +35,18 @@ def send_request(
 ) -> Decision:
     """R-RQ1: a request or notification of the step type to a team or worker, with a note."""
     reasons = state_problems(step, WORKING_STATES, f"send a {kind} from")
-    if not may_work(step, defn, ctx.actor):
-        reasons.append(not_assignee(step))
     try:
         spec = defn.request(command.name)
     except KeyError:
         reasons.append(reason("unknown_request", f"{step.step_type} has no {kind} {command.name!r}",
                               field="name"))
         raise RuleBroken(reasons) from None
+    named_for = bool(held_roles(ctx.actor.roles) & set(spec.sent_by_roles))
+    if not (may_work(step, defn, ctx.actor) or (named_for and may_contribute(defn, ctx.actor))):
+        reasons.append(not_assignee(step))  # R-W10: a contributor sends the requests named for their role
+    if spec.sent_by_roles and not named_for:
+        reasons.append(reason("role", f"only a {' or '.join(spec.sent_by_roles)} sends {spec.name!r} (R-W10)",
+                              field="name"))
     if spec.kind != kind:
         reasons.append(reason("wrong_kind", f"{command.name!r} is a {spec.kind}, not a {kind}", field="name"))
     to = command.to
@@ -80,10 +85,15 @@ def send_request(
 
 
 def complete_request(
-    ctx: Context, step: Step, request: Request, note: str | None,
+    ctx: Context, step: Step, defn: StepDefinition, request: Request, note: str | None,
 ) -> Decision:
     """The recipient completes a request; the sending step may then finish (R-RQ2)."""
     reasons: list[Reason] = []
+    if request.required and request.kind == "request" and defn.authorisers and not defn.self_authorise \
+            and not ctx.actor.roles & set(defn.authorisers):
+        reasons.append(reason("cannot_sign", f"{request.name!r} asks for the sign-off of a"
+                              f" {' or '.join(defn.authorisers)}: return the step so that its worker sends it"
+                              " to one (R-RQ5)", request_id=request.request_id))
     if request.kind != "request":
         reasons.append(reason("not_a_request", "a notification needs no completion", field="request_id"))
     elif request.state != "open":

@@ -28,6 +28,7 @@ from services.workflow.pack.models import (
     StepDefinition,
     costed_fields,
 )
+from shared.actor import MANAGER_ROLES, held_roles
 
 DEFINITIONS_DIR = Path(__file__).parents[1] / "definitions"
 SELECT_TYPES = frozenset({"select", "multiselect"})
@@ -90,9 +91,12 @@ def _parse(path: Path) -> Pack:
     if not isinstance(raw, dict):
         raise where.fail(None, "a pack must be a mapping with name, version, teams and steps")
     try:
-        return Pack.model_validate(raw)
+        pack = Pack.model_validate(raw)
     except ValidationError as error:
         raise _from_validation(where, raw, error) from error
+    steps = tuple(step if step.worked_by else step.model_copy(update={"worked_by": pack.worked_by})
+                  for step in pack.steps)
+    return pack.model_copy(update={"steps": steps})
 
 
 def _from_validation(where: _Where, raw: dict[str, Any], error: ValidationError) -> PackError:
@@ -506,6 +510,7 @@ def _resolve(loaded: Sequence[_Loaded], index: _Index) -> dict[str, dict[int, St
         for step in item.pack.steps:
             full = _with_carried(item, step, index)
             _check_rows_from(_Where(str(item.path), step.step_type), full)
+            _check_reachable(_Where(str(item.path), step.step_type), full, index)
             resolved.setdefault(step.step_type, {})[item.pack.version] = full
     return resolved
 
@@ -576,3 +581,51 @@ def _read_only_copy(section: Section) -> Section:
 def _optional_copy(field: Field) -> Field:
     columns = tuple(_optional_copy(column) for column in field.columns)
     return field.model_copy(update={"mandatory": False, "columns": columns})
+
+
+# --- R-W10: every field, action and sign-off is reachable by a role the step names ------------
+
+
+def _reach(step: StepDefinition) -> frozenset[str]:
+    return held_roles((*step.worked_by, *step.authorisers, *step.contributors, *step.finished_by))
+
+
+def _check_reachable(where: _Where, step: StepDefinition, index: _Index) -> None:
+    if not step.worked_by:
+        raise where.fail("worked_by", "R-W10: name the roles that work this step (on the step or the pack)")
+    reach = _reach(step)
+    fields = [(f"sections.{f.key}", f) for s in step.sections for f in s.fields]
+    fields += [(f"optional_forms[{form.name!r}].{f.key}", f) for form in step.optional_forms
+               for s in form.sections for f in s.fields]
+    for at, field in fields:
+        if field.owner_role and field.owner_role not in reach:
+            raise where.fail(at, f"R-W10: no role of the step can write it (owner {field.owner_role!r});"
+                             " add the role to worked_by or contributors")
+    for action in step.next_actions:
+        if action.added_by_roles and not reach & set(action.added_by_roles):
+            raise where.fail(f"next_actions[{action.action!r}].added_by_roles",
+                             "R-W10: no role of the step may add it")
+        if action.sends_to_role and action.target_step_type:
+            _check_receiver(where, action.action, action.sends_to_role, index[action.target_step_type])
+    for request in step.requests:
+        at = f"requests[{request.name!r}]"
+        if request.sent_by_roles and not reach & set(request.sent_by_roles):
+            raise where.fail(f"{at}.sent_by_roles", "R-W10: no role of the step may send it")
+        signs = request.kind == "request" and request.required and step.authorisers
+        to = request.default_to
+        if signs and to is not None and to.kind == "role" and not _may_sign(to.id, step.authorisers):
+            raise where.fail(f"{at}.default_to.id", f"R-RQ5: {to.id!r} cannot authorise a {step.step_type}"
+                             f" (authorisers: {', '.join(step.authorisers)})")
+
+
+def _may_sign(role: str, authorisers: Sequence[str]) -> bool:
+    return role in authorisers or any(held_roles([a]) >= {role} for a in authorisers)
+
+
+def _check_receiver(
+    where: _Where, action: str, role: str, versions: Mapping[int, tuple[_Loaded, StepDefinition]],
+) -> None:
+    _, target = versions[max(versions)]
+    if role not in _reach(target) | MANAGER_ROLES and not held_roles([role]) & MANAGER_ROLES:
+        raise where.fail(f"next_actions[{action!r}].sends_to_role",
+                         f"R-W10: a {role} can neither work a {target.step_type} nor assign it on")

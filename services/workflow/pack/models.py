@@ -229,6 +229,8 @@ class RequestDefinition(_Frozen):
     default_to: Recipient | None = None
     # R-F3: REQUIRED only when this bool field of the step is true (FABO where the person may co-fund).
     required_when: FieldKey | None = None
+    # R-W10: a contributor of one of these roles sends it without the step being theirs.
+    sent_by_roles: tuple[Role, ...] = ()
 
     def to_contract(self) -> dict[str, Any]:
         """The request as the step read endpoint shows it."""
@@ -253,6 +255,13 @@ class StepDefinition(_Frozen):
     next_actions: tuple[NextActionDefinition, ...] = ()
     requests: tuple[RequestDefinition, ...] = ()
     authorisers: tuple[Role, ...] = ()
+    # R-W10: the roles of the workers a step of this type is assigned to (the pack's when empty).
+    worked_by: tuple[Role, ...] = ()
+    # R-W10: roles that write the fields they own, add the actions and send the requests named for
+    # them on a step assigned to someone else (a shared step: Business Support's minutes).
+    contributors: tuple[Role, ...] = ()
+    # R-W11: only these roles finish a step of this type: the manager's decision it is sent to.
+    finished_by: tuple[Role, ...] = ()
     rules: tuple[RuleName, ...] = ()
     # R-K2: a step of this type is "Future Work": at most one open per person.
     future_work: bool = False
@@ -331,6 +340,8 @@ class Pack(_Frozen):
     name: FieldKey
     version: PositiveInt
     teams: dict[TeamId, Name] = {}
+    # R-W10: who works the pack's steps where a step names nobody itself
+    worked_by: tuple[Role, ...] = ()
     steps: tuple[StepDefinition, ...] = ()
     rate_card: tuple[RateCardEntry, ...] = ()
 
