@@ -294,3 +294,42 @@ async def test_R_F7_the_long_term_order_takes_the_brokerage_order_as_amended_by_
         "provider.confirmed", brokerage["po_request_id"], "Acme PVI", start, person_id))
     [pvi] = await orders.wait_for(lambda s: s.key == person_id and s.data.get("kind") == "long_term_homecare", 30)
     assert (pvi.data["weekly_hours"], pvi.data["weekly_cost"], pvi.data["annual_cost"]) == ("12", "192.60", "8859.60")
+
+
+async def _authorised_plan(commands: Commands, worker: dict, manager: dict, person_id: str, step_type: str,
+                           values: dict, action: dict) -> None:
+    """A plan only the TM or HOS can sign (seed 001 §3.3): saved, sent for authorisation, authorised."""
+    started = (await commands.send("step.start_new", worker, key=person_id, person_id=person_id,
+                                   step_type=step_type)).ok()
+    step = started.of("step.created")["step_id"]
+    (await commands.send("step.save", worker, key=person_id, step_id=step, values=values)).ok()
+    raised = (await commands.send("step.send_request", worker, key=person_id, step_id=step,
+                                  name="REQUIRED Please Authorise Support Plan",
+                                  to={"kind": "worker", "id": manager["worker_id"]})).ok()
+    (await commands.send("step.add_next_action", worker, key=person_id, step_id=step, **action)).ok()
+    (await commands.send("request.complete", manager, key=person_id,
+                         request_id=raised.of("request.raised")["request_id"])).ok()
+    (await commands.send("step.authorise", manager, key=person_id, step_id=step)).ok()
+
+
+async def test_R_F6_direct_payments_from_an_interim_support_plan_and_a_carers_one_off_payment_carry_their_amounts(
+        workflow, commands: Commands, orders: EventLog):
+    run = uuid.uuid4().hex[:8]
+    worker = actor(f"sw-{run}", "social_worker", teams=("adult-review",))
+    manager = actor(f"tm-{run}", "team_manager", teams=("adult-review",))
+    to_dp = {"kind": "team", "id": "adult-direct-payments"}
+    person, carer = str(uuid.uuid4()), str(uuid.uuid4())
+    await _authorised_plan(commands, worker, manager, person, "Interim Support Plan", {
+        "planned_services": [DOM_CARE, {**PA, "hours_per_week": "7.5"}], "care_start_date": "2024-06-10",
+        "isp_reason": "Two more PA hours a week", "annual_review_date": "2025-06-03"},
+        {"action": BROKERAGE, "assignee": to_dp})
+    await _authorised_plan(commands, worker, manager, carer, "Carer Support Plan", {
+        "one_off_dp_amount": "350.00", "one_off_dp_purpose": "A short break from caring",
+        "care_start_date": "2024-06-10", "annual_review_date": "2025-06-03"},
+        {"action": "Purchase services – Carer Services", "assignee": to_dp})
+    [dp] = (await _order_kinds(orders, person, 1)).values()
+    [one_off] = (await _order_kinds(orders, carer, 1)).values()
+    assert (dp["kind"], dp["hourly_rate"], dp["weekly_hours"], dp["weekly_cost"], dp["annual_cost"]) == (
+        "direct_payment", "12.20", "7.5", "91.50", "4758.00")  # the PA line only, not the brokerage care
+    assert (one_off["kind"], one_off["one_off_amount"]) == ("direct_payment", "350.00")
+    assert "A short break from caring" in one_off["service_description"]
