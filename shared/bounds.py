@@ -29,7 +29,8 @@ gets `referral.rejected`. The limits:
   NaN and infinities are not JSON and make a message undecodable (`shared.envelope.decode`).
 - Numbers a form records (a pack's `number` fields): finite, within ±`MAX_FORM_NUMBER` (10^9), at
   most `MAX_DECIMAL_PLACES` (6) decimal places; hours of care at most `MAX_WEEKLY_HOURS` (168) a week
-  and an hourly rate at most `MAX_HOURLY_RATE` (£10,000) (R-K10).
+  and an hourly rate at most `MAX_HOURLY_RATE` (£10,000) (R-K10); a one-off payment at most
+  `MAX_ONE_OFF_AMOUNT` (£100,000); every amount, rate, hours and weeks more than nothing (R-F4).
 """
 
 import json
@@ -66,6 +67,7 @@ MAX_FORM_NUMBER = Decimal(10**9)
 MAX_DECIMAL_PLACES = 6
 MAX_WEEKLY_HOURS = Decimal(168)
 MAX_HOURLY_RATE = Decimal(10_000)
+MAX_ONE_OFF_AMOUNT = Decimal(100_000)  # R-F4: a one-off payment (a carer's direct payment)
 
 
 def _out_of_range(earliest: object, latest: object) -> PydanticCustomError:

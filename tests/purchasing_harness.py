@@ -49,10 +49,12 @@ async def support_plan(commands: Commands, worker: dict[str, Any], person_id: st
 
 
 def brokerage_message(type_: str, po_request_id: str, provider: str, start_date: date | None,
-                      person_id: str) -> Envelope:
+                      person_id: str, rate: str | None = None) -> Envelope:
     data: dict[str, Any] = {"po_request_id": po_request_id, "provider": provider}
     if start_date is not None:
         data["start_date"] = start_date.isoformat()
+    if rate is not None:
+        data["rate"] = rate
     return new_message(type_, "test-brokerage", data, subject=person_id)
 
 

@@ -8,7 +8,11 @@ offsets only after the ledger transaction, so a crash at any point re-reads and 
     python -m tools.finance_ledger --bootstrap 127.0.0.1:9092 --ledger finance.sqlite
     python -m tools.finance_ledger --bootstrap 127.0.0.1:9092 --ledger finance.sqlite --once
 
-`--once` reads what is on the topic when it starts, prints the totals and exits.
+`--once` reads what is on the topic when it starts, prints the totals and exits; `--people` prints,
+per person, the live orders (no end asked for, or ending on or after `--as-of`) with their weekly and
+annual totals (R-F7). An amendment changes the order's costs to its new ones.
+
+    python -m tools.finance_ledger --bootstrap 127.0.0.1:9092 --ledger finance.sqlite --once --people
 """
 
 from __future__ import annotations
@@ -96,14 +100,53 @@ def _apply_one(conn: sqlite3.Connection, value: bytes | None) -> int:
                 "UPDATE ledger SET end_date = ?, end_reason = ? WHERE po_request_id = ? AND end_date IS NULL",
                 (data["end_date"], data.get("reason"), data["po_request_id"])).rowcount
         case "purchase_order.amended":
-            row = conn.execute("SELECT amendments FROM ledger WHERE po_request_id = ?",
+            row = conn.execute("SELECT amendments, weekly_cost, annual_cost FROM ledger WHERE po_request_id = ?",
                                (data["po_request_id"],)).fetchone()
             if row is None:
                 return 0
             amendments = [*json.loads(row[0]), data]
-            return conn.execute("UPDATE ledger SET amendments = ? WHERE po_request_id = ?",
-                                (json.dumps(amendments), data["po_request_id"])).rowcount
+            found = data.get("changes")
+            changes: dict[str, Any] = found if isinstance(found, dict) else {}
+            weekly, annual = (_to(changes, "weekly_cost", row[1]), _to(changes, "annual_cost", row[2]))
+            return conn.execute("UPDATE ledger SET amendments = ?, weekly_cost = ?, annual_cost = ?"
+                                " WHERE po_request_id = ?",
+                                (json.dumps(amendments), weekly, annual, data["po_request_id"])).rowcount
     return 0
+
+
+def _to(changes: dict[str, Any], field: str, before: str | None) -> str | None:
+    """The amended value of a cost (`changes[field]["to"]`), else the one held."""
+    change = changes.get(field)
+    return change.get("to") if isinstance(change, dict) and "to" in change else before
+
+
+def people(conn: sqlite3.Connection, as_of: str | None = None) -> dict[str, dict[str, Any]]:
+    """R-F7: per person, the live orders (no end asked for, or ending on or after `as_of`, an ISO date) and
+    their weekly and annual totals, exact decimals."""
+    out: dict[str, dict[str, Any]] = {}
+    for po, person, kind, weekly, annual, end_date in conn.execute(
+            "SELECT po_request_id, person_id, kind, weekly_cost, annual_cost, end_date FROM ledger"
+            " ORDER BY person_id, po_request_id"):
+        if end_date is not None and (as_of is None or end_date < as_of):
+            continue
+        row = out.setdefault(person, {"orders": [], "weekly": Decimal(0), "annual": Decimal(0)})
+        row["orders"].append({"po_request_id": po, "kind": kind, "weekly_cost": weekly, "annual_cost": annual,
+                              "end_date": end_date})
+        row["weekly"] += Decimal(weekly) if weekly is not None else Decimal(0)
+        row["annual"] += Decimal(annual) if annual is not None else Decimal(0)
+    return out
+
+
+def people_report(conn: sqlite3.Connection, as_of: str | None = None) -> str:
+    lines = []
+    for person, row in people(conn, as_of).items():
+        lines.append(f"{person}: {len(row['orders'])} live orders, weekly £{row['weekly']:.2f},"
+                     f" annual £{row['annual']:.2f}")
+        for order in row["orders"]:
+            ends = f", ends {order['end_date']}" if order["end_date"] else ""
+            lines.append(f"  {order['po_request_id']} {order['kind']}: weekly £{order['weekly_cost']},"
+                         f" annual £{order['annual_cost']}{ends}")
+    return "\n".join(lines)
 
 
 def totals(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -132,7 +175,8 @@ def report(conn: sqlite3.Connection) -> str:
     return "\n".join(lines)
 
 
-async def run(bootstrap: str, ledger: Path, group: str, *, once: bool, topic: str = TOPIC) -> None:
+async def run(bootstrap: str, ledger: Path, group: str, *, once: bool, topic: str = TOPIC, by_person: bool = False,
+              as_of: str | None = None) -> None:
     conn = open_ledger(ledger)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
                                 auto_offset_reset="earliest", fetch_max_wait_ms=100)
@@ -158,6 +202,8 @@ async def run(bootstrap: str, ledger: Path, group: str, *, once: bool, topic: st
     finally:
         await consumer.stop()
     print(report(conn), flush=True)
+    if by_person:
+        print(people_report(conn, as_of), flush=True)
     conn.close()
 
 
@@ -185,9 +231,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", default="finance-ledger", help="this consumer's own consumer group")
     parser.add_argument("--topic", default=TOPIC)
     parser.add_argument("--once", action="store_true", help="read what is on the topic now, print totals, exit")
+    parser.add_argument("--people", action="store_true", help="also print each person's live orders and totals")
+    parser.add_argument("--as-of", help="an ISO date: orders ending on or after it count as live")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(run(args.bootstrap, args.ledger, args.group, once=args.once, topic=args.topic))
+        asyncio.run(run(args.bootstrap, args.ledger, args.group, once=args.once, topic=args.topic,
+                        by_person=args.people, as_of=args.as_of))
     except KeyboardInterrupt:
         sys.exit(130)
 

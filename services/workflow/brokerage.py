@@ -8,6 +8,7 @@ finds the row and publishes nothing again.
 import logging
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.workflow import purchasing, store
 from services.workflow.domain import Decision
+from services.workflow.domain.dates import london_date
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
@@ -26,6 +28,7 @@ from shared.envelope import Envelope, Undecodable, decode_either_mode, describe_
 from shared.events.brokerage import ProviderConfirmed, ProviderOffered
 from shared.events.purchasing import PurchaseOrderRequested
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
+from shared.events.workflow import CaseClosed
 
 SOURCE = "tessera/workflow"
 GROUP = "workflow"
@@ -41,22 +44,60 @@ queries = APIRouter(tags=["purchasing"])
 async def issue_orders(
     conn: asyncpg.Connection, packs: PackRegistry, decision: Decision, cause: Envelope, actor: str,
 ) -> list[outbox.Outgoing]:
-    """R-F1: the orders the decided step's sent purchasing next actions ask for, each once."""
+    """R-F1: the orders the decided step's sent purchasing next actions ask for, each once; R-F7: an order for
+    a package the person has changes (or ends) it instead, and a closed case ends every live order."""
+    now = datetime.now(UTC)
+    messages: list[outbox.Outgoing] = []
+    for closed in (e for e in decision.events if isinstance(e, CaseClosed)):
+        messages += await _end_case(conn, closed.person_id, cause, now)
     step = decision.step
     if step is None or not step.next_actions:
-        return []
+        return messages
     defn = packs.step(step.step_type, step.pack_version)
     if not any(a.purchase_order is not None for a in defn.next_actions):
-        return []
+        return messages
     sent = [purchasing.SentAction(a.next_action_id, a.action, a.reason, a.note, a.assignee_kind, a.assignee_id,
                                   sent=a.created_step_id is not None) for a in step.next_actions]
     orders = purchasing.orders_of_step(defn, step.step_id, step.person_id, step.state, step.values, sent,
                                        requested_by=actor)
-    messages: list[outbox.Outgoing] = []
-    now = datetime.now(UTC)
     for order in orders:
-        messages += await _issue(conn, order, cause, now)
+        messages += await _place(conn, order, cause, now)
     return messages
+
+
+async def _place(
+    conn: asyncpg.Connection, order: purchasing.Order, cause: Envelope, now: datetime,
+) -> list[outbox.Outgoing]:
+    """R-F7: amend (or end) the person's live order of the package, else request a new one; each once."""
+    if await store.source_key_used(conn, order.source_key):
+        return []
+    kinds = purchasing.amends(order)
+    live = await store.live_order_of(conn, order.event.person_id, kinds) if kinds else None
+    if live is None:
+        return await _issue(conn, order, cause, now)
+    po_id, person_id = str(live["po_request_id"]), order.event.person_id
+    if order.ends_package:
+        end = purchasing.package_end(po_id, order.event, london_date(now))
+        await store.amend_po_request(conn, source_key=order.source_key, po_request_id=live["po_request_id"],
+                                     step_id=order.event.step_id, changes={"ended": end.end_date.isoformat()},
+                                     current=dict(live["current"]), at=now)
+        await store.end_po_request(conn, live["po_request_id"], end.end_date, now, end.reason)
+        log.info("purchase order ended", extra={"po_request_id": po_id, "kind": live["kind"]})
+        return [_message(topics.PURCHASING_ORDERS, end, cause, person_id)]
+    changes, terms = purchasing.amendment(live["kind"], live["current"], order.event)
+    await store.amend_po_request(conn, source_key=order.source_key, po_request_id=live["po_request_id"],
+                                 step_id=order.event.step_id, changes=changes, current=terms, at=now)
+    if not changes:
+        return []
+    log.info("purchase order amended", extra={"po_request_id": po_id, "kind": live["kind"]})
+    return [_message(topics.PURCHASING_ORDERS, purchasing.amended(po_id, changes, order.event), cause, person_id)]
+
+
+async def _end_case(conn: asyncpg.Connection, person_id: str, cause: Envelope, now: datetime) -> list[outbox.Outgoing]:
+    """R-F7: the case closed: each of the person's live orders ends today, once."""
+    today = london_date(now)
+    ended = await store.end_live_orders(conn, uuid.UUID(person_id), today, purchasing.CASE_CLOSED_REASON, now)
+    return [_message(topics.PURCHASING_ORDERS, purchasing.case_end(str(po), today), cause, person_id) for po in ended]
 
 
 async def _issue(
@@ -171,13 +212,21 @@ async def _confirmed(
     await store.record_confirmation(conn, order["po_request_id"], now, event.provider, event.start_date)
     if not purchasing.confirms_pvi(order["kind"]):
         return []
-    requested = PurchaseOrderRequested.model_validate(order["requested"])
+    requested = PurchaseOrderRequested.model_validate(order["requested"])  # as amended since (R-F7)
     pvi = purchasing.pvi_order(requested, provider=event.provider, start_date=event.start_date,
-                               requested_by=f"brokerage:{cause.source}")
+                               requested_by=f"brokerage:{cause.source}",
+                               rate=Decimal(event.rate) if event.rate is not None else None)
     messages = await _issue(conn, pvi, cause, now)
-    for ended in await store.end_interim_orders(conn, order["person_id"], event.start_date, now):
+    if not messages:  # the PVI order was asked for before: so were the ends
+        return []
+    person_id = str(order["person_id"])
+    end = purchasing.brokerage_end(str(order["po_request_id"]), provider=event.provider, start_date=event.start_date)
+    if await store.end_po_request(conn, order["po_request_id"], end.end_date, now, end.reason):
+        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
+    for ended in await store.end_interim_orders(conn, order["person_id"], end.end_date, now,
+                                                purchasing.pvi_starts(event.provider, event.start_date)):
         end = purchasing.interim_end(str(ended), provider=event.provider, start_date=event.start_date)
-        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, str(order["person_id"])))
+        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
     return messages
 
 
@@ -202,9 +251,11 @@ async def lack_of_provision(request: Request) -> list[dict[str, Any]]:
 
 @queries.get("/people/{person_id}/purchase-orders")
 async def purchase_orders_of(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
-    """The person's purchase orders as published, with brokerage's offer, confirmation and any end."""
+    """The person's purchase orders as published, with brokerage's offer, confirmation, the terms after any
+    amendment (`current`, R-F7; null if never amended) and any end."""
     rows = await store.purchase_orders_of(request.app.state.runtime.pool, person_id)
-    return [{**r["requested"], "requested_at": r["requested_at"].isoformat(),
+    return [{**r["requested"], "requested_at": r["requested_at"].isoformat(), "current": r["current"],
+             "end_reason": r["end_reason"],
              "offered_provider": r["offered_provider"], "confirmed_provider": r["confirmed_provider"],
              "confirmed_start_date": r["confirmed_start_date"].isoformat() if r["confirmed_start_date"] else None,
              "end_date": r["end_date"].isoformat() if r["end_date"] else None,

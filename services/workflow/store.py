@@ -318,8 +318,9 @@ async def add_lack_of_provision(conn: asyncpg.Connection, po_request_id: uuid.UU
 
 
 async def lock_po_request(conn: asyncpg.Connection, po_request_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT po_request_id, person_id, kind, requested FROM po_requests"
-                               " WHERE po_request_id = $1 FOR UPDATE", po_request_id)
+    # R-F7: `requested` is the order's current terms, after any amendment
+    return await conn.fetchrow("SELECT po_request_id, person_id, kind, coalesce(current, requested) AS requested"
+                               " FROM po_requests WHERE po_request_id = $1 FOR UPDATE", po_request_id)
 
 
 async def record_offer(conn: asyncpg.Connection, po_request_id: uuid.UUID, at: datetime, provider: str) -> None:
@@ -343,13 +344,58 @@ async def record_confirmation(conn: asyncpg.Connection, po_request_id: uuid.UUID
         " WHERE po_request_id = $1 AND confirmed_at IS NULL", po_request_id, at, provider, start_date)
 
 
+async def source_key_used(conn: asyncpg.Connection, source_key: str) -> bool:
+    """R-F7: an order was requested, or one amended, under this key before (a redelivery)."""
+    return bool(await conn.fetchval(
+        "SELECT 1 FROM po_requests WHERE source_key = $1 UNION ALL SELECT 1 FROM po_amendments"
+        " WHERE source_key = $1 LIMIT 1", source_key))
+
+
+async def live_order_of(conn: asyncpg.Connection, person_id: str, kinds: Sequence[str]) -> asyncpg.Record | None:
+    """R-F7: the person's live (not ended) order of the first of `kinds` there is, locked, with its current terms."""
+    return await conn.fetchrow(
+        "SELECT po_request_id, kind, coalesce(current, requested) AS current FROM po_requests"
+        " WHERE person_id = $1 AND kind = ANY($2::text[]) AND end_requested_at IS NULL"
+        " ORDER BY array_position($2::text[], kind), requested_at DESC, po_request_id LIMIT 1 FOR UPDATE",
+        uuid.UUID(person_id), list(kinds))
+
+
+async def amend_po_request(conn: asyncpg.Connection, *, source_key: str, po_request_id: uuid.UUID, step_id: str,
+                           changes: dict[str, Any], current: dict[str, Any], at: datetime) -> bool:
+    """R-F7: the amendment under its source key and the order's new current terms; False if kept before."""
+    inserted = await conn.fetchval(
+        "INSERT INTO po_amendments (source_key, po_request_id, step_id, changes, amended_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+        source_key, po_request_id, uuid.UUID(step_id), changes, at)
+    if inserted:
+        await conn.execute("UPDATE po_requests SET current = $2 WHERE po_request_id = $1", po_request_id, current)
+    return bool(inserted)
+
+
+async def end_live_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_date: Any, reason: str,
+                          at: datetime) -> list[uuid.UUID]:
+    """R-F7: every live order of the person now ends on `end_date` (the case closed)."""
+    rows = await conn.fetch(
+        "UPDATE po_requests SET end_date = $2, end_reason = $3, end_requested_at = $4 WHERE person_id = $1"
+        " AND end_requested_at IS NULL RETURNING po_request_id", person_id, end_date, reason, at)
+    return sorted(r["po_request_id"] for r in rows)
+
+
+async def end_po_request(conn: asyncpg.Connection, po_request_id: uuid.UUID, end_date: Any, at: datetime,
+                         reason: str) -> bool:
+    """The order now ends on `end_date`; False when its end was asked for before."""
+    return bool(await conn.fetchval(
+        "UPDATE po_requests SET end_date = $2, end_requested_at = $3, end_reason = $4 WHERE po_request_id = $1"
+        " AND end_requested_at IS NULL RETURNING 1", po_request_id, end_date, at, reason))
+
+
 async def end_interim_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_date: Any,
-                             at: datetime) -> list[uuid.UUID]:
+                             at: datetime, reason: str) -> list[uuid.UUID]:
     """The person's interim homecare orders not yet ended, now ending on `end_date`."""
     rows = await conn.fetch(
-        "UPDATE po_requests SET end_date = $2, end_requested_at = $3 WHERE person_id = $1"
+        "UPDATE po_requests SET end_date = $2, end_requested_at = $3, end_reason = $4 WHERE person_id = $1"
         " AND kind = 'interim_homecare' AND end_requested_at IS NULL RETURNING po_request_id",
-        person_id, end_date, at)
+        person_id, end_date, at, reason)
     return [r["po_request_id"] for r in rows]
 
 

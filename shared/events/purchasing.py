@@ -10,6 +10,7 @@ PurchaseOrderKind = Literal[
     "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
     "long_term_homecare",
 ]
+RateUnit = Literal["hour", "night", "session", "week"]
 # An amount or quantity as a decimal string, pence exact for money ("7752.38"), never a float; 24 digits hold
 # any cost of the bounded hours and rates of a form (shared/bounds.py), 6 places any recorded fraction.
 DecimalString = Annotated[str, StringConstraints(pattern=r"^-?\d{1,24}(\.\d{1,6})?$")]
@@ -25,7 +26,9 @@ class PurchaseOrderRequested(_Event):
 
     Decimals are strings, pence exact (ROUND_HALF_UP): weekly_cost = hourly_rate × weekly_hours,
     weeks_per_year = 52 − respite weeks, annual_cost = weekly_cost × weeks_per_year (R-K10). A value
-    the step did not record is null and the note says so.
+    the step did not record is null and the note says so. Care costed per night, session or week
+    (R-F5) has null hours and hourly rate: `unit`, `unit_rate` and `units_per_week` say it, and
+    weekly_cost = unit_rate × units_per_week.
     """
 
     TYPE: ClassVar[str] = "purchase_order.requested"
@@ -43,14 +46,28 @@ class PurchaseOrderRequested(_Event):
     annual_cost: DecimalString | None = None
     requested_by: IdText
     note: FreeText = ""
+    # optional, added in v1 (R-F5): the unit the care is costed in, its rate and the units a week; null
+    # where the order's lines are in different units
+    unit: RateUnit | None = None
+    unit_rate: DecimalString | None = None
+    units_per_week: DecimalString | None = None
+    # optional, added in v1 (R-F6): a one-off payment (a carer's one-off direct payment), pence exact
+    one_off_amount: DecimalString | None = None
 
 
 class PurchaseOrderAmended(_Event):
-    """A requested purchase order changed: its id and only what changed."""
+    """A requested purchase order changed: its id and only what changed (R-F7).
+
+    `changes` maps each changed field of `purchase_order.requested` to `{"from": …, "to": …}`;
+    `weekly_cost` and `annual_cost` also carry `"difference"` (to − from, pence exact, signed).
+    """
 
     TYPE: ClassVar[str] = "purchase_order.amended"
     po_request_id: IdText
     changes: BoundedJson = Field(default_factory=dict)
+    # optional, added in v1 (R-F7): the plan or review that changed the package, and from when
+    step_id: IdText | None = None
+    effective_date: HistoryDate | None = None
 
 
 class PurchaseOrderEndRequested(_Event):

@@ -1,12 +1,12 @@
-"""Short-term service → brokerage → lack of provision → interim homecare → PVI (seed 002; R-C4, R-F1..R-F3).
+"""Short-term service → brokerage → lack of provision → interim homecare → PVI (seed 002; R-C4, R-F1..R-F3, R-F6).
 
 The STS case co-ordinator's support plan (with the FABO request, as the person may co-fund) asks
 brokerage to source PVI care; 48 hours pass on the scheduler's test clock with no offer and the
 person is on the lack-of-provision list; the STS DSO passes the personal service plan to the interim
 DSO (sent immediately, with the reason) and may finish only once the Purchase Support Team has
 completed the service end date request; the co-ordinator requests the interim service's long-term
-PO; brokerage's offer takes the person off the list and its confirmation ends the interim order on
-the PVI start date and asks for the PVI order.
+PO; brokerage's offer takes the person off the list and its confirmation ends the interim and brokerage
+orders the day before the PVI start date and asks for the PVI order.
 """
 
 import uuid
@@ -122,17 +122,22 @@ async def test_R_F2_sts_to_brokerage_to_lack_of_provision_to_interim_homecare_to
         await poll_until(lambda: _not(_listed(http, person_id)), 30, "off the lack-of-provision list")
         await from_brokerage(infra.bootstrap, person_id,
                              brokerage_message("provider.confirmed", po_a, "Acme PVI", start, person_id))
-        [ended] = await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.end_requested", 30)
+        ends = await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.end_requested", 30,
+                                     count=2)
         [pvi] = await orders.wait_for(lambda s: s.key == person_id and s.type == "purchase_order.requested"
                                       and s.data["kind"] == "long_term_homecare", 30)
         on_record = {o["po_request_id"]: o for o in (await http.get(f"/people/{person_id}/purchase-orders")).json()}
 
-    assert (ended.data["po_request_id"], ended.data["end_date"]) == (po_b, start.isoformat())
+    # R-F6: the interim order (B) and the brokerage one (A) end the day before the PVI provider starts
+    day_before = (start - timedelta(days=1)).isoformat()
+    assert sorted((s.data["po_request_id"], s.data["end_date"]) for s in ends) == sorted(
+        [(po_b, day_before), (po_a, day_before)])
     assert (pvi.data["provider"], pvi.data["start_date"], pvi.data["annual_cost"]) == (
         "Acme PVI", start.isoformat(), "7752.38")
     assert sorted(s.data["kind"] for s in orders_of(orders, person_id)) == [
         "brokerage", "interim_homecare", "long_term_homecare"]
-    assert on_record[po_b]["end_date"] == start.isoformat()
+    assert on_record[po_b]["end_date"] == on_record[po_a]["end_date"] == day_before
+    assert "Acme PVI" in on_record[po_b]["end_reason"] and "long-term order" in on_record[po_a]["end_reason"]
     assert on_record[po_a]["confirmed_provider"] == "Acme PVI"
     # the 48-hour timer had fired: nothing left to cancel
     assert orders.matching(lambda s: s.type == "timer.cancel" and s.data["key"] == f"lack-of-provision:{po_a}") == []

@@ -77,9 +77,11 @@ async def test_R_F1_kill_9_during_purchase_order_finishes_the_ledger_holds_exact
     plans: list[dict[str, Any]] = []
     for person_id, (action, service, kind) in zip(people, itertools.cycle(KINDS), strict=False):
         rate, hours, respite = rng.choice(RATES), str(Decimal(rng.randint(1, 80)) / 4), rng.randint(0, 8)
+        hours = "1" if service == "Telecare" else hours  # R-F5: telecare is costed per week
         plans.append({"person_id": person_id, "action": action, "kind": kind, "expected": expected_costs(
             rate, hours, respite), "row": {"service": service, "hourly_rate": rate, "hours_per_week": hours,
-                                          "respite_weeks": respite}})
+                                          "respite_weeks": respite,
+                                          "rate_override_reason": "Rate agreed for this test (R-F5)"}})
     started = await _send_all(commands, events, [
         ("step.start_new", {"actor": worker, "person_id": p["person_id"], "step_type": CSP}, p["person_id"])
         for p in plans])

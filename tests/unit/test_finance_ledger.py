@@ -42,3 +42,24 @@ def test_R_F2_an_end_request_ends_the_order_once(tmp_path: Path) -> None:
     assert conn.execute("SELECT end_date FROM ledger").fetchall() == [("2024-08-01",)]
     assert finance_ledger.totals(conn)["ended"] == 1
     assert "interim_homecare: 1 orders" in finance_ledger.report(conn)
+
+
+def test_R_F7_an_amendment_changes_the_costs_and_each_person_shows_their_live_orders_and_totals(
+        tmp_path: Path) -> None:
+    conn = finance_ledger.open_ledger(tmp_path / "l.sqlite")
+    amend = {"po_request_id": "po-1", "changes": {
+        "weekly_cost": {"from": "168.53", "to": "192.60", "difference": "24.07"},
+        "annual_cost": {"from": "7752.38", "to": "8859.60", "difference": "1107.22"}}}
+    finance_ledger.apply(conn, [
+        _message("purchase_order.requested", _order("po-1", "168.53", "7752.38")),
+        _message("purchase_order.requested", {**_order("po-2", "85.40", "4440.80", "direct_payment")}),
+        _message("purchase_order.requested", {**_order("po-3", "3.50", "182.00", "telecare"), "person_id": "q"}),
+        _message("purchase_order.amended", amend),
+        _message("purchase_order.end_requested", {"po_request_id": "po-2", "end_date": "2024-09-01", "reason": "r"}),
+    ])
+    live = finance_ledger.people(conn)
+    assert {p: ([o["po_request_id"] for o in r["orders"]], r["weekly"], r["annual"]) for p, r in live.items()} == {
+        "p": (["po-1"], Decimal("192.60"), Decimal("8859.60")), "q": (["po-3"], Decimal("3.50"), Decimal("182.00"))}
+    # as of the day the DP order ends it is still live
+    assert finance_ledger.people(conn, as_of="2024-09-01")["p"]["weekly"] == Decimal("278.00")
+    assert "p: 1 live orders, weekly £192.60, annual £8859.60" in finance_ledger.people_report(conn)

@@ -254,9 +254,9 @@ def test_a_support_plan_saves_costs_and_orders_or_refuses_r_k10(values: dict[str
 @pytest.mark.parametrize("values, field", [
     ({"planned_services": [{"service": "Domiciliary care", "hourly_rate": "1e308", "hours_per_week": "1"}]},
      "planned_services[0].hourly_rate"),
-    ({"planned_services": [{"service": "Domiciliary care", "hourly_rate": "10", "hours_per_week": "1e308"}]},
+    ({"planned_services": [{"service": "Domiciliary care", "hourly_rate": "16.05", "hours_per_week": "1e308"}]},
      "planned_services[0].hours_per_week"),
-    ({"planned_services": [{"service": "Domiciliary care", "hourly_rate": "10", "hours_per_week": "169"}]},
+    ({"planned_services": [{"service": "Domiciliary care", "hourly_rate": "16.05", "hours_per_week": "169"}]},
      "planned_services[0].hours_per_week"),
     ({"care_start_date": "0001-01-01"}, "care_start_date"),
     ({"care_start_date": "9999-12-31"}, "care_start_date"),

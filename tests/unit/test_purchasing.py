@@ -86,7 +86,7 @@ PLAN_ROWS = [
     {"service": "Domiciliary care", "provider": "Acme Care", "hourly_rate": 16.05, "hours_per_week": 10.5,
      "respite_weeks": 6},
     {"service": "Personal assistant (PA) support", "hourly_rate": 12.20, "hours_per_week": 7},
-    {"service": "Telecare", "hourly_rate": 0, "hours_per_week": 0},
+    {"service": "Telecare", "hourly_rate": "3.50", "hours_per_week": 1},
 ]
 PLAN_VALUES = {"planned_services": PLAN_ROWS, "annual_review_date": "2025-06-03", "care_start_date": "2024-06-10",
                "may_co_fund": False}
@@ -128,7 +128,7 @@ def test_R_F1_R_K10_a_finished_support_plan_asks_brokerage_dp_and_telecare_order
     dp = orders["direct_payment"]
     assert (dp.hourly_rate, dp.weekly_hours, dp.weeks_per_year, dp.weekly_cost, dp.annual_cost) == (
         "12.20", "7", "52", "85.40", "4440.80")
-    assert orders["telecare"].weekly_cost == "0.00"
+    assert orders["telecare"].weekly_cost == "3.50"
     # asked again (a redelivery): the same ids, so the handler's unique key keeps one of each
     assert {o.po_request_id for o in _orders(engine, plan, shipped)} == {o.po_request_id for o in orders.values()}
 
@@ -214,7 +214,7 @@ def test_R_F2_the_pvi_order_copies_the_brokerage_costs_with_the_confirmed_provid
     assert pvi == purchasing.pvi_order(brokerage, provider="Acme PVI", start_date=date(2024, 8, 1), requested_by="b")
     end = purchasing.interim_end("22222222-2222-4222-8222-222222222222", provider="Acme PVI",
                                  start_date=date(2024, 8, 1))
-    assert (end.end_date, end.po_request_id) == (date(2024, 8, 1), "22222222-2222-4222-8222-222222222222")
+    assert (end.end_date, end.po_request_id) == (date(2024, 7, 31), "22222222-2222-4222-8222-222222222222")
 
 
 def test_R_F2_lack_of_provision_falls_due_48_hours_after_the_brokerage_order() -> None:

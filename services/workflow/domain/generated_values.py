@@ -12,7 +12,7 @@ from typing import Any
 from services.workflow import purchasing
 from services.workflow.domain.forms import person_value, writable_fields
 from services.workflow.domain.model import Context, Step, reason
-from services.workflow.pack import Field, StepDefinition, costed_fields
+from services.workflow.pack import MOST_UNITS_A_WEEK, Field, RateCardEntry, StepDefinition, costed_fields
 from shared import bounds
 from shared.commands.base import Reason
 
@@ -39,17 +39,29 @@ def _costed_tables(defn: StepDefinition) -> list[Field]:
             if f.type == "table" and costed_fields(f.columns)]
 
 
-# R-K10 inputs and their sensible ranges (issue #20: 1e308 hours is not a care package)
-_COST_INPUT_LIMITS = (
-    ("respite_weeks", purchasing.WEEKS_IN_YEAR, "weeks of respite must be between 0 and 52 (R-K10)"),
-    ("hours_per_week", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
-    ("weekly_hours", bounds.MAX_WEEKLY_HOURS, "hours a week must be between 0 and 168 (R-K10)"),
-    ("hourly_rate", bounds.MAX_HOURLY_RATE, "an hourly rate must be between 0 and 10,000 (R-K10)"),
+# R-K10, R-F4 inputs and their ranges: (key, least, most, whether the least is allowed, message). An amount,
+# a rate, hours or weeks of care is more than nothing (issue #17: £0 or −£16.05 an hour is not a care
+# package), and within sensible bounds (issue #20: 1e308 hours is not one either).
+_COST_INPUT_LIMITS: tuple[tuple[str, Decimal, Decimal, bool, str], ...] = (
+    ("respite_weeks", Decimal(0), purchasing.WEEKS_IN_YEAR, True,
+     "weeks of respite must be at least 0 and fewer than 52 (R-K10)"),
+    ("hours_per_week", Decimal(0), bounds.MAX_WEEKLY_HOURS, False,
+     "hours a week must be more than 0 and at most 168 (R-F4)"),
+    ("weekly_hours", Decimal(0), bounds.MAX_WEEKLY_HOURS, False,
+     "hours a week must be more than 0 and at most 168 (R-F4)"),
+    ("hourly_rate", Decimal(0), bounds.MAX_HOURLY_RATE, False,
+     "a rate must be more than £0 and at most £10,000 (R-F4)"),
+    ("weeks_per_year", Decimal(0), purchasing.WEEKS_IN_YEAR, False,
+     "weeks a year must be more than 0 and at most 52 (R-F4)"),
+    ("one_off_dp_amount", Decimal(0), bounds.MAX_ONE_OFF_AMOUNT, False,
+     "a one-off amount must be more than £0 and at most £100,000 (R-F4)"),
 )
 
 
-def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Reason]:
-    """R-K10: respite weeks are taken out of 52, so between 0 and 52; hours a week and rates in sensible ranges."""
+def budget_problems(defn: StepDefinition, values: Mapping[str, Any],
+                    rates: Mapping[str, RateCardEntry] | None = None) -> list[Reason]:
+    """R-K10, R-F4, R-F5: every amount, rate, hours and weeks more than nothing and in range, a service line
+    in the unit of the rate card and at its rate unless a reason is recorded; each field at fault named."""
     if BUDGET_RULE not in defn.rules:
         return []
     reasons = _cost_input_problems(values, "")
@@ -57,21 +69,69 @@ def budget_problems(defn: StepDefinition, values: Mapping[str, Any]) -> list[Rea
         rows = values.get(table.key)
         for index, row in enumerate(rows if isinstance(rows, list) else []):
             if isinstance(row, Mapping):
-                reasons += _cost_input_problems(row, f"{table.key}[{index}].")
+                prefix = f"{table.key}[{index}]."
+                found = _cost_input_problems(row, prefix)
+                at_fault = {r.field for r in found}
+                card = _rate_card_problems(row, prefix, rates or {}, rate_at_fault=f"{prefix}hourly_rate" in at_fault)
+                reasons += found + [r for r in card if r.field not in at_fault]
     return reasons
+
+
+def _rate_card_problems(line: Mapping[str, Any], prefix: str, rates: Mapping[str, RateCardEntry], *,
+                        rate_at_fault: bool) -> list[Reason]:
+    """R-F5: the card's unit, at most the units a week holds, and the card's rate or a reason for another."""
+    entry = rates.get(str(line.get("service")))
+    unit = line.get("unit") or (entry.unit if entry else None) or "hour"
+    reasons = []
+    if entry is not None and entry.unit is not None and line.get("unit") not in (None, "", entry.unit):
+        reasons.append(reason("invalid_value", f"{entry.service} is costed per {entry.unit} on the rate card (R-F5)",
+                              field=f"{prefix}unit"))
+    units = purchasing.as_decimal(line.get("hours_per_week"))
+    most = MOST_UNITS_A_WEEK.get(str(unit))
+    if units is not None and most is not None and units > most:
+        reasons.append(reason("invalid_value", f"a week holds at most {most} {unit}s (R-F4)",
+                              field=f"{prefix}hours_per_week"))
+    rate = purchasing.as_decimal(line.get("hourly_rate"))
+    explained = str(line.get("rate_override_reason") or "").strip()
+    if (entry is not None and entry.rate is not None and rate is not None and not rate_at_fault
+            and rate != entry.rate and not explained):
+        reasons.append(reason(
+            "missing", f"the rate card's rate for {entry.service} is £{entry.rate} per {entry.unit or 'hour'}:"
+            " record why this line's rate differs (R-F5)", field=f"{prefix}rate_override_reason"))
+    return reasons
+
+
+def with_rate_card(line: Mapping[str, Any], rates: Mapping[str, RateCardEntry]) -> dict[str, Any]:
+    """R-F5: a service line with the rate card's unit and rate where the line does not say them."""
+    entry = rates.get(str(line.get("service")))
+    out = dict(line)
+    if entry is None:
+        return out
+    if entry.unit is not None and not out.get("unit"):
+        out["unit"] = entry.unit
+    if entry.rate is not None and out.get("hourly_rate") in (None, ""):
+        out["hourly_rate"] = purchasing.money_string(entry.rate)
+    return out
 
 
 def _cost_input_problems(line: Mapping[str, Any], prefix: str) -> list[Reason]:
     reasons = []
-    for key, most, message in _COST_INPUT_LIMITS:
+    for key, least, most, least_allowed, message in _COST_INPUT_LIMITS:
         number = purchasing.as_decimal(line.get(key))
-        if number is not None and not 0 <= number <= most:
+        if number is None:
+            continue
+        above = number >= least if least_allowed else number > least
+        # respite: 52 weeks would leave no weeks of care
+        below = number < most if key == "respite_weeks" else number <= most
+        if not (above and below):
             reasons.append(reason("invalid_value", message, field=f"{prefix}{key}"))
     return reasons
 
 
-def budget_values(defn: StepDefinition, values: Mapping[str, Any]) -> dict[str, Any]:
-    """R-K10: the system-generated costs of each costed row, the totals, and flat costs, pence exact."""
+def budget_values(defn: StepDefinition, values: Mapping[str, Any],
+                  rates: Mapping[str, RateCardEntry] | None = None) -> dict[str, Any]:
+    """R-K10, R-F5: each costed row with the rate card's unit and rate where it says none, its costs, the
+    totals, and flat costs, pence exact."""
     if BUDGET_RULE not in defn.rules:
         return {}
     fields = defn.field_map()
@@ -82,7 +142,9 @@ def budget_values(defn: StepDefinition, values: Mapping[str, Any]) -> dict[str, 
             continue
         columns = {c.key: c for c in table.columns}
         generated = "weeks_per_year" in columns and columns["weeks_per_year"].system_generated
-        costed = [{**row, **cost_line(row, weeks_generated=generated)} for row in rows if isinstance(row, Mapping)]
+        filled = [with_rate_card(row, rates or {}) if "unit" in columns else dict(row)
+                  for row in rows if isinstance(row, Mapping)]
+        costed = [{**row, **cost_line(row, weeks_generated=generated)} for row in filled]
         out[table.key] = costed
         for total, column in (("total_weekly_cost", "weekly_cost"), ("total_annual_cost", "annual_cost")):
             if total in fields and fields[total].system_generated:

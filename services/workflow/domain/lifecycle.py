@@ -83,7 +83,7 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
         reasons.append(not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor, contributor=contributing)
     at_fault = {r.field for r in reasons}
-    reasons += [r for r in budget_problems(defn, command.values) if r.field not in at_fault]
+    reasons += [r for r in budget_problems(defn, command.values, ctx.packs.rates) if r.field not in at_fault]
     numbers = {s.number for s in defn.form_sections}
     for number in command.completed_sections or ():
         if number not in numbers:
@@ -91,7 +91,7 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
                                   section=number))
     check(reasons)
     values = {**step.values, **fill_system_columns(defn, dict(command.values), ctx.actor)}
-    values.update(budget_values(defn, values))  # R-K10
+    values.update(budget_values(defn, values, ctx.packs.rates))  # R-K10, R-F5
     completed = step.completed_sections
     if command.completed_sections is not None:
         completed = tuple(sorted(set(command.completed_sections)))

@@ -75,6 +75,7 @@ def load_packs(directory: Path = DEFINITIONS_DIR) -> PackRegistry:
     teams = _merge_teams(loaded)
     for item in loaded:
         _check_references(item, index, teams)
+    _check_rate_card(loaded)
     return PackRegistry([item.pack for item in loaded], _resolve(loaded, index))
 
 
@@ -328,6 +329,11 @@ def _check_action(where: _Where, action: NextActionDefinition, form_names: set[s
 def _check_action_fields(where: _Where, step: StepDefinition, action: NextActionDefinition) -> None:
     """`window_from_field` and `review_date_field` must name date fields of the step's own form."""
     dates = {f.key for s in step.sections for f in s.fields if f.type == "date"}
+    numbers = {f.key for s in step.sections for f in s.fields if f.type == "number"}
+    one_off = action.purchase_order.one_off_field if action.purchase_order else None
+    if one_off is not None and one_off not in numbers:
+        raise where.fail(f"next_actions[{action.action!r}].purchase_order.one_off_field",
+                         f"R-F6: {one_off!r} is not a number field of the step's own sections")
     for name in ("window_from_field", "review_date_field"):
         key = getattr(action, name)
         if key is not None and key not in dates:
@@ -449,6 +455,17 @@ def _index_steps(loaded: Sequence[_Loaded]) -> _Index:
                 )
             index.setdefault(step.step_type, {})[item.pack.version] = (item, step)
     return index
+
+
+def _check_rate_card(loaded: Sequence[_Loaded]) -> None:
+    """R-F5: one rate card entry per service type across the packs."""
+    seen: dict[str, Path] = {}
+    for item in loaded:
+        for index, entry in enumerate(item.pack.rate_card):
+            if entry.service in seen:
+                raise _Where(str(item.path)).fail(
+                    f"rate_card[{index}].service", f"R-F5: {entry.service!r} is also costed in {seen[entry.service]}")
+            seen[entry.service] = item.path
 
 
 def _merge_teams(loaded: Sequence[_Loaded]) -> dict[str, str]:

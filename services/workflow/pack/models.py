@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints
+from pydantic import Field as Constrained
 from pydantic.types import NonNegativeInt, PositiveInt
 
 Role = Literal[
@@ -164,6 +166,11 @@ class PurchaseOrderDefinition(_Frozen):
     by_reason: dict[Name, PurchaseOrderKind] = {}
     by_team: dict[TeamId, PurchaseOrderKind] = {}
     services: tuple[Name, ...] = ()
+    # R-F6: the services of an order of this kind where they differ from `services` (an Interim Support
+    # Plan's brokerage action sent to Direct Payments costs the direct payment lines)
+    services_by_kind: dict[PurchaseOrderKind, tuple[Name, ...]] = {}
+    # R-F6: a number field of the step holding a one-off payment the order carries (a carer's one-off DP)
+    one_off_field: FieldKey | None = None
 
 
 class NextActionDefinition(_Frozen):
@@ -310,15 +317,35 @@ class StepDefinition(_Frozen):
         }
 
 
+# R-F5: what one unit of a service line is; its quantity is per week (hours, nights, sessions, weeks).
+RateUnit = Literal["hour", "night", "session", "week"]
+# R-F4: the most units of each kind a week holds (issue #20: 1e308 hours is not a care package).
+# Not in the seeds: 3 sessions a day.
+MOST_UNITS_A_WEEK: dict[str, Decimal] = {"hour": Decimal(168), "night": Decimal(7), "session": Decimal(21),
+                                         "week": Decimal(1)}
+
+
+class RateCardEntry(_Frozen):
+    """R-F5: how a service type is costed: its unit and, where the guide fixes it, its rate (£ per unit).
+
+    The rate is prefilled into a support plan's service line; a different rate needs a reason recorded.
+    """
+
+    service: Name
+    unit: RateUnit | None = None  # None: the line says (per hour if it does not)
+    rate: Annotated[Decimal, Constrained(gt=0, le=10_000, decimal_places=2)] | None = None
+
+
 class Pack(_Frozen):
-    """One versioned workflow pack: its teams and step types."""
+    """One versioned workflow pack: its teams, step types and rate card (R-F5)."""
 
     name: FieldKey
     version: PositiveInt
     teams: dict[TeamId, Name] = {}
     # R-W10: who works the pack's steps where a step names nobody itself
     worked_by: tuple[Role, ...] = ()
-    steps: tuple[StepDefinition, ...]
+    steps: tuple[StepDefinition, ...] = ()
+    rate_card: tuple[RateCardEntry, ...] = ()
 
 
 def _named(items: Iterable[T], name: str, name_of: Callable[[T], str]) -> T:
@@ -336,6 +363,10 @@ class PackRegistry:
         self._steps = {step_type: dict(versions) for step_type, versions in steps.items()}
         self.teams: dict[str, str] = {
             tid: name for pack in packs for tid, name in pack.teams.items()
+        }
+        # R-F5: the rate card by service type, from every pack (the loader refuses a service twice)
+        self.rates: dict[str, RateCardEntry] = {
+            entry.service: entry for pack in packs for entry in pack.rate_card
         }
 
     def step(self, step_type: str, version: int | None = None) -> StepDefinition:
