@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from faststream import Context
@@ -25,7 +25,7 @@ from shared.commands.referrals import AddCaseNote
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
 from shared.events.referrals import ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
-from shared.events.workflow import StepRescheduled
+from shared.events.workflow import CaseClosed, StepRescheduled
 from shared.readers import PersonReader
 
 SOURCE = "tessera/allocation"
@@ -33,6 +33,7 @@ GROUP = "allocation"
 SYSTEM = domain.Actor("system:allocation")
 log = logging.getLogger(__name__)
 router = KafkaRouter()
+_WorkflowEvent = TypeVar("_WorkflowEvent", StepRescheduled, CaseClosed)
 
 
 @dataclass
@@ -258,33 +259,56 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
         raise Refused([_reason("conflict", "the case changed meanwhile")])
 
 
-# --- workflow: a rescheduled next review feeds the Review tray (R-T8) --------------------------
+# --- workflow: a rescheduled review feeds the Review tray (R-T8); a closed case ends everything (R-A5) ---
 
 
 @subscriber(router, GROUP, topics.WORKFLOW_EVENTS)
 async def on_workflow_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
-    """`step.rescheduled`: the case waits in its team's Review tray until the review (R-T8); others are not ours."""
+    """`step.rescheduled` feeds the Review tray (R-T8); `case.closed` ends the involvement (R-A5); others: not ours."""
     envelope = decode(msg.body)
-    if envelope.type != StepRescheduled.TYPE:
-        return
+    match envelope.type:
+        case StepRescheduled.TYPE:
+            rescheduled = _workflow_event(StepRescheduled, envelope)
+            changed = await _decide_on_workflow_event(
+                pool, envelope, rescheduled.person_id, rescheduled.actor,
+                lambda ctx, case: domain.review_rescheduled(ctx, case, rescheduled))
+        case CaseClosed.TYPE:
+            closed = _workflow_event(CaseClosed, envelope)
+            closed_on = domain.closure_date(envelope.time)
+            changed = await _decide_on_workflow_event(
+                pool, envelope, closed.person_id, closed.actor,
+                lambda ctx, case: domain.close_case(ctx, case, closed_on))
+        case _:
+            return
+    metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_EVENTS, "handled" if changed else "no_change").inc()
+
+
+def _workflow_event(schema: type[_WorkflowEvent], envelope: Envelope) -> _WorkflowEvent:
+    """The event validated, its actor a worker id and its person a UUID; else it goes to the DLQ (named field)."""
     try:
-        rescheduled = StepRescheduled.model_validate(envelope.data)
-        actor = cmd.Actor(worker_id=rescheduled.actor)
-        uuid.UUID(rescheduled.person_id)
+        event = schema.model_validate(envelope.data)
+        cmd.Actor(worker_id=event.actor)
+        uuid.UUID(event.person_id)
     except ValidationError as exc:
-        raise Undecodable(f"invalid {StepRescheduled.TYPE}: {describe_errors(exc)}") from None
+        raise Undecodable(f"invalid {schema.TYPE}: {describe_errors(exc)}") from None
     except ValueError:
-        raise Undecodable(f"invalid {StepRescheduled.TYPE}: person_id is not a UUID") from None
+        raise Undecodable(f"invalid {schema.TYPE}: person_id is not a UUID") from None
+    return event
+
+
+async def _decide_on_workflow_event(pool: asyncpg.Pool, envelope: Envelope, person_id: str, actor_id: str,
+                                    decide: Callable[[domain.Context, domain.Case], domain.Decision]) -> bool:
+    """Once per message id, under the case lock: the decision saved and its events in the outbox, one transaction."""
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_EVENTS):
-            return
-        case = await store.lock_case(conn, rescheduled.person_id)
-        ctx = domain.Context(now=datetime.now(UTC), actor=domain.Actor(actor.worker_id), ids=_ids())
-        decision = domain.review_rescheduled(ctx, case, rescheduled)
+            return False
+        case = await store.lock_case(conn, person_id)
+        ctx = domain.Context(now=datetime.now(UTC), actor=domain.Actor(actor_id), ids=_ids())
+        decision = decide(ctx, case)
         if decision.events:
             await _save(conn, case, decision)
-            await outbox.add(conn, _messages(decision, envelope, rescheduled.person_id, actor))
-    metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_EVENTS, "handled" if decision.events else "no_change").inc()
+            await outbox.add(conn, _messages(decision, envelope, person_id, cmd.Actor(worker_id=actor_id)))
+    return bool(decision.events)
 
 
 # --- timers ------------------------------------------------------------------------------------

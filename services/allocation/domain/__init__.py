@@ -1,7 +1,7 @@
-"""Pure rules of allocation: relationships (R-A1..R-A4), Planned Work Trays (R-T1..R-T7), Review trays (R-T8).
+"""Pure rules of allocation: relationships (R-A1..R-A5), Planned Work Trays (R-T1..R-T7), Review trays (R-T8).
 
 One module per seam: `model` (state, decisions, roles, the refusal), `relationships` (R-A1, R-A2),
-`allocation` (R-A3, R-A4), `trays` (R-T1..R-T7), `review_trays` (R-T8). This package hands their
+`allocation` (R-A3, R-A4), `trays` (R-T1..R-T7), `review_trays` (R-T8), `closure` (R-A5). This package hands their
 public names on, so `domain.X` reads the same for handlers, stores and tests.
 """
 
@@ -13,6 +13,7 @@ from services.allocation.domain.allocation import (
     reassign,
     reassign_preview,
 )
+from services.allocation.domain.closure import CLOSURE_REASON, close_case, closure_date
 from services.allocation.domain.model import (
     ALLOCATING_ROLES,
     LONDON,
@@ -144,4 +145,7 @@ __all__ = [
     "review_tray_remove",
     "review_tray_timer_due",
     "review_rescheduled",
+    "CLOSURE_REASON",
+    "closure_date",
+    "close_case",
 ]

@@ -96,9 +96,12 @@ def end_org_relationship(ctx: Context, rel: OrgRelationship, command: cmd.EndOrg
     if end < rel.start_date:
         reasons.append(reason("invalid", "the end date is before the start date", "end_date"))
     check(reasons)
-    ended = replace(rel, end_date=end, end_reason=command.end_reason, ended_at=ctx.now,
-                    ended_by=ctx.actor.worker_id)
+    return ended_org_relationship(ctx, rel, end, command.end_reason)
+
+
+def ended_org_relationship(ctx: Context, rel: OrgRelationship, end: date, end_reason: str | None) -> Decision:
+    ended = replace(rel, end_date=end, end_reason=end_reason, ended_at=ctx.now, ended_by=ctx.actor.worker_id)
     event = OrgRelationshipEnded(relationship_id=rel.relationship_id, person_id=rel.person_id, team_id=rel.team_id,
-                                 end_date=end, end_reason=command.end_reason,
+                                 end_date=end, end_reason=end_reason,
                                  visible_until=org_relationship_visible_until(end), actor=ctx.actor.worker_id)
     return Decision(events=(event,), org_relationships=(ended,))
