@@ -6,7 +6,7 @@ placements of people those referrals created (allocation → notifications → a
 documents, and the referrer's copy) and timers (→ the scheduler's `timer.due`): every service has
 work. Two runs:
 
-- `make test` (marker `faults`): 20 messages a second, kill -9 of referrals and of notifications,
+- `make test` (marker `faults`): 10 messages a second, kill -9 of referrals and of notifications,
   PostgreSQL stopped for 3 s, then restarted on the same data directory.
 - `make faults` (FAULTS_FULL=1, marker `fault_suite`): 200 a second offered; kill -9 of each of the
   six services 10 times (FAULTS_KILLS) in a seeded random order and timing, SIGTERM of each,
@@ -77,14 +77,14 @@ pytestmark = pytest.mark.faults
 FAULTS_FULL = os.environ.get("FAULTS_FULL") == "1"
 # messages a second offered in the full suite (the make-test cut offers SHORT_RATE)
 RATE = int(os.environ.get("FAULTS_RATE", 200 if FAULTS_FULL else 50))
-SHORT_RATE = 20
+SHORT_RATE = 10
 KILLS = int(os.environ.get("FAULTS_KILLS", 10 if FAULTS_FULL else 2))  # kill -9 of each service
 SERVICES = ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler")
 FAULTED = tuple(os.environ.get("FAULTS_SERVICES", ",".join(SERVICES)).split(","))
 SEED = int(os.environ.get("FAULTS_SEED") or random.randrange(1_000_000))  # kill order and timing, load choices
 DB_DOWN_SECONDS = 30.0 if FAULTS_FULL else 3.0
 BROKER_DOWN_SECONDS = 10.0 if FAULTS_FULL else 3.0
-STEPS = 60 if FAULTS_FULL else 20
+STEPS = 60 if FAULTS_FULL else 10
 RECOVERY_LIMIT = 300.0  # seconds; generous for a loaded 2-core machine, the measured time is printed
 STALL_LIMIT = 180.0  # the final drain fails only when nothing more is answered for this long
 # An upstream system's bounded send window: with this many messages unanswered the load waits.
