@@ -78,6 +78,13 @@ class PersonReader(ServiceReader):
         """The record, None when there is no such person; Unavailable when referrals cannot answer."""
         return await self.require_json(f"/people/{person_id}")
 
+    async def referral_of_workflow(self, person_id: str, workflow_id: str) -> dict[str, Any] | None:
+        """The accepted referral that started the workflow; None when it cannot be read for any reason."""
+        found, body = await self.get_json(f"/people/{person_id}/referrals")
+        if found != "found" or not isinstance(body, list):
+            return None
+        return next((r for r in body if isinstance(r, dict) and r.get("workflow_id") == workflow_id), None)
+
     async def latest_referral(self, person_id: str) -> dict[str, Any] | None:
         """The person's latest accepted referral (`referral_id`, `accepted_at`, `referrer`), None when there is
         none; Unavailable when referrals cannot answer."""

@@ -61,6 +61,18 @@ async def referrer(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
             "referrer": row["referrer"]}
 
 
+@router.get("/people/{person_id}/referrals")
+async def referrals(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+    """The person's accepted referrals, newest first: reason, referrer, consent, when received (R-W5)."""
+    return [{
+        "referral_id": r["referral_id"], "source": r["source"], "workflow_id": str(r["workflow_id"]),
+        "service": r["service"], "category": r["category"], "urgency": r["urgency"],
+        "first_step_type": r["first_step_type"], "received_at": r["received_at"].isoformat(),
+        "accepted_at": r["accepted_at"].isoformat(), "reason": r["reason"],
+        "consent_to_share": r["consent_to_share"], "referrer": r["referrer"],
+    } for r in await store.referrals_of(_pool(request), person_id)]
+
+
 @router.get("/people")
 async def find_people(request: Request, nhs_number: str = Query(min_length=10, max_length=12)) -> list[dict[str, Any]]:
     digits = nhs_number.replace(" ", "")

@@ -106,6 +106,15 @@ async def latest_referral(pool: asyncpg.Pool, person_id: uuid.UUID) -> asyncpg.R
         " ORDER BY accepted_at DESC LIMIT 1", person_id)
 
 
+async def referrals_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The person's accepted referrals, newest first: what was asked, by whom, when (R-W5, issue #22 §7)."""
+    return await pool.fetch(
+        "SELECT source, referral_id, workflow_id, service, category, urgency, first_step_type, received_at,"
+        " accepted_at, details -> 'reason' AS reason, details -> 'consent_to_share' AS consent_to_share,"
+        " details -> 'referrer' AS referrer FROM referrals WHERE person_id = $1 ORDER BY accepted_at DESC",
+        person_id)
+
+
 async def people_by_nhs_number(conn: asyncpg.Connection | asyncpg.Pool, nhs_number: str) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM people WHERE nhs_number = $1", nhs_number)
 

@@ -55,6 +55,9 @@ async def on_referral_event(
     except ValidationError as exc:  # issue #20: out of bounds or malformed, named field by field
         raise Undecodable(f"invalid {ReferralAccepted.TYPE}: {describe_errors(exc)}") from None
     person = await people.record(accepted.person_id)
+    if person is not None:  # R-W5: the referral's own details prefill the first step's yellow-cog fields
+        referral = await people.referral_of_workflow(accepted.person_id, accepted.workflow_id)
+        person = {**person, "referral": domain.referral_values(referral or {})}
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
             metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "duplicate").inc()

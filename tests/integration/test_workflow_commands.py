@@ -7,6 +7,7 @@ import httpx
 from shared import topics
 from shared.envelope import new_message
 from shared.testing import EventLog, service_auth
+from tests.factories import referral_data
 from tests.workflow_harness import (
     MONITORING,
     SCREENING,
@@ -39,13 +40,19 @@ async def test_R_W2_R_W5_first_step_prepopulated_started_saved_with_history(infr
         started = (await commands.send("step.start", p.hub, key=person_id, step_id=step_id, expected_version=1)).ok()
         assert started.types == ["step.started"]
         assert started.seen[0].key == person_id
-        saved = (await commands.send("step.save", p.hub, step_id=step_id, values={"referral_date": "2024-05-01"},
+        saved = (await commands.send("step.save", p.hub, step_id=step_id, values={"referral_source": "Self"},
                                      completed_sections=[2])).ok()
-        assert saved.of("step.saved")["fields"] == ["referral_date"]
+        assert saved.of("step.saved")["fields"] == ["referral_source"]
         step = (await http.get(f"/steps/{step_id}")).json()
     assert step["state"] == "incomplete" and step["version"] == 3
     assert step["values"]["last_name"].startswith("Testperson")  # blue cog, read from referrals (R-W5)
-    assert step["values"]["referral_date"] == "2024-05-01" and step["completed_sections"] == [2]
+    assert step["values"]["referral_source"] == "Self" and step["completed_sections"] == [2]
+    # R-W5 (yellow cog): what the referral itself said, copied into the screening's Referral Details
+    referral = referral_data()
+    assert step["values"]["referral_date"] == "2024-05-01"  # received 09:30 BST on 1 May
+    assert (step["values"]["reason_for_referral"], step["values"]["consent_to_share"]) == (
+        referral["reason"], True)
+    assert referral["referrer"]["name"] in step["values"]["referrer_details"]
     assert step["form"]["sections"][0]["fields"][0]["cog"] == "blue"
     assert {a["action"] for a in step["next_actions"]} >= {TRIAGE}
     assert [h["what"] for h in step["history"]] == ["step.created", "prepopulated", "step.started", "step.saved"]

@@ -530,3 +530,19 @@ def test_every_next_action_of_every_step_type_is_reached_by_the_guides_roles(
         assert (created.assignee_kind, created.assignee_id) in {expected, ("team", "children-response")}
     else:
         assert (created.assignee_kind, created.assignee_id) == expected
+
+
+# --- R-W5: the referral's own details prefill the first step (issue #22 §7) ---------------------
+
+
+def test_R_W5_the_referral_received_late_on_a_summer_evening_is_dated_by_london(shipped: PackRegistry) -> None:
+    """23:30 UTC on 1 May is 00:30 on 2 May in London: the screening says it was received on the 2nd."""
+    referral = {"received_at": "2024-05-01T23:30:00+00:00", "reason": "Fell at home", "consent_to_share": True,
+                "referrer": {"name": "Sam Referrer", "organisation": "GP practice"}}
+    source = {"first_name": "Ann", "referral": domain.referral_values(referral)}
+    values = domain.prepopulated(shipped.step("WB Wellbeing Screening"), source, cogs=frozenset({"yellow"}))
+    assert (values["referral_date"], values["reason_for_referral"], values["consent_to_share"]) == (
+        "2024-05-02", "Fell at home", True)
+    assert values["referrer_details"] == "Sam Referrer, GP practice"
+    for step_type, key in (("Adult Contact", "contact_date"), (CFA, "referral_date")):
+        assert domain.prepopulated(shipped.step(step_type), source, cogs=frozenset({"yellow"}))[key] == "2024-05-02"

@@ -71,7 +71,7 @@ from services.workflow.domain.generated_values import (
     person_summary,
     system_values,
 )
-from services.workflow.domain.intake import FIRST_STEP_TEAMS, ReferralToStart, start_from_referral
+from services.workflow.domain.intake import FIRST_STEP_TEAMS, ReferralToStart, referral_values, start_from_referral
 from services.workflow.domain.lifecycle import add_form, assign, refresh_prepopulated, save, start, value_changes
 from services.workflow.domain.model import (
     OPEN_STATES,
@@ -170,6 +170,7 @@ __all__ = [
     "system_values",
     "FIRST_STEP_TEAMS",
     "ReferralToStart",
+    "referral_values",
     "start_from_referral",
     "start",
     "assign",

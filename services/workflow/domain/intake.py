@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from services.workflow.domain.dates import london_date
 from services.workflow.domain.model import Step, Workflow
 
 # Team inbox of each first step of docs/contracts.md "Referral intake", used until the step's
@@ -61,3 +63,23 @@ def start_from_referral(
         linked_person_id=referral.cared_for_person_id,
     )
     return workflow, step
+
+
+def referral_values(referral: Mapping[str, Any]) -> dict[str, Any]:
+    """R-W5 (issue #22 §7): what the referral said, as yellow-cog fields read it (`referral.<name>`).
+
+    The date received is the Europe/London date of `received_at`; the referrer reads as one line.
+    """
+    received = referral.get("received_at")
+    try:
+        received_date = london_date(datetime.fromisoformat(received)).isoformat() if received else None
+    except (TypeError, ValueError):
+        received_date = None
+    return {
+        "received_date": received_date,
+        "reason": referral.get("reason"),
+        "consent_to_share": referral.get("consent_to_share"),
+        "referrer": referral.get("referrer"),
+        "category": referral.get("category"),
+        "urgency": referral.get("urgency"),
+    }
