@@ -51,6 +51,14 @@ class AllocationCommands(Commands):
         return self.log.matching(lambda s: s.topic == topic and s.body.get("causationid") == str(cause.id)
                                  and (type_ is None or s.type == type_))
 
+    async def hand_to_team(self, person_id: str, step_id: str, team: str) -> None:
+        """The Wellbeing Hub passes the referral's first step to `team` (R-W3): from then on it is that team's
+        waiting work, which allocating the case for the team moves to the worker (R-A3)."""
+        hub = actor(f"hub-{uuid.uuid4().hex[:8]}", "gso", teams=("wellbeing-service-hub",))
+        workflow = Commands(self._producer, self.log)
+        (await workflow.send("step.assign", hub, key=person_id, step_id=step_id,
+                             to={"kind": "team", "id": team})).ok()
+
     async def wait_sent(self, topic: str, cause: Envelope, type_: str, count: int = 1,
                         timeout: float = 30.0) -> list[Seen]:
         return await self.log.wait_for(lambda s: s.topic == topic and s.type == type_

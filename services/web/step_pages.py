@@ -60,9 +60,10 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     refused = flash.get("kind") == "error" and flash.get("scope") == f"finish:{step['step_id']}"
     listed = forms.merge_reasons(flash.get("reasons", []) if refused else [], (blockers or {}).get("blockers", []))
     refused = refused and bool(listed)
-    members = sorted({u["user_id"]: u for u in await store.all_users(pool(request))}.values(),
-                     key=lambda u: u["user_id"])
+    members = [u for u in await store.all_users(pool(request)) if "administrator" not in u["roles"]]
     teams = sorted({t for u in members for t in u["team_ids"]})
+    # R-RQ5: a REQUIRED sign-off request goes only to someone whose role can sign the step
+    signers = [u for u in members if set(u["roles"]) & set(step.get("authorisers", []))]
     my_request_ids = {q["request_id"] for q in step.get("sent_requests", [])
                       if q["state"] == "open" and _sent_to(q, user)}
     return await render(
@@ -70,7 +71,8 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
-        members=members, teams=teams, my_request_ids=my_request_ids, rendered=forms.rendered(step, user.roles),
+        members=members, signers=signers, teams=teams, my_request_ids=my_request_ids,
+        rendered=forms.rendered(step, user.roles),
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
 
 

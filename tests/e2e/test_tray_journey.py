@@ -67,7 +67,8 @@ async def test_tray_journey_amber_review_due_red_escalated_then_allocated(
         report = (await http.get(f"{allocation.url}/teams/{s.team}/tray/report")).json()
         assert report["by_rag"]["red"] == 1 and report["escalated"] == 1
 
-        # 5. a worker is free: allocation takes the case off the tray and moves the step (R-A3)
+        # 5. a worker is free: allocation takes the case off the tray and moves the team's step (R-A3)
+        await alloc.hand_to_team(person_id, step_id, s.team)
         allocated = (await alloc.send("case.allocate", s.tm, person_id=person_id, worker_id=s.sw["worker_id"],
                                       team_id=s.team)).ok()
         assert allocated.types == ["worker_relationship.added", "tray.entry_removed", "case.allocated"]

@@ -5,18 +5,21 @@ leaves the event loop free."""
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import yaml
 from argon2 import PasswordHasher
 
+from services import web
 from shared import audit
 from shared.testing import ServiceProcess, create_database, poll_until
 from tests.e2e.web_client import CSRF, Desk
 
 pytestmark = pytest.mark.e2e
-DEMO = ("hub", "gso", "so", "sw", "sw2", "tm", "atm", "hos", "admin", "administrator")
+DEMO = tuple(u["user_id"] for u in yaml.safe_load((Path(web.__file__).parent / "users.yaml").read_text()))
 
 
 async def fresh_database(infra) -> str:

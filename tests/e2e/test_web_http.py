@@ -302,3 +302,30 @@ async def test_R_RQ8_R_T6_an_escalation_is_in_the_ssm_teams_tasks_with_its_count
         [closed] = [t for t in (await http.get(f"/teams/{team}/inbox", params={"kind": "task"})).json()
                     if t["request_id"] == task["request_id"]]
     assert (closed["state"], closed["closed_by"], closed["closed_reason"]) == ("completed", "ssm", "done")
+
+
+async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_step(infra, web, events, commands):
+    """Issue #17 §1: a Care and Support Plan's REQUIRED authorisation goes to a team manager or head of service
+    (R-RQ5), never to an assistant team manager who could not then sign; no account is picked for the worker."""
+    person_id, _ = await new_case(infra, events)
+    sw = {"worker_id": "sw", "roles": ["social_worker"], "team_ids": ["adult-front-door"]}
+    started = (await commands.send("step.start_new", sw, key=person_id, person_id=person_id,
+                                   step_type="Care and Support Plan")).ok()
+    plan = started.of("step.created")["step_id"]
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("sw")
+        page = (await desk.get(f"/steps/{plan}")).text
+    finally:
+        await desk.close()
+
+    def workers_offered(request: str) -> list[str]:
+        form = next(f for f in re.findall(r'<form[^>]*class="stack request-form".*?</form>', page, re.S)
+                    if request in f)
+        select = re.search(r'<select[^>]*name="to_worker">(.*?)</select>', form, re.S)
+        assert select is not None
+        return re.findall(r'<option value="([^"]*)"', select.group(1))
+
+    assert workers_offered("REQUIRED Please Authorise Support Plan") == ["", "hos", "tm"]
+    anyone = workers_offered("FABO request")
+    assert "atm" in anyone and "sw2" in anyone and "administrator" not in anyone

@@ -288,6 +288,7 @@ async def test_R_A3_allocate_removes_from_tray_records_relationship_and_assigns_
     s = Staff()
     person_id, step_id, placed = await on_tray(infra, out, alloc, s, support="none", risk="high")
     entry_id = placed.of("tray.entry_added")["entry_id"]
+    await alloc.hand_to_team(person_id, step_id, s.team)  # the hub passed the screening to the team
     outcome = (await alloc.send("case.allocate", s.tm, person_id=person_id, worker_id=s.sw["worker_id"],
                                 team_id=s.team)).ok()
     assert outcome.types == ["worker_relationship.added", "tray.entry_removed", "case.allocated"]
@@ -304,9 +305,17 @@ async def test_R_A3_allocate_removes_from_tray_records_relationship_and_assigns_
         assert (await http.get(f"{allocation.url}/teams/{s.team}/tray")).json()["entries"] == []
         listed = (await http.get(f"{allocation.url}/workers/{s.sw['worker_id']}/allocations")).json()
     assert [p["person_id"] for p in listed] == [person_id]
-    second = await alloc.send("case.allocate", s.tl, person_id=person_id, worker_id=s.sw2["worker_id"],
-                              team_id=s.team)
-    assert second.rejection["code"] == "conflict"
+    again = await alloc.send("case.allocate", s.tl, person_id=person_id, worker_id=s.sw["worker_id"],
+                             team_id=s.team)
+    assert again.rejection["code"] == "conflict"  # already involved
+    # R-A3: a second worker is involved beside the first, with a relationship of their own
+    (await alloc.send("case.allocate", s.tl, person_id=person_id, worker_id=s.sw2["worker_id"],
+                      team_id=s.team)).ok()
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
+        rels = (await http.get(f"/people/{person_id}/relationships")).json()["worker_relationships"]
+        assert sorted(r["worker_id"] for r in rels) == sorted([s.sw["worker_id"], s.sw2["worker_id"]])
+        assert [p["person_id"] for p in (await http.get(f"/workers/{s.sw2['worker_id']}/allocations")).json()] == [
+            person_id]
 
 
 async def test_R_A3_allocate_refused_for_a_worker_without_a_manager_role(infra, allocation, out, alloc):
@@ -358,12 +367,12 @@ async def test_R_A4_reassign_preview_then_move_work_and_allocation_by_the_teams_
 # --- concurrency --------------------------------------------------------------------------------
 
 
-async def test_100_concurrent_allocations_of_one_case_exactly_one_wins(infra, allocation, out, alloc):
+async def test_100_concurrent_allocations_of_one_case_to_one_worker_exactly_one_wins(infra, allocation, out, alloc):
     s = Staff()
     person_id, _ = await referral(infra, out)
     sent = await asyncio.gather(*(
-        alloc.publish("case.allocate", {"actor": s.tm, "person_id": person_id, "worker_id": f"w{i}-{s.suffix}",
-                                        "team_id": s.team}, key=person_id) for i in range(100)))
+        alloc.publish("case.allocate", {"actor": s.tm, "person_id": person_id, "worker_id": f"w-{s.suffix}",
+                                        "team_id": s.team}, key=person_id) for _ in range(100)))
     outcomes = await asyncio.gather(*(alloc.outcome(e, timeout=60) for e in sent))
     winners = [o for o in outcomes if not o.rejected]
     assert len(winners) == 1

@@ -1,4 +1,5 @@
-"""Two managers, two allocation processes: one case is allocated once, every other attempt is a conflict."""
+"""Two managers, two allocation processes: one case is allocated to one worker once, every other attempt is a
+conflict (R-A3: a worker is involved once; other workers may be involved beside them)."""
 
 import asyncio
 import uuid
@@ -21,7 +22,7 @@ async def test_two_allocation_processes_racing_on_one_case_allocate_it_exactly_o
         person_id, _ = await referral(infra, out)
         sent = await asyncio.gather(*(
             alloc.publish("case.allocate", {"actor": s.tm if i % 2 else s.tl, "person_id": person_id,
-                                            "worker_id": f"w{i}-{s.suffix}", "team_id": s.team},
+                                            "worker_id": f"w-{s.suffix}", "team_id": s.team},
                           key=str(uuid.uuid4())) for i in range(40)))
         outcomes = await asyncio.gather(*(alloc.outcome(e, timeout=90) for e in sent))
         winners = [o for o in outcomes if not o.rejected]

@@ -345,6 +345,7 @@ STEPS = [
     Step("s-team-future", "Review", "future", "team", "locality-north"),
     Step("s-worker", "Assessment", "incoming", "worker", "sw9"),
     Step("s-finished", "Screening", "finished", "team", "locality-north"),
+    Step("s-safeguarding", "Adult Safeguarding Triage", "incoming", "team", "adult-safeguarding"),
 ]
 
 
@@ -372,16 +373,27 @@ def test_R_A3_allocation_removes_the_case_from_the_tray() -> None:
     assert f"tray-escalation:{entry.entry_id}" in decision.cancelled_timers
 
 
-def test_R_A3_allocating_an_allocated_case_is_a_conflict() -> None:
-    [rel] = add_worker().worker_relationships
-    assert refused(allocate, Case(PERSON, worker_relationships=(rel,))) == ["conflict"]
+def test_R_A3_a_second_worker_is_involved_beside_the_first_each_with_their_own_relationship() -> None:
+    """The Wellbeing Service's Trusted Assessor and General Support Officer are both involved."""
+    [first] = add_worker().worker_relationships
+    decision = allocate(Case(PERSON, worker_relationships=(first,)), worker_id="gso2")
+    [second] = decision.worker_relationships
+    assert (second.worker_id, first.is_open) == ("gso2", True)
+    assert refused(allocate, Case(PERSON, worker_relationships=(first,))) == ["conflict"]  # sw1 again
+
+
+def test_R_A3_allocating_moves_only_the_allocating_teams_work() -> None:
+    """A safeguarding triage waiting in the safeguarding inbox stays there when locality allocates."""
+    moved = {a.step_id for a in allocate(Case(PERSON)).step_assigns}
+    assert "s-safeguarding" not in moved and moved == {"s-team-incoming", "s-team-incomplete"}
 
 
 def test_R_A3_not_ordinarily_resident_and_wrong_role_refused_together() -> None:
     assert refused(allocate, Case(PERSON, ordinarily_resident=False), SW) == ["role", "not_ordinarily_resident"]
 
 
-WORK_OF_SW1 = [replace(s, assignee_kind="worker", assignee_id="sw1") if s.state != "finished" else s for s in STEPS]
+WORK_OF_SW1 = [replace(s, assignee_kind="worker", assignee_id="sw1") if s.state != "finished" else s
+               for s in STEPS if s.step_id != "s-safeguarding"]
 SENIOR = {"worker_id": "so1", "roles": ["senior_officer"], "team_ids": ["county-hq"]}
 OTHER_TM = {"worker_id": "tm7", "roles": ["team_manager"], "team_ids": ["locality-south"]}
 

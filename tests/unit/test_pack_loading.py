@@ -311,9 +311,10 @@ def test_every_team_id_used_is_a_kebab_case_slug_with_a_display_name(shipped: Pa
 
 
 def test_to_contract_has_exactly_the_read_endpoint_keys(shipped: PackRegistry) -> None:
-    """CONTRACTS "A step as the read endpoint shows it": form, next_actions, requests."""
+    """CONTRACTS "A step as the read endpoint shows it": form, next_actions, requests, authorisers (R-RQ5)."""
     contract = shipped.step(SAP).to_contract()
-    assert set(contract) == {"form", "next_actions", "requests"}
+    assert set(contract) == {"form", "next_actions", "requests", "authorisers"}
+    assert contract["authorisers"] == ["senior_officer"]
     assert set(contract["form"]) == {"sections"}
     section = contract["form"]["sections"][0]
     assert set(section) == {"number", "title", "read_only", "fields"}

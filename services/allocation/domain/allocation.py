@@ -32,7 +32,8 @@ MOVABLE_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_auth
 
 
 def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[Step]) -> Decision:
-    """R-A3: record the worker relationship, take the case off its tray, assign the team's work."""
+    """R-A3: record the worker's own involvement (several workers may be involved, each with their own
+    relationship), take the case off its tray, assign the allocating team's waiting work."""
     reasons = []
     if not ctx.actor.roles & ALLOCATING_ROLES:
         reasons.append(reason("role", "only a manager allocates cases", "actor.roles"))
@@ -42,11 +43,9 @@ def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[St
         reasons.append(reason("not_ordinarily_resident", "the person is not ordinarily resident (R-A3)",
                               "person_id"))
     reasons += locality_reasons(ctx, command.team_id)
-    allocated = case.open_worker_relationships
-    if allocated:
-        workers = ", ".join(sorted({r.worker_id for r in allocated}))
-        reasons.append(reason("conflict", f"the case is already allocated (to {workers}); reassign it instead",
-                              "person_id"))
+    if any(r.worker_id == command.worker_id for r in case.open_worker_relationships):
+        reasons.append(reason("conflict", f"{command.worker_id} is already an involved worker of this case;"
+                              " another worker may be allocated beside them, or reassign it (R-A3)", "worker_id"))
     check(reasons)
     start = ctx.now.astimezone(LONDON).date()
     decision = new_worker_relationship(ctx, case.person_id, command.worker_id, "Involved Worker", start,
@@ -59,8 +58,10 @@ def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[St
     if case.open_review_entry is not None:
         removed_review_id = case.open_review_entry.entry_id
         decision += remove_from_review_tray(ctx, case.open_review_entry, "allocated")
+    # only the allocating team's own work moves: another team's inbox keeps its steps (a safeguarding triage)
     assigns = tuple(StepAssign(s.step_id, "worker", command.worker_id) for s in steps
-                    if s.assignee_kind == "team" and s.state in ALLOCATABLE_STATES)
+                    if s.assignee_kind == "team" and s.assignee_id == command.team_id
+                    and s.state in ALLOCATABLE_STATES)
     event = CaseAllocated(person_id=case.person_id, worker_id=command.worker_id, team_id=command.team_id,
                           relationship_id=decision.worker_relationships[0].relationship_id,
                           assigned_step_ids=[a.step_id for a in assigns], removed_entry_id=removed_id,

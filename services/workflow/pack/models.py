@@ -314,6 +314,7 @@ class StepDefinition(_Frozen):
             "form": {"sections": [section.to_contract() for section in self.form_sections]},
             "next_actions": [action.to_contract() for action in self.next_actions],
             "requests": [request.to_contract() for request in self.requests],
+            "authorisers": list(self.authorisers),  # R-RQ5: who may sign it (the desk's sign-off picker)
         }
 
 
