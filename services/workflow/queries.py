@@ -116,7 +116,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
         "due_date": step.due_date.isoformat() if step.due_date else None, "version": step.version,
         "values": step.values, "completed_sections": list(step.completed_sections),
         "form": contract["form"], "next_actions": contract["next_actions"],
-        "requests": contract["requests"],
+        "requests": contract["requests"], "authorisers": contract["authorisers"],
         "optional_forms": [{"name": f.name, "kind": f.kind} for f in defn.optional_forms],
         "added_next_actions": [a.to_json() for a in step.next_actions],
         "sent_requests": [_request(r) for r in await store.requests_of(pool, step.step_id)],

@@ -54,15 +54,16 @@ async def test_a_signed_in_worker_sends_commands_as_themselves_whatever_the_form
             assert command.key == person_id
 
             saved = await desk.post(f"/steps/{screening}/save", **{
-                "completed_sections.__present": "1", "v.referral_source": "Self", "v.consent_to_share": "true",
+                "completed_sections.__present": "1", "v.referral_source": "Self", "v.consent_to_share": "false",
                 "v.first_name": "Forged"})
             assert "Saved." in saved.text
             [save] = sent.matching(lambda s: s.type == "step.save")
-            assert save.data["values"] == {"referral_source": "Self", "consent_to_share": True}
+            # only what changed: the referral's consent (prefilled, R-W5) was withdrawn
+            assert save.data["values"] == {"referral_source": "Self", "consent_to_share": False}
 
             refused = await desk.post(f"/steps/{screening}/finish")
             assert "cannot finish yet" in refused.text
-            assert 'href="#f-reason_for_referral"' in refused.text and 'href="#next-actions"' in refused.text
+            assert 'href="#f-screening_rationale"' in refused.text and 'href="#next-actions"' in refused.text
         finally:
             await desk.close()
 
@@ -326,6 +327,5 @@ async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_
         assert select is not None
         return re.findall(r'<option value="([^"]*)"', select.group(1))
 
+    # not atm (cannot sign a plan), nor sw, admin or the administrator; the first option picks nobody
     assert workers_offered("REQUIRED Please Authorise Support Plan") == ["", "hos", "tm"]
-    anyone = workers_offered("FABO request")
-    assert "atm" in anyone and "sw2" in anyone and "administrator" not in anyone

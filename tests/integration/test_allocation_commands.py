@@ -330,6 +330,7 @@ async def test_R_A4_reassign_preview_then_move_work_and_allocation_by_the_teams_
         infra, allocation, workflow, out, alloc):
     s = Staff()
     person_id, step_id = await referral(infra, out)
+    await alloc.hand_to_team(person_id, step_id, s.team)
     allocated = (await alloc.send("case.allocate", s.tm, person_id=person_id, worker_id=s.sw["worker_id"],
                                   team_id=s.team)).ok()
     [assign] = await alloc.wait_sent(topics.WORKFLOW_COMMANDS, allocated.command, "step.assign")

@@ -267,6 +267,9 @@ async def test_issue_20_a_partial_save_keeps_untouched_fields_and_history_says_w
     assert {k: step["values"].get(k) for k in (*first, "screening_rationale")} == {
         **first, "screening_rationale": "Lives alone"}
     changes = [h["details"]["changes"] for h in step["history"] if h["what"] == "step.saved"]
+    # R-W5: the referral's date and reason were prefilled; the worker's first save changed the reason
+    from_referral = {"referral_date": "2024-05-01", "reason_for_referral": referral_data()["reason"]}
     assert changes == [
-        [{"field": k, "from": None, "to": first[k]} for k in sorted(first)],
+        [{"field": k, "from": from_referral.get(k), "to": first[k]} for k in sorted(first)
+         if from_referral.get(k) != first[k]],
         [{"field": "screening_rationale", "from": None, "to": "Lives alone"}]]
