@@ -39,6 +39,17 @@ def started(e: Engine, step_type: str, who: dict[str, Any]) -> str:
     return step.step_id
 
 
+def assessment_sent_for_sign_off(e: Engine, worker: dict[str, Any], manager: dict[str, Any]) -> str:
+    """A Child and Family Assessment filled by `worker`, both REQUIRED manager reviews sent to `manager`."""
+    sid = started(e, CFA, worker)
+    e.send("step.save", worker, step_id=sid, values={"assessment_type": "Signs of Wellbeing", "review_completed": True})
+    e.send("step.add_next_action", worker, step_id=sid, action="Assessment Completed (NFA)")
+    for name in ("REQUIRED: Please review information and confirm next action",
+                 "REQUIRED: Request for team manager to review"):
+        e.send("step.send_request", worker, step_id=sid, name=name, to={"kind": "worker", "id": manager["worker_id"]})
+    return sid
+
+
 def test_R_W11_a_social_worker_alone_cannot_close_a_childs_case_the_response_manager_does(e: Engine) -> None:
     """Seed 003 "Close Case to Children's Services … Sent to: Response Manager"."""
     [refusal] = e.refused("step.start_new", RSW, person_id=PID, step_type=CLOSE)
@@ -86,12 +97,7 @@ def test_R_W10_family_placement_write_their_private_fostering_sections_without_t
 def test_R_W10_the_locality_worker_updates_the_assessment_and_a_locality_manager_signs_it(e: Engine) -> None:
     """Seed 003 "Update Child and Family Assessment and Plan … Assigned to themselves" (Locality/LAC)."""
     lm = actor("lm", "locality_manager", teams=("children-locality",))
-    sid = started(e, CFA, LSW)
-    e.send("step.save", LSW, step_id=sid, values={"assessment_type": "Signs of Wellbeing", "review_completed": True})
-    e.send("step.add_next_action", LSW, step_id=sid, action="Assessment Completed (NFA)")
-    for name in ("REQUIRED: Please review information and confirm next action",
-                 "REQUIRED: Request for team manager to review"):
-        e.send("step.send_request", LSW, step_id=sid, name=name, to={"kind": "worker", "id": "lm"})
+    sid = assessment_sent_for_sign_off(e, LSW, lm)
     e.send("step.save", lm, step_id=sid, values={"assessment_timescale": "45 working days"})
     e.send("step.authorise", lm, step_id=sid)
     assert e.steps[sid].state == "finished"
@@ -100,12 +106,7 @@ def test_R_W10_the_locality_worker_updates_the_assessment_and_a_locality_manager
 def test_R_RQ4_authorising_completes_the_sign_off_requests_in_the_same_decision(e: Engine) -> None:
     """R-RQ4: the desk's Authorise is one command: the requests to the manager complete with it, or
     nothing changes."""
-    sid = started(e, CFA, RSW)
-    e.send("step.save", RSW, step_id=sid, values={"assessment_type": "Signs of Wellbeing", "review_completed": True})
-    e.send("step.add_next_action", RSW, step_id=sid, action="Assessment Completed (NFA)")
-    for name in ("REQUIRED: Please review information and confirm next action",
-                 "REQUIRED: Request for team manager to review"):
-        e.send("step.send_request", RSW, step_id=sid, name=name, to={"kind": "worker", "id": "rm"})
+    sid = assessment_sent_for_sign_off(e, RSW, RM)
     # the manager's own mandatory field is empty: refused, and both requests stay open with the manager
     assert "missing_field" in codes(e.refused("step.authorise", RM, step_id=sid))
     assert {r.state for r in e.requests.values() if r.step_id == sid} == {"open"}
