@@ -486,7 +486,7 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
         await tab_a.goto(f"/steps/{step_id}")
         await tab_b.goto(f"/steps/{step_id}")
 
-        await tab_a.locator("#f-referral_date").fill("2024-05-01")
+        await tab_a.locator("#f-referral_date").fill("2024-05-02")  # prefilled 2024-05-01 from the referral (R-W5)
         await tab_a.locator("#f-referral_source").select_option("GP or health professional")
         await tab_a.locator("#f-reason_for_referral").fill("Struggling at home after a fall")
         await tab_a.locator("#save-step").click()
@@ -506,7 +506,7 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
         await check_page(tab_b, screenshots, "14-two-tabs-conflict")
         await tab_b.get_by_role("button", name="Restore my unsaved changes").click()
         await expect(tab_b.locator("#f-screening_rationale")).to_have_value("Lives alone, recent fall")
-        await expect(tab_b.locator("#f-referral_date")).to_have_value("2024-05-01")
+        await expect(tab_b.locator("#f-referral_date")).to_have_value("2024-05-02")
         await expect(tab_b.locator("#f-reason_for_referral")).to_have_value("Struggling at home after a fall")
         await tab_b.locator("#save-step").click()
         await flash(tab_b, "Saved.")
@@ -515,14 +515,14 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
             step = (await http.get(f"/steps/{step_id}")).json()
         assert {k: step["values"].get(k) for k in ("referral_date", "referral_source", "reason_for_referral",
                                                   "screening_rationale")} == {
-            "referral_date": "2024-05-01", "referral_source": "GP or health professional",
+            "referral_date": "2024-05-02", "referral_source": "GP or health professional",
             "reason_for_referral": "Struggling at home after a fall", "screening_rationale": "Lives alone, recent fall"}
         saves = [h["details"] for h in step["history"] if h["what"] == "step.saved"]
         assert [[c["field"] for c in s["changes"]] for s in saves] == [
             ["reason_for_referral", "referral_date", "referral_source"], ["screening_rationale"]]
         assert saves[1]["fields"] == ["screening_rationale"]  # nothing untouched was sent
         history = tab_b.locator("#history")
-        await expect(history).to_contain_text("Date referral received: — → 2024-05-01")
+        await expect(history).to_contain_text("Date referral received: 2024-05-01 → 2024-05-02")
         await expect(history).to_contain_text("Rationale for screening decision: — → Lives alone, recent fall")
 
         # the other way round: the older tab chooses its own value for a field changed in both
@@ -542,7 +542,7 @@ async def test_issue_20_a_save_from_an_older_tab_never_blanks_what_the_newer_tab
         async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
             values = (await http.get(f"/steps/{step_id}")).json()["values"]
         assert (values["reason_for_referral"], values["referral_date"], values["screening_rationale"]) == (
-            "Fell on the stairs", "2024-05-01", "Lives alone, recent fall")
+            "Fell on the stairs", "2024-05-02", "Lives alone, recent fall")
     finally:
         await context.close()
 
