@@ -114,7 +114,8 @@ async def test_R_W4_finish_rejected_with_every_missing_field_and_no_next_action(
     outcome = await commands.send("step.finish", p.hub, key=person_id, step_id=step_id)
     assert outcome.rejection["code"] == "rule_broken"
     missing = {r["field"] for r in outcome.reasons if r["code"] == "missing_field"}
-    assert {"referral_date", "referral_source", "eligible_for_wellbeing_service"} <= missing
+    assert {"referral_source", "eligible_for_wellbeing_service"} <= missing
+    assert "referral_date" not in missing  # prefilled from the referral (R-W5)
     assert "no_next_action" in {r["code"] for r in outcome.reasons}
     async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         blockers = (await http.get(f"/steps/{step_id}/blockers")).json()
