@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -38,9 +39,12 @@ class System:
 
 
 def _free_port_block(size: int) -> int:
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65000 and all(port_is_free("127.0.0.1", base + i) for i in range(size)):
+    """Below Linux's ephemeral range (32768+): a port chosen there can be taken by any outgoing connection
+    before the service binds it (seen once: documents could not bind and the system never became ready)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 32_000 - size)
+        if all(port_is_free("127.0.0.1", base + i) for i in range(size)):
             return base
     raise RuntimeError("no block of free ports")
 
