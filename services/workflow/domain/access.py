@@ -21,6 +21,13 @@ def may_work(step: Step, defn: StepDefinition, actor: Actor) -> bool:
     return is_assignee(step, actor) or bool(actor.roles & set(defn.authorisers))
 
 
+def is_recipient(request: Request, actor: Actor) -> bool:
+    """R-RQ2: the request was sent to this worker, or to one of their teams."""
+    if request.to_kind == "worker":
+        return request.to_id == actor.worker_id
+    return request.to_kind == "team" and request.to_id in actor.team_ids
+
+
 def may_contribute(defn: StepDefinition, actor: Actor) -> bool:
     """R-W10: a contributor's role writes its own fields and adds its own actions on the step."""
     return bool(held_roles(actor.roles) & set(defn.contributors))

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from services.workflow.domain.access import (
     authorise_problems,
     finisher_problems,
+    is_recipient,
     may_work,
     not_assignee,
     state_problems,
@@ -186,9 +187,7 @@ def signed_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Reque
         replace(r, state="completed", completed_by=ctx.actor.worker_id, completed_at=ctx.now,
                 completion_note="Authorised")
         for r in requests
-        if r.kind == "request" and r.required and r.state == "open" and (
-            (r.to_kind == "worker" and r.to_id == ctx.actor.worker_id)
-            or (r.to_kind == "team" and r.to_id in ctx.actor.team_ids))
+        if r.kind == "request" and r.required and r.state == "open" and is_recipient(r, ctx.actor)
     )
 
 

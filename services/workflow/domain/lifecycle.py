@@ -78,8 +78,9 @@ def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> De
 def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) -> Decision:
     """R-W4: partial saves at any time; "section completed" is a marker only."""
     reasons = state_problems(step, WORKING_STATES, "save")
-    contributing = not may_work(step, defn, ctx.actor) and may_contribute(defn, ctx.actor)
-    if not (may_work(step, defn, ctx.actor) or contributing):
+    working = may_work(step, defn, ctx.actor)
+    contributing = not working and may_contribute(defn, ctx.actor)
+    if not (working or contributing):
         reasons.append(not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor, contributor=contributing)
     at_fault = {r.field for r in reasons}

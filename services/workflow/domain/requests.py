@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from services.workflow.domain.access import may_contribute, may_work, not_assignee, state_problems
+from services.workflow.domain.access import is_recipient, may_contribute, may_work, not_assignee, state_problems
 from services.workflow.domain.model import (
     WORKING_STATES,
     Context,
@@ -99,9 +99,7 @@ def complete_request(
     elif request.state != "open":
         reasons.append(reason("not_open", f"the request is {request.state}", field="request_id",
                               request_id=request.request_id))
-    recipient = (request.to_kind == "worker" and request.to_id == ctx.actor.worker_id) or (
-        request.to_kind == "team" and request.to_id in ctx.actor.team_ids)
-    if not recipient:
+    if not is_recipient(request, ctx.actor):
         reasons.append(reason("not_recipient", f"the request was sent to {request.to_kind}"
                               f" {request.to_id!r}", request_id=request.request_id))
     check(reasons)
