@@ -4,13 +4,13 @@ from pathlib import Path
 
 from services.workflow import brokerage, handlers, queries
 from services.workflow.pack import load_packs
+from services.workflow.settings import WorkflowSettings
 from shared.readers import PersonReader
 from shared.service import create_app
-from shared.settings import load_settings
 
-settings = load_settings("workflow")
+settings = WorkflowSettings(service_name="workflow")
 # a broken pack stops start-up here, with a PackError naming the file, the step and the field
-packs = load_packs()
+packs = load_packs(settings.workflow_definitions_dir)
 queries.router.include_router(brokerage.queries)  # R-F2: the lack-of-provision list, a read like the others
 app = create_app(
     settings,

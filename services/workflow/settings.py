@@ -1,0 +1,13 @@
+"""Settings of the workflow service, each read from the environment variable of the same name."""
+
+from pathlib import Path
+
+from services.workflow.pack import DEFINITIONS_DIR
+from shared.settings import Settings
+
+
+class WorkflowSettings(Settings):
+    """The shared settings plus where the workflow packs are read from."""
+
+    # A council's own packs (validated at start-up as the shipped ones are); the shipped packs by default.
+    workflow_definitions_dir: Path = DEFINITIONS_DIR
