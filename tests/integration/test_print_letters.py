@@ -34,7 +34,8 @@ async def documents_pool(infra, documents) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def person_by_post(infra, events: EventLog) -> tuple[str, dict]:
-    person = person_data(unique_seed(), first_name=FIRST, last_name=LAST, preferred_contact="Letter")
+    person = person_data(unique_seed(), first_name=FIRST, last_name=LAST, preferred_contact="Letter",
+                         communication_needs=[])  # the print queue prints the standard letter only
     data = unique_referral(person=person)
     envelope = referral_message(data)
     await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
