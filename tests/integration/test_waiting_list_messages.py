@@ -113,8 +113,16 @@ async def test_R_T4_a_person_who_prefers_the_phone_is_a_phone_call_task_for_the_
         f"Phone the person to tell them that they are on the waiting list for {DEFAULT_TEAM[0]}, that someone from"
         " the team will contact them at least once every two weeks while they wait, and that they should call"
         f" {DEFAULT_TEAM[1]} if the situation changes. They prefer to be phoned.")
-    assert (await records(notifications, person_id))["person"]["status"] == "phone_call_task"
+    record = (await records(notifications, person_id))["person"]
+    assert (record["channel"], record["status"], record["provider"], record["task_id"]) == (
+        "phone", "phone_call_task", "team", task["request_id"])
     assert mails_to(mail, person["email"]) == []
+
+    # the worker who phoned says so: the task keeps who and when
+    tasks = Commands(send, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
+    done = (await tasks.send("task.complete", staff.sw, key=person_id, task_id=task["request_id"],
+                             note="Phoned: told the team's number")).ok().of("task.completed")
+    assert (done["by"], done["how"]) == (staff.sw["worker_id"], "done")
 
 
 async def test_R_T4_S8_with_no_sms_provider_a_text_falls_back_to_a_letter_or_a_call_and_is_never_sent(
@@ -134,6 +142,7 @@ async def test_R_T4_S8_with_no_sms_provider_a_text_falls_back_to_a_letter_or_a_c
     assert task["note"].endswith("A text message cannot be sent (no text message service is set up).")
     for person_id in (by_post, by_phone):
         record = (await records(notifications, person_id))["person"]
+        assert (record["fallback_from"], record["fallback_reason"]) == ("sms", "no_sms_provider")
         assert record["channel"] != "sms" and record["status"] != "sent"
 
 
