@@ -200,6 +200,7 @@ def fire(clock: Clock, *, point: str, due_at: datetime, now: datetime, days: Wor
     if point == BREACH:
         return Outcome(replace(clock, fired=fired, breached_at=now, version=clock.version + 1),
                        (ClockBreached(**common, breached_at=now),))
+    assert current.days_before is not None  # every point but the breach is a warning
     return Outcome(replace(clock, fired=fired, warned_at=now, version=clock.version + 1),
                    (ClockWarning(**common, unit=clock.definition.length.unit, days_before=current.days_before,
                                  breach_at=clock.breach_at),))
@@ -229,6 +230,5 @@ def moves_of(definitions: list[Definition], topic: str, type_: str, data: dict[s
 
 
 def starts_of(definitions: list[Definition], topic: str, type_: str, data: dict[str, Any]) -> list[Definition]:
-    """The definitions whose start this event is (it must also name its subject and person)."""
-    return [d for d in definitions if d.starts.matches(topic, type_, data) and d.starts.key_of(data)
-            and isinstance(data.get("person_id"), str)]
+    """The definitions whose start this event is."""
+    return [d for d in definitions if d.starts.matches(topic, type_, data)]

@@ -15,6 +15,7 @@ from services.clocks import domain, store
 from services.clocks.calendar import WorkingDays
 from services.clocks.definitions import ClocksFile, Definition
 from shared import inbox, metrics, outbox, topics
+from shared.bounds import IdText
 from shared.broker import subscriber
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
@@ -63,13 +64,28 @@ async def _on_event(topic: str, envelope: Envelope, pool: asyncpg.Pool, timescal
     metrics.MESSAGES.labels(GROUP, topic, "handled").inc()
 
 
+class Subject(BaseModel):
+    """What a start event must name, within the bounds of any id (shared/bounds.py)."""
+
+    key: IdText
+    person_id: IdText
+    team_id: IdText | None
+
+
+def _subject(definition: Definition, cause: Envelope) -> Subject:
+    try:
+        return Subject.model_validate({"key": definition.starts.key_of(cause.data),
+                                       "person_id": cause.data.get("person_id"),
+                                       "team_id": definition.starts.team_key_of(cause.data)})
+    except ValidationError as exc:
+        raise Undecodable(f"invalid {cause.type[:100]}: {describe_errors(exc)}") from None
+
+
 async def _start(conn: asyncpg.Connection, definition: Definition, cause: Envelope,
                  timescales: Timescales) -> domain.Outcome | None:
-    subject_key = definition.starts.key_of(cause.data)
-    team = definition.starts.team_key_of(cause.data)
-    assert subject_key is not None
-    outcome = domain.start(definition, timescales.clocks.version, subject_key=subject_key,
-                           person_id=str(cause.data["person_id"]), team_id=team, at=cause.time, days=timescales.days)
+    subject = _subject(definition, cause)
+    outcome = domain.start(definition, timescales.clocks.version, subject_key=subject.key,
+                           person_id=subject.person_id, team_id=subject.team_id, at=cause.time, days=timescales.days)
     if not await store.insert_clock(conn, outcome.clock, datetime.now(UTC)):
         return None  # started already
     log.info("clock started", extra={"clock_id": outcome.clock.clock_id, "clock": definition.name})

@@ -1,0 +1,78 @@
+"""Statutory clocks through the real broker, database and scheduler (R-CL3, R-CL6): a Child and Family
+Assessment started from a referral runs 45 working days, then warns and breaches once each, on the test clock."""
+
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+
+from services.clocks.calendar import WorkingDays, bank_holidays, london_date, start_of_day
+from shared import topics
+from shared.envelope import new_message
+from shared.testing import EventLog, poll_until, publish, worker_auth
+
+CFA = "Child and Family Assessment and Plan"
+DAYS = WorkingDays(bank_holidays())
+
+
+def step_created(person_id: str, step_id: str, team: str) -> bytes:
+    """The workflow's first step of a child in need referral, as workflow publishes it."""
+    return new_message("step.created", "tessera/workflow", {
+        "step_id": step_id, "workflow_id": str(uuid.uuid4()), "person_id": person_id, "step_type": CFA,
+        "assignee": {"kind": "team", "id": team}, "state": "incoming", "priority": "normal", "pack_version": 1,
+        "provenance": {"rule": "referral intake", "referral_id": str(uuid.uuid4())},
+    }, subject=person_id).to_bytes()
+
+
+def of_clock(clock_id: str, kind: str):
+    return lambda s: s.topic == topics.CLOCKS_EVENTS and s.type == kind and s.data.get("clock_id") == clock_id
+
+
+async def test_R_CL3_R_CL6_an_assessment_clock_warns_then_breaches_once_each_and_the_manager_reads_it(
+        infra, db, clocks, scheduler, scheduler_clock):
+    run = uuid.uuid4().hex[:8]
+    person_id, step_id, team = str(uuid.uuid4()), str(uuid.uuid4()), f"children-response-{run}"
+    manager = worker_auth(f"rm-{run}", ["response_manager"], [team], person_id=person_id)
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS, topics.SCHEDULER_DUE]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, step_created(person_id, step_id, team))])
+        [started] = await log.wait_for(lambda s: s.topic == topics.CLOCKS_EVENTS and s.type == "clock.started"
+                                       and s.data["person_id"] == person_id)
+        clock_id, started_at = started.data["clock_id"], datetime.fromisoformat(started.data["started_at"])
+        due = DAYS.add(london_date(started_at), 45)
+        assert (started.key, started.data["due_date"], started.data["team_id"]) == (person_id, due.isoformat(), team)
+
+        async with httpx.AsyncClient(auth=manager, base_url=clocks.url) as http:
+            [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+            assert (clock["state"], clock["status"], clock["due_date"]) == ("running", "on_track", due.isoformat())
+            assert clock["next_point"] == {"point": "warning-5", "at": start_of_day(DAYS.add(due, -5)).isoformat()}
+
+            await scheduler_clock.move_to(start_of_day(DAYS.add(due, -5)) + timedelta(seconds=1))
+            await log.wait_for(of_clock(clock_id, "clock.warning"))
+            [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+            assert clock["status"] == "at_risk"
+            assert [c["clock_id"] for c in (await http.get(f"/teams/{team}/clocks?status=at_risk")).json()] == [
+                clock_id]
+
+            breach_at = start_of_day(due + timedelta(days=1))
+            await scheduler_clock.move_to(breach_at + timedelta(seconds=1))
+            [breached] = await log.wait_for(of_clock(clock_id, "clock.breached"))
+            assert (breached.data["due_date"], breached.data["concerns"]) == (due.isoformat(), "team_manager")
+            [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+            assert (clock["status"], clock["next_point"]) == ("breached", None)
+            assert [c["clock_id"] for c in (await http.get(f"/teams/{team}/clocks?status=breached")).json()] == [
+                clock_id]
+            assert (await http.get(f"/teams/{team}/clocks?status=at_risk")).json() == []
+
+        # the breach timer delivered again (a relay re-send after a crash has a new id): still one of each
+        [fired] = log.matching(lambda s: s.topic == topics.SCHEDULER_DUE and s.data.get("payload", {}).get("point")
+                               == "breach" and s.data["payload"]["clock_id"] == clock_id)
+        again = new_message("timer.due", "tessera/scheduler", fired.data, subject=person_id)
+        await publish(infra.bootstrap, topics.SCHEDULER_DUE, [(person_id, again.to_bytes())])
+        await poll_until(lambda: db.fetchval("SELECT 1 FROM clocks.inbox WHERE message_id = $1", again.id),
+                         what="the repeated timer handled")
+    assert [len(log.matching(of_clock(clock_id, kind))) for kind in ("clock.warning", "clock.breached")] == [1, 1]
+    # what the service decided, committed with the inbox claim: published or not yet, still one breach
+    decided = await db.fetchval("SELECT count(*) FROM clocks.outbox WHERE topic = $1 AND position($2 IN"
+                                " convert_from(value, 'UTF8')) > 0 AND position('clock.breached' IN"
+                                " convert_from(value, 'UTF8')) > 0", topics.CLOCKS_EVENTS, clock_id)
+    assert decided == 1
