@@ -24,12 +24,24 @@ def step_created(person_id: str, step_id: str, team: str) -> bytes:
     }, subject=person_id).to_bytes()
 
 
+async def _has(tasks, wanted: dict[str, str]) -> bool:
+    return await tasks == wanted
+
+
 def of_clock(clock_id: str, kind: str):
     return lambda s: s.topic == topics.CLOCKS_EVENTS and s.type == kind and s.data.get("clock_id") == clock_id
 
 
+async def team_tasks(notifications, manager, team: str, person_id: str) -> dict[str, str]:
+    """The clock tasks about the person in the team's inbox, as its manager reads it: code → state."""
+    async with httpx.AsyncClient(auth=manager, base_url=notifications.url) as http:
+        response = await http.get(f"/teams/{team}/inbox", params={"kind": "task"})
+    assert response.status_code == 200, response.text
+    return {t["task"]["code"]: t["state"] for t in response.json() if t["person_id"] == person_id}
+
+
 async def test_R_CL3_R_CL6_an_assessment_clock_warns_then_breaches_once_each_and_the_manager_reads_it(
-        infra, db, clocks, scheduler, scheduler_clock):
+        infra, db, clocks, notifications, scheduler, scheduler_clock):
     run = uuid.uuid4().hex[:8]
     person_id, step_id, team = str(uuid.uuid4()), str(uuid.uuid4()), f"children-response-{run}"
     manager = worker_auth(f"rm-{run}", ["response_manager"], [team], person_id=person_id)
@@ -50,6 +62,8 @@ async def test_R_CL3_R_CL6_an_assessment_clock_warns_then_breaches_once_each_and
             await log.wait_for(of_clock(clock_id, "clock.warning"))
             [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
             assert clock["status"] == "at_risk"
+            await poll_until(lambda: _has(team_tasks(notifications, manager, team, person_id),
+                                          {"clock_warning": "open"}), what="the manager's warning task")
             assert [c["clock_id"] for c in (await http.get(f"/teams/{team}/clocks?status=at_risk")).json()] == [
                 clock_id]
 
@@ -62,6 +76,9 @@ async def test_R_CL3_R_CL6_an_assessment_clock_warns_then_breaches_once_each_and
             assert [c["clock_id"] for c in (await http.get(f"/teams/{team}/clocks?status=breached")).json()] == [
                 clock_id]
             assert (await http.get(f"/teams/{team}/clocks?status=at_risk")).json() == []
+            await poll_until(lambda: _has(team_tasks(notifications, manager, team, person_id),
+                                          {"clock_warning": "completed", "clock_breached": "open"}),
+                             what="the breach task, the warning settled")
 
         # the breach timer delivered again (a relay re-send after a crash has a new id): still one of each
         [fired] = log.matching(lambda s: s.topic == topics.SCHEDULER_DUE and s.data.get("payload", {}).get("point")
