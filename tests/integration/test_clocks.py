@@ -93,3 +93,16 @@ async def test_R_CL3_R_CL6_an_assessment_clock_warns_then_breaches_once_each_and
                                 " convert_from(value, 'UTF8')) > 0 AND position('clock.breached' IN"
                                 " convert_from(value, 'UTF8')) > 0", topics.CLOCKS_EVENTS, clock_id)
     assert decided == 1
+
+
+async def test_R_CL1_a_start_event_with_an_id_beyond_bounds_is_dead_lettered_naming_the_field_and_the_service_carries_on(
+        infra, clocks):
+    person_id, team = str(uuid.uuid4()), f"children-response-{uuid.uuid4().hex[:8]}"
+    body = step_created(person_id, "x" * 500, team)  # a step id far beyond any id
+    good = step_created(person_id, str(uuid.uuid4()), team)
+    async with EventLog(infra.bootstrap, [topics.dlq(topics.WORKFLOW_EVENTS), topics.CLOCKS_EVENTS]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, body), (person_id, good)])
+        [letter] = await log.wait_for(lambda m: m.headers.get("dlq_service") == "clocks", 60)
+        await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+    assert letter.headers["dlq_error"].startswith("invalid step.created: key: String should have at most")
+    assert "xxxx" not in letter.headers["dlq_error"]
