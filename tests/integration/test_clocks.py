@@ -2,7 +2,7 @@
 Assessment started from a referral runs 45 working days, then warns and breaches once each, on the test clock."""
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -95,7 +95,7 @@ async def test_R_CL3_R_CL6_an_assessment_clock_warns_then_breaches_once_each_and
     assert decided == 1
 
 
-async def test_R_CL1_a_start_event_with_an_id_beyond_bounds_is_dead_lettered_naming_the_field_and_the_service_carries_on(
+async def test_R_CL1_a_start_event_with_an_id_beyond_bounds_is_dead_lettered_naming_the_field_and_the_next_counts(
         infra, clocks):
     person_id, team = str(uuid.uuid4()), f"children-response-{uuid.uuid4().hex[:8]}"
     body = step_created(person_id, "x" * 500, team)  # a step id far beyond any id
@@ -106,3 +106,30 @@ async def test_R_CL1_a_start_event_with_an_id_beyond_bounds_is_dead_lettered_nam
         await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
     assert letter.headers["dlq_error"].startswith("invalid step.created: key: String should have at most")
     assert "xxxx" not in letter.headers["dlq_error"]
+
+
+async def test_R_CL4_a_tray_wait_runs_28_days_and_stops_when_the_entry_leaves_the_tray(infra, clocks):
+    run = uuid.uuid4().hex[:8]
+    person_id, entry_id, team = str(uuid.uuid4()), str(uuid.uuid4()), f"adult-care-area-{run}"
+    placed = datetime.now(UTC)
+    added = new_message("tray.entry_added", "tessera/allocation", {
+        "entry_id": entry_id, "person_id": person_id, "team_id": team, "priority": "medium", "complexity": "low",
+        "support": "moderate", "risk": "moderate", "rag": "amber", "placed_at": placed.isoformat(),
+        "next_review_at": (placed + timedelta(days=14)).isoformat(), "actor": f"tm-{run}"}, subject=person_id)
+    removed = new_message("tray.entry_removed", "tessera/allocation", {
+        "entry_id": entry_id, "person_id": person_id, "team_id": team, "reason": "allocated", "days_waiting": 0,
+        "actor": f"tm-{run}"}, subject=person_id)
+    manager = worker_auth(f"tm-{run}", ["team_manager"], [team])
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS]) as log, \
+            httpx.AsyncClient(auth=manager, base_url=clocks.url) as http:
+        await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, added.to_bytes())])
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+        due = london_date(added.time) + timedelta(days=28)
+        assert (started.data["clock"], started.data["due_date"]) == ("planned_work_tray_wait", due.isoformat())
+        [waiting] = (await http.get(f"/teams/{team}/clocks")).json()
+        assert (waiting["person_id"], waiting["status"], waiting["unit"]) == (person_id, "on_track", "days")
+
+        await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, removed.to_bytes())])
+        [stopped] = await log.wait_for(of_clock(started.data["clock_id"], "clock.stopped"))
+        assert (stopped.data["stopped_by"], stopped.data["breached"]) == ("tray.entry_removed", False)
+        assert (await http.get(f"/teams/{team}/clocks")).json() == []
