@@ -25,7 +25,7 @@ def _service(name: str) -> str:
     return f"tessera/{name}"
 
 
-TIMER_OWNERS = frozenset({_service("workflow"), _service("allocation"), _service("notifications")})
+TIMER_OWNERS = frozenset({_service("workflow"), _service("allocation"), _service("notifications"), _service("clocks")})
 
 # topic -> message type (or ANY_TYPE) -> the producers that may send it
 WRITERS: dict[str, dict[str, frozenset[str]]] = {
@@ -36,6 +36,7 @@ WRITERS: dict[str, dict[str, frozenset[str]]] = {
     topics.DOCUMENTS_EVENTS: {ANY_TYPE: frozenset({_service("documents")})},
     topics.PURCHASING_ORDERS: {ANY_TYPE: frozenset({_service("workflow")})},
     topics.SCHEDULER_DUE: {ANY_TYPE: frozenset({_service("scheduler")})},
+    topics.CLOCKS_EVENTS: {ANY_TYPE: frozenset({_service("clocks")})},
     topics.SCHEDULER_TIMERS: {ANY_TYPE: TIMER_OWNERS},
     topics.REFERRALS_COMMANDS: {
         ANY_TYPE: frozenset({DESK}),

@@ -13,6 +13,7 @@ HTTP_PORTS = {
     "notifications": 8084,
     "documents": 8085,
     "scheduler": 8086,
+    "clocks": 8087,
     "web": 8080,
 }
 

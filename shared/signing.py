@@ -26,7 +26,7 @@ from joserfc.jwk import OKPKey
 from shared import producers
 
 ALGORITHM = "Ed25519"
-COMPONENTS = ("web", "referrals", "workflow", "allocation", "notifications", "documents", "scheduler")
+COMPONENTS = ("web", "referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "clocks")
 TRUSTED_FILE = "trusted.json"
 DEVELOPMENT_MARKER = "DEVELOPMENT-KEYS"  # written by make_keys: only development tools sign with a key beside it
 BOUND_ATTRIBUTES = ("id", "type", "source", "subject", "time")

@@ -12,6 +12,7 @@ NOTIFICATIONS_COMMANDS = "notifications.commands"
 DOCUMENTS_EVENTS = "documents.events"
 SCHEDULER_TIMERS = "scheduler.timers"
 SCHEDULER_DUE = "scheduler.due"
+CLOCKS_EVENTS = "clocks.events"
 PURCHASING_ORDERS = "purchasing.orders"
 BROKERAGE_EVENTS = "brokerage.events"
 
@@ -28,6 +29,7 @@ ALL = (
     DOCUMENTS_EVENTS,
     SCHEDULER_TIMERS,
     SCHEDULER_DUE,
+    CLOCKS_EVENTS,
     PURCHASING_ORDERS,
     BROKERAGE_EVENTS,
 )

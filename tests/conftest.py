@@ -190,6 +190,12 @@ async def web(services: dict[str, ServiceProcess], infra: Infra, referrals: Serv
                                DOCUMENTS_URL=documents.url, TESSERA_ENVIRONMENT="development")
 
 
+@pytest.fixture
+async def clocks(services: dict[str, ServiceProcess], infra: Infra) -> ServiceProcess:
+    """The clocks service: it reads only topics, so it needs no other service's URL."""
+    return await start_service(services, infra, "clocks")
+
+
 @pytest.fixture(scope="session")
 async def scheduler_dsn(infra: Infra) -> str:
     """A database of the tests' scheduler alone: moving its test clock fires no one else's timers."""

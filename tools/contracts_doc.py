@@ -37,7 +37,7 @@ from shared.envelope import Envelope
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contracts.md"
 WRITE_COMMAND = "python -m tools.contracts_doc --write"
-SERVICES = ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler")
+SERVICES = ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "clocks")
 PROBES = {"/healthz", "/readyz", "/metrics", "/asyncapi.json"}
 BEGIN = re.compile(r"<!-- generated:([a-z0-9.-]+) .*?-->\n")
 END = "<!-- end generated:{name} -->"
@@ -66,6 +66,7 @@ EVENTS_TOPIC = {
     "notifications": topics.NOTIFICATIONS_EVENTS,
     "documents": topics.DOCUMENTS_EVENTS,
     "scheduler": topics.SCHEDULER_DUE,
+    "clocks": topics.CLOCKS_EVENTS,
     "purchasing": topics.PURCHASING_ORDERS,
     "brokerage": topics.BROKERAGE_EVENTS,
 }
@@ -86,8 +87,9 @@ WRITTEN_BY = {
     topics.NOTIFICATIONS_EVENTS: "notifications",
     topics.NOTIFICATIONS_COMMANDS: "the desk (web)",
     topics.DOCUMENTS_EVENTS: "documents",
-    topics.SCHEDULER_TIMERS: "workflow, allocation, notifications",
+    topics.SCHEDULER_TIMERS: "workflow, allocation, notifications, clocks",
     topics.SCHEDULER_DUE: "scheduler",
+    topics.CLOCKS_EVENTS: "clocks",
     topics.PURCHASING_ORDERS: "workflow",
     topics.BROKERAGE_EVENTS: "the brokerage system (outside Tessera)",
 }

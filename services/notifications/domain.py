@@ -565,12 +565,15 @@ SYSTEM = "system"
 TASK_NAMESPACE = uuid.UUID("6f1d0c2e-2b1a-4f4e-9a57-6a3b7f0c2d22")
 TaskCode = Literal[
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
-    "no_future_work", "escalation", "safe_and_well_check", "phone_call",
+    "no_future_work", "escalation", "safe_and_well_check", "phone_call", "clock_warning",
+    "clock_breached",
 ]
 TASK_CODES: tuple[TaskCode, ...] = (
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
-    "no_future_work", "escalation", "safe_and_well_check", "phone_call",
+    "no_future_work", "escalation", "safe_and_well_check", "phone_call", "clock_warning",
+    "clock_breached",
 )
+CLOCK_TASKS: tuple[TaskCode, ...] = ("clock_warning", "clock_breached")
 RAG_WORDS = {"red": "Red", "amber": "Amber", "green": "Green"}
 
 
@@ -708,6 +711,21 @@ def safe_and_well_task(*, entry_id: str, person_id: str, team_id: str, key: str,
         why=("It has not been possible to contact the person, or anyone relevant to them, at their Planned Work"
              " Tray review: consider a safe and well check."),
         rule="R-T5", subject=f"entry:{entry_id}", at=at, by=actor)
+
+
+def clock_task(code: Literal["clock_warning", "clock_breached"], *, clock_id: str, title: str, rule: str,
+               person_id: str, team_id: str, due_date: date, days_before: int | None, unit: str | None,
+               at: datetime) -> InboxItem:
+    """R-CL6: a statutory clock at risk or breached is a task for its team's manager (the team's inbox), done when
+    the clock stops (the work is done); a breach also settles the warning."""
+    if code == "clock_warning":
+        left = f"{days_before} {'working days' if unit == 'working_days' else 'days'}"
+        return task(code, clock_id, to=("team", team_id), person_id=person_id, title="A timescale is at risk",
+                    why=f"{title}: due by {uk_date(due_date)}, {left} from now. Act before it is breached.",
+                    rule=rule, subject=f"clock:{clock_id}", at=at, due=end_of_day(due_date))
+    return task(code, clock_id, to=("team", team_id), person_id=person_id, title="A timescale was breached",
+                why=f"{title}: it was due by {uk_date(due_date)} and the work is not done.",
+                rule=rule, subject=f"clock:{clock_id}", at=at)
 
 
 def unless_already_open(task: InboxItem, open_tasks: Iterable[InboxItem]) -> list[InboxItem]:

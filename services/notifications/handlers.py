@@ -28,6 +28,7 @@ from shared.events.allocation import (
     TrayEntryReviewed,
     TrayReviewDue,
 )
+from shared.events.clocks import ClockBreached, ClockStopped, ClockWarning
 from shared.events.notifications import (
     Addressee,
     MessageFailed,
@@ -304,6 +305,44 @@ async def _on_tray_event(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, 
                 messages = []
         await outbox.add(conn, messages)
     metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, "handled").inc()
+
+
+# --- statutory clocks: clocks.events (R-CL6) ----------------------------------------------------
+
+CLOCK_EVENTS: dict[str, type[BaseModel]] = {
+    m.TYPE: m for m in (ClockWarning, ClockBreached, ClockStopped)  # type: ignore[attr-defined]
+}
+
+
+@subscriber(router, GROUP, topics.CLOCKS_EVENTS)
+async def on_clock_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """A clock at risk or breached is a task for its team's manager; the clock stopping settles them (R-CL6)."""
+    envelope = decode(msg.body)
+    model = CLOCK_EVENTS.get(envelope.type)
+    if model is None:
+        return  # started, paused, resumed: no one is asked anything
+    event = _parse(model, envelope)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.CLOCKS_EVENTS):
+            metrics.MESSAGES.labels(GROUP, topics.CLOCKS_EVENTS, "duplicate").inc()
+            return
+        subject = [f"clock:{event.clock_id}"]  # type: ignore[attr-defined]
+        match event:
+            case ClockStopped():
+                messages = await _settle(conn, envelope, subject, domain.CLOCK_TASKS, "clock_stopped", domain.SYSTEM)
+            case ClockWarning() | ClockBreached() if event.team_id is not None:
+                breached = isinstance(event, ClockBreached)
+                messages = await _settle(conn, envelope, subject, ("clock_warning",), "clock_breached",
+                                         domain.SYSTEM) if breached else []
+                messages += await _add_tasks(conn, envelope, [domain.clock_task(
+                    "clock_breached" if breached else "clock_warning", clock_id=event.clock_id, title=event.title,
+                    rule=event.rule, person_id=event.person_id, team_id=event.team_id, due_date=event.due_date,
+                    days_before=getattr(event, "days_before", None), unit=getattr(event, "unit", None),
+                    at=envelope.time)])
+            case _:
+                messages = []
+        await outbox.add(conn, messages)
+    metrics.MESSAGES.labels(GROUP, topics.CLOCKS_EVENTS, "handled").inc()
 
 
 # --- tasks: what every prompt becomes, and what completes it (issue #22 §1) ---------------------

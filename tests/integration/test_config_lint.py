@@ -72,7 +72,7 @@ def consumed_topics(config: dict) -> dict[str, set[str]]:
 
 
 def test_every_service_is_described():
-    assert {"referrals", "workflow", "allocation", "notifications", "documents", "scheduler"} <= set(SERVICES)
+    assert {"referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "clocks"} <= set(SERVICES)
 
 
 def test_no_consumer_commits_before_its_handler_has_run(apache):
@@ -126,7 +126,7 @@ def test_compose_sets_idempotent_producers_with_acks_all():
     shared_env = compose["x-tessera-env"]
     assert str(shared_env["KAFKA_ENABLE_IDEMPOTENCE"]).lower() == "true"
     assert str(shared_env["KAFKA_ACKS"]) == "all"
-    for name in ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler"):
+    for name in ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "clocks"):
         env = compose["services"][name]["environment"]
         assert str(env["KAFKA_ENABLE_IDEMPOTENCE"]).lower() == "true", name
         assert str(env["KAFKA_ACKS"]) == "all", name

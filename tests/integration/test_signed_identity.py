@@ -102,22 +102,24 @@ async def test_forged_commands_are_answered_unauthenticated_and_change_nothing(
 
 # each signed events topic and the services that consume it
 CONSUMERS = {
-    topics.WORKFLOW_EVENTS: ("allocation", "documents", "notifications"),
+    topics.WORKFLOW_EVENTS: ("allocation", "documents", "notifications", "clocks"),
     topics.REFERRALS_EVENTS: ("workflow", "allocation", "notifications"),
-    topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications"),
+    topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications", "clocks"),
+    topics.CLOCKS_EVENTS: ("notifications",),
     topics.SCHEDULER_TIMERS: ("scheduler",),
 }
 EVENTS = {
     topics.WORKFLOW_EVENTS: ("step.created", "tessera/workflow"),
     topics.REFERRALS_EVENTS: ("referral.accepted", "tessera/referrals"),
     topics.SCHEDULER_DUE: ("timer.due", "tessera/scheduler"),
+    topics.CLOCKS_EVENTS: ("clock.warning", "tessera/clocks"),
     topics.SCHEDULER_TIMERS: ("timer.set", "tessera/workflow"),
 }
 
 
 @pytest.mark.parametrize("topic", sorted(CONSUMERS))
 async def test_forged_events_are_dead_lettered_by_every_consumer_with_their_reason(
-        infra, db, scheduler_dsn, workflow, allocation, referrals, notifications, documents, scheduler, topic):
+        infra, db, scheduler_dsn, workflow, allocation, referrals, notifications, documents, scheduler, clocks, topic):
     event_type, source = EVENTS[topic]
     genuine = signed_as_sender(topic, new_message(event_type, source, {"note": "forged"},
                                                   subject=str(uuid.uuid4())).to_bytes())

@@ -9,7 +9,7 @@ import yaml
 from shared.settings import HTTP_PORTS
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-SERVICES = ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "web")
+SERVICES = ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "clocks", "web")
 
 
 @functools.cache
@@ -104,7 +104,7 @@ def test_two_replicas_each_with_a_budget_that_keeps_one():
 READS = {"web": {"referrals", "workflow", "allocation", "notifications", "documents"},
          "referrals": {"allocation", "workflow"}, "workflow": {"referrals"},
          "allocation": {"referrals", "workflow"}, "notifications": {"referrals"},
-         "documents": {"referrals", "workflow"}, "scheduler": set()}
+         "documents": {"referrals", "workflow"}, "scheduler": set(), "clocks": set()}
 
 
 def _reads_of_code(name: str) -> set[str]:

@@ -165,3 +165,20 @@ def test_R_T5_a_second_unreached_review_does_not_ask_again_while_the_safe_and_we
     assert domain.unless_already_open(second, [done]) == [second]
     other = domain.safe_and_well_task(entry_id="e-2", person_id="p", team_id="north", key="m-3", actor="tl", at=AT)
     assert domain.unless_already_open(other, [first]) == [other]
+
+
+def test_R_CL6_a_clock_at_risk_then_breached_is_a_task_for_its_team_in_the_guides_terms():
+    at = datetime(2024, 3, 4, tzinfo=UTC)
+    warning = domain.clock_task(
+        "clock_warning", clock_id="c1", title="Child and Family Assessment within 45 working days of referral",
+        rule="R-CL3", person_id="p1", team_id="children-response", due_date=date(2024, 3, 11), days_before=5,
+        unit="working_days", at=at)
+    assert (warning.recipient_kind, warning.recipient_id, warning.subject) == ("team", "children-response", "clock:c1")
+    assert warning.note == ("Child and Family Assessment within 45 working days of referral: due by 11 March 2024,"
+                            " 5 working days from now. Act before it is breached.")
+    assert warning.due_at == domain.end_of_day(date(2024, 3, 11)) and warning.rule == "R-CL3"
+    breach = domain.clock_task(
+        "clock_breached", clock_id="c1", title="t", rule="R-CL3", person_id="p1", team_id="children-response",
+        due_date=date(2024, 3, 11), days_before=None, unit=None, at=at)
+    assert breach.request_id != warning.request_id and breach.task_code == "clock_breached"
+    assert breach.note == "t: it was due by 11 March 2024 and the work is not done."

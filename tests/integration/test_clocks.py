@@ -1,0 +1,135 @@
+"""Statutory clocks through the real broker, database and scheduler (R-CL3, R-CL6): a Child and Family
+Assessment started from a referral runs 45 working days, then warns and breaches once each, on the test clock."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from services.clocks.calendar import WorkingDays, bank_holidays, london_date, start_of_day
+from shared import topics
+from shared.envelope import new_message
+from shared.testing import EventLog, poll_until, publish, worker_auth
+
+CFA = "Child and Family Assessment and Plan"
+DAYS = WorkingDays(bank_holidays())
+
+
+def step_created(person_id: str, step_id: str, team: str) -> bytes:
+    """The workflow's first step of a child in need referral, as workflow publishes it."""
+    return new_message("step.created", "tessera/workflow", {
+        "step_id": step_id, "workflow_id": str(uuid.uuid4()), "person_id": person_id, "step_type": CFA,
+        "assignee": {"kind": "team", "id": team}, "state": "incoming", "priority": "normal", "pack_version": 1,
+        "provenance": {"rule": "referral intake", "referral_id": str(uuid.uuid4())},
+    }, subject=person_id).to_bytes()
+
+
+async def _has(tasks, wanted: dict[str, str]) -> bool:
+    return await tasks == wanted
+
+
+def of_clock(clock_id: str, kind: str):
+    return lambda s: s.topic == topics.CLOCKS_EVENTS and s.type == kind and s.data.get("clock_id") == clock_id
+
+
+async def team_tasks(notifications, manager, team: str, person_id: str) -> dict[str, str]:
+    """The clock tasks about the person in the team's inbox, as its manager reads it: code → state."""
+    async with httpx.AsyncClient(auth=manager, base_url=notifications.url) as http:
+        response = await http.get(f"/teams/{team}/inbox", params={"kind": "task"})
+    assert response.status_code == 200, response.text
+    return {t["task"]["code"]: t["state"] for t in response.json() if t["person_id"] == person_id}
+
+
+async def test_R_CL3_R_CL6_an_assessment_clock_warns_then_breaches_once_each_and_the_manager_reads_it(
+        infra, db, clocks, notifications, scheduler, scheduler_clock):
+    run = uuid.uuid4().hex[:8]
+    person_id, step_id, team = str(uuid.uuid4()), str(uuid.uuid4()), f"children-response-{run}"
+    manager = worker_auth(f"rm-{run}", ["response_manager"], [team], person_id=person_id)
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS, topics.SCHEDULER_DUE]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, step_created(person_id, step_id, team))])
+        [started] = await log.wait_for(lambda s: s.topic == topics.CLOCKS_EVENTS and s.type == "clock.started"
+                                       and s.data["person_id"] == person_id)
+        clock_id, started_at = started.data["clock_id"], datetime.fromisoformat(started.data["started_at"])
+        due = DAYS.add(london_date(started_at), 45)
+        assert (started.key, started.data["due_date"], started.data["team_id"]) == (person_id, due.isoformat(), team)
+
+        async with httpx.AsyncClient(auth=manager, base_url=clocks.url) as http:
+            [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+            assert (clock["state"], clock["status"], clock["due_date"]) == ("running", "on_track", due.isoformat())
+            assert clock["next_point"] == {"point": "warning-5", "at": start_of_day(DAYS.add(due, -5)).isoformat()}
+
+            await scheduler_clock.move_to(start_of_day(DAYS.add(due, -5)) + timedelta(seconds=1))
+            await log.wait_for(of_clock(clock_id, "clock.warning"))
+            [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+            assert clock["status"] == "at_risk"
+            await poll_until(lambda: _has(team_tasks(notifications, manager, team, person_id),
+                                          {"clock_warning": "open"}), what="the manager's warning task")
+            assert [c["clock_id"] for c in (await http.get(f"/teams/{team}/clocks?status=at_risk")).json()] == [
+                clock_id]
+
+            breach_at = start_of_day(due + timedelta(days=1))
+            await scheduler_clock.move_to(breach_at + timedelta(seconds=1))
+            [breached] = await log.wait_for(of_clock(clock_id, "clock.breached"))
+            assert (breached.data["due_date"], breached.data["concerns"]) == (due.isoformat(), "team_manager")
+            [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+            assert (clock["status"], clock["next_point"]) == ("breached", None)
+            assert [c["clock_id"] for c in (await http.get(f"/teams/{team}/clocks?status=breached")).json()] == [
+                clock_id]
+            assert (await http.get(f"/teams/{team}/clocks?status=at_risk")).json() == []
+            await poll_until(lambda: _has(team_tasks(notifications, manager, team, person_id),
+                                          {"clock_warning": "completed", "clock_breached": "open"}),
+                             what="the breach task, the warning settled")
+
+        # the breach timer delivered again (a relay re-send after a crash has a new id): still one of each
+        [fired] = log.matching(lambda s: s.topic == topics.SCHEDULER_DUE and s.data.get("payload", {}).get("point")
+                               == "breach" and s.data["payload"]["clock_id"] == clock_id)
+        again = new_message("timer.due", "tessera/scheduler", fired.data, subject=person_id)
+        await publish(infra.bootstrap, topics.SCHEDULER_DUE, [(person_id, again.to_bytes())])
+        await poll_until(lambda: db.fetchval("SELECT 1 FROM clocks.inbox WHERE message_id = $1", again.id),
+                         what="the repeated timer handled")
+    assert [len(log.matching(of_clock(clock_id, kind))) for kind in ("clock.warning", "clock.breached")] == [1, 1]
+    # what the service decided, committed with the inbox claim: published or not yet, still one breach
+    decided = await db.fetchval("SELECT count(*) FROM clocks.outbox WHERE topic = $1 AND position($2 IN"
+                                " convert_from(value, 'UTF8')) > 0 AND position('clock.breached' IN"
+                                " convert_from(value, 'UTF8')) > 0", topics.CLOCKS_EVENTS, clock_id)
+    assert decided == 1
+
+
+async def test_R_CL1_a_start_event_with_an_id_beyond_bounds_is_dead_lettered_naming_the_field_and_the_next_counts(
+        infra, clocks):
+    person_id, team = str(uuid.uuid4()), f"children-response-{uuid.uuid4().hex[:8]}"
+    body = step_created(person_id, "x" * 500, team)  # a step id far beyond any id
+    good = step_created(person_id, str(uuid.uuid4()), team)
+    async with EventLog(infra.bootstrap, [topics.dlq(topics.WORKFLOW_EVENTS), topics.CLOCKS_EVENTS]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, body), (person_id, good)])
+        [letter] = await log.wait_for(lambda m: m.headers.get("dlq_service") == "clocks", 60)
+        await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+    assert letter.headers["dlq_error"].startswith("invalid step.created: key: String should have at most")
+    assert "xxxx" not in letter.headers["dlq_error"]
+
+
+async def test_R_CL4_a_tray_wait_runs_28_days_and_stops_when_the_entry_leaves_the_tray(infra, clocks):
+    run = uuid.uuid4().hex[:8]
+    person_id, entry_id, team = str(uuid.uuid4()), str(uuid.uuid4()), f"adult-care-area-{run}"
+    placed = datetime.now(UTC)
+    added = new_message("tray.entry_added", "tessera/allocation", {
+        "entry_id": entry_id, "person_id": person_id, "team_id": team, "priority": "medium", "complexity": "low",
+        "support": "moderate", "risk": "moderate", "rag": "amber", "placed_at": placed.isoformat(),
+        "next_review_at": (placed + timedelta(days=14)).isoformat(), "actor": f"tm-{run}"}, subject=person_id)
+    removed = new_message("tray.entry_removed", "tessera/allocation", {
+        "entry_id": entry_id, "person_id": person_id, "team_id": team, "reason": "allocated", "days_waiting": 0,
+        "actor": f"tm-{run}"}, subject=person_id)
+    manager = worker_auth(f"tm-{run}", ["team_manager"], [team])
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS]) as log, \
+            httpx.AsyncClient(auth=manager, base_url=clocks.url) as http:
+        await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, added.to_bytes())])
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+        due = london_date(added.time) + timedelta(days=28)
+        assert (started.data["clock"], started.data["due_date"]) == ("planned_work_tray_wait", due.isoformat())
+        [waiting] = (await http.get(f"/teams/{team}/clocks")).json()
+        assert (waiting["person_id"], waiting["status"], waiting["unit"]) == (person_id, "on_track", "days")
+
+        await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, removed.to_bytes())])
+        [stopped] = await log.wait_for(of_clock(started.data["clock_id"], "clock.stopped"))
+        assert (stopped.data["stopped_by"], stopped.data["breached"]) == ("tray.entry_removed", False)
+        assert (await http.get(f"/teams/{team}/clocks")).json() == []

@@ -1,0 +1,175 @@
+"""Statutory clocks, pure: working days in England and Wales (R-CL2), clocks as data (R-CL1), the C&F
+assessment and PWT timescales (R-CL3, R-CL4), pauses (R-CL5) and points fired once (R-CL6)."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.clocks import definitions, domain
+from services.clocks.calendar import WorkingDays, bank_holidays, london_date, start_of_day
+from shared.events.clocks import ClockBreached, ClockPaused, ClockResumed, ClockStarted, ClockStopped, ClockWarning
+
+DAYS = WorkingDays(bank_holidays())
+SHIPPED = definitions.load()
+CFA, PWT = (next(c for c in SHIPPED.clocks if c.name == n)
+            for n in ("child_and_family_assessment", "planned_work_tray_wait"))
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+# --- working days (R-CL2) ---------------------------------------------------------------------------------
+
+def test_R_CL2_weekends_are_not_working_days():
+    assert DAYS.add(date(2024, 6, 7), 1) == date(2024, 6, 10)  # Friday → Monday
+    assert DAYS.add(date(2024, 6, 8), 1) == date(2024, 6, 10)  # Saturday → Monday
+    assert DAYS.add(date(2024, 6, 10), -1) == date(2024, 6, 7)
+    assert DAYS.between(date(2024, 6, 7), date(2024, 6, 10)) == 1
+
+
+@pytest.mark.parametrize(("day", "next_working"), [
+    (date(2024, 3, 28), date(2024, 4, 2)),    # Good Friday and Easter Monday
+    (date(2026, 12, 24), date(2026, 12, 29)),  # Christmas, and Boxing Day (a Saturday) observed on Monday 28th
+    (date(2023, 5, 5), date(2023, 5, 9)),     # the coronation's one-off bank holiday, 8 May 2023
+    (date(2030, 4, 18), date(2030, 4, 23)),   # Easter 2030: computed by the library, typed nowhere
+])
+def test_R_CL2_england_and_wales_bank_holidays_from_the_library_are_not_working_days(day, next_working):
+    assert DAYS.add(day, 1) == next_working
+
+
+def test_R_CL2_scotland_only_holidays_are_working_days_in_england():
+    assert DAYS.is_working_day(date(2026, 1, 2))  # 2 January: a bank holiday in Scotland only
+    assert DAYS.is_working_day(date(2026, 11, 30))  # St Andrew's Day
+
+
+def test_R_CL2_leap_years_count_29_february():
+    assert DAYS.add(date(2024, 2, 28), 1) == date(2024, 2, 29)
+    assert date(2024, 2, 1) + timedelta(days=28) == domain.due_date_of(PWT, date(2024, 2, 1), DAYS)
+    assert domain.due_date_of(PWT, date(2024, 2, 1), DAYS) == date(2024, 2, 29)
+    assert domain.due_date_of(PWT, date(2023, 2, 1), DAYS) == date(2023, 3, 1)
+
+
+def test_R_CL2_a_day_is_a_london_date_across_the_clocks_changing():
+    assert london_date(utc("2026-06-01T23:30:00")) == date(2026, 6, 2)  # 00:30 BST
+    assert london_date(utc("2026-12-01T23:30:00")) == date(2026, 12, 1)  # 23:30 GMT
+    assert start_of_day(date(2026, 3, 29)) == utc("2026-03-29T00:00:00")  # BST begins at 01:00 that day
+    assert start_of_day(date(2026, 3, 30)) == utc("2026-03-29T23:00:00")
+    assert start_of_day(date(2026, 10, 26)) == utc("2026-10-26T00:00:00")  # GMT again
+
+
+# --- the C&F assessment and the PWT wait (R-CL1, R-CL3, R-CL4) --------------------------------------------
+
+def test_R_CL3_a_child_and_family_assessment_is_due_45_working_days_after_referral_warned_5_before():
+    outcome = domain.start(CFA, 1, subject_key="step-1", person_id="p-1", team_id="children-response",
+                           at=utc("2024-01-08T10:00:00"), days=DAYS)
+    clock = outcome.clock
+    assert clock.due_date == date(2024, 3, 11)  # nine weeks of five days, across 29 February
+    [started] = outcome.events
+    assert isinstance(started, ClockStarted) and started.breach_at == utc("2024-03-12T00:00:00")
+    assert [(t.key.rsplit(":", 1)[1], t.due_at) for t in outcome.timers] == [
+        ("warning-5", utc("2024-03-04T00:00:00")), ("breach", utc("2024-03-12T00:00:00"))]
+    assert all(t.payload == {"clock_id": clock.clock_id, "point": t.key.rsplit(":", 1)[1]} for t in outcome.timers)
+
+
+def test_R_CL3_in_summer_the_points_are_london_midnight_in_bst():
+    clock = domain.start(CFA, 1, subject_key="s", person_id="p", team_id="t", at=utc("2024-06-03T09:00:00"),
+                         days=DAYS).clock
+    assert clock.due_date == date(2024, 8, 5)
+    assert [p.at for p in domain.points(clock, DAYS)] == [utc("2024-07-28T23:00:00"), utc("2024-08-05T23:00:00")]
+
+
+def test_R_CL4_a_tray_wait_is_28_calendar_days_warned_a_week_before():
+    clock = domain.start(PWT, 1, subject_key="entry", person_id="p", team_id="t", at=utc("2026-12-01T12:00:00"),
+                         days=DAYS).clock
+    assert clock.due_date == date(2026, 12, 29)
+    assert [(p.name, p.at) for p in domain.points(clock, DAYS)] == [
+        ("warning-7", utc("2026-12-22T00:00:00")), ("breach", utc("2026-12-30T00:00:00"))]
+
+
+def test_R_CL1_the_shipped_clocks_start_and_stop_on_the_events_named():
+    created = {"step_id": "s1", "person_id": "p", "step_type": "Child and Family Assessment and Plan",
+               "assignee": {"kind": "team", "id": "children-response"}, "provenance": {"rule": "referral intake"}}
+    assert domain.starts_of(SHIPPED.clocks, "workflow.events", "step.created", created) == [CFA]
+    update = {**created, "provenance": {"rule": "R-NA1 next action"}}
+    assert domain.starts_of(SHIPPED.clocks, "workflow.events", "step.created", update) == []
+    assert domain.moves_of(SHIPPED.clocks, "workflow.events", "step.finished", {"step_id": "s1"}) == [
+        domain.Move(CFA.name, "s1", "stop")]
+    assert domain.moves_of(SHIPPED.clocks, "allocation.events", "case.allocated", {"removed_entry_id": None}) == []
+
+
+def test_R_CL1_a_broken_clocks_file_is_refused_naming_every_field():
+    broken = """
+version: 1
+clocks:
+  - name: Bad Name
+    title: x
+    rule: R-CL3
+    starts: {topic: referrals.events, type: x, key: id, team: t}
+    stops: []
+    length: {working_days: 10, days: 3}
+    warnings: [12]
+    concerns: team_manager
+"""
+    with pytest.raises(definitions.InvalidClocks) as refused:
+        definitions.parse(broken, "clocks.yaml")
+    message = str(refused.value)
+    for field in ("clocks.0.name", "clocks.0.starts.topic", "clocks.0.stops", "clocks.0.length"):
+        assert field in message
+    assert message.startswith("clocks.yaml: ")
+
+
+# --- points fire once; pauses; stops (R-CL5, R-CL6) ---------------------------------------------------------
+
+def started(at: str = "2024-01-08T10:00:00") -> domain.Clock:
+    return domain.start(CFA, 1, subject_key="s", person_id="p", team_id="t", at=utc(at), days=DAYS).clock
+
+
+def test_R_CL6_a_warning_and_the_breach_each_fire_once():
+    clock = started()
+    warning_at, breach_at = (p.at for p in domain.points(clock, DAYS))
+    warned = domain.fire(clock, point="warning-5", due_at=warning_at, now=warning_at, days=DAYS)
+    assert warned is not None and isinstance(warned.events[0], ClockWarning)
+    assert warned.events[0].days_before == 5 and warned.clock.status == "at_risk"
+    assert domain.fire(warned.clock, point="warning-5", due_at=warning_at, now=warning_at, days=DAYS) is None
+    breached = domain.fire(warned.clock, point="breach", due_at=breach_at, now=breach_at, days=DAYS)
+    assert breached is not None and isinstance(breached.events[0], ClockBreached)
+    assert breached.clock.status == "breached" and domain.points(breached.clock, DAYS) == []
+    assert domain.fire(breached.clock, point="breach", due_at=breach_at, now=breach_at, days=DAYS) is None
+
+
+def test_R_CL5_a_pause_across_christmas_moves_the_due_date_by_the_working_days_paused():
+    clock = started("2026-11-02T10:00:00")
+    assert clock.due_date == date(2027, 1, 7)
+    paused = domain.pause(clock, at=utc("2026-12-18T15:00:00"), reason="child in hospital", days=DAYS)
+    assert paused is not None and paused.clock.state == "paused"
+    assert (paused.clock.paused_reason, paused.clock.paused_at) == ("child in hospital", utc("2026-12-18T15:00:00"))
+    assert isinstance(paused.events[0], ClockPaused)
+    assert {t.key for t in paused.timers} == {domain.timer_key(clock.clock_id, p) for p in ("warning-5", "breach")}
+    assert domain.fire(paused.clock, point="breach", due_at=clock.breach_at, now=clock.breach_at, days=DAYS) is None
+    # 18 Dec to 4 Jan: 18, 21–24, 29–31 Dec are working days; 25 and 28 Dec (Boxing Day observed), 1 Jan are not
+    resumed = domain.resume(paused.clock, at=utc("2027-01-04T09:00:00"), days=DAYS)
+    assert resumed is not None and isinstance(resumed.events[0], ClockResumed)
+    assert resumed.events[0].paused_days == 8
+    assert resumed.clock.due_date == date(2027, 1, 19) == DAYS.add(date(2027, 1, 7), 8)
+    assert [(t.key.rsplit(":", 1)[1], t.due_at) for t in resumed.timers] == [
+        ("warning-5", start_of_day(date(2027, 1, 12))), ("breach", start_of_day(date(2027, 1, 20)))]
+    stale = domain.fire(resumed.clock, point="breach", due_at=clock.breach_at, now=clock.breach_at, days=DAYS)
+    assert stale is None  # the timer set before the pause no longer counts
+
+
+def test_R_CL5_a_clock_paused_and_resumed_the_same_day_loses_no_days():
+    paused = domain.pause(started(), at=utc("2024-01-10T09:00:00"), reason="r", days=DAYS)
+    assert paused is not None
+    resumed = domain.resume(paused.clock, at=utc("2024-01-10T17:00:00"), days=DAYS)
+    assert resumed is not None and resumed.clock.due_date == date(2024, 3, 11)
+
+
+def test_R_CL6_a_stopped_clock_withdraws_its_timers_and_fires_nothing():
+    clock = started()
+    outcome = domain.stop(clock, at=utc("2024-02-01T12:00:00"), by="step.finished", days=DAYS)
+    assert outcome is not None and isinstance(outcome.events[0], ClockStopped)
+    assert outcome.events[0].breached is False
+    assert {type(t) for t in outcome.timers} == {domain.CancelTimer}
+    assert domain.stop(outcome.clock, at=utc("2024-02-02T12:00:00"), by="step.cancelled", days=DAYS) is None
+    assert domain.fire(outcome.clock, point="breach", due_at=clock.breach_at, now=clock.breach_at, days=DAYS) is None
