@@ -118,6 +118,13 @@ def _entry(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
         "last_contacted": row["last_contacted"], "escalated_at": _iso(row["escalated_at"]),
         "removed_at": _iso(row["removed_at"]), "removed_reason": row["removed_reason"],
         "version": row["version"],
+        # R-T3: the matrix's rating, and the professional judgement that differs from it (who, why, when)
+        "matrix_rag": row["matrix_rag"] or row["rag"], "rag_overridden": row["rag_override_reason"] is not None,
+        "rag_override_reason": row["rag_override_reason"], "rag_overridden_by": row["rag_overridden_by"],
+        "rag_overridden_at": _iso(row["rag_overridden_at"]),
+        # R-T5: a next review date set by hand, with its reason
+        "next_review_reason": row["next_review_reason"], "next_review_set_by": row["next_review_set_by"],
+        "next_review_set_at": _iso(row["next_review_set_at"]),
     }
 
 
