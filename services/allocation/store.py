@@ -102,6 +102,11 @@ async def record_urgent_actions_done(conn: asyncpg.Connection, person_id: str, a
                        " WHERE person_id = $1", uuid.UUID(person_id), at, by)
 
 
+async def urgency_of(conn: Conn, person_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT urgency, urgent_actions_done_at, urgent_actions_done_by FROM cases"
+                               " WHERE person_id = $1", person_id)
+
+
 async def bump_case(conn: asyncpg.Connection, person_id: str, version: int) -> bool:
     """Optimistic lock: True only if nobody changed the case since `version` was read."""
     done = await conn.fetchval(

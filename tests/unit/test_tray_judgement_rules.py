@@ -182,3 +182,16 @@ def test_R_T5_a_review_returns_the_next_review_to_the_rag_schedule() -> None:
                                                         note="x")).entry
     assert reviewed is not None and reviewed.next_review_reason is None
     assert reviewed.next_review_at == domain.next_review_at("amber", NOW)
+
+
+# --- the desk's RAG guide (seed 004) -----------------------------------------------------------
+
+def test_R_T3_the_desks_rag_guide_prints_the_allocation_matrix_and_every_high_risk_indicator() -> None:
+    from services.web.trays import rag_guide
+
+    guide = rag_guide()
+    printed = {(support, risk): rag for support, row in guide["matrix"].items() for risk, rag in row.items()}
+    assert printed == domain.RAG_MATRIX
+    assert [s["value"] for s in guide["support"]] == ["none", "moderate", "full"]
+    assert [r["value"] for r in guide["risk"]] == ["high", "moderate", "low"]
+    assert len(guide["high_risk_indicators"]["items"]) == 13  # the guide's list, in full
