@@ -208,14 +208,15 @@ def tray_add(ctx: Context, case: Case, command: cmd.AddToTray) -> Decision:
         reasons.append(reason("duplicate", f"the person is already on the tray of team {case.open_entry.team_id}",
                               "person_id"))
     check(reasons)
+    matrix = rag_rating(command.support, command.risk)
     rated = overridden(TrayEntry(
         entry_id=next(ctx.ids), person_id=case.person_id, team_id=command.team_id, priority=command.priority,
         urgent=command.urgent, complexity=command.complexity, support=command.support, risk=command.risk,
-        rag="green", rationale=command.rationale, placed_at=ctx.now, placed_by=ctx.actor.worker_id,
-        next_review_at=ctx.now,
+        rag=matrix, rationale=command.rationale, placed_at=ctx.now, placed_by=ctx.actor.worker_id,
+        next_review_at=next_review_at(matrix, ctx.now),
     ), ctx, command.rag_override, command.rag_override_reason)
     rag = rated.rag
-    entry = replace(rated, next_review_at=next_review_at(rag, ctx.now))
+    entry = replace(rated, next_review_at=next_review_at(rag, ctx.now))  # reviews follow the RAG chosen
     added = TrayEntryAdded(
         entry_id=entry.entry_id, person_id=entry.person_id, team_id=entry.team_id, priority=command.priority,
         complexity=command.complexity, support=command.support, risk=command.risk, rag=rag,
