@@ -141,7 +141,7 @@ async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> L
             if pid is None:
                 raise Refused([_reason("not_found", "no such relationship", "relationship_id")])
             return Looked(person_id=pid)
-        case cmd.ReviewTrayEntry() | cmd.RemoveFromTray():
+        case cmd.ReviewTrayEntry() | cmd.RemoveFromTray() | cmd.SetTrayNextReview():
             pid = await store.person_of_entry(pool, command.entry_id)
             if pid is None:
                 raise Refused([_reason("not_found", "no such tray entry", "entry_id")])
@@ -200,7 +200,7 @@ async def _decide(conn: asyncpg.Connection, readers: Readers, command: cmd.Comma
 
 async def _entry_for(conn: asyncpg.Connection,
                      command: cmd.Command) -> domain.TrayEntry | domain.ReviewTrayEntry | None:
-    if isinstance(command, cmd.ReviewTrayEntry | cmd.RemoveFromTray):
+    if isinstance(command, cmd.ReviewTrayEntry | cmd.RemoveFromTray | cmd.SetTrayNextReview):
         return await store.load_entry(conn, command.entry_id)
     if isinstance(command, cmd.RemoveFromReviewTray):
         return await store.load_review_entry(conn, command.entry_id)
@@ -230,6 +230,10 @@ def _decision(conn_entry: domain.TrayEntry | domain.ReviewTrayEntry | None, ctx:
             return domain.tray_review(ctx, conn_entry, command)  # type: ignore[arg-type]
         case cmd.RemoveFromTray():
             return domain.tray_remove(ctx, conn_entry, command)  # type: ignore[arg-type]
+        case cmd.SetTrayNextReview():
+            return domain.tray_set_next_review(ctx, conn_entry, command)  # type: ignore[arg-type]
+        case cmd.RecordUrgentActionsDone():
+            return domain.record_urgent_actions(ctx, case, command)
         case cmd.AddToReviewTray():
             return domain.review_tray_add(ctx, case, command)
         case cmd.RemoveFromReviewTray():
@@ -255,6 +259,8 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
         await store.save_worker_relationship(conn, rel)
     for org in decision.org_relationships:
         await store.save_org_relationship(conn, org)
+    if decision.urgent_actions_done is not None:
+        await store.record_urgent_actions_done(conn, case.person_id, *decision.urgent_actions_done)
     if not await store.bump_case(conn, case.person_id, case.version):
         raise Refused([_reason("conflict", "the case changed meanwhile")])
 

@@ -75,6 +75,18 @@ async def trays_of_person(person_id: uuid.UUID, request: Request) -> list[dict[s
             for r in await store.open_trays_of(_pool(request), person_id)]
 
 
+@router.get("/people/{person_id}/urgency")
+async def urgency_of_person(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """R-T2: the latest referral's urgency as allocation knows it, and Duty's record of the urgent actions done
+    (`may_be_placed`: not urgent, or urgent with the actions done)."""
+    row = await store.urgency_of(_pool(request), person_id)
+    urgency = row["urgency"] if row else None
+    done_at = row["urgent_actions_done_at"] if row else None
+    return {"person_id": str(person_id), "urgency": urgency, "urgent_actions_done_at": _iso(done_at),
+            "urgent_actions_done_by": row["urgent_actions_done_by"] if row else None,
+            "may_be_placed": urgency != "urgent" or done_at is not None}
+
+
 def _target(value: str, name: str) -> Target:
     kind, _, ident = value.partition(":")
     if kind not in ("worker", "team") or not ident:
@@ -118,6 +130,13 @@ def _entry(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
         "last_contacted": row["last_contacted"], "escalated_at": _iso(row["escalated_at"]),
         "removed_at": _iso(row["removed_at"]), "removed_reason": row["removed_reason"],
         "version": row["version"],
+        # R-T3: the matrix's rating, and the professional judgement that differs from it (who, why, when)
+        "matrix_rag": row["matrix_rag"] or row["rag"], "rag_overridden": row["rag_override_reason"] is not None,
+        "rag_override_reason": row["rag_override_reason"], "rag_overridden_by": row["rag_overridden_by"],
+        "rag_overridden_at": _iso(row["rag_overridden_at"]),
+        # R-T5: a next review date set by hand, with its reason
+        "next_review_reason": row["next_review_reason"], "next_review_set_by": row["next_review_set_by"],
+        "next_review_set_at": _iso(row["next_review_set_at"]),
     }
 
 

@@ -14,7 +14,8 @@ Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 ENTRY_COLUMNS = (
     "entry_id, person_id, team_id, priority, urgent, complexity, support, risk, rag, rationale, placed_at,"
     " placed_by, next_review_at, version, review_overdue, reviews, last_reviewed_at, last_contacted,"
-    " escalated_at, red_escalated, removed_at, removed_reason"
+    " escalated_at, red_escalated, removed_at, removed_reason, matrix_rag, rag_override_reason, rag_overridden_by,"
+    " rag_overridden_at, next_review_reason, next_review_set_by, next_review_set_at"
 )
 REVIEW_COLUMNS = ("entry_id, person_id, team_id, review_due, reason, added_at, added_by, version, due_at,"
                   " removed_at, removed_by, removed_reason")
@@ -58,7 +59,12 @@ async def record_referral(conn: Conn, person_id: str, urgency: str, service: str
         " VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (person_id) DO UPDATE SET urgency = EXCLUDED.urgency, service = EXCLUDED.service,"
         " ordinarily_resident = COALESCE(EXCLUDED.ordinarily_resident, cases.ordinarily_resident),"
-        " updated_at = EXCLUDED.updated_at",
+        " updated_at = EXCLUDED.updated_at,"
+        # R-T2: a later urgent referral needs Duty's urgent actions again
+        " urgent_actions_done_at = CASE WHEN EXCLUDED.urgency = 'urgent'"
+        " AND EXCLUDED.updated_at > cases.urgent_actions_done_at THEN NULL ELSE cases.urgent_actions_done_at END,"
+        " urgent_actions_done_by = CASE WHEN EXCLUDED.urgency = 'urgent'"
+        " AND EXCLUDED.updated_at > cases.urgent_actions_done_at THEN NULL ELSE cases.urgent_actions_done_by END",
         uuid.UUID(person_id), urgency, service, ordinarily_resident, at,
     )
 
@@ -72,7 +78,8 @@ async def lock_case(conn: asyncpg.Connection, person_id: str) -> domain.Case:
     pid = uuid.UUID(person_id)
     await conn.execute("INSERT INTO cases (person_id) VALUES ($1) ON CONFLICT DO NOTHING", pid)
     row = await conn.fetchrow(
-        "SELECT version, urgency, ordinarily_resident FROM cases WHERE person_id = $1 FOR UPDATE", pid)
+        "SELECT version, urgency, ordinarily_resident, urgent_actions_done_at, urgent_actions_done_by FROM cases"
+        " WHERE person_id = $1 FOR UPDATE", pid)
     workers, orgs = await relationships_of(conn, pid)
     entry = await conn.fetchrow(
         f"SELECT {ENTRY_COLUMNS} FROM tray_entries WHERE person_id = $1 AND removed_at IS NULL", pid)
@@ -85,7 +92,19 @@ async def lock_case(conn: asyncpg.Connection, person_id: str) -> domain.Case:
         org_relationships=tuple(_org_rel(r) for r in orgs),
         open_entry=entry_of(entry) if entry else None,
         open_review_entry=review_entry_of(review) if review else None,
+        urgent_actions_done_at=row["urgent_actions_done_at"], urgent_actions_done_by=row["urgent_actions_done_by"],
     )
+
+
+async def record_urgent_actions_done(conn: asyncpg.Connection, person_id: str, at: datetime, by: str) -> None:
+    """R-T2: Duty recorded that the urgent actions are done (who, when)."""
+    await conn.execute("UPDATE cases SET urgent_actions_done_at = $2, urgent_actions_done_by = $3"
+                       " WHERE person_id = $1", uuid.UUID(person_id), at, by)
+
+
+async def urgency_of(conn: Conn, person_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT urgency, urgent_actions_done_at, urgent_actions_done_by FROM cases"
+                               " WHERE person_id = $1", person_id)
 
 
 async def bump_case(conn: asyncpg.Connection, person_id: str, version: int) -> bool:

@@ -108,6 +108,10 @@ class Allocation(_Reader):
     async def entry(self, entry_id: str) -> dict[str, Any] | None:
         return await self.get(f"/tray/entries/{q(entry_id)}")
 
+    async def urgency(self, person_id: str) -> dict[str, Any] | None:
+        """R-T2: the referral's urgency and whether Duty has recorded the urgent actions done."""
+        return await self.get(f"/people/{q(person_id)}/urgency")
+
 
     async def review_tray(self, team_id: str) -> dict[str, Any] | None:
         """R-T8: the team's Review tray, soonest review first, each entry marked `due` and `overdue`."""

@@ -3,7 +3,7 @@ the access audit."""
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.web import store, trays
-from services.web.auth import User
+from services.web.auth import TRAY_ROLES, User
 from services.web.pages import (
     NoAccess,
     back,
@@ -85,11 +85,14 @@ async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days
     escalated = sorted((e for e in whole if e.get("escalated_at")), key=lambda e: e["escalated_at"], reverse=True)
     reviews_due = [e for e in whole if e.get("review_overdue")]
     people = {e["person_id"] for e in [*entries, *whole]}
+    members = await team_members(request, team)
+    managers = [m for m in members if TRAY_ROLES & set(m["roles"]) and m["user_id"] != user.user_id]
     return await render(request, "tray.html", user, team=team, listing=listing, entries=entries, report=summary,
                         escalated=escalated, reviews_due=reviews_due,
                         query=query, sorts=TRAY_SORTS, names=await r.names(people),
-                        members=await team_members(request, team), title="Planned Work Tray",
-                        today=date.today().isoformat())
+                        members=members, managers=managers, title="Planned Work Tray",
+                        today=date.today().isoformat(), tomorrow=(date.today() + timedelta(days=1)).isoformat(),
+                        month_ahead=(date.today() + timedelta(days=28)).isoformat())
 
 
 @router.post("/people/{person_id}/tray")
@@ -102,13 +105,28 @@ async def tray_add(request: Request, person_id: str) -> Response:
     outcome = await send(request, user, "tray.add", key=person_id, person_id=person_id, team_id=team,
                          rationale=form_value(form, "rationale"), priority=form_value(form, "priority"),
                          urgent=form.get("urgent") == "true", complexity=form_value(form, "complexity"),
-                         support=form_value(form, "support"), risk=form_value(form, "risk"))
+                         support=form_value(form, "support"), risk=form_value(form, "risk"),
+                         rag_override=form_value(form, "rag_override"),
+                         rag_override_reason=form_value(form, "rag_override_reason"))
     added = outcome.of("tray.entry_added")
     if added:
         await _in_access_audit(request, user, person_id, "tray_placement", f"placed on the tray of {team}")
     await report(request, outcome, f"Placed on the Planned Work Tray of {team}"
                  + (f": RAG {added['rag'].upper()}." if added else "."))
     return back(f"/tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
+
+
+@router.post("/people/{person_id}/urgent-actions")
+async def urgent_actions_done(request: Request, person_id: str) -> Response:
+    """R-T2: Duty records that an urgent referral's urgent actions are done; then it may go on a tray."""
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    person_id = checked_uuid(person_id)
+    await _may_open(request, user, person_id)
+    outcome = await send(request, user, "urgent_actions.record", key=person_id, person_id=person_id,
+                         note=form_value(form, "note"))
+    await report(request, outcome, "Urgent actions recorded as done: the case may now go on a Planned Work Tray.")
+    return back(f"/people/{person_id}#urgent-actions")
 
 
 async def _entry(request: Request, entry_id: str) -> dict[str, Any]:
@@ -130,9 +148,17 @@ async def tray_action(request: Request, entry_id: str, action: str) -> Response:
                              priority=form_value(form, "priority"), complexity=form_value(form, "complexity"),
                              support=form_value(form, "support"), risk=form_value(form, "risk"),
                              increased_risk=form.get("increased_risk") == "true",
+                             rag_override=form_value(form, "rag_override"),
+                             rag_override_reason=form_value(form, "rag_override_reason"),
+                             notify_worker_ids=[str(w) for w in form.getlist("notify_worker_ids")],
                              expected_version=entry.get("version"))
         reviewed = outcome.of("tray.entry_reviewed")
         await report(request, outcome, "Review recorded" + (f": RAG {reviewed['rag'].upper()}." if reviewed else "."))
+    elif action == "next-review":
+        outcome = await send(request, user, "tray.set_next_review", key=key, entry_id=entry["entry_id"],
+                             next_review_on=form_value(form, "next_review_on"), reason=form_value(form, "reason"),
+                             expected_version=entry.get("version"))
+        await report(request, outcome, f"Next review set to {form.get('next_review_on')}.")
     elif action == "allocate":
         await _may_open(request, user, key)
         outcome = await _allocate(request, user, key, form_value(form, "worker_id"), entry["team_id"])

@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.web import access, auth, chronology, forms, packs, store
+from services.web import access, auth, chronology, forms, packs, store, trays
 from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
@@ -34,6 +34,7 @@ STATE_NAMES = {"incoming": "Incoming", "incomplete": "Incomplete", "returned": "
                "cancelled": "Cancelled"}
 templates.env.globals["state_names"] = STATE_NAMES
 templates.env.globals["london"] = chronology.LONDON
+templates.env.globals["rag_guide"] = trays.rag_guide()  # R-T3: shown wherever a RAG is chosen
 
 
 class SignInRequired(Exception):
@@ -296,6 +297,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
         if s["state"] in ("incoming", "future") or s["state"] in WORKING:
             buckets[bucket].append(s)
     others = {rel["other_person_id"] for rel in record.get("relationships", [])}
+    urgency = await r.allocation.urgency(person_id) if user.does_duty and not moment else None
     tray_entries = []
     for team in user.team_ids if user.runs_trays else ():
         tray = await r.allocation.tray(team, limit=1000)
@@ -313,7 +315,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
                         names=await r.names(others), why=why,
-                        tray_entries=tray_entries, members=members, title=_name(record),
+                        tray_entries=tray_entries, members=members, title=_name(record), urgency=urgency,
                         as_at_words=chronology.as_at_label(moment) if moment else "",
                         chronology=events, history_missing=history is None,
                         steps_unread=sum(1 for s in full_steps if s is None),

@@ -1,7 +1,21 @@
-"""How the desk marks a Review tray entry (R-T8): pure, from the allocation service's entry JSON."""
+"""How the desk shows the trays: a Review tray entry's mark (R-T8), from the allocation service's entry JSON, and
+the guide's RAG definitions and high-risk indicators wherever a RAG is chosen (R-T3, `rag_guide.yaml`)."""
 
+import functools
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+RAG_GUIDE_FILE = Path(__file__).parent / "rag_guide.yaml"
+
+
+@functools.cache
+def rag_guide() -> dict[str, Any]:
+    """Seed 004's definitions of support and risk of harm, its high-risk indicators and its matrix."""
+    guide: dict[str, Any] = yaml.safe_load(RAG_GUIDE_FILE.read_text(encoding="utf-8"))
+    return guide
 
 
 def _days(n: int) -> str:

@@ -20,6 +20,8 @@ def _lower(value: object) -> object:
 Level = Annotated[Literal["high", "medium", "low"], BeforeValidator(_lower)]
 Support = Annotated[Literal["none", "moderate", "full"], BeforeValidator(_lower)]
 Risk = Annotated[Literal["high", "moderate", "low"], BeforeValidator(_lower)]
+Rag = Annotated[Literal["red", "amber", "green"], BeforeValidator(_lower)]
+MAX_NOTIFIED = 50  # as a case note's notify list (R-P3)
 
 
 class _Command(Command):
@@ -95,10 +97,17 @@ class AddToTray(_Command):
     complexity: Level
     support: Support
     risk: Risk
+    # R-T3 professional judgement: a RAG other than the matrix's, always with the reason
+    rag_override: Rag | None = None
+    rag_override_reason: Text | None = None
 
 
 class ReviewTrayEntry(_Command):
-    """Record a review of a tray entry; may change priority, complexity or RAG (R-T5, R-T6)."""
+    """Record a review contact of a tray entry; may change priority, complexity or RAG (R-T5, R-T6).
+
+    By the tray team's Team Managers, Team Leaders, Assistant Team Managers and practitioners; the TM/TL
+    who placed the case and every worker in `notify_worker_ids` are notified on its "PWT" case note.
+    """
 
     TYPE: ClassVar[str] = "tray.review"
     entry_id: uuid.UUID
@@ -109,6 +118,9 @@ class ReviewTrayEntry(_Command):
     support: Support | None = None
     risk: Risk | None = None
     increased_risk: bool = False
+    rag_override: Rag | None = None
+    rag_override_reason: Text | None = None
+    notify_worker_ids: list[Id] = Field(default_factory=list, max_length=MAX_NOTIFIED)
 
 
 class RemoveFromTray(_Command):
@@ -117,6 +129,23 @@ class RemoveFromTray(_Command):
     TYPE: ClassVar[str] = "tray.remove"
     entry_id: uuid.UUID
     reason: Text
+
+
+class SetTrayNextReview(_Command):
+    """Set an entry's next review date by hand (worker absence, change of circumstances), with the reason (R-T5)."""
+
+    TYPE: ClassVar[str] = "tray.set_next_review"
+    entry_id: uuid.UUID
+    next_review_on: SaneDate
+    reason: Text
+
+
+class RecordUrgentActionsDone(_Command):
+    """Duty records that the urgent and immediate actions of an urgent referral are done (R-T2)."""
+
+    TYPE: ClassVar[str] = "urgent_actions.record"
+    person_id: uuid.UUID
+    note: Text
 
 
 class AddToReviewTray(_Command):
@@ -141,7 +170,7 @@ COMMANDS: dict[str, type[Command]] = {
     model.TYPE: model
     for model in (
         AddWorkerRelationship, EndWorkerRelationship, AddOrgRelationship, EndOrgRelationship,
-        AllocateCase, ReassignCase, AddToTray, ReviewTrayEntry, RemoveFromTray, AddToReviewTray,
-        RemoveFromReviewTray,
+        AllocateCase, ReassignCase, AddToTray, ReviewTrayEntry, RemoveFromTray, SetTrayNextReview,
+        RecordUrgentActionsDone, AddToReviewTray, RemoveFromReviewTray,
     )
 }

@@ -114,6 +114,8 @@ class TrayEntryAdded(_Event):
     placed_at: SaneDatetime
     next_review_at: SaneDatetime
     actor: IdText
+    matrix_rag: Rag | None = None  # R-T3: the matrix's; differs from `rag` when overridden by judgement
+    rag_override_reason: FreeText | None = None
 
 
 class TrayEntryReviewed(_Event):
@@ -134,6 +136,8 @@ class TrayEntryReviewed(_Event):
     next_review_at: SaneDatetime
     version: Version
     actor: IdText
+    matrix_rag: Rag | None = None
+    rag_override_reason: FreeText | None = None
 
 
 class TrayEntryEscalated(_Event):
@@ -158,6 +162,30 @@ class TrayEntryRemoved(_Event):
     team_id: IdText
     reason: FreeText
     days_waiting: Count
+    actor: IdText
+
+
+class TrayNextReviewSet(_Event):
+    """An entry's next review was set by hand, with the reason; its review timer moved (R-T5)."""
+
+    TYPE: ClassVar[str] = "tray.next_review_set"
+    entry_id: IdText
+    person_id: IdText
+    team_id: IdText
+    next_review_at: SaneDatetime
+    previous_next_review_at: SaneDatetime
+    reason: FreeText
+    version: Version
+    actor: IdText
+
+
+class UrgentActionsRecorded(_Event):
+    """Duty recorded that the urgent actions of an urgent referral are done: the case may go on a tray (R-T2)."""
+
+    TYPE: ClassVar[str] = "urgent_actions.recorded"
+    person_id: IdText
+    note: FreeText
+    recorded_at: SaneDatetime
     actor: IdText
 
 

@@ -217,10 +217,13 @@ def test_R_T1_placing_writes_a_pwt_note_with_the_rationale() -> None:
     assert note.title == "PWT" and "No capacity until July" in note.text
 
 
-def test_R_T1_only_a_manager_reviews_or_removes() -> None:
+def test_R_T1_R_T5_only_a_manager_removes_and_only_the_teams_practitioners_and_managers_review() -> None:
     entry = placed()
-    assert refused(domain.tray_review, ctx(SW), entry,
-                   command("tray.review", SW, entry_id=entry.entry_id, contacted=True, note="x")) == ["role"]
+    admin = {**SW, "worker_id": "bs1", "roles": ["business_support"]}
+    assert refused(domain.tray_review, ctx(admin), entry,
+                   command("tray.review", admin, entry_id=entry.entry_id, contacted=True, note="x")) == ["role"]
+    assert domain.tray_review(ctx(SW), entry, command("tray.review", SW, entry_id=entry.entry_id, contacted=True,
+                                                      note="x")).entry is not None
     assert refused(domain.tray_remove, ctx(SW), entry,
                    command("tray.remove", SW, entry_id=entry.entry_id, reason="x")) == ["role"]
 

@@ -16,9 +16,11 @@ from services.allocation.domain.allocation import (
 from services.allocation.domain.closure import CLOSURE_REASON, close_case, closure_date
 from services.allocation.domain.model import (
     ALLOCATING_ROLES,
+    DUTY_ROLES,
     LONDON,
     OWNER,
     REVIEW_TRAY_ROLES,
+    TRAY_REVIEW_ROLES,
     TRAY_ROLES,
     Case,
     CaseNote,
@@ -68,8 +70,10 @@ from services.allocation.domain.trays import (
     escalation_due_at,
     escalation_reasons,
     next_review_at,
+    next_review_by_hand_at,
     past_wait_target,
     rag_rating,
+    record_urgent_actions,
     red_over_a_month,
     timer_due,
     tray_add,
@@ -77,6 +81,7 @@ from services.allocation.domain.trays import (
     tray_permission_reasons,
     tray_remove,
     tray_review,
+    tray_set_next_review,
 )
 from shared.actor import CROSS_TEAM_ROLES, Actor
 
@@ -85,6 +90,8 @@ __all__ = [
     "Rag",
     "LONDON",
     "TRAY_ROLES",
+    "TRAY_REVIEW_ROLES",
+    "DUTY_ROLES",
     "REVIEW_TRAY_ROLES",
     "ALLOCATING_ROLES",
     "CROSS_TEAM_ROLES",
@@ -136,6 +143,9 @@ __all__ = [
     "tray_add",
     "tray_review",
     "tray_remove",
+    "tray_set_next_review",
+    "record_urgent_actions",
+    "next_review_by_hand_at",
     "timer_due",
     "REVIEW_TRAY_TIMER",
     "review_tray_due_at",

@@ -12,13 +12,19 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from shared.actor import MANAGER_ROLES, Actor
+from shared.actor import MANAGER_ROLES, Actor, held_roles
 from shared.commands.base import Reason
 from shared.events.allocation import Level
 
 Rag = Literal["red", "amber", "green"]
 LONDON = ZoneInfo("Europe/London")
 TRAY_ROLES = frozenset({"team_manager", "team_leader"})
+# R-T5 (seed 004 "Reviewing the PWT"): the check-in calls are made by the team's social care workers and
+# their managers; a Wellbeing team's practitioners are its Generic Support Officers (seed 000)
+PRACTITIONER_ROLES = frozenset({"social_worker", "gso"})
+TRAY_REVIEW_ROLES = TRAY_ROLES | {"assistant_team_manager"} | PRACTITIONER_ROLES
+# R-T2 (seed 004 "Principles"): urgent needs are actioned from the Duty Point, by its workers and managers
+DUTY_ROLES = frozenset({"social_worker", "team_manager", "team_leader", "assistant_team_manager"})
 REVIEW_TRAY_ROLES = frozenset({"team_manager", "team_leader", "assistant_team_manager"})
 ALLOCATING_ROLES = MANAGER_ROLES  # managers above the teams (CROSS_TEAM_ROLES) allocate to any team
 OWNER = "allocation"
@@ -127,6 +133,13 @@ class TrayEntry:
     red_escalated: bool = False
     removed_at: datetime | None = None
     removed_reason: str | None = None
+    matrix_rag: Rag | None = None  # R-T3: the matrix's rating; `rag` differs only by professional judgement
+    rag_override_reason: str | None = None
+    rag_overridden_by: str | None = None
+    rag_overridden_at: datetime | None = None
+    next_review_reason: str | None = None  # R-T5: set when the next review date was chosen by hand
+    next_review_set_by: str | None = None
+    next_review_set_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
@@ -167,6 +180,8 @@ class Case:
     org_relationships: tuple[OrgRelationship, ...] = ()
     open_entry: TrayEntry | None = None
     open_review_entry: ReviewTrayEntry | None = None
+    urgent_actions_done_at: datetime | None = None  # R-T2: Duty's record that the urgent actions are done
+    urgent_actions_done_by: str | None = None
 
     @property
     def open_worker_relationships(self) -> tuple[WorkerRelationship, ...]:
@@ -241,6 +256,7 @@ class Decision:
     cancelled_timers: tuple[str, ...] = ()
     review_entry: ReviewTrayEntry | None = None
     new_review_entry: bool = False
+    urgent_actions_done: tuple[datetime, str] | None = None  # R-T2: Duty's record to save (when, by whom)
 
     def __add__(self, other: "Decision") -> "Decision":
         return Decision(
@@ -255,6 +271,7 @@ class Decision:
             cancelled_timers=self.cancelled_timers + other.cancelled_timers,
             review_entry=other.review_entry or self.review_entry,
             new_review_entry=self.new_review_entry or other.new_review_entry,
+            urgent_actions_done=other.urgent_actions_done or self.urgent_actions_done,
         )
 
 
@@ -275,6 +292,11 @@ class Context:
 
 
 # --- checks shared by allocation and the trays ------------------------------------------------
+
+
+def holds(actor: Actor, roles: frozenset[str]) -> bool:
+    """The actor holds one of `roles`, a team-specific role counting as its generic one (a locality social worker)."""
+    return bool(held_roles(actor.roles) & roles)
 
 
 def team_member_reasons(actor: Actor, team_id: str, action: str) -> list[Reason]:
