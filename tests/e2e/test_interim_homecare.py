@@ -83,8 +83,7 @@ async def test_R_F2_sts_to_brokerage_to_lack_of_provision_to_interim_homecare_to
         assert listed["since"] == datetime.fromisoformat(timer.data["due_at"]).isoformat()
 
         # 3. the STS DSO passes the PSP to the interim DSO, sent at once with the reason ...
-        psp = (await commands.send("step.start_new", sts_dso, key=person_id, person_id=person_id,
-                                   step_type=PSP)).ok().of("step.created")["step_id"]
+        psp = await commands.given_step(sts_dso, person_id, PSP)
         (await commands.send("step.save", sts_dso, key=person_id, step_id=psp, values={
             "psp_goals": "Washing and dressing", "psp_visits": "Two calls a day",
             "interim_capacity_agreed": True, "scheduling_notified": True,

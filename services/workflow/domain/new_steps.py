@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.workflow.domain.access import finisher_problems
+from services.workflow.domain.access import finisher_problems, start_problems
 from services.workflow.domain.dates import london_date
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
@@ -121,19 +121,29 @@ def created_event(step: Step) -> StepCreated:
 
 
 def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> Decision:
-    """R-W1: Start > New opens a new workflow; assigned to self it is started at once."""
+    """R-W1, R-W12: Start > New opens a new workflow, for the step types and workers the pack names."""
     step_type = command.step_type
     if step_type not in ctx.packs.step_types():
         raise RuleBroken([reason("unknown_step_type", f"no pack defines step type {step_type!r}",
                                  field="step_type")])
+    check(start_problems(ctx.packs.step(step_type), ctx.actor, ctx.packs.team_name))
+    target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
+    return open_workflow(ctx, step_type, str(command.person_id), target, workflow_id=workflow_id)
+
+
+def open_workflow(
+    ctx: Context, step_type: str, person_id: str, target: cmd.Target, *, workflow_id: str,
+) -> Decision:
+    """A new workflow whose first step is `step_type`; assigned to the actor it is started at once.
+
+    The case rules of a new step apply (R-K2 one Future Work, R-K5 two TWRs, R-W11 the manager's step).
+    """
     existing = open_future_work(ctx) if is_future_work(ctx.packs, step_type) else None
     if existing is not None:
         raise RuleBroken([one_future_work(existing, field="step_type")])
     check(twr_limit(ctx, step_type, field="step_type"))
-    target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
     if target.kind == "worker" and target.id == ctx.actor.worker_id:  # started at once: R-W11 applies
         check(finisher_problems(ctx.packs.step(step_type), ctx.actor))
-    person_id = str(command.person_id)
     workflow = Workflow(workflow_id, person_id, {"kind": "start_new"}, ctx.now, ctx.actor.worker_id)
     step, prepop = new_step(
         ctx, step_type=step_type, workflow_id=workflow_id, person_id=person_id,

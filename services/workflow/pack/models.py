@@ -245,6 +245,15 @@ class RequestDefinition(_Frozen):
         }
 
 
+class StartGrant(_Frozen):
+    """R-W12: who may start a step type from Start > New: a worker holding one of `roles` (as given, not
+    the generic role of a team-specific one) and in one of `teams`; an empty list means any. The loader
+    refuses a grant naming neither."""
+
+    roles: tuple[Role, ...] = ()
+    teams: tuple[TeamId, ...] = ()
+
+
 class StepDefinition(_Frozen):
     """A step type: its form, optional forms, next actions, requests, authorisers and code rules."""
 
@@ -264,6 +273,9 @@ class StepDefinition(_Frozen):
     contributors: tuple[Role, ...] = ()
     # R-W11: only these roles finish a step of this type: the manager's decision it is sent to.
     finished_by: tuple[Role, ...] = ()
+    # R-W12: who may start a step of this type from Start > New (none: only an earlier step's next
+    # action or a referral opens it)
+    start_new: tuple[StartGrant, ...] = ()
     rules: tuple[RuleName, ...] = ()
     # R-K2: a step of this type is "Future Work": at most one open per person.
     future_work: bool = False
