@@ -16,7 +16,7 @@ from services.workflow.pack import (
     StepDefinition,
 )
 from shared.actor import held_roles
-from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
+from tests.workflow_harness import Engine, actor, shipped_packs
 
 ATM_TM = ("team_manager", "assistant_team_manager")
 TM_HOS = ("team_manager", "head_of_service")

@@ -9,7 +9,7 @@ import pytest
 from services.workflow import purchasing
 from services.workflow.pack import PackRegistry
 from shared.events.purchasing import PurchaseOrderRequested
-from tests.workflow_harness import PERSON, Engine, actor, codes, shipped_packs
+from tests.workflow_harness import Engine, actor, codes, shipped_packs
 
 CSP = "Create Support Plan"
 BROKERAGE = "Brokerage purchasing request"
