@@ -137,6 +137,8 @@ class Engine:
     history: list[domain.History] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
     timers: dict[str, domain.Timer] = field(default_factory=dict)
+    # R-W13: the person's open relationships as allocation lists them ("worker:<id>", "team:<id>")
+    relationships: set[str] = field(default_factory=set)
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _ids(self) -> Iterator[str]:
@@ -204,13 +206,20 @@ class Engine:
         carers = domain.listed_carers(step, self.packs.step(step.step_type, step.pack_version)) \
             if step is not None else ()
         ctx = domain.Context(now=self.now, actor=domain.Actor.of(command.actor), ids=self._ids(),
-                             packs=self.packs, person=self.person, case=self.case_view(person_id, carers))
+                             packs=self.packs, person=self.person, case=self.case_view(person_id, carers),
+                             involved=self.involved(person_id))
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
                                  person_steps=person_steps, new_workflow_id=next(self._ids()))
         self._apply(decision)
         return decision
+
+    def involved(self, person_id: str) -> frozenset[str]:
+        """R-W13: what the handler loads: the person's relationships and whoever their steps are or were with."""
+        steps = [s for s in self.steps.values() if s.person_id == person_id and s.state != "cancelled"]
+        return frozenset(self.relationships | {f"{s.assignee_kind}:{s.assignee_id}" for s in steps}
+                         | {f"worker:{s.updated_by}" for s in steps if s.updated_by})
 
     def given_step(self, step_type: str, who: dict[str, Any], person_id: str = PERSON["person_id"],
                    assignee: dict[str, str] | None = None) -> domain.Decision:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from services.workflow.domain.model import Context, Request, Step, reason
 from services.workflow.pack import StepDefinition
-from shared.actor import Actor, held_roles
+from shared.actor import Actor, above_teams, held_roles
 from shared.commands.base import Reason
 
 
@@ -31,6 +31,18 @@ def is_recipient(request: Request, actor: Actor) -> bool:
 def may_contribute(defn: StepDefinition, actor: Actor) -> bool:
     """R-W10: a contributor's role writes its own fields and adds its own actions on the step."""
     return bool(held_roles(actor.roles) & set(defn.contributors))
+
+
+def is_involved(involved: frozenset[str], actor: Actor) -> bool:
+    """R-W13: the worker, or one of their teams, is involved with the person (a relationship or a step of the
+    person), or they manage above teams (a Senior Officer)."""
+    return (f"worker:{actor.worker_id}" in involved or any(f"team:{team}" in involved for team in actor.team_ids)
+            or above_teams(actor.roles))
+
+
+def may_log(defn: StepDefinition, values: Mapping[str, object], involved: frozenset[str], actor: Actor) -> bool:
+    """R-W13: an involved worker adds to the step's activity log without the step being theirs."""
+    return bool(values) and set(values) <= defn.activity_logs and is_involved(involved, actor)
 
 
 def finisher_problems(defn: StepDefinition, actor: Actor) -> list[Reason]:

@@ -42,7 +42,7 @@ from services.workflow.domain.model import (
     history_entry,
     reason,
 )
-from services.workflow.domain.new_steps import created_event
+from services.workflow.domain.new_steps import creation_events
 from services.workflow.domain.next_actions import assignee_of, create_from_action
 from services.workflow.domain.reviews import twr_limit, twr_limited
 from services.workflow.domain.timers import step_timer_keys, timers_of_new_step
@@ -163,7 +163,10 @@ def finish(
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
         warned_worker_ids=warned,
     )]
-    events += [created_event(s) for s in created]
+    opened = [creation_events(ctx, s) for s in created]
+    created = [s for s, _, _ in opened]
+    events += [e for _, made, _ in opened for e in made]
+    history += [h for _, _, started in opened for h in started]
     events += [RequestCompleted(**event_base(new, ctx), request_id=r.request_id, name=r.name, note=r.completion_note)
                for r in signed]
     history += [history_entry(new, ctx, "request.completed", request_id=r.request_id, name=r.name)

@@ -111,6 +111,17 @@ def cin_routing(
                             "meeting_date": on.isoformat(), "days": days, "team": team}
 
 
+def creation_events(ctx: Context, step: Step) -> tuple[Step, list[BaseModel], list[History]]:
+    """step.created; and a step type opened on creation (R-W13, WB Case Monitoring) is started at once, for
+    whoever it is assigned to: Incomplete work, never Incoming. The step as saved, its events, its history."""
+    events: list[BaseModel] = [created_event(step)]
+    if step.state != "incoming" or not ctx.packs.step(step.step_type, step.pack_version).opened_on_creation:
+        return step, events, []
+    started = replace(step, state="incomplete", version=step.version + 1)
+    events.append(StepStarted(**event_base(started, ctx), assignee=started.assignee))
+    return started, events, [history_entry(started, ctx, "step.started", rule="R-W13 opened on creation")]
+
+
 def created_event(step: Step) -> StepCreated:
     return StepCreated(
         step_id=step.step_id, workflow_id=step.workflow_id, person_id=step.person_id,
@@ -150,14 +161,16 @@ def open_workflow(
         assignee=(target.kind, target.id), priority="normal",
         provenance={"rule": "R-W1 start new", "action": None, "from_step_id": None},
     )
+    history = [History(step.step_id, ctx.now, ctx.actor.worker_id, "step.created",
+                       {"state": step.state, "provenance": step.provenance}), prepop]
+    step, created, opened = creation_events(ctx, step)
     events: list[BaseModel] = [
         WorkflowStarted(workflow_id=workflow_id, person_id=person_id, first_step_type=step_type,
                         origin="start_new"),
-        created_event(step),
+        *created,
     ]
-    history = [History(step.step_id, ctx.now, ctx.actor.worker_id, "step.created",
-                       {"state": step.state, "provenance": step.provenance}), prepop]
-    if target.kind == "worker" and target.id == ctx.actor.worker_id:
+    history += opened
+    if step.state == "incoming" and target.kind == "worker" and target.id == ctx.actor.worker_id:
         step = replace(step, state="incomplete", version=2)
         events.append(StepStarted(**event_base(step, ctx), assignee=step.assignee))
         history.append(history_entry(step, ctx, "step.started"))

@@ -175,6 +175,17 @@ def _check_step(where: _Where, step: StepDefinition) -> None:
     for request in step.requests:
         _check_request(where, request)
     _check_rule_contracts(where, step)
+    _check_activity_logs(where, step)
+
+
+def _check_activity_logs(where: _Where, step: StepDefinition) -> None:
+    """R-W13: an activity log is a table whose rows name their author (a system-generated `recorded_by`)."""
+    for section in step.sections:
+        for f in section.fields:
+            author = next((c for c in f.columns if c.key == "recorded_by"), None)
+            if f.activity_log and (f.type != "table" or author is None or not author.system_generated):
+                raise where.fail(f"sections.{f.key}", "R-W13: an activity log is a table with a system-generated"
+                                 " recorded_by column")
 
 
 def _check_rule_contracts(where: _Where, step: StepDefinition) -> None:
