@@ -162,6 +162,7 @@ def finish(
         ) for a in actions],
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
         warned_worker_ids=warned,
+        send_to_person=step.assignee if defn.sent_to_person else None,  # R-K11
     )]
     opened = [creation_events(ctx, s) for s in created]
     created = [s for s, _, _ in opened]

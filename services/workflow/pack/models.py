@@ -278,6 +278,8 @@ class StepDefinition(_Frozen):
     finished_by: tuple[Role, ...] = ()
     # R-W13: created already started (Incomplete), never waiting as Incoming (WB Case Monitoring)
     opened_on_creation: bool = False
+    # R-K11: once finished (signed off), the document goes to the person: its worker gets the task to send it
+    sent_to_person: bool = False
     # R-W12: who may start a step of this type from Start > New (none: only an earlier step's next
     # action or a referral opens it)
     start_new: tuple[StartGrant, ...] = ()
