@@ -42,6 +42,7 @@ from services.workflow.domain.model import (
     history_entry,
     reason,
 )
+from services.workflow.domain.monitoring_form import review_monitoring_warnings
 from services.workflow.domain.new_steps import creation_events
 from services.workflow.domain.next_actions import assignee_of, create_from_action
 from services.workflow.domain.reviews import twr_limit, twr_limited
@@ -119,9 +120,9 @@ def finish_blockers(
 
 
 def finish_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
-    """What finishing now would warn about, without stopping it (R-K3)."""
+    """What finishing now would warn about, without stopping it (R-K3, R-K12)."""
     continuing = any(not a.nfa for a in step.next_actions)
-    return future_work_warnings(ctx, step, defn, continuing=continuing)
+    return future_work_warnings(ctx, step, defn, continuing=continuing) + review_monitoring_warnings(ctx, step, defn)
 
 
 def finish(
