@@ -18,6 +18,7 @@ import pytest
 
 from shared import embedded, topics
 from shared.broker import ensure_topics
+from shared.db import open_pool
 from shared.settings import Settings
 from shared.testing import EventLog, ServiceProcess, SigningProducer, create_database, free_port, use_development_keys
 from tests import allocation_harness, pii_canary
@@ -130,7 +131,8 @@ async def referrals(services: dict[str, ServiceProcess], infra: Infra) -> Servic
 @pytest.fixture
 async def workflow(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess) -> ServiceProcess:
     """The workflow service, reading person records from the referrals process (R-W5)."""
-    return await start_service(services, infra, "workflow", REFERRALS_URL=referrals.url)
+    return await start_service(services, infra, "workflow", REFERRALS_URL=referrals.url,
+                               ALLOCATION_URL=service_url("allocation"))
 
 
 @pytest.fixture
@@ -237,13 +239,21 @@ async def db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
+@pytest.fixture(scope="session")
+async def workflow_db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
+    """The workflow service's own schema, as its pool sees it (for `given_step` set-ups)."""
+    pool = await open_pool(infra.dsn, "workflow", max_size=2)
+    yield pool
+    await pool.close()
+
+
 @pytest.fixture
-async def commands(infra: Infra, events: EventLog) -> AsyncIterator[Commands]:
+async def commands(infra: Infra, events: EventLog, workflow_db: asyncpg.Pool) -> AsyncIterator[Commands]:
     """Send workflow commands and await each one's whole outcome."""
     producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
     await producer.start()
     try:
-        yield Commands(producer, events)
+        yield Commands(producer, events, db=workflow_db)
     finally:
         await producer.stop()
 

@@ -39,9 +39,7 @@ def orders_of(log: EventLog, person_id: str, type_: str = "purchase_order.reques
 async def support_plan(commands: Commands, worker: dict[str, Any], person_id: str, values: dict[str, Any],
                        actions: list[dict[str, Any]], step_type: str = CSP) -> str:
     """A support plan started by the worker, filled in, with its next actions added (not finished)."""
-    started = (await commands.send("step.start_new", worker, key=person_id, person_id=person_id,
-                                   step_type=step_type)).ok()
-    step_id = started.of("step.created")["step_id"]
+    step_id = await commands.given_step(worker, person_id, step_type)
     (await commands.send("step.save", worker, key=person_id, step_id=step_id, values=values)).ok()
     for action in actions:
         (await commands.send("step.add_next_action", worker, key=person_id, step_id=step_id, **action)).ok()

@@ -137,6 +137,8 @@ class Engine:
     history: list[domain.History] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
     timers: dict[str, domain.Timer] = field(default_factory=dict)
+    # R-W13: the person's open relationships as allocation lists them ("worker:<id>", "team:<id>")
+    relationships: set[str] = field(default_factory=set)
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _ids(self) -> Iterator[str]:
@@ -204,13 +206,40 @@ class Engine:
         carers = domain.listed_carers(step, self.packs.step(step.step_type, step.pack_version)) \
             if step is not None else ()
         ctx = domain.Context(now=self.now, actor=domain.Actor.of(command.actor), ids=self._ids(),
-                             packs=self.packs, person=self.person, case=self.case_view(person_id, carers))
+                             packs=self.packs, person=self.person, case=self.case_view(person_id, carers),
+                             involved=self.involved(person_id))
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
                                  person_steps=person_steps, new_workflow_id=next(self._ids()))
         self._apply(decision)
         return decision
+
+    def involved(self, person_id: str) -> frozenset[str]:
+        """R-W13: what the handler loads: the person's relationships and whoever their steps are or were with."""
+        steps = [s for s in self.steps.values() if s.person_id == person_id and s.state != "cancelled"]
+        return frozenset(self.relationships | {f"{s.assignee_kind}:{s.assignee_id}" for s in steps}
+                         | {f"worker:{s.updated_by}" for s in steps if s.updated_by})
+
+    def given_step(self, step_type: str, who: dict[str, Any], person_id: str = PERSON["person_id"],
+                   assignee: dict[str, str] | None = None) -> domain.Decision:
+        """Test setup: the case already holds a new workflow whose first step is `step_type`, opened by
+        `who` (for themselves unless `assignee`), as the earlier steps' next actions would have left it.
+        The case rules of a new step apply (R-K2, R-K5, R-W11); Start > New's R-W12 is not what is tested."""
+        self.now = self.now.replace(microsecond=(self.now.microsecond + 1) % 1_000_000)
+        actor = cmd.StartNewStep.model_validate({"actor": who, "person_id": person_id, "step_type": step_type}).actor
+        target = cmd.Target.model_validate(assignee or {"kind": "worker", "id": actor.worker_id})
+        ctx = domain.Context(now=self.now, actor=domain.Actor.of(actor), ids=self._ids(), packs=self.packs,
+                             person=self.person, case=self.case_view(person_id))
+        decision = domain.open_workflow(ctx, step_type, person_id, target, workflow_id=next(self._ids()))
+        self._apply(decision)
+        return decision
+
+    def given_step_refused(self, step_type: str, who: dict[str, Any], **data: Any) -> list[Reason]:
+        """The reasons a case rule refuses the new step (fails the test if it is opened)."""
+        with pytest.raises(domain.RuleBroken) as caught:
+            self.given_step(step_type, who, **data)
+        return caught.value.reasons
 
     def refused(self, type_: str, who: dict[str, Any], **data: Any) -> list[Reason]:
         """The reasons a command is refused (fails the test if it is accepted)."""
@@ -318,7 +347,8 @@ class Commands:
     """Publishes a command envelope to a service's commands topic and awaits its single outcome."""
 
     def __init__(self, producer: AIOKafkaProducer, events: EventLog, topic: str = topics.WORKFLOW_COMMANDS,
-                 answers: str = topics.WORKFLOW_EVENTS) -> None:
+                 answers: str = topics.WORKFLOW_EVENTS, db: Any = None) -> None:
+        self._db = db
         self._producer = producer
         self._events = events
         self._topic = topic
@@ -346,6 +376,12 @@ class Commands:
         """One command, e.g. `await commands.send("step.start", so, step_id=...)`; its outcome."""
         return await self.outcome(await self.publish(type_, {"actor": who, **data}, key=key), timeout)
 
+    async def given_step(self, who: dict[str, Any], person_id: str, step_type: str,
+                         assignee: dict[str, str] | None = None) -> str:
+        """`given_step` on the database these commands' workflow service uses: the new step's id."""
+        assert self._db is not None, "given_step needs the commands fixture's database"
+        return await given_step(self._db, who, person_id, step_type, assignee)
+
 
 async def new_case(infra: Any, events: EventLog, **referral: Any) -> tuple[str, str]:
     """A wellbeing referral through intake: the person id and the first step's id."""
@@ -365,3 +401,30 @@ async def new_case(infra: Any, events: EventLog, **referral: Any) -> tuple[str, 
 
 def today() -> date:
     return datetime.now(UTC).date()
+
+
+async def given_step(db: Any, who: dict[str, Any], person_id: str, step_type: str,
+                     assignee: dict[str, str] | None = None) -> str:
+    """Test setup on the real database: the case already holds a new workflow whose first step is `step_type`,
+    opened by `who` (for themselves unless `assignee`), as the earlier steps' next actions would have left it.
+
+    Written through the workflow service's own domain (`open_workflow`: R-K2, R-K5, R-W11 apply) and store in
+    one transaction, so later commands through the broker find it as they would. Start > New's R-W12 is not
+    what these tests are about: a step type the guide reaches only by a next action is set up this way; no
+    step.created event is published and fields from the person record are left empty.
+    """
+    from services.workflow import store
+
+    actor = cmd.StartNewStep.model_validate({"actor": who, "person_id": person_id, "step_type": step_type}).actor
+    target = cmd.Target.model_validate(assignee or {"kind": "worker", "id": actor.worker_id})
+    async with db.acquire() as conn, conn.transaction():
+        ctx = domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(actor),
+                             ids=(str(uuid.uuid4()) for _ in itertools.count()), packs=shipped_packs(),
+                             case=await store.case_view(conn, person_id))
+        decision = domain.open_workflow(ctx, step_type, person_id, target, workflow_id=str(uuid.uuid4()))
+        for workflow in decision.workflows:
+            await store.insert_workflow(conn, workflow)
+        for step in decision.created:
+            await store.insert_step(conn, step, history=False)
+        await store.add_histories(conn, decision.history)
+    return decision.created[0].step_id

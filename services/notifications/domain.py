@@ -566,12 +566,12 @@ TASK_NAMESPACE = uuid.UUID("6f1d0c2e-2b1a-4f4e-9a57-6a3b7f0c2d22")
 TaskCode = Literal[
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
     "no_future_work", "escalation", "safe_and_well_check", "phone_call", "clock_warning",
-    "clock_breached",
+    "clock_breached", "send_to_person",
 ]
 TASK_CODES: tuple[TaskCode, ...] = (
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
     "no_future_work", "escalation", "safe_and_well_check", "phone_call", "clock_warning",
-    "clock_breached",
+    "clock_breached", "send_to_person",
 )
 CLOCK_TASKS: tuple[TaskCode, ...] = ("clock_warning", "clock_breached")
 RAG_WORDS = {"red": "Red", "amber": "Amber", "green": "Green"}
@@ -682,6 +682,18 @@ def no_future_work_tasks(*, step_id: str, person_id: str, step_type: str, warned
              " Work: one of the workflows must lead to a Future Work."),
         rule="R-K3", subject=f"person:{person_id}", at=at, step_id=step_id, step_type=step_type)
         for worker in dict.fromkeys(warned_worker_ids)]
+
+
+def send_to_person_task(*, step_id: str, person_id: str, step_type: str, to: tuple[Literal["worker", "team"], str],
+                        signed_off_by: str, at: datetime) -> InboxItem:
+    """R-K11: a signed-off statement of need, support plan or review goes to the person: its worker is asked to send
+    it, done when they mark it done."""
+    return task(
+        "send_to_person", step_id, to=to, person_id=person_id, title=f"Send the {step_type} to the person",
+        why=(f"The {step_type} was signed off on {uk_date(at)}. Send it to the person and their significant others:"
+             " the statement of need and the care and support plan are the documents that go out to service users,"
+             " and reviews are always sent out."),
+        rule="R-K11", subject=f"step:{step_id}", at=at, by=signed_off_by, step_id=step_id, step_type=step_type)
 
 
 def escalation_task(*, entry_id: str, person_id: str, team_name: str, to_team: str,

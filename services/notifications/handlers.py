@@ -128,6 +128,11 @@ async def on_workflow_event(
             case StepFinished():
                 messages = await _settle(conn, envelope, [f"step:{event.step_id}"], STEP_TASKS, "step_finished",
                                          event.actor)
+                if event.send_to_person is not None:  # R-K11
+                    messages += await _add_tasks(conn, envelope, [domain.send_to_person_task(
+                        step_id=event.step_id, person_id=event.person_id, step_type=event.step_type,
+                        to=(event.send_to_person.kind, event.send_to_person.id), signed_off_by=event.actor,
+                        at=envelope.time)])
                 if any(w.code == "no_future_work" for w in event.warnings):  # R-K3
                     messages += await _add_tasks(conn, envelope, domain.no_future_work_tasks(
                         step_id=event.step_id, person_id=event.person_id, step_type=event.step_type,

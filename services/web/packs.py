@@ -5,10 +5,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
-def startable(step_types: Sequence[Mapping[str, Any]], team_ids: Iterable[str]) -> list[str]:
-    """R-W1 Start > New: the step types of every pack that has one of the worker's teams, sorted."""
-    teams = set(team_ids)
-    return sorted({t["step_type"] for t in step_types if teams & set(t["pack_teams"])})
+def startable(step_types: Sequence[Mapping[str, Any]], roles: Iterable[str], team_ids: Iterable[str]) -> list[str]:
+    """R-W12 Start > New: the step types a grant of which names one of the worker's roles (or none) and one
+    of their teams (or none), sorted. The workflow service refuses any other (`not_startable`)."""
+    held, teams = set(roles), set(team_ids)
+    return sorted({t["step_type"] for t in step_types for grant in t.get("start_new") or ()
+                   if (not grant["roles"] or held & set(grant["roles"]))
+                   and (not grant["teams"] or teams & set(grant["teams"]))})
 
 
 def authorised_types(step_types: Sequence[Mapping[str, Any]]) -> frozenset[tuple[str, int]]:

@@ -322,7 +322,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
                         as_at=moment, as_at_date=as_at if moment else "", at_time=at_time if moment else "",
                         then=then, today=date.today().isoformat(),
                         tomorrow=(date.today() + timedelta(days=1)).isoformat(),
-                        startable=packs.startable(step_types, user.team_ids))
+                        startable=packs.startable(step_types, user.roles, user.team_ids))
 
 
 def _as_at(moment: datetime, record: dict[str, Any], notes: list[dict[str, Any]], relationships: dict[str, Any],
@@ -369,10 +369,10 @@ async def start_new(request: Request, person_id: str) -> Response:
     if await why_allowed(request, user, person_id) is None:
         raise NoAccess(person_id)
     step_type = form_value(form, "step_type")
-    if step_type not in packs.startable(await readers(request).workflow.step_types(), user.team_ids):
+    if step_type not in packs.startable(await readers(request).workflow.step_types(), user.roles, user.team_ids):
         await set_flash(request, {"kind": "error", "message": "That step type cannot be started from here:",
-                                  "reasons": [{"message": f"{step_type or 'no step type'} is not in a pack of"
-                                               " your teams"}], "scope": "start_new"})
+                                  "reasons": [{"message": f"{step_type or 'no step type'} is not on your"
+                                               " Start > New menu (R-W12)"}], "scope": "start_new"})
         return back(f"/people/{person_id}#start-new")
     outcome = await send(request, user, "step.start_new", key=person_id, person_id=person_id, step_type=step_type)
     created = outcome.of("step.created")

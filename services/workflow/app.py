@@ -5,7 +5,7 @@ from pathlib import Path
 from services.workflow import brokerage, handlers, queries
 from services.workflow.pack import load_packs
 from services.workflow.settings import WorkflowSettings
-from shared.readers import PersonReader
+from shared.readers import PersonReader, ServiceReader
 from shared.service import create_app
 
 settings = WorkflowSettings(service_name="workflow")
@@ -23,3 +23,6 @@ app.state.packs = packs
 app.state.runtime.broker.context.set_global("packs", packs)
 people = PersonReader(settings.referrals_url, settings.http_timeout_seconds)
 app.state.runtime.broker.context.set_global("people", people)
+# R-W13: who is involved with a person (their relationships), for an activity log such as WB Case Monitoring
+allocation = ServiceReader(settings.allocation_url, settings.http_timeout_seconds)
+app.state.runtime.broker.context.set_global("allocation", allocation)

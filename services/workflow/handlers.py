@@ -24,7 +24,7 @@ from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_
 from shared.events.referrals import PersonUpdated, ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import WorkflowStarted
-from shared.readers import PersonReader
+from shared.readers import PersonReader, ServiceReader
 
 SOURCE = "tessera/workflow"
 GROUP = "workflow"
@@ -140,16 +140,17 @@ async def _start(
 @subscriber(router, GROUP, topics.WORKFLOW_COMMANDS)
 async def on_command(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
-    people: PersonReader = Context("people"),
+    people: PersonReader = Context("people"), allocation: ServiceReader = Context("allocation"),
 ) -> None:
     """A workflow command: exactly one outcome, its events or `command.rejected`."""
     envelope = decode(msg.body)
-    outcome = await handle_command(pool, packs, people, envelope)
+    outcome = await handle_command(pool, packs, people, envelope, allocation=allocation)
     metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_COMMANDS, outcome).inc()
 
 
 async def handle_command(
     pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader | None, envelope: Envelope,
+    *, allocation: ServiceReader | None = None,
 ) -> str:
     """Validate, then in one transaction: inbox, load with version check, decide, save, outbox."""
     command: cmd.Command | None = None
@@ -158,13 +159,14 @@ async def handle_command(
     except Refused as invalid:
         refused: Refused = invalid
     person = await _person_for(pool, people, command) if command is not None else None
+    relationships = await _relationships_for(pool, packs, allocation, command)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_COMMANDS):
             return "duplicate"
         key = envelope.subject or str(envelope.id)
         if command is not None:
             try:
-                key, decision = await _decide(conn, packs, command, person)
+                key, decision = await _decide(conn, packs, command, person, relationships)
             except Refused as broken:
                 refused = broken
             else:
@@ -199,14 +201,34 @@ async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: 
     return await people.record(str(row["person_id"]))
 
 
+async def _relationships_for(
+    pool: asyncpg.Pool, packs: PackRegistry, allocation: ServiceReader | None, command: cmd.Command | None,
+) -> frozenset[str]:
+    """R-W13: before the transaction, the person's open relationships ("worker:<id>", "team:<id>") from
+    allocation, for a save of a step with an activity log; none when allocation cannot answer (no allow)."""
+    if allocation is None or not isinstance(command, cmd.SaveStep):
+        return frozenset()
+    row = await store.person_of_step(pool, command.step_id)
+    if row is None or not packs.step(row["step_type"], row["pack_version"]).activity_logs:
+        return frozenset()
+    found, body = await allocation.get_json(f"/people/{row['person_id']}/relationships")
+    if found != "found" or not isinstance(body, dict):
+        return frozenset()
+    workers = {f"worker:{r.get('worker_id')}" for r in body.get("worker_relationships", [])
+               if r.get("open", r.get("end_date") is None)}
+    teams = {f"team:{r.get('team_id')}" for r in body.get("organisational_relationships", [])
+             if r.get("open", r.get("end_date") is None)}
+    return frozenset(workers | teams)
+
+
 def _ids() -> Iterator[str]:
     return (str(uuid.uuid4()) for _ in itertools.count())
 
 
 def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
-             case: domain.CaseView | None = None) -> domain.Context:
+             case: domain.CaseView | None = None, involved: frozenset[str] = frozenset()) -> domain.Context:
     return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
-                          packs=packs, person=person, case=case or domain.CaseView())
+                          packs=packs, person=person, case=case or domain.CaseView(), involved=involved)
 
 
 def _not_found(what: str, field: str) -> Refused:
@@ -215,6 +237,7 @@ def _not_found(what: str, field: str) -> Refused:
 
 async def _decide(
     conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command, person: dict[str, Any] | None,
+    relationships: frozenset[str] = frozenset(),
 ) -> tuple[str, domain.Decision]:
     """Load what the command touches (the step locked), then ask the domain."""
     if isinstance(command, cmd.StartNewStep | cmd.RecordDeath):
@@ -242,8 +265,11 @@ async def _decide(
     needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep
                                 | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep)
     requests = await store.requests_of(conn, step.step_id) if needs_requests else []
+    involved: frozenset[str] = frozenset()
+    if isinstance(command, cmd.SaveStep) and packs.step(step.step_type, step.pack_version).activity_logs:
+        involved = relationships | await store.assignees_of_person(conn, step.person_id)  # R-W13
     try:
-        decision = domain.decide(_context(command, packs, person, case), command, step=step,
+        decision = domain.decide(_context(command, packs, person, case, involved), command, step=step,
                                  requests=requests, request=request)
     except domain.RuleBroken as broken:
         broken.key = step.person_id  # type: ignore[attr-defined]

@@ -7,7 +7,9 @@ from shared.settings import Settings
 
 
 class WorkflowSettings(Settings):
-    """The shared settings plus where the workflow packs are read from."""
+    """The shared settings plus where the workflow packs are read from and where allocation is."""
 
     # A council's own packs (validated at start-up as the shipped ones are); the shipped packs by default.
     workflow_definitions_dir: Path = DEFINITIONS_DIR
+    # who is involved with a person (their relationships): activity logs such as WB Case Monitoring (R-W13)
+    allocation_url: str = "http://127.0.0.1:8083"

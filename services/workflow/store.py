@@ -170,7 +170,17 @@ async def case_of_step(conn: Conn, packs: PackRegistry, step: Step) -> CaseView:
 
 
 async def person_of_step(conn: Conn, step_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT person_id, next_actions FROM steps WHERE step_id = $1", step_id)
+    return await conn.fetchrow("SELECT person_id, step_type, pack_version, next_actions FROM steps"
+                               " WHERE step_id = $1", step_id)
+
+
+async def assignees_of_person(conn: Conn, person_id: str) -> set[str]:
+    """R-W13: "worker:<id>" / "team:<id>" of every worker and team a step of the person is or was with."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT assignee_kind, assignee_id FROM steps WHERE person_id = $1 AND state <> 'cancelled'"
+        " UNION SELECT 'worker', updated_by FROM steps WHERE person_id = $1 AND state <> 'cancelled'",
+        uuid.UUID(person_id))
+    return {f"{row['assignee_kind']}:{row['assignee_id']}" for row in rows}
 
 
 def _request(row: Mapping[str, Any]) -> Request:

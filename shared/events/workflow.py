@@ -190,6 +190,8 @@ class StepFinished(_StepEvent):
     authorised: bool = False
     warnings: Items[StepWarning] = []
     warned_worker_ids: Items[IdText] = []
+    # R-K11: a signed-off document (statement of need, support plan, review) goes to the person: who sends it
+    send_to_person: Assignee | None = None
 
 
 class StepDue(_StepEvent):

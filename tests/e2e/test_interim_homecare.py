@@ -36,6 +36,7 @@ pytestmark = pytest.mark.e2e
 
 PSP = "Personal Service Plan Homecare"
 LACK_OF_PROVISION = "No PVI offer after 48 hours with brokerage (lack of provision)"
+MDT_DECISION = "STS MDT decision – referral to the interim team"
 
 
 @pytest.fixture
@@ -83,12 +84,20 @@ async def test_R_F2_sts_to_brokerage_to_lack_of_provision_to_interim_homecare_to
         assert listed["since"] == datetime.fromisoformat(timer.data["due_at"]).isoformat()
 
         # 3. the STS DSO passes the PSP to the interim DSO, sent at once with the reason ...
-        psp = (await commands.send("step.start_new", sts_dso, key=person_id, person_id=person_id,
-                                   step_type=PSP)).ok().of("step.created")["step_id"]
+        psp = await commands.given_step(sts_dso, person_id, PSP)
         (await commands.send("step.save", sts_dso, key=person_id, step_id=psp, values={
             "psp_goals": "Washing and dressing", "psp_visits": "Two calls a day",
             "interim_capacity_agreed": True, "scheduling_notified": True,
             "service_end_date": date.today().isoformat()})).ok()
+        # not before the STS MDT's decision to refer to the interim team is recorded (seed 002, R-W9)
+        early = await commands.send("step.add_next_action", sts_dso, key=person_id, step_id=psp, action=PSP,
+                                    assignee={"kind": "worker", "id": interim_dso["worker_id"]},
+                                    send_immediately=True, reason=LACK_OF_PROVISION)
+        assert [r["code"] for r in early.reasons] == ["form_required"]
+        (await commands.send("step.add_form", sts_dso, key=person_id, step_id=psp, form=MDT_DECISION)).ok()
+        (await commands.send("step.save", sts_dso, key=person_id, step_id=psp, values={
+            "mdt_decision_date": date.today().isoformat(), "mdt_reason": LACK_OF_PROVISION,
+            "mdt_agreed_interim": True})).ok()
         sent = (await commands.send("step.add_next_action", sts_dso, key=person_id, step_id=psp, action=PSP,
                                     assignee={"kind": "worker", "id": interim_dso["worker_id"]},
                                     send_immediately=True, reason=LACK_OF_PROVISION)).ok()

@@ -310,9 +310,7 @@ async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_
     (R-RQ5), never to an assistant team manager who could not then sign; no account is picked for the worker."""
     person_id, _ = await new_case(infra, events)
     sw = {"worker_id": "sw", "roles": ["social_worker"], "team_ids": ["adult-front-door"]}
-    started = (await commands.send("step.start_new", sw, key=person_id, person_id=person_id,
-                                   step_type="Care and Support Plan")).ok()
-    plan = started.of("step.created")["step_id"]
+    plan = await commands.given_step(sw, person_id, "Care and Support Plan")
     desk = Desk(web.url)
     try:
         await desk.sign_in("sw")
@@ -329,3 +327,49 @@ async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_
 
     # not atm (cannot sign a plan), nor sw, admin or the administrator; the first option picks nobody
     assert workers_offered("REQUIRED Please Authorise Support Plan") == ["", "hos", "tm"]
+
+
+def start_new_menu(page: str) -> list[str]:
+    """The step types the person page's Start > New offers."""
+    select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', page, re.S)
+    return re.findall(r"<option>([^<]*)</option>", select.group(1)) if select else []
+
+
+async def test_R_W12_start_new_offers_each_worker_exactly_what_their_guide_lists(infra, web, workflow, events,
+                                                                                  commands):
+    """Issue #22 §5 / #17 §3: a Wellbeing worker's Start > New is seed 000's three steps; a step type not on it
+    is refused before anything is sent; an Adult Care practitioner (social worker) starts a WB Wellbeing
+    Screening, which is in their incomplete work; the workflow refuses through the broker what is not offered."""
+    person_id, _ = await new_case(infra, events)  # a wellbeing referral: in the hub's inbox
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("hub")
+        assert start_new_menu((await desk.get(f"/people/{person_id}")).text) == [
+            "Adult Proposed Case Closure", "WB Covid 19 Response", SCREENING]
+        refused = (await desk.post(f"/people/{person_id}/start_new", step_type="Care and Support Plan")).text
+        assert "Care and Support Plan is not on your Start &gt; New menu (R-W12)" in refused
+    finally:
+        await desk.close()
+
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("sw")
+        await desk.get(f"/people/{person_id}/access")
+        await desk.post(f"/people/{person_id}/access", reason="Screening a carer's neighbour for Wellbeing")
+        menu = start_new_menu((await desk.get(f"/people/{person_id}")).text)
+        assert SCREENING in menu and "WB Covid 19 Response" not in menu and "Professional Support" not in menu
+        opened = await desk.post(f"/people/{person_id}/start_new", step_type=SCREENING)
+        assert re.search(r"/steps/[0-9a-f-]{36}$", str(opened.url)), "Start > New opens the new step"
+    finally:
+        await desk.close()
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
+        work = (await http.get("/workers/sw/work")).json()
+    assert str(opened.url).rsplit("/", 1)[1] in {s["step_id"] for s in work["incomplete"]
+                                                   if s["step_type"] == SCREENING}
+
+    sw = {"worker_id": "sw", "roles": ["social_worker"], "team_ids": ["adult-front-door"]}
+    outcome = await commands.send("step.start_new", sw, key=person_id, person_id=person_id,
+                                  step_type="WB Covid 19 Response")
+    [reason] = outcome.reasons
+    assert (outcome.rejection["code"], reason["field"]) == ("not_startable", "step_type")
+    assert "WB Covid 19 Response" in reason["message"]

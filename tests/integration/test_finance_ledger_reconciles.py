@@ -131,9 +131,7 @@ async def _close_case(commands: Commands, worker: dict[str, Any], person: str, o
     for step_id in open_steps:
         (await commands.send("step.cancel", manager, key=person, step_id=step_id,
                              reason="Services ended: the case is closing")).ok()
-    started = (await commands.send("step.start_new", worker, key=person, person_id=person,
-                                   step_type="Close Case")).ok()
-    close = started.of("step.created")["step_id"]
+    close = await commands.given_step(worker, person, "Close Case")
     (await commands.send("step.save", worker, key=person, step_id=close, values={
         "closure_reason": "No further involvement required", "closing_summary": "Needs met",
         "services_ended": True, "reviews_sent": True, "worker_relationship_end_date": "2024-07-01"})).ok()

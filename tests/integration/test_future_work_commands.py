@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
 
 from services.workflow import domain
 from shared import topics
@@ -26,10 +27,8 @@ def team_and_manager() -> tuple[str, dict]:
 
 
 async def future_work_due_tomorrow(commands: Commands, person_id: str, team: str, manager: dict) -> tuple[str, str]:
-    """Start > New Future Work, finished into the next Future Work due tomorrow: (first, second) step ids."""
-    started = (await commands.send("step.start_new", manager, key=person_id, person_id=person_id,
-                                   step_type=FW)).ok()
-    first = started.of("step.created")["step_id"]
+    """A Future Work the manager holds, finished into the next Future Work due tomorrow: (first, second) ids."""
+    first = await commands.given_step(manager, person_id, FW)
     tomorrow = (today() + timedelta(days=1)).isoformat()
     (await commands.send("step.add_next_action", manager, key=person_id, step_id=first, action=FW,
                          assignee={"kind": "team", "id": team}, scheduled_date=tomorrow)).ok()
@@ -72,10 +71,14 @@ async def test_R_K2_a_second_future_work_is_refused_naming_the_first(infra, work
     team, manager = team_and_manager()
     person_id, screening = await new_case(infra, events)
     _, second = await future_work_due_tomorrow(commands, person_id, team, manager)
+    with pytest.raises(domain.RuleBroken) as caught:  # the domain on the service's database
+        await commands.given_step(manager, person_id, FW)
+    [reason] = caught.value.reasons
+    assert (reason.code, reason.step_id) == ("one_future_work", second)
+    assert second in reason.message and "R-K2" in reason.message
+    # nor is Future Work on anyone's Start > New (R-W12): the manager allocates from the one there is
     refused = await commands.send("step.start_new", manager, key=person_id, person_id=person_id, step_type=FW)
-    [reason] = refused.reasons
-    assert (refused.rejection["code"], reason["step_id"]) == ("one_future_work", second)
-    assert second in reason["message"] and "R-K2" in reason["message"]
+    assert refused.rejection["code"] == "not_startable"
     async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         steps = (await http.get(f"/people/{person_id}/steps")).json()
     assert [s["state"] for s in steps if s["step_type"] == FW] == ["finished", "future"]

@@ -82,11 +82,8 @@ async def test_R_F1_kill_9_during_purchase_order_finishes_the_ledger_holds_exact
             rate, hours, respite), "row": {"service": service, "hourly_rate": rate, "hours_per_week": hours,
                                           "respite_weeks": respite,
                                           "rate_override_reason": "Rate agreed for this test (R-F5)"}})
-    started = await _send_all(commands, events, [
-        ("step.start_new", {"actor": worker, "person_id": p["person_id"], "step_type": CSP}, p["person_id"])
-        for p in plans])
-    for p, answers in zip(plans, started.values(), strict=True):
-        p["step_id"] = next(s.data["step_id"] for s in answers if s.type == "step.created")
+    for p in plans:
+        p["step_id"] = await commands.given_step(worker, p["person_id"], CSP)
     await _send_all(commands, events, [
         cmd for p in plans for cmd in (
             ("step.save", {"actor": worker, "step_id": p["step_id"], "values": plan_values(p["row"])}, p["person_id"]),

@@ -104,8 +104,7 @@ async def test_R_F1_childrens_purchase_services_publishes_its_order_when_the_man
     worker = actor(f"rsw-{run}", "response_social_worker", "social_worker", teams=("children-response",))
     manager = actor(f"rm-{run}", "response_manager", "team_manager", teams=("children-response",))
     child = str(uuid.uuid4())
-    started = (await commands.send("step.start_new", worker, key=child, person_id=child, step_type=CHILDREN)).ok()
-    step = started.of("step.created")["step_id"]
+    step = await commands.given_step(worker, child, CHILDREN)
     values = {"service_description": "Sitting service", "provider": "Kids Co", "start_date": "2024-07-01",
               "weekly_hours": 4, "hourly_rate": 18.75, "weeks_per_year": 38}
     (await commands.send("step.save", worker, key=child, step_id=step, values=values)).ok()
@@ -258,9 +257,7 @@ async def test_R_F7_closing_the_case_ends_the_persons_live_orders_that_day(
                          action="Telecare purchased (NFA)")).ok()
     (await commands.send("step.finish", processing, key=person_id, step_id=purchase)).ok()
 
-    started = (await commands.send("step.start_new", worker, key=person_id, person_id=person_id,
-                                   step_type="Close Case")).ok()
-    close = started.of("step.created")["step_id"]
+    close = await commands.given_step(worker, person_id, "Close Case")
     (await commands.send("step.save", worker, key=person_id, step_id=close, values={
         "closure_reason": "No further involvement required", "closing_summary": "Needs met",
         "services_ended": True, "reviews_sent": True, "worker_relationship_end_date": date.today().isoformat()})).ok()
@@ -299,9 +296,7 @@ async def test_R_F7_the_long_term_order_takes_the_brokerage_order_as_amended_by_
 async def _authorised_plan(commands: Commands, worker: dict, manager: dict, person_id: str, step_type: str,
                            values: dict, action: dict) -> None:
     """A plan only the TM or HOS can sign (seed 001 §3.3): saved, sent for authorisation, authorised."""
-    started = (await commands.send("step.start_new", worker, key=person_id, person_id=person_id,
-                                   step_type=step_type)).ok()
-    step = started.of("step.created")["step_id"]
+    step = await commands.given_step(worker, person_id, step_type)
     (await commands.send("step.save", worker, key=person_id, step_id=step, values=values)).ok()
     raised = (await commands.send("step.send_request", worker, key=person_id, step_id=step,
                                   name="REQUIRED Please Authorise Support Plan",

@@ -26,9 +26,11 @@ from shared.envelope import Envelope, new_message
 from shared.testing import EventLog, Seen, publish
 from tests.allocation_harness import actor, referral_seen, tray_args
 from tests.factories import referral_message, unique_referral
+from tests.workflow_harness import given_step
 
 ROOT = Path(__file__).resolve().parents[2]
-AUTHZ_CODES = frozenset({"role", "not_assignee", "not_recipient", "own_work", "not_team_member", "no_relationship"})
+AUTHZ_CODES = frozenset({"role", "not_assignee", "not_recipient", "own_work", "not_team_member", "no_relationship",
+                         "not_startable"})
 
 # --- the expected matrix, from docs/rules.md ----------------------------------------------------
 
@@ -46,7 +48,8 @@ NOBODY: frozenset[str] = frozenset()
 
 EXPECTED: dict[str, frozenset[str]] = {
     # workflow.commands, on a Care and Support Plan assigned to another worker
-    "step.start_new": ANYONE,  # R-W1: any worker starts new work
+    # R-W12: only the ATM/TM opens Professional Support from Start > New (seed 001 §3.3)
+    "step.start_new": frozenset({"team_manager", "assistant_team_manager"}),
     "step.start": NOBODY,  # R-W2: only the assignee starts it
     "step.assign": MANAGERS | CSP_AUTHORISERS,  # R-W3
     "step.save": CSP_AUTHORISERS,  # R-W4: the assignee or an authoriser of the step type
@@ -217,7 +220,6 @@ def setup_commands(world_team: str, manager: dict[str, Any], t: Targets, other_p
         command("person_relationship.add", manager, pid, person_id=pid, other_person_id=other_person_id,
                 relationship="Neighbour", start_date=str(date.today()),
                 access_reason="Recording the neighbour the duty call named"),  # no relationship yet: break-glass
-        command("step.start_new", t.owner, pid, person_id=pid, step_type=CSP),
     ]
 
 
@@ -228,10 +230,9 @@ def record_setup(t: Targets, seen: dict[str, list[Seen]], sends: list[Send]) -> 
     t.org_relationship_id = only(found["org_relationship.add"], "org_relationship.added")["relationship_id"]
     t.worker_relationship_id = only(found["worker_relationship.add"], "worker_relationship.added")["relationship_id"]
     t.person_relationship_id = only(found["person_relationship.add"], "person_relationship.added")["relationship_id"]
-    t.step_id = only(found["step.start_new"], "step.created")["step_id"]
 
 
-async def build_world(infra: Any, events: EventLog, db: Any, roles: list[str]) -> World:
+async def build_world(infra: Any, events: EventLog, db: Any, workflow_db: Any, roles: list[str]) -> World:
     suffix = uuid.uuid4().hex[:8]
     team = f"matrix-team-{suffix}"
     manager = actor(f"matrix-setup-tm-{suffix}", "team_manager", teams=(team,))
@@ -242,13 +243,13 @@ async def build_world(infra: Any, events: EventLog, db: Any, roles: list[str]) -
     sends = {r: setup_commands(team, manager, t, other) for r, t in targets.items()}
     own = [command("worker_relationship.add", who, t.person_id, person_id=t.person_id, worker_id=who["worker_id"])
            for r, t in targets.items() for who in [actor(f"matrix-{r}-{suffix}", r, teams=(team,))]]
-    request_step = command("step.start_new", requester, request_person, person_id=request_person, step_type=CSP)
-    seen = await outcomes(infra, events, [request_step, *own, *(s for batch in sends.values() for s in batch)])
+    seen = await outcomes(infra, events, [*own, *(s for batch in sends.values() for s in batch)])
     for role, t in targets.items():
         record_setup(t, seen, sends[role])
+        t.step_id = await given_step(workflow_db, t.owner, t.person_id, CSP)  # a plan the owner is writing
     for relationship in own:
         only(seen[str(relationship.envelope.id)], "worker_relationship.added")
-    step_id = only(seen[str(request_step.envelope.id)], "step.created")["step_id"]
+    step_id = await given_step(workflow_db, requester, request_person, CSP)
     ask = command("step.send_request", requester, request_person, step_id=step_id, name=CSP_REQUEST,
                   to={"kind": "team", "id": f"{team}-recipients"})
     request_id = only((await outcomes(infra, events, [ask]))[str(ask.envelope.id)], "request.raised")["request_id"]
@@ -283,7 +284,7 @@ def cells(world: World, role: str) -> list[Send]:
         as_role("step.assign", **step, to={"kind": "worker", "id": t.owner["worker_id"]}),
         as_role("step.return", **step, note="Please add the costs"),
         as_role("step.cancel", **step, reason="Opened in error"),
-        as_role("step.start_new", person_id=pid, step_type=CSP),
+        as_role("step.start_new", person_id=pid, step_type="Professional Support"),
         as_role("person.record_death", person_id=str(uuid.uuid4()), date_of_death=str(today)),
         command("request.complete", who, world.request_person_id, request_id=world.request_id),
         as_role("tray.review", entry_id=t.tray_entry_id, contacted=True, note="Spoke to the person"),
@@ -316,12 +317,12 @@ def verdict(seen: list[Seen]) -> tuple[bool, set[str]]:
 
 
 async def test_every_command_for_every_role_allows_exactly_what_the_rules_say(
-        infra, referrals, workflow, allocation, events, db):
-    """R-W1..R-W9, R-NA5, R-RQ1..R-RQ7, R-S1, R-K8, R-A1..R-A4, R-T1, R-T5, R-T8, R-P1..R-P3."""
+        infra, referrals, workflow, allocation, events, db, workflow_db):
+    """R-W1..R-W9, R-W12, R-NA5, R-RQ1..R-RQ7, R-S1, R-K8, R-A1..R-A4, R-T1, R-T5, R-T8, R-P1..R-P3."""
     roles = sorted(roles_in_the_system())
     all_commands = set(COMMAND_TOPICS)
     assert set(EXPECTED) == all_commands, "declare every command in the matrix"
-    world = await build_world(infra, events, db, roles)
+    world = await build_world(infra, events, db, workflow_db, roles)
     sends = {role: cells(world, role) for role in roles}
     assert all({s.envelope.type for s in batch} == all_commands for batch in sends.values())
     seen = await outcomes(infra, events, [s for batch in sends.values() for s in batch], timeout=120)

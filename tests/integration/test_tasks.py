@@ -13,7 +13,7 @@ import pytest
 from services.notifications.domain import LONDON
 from shared import topics
 from shared.envelope import Envelope, new_message
-from shared.testing import EventLog, SigningProducer, poll_until, publish, worker_auth
+from shared.testing import EventLog, SigningProducer, poll_until, publish, service_auth, worker_auth
 from tests.allocation_harness import Staff, actor, referral, tray_args
 from tests.workflow_harness import SCREENING, Commands, Personas, new_case
 
@@ -208,3 +208,31 @@ async def test_R_RQ8_R_K8_R_K6_R_K3_R_S2_workflow_prompts_become_tasks_closed_wh
         assert done["closed_reason"] == how
     for who in (sw, sw2):
         assert await inbox(notifications, who, "workers", who["worker_id"], state="open") == []
+
+
+async def test_R_RQ8_R_K11_a_signed_off_review_is_a_task_for_its_worker_to_send_it_to_the_person(
+        infra, workflow, notifications, events: EventLog, commands, send):
+    """Seed 001 §6.3.1 "Please always ensure that reviews are sent out": when the team manager signs off the
+    social worker's Telephone Wellbeing Review through the real workflow service, the social worker — not the
+    manager — has a task to send it to the person, which only they can mark done."""
+    from tests.e2e.test_adult_children_journeys import Journey, People, twr_finished
+
+    p = People()
+    person_id, _ = await new_case(infra, events)
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
+        review = await twr_finished(Journey(commands, http, person_id), p)
+
+    reminder = await task_of(notifications, p.sw, "workers", p.sw["worker_id"], person_id, "send_to_person")
+    assert (reminder["name"], reminder["step_id"], reminder["task"]["rule"], reminder["task"]["link"]) == (
+        "Send the Telephone Wellbeing Review to the person", review, "R-K11", f"/steps/{review}")
+    assert "reviews are always sent out" in reminder["note"]
+    assert not [t for t in await inbox(notifications, p.tm, "workers", p.tm["worker_id"])
+                if t["task"]["code"] == "send_to_person"]
+
+    tasks = Commands(send, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
+    refused = await tasks.send("task.complete", p.tm, key=person_id, task_id=reminder["request_id"])
+    assert refused.rejection["code"] == "forbidden"
+    (await tasks.send("task.complete", p.sw, key=person_id, task_id=reminder["request_id"],
+                      note="Posted to her and her daughter")).ok()
+    sent = await task_of(notifications, p.sw, "workers", p.sw["worker_id"], person_id, "send_to_person", "completed")
+    assert (sent["closed_by"], sent["closed_reason"]) == (p.sw["worker_id"], "done")

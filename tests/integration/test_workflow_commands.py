@@ -171,7 +171,7 @@ async def test_R_NA_send_immediately_assign_add_form_remove_and_notification(inf
     await commands.send("step.start", p.hub, key=person_id, step_id=triage)
     sent = (await commands.send("step.add_next_action", p.hub, key=person_id, step_id=triage, action=MONITORING,
                                 send_immediately=True)).ok()
-    assert sent.types == ["next_action.added", "next_action.sent", "step.created"]
+    assert sent.types == ["next_action.added", "next_action.sent", "step.created", "step.started"]  # R-W13
     refused = await commands.send("step.add_next_action", p.hub, key=person_id, step_id=triage,
                                   action="WB Trusted Assessment and Support Planning",
                                   assignee={"kind": "worker", "id": "x"}, priority="urgent")

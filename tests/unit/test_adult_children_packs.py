@@ -16,7 +16,7 @@ from services.workflow.pack import (
     StepDefinition,
 )
 from shared.actor import held_roles
-from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
+from tests.workflow_harness import Engine, actor, shipped_packs
 
 ATM_TM = ("team_manager", "assistant_team_manager")
 TM_HOS = ("team_manager", "head_of_service")
@@ -493,7 +493,7 @@ def test_every_next_action_of_every_step_type_is_reached_by_the_guides_roles(
     defn = shipped.step(step_type)
     spec = defn.next_action(action_name)
     crew = _Crew(defn)
-    [step] = e.send("step.start_new", crew.worker, person_id=PERSON["person_id"], step_type=step_type).created
+    [step] = e.given_step(step_type, crew.worker).created
     sid = step.step_id
     _fill(e, crew, defn, sid, [f for s in defn.sections for f in s.fields])
     if spec.requires_form:

@@ -65,8 +65,8 @@ def e(shipped: PackRegistry) -> Engine:
 
 
 def started(e: Engine, step_type: str, who: dict[str, Any] = SW, person_id: str = PID, **extra: Any) -> str:
-    """Start > New assigned to self: incomplete at once."""
-    [step] = e.send("step.start_new", who, person_id=person_id, step_type=step_type, **extra).created
+    """A new workflow's first step opened by `who` for themselves: incomplete at once."""
+    [step] = e.given_step(step_type, who, person_id=person_id, **extra).created
     return step.step_id
 
 
@@ -156,17 +156,15 @@ def test_R_K7_a_meeting_started_new_is_routed_from_the_persons_latest_assessment
     e.send("step.save", RSW, step_id=cfa, values={"date_assessment_started": "2024-02-20"})
     locality = {"kind": "team", "id": "children-locality"}
     e.now = datetime(2024, 4, 5, 9, 0, tzinfo=UTC)  # day 45 from 20 February (a leap year)
-    early = e.send("step.start_new", RM, person_id=PID, step_type=MAM, assignee=locality).created[0]
+    early = e.given_step(MAM, RM, assignee=locality).created[0]
     assert early.assignee_id == "children-response"
     e.now = datetime(2024, 4, 6, 9, 0, tzinfo=UTC)  # day 46: even a meeting sent to Response goes to Locality
-    late = e.send("step.start_new", RM, person_id=PID, step_type=MAM,
-                  assignee={"kind": "team", "id": "children-response"}).created[0]
+    late = e.given_step(MAM, RM, assignee={"kind": "team", "id": "children-response"}).created[0]
     assert late.assignee_id == "children-locality"
 
 
 def test_R_K7_no_assessment_and_worker_assignees_are_left_alone(e: Engine) -> None:
-    [meeting] = e.send("step.start_new", RM, person_id=PID, step_type=MAM,
-                       assignee={"kind": "team", "id": "children-locality"}).created
+    [meeting] = e.given_step(MAM, RM, assignee={"kind": "team", "id": "children-locality"}).created
     assert meeting.assignee_id == "children-locality" and "routing" not in meeting.provenance
     started(e, CFA, RSW)
     mine = started(e, MAM, RM)  # to self: a worker, not a team inbox
@@ -176,10 +174,10 @@ def test_R_K7_no_assessment_and_worker_assignees_are_left_alone(e: Engine) -> No
 # --- R-K5: no third Telephone Wellbeing Review in a row ----------------------------------------
 
 
-def test_R_K5_a_third_twr_in_a_row_is_refused_from_start_new_naming_review_planning(e: Engine) -> None:
+def test_R_K5_a_third_twr_in_a_row_is_refused_as_a_new_step_naming_review_planning(e: Engine) -> None:
     finished_twr(e)
     finished_twr(e)
-    [r] = e.refused("step.start_new", SW, person_id=PID, step_type=TWR)
+    [r] = e.given_step_refused(TWR, SW)
     assert (r.code, r.field) == ("two_twr_limit", "step_type")
     assert "Review Planning" in r.message and "R-K5" in r.message
     started(e, "Review Planning")  # the face-to-face way forward
@@ -193,7 +191,7 @@ def test_R_K5_a_planned_short_review_in_between_resets_the_count(e: Engine) -> N
     authorised(e, psr, OTHER_WORKFLOW, REVIEW_REQUEST)
     finished_twr(e)  # allowed again: the count starts over after the face-to-face review
     finished_twr(e)
-    assert codes(e.refused("step.start_new", SW, person_id=PID, step_type=TWR)) == ["two_twr_limit"]
+    assert codes(e.given_step_refused(TWR, SW)) == ["two_twr_limit"]
 
 
 def test_R_K5_a_third_twr_is_refused_as_a_next_action_of_future_work(e: Engine) -> None:
@@ -574,8 +572,7 @@ def test_R_W11_future_work_is_opened_by_a_manager_who_allocates_the_review_not_b
     """Seed 001 §6.2.1: "NOT ... Future work to the worker but the actual piece of work ... they will not
     be able to open future work"; its closure is seed 001's Close Case, not the Wellbeing closure."""
     team_manager = actor("tm-r", "team_manager", teams=("adult-review",))
-    [fw] = e.send("step.start_new", team_manager, person_id=PID, step_type=FW,
-                  assignee={"kind": "team", "id": "adult-review"}).created
+    [fw] = e.given_step(FW, team_manager, assignee={"kind": "team", "id": "adult-review"}).created
     assert "role" in codes(e.refused("step.start", SW, step_id=fw.step_id))  # SW is in adult-review
     e.send("step.start", team_manager, step_id=fw.step_id)
     e.send("step.add_next_action", team_manager, step_id=fw.step_id, action="Review Planning",
@@ -616,7 +613,7 @@ def test_R_K1_a_closure_names_future_work_still_waiting_so_it_cannot_fall_due_on
 
 def test_R_K1_the_admin_teams_closure_checks_must_be_yes_not_just_answered(e: Engine) -> None:
     admin = actor("admin-1", "business_support", teams=("adult-admin",))
-    [step] = e.send("step.start_new", admin, person_id=PID, step_type="Adult Case Closure in Progress").created
+    [step] = e.given_step("Adult Case Closure in Progress", admin).created
     e.send("step.save", admin, step_id=step.step_id, values={
         "open_work_ended": False, "relationships_ended": True, "case_closure_date": "2024-07-03"})
     e.send("step.add_next_action", admin, step_id=step.step_id, action="Adult Case Closed (NFA)")

@@ -35,7 +35,7 @@ def e(shipped: PackRegistry) -> Engine:
 
 
 def started(e: Engine, step_type: str, who: dict[str, Any]) -> str:
-    [step] = e.send("step.start_new", who, person_id=PID, step_type=step_type).created
+    [step] = e.given_step(step_type, who, person_id=PID).created
     return step.step_id
 
 
@@ -52,10 +52,9 @@ def assessment_sent_for_sign_off(e: Engine, worker: dict[str, Any], manager: dic
 
 def test_R_W11_a_social_worker_alone_cannot_close_a_childs_case_the_response_manager_does(e: Engine) -> None:
     """Seed 003 "Close Case to Children's Services … Sent to: Response Manager"."""
-    [refusal] = e.refused("step.start_new", RSW, person_id=PID, step_type=CLOSE)
+    [refusal] = e.given_step_refused(CLOSE, RSW, person_id=PID)
     assert refusal.code == "role" and "R-W11" in refusal.message
-    [step] = e.send("step.start_new", RSW, person_id=PID, step_type=CLOSE,
-                    assignee={"kind": "worker", "id": "rm"}).created
+    [step] = e.given_step(CLOSE, RSW, person_id=PID, assignee={"kind": "worker", "id": "rm"}).created
     sid = step.step_id
     assert "role" in codes(e.refused("step.assign", RSW, step_id=sid, to={"kind": "worker", "id": "rsw"}))
     e.send("step.start", RM, step_id=sid)

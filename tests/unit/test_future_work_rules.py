@@ -95,8 +95,8 @@ def e(packs: PackRegistry) -> Engine:
 
 
 def started(e: Engine, step_type: str, who: dict[str, Any] = WORKER) -> str:
-    """Start > New assigned to self: the step is incomplete at once."""
-    [step] = e.send("step.start_new", who, person_id=PID, step_type=step_type).created
+    """A new workflow's first step opened by `who` for themselves: the step is incomplete at once."""
+    [step] = e.given_step(step_type, who, person_id=PID).created
     return step.step_id
 
 
@@ -274,9 +274,9 @@ def test_R_S1_cancelling_or_a_death_withdraws_the_timer(e: Engine) -> None:
 # --- R-K2: one Future Work per person -----------------------------------------------------------
 
 
-def test_R_K2_start_new_future_work_is_refused_naming_the_existing_one(e: Engine) -> None:
+def test_R_K2_a_second_future_work_is_refused_naming_the_existing_one(e: Engine) -> None:
     fw = future_work(e, due=date(2024, 11, 4))
-    [r] = e.refused("step.start_new", MANAGER, person_id=PID, step_type=FW)
+    [r] = e.given_step_refused(FW, MANAGER, person_id=PID)
     assert (r.code, r.step_id) == ("one_future_work", fw.step_id)
     assert fw.step_id in r.message and "2024-11-04" in r.message
 

@@ -239,7 +239,7 @@ def test_a_support_plan_saves_costs_and_orders_or_refuses_r_k10(values: dict[str
     """Issue #20, R-K10: hostile hours, rates and dates in a support plan are refused with reasons or costed
     within bounds; finishing asks for purchase orders that validate; a good save afterwards still works."""
     engine = Engine(packs=SHIPPED)
-    plan = engine.send("step.start_new", COORDINATOR, person_id=PERSON["person_id"], step_type=PLAN).created[0]
+    plan = engine.given_step(PLAN, COORDINATOR).created[0]
     _stored(_try(engine, "step.save", step_id=plan.step_id, values=values))
     _stored(_try(engine, "step.add_next_action", step_id=plan.step_id, action="Brokerage purchasing request",
                  scheduled_date=when))
@@ -268,7 +268,7 @@ def test_absurd_hours_rates_and_dates_in_a_plan_are_refused_naming_the_field(val
                                                                              field: str) -> None:
     """Issue #20, R-K10: 1e308 hours or a rate beyond £10,000 an hour is no care package; year 1 is no start."""
     engine = Engine(packs=SHIPPED)
-    plan = engine.send("step.start_new", COORDINATOR, person_id=PERSON["person_id"], step_type=PLAN).created[0]
+    plan = engine.given_step(PLAN, COORDINATOR).created[0]
     with pytest.raises(workflow_domain.RuleBroken) as caught:
         engine.send("step.save", COORDINATOR, step_id=plan.step_id, values=values)
     assert [r.field for r in caught.value.reasons] == [field]

@@ -29,7 +29,7 @@ def shipped() -> PackRegistry:
 
 
 def _started(engine: Engine, step_type: str, who: dict[str, Any] = SW) -> str:
-    return engine.send("step.start_new", who, person_id=PID, step_type=step_type).created[0].step_id
+    return engine.given_step(step_type, who, person_id=PID).created[0].step_id
 
 
 # --- R-F4: nothing, or less, is not an amount -----------------------------------------------------------

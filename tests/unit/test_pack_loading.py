@@ -623,3 +623,21 @@ def test_R_W10_a_pack_must_say_who_works_its_steps(tmp_path: Path) -> None:
     del pack["worked_by"]
     _write(tmp_path, "p.yaml", pack)
     _assert_names(_refused(tmp_path), "p.yaml", "Demo Start", "worked_by")
+
+
+@pytest.mark.parametrize(("grant", "field", "words"), [
+    ({}, "start_new[0]", "roles or teams"),
+    ({"teams": ["nowhere-team"]}, "start_new[0].teams", "nowhere-team"),
+    ({"roles": ["gso"]}, "start_new[0].roles", "worked_by"),
+])
+def test_R_W12_a_start_new_grant_names_who_may_start_and_can_work_the_step(
+    tmp_path: Path, grant: dict[str, Any], field: str, words: str,
+) -> None:
+    """R-W12: a grant naming nobody (anyone could start it), an unknown team, or a role that can neither work
+    the step nor assign it on does not load."""
+    step = _step()
+    step["start_new"] = [grant]
+    _write(tmp_path, "p.yaml", _pack(step))
+    error = _refused(tmp_path)
+    _assert_names(error, "p.yaml", "Demo Start", field)
+    assert words in error.problem

@@ -9,7 +9,7 @@ import pytest
 from services.workflow import purchasing
 from services.workflow.pack import PackRegistry
 from shared.events.purchasing import PurchaseOrderRequested
-from tests.workflow_harness import PERSON, Engine, actor, codes, shipped_packs
+from tests.workflow_harness import Engine, actor, codes, shipped_packs
 
 CSP = "Create Support Plan"
 BROKERAGE = "Brokerage purchasing request"
@@ -93,7 +93,7 @@ PLAN_VALUES = {"planned_services": PLAN_ROWS, "annual_review_date": "2025-06-03"
 
 
 def _plan(engine: Engine, values: dict[str, Any] | None = None) -> str:
-    decision = engine.send("step.start_new", COORDINATOR, person_id=PERSON["person_id"], step_type=CSP)
+    decision = engine.given_step(CSP, COORDINATOR)
     step_id = decision.created[0].step_id
     engine.send("step.save", COORDINATOR, step_id=step_id, values=values if values is not None else PLAN_VALUES)
     return step_id

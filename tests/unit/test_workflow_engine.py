@@ -235,7 +235,7 @@ def test_R_W8_support_rows_come_from_the_ta_domains_and_exit_score_is_needed_onc
 
 def test_R_W8_activity_log_rows_add_edit_delete_move_and_record_the_worker(e: Engine) -> None:
     _, cm = sap(e)
-    e.send("step.start", P.hub, step_id=cm)
+    assert e.steps[cm].state == "incomplete"  # R-W13: opened when created, in the hub team's work
     a = {"activity_datetime": "2024-06-04T10:00:00", "activity": "Phoned"}
     b = {"activity_datetime": "2024-06-05T11:00:00", "activity": "Visited"}
     e.send("step.save", P.hub, step_id=cm, values={"activity_log": [a, b]})
@@ -375,7 +375,7 @@ def test_R_NA5_an_action_added_by_roles_is_refused_to_other_roles(e: Engine) -> 
 def test_R_NA5_assign_to_me_creates_the_step_for_the_finishing_worker(e: Engine) -> None:
     _, cm = sap(e)
     e.send("step.assign", P.so, step_id=cm, to={"kind": "worker", "id": P.gso["worker_id"]})
-    e.send("step.start", P.gso, step_id=cm)
+    assert e.steps[cm].state == "incomplete"  # R-W13: reassigned, it stays started
     d = _finish_with(e, cm, P.gso, MONITORING_VALUES, {"action": PROPOSED_CLOSURE})
     [proposed] = d.created
     assert (proposed.assignee_kind, proposed.assignee_id) == ("worker", P.gso["worker_id"])
@@ -383,7 +383,6 @@ def test_R_NA5_assign_to_me_creates_the_step_for_the_finishing_worker(e: Engine)
 
 def test_R_NA6_closure_already_started_only_while_a_closure_is_in_current_work(e: Engine) -> None:
     s, cm = sap(e)
-    e.send("step.start", P.hub, step_id=cm)
     already = "Adult Case Closure Already Started (NFA)"
     assert codes(e.refused("step.add_next_action", P.hub, step_id=cm, action=already)) == [
         "not_allowed_in_case_state"]
@@ -497,7 +496,6 @@ def test_R_K1_proposed_closure_refused_naming_every_open_step_then_case_closed(e
     reasons = e.refused("step.finish", P.so, step_id=proposed.step_id)
     assert [(r.code, r.step_id) for r in reasons] == [("open_step", cm)]
     assert MONITORING in reasons[0].message
-    e.send("step.start", P.hub, step_id=cm)
     _finish_with(e, cm, P.hub, MONITORING_VALUES, {"action": "WB Case Monitoring Complete (NFA)"})
     d = e.send("step.finish", P.so, step_id=proposed.step_id)
     [closing] = d.created

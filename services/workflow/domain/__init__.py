@@ -12,6 +12,7 @@ reads the same for handlers, stores, queries and tests.
 
 from services.workflow.domain.access import (
     authorise_problems,
+    may_start,
     may_work,
     own_work,
     two_part,
@@ -100,6 +101,7 @@ from services.workflow.domain.new_steps import (
     cin_routing,
     created_event,
     new_step,
+    open_workflow,
     start_new,
 )
 from services.workflow.domain.next_actions import add_next_action, remove_next_action
@@ -121,6 +123,7 @@ from shared.actor import MANAGER_ROLES, Actor
 __all__ = [
     "Actor",
     "MANAGER_ROLES",
+    "may_start",
     "may_work",
     "own_work",
     "authorise_problems",
@@ -202,6 +205,7 @@ __all__ = [
     "assessment_started",
     "cin_routing",
     "created_event",
+    "open_workflow",
     "start_new",
     "add_next_action",
     "remove_next_action",

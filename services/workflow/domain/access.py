@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from services.workflow.domain.model import Context, Request, Step, reason
 from services.workflow.pack import StepDefinition
-from shared.actor import Actor, held_roles
+from shared.actor import Actor, above_teams, held_roles
 from shared.commands.base import Reason
 
 
@@ -33,12 +33,49 @@ def may_contribute(defn: StepDefinition, actor: Actor) -> bool:
     return bool(held_roles(actor.roles) & set(defn.contributors))
 
 
+def is_involved(involved: frozenset[str], actor: Actor) -> bool:
+    """R-W13: the worker, or one of their teams, is involved with the person (a relationship or a step of the
+    person), or they manage above teams (a Senior Officer)."""
+    return (f"worker:{actor.worker_id}" in involved or any(f"team:{team}" in involved for team in actor.team_ids)
+            or above_teams(actor.roles))
+
+
+def may_log(defn: StepDefinition, values: Mapping[str, object], involved: frozenset[str], actor: Actor) -> bool:
+    """R-W13: an involved worker adds to the step's activity log without the step being theirs."""
+    return bool(values) and set(values) <= defn.activity_logs and is_involved(involved, actor)
+
+
 def finisher_problems(defn: StepDefinition, actor: Actor) -> list[Reason]:
     """R-W11: a manager's decision is opened and finished only by a role named for it."""
     if not defn.finished_by or held_roles(actor.roles) & set(defn.finished_by):
         return []
     return [reason("role", f"a {defn.step_type} is the decision of a {' or '.join(defn.finished_by)}: assign it"
                    " to them (R-W11)")]
+
+
+def may_start(defn: StepDefinition, actor: Actor) -> bool:
+    """R-W12: a grant of the step type names one of the worker's own roles (or none) and one of their
+    teams (or none). Roles as given: a children's social worker is not an Adult Care practitioner."""
+    return any((not grant.roles or actor.roles & set(grant.roles))
+               and (not grant.teams or actor.team_ids & set(grant.teams)) for grant in defn.start_new)
+
+
+def start_problems(defn: StepDefinition, actor: Actor, team_name: Callable[[str], str]) -> list[Reason]:
+    """R-W12: Start > New opens only the step types the guide lists, for the workers it names."""
+    if may_start(defn, actor):
+        return []
+    if not defn.start_new:
+        return [reason("not_startable", f"a {defn.step_type} is not started from Start > New: it follows from"
+                       " an earlier step's next action or a referral (R-W12)", field="step_type")]
+    who = "; ".join(_grant_words(grant.roles, grant.teams, team_name) for grant in defn.start_new)
+    return [reason("not_startable", f"a {defn.step_type} is started from Start > New only by {who} (R-W12)",
+                   field="step_type")]
+
+
+def _grant_words(roles: Sequence[str], teams: Sequence[str], team_name: Callable[[str], str]) -> str:
+    role_words = " or ".join(role.replace("_", " ") for role in roles) or "a worker"
+    team_words = f" of {', '.join(team_name(team) for team in teams)}" if teams else ""
+    return f"{'a ' if roles else ''}{role_words}{team_words}"
 
 
 def own_work(step: Step, actor: Actor, requests: Sequence[Request]) -> bool:

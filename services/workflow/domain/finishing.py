@@ -42,7 +42,8 @@ from services.workflow.domain.model import (
     history_entry,
     reason,
 )
-from services.workflow.domain.new_steps import created_event
+from services.workflow.domain.monitoring_form import review_monitoring_warnings
+from services.workflow.domain.new_steps import creation_events
 from services.workflow.domain.next_actions import assignee_of, create_from_action
 from services.workflow.domain.reviews import twr_limit, twr_limited
 from services.workflow.domain.timers import step_timer_keys, timers_of_new_step
@@ -119,9 +120,9 @@ def finish_blockers(
 
 
 def finish_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
-    """What finishing now would warn about, without stopping it (R-K3)."""
+    """What finishing now would warn about, without stopping it (R-K3, R-K12)."""
     continuing = any(not a.nfa for a in step.next_actions)
-    return future_work_warnings(ctx, step, defn, continuing=continuing)
+    return future_work_warnings(ctx, step, defn, continuing=continuing) + review_monitoring_warnings(ctx, step, defn)
 
 
 def finish(
@@ -162,8 +163,12 @@ def finish(
         ) for a in actions],
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
         warned_worker_ids=warned,
+        send_to_person=step.assignee if defn.sent_to_person else None,  # R-K11
     )]
-    events += [created_event(s) for s in created]
+    opened = [creation_events(ctx, s) for s in created]
+    created = [s for s, _, _ in opened]
+    events += [e for _, made, _ in opened for e in made]
+    history += [h for _, _, started in opened for h in started]
     events += [RequestCompleted(**event_base(new, ctx), request_id=r.request_id, name=r.name, note=r.completion_note)
                for r in signed]
     history += [history_entry(new, ctx, "request.completed", request_id=r.request_id, name=r.name)

@@ -207,6 +207,31 @@ def _row_problems(f: Field, rows: list[Mapping[str, Any]], before: Any, section:
     return reasons
 
 
+def log_problems(defn: StepDefinition, step: Step, values: Mapping[str, Any], actor: Actor) -> list[Reason]:
+    """R-W13: in an activity log a row keeps its author: another worker's rows stay as they were (they may be
+    moved, not changed or deleted), and a row is recorded by the worker who adds or edits it."""
+    reasons: list[Reason] = []
+    for key in defn.activity_logs & set(values):
+        rows, before = values[key], step.values.get(key)
+        if not isinstance(rows, list):
+            continue
+        label = defn.field_map()[key].label
+        kept = list(rows)
+        for old in before if isinstance(before, list) else []:
+            if not isinstance(old, Mapping) or old.get("recorded_by") in (None, actor.worker_id):
+                continue
+            if old in kept:
+                kept.remove(old)
+            else:
+                reasons.append(reason("not_your_row", f"a row of {label!r} recorded by {old['recorded_by']} can be"
+                                      " changed or deleted only by them (R-W13)", field=key))
+        for index, row in enumerate(rows):
+            if row in kept and isinstance(row, Mapping) and row.get("recorded_by") not in (None, actor.worker_id):
+                reasons.append(reason("not_your_row", f"a row of {label!r} is recorded by the worker who adds it"
+                                      " (R-W13)", field=f"{key}[{index}].recorded_by"))
+    return reasons
+
+
 def fill_system_columns(defn: StepDefinition, values: dict[str, Any], actor: Actor) -> dict[str, Any]:
     """System-generated columns: the recording worker of a new activity row (R-W8)."""
     fields = {f.key: f for s in defn.form_sections for f in s.fields}

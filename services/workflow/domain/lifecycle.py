@@ -9,11 +9,12 @@ from services.workflow.domain.access import (
     finisher_problems,
     is_assignee,
     may_contribute,
+    may_log,
     may_work,
     not_assignee,
     state_problems,
 )
-from services.workflow.domain.forms import fill_system_columns, is_empty, prepopulated, save_problems
+from services.workflow.domain.forms import fill_system_columns, is_empty, log_problems, prepopulated, save_problems
 from services.workflow.domain.generated_values import budget_problems, budget_values, system_values, with_system
 from services.workflow.domain.model import (
     OPEN_STATES,
@@ -80,9 +81,11 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) 
     reasons = state_problems(step, WORKING_STATES, "save")
     working = may_work(step, defn, ctx.actor)
     contributing = not working and may_contribute(defn, ctx.actor)
-    if not (working or contributing):
+    logging = not (working or contributing) and may_log(defn, command.values, ctx.involved, ctx.actor)
+    if not (working or contributing or logging):
         reasons.append(not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor, contributor=contributing)
+    reasons += log_problems(defn, step, command.values, ctx.actor)
     at_fault = {r.field for r in reasons}
     reasons += [r for r in budget_problems(defn, command.values, ctx.packs.rates) if r.field not in at_fault]
     numbers = {s.number for s in defn.form_sections}

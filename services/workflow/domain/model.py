@@ -194,6 +194,9 @@ class Context:
     packs: PackRegistry
     person: Mapping[str, Any] | None = None
     case: CaseView = CaseView()
+    # R-W13: who is involved with the person ("worker:<id>", "team:<id>"): their relationships and the
+    # assignees of their steps; loaded only where a rule reads it (an activity log)
+    involved: frozenset[str] = frozenset()
 
     @property
     def today(self) -> date:

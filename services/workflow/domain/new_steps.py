@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.workflow.domain.access import finisher_problems
+from services.workflow.domain.access import finisher_problems, start_problems
 from services.workflow.domain.dates import london_date
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
@@ -111,6 +111,17 @@ def cin_routing(
                             "meeting_date": on.isoformat(), "days": days, "team": team}
 
 
+def creation_events(ctx: Context, step: Step) -> tuple[Step, list[BaseModel], list[History]]:
+    """step.created; and a step type opened on creation (R-W13, WB Case Monitoring) is started at once, for
+    whoever it is assigned to: Incomplete work, never Incoming. The step as saved, its events, its history."""
+    events: list[BaseModel] = [created_event(step)]
+    if step.state != "incoming" or not ctx.packs.step(step.step_type, step.pack_version).opened_on_creation:
+        return step, events, []
+    started = replace(step, state="incomplete", version=step.version + 1)
+    events.append(StepStarted(**event_base(started, ctx), assignee=started.assignee))
+    return started, events, [history_entry(started, ctx, "step.started", rule="R-W13 opened on creation")]
+
+
 def created_event(step: Step) -> StepCreated:
     return StepCreated(
         step_id=step.step_id, workflow_id=step.workflow_id, person_id=step.person_id,
@@ -121,33 +132,45 @@ def created_event(step: Step) -> StepCreated:
 
 
 def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> Decision:
-    """R-W1: Start > New opens a new workflow; assigned to self it is started at once."""
+    """R-W1, R-W12: Start > New opens a new workflow, for the step types and workers the pack names."""
     step_type = command.step_type
     if step_type not in ctx.packs.step_types():
         raise RuleBroken([reason("unknown_step_type", f"no pack defines step type {step_type!r}",
                                  field="step_type")])
+    check(start_problems(ctx.packs.step(step_type), ctx.actor, ctx.packs.team_name))
+    target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
+    return open_workflow(ctx, step_type, str(command.person_id), target, workflow_id=workflow_id)
+
+
+def open_workflow(
+    ctx: Context, step_type: str, person_id: str, target: cmd.Target, *, workflow_id: str,
+) -> Decision:
+    """A new workflow whose first step is `step_type`; assigned to the actor it is started at once.
+
+    The case rules of a new step apply (R-K2 one Future Work, R-K5 two TWRs, R-W11 the manager's step).
+    """
     existing = open_future_work(ctx) if is_future_work(ctx.packs, step_type) else None
     if existing is not None:
         raise RuleBroken([one_future_work(existing, field="step_type")])
     check(twr_limit(ctx, step_type, field="step_type"))
-    target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
     if target.kind == "worker" and target.id == ctx.actor.worker_id:  # started at once: R-W11 applies
         check(finisher_problems(ctx.packs.step(step_type), ctx.actor))
-    person_id = str(command.person_id)
     workflow = Workflow(workflow_id, person_id, {"kind": "start_new"}, ctx.now, ctx.actor.worker_id)
     step, prepop = new_step(
         ctx, step_type=step_type, workflow_id=workflow_id, person_id=person_id,
         assignee=(target.kind, target.id), priority="normal",
         provenance={"rule": "R-W1 start new", "action": None, "from_step_id": None},
     )
+    history = [History(step.step_id, ctx.now, ctx.actor.worker_id, "step.created",
+                       {"state": step.state, "provenance": step.provenance}), prepop]
+    step, created, opened = creation_events(ctx, step)
     events: list[BaseModel] = [
         WorkflowStarted(workflow_id=workflow_id, person_id=person_id, first_step_type=step_type,
                         origin="start_new"),
-        created_event(step),
+        *created,
     ]
-    history = [History(step.step_id, ctx.now, ctx.actor.worker_id, "step.created",
-                       {"state": step.state, "provenance": step.provenance}), prepop]
-    if target.kind == "worker" and target.id == ctx.actor.worker_id:
+    history += opened
+    if step.state == "incoming" and target.kind == "worker" and target.id == ctx.actor.worker_id:
         step = replace(step, state="incomplete", version=2)
         events.append(StepStarted(**event_base(step, ctx), assignee=step.assignee))
         history.append(history_entry(step, ctx, "step.started"))

@@ -32,7 +32,7 @@ from services.workflow.domain.model import (
     history_entry,
     reason,
 )
-from services.workflow.domain.new_steps import created_event, new_step
+from services.workflow.domain.new_steps import creation_events, new_step
 from services.workflow.domain.reviews import twr_limit, twr_limited
 from services.workflow.domain.timers import timers_of_new_step
 from services.workflow.pack import NextActionDefinition, StepDefinition
@@ -229,9 +229,10 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
         reason=added.reason, priority=added.priority,
     ))
     if created:
+        target, made, opened = creation_events(ctx, created[0])
+        created, history = (target,), history + opened
         events += [NextActionSent(**event_base(new, ctx), next_action_id=added.next_action_id,
-                                  action=added.action, created_step_id=created[0].step_id),
-                   created_event(created[0])]
+                                  action=added.action, created_step_id=target.step_id), *made]
     history.insert(0, history_entry(new, ctx, "next_action.added", next_action_id=added.next_action_id,
                                action=added.action, sent=created[0].step_id if created else None,
                                scheduled_date=scheduled.isoformat() if scheduled else None))

@@ -178,6 +178,17 @@ def _check_step(where: _Where, step: StepDefinition) -> None:
     for request in step.requests:
         _check_request(where, request)
     _check_rule_contracts(where, step)
+    _check_activity_logs(where, step)
+
+
+def _check_activity_logs(where: _Where, step: StepDefinition) -> None:
+    """R-W13: an activity log is a table whose rows name their author (a system-generated `recorded_by`)."""
+    for section in step.sections:
+        for f in section.fields:
+            author = next((c for c in f.columns if c.key == "recorded_by"), None)
+            if f.activity_log and (f.type != "table" or author is None or not author.system_generated):
+                raise where.fail(f"sections.{f.key}", "R-W13: an activity log is a table with a system-generated"
+                                 " recorded_by column")
 
 
 def _check_rule_contracts(where: _Where, step: StepDefinition) -> None:
@@ -500,6 +511,11 @@ def _check_references(item: _Loaded, index: _Index, teams: Mapping[str, str]) ->
             if request.default_to and request.default_to.kind == "team":
                 at = f"requests[{request.name!r}].default_to.id"
                 _require_team(where, at, request.default_to.id, teams)
+        for n, grant in enumerate(step.start_new):
+            if not grant.roles and not grant.teams:
+                raise where.fail(f"start_new[{n}]", "R-W12: name the roles or teams that may start it")
+            for team in grant.teams:
+                _require_team(where, f"start_new[{n}].teams", team, teams)
 
 
 def _require_team(where: _Where, at: str, team_id: str | None, teams: Mapping[str, str]) -> None:
@@ -597,6 +613,11 @@ def _check_reachable(where: _Where, step: StepDefinition, index: _Index) -> None
     if not step.worked_by:
         raise where.fail("worked_by", "R-W10: name the roles that work this step (on the step or the pack)")
     reach = _reach(step)
+    for n, grant in enumerate(step.start_new):
+        for role in grant.roles:
+            if role not in reach and not held_roles([role]) & MANAGER_ROLES:
+                raise where.fail(f"start_new[{n}].roles", f"R-W12: a {role} who starts it can neither work it"
+                                 " nor assign it on; add the role to worked_by")
     fields = [(f"sections.{f.key}", f) for s in step.sections for f in s.fields]
     fields += [(f"optional_forms[{form.name!r}].{f.key}", f) for form in step.optional_forms
                for s in form.sections for f in s.fields]

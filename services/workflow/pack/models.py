@@ -95,6 +95,9 @@ class Field(_Frozen):
     system_value: SystemValue | None = None
     # R-K1: a check that must be answered "Yes" (true) before the step finishes, not merely answered
     must_be_yes: bool = False
+    # R-W13: an activity log (a table with a system-generated `recorded_by`): every worker involved with the
+    # person adds rows, each row keeps its author and nobody else changes or deletes it
+    activity_log: bool = False
 
     def to_contract(self) -> dict[str, Any]:
         """The field as the step read endpoint shows it."""
@@ -245,6 +248,15 @@ class RequestDefinition(_Frozen):
         }
 
 
+class StartGrant(_Frozen):
+    """R-W12: who may start a step type from Start > New: a worker holding one of `roles` (as given, not
+    the generic role of a team-specific one) and in one of `teams`; an empty list means any. The loader
+    refuses a grant naming neither."""
+
+    roles: tuple[Role, ...] = ()
+    teams: tuple[TeamId, ...] = ()
+
+
 class StepDefinition(_Frozen):
     """A step type: its form, optional forms, next actions, requests, authorisers and code rules."""
 
@@ -264,6 +276,13 @@ class StepDefinition(_Frozen):
     contributors: tuple[Role, ...] = ()
     # R-W11: only these roles finish a step of this type: the manager's decision it is sent to.
     finished_by: tuple[Role, ...] = ()
+    # R-W13: created already started (Incomplete), never waiting as Incoming (WB Case Monitoring)
+    opened_on_creation: bool = False
+    # R-K11: once finished (signed off), the document goes to the person: its worker gets the task to send it
+    sent_to_person: bool = False
+    # R-W12: who may start a step of this type from Start > New (none: only an earlier step's next
+    # action or a referral opens it)
+    start_new: tuple[StartGrant, ...] = ()
     rules: tuple[RuleName, ...] = ()
     # R-K2: a step of this type is "Future Work": at most one open per person.
     future_work: bool = False
@@ -303,6 +322,11 @@ class StepDefinition(_Frozen):
     def form(self, name: str) -> FormDefinition:
         """The optional form or letter of that name."""
         return _named(self.optional_forms, name, lambda item: item.name)
+
+    @property
+    def activity_logs(self) -> frozenset[str]:
+        """R-W13: the keys of the step's activity-log tables."""
+        return frozenset(f.key for s in self.form_sections for f in s.fields if f.activity_log)
 
     def field_map(self) -> dict[str, Field]:
         """Every top-level field of the form, carried ones included, by key."""

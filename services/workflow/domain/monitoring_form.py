@@ -1,0 +1,62 @@
+"""R-K12: when a plan or review stops or reduces a service, the worker is prompted for the Review Monitoring Form."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from services.workflow.domain.generated_values import BUDGET_RULE
+from services.workflow.domain.model import Context, Step, reason
+from services.workflow.pack import StepDefinition
+from shared.commands.base import Reason
+
+REVIEW_MONITORING_FORM = "Review Monitoring Form"
+PLAN_TABLE = "planned_services"
+
+
+def previous_plan(ctx: Context) -> Mapping[str, Any] | None:
+    """The values of the person's latest finished costed support plan (plan, review or interim plan)."""
+    for step_type in reversed(ctx.case.finished_sequence):
+        try:
+            rules = ctx.packs.step(step_type).rules
+        except KeyError:
+            continue
+        values = ctx.case.finished_values.get(step_type, {})
+        if BUDGET_RULE in rules and isinstance(values.get(PLAN_TABLE), list):
+            return values
+    return None
+
+
+def _services(values: Mapping[str, Any]) -> set[str]:
+    return {str(row.get("service")) for row in values.get(PLAN_TABLE) or [] if isinstance(row, Mapping)
+            and row.get("service")}
+
+
+def _weekly(values: Mapping[str, Any]) -> Decimal | None:
+    try:
+        return Decimal(str(values["total_weekly_cost"]))
+    except (KeyError, InvalidOperation):
+        return None
+
+
+def review_monitoring_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
+    """R-K12: a service of the previous plan has stopped, or the weekly cost went down, and the step offers the
+    Review Monitoring Form but it is not on the step yet: a prompt to complete it ("this form monitors savings")."""
+    if REVIEW_MONITORING_FORM not in {form.name for form in defn.optional_forms}:
+        return []
+    if REVIEW_MONITORING_FORM in step.forms or not isinstance(step.values.get(PLAN_TABLE), list):
+        return []
+    before = previous_plan(ctx)
+    if before is None:
+        return []
+    stopped = sorted(_services(before) - _services(step.values))
+    was, now = _weekly(before), _weekly(step.values)
+    reduced = was is not None and now is not None and now < was
+    if not (stopped or reduced):
+        return []
+    what = [f"stopped: {', '.join(stopped)}"] if stopped else []
+    what += [f"weekly cost down from £{was} to £{now}"] if reduced else []
+    return [reason("review_monitoring_form", f"a service has stopped or been reduced ({'; '.join(what)}): add and"
+                   f" complete the {REVIEW_MONITORING_FORM} before you finish — it monitors savings (R-K12)",
+                   step_id=step.step_id)]
