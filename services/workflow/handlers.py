@@ -242,9 +242,11 @@ async def _decide(
     needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep
                                 | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep)
     requests = await store.requests_of(conn, step.step_id) if needs_requests else []
+    assignments = await store.assignments_of(conn, step_id) \
+        if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
         decision = domain.decide(_context(command, packs, person, case), command, step=step,
-                                 requests=requests, request=request)
+                                 requests=requests, request=request, assignments=assignments)
     except domain.RuleBroken as broken:
         broken.key = step.person_id  # type: ignore[attr-defined]
         raise
