@@ -130,7 +130,8 @@ async def referrals(services: dict[str, ServiceProcess], infra: Infra) -> Servic
 @pytest.fixture
 async def workflow(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess) -> ServiceProcess:
     """The workflow service, reading person records from the referrals process (R-W5)."""
-    return await start_service(services, infra, "workflow", REFERRALS_URL=referrals.url)
+    return await start_service(services, infra, "workflow", REFERRALS_URL=referrals.url,
+                               ALLOCATION_URL=service_url("allocation"))
 
 
 @pytest.fixture

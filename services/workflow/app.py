@@ -4,11 +4,12 @@ from pathlib import Path
 
 from services.workflow import brokerage, handlers, queries
 from services.workflow.pack import load_packs
-from shared.readers import PersonReader
+from services.workflow.settings import WorkflowSettings
+from shared.access import RelationshipReader
+from shared.readers import PersonReader, ServiceReader
 from shared.service import create_app
-from shared.settings import load_settings
 
-settings = load_settings("workflow")
+settings = WorkflowSettings(service_name="workflow")
 # a broken pack stops start-up here, with a PackError naming the file, the step and the field
 packs = load_packs()
 queries.router.include_router(brokerage.queries)  # R-F2: the lack-of-provision list, a read like the others
@@ -23,3 +24,5 @@ app.state.packs = packs
 app.state.runtime.broker.context.set_global("packs", packs)
 people = PersonReader(settings.referrals_url, settings.http_timeout_seconds)
 app.state.runtime.broker.context.set_global("people", people)
+app.state.runtime.broker.context.set_global("access", RelationshipReader(
+    ServiceReader(settings.allocation_url, settings.http_timeout_seconds), None))

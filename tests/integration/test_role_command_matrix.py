@@ -70,13 +70,13 @@ EXPECTED: dict[str, frozenset[str]] = {
     "step.cancel": MANAGERS | CSP_AUTHORISERS,  # R-W2
     "step.reschedule": MANAGERS | CSP_AUTHORISERS,  # R-S1
     "request.complete": NOBODY,  # R-RQ2: the recipient completes a request, whatever their role
-    "person.record_death": ANYONE,  # R-K8: no role is named
+    "person.record_death": ANYONE,  # R-K8: no role is named; with grounds (each role's own relationship)
     # allocation.commands, for a person of the actor's team
     # another worker's relationship is an allocation: a manager's act (R-A1, R-A3)
     "worker_relationship.add": ALLOCATORS,
     "worker_relationship.end": ALLOCATORS,
-    "org_relationship.add": ANYONE,  # R-A2: no role is named
-    "org_relationship.end": ANYONE,  # R-A2
+    "org_relationship.add": ANYONE,  # R-A2: no role is named; R-A6: with grounds (each role's own relationship)
+    "org_relationship.end": ANYONE,  # R-A2, R-A6
     "case.allocate": ALLOCATORS,  # R-A3
     "case.reassign": ALLOCATORS,  # R-A4
     "tray.add": TRAY,  # R-T1
@@ -113,8 +113,9 @@ SUCCESS = {
 TEAM_SCOPED = ("step.assign", "step.return", "step.cancel", "step.reschedule", "step.authorise",  # R-W12
                "case.allocate", "case.reassign",  # R-A3, R-A4
                "tray.add", "tray.review", "tray.remove", "review_tray.add", "review_tray.remove")  # R-T1, R-T8
-# commands on a person's record: refused to a worker with no relationship to the person (issue #11 §3)
-PERSON_COMMANDS = ("person.update", "person_relationship.add", "person_relationship.end", "case_note.add")
+# commands on a person's record: refused to a worker with no relationship to the person (issue #11 §3, R-A6)
+PERSON_COMMANDS = ("person.update", "person_relationship.add", "person_relationship.end", "case_note.add",
+                   "org_relationship.add", "org_relationship.end", "worker_relationship.add", "person.record_death")
 
 COMMAND_TOPICS = {
     **{t: (topics.WORKFLOW_COMMANDS, topics.WORKFLOW_EVENTS) for t in workflow_commands.COMMANDS},
@@ -390,13 +391,15 @@ async def build_world(infra: Any, events: EventLog, db: Any, roles: list[str]) -
                   other, request_person, "", targets)
     plans = [p for t in targets.values() for p in plans_of(t)]
 
-    # round one: trays, relationships (each role's own with its person: R-A1), every step started
+    # round one: trays, relationships, every step started; then each actor's own relationship with its person
+    # (R-A1), which the person on their team's tray is the grounds for (R-A6; the outsider gives a reason)
     setup = {r: setup_commands(world, t) for r, t in targets.items()}
-    own = [command("worker_relationship.add", who, t.person_id, person_id=t.person_id, worker_id=who["worker_id"])
+    own = [command("worker_relationship.add", who, t.person_id, person_id=t.person_id, worker_id=who["worker_id"],
+                   **({"access_reason": "Asked to help the team"} if r == OUTSIDER else {}))
            for r, t in targets.items() for who in [world.actor(r)]]
     starts = [start(world, p) for p in plans]
     request_step = command("step.start_new", world.owner, request_person, person_id=request_person, step_type=CSP)
-    seen = await outcomes(infra, events, [request_step, *own, *starts, *(s for b in setup.values() for s in b)])
+    seen = await outcomes(infra, events, [request_step, *starts, *(s for b in setup.values() for s in b), *own])
     for role, t in targets.items():
         record_setup(t, setup[role], seen)
     for relationship in own:
@@ -458,7 +461,7 @@ def cells(world: World, role: str) -> list[Send]:
         on_step("step.return", note="Please add the costs"),
         on_step("step.cancel", reason="Opened in error"),
         as_role("step.start_new", person_id=pid, step_type=CSP),
-        as_role("person.record_death", person_id=str(uuid.uuid4()), date_of_death=str(today)),
+        as_role("person.record_death", person_id=pid, date_of_death=str(today)),
         command("request.complete", who, world.request_person_id, request_id=world.request_id),
         as_role("tray.review", entry_id=t.tray_entry_id, contacted=True, note="Spoke to the person"),
         as_role("tray.remove", entry_id=t.tray_entry_id, reason="Allocated elsewhere"),
@@ -496,12 +499,16 @@ def outsider_cells(world: World) -> list[Send]:
 
 
 def stranger_cells(world: World) -> list[Send]:
-    """The person commands, as a worker with no relationship to the person (no tray, team or work of theirs)."""
+    """The person commands, as a worker with no relationship to the person (no tray, team or work of theirs),
+    adding themselves among them (R-A6)."""
     t = world.targets[OUTSIDER]  # the outsider is refused everything: its person stays as set up
-    as_stranger = [s for s in cells(world, OUTSIDER) if s.envelope.type in PERSON_COMMANDS]
-    return [command(s.envelope.type, world.stranger, s.key, **{k: v for k, v in s.envelope.data.items()
-                                                                 if k != "actor"}) for s in as_stranger
-            if s.envelope.data.get("person_id", t.person_id) == t.person_id]
+    as_stranger = [command(s.envelope.type, world.stranger, s.key,
+                           **{k: v for k, v in s.envelope.data.items() if k != "actor"})
+                   for s in cells(world, OUTSIDER)
+                   if s.envelope.type in PERSON_COMMANDS and s.envelope.type != "worker_relationship.add"]
+    themselves = command("worker_relationship.add", world.stranger, t.person_id, person_id=t.person_id,
+                         worker_id=world.stranger["worker_id"])
+    return [*as_stranger, themselves]
 
 
 def verdict(seen: list[Seen]) -> tuple[bool, set[str]]:

@@ -98,7 +98,7 @@ def test_two_replicas_each_with_a_budget_that_keeps_one():
 
 # who reads whom over HTTP: the *_URL settings each component's app hands to its readers
 READS = {"web": {"referrals", "workflow", "allocation", "notifications", "documents"},
-         "referrals": {"allocation", "workflow"}, "workflow": {"referrals"},
+         "referrals": {"allocation", "workflow"}, "workflow": {"referrals", "allocation"},
          "allocation": {"referrals", "workflow"}, "notifications": {"referrals"},
          "documents": {"referrals", "workflow"}, "scheduler": set()}
 
