@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml requirements-test.lock
 lock:
 	$(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install --quiet uv
 	.venv-lock/bin/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 \
-	  --no-header --quiet -o requirements.lock
-	.venv-lock/bin/uv pip compile pyproject.toml --extra test --generate-hashes --universal --python-version 3.11 \
-	  --no-header --quiet -o requirements-test.lock
+	  --extra s3 --extra oidc --no-header --quiet -o requirements.lock
+	.venv-lock/bin/uv pip compile pyproject.toml --extra test --extra dev --extra s3 --extra oidc --generate-hashes \
+	  --universal --python-version 3.11 --no-header --quiet -o requirements-test.lock
 	sed -i '1i # Made by `make lock` from pyproject.toml: every package and its hashes, for every platform and Python 3.11+.' \
 	  requirements.lock requirements-test.lock
 
@@ -54,6 +54,7 @@ test-fast: $(STAMP)
 # every fault test at full size; -s prints the fault suite's per-fault table (tests/integration/test_faults.py)
 faults: $(STAMP)
 	FAULTS_FULL=1 $(PY) -m pytest -ra -s -m 'faults or fault_suite' tests/integration
+	HYPOTHESIS_PER_MODEL=100 $(PY) -m pytest -ra tests/unit/test_message_bounds.py
 
 # one table, every figure beside its same-run baseline (bench/results/latest.md); BENCH_ARGS=--quick for seconds
 bench: $(STAMP)

@@ -52,7 +52,7 @@ class Runtime:
             return False
         try:
             await self.pool.fetchval("SELECT 1")
-            if not await self.broker.ping(timeout=2):
+            if not await self.broker.ping(timeout=self.settings.readiness_broker_timeout_seconds):
                 return False
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             return False
@@ -124,11 +124,11 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
         settings.signing_keys_dir, settings.service_name, settings.signature_lifetime_seconds)
     runtime.verifier = verifier = signing.load_verifier(settings.signing_keys_dir)
     bearer.sign_reads_with(signer)
-    runtime.pool = pool = await _until_reachable(lambda: db.open_pool(
+    runtime.pool = pool = await _until_reachable(settings.startup_wait_seconds, lambda: db.open_pool(
         settings.database_url, settings.schema, settings.db_pool_min, settings.db_pool_max))
     applied = await db.migrate(runtime.pool, settings.schema, service_dir)
     log.info("migrated", extra={"applied": applied})
-    await _until_reachable(lambda: ensure_topics(settings))
+    await _until_reachable(settings.startup_wait_seconds, lambda: ensure_topics(settings))
     producer = make_producer(settings)
     await producer.start()
     runtime.relay = make_relay(runtime.pool, producer, settings, runtime.health, signer)
@@ -161,8 +161,8 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
         log.info("stopped")
 
 
-async def _until_reachable(connect: Callable[[], Awaitable[T]], attempts: int = 30) -> T:
-    """Wait for the broker or database a while at start-up (they may be starting too)."""
+async def _until_reachable(attempts: int, connect: Callable[[], Awaitable[T]]) -> T:
+    """Wait for the broker or database a while at start-up (they may be starting too), a second a try."""
     for attempt in range(1, attempts + 1):
         try:
             return await connect()

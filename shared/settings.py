@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     referrals_url: str = "http://127.0.0.1:8081"
     # a read of another service (its bearer token minted per request: shared/bearer.py)
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # /readyz asks the broker this long before answering not ready; start-up waits this long for broker and database
+    readiness_broker_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    startup_wait_seconds: int = Field(default=30, ge=1, le=3600)
     # this component's private key (<service>.pem) and the public keys it trusts (trusted.json): shared/signing.py
     signing_keys_dir: Path | None = None
     signature_lifetime_seconds: int = Field(default=300, ge=10, le=900)
@@ -98,7 +101,3 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return self.http_port or HTTP_PORTS.get(self.service_name, 8080)
-
-
-def load_settings(service_name: str) -> Settings:
-    return Settings(service_name=service_name)

@@ -7,6 +7,7 @@ issue #20 names: NaN, infinities, 1e308, year 1 and 9999, DST-gap local times in
 can check that no error echoes a value.
 """
 
+import functools
 import math
 import uuid
 from datetime import UTC, date, datetime
@@ -128,8 +129,10 @@ class _Schema:
             optional={name: self.strategy(properties[name], depth) for name in properties if name not in required})
 
 
+@functools.cache
 def data_for(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
-    """Data of `model`'s shape with hostile values mixed in."""
+    """Data of `model`'s shape with hostile values mixed in (built once per model: building the JSON
+    schema and the strategy tree costs more than drawing from it)."""
     schema = _Schema(model)
     return schema.object(schema.schema)
 

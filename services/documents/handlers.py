@@ -95,10 +95,11 @@ async def on_notifications_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), kit: LetterKit = Context("letter_kit"),
 ) -> None:
     """`message.sent` of a letter to the person queued for print is rendered and kept; other messages
-    (email, SMS, copies to the referrer) are not ours."""
+    (email, SMS, copies to the referrer or representative, letters GOV.UK Notify posts) are not ours."""
     envelope = decode(msg.body)
     if envelope.type != MessageSent.TYPE or envelope.data.get("channel") != "letter" \
-            or envelope.data.get("recipient", "person") != "person":
+            or envelope.data.get("recipient", "person") != "person" \
+            or envelope.data.get("status", "queued_for_print") != "queued_for_print":  # GOV.UK Notify posts its own
         return
     outcome = await keep_queued_letter(pool, kit, envelope)
     metrics.MESSAGES.labels(GROUP, topics.NOTIFICATIONS_EVENTS, outcome).inc()
@@ -121,7 +122,8 @@ async def keep_queued_letter(pool: asyncpg.Pool, kit: LetterKit, envelope: Envel
     if person is None:
         raise PersonMissing("referrals has no record of the letter's person")
     view = domain.message_letter_view(
-        template, person, {"team_name": sent.team_name, "team_number": sent.team_number},
+        template, person, {"team_name": sent.team_name, "team_number": sent.team_number,
+                   "regular_contact": sent.regular_contact},
         envelope.time.date(), person_id=sent.person_id, message_id=sent.message_id)
     letter = await _rendered(kit, envelope, sent, view)
     stored = await storage.keep(kit.blobs, letter.checked, letter.content)

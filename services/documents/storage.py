@@ -115,8 +115,11 @@ class S3Store:
     name = "s3"
 
     def __init__(self, settings: DocumentsSettings) -> None:
-        import boto3
-        from botocore.config import Config
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as error:
+            raise RuntimeError("DOCUMENT_STORAGE=s3 needs boto3: install tessera[s3]") from error
 
         self.bucket = settings.s3_bucket
         self.prefix = settings.s3_prefix

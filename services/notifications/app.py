@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 from services.notifications import domain, handlers, queries
-from services.notifications.senders import EmailSender, LogSmsProvider
+from services.notifications.senders import EmailSender, NotifySender
 from services.notifications.settings import NotificationsSettings
 from shared.readers import PersonReader
 from shared.service import Runtime, create_app
@@ -18,7 +18,9 @@ outbound = handlers.Outbound(
         starttls=settings.smtp_starttls, username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         cafile=settings.smtp_cafile),
-    sms=LogSmsProvider(),
+    notify=NotifySender(settings.notify_api_key.get_secret_value(), settings.notify_base_url,
+                        settings.notify_templates, timeout=settings.notify_timeout_seconds)
+    if settings.notify_api_key else None,
     teams=domain.TeamDirectory.from_mapping(yaml.safe_load(settings.teams_file.read_text()) or {}),
     request_due_days=settings.request_due_days,
     send_attempts=settings.message_send_attempts,

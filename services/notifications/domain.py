@@ -11,7 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from shared.events.notifications import Channel
+from shared.events.notifications import Addressee, Channel
 from shared.events.workflow import NotificationSent, RequestRaised
 
 LONDON = ZoneInfo("Europe/London")
@@ -21,8 +21,9 @@ OVERDUE_TIMER = "request-overdue"
 Kind = Literal["request", "notification", "task"]
 ItemState = Literal["open", "completed", "read", "withdrawn"]
 ITEM_STATES: tuple[ItemState, ...] = ("open", "completed", "read", "withdrawn")
-MessageStatus = Literal["pending", "sent", "failed", "queued_for_print"]
-FINAL_STATUSES = frozenset({"sent", "failed", "queued_for_print"})
+# phone_call_task: the team was asked to phone (R-T4); never "sent"
+MessageStatus = Literal["pending", "sent", "failed", "queued_for_print", "phone_call_task"]
+FINAL_STATUSES = frozenset({"sent", "failed", "queued_for_print", "phone_call_task"})
 
 
 # --- inbox items (R-RQ1, R-RQ2) ---------------------------------------------------------------
@@ -194,31 +195,81 @@ class TeamDirectory:
 
 
 @dataclass(frozen=True)
+class Needs:
+    """How written words must reach someone: their record's communication needs (R-P1, seed 004)."""
+
+    large_print: bool = False
+    easy_read: bool = False
+    interpreter: bool = False
+
+
+def needs_of(written: object) -> Needs:
+    """Communication needs as workers write them ("Large print", "Easy Read", "Interpreter - Polish", "BSL")."""
+    text = " | ".join(w.lower() for w in written if isinstance(w, str)) if isinstance(written, list) else ""
+    return Needs(
+        large_print=bool(re.search(r"large\s*(print|font|type)|big\s*print", text)),
+        easy_read=bool(re.search(r"easy\s*-?\s*read", text)),
+        interpreter=bool(re.search(r"interpret|\bbsl\b|sign language|translat", text)),
+    )
+
+
+@dataclass(frozen=True)
 class Contact:
-    """How a person can be reached, from their record (R-P1). Personal data: never logged or emitted."""
+    """How someone can be reached, from their record (R-P1). Personal data: never logged or emitted."""
 
     name: str | None
     email: str | None
     phone: str | None
-    has_address: bool
+    address: tuple[str, ...]  # postal lines, postcode last; empty when the record has no usable address
     preferred: str | None
+    needs: Needs = Needs()
+
+    @property
+    def has_address(self) -> bool:
+        return bool(self.address)
 
 
 def contact_of(person: Mapping[str, Any]) -> Contact:
     names = [person.get("first_name"), person.get("last_name")]
-    address = person.get("address")
     return Contact(
         name=" ".join(n.strip() for n in names if isinstance(n, str) and n.strip()) or None,
         email=_text(person.get("email")),
         phone=_text(person.get("phone")),
-        has_address=isinstance(address, dict) and bool(_text(address.get("line1"))) and bool(
-            _text(address.get("postcode")) or _text(address.get("town"))),
+        address=_address(person.get("address")),
         preferred=_text(person.get("preferred_contact")),
+        needs=needs_of(person.get("communication_needs")),
     )
+
+
+def _address(address: object) -> tuple[str, ...]:
+    if not isinstance(address, dict):
+        return ()
+    lines = tuple(line for line in (_text(address.get(k)) for k in ("line1", "line2", "town", "postcode")) if line)
+    return lines if _text(address.get("line1")) and (_text(address.get("postcode")) or _text(address.get("town"))) \
+        else ()
 
 
 def _text(value: object) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
+
+
+def representative_of(person: Mapping[str, Any]) -> str | None:
+    """The person id of whoever represents the person (R-T4, seed 004: "the person or their representative").
+
+    A representative is a person record related to this one (R-P2) by an open relationship: "<them>
+    Representative of <person>" (the label names the first person's role, as "Carer of" does), or "<person>
+    Represented by <them>".
+    """
+    me = person.get("person_id")
+    for link in person.get("relationships") or ():
+        if not isinstance(link, dict) or link.get("end_date"):
+            continue
+        label = str(link.get("relationship") or "").lower()
+        if "represented by" in label and link.get("person_id") == me:
+            return str(link["other_person_id"])
+        if "representative" in label and link.get("other_person_id") == me:
+            return str(link["person_id"])
+    return None
 
 
 def is_mobile(phone: str | None) -> bool:
@@ -248,30 +299,36 @@ def preference(value: str | None) -> Preference | None:
     return None
 
 
-def channel_for(contact: Contact, fallback: str | None = None) -> Channel | None:
-    """R-T4: the person's preferred method where their record makes it possible, else the next that is.
+@dataclass(frozen=True)
+class Reach:
+    """What the configured providers deliver. SMS only through a real provider (GOV.UK Notify); letters in any
+    format and to anyone through Notify, else only the standard letter to the person, which the print queue
+    (the documents service) prints."""
 
-    A telephone preference is met by SMS on a mobile number and otherwise by letter (the system does
-    not make calls); with no preference at all a letter is the safe default.
-    """
-    usable: dict[Channel, bool] = {
-        "email": contact.email is not None, "sms": is_mobile(contact.phone), "letter": contact.has_address,
-    }
-    wanted = preference(contact.preferred) or preference(fallback)
-    order: list[Channel]
-    match wanted:
-        case "email":
-            order = ["email", "letter", "sms"]
-        case "sms" | "phone":
-            order = ["sms", "letter", "email"]
-        case _:
-            order = ["letter", "email", "sms"]
-    return next((c for c in order if usable[c]), None)
+    sms: bool = False
+    any_letter: bool = False
 
 
 WAITING_LIST = "pwt_waiting_list"
+EASY_READ = "pwt_waiting_list_easy_read"
+LARGE_PRINT = "pwt_waiting_list_large_print"
+REFERRER_COPY = "pwt_waiting_list_referrer"
 TEMPLATES = {"pwt_added": WAITING_LIST}
-REFERRER_TEMPLATES = {"pwt_added": "pwt_waiting_list_referrer"}
+REFERRER_TEMPLATES = {"pwt_added": REFERRER_COPY}
+# every template and channel a message can go out on: each needs a GOV.UK Notify template id (NOTIFY_TEMPLATES)
+PROVIDER_TEMPLATES: tuple[str, ...] = (
+    f"{WAITING_LIST}:email", f"{WAITING_LIST}:sms", f"{WAITING_LIST}:letter",
+    f"{EASY_READ}:email", f"{EASY_READ}:sms", f"{EASY_READ}:letter", f"{LARGE_PRINT}:letter",
+    f"{REFERRER_COPY}:email", f"{REFERRER_COPY}:sms",
+)
+# R-T5 (seed 004): how often someone on the tray is contacted, by RAG; "at least monthly" whatever else
+REGULAR_CONTACT = {"red": "at least once a week", "amber": "at least once every two weeks",
+                   "green": "at least once a month"}
+
+
+def regular_contact(rag: str | None) -> str:
+    """What regular contact the person can expect while on the waiting list (seed 004)."""
+    return REGULAR_CONTACT.get(rag or "", REGULAR_CONTACT["green"])
 
 
 @dataclass(frozen=True)
@@ -282,53 +339,148 @@ class Rendered:
     to: str | None
     subject: str
     body: str
+    address: tuple[str, ...] = ()  # a letter's: the addressee's name, then the postal lines
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to do with a message request: send on a channel, queue a letter, or fail with a code."""
+    """What to do with a message request: send on a channel, queue a letter, ask the team to phone, or fail.
+
+    `fallback_from` is the channel wanted (the preference) when another is used, `fallback_reason` why.
+    """
 
     template: str
     status: MessageStatus
     channel: Channel | None = None
     rendered: Rendered | None = None
     error_code: str | None = None
+    fallback_from: Channel | None = None
+    fallback_reason: str | None = None
 
 
-def waiting_list_text(team: Team, name: str | None, channel: Channel) -> tuple[str, str]:
-    """R-T4 (seed 004): "you are on the waiting list for <team>; if your situation changes call <number>"."""
-    subject = f"You are on the waiting list for {team.name}"
+@dataclass(frozen=True)
+class WaitingList:
+    """What a waiting-list message says, whoever reads it: the team, its number, the regular contact to expect,
+    and the person's name when it is written to their representative."""
+
+    team: Team
+    regular: str
+    person_name: str | None = None
+    to_representative: bool = False
+
+
+def template_for(channel: Channel, needs: Needs) -> str:
+    """The person's communication format (seed 004): easy read in every written form, large print on paper."""
+    if needs.easy_read:
+        return EASY_READ
+    if needs.large_print and channel == "letter":
+        return LARGE_PRINT
+    return WAITING_LIST
+
+
+def waiting_list_text(about: WaitingList, name: str | None, channel: Channel,
+                      template: str = WAITING_LIST) -> tuple[str, str]:
+    """R-T4 (seed 004): you are on the waiting list for <team>; the team will be in touch <how often>; if your
+    situation changes, call <number>. To a representative it speaks of the person."""
+    team, rep = about.team, about.to_representative
+    subject = f"{'The person you represent is' if rep else 'You are'} on the waiting list for {team.name}"
     if channel == "sms":
-        return subject, (f"You are on the waiting list for {team.name}. "
-                         f"If your situation changes call {team.number}.")
-    body = (
-        f"Dear {name or 'Sir or Madam'},\n\n"
-        f"You are on the waiting list for {team.name}. A worker from the team will contact you"
-        " as soon as one is available.\n\n"
-        f"If your situation changes, please call {team.number}.\n\n"
-        f"{team.name}\n"
-    )
+        return subject, (f"{'The person you represent is' if rep else 'You are'} on the waiting list for"
+                         f" {team.name}. We will contact {'them' if rep else 'you'} {about.regular} while"
+                         f" {'they wait' if rep else 'you wait'}. If {'their' if rep else 'your'} situation changes"
+                         f" call {team.number}.")
+    who = about.person_name or "The person you represent" if rep else "You"
+    them, their = ("them", "their") if rep else ("you", "your")
+    if template == EASY_READ:
+        paragraphs = [
+            f"{who} {'is' if rep else 'are'} on the waiting list for help from {team.name}.",
+            f"A worker will contact {them} when one is free.",
+            f"We will phone or write to {them + ' or you' if rep else them} {about.regular} to check"
+            f" {'they are' if rep else 'you are'} safe and well.",
+            f"If things change for {them}, please phone us on {team.number}.",
+        ]
+    else:
+        paragraphs = [
+            f"{who} {'is' if rep else 'are'} on the waiting list for {team.name}. A worker from the team will"
+            f" contact {them} as soon as one is available.",
+            f"While {'they wait' if rep else 'you wait'}, someone from the team will contact"
+            f" {them + ' or you' if rep else them} {about.regular} to check that {'they are' if rep else 'you are'}"
+            " safe and well and whether anything has changed.",
+            f"If {their} situation changes, please call {team.number}.",
+        ]
+    body = f"Dear {name or 'Sir or Madam'},\n\n" + "\n\n".join(paragraphs) + f"\n\n{team.name}\n"
     return subject, body
 
 
-def plan_message(reason: str, team: Team, contact: Contact | None, requested_channel: str | None) -> Plan:
-    """Decide how a person is told (R-T4): the channel, the text, or why it cannot be sent."""
+def plan_message(reason: str, about: WaitingList, contact: Contact | None, requested_channel: str | None,
+                 reach: Reach = Reach()) -> Plan:
+    """Decide how the person, or their representative, is told (R-T4): by their preferred method where it can
+    go, in their communication format; a phone-call task for the team where they prefer the phone, need an
+    interpreter, or can be reached no other way; or why it cannot be sent."""
     template = TEMPLATES.get(reason)
     if template is None:
         return Plan(template="none", status="failed", error_code="unknown_reason")
     if contact is None:
         return Plan(template=template, status="failed", error_code="person_not_found")
-    channel = channel_for(contact, requested_channel)
+    wanted = preference(contact.preferred) or preference(requested_channel)
+    if contact.needs.interpreter:
+        return _call(template, wanted, "interpreter_needed")
+    if wanted == "phone" and contact.phone:
+        return Plan(template=template, status="phone_call_task", channel="phone")
+    usable = {
+        "email": contact.email is not None,
+        "sms": is_mobile(contact.phone) and reach.sms,
+        "letter": contact.has_address and (reach.any_letter or (
+            not about.to_representative and template_for("letter", contact.needs) == WAITING_LIST)),
+    }
+    channel = next((c for c in _order(wanted) if usable[c]), None)
     if channel is None:
-        return Plan(template=template, status="failed", error_code="no_contact_details")
-    subject, body = waiting_list_text(team, contact.name, channel)
-    return _ready(template, channel, contact, subject, body)
+        return _call(template, wanted, _unusable(wanted or "letter", contact, reach)) if contact.phone else Plan(
+            template=template, status="failed", error_code="no_contact_details")
+    chosen = template_for(channel, contact.needs)
+    subject, body = waiting_list_text(about, contact.name, channel, chosen)
+    plan = _ready(chosen, channel, contact, subject, body, reach)
+    if wanted is not None and wanted != channel:
+        return replace(plan, fallback_from=wanted, fallback_reason=_unusable(wanted, contact, reach))
+    return plan
 
 
-def _ready(template: str, channel: Channel, contact: Contact, subject: str, body: str) -> Plan:
-    to = {"email": contact.email, "sms": contact.phone, "letter": None}[channel]
-    status: MessageStatus = "queued_for_print" if channel == "letter" else "pending"
-    return Plan(template=template, status=status, channel=channel, rendered=Rendered(channel, to, subject, body))
+def _order(wanted: Preference | None) -> list[Channel]:
+    match wanted:
+        case "email":
+            return ["email", "letter", "sms"]
+        case "sms" | "phone":
+            return ["sms", "letter", "email"]
+        case _:
+            return ["letter", "email", "sms"]
+
+
+def _unusable(wanted: Preference, contact: Contact, reach: Reach) -> str:
+    """Why the wanted channel cannot carry the message: a code, never the address."""
+    match wanted:
+        case "email":
+            return "no_email_address"
+        case "sms":
+            return "no_sms_provider" if is_mobile(contact.phone) else "no_mobile_number"
+        case "letter":
+            return "letter_not_printable" if contact.has_address else "no_address"
+        case _:
+            return "no_phone_number"
+
+
+def _call(template: str, wanted: Preference | None, why: str) -> Plan:
+    """The team phones instead: a task in its inbox, never recorded as sent."""
+    return Plan(template=template, status="phone_call_task", channel="phone",
+                fallback_from=wanted if wanted != "phone" else None, fallback_reason=why)
+
+
+def _ready(template: str, channel: Channel, contact: Contact, subject: str, body: str, reach: Reach) -> Plan:
+    to = {"email": contact.email, "sms": contact.phone, "letter": None, "phone": None}[channel]
+    # without a letter provider the letter is queued for the documents service to print; it is not "sent"
+    status: MessageStatus = "queued_for_print" if channel == "letter" and not reach.any_letter else "pending"
+    address = (contact.name or "The occupier", *contact.address) if channel == "letter" else ()
+    return Plan(template=template, status=status, channel=channel,
+                rendered=Rendered(channel, to, subject, body, address))
 
 
 # --- the referrer's copy (R-T4) ---------------------------------------------------------------
@@ -363,21 +515,48 @@ def referrer_waiting_list_text(team: Team, referrer: Referrer, channel: Channel)
     return subject, body
 
 
-def plan_referrer_message(reason: str, team: Team, referrer: Referrer | None) -> Plan | None:
-    """R-T4: a copy for the referrer, where there is one: by email, else by SMS to a mobile number.
+def plan_referrer_message(reason: str, team: Team, referrer: Referrer | None, reach: Reach = Reach()) -> Plan | None:
+    """R-T4: a copy for the referrer, where there is one: by email, else by SMS to a mobile number where a real
+    SMS provider is configured, else a phone-call task for the team.
 
     None when there is nothing to copy (no referrer, or a reason the referrer is not told of).
     """
     template = REFERRER_TEMPLATES.get(reason)
     if template is None or referrer is None:
         return None
-    contact = Contact(name=referrer.name, email=referrer.email, phone=referrer.phone, has_address=False,
-                      preferred="email")
-    channel = channel_for(contact)
-    if channel is None:
-        return Plan(template=template, status="failed", error_code="no_contact_details")
-    subject, body = referrer_waiting_list_text(team, referrer, channel)
-    return _ready(template, channel, contact, subject, body)
+    contact = Contact(name=referrer.name, email=referrer.email, phone=referrer.phone, address=(), preferred="email")
+    if contact.email is not None or (is_mobile(contact.phone) and reach.sms):
+        channel: Channel = "email" if contact.email is not None else "sms"
+        subject, body = referrer_waiting_list_text(team, referrer, channel)
+        return _ready(template, channel, contact, subject, body, reach)
+    if contact.phone:
+        return _call(template, "sms" if is_mobile(contact.phone) else None,
+                     "no_sms_provider" if is_mobile(contact.phone) else "no_email_or_mobile")
+    return Plan(template=template, status="failed", error_code="no_contact_details")
+
+
+def phone_call_task(*, message_id: str, person_id: str, team_id: str, addressee: Addressee, about: WaitingList,
+                    why: str | None, at: datetime) -> InboxItem:
+    """R-T4 (seed 004): the tray's team phones the person, their representative or the referrer to tell them they
+    are on the waiting list, what regular contact to expect and the number to call; done when a member says so.
+
+    Names and numbers are on the person's record (the link): the task carries none.
+    """
+    who = {"person": "the person", "representative": "the person's representative",
+           "referrer": "the person's referrer"}[addressee]
+    because = {
+        "interpreter_needed": " Their record says they need an interpreter: arrange one for the call.",
+        "no_sms_provider": " A text message cannot be sent (no text message service is set up).",
+    }.get(why or "", "" if why is None else " They cannot be reached in writing.")
+    tell = ("that the person is on the waiting list for" if addressee != "person" else
+            "that they are on the waiting list for")
+    return task(
+        "phone_call", message_id, to=("team", team_id), person_id=person_id,
+        title=f"Phone {who}: on the waiting list",
+        why=(f"Phone {who} to tell them {tell} {about.team.name}, that someone from the team will contact them"
+             f" {about.regular} while they wait, and that they should call {about.team.number} if the situation"
+             f" changes.{because if why else ' They prefer to be phoned.'}"),
+        rule="R-T4", subject=f"message:{message_id}", at=at)
 
 
 # --- tasks: every system prompt reaches a named worker or team (issue #22 §1) ------------------
@@ -386,11 +565,11 @@ SYSTEM = "system"
 TASK_NAMESPACE = uuid.UUID("6f1d0c2e-2b1a-4f4e-9a57-6a3b7f0c2d22")
 TaskCode = Literal[
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
-    "no_future_work", "escalation", "safe_and_well_check",
+    "no_future_work", "escalation", "safe_and_well_check", "phone_call",
 ]
 TASK_CODES: tuple[TaskCode, ...] = (
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
-    "no_future_work", "escalation", "safe_and_well_check",
+    "no_future_work", "escalation", "safe_and_well_check", "phone_call",
 )
 RAG_WORDS = {"red": "Red", "amber": "Amber", "green": "Green"}
 

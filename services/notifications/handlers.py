@@ -13,7 +13,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from services.notifications import domain, store
-from services.notifications.senders import EmailSender, SmsProvider, with_retries
+from services.notifications.senders import EmailSender, NotifySender, with_retries
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
 from shared.commands import notifications as cmd
@@ -22,6 +22,7 @@ from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_
 from shared.events.allocation import (
     MessageRequested,
     SafeAndWellCheckRequested,
+    TrayEntryAdded,
     TrayEntryEscalated,
     TrayEntryRemoved,
     TrayEntryReviewed,
@@ -62,15 +63,22 @@ M = TypeVar("M", bound=BaseModel)
 
 @dataclass
 class Outbound:
-    """What the handlers reach outside the database: the person record, the senders, the team table."""
+    """What the handlers reach outside the database: the person record, the senders, the team table.
+
+    With GOV.UK Notify every message leaves through it; without, email goes over SMTP, letters to the print
+    queue, and there is no SMS (R-T4: a text falls back, it is never recorded as sent)."""
 
     people: PersonReader
     email: EmailSender
-    sms: SmsProvider
     teams: domain.TeamDirectory
+    notify: NotifySender | None = None
     request_due_days: int = 5
     send_attempts: int = 3
     retry_backoff_seconds: float = 0.5
+
+    @property
+    def reach(self) -> domain.Reach:
+        return domain.Reach(sms=self.notify is not None, any_letter=self.notify is not None)
 
 
 def _parse(model: type[M], envelope: Envelope) -> M:
@@ -253,7 +261,7 @@ async def on_allocation_event(
 
 TRAY_EVENTS: dict[str, type[BaseModel]] = {
     m.TYPE: m for m in (TrayReviewDue, TrayEntryReviewed, SafeAndWellCheckRequested, TrayEntryEscalated,  # type: ignore[attr-defined]
-                        TrayEntryRemoved)
+                        TrayEntryRemoved, TrayEntryAdded)
 }
 ENTRY_TASKS: tuple[domain.TaskCode, ...] = ("tray_review_due", "safe_and_well_check", "escalation")
 
@@ -289,6 +297,9 @@ async def _on_tray_event(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, 
             case TrayEntryRemoved():
                 messages = await _settle(conn, envelope, [f"entry:{event.entry_id}"], ENTRY_TASKS,
                                          "removed_from_tray", event.actor)
+            case TrayEntryAdded():  # R-T4: its RAG says what regular contact the waiting-list message promises
+                await store.keep_placement(conn, event.entry_id, event.rag)
+                messages = []
             case _:
                 messages = []
         await outbox.add(conn, messages)
@@ -412,11 +423,12 @@ def _why(exc: ValueError) -> str:
 
 
 async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, requested: MessageRequested) -> str:
-    """Record, send outside any transaction, then record the outcomes and their events with the inbox row.
+    """Record, send outside any transaction, then record the outcomes, their events and any phone-call task with
+    the inbox row.
 
-    One record per recipient of the source message (the person, and the referrer's copy, R-T4): a
-    redelivery after the outcome does nothing, and one after a crash mid-send sends again (at least
-    once) under the same message ids.
+    One record per recipient of the source message (the person or their representative, and the referrer's
+    copy, R-T4): a redelivery after the outcome does nothing, and one after a crash mid-send sends again (at
+    least once) under the same message ids.
     """
     earlier = await store.messages_of_source(pool, envelope.id)
     if any(r.status in domain.FINAL_STATUSES for r in earlier.values()):
@@ -425,20 +437,44 @@ async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, re
     if found == "unavailable":  # transient: the middleware retries with backoff, nothing recorded as failed
         raise ConnectionError("the referrals service did not answer")
     team = out.teams.team(requested.team_id, requested.team_contact_number)
-    contact = domain.contact_of(person) if person else None
+    about = domain.WaitingList(team, domain.regular_contact(await store.placement_rag(pool, requested.entry_id)))
+    addressee, contact, about = await _addressee(out, person, about)
     plans: dict[Addressee, domain.Plan] = {
-        "person": domain.plan_message(requested.reason, team, contact, requested.channel)}
+        addressee: domain.plan_message(requested.reason, about, contact, requested.channel, out.reach)}
     referrer = await _referrer(pool, out, requested.person_id)
-    copy = domain.plan_referrer_message(requested.reason, team, referrer)
+    copy = domain.plan_referrer_message(requested.reason, team, referrer, out.reach)
     if copy is not None:
         plans["referrer"] = copy
-    records = []
+    records, calls = [], []
     for recipient, plan in plans.items():
-        record = earlier.get(recipient) or _new_record(envelope, requested, team, recipient, plan, referrer)
-        records.append(await _send_message(pool, out, replace(record, channel=plan.channel), plan))
-    if not await _record_outcomes(pool, envelope, records):
+        record = earlier.get(recipient) or _new_record(envelope, requested, about, recipient, plan, referrer)
+        record = await _send_message(pool, out, replace(record, channel=plan.channel, template=plan.template), plan)
+        if record.status == "phone_call_task":
+            calls.append(domain.phone_call_task(
+                message_id=str(record.message_id), person_id=record.person_id, team_id=requested.team_id,
+                addressee=recipient, about=about, why=plan.fallback_reason, at=envelope.time))
+            record = replace(record, task_id=calls[-1].request_id)
+        records.append(record)
+    if not await _record_outcomes(pool, envelope, records, calls):
         return "duplicate"
     return records[0].status
+
+
+async def _addressee(out: Outbound, person: dict[str, Any] | None,
+                     about: domain.WaitingList) -> tuple[Addressee, domain.Contact | None, domain.WaitingList]:
+    """The person, or their representative where they have one (seed 004: "the person or their representative"),
+    with what the message says of the person. A representative referrals cannot find: the person is told."""
+    contact = domain.contact_of(person) if person else None
+    representative_id = domain.representative_of(person) if person else None
+    if representative_id is None:
+        return "person", contact, about
+    found, representative = await out.people.get(representative_id)
+    if found == "unavailable":
+        raise ConnectionError("the referrals service did not answer")
+    if representative is None:
+        return "person", contact, about
+    return "representative", domain.contact_of(representative), replace(
+        about, person_name=contact.name if contact else None, to_representative=True)
 
 
 async def _referrer(pool: asyncpg.Pool, out: Outbound, person_id: str) -> domain.Referrer | None:
@@ -457,45 +493,56 @@ async def _referrer(pool: asyncpg.Pool, out: Outbound, person_id: str) -> domain
     return referrer if any((referrer.name, referrer.email, referrer.phone)) else None
 
 
-def _new_record(envelope: Envelope, requested: MessageRequested, team: domain.Team, recipient: Addressee,
+def _new_record(envelope: Envelope, requested: MessageRequested, about: domain.WaitingList, recipient: Addressee,
                 plan: domain.Plan, referrer: domain.Referrer | None) -> store.MessageRecord:
     now = datetime.now(UTC)
-    params = {"team_id": requested.team_id, "team_name": team.name, "team_number": team.number}
+    params = {"team_id": requested.team_id, "team_name": about.team.name, "team_number": about.team.number,
+              "regular_contact": about.regular}
     if recipient == "referrer" and referrer is not None:
         params["referral_id"] = referrer.referral_id
     return store.MessageRecord(
         message_id=uuid.uuid4(), source_message_id=envelope.id, recipient=recipient,
         person_id=requested.person_id, team_id=requested.team_id, reason=requested.reason, template=plan.template,
         channel=plan.channel, status="pending", attempts=0, error_code=None, provider_ref=None, params=params,
-        requested_at=now, updated_at=now)
+        requested_at=now, updated_at=now, fallback_from=plan.fallback_from, fallback_reason=plan.fallback_reason)
+
+
+SETTLED_BY = {"queued_for_print": "print_queue", "phone_call_task": "team"}
 
 
 async def _send_message(pool: asyncpg.Pool, out: Outbound, record: store.MessageRecord,
                         plan: domain.Plan) -> store.MessageRecord:
-    """Send an email or SMS (its pending record written first), or settle a letter or a failure at once."""
+    """Send through Notify or SMTP (its pending record written first), or settle a queued letter, a phone call
+    for the team or a failure at once."""
     if plan.status != "pending":
-        return replace(record, status=plan.status, error_code=plan.error_code, updated_at=datetime.now(UTC))
+        return replace(record, status=plan.status, error_code=plan.error_code, updated_at=datetime.now(UTC),
+                       provider=SETTLED_BY.get(plan.status))
     async with pool.acquire() as conn, conn.transaction():
         await store.insert_message(conn, record)
     tries, reference, error = await _send(out, str(record.message_id), plan)
     return replace(record, attempts=record.attempts + tries, provider_ref=reference, error_code=error,
-                   status="sent" if error is None else "failed", updated_at=datetime.now(UTC))
+                   status="sent" if error is None else "failed", updated_at=datetime.now(UTC),
+                   provider="notify" if out.notify is not None else "smtp")
 
 
 async def _send(out: Outbound, message_id: str, plan: domain.Plan) -> tuple[int, str | None, str | None]:
     rendered = plan.rendered
-    assert rendered is not None and rendered.to is not None
+    assert rendered is not None
+    notify = out.notify
 
     async def once() -> str:
-        if rendered.channel == "email":
-            return await out.email.send(message_id, rendered.to or "", rendered.subject, rendered.body)
-        return await out.sms.send(message_id, rendered.to or "", rendered.body)
+        if notify is not None:
+            return await notify.send(message_id, plan.template, rendered)
+        assert rendered.channel == "email"  # without Notify there is no SMS, and letters are queued for print
+        return await out.email.send(message_id, rendered.to or "", rendered.subject, rendered.body)
 
     return await with_retries(once, out.send_attempts, out.retry_backoff_seconds)
 
 
-async def _record_outcomes(pool: asyncpg.Pool, cause: Envelope, records: list[store.MessageRecord]) -> bool:
-    """The outcomes, their events and the inbox row in one transaction; False if another copy got there first."""
+async def _record_outcomes(pool: asyncpg.Pool, cause: Envelope, records: list[store.MessageRecord],
+                           calls: list[domain.InboxItem]) -> bool:
+    """The outcomes, their events, the phone-call tasks and the inbox row in one transaction; False if another
+    copy got there first."""
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, cause.id, topics.ALLOCATION_EVENTS):
             return False
@@ -503,11 +550,13 @@ async def _record_outcomes(pool: asyncpg.Pool, cause: Envelope, records: list[st
             if not await store.insert_message(conn, record):
                 await store.update_message(conn, record)
         await outbox.add(conn, [_event(_message_event(r), cause, r.person_id) for r in records])
+        await outbox.add(conn, await _add_tasks(conn, cause, calls))
     for record in records:
         log.info("message about a person recorded", extra={
             "message_id": str(record.message_id), "person_id": record.person_id, "recipient": record.recipient,
             "channel": record.channel, "status": record.status, "attempts": record.attempts,
-            "error_code": record.error_code})
+            "error_code": record.error_code, "provider": record.provider, "fallback_from": record.fallback_from,
+            "fallback_reason": record.fallback_reason})
     return True
 
 
@@ -521,7 +570,10 @@ def _message_event(record: store.MessageRecord) -> BaseModel:
     return MessageSent(message_id=str(record.message_id), person_id=record.person_id, recipient=record.recipient,
                        channel=record.channel, status=record.status, reason=record.reason, team_id=record.team_id,
                        template=record.template, attempts=record.attempts,
-                       team_name=record.params.get("team_name"), team_number=record.params.get("team_number"))
+                       team_name=record.params.get("team_name"), team_number=record.params.get("team_number"),
+                       regular_contact=record.params.get("regular_contact"), provider=record.provider,
+                       fallback_from=record.fallback_from, fallback_reason=record.fallback_reason,
+                       task_id=record.task_id)
 
 
 # --- what goes out -----------------------------------------------------------------------------

@@ -1,13 +1,20 @@
-"""How messages leave: email over SMTP, SMS through a provider. Log ids only, never an address or text."""
+"""How messages leave: GOV.UK Notify (email, SMS, letters) where configured, else email over SMTP (development).
+
+Log ids only, never an address or text.
+"""
 
 import asyncio
 import logging
 import smtplib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Protocol
+
+from notifications_python_client.errors import APIError, HTTPError
+from notifications_python_client.notifications import NotificationsAPIClient
+
+from services.notifications.domain import Rendered
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +76,42 @@ class EmailSender:
             raise SendFailed("smtp_unavailable", permanent=False) from None
 
 
-class SmsProvider(Protocol):
-    """Sends one text message; returns the provider's reference. SendFailed if it was not taken."""
+class NotifySender:
+    """Email, SMS and letters through GOV.UK Notify (`notifications-python-client`), one template id per message
+    template and channel. The blocking client runs in a thread, a fresh one per send (it is not thread-safe)."""
 
-    async def send(self, message_id: str, to: str, text: str) -> str: ...
+    def __init__(self, api_key: str, base_url: str, templates: Mapping[str, str], *, timeout: float = 10.0) -> None:
+        self._api_key, self._base_url, self._timeout = api_key, base_url, timeout
+        self._templates = dict(templates)
+        # the client logs Notify's error text, which can quote what was sent: only our own log lines (ids) go out
+        logging.getLogger("notifications_python_client").setLevel(logging.CRITICAL)
 
+    async def send(self, message_id: str, template: str, rendered: Rendered) -> str:
+        """Hand the message to Notify; returns Notify's notification id. SendFailed if it was not accepted."""
+        template_id = self._templates.get(f"{template}:{rendered.channel}")
+        if template_id is None:
+            raise SendFailed("notify_template_missing", permanent=True)
+        return await asyncio.to_thread(self._post, message_id, template_id, rendered)
 
-class LogSmsProvider:
-    """The embedded SMS provider: records that a text would go, logging the message id only."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def send(self, message_id: str, to: str, text: str) -> str:
-        if not to:
-            raise SendFailed("no_number", permanent=True)
-        self.sent.append(message_id)
-        reference = f"log-sms-{message_id}"
-        log.info("sms recorded by the log provider", extra={"message_id": message_id, "provider_ref": reference})
-        return reference
+    def _post(self, message_id: str, template_id: str, rendered: Rendered) -> str:
+        client = NotificationsAPIClient(self._api_key, base_url=self._base_url, timeout=self._timeout)
+        # what the Notify template shows: the text made here, so wording and formats live in one place
+        fields = {"subject": rendered.subject, "body": rendered.body}
+        try:
+            match rendered.channel:
+                case "email":
+                    answer = client.send_email_notification(rendered.to, template_id, fields, reference=message_id)
+                case "sms":
+                    answer = client.send_sms_notification(rendered.to, template_id, fields, reference=message_id)
+                case _:
+                    lines = {f"address_line_{n}": line for n, line in enumerate(rendered.address[:7], start=1)}
+                    answer = client.send_letter_notification(template_id, {**fields, **lines}, reference=message_id)
+        except HTTPError as exc:
+            status = exc.status_code
+            raise SendFailed(f"notify_{status}", permanent=400 <= status < 500 and status != 429) from None
+        except (APIError, OSError):
+            raise SendFailed("notify_unavailable", permanent=False) from None
+        return str(answer["id"])
 
 
 async def with_retries(send: Callable[[], Awaitable[str]], attempts: int,

@@ -1,10 +1,10 @@
 """Settings of the notifications service, each read from the environment variable of the same name."""
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 
+from services.notifications.domain import PROVIDER_TEMPLATES
 from shared.settings import Settings
 
 
@@ -22,9 +22,22 @@ class NotificationsSettings(Settings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = 10.0
-    # "log" records the send and logs its id; a real provider plugs in behind senders.SmsProvider.
-    sms_provider: Literal["log"] = "log"
+    # GOV.UK Notify (issue #22 §8): with a key, email, SMS and letters all go through Notify; without one, email
+    # goes over SMTP, letters to the print queue, and no SMS can be sent (an SMS falls back, R-T4).
+    notify_api_key: SecretStr | None = None
+    notify_base_url: str = "https://api.notifications.service.gov.uk"
+    # the Notify template id of each message template and channel, as JSON: {"pwt_waiting_list:email": "<id>", …}
+    notify_templates: dict[str, str] = {}
+    notify_timeout_seconds: float = 10.0
     message_send_attempts: int = 3
     message_retry_backoff_seconds: float = 0.5
     # Team names and numbers people are given (R-T4); the shipped table by default.
     teams_file: Path = Path(__file__).parent / "teams.yaml"
+
+    @model_validator(mode="after")
+    def _every_notify_template(self) -> "NotificationsSettings":
+        """With Notify on, every message template and channel needs its Notify template id: name each missing."""
+        missing = [key for key in PROVIDER_TEMPLATES if key not in self.notify_templates]
+        if self.notify_api_key is not None and missing:
+            raise ValueError(f"NOTIFY_TEMPLATES lacks a template id for: {', '.join(missing)}")
+        return self

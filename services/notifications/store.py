@@ -98,11 +98,16 @@ class MessageRecord:
     params: dict[str, Any]
     requested_at: datetime
     updated_at: datetime
+    # who took it (notify, smtp, print_queue, team), and the preferred channel not used, and why (R-T4)
+    provider: str | None = None
+    fallback_from: Channel | None = None
+    fallback_reason: str | None = None
+    task_id: str | None = None
 
 
 MESSAGE_COLUMNS = (
     "message_id, source_message_id, recipient, person_id, team_id, reason, template, channel, status, attempts,"
-    " error_code, provider_ref, params, requested_at, updated_at"
+    " error_code, provider_ref, params, requested_at, updated_at, provider, fallback_from, fallback_reason, task_id"
 )
 
 
@@ -121,20 +126,23 @@ async def insert_message(conn: asyncpg.Connection, record: MessageRecord) -> boo
     """False when this recipient's record of the source message exists already (unique per both)."""
     return bool(await conn.fetchval(
         f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-        " $13, $14, $15) ON CONFLICT (source_message_id, recipient) DO NOTHING RETURNING true",
+        " $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (source_message_id, recipient) DO NOTHING RETURNING true",
         record.message_id, record.source_message_id, record.recipient, record.person_id, record.team_id,
         record.reason,
         record.template, record.channel, record.status, record.attempts, record.error_code,
-        record.provider_ref, record.params, record.requested_at, record.updated_at,
+        record.provider_ref, record.params, record.requested_at, record.updated_at, record.provider,
+        record.fallback_from, record.fallback_reason, record.task_id,
     ))
 
 
 async def update_message(conn: asyncpg.Connection, record: MessageRecord) -> None:
     await conn.execute(
         "UPDATE messages SET channel = $2, status = $3, attempts = $4, error_code = $5, provider_ref = $6,"
-        " params = $7, updated_at = $8 WHERE message_id = $1",
+        " params = $7, updated_at = $8, template = $9, provider = $10, fallback_from = $11, fallback_reason = $12,"
+        " task_id = $13 WHERE message_id = $1",
         record.message_id, record.channel, record.status, record.attempts, record.error_code,
-        record.provider_ref, record.params, record.updated_at,
+        record.provider_ref, record.params, record.updated_at, record.template, record.provider,
+        record.fallback_from, record.fallback_reason, record.task_id,
     )
 
 
@@ -167,3 +175,19 @@ async def referrer_of(conn: Conn, person_id: str) -> tuple[bool, Referrer | None
     if not any((row["name"], row["email"], row["phone"])):
         return True, None
     return True, Referrer(row["referral_id"], row["name"], row["email"], row["phone"])
+
+
+# --- the RAG a case was placed with (R-T4, seed 004: what regular contact to expect) -------------
+
+
+async def keep_placement(conn: asyncpg.Connection, entry_id: str, rag: str) -> None:
+    await conn.execute("INSERT INTO tray_placements (entry_id, rag) VALUES ($1, $2) ON CONFLICT (entry_id) DO NOTHING",
+                       entry_id, rag)
+
+
+async def placement_rag(conn: Conn, entry_id: str | None) -> str | None:
+    """The RAG the tray entry was placed with; None when unknown (the message then promises monthly contact)."""
+    if entry_id is None:
+        return None
+    rag: str | None = await conn.fetchval("SELECT rag FROM tray_placements WHERE entry_id = $1", entry_id)
+    return rag

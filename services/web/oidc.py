@@ -19,10 +19,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-
-with warnings.catch_warnings():  # authlib 1.9 announces its httpx2 move on import
-    warnings.simplefilter("ignore")
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -51,6 +47,17 @@ class Provider:
     end_session_endpoint: str | None = None  # RP-initiated logout, when the provider offers it
 
 
+def _oauth_client_class() -> Any:
+    """authlib is the `oidc` extra (pip install tessera[oidc]): needed only where council sign-in is set up."""
+    try:
+        with warnings.catch_warnings():  # authlib 1.9 announces its httpx2 move on import
+            warnings.simplefilter("ignore")
+            from authlib.integrations.httpx_client import AsyncOAuth2Client
+    except ImportError as error:
+        raise RuntimeError("WEB_OIDC_ISSUER is set, so council sign-in needs authlib: install tessera[oidc]") from error
+    return AsyncOAuth2Client
+
+
 class Oidc:
     """One council provider, as the WEB_OIDC_* settings describe it."""
 
@@ -59,9 +66,10 @@ class Oidc:
         self.issuer = settings.web_oidc_issuer.rstrip("/")
         self._signer = URLSafeTimedSerializer(secret_key, salt="tessera-oidc-state")
         self._provider: Provider | None = None
+        self._oauth_client = _oauth_client_class()
 
-    def _client(self, redirect_uri: str) -> AsyncOAuth2Client:
-        return AsyncOAuth2Client(
+    def _client(self, redirect_uri: str) -> Any:
+        return self._oauth_client(
             client_id=self.settings.web_oidc_client_id, client_secret=self.settings.web_oidc_client_secret,
             scope=self.settings.web_oidc_scopes, redirect_uri=redirect_uri, code_challenge_method="S256",
             token_endpoint_auth_method="client_secret_basic", timeout=self.settings.http_timeout_seconds)

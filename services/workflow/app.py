@@ -11,7 +11,7 @@ from shared.service import create_app
 
 settings = WorkflowSettings(service_name="workflow")
 # a broken pack stops start-up here, with a PackError naming the file, the step and the field
-packs = load_packs()
+packs = load_packs(settings.workflow_definitions_dir)
 queries.router.include_router(brokerage.queries)  # R-F2: the lack-of-provision list, a read like the others
 app = create_app(
     settings,

@@ -6,8 +6,9 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.bounds import Count, FreeText, IdText, NameText, SaneDatetime
 
-Channel = Literal["email", "sms", "letter"]
-Addressee = Literal["person", "referrer"]
+# "phone": the tray's team was asked to phone (a task in its inbox), R-T4
+Channel = Literal["email", "sms", "letter", "phone"]
+Addressee = Literal["person", "representative", "referrer"]
 
 
 class _Event(BaseModel):
@@ -47,14 +48,16 @@ class RequestReminder(_Event):
 
 
 class MessageSent(_Event):
-    """A message about a person left for them or their referrer (email or SMS), or a letter was queued (R-T4)."""
+    """A message about a person left for them, their representative or their referrer (email, SMS or a letter a
+    provider took: `sent`), a letter was queued for the documents service to print (`queued_for_print`), or the
+    team was asked to phone (`phone_call_task`, channel `phone`, with the task's id) (R-T4)."""
 
     TYPE: ClassVar[str] = "message.sent"
     message_id: IdText
     person_id: IdText
     recipient: Addressee = "person"
     channel: Channel
-    status: Literal["sent", "queued_for_print"]
+    status: Literal["sent", "queued_for_print", "phone_call_task"]
     reason: FreeText
     team_id: IdText | None = None
     template: NameText
@@ -62,6 +65,14 @@ class MessageSent(_Event):
     # what a letter says about the team (R-T4): not personal data; absent from older producers
     team_name: IdText | None = None
     team_number: IdText | None = None
+    # seed 004: the regular contact the letter promises ("at least once every two weeks")
+    regular_contact: NameText | None = None
+    # who took it: notify, smtp, print_queue, or team (a phone call); absent from older producers
+    provider: IdText | None = None
+    # the preferred channel that could not be used, and why (`no_sms_provider`, `interpreter_needed`…)
+    fallback_from: Channel | None = None
+    fallback_reason: IdText | None = None
+    task_id: IdText | None = None
 
 
 class MessageFailed(_Event):

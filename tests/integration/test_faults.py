@@ -294,7 +294,7 @@ class Load(BackgroundLoad):
         return Sent(kind, str(m.id), business_key, time.monotonic(), self.window, topic, key.encode(), m.to_bytes())
 
     def _referral(self) -> Sent:
-        data = unique_referral(person=person_data(unique_seed(), preferred_contact="Letter"))
+        data = unique_referral(person=person_data(unique_seed(), preferred_contact="Letter", communication_needs=[]))
         m = referral_message(data)
         return self._sent("referral", m, data["referral_id"], topics.REFERRALS_INTAKE, data["referral_id"])
 

@@ -230,16 +230,17 @@ async def messages_of(service: Any, person_id: str) -> list[dict[str, Any]]:
     return [m for m in response.json() if m["recipient"] == "person"]
 
 
-async def test_R_T4_email_sms_and_letter_by_preferred_method_once_each_with_no_personal_data_in_logs(
+async def test_R_T4_email_letter_and_a_text_falling_back_by_preferred_method_once_each_with_no_personal_data_in_logs(
         infra, notifications, events: EventLog, mail):
+    """Development (SMTP, the print queue, no SMS provider): a text falls back to a letter, never "sent" (§8)."""
     seed = unique_seed()
     email = f"canary{seed}@example.org"
     mobile = f"07700 900{seed % 1000:03d}"
     by_email = await person(infra, events, first_name=CANARY_FIRST, last_name=CANARY_LAST, email=email,
                             preferred_contact="Email")
     by_text = await person(infra, events, first_name=CANARY_FIRST, last_name=CANARY_LAST, phone=mobile,
-                           preferred_contact="Text message")
-    by_post = await person(infra, events, first_name=CANARY_FIRST, preferred_contact="Letter")
+                           preferred_contact="Text message", communication_needs=[])
+    by_post = await person(infra, events, first_name=CANARY_FIRST, preferred_contact="Letter", communication_needs=[])
     unreachable = await person(infra, events, first_name=CANARY_FIRST, email=None, phone=None, address=None,
                                preferred_contact="email")
 
@@ -277,7 +278,8 @@ async def test_R_T4_email_sms_and_letter_by_preferred_method_once_each_with_no_p
     await publish_envelopes(infra, topics.ALLOCATION_EVENTS, unreachable, to_nobody)
     texted, posted, failed = (await outcome(events, to_text), await outcome(events, to_post),
                               await outcome(events, to_nobody))
-    assert (texted.type, texted.data["channel"], texted.data["status"]) == ("message.sent", "sms", "sent")
+    assert (texted.type, texted.data["channel"], texted.data["status"], texted.data["fallback_from"]) == (
+        "message.sent", "letter", "queued_for_print", "sms")
     assert (posted.type, posted.data["channel"], posted.data["status"]) == ("message.sent", "letter",
                                                                             "queued_for_print")
     assert (failed.type, failed.data["channel"], failed.data["error_code"]) == ("message.failed", None,
@@ -287,7 +289,7 @@ async def test_R_T4_email_sms_and_letter_by_preferred_method_once_each_with_no_p
         "queued_for_print", "pwt_waiting_list", "wellbeing-service-north")
 
     log = notifications.log_text()
-    assert f'"message_id": "{texted.data["message_id"]}"' in log and "sms recorded by the log provider" in log
+    assert f'"message_id": "{texted.data["message_id"]}"' in log
     outgoing = b"".join(s.value for s in events.matching(lambda s: s.topic == topics.NOTIFICATIONS_EVENTS))
     for secret in (CANARY_FIRST, CANARY_LAST, email, mobile, "Example Street", "LE1 1AA"):
         assert secret not in log

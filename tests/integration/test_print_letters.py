@@ -34,7 +34,8 @@ async def documents_pool(infra, documents) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def person_by_post(infra, events: EventLog) -> tuple[str, dict]:
-    person = person_data(unique_seed(), first_name=FIRST, last_name=LAST, preferred_contact="Letter")
+    person = person_data(unique_seed(), first_name=FIRST, last_name=LAST, preferred_contact="Letter",
+                         communication_needs=[])  # the print queue prints the standard letter only
     data = unique_referral(person=person)
     envelope = referral_message(data)
     await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
@@ -84,19 +85,27 @@ async def test_R_T4_a_letter_queued_for_print_is_rendered_kept_listed_and_printa
     text = pdf_text(pdf.content)
     for expected in (f"Dear {FIRST} {LAST},", person["address"]["line1"], person["address"]["postcode"],
                      "You are on the waiting list for Wellbeing Service North",
-                     "If your situation changes, please call 0116 496 0101", f"Message {message_id}"):
+                     "If your situation changes, please call 0116 496 0101", f"Message {message_id}",
+                     # seed 004: the regular contact to expect (no known RAG: the guide's "at least monthly")
+                     "someone from the team will contact you at least once a month"):
         assert expected in text, expected
 
     # the same message.sent redelivered twice, and re-emitted under a new id: still one letter
     again = sent.envelope.model_copy(update={"id": uuid.uuid4()})
+    # and a letter GOV.UK Notify took (issue #22 §8) is Notify's to print and post, not business support's
+    by_notify = new_message("message.sent", "tessera/notifications", {
+        **sent.data, "message_id": str(uuid.uuid4()), "status": "sent", "provider": "notify"}, subject=person_id)
     await publish(infra.bootstrap, topics.NOTIFICATIONS_EVENTS,
-                  [(person_id, sent.value), (person_id, sent.value), (person_id, again.to_bytes())])
+                  [(person_id, sent.value), (person_id, sent.value), (person_id, again.to_bytes()),
+                   (person_id, by_notify.to_bytes())])
     # a later letter to the same person (same key, same partition) is handled after them
     marker = await queue_letter(infra, doc_events, person_id, team_id="locality-unknown",
                                 team_contact_number="0116 496 0777")
     await rendered_letter(doc_events, marker.data["message_id"])
     assert len({s.envelope.id for s in doc_events.matching(
         lambda s: s.data.get("message_id") == message_id and s.type == "document.rendered")}) == 1
+    assert doc_events.matching(lambda s: s.type == "document.rendered"
+                               and s.data.get("message_id") == by_notify.data["message_id"]) == []
     assert await db.fetchval("SELECT count(*) FROM documents.letters WHERE message_id = $1", message_id) == 1
     outgoing = b"".join(s.value for s in doc_events.matching(lambda s: s.topic == topics.DOCUMENTS_EVENTS))
     for secret in (FIRST, LAST, person["address"]["line1"], person["address"]["postcode"]):

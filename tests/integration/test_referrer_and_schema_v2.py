@@ -125,8 +125,8 @@ async def test_R_T4_placing_a_case_on_a_tray_emails_the_referrer_a_copy_with_the
     requested = str(next(x for x in placed.seen if x.type == "message.requested").envelope.id)
     [to_person] = await events.wait_for(_told(requested, "person"))
     [to_referrer] = await events.wait_for(_told(requested, "referrer"))
-    # the factory's person prefers "phone" and has a landline: a letter
-    assert (to_person.type, to_person.data["channel"]) == ("message.sent", "letter")
+    # the factory's person prefers "phone": the team is asked to phone them (issue #22 §3)
+    assert (to_person.type, to_person.data["channel"]) == ("message.sent", "phone")
     assert (to_referrer.type, to_referrer.data["channel"], to_referrer.data["status"]) == ("message.sent", "email",
                                                                                            "sent")
     assert to_referrer.data["template"] == "pwt_waiting_list_referrer" and to_referrer.key == person_id
@@ -150,26 +150,30 @@ async def test_R_T4_placing_a_case_on_a_tray_emails_the_referrer_a_copy_with_the
         assert secret not in log and secret.encode() not in outgoing
 
 
-async def test_R_T4_a_referrer_with_only_a_mobile_number_gets_an_sms_and_a_landline_alone_fails_by_code(
+async def test_R_T4_a_referrer_with_only_a_phone_number_is_a_phone_call_for_the_team_never_a_text_sent(
         infra, notifications, events: EventLog, db):
+    """Issue #22 §8: with no real SMS provider (development) a referrer's mobile number is phoned by the team."""
     person_id, _ = await new_case(infra, events)
     texted = _accepted(person_id, 2, referrer={"name": REFERRER_NAME, "phone": "07700 900456"})
     await publish(infra.bootstrap, topics.REFERRALS_EVENTS, [(person_id, texted.to_bytes())])
     await _handled(db, "notifications", texted)
     requested = _requested(person_id)
     await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, requested.to_bytes())])
-    [sms] = await events.wait_for(_told(str(requested.id), "referrer"))
-    assert (sms.type, sms.data["channel"], sms.data["status"]) == ("message.sent", "sms", "sent")
-    assert f'"message_id": "{sms.data["message_id"]}"' in notifications.log_text()
+    [call] = await events.wait_for(_told(str(requested.id), "referrer"))
+    assert (call.type, call.data["channel"], call.data["status"], call.data["fallback_from"]) == (
+        "message.sent", "phone", "phone_call_task", "sms")
+    [task] = await events.wait_for(lambda s: s.type == "task.created" and s.data["task_id"] == call.data["task_id"])
+    assert (task.data["code"], task.data["recipient"]) == ("phone_call", {"kind": "team",
+                                                                          "id": "wellbeing-service-north"})
 
     landline = _accepted(person_id, 2, referrer={"name": REFERRER_NAME, "phone": "0116 496 0001"})
     await publish(infra.bootstrap, topics.REFERRALS_EVENTS, [(person_id, landline.to_bytes())])
     await _handled(db, "notifications", landline)
     again = _requested(person_id)
     await publish(infra.bootstrap, topics.ALLOCATION_EVENTS, [(person_id, again.to_bytes())])
-    [failed] = await events.wait_for(_told(str(again.id), "referrer"))
-    assert (failed.type, failed.data["channel"], failed.data["error_code"]) == ("message.failed", None,
-                                                                               "no_contact_details")
+    [called] = await events.wait_for(_told(str(again.id), "referrer"))
+    assert (called.type, called.data["channel"], called.data["status"]) == ("message.sent", "phone",
+                                                                            "phone_call_task")
 
 
 def _requested(person_id: str) -> Envelope:

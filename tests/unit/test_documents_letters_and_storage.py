@@ -20,7 +20,8 @@ from tests.unit.test_documents_render import fonts, text_of
 SHIPPED = Path(domain.__file__).parent / "templates" / "letters.yaml"
 TEMPLATES = {name: domain.LetterTemplate.of(name, raw)
              for name, raw in yaml.safe_load(SHIPPED.read_text(encoding="utf-8")).items()}
-TEAM = {"team_name": "Wellbeing Service North", "team_number": "0116 496 0101"}
+TEAM = {"team_name": "Wellbeing Service North", "team_number": "0116 496 0101",
+        "regular_contact": "at least once every two weeks"}
 WAITING = notifications.TEMPLATES["pwt_added"]  # the template notifications records for a tray placement
 
 
@@ -34,12 +35,13 @@ def test_R_T4_the_waiting_list_letter_prints_the_team_its_number_and_the_persons
     for expected in ("Wellbeing Service North", "3 June 2024", "Ada Example 1 Example Street Testtown LE1 1AA",
                      "Dear Ada Example,", "You are on the waiting list for Wellbeing Service North",
                      "If your situation changes, please call 0116 496 0101", "Yours sincerely,",
+                     "will contact you at least once every two weeks to check that you are",  # seed 004
                      "Waiting List Letter · Message m1"):
         assert expected in text, expected
 
 
 def test_R_T4_a_team_number_the_message_lacks_prints_as_a_blank_to_fill_by_hand():
-    view = waiting_letter({"team_name": "Wellbeing Service North", "team_number": None})
+    view = waiting_letter({**TEAM, "team_number": None})
     assert view.missing == ("team_number",)
     assert any(f"please call {domain.BLANK}" in p for p in view.paragraphs)
 

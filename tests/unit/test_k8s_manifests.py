@@ -1,5 +1,6 @@
 """The Kubernetes manifests: every service deployed with probes, resources and a locked-down security context."""
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,11 @@ K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 SERVICES = ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "web")
 
 
-def _documents() -> list[dict]:
-    return [d for f in sorted(K8S.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+@functools.cache
+def _documents() -> tuple[dict, ...]:
+    """Parsed once per run: the manifests do not change while the tests read them."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return tuple(d for f in sorted(K8S.glob("*.yaml")) for d in yaml.load_all(f.read_text(), Loader=loader) if d)
 
 
 def _of(kind: str) -> dict[str, dict]:

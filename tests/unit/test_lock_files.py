@@ -36,7 +36,8 @@ def _locked(file: str) -> dict[str, list[str]]:
     return pins
 
 
-@pytest.mark.parametrize(("file", "extras"), [("requirements.lock", ()), ("requirements-test.lock", ("test",))])
+@pytest.mark.parametrize(("file", "extras"), [("requirements.lock", ("s3", "oidc")),
+                                              ("requirements-test.lock", ("test", "dev", "s3", "oidc"))])
 def test_every_declared_dependency_is_locked_with_its_hashes(file, extras):
     locked = _locked(file)
     assert _declared(*extras) <= set(locked), "run `make lock` after changing pyproject.toml's dependencies"
@@ -48,3 +49,10 @@ def test_make_and_the_image_install_from_the_locks_with_hashes_required():
     assert "--require-hashes -r requirements-test.lock" in makefile
     assert "--require-hashes --wheel-dir /wheels -r requirements.lock" in (ROOT / "deploy" / "Dockerfile").read_text()
     assert set(_locked("requirements.lock")) <= set(_locked("requirements-test.lock"))
+
+
+def test_the_image_lock_holds_nothing_only_development_needs():
+    """Issue #16 §5: the embedded broker and database, supervisord and the mail catcher are for `make run` and
+    the tests; the production image is built from requirements.lock without them."""
+    assert _declared("dev") - _declared() and not (_declared("dev") - _declared()) & set(_locked("requirements.lock"))
+    assert "tessera[s3,oidc]" in (ROOT / "deploy" / "Dockerfile").read_text()

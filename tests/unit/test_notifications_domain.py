@@ -121,9 +121,14 @@ TEAMS = TeamDirectory.from_mapping({
 })
 
 
+ADDRESS = ("1 Example Street", "Leicester", "LE1 1AA")
+NOTIFY = domain.Reach(sms=True, any_letter=True)
+NORTH_LIST = domain.WaitingList(Team("Wellbeing Service North", "0116 496 0101"), "at least once every two weeks")
+
+
 def contact(**overrides: object) -> Contact:
     data: dict[str, object] = dict(name="Ada Example", email="ada@example.org", phone="07700 900123",
-                                   has_address=True, preferred=None)
+                                   address=ADDRESS, preferred=None)
     return Contact(**{**data, **overrides})  # type: ignore[arg-type]
 
 
@@ -153,24 +158,40 @@ def test_R_T4_preferred_contact_as_people_write_it(written, channel):
     assert domain.preference(written) == channel
 
 
-@pytest.mark.parametrize(("preferred", "overrides", "channel"), [
-    ("email", {}, "email"),
-    ("sms", {}, "sms"),
-    ("letter", {}, "letter"),
-    (None, {}, "letter"),
-    ("phone", {}, "sms"),  # no calls: a mobile gets a text
-    ("phone", {"phone": "0116 496 0000"}, "letter"),  # a landline: a letter
-    ("email", {"email": None}, "letter"),
-    ("sms", {"phone": None, "has_address": False}, "email"),
-    ("letter", {"has_address": False, "email": None, "phone": None}, None),
+def channel(preferred: str | None, reach: domain.Reach = NOTIFY, requested: str | None = None,
+            **overrides: object) -> tuple[str | None, str, str | None]:
+    plan = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred=preferred, **overrides), requested, reach)
+    return plan.channel, plan.status, plan.fallback_reason
+
+
+@pytest.mark.parametrize(("preferred", "overrides", "expected"), [
+    ("email", {}, ("email", "pending", None)),
+    ("sms", {}, ("sms", "pending", None)),
+    ("letter", {}, ("letter", "pending", None)),
+    (None, {}, ("letter", "pending", None)),
+    ("phone", {}, ("phone", "phone_call_task", None)),  # R-T4: the team phones, as the person prefers
+    ("phone", {"phone": None}, ("letter", "pending", "no_phone_number")),
+    ("email", {"email": None}, ("letter", "pending", "no_email_address")),
+    ("sms", {"phone": "0116 496 0000"}, ("letter", "pending", "no_mobile_number")),
+    ("sms", {"phone": None, "address": ()}, ("email", "pending", "no_mobile_number")),
+    ("letter", {"address": (), "email": None, "phone": None}, (None, "failed", None)),
+    ("letter", {"address": (), "email": None, "phone": "0116 496 0000"}, ("phone", "phone_call_task", "no_address")),
 ])
-def test_R_T4_the_preferred_channel_where_the_record_allows_it_else_the_next(preferred, overrides, channel):
-    assert domain.channel_for(contact(preferred=preferred, **overrides)) == channel
+def test_R_T4_the_preferred_channel_where_the_record_allows_it_else_the_next(preferred, overrides, expected):
+    assert channel(preferred, **overrides) == expected
+
+
+def test_R_T4_without_a_real_sms_provider_a_text_falls_back_to_a_letter_else_a_phone_call_never_sent():
+    """§8: with no SMS provider an SMS is never recorded as sent: a letter, else the team phones."""
+    assert channel("sms", domain.Reach()) == ("letter", "queued_for_print", "no_sms_provider")
+    assert channel("sms", domain.Reach(), email=None, address=()) == ("phone", "phone_call_task", "no_sms_provider")
+    plan = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred="sms", address=()), None, domain.Reach())
+    assert (plan.channel, plan.fallback_from, plan.fallback_reason) == ("email", "sms", "no_sms_provider")
 
 
 def test_R_T4_the_record_preference_wins_and_the_request_channel_is_a_fallback():
-    assert domain.channel_for(contact(preferred="sms"), "email") == "sms"
-    assert domain.channel_for(contact(preferred=None), "email") == "email"
+    assert channel("sms", requested="email")[0] == "sms"
+    assert channel(None, requested="email")[0] == "email"
 
 
 def test_R_T4_mobile_numbers():
@@ -178,41 +199,127 @@ def test_R_T4_mobile_numbers():
     assert not any(domain.is_mobile(n) for n in ("0116 496 0000", "0770090012", "", None))
 
 
-def test_R_T4_email_says_the_person_is_on_the_waiting_list_with_the_team_number():
-    plan = domain.plan_message("pwt_added", TEAMS.team("wellbeing-service-north"), contact(preferred="email"), None)
+def test_R_T4_seed_004_the_message_says_what_regular_contact_to_expect_by_rag():
+    assert [domain.regular_contact(r) for r in ("red", "amber", "green", None)] == [
+        "at least once a week", "at least once every two weeks", "at least once a month", "at least once a month"]
+
+
+def test_R_T4_email_says_the_person_is_on_the_waiting_list_with_the_team_number_and_regular_contact():
+    plan = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred="email"), None, NOTIFY)
     assert (plan.status, plan.channel, plan.template) == ("pending", "email", "pwt_waiting_list")
     assert plan.rendered is not None and plan.rendered.to == "ada@example.org"
     assert plan.rendered.subject == "You are on the waiting list for Wellbeing Service North"
     assert plan.rendered.body.startswith("Dear Ada Example,")
+    assert ("someone from the team will contact you at least once every two weeks to check that you are safe and"
+            " well") in plan.rendered.body
     assert "If your situation changes, please call 0116 496 0101." in plan.rendered.body
 
 
 def test_R_T4_an_sms_is_short_and_carries_no_name():
-    plan = domain.plan_message("pwt_added", TEAMS.team("x"), contact(preferred="text"), None)
+    plan = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred="text"), None, NOTIFY)
     assert plan.rendered is not None and plan.rendered.to == "07700 900123"
-    assert plan.rendered.body == ("You are on the waiting list for Adult Social Care."
-                                  " If your situation changes call 0116 496 0999.")
+    assert plan.rendered.body == ("You are on the waiting list for Wellbeing Service North. We will contact you at"
+                                  " least once every two weeks while you wait. If your situation changes call"
+                                  " 0116 496 0101.")
     assert "Ada" not in plan.rendered.body
 
 
-def test_R_T4_a_letter_is_queued_for_print():
-    plan = domain.plan_message("pwt_added", TEAMS.team("x"), contact(preferred="post"), None)
-    assert (plan.status, plan.channel) == ("queued_for_print", "letter")
+def test_R_T4_a_letter_goes_to_notify_with_the_address_else_is_queued_for_print():
+    posted = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred="post"), None, NOTIFY)
+    assert (posted.status, posted.channel) == ("pending", "letter")
+    assert posted.rendered is not None and posted.rendered.address == ("Ada Example", *ADDRESS)
+    queued = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred="post"), None, domain.Reach())
+    assert (queued.status, queued.channel) == ("queued_for_print", "letter")
+
+
+@pytest.mark.parametrize(("needs", "chan", "template"), [
+    (["Large print"], "letter", "pwt_waiting_list_large_print"),
+    (["large print"], "email", "pwt_waiting_list"),  # an email can be enlarged on screen
+    (["Easy Read"], "letter", "pwt_waiting_list_easy_read"),
+    (["Easy read", "Large print"], "sms", "pwt_waiting_list_easy_read"),
+])
+def test_R_T4_the_message_is_in_the_persons_communication_format(needs, chan, template):
+    preferred = {"letter": "post", "email": "email", "sms": "text"}[chan]
+    plan = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred=preferred, needs=domain.needs_of(needs)),
+                               None, NOTIFY)
+    assert (plan.channel, plan.template) == (chan, template)
+
+
+def test_R_T4_easy_read_is_short_plain_sentences():
+    plan = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred="post",
+                                                                needs=domain.needs_of(["Easy read"])), None, NOTIFY)
+    assert plan.rendered is not None
+    assert "A worker will contact you when one is free." in plan.rendered.body
+    assert "If things change for you, please phone us on 0116 496 0101." in plan.rendered.body
+
+
+def test_R_T4_an_interpreter_need_makes_a_phone_call_for_the_team_whatever_the_preference():
+    plan = domain.plan_message("pwt_added", NORTH_LIST, contact(preferred="email",
+                                                                needs=domain.needs_of(["Interpreter - Polish"])),
+                               None, NOTIFY)
+    assert (plan.channel, plan.status, plan.fallback_from, plan.fallback_reason) == (
+        "phone", "phone_call_task", "email", "interpreter_needed")
+    assert domain.needs_of(["BSL"]).interpreter and not domain.needs_of(["Hearing aid"]).interpreter
+
+
+def test_R_T4_the_print_queue_prints_only_the_standard_letter_to_the_person():
+    """Without Notify a large print letter, or one to a representative, cannot be printed: the next channel."""
+    large = contact(preferred="post", needs=domain.needs_of(["Large print"]), email=None, phone="0116 496 0000")
+    assert channel("post", domain.Reach(), needs=large.needs, email=None, phone="0116 496 0000") == (
+        "phone", "phone_call_task", "letter_not_printable")
+    to_rep = domain.plan_message("pwt_added", domain.WaitingList(NORTH_LIST.team, "x", "Ada", True),
+                                 contact(preferred="post"), None, domain.Reach())
+    assert (to_rep.channel, to_rep.fallback_reason) == ("email", "letter_not_printable")
+
+
+def test_R_T4_a_representative_is_told_about_the_person_by_name():
+    about = domain.WaitingList(NORTH_LIST.team, "at least once a week", person_name="Ada Example",
+                               to_representative=True)
+    plan = domain.plan_message("pwt_added", about, contact(name="Bo Rep", preferred="email"), None, NOTIFY)
+    assert plan.rendered is not None
+    assert plan.rendered.subject == "The person you represent is on the waiting list for Wellbeing Service North"
+    assert plan.rendered.body.startswith("Dear Bo Rep,\n\nAda Example is on the waiting list for Wellbeing")
+    assert "contact them or you at least once a week" in plan.rendered.body
+    assert "If their situation changes, please call 0116 496 0101." in plan.rendered.body
+
+
+def test_R_T4_the_representative_is_the_other_side_of_an_open_representative_relationship():
+    me = {"person_id": "p1", "relationships": [
+        {"person_id": "old", "other_person_id": "p1", "relationship": "Representative of", "end_date": "2024-01-01"},
+        {"person_id": "c1", "other_person_id": "p1", "relationship": "Carer of", "end_date": None},
+        {"person_id": "r1", "other_person_id": "p1", "relationship": "Representative of", "end_date": None}]}
+    assert domain.representative_of(me) == "r1"
+    assert domain.representative_of({"person_id": "p1", "relationships": [
+        {"person_id": "p1", "other_person_id": "r2", "relationship": "Represented by", "end_date": None}]}) == "r2"
+    assert domain.representative_of({"person_id": "p1", "relationships": []}) is None
 
 
 @pytest.mark.parametrize(("reason", "person", "code"), [
     ("pwt_added", None, "person_not_found"),
-    ("pwt_added", Contact(None, None, None, False, "email"), "no_contact_details"),
-    ("something_else", Contact("A", "a@example.org", None, True, None), "unknown_reason"),
+    ("pwt_added", Contact(None, None, None, (), "email"), "no_contact_details"),
+    ("something_else", Contact("A", "a@example.org", None, ADDRESS, None), "unknown_reason"),
 ])
 def test_R_T4_a_message_that_cannot_go_fails_with_a_code(reason, person, code):
-    plan = domain.plan_message(reason, TEAMS.default, person, None)
+    plan = domain.plan_message(reason, NORTH_LIST, person, None, NOTIFY)
     assert (plan.status, plan.error_code, plan.rendered) == ("failed", code, None)
 
 
 def test_R_T4_contact_details_come_from_the_person_record():
     person = {"first_name": " Ada ", "last_name": "Example", "email": "", "phone": "07700 900123",
-              "address": {"line1": "1 Example Street", "postcode": "LE1 1AA"}, "preferred_contact": "Text"}
+              "address": {"line1": "1 Example Street", "postcode": "LE1 1AA"}, "preferred_contact": "Text",
+              "communication_needs": ["Large print"]}
     got = domain.contact_of(person)
-    assert got == Contact("Ada Example", None, "07700 900123", True, "Text")
+    assert got == Contact("Ada Example", None, "07700 900123", ("1 Example Street", "LE1 1AA"), "Text",
+                          domain.Needs(large_print=True))
     assert domain.contact_of({"address": {"line1": "1 Street"}}).has_address is False
+
+
+def test_R_T4_the_phone_call_task_tells_the_team_what_to_say_and_why_a_call():
+    at = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
+    call = domain.phone_call_task(message_id="m-1", person_id="p1", team_id="wellbeing-service-north",
+                                  addressee="representative", about=NORTH_LIST, why="interpreter_needed", at=at)
+    assert (call.kind, call.task_code, call.rule, call.recipient_kind, call.recipient_id) == (
+        "task", "phone_call", "R-T4", "team", "wellbeing-service-north")
+    assert call.name == "Phone the person's representative: on the waiting list"
+    assert call.note is not None and "at least once every two weeks" in call.note and "0116 496 0101" in call.note
+    assert "arrange one for the call" in call.note

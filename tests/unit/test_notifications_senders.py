@@ -1,11 +1,12 @@
-"""Retry policy of message sends and the log-only SMS provider (R-T4): ids only, bounded attempts."""
+"""Retry policy of message sends (R-T4): bounded attempts, permanent failures not retried."""
 
 import asyncio
-import logging
 
 import pytest
+from pydantic import ValidationError
 
-from services.notifications.senders import LogSmsProvider, SendFailed, with_retries
+from services.notifications.senders import SendFailed, with_retries
+from services.notifications.settings import NotificationsSettings
 
 
 def failing(*codes: tuple[str, bool], then: str | None = None):
@@ -38,16 +39,13 @@ def test_a_permanent_failure_is_not_retried():
     assert asyncio.run(with_retries(send, attempts=3, backoff_seconds=0)) == (1, None, "recipient_refused")
 
 
-def test_R_T4_the_log_sms_provider_records_the_send_and_logs_the_message_id_only(caplog):
-    provider = LogSmsProvider()
-    with caplog.at_level(logging.INFO):
-        reference = asyncio.run(provider.send("m-1", "07700 900123", "You are on the waiting list"))
-    assert provider.sent == ["m-1"] and reference == "log-sms-m-1"
-    logged = " ".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
-    assert "m-1" in logged and "07700" not in logged and "waiting list" not in logged
-
-
-def test_an_sms_without_a_number_fails_permanently():
-    with pytest.raises(SendFailed) as failed:
-        asyncio.run(LogSmsProvider().send("m-2", "", "text"))
-    assert (failed.value.code, failed.value.permanent) == ("no_number", True)
+def test_S8_with_a_notify_key_every_missing_template_id_is_named_and_the_service_refuses_to_start(monkeypatch):
+    monkeypatch.setenv("NOTIFY_API_KEY", "test-key")
+    monkeypatch.setenv("NOTIFY_TEMPLATES", '{"pwt_waiting_list:email": "t-1"}')
+    with pytest.raises(ValidationError) as refused:
+        NotificationsSettings()
+    for missing in ("pwt_waiting_list:sms", "pwt_waiting_list_large_print:letter", "pwt_waiting_list_referrer:sms"):
+        assert missing in str(refused.value)
+    assert "pwt_waiting_list:email," not in str(refused.value) and "test-key" not in str(refused.value)
+    monkeypatch.delenv("NOTIFY_API_KEY")
+    assert NotificationsSettings().notify_api_key is None  # development: SMTP and the print queue

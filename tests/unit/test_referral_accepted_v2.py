@@ -68,14 +68,21 @@ def test_R_T4_the_referrer_is_emailed_where_they_have_an_email_with_the_teams_nu
     assert "If their situation changes, please call 0116 496 0101." in plan.rendered.body
 
 
-def test_R_T4_a_referrer_with_only_a_mobile_gets_an_sms_a_landline_alone_cannot_be_reached() -> None:
-    plan = domain.plan_referrer_message("pwt_added", TEAM, domain.Referrer("REF-1", None, None, "07700 900123"))
+def test_R_T4_a_referrer_with_only_a_mobile_gets_an_sms_through_a_real_provider_else_a_phone_call() -> None:
+    notify = domain.Reach(sms=True, any_letter=True)
+    plan = domain.plan_referrer_message("pwt_added", TEAM, domain.Referrer("REF-1", None, None, "07700 900123"), notify)
     assert plan is not None and plan.rendered is not None
     assert (plan.channel, plan.rendered.to) == ("sms", "07700 900123")
     assert plan.rendered.body == ("The person you referred (ref REF-1) is on the waiting list for Wellbeing Service"
                                   " North. If their situation changes call 0116 496 0101.")
+    # §8: no SMS provider: never "sent", the team phones instead
+    called = domain.plan_referrer_message("pwt_added", TEAM, domain.Referrer("REF-1", None, None, "07700 900123"))
+    assert called is not None and (called.channel, called.status, called.fallback_from, called.fallback_reason) == (
+        "phone", "phone_call_task", "sms", "no_sms_provider")
     landline = domain.plan_referrer_message("pwt_added", TEAM, domain.Referrer("REF-1", "A GP", None, "0116 496 0001"))
-    assert landline is not None and (landline.status, landline.error_code) == ("failed", "no_contact_details")
+    assert landline is not None and (landline.channel, landline.status) == ("phone", "phone_call_task")
+    nothing = domain.plan_referrer_message("pwt_added", TEAM, domain.Referrer("REF-1", "A GP", None, None))
+    assert nothing is not None and (nothing.status, nothing.error_code) == ("failed", "no_contact_details")
 
 
 def test_R_T4_no_copy_without_a_referrer_or_for_a_reason_the_referrer_is_not_told_of() -> None:
