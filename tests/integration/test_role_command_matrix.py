@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from services.allocation import domain as allocation_domain
@@ -529,6 +530,8 @@ def misjudged(role: str, s: Send, seen: list[Seen]) -> str | None:
     return f"expected {SUCCESS[type_]}, got {[(e.type, e.data.get('reasons')) for e in seen]}"
 
 
+# ≈600 cells after three rounds of set-up: 250 s on this 2-core machine shared at load 11-20 (issue #21)
+@pytest.mark.timeout(600)
 async def test_every_command_for_every_role_allows_exactly_what_the_rules_say(
         infra, referrals, workflow, allocation, events, db):
     """R-W1..R-W12, R-NA5, R-RQ1..R-RQ7, R-S1, R-K8, R-A1..R-A4, R-T1, R-T5, R-T8, R-P1..R-P3."""
@@ -543,7 +546,7 @@ async def test_every_command_for_every_role_allows_exactly_what_the_rules_say(
     assert {s.envelope.type for s in outsider} == set(TEAM_SCOPED)
     assert {s.envelope.type for s in stranger} == set(PERSON_COMMANDS)
     seen = await outcomes(infra, events, [*(s for batch in sends.values() for s in batch), *outsider, *stranger],
-                          timeout=300)
+                          timeout=400)
 
     wrong = [(s.envelope.type, role, what) for role, batch in sends.items() for s in batch
              if (what := misjudged(role, s, seen[str(s.envelope.id)]))]
