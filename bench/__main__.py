@@ -153,6 +153,11 @@ async def intake_and_steps_section(run: Run) -> None:
         run.rows.append(Row(
             "audit_cost", "step transaction with its audit append, 4 at a time, no Kafka", "per s",
             n / figures.floor4_seconds, n / figures.unaudited4_seconds, "the same without the audit append"))
+        signed, plain = await steps.signed_floor(infra.dsn, sizes.steps, sizes.per_step)
+        run.rows.append(Row(
+            "step_rate_signed", "step transitions/s, in process, 4 at a time: command signed by the desk and"
+            " verified, outcome signed (issue #21; target ≥ 0.9× the reference)", "per s", signed, plain,
+            "the same transitions without signing or verifying"))
         run.note_service_memory(services, idle)
 
 

@@ -7,6 +7,11 @@ transitions/s (burst, command in → event out) and p50/p99 latency (burst and p
 same transaction called directly on the database, without Kafka (the floor), and that floor
 again without the audit append (its hash chain serialises a service's commits from the append
 to commit: the difference is what the audit costs).
+
+Signing (issue #21): there is deliberately no switch that turns verification off in a service, so the broker run
+is always signed. `signed_floor` measures what signing adds to a transition in process, on the same floor: each
+command signed as the desk signs it, verified as the workflow's SignatureMiddleware does, handled, and its
+outcome signed as the outbox relay signs it; beside the same run without those three calls.
 """
 
 import argparse
@@ -14,17 +19,19 @@ import asyncio
 import contextlib
 import json
 import statistics
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from bench.common import infrastructure, percentile, running
 from services.workflow.handlers import handle_command
 from services.workflow.pack import load_packs
-from shared import db, topics
-from shared.envelope import Envelope, new_message
+from shared import db, signing, topics
+from shared.envelope import Envelope, decode, new_message
 from shared.testing import SigningProducer, TopicTail
 
 SERVICES = ("workflow",)
@@ -108,6 +115,33 @@ async def broker_run(bootstrap: str, dsn: str, n_steps: int, per_step: int,
     return burst_seconds, burst_latency, paced
 
 
+@dataclass(frozen=True)
+class Keys:
+    """The desk's key (signs commands), the workflow's (signs what it publishes) and the public keys (verify)."""
+
+    desk: signing.Signer
+    workflow: signing.Signer
+    verifier: signing.Verifier
+
+    @classmethod
+    def made(cls) -> "Keys":
+        keys = Path(tempfile.mkdtemp(prefix="tessera-bench-keys-")) / "keys"
+        signing.make_keys(keys, ("web", "workflow"))
+        return cls(signing.load_signer(keys, "web"), signing.load_signer(keys, "workflow"),
+                   signing.load_verifier(keys))
+
+    def verified_command(self, envelope: Envelope) -> Envelope:
+        """Signed as the desk, then verified as the consumer's middleware does before the handler runs."""
+        value = self.desk.signed(envelope.to_bytes(), with_actor=True)
+        self.verifier.verify(json.loads(value), topics.WORKFLOW_COMMANDS, time.time())
+        return decode(value)
+
+
+def as_desk(envelope: Envelope) -> Envelope:
+    """The same command as the desk sends it: its source is the producer that signs it."""
+    return new_message(envelope.type, signing.issuer_of("web"), envelope.data, subject=envelope.subject)
+
+
 async def _step_ids(dsn: str, people: list[str]) -> dict[str, str]:
     """person → their step's id, read from the workflow schema."""
     pool = await db.open_pool(dsn, "workflow", 1, 1)
@@ -129,7 +163,8 @@ async def _no_audit(*_: object) -> None:
     """The bench's stand-in for the audit append, to measure what the append costs."""
 
 
-async def _floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int) -> tuple[float, list[float]]:
+async def _floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int,
+                     keys: Keys | None = None) -> tuple[float, list[float]]:
     packs = load_packs()
     pool = await db.open_pool(dsn, "workflow", 1, concurrency + 1)
     try:
@@ -138,12 +173,21 @@ async def _floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int) ->
             await handle_command(pool, packs, None, start_new(p))
         steps = await _step_ids(dsn, people)
         latency: list[float] = []
+        # what the relay signs for each transition: its step.saved, as the service writes it to the outbox
+        saved = new_message("step.saved", signing.issuer_of("workflow"), {
+            "step_id": str(uuid.uuid4()), "person_id": people[0], "actor": ACTOR["worker_id"], "version": 3,
+            "fields": ["covid_details"], "changed_fields": ["covid_details"], "completed_sections": []}).to_bytes()
 
         async def worker(mine: list[str]) -> None:
             for i in range(per_step):
                 for p in mine:
                     t0 = time.monotonic()
-                    outcome = await handle_command(pool, packs, None, save(p, steps[p], 2 + i, i))
+                    command = as_desk(save(p, steps[p], 2 + i, i))
+                    if keys is not None:
+                        command = keys.verified_command(command)
+                    outcome = await handle_command(pool, packs, None, command)
+                    if keys is not None:
+                        keys.workflow.signed(saved)
                     assert outcome == "handled", outcome
                     latency.append(time.monotonic() - t0)
 
@@ -153,6 +197,19 @@ async def _floor_run(dsn: str, n_steps: int, per_step: int, concurrency: int) ->
     finally:
         await pool.close()
     return seconds, latency
+
+
+async def signed_floor(dsn: str, n_steps: int, per_step: int, concurrency: int = 4,
+                       rounds: int = 2) -> tuple[float, float]:
+    """Transitions/s on the floor with every command signed and verified and every outcome signed, and without;
+    alternated `rounds` times (the best of each), so that a busy machine slows both alike."""
+    keys = Keys.made()
+    best = {True: 0.0, False: 0.0}
+    for _ in range(rounds):
+        for signed in (False, True):
+            seconds, _ = await _floor_run(dsn, n_steps, per_step, concurrency, keys if signed else None)
+            best[signed] = max(best[signed], n_steps * per_step / seconds)
+    return best[True], best[False]
 
 
 @dataclass(frozen=True)
@@ -203,15 +260,27 @@ def report(f: StepFigures) -> None:
           f" floor, {100 * f.floor4_seconds / f.burst_seconds:.1f}% of the 4-concurrent floor")
 
 
-async def main(n_steps: int, per_step: int) -> None:
+def report_signing(signed: float, plain: float) -> None:
+    print(f"step transitions/s in process, 4 concurrent: {signed:.0f} signed and verified, {plain:.0f} without"
+          f" ({signed / plain:.2f}x; target >= 0.9x)")
+
+
+async def main(n_steps: int, per_step: int, signing_only: bool) -> None:
+    if signing_only:  # the floor needs only PostgreSQL and the workflow schema, made by the service at start
+        async with infrastructure("tessera-bench-steps-") as infra, running(SERVICES, infra.env(), infra.work):
+            report_signing(*await signed_floor(infra.dsn, n_steps, per_step))
+        return
     async with infrastructure("tessera-bench-steps-") as infra, running(SERVICES, infra.env(), infra.work):
         figures = await measure(infra.bootstrap, infra.dsn, n_steps, per_step)
+        with_signing = await signed_floor(infra.dsn, n_steps, per_step)
     report(figures)
+    report_signing(*with_signing)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--per-step", type=int, default=10)
+    parser.add_argument("--signing-only", action="store_true", help="only the signed and unsigned floors")
     args = parser.parse_args()
-    asyncio.run(main(args.steps, args.per_step))
+    asyncio.run(main(args.steps, args.per_step, args.signing_only))

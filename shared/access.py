@@ -1,80 +1,40 @@
 """Who may see or change a person's record without giving a reason (R-P5, R-A1, R-A2; issue #11 §3).
 
-The rules are pure; `RelationshipReader` reads what they need over HTTP, the way the web does:
+The rules are pure (shared/grounds.py); `RelationshipReader` reads what they need over HTTP, the way the web does:
 the person's relationships from allocation and their steps from workflow.
 """
 
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-from shared.actor import MANAGER_ROLES, above_teams
+from shared.grounds import OPEN_OR_FUTURE_STATES, step_is_mine, why_allowed
 from shared.readers import ServiceReader, Unavailable
 
-# work in hand or scheduled (workflow's OPEN_STATES plus future): either is a reason to see the person
-OPEN_OR_FUTURE_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation", "future"})
-
-
-def _mine(target: Mapping[str, Any] | None, worker_id: str, team_ids: frozenset[str]) -> bool:
-    if not target:
-        return False
-    kind, ident = target.get("kind"), target.get("id")
-    return (kind == "worker" and ident == worker_id) or (kind == "team" and ident in team_ids)
-
-
-def why_allowed(
-    *, worker_id: str, team_ids: Iterable[str], person_id: str, roles: Iterable[str] = (),
-    steps: Iterable[Mapping[str, Any]] = (),
-    relationships: Mapping[str, Any] | None = None,
-    tray_person_ids: Iterable[str] = (),
-    inbox: Iterable[Mapping[str, Any]] = (),
-) -> str | None:
-    """Why the worker may see the person, or None: then a recorded reason is needed (break-glass)."""
-    teams, roles = frozenset(team_ids), frozenset(roles)
-    if above_teams(roles):
-        return "a manager above teams"  # they allocate and assign for any team (R-A3)
-    relationships = relationships or {}
-    for rel in relationships.get("worker_relationships", []):
-        if not rel.get("open", rel.get("end_date") is None):
-            continue
-        if rel.get("worker_id") == worker_id:
-            return "allocated to you"
-        if rel.get("team_id") in teams and roles & MANAGER_ROLES:
-            return "allocated within the team you manage"  # issue #21 §6: access follows the work
-    for step in steps:
-        if step.get("state") in OPEN_OR_FUTURE_STATES and _mine(step.get("assignee"), worker_id, teams):
-            who = "your" if step["assignee"].get("kind") == "worker" else "your team's"
-            return f"{step.get('step_type')} is in {who} work"
-    if person_id in set(tray_person_ids):
-        return "on your team's tray"
-    for item in inbox:
-        if item.get("person_id") == person_id and _mine(item.get("to"), worker_id, teams):
-            return f"{item.get('name')} is in your inbox"
-    for rel in relationships.get("organisational_relationships", []):
-        if rel.get("team_id") in teams and rel.get("visible", True):
-            return "your team is involved"
-    return None
-
-
-def step_is_mine(step: Mapping[str, Any], worker_id: str, team_ids: Iterable[str]) -> bool:
-    return _mine(step.get("assignee"), worker_id, frozenset(team_ids))
+__all__ = ["OPEN_OR_FUTURE_STATES", "RelationshipReader", "step_is_mine", "why_allowed"]
 
 
 class RelationshipReader:
     """A worker's grounds to act on a person, read from allocation and workflow; Unavailable if either is down."""
 
-    def __init__(self, allocation: ServiceReader, workflow: ServiceReader) -> None:
+    def __init__(self, allocation: ServiceReader, workflow: ServiceReader | None) -> None:
         self._allocation = allocation
-        self._workflow = workflow
+        self._workflow = workflow  # None: the caller is workflow, and gives the steps
 
     async def why_allowed(self, *, worker_id: str, team_ids: Iterable[str], person_id: str,
-                          roles: Iterable[str] = ()) -> str | None:
+                          roles: Iterable[str] = (), steps: list[dict[str, Any]] | None = None) -> str | None:
         teams = frozenset(team_ids)
         person = _q(person_id)
-        relationships = await _read(self._allocation, "allocation", f"/people/{person}/relationships", dict)
-        why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id, relationships=relationships,
-                          roles=roles)
+        why = None
+        if steps is not None:  # given (workflow has them): allocation is read only when they are no grounds
+            why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id, roles=roles,
+                              steps=[s for s in steps if isinstance(s, dict)])
         if why is None:
+            relationships = await _read(self._allocation, "allocation", f"/people/{person}/relationships", dict)
+            why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id,
+                              relationships=relationships, roles=roles)
+        if why is None and steps is None:
+            assert self._workflow is not None, "give the person's steps or a workflow reader"
             steps = await _read(self._workflow, "workflow", f"/people/{person}/steps", list)
             why = why_allowed(worker_id=worker_id, team_ids=teams, person_id=person_id,
                               steps=[s for s in steps if isinstance(s, dict)])

@@ -228,3 +228,16 @@ async def verify(conn: asyncpg.Connection, schema: str, expect: tuple[int, str] 
     if expect is not None and seq < expect[0]:
         return Verdict(count, seq, prev, seq + 1, f"chain ends at {seq}, before the kept row {expect[0]} (truncated)")
     return Verdict(count, seq, prev)
+
+
+def access_reason(command: Any, envelope: Any, subject: str) -> list[Entry]:
+    """The break-glass reason a command gave (`access_reason`), as an entry of the chain: kept there, never in the
+    log (it may name the person). None given: no entry."""
+    reason = getattr(command, "access_reason", None)
+    if not reason:
+        return []
+    return [Entry(
+        at=datetime.now(UTC), actor_id=command.actor.worker_id, actor_roles=tuple(command.actor.roles),
+        action="record.access_reason", subject=subject, object_id=None, message_id=str(envelope.id),
+        causation_id=None, cause_type=envelope.type, source=envelope.source,
+        details={"command_type": envelope.type, "reason": reason})]

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,8 @@ class Verifier:
         claims, producer = self.claims_of(body.get("signature"))
         actor = _checked_actor(body, claims, producer, topic)
         _check_binding(body, claims, producer)
-        _check_time(claims, at)
+        check_times(claims, at, noun="signature", accepted=(int, float),
+                    too_early="signed after the message was written")
         message_type = str(body.get("type"))
         if not producers.may_write(producer, topic, message_type):
             raise Unauthenticated(f"{producer} may not send {message_type[:100]} on {topic}")
@@ -154,17 +156,20 @@ def _check_binding(body: dict[str, Any], claims: dict[str, Any], producer: str) 
         raise Unauthenticated(f"changed after signing: {', '.join(altered)}")
 
 
-def _check_time(claims: dict[str, Any], at: float) -> None:
+def check_times(claims: Mapping[str, Any], at: float, *, noun: str, accepted: type | tuple[type, ...],
+                too_early: str) -> None:
+    """`iat` and `exp` present (of the `accepted` number types), a life of at most MAX_LIFETIME_SECONDS, and `at`
+    within [iat − leeway, exp + leeway]; Unauthenticated naming the `noun` (a signature, a read token) otherwise."""
     issued, expires = claims.get("iat"), claims.get("exp")
-    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (issued, expires)):
-        raise Unauthenticated("signature without iat and exp")
+    if not all(isinstance(t, accepted) and not isinstance(t, bool) for t in (issued, expires)):
+        raise Unauthenticated(f"{noun} without iat and exp")
     assert isinstance(issued, int | float) and isinstance(expires, int | float)
     if expires - issued > MAX_LIFETIME_SECONDS:
-        raise Unauthenticated(f"signature lives longer than {MAX_LIFETIME_SECONDS} s")
+        raise Unauthenticated(f"{noun} lives longer than {MAX_LIFETIME_SECONDS} s")
     if at < issued - CLOCK_LEEWAY_SECONDS:
-        raise Unauthenticated("signed after the message was written")
+        raise Unauthenticated(too_early)
     if at > expires + CLOCK_LEEWAY_SECONDS:
-        raise Unauthenticated("signature expired")
+        raise Unauthenticated(f"{noun} expired")
 
 
 def _checked_actor(body: dict[str, Any], claims: dict[str, Any], producer: str, topic: str) -> dict[str, Any] | None:

@@ -210,8 +210,11 @@ class Engine:
                              involved=self.involved(person_id))
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
+        assignments = [h.details for h in reversed(self.history)
+                       if step is not None and h.step_id == step.step_id and h.what == "step.assigned"]
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
-                                 person_steps=person_steps, new_workflow_id=next(self._ids()))
+                                 person_steps=person_steps, new_workflow_id=next(self._ids()),
+                                 assignments=assignments)
         self._apply(decision)
         return decision
 

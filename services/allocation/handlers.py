@@ -17,7 +17,8 @@ from pydantic import BaseModel, ValidationError
 from services.allocation import domain, store
 from services.allocation.clients import WorkReader
 from services.allocation.localities import Localities
-from shared import inbox, metrics, outbox, topics
+from shared import audit, inbox, metrics, outbox, topics
+from shared.actor import above_teams
 from shared.broker import subscriber
 from shared.commands import allocation as cmd
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
@@ -115,6 +116,7 @@ async def handle_command(pool: asyncpg.Pool, readers: Readers, envelope: Envelop
                 async with conn.transaction():  # savepoint: a lost race undoes its writes, keeps the inbox
                     case, decision = await _decide(conn, readers, command, looked)
                     await _save(conn, case, decision)
+                    await audit.append(conn, audit.access_reason(command, envelope, key))
             except domain.RuleBroken as broken:
                 refused = Refused(broken.reasons)
             except Refused as late:
@@ -133,7 +135,32 @@ async def handle_command(pool: asyncpg.Pool, readers: Readers, envelope: Envelop
 
 
 async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> Looked:
-    """Whose case it is, and what other services must tell us first (R-A3, R-T2, R-T4)."""
+    """Whose case it is, and what other services must tell us first (R-A3, R-A6, R-T2, R-T4)."""
+    looked = await _look_up(pool, readers, command)
+    if looked.steps is None and _needs_grounds(command):
+        assert looked.person_id is not None
+        looked.steps = await _steps(readers, looked.person_id)
+    return looked
+
+
+def _needs_grounds(command: cmd.Command) -> bool:
+    """R-A6: the actor's grounds with the person are checked, and may lie in the person's work."""
+    if above_teams(command.actor.roles) or getattr(command, "access_reason", None):
+        return False
+    if isinstance(command, cmd.AddWorkerRelationship):
+        return command.worker_id == command.actor.worker_id
+    return isinstance(command, cmd.AddOrgRelationship | cmd.EndOrgRelationship)
+
+
+async def _steps(readers: Readers, person_id: str) -> list[domain.Step]:
+    steps = await readers.work.steps(person_id) if readers.work is not None else []
+    if steps is None:
+        raise Refused([_reason("unavailable", "the person's work could not be read from the workflow"
+                                              " service; nothing was changed, try again")])
+    return steps
+
+
+async def _look_up(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> Looked:
     match command:
         case cmd.EndWorkerRelationship() | cmd.EndOrgRelationship():
             kind = "worker" if isinstance(command, cmd.EndWorkerRelationship) else "org"
@@ -160,10 +187,7 @@ async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> L
     if looked.person_missing:
         raise Refused([_reason("not_found", "no such person", "person_id")])
     if isinstance(command, cmd.AllocateCase | cmd.ReassignCase):
-        looked.steps = await readers.work.steps(pid) if readers.work is not None else []
-        if looked.steps is None:
-            raise Refused([_reason("unavailable", "the person's work could not be read from the workflow"
-                                                  " service; nothing was changed, try again")])
+        looked.steps = await _steps(readers, pid)
     return looked
 
 
@@ -211,15 +235,15 @@ def _decision(conn_entry: domain.TrayEntry | domain.ReviewTrayEntry | None, ctx:
               command: cmd.Command, looked: Looked) -> domain.Decision:
     match command:
         case cmd.AddWorkerRelationship():
-            return domain.add_worker_relationship(ctx, case, command)
+            return domain.add_worker_relationship(ctx, case, command, looked.steps or [])
         case cmd.EndWorkerRelationship():
             rel = next(r for r in case.worker_relationships if r.relationship_id == str(command.relationship_id))
             return domain.end_worker_relationship(ctx, rel, command)
         case cmd.AddOrgRelationship():
-            return domain.add_org_relationship(ctx, case, command)
+            return domain.add_org_relationship(ctx, case, command, looked.steps or [])
         case cmd.EndOrgRelationship():
             org = next(r for r in case.org_relationships if r.relationship_id == str(command.relationship_id))
-            return domain.end_org_relationship(ctx, org, command)
+            return domain.end_org_relationship(ctx, case, org, command, looked.steps or [])
         case cmd.AllocateCase():
             return domain.allocate(ctx, case, command, looked.steps or [])
         case cmd.ReassignCase():

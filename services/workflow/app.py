@@ -5,6 +5,7 @@ from pathlib import Path
 from services.workflow import brokerage, handlers, queries
 from services.workflow.pack import load_packs
 from services.workflow.settings import WorkflowSettings
+from shared.access import RelationshipReader
 from shared.readers import PersonReader, ServiceReader
 from shared.service import create_app
 
@@ -23,6 +24,8 @@ app.state.packs = packs
 app.state.runtime.broker.context.set_global("packs", packs)
 people = PersonReader(settings.referrals_url, settings.http_timeout_seconds)
 app.state.runtime.broker.context.set_global("people", people)
-# R-W13: who is involved with a person (their relationships), for an activity log such as WB Case Monitoring
+# who is involved with a person (their relationships): activity logs such as WB Case Monitoring (R-W13), and
+# the grounds of a worker recording a death (issue #21 §6)
 allocation = ServiceReader(settings.allocation_url, settings.http_timeout_seconds)
 app.state.runtime.broker.context.set_global("allocation", allocation)
+app.state.runtime.broker.context.set_global("access", RelationshipReader(allocation, None))

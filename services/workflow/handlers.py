@@ -16,7 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 from services.workflow import brokerage, domain, store
 from services.workflow.pack import PackRegistry
-from shared import inbox, metrics, outbox, topics
+from shared import audit, inbox, metrics, outbox, topics
+from shared.access import RelationshipReader
+from shared.actor import above_teams
 from shared.broker import subscriber
 from shared.commands import workflow as cmd
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
@@ -141,23 +143,27 @@ async def _start(
 async def on_command(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
     people: PersonReader = Context("people"), allocation: ServiceReader = Context("allocation"),
+    access: RelationshipReader = Context("access"),
 ) -> None:
     """A workflow command: exactly one outcome, its events or `command.rejected`."""
     envelope = decode(msg.body)
-    outcome = await handle_command(pool, packs, people, envelope, allocation=allocation)
+    outcome = await handle_command(pool, packs, people, envelope, access, allocation=allocation)
     metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_COMMANDS, outcome).inc()
 
 
 async def handle_command(
     pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader | None, envelope: Envelope,
-    *, allocation: ServiceReader | None = None,
+    access: RelationshipReader | None = None, *, allocation: ServiceReader | None = None,
 ) -> str:
     """Validate, then in one transaction: inbox, load with version check, decide, save, outbox."""
     command: cmd.Command | None = None
     try:
         command = parse_command(cmd.COMMANDS, envelope.type, envelope.data)
+        if isinstance(command, cmd.RecordDeath):
+            await _check_grounds(pool, access, command)
     except Refused as invalid:
         refused: Refused = invalid
+        command = None
     person = await _person_for(pool, people, command) if command is not None else None
     relationships = await _relationships_for(pool, packs, allocation, command)
     async with pool.acquire() as conn, conn.transaction():
@@ -171,6 +177,7 @@ async def handle_command(
                 refused = broken
             else:
                 await _save(conn, decision)
+                await audit.append(conn, audit.access_reason(command, envelope, key))
                 await outbox.add(conn, _outcome(list(decision.events), envelope, key))
                 await outbox.add(conn, await _timers(conn, decision, envelope, key))
                 # R-F1: purchase orders of sent purchasing next actions, each once
@@ -181,6 +188,24 @@ async def handle_command(
         await outbox.add(conn, _outcome([rejected], envelope, refused.key or key))
     log.info("command rejected", extra={"message_id": str(envelope.id), "code": rejected.code})
     return "rejected"
+
+
+async def _check_grounds(pool: asyncpg.Pool, access: RelationshipReader | None, command: cmd.RecordDeath) -> None:
+    """Issue #21 §6: a death is recorded by a worker with grounds to act on the person (their work, their
+    team's, work they assigned, an allocation, their team's tray or involvement), a manager above teams, or on a
+    recorded reason; Refused `no_relationship` otherwise; Unavailable (retried) when allocation cannot say."""
+    actor = command.actor
+    if command.access_reason or above_teams(actor.roles) or access is None:
+        return
+    steps = [{"state": r["state"], "step_type": r["step_type"], "assigned_by": r["assigned_by"],
+              "assignee": {"kind": r["assignee_kind"], "id": r["assignee_id"]}}
+             for r in await store.steps_of_person(pool, command.person_id)]
+    why = await access.why_allowed(worker_id=actor.worker_id, team_ids=actor.team_ids,
+                                   person_id=str(command.person_id), roles=actor.roles, steps=steps)
+    if why is None:
+        raise Refused([Reason(code="no_relationship", field="person_id", message=(
+            f"worker {actor.worker_id} has no relationship with person {command.person_id} and no work for them:"
+            " give an access_reason (break-glass), which is recorded"))])
 
 
 async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: cmd.Command) -> dict[str, Any] | None:
@@ -268,9 +293,11 @@ async def _decide(
     involved: frozenset[str] = frozenset()
     if isinstance(command, cmd.SaveStep) and packs.step(step.step_type, step.pack_version).activity_logs:
         involved = relationships | await store.assignees_of_person(conn, step.person_id)  # R-W13
+    assignments = await store.assignments_of(conn, step_id) \
+        if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
         decision = domain.decide(_context(command, packs, person, case, involved), command, step=step,
-                                 requests=requests, request=request)
+                                 requests=requests, request=request, assignments=assignments)
     except domain.RuleBroken as broken:
         broken.key = step.person_id  # type: ignore[attr-defined]
         raise

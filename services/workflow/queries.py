@@ -52,7 +52,8 @@ def _work(rows: list[asyncpg.Record]) -> dict[str, list[dict[str, Any]]]:
 
 @router.get("/people/{person_id}/steps")
 async def steps_of_person(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
-    return [_item(r) for r in await store.steps_of_person(_pool(request), person_id)]
+    rows = await store.steps_of_person(_pool(request), person_id)
+    return [{**_item(r), "assigned_by": r["assigned_by"]} for r in rows]
 
 
 @router.get("/workers/{worker_id}/work")

@@ -239,9 +239,19 @@ async def history_of(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
                             " ORDER BY entry_id", step_id)
 
 
+async def assignments_of(conn: Conn, step_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The details of the step's `step.assigned` history, newest first (R-W14)."""
+    rows = await conn.fetch("SELECT details FROM step_history WHERE step_id = $1 AND what = 'step.assigned'"
+                            " ORDER BY entry_id DESC", step_id)
+    return [dict(r["details"]) for r in rows]
+
+
 async def steps_of_person(pool: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The person's steps, each with the worker who last assigned it (a ground to see the person: issue #21 §6)."""
     return await pool.fetch(
-        f"SELECT {STEP_COLUMNS} FROM steps WHERE person_id = $1 ORDER BY created_at", person_id
+        f"SELECT {STEP_COLUMNS}, (SELECT h.actor FROM step_history h WHERE h.step_id = steps.step_id"
+        " AND h.what = 'step.assigned' ORDER BY h.entry_id DESC LIMIT 1) AS assigned_by"
+        " FROM steps WHERE person_id = $1 ORDER BY created_at", person_id
     )
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BeforeValidator, ConfigDict, Field
 
 from shared.bounds import HistoryDate, SaneDate
-from shared.commands.base import Actor, Command, Id, Target
+from shared.commands.base import AccessReason, Actor, Command, Id, Target
 from shared.commands.workflow import Name, Text
 
 __all__ = ["Actor", "Target", "COMMANDS", "Command"]
@@ -37,6 +37,7 @@ class AddWorkerRelationship(_Command):
     worker_id: Id
     relationship: Name = "Involved Worker"
     start_date: HistoryDate | None = None
+    access_reason: AccessReason | None = None  # adding oneself with no grounds yet (R-A6)
 
 
 class AddOrgRelationship(_Command):
@@ -47,6 +48,7 @@ class AddOrgRelationship(_Command):
     team_id: Id
     relationship: Name = "Involved Team"
     start_date: HistoryDate | None = None
+    access_reason: AccessReason | None = None  # R-A6
 
 
 class EndWorkerRelationship(_Command):
@@ -65,6 +67,7 @@ class EndOrgRelationship(_Command):
     relationship_id: uuid.UUID
     end_date: HistoryDate | None = None
     end_reason: Text | None = None
+    access_reason: AccessReason | None = None  # R-A6
 
 
 class AllocateCase(_Command):

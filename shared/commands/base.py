@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from shared.bounds import MAX_VERSION
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# why a worker with no relationship to the person acts on their record anyway: recorded (break-glass)
+AccessReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class Actor(BaseModel):

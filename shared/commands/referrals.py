@@ -6,7 +6,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.bounds import BirthDate, HistoryDate
-from shared.commands.base import Command
+from shared.commands.base import AccessReason, Command
 from shared.events.referrals import (
     Address,
     FreeText,
@@ -19,7 +19,6 @@ from shared.events.referrals import (
 )
 
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-AccessReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class FinancialAssessment(BaseModel):

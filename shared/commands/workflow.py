@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, StringConstraints
 
 from shared.bounds import BoundedJson, HistoryDate, SaneDate
-from shared.commands.base import Command, Target
+from shared.commands.base import AccessReason, Command, Target
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
@@ -148,6 +148,7 @@ class RecordDeath(Command):
     TYPE: ClassVar[str] = "person.record_death"
     person_id: uuid.UUID
     date_of_death: HistoryDate
+    access_reason: AccessReason | None = None  # without grounds to act on the person (break-glass)
 
 
 COMMANDS: dict[str, type[Command]] = {

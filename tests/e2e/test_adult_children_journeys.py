@@ -207,7 +207,8 @@ async def test_c_a_death_closes_future_work_with_an_nfa_and_lists_open_steps(inf
     [nfa] = closed["added_next_actions"]
     assert (closed["state"], nfa["nfa"], nfa["reason"]) == ("finished", True, f"Person died on {died.isoformat()}")
     assert (await j.step(twr))["state"] == "incomplete"  # listed for the manager, left open
-    future = await j.refused("person.record_death", p.tm, person_id=person_id,
+    # the Future Work is done: the manager has no work with the person now, its worker still has (issue #21 §6)
+    future = await j.refused("person.record_death", p.sw, person_id=person_id,
                              date_of_death=(london_today() + timedelta(days=2)).isoformat())
     assert future[0]["field"] == "date_of_death"
 

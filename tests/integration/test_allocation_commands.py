@@ -27,13 +27,14 @@ async def test_R_A1_worker_relationship_puts_the_case_in_allocations_and_ending_
     s = Staff()
     person_id, _ = await referral(infra, out)
     added = (await alloc.send("worker_relationship.add", s.sw, person_id=person_id, worker_id=s.sw["worker_id"],
-                              start_date="2024-06-01")).ok()
+                              start_date="2024-06-01", access_reason="Allocated at the team meeting")).ok()
     rel = added.of("worker_relationship.added")
     assert rel["relationship"] == "Involved Worker" and added.seen[0].key == person_id
     async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
         listed = (await http.get(f"/workers/{s.sw['worker_id']}/allocations")).json()
         assert [p["person_id"] for p in listed] == [person_id]
         dup = await alloc.send("worker_relationship.add", s.sw, person_id=person_id, worker_id=s.sw["worker_id"])
+        # the open relationship is their grounds now (R-A6): the second is refused only as a duplicate
         assert dup.rejection["code"] == "duplicate"
         ended = (await alloc.send("worker_relationship.end", s.sw, key=person_id,
                                   relationship_id=rel["relationship_id"], end_date="2099-01-01",
@@ -52,7 +53,8 @@ async def test_R_A2_org_relationship_shows_until_midnight_at_the_end_of_its_end_
     person_id, _ = await referral(infra, out)
     today = datetime.now(UTC).date()
     first = (await alloc.send("org_relationship.add", s.tm, person_id=person_id, team_id=s.team,
-                              start_date=str(today - timedelta(days=30)))).ok().of("org_relationship.added")
+                              start_date=str(today - timedelta(days=30)),
+                              access_reason="The duty call asked for the team")).ok().of("org_relationship.added")
     other = (await alloc.send("org_relationship.add", s.tm, person_id=person_id, team_id=f"{s.team}-2",
                               start_date=str(today - timedelta(days=30)))).ok().of("org_relationship.added")
     (await alloc.send("org_relationship.end", s.tm, relationship_id=first["relationship_id"],
@@ -166,7 +168,7 @@ async def test_repeated_command_id_has_no_second_effect(infra, allocation, out, 
     person_id, _ = await referral(infra, out)
     envelope = new_message("tray.add", "test", {"actor": s.tm, "person_id": person_id, **tray_args(s.team)},
                            subject=person_id)
-    marker = new_message("worker_relationship.add", "test", {"actor": s.sw, "person_id": person_id,
+    marker = new_message("worker_relationship.add", "test", {"actor": s.tm, "person_id": person_id,
                                                             "worker_id": s.sw["worker_id"]}, subject=person_id)
     for message in (envelope, envelope, marker):
         await alloc.publish_raw(message.to_bytes(), key=person_id)

@@ -70,7 +70,7 @@ async def test_R_A1_an_open_worker_relationship_allows_and_ending_it_refuses_at_
         infra, referrals, workflow, allocation, out, alloc: AllocationCommands):
     person_id, _ = await referral(infra, out)
     s = Staff()
-    added = (await alloc.send("worker_relationship.add", s.sw, person_id=person_id, worker_id=s.sw["worker_id"])
+    added = (await alloc.send("worker_relationship.add", s.tm, person_id=person_id, worker_id=s.sw["worker_id"])
              ).ok().of("worker_relationship.added")
 
     allowed = await person_command(infra, out, "case_note.add", s.sw, **note(person_id))
@@ -90,7 +90,8 @@ async def test_R_A2_the_teams_organisational_relationship_allows_a_member(
     before = await person_command(infra, out, "person.update", s.sw2, person_id=person_id,
                                   changes={"preferred_contact": "email"})
     assert before.data["code"] == "no_relationship"
-    (await alloc.send("org_relationship.add", s.tm, person_id=person_id, team_id=s.team)).ok()
+    (await alloc.send("org_relationship.add", s.tm, person_id=person_id, team_id=s.team,
+                      access_reason="The duty call asked for the team")).ok()
 
     updated = await person_command(infra, out, "person.update", s.sw2, person_id=person_id,
                                    changes={"preferred_contact": "email"})
@@ -112,6 +113,22 @@ async def test_R_W3_work_for_the_person_allows_the_assignee_and_the_assigned_tea
                          to={"kind": "worker", "id": worker["worker_id"]})).ok()
     by_assignee = await person_command(infra, out, "case_note.add", worker, **note(person_id, "Assigned to me"))
     assert by_assignee.type == "case_note.added"
+
+
+async def test_issue_21_whoever_assigned_the_persons_open_work_acts_on_the_record_without_a_reason(
+        infra, referrals, workflow, allocation, out, alloc: AllocationCommands, commands):
+    """A team manager hands their team's step to a worker: their team no longer holds it, yet they still act on
+    the person they handed out without break-glass; a manager of the same team who did not is refused."""
+    person_id, screening = await referral(infra, out)
+    s = Staff()
+    await alloc.hand_to_team(person_id, screening, s.team)
+    (await commands.send("step.assign", s.tm, key=person_id, step_id=screening,
+                         to={"kind": "worker", "id": s.sw["worker_id"]})).ok()
+    by_assigner = await person_command(infra, out, "case_note.add", s.tm, **note(person_id, "Handed to Sam"))
+    assert by_assigner.type == "case_note.added"
+    colleague = actor(f"tm2-{s.suffix}", "team_manager", teams=(s.team,))
+    refused = await person_command(infra, out, "case_note.add", colleague, **note(person_id, "Not mine"))
+    assert (refused.type, refused.data["code"]) == ("command.rejected", "no_relationship")
 
 
 async def test_a_break_glass_reason_allows_and_is_recorded_with_the_command(
@@ -144,7 +161,7 @@ async def test_allocation_unavailable_holds_the_command_until_it_answers_never_a
     """
     person_id, _ = await referral(infra, out)
     s = Staff()
-    (await alloc.send("worker_relationship.add", s.sw, person_id=person_id, worker_id=s.sw["worker_id"])).ok()
+    (await alloc.send("worker_relationship.add", s.tm, person_id=person_id, worker_id=s.sw["worker_id"])).ok()
     retries_before = _unavailable_retries(referrals)
     allocation.kill()
     try:

@@ -27,7 +27,8 @@ async def new_person(infra, events: EventLog, alloc: AllocationCommands) -> str:
     [accepted] = await events.wait_for(lambda s: s.caused_by(message.id) and s.type == "referral.accepted")
     person_id = accepted.data["person_id"]
     worker = actor()
-    (await alloc.send("worker_relationship.add", worker, person_id=person_id, worker_id=worker["worker_id"])).ok()
+    (await alloc.send("worker_relationship.add", worker, person_id=person_id, worker_id=worker["worker_id"],
+                      access_reason="Allocated at the team meeting")).ok()  # no grounds yet (R-A6)
     return person_id
 
 

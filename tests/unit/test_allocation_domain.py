@@ -280,9 +280,13 @@ def test_stale_expected_version_on_a_tray_entry_is_a_conflict() -> None:
 
 # --- R-A1, R-A2 relationships -------------------------------------------------------------------
 
+# the worker's grounds to record their own involvement (R-A6): a step of the person assigned to them
+MY_WORK = [Step("s-mine", "Adult Contact", "incomplete", "worker", "sw1")]
+
+
 def add_worker(case: Case = Case(PERSON), **data: Any) -> domain.Decision:
     return domain.add_worker_relationship(ctx(SW), case, command(
-        "worker_relationship.add", SW, **{"person_id": PERSON, "worker_id": "sw1", **data}))
+        "worker_relationship.add", SW, **{"person_id": PERSON, "worker_id": "sw1", **data}), MY_WORK)
 
 
 def test_R_A1_worker_relationship_defaults_to_involved_worker_from_today() -> None:
@@ -331,13 +335,35 @@ def test_R_A2_org_relationship_shows_until_midnight_at_the_end_of_its_end_date_i
 
 def test_R_A2_ended_event_says_until_when_it_shows() -> None:
     decision = domain.add_org_relationship(ctx(), Case(PERSON), command(
-        "org_relationship.add", person_id=PERSON, team_id="wellbeing-service-north"))
+        "org_relationship.add", person_id=PERSON, team_id="wellbeing-service-north",
+        access_reason="The duty call asked for the team"))
     [rel] = decision.org_relationships
     assert rel.relationship == "Involved Team"
-    ended = domain.end_org_relationship(ctx(), rel, command("org_relationship.end",
+    ended = domain.end_org_relationship(ctx(), Case(PERSON), rel, command("org_relationship.end",
                                                             relationship_id=rel.relationship_id,
-                                                            end_date="2024-06-03", end_reason="Closed"))
+                                                            end_date="2024-06-03", end_reason="Closed",
+                                                            access_reason="The team closed its involvement"))
     assert ended.events[0].visible_until == datetime(2024, 6, 3, 23, 0, tzinfo=UTC)  # type: ignore[attr-defined]
+
+
+def test_R_A6_recording_ones_own_or_a_teams_involvement_needs_grounds_or_a_recorded_reason() -> None:
+    stranger = {"worker_id": "sw9", "roles": ["social_worker"], "team_ids": ["locality-south"]}
+    own = command("worker_relationship.add", stranger, person_id=PERSON, worker_id="sw9")
+    assert refused(domain.add_worker_relationship, ctx(stranger), Case(PERSON), own) == ["no_relationship"]
+    assert refused(domain.add_org_relationship, ctx(stranger), Case(PERSON), command(
+        "org_relationship.add", stranger, person_id=PERSON, team_id="locality-south")) == ["no_relationship"]
+    assert domain.add_worker_relationship(ctx(stranger), Case(PERSON), command(
+        "worker_relationship.add", stranger, person_id=PERSON, worker_id="sw9",
+        access_reason="Covering the duty desk today")).worker_relationships
+    theirs = Step("s-theirs", "Adult Contact", "incoming", "team", "locality-south")
+    assert domain.add_worker_relationship(ctx(stranger), Case(PERSON), own, [theirs]).worker_relationships
+    so = {"worker_id": "so1", "roles": ["senior_officer"], "team_ids": []}
+    [rel] = domain.add_org_relationship(ctx(so), Case(PERSON), command(
+        "org_relationship.add", so, person_id=PERSON, team_id="locality-north")).org_relationships
+    involved = Case(PERSON, org_relationships=(rel,))
+    ending = command("org_relationship.end", stranger, relationship_id=rel.relationship_id)
+    assert refused(domain.end_org_relationship, ctx(stranger), involved, rel, ending) == ["no_relationship"]
+    assert domain.end_org_relationship(ctx(SW), involved, rel, ending).events  # their team is involved
 
 
 # --- R-A3, R-A4 allocation and reassignment ---------------------------------------------------

@@ -107,6 +107,17 @@ def test_issue_21_access_follows_the_work_to_the_managers_who_handed_it_out():
                               relationships=ended) is None
 
 
+
+def test_issue_21_whoever_assigned_open_work_sees_the_person_until_it_is_done():
+    """A team manager who assigned a step to one of their workers opens the record without a break-glass reason
+    while the work is open; once it is finished, or for another's assignment, a reason is needed again."""
+    assigned = {"state": "incomplete", "step_type": "Care and Support Plan", "assigned_by": "tm",
+                "assignee": {"kind": "worker", "id": "sw"}}
+    tm = {"worker_id": "tm", "team_ids": ["north"], "roles": ["team_manager"], "person_id": "p1"}
+    assert access.why_allowed(**tm, steps=[assigned]) == "you assigned the Care and Support Plan"
+    assert access.why_allowed(**tm, steps=[{**assigned, "state": "finished"}]) is None
+    assert access.why_allowed(**tm, steps=[{**assigned, "assigned_by": "tm2"}]) is None
+
 # --- #20 part 5: a save sends only what the person changed on the form as it was rendered ---------
 
 NEWER = {**STEP, "values": {**STEP["values"], "notes": "saved in another tab", "consent": True}}

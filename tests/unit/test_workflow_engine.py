@@ -126,6 +126,28 @@ def test_R_W3_a_stranger_cannot_assign_a_step(e: Engine) -> None:
     assert codes(reasons) == ["role"]
 
 
+def test_R_W14_a_manager_of_another_team_may_not_assign_or_cancel_a_teams_step(e: Engine) -> None:
+    step = e.referral()  # in the Hub's inbox
+    outsider = {"worker_id": "tm-north", "roles": ["team_manager"], "team_ids": ["wellbeing-service-north"]}
+    assert codes(e.refused("step.assign", outsider, step_id=step.step_id, to={"kind": "worker", "id": "x"})) == [
+        "not_team_member"]
+    assert codes(e.refused("step.cancel", outsider, step_id=step.step_id, reason="Opened in error")) == [
+        "not_team_member"]
+    own = {"worker_id": "tm-hub", "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"]}
+    e.send("step.assign", own, step_id=step.step_id, to={"kind": "worker", "id": "x"})
+    assert (e.steps[step.step_id].assignee_kind, e.steps[step.step_id].assignee_id) == ("worker", "x")
+
+
+def test_R_W14_a_step_handed_on_to_a_worker_stays_its_teams_and_above_teams_acts_for_any(e: Engine) -> None:
+    step = e.referral()
+    e.send("step.assign", P.hub, step_id=step.step_id, to={"kind": "worker", "id": P.hub["worker_id"]})
+    outsider = {"worker_id": "tm-north", "roles": ["team_manager"], "team_ids": ["wellbeing-service-north"]}
+    refused = e.refused("step.cancel", outsider, step_id=step.step_id, reason="Opened in error")
+    assert codes(refused) == ["not_team_member"] and "wellbeing-service-hub" in refused[0].message
+    e.send("step.cancel", P.so, step_id=step.step_id, reason="Opened in error")  # a senior officer: any team
+    assert e.steps[step.step_id].state == "cancelled"
+
+
 def test_stale_expected_version_is_a_conflict(e: Engine) -> None:
     step = e.referral()
     reasons = e.refused("step.start", P.hub, step_id=step.step_id, expected_version=7)

@@ -1,5 +1,6 @@
-"""R-A1, R-A2: a worker's and a team's relationships with a person."""
+"""R-A1, R-A2, R-A6: a worker's and a team's relationships with a person."""
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 
@@ -10,8 +11,10 @@ from services.allocation.domain.model import (
     Context,
     Decision,
     OrgRelationship,
+    Step,
     WorkerRelationship,
     check,
+    org_relationship_visible,
     org_relationship_visible_until,
     reason,
 )
@@ -23,11 +26,15 @@ from shared.events.allocation import (
     WorkerRelationshipAdded,
     WorkerRelationshipEnded,
 )
+from shared.grounds import why_allowed
 
 
-def add_worker_relationship(ctx: Context, case: Case, command: cmd.AddWorkerRelationship) -> Decision:
-    """R-A1: a worker relationship puts the case in the worker's Allocations."""
+def add_worker_relationship(ctx: Context, case: Case, command: cmd.AddWorkerRelationship,
+                            steps: Sequence[Step] = ()) -> Decision:
+    """R-A1: a worker relationship puts the case in the worker's Allocations; R-A6: adding oneself needs grounds."""
     check(_for_another_worker(ctx, command.worker_id, "add"))
+    if command.worker_id == ctx.actor.worker_id:
+        check(grounds_reasons(ctx, case, steps, command.access_reason, "person_id"))
     if any(r.worker_id == command.worker_id and r.relationship == command.relationship
            for r in case.open_worker_relationships):
         check([reason("duplicate", f"the worker already has an open {command.relationship!r} relationship",
@@ -72,8 +79,35 @@ def ended_worker_relationship(ctx: Context, rel: WorkerRelationship, end: date, 
     return Decision(events=(event,), worker_relationships=(ended,))
 
 
-def add_org_relationship(ctx: Context, case: Case, command: cmd.AddOrgRelationship) -> Decision:
-    """R-A2: a team's organisational relationship ("Involved Team")."""
+def grounds_reasons(ctx: Context, case: Case, steps: Sequence[Step], access_reason: str | None,
+                    field: str) -> list[Reason]:
+    """R-A6: the actor's grounds to act on the person (shared/grounds.py), or a reason they give (break-glass)."""
+    if access_reason:
+        return []
+    actor = ctx.actor
+    relationships = {
+        "worker_relationships": [{"worker_id": r.worker_id, "team_id": r.team_id, "open": r.is_open}
+                                 for r in case.worker_relationships],
+        "organisational_relationships": [
+            {"team_id": r.team_id, "visible": r.ended_at is None or org_relationship_visible(r.end_date, ctx.now)}
+            for r in case.org_relationships],
+    }
+    trays = {e.team_id for e in (case.open_entry, case.open_review_entry) if e is not None}
+    why = why_allowed(worker_id=actor.worker_id, team_ids=actor.team_ids, person_id=case.person_id,
+                      roles=actor.roles, relationships=relationships,
+                      steps=[{"state": s.state, "step_type": s.step_type,
+                              "assignee": {"kind": s.assignee_kind, "id": s.assignee_id}} for s in steps],
+                      tray_person_ids=[case.person_id] if trays & actor.team_ids else [])
+    if why is not None:
+        return []
+    return [reason("no_relationship", f"worker {actor.worker_id} has no relationship with person {case.person_id}"
+                   " and no work for them: give an access_reason (break-glass), which is recorded (R-A6)", field)]
+
+
+def add_org_relationship(ctx: Context, case: Case, command: cmd.AddOrgRelationship,
+                         steps: Sequence[Step] = ()) -> Decision:
+    """R-A2: a team's organisational relationship ("Involved Team"); R-A6: recorded by someone with grounds."""
+    check(grounds_reasons(ctx, case, steps, command.access_reason, "person_id"))
     if any(r.team_id == command.team_id and r.relationship == command.relationship and r.ended_at is None
            for r in case.org_relationships):
         check([reason("duplicate", f"the team already has an open {command.relationship!r} relationship",
@@ -87,8 +121,10 @@ def add_org_relationship(ctx: Context, case: Case, command: cmd.AddOrgRelationsh
     return Decision(events=(event,), org_relationships=(rel,))
 
 
-def end_org_relationship(ctx: Context, rel: OrgRelationship, command: cmd.EndOrgRelationship) -> Decision:
-    """R-A2: ended with a date; shown until midnight at the end of that date."""
+def end_org_relationship(ctx: Context, case: Case, rel: OrgRelationship, command: cmd.EndOrgRelationship,
+                         steps: Sequence[Step] = ()) -> Decision:
+    """R-A2: ended with a date; shown until midnight at the end of that date; R-A6: by someone with grounds."""
+    check(grounds_reasons(ctx, case, steps, command.access_reason, "relationship_id"))
     end = command.end_date or ctx.now.astimezone(LONDON).date()
     reasons = []
     if rel.ended_at is not None:

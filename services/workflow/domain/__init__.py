@@ -39,7 +39,7 @@ from services.workflow.domain.dates import (
     scheduled_window,
     start_of_day,
 )
-from services.workflow.domain.dispatch import NEEDS_CASE, check_version, decide
+from services.workflow.domain.dispatch import NEEDS_CASE, TEAM_SCOPED, check_version, decide
 from services.workflow.domain.finishing import (
     cancel,
     finish,
@@ -147,6 +147,7 @@ __all__ = [
     "check_version",
     "decide",
     "NEEDS_CASE",
+    "TEAM_SCOPED",
     "finish_blockers",
     "finish_warnings",
     "finish",

@@ -1,8 +1,9 @@
-"""Who may do what with a step: work on it, assign it, authorise it (R-W2, R-W3, R-RQ4..R-RQ7)."""
+"""Who may do what with a step: work on it, assign it, authorise it (R-W2, R-W3, R-W12, R-W14, R-RQ4..R-RQ7)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from services.workflow.domain.model import Context, Request, Step, reason
 from services.workflow.pack import StepDefinition
@@ -120,3 +121,31 @@ def state_problems(step: Step, allowed: frozenset[str] | set[str], doing: str) -
     if step.state == "incoming":
         return [reason("not_started", f"start the step before you {doing} (R-W2)")]
     return [reason("invalid_state", f"cannot {doing} a step that is {step.state}")]
+
+
+def holding_team(step: Step, assignments: Sequence[Mapping[str, Any]]) -> str | None:
+    """R-W14: the team whose work the step is: the team it is assigned to, or the team it was last assigned to
+    or handed on from (`assignments`: the step's `step.assigned` history details, newest first); None when the
+    step has only ever been a worker's own."""
+    if step.assignee_kind == "team":
+        return step.assignee_id
+    for details in assignments:
+        for side in (details.get("assignee"), details.get("previous")):
+            if isinstance(side, Mapping) and side.get("kind") == "team":
+                return str(side.get("id"))
+    return None
+
+
+def team_scope_problems(step: Step, actor: Actor, team: str | None, requests: Sequence[Request], doing: str,
+                        ) -> list[Reason]:
+    """R-W14: a manager's act on a step is for the managers of the team that holds it; above teams, any.
+
+    The assignee and the recipient of one of the step's open requests (an authoriser it was sent to) act as
+    themselves, not as managers."""
+    if team is None or team in actor.team_ids or is_assignee(step, actor) or above_teams(actor.roles):
+        return []
+    if any(r.state == "open" and is_recipient(r, actor) for r in requests):
+        return []
+    return [reason("not_team_member", f"this {step.step_type} is the work of team {team}, not a team of yours:"
+                   f" its own managers, a senior officer or a head of service may {doing} it (R-W14)",
+                   field="actor.team_ids")]

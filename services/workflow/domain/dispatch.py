@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from services.workflow.domain.access import holding_team, team_scope_problems
 from services.workflow.domain.finishing import cancel, finish, record_death, return_step
 from services.workflow.domain.lifecycle import add_form, assign, refresh_prepopulated, save, start
-from services.workflow.domain.model import Context, Decision, Request, RuleBroken, Step, reason
+from services.workflow.domain.model import Context, Decision, Request, RuleBroken, Step, check, reason
 from services.workflow.domain.new_steps import start_new
 from services.workflow.domain.next_actions import add_next_action, remove_next_action
 from services.workflow.domain.requests import complete_request, send_request
@@ -25,6 +27,7 @@ def check_version(command: cmd.Command, step: Step) -> None:
 def decide(
     ctx: Context, command: cmd.Command, *, step: Step | None = None, requests: Sequence[Request] = (),
     request: Request | None = None, person_steps: Sequence[Step] = (), new_workflow_id: str | None = None,
+    assignments: Sequence[Mapping[str, Any]] = (),
 ) -> Decision:
     """Any workflow command against the state the handler loaded: the decision or RuleBroken."""
     if isinstance(command, cmd.StartNewStep):
@@ -34,6 +37,22 @@ def decide(
         return record_death(ctx, command, person_steps)
     assert step is not None
     check_version(command, step)
+    doing = TEAM_SCOPED.get(type(command))
+    if doing is None:
+        return _decide_on_step(ctx, command, step, requests, request)
+    scope = team_scope_problems(step, ctx.actor, holding_team(step, assignments), requests, doing)
+    try:
+        decision = _decide_on_step(ctx, command, step, requests, request)
+    except RuleBroken as broken:
+        if not any(r.code == "role" for r in broken.reasons):  # refused for their role: the team is moot
+            broken.reasons += scope
+        raise
+    check(scope)
+    return decision
+
+
+def _decide_on_step(ctx: Context, command: cmd.Command, step: Step, requests: Sequence[Request],
+                    request: Request | None) -> Decision:
     defn = ctx.packs.step(step.step_type, step.pack_version)
     if isinstance(command, cmd.CompleteRequest):
         assert request is not None
@@ -68,4 +87,9 @@ def decide(
     raise AssertionError(f"unhandled command {type(command).__name__}")
 
 
+# R-W14: a manager's acts on a step, limited to the teams they manage (what they do, for the refusal)
+TEAM_SCOPED: dict[type[cmd.Command], str] = {
+    cmd.AssignStep: "assign", cmd.ReturnStep: "return", cmd.CancelStep: "cancel", cmd.RescheduleStep: "reschedule",
+    cmd.AuthoriseStep: "authorise",
+}
 NEEDS_CASE = (cmd.FinishStep, cmd.AuthoriseStep, cmd.AddNextAction, cmd.StartNewStep)
