@@ -28,6 +28,11 @@ GENERIC_ROLES = {
 }
 
 
+def worker_of(recorded_actor: str) -> str:
+    """The worker id in an actor as referrals records it on its events (`worker:<id>`)."""
+    return recorded_actor.removeprefix("worker:")
+
+
 def held_roles(roles: Iterable[str]) -> frozenset[str]:
     """The roles held: each one given, and the generic role of each team-specific one."""
     given = frozenset(roles)

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from shared.actor import worker_of
 from shared.events.notifications import Addressee, Channel
 from shared.events.workflow import NotificationSent, RequestRaised
 
@@ -633,7 +634,7 @@ def case_note_tasks(*, note_id: str, person_id: str, title: str, note_type: str,
 
     A tray review's "PWT" note notifies the TM/TL: this is how they hear of every review.
     """
-    author = author.removeprefix("worker:")  # referrals names the author as `worker:<id>`
+    author = worker_of(author)
     review = title == "PWT" and note_type == "PWT"
     why = (f"A Planned Work Tray review was recorded on a \"PWT\" case note by {author} and you were notified:"
            " read it on the person's record and decide with the worker what happens next."

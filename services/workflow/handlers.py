@@ -18,7 +18,7 @@ from services.workflow import brokerage, domain, store
 from services.workflow.pack import PackRegistry
 from shared import audit, inbox, metrics, outbox, topics
 from shared.access import RelationshipReader
-from shared.actor import above_teams
+from shared.actor import above_teams, worker_of
 from shared.broker import subscriber
 from shared.commands import workflow as cmd
 from shared.commands.base import CommandRejected, Reason, Refused, parse_command
@@ -84,7 +84,8 @@ async def _on_person_updated(
     died = (record or {}).get("date_of_death")
     if not died:
         return  # the date was removed, or the record cannot be read: nothing to close
-    command = cmd.RecordDeath.model_validate({"actor": {"worker_id": updated.actor}, "person_id": updated.person_id,
+    command = cmd.RecordDeath.model_validate({"actor": {"worker_id": worker_of(updated.actor)},
+                                              "person_id": updated.person_id,
                                               "date_of_death": died})
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):

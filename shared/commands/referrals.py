@@ -61,6 +61,7 @@ class PersonChanges(BaseModel):
     phone: OptionalPhone = None
     email: OptionalEmail = None
     preferred_contact: OptionalShortText = None
+    employment_status: OptionalShortText = None
     nhs_number: OptionalNhsNumber = None
     other_reference_numbers: dict[Label, Label] | None = Field(default=None, max_length=20)
     service_user_groups: list[Label] | None = Field(default=None, max_length=20)

@@ -1,6 +1,7 @@
 """A signed-in browser-less client of Tessera desk for the web tests (httpx, cookies kept)."""
 
 import re
+from html.parser import HTMLParser
 
 import httpx
 
@@ -36,3 +37,47 @@ class Desk:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+class _FormReader(HTMLParser):
+    """What a browser would submit from one form: inputs, checked boxes, selected options, textareas."""
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.form_id, self.inside, self.fields = form_id, False, {}  # type: ignore[var-annotated]
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = a.get("id") == self.form_id
+        elif self.inside and tag == "input" and a.get("name"):
+            if a.get("type") not in ("checkbox", "radio") or "checked" in a:
+                self.fields.setdefault(a["name"], []).append(a.get("value", ""))
+        elif self.inside and tag == "select":
+            self._select = a.get("name")
+        elif self.inside and tag == "option" and self._select and "selected" in a:
+            self.fields.setdefault(self._select, []).append(a.get("value", ""))
+        elif self.inside and tag == "textarea":
+            self._textarea = a.get("name")
+            self.fields[self._textarea] = [""]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.fields[self._textarea][0] += data
+
+
+def form_fields(html: str, form_id: str) -> dict[str, list[str]]:
+    """The values the form with this id would submit as it is rendered."""
+    reader = _FormReader(form_id)
+    reader.feed(html)
+    return reader.fields
