@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    # the most records of one partition a consumer handles in one transaction (shared/batching.py); 1: a
+    # transaction per message, as before batching (for comparing, or if a handler ever needs it)
+    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
     topic_partitions: int = 4
     topic_replication_factor: int = 1
     database_url: str = "postgresql://postgres@localhost/postgres"
