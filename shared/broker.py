@@ -37,6 +37,8 @@ BUG_RETRIES = 3
 FETCH_MAX_WAIT_MS = 20
 # the most records one fetch hands an unbatched consumer (a batched one: CONSUMER_BATCH_SIZE)
 MAX_POLL_RECORDS = 100
+# how long a stopping consumer waits for its batch in hand to commit (uvicorn allows 10 s in all)
+STOP_GRACE_SECONDS = 8.0
 
 
 def kafka_security(settings: Settings) -> BaseSecurity | None:
@@ -134,10 +136,12 @@ class BatchedSubscriber(DefaultSubscriber):
     rest is tried again after a backoff, with no transaction held open while waiting.
     """
 
-    __slots__ = ()
+    __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
+        self._idle = asyncio.Event()
         while self.running:
+            self._idle.set()
             try:
                 fetched = await consumer.getmany(timeout_ms=1000)  # max_poll_records: CONSUMER_BATCH_SIZE
             except ConsumerStoppedError:
@@ -146,8 +150,19 @@ class BatchedSubscriber(DefaultSubscriber):
                 log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1)
                 continue
+            self._idle.clear()
             for partition, records in fetched.items():
                 await self._handle_partition(consumer, partition, records)
+        self._idle.set()
+
+    async def stop(self) -> None:
+        """Stop after the message in hand: what the batch handled so far commits, and its offset (a SIGTERM)."""
+        self.running = False
+        idle: asyncio.Event | None = getattr(self, "_idle", None)
+        if idle is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(idle.wait(), STOP_GRACE_SECONDS)
+        await super().stop()
 
     async def _handle_partition(self, consumer: AIOKafkaConsumer, partition: TopicPartition,
                                 records: list[ConsumerRecord]) -> None:
