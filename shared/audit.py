@@ -32,8 +32,6 @@ AUDITED_TOPIC_SUFFIX = ".events"
 OBJECT_FIELDS = ("document_id", "step_id", "request_id", "entry_id", "relationship_id", "next_action_id",
                  "po_request_id", "referral_id", "workflow_id", "message_id", "timer_key")
 
-CHAINS = 16  # audit_heads rows (shared migration 0007)
-
 _INSERT = (
     "INSERT INTO audit_log (chain, chain_seq, at, actor_id, actor_roles, action, subject, object_id, message_id,"
     " causation_id, cause_type, source, prev_hash, hash, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
