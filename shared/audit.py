@@ -32,10 +32,16 @@ AUDITED_TOPIC_SUFFIX = ".events"
 OBJECT_FIELDS = ("document_id", "step_id", "request_id", "entry_id", "relationship_id", "next_action_id",
                  "po_request_id", "referral_id", "workflow_id", "message_id", "timer_key")
 
-_INSERT = (
-    "INSERT INTO audit_log (chain, chain_seq, at, actor_id, actor_roles, action, subject, object_id, message_id,"
-    " causation_id, cause_type, source, prev_hash, hash, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-    " $10, $11, $12, $13, $14, $15::text::jsonb)"
+# the rows and the chain's new head in one statement: one round trip however many rows
+_APPEND = (
+    "WITH head AS (UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1)"
+    " INSERT INTO audit_log (chain, chain_seq, at, actor_id, actor_roles, action, subject, object_id, message_id,"
+    " causation_id, cause_type, source, prev_hash, hash, details)"
+    " SELECT $1, r.chain_seq, r.at, r.actor_id, ARRAY(SELECT jsonb_array_elements_text(r.actor_roles)), r.action,"
+    " r.subject, r.object_id, r.message_id, r.causation_id, r.cause_type, r.source, r.prev_hash, r.hash, r.details"
+    " FROM jsonb_to_recordset($4::text::jsonb) AS r(chain_seq bigint, at timestamptz, actor_id text,"
+    " actor_roles jsonb, action text, subject text, object_id text, message_id uuid, causation_id text,"
+    " cause_type text, source text, prev_hash text, hash text, details jsonb) ORDER BY r.chain_seq"
 )
 
 
@@ -188,12 +194,13 @@ async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
     for entry in entries:
         n += 1
         digest = link_hash(prev, chain, n, entry)
-        rows.append((chain, n, entry.at, entry.actor_id, list(entry.actor_roles), entry.action, entry.subject,
-                     entry.object_id, entry.message_id, entry.causation_id, entry.cause_type, entry.source,
-                     prev, digest, None if entry.details is None else json.dumps(entry.details)))
+        rows.append({"chain_seq": n, "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+                     "actor_id": entry.actor_id, "actor_roles": list(entry.actor_roles), "action": entry.action,
+                     "subject": entry.subject, "object_id": entry.object_id, "message_id": entry.message_id,
+                     "causation_id": entry.causation_id, "cause_type": entry.cause_type, "source": entry.source,
+                     "prev_hash": prev, "hash": digest, "details": entry.details})
         prev = digest
-    await conn.executemany(_INSERT, rows)
-    await conn.execute("UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1", chain, n, prev)
+    await conn.execute(_APPEND, chain, n, prev, json.dumps(rows))
 
 
 # --- checkpoints -------------------------------------------------------------------------------
