@@ -32,19 +32,6 @@ AUDITED_TOPIC_SUFFIX = ".events"
 OBJECT_FIELDS = ("document_id", "step_id", "request_id", "entry_id", "relationship_id", "next_action_id",
                  "po_request_id", "referral_id", "workflow_id", "message_id", "timer_key")
 
-# the rows and the chain's new head in one statement: one round trip however many rows
-_APPEND = (
-    "WITH head AS (UPDATE audit_heads SET seq = $2, hash = $3 WHERE chain = $1)"
-    " INSERT INTO audit_log (chain, chain_seq, at, actor_id, actor_roles, action, subject, object_id, message_id,"
-    " causation_id, cause_type, source, prev_hash, hash, details)"
-    " SELECT $1, r.chain_seq, r.at, r.actor_id, ARRAY(SELECT jsonb_array_elements_text(r.actor_roles)), r.action,"
-    " r.subject, r.object_id, r.message_id, r.causation_id, r.cause_type, r.source, r.prev_hash, r.hash, r.details"
-    " FROM jsonb_to_recordset($4::text::jsonb) AS r(chain_seq bigint, at timestamptz, actor_id text,"
-    " actor_roles jsonb, action text, subject text, object_id text, message_id uuid, causation_id text,"
-    " cause_type text, source text, prev_hash text, hash text, details jsonb) ORDER BY r.chain_seq"
-)
-
-
 @dataclass(frozen=True)
 class Entry:
     """One change: who (id and roles), what (event type, subject, object), when, and what caused it."""
@@ -70,16 +57,26 @@ def chain_hash(prev_hash: str, seq: int, entry: Entry) -> str:
 
 
 def link_hash(prev_hash: str, chain: int, chain_seq: int, entry: Entry) -> str:
-    """A row of one of the chains: as `chain_hash`, with its chain and place in it instead of the seq."""
-    return _digest(prev_hash, entry, {"chain": chain, "chain_seq": chain_seq})
+    """A row of one of the chains (migration 0007): sha256 of the previous hash, its chain, its place in it and
+    its content hash, joined by ':' — made by the database's audit_append, remade here to verify."""
+    return sha256(f"{prev_hash}:{chain}:{chain_seq}:{content_hash(entry)}")
+
+
+def content_hash(entry: Entry) -> str:
+    """sha256 of the row's canonical JSON (sorted keys, no spaces, ASCII), without the details it lacks."""
+    return sha256(_canonical(_row(entry)))
 
 
 def _digest(prev_hash: str, entry: Entry, place: dict[str, int]) -> str:
-    row = {**asdict(entry), **place, "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+    return sha256(prev_hash + _canonical({**_row(entry), **place}))
+
+
+def _row(entry: Entry) -> dict[str, Any]:
+    row = {**asdict(entry), "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
            "actor_roles": list(entry.actor_roles)}
     if entry.details is None:
         del row["details"]
-    return sha256(prev_hash + _canonical(row))
+    return row
 
 
 def _canonical(value: object) -> str:
@@ -180,27 +177,20 @@ async def record(conn: asyncpg.Connection, messages: Iterable[tuple[str, bytes]]
 
 
 async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
-    """Append the entries to one chain, in the caller's transaction.
+    """Append the entries to one chain, in the caller's transaction, in one round trip.
 
-    `audit_claim_head()` locks the head of a chain no other transaction holds (this connection's own
+    `audit_append()` locks the head of a chain no other transaction holds (this connection's own
     first) until commit: concurrent writers append to different chains instead of queueing, and two
-    appends never start from the same head.
+    appends never start from the same head. It links each row to the one before (`link_hash`).
     """
     if not entries:
         return
-    head = await conn.fetchrow("SELECT chain, seq, hash FROM audit_claim_head()")
-    chain, n, prev = head["chain"], head["seq"], head["hash"]
-    rows = []
-    for entry in entries:
-        n += 1
-        digest = link_hash(prev, chain, n, entry)
-        rows.append({"chain_seq": n, "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
-                     "actor_id": entry.actor_id, "actor_roles": list(entry.actor_roles), "action": entry.action,
-                     "subject": entry.subject, "object_id": entry.object_id, "message_id": entry.message_id,
-                     "causation_id": entry.causation_id, "cause_type": entry.cause_type, "source": entry.source,
-                     "prev_hash": prev, "hash": digest, "details": entry.details})
-        prev = digest
-    await conn.execute(_APPEND, chain, n, prev, json.dumps(rows))
+    rows = [{"i": i, "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"), "actor_id": e.actor_id,
+             "actor_roles": list(e.actor_roles), "action": e.action, "subject": e.subject, "object_id": e.object_id,
+             "message_id": e.message_id, "causation_id": e.causation_id, "cause_type": e.cause_type,
+             "source": e.source, "details": e.details} for i, e in enumerate(entries, start=1)]
+    await conn.execute("SELECT audit_append($1::text[], $2::text::jsonb)",
+                       [content_hash(e) for e in entries], json.dumps(rows))
 
 
 # --- checkpoints -------------------------------------------------------------------------------
