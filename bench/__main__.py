@@ -36,13 +36,14 @@ class Sizes:
     window_seconds: float
     entries: int
     requests: int
+    sets: int
     gap: float = 0.02
 
 
 FULL = Sizes(referrals=2000, paced=200, steps=200, per_step=10, timers=1_000_000, window=20_000,
-             window_seconds=10, entries=50_000, requests=200)
+             window_seconds=10, entries=50_000, requests=200, sets=2000)
 QUICK = Sizes(referrals=100, paced=30, steps=20, per_step=3, timers=3_000, window=300, window_seconds=2,
-              entries=2_000, requests=30)
+              entries=2_000, requests=30, sets=300)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,12 @@ async def timer_section(run: Run) -> None:
                 f"timer_lateness_{name}", f"timer lateness {name} at {sizes.timers:,} timers ({window})", "ms",
                 ms(among, p), ms(alone, p), f"the same {sizes.window:,} timers with no others"))
         run.note_service_memory(services, idle)
+    batched = await timers.timer_set_rate(infra.bootstrap, infra.dsn, sizes.sets, infra.work, 100)
+    one_each = await timers.timer_set_rate(infra.bootstrap, infra.dsn, sizes.sets, infra.work, 1)
+    run.rows.append(Row(
+        "timer_set_rate", f"timer.set handled/s ({sizes.sets:,} signed, published at once → stored), "
+        "a transaction per fetch and partition", "per s", batched, one_each,
+        "the same, a transaction per message (CONSUMER_BATCH_SIZE=1)"))
 
 
 async def intake_and_steps_section(run: Run) -> None:

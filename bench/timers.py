@@ -7,7 +7,10 @@ clock so that a window of them falls due, and reads what arrives on `scheduler.d
     and delivery rate (received on scheduler.due per second);
   - the same-run raw baselines: producing the same number of similar messages straight to Kafka,
     and claiming (SELECT … FOR UPDATE SKIP LOCKED + DELETE) timers in bare SQL, with no envelope
-    and no outbox.
+    and no outbox;
+  - timer.set handling: `--sets` signed timer.set published at once, until the scheduler has stored
+    them all, batched (a transaction per fetch and partition) beside a transaction per message
+    (CONSUMER_BATCH_SIZE=1), each on a scheduler of its own.
 Prints figures, asserts nothing. Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when both are set,
 else starts the embedded broker and PostgreSQL in a temporary directory.
 """
@@ -34,7 +37,10 @@ from bench.common import infrastructure as embedded_infrastructure
 from bench.common import percentile, running
 from shared import topics
 from shared.broker import ensure_topics
+from shared.envelope import new_message
+from shared.events.scheduler import TimerSet
 from shared.settings import Settings
+from shared.testing import SigningProducer
 
 RAW_TOPIC = "bench.timers.raw"
 LEAD_SECONDS = 3.0
@@ -52,9 +58,10 @@ async def infrastructure() -> AsyncIterator[tuple[str, str]]:
         yield infra.bootstrap, infra.dsn
 
 
-def scheduler_env(bootstrap: str, dsn: str, poll: float) -> dict[str, str]:
+def scheduler_env(bootstrap: str, dsn: str, poll: float, batch_size: int = 100) -> dict[str, str]:
     return {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": dsn, "LOG_LEVEL": "WARNING",
-            "SCHEDULER_TEST_CLOCK": "true", "OUTBOX_POLL_SECONDS": "0.2", "SCHEDULER_POLL_SECONDS": str(poll)}
+            "SCHEDULER_TEST_CLOCK": "true", "OUTBOX_POLL_SECONDS": "0.2", "SCHEDULER_POLL_SECONDS": str(poll),
+            "CONSUMER_BATCH_SIZE": str(batch_size)}
 
 
 async def connect(dsn: str) -> asyncpg.Connection:
@@ -182,6 +189,30 @@ async def fire(conn: asyncpg.Connection, bootstrap: str, base: datetime, window:
     return Fired(got["w"], got["b"], offset)
 
 
+async def timer_set_rate(bootstrap: str, dsn: str, count: int, work: Path, batch_size: int) -> float:
+    """timer.set handled per second: `count` signed commands over 64 keys published at once, timed until the
+    scheduler (its own database, CONSUMER_BATCH_SIZE=batch_size) has stored them all."""
+    dsn = await own_database(dsn)
+    async with running(("scheduler",), scheduler_env(bootstrap, dsn, 1.0, batch_size), work):
+        conn = await connect(dsn)
+        producer = SigningProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            due, run = datetime.now(UTC) + timedelta(days=30), uuid.uuid4().hex[:8]
+            sets = [new_message(TimerSet.TYPE, "bench", TimerSet(key=f"{run}-{i}", due_at=due, owner="bench"),
+                                subject=f"person-{i % 64}") for i in range(count)]
+            began = time.perf_counter()
+            for m in sets:
+                await producer.send(topics.SCHEDULER_TIMERS, m.to_bytes(), key=m.subject.encode())  # type: ignore[union-attr]
+            await producer.flush()
+            while await conn.fetchval("SELECT count(*) FROM timers WHERE key LIKE $1", f"{run}-%") < count:
+                await asyncio.sleep(0.05)  # a database condition polled, as shared.testing.poll_until does
+            return count / (time.perf_counter() - began)
+        finally:
+            await producer.stop()
+            await conn.close()
+
+
 def lateness(fired: list[tuple[float, float, float]]) -> list[float]:
     """fired_at - due_at of each timer, in seconds."""
     return [f - d for d, f, _ in fired]
@@ -220,6 +251,10 @@ async def run(args: argparse.Namespace) -> None:
             await report_baselines(conn, bootstrap, min(args.baseline, max(0, args.timers - window - burst)),
                                    args.baseline)
             await conn.close()
+        batched = await timer_set_rate(bootstrap, dsn, args.sets, work, 100)
+        alone = await timer_set_rate(bootstrap, dsn, args.sets, work, 1)
+        print(f"timer.set: {args.sets:,} signed, published at once, until stored: batched {batched:,.0f}/s, "
+              f"a transaction per message {alone:,.0f}/s ({batched / alone:.1f}×)")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -266,6 +301,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50_000, help="timers due at one instant after the window")
     parser.add_argument("--baseline", type=int, default=50_000, help="messages / rows for the raw baselines")
     parser.add_argument("--poll", type=float, default=0.2, help="SCHEDULER_POLL_SECONDS")
+    parser.add_argument("--sets", type=int, default=2_000, help="timer.set published for the handling rate")
     asyncio.run(run(parser.parse_args()))
 
 

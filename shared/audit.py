@@ -8,11 +8,13 @@ acts that publish nothing (the desk's sign-ins, account changes and break-glass 
 appended with `append`, naming their actor.
 """
 
+import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, TypeGuard
@@ -21,19 +23,14 @@ import asyncpg
 from faststream import BaseMiddleware
 
 from shared.envelope import Headers, Undecodable, decode_binary, is_binary_mode
+from shared.health import JobHealth
 
+log = logging.getLogger(__name__)
 GENESIS = "0" * 64
 AUDITED_TOPIC_SUFFIX = ".events"
 # the thing changed, besides the person (the subject): the first of these the event names
 OBJECT_FIELDS = ("document_id", "step_id", "request_id", "entry_id", "relationship_id", "next_action_id",
                  "po_request_id", "referral_id", "workflow_id", "message_id", "timer_key")
-
-_INSERT = (
-    "INSERT INTO audit_log (seq, at, actor_id, actor_roles, action, subject, object_id, message_id,"
-    " causation_id, cause_type, source, prev_hash, hash, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-    " $10, $11, $12, $13, $14::text::jsonb)"
-)
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -54,14 +51,40 @@ class Entry:
 
 
 def chain_hash(prev_hash: str, seq: int, entry: Entry) -> str:
-    """sha256 of the previous hash and the row's canonical JSON (sorted keys, no spaces, ASCII); a row without
-    details hashes as it did before details existed."""
-    row = {**asdict(entry), "seq": seq, "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+    """A row of the one chain written before migration 0007: sha256 of the previous hash and the row's canonical
+    JSON (sorted keys, no spaces, ASCII) with its seq; a row without details hashes as it did before details."""
+    return _digest(prev_hash, entry, {"seq": seq})
+
+
+def link_hash(prev_hash: str, chain: int, chain_seq: int, entry: Entry) -> str:
+    """A row of one of the chains (migration 0007): sha256 of the previous hash, its chain, its place in it and
+    its content hash, joined by ':' — made by the database's audit_append, remade here to verify."""
+    return sha256(f"{prev_hash}:{chain}:{chain_seq}:{content_hash(entry)}")
+
+
+def content_hash(entry: Entry) -> str:
+    """sha256 of the row's canonical JSON (sorted keys, no spaces, ASCII), without the details it lacks."""
+    return sha256(_canonical(_row(entry)))
+
+
+def _digest(prev_hash: str, entry: Entry, place: dict[str, int]) -> str:
+    return sha256(prev_hash + _canonical({**_row(entry), **place}))
+
+
+def _row(entry: Entry) -> dict[str, Any]:
+    row = {**asdict(entry), "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
            "actor_roles": list(entry.actor_roles)}
     if entry.details is None:
         del row["details"]
-    canonical = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+    return row
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- who acts: the message being handled ------------------------------------------------------
@@ -148,30 +171,72 @@ def entry_of(value: bytes, cause: Cause | None) -> Entry:
 
 
 async def record(conn: asyncpg.Connection, messages: Iterable[tuple[str, bytes]]) -> None:
-    """Append an entry per event to the chain, in the caller's transaction.
-
-    The head is read under a transaction-level advisory lock, held until commit: concurrent
-    writers of one service append one after another, never from the same head.
-    """
+    """Append an entry per event to a chain, in the caller's transaction (see `append`)."""
     cause = _CAUSE.get()
     await append(conn, [entry_of(value, cause) for topic, value in messages if topic.endswith(AUDITED_TOPIC_SUFFIX)])
 
 
 async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
-    """Append the entries to the chain, in the caller's transaction, under the chain's lock (see `record`)."""
+    """Append the entries to one chain, in the caller's transaction, in one round trip.
+
+    `audit_append()` locks the head of a chain no other transaction holds (this connection's own
+    first) until commit: concurrent writers append to different chains instead of queueing, and two
+    appends never start from the same head. It links each row to the one before (`link_hash`).
+    """
     if not entries:
         return
-    head = await conn.fetchrow("SELECT seq, hash FROM audit_head()")
-    seq, prev = (head["seq"] or 0), (head["hash"] or GENESIS)
-    rows = []
-    for entry in entries:
-        seq += 1
-        digest = chain_hash(prev, seq, entry)
-        rows.append((seq, entry.at, entry.actor_id, list(entry.actor_roles), entry.action, entry.subject,
-                     entry.object_id, entry.message_id, entry.causation_id, entry.cause_type, entry.source,
-                     prev, digest, None if entry.details is None else json.dumps(entry.details)))
-        prev = digest
-    await conn.executemany(_INSERT, rows)
+    rows = [{"i": i, "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"), "actor_id": e.actor_id,
+             "actor_roles": list(e.actor_roles), "action": e.action, "subject": e.subject, "object_id": e.object_id,
+             "message_id": e.message_id, "causation_id": e.causation_id, "cause_type": e.cause_type,
+             "source": e.source, "details": e.details} for i, e in enumerate(entries, start=1)]
+    await conn.execute("SELECT audit_append($1::text[], $2::text::jsonb)",
+                       [content_hash(e) for e in entries], json.dumps(rows))
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+def checkpoint_digest(prev_digest: str, at: datetime, heads: list[list[Any]]) -> str:
+    return sha256(prev_digest + _canonical({"at": at.astimezone(UTC).isoformat(timespec="microseconds"),
+                                            "heads": heads}))
+
+
+async def checkpoint(conn: asyncpg.Connection) -> str | None:
+    """Record every chain's committed head, hashed and linked to the last checkpoint; its digest, or None when
+    nothing was appended since that one."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('audit-checkpoint:' || current_schema()))")
+        heads = [[r["chain"], r["seq"], r["hash"]]
+                 for r in await conn.fetch("SELECT chain, seq, hash FROM audit_heads ORDER BY chain")]
+        last = await conn.fetchrow("SELECT heads, digest FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
+        if last is not None and _heads(last["heads"]) == heads:
+            return None
+        at = datetime.now(UTC)
+        digest = checkpoint_digest(last["digest"] if last else GENESIS, at, heads)
+        await conn.execute("INSERT INTO audit_checkpoints (at, heads, prev_digest, digest)"
+                           " VALUES ($1, $2::text::jsonb, $3, $4)",
+                           at, json.dumps(heads), last["digest"] if last else GENESIS, digest)
+    return digest
+
+
+def _heads(stored: str | list[list[Any]]) -> list[list[Any]]:
+    """The checkpoint's heads, whether or not the connection decodes jsonb (the verify command's does not)."""
+    return json.loads(stored) if isinstance(stored, str) else stored
+
+
+async def keep_checkpointed(pool: asyncpg.Pool, every_seconds: float, health: JobHealth | None = None) -> None:
+    """A checkpoint now and then until cancelled; a failure only delays it, and shows in `health` if it persists."""
+    while True:
+        await asyncio.sleep(every_seconds)  # housekeeping interval, not a wait for a message
+        try:
+            async with pool.acquire() as conn:
+                await checkpoint(conn)
+            if health is not None:
+                health.succeeded("audit-checkpoint")
+        except Exception as exc:  # retried next round
+            log.warning("audit checkpoint failed, will try again", extra={"error": type(exc).__name__})
+            if health is not None:
+                health.failed("audit-checkpoint", exc)
 
 
 # --- verifying ---------------------------------------------------------------------------------
@@ -179,17 +244,23 @@ async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of recomputing one chain: rows read, the head, and the first break if any."""
+    """The outcome of recomputing a service's chains: rows read, the latest checkpoint, and the first break."""
 
     rows: int
-    head_seq: int
-    head_hash: str
-    broken_seq: int | None = None
+    chains: int
+    checkpoint: str | None = None  # the latest checkpoint's digest, to keep elsewhere
+    broken_at: str | None = None  # "seq N", or "chain C row N" for a row that is missing
     reason: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.broken_seq is None
+        return self.broken_at is None
+
+
+class Broken(Exception):
+    def __init__(self, at: str, reason: str) -> None:
+        super().__init__(reason)
+        self.at, self.reason = at, reason
 
 
 def _entry(row: asyncpg.Record) -> Entry:
@@ -204,30 +275,89 @@ def _details(stored: str | dict[str, str] | None) -> dict[str, str] | None:
     return json.loads(stored) if isinstance(stored, str) else stored
 
 
-async def _rows(conn: asyncpg.Connection, schema: str) -> AsyncIterator[asyncpg.Record]:
-    query = f'SELECT * FROM "{schema}".audit_log ORDER BY seq'
-    async for row in conn.cursor(query, prefetch=1000):
-        yield row
+@dataclass
+class _Walk:
+    """Where the recomputation is: the old chain's head, then each chain's last row and its hash so far."""
+
+    rows: int = 0
+    legacy_seq: int = 0
+    legacy_hash: str = GENESIS
+    chains: dict[int, tuple[int, str]] = field(default_factory=dict)
+    hashes: dict[tuple[int, int], str] = field(default_factory=dict)  # (chain, chain_seq) → hash, for checkpoints
+
+    def legacy(self, row: asyncpg.Record) -> None:
+        seq = row["seq"]
+        if seq != self.legacy_seq + 1:
+            raise Broken(f"seq {self.legacy_seq + 1}", f"row {self.legacy_seq + 1} is missing (deleted)")
+        self._check(row, self.legacy_hash, chain_hash(self.legacy_hash, seq, _entry(row)))
+        self.legacy_seq, self.legacy_hash = seq, row["hash"]
+
+    def link(self, row: asyncpg.Record) -> None:
+        chain, n = row["chain"], row["chain_seq"]
+        last, prev = self.chains.get(chain, (0, self.legacy_hash))
+        if n != last + 1:
+            raise Broken(f"chain {chain} row {last + 1}", f"row {last + 1} of chain {chain} is missing (deleted)")
+        self._check(row, prev, link_hash(prev, chain, n, _entry(row)))
+        self.chains[chain] = (n, row["hash"])
+        self.hashes[(chain, n)] = row["hash"]
+
+    def _check(self, row: asyncpg.Record, prev: str, recomputed: str) -> None:
+        self.rows += 1
+        if row["prev_hash"] != prev:
+            raise Broken(f"seq {row['seq']}", "prev_hash does not match the row before")
+        if recomputed != row["hash"]:
+            raise Broken(f"seq {row['seq']}", "hash does not match the row (changed after writing)")
+
+    def head(self, chain: int) -> tuple[int, str]:
+        return self.chains.get(chain, (0, self.legacy_hash))
+
+    def hash_at(self, chain: int, n: int) -> str | None:
+        return self.legacy_hash if n == 0 else self.hashes.get((chain, n))
 
 
-async def verify(conn: asyncpg.Connection, schema: str, expect: tuple[int, str] | None = None) -> Verdict:
-    """Recompute the chain of `schema` from its first row; `expect` is a (seq, hash) kept elsewhere earlier."""
-    count, seq, prev = 0, 0, GENESIS
+async def verify(conn: asyncpg.Connection, schema: str, expect: str | None = None) -> Verdict:
+    """Recompute every chain of `schema` (the one before migration 0007, then each of its chains), compare
+    the heads and every checkpoint with them; `expect` is a checkpoint digest kept elsewhere earlier."""
+    walk = _Walk()
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for row in _rows(conn, schema):
-            count += 1
-            if row["seq"] != seq + 1:
-                return Verdict(count, seq, prev, seq + 1, f"row {seq + 1} is missing (deleted)")
-            if row["prev_hash"] != prev:
-                return Verdict(count, seq, prev, row["seq"], "prev_hash does not match the row before")
-            if chain_hash(prev, row["seq"], _entry(row)) != row["hash"]:
-                return Verdict(count, seq, prev, row["seq"], "hash does not match the row (changed after writing)")
-            seq, prev = row["seq"], row["hash"]
-            if expect is not None and seq == expect[0] and prev != expect[1]:
-                return Verdict(count, seq, prev, seq, "hash differs from the one kept (chain rewritten)")
-    if expect is not None and seq < expect[0]:
-        return Verdict(count, seq, prev, seq + 1, f"chain ends at {seq}, before the kept row {expect[0]} (truncated)")
-    return Verdict(count, seq, prev)
+        try:
+            async for row in conn.cursor(f'SELECT * FROM "{schema}".audit_log ORDER BY chain NULLS FIRST,'
+                                         ' chain_seq, seq', prefetch=1000):
+                if row["chain"] is None:
+                    walk.legacy(row)
+                else:
+                    walk.link(row)
+            await _check_heads(conn, schema, walk)
+            latest = await _check_checkpoints(conn, schema, walk, expect)
+        except Broken as broken:
+            return Verdict(walk.rows, len(walk.chains), None, broken.at, broken.reason)
+    return Verdict(walk.rows, len(walk.chains), latest)
+
+
+async def _check_heads(conn: asyncpg.Connection, schema: str, walk: _Walk) -> None:
+    """The heads table names each chain's last row: a head beyond it means the chain's tail was cut off."""
+    for head in await conn.fetch(f'SELECT chain, seq, hash FROM "{schema}".audit_heads ORDER BY chain'):
+        if (head["seq"], head["hash"]) != walk.head(head["chain"]):
+            raise Broken(f"chain {head['chain']} row {walk.head(head['chain'])[0] + 1}",
+                         f"chain {head['chain']} ends before its head {head['seq']} (truncated) or was rewritten")
+
+
+async def _check_checkpoints(conn: asyncpg.Connection, schema: str, walk: _Walk, expect: str | None) -> str | None:
+    """Each checkpoint recomputes, links to the one before, and names heads the chains still hold."""
+    prev, found = GENESIS, expect is None
+    async for cp in conn.cursor(f'SELECT * FROM "{schema}".audit_checkpoints ORDER BY id'):
+        heads = _heads(cp["heads"])
+        if cp["prev_digest"] != prev or checkpoint_digest(prev, cp["at"], heads) != cp["digest"]:
+            raise Broken(f"checkpoint {cp['id']}", "the checkpoint does not recompute (changed, or one before it"
+                                                   " deleted)")
+        for chain, n, digest in heads:
+            if walk.hash_at(chain, n) != digest:
+                raise Broken(f"chain {chain} row {n}", f"checkpoint {cp['id']} names row {n} of chain {chain} with"
+                                                       " another hash or the chain no longer reaches it (truncated)")
+        prev, found = cp["digest"], found or cp["digest"] == expect
+    if not found:
+        raise Broken("checkpoint", "no checkpoint has the kept digest (checkpoints deleted or rewritten)")
+    return None if prev == GENESIS else prev
 
 
 def access_reason(command: Any, envelope: Any, subject: str) -> list[Entry]:

@@ -9,14 +9,16 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import ConsumerStoppedError, KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.security import parse_security
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
-from shared import audit, metrics, quarantine, topics
+from shared import audit, batching, metrics, quarantine, topics
 from shared.envelope import Undecodable
 from shared.health import JobHealth
 from shared.identity import SignatureMiddleware
@@ -33,6 +35,10 @@ TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.Int
 BUG_RETRIES = 3
 # Tansu answers a fetch only when its wait runs out, not when data arrives: keep it short
 FETCH_MAX_WAIT_MS = 20
+# the most records one fetch hands an unbatched consumer (a batched one: CONSUMER_BATCH_SIZE)
+MAX_POLL_RECORDS = 100
+# how long a stopping consumer waits for its batch in hand to commit (uvicorn allows 10 s in all)
+STOP_GRACE_SECONDS = 8.0
 
 
 def kafka_security(settings: Settings) -> BaseSecurity | None:
@@ -94,21 +100,121 @@ def make_broker(settings: Settings) -> KafkaBroker:
     )
 
 
-def subscriber(router: KafkaRouter, service: str, topic: str) -> Any:
-    """A consumer group per service and topic; offsets committed only after the handler returns."""
+def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool = True) -> Any:
+    """A consumer group per service and topic; offsets committed only once what the handler did is committed.
+
+    Batched (the default): the records one fetch returns for a partition are handled in one transaction,
+    a savepoint per message (shared/batching.py, BatchedSubscriber). Unbatched: a transaction per message,
+    for a handler that must commit before it acts outside the database (sending an email)."""
     settings = Settings()  # the KAFKA_* settings every service shares, read when the handlers are defined
     instance = settings.kafka_group_instance_id
-    return router.subscriber(
+    batched = batched and settings.consumer_batch_size > 1
+    created = router.subscriber(
         topic,
         group_id=f"{service}.{topic}",
         group_instance_id=f"{instance}.{topic}" if instance else None,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_poll_records=100,
+        # batched: BatchedSubscriber commits the offset itself, after the batch's transaction
+        ack_policy=AckPolicy.MANUAL if batched else AckPolicy.NACK_ON_ERROR,
+        max_poll_records=settings.consumer_batch_size if batched else MAX_POLL_RECORDS,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
+    if batched:
+        # faststream builds its subscriber itself; this one differs only in how it runs its consume loop
+        created.__class__ = BatchedSubscriber
+    return created
+
+
+class BatchedSubscriber(DefaultSubscriber):
+    """Handles what one fetch returns for a partition in one transaction, then commits the offset once.
+
+    Every message still goes through the middlewares one by one (dead-lettering, signature
+    verification, the audit cause) inside a savepoint of its own. A transient failure (the database,
+    the broker, a service read) stops the batch at that message: what came before it commits, the
+    rest is tried again after a backoff, with no transaction held open while waiting.
+    """
+
+    __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
+
+    async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
+        self._idle = asyncio.Event()
+        while self.running:
+            self._idle.set()
+            try:
+                fetched = await consumer.getmany(timeout_ms=1000)  # max_poll_records: CONSUMER_BATCH_SIZE
+            except ConsumerStoppedError:
+                return
+            except KafkaError as exc:
+                log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(1)
+                continue
+            self._idle.clear()
+            for partition, records in fetched.items():
+                await self._handle_partition(consumer, partition, records)
+        self._idle.set()
+
+    async def stop(self) -> None:
+        """Stop after the message in hand: what the batch handled so far commits, and its offset (a SIGTERM)."""
+        self.running = False
+        idle: asyncio.Event | None = getattr(self, "_idle", None)
+        if idle is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(idle.wait(), STOP_GRACE_SECONDS)
+        await super().stop()
+
+    async def _handle_partition(self, consumer: AIOKafkaConsumer, partition: TopicPartition,
+                                records: list[ConsumerRecord]) -> None:
+        attempt = 0
+        # a partition the group gave to another member meanwhile is theirs to handle (its inbox drops copies)
+        while records and self.running and partition in consumer.assignment():
+            handled, failure = await self._handle_batch(records)
+            if handled:
+                await _commit(consumer, partition, records[handled - 1].offset + 1)
+                records = records[handled:]
+            if failure is not None:
+                attempt += 1
+                metrics.MESSAGES.labels(self._service, partition.topic, "retried").inc()
+                log.warning("transient failure, retrying", extra={
+                    "error": type(failure).__name__, "attempt": attempt, "topic": partition.topic})
+                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+
+    @property
+    def _service(self) -> str:
+        return str(self._outer_config.context.get("service", "tessera"))
+
+    async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
+        """How many records from the first were handled and committed, and the transient failure that stopped it."""
+        pool: batching.ConsumerPool = self._outer_config.context.get("pool")
+        handled = 0
+        try:
+            async with pool.batch() as batch:
+                for record in records:
+                    if not self.running:
+                        break
+                    await self.process_message(record)
+                    if batch.failure is not None:
+                        break
+                    handled += 1
+        except TRANSIENT as exc:  # the commit (or the connection) failed: none of the batch counts
+            return 0, exc
+        except Exception as exc:  # the dead-lettering itself failed: the batch is tried again, nothing skipped
+            log.error("batch failed", extra={"error": type(exc).__name__, "topic": records[0].topic,
+                                             "frames": traceback.format_tb(exc.__traceback__)[-3:]})
+            return 0, exc
+        metrics.BATCH_SIZE.labels(self._service, records[0].topic).observe(handled)
+        return handled, batch.failure
+
+
+async def _commit(consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:
+    """Commit the offset after the batch's transaction; if the group took the partition away meanwhile, its
+    new owner reads these records again and the inbox drops them."""
+    try:
+        await consumer.commit({partition: offset})
+    except KafkaError as exc:
+        log.warning("offset commit failed; the records will be read again", extra={
+            "error": type(exc).__name__, "topic": partition.topic, "partition": partition.partition})
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
@@ -171,7 +277,11 @@ def make_relay(pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: Setting
 
 
 class DeadLetterMiddleware(BaseMiddleware):
-    """Retries transient failures with backoff (blocking), dead-letters what can never succeed."""
+    """Retries transient failures with backoff (blocking), dead-letters what can never succeed.
+
+    In a batch, the message runs in a savepoint of its own, so a failure undoes only its writes;
+    a transient failure stops the batch there (BatchedSubscriber retries from that message).
+    """
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
         record = msg.raw_message
@@ -180,10 +290,15 @@ class DeadLetterMiddleware(BaseMiddleware):
         while True:
             try:
                 with metrics.HANDLER_SECONDS.labels(service, record.topic).time():
-                    return await call_next(msg)
+                    async with batching.savepoint():
+                        return await call_next(msg)
             except Undecodable as exc:
                 reason = exc.reason
             except TRANSIENT as exc:
+                batch = batching.current()
+                if batch is not None:
+                    batch.failure = exc
+                    return None
                 attempt += 1
                 metrics.MESSAGES.labels(service, record.topic, "retried").inc()
                 log.warning("transient failure, retrying",

@@ -10,6 +10,10 @@ MESSAGES = Counter(
 HANDLER_SECONDS = Histogram(
     "tessera_handler_seconds", "Time to handle one message", ["service", "topic"]
 )
+BATCH_SIZE = Histogram(
+    "tessera_batch_messages", "Messages handled and committed in one consumer transaction (one fetch, one partition)",
+    ["service", "topic"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 OUTBOX_PUBLISHED = Counter(
     "tessera_outbox_published_total", "Outbox rows published to Kafka", ["service"]
 )

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import bearer, db, inbox, signing
+from shared import audit, batching, bearer, db, inbox, signing
 from shared import logging as json_logging
 from shared.broker import ensure_topics, make_broker, make_producer, make_relay
 from shared.health import JobHealth
@@ -136,7 +136,10 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     runtime.tasks.append(asyncio.create_task(inbox.keep_pruned(
         runtime.pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds, runtime.health),
         name="inbox-pruning"))
-    runtime.broker.context.set_global("pool", runtime.pool)
+    runtime.tasks.append(asyncio.create_task(audit.keep_checkpointed(
+        runtime.pool, settings.audit_checkpoint_seconds, runtime.health), name="audit-checkpoint"))
+    # the consumers' handlers share one transaction per batch through it (shared/batching.py)
+    runtime.broker.context.set_global("pool", batching.ConsumerPool(runtime.pool))
     runtime.broker.context.set_global("verifier", verifier)
     runtime.broker.context.set_global("service", settings.service_name)
     runtime.broker.context.set_global("runtime", runtime)

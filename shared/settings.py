@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None
     kafka_ssl_certfile: Path | None = None
     kafka_ssl_keyfile: Path | None = None
+    # the most records of one partition a consumer handles in one transaction (shared/batching.py); 1: a
+    # transaction per message, as before batching (for comparing, or if a handler ever needs it)
+    consumer_batch_size: int = Field(default=100, ge=1, le=1000)
     topic_partitions: int = 4
     topic_replication_factor: int = 1
     database_url: str = "postgresql://postgres@localhost/postgres"
@@ -62,6 +65,8 @@ class Settings(BaseSettings):
     # handled message ids kept this long: far beyond any window a producer may re-publish
     inbox_retention_days: float = 7.0
     inbox_prune_seconds: float = 3600.0
+    # how often every audit chain's head is checkpointed (shared/audit.py): the most a cut-off tail can hide in
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0)
     referrals_url: str = "http://127.0.0.1:8081"
     # a read of another service (its bearer token minted per request: shared/bearer.py)
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)

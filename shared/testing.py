@@ -346,6 +346,25 @@ class BackgroundLoad:
         raise NotImplementedError
 
 
+async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """The consumer group has committed every partition of `topic` up to its end: no backlog of earlier messages."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata, partitions included
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(partitions)
+        done = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return all(max(done[tp].offset if tp in done else 0, 0) >= end for tp, end in ends.items())
+
+
 async def create_database(dsn: str, prefix: str) -> str:
     """A new empty database on the server of `dsn`, named `<prefix>_<random>`; its DSN."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"

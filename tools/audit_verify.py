@@ -1,12 +1,13 @@
-"""Verify the audit chains: recompute every row's hash and report the first broken row.
+"""Verify the audit chains: recompute every row's hash, the heads and the checkpoints; report the first break.
 
     python -m tools.audit_verify                      # every service schema holding an audit_log
     python -m tools.audit_verify --service workflow --dsn postgresql://...
-    python -m tools.audit_verify --service workflow --expect 1200:3f2a...   # a head kept earlier
+    python -m tools.audit_verify --service workflow --expect 3f2a...   # a checkpoint digest kept earlier
+    python -m tools.audit_verify --service workflow --checkpoint       # checkpoint the heads now, then verify
 
-Exit code 0 when every chain holds, 1 when one is broken (changed, deleted or truncated rows),
-2 when a named service has no audit log. Prints seqs, counts and hashes only, never row
-contents. `--dsn` defaults to DATABASE_URL. See deploy/runbooks/audit.md.
+Exit code 0 when every chain holds, 1 when one is broken (changed, deleted or truncated rows, a
+checkpoint that no longer matches), 2 when a named service has no audit log. Prints seqs, counts
+and hashes only, never row contents. `--dsn` defaults to DATABASE_URL. See deploy/runbooks/audit.md.
 """
 
 import argparse
@@ -27,16 +28,13 @@ async def audited_schemas(conn: asyncpg.Connection) -> list[str]:
     return [r["table_schema"] for r in rows]
 
 
-def _expectation(text: str | None) -> tuple[int, str] | None:
-    if text is None:
-        return None
-    seq, _, digest = text.partition(":")
-    if not seq.isdigit() or len(digest) != 64:
-        raise SystemExit("--expect must be SEQ:HASH (a row number and its 64-character hash)")
-    return int(seq), digest
+def _expectation(text: str | None) -> str | None:
+    if text is not None and (len(text) != 64 or any(c not in "0123456789abcdef" for c in text)):
+        raise SystemExit("--expect must be a checkpoint digest (64 hexadecimal characters)")
+    return text
 
 
-async def run(dsn: str, services: list[str], expect: tuple[int, str] | None) -> int:
+async def run(dsn: str, services: list[str], expect: str | None, checkpoint: bool = False) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         present = await audited_schemas(conn)
@@ -46,6 +44,9 @@ async def run(dsn: str, services: list[str], expect: tuple[int, str] | None) -> 
             return MISSING
         code = OK
         for schema in services or present:
+            if checkpoint:
+                await conn.execute(f'SET search_path TO "{schema}"')
+                await audit.checkpoint(conn)
             verdict = await audit.verify(conn, schema, expect)
             print(_line(schema, verdict))
             code = code if verdict.ok else BROKEN
@@ -56,21 +57,22 @@ async def run(dsn: str, services: list[str], expect: tuple[int, str] | None) -> 
 
 def _line(schema: str, verdict: audit.Verdict) -> str:
     if verdict.ok:
-        return f"{schema}: ok, {verdict.rows} rows, head {verdict.head_seq}:{verdict.head_hash}"
-    return (f"{schema}: BROKEN at seq {verdict.broken_seq}: {verdict.reason}"
-            f" (last good row {verdict.head_seq}:{verdict.head_hash})")
+        return (f"{schema}: ok, {verdict.rows} rows in {verdict.chains} chains, latest checkpoint "
+                f"{verdict.checkpoint or 'none yet'}")
+    return f"{schema}: BROKEN at {verdict.broken_at}: {verdict.reason} ({verdict.rows} rows checked before)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Recompute the audit hash chains and report the first break.")
     parser.add_argument("--service", action="append", default=[], help="a service schema; repeat for several")
     parser.add_argument("--dsn", default=None, help="PostgreSQL URL (default: DATABASE_URL)")
-    parser.add_argument("--expect", default=None, help="SEQ:HASH of a head printed and kept earlier")
+    parser.add_argument("--expect", default=None, help="a checkpoint digest printed and kept earlier")
+    parser.add_argument("--checkpoint", action="store_true", help="checkpoint every chain's head before verifying")
     args = parser.parse_args()
     if args.expect is not None and len(args.service) != 1:
         parser.error("--expect needs exactly one --service")
     dsn = args.dsn or Settings().database_url
-    sys.exit(asyncio.run(run(dsn, args.service, _expectation(args.expect))))
+    sys.exit(asyncio.run(run(dsn, args.service, _expectation(args.expect), args.checkpoint)))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ ACLS_FILE = ROOT / "deploy" / "kafka" / "acls.txt"
 TOPICS_FILE = ROOT / "deploy" / "kafka" / "topics.txt"  # what deploy/kafka/setup.sh creates
 OUTSIDE_WRITERS = {"intake": topics.REFERRALS_INTAKE, "brokerage": topics.BROKERAGE_EVENTS}
 OUTSIDE_READERS = {"finance": (topics.PURCHASING_ORDERS, "finance-ledger")}
-SUBSCRIBER = re.compile(r"@subscriber\(router, GROUP, topics\.([A-Z_]+)\)")
+SUBSCRIBER = re.compile(r"@subscriber\(router, GROUP, topics\.([A-Z_]+)[,)]")
 GROUP = re.compile(r'^GROUP = "([a-z_]+)"', re.MULTILINE)
 
 
@@ -47,7 +47,10 @@ def consumed() -> dict[str, set[tuple[str, str]]]:
     for path in sorted((ROOT / "services").glob("*/**/*.py")):
         source = path.read_text()
         group = GROUP.search(source)
-        for constant in SUBSCRIBER.findall(source):
+        declared = SUBSCRIBER.findall(source)
+        # every subscriber is read, whatever else its decorator says: a missed one would be an ACL denying it
+        assert len(declared) == source.count("@subscriber("), f"{path}: a @subscriber this tool cannot read"
+        for constant in declared:
             assert group is not None, f"{path}: @subscriber without a GROUP"
             found.setdefault(path.relative_to(ROOT / "services").parts[0], set()).add(
                 (group.group(1), getattr(topics, constant)))

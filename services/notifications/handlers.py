@@ -250,7 +250,8 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
 # --- messages to people: allocation.events (R-T4) ---------------------------------------------
 
 
-@subscriber(router, GROUP, topics.ALLOCATION_EVENTS)
+# a transaction per message: a message's pending record commits before the email or SMS goes (send_message)
+@subscriber(router, GROUP, topics.ALLOCATION_EVENTS, batched=False)
 async def on_allocation_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), out: Outbound = Context("outbound"),
 ) -> None:

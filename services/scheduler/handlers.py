@@ -10,7 +10,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.scheduler import domain, store
 from services.scheduler.jobs import Firing
-from shared import inbox, metrics, topics
+from shared import batching, inbox, metrics, topics
 from shared.broker import subscriber
 from shared.envelope import Undecodable, decode
 from shared.events.scheduler import TimerCancel, TimerSet
@@ -56,4 +56,5 @@ async def on_timer_command(
     log.info("timer command handled", extra={"message_id": str(envelope.id), "type": envelope.type,
                                             "moved": existing is not None})
     if isinstance(command, TimerSet) and firing is not None:
-        firing.wake(command.due_at)
+        due_at = command.due_at
+        batching.after_commit(lambda: firing.wake(due_at))  # the firing job sees the timer once it is committed

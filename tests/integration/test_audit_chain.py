@@ -4,12 +4,13 @@ import asyncio
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from shared import db, outbox, topics
+from shared import audit, db, outbox, topics
 from shared.envelope import new_message
 from shared.testing import EventLog, ServiceProcess, publish
 from tests.factories import actor, referral_message, unique_referral
@@ -114,56 +115,88 @@ async def test_a_rolled_back_transaction_leaves_no_audit_row(audited):
             raise RuntimeError("the handler failed after deciding")
     assert await audited.fetchval("SELECT count(*) FROM audit_log") == 0
     await change(audited)
-    rows = await audited.fetch("SELECT seq, action, actor_id, actor_roles FROM audit_log ORDER BY seq")
-    # events only: the timer command is not a change
-    assert [(r["seq"], r["action"], r["actor_id"], r["actor_roles"]) for r in rows] == [
+    rows = await audited.fetch("SELECT chain, chain_seq, action, actor_id, actor_roles FROM audit_log ORDER BY seq")
+    # events only: the timer command is not a change; one transaction's rows follow each other in one chain
+    assert [(r["chain_seq"], r["action"], r["actor_id"], r["actor_roles"]) for r in rows] == [
         (1, "step.started", "w-1", []), (2, "step.started", "w-1", [])]
+    assert rows[0]["chain"] == rows[1]["chain"]
 
 
 async def test_the_application_cannot_change_or_delete_an_audit_row(audited):
     await change(audited)
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
-        await audited.execute("UPDATE audit_log SET actor_id = 'someone-else' WHERE seq = 1")
+        await audited.execute("UPDATE audit_log SET actor_id = 'someone-else' WHERE chain_seq = 1")
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
-        await audited.execute("DELETE FROM audit_log WHERE seq = 1")
+        await audited.execute("DELETE FROM audit_log WHERE chain_seq = 1")
+    async with audited.acquire() as conn:
+        await audit.checkpoint(conn)
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await audited.execute("DELETE FROM audit_checkpoints")
 
 
 async def tamper(pool: asyncpg.Pool, sql: str) -> None:
-    """What an owner of the database can still do: switch the guard off and rewrite."""
+    """What an owner of the database can still do: switch the guards off and rewrite."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        await conn.execute("ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_append_only")
         await conn.execute(sql)
         await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only")
+        await conn.execute("ALTER TABLE audit_checkpoints ENABLE TRIGGER audit_checkpoints_append_only")
 
 
 async def test_verify_names_the_first_changed_or_deleted_row_and_exits_non_zero(infra, audited):
     for worker in ("w-1", "w-2", "w-3"):
-        await change(audited, worker)  # rows 1..6
+        await change(audited, worker)  # 6 rows, two a transaction
     schema = audited.schema
     code, out = await audit_verify(infra.dsn, schema)
     assert code == 0 and f"{schema}: ok, 6 rows" in out, out
+    third = await audited.fetchval("SELECT seq FROM audit_log ORDER BY seq OFFSET 2 LIMIT 1")
 
-    await tamper(audited, "UPDATE audit_log SET actor_id = 'w-9' WHERE seq = 3")
+    await tamper(audited, f"UPDATE audit_log SET actor_id = 'w-9' WHERE seq = {third}")
     code, out = await audit_verify(infra.dsn, schema)
-    assert code == 1 and "BROKEN at seq 3" in out, out
+    assert code == 1 and f"BROKEN at seq {third}" in out, out
 
-    await tamper(audited, "UPDATE audit_log SET actor_id = 'w-2' WHERE seq = 3")
+    await tamper(audited, f"UPDATE audit_log SET actor_id = 'w-2' WHERE seq = {third}")
     assert (await audit_verify(infra.dsn, schema))[0] == 0
-    await tamper(audited, "DELETE FROM audit_log WHERE seq = 4")
+    await tamper(audited, f"DELETE FROM audit_log WHERE seq = {third}")  # the first of its transaction's two
     code, out = await audit_verify(infra.dsn, schema)
-    assert code == 1 and "BROKEN at seq 4" in out and "deleted" in out, out
+    chain, n = await audited.fetchrow("SELECT chain, chain_seq - 1 FROM audit_log WHERE seq = $1", third + 1)
+    assert code == 1 and f"BROKEN at chain {chain} row {n}" in out and "deleted" in out, out
 
 
-async def test_verify_with_a_kept_head_detects_a_truncated_tail(infra, audited):
+async def test_a_cut_off_tail_is_caught_by_the_heads_and_a_hidden_one_by_a_kept_checkpoint(infra, audited):
+    """Cutting rows off a chain's end leaves its head pointing past them; an owner who also moves the head back
+    and deletes the checkpoints is caught by a checkpoint digest kept outside the database."""
     await change(audited)
     await change(audited)
-    head = await audited.fetchrow("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-    await tamper(audited, f"DELETE FROM audit_log WHERE seq >= {head['seq'] - 1}")
-    code, out = await audit_verify(infra.dsn, audited.schema, "--expect", f"{head['seq']}:{head['hash']}")
+    code, out = await audit_verify(infra.dsn, audited.schema, "--checkpoint")
+    kept = out.split("latest checkpoint ")[1].split()[0]
+    assert code == 0 and len(kept) == 64, out
+    last = await audited.fetchrow("SELECT chain, chain_seq, prev_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    await tamper(audited, f"DELETE FROM audit_log WHERE chain = {last['chain']} AND chain_seq = {last['chain_seq']}")
+    code, out = await audit_verify(infra.dsn, audited.schema)
     assert code == 1 and "truncated" in out, out
 
+    await tamper(audited, f"UPDATE audit_heads SET seq = {last['chain_seq'] - 1}, hash = '{last['prev_hash']}'"
+                          f" WHERE chain = {last['chain']}; DELETE FROM audit_checkpoints")
+    assert (await audit_verify(infra.dsn, audited.schema))[0] == 0  # consistent again, as far as it can tell
+    code, out = await audit_verify(infra.dsn, audited.schema, "--expect", kept)
+    assert code == 1 and "kept digest" in out, out
 
-async def test_concurrent_writers_keep_one_unbroken_chain(infra, audited):
+
+async def test_a_checkpoint_names_heads_a_rewritten_chain_no_longer_has(infra, audited):
+    await change(audited)
+    async with audited.acquire() as conn:
+        await audit.checkpoint(conn)
+    first = await audited.fetchrow("SELECT chain, chain_seq FROM audit_log ORDER BY seq LIMIT 1")
+    await tamper(audited, f"DELETE FROM audit_log WHERE chain = {first['chain']}; UPDATE audit_heads SET seq = 0,"
+                          f" hash = '{audit.GENESIS}' WHERE chain = {first['chain']}")
+    code, out = await audit_verify(infra.dsn, audited.schema)
+    assert code == 1 and "checkpoint 1 names row 2" in out, out
+
+
+async def test_concurrent_writers_append_to_several_chains_each_unbroken(infra, audited):
+    """Issue #18 §2: writers no longer queue on one lock; each takes a chain no one else holds."""
     writers, each = 8, 15
 
     async def writer(n: int) -> None:
@@ -171,7 +204,56 @@ async def test_concurrent_writers_keep_one_unbroken_chain(infra, audited):
             await change(audited, f"w-{n}")
 
     await asyncio.gather(*(writer(n) for n in range(writers)))
-    seqs = [r["seq"] for r in await audited.fetch("SELECT seq FROM audit_log ORDER BY seq")]
-    assert seqs == list(range(1, writers * each * 2 + 1))
+    rows = await audited.fetch("SELECT chain, array_agg(chain_seq ORDER BY chain_seq) AS places FROM audit_log"
+                               " GROUP BY chain")
+    assert len(rows) > 1, "every writer appended to one chain"
+    assert all(r["places"] == list(range(1, len(r["places"]) + 1)) for r in rows)
+    assert sum(len(r["places"]) for r in rows) == writers * each * 2
     code, out = await audit_verify(infra.dsn, audited.schema)
     assert code == 0 and f"ok, {writers * each * 2} rows" in out, out
+
+
+async def test_rows_chained_before_the_chains_existed_still_verify_and_seal_the_new_chains(infra, tmp_path):
+    """Migration 0007 on a log written as one chain (seq 1..n): those rows verify as before, every new chain starts
+    from their last hash, so changing one of them or cutting off their tail is still caught."""
+    schema = f"audit_legacy_{uuid.uuid4().hex[:8]}"
+    pool = await db.open_pool(infra.dsn, schema, max_size=2)
+    try:
+        await _migrate_up_to(pool, schema, "0006")
+        prev = audit.GENESIS
+        for seq in (1, 2, 3):
+            entry = audit.Entry(at=datetime.now(UTC), actor_id="w-old", actor_roles=("gso",), action="step.saved",
+                                subject="p-1", object_id=None, message_id=str(uuid.uuid4()), causation_id=None,
+                                cause_type=None, source="tessera/workflow")
+            digest = audit.chain_hash(prev, seq, entry)
+            await pool.execute(
+                "INSERT INTO audit_log (seq, at, actor_id, actor_roles, action, subject, object_id, message_id,"
+                " causation_id, cause_type, source, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+                " $10, $11, $12, $13)", seq, entry.at, entry.actor_id, list(entry.actor_roles), entry.action,
+                entry.subject, entry.object_id, entry.message_id, None, None, entry.source, prev, digest)
+            prev = digest
+        await db.migrate(pool, schema, tmp_path)
+        await change(pool)
+        code, out = await audit_verify(infra.dsn, schema)
+        assert code == 0 and f"{schema}: ok, 5 rows in 1 chains" in out, out
+        assert await pool.fetchval("SELECT prev_hash FROM audit_log WHERE chain_seq = 1") == prev
+
+        await tamper(pool, "DELETE FROM audit_log WHERE seq = 3")  # the old chain's tail
+        code, out = await audit_verify(infra.dsn, schema)
+        assert code == 1 and "prev_hash does not match" in out, out
+    finally:
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
+
+
+async def _migrate_up_to(pool: asyncpg.Pool, schema: str, last: str) -> None:
+    """The shared migrations up to `last`, recorded as applied, as a database that ran them long ago."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+        await conn.execute(f'SET LOCAL search_path TO "{schema}"')
+        await conn.execute("CREATE TABLE schema_migrations (name text PRIMARY KEY,"
+                           " applied_at timestamptz NOT NULL DEFAULT now(), sha256 text)")
+        for path in sorted(db.SHARED_MIGRATIONS.glob("*.sql")):
+            if path.name[:4] <= last:
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", f"shared/{path.name}")

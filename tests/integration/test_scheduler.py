@@ -15,8 +15,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared import topics
 from shared.envelope import Envelope, new_message
@@ -27,6 +25,7 @@ from shared.testing import (
     Seen,
     ServiceProcess,
     create_database,
+    group_caught_up,
     poll_until,
     publish,
     service_auth,
@@ -65,21 +64,8 @@ async def scheduler(infra, scheduler_env) -> AsyncIterator[ServiceProcess]:
 
 async def _caught_up(bootstrap: str) -> bool:
     """No timer.set or timer.cancel of earlier tests still waiting for this scheduler: the timings below are its
-    own (the group's backlog is every service's timers of the session so far, one transaction each)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        await consumer.topics()  # the cluster's metadata, partitions included
-        partitions = [TopicPartition(topics.SCHEDULER_TIMERS, p)
-                      for p in consumer.partitions_for_topic(topics.SCHEDULER_TIMERS) or ()]
-        ends = await consumer.end_offsets(partitions)
-        done = await admin.list_consumer_group_offsets(f"scheduler.{topics.SCHEDULER_TIMERS}", partitions=partitions)
-    finally:
-        await consumer.stop()
-        await admin.close()
-    return all(max(done[tp].offset if tp in done else 0, 0) >= end for tp, end in ends.items())
+    own (the group's backlog is every service's timers of the session so far)."""
+    return await group_caught_up(bootstrap, f"scheduler.{topics.SCHEDULER_TIMERS}", topics.SCHEDULER_TIMERS)
 
 
 @pytest.fixture(scope="module")
