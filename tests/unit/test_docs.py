@@ -94,3 +94,9 @@ def test_every_docs_page_the_readme_names_exists():
     named = set(re.findall(r"docs/[\w./-]+\.md", (ROOT / "README.md").read_text()))
     assert named, "the README points at the design in docs/"
     assert sorted(n for n in named if not (ROOT / n).is_file()) == []
+
+
+def test_no_two_test_files_share_a_name():
+    """pytest imports test modules by basename (no __init__.py in tests/): two of one name stop the whole run."""
+    names = [p.name for p in (Path(__file__).resolve().parents[1]).rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
