@@ -65,7 +65,7 @@ async def test_R_F7_R_K10_the_ledger_equals_each_persons_package_after_every_rev
     package: dict[str, dict[str, tuple[str, str]]] = {p: {} for p in people}  # person → kind → (weekly, annual)
     expected_messages = dict.fromkeys(people, 0)
     done: list[str] = []
-    open_steps: dict[str, list[str]] = {}  # the purchasing teams' steps the plans created, per person
+    open_steps: dict[str, list[tuple[str, str]]] = {}  # the purchasing teams' steps (id, team) per person
     ledger = finance_ledger.open_ledger(tmp_path / "ledger.sqlite")
     async with EventLog(infra.bootstrap, [topics.PURCHASING_ORDERS]) as orders:
         for change in range(CHANGES):
@@ -90,7 +90,8 @@ async def test_R_F7_R_K10_the_ledger_equals_each_persons_package_after_every_rev
                                           step_type=step_type)
                 done.append(person)
                 finished = (await commands.send("step.finish", worker, key=person, step_id=step)).ok()
-                open_steps.setdefault(person, []).extend(s["step_id"] for s in finished.all("step.created"))
+                open_steps.setdefault(person, []).extend((s["step_id"], s["assignee"]["id"])
+                                                          for s in finished.all("step.created"))
                 package[person] = now
 
             want_count = expected_messages[person]
@@ -123,14 +124,15 @@ async def test_R_F7_R_K10_the_ledger_equals_each_persons_package_after_every_rev
     cli.close()
 
 
-async def _close_case(commands: Commands, worker: dict[str, Any], person: str, open_steps: list[str],
-                      run: str) -> None:
-    """Close Case (R-K1: nothing else open): the teams' purchasing steps are cancelled by the team manager as
-    the services have ended, then the worker's Close Case is reviewed and authorised by the team manager."""
+async def _close_case(commands: Commands, worker: dict[str, Any], person: str,
+                      open_steps: list[tuple[str, str]], run: str) -> None:
+    """Close Case (R-K1: nothing else open): each purchasing step is cancelled by a manager of the team that holds
+    it (R-W14) as the services have ended, then the worker's Close Case is reviewed and authorised by the team
+    manager."""
     manager = actor(f"tm-{run}", "team_manager", teams=("short-term-service",))
-    for step_id in open_steps:
-        (await commands.send("step.cancel", manager, key=person, step_id=step_id,
-                             reason="Services ended: the case is closing")).ok()
+    for step_id, team in open_steps:
+        (await commands.send("step.cancel", actor(f"tm-{team}-{run}", "team_manager", teams=(team,)), key=person,
+                             step_id=step_id, reason="Services ended: the case is closing")).ok()
     close = await commands.given_step(worker, person, "Close Case")
     (await commands.send("step.save", worker, key=person, step_id=close, values={
         "closure_reason": "No further involvement required", "closing_summary": "Needs met",

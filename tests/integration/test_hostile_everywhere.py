@@ -68,13 +68,13 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     topics.REFERRALS_COMMANDS: ("referrals",),
     topics.REFERRALS_EVENTS: ("workflow", "allocation", "notifications"),
     topics.WORKFLOW_COMMANDS: ("workflow",),
-    topics.WORKFLOW_EVENTS: ("notifications", "documents", "allocation"),
+    topics.WORKFLOW_EVENTS: ("notifications", "documents", "allocation", "clocks"),
     topics.ALLOCATION_COMMANDS: ("allocation",),
-    topics.ALLOCATION_EVENTS: ("notifications",),
+    topics.ALLOCATION_EVENTS: ("notifications", "clocks"),
     topics.NOTIFICATIONS_COMMANDS: ("notifications",),
     topics.NOTIFICATIONS_EVENTS: ("documents",),
     topics.SCHEDULER_TIMERS: ("scheduler",),
-    topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications"),
+    topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications", "clocks"),
     topics.BROKERAGE_EVENTS: ("workflow",),
 }
 COMMAND_TOPICS = {topics.REFERRALS_COMMANDS: topics.REFERRALS_EVENTS,
@@ -460,9 +460,10 @@ def good_messages(topic: str, person_id: str) -> tuple[list[tuple[str, bytes]], 
 
 
 @pytest.fixture
-async def consumers(referrals, workflow, allocation, notifications, documents, scheduler) -> dict[str, ServiceProcess]:
+async def consumers(referrals, workflow, allocation, notifications, documents, scheduler,
+                    clocks) -> dict[str, ServiceProcess]:
     return {"referrals": referrals, "workflow": workflow, "allocation": allocation, "notifications": notifications,
-            "documents": documents, "scheduler": scheduler}
+            "documents": documents, "scheduler": scheduler, "clocks": clocks}
 
 
 _people: dict[str, str] = {}
