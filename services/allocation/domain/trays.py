@@ -5,8 +5,6 @@ from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from pydantic import BaseModel
-
 from services.allocation.domain.model import (
     DUTY_ROLES,
     LONDON,
@@ -19,17 +17,15 @@ from services.allocation.domain.model import (
     Rag,
     Timer,
     TrayEntry,
-    check,
     holds,
     locality_reasons,
-    reason,
     team_member_reasons,
     timer_key,
 )
 from services.allocation.domain.review_trays import remove_from_review_tray
 from shared.actor import Actor
 from shared.commands import allocation as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, check, reason
 from shared.events.allocation import (
     MessageRequested,
     SafeAndWellCheckRequested,
@@ -41,6 +37,7 @@ from shared.events.allocation import (
     TrayReviewDue,
     UrgentActionsRecorded,
 )
+from shared.events.base import Event
 
 WAIT_TARGET_DAYS = 28
 REVIEW_TIMER = "tray-review"
@@ -292,7 +289,7 @@ def tray_review(ctx: Context, entry: TrayEntry | None, command: cmd.ReviewTrayEn
             + f"Next review by {reviewed.next_review_at.date().isoformat()}.")
     # R-T5: a TM/TL is notified of every review: the one who placed the case, and those the worker names
     notify = tuple(sorted({entry.placed_by, ctx.actor.worker_id, *command.notify_worker_ids}))
-    events: list[BaseModel] = [event]
+    events: list[Event] = [event]
     if not command.contacted:
         events.append(SafeAndWellCheckRequested(entry_id=entry.entry_id, person_id=entry.person_id,
                                                 team_id=entry.team_id, actor=ctx.actor.worker_id))

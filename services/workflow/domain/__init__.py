@@ -86,11 +86,9 @@ from services.workflow.domain.model import (
     OtherStep,
     Priority,
     Request,
-    RuleBroken,
     Step,
     Timer,
     Workflow,
-    reason,
 )
 from services.workflow.domain.new_steps import (
     CIN_ASSESSMENT,
@@ -196,8 +194,6 @@ __all__ = [
     "Context",
     "Timer",
     "Decision",
-    "RuleBroken",
-    "reason",
     "CIN_ROUTING_RULE",
     "CIN_ASSESSMENT",
     "CIN_DATE_FIELD",
