@@ -10,8 +10,9 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from services.clocks.calendar import WorkingDays, london_date, start_of_day
+from services.clocks.calendar import WorkingDays
 from services.clocks.definitions import Definition
+from shared.calendar import london_date, start_of_day
 from shared.events.base import Event
 from shared.events.clocks import ClockBreached, ClockPaused, ClockResumed, ClockStarted, ClockStopped, ClockWarning
 

@@ -9,14 +9,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from shared.actor import worker_of
+from shared.calendar import LONDON
 from shared.commands.base import RuleBroken, reason
 from shared.events.notifications import Addressee, Channel
 from shared.events.workflow import NotificationSent, RequestRaised
 
-LONDON = ZoneInfo("Europe/London")
 OWNER = "notifications"
 OVERDUE_TIMER = "request-overdue"
 

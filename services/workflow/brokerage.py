@@ -19,10 +19,10 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import purchasing, store
 from services.workflow.domain import Decision
-from services.workflow.domain.dates import london_date
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
+from shared.calendar import london_date
 from shared.envelope import Envelope, decode_either_mode, parse
 from shared.events.brokerage import ProviderConfirmed, ProviderOffered
 from shared.events.purchasing import PurchaseOrderRequested

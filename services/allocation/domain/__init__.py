@@ -17,7 +17,6 @@ from services.allocation.domain.closure import CLOSURE_REASON, close_case, closu
 from services.allocation.domain.model import (
     ALLOCATING_ROLES,
     DUTY_ROLES,
-    LONDON,
     OWNER,
     REVIEW_TRAY_ROLES,
     TRAY_REVIEW_ROLES,
@@ -63,7 +62,6 @@ from services.allocation.domain.trays import (
     RAG_MATRIX,
     REVIEW_TIMER,
     WAIT_TARGET_DAYS,
-    add_months,
     days_waiting,
     escalation_due_at,
     escalation_reasons,
@@ -82,6 +80,7 @@ from services.allocation.domain.trays import (
     tray_set_next_review,
 )
 from shared.actor import CROSS_TEAM_ROLES, Actor
+from shared.calendar import LONDON, add_months
 
 __all__ = [
     "Actor",

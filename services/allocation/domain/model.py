@@ -8,15 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from shared.actor import MANAGER_ROLES, Actor, held_roles
+from shared.calendar import LONDON
 from shared.commands.base import Reason, reason
 from shared.events.allocation import Level
 from shared.events.base import Event
 
 Rag = Literal["red", "amber", "green"]
-LONDON = ZoneInfo("Europe/London")
 TRAY_ROLES = frozenset({"team_manager", "team_leader"})
 # R-T5 (seed 004 "Reviewing the PWT"): the check-in calls are made by the team's social care workers and
 # their managers; a Wellbeing team's practitioners are its Generic Support Officers (seed 000)

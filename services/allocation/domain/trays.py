@@ -1,6 +1,5 @@
 """R-T1..R-T7: the Planned Work Tray: placing a case, its RAG rating, reviews, escalation and removal."""
 
-import calendar
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
@@ -24,6 +23,7 @@ from services.allocation.domain.model import (
 )
 from services.allocation.domain.review_trays import remove_from_review_tray
 from shared.actor import Actor
+from shared.calendar import add_months
 from shared.commands import allocation as cmd
 from shared.commands.base import Reason, check, reason
 from shared.events.allocation import (
@@ -96,14 +96,6 @@ def rag_words(entry: TrayEntry) -> str:
     if entry.rag_override_reason is not None:
         words += f" (the matrix gives {entry.matrix_rag}; professional judgement: {entry.rag_override_reason})"
     return words
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same time `months` calendar months later; the 31st becomes the month's last day."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
 
 
 def next_review_at(rag: Rag, after: datetime) -> datetime:

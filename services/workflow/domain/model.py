@@ -11,9 +11,9 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
-from services.workflow.domain.dates import london_date
 from services.workflow.pack import PackRegistry
 from shared.actor import Actor
+from shared.calendar import london_date
 from shared.events.base import Event
 from shared.events.workflow import Assignee
 

@@ -8,7 +8,6 @@ from datetime import date
 from typing import Any
 
 from services.workflow.domain.access import finisher_problems, start_problems
-from services.workflow.domain.dates import london_date
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import system_values
@@ -25,6 +24,7 @@ from services.workflow.domain.model import (
 from services.workflow.domain.reviews import twr_limit
 from services.workflow.domain.timers import timers_of_new_step
 from services.workflow.pack import StepDefinition
+from shared.calendar import london_date
 from shared.commands import workflow as cmd
 from shared.commands.base import RuleBroken, check, reason
 from shared.events.base import Event
