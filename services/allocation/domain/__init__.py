@@ -16,11 +16,8 @@ from services.allocation.domain.allocation import (
 from services.allocation.domain.closure import CLOSURE_REASON, close_case, closure_date
 from services.allocation.domain.model import (
     ALLOCATING_ROLES,
-    DUTY_ROLES,
     OWNER,
     REVIEW_TRAY_ROLES,
-    TRAY_REVIEW_ROLES,
-    TRAY_ROLES,
     Case,
     CaseNote,
     Context,
@@ -79,7 +76,7 @@ from services.allocation.domain.trays import (
     tray_review,
     tray_set_next_review,
 )
-from shared.actor import CROSS_TEAM_ROLES, Actor
+from shared.actor import CROSS_TEAM_ROLES, DUTY_ROLES, TRAY_REVIEW_ROLES, TRAY_ROLES, Actor
 from shared.calendar import LONDON, add_months
 
 __all__ = [

@@ -16,13 +16,6 @@ from shared.events.allocation import Level
 from shared.events.base import Event
 
 Rag = Literal["red", "amber", "green"]
-TRAY_ROLES = frozenset({"team_manager", "team_leader"})
-# R-T5 (seed 004 "Reviewing the PWT"): the check-in calls are made by the team's social care workers and
-# their managers; a Wellbeing team's practitioners are its Generic Support Officers (seed 000)
-PRACTITIONER_ROLES = frozenset({"social_worker", "gso"})
-TRAY_REVIEW_ROLES = TRAY_ROLES | {"assistant_team_manager"} | PRACTITIONER_ROLES
-# R-T2 (seed 004 "Principles"): urgent needs are actioned from the Duty Point, by its workers and managers
-DUTY_ROLES = frozenset({"social_worker", "team_manager", "team_leader", "assistant_team_manager"})
 REVIEW_TRAY_ROLES = frozenset({"team_manager", "team_leader", "assistant_team_manager"})
 ALLOCATING_ROLES = MANAGER_ROLES  # managers above the teams (CROSS_TEAM_ROLES) allocate to any team
 OWNER = "allocation"

@@ -5,10 +5,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal
 
 from services.allocation.domain.model import (
-    DUTY_ROLES,
     LONDON,
-    TRAY_REVIEW_ROLES,
-    TRAY_ROLES,
     Case,
     CaseNote,
     Context,
@@ -22,7 +19,7 @@ from services.allocation.domain.model import (
     timer_key,
 )
 from services.allocation.domain.review_trays import remove_from_review_tray
-from shared.actor import Actor
+from shared.actor import DUTY_ROLES, TRAY_REVIEW_ROLES, TRAY_ROLES, Actor
 from shared.calendar import add_months
 from shared.commands import allocation as cmd
 from shared.commands.base import Reason, check, reason
