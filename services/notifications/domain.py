@@ -536,10 +536,11 @@ def plan_referrer_message(reason: str, team: Team, referrer: Referrer | None, re
     return Plan(template=template, status="failed", error_code="no_contact_details")
 
 
-def phone_call_task(*, message_id: str, person_id: str, team_id: str, addressee: Addressee, about: WaitingList,
-                    why: str | None, at: datetime) -> InboxItem:
+def phone_call_task(*, message_id: str, person_id: str, team_id: str, entry_id: str | None, addressee: Addressee,
+                    about: WaitingList, why: str | None, at: datetime) -> InboxItem:
     """R-T4 (seed 004): the tray's team phones the person, their representative or the referrer to tell them they
-    are on the waiting list, what regular contact to expect and the number to call; done when a member says so.
+    are on the waiting list, what regular contact to expect and the number to call; done when a member says so,
+    or moot when the case leaves the tray first (the task is about its tray entry).
 
     Names and numbers are on the person's record (the link): the task carries none.
     """
@@ -557,7 +558,7 @@ def phone_call_task(*, message_id: str, person_id: str, team_id: str, addressee:
         why=(f"Phone {who} to tell them {tell} {about.team.name}, that someone from the team will contact them"
              f" {about.regular} while they wait, and that they should call {about.team.number} if the situation"
              f" changes.{because if why else ' They prefer to be phoned.'}"),
-        rule="R-T4", subject=f"message:{message_id}", at=at)
+        rule="R-T4", subject=f"entry:{entry_id}" if entry_id else f"message:{message_id}", at=at)
 
 
 # --- tasks: every system prompt reaches a named worker or team (issue #22 §1) ------------------

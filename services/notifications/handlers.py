@@ -85,8 +85,8 @@ class Outbound:
 
 # --- inboxes: workflow.events (R-RQ1, R-RQ2, R-S2) --------------------------------------------
 
-INBOX_EVENTS: dict[str, type[BaseModel]] = {
-    m.TYPE: m for m in (RequestRaised, NotificationSent, RequestCompleted, StepCancelled, StepReturned,  # type: ignore[attr-defined]
+INBOX_EVENTS: dict[str, type[Event]] = {
+    m.TYPE: m for m in (RequestRaised, NotificationSent, RequestCompleted, StepCancelled, StepReturned,
                         StepFinished, StepCreated, StepRenewalDue, PersonDeathRecorded, StepAssigned)
 }
 STEP_TASKS: tuple[domain.TaskCode, ...] = ("open_step_after_death", "renewal_due")
@@ -260,11 +260,12 @@ async def on_allocation_event(
     metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, outcome).inc()
 
 
-TRAY_EVENTS: dict[str, type[BaseModel]] = {
-    m.TYPE: m for m in (TrayReviewDue, TrayEntryReviewed, SafeAndWellCheckRequested, TrayEntryEscalated,  # type: ignore[attr-defined]
+TRAY_EVENTS: dict[str, type[Event]] = {
+    m.TYPE: m for m in (TrayReviewDue, TrayEntryReviewed, SafeAndWellCheckRequested, TrayEntryEscalated,
                         TrayEntryRemoved, TrayEntryAdded)
 }
-ENTRY_TASKS: tuple[domain.TaskCode, ...] = ("tray_review_due", "safe_and_well_check", "escalation")
+# a case leaving the tray (removed, allocated, closed) settles these; a waiting-list phone call is moot then
+ENTRY_TASKS: tuple[domain.TaskCode, ...] = ("tray_review_due", "safe_and_well_check", "escalation", "phone_call")
 
 
 async def _on_tray_event(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, event: BaseModel) -> None:
@@ -309,8 +310,8 @@ async def _on_tray_event(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, 
 
 # --- statutory clocks: clocks.events (R-CL6) ----------------------------------------------------
 
-CLOCK_EVENTS: dict[str, type[BaseModel]] = {
-    m.TYPE: m for m in (ClockWarning, ClockBreached, ClockStopped)  # type: ignore[attr-defined]
+CLOCK_EVENTS: dict[str, type[Event]] = {
+    m.TYPE: m for m in (ClockWarning, ClockBreached, ClockStopped)
 }
 
 
@@ -491,7 +492,8 @@ async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, re
         if record.status == "phone_call_task":
             calls.append(domain.phone_call_task(
                 message_id=str(record.message_id), person_id=record.person_id, team_id=requested.team_id,
-                addressee=recipient, about=about, why=plan.fallback_reason, at=envelope.time))
+                entry_id=requested.entry_id, addressee=recipient, about=about, why=plan.fallback_reason,
+                at=envelope.time))
             record = replace(record, task_id=calls[-1].request_id)
         records.append(record)
     if not await _record_outcomes(pool, envelope, records, calls):

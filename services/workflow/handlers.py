@@ -293,7 +293,7 @@ async def _decide(
         decision = domain.decide(_context(command, packs, person, case, involved), command, step=step,
                                  requests=requests, request=request, assignments=assignments)
     except RuleBroken as broken:
-        broken.key = step.person_id  # type: ignore[attr-defined]
+        broken.key = step.person_id
         raise
     return step.person_id, decision
 

@@ -125,6 +125,31 @@ async def test_R_T4_a_person_who_prefers_the_phone_is_a_phone_call_task_for_the_
     assert (done["by"], done["how"]) == (staff.sw["worker_id"], "done")
 
 
+async def test_R_T4_a_waiting_list_call_not_yet_made_is_closed_when_the_case_leaves_the_tray(
+        infra, allocation, notifications, events: EventLog, send):
+    """Issue #22 §3: the call would tell the person they are waiting; once the TM takes the case off the tray it
+    is moot, so the team's task is closed as such, not left open in the inbox for ever."""
+    staff = Staff()
+    person_id, _ = await place(infra, events, send, staff, someone(preferred_contact="Telephone"))
+    task = await phone_task(notifications, staff, person_id)
+    [added] = await events.wait_for(lambda s: s.type == "tray.entry_added" and s.data["person_id"] == person_id)
+
+    trays = Commands(send, events, topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS)
+    (await trays.send("tray.remove", staff.tm, key=person_id, entry_id=added.data["entry_id"],
+                      reason="Needs met by a family carer")).ok()
+
+    auth = worker_auth(staff.sw["worker_id"], staff.sw["roles"], staff.sw["team_ids"])
+
+    async def closed() -> dict[str, Any] | None:
+        async with httpx.AsyncClient(auth=auth, base_url=notifications.url) as http:
+            items = (await http.get(f"/teams/{staff.team}/inbox", params={"kind": "task", "state": "completed"})).json()
+        return next((i for i in items if i["request_id"] == task["request_id"]), None)
+
+    settled = await poll_until(closed, 30, "the phone-call task closed when the case left the tray")
+    assert (settled["state"], settled["closed_reason"], settled["closed_by"]) == (
+        "completed", "removed_from_tray", staff.tm["worker_id"])
+
+
 async def test_R_T4_S8_with_no_sms_provider_a_text_falls_back_to_a_letter_or_a_call_and_is_never_sent(
         infra, allocation, notifications, events: EventLog, send, mail):
     """Issue #22 §8: without a real SMS provider, an SMS is never recorded as sent."""

@@ -317,7 +317,8 @@ def test_R_T4_contact_details_come_from_the_person_record():
 def test_R_T4_the_phone_call_task_tells_the_team_what_to_say_and_why_a_call():
     at = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
     call = domain.phone_call_task(message_id="m-1", person_id="p1", team_id="wellbeing-service-north",
-                                  addressee="representative", about=NORTH_LIST, why="interpreter_needed", at=at)
+                                  entry_id="e-1", addressee="representative", about=NORTH_LIST,
+                                  why="interpreter_needed", at=at)
     assert (call.kind, call.task_code, call.rule, call.recipient_kind, call.recipient_id) == (
         "task", "phone_call", "R-T4", "team", "wellbeing-service-north")
     assert call.name == "Phone the person's representative: on the waiting list"
