@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from services.workflow.domain.closure import CLOSURE_GUARD
 from services.workflow.domain.generated_values import BUDGET_RULE
 from services.workflow.domain.model import Context, Step, reason
 from services.workflow.pack import StepDefinition
@@ -15,15 +16,24 @@ REVIEW_MONITORING_FORM = "Review Monitoring Form"
 PLAN_TABLE = "planned_services"
 
 
+def _offers_the_form(defn: StepDefinition) -> bool:
+    return REVIEW_MONITORING_FORM in {form.name for form in defn.optional_forms}
+
+
 def previous_plan(ctx: Context) -> Mapping[str, Any] | None:
-    """The values of the person's latest finished costed support plan (plan, review or interim plan)."""
+    """The values of the person's last signed-off plan of their current care and support package: the latest
+    finished step of a type that offers the Review Monitoring Form (Care and Support Plan, Planned Short Review,
+    Interim Support Plan), so never a carer's, a short-term or a children's plan; none once the case was closed
+    after it (that package ended with the case)."""
     for step_type in reversed(ctx.case.finished_sequence):
         try:
-            rules = ctx.packs.step(step_type).rules
+            defn = ctx.packs.step(step_type)
         except KeyError:
             continue
+        if CLOSURE_GUARD in defn.rules:
+            return None
         values = ctx.case.finished_values.get(step_type, {})
-        if BUDGET_RULE in rules and isinstance(values.get(PLAN_TABLE), list):
+        if _offers_the_form(defn) and BUDGET_RULE in defn.rules and isinstance(values.get(PLAN_TABLE), list):
             return values
     return None
 
@@ -43,7 +53,7 @@ def _weekly(values: Mapping[str, Any]) -> Decimal | None:
 def review_monitoring_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
     """R-K12: a service of the previous plan has stopped, or the weekly cost went down, and the step offers the
     Review Monitoring Form but it is not on the step yet: a prompt to complete it ("this form monitors savings")."""
-    if REVIEW_MONITORING_FORM not in {form.name for form in defn.optional_forms}:
+    if not _offers_the_form(defn):
         return []
     if REVIEW_MONITORING_FORM in step.forms or not isinstance(step.values.get(PLAN_TABLE), list):
         return []
