@@ -14,6 +14,8 @@ from shared.commands.base import Reason
 
 REVIEW_MONITORING_FORM = "Review Monitoring Form"
 PLAN_TABLE = "planned_services"
+# R-F7: what a step that starts from the package takes of the last plan (the original annual review date too)
+PACKAGE_FIELDS = (PLAN_TABLE, "total_weekly_cost", "total_annual_cost", "annual_review_date")
 
 
 def _offers_the_form(defn: StepDefinition) -> bool:
@@ -36,6 +38,16 @@ def previous_plan(ctx: Context) -> Mapping[str, Any] | None:
         if _offers_the_form(defn) and BUDGET_RULE in defn.rules and isinstance(values.get(PLAN_TABLE), list):
             return values
     return None
+
+
+def package_values(ctx: Context, defn: StepDefinition) -> dict[str, Any]:
+    """R-F7: the package a new step of a type that `starts_from_package` opens with: the last signed-off plan's
+    service lines, totals and annual review date, for the fields the step has."""
+    before = previous_plan(ctx) if defn.starts_from_package else None
+    if before is None:
+        return {}
+    fields = defn.field_map()
+    return {key: before[key] for key in PACKAGE_FIELDS if key in before and key in fields}
 
 
 def _services(values: Mapping[str, Any]) -> set[str]:
