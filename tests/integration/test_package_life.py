@@ -159,12 +159,35 @@ async def test_R_F7_an_interim_support_plan_changes_one_line_of_the_whole_packag
         (placed["po_request_id"], "254.58", "12130.68")]
 
 
+async def test_R_F7_R_F6_a_carers_regular_direct_payment_is_a_new_order_beside_their_one_off_payment(
+        workflow, commands: Commands, orders: EventLog, tmp_path: Path):
+    """Seed 001 §3.3 (Carer Support plan): a one-off direct payment is an order of its own. When the carer's
+    next plan gives them a regular direct payment for a PA, that is a new order — the one-off is not the
+    package it amends."""
+    run = uuid.uuid4().hex[:8]
+    worker = actor(f"sw-{run}", "social_worker", teams=("adult-review",))
+    manager = actor(f"tm-{run}", "team_manager", teams=("adult-review",))
+    carer, to_dp = str(uuid.uuid4()), {"action": "Purchase services – Carer Services",
+                                       "assignee": {"kind": "team", "id": "adult-direct-payments"}}
+    for values in ({"one_off_dp_amount": "350.00", "one_off_dp_purpose": "A short break from caring"},
+                   {"planned_services": [{**PA, "hours_per_week": 3}]}):
+        plan = await commands.given_step(worker, carer, "Carer Support Plan")
+        await _signed_off(commands, worker, manager, carer, plan, {
+            **values, "care_start_date": "2024-06-10", "annual_review_date": "2025-06-03"}, to_dp)
+    held = await ledger_of(orders, carer, tmp_path, 2)
+    assert [(o.data["one_off_amount"], o.data["weekly_cost"]) for o in orders_of(orders, carer)] == [
+        ("350.00", None), (None, "36.60")]  # £12.20 × 3 h
+    assert orders_of(orders, carer, "purchase_order.amended") == []
+    assert (len(held["orders"]), held["weekly"]) == (2, Decimal("36.60"))
+
+
 async def _signed_off(commands: Commands, worker: dict, manager: dict, person_id: str, step: str,
-                      values: dict[str, Any]) -> None:
-    """A plan only the TM or HOS can sign (seed 001 §3.3): the worker fills it in, asks brokerage for the care
-    and sends it for authorisation; the team manager authorises it."""
+                      values: dict[str, Any], action: dict[str, Any] | None = None) -> None:
+    """A plan only the TM or HOS can sign (seed 001 §3.3): the worker fills it in, asks brokerage (or `action`)
+    for the care and sends it for authorisation; the team manager authorises it."""
     (await commands.send("step.save", worker, key=person_id, step_id=step, values=values)).ok()
-    (await commands.send("step.add_next_action", worker, key=person_id, step_id=step, action=BROKERAGE)).ok()
+    (await commands.send("step.add_next_action", worker, key=person_id, step_id=step,
+                         **(action or {"action": BROKERAGE}))).ok()
     raised = (await commands.send("step.send_request", worker, key=person_id, step_id=step,
                                   name="REQUIRED Please Authorise Support Plan",
                                   to={"kind": "worker", "id": manager["worker_id"]})).ok()
