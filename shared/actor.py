@@ -10,6 +10,14 @@ from shared.commands.base import Actor as CommandActor
 # managers above teams: allocation lets them allocate for any team (R-A3), so they see any record
 CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
 MANAGER_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader"}) | CROSS_TEAM_ROLES
+# Planned Work Trays (seed 004): a TM/TL places a case and decides (R-T1)
+TRAY_ROLES = frozenset({"team_manager", "team_leader"})
+# R-T5 ("Reviewing the PWT"): the check-in calls are made by the team's social care workers and their
+# managers; a Wellbeing team's practitioners are its Generic Support Officers (seed 000)
+PRACTITIONER_ROLES = frozenset({"social_worker", "gso"})
+TRAY_REVIEW_ROLES = TRAY_ROLES | {"assistant_team_manager"} | PRACTITIONER_ROLES
+# R-T2 ("Principles"): urgent needs are actioned from the Duty Point, by its workers and managers
+DUTY_ROLES = frozenset({"social_worker", "team_manager", "team_leader", "assistant_team_manager"})
 
 
 # seed 003: a team-specific role is also its generic one where a pack names what the guide gives to

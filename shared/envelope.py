@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 from shared.bounds import MAX_ENVELOPE_DEPTH, SaneDatetime, nests_deeper_than
 
 MAX_MESSAGE_BYTES = 1_000_000
+M = TypeVar("M", bound=BaseModel)
 
 
 def _shallow(data: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +51,15 @@ class Undecodable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def parse(model: type[M], envelope: Envelope) -> M:
+    """A consumed message's data as `model`; Undecodable naming every field at fault otherwise, so that the
+    message is set aside to the dead-letter topic (the one policy for an invalid consumed message)."""
+    try:
+        return model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise Undecodable(f"invalid {envelope.type[:100]}: {describe_errors(exc)}") from None
 
 
 def decode(raw: bytes | None) -> Envelope:

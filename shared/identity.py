@@ -14,7 +14,7 @@ from faststream import BaseMiddleware
 
 from shared import audit, metrics, outbox, producers, quarantine
 from shared.commands.base import CommandRejected, Reason
-from shared.envelope import Envelope, Undecodable, decode, new_message
+from shared.envelope import Envelope, Undecodable, decode
 from shared.signing import Unauthenticated, Verifier, issuer_of
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,9 @@ async def refuse(pool: asyncpg.Pool, record: Any, envelope: Envelope, reason: st
 
 def _rejection(record: Any, envelope: Envelope, reason: str, service: str) -> outbox.Outgoing:
     answer = CommandRejected.because(envelope.type[:200], [Reason(code="unauthenticated", message=reason)])
-    message = new_message(CommandRejected.TYPE, issuer_of(service), answer, subject=envelope.subject, cause=envelope)
     key = record.key.decode("utf-8", "replace") if record.key is not None else envelope.subject
-    return outbox.Outgoing.event(producers.ANSWERS[record.topic], key, message)
+    return outbox.Emitter(issuer_of(service)).event(producers.ANSWERS[record.topic], answer, envelope,
+                                                    key or str(envelope.id))
 
 
 def _refusal(topic: str, envelope: Envelope, reason: str) -> audit.Entry:

@@ -23,7 +23,7 @@ from services.workflow import domain
 from services.workflow.pack import PackRegistry, load_packs
 from shared import topics
 from shared.commands import workflow as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, RuleBroken
 from shared.envelope import Envelope, new_message
 from shared.testing import EventLog, Seen
 
@@ -240,13 +240,13 @@ class Engine:
 
     def given_step_refused(self, step_type: str, who: dict[str, Any], **data: Any) -> list[Reason]:
         """The reasons a case rule refuses the new step (fails the test if it is opened)."""
-        with pytest.raises(domain.RuleBroken) as caught:
+        with pytest.raises(RuleBroken) as caught:
             self.given_step(step_type, who, **data)
         return caught.value.reasons
 
     def refused(self, type_: str, who: dict[str, Any], **data: Any) -> list[Reason]:
         """The reasons a command is refused (fails the test if it is accepted)."""
-        with pytest.raises(domain.RuleBroken) as caught:
+        with pytest.raises(RuleBroken) as caught:
             self.send(type_, who, **data)
         return caught.value.reasons
 

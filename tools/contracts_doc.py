@@ -250,7 +250,7 @@ def messages_block(models: Iterable[type[BaseModel]], skip_shapes: Iterable[str]
 def _messages_of(module: ModuleType) -> list[type[BaseModel]]:
     return [v for v in vars(module).values()
             if isinstance(v, type) and issubclass(v, BaseModel) and v.__module__ == module.__name__
-            and "TYPE" in dir(v)]
+            and hasattr(v, "TYPE")]
 
 
 def messages_by_topic() -> dict[str, list[type[BaseModel]]]:
@@ -259,6 +259,8 @@ def messages_by_topic() -> dict[str, list[type[BaseModel]]]:
     for commands_topic, commands in COMMANDS.items():
         found[commands_topic] += commands.values()
     for info in pkgutil.iter_modules(shared.events.__path__):
+        if info.name == "base":  # the Event every event is, not an event itself
+            continue
         if info.name not in EVENTS_TOPIC:
             raise KeyError(f"shared/events/{info.name}.py: add its topic to EVENTS_TOPIC in {__name__}")
         module = importlib.import_module(f"shared.events.{info.name}")

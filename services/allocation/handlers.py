@@ -12,7 +12,7 @@ import asyncpg
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from services.allocation import domain, store
 from services.allocation.clients import WorkReader
@@ -21,15 +21,15 @@ from shared import audit, inbox, metrics, outbox, topics
 from shared.actor import above_teams
 from shared.broker import subscriber
 from shared.commands import allocation as cmd
-from shared.commands.base import CommandRejected, Reason, Refused, parse_command
+from shared.commands.base import CommandRejected, RuleBroken, parse_command, reason
 from shared.commands.referrals import AddCaseNote
-from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.envelope import Envelope, Undecodable, decode, describe_errors, parse
 from shared.events.referrals import ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import CaseClosed, StepRescheduled
 from shared.readers import PersonReader
 
-SOURCE = "tessera/allocation"
+EMIT = outbox.Emitter("tessera/allocation")
 GROUP = "allocation"
 SYSTEM = domain.Actor("system:allocation")
 log = logging.getLogger(__name__)
@@ -58,10 +58,6 @@ class Looked:
     steps_unavailable: bool = False
 
 
-def _reason(code: str, message: str, field: str | None = None) -> Reason:
-    return Reason(code=code, message=message, field=field)
-
-
 # --- referrals: the small local view of a person's urgency and residence ----------------------
 
 
@@ -71,10 +67,7 @@ async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
     envelope = decode(msg.body)
     if envelope.type != ReferralAccepted.TYPE:
         return
-    try:
-        accepted = ReferralAccepted.model_validate(envelope.data)
-    except ValidationError as exc:  # issue #20: out of bounds or malformed, named field by field
-        raise Undecodable(f"invalid {ReferralAccepted.TYPE}: {describe_errors(exc)}") from None
+    accepted = parse(ReferralAccepted, envelope)
     resident = envelope.data.get("ordinarily_resident")
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
@@ -100,12 +93,12 @@ async def on_command(
 async def handle_command(pool: asyncpg.Pool, readers: Readers, envelope: Envelope) -> str:
     """Validate and read, then in one transaction: inbox, lock the case, decide, save, outbox."""
     command: cmd.Command | None = None
-    refused: Refused | None = None
+    refused: RuleBroken | None = None
     looked = Looked()
     try:
         command = parse_command(cmd.COMMANDS, envelope.type, envelope.data)
         looked = await _look(pool, readers, command)
-    except Refused as early:
+    except RuleBroken as early:
         refused = early
     key = looked.person_id or envelope.subject or str(envelope.id)
     async with pool.acquire() as conn, conn.transaction():
@@ -117,18 +110,17 @@ async def handle_command(pool: asyncpg.Pool, readers: Readers, envelope: Envelop
                     case, decision = await _decide(conn, readers, command, looked)
                     await _save(conn, case, decision)
                     await audit.append(conn, audit.access_reason(command, envelope, key))
-            except domain.RuleBroken as broken:
-                refused = Refused(broken.reasons)
-            except Refused as late:
+            except RuleBroken as late:
                 refused = late
             except asyncpg.UniqueViolationError:
-                refused = Refused([_reason("conflict", "another command changed this case at the same time;"
+                refused = RuleBroken([reason("conflict", "another command changed this case at the same time;"
                                                        " look again and retry")])
             else:
                 await outbox.add(conn, _messages(decision, envelope, key, command.actor))
                 return "handled"
         assert refused is not None
-        await outbox.add(conn, _events([CommandRejected.because(envelope.type, refused.reasons)], envelope, key))
+        rejected = CommandRejected.because(envelope.type, refused.reasons)
+        await outbox.add(conn, EMIT.outcome(topics.ALLOCATION_EVENTS, [rejected], envelope, key))
     log.info("command rejected", extra={"message_id": str(envelope.id), "type": envelope.type[:100],
                                         "codes": sorted({r.code for r in refused.reasons})})
     return "rejected"
@@ -155,7 +147,7 @@ def _needs_grounds(command: cmd.Command) -> bool:
 async def _steps(readers: Readers, person_id: str) -> list[domain.Step]:
     steps = await readers.work.steps(person_id) if readers.work is not None else []
     if steps is None:
-        raise Refused([_reason("unavailable", "the person's work could not be read from the workflow"
+        raise RuleBroken([reason("unavailable", "the person's work could not be read from the workflow"
                                               " service; nothing was changed, try again")])
     return steps
 
@@ -166,17 +158,17 @@ async def _look_up(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -
             kind = "worker" if isinstance(command, cmd.EndWorkerRelationship) else "org"
             pid = await store.person_of_relationship(pool, kind, command.relationship_id)
             if pid is None:
-                raise Refused([_reason("not_found", "no such relationship", "relationship_id")])
+                raise RuleBroken([reason("not_found", "no such relationship", "relationship_id")])
             return Looked(person_id=pid)
         case cmd.ReviewTrayEntry() | cmd.RemoveFromTray() | cmd.SetTrayNextReview():
             pid = await store.person_of_entry(pool, command.entry_id)
             if pid is None:
-                raise Refused([_reason("not_found", "no such tray entry", "entry_id")])
+                raise RuleBroken([reason("not_found", "no such tray entry", "entry_id")])
             return Looked(person_id=pid)
         case cmd.RemoveFromReviewTray():
             pid = await store.person_of_review_entry(pool, command.entry_id)
             if pid is None:
-                raise Refused([_reason("not_found", "no such Review tray entry", "entry_id")])
+                raise RuleBroken([reason("not_found", "no such Review tray entry", "entry_id")])
             return Looked(person_id=pid)
     pid = str(command.person_id)  # type: ignore[attr-defined]
     looked = Looked(person_id=pid)
@@ -185,7 +177,7 @@ async def _look_up(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -
         found, looked.person = await readers.people.get(pid)
         looked.person_missing = found == "missing" and not await store.case_known(pool, pid)
     if looked.person_missing:
-        raise Refused([_reason("not_found", "no such person", "person_id")])
+        raise RuleBroken([reason("not_found", "no such person", "person_id")])
     if isinstance(command, cmd.AllocateCase | cmd.ReassignCase):
         looked.steps = await _steps(readers, pid)
     return looked
@@ -270,13 +262,13 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
     if decision.entry is not None and not decision.new_entry:
         loaded = await store.load_entry(conn, decision.entry.entry_id)
         if loaded is None or not await store.update_entry(conn, decision.entry, loaded.version):
-            raise Refused([_reason("conflict", "the tray entry changed meanwhile", "entry_id")])
+            raise RuleBroken([reason("conflict", "the tray entry changed meanwhile", "entry_id")])
     elif decision.entry is not None:
         await store.insert_entry(conn, decision.entry)
     if decision.review_entry is not None and not decision.new_review_entry:
         loaded_review = await store.load_review_entry(conn, decision.review_entry.entry_id)
         if loaded_review is None or not await store.update_entry(conn, decision.review_entry, loaded_review.version):
-            raise Refused([_reason("conflict", "the Review tray entry changed meanwhile", "entry_id")])
+            raise RuleBroken([reason("conflict", "the Review tray entry changed meanwhile", "entry_id")])
     elif decision.review_entry is not None:
         await store.insert_entry(conn, decision.review_entry)
     for rel in decision.worker_relationships:
@@ -286,7 +278,7 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
     if decision.urgent_actions_done is not None:
         await store.record_urgent_actions_done(conn, case.person_id, *decision.urgent_actions_done)
     if not await store.bump_case(conn, case.person_id, case.version):
-        raise Refused([_reason("conflict", "the case changed meanwhile")])
+        raise RuleBroken([reason("conflict", "the case changed meanwhile")])
 
 
 # --- workflow: a rescheduled review feeds the Review tray (R-T8); a closed case ends everything (R-A5) ---
@@ -315,12 +307,13 @@ async def on_workflow_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
 
 def _workflow_event(schema: type[_WorkflowEvent], envelope: Envelope) -> _WorkflowEvent:
     """The event validated, its actor a worker id and its person a UUID; else it goes to the DLQ (named field)."""
+    event = parse(schema, envelope)
     try:
-        event = schema.model_validate(envelope.data)
         cmd.Actor(worker_id=event.actor)
-        uuid.UUID(event.person_id)
     except ValidationError as exc:
         raise Undecodable(f"invalid {schema.TYPE}: {describe_errors(exc)}") from None
+    try:
+        uuid.UUID(event.person_id)
     except ValueError:
         raise Undecodable(f"invalid {schema.TYPE}: person_id is not a UUID") from None
     return event
@@ -350,10 +343,7 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
     envelope = decode(msg.body)
     if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != domain.OWNER:
         return
-    try:
-        due = TimerDue.model_validate(envelope.data)
-    except ValidationError as exc:  # set aside, never silently dropped: a tray review may hang on it
-        raise Undecodable(f"invalid timer.due: {describe_errors(exc)}") from None
+    due = parse(TimerDue, envelope)  # set aside if invalid, never silently dropped: a tray review may hang on it
     try:
         entry_id = uuid.UUID(str(due.payload.get("entry_id") or due.key.partition(":")[2]))
     except ValueError:
@@ -390,35 +380,20 @@ async def _entry_timer_due(pool: asyncpg.Pool, envelope: Envelope, entry_id: uui
 # --- what goes out -----------------------------------------------------------------------------
 
 
-def _events(events: list[BaseModel], cause: Envelope, key: str) -> list[outbox.Outgoing]:
-    """The events of one outcome, each carrying `outcomecount` so a reader knows it has them all."""
-    messages = []
-    for data in events:
-        kind = type(data).TYPE  # type: ignore[attr-defined]
-        envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/1")
-        envelope = Envelope.model_validate({**envelope.model_dump(), "outcomecount": len(events)})
-        messages.append(outbox.Outgoing.event(topics.ALLOCATION_EVENTS, key, envelope))
-    return messages
-
-
-def _command(topic: str, kind: str, data: BaseModel | dict[str, Any], cause: Envelope, key: str) -> outbox.Outgoing:
-    return outbox.Outgoing.event(topic, key, new_message(kind, SOURCE, data, subject=key, cause=cause))
-
-
 def _messages(decision: domain.Decision, cause: Envelope, key: str, actor: cmd.Actor) -> list[outbox.Outgoing]:
     """The outcome on allocation.events, then the commands it sends to workflow, referrals and the scheduler."""
-    messages = _events(list(decision.events), cause, key) if decision.events else []
+    messages = EMIT.outcome(topics.ALLOCATION_EVENTS, decision.events, cause, key) if decision.events else []
     for assign in decision.step_assigns:
-        messages.append(_command(topics.WORKFLOW_COMMANDS, "step.assign", {
+        messages.append(EMIT.command(topics.WORKFLOW_COMMANDS, "step.assign", {
             "actor": actor.model_dump(), "step_id": assign.step_id, "to": {"kind": assign.kind, "id": assign.id},
         }, cause, key))
     for note in decision.case_notes:
         add_note = AddCaseNote(actor=actor, person_id=uuid.UUID(note.person_id), title=note.title, type=note.type,
                                text=note.text, notify_worker_ids=list(note.notify_worker_ids))
-        messages.append(_command(topics.REFERRALS_COMMANDS, AddCaseNote.TYPE, add_note, cause, key))
+        messages.append(EMIT.command(topics.REFERRALS_COMMANDS, AddCaseNote.TYPE, add_note, cause, key))
     for key_ in decision.cancelled_timers:
-        messages.append(_command(topics.SCHEDULER_TIMERS, TimerCancel.TYPE, TimerCancel(key=key_), cause, key))
+        messages.append(EMIT.timer(TimerCancel(key=key_), cause, key))
     for timer in decision.timers:
-        set_timer = TimerSet(key=timer.key, due_at=timer.due_at, owner=domain.OWNER, payload=timer.payload)
-        messages.append(_command(topics.SCHEDULER_TIMERS, TimerSet.TYPE, set_timer, cause, key))
+        messages.append(EMIT.timer(TimerSet(key=timer.key, due_at=timer.due_at, owner=domain.OWNER,
+                                            payload=timer.payload), cause, key))
     return messages

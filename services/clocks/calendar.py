@@ -2,22 +2,9 @@
 
 from collections.abc import Container
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
 import holidays
-
-LONDON = ZoneInfo("Europe/London")
-
-
-def london_date(at: datetime) -> date:
-    """The calendar date in Europe/London at an instant (BST or GMT)."""
-    return at.astimezone(LONDON).date()
-
-
-def start_of_day(day: date) -> datetime:
-    """Midnight at the start of `day` in Europe/London, as a UTC instant (23:00 UTC the day before in BST)."""
-    return datetime.combine(day, time(0), LONDON).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from services.clocks.calendar import WorkingDays, london_date, start_of_day
+from services.clocks.calendar import WorkingDays
 from services.clocks.definitions import Definition
+from shared.calendar import london_date, start_of_day
+from shared.events.base import Event
 from shared.events.clocks import ClockBreached, ClockPaused, ClockResumed, ClockStarted, ClockStopped, ClockWarning
 
 CLOCK_NAMESPACE = uuid.UUID("3c1f0b52-7d0e-5a8e-9b61-4f2e8d7c6a15")
@@ -82,7 +82,7 @@ class Outcome:
     """The clock after a change, the events to publish and the timers to set or cancel."""
 
     clock: Clock
-    events: tuple[BaseModel, ...] = ()
+    events: tuple[Event, ...] = ()
     timers: tuple[SetTimer | CancelTimer, ...] = ()
 
 

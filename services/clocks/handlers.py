@@ -17,10 +17,10 @@ from services.clocks.definitions import ClocksFile, Definition
 from shared import inbox, metrics, outbox, topics
 from shared.bounds import IdText
 from shared.broker import subscriber
-from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.envelope import Envelope, Undecodable, decode, describe_errors, parse
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 
-SOURCE = "tessera/clocks"
+EMIT = outbox.Emitter("tessera/clocks")
 GROUP = "clocks"
 log = logging.getLogger(__name__)
 router = KafkaRouter()
@@ -117,7 +117,7 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"),
     envelope = decode(msg.body)
     if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != domain.OWNER:
         return  # another service's timer
-    due = _parse(TimerDue, envelope)
+    due = parse(TimerDue, envelope)
     clock_id, point = due.payload.get("clock_id"), due.payload.get("point")
     if not (isinstance(clock_id, str) and isinstance(point, str)):
         raise Undecodable("invalid timer.due: payload: a clock timer names its clock_id and point")
@@ -137,26 +137,12 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"),
     metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
 
 
-def _parse(model: type[TimerDue], envelope: Envelope) -> TimerDue:
-    try:
-        return model.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise Undecodable(f"invalid {envelope.type[:100]}: {describe_errors(exc)}") from None
-
-
 def _messages(outcome: domain.Outcome, cause: Envelope) -> list[outbox.Outgoing]:
     """The outcome's events on clocks.events and its timers on scheduler.timers, keyed by the person."""
     key = outcome.clock.person_id
-    messages = [_event(e, cause, key) for e in outcome.events]
+    messages = [EMIT.event(topics.CLOCKS_EVENTS, e, cause, key) for e in outcome.events]
     for timer in outcome.timers:
-        command: BaseModel = (TimerSet(key=timer.key, due_at=timer.due_at, owner=domain.OWNER, payload=timer.payload)
-                              if isinstance(timer, domain.SetTimer) else TimerCancel(key=timer.key))
-        messages.append(outbox.Outgoing.event(topics.SCHEDULER_TIMERS, key, new_message(
-            type(command).TYPE, SOURCE, command, subject=key, cause=cause)))  # type: ignore[attr-defined]
+        command = (TimerSet(key=timer.key, due_at=timer.due_at, owner=domain.OWNER, payload=timer.payload)
+                   if isinstance(timer, domain.SetTimer) else TimerCancel(key=timer.key))
+        messages.append(EMIT.timer(command, cause, key))
     return messages
-
-
-def _event(data: BaseModel, cause: Envelope, key: str) -> outbox.Outgoing:
-    kind = type(data).TYPE  # type: ignore[attr-defined]
-    envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/1")
-    return outbox.Outgoing.event(topics.CLOCKS_EVENTS, key, envelope)

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import filetype
 from PIL import Image, UnidentifiedImageError
 
+from shared.commands.base import RuleBroken, reason
+
 DocumentType = Literal["photo", "consent_form", "letter", "plan", "report", "other"]
 DOCUMENT_TYPES: tuple[str, ...] = ("photo", "consent_form", "letter", "plan", "report", "other")
 FINISH_EVENTS = ("step.finished", "step.authorised_and_finished")
@@ -380,15 +382,6 @@ def _signer(step: Mapping[str, Any]) -> str:
 # --- uploads (R-D2) ----------------------------------------------------------------------------
 
 
-class UploadRefused(ValueError):
-    """An upload that is not kept, with the HTTP status and a reason a worker can act on."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class CheckedFile:
     """An upload that passed: its type from its bytes, size and digest."""
@@ -404,17 +397,21 @@ def sniff(data: bytes) -> str | None:
     return kind.mime if kind is not None else None
 
 
+def _refused(code: str, message: str) -> RuleBroken:
+    return RuleBroken([reason(code, message, "file")])
+
+
 def check_upload(data: bytes, *, allowed: Sequence[str], max_bytes: int, max_pixels: int) -> CheckedFile:
     """R-D2: size and type limits, the type sniffed from the bytes and the file checked to be what it says."""
     if not data:
-        raise UploadRefused(422, "the file is empty")
+        raise _refused("empty", "the file is empty")
     if len(data) > max_bytes:
-        raise UploadRefused(413, f"the file is larger than the {max_bytes}-byte limit")
+        raise _refused("too_large", f"the file is larger than the {max_bytes}-byte limit")
     kinds = ", ".join(TYPE_NAMES.get(t, t) for t in allowed)
     found = sniff(data)
     if found is None or found not in allowed:
         what = f"{found} content" if found else "content of no recognised type"
-        raise UploadRefused(415, f"the file's bytes are {what}, not one of the allowed types ({kinds});"
+        raise _refused("unsupported", f"the file's bytes are {what}, not one of the allowed types ({kinds});"
                                  " the file name and declared content type are not trusted")
     if found == "application/pdf":
         _check_pdf(data)
@@ -437,9 +434,9 @@ _PDF_MAX_INFLATED = 20 * 1024 * 1024
 
 def _check_pdf(data: bytes) -> None:
     if not data.startswith(b"%PDF-"):
-        raise UploadRefused(415, "the file does not start with a PDF header")
+        raise _refused("unsupported", "the file does not start with a PDF header")
     if b"%%EOF" not in data[-2048:]:
-        raise UploadRefused(415, "the PDF is truncated or malformed: no end-of-file marker")
+        raise _refused("unsupported", "the PDF is truncated or malformed: no end-of-file marker")
     # Best effort, not a parser: look at the dictionaries (stream bytes left out, where random bytes could
     # spell /JS), and at the objects compressed into object streams (/ObjStm, PDF 1.5), which hold
     # dictionaries too.
@@ -453,7 +450,8 @@ def _refuse_active(dictionaries: bytes) -> None:
     plain = _PDF_NAME_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), dictionaries)
     for marker in _PDF_ACTIVE:
         if re.search(re.escape(marker) + rb"(?![A-Za-z])", plain):
-            raise UploadRefused(415, f"the PDF carries active content ({marker.decode()[1:]}), which is not accepted")
+            raise _refused("unsupported",
+                           f"the PDF carries active content ({marker.decode()[1:]}), which is not accepted")
 
 
 def _inflated(dictionary: bytes, stream: bytes) -> bytes:
@@ -463,15 +461,15 @@ def _inflated(dictionary: bytes, stream: bytes) -> bytes:
     if not filters:
         return stream
     if filters != [b"FlateDecode"] or b"/DecodeParms" in dictionary:
-        raise UploadRefused(415, "the PDF has an object stream in an encoding this check cannot open,"
+        raise _refused("unsupported", "the PDF has an object stream in an encoding this check cannot open,"
                                  " which is not accepted")
     inflater = zlib.decompressobj()
     try:
         objects = inflater.decompress(stream, _PDF_MAX_INFLATED)
     except zlib.error:
-        raise UploadRefused(415, "the PDF has an object stream that cannot be opened (corrupt)") from None
+        raise _refused("unsupported", "the PDF has an object stream that cannot be opened (corrupt)") from None
     if inflater.unconsumed_tail:
-        raise UploadRefused(413, "the PDF has an object stream that opens to more than"
+        raise _refused("too_large", "the PDF has an object stream that opens to more than"
                                  f" {_PDF_MAX_INFLATED} bytes, which is not accepted")
     return objects
 
@@ -484,11 +482,11 @@ def _check_image(data: bytes, content_type: str, max_pixels: int) -> None:
             fmt = image.format
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise UploadRefused(415, unreadable) from None
+        raise _refused("unsupported", unreadable) from None
     if {"PNG": "image/png", "JPEG": "image/jpeg"}.get(fmt or "") != content_type:
-        raise UploadRefused(415, unreadable)
+        raise _refused("unsupported", unreadable)
     if width * height > max_pixels:
-        raise UploadRefused(413, f"the image has {width}×{height} pixels, more than the {max_pixels}-pixel limit")
+        raise _refused("too_large", f"the image has {width}×{height} pixels, more than the {max_pixels}-pixel limit")
 
 
 def safe_filename(name: str | None, content_type: str) -> str:

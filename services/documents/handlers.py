@@ -13,19 +13,19 @@ import asyncpg
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from services.documents import domain, render, storage, store
 from services.documents.clients import StepReader
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
-from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.envelope import Envelope, Undecodable, decode, parse
 from shared.events.documents import DocumentRendered
 from shared.events.notifications import MessageSent
 from shared.events.workflow import StepFinished
 from shared.readers import PersonReader
 
-SOURCE = "tessera/documents"
+EMIT = outbox.Emitter("tessera/documents")
 GROUP = "documents"
 log = logging.getLogger(__name__)
 router = KafkaRouter()
@@ -68,7 +68,7 @@ async def keep_finished_step(pool: asyncpg.Pool, steps: StepReader, envelope: En
     An unreachable workflow raises readers.Unavailable (a ConnectionError): the middleware retries with
     backoff and the offset is not committed, so the document is never lost.
     """
-    finished = _parse(StepFinished, envelope)
+    finished = parse(StepFinished, envelope)
     step_id = _uuid(finished.step_id, "step_id")
     if await store.message_handled(pool, envelope.id) or await store.document_exists_for_step(pool, step_id):
         return "duplicate"  # no read of the workflow for a redelivery
@@ -85,7 +85,7 @@ async def keep_finished_step(pool: asyncpg.Pool, steps: StepReader, envelope: En
             return "duplicate"
         rendered = DocumentRendered(document_id=doc.document_id, person_id=doc.person_id, step_id=doc.step_id,
                                     step_type=doc.step_type)
-        await outbox.add(conn, [_event(rendered, envelope, doc.person_id)])
+        await outbox.add(conn, [EMIT.event(topics.DOCUMENTS_EVENTS, rendered, envelope, doc.person_id)])
     log.info("finished step kept as a document", extra={"document_id": doc.document_id, "step_id": step_id})
     return "handled"
 
@@ -111,7 +111,7 @@ async def keep_queued_letter(pool: asyncpg.Pool, kit: LetterKit, envelope: Envel
 
     Referrals or the file store unreachable raise a ConnectionError: retried with backoff, nothing lost.
     """
-    sent = _parse(MessageSent, envelope)
+    sent = parse(MessageSent, envelope)
     if await store.message_handled(pool, envelope.id) or await store.letter_exists(pool, sent.message_id):
         return "duplicate"
     try:
@@ -134,7 +134,7 @@ async def keep_queued_letter(pool: asyncpg.Pool, kit: LetterKit, envelope: Envel
             return "duplicate"
         rendered = DocumentRendered(document_id=str(letter.document_id), person_id=sent.person_id, kind="letter",
                                     message_id=sent.message_id)
-        await outbox.add(conn, [_event(rendered, envelope, sent.person_id)])
+        await outbox.add(conn, [EMIT.event(topics.DOCUMENTS_EVENTS, rendered, envelope, sent.person_id)])
     log.info("letter rendered for print", extra={"document_id": str(letter.document_id),
                                                  "message_id": sent.message_id, "missing": list(view.missing)})
     return "handled"
@@ -149,22 +149,8 @@ async def _rendered(kit: LetterKit, envelope: Envelope, sent: MessageSent, view:
         queued_at=envelope.time, created_by=envelope.source)
 
 
-def _parse(model: type[M], envelope: Envelope) -> M:
-    try:
-        return model.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise Undecodable(f"invalid {envelope.type[:100]}: {describe_errors(exc)}") from None
-
-
 def _uuid(value: str, name: str) -> str:
     try:
         return str(uuid.UUID(value))
     except ValueError:
         raise Undecodable(f"invalid {name}: not a UUID") from None
-
-
-def _event(event: BaseModel, cause: Envelope | None, person_id: str) -> outbox.Outgoing:
-    # unset optional fields are left out: a form's event reads as it always has
-    data = event.model_dump(mode="json", exclude_unset=True)
-    envelope = new_message(event.TYPE, SOURCE, data, subject=person_id, cause=cause)  # type: ignore[attr-defined]
-    return outbox.Outgoing.event(topics.DOCUMENTS_EVENTS, person_id, envelope)

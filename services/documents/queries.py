@@ -19,13 +19,15 @@ from services.documents import domain, render, storage, store
 from services.documents.clients import StepReader
 from services.documents.settings import DocumentsSettings
 from shared import audit, bearer, outbox, topics
-from shared.envelope import new_message
+from shared.commands.base import RuleBroken
 from shared.events.documents import DocumentAttached
 from shared.readers import PersonReader, Unavailable
 
 router = APIRouter(tags=["documents"])
 log = logging.getLogger(__name__)
 SOURCE = "tessera/documents"
+EMIT = outbox.Emitter(SOURCE)
+UPLOAD_REFUSAL_STATUS = {"empty": 422, "too_large": 413, "unsupported": 415}
 # multipart framing and the small form fields around the file
 FORM_OVERHEAD_BYTES = 64 * 1024
 PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
@@ -220,9 +222,9 @@ async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
     try:
         checked = domain.check_upload(data, allowed=deps.settings.upload_allowed_types, max_bytes=limit,
                                       max_pixels=deps.settings.upload_max_image_pixels)
-    except domain.UploadRefused as refused:
-        log.info("upload refused", extra={"status": refused.status, "reason": refused.reason})
-        raise HTTPException(refused.status, refused.reason) from None
+    except RuleBroken as refused:
+        log.info("upload refused", extra={"code": refused.code})
+        raise HTTPException(UPLOAD_REFUSAL_STATUS[refused.code], str(refused.reasons[0].message)) from None
     await _check_owner(deps, str(person_id), step_id)
     upload = store.Upload(
         document_id=uuid.uuid4(), person_id=str(person_id), step_id=step_id, document_type=document_type,
@@ -232,7 +234,6 @@ async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
         document_id=str(upload.document_id), person_id=upload.person_id, step_id=step_id,
         document_type=document_type, sha256=checked.sha256, content_type=checked.content_type, size=checked.size,
         actor=actor)
-    envelope = new_message(DocumentAttached.TYPE, SOURCE, attached, subject=upload.person_id)
     try:
         stored = await storage.keep(deps.blobs, checked, data)
     except storage.StorageUnavailable as exc:
@@ -240,7 +241,7 @@ async def upload(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
         raise HTTPException(503, "the file could not be stored now: try again") from None
     async with _pool(request).acquire() as conn, conn.transaction():
         await store.insert_upload(conn, upload, stored)
-        await outbox.add(conn, [outbox.Outgoing.event(topics.DOCUMENTS_EVENTS, upload.person_id, envelope)])
+        await outbox.add(conn, [EMIT.event(topics.DOCUMENTS_EVENTS, attached, None, upload.person_id)])
     log.info("file attached", extra={"document_id": attached.document_id, "content_type": checked.content_type,
                                      "size": checked.size})
     row = await store.load_document(_pool(request), upload.document_id)

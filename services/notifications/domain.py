@@ -9,13 +9,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from shared.actor import worker_of
+from shared.calendar import LONDON
+from shared.commands.base import RuleBroken, reason
 from shared.events.notifications import Addressee, Channel
 from shared.events.workflow import NotificationSent, RequestRaised
 
-LONDON = ZoneInfo("Europe/London")
 OWNER = "notifications"
 OVERDUE_TIMER = "request-overdue"
 
@@ -774,22 +774,15 @@ def follow_step(items: Iterable[InboxItem], *, to: tuple[Literal["worker", "team
     return withdrawn, moved
 
 
-class TaskRefused(Exception):
-    """A worker may not complete this task; `code` and `message` say why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
 def complete_task(item: InboxItem | None, *, worker_id: str, team_ids: Iterable[str], at: datetime) -> InboxItem:
     """The worker says the task is done: only its recipient worker, or a member of its recipient team."""
     if item is None or item.kind != "task":
-        raise TaskRefused("not_found", "there is no such task")
+        raise RuleBroken([reason("not_found", "there is no such task", "task_id")])
     if not item.is_open:
-        raise TaskRefused("not_open", f"the task is already {item.state}")
+        raise RuleBroken([reason("not_open", f"the task is already {item.state}", "task_id")])
     mine = (item.recipient_kind == "worker" and item.recipient_id == worker_id) or (
         item.recipient_kind == "team" and item.recipient_id in set(team_ids))
     if not mine:
-        raise TaskRefused("forbidden", "only the worker or a member of the team the task is for may complete it")
+        raise RuleBroken([reason("forbidden", "only the worker or a member of the team the task is for may complete it",
+                                "task_id")])
     return replace(item, state="completed", closed_at=at, closed_by=worker_id, closed_reason="done")

@@ -17,8 +17,8 @@ from services.notifications.senders import EmailSender, NotifySender, with_retri
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
 from shared.commands import notifications as cmd
-from shared.commands.base import CommandRejected, Reason, Refused, parse_command
-from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.commands.base import CommandRejected, Reason, RuleBroken, parse_command
+from shared.envelope import Envelope, Undecodable, decode, describe_errors, parse
 from shared.events.allocation import (
     MessageRequested,
     SafeAndWellCheckRequested,
@@ -28,6 +28,7 @@ from shared.events.allocation import (
     TrayEntryReviewed,
     TrayReviewDue,
 )
+from shared.events.base import Event
 from shared.events.clocks import ClockBreached, ClockStopped, ClockWarning
 from shared.events.notifications import (
     Addressee,
@@ -55,7 +56,7 @@ from shared.events.workflow import (
 )
 from shared.readers import PersonReader
 
-SOURCE = "tessera/notifications"
+EMIT = outbox.Emitter("tessera/notifications")
 GROUP = "notifications"
 log = logging.getLogger(__name__)
 router = KafkaRouter()
@@ -82,13 +83,6 @@ class Outbound:
         return domain.Reach(sms=self.notify is not None, any_letter=self.notify is not None)
 
 
-def _parse(model: type[M], envelope: Envelope) -> M:
-    try:
-        return model.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise Undecodable(f"invalid {envelope.type[:100]}: {describe_errors(exc)}") from None
-
-
 # --- inboxes: workflow.events (R-RQ1, R-RQ2, R-S2) --------------------------------------------
 
 INBOX_EVENTS: dict[str, type[BaseModel]] = {
@@ -108,7 +102,7 @@ async def on_workflow_event(
     model = INBOX_EVENTS.get(envelope.type)
     if model is None:
         return  # not ours
-    event = _parse(model, envelope)
+    event = parse(model, envelope)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_EVENTS):
             metrics.MESSAGES.labels(GROUP, topics.WORKFLOW_EVENTS, "duplicate").inc()
@@ -178,11 +172,11 @@ async def _deliver(conn: asyncpg.Connection, cause: Envelope, event: RequestRais
     delivered = NotificationDelivered(
         request_id=item.request_id, kind=item.kind, step_id=item.step_id, person_id=item.person_id,
         recipient=Recipient(kind=item.recipient_kind, id=item.recipient_id), due_at=item.due_at)
-    messages = [_event(delivered, cause, item.person_id)]
+    messages = [EMIT.event(topics.NOTIFICATIONS_EVENTS, delivered, cause, item.person_id)]
     if item.due_at is not None:
         timer = TimerSet(key=domain.timer_key(item.request_id), due_at=item.due_at, owner=domain.OWNER,
                          payload={"request_id": item.request_id})
-        messages.append(_command(TimerSet.TYPE, timer, cause, item.person_id))
+        messages.append(EMIT.timer(timer, cause, item.person_id))
     return messages
 
 
@@ -209,7 +203,7 @@ async def _withdraw(conn: asyncpg.Connection, cause: Envelope,
 
 
 def _cancel_timers(items: list[domain.InboxItem], cause: Envelope) -> list[outbox.Outgoing]:
-    return [_command(TimerCancel.TYPE, TimerCancel(key=domain.timer_key(i.request_id)), cause, i.person_id)
+    return [EMIT.timer(TimerCancel(key=domain.timer_key(i.request_id)), cause, i.person_id)
             for i in items if i.due_at is not None]
 
 
@@ -222,7 +216,7 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
     envelope = decode(msg.body)
     if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != domain.OWNER:
         return  # another service's timer
-    due = _parse(TimerDue, envelope)
+    due = parse(TimerDue, envelope)
     request_id = domain.request_of_timer(due.key)
     if request_id is None:
         raise Undecodable("invalid timer.due: key: not an overdue-request timer")
@@ -241,7 +235,7 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
             recipient=Recipient(kind=reminded.recipient_kind, id=reminded.recipient_id),
             due_at=reminded.due_at, sent_at=reminded.sent_at)
         task = domain.overdue_request_task(reminded, at=envelope.time)  # R-S2: the reminder is a task
-        await outbox.add(conn, [_event(reminder, envelope, reminded.person_id),
+        await outbox.add(conn, [EMIT.event(topics.NOTIFICATIONS_EVENTS, reminder, envelope, reminded.person_id),
                                 *await _add_tasks(conn, envelope, [task])])
     log.info("overdue request reminded", extra={"request_id": request_id})
     metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_DUE, "handled").inc()
@@ -258,11 +252,11 @@ async def on_allocation_event(
     """`message.requested` tells a person by their preferred method; the tray's prompts become tasks."""
     envelope = decode(msg.body)
     if envelope.type in TRAY_EVENTS:
-        await _on_tray_event(pool, out, envelope, _parse(TRAY_EVENTS[envelope.type], envelope))
+        await _on_tray_event(pool, out, envelope, parse(TRAY_EVENTS[envelope.type], envelope))
         return
     if envelope.type != MessageRequested.TYPE:
         return
-    outcome = await send_message(pool, out, envelope, _parse(MessageRequested, envelope))
+    outcome = await send_message(pool, out, envelope, parse(MessageRequested, envelope))
     metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, outcome).inc()
 
 
@@ -327,7 +321,7 @@ async def on_clock_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")
     model = CLOCK_EVENTS.get(envelope.type)
     if model is None:
         return  # started, paused, resumed: no one is asked anything
-    event = _parse(model, envelope)
+    event = parse(model, envelope)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.CLOCKS_EVENTS):
             metrics.MESSAGES.labels(GROUP, topics.CLOCKS_EVENTS, "duplicate").inc()
@@ -366,7 +360,7 @@ async def _add_tasks(conn: asyncpg.Connection, cause: Envelope, tasks: list[doma
         created = TaskCreated(task_id=item.request_id, code=item.task_code, rule=item.rule,
                               recipient=Recipient(kind=item.recipient_kind, id=item.recipient_id),
                               person_id=item.person_id, step_id=item.step_id, due_at=item.due_at)
-        messages.append(_event(created, cause, item.person_id))
+        messages.append(EMIT.event(topics.NOTIFICATIONS_EVENTS, created, cause, item.person_id))
     return messages
 
 
@@ -381,7 +375,7 @@ async def _settle(conn: asyncpg.Connection, cause: Envelope, subjects: list[str]
 
 def _task_completed(item: domain.InboxItem, cause: Envelope, note: str | None = None) -> outbox.Outgoing:
     assert item.closed_by is not None and item.closed_reason is not None and item.task_code is not None
-    return _event(TaskCompleted(task_id=item.request_id, code=item.task_code,
+    return EMIT.event(topics.NOTIFICATIONS_EVENTS, TaskCompleted(task_id=item.request_id, code=item.task_code,
                                 recipient=Recipient(kind=item.recipient_kind, id=item.recipient_id),
                                 person_id=item.person_id, by=item.closed_by, how=item.closed_reason, note=note),
                   cause, item.person_id)
@@ -396,7 +390,7 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) ->
     refused: list[Reason] = []
     try:
         command = parse_command(cmd.COMMANDS, envelope.type, envelope.data)
-    except Refused as early:
+    except RuleBroken as early:
         refused = early.reasons
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.NOTIFICATIONS_COMMANDS):
@@ -408,8 +402,8 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) ->
             try:
                 done = domain.complete_task(item, worker_id=command.actor.worker_id, team_ids=command.actor.team_ids,
                                             at=envelope.time)
-            except domain.TaskRefused as no:
-                refused = [Reason(code=no.code, message=no.message, field="task_id")]
+            except RuleBroken as no:
+                refused = no.reasons
             else:
                 await store.update_item(conn, done)
                 await outbox.add(conn, [_task_completed(done, envelope, command.note)])
@@ -417,7 +411,7 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) ->
                 metrics.MESSAGES.labels(GROUP, topics.NOTIFICATIONS_COMMANDS, "handled").inc()
                 return
         rejected = CommandRejected.because(envelope.type, refused)
-        await outbox.add(conn, [_event(rejected, envelope, key)])
+        await outbox.add(conn, [EMIT.event(topics.NOTIFICATIONS_EVENTS, rejected, envelope, key)])
     log.info("command rejected", extra={"message_id": str(envelope.id), "type": envelope.type[:100],
                                         "codes": sorted({r.code for r in refused})})
     metrics.MESSAGES.labels(GROUP, topics.NOTIFICATIONS_COMMANDS, "rejected").inc()
@@ -432,7 +426,7 @@ async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
     `case_note.added`: each worker notified on the note gets a task to read it (R-P3, R-T5)."""
     envelope = decode(msg.body)
     if envelope.type == CaseNoteAdded.TYPE:
-        await _on_case_note(pool, envelope, _parse(CaseNoteAdded, envelope))
+        await _on_case_note(pool, envelope, parse(CaseNoteAdded, envelope))
         return
     if envelope.type != ReferralAccepted.TYPE:
         return  # not ours
@@ -594,7 +588,8 @@ async def _record_outcomes(pool: asyncpg.Pool, cause: Envelope, records: list[st
         for record in records:
             if not await store.insert_message(conn, record):
                 await store.update_message(conn, record)
-        await outbox.add(conn, [_event(_message_event(r), cause, r.person_id) for r in records])
+        await outbox.add(conn, [EMIT.event(topics.NOTIFICATIONS_EVENTS, _message_event(r), cause, r.person_id)
+                                for r in records])
         await outbox.add(conn, await _add_tasks(conn, cause, calls))
     for record in records:
         log.info("message about a person recorded", extra={
@@ -605,7 +600,7 @@ async def _record_outcomes(pool: asyncpg.Pool, cause: Envelope, records: list[st
     return True
 
 
-def _message_event(record: store.MessageRecord) -> BaseModel:
+def _message_event(record: store.MessageRecord) -> Event:
     if record.status == "failed":
         return MessageFailed(message_id=str(record.message_id), person_id=record.person_id,
                              recipient=record.recipient, channel=record.channel, reason=record.reason,
@@ -622,14 +617,3 @@ def _message_event(record: store.MessageRecord) -> BaseModel:
 
 
 # --- what goes out -----------------------------------------------------------------------------
-
-
-def _event(data: BaseModel, cause: Envelope, key: str) -> outbox.Outgoing:
-    kind = type(data).TYPE  # type: ignore[attr-defined]
-    envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/1")
-    return outbox.Outgoing.event(topics.NOTIFICATIONS_EVENTS, key, envelope)
-
-
-def _command(kind: str, data: BaseModel | dict[str, Any], cause: Envelope, key: str) -> outbox.Outgoing:
-    return outbox.Outgoing.event(topics.SCHEDULER_TIMERS, key, new_message(kind, SOURCE, data, subject=key,
-                                                                             cause=cause))

@@ -10,7 +10,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from shared.bounds import BirthDate, SaneDatetime
-from shared.commands.base import Reason, Refused
+from shared.commands.base import Reason, RuleBroken
 from shared.events.referrals import (
     Category,
     FieldError,
@@ -29,15 +29,6 @@ UNSUPPORTED_COMBINATION = "unsupported_combination"
 
 SERVICES: tuple[str, ...] = get_args(Service)
 CATEGORIES: tuple[str, ...] = get_args(Category)
-
-
-class ReferralInvalid(Exception):
-    """A referral broke one or more intake rules; `errors` lists every one."""
-
-    def __init__(self, errors: list[FieldError]) -> None:
-        # Fields and codes only: the exception may be logged, the values must not be.
-        super().__init__("invalid referral: " + ", ".join(f"{e.field} {e.code}" for e in errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -85,20 +76,29 @@ def first_step_for(service: str, category: str) -> str:
     """The first step of a referral (docs/contracts.md "Referral intake"); others are refused."""
     step = FIRST_STEPS.get((service, category))
     if step is None:
-        raise ReferralInvalid([_unsupported(service)])
+        raise _broken([_unsupported(service)])
     return step
 
 
 def validate_referral(data: object) -> ReferralReceived:
-    """The referral if it keeps every intake rule, else ReferralInvalid naming every fault."""
+    """The referral if it keeps every intake rule, else RuleBroken naming every field at fault."""
     if isinstance(data, BaseModel):
         data = data.model_dump()
     referral, errors = _parse(data)
     at_fault = {e.field for e in errors}
     errors += [e for e in _rule_errors(data) if e.field not in at_fault]
     if errors or referral is None:
-        raise ReferralInvalid(errors)
+        raise _broken(errors)
     return referral
+
+
+def field_errors(broken: RuleBroken) -> list[FieldError]:
+    """The reasons a referral was refused, as `referral.rejected` names them (docs/contracts.md)."""
+    return [FieldError(field=r.field or "data", code=r.code, message=r.message) for r in broken.reasons]
+
+
+def _broken(errors: list[FieldError]) -> RuleBroken:
+    return RuleBroken([Reason(field=e.field, code=e.code, message=e.message) for e in errors])
 
 
 def referral_id_of(data: object) -> str | None:
@@ -282,7 +282,7 @@ def apply_changes(record: Mapping[str, Any], changes: Mapping[str, Any]) -> tupl
     """The record with `changes` applied and the fields that really changed; every fault refused."""
     reasons = list(_change_faults(record, changes))
     if reasons:
-        raise Refused(reasons)
+        raise RuleBroken(reasons)
     changed = sorted(k for k, v in changes.items() if record.get(k) != v)
     return {**record, **changes}, changed
 
@@ -305,7 +305,7 @@ def check_relationship(person_id: str, other_person_id: str, *, other_exists: bo
     if not other_exists:
         reasons.append(Reason(code="not_found", field="other_person_id", message="no such person"))
     if reasons:
-        raise Refused(reasons)
+        raise RuleBroken(reasons)
 
 
 def check_relationship_end(start_date: date, ended: bool, end_date: date) -> None:
@@ -316,4 +316,4 @@ def check_relationship_end(start_date: date, ended: bool, end_date: date) -> Non
     if end_date < start_date:
         reasons.append(Reason(code=INVALID, field="end_date", message="is before the relationship started"))
     if reasons:
-        raise Refused(reasons)
+        raise RuleBroken(reasons)

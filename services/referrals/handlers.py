@@ -10,7 +10,6 @@ import asyncpg
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel
 
 from services.referrals import domain, store
 from shared import inbox, metrics, outbox, producers, topics
@@ -18,8 +17,9 @@ from shared.access import RelationshipReader
 from shared.actor import above_teams
 from shared.broker import subscriber
 from shared.commands import referrals as commands
-from shared.commands.base import Command, CommandRejected, Reason, Refused, parse_command
-from shared.envelope import Envelope, decode, decode_either_mode, new_message
+from shared.commands.base import Command, CommandRejected, Reason, RuleBroken, parse_command
+from shared.envelope import Envelope, decode, decode_either_mode
+from shared.events.base import Event
 from shared.events.referrals import (
     CaseNoteAdded,
     PersonCreated,
@@ -32,7 +32,7 @@ from shared.events.referrals import (
     ReferralRejected,
 )
 
-SOURCE = "tessera/referrals"
+EMIT = outbox.Emitter("tessera/referrals")
 GROUP = "referrals"
 log = logging.getLogger(__name__)
 router = KafkaRouter()
@@ -56,11 +56,11 @@ async def on_referral_received(msg: KafkaMessage, pool: asyncpg.Pool = Context("
 async def _receive(conn: asyncpg.Connection, envelope: Envelope) -> list[outbox.Outgoing]:
     try:
         referral = domain.validate_referral(envelope.data)
-    except domain.ReferralInvalid as invalid:
-        rejected = ReferralRejected(referral_id=domain.referral_id_of(envelope.data), errors=invalid.errors)
-        log.info("referral rejected", extra={"message_id": str(envelope.id),
-                                             "fields": [e.field for e in invalid.errors]})
-        return [_event(rejected, envelope, key=rejected.referral_id or str(envelope.id))]
+    except RuleBroken as invalid:
+        errors = domain.field_errors(invalid)
+        rejected = ReferralRejected(referral_id=domain.referral_id_of(envelope.data), errors=errors)
+        log.info("referral rejected", extra={"message_id": str(envelope.id), "fields": [e.field for e in errors]})
+        return [EMIT.event(topics.REFERRALS_EVENTS, rejected, envelope, rejected.referral_id or str(envelope.id))]
     await store.lock_identity(conn, f"referral:{envelope.source}:{referral.referral_id}")
     if await store.find_referral(conn, envelope.source, referral.referral_id):
         log.info("duplicate referral ignored", extra={"message_id": str(envelope.id)})
@@ -97,7 +97,7 @@ async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: Referr
     })
     log.info("referral accepted", extra={"message_id": str(envelope.id), "person_id": str(person_id),
                                          "matched": matched, "workflow_id": accepted.workflow_id})
-    return [*events, _event(accepted, envelope, key=str(person_id))]
+    return [*events, EMIT.event(topics.REFERRALS_EVENTS, accepted, envelope, str(person_id))]
 
 
 async def _find_or_create(
@@ -118,7 +118,7 @@ async def _find_or_create(
     await store.insert_person(conn, person_id, record, nhs_number=keys.nhs_number,
                               name_key=keys.name_key, actor=actor, at=now, message_id=envelope.id)
     created = PersonCreated(person_id=str(person_id), source_referral_id=referral.referral_id)
-    events.append(_event(created, envelope, key=str(person_id)))
+    events.append(EMIT.event(topics.REFERRALS_EVENTS, created, envelope, str(person_id)))
     return person_id, False
 
 
@@ -134,7 +134,7 @@ async def _link_carer(
         other_person_id=str(cared_for_id), relationship="Carer of", is_main_carer=True,
         start_date=now.date(), actor=actor,
     )
-    return _event(added, envelope, key=str(carer_id))
+    return EMIT.event(topics.REFERRALS_EVENTS, added, envelope, str(carer_id))
 
 
 @subscriber(router, GROUP, topics.REFERRALS_COMMANDS)
@@ -143,8 +143,8 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"),
     """A person-record command: exactly one outcome, its events or `command.rejected`."""
     envelope = decode(msg.body)
     try:  # before the transaction: the access check reads allocation and workflow over HTTP
-        checked: tuple[commands.PersonCommand, Grant] | Refused = await _checked(pool, access, envelope)
-    except Refused as refused:
+        checked: tuple[commands.PersonCommand, Grant] | RuleBroken = await _checked(pool, access, envelope)
+    except RuleBroken as refused:
         checked = refused
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_COMMANDS):
@@ -153,15 +153,15 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"),
         key = envelope.subject or str(envelope.id)
         try:
             async with conn.transaction():  # a refusal undoes whatever the command began
-                if isinstance(checked, Refused):
+                if isinstance(checked, RuleBroken):
                     raise checked
                 key, events = await _run(conn, checked[0], envelope)
                 await _record_reason(conn, checked[0], checked[1], envelope)
-        except Refused as refused:
+        except RuleBroken as refused:
             rejected = CommandRejected.because(envelope.type, refused.reasons)
             events = [rejected]
             log.info("command rejected", extra={"message_id": str(envelope.id), "code": rejected.code})
-        await outbox.add(conn, [_event(e, envelope, key=key) for e in events])
+        await outbox.add(conn, [EMIT.event(topics.REFERRALS_EVENTS, e, envelope, key) for e in events])
     metrics.MESSAGES.labels(GROUP, topics.REFERRALS_COMMANDS, "handled").inc()
 
 
@@ -179,7 +179,7 @@ class Grant:
 
 async def _checked(pool: asyncpg.Pool, access: RelationshipReader,
                    envelope: Envelope) -> tuple[commands.PersonCommand, Grant]:
-    """The valid command and why its actor may act; Refused otherwise; Unavailable (retried) if unsure."""
+    """The valid command and why its actor may act; RuleBroken otherwise; Unavailable (retried) if unsure."""
     command = cast(commands.PersonCommand, parse_command(commands.COMMANDS, envelope.type, envelope.data))
     return command, await _grant(pool, access, command, envelope)
 
@@ -200,7 +200,7 @@ async def _grant(pool: asyncpg.Pool, access: RelationshipReader, command: comman
                                    roles=actor.roles)
     if why is None:
         field = "relationship_id" if isinstance(command, commands.EndPersonRelationship) else "person_id"
-        raise Refused([Reason(code="no_relationship", field=field, message=(
+        raise RuleBroken([Reason(code="no_relationship", field=field, message=(
             f"worker {actor.worker_id} has no relationship with person {person_id} and no work for them:"
             " give an access_reason (break-glass), which is recorded"))])
     return Grant(why, person_id)
@@ -228,7 +228,7 @@ async def _record_reason(conn: asyncpg.Connection, command: commands.PersonComma
                     "worker_id": command.actor.worker_id})
 
 
-async def _run(conn: asyncpg.Connection, command: Command, envelope: Envelope) -> tuple[str, list[BaseModel]]:
+async def _run(conn: asyncpg.Connection, command: Command, envelope: Envelope) -> tuple[str, list[Event]]:
     actor, now = f"worker:{command.actor.worker_id}", datetime.now(UTC)
     match command:
         case commands.UpdatePerson():
@@ -245,20 +245,20 @@ async def _run(conn: asyncpg.Connection, command: Command, envelope: Envelope) -
 async def _locked_person(conn: asyncpg.Connection, person_id: uuid.UUID, expected: int | None) -> asyncpg.Record:
     person = await store.lock_person(conn, person_id)
     if person is None:
-        raise Refused([Reason(code="not_found", field="person_id", message="no such person")])
+        raise RuleBroken([Reason(code="not_found", field="person_id", message="no such person")])
     if expected is not None and expected != person["version"]:
-        raise Refused([Reason(code="conflict", field="expected_version",
+        raise RuleBroken([Reason(code="conflict", field="expected_version",
                               message=f"the record is at version {person['version']}, not {expected}")])
     return person
 
 
 async def _update_person(conn: asyncpg.Connection, command: commands.UpdatePerson, actor: str, now: datetime,
-                         envelope: Envelope) -> tuple[str, list[BaseModel]]:
+                         envelope: Envelope) -> tuple[str, list[Event]]:
     person = await _locked_person(conn, command.person_id, command.expected_version)
     record, changed = domain.apply_changes(person["record"], command.changed())
     keys = domain.match_keys(PersonDetails.model_validate(record))
     if keys.nhs_number and await store.nhs_number_taken(conn, keys.nhs_number, command.person_id):
-        raise Refused([Reason(code="conflict", field="changes.nhs_number",
+        raise RuleBroken([Reason(code="conflict", field="changes.nhs_number",
                               message="another person record has this NHS number")])
     version = person["version"]
     if changed:
@@ -271,7 +271,7 @@ async def _update_person(conn: asyncpg.Connection, command: commands.UpdatePerso
 
 
 async def _add_relationship(conn: asyncpg.Connection, command: commands.AddPersonRelationship, actor: str,
-                            now: datetime) -> tuple[str, list[BaseModel]]:
+                            now: datetime) -> tuple[str, list[Event]]:
     await _locked_person(conn, command.person_id, None)
     other = await store.load_person(conn, command.other_person_id)
     domain.check_relationship(str(command.person_id), str(command.other_person_id), other_exists=other is not None)
@@ -287,10 +287,10 @@ async def _add_relationship(conn: asyncpg.Connection, command: commands.AddPerso
 
 
 async def _end_relationship(conn: asyncpg.Connection, command: commands.EndPersonRelationship,
-                            actor: str) -> tuple[str, list[BaseModel]]:
+                            actor: str) -> tuple[str, list[Event]]:
     relationship = await store.lock_relationship(conn, command.relationship_id)
     if relationship is None:
-        raise Refused([Reason(code="not_found", field="relationship_id", message="no such relationship")])
+        raise RuleBroken([Reason(code="not_found", field="relationship_id", message="no such relationship")])
     domain.check_relationship_end(relationship["start_date"], relationship["end_date"] is not None,
                                   command.end_date)
     await store.end_relationship(conn, command.relationship_id, command.end_date, command.end_reason, actor)
@@ -301,7 +301,7 @@ async def _end_relationship(conn: asyncpg.Connection, command: commands.EndPerso
 
 
 async def _add_case_note(conn: asyncpg.Connection, command: commands.AddCaseNote, actor: str,
-                         now: datetime) -> tuple[str, list[BaseModel]]:
+                         now: datetime) -> tuple[str, list[Event]]:
     await _locked_person(conn, command.person_id, None)
     note_id = uuid.uuid4()
     await store.insert_case_note(conn, {
@@ -310,9 +310,3 @@ async def _add_case_note(conn: asyncpg.Connection, command: commands.AddCaseNote
     key = str(command.person_id)
     return key, [CaseNoteAdded(note_id=str(note_id), person_id=key, title=command.title, type=command.type,
                                author=actor, notify_worker_ids=command.notify_worker_ids)]
-
-
-def _event(data: BaseModel, cause: Envelope, *, key: str) -> outbox.Outgoing:
-    kind, version = type(data).TYPE, getattr(type(data), "VERSION", 1)  # type: ignore[attr-defined]
-    envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/{version}")
-    return outbox.Outgoing.event(topics.REFERRALS_EVENTS, key, envelope)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from shared.envelope import describe_errors
+from shared.envelope import Undecodable, describe_errors
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 
 # timer.due ids derive from the timer.set that set the timer: a repeat firing carries the same id.
@@ -17,14 +17,6 @@ DUE_NAMESPACE = uuid.UUID("6f0d7f8e-2a4b-5c1d-9e3f-7a8b9c0d1e2f")
 
 Command = TimerSet | TimerCancel
 COMMANDS: dict[str, type[BaseModel]] = {TimerSet.TYPE: TimerSet, TimerCancel.TYPE: TimerCancel}
-
-
-class TimerInvalid(Exception):
-    """A timer command whose data breaks the schema; `reason` names every field at fault."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -58,17 +50,18 @@ class Timer:
 
 
 def parse_command(type_: str, data: dict[str, Any], limits: TimerLimits = TimerLimits()) -> Command | None:
-    """The command a message carries; None for a type the scheduler does not handle."""
+    """The command a message carries; None for a type the scheduler does not handle; Undecodable (to the
+    dead-letter topic) naming every fault of invalid data or data beyond the limits."""
     model = COMMANDS.get(type_)
     if model is None:
         return None
     try:
         command: Command = model.model_validate(data)  # type: ignore[assignment]
     except ValidationError as exc:
-        raise TimerInvalid(f"invalid {type_}: {describe_errors(exc)}") from None
+        raise Undecodable(f"invalid {type_}: {describe_errors(exc)}") from None
     faults = beyond_limits(command, limits) if isinstance(command, TimerSet) else []
     if faults:
-        raise TimerInvalid(f"invalid {type_}: " + "; ".join(faults))
+        raise Undecodable(f"invalid {type_}: " + "; ".join(faults))
     return command
 
 

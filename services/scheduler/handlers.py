@@ -12,7 +12,7 @@ from services.scheduler import domain, store
 from services.scheduler.jobs import Firing
 from shared import batching, inbox, metrics, topics
 from shared.broker import subscriber
-from shared.envelope import Undecodable, decode
+from shared.envelope import decode
 from shared.events.scheduler import TimerCancel, TimerSet
 
 GROUP = "scheduler"
@@ -28,10 +28,7 @@ async def on_timer_command(
     """timer.set sets or moves a timer, timer.cancel withdraws one; invalid data or data beyond the limits
     (a due time outside the sane window, an oversized payload) is dead-lettered with the reason."""
     envelope = decode(msg.body)
-    try:
-        command = domain.parse_command(envelope.type, envelope.data, limits)
-    except domain.TimerInvalid as invalid:
-        raise Undecodable(invalid.reason) from None
+    command = domain.parse_command(envelope.type, envelope.data, limits)
     if command is None:
         metrics.MESSAGES.labels(GROUP, topics.SCHEDULER_TIMERS, "ignored").inc()
         return

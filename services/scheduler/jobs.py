@@ -142,7 +142,10 @@ def timer_letter(row: asyncpg.Record, reason: str) -> quarantine.DeadLetter:
 
 
 def due_message(timer: Timer, now: datetime) -> outbox.Outgoing:
-    """timer.due on scheduler.due, keyed by the owner's ordering key, caused by the timer.set."""
+    """timer.due on scheduler.due, keyed by the owner's ordering key, caused by the timer.set.
+
+    Not through outbox.Emitter: its id is derived from the timer (a re-fire is the same message) and its cause
+    is the stored timer.set, not a message in hand."""
     envelope = Envelope(
         specversion="1.0",
         id=domain.due_message_id(timer.key, timer.set_by),
@@ -150,9 +153,9 @@ def due_message(timer: Timer, now: datetime) -> outbox.Outgoing:
         source=SOURCE,
         time=now,
         subject=timer.subject,
-        dataschema=f"{TimerDue.TYPE}/1",
+        dataschema=TimerDue.dataschema(),
         correlationid=timer.correlation_id or str(timer.set_by),
         causationid=str(timer.set_by),
-        data=domain.fire(timer, now).model_dump(mode="json"),
+        data=domain.fire(timer, now).envelope_data(),
     )
     return outbox.Outgoing.event(topics.SCHEDULER_DUE, timer.subject, envelope)

@@ -22,15 +22,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from services.web import store
 from services.web.settings import WebSettings
-from shared.actor import MANAGER_ROLES, held_roles
+from shared.actor import DUTY_ROLES, MANAGER_ROLES, TRAY_REVIEW_ROLES, TRAY_ROLES, held_roles
 
 SESSION_COOKIE = "tessera_session"
 LOGIN_CSRF_COOKIE = "tessera_login_csrf"
-TRAY_ROLES = frozenset({"team_manager", "team_leader"})
-# R-T5: the tray team's practitioners and managers record the check-in contacts (allocation decides)
-TRAY_REVIEW_ROLES = TRAY_ROLES | {"assistant_team_manager", "social_worker", "gso"}
-# R-T2: Duty's workers and managers record that an urgent referral's urgent actions are done
-DUTY_ROLES = frozenset({"social_worker", "team_manager", "team_leader", "assistant_team_manager"})
 ADMINISTRATOR = "administrator"  # manages accounts; does no casework
 # stored instead of a hash for a council (OIDC) account: no password can ever match it
 NO_LOCAL_PASSWORD = "!oidc: signs in with the council's provider only"

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-LONDON = ZoneInfo("Europe/London")
+from shared.calendar import LONDON
+
 FINISHED = ("step.finished", "step.authorised_and_finished")
 # the state a step is in after each history entry that changes it (services/workflow/domain/)
 STATE_AFTER = {"step.started": "incomplete", "step.due": "incoming", "step.returned": "returned",

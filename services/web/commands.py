@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared import topics
 from shared.broker import FETCH_MAX_WAIT_MS, connection_options
 from shared.commands import allocation, notifications, referrals, workflow
-from shared.commands.base import Command, Refused, parse_command
+from shared.commands.base import Command, RuleBroken, parse_command
 from shared.envelope import new_message
 from shared.settings import Settings
 from shared.signing import Signer, Unauthenticated, Verifier
@@ -146,7 +146,7 @@ class CommandBus:
         data = {"actor": actor, **{k: v for k, v in arguments.items() if v is not None}}
         try:
             parse_command(models, type_, data)
-        except Refused as refused:
+        except RuleBroken as refused:
             return Outcome("", type_, local_reasons=[r.model_dump(exclude_none=True) for r in refused.reasons])
         envelope = new_message(type_, SOURCE, data, subject=key)
         command_id = str(envelope.id)

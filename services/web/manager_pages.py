@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.web import store, trays
-from services.web.auth import TRAY_ROLES, User
+from services.web.auth import User
 from services.web.pages import (
     NoAccess,
     back,
@@ -27,6 +27,7 @@ from services.web.pages import (
     team_members,
     why_allowed,
 )
+from shared.actor import TRAY_ROLES
 
 router = APIRouter()
 

@@ -16,21 +16,20 @@ from fastapi import APIRouter, Request
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel, ValidationError
 
 from services.workflow import purchasing, store
 from services.workflow.domain import Decision, Step
-from services.workflow.domain.dates import london_date
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
-from shared.envelope import Envelope, Undecodable, decode_either_mode, describe_errors, new_message
+from shared.calendar import london_date
+from shared.envelope import Envelope, decode_either_mode, parse
 from shared.events.brokerage import ProviderConfirmed, ProviderOffered
 from shared.events.purchasing import PurchaseOrderRequested
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import CaseClosed
 
-SOURCE = "tessera/workflow"
+EMIT = outbox.Emitter("tessera/workflow")
 GROUP = "workflow"
 OWNER = "workflow"  # the owner of the lack-of-provision timers, as the workflow's other timers
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ async def _place(
                                      current=dict(live["current"]), at=now)
         await store.end_po_request(conn, live["po_request_id"], end.end_date, now, end.reason)
         log.info("purchase order ended", extra={"po_request_id": po_id, "kind": live["kind"]})
-        return [*messages, _message(topics.PURCHASING_ORDERS, end, cause, person_id)]
+        return [*messages, EMIT.event(topics.PURCHASING_ORDERS, end, cause, person_id)]
     changes, terms = purchasing.amendment(live["kind"], live["current"], order.event)
     await store.amend_po_request(conn, source_key=order.source_key, po_request_id=live["po_request_id"],
                                  step_id=order.event.step_id, changes=changes, current=terms, at=now)
@@ -95,7 +94,7 @@ async def _place(
         return messages
     log.info("purchase order amended", extra={"po_request_id": po_id, "kind": live["kind"]})
     return [*messages,
-            _message(topics.PURCHASING_ORDERS, purchasing.amended(po_id, changes, order.event), cause, person_id)]
+            EMIT.event(topics.PURCHASING_ORDERS, purchasing.amended(po_id, changes, order.event), cause, person_id)]
 
 
 async def _end_duplicates(
@@ -110,8 +109,8 @@ async def _end_duplicates(
                                               reason, now)
     for po in ended:
         log.info("duplicate purchase order ended", extra={"po_request_id": str(po)})
-    return [_message(topics.PURCHASING_ORDERS, purchasing.ended(str(po), end.end_date, reason), cause,
-                     order.event.person_id) for po in ended]
+    return [EMIT.event(topics.PURCHASING_ORDERS, purchasing.ended(str(po), end.end_date, reason), cause,
+                       order.event.person_id) for po in ended]
 
 
 async def _end_cancelled(conn: asyncpg.Connection, step: Step, cause: Envelope, now: datetime) -> list[outbox.Outgoing]:
@@ -123,7 +122,7 @@ async def _end_cancelled(conn: asyncpg.Connection, step: Step, cause: Envelope, 
     today = london_date(now)
     reason = purchasing.support_cancelled(step.step_type, step.step_id)
     ended = await store.end_live_order_of_source(conn, f"next-action:{action_id}", today, reason, now)
-    return [_message(topics.PURCHASING_ORDERS, purchasing.ended(str(po), today, reason), cause, step.person_id)
+    return [EMIT.event(topics.PURCHASING_ORDERS, purchasing.ended(str(po), today, reason), cause, step.person_id)
             for po in ended]
 
 
@@ -131,7 +130,7 @@ async def _end_case(conn: asyncpg.Connection, person_id: str, cause: Envelope, n
     """R-F7: the case closed: each of the person's live orders ends today, once."""
     today = london_date(now)
     ended = await store.end_live_orders(conn, uuid.UUID(person_id), today, purchasing.CASE_CLOSED_REASON, now)
-    return [_message(topics.PURCHASING_ORDERS, purchasing.case_end(str(po), today), cause, person_id) for po in ended]
+    return [EMIT.event(topics.PURCHASING_ORDERS, purchasing.case_end(str(po), today), cause, person_id) for po in ended]
 
 
 async def _issue(
@@ -147,20 +146,13 @@ async def _issue(
     if not inserted:
         return []
     log.info("purchase order requested", extra={"po_request_id": event.po_request_id, "kind": event.kind})
-    messages = [_message(topics.PURCHASING_ORDERS, event, cause, event.person_id)]
+    messages = [EMIT.event(topics.PURCHASING_ORDERS, event, cause, event.person_id)]
     if watch:  # R-F2: 48 hours with no offer puts the person on the lack-of-provision list
         timer = TimerSet(key=purchasing.lack_of_provision_key(event.po_request_id),
                          due_at=purchasing.lack_of_provision_due(now), owner=OWNER,
                          payload={"po_request_id": event.po_request_id})
-        messages.append(_message(topics.SCHEDULER_TIMERS, timer, cause, event.person_id))
+        messages.append(EMIT.timer(timer, cause, event.person_id))
     return messages
-
-
-def _message(topic: str, data: BaseModel, cause: Envelope, key: str) -> outbox.Outgoing:
-    kind = type(data).TYPE  # type: ignore[attr-defined]
-    envelope = new_message(kind, SOURCE, data, subject=key, cause=cause,
-                           dataschema=f"{kind}/1" if topic == topics.PURCHASING_ORDERS else None)
-    return outbox.Outgoing.event(topic, key, envelope)
 
 
 # --- 48 hours without an offer (R-F2) ---------------------------------------------------------------
@@ -199,10 +191,7 @@ async def on_brokerage_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("po
         ProviderOffered.TYPE: ProviderOffered, ProviderConfirmed.TYPE: ProviderConfirmed}
     if envelope.type not in models:
         return
-    try:
-        event = models[envelope.type].model_validate(envelope.data)
-    except ValidationError as invalid:
-        raise Undecodable(f"invalid {envelope.type}: {describe_errors(invalid)}") from None
+    event = parse(models[envelope.type], envelope)
     outcome = await handle_brokerage_event(pool, envelope, event)
     metrics.MESSAGES.labels(GROUP, topics.BROKERAGE_EVENTS, outcome).inc()
 
@@ -236,7 +225,7 @@ async def _provision_found(
     if not await store.end_lack_of_provision(conn, po_id):
         return []
     cancel = TimerCancel(key=purchasing.lack_of_provision_key(str(po_id)))
-    return [_message(topics.SCHEDULER_TIMERS, cancel, cause, person_id)]
+    return [EMIT.timer(cancel, cause, person_id)]
 
 
 async def _confirmed(
@@ -256,11 +245,11 @@ async def _confirmed(
     person_id = str(order["person_id"])
     end = purchasing.brokerage_end(str(order["po_request_id"]), provider=event.provider, start_date=event.start_date)
     if await store.end_po_request(conn, order["po_request_id"], end.end_date, now, end.reason):
-        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
+        messages.append(EMIT.event(topics.PURCHASING_ORDERS, end, cause, person_id))
     for ended in await store.end_interim_orders(conn, order["person_id"], end.end_date, now,
                                                 purchasing.pvi_starts(event.provider, event.start_date)):
         end = purchasing.interim_end(str(ended), provider=event.provider, start_date=event.start_date)
-        messages.append(_message(topics.PURCHASING_ORDERS, end, cause, person_id))
+        messages.append(EMIT.event(topics.PURCHASING_ORDERS, end, cause, person_id))
     return messages
 
 

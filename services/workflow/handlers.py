@@ -12,7 +12,6 @@ import asyncpg
 from faststream import Context
 from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import BaseModel, ValidationError
 
 from services.workflow import brokerage, domain, store
 from services.workflow.pack import PackRegistry
@@ -21,14 +20,14 @@ from shared.access import RelationshipReader
 from shared.actor import above_teams, worker_of
 from shared.broker import subscriber
 from shared.commands import workflow as cmd
-from shared.commands.base import CommandRejected, Reason, Refused, parse_command
-from shared.envelope import Envelope, Undecodable, decode, describe_errors, new_message
+from shared.commands.base import CommandRejected, Reason, RuleBroken, parse_command
+from shared.envelope import Envelope, decode, parse
 from shared.events.referrals import PersonUpdated, ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import WorkflowStarted
 from shared.readers import PersonReader, ServiceReader
 
-SOURCE = "tessera/workflow"
+EMIT = outbox.Emitter("tessera/workflow")
 GROUP = "workflow"
 OWNER = "workflow"  # the `owner` of this service's timers on scheduler.timers / scheduler.due
 SYSTEM = domain.Actor("system:scheduler")
@@ -52,10 +51,7 @@ async def on_referral_event(
         return
     if envelope.type != ReferralAccepted.TYPE:
         return
-    try:
-        accepted = ReferralAccepted.model_validate(envelope.data)
-    except ValidationError as exc:  # issue #20: out of bounds or malformed, named field by field
-        raise Undecodable(f"invalid {ReferralAccepted.TYPE}: {describe_errors(exc)}") from None
+    accepted = parse(ReferralAccepted, envelope)
     person = await people.record(accepted.person_id)
     if person is not None:  # R-W5: the referral's own details prefill the first step's yellow-cog fields
         referral = await people.referral_of_workflow(accepted.person_id, accepted.workflow_id)
@@ -74,10 +70,7 @@ async def _on_person_updated(
     pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader, envelope: Envelope,
 ) -> None:
     """R-K8: a date of death written on the person record does what `person.record_death` does."""
-    try:
-        updated = PersonUpdated.model_validate(envelope.data)
-    except ValidationError as exc:
-        raise Undecodable(f"invalid {PersonUpdated.TYPE}: {describe_errors(exc)}") from None
+    updated = parse(PersonUpdated, envelope)
     if "date_of_death" not in updated.fields:
         return
     record = await people.record(updated.person_id)
@@ -92,12 +85,12 @@ async def _on_person_updated(
             return
         try:
             key, decision = await _decide(conn, packs, command, record)
-        except Refused as refused:
+        except RuleBroken as refused:
             log.warning("recorded death not applied", extra={"person_id": updated.person_id,
                                                             "code": refused.reasons[0].code})
             return
         await _save(conn, decision)
-        await outbox.add(conn, _outcome(list(decision.events), envelope, key))
+        await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, decision.events, envelope, key))
         await outbox.add(conn, await _timers(conn, decision, envelope, key))
     metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "handled").inc()
 
@@ -134,7 +127,7 @@ async def _start(
     started = WorkflowStarted(workflow_id=workflow.workflow_id, person_id=workflow.person_id,
                               first_step_type=step.step_type, origin="referral",
                               referral_id=accepted.referral_id)
-    return _outcome([started, domain.created_event(step)], cause, step.person_id)
+    return EMIT.outcome(topics.WORKFLOW_EVENTS, [started, domain.created_event(step)], cause, step.person_id)
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -162,8 +155,8 @@ async def handle_command(
         command = parse_command(cmd.COMMANDS, envelope.type, envelope.data)
         if isinstance(command, cmd.RecordDeath):
             await _check_grounds(pool, access, command)
-    except Refused as invalid:
-        refused: Refused = invalid
+    except RuleBroken as invalid:
+        refused: RuleBroken = invalid
         command = None
     person = await _person_for(pool, people, command) if command is not None else None
     relationships = await _relationships_for(pool, packs, allocation, command)
@@ -174,19 +167,19 @@ async def handle_command(
         if command is not None:
             try:
                 key, decision = await _decide(conn, packs, command, person, relationships)
-            except Refused as broken:
+            except RuleBroken as broken:
                 refused = broken
             else:
                 await _save(conn, decision)
                 await audit.append(conn, audit.access_reason(command, envelope, key))
-                await outbox.add(conn, _outcome(list(decision.events), envelope, key))
+                await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, decision.events, envelope, key))
                 await outbox.add(conn, await _timers(conn, decision, envelope, key))
                 # R-F1: purchase orders of sent purchasing next actions, each once
                 await outbox.add(conn, await brokerage.issue_orders(conn, packs, decision, envelope,
                                                                     command.actor.worker_id))
                 return "handled"
         rejected = CommandRejected.because(envelope.type, refused.reasons)
-        await outbox.add(conn, _outcome([rejected], envelope, refused.key or key))
+        await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, [rejected], envelope, refused.key or key))
     log.info("command rejected", extra={"message_id": str(envelope.id), "code": rejected.code})
     return "rejected"
 
@@ -194,7 +187,7 @@ async def handle_command(
 async def _check_grounds(pool: asyncpg.Pool, access: RelationshipReader | None, command: cmd.RecordDeath) -> None:
     """Issue #21 §6: a death is recorded by a worker with grounds to act on the person (their work, their
     team's, work they assigned, an allocation, their team's tray or involvement), a manager above teams, or on a
-    recorded reason; Refused `no_relationship` otherwise; Unavailable (retried) when allocation cannot say."""
+    recorded reason; RuleBroken `no_relationship` otherwise; Unavailable (retried) when allocation cannot say."""
     actor = command.actor
     if command.access_reason or above_teams(actor.roles) or access is None:
         return
@@ -204,7 +197,7 @@ async def _check_grounds(pool: asyncpg.Pool, access: RelationshipReader | None, 
     why = await access.why_allowed(worker_id=actor.worker_id, team_ids=actor.team_ids,
                                    person_id=str(command.person_id), roles=actor.roles, steps=steps)
     if why is None:
-        raise Refused([Reason(code="no_relationship", field="person_id", message=(
+        raise RuleBroken([Reason(code="no_relationship", field="person_id", message=(
             f"worker {actor.worker_id} has no relationship with person {command.person_id} and no work for them:"
             " give an access_reason (break-glass), which is recorded"))])
 
@@ -257,8 +250,8 @@ def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] |
                           packs=packs, person=person, case=case or domain.CaseView(), involved=involved)
 
 
-def _not_found(what: str, field: str) -> Refused:
-    return Refused([Reason(code="not_found", message=f"no such {what}", field=field)])
+def _not_found(what: str, field: str) -> RuleBroken:
+    return RuleBroken([Reason(code="not_found", message=f"no such {what}", field=field)])
 
 
 async def _decide(
@@ -299,7 +292,7 @@ async def _decide(
     try:
         decision = domain.decide(_context(command, packs, person, case, involved), command, step=step,
                                  requests=requests, request=request, assignments=assignments)
-    except domain.RuleBroken as broken:
+    except RuleBroken as broken:
         broken.key = step.person_id  # type: ignore[attr-defined]
         raise
     return step.person_id, decision
@@ -331,10 +324,7 @@ async def on_timer_due(
     envelope = decode(msg.body)
     if envelope.type != TimerDue.TYPE or envelope.data.get("owner") != OWNER:
         return
-    try:
-        due = TimerDue.model_validate(envelope.data)
-    except ValidationError as exc:  # set aside, never silently dropped: a Future Work or renewal may hang on it
-        raise Undecodable(f"invalid timer.due: {describe_errors(exc)}") from None
+    due = parse(TimerDue, envelope)  # set aside if invalid, never silently dropped: Future Work may hang on it
     if brokerage.is_lack_of_provision(due):  # R-F2
         outcome = await brokerage.handle_lack_of_provision_due(pool, envelope, due)
     else:
@@ -359,7 +349,7 @@ async def handle_timer_due(pool: asyncpg.Pool, packs: PackRegistry, envelope: En
         decision = domain.timer_due(ctx, step, timer["kind"], due.payload)
         await _save(conn, decision)
         if decision.events:
-            await outbox.add(conn, _outcome(list(decision.events), envelope, step.person_id))
+            await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, decision.events, envelope, step.person_id))
         await outbox.add(conn, await _timers(conn, decision, envelope, step.person_id))
     return "handled"
 
@@ -371,22 +361,12 @@ async def _timers(
     messages = []
     now = datetime.now(UTC)
     for timer_key in await store.delete_timers(conn, decision.cancelled_timers):
-        envelope = new_message(TimerCancel.TYPE, SOURCE, TimerCancel(key=timer_key), subject=key, cause=cause)
-        messages.append(outbox.Outgoing.event(topics.SCHEDULER_TIMERS, key, envelope))
+        messages.append(EMIT.timer(TimerCancel(key=timer_key), cause, key))
     for timer in decision.timers:
-        data = TimerSet(key=timer.key, due_at=timer.due_at, owner=OWNER, payload=timer.payload)
-        envelope = new_message(TimerSet.TYPE, SOURCE, data, subject=key, cause=cause)
-        await store.save_timer(conn, timer, set_message_id=envelope.id, at=now)
-        messages.append(outbox.Outgoing.event(topics.SCHEDULER_TIMERS, key, envelope))
+        message = EMIT.timer(TimerSet(key=timer.key, due_at=timer.due_at, owner=OWNER, payload=timer.payload),
+                             cause, key)
+        await store.save_timer(conn, timer, set_message_id=message.message_id, at=now)
+        messages.append(message)
     return messages
 
 
-def _outcome(events: list[BaseModel], cause: Envelope, key: str) -> list[outbox.Outgoing]:
-    """The events of one outcome, each carrying `outcomecount` so a reader knows it has them all."""
-    messages = []
-    for data in events:
-        kind, version = type(data).TYPE, getattr(type(data), "VERSION", 1)  # type: ignore[attr-defined]
-        envelope = new_message(kind, SOURCE, data, subject=key, cause=cause, dataschema=f"{kind}/{version}")
-        envelope = Envelope.model_validate({**envelope.model_dump(), "outcomecount": len(events)})
-        messages.append(outbox.Outgoing.event(topics.WORKFLOW_EVENTS, key, envelope))
-    return messages

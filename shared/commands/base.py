@@ -1,4 +1,4 @@
-"""What every command shares: the actor who sends it, and the shape of its refusal."""
+"""What every command shares: the actor who sends it, and the one shape of a refusal (RuleBroken)."""
 
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
@@ -6,6 +6,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from shared.bounds import MAX_VERSION
+from shared.events.base import Event
 
 Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 # why a worker with no relationship to the person acts on their record anyway: recorded (break-glass)
@@ -52,7 +53,7 @@ class Reason(BaseModel):
     step_id: str | None = None
 
 
-class CommandRejected(BaseModel):
+class CommandRejected(Event):
     """A command was refused; `reasons` lists every reason, not only the first."""
 
     TYPE: ClassVar[str] = "command.rejected"
@@ -63,19 +64,37 @@ class CommandRejected(BaseModel):
 
     @classmethod
     def because(cls, command_type: str, reasons: list[Reason]) -> "CommandRejected":
-        codes = {r.code for r in reasons}
-        code = codes.pop() if len(codes) == 1 else "rule_broken"
-        return cls(command_type=command_type, code=code, message="; ".join(r.message for r in reasons),
-                   reasons=reasons)
+        return cls(command_type=command_type, code=RuleBroken(reasons).code,
+                   message="; ".join(r.message for r in reasons), reasons=reasons)
 
 
-class Refused(Exception):
-    """A command that breaks a rule; carries every reason, and the Kafka key of its answer if known."""
+class RuleBroken(Exception):
+    """A command, request or upload that breaks one or more rules: the one way Tessera refuses.
+
+    `reasons` names every rule broken, not only the first; `key` is the Kafka key of the answer when known.
+    """
 
     def __init__(self, reasons: Sequence[Reason], key: str | None = None) -> None:
         super().__init__("; ".join(f"{r.code}: {r.message}" for r in reasons))
         self.reasons = list(reasons)
         self.key = key
+
+    @property
+    def code(self) -> str:
+        """The one code all reasons share, else `rule_broken`."""
+        codes = {r.code for r in self.reasons}
+        return codes.pop() if len(codes) == 1 else "rule_broken"
+
+
+def reason(code: str, message: str, field: str | None = None, **where: Any) -> Reason:
+    """One reason; `field` (or `where`: section, request_id, step_id) names what is at fault."""
+    return Reason(code=code, message=message, field=field, **where)
+
+
+def check(reasons: list[Reason]) -> None:
+    """RuleBroken naming every reason, if there is any."""
+    if reasons:
+        raise RuleBroken(reasons)
 
 
 def invalid_reasons(exc: ValidationError) -> list[Reason]:
@@ -87,11 +106,11 @@ def invalid_reasons(exc: ValidationError) -> list[Reason]:
 
 
 def parse_command(commands: dict[str, type[Command]], type_: str, data: dict[str, Any]) -> Command:
-    """The command model for `type_`, validated; Refused naming every field otherwise."""
+    """The command model for `type_`, validated; RuleBroken naming every field otherwise."""
     model = commands.get(type_)
     if model is None:
-        raise Refused([Reason(code="unknown_command", message=f"no such command: {type_[:100]}")])
+        raise RuleBroken([Reason(code="unknown_command", message=f"no such command: {type_[:100]}")])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise Refused(invalid_reasons(exc)) from None
+        raise RuleBroken(invalid_reasons(exc)) from None

@@ -5,19 +5,21 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.bounds import Count, FreeText, HistoryDate, IdText, Items, NameText, SaneDate, SaneDatetime, Version
+from shared.events.base import Event
 
 Rag = Literal["red", "amber", "green"]
 Level = Literal["high", "medium", "low"]
 
 
-class _Event(BaseModel):
+class _Event(Event):
     # Consumers ignore fields they do not know: the producer may add optional ones.
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class Target(_Event):
+class Target(BaseModel):
     """A worker or a team."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore")
     kind: Literal["worker", "team"]
     id: IdText
 

@@ -3,9 +3,10 @@
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, ConfigDict, StringConstraints
 
 from shared.bounds import SaneDate
+from shared.events.base import Event
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 
@@ -20,7 +21,7 @@ def _more_than_nothing(rate: str) -> str:
 Rate = Annotated[str, StringConstraints(pattern=r"^\d{1,5}(\.\d{1,4})?$"), AfterValidator(_more_than_nothing)]
 
 
-class _Event(BaseModel):
+class _Event(Event):
     # Unknown fields are ignored: the producer may add optional ones.
     model_config = ConfigDict(frozen=True, extra="ignore")
 

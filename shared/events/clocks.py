@@ -2,14 +2,15 @@
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from shared.bounds import Count, IdText, NameText, SaneDate, SaneDatetime, Version
+from shared.events.base import Event
 
 Unit = Literal["working_days", "days"]
 
 
-class _ClockEvent(BaseModel):
+class _ClockEvent(Event):
     # Consumers ignore fields they do not know: the producer may add optional ones.
     model_config = ConfigDict(frozen=True, extra="ignore")
     clock_id: IdText

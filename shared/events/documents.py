@@ -1,15 +1,20 @@
 """Events the documents service publishes on documents.events: references only, never bytes or names."""
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from shared.bounds import Count, IdText, NameText
+from shared.events.base import Event
 
 
-class _Event(BaseModel):
+class _Event(Event):
     # Consumers ignore fields they do not know: the producer may add optional ones.
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def envelope_data(self) -> dict[str, Any]:
+        """Optional fields never set are left out: a form's event reads as it did before they existed."""
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 class DocumentRendered(_Event):

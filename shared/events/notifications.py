@@ -5,20 +5,22 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from shared.bounds import Count, FreeText, IdText, NameText, SaneDatetime
+from shared.events.base import Event
 
 # "phone": the tray's team was asked to phone (a task in its inbox), R-T4
 Channel = Literal["email", "sms", "letter", "phone"]
 Addressee = Literal["person", "representative", "referrer"]
 
 
-class _Event(BaseModel):
+class _Event(Event):
     # Consumers ignore fields they do not know: the producer may add optional ones.
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class Recipient(_Event):
+class Recipient(BaseModel):
     """The worker or team whose inbox holds an item."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore")
     kind: Literal["worker", "team"]
     id: IdText
 

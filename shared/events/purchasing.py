@@ -2,9 +2,10 @@
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from shared.bounds import BoundedJson, FreeText, HistoryDate, IdText
+from shared.events.base import Event
 
 PurchaseOrderKind = Literal[
     "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
@@ -16,7 +17,7 @@ RateUnit = Literal["hour", "night", "session", "week"]
 DecimalString = Annotated[str, StringConstraints(pattern=r"^-?\d{1,24}(\.\d{1,6})?$")]
 
 
-class _Event(BaseModel):
+class _Event(Event):
     # Consumers ignore fields they do not know: the producer may add optional ones.
     model_config = ConfigDict(frozen=True, extra="ignore")
 

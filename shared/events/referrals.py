@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from shared.bounds import BirthDate, HistoryDate, IdText, Items, NameText, SaneDatetime, Version
 from shared.bounds import FreeText as BoundedFreeText
 from shared.envelope import Envelope
+from shared.events.base import Event
 
 Service = Literal["adults", "children"]
 Category = Literal[
@@ -147,7 +148,7 @@ class Referrer(_Message):
     email: OptionalEmail = None
 
 
-class ReferralReceived(_Message):
+class ReferralReceived(_Message, Event):
     """An upstream system asks for help for a person: the `data` of `referral.received` v1."""
 
     TYPE: ClassVar[str] = "referral.received"
@@ -176,7 +177,7 @@ class FieldError(BaseModel):
     message: BoundedFreeText
 
 
-class ReferralAccepted(BaseModel):
+class ReferralAccepted(Event):
     """A referral was accepted: its person (found or created) and the workflow it starts."""
 
     # a v1 reader ignores the fields later versions add (additive-only schema evolution)
@@ -235,7 +236,7 @@ def upcast_referral_accepted(envelope: Envelope) -> ReferralAcceptedV2:
     return ReferralAcceptedV2.model_validate(envelope.data)
 
 
-class ReferralRejected(BaseModel):
+class ReferralRejected(Event):
     """A referral was refused; every field at fault is listed, never with its value."""
 
     model_config = ConfigDict(frozen=True)
@@ -246,7 +247,7 @@ class ReferralRejected(BaseModel):
     errors: list[FieldError]
 
 
-class PersonCreated(BaseModel):
+class PersonCreated(Event):
     """A new person record was created from a referral (ids only: read the record by id)."""
 
     model_config = ConfigDict(frozen=True)
@@ -257,7 +258,7 @@ class PersonCreated(BaseModel):
     source_referral_id: IdText
 
 
-class PersonRelationshipAdded(BaseModel):
+class PersonRelationshipAdded(Event):
     """A personal relationship between two people was recorded, e.g. a main carer (R-P2)."""
 
     model_config = ConfigDict(frozen=True)
@@ -273,7 +274,7 @@ class PersonRelationshipAdded(BaseModel):
     actor: IdText
 
 
-class PersonUpdated(BaseModel):
+class PersonUpdated(Event):
     """Fields of a person record changed; names only, read the record for the values (R-P1)."""
 
     model_config = ConfigDict(frozen=True)
@@ -286,7 +287,7 @@ class PersonUpdated(BaseModel):
     actor: IdText
 
 
-class PersonRelationshipEnded(BaseModel):
+class PersonRelationshipEnded(Event):
     """A personal relationship ended, with its date and reason (R-P2)."""
 
     model_config = ConfigDict(frozen=True)
@@ -300,7 +301,7 @@ class PersonRelationshipEnded(BaseModel):
     actor: IdText
 
 
-class CaseNoteAdded(BaseModel):
+class CaseNoteAdded(Event):
     """A case note was added (R-P3); the text stays in the record, not on the topic."""
 
     model_config = ConfigDict(frozen=True)

@@ -2,14 +2,16 @@
 
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, ConfigDict, Field, StringConstraints
+
+from shared.events.base import Event
 
 # A timer key or owner: one line of printable text, compared exactly (no trimming).
 TimerKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Owner = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class _Message(BaseModel):
+class _Message(Event):
     # Unknown fields are ignored: producers may add optional fields (docs/architecture.md "Style").
     model_config = ConfigDict(frozen=True, extra="ignore")
 

@@ -5,6 +5,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel
 
 from shared.bounds import BoundedJson, Count, FreeText, HistoryDate, IdText, Items, NameText, SaneDate, Version
+from shared.events.base import Event
 
 Priority = Literal["normal", "high", "urgent"]
 
@@ -16,7 +17,7 @@ class Assignee(BaseModel):
     id: IdText
 
 
-class WorkflowStarted(BaseModel):
+class WorkflowStarted(Event):
     """A new workflow began for a person (R-W1)."""
 
     TYPE: ClassVar[str] = "workflow.started"
@@ -27,7 +28,7 @@ class WorkflowStarted(BaseModel):
     referral_id: IdText | None = None
 
 
-class StepCreated(BaseModel):
+class StepCreated(Event):
     """A step was created as incoming (or future) work for its assignee."""
 
     TYPE: ClassVar[str] = "step.created"
@@ -44,7 +45,7 @@ class StepCreated(BaseModel):
     provenance: BoundedJson | None = None
 
 
-class _StepEvent(BaseModel):
+class _StepEvent(Event):
     step_id: IdText
     person_id: IdText
     actor: IdText
@@ -244,7 +245,7 @@ class StepCancelled(_StepEvent):
     reason: FreeText
 
 
-class CaseClosed(BaseModel):
+class CaseClosed(Event):
     """The person's case was fully closed (R-C5): every workflow of the person ended."""
 
     TYPE: ClassVar[str] = "case.closed"
@@ -262,7 +263,7 @@ class OpenStepListed(BaseModel):
     state: NameText
 
 
-class PersonDeathRecorded(BaseModel):
+class PersonDeathRecorded(Event):
     """A death was recorded: future work closed with an NFA, open steps listed (R-K8)."""
 
     TYPE: ClassVar[str] = "person.death_recorded"

@@ -18,6 +18,7 @@ import pytest
 
 from services.workflow import domain
 from shared import topics
+from shared.commands.base import RuleBroken
 from shared.envelope import new_message
 from shared.testing import publish, service_auth
 from tests.workflow_harness import Commands, actor, new_case
@@ -288,7 +289,7 @@ async def test_e_a_childs_case_is_closed_by_the_response_manager_not_the_social_
     j = Journey(commands, http, person_id)
     [reason] = await j.refused("step.start_new", p.rsw, person_id=person_id, step_type=CLOSE)
     assert reason["code"] == "not_startable"  # R-W12: it follows from the assessment's next action
-    with pytest.raises(domain.RuleBroken) as caught:  # R-W11: nor opened by the social worker for themselves
+    with pytest.raises(RuleBroken) as caught:  # R-W11: nor opened by the social worker for themselves
         await j.new(CLOSE, p.rsw)
     assert [r.code for r in caught.value.reasons] == ["role"]
     close = await j.new(CLOSE, p.rsw, assignee={"kind": "worker", "id": p.rm["worker_id"]})

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from services.clocks.calendar import WorkingDays, bank_holidays, london_date, start_of_day
+from services.clocks.calendar import WorkingDays, bank_holidays
 from shared import topics
+from shared.calendar import london_date, start_of_day
 from shared.envelope import new_message
 from shared.testing import EventLog, poll_until, publish, worker_auth
 

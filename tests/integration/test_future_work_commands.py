@@ -8,6 +8,7 @@ import pytest
 
 from services.workflow import domain
 from shared import topics
+from shared.commands.base import RuleBroken
 from shared.testing import service_auth
 from tests.workflow_harness import Commands, actor, new_case
 
@@ -71,7 +72,7 @@ async def test_R_K2_a_second_future_work_is_refused_naming_the_first(infra, work
     team, manager = team_and_manager()
     person_id, screening = await new_case(infra, events)
     _, second = await future_work_due_tomorrow(commands, person_id, team, manager)
-    with pytest.raises(domain.RuleBroken) as caught:  # the domain on the service's database
+    with pytest.raises(RuleBroken) as caught:  # the domain on the service's database
         await commands.given_step(manager, person_id, FW)
     [reason] = caught.value.reasons
     assert (reason.code, reason.step_id) == ("one_future_work", second)

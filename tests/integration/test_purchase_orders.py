@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.workflow.domain.dates import london_date
 from shared import topics
+from shared.calendar import london_date
 from shared.testing import EventLog
 from tests.purchasing_harness import (
     BROKERAGE,

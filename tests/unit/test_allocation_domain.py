@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from services.allocation import domain
 from services.allocation.domain import Case, Step
 from shared.commands import allocation as cmd
+from shared.commands.base import RuleBroken
 from shared.events.allocation import (
     CaseAllocated,
     SafeAndWellCheckRequested,
@@ -50,7 +51,7 @@ def placed(support: str = "moderate", risk: str = "moderate", now: datetime = NO
 
 
 def refused(fn: Any, *args: Any) -> list[str]:
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         fn(*args)
     return [r.code for r in caught.value.reasons]
 
@@ -243,7 +244,7 @@ def test_R_T2_every_reason_is_given_at_once() -> None:
     case = Case(PERSON, urgency="urgent", ordinarily_resident=False, open_entry=entry)
     codes = refused(domain.tray_add, ctx(SW), case, tray_add(SW, urgent=True))
     assert codes == ["role", "urgent", "not_ordinarily_resident", "duplicate"]
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         domain.tray_add(ctx(SW), case, tray_add(SW, urgent=True))
     assert caught.value.code == "rule_broken"
 
@@ -491,7 +492,7 @@ def test_R_A4_nothing_to_reassign_is_refused() -> None:
 
 def test_R_A4_another_teams_manager_may_not_move_the_work_a_team_holds() -> None:
     case = allocated_to_sw1()
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         reassign(case, OTHER_TM)
     [why] = caught.value.reasons
     assert (why.code, why.field) == ("not_team_member", "actor.team_ids") and "locality-north" in why.message

@@ -9,6 +9,7 @@ import yaml
 from services.allocation import domain
 from services.allocation.domain import Case
 from services.allocation.localities import Localities, candidates, canonical, load
+from shared.commands.base import RuleBroken
 from shared.events.allocation import CaseAllocated, ReviewTrayEntryAdded, ReviewTrayEntryDue, ReviewTrayEntryRemoved
 from tests.unit.test_allocation_domain import NOW, PERSON, SW, TL, TM, command, ctx, placed, refused, tray_add
 
@@ -165,7 +166,7 @@ def allocate_to(team: str, context: domain.Context) -> domain.Decision:
 
 
 def test_R_A3_allocation_to_another_locality_team_is_refused_naming_the_right_team() -> None:
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         allocate_to("locality-north", _located("locality-city"))
     [why] = caught.value.reasons
     assert (why.code, why.field) == ("wrong_locality", "team_id") and "locality-city" in why.message
@@ -182,7 +183,7 @@ def test_R_A3_own_locality_non_locality_teams_and_unknown_addresses_are_allowed(
 def test_R_A3_wrong_locality_is_reported_with_every_other_reason() -> None:
     context = _located("locality-city")
     context.actor = domain.Actor("sw1", frozenset({"social_worker"}))
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         domain.allocate(context, Case(PERSON, ordinarily_resident=False), command(
             "case.allocate", SW, person_id=PERSON, worker_id="sw1", team_id="locality-north"), [])
     assert [r.code for r in caught.value.reasons] == ["role", "not_ordinarily_resident", "wrong_locality"]

@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.clocks import definitions, domain
-from services.clocks.calendar import WorkingDays, bank_holidays, london_date, start_of_day
+from services.clocks.calendar import WorkingDays, bank_holidays
+from shared.calendar import london_date, start_of_day
 from shared.events.clocks import ClockBreached, ClockPaused, ClockResumed, ClockStarted, ClockStopped, ClockWarning
 
 DAYS = WorkingDays(bank_holidays())

@@ -13,6 +13,7 @@ from PIL import Image
 from services.documents import domain
 from services.documents.clients import StepReader
 from shared.broker import TRANSIENT
+from shared.commands.base import Reason, RuleBroken
 from shared.readers import Unavailable
 from tests import pdf_samples
 
@@ -130,10 +131,11 @@ def image(fmt: str, size: tuple[int, int] = (20, 10)) -> bytes:
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
-def refused(data: bytes, **limits) -> domain.UploadRefused:
-    with pytest.raises(domain.UploadRefused) as caught:
+def refused(data: bytes, **limits) -> Reason:
+    with pytest.raises(RuleBroken) as caught:
         domain.check_upload(data, **{**LIMITS, **limits})
-    return caught.value
+    [why] = caught.value.reasons
+    return why
 
 
 def test_R_D2_a_png_a_jpeg_and_a_pdf_are_kept_with_their_sniffed_type_and_sha256():
@@ -144,28 +146,28 @@ def test_R_D2_a_png_a_jpeg_and_a_pdf_are_kept_with_their_sniffed_type_and_sha256
 
 
 def test_R_D2_an_exe_whatever_its_name_is_refused_naming_what_it_is():
-    reason = refused(b"MZ\x90\x00" + b"\x00" * 60)
-    assert reason.status == 415 and "application/x-msdownload" in reason.reason and "JPEG, PNG, PDF" in reason.reason
+    why = refused(b"MZ\x90\x00" + b"\x00" * 60)
+    assert why.code == "unsupported" and "application/x-msdownload" in why.message and "JPEG, PNG, PDF" in why.message
 
 
 def test_R_D2_unknown_empty_and_oversize_files_are_refused():
-    assert refused(b"<html><script>alert(1)</script></html>").status == 415
-    assert refused(b"").status == 422
-    assert refused(image("PNG"), max_bytes=10).status == 413
+    assert refused(b"<html><script>alert(1)</script></html>").code == "unsupported"
+    assert refused(b"").code == "empty"
+    assert refused(image("PNG"), max_bytes=10).code == "too_large"
 
 
 def test_R_D2_a_file_that_only_starts_like_an_image_is_refused():
-    assert "not a readable image" in refused(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20).reason
+    assert "not a readable image" in refused(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20).message
 
 
 def test_R_D2_an_image_with_too_many_pixels_is_refused():
-    assert refused(image("PNG", (200, 100)), max_pixels=10_000).status == 413
+    assert refused(image("PNG", (200, 100)), max_pixels=10_000).code == "too_large"
 
 
 def test_R_D2_a_pdf_with_active_content_is_refused_even_with_escaped_names():
-    assert "JavaScript" in refused(PDF.replace(b"/Pages 2 0 R", b"/OpenAction << /S /JavaScript /JS (x) >>")).reason
-    assert refused(PDF.replace(b"/Pages 2 0 R", b"/OpenAction << /S /J#61vaScript >>")).status == 415
-    assert refused(b"%PDF-1.4\n no end marker").status == 415
+    assert "JavaScript" in refused(PDF.replace(b"/Pages 2 0 R", b"/OpenAction << /S /JavaScript /JS (x) >>")).message
+    assert refused(PDF.replace(b"/Pages 2 0 R", b"/OpenAction << /S /J#61vaScript >>")).code == "unsupported"
+    assert refused(b"%PDF-1.4\n no end marker").code == "unsupported"
 
 
 def test_R_D2_random_bytes_inside_a_pdf_stream_are_not_taken_for_active_content():
@@ -175,9 +177,9 @@ def test_R_D2_random_bytes_inside_a_pdf_stream_are_not_taken_for_active_content(
 
 def test_R_D2_active_content_hidden_in_a_compressed_object_stream_is_refused():
     """Issue #21 §7: a PDF 1.5 keeps its dictionaries compressed in /ObjStm streams; they are opened and checked."""
-    assert "JavaScript" in refused(pdf_samples.with_object_stream(pdf_samples.JAVASCRIPT_OPEN_ACTION)).reason
-    assert "Launch" in refused(pdf_samples.with_object_stream(b"/OpenAction << /S /L#61unch /F (x.exe) >>")).reason
-    assert refused(pdf_samples.with_object_stream(b"/AA << /O << /S /JavaScript /JS (x) >> >>")).status == 415
+    assert "JavaScript" in refused(pdf_samples.with_object_stream(pdf_samples.JAVASCRIPT_OPEN_ACTION)).message
+    assert "Launch" in refused(pdf_samples.with_object_stream(b"/OpenAction << /S /L#61unch /F (x.exe) >>")).message
+    assert refused(pdf_samples.with_object_stream(b"/AA << /O << /S /JavaScript /JS (x) >> >>")).code == "unsupported"
 
 
 def test_R_D2_a_clean_pdf_with_object_streams_is_accepted():
@@ -187,13 +189,13 @@ def test_R_D2_a_clean_pdf_with_object_streams_is_accepted():
 def test_R_D2_an_object_stream_that_cannot_be_opened_is_refused_not_waved_through():
     clean = pdf_samples.with_object_stream()
     assert "encoding" in refused(clean.replace(b"/Type /ObjStm /N 3", b"/Type /ObjStm /N 3 /Filter /LZWDecode"
-                                               b" /DecodeParms << >>")).reason
+                                               b" /DecodeParms << >>")).message
     start = clean.index(b"stream\n") + len(b"stream\n")
-    assert "cannot be opened" in refused(clean[:start] + b"\x00" * 8 + clean[start + 8:]).reason
+    assert "cannot be opened" in refused(clean[:start] + b"\x00" * 8 + clean[start + 8:]).message
     bomb = zlib.compress(b" " * (30 * 1024 * 1024))
     inflating = b"%PDF-1.5\n" + (b"4 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n"
                                    % len(bomb)) + bomb + b"\nendstream\nendobj\n%%EOF\n"
-    assert refused(inflating, max_bytes=len(inflating)).status == 413
+    assert refused(inflating, max_bytes=len(inflating)).code == "too_large"
 
 
 def test_R_D2_a_filename_keeps_no_path_or_control_characters():

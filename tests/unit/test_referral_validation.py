@@ -7,8 +7,8 @@ import pytest
 
 from services.referrals.domain import (
     MatchKeys,
-    ReferralInvalid,
     choose_match,
+    field_errors,
     first_step_for,
     match_keys,
     nhs_number_is_valid,
@@ -16,6 +16,7 @@ from services.referrals.domain import (
     referral_id_of,
     validate_referral,
 )
+from shared.commands.base import RuleBroken
 from shared.events.referrals import (
     FieldError,
     PersonCreated,
@@ -48,9 +49,9 @@ CHILDREN_CATEGORIES = ["child_in_need", "significant_information"]
 
 
 def errors_of(data: object) -> list[FieldError]:
-    with pytest.raises(ReferralInvalid) as caught:
+    with pytest.raises(RuleBroken) as caught:
         validate_referral(data)
-    return caught.value.errors
+    return field_errors(caught.value)
 
 
 def codes_by_field(data: object) -> dict[str, str]:
@@ -293,9 +294,9 @@ def test_each_allowed_combination_starts_its_first_step(
 def test_disallowed_combinations_are_refused_naming_category(service: str, category: str) -> None:
     data = referral_data(service=service, category=category, cared_for_person=person_data(2))
     assert codes_by_field(data) == {"category": "unsupported_combination"}
-    with pytest.raises(ReferralInvalid) as caught:
+    with pytest.raises(RuleBroken) as caught:
         first_step_for(service, category)
-    assert [e.field for e in caught.value.errors] == ["category"]
+    assert [e.field for e in caught.value.reasons] == ["category"]
 
 
 def test_carer_referral_without_cared_for_person_is_refused() -> None:
@@ -332,9 +333,9 @@ def test_error_messages_never_echo_submitted_values() -> None:
         ),
         cared_for_person={"first_name": canary, "nhs_number": canary},
     )
-    with pytest.raises(ReferralInvalid) as caught:
+    with pytest.raises(RuleBroken) as caught:
         validate_referral(data)
-    errors = caught.value.errors
+    errors = caught.value.reasons
     assert len(errors) >= 10
     for text in [str(caught.value), *(e.model_dump_json() for e in errors)]:
         assert canary.casefold() not in text.casefold()
@@ -375,9 +376,9 @@ def test_hostile_strings_are_refused_or_bounded(field: str, value: str) -> None:
     target[last] = value
     try:
         referral = validate_referral(data)
-    except ReferralInvalid as invalid:
-        assert all(e.field == field for e in invalid.errors)
-        assert all(len(e.message) < 200 for e in invalid.errors)
+    except RuleBroken as invalid:
+        assert all(e.field == field for e in invalid.reasons)
+        assert all(len(e.message) < 200 for e in invalid.reasons)
         return
     accepted: Any = referral.model_dump()
     for part in field.split("."):

@@ -6,6 +6,7 @@ import pytest
 
 from services.allocation import domain
 from services.allocation.domain import Case
+from shared.commands.base import RuleBroken
 from shared.events.allocation import ReviewTrayEntryAdded, ReviewTrayEntryDue, ReviewTrayEntryRescheduled
 from shared.events.workflow import StepRescheduled
 from tests.unit.test_allocation_domain import NOW, PERSON, TM, command, ctx, placed, refused, tray_add
@@ -87,7 +88,7 @@ def test_R_T1_R_T8_R_A3_a_manager_of_another_team_is_refused_on_every_team_comma
     remove = command("review_tray.remove", OUTSIDER, entry_id=in_tray.entry_id, reason="x")  # type: ignore[union-attr]
     assert refused(domain.review_tray_remove, ctx(OUTSIDER), in_tray, remove) == ["not_team_member"]
     allocate = command("case.allocate", OUTSIDER, person_id=PERSON, worker_id="sw1", team_id=TEAM)
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         domain.allocate(ctx(OUTSIDER), Case(PERSON), allocate, [])
     [why] = caught.value.reasons
     assert (why.code, why.field) == ("not_team_member", "actor.team_ids") and f"team {TEAM}" in why.message

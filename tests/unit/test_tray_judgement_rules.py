@@ -12,6 +12,7 @@ import pytest
 from services.allocation import domain
 from services.allocation.domain import Case
 from shared.commands import allocation as cmd
+from shared.commands.base import RuleBroken
 
 NOW = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 PERSON = "00000000-0000-4000-8000-000000000001"
@@ -45,7 +46,7 @@ def placed(**overrides: Any) -> domain.TrayEntry:
 
 
 def codes(fn: Any, *args: Any) -> list[tuple[str, str | None]]:
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         fn(*args)
     return [(r.code, r.field) for r in caught.value.reasons]
 

@@ -16,12 +16,8 @@ from services.allocation.domain.allocation import (
 from services.allocation.domain.closure import CLOSURE_REASON, close_case, closure_date
 from services.allocation.domain.model import (
     ALLOCATING_ROLES,
-    DUTY_ROLES,
-    LONDON,
     OWNER,
     REVIEW_TRAY_ROLES,
-    TRAY_REVIEW_ROLES,
-    TRAY_ROLES,
     Case,
     CaseNote,
     Context,
@@ -29,7 +25,6 @@ from services.allocation.domain.model import (
     OrgRelationship,
     Rag,
     ReviewTrayEntry,
-    RuleBroken,
     Step,
     StepAssign,
     Timer,
@@ -38,7 +33,6 @@ from services.allocation.domain.model import (
     locality_reasons,
     org_relationship_visible,
     org_relationship_visible_until,
-    reason,
     team_member_reasons,
     timer_key,
 )
@@ -65,7 +59,6 @@ from services.allocation.domain.trays import (
     RAG_MATRIX,
     REVIEW_TIMER,
     WAIT_TARGET_DAYS,
-    add_months,
     days_waiting,
     escalation_due_at,
     escalation_reasons,
@@ -83,7 +76,8 @@ from services.allocation.domain.trays import (
     tray_review,
     tray_set_next_review,
 )
-from shared.actor import CROSS_TEAM_ROLES, Actor
+from shared.actor import CROSS_TEAM_ROLES, DUTY_ROLES, TRAY_REVIEW_ROLES, TRAY_ROLES, Actor
+from shared.calendar import LONDON, add_months
 
 __all__ = [
     "Actor",
@@ -96,8 +90,6 @@ __all__ = [
     "ALLOCATING_ROLES",
     "CROSS_TEAM_ROLES",
     "OWNER",
-    "RuleBroken",
-    "reason",
     "WorkerRelationship",
     "OrgRelationship",
     "TrayEntry",

@@ -10,9 +10,7 @@ from services.allocation.domain.model import (
     Decision,
     Step,
     StepAssign,
-    check,
     locality_reasons,
-    reason,
     team_member_reasons,
 )
 from services.allocation.domain.relationships import ended_worker_relationship, new_worker_relationship
@@ -20,7 +18,7 @@ from services.allocation.domain.review_trays import remove_from_review_tray
 from services.allocation.domain.trays import remove_from_tray
 from shared.actor import CROSS_TEAM_ROLES, Actor
 from shared.commands import allocation as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, check, reason
 from shared.events.allocation import (
     CaseAllocated,
     CaseReassigned,

@@ -8,48 +8,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
-
-from pydantic import BaseModel
 
 from shared.actor import MANAGER_ROLES, Actor, held_roles
-from shared.commands.base import Reason
+from shared.calendar import LONDON
+from shared.commands.base import Reason, reason
 from shared.events.allocation import Level
+from shared.events.base import Event
 
 Rag = Literal["red", "amber", "green"]
-LONDON = ZoneInfo("Europe/London")
-TRAY_ROLES = frozenset({"team_manager", "team_leader"})
-# R-T5 (seed 004 "Reviewing the PWT"): the check-in calls are made by the team's social care workers and
-# their managers; a Wellbeing team's practitioners are its Generic Support Officers (seed 000)
-PRACTITIONER_ROLES = frozenset({"social_worker", "gso"})
-TRAY_REVIEW_ROLES = TRAY_ROLES | {"assistant_team_manager"} | PRACTITIONER_ROLES
-# R-T2 (seed 004 "Principles"): urgent needs are actioned from the Duty Point, by its workers and managers
-DUTY_ROLES = frozenset({"social_worker", "team_manager", "team_leader", "assistant_team_manager"})
 REVIEW_TRAY_ROLES = frozenset({"team_manager", "team_leader", "assistant_team_manager"})
 ALLOCATING_ROLES = MANAGER_ROLES  # managers above the teams (CROSS_TEAM_ROLES) allocate to any team
 OWNER = "allocation"
-
-
-class RuleBroken(Exception):
-    """A command breaks one or more rules; `reasons` names every one of them."""
-
-    def __init__(self, reasons: list[Reason]) -> None:
-        super().__init__("; ".join(r.message for r in reasons))
-        self.reasons = reasons
-
-    @property
-    def code(self) -> str:
-        codes = {r.code for r in self.reasons}
-        return codes.pop() if len(codes) == 1 else "rule_broken"
-
-
-def reason(code: str, message: str, field: str | None = None) -> Reason:
-    return Reason(code=code, message=message, field=field)
-
-
-def check(reasons: list[Reason]) -> None:
-    if reasons:
-        raise RuleBroken(reasons)
 
 
 # --- state ------------------------------------------------------------------------------------
@@ -246,7 +215,7 @@ def timer_key(kind: str, entry_id: str) -> str:
 class Decision:
     """Everything one message changes: events to publish and state to save, nothing done yet."""
 
-    events: tuple[BaseModel, ...] = ()
+    events: tuple[Event, ...] = ()
     entry: TrayEntry | None = None
     new_entry: bool = False
     worker_relationships: tuple[WorkerRelationship, ...] = ()

@@ -13,13 +13,11 @@ from services.allocation.domain.model import (
     OrgRelationship,
     Step,
     WorkerRelationship,
-    check,
     org_relationship_visible,
     org_relationship_visible_until,
-    reason,
 )
 from shared.commands import allocation as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, check, reason
 from shared.events.allocation import (
     OrgRelationshipAdded,
     OrgRelationshipEnded,

@@ -11,12 +11,11 @@ from services.allocation.domain.model import (
     Decision,
     ReviewTrayEntry,
     Timer,
-    check,
-    reason,
     team_member_reasons,
     timer_key,
 )
 from shared.commands import allocation as cmd
+from shared.commands.base import check, reason
 from shared.events.allocation import (
     ReviewTrayEntryAdded,
     ReviewTrayEntryDue,

@@ -1,17 +1,11 @@
 """R-T1..R-T7: the Planned Work Tray: placing a case, its RAG rating, reviews, escalation and removal."""
 
-import calendar
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
-from pydantic import BaseModel
-
 from services.allocation.domain.model import (
-    DUTY_ROLES,
     LONDON,
-    TRAY_REVIEW_ROLES,
-    TRAY_ROLES,
     Case,
     CaseNote,
     Context,
@@ -19,17 +13,16 @@ from services.allocation.domain.model import (
     Rag,
     Timer,
     TrayEntry,
-    check,
     holds,
     locality_reasons,
-    reason,
     team_member_reasons,
     timer_key,
 )
 from services.allocation.domain.review_trays import remove_from_review_tray
-from shared.actor import Actor
+from shared.actor import DUTY_ROLES, TRAY_REVIEW_ROLES, TRAY_ROLES, Actor
+from shared.calendar import add_months
 from shared.commands import allocation as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, check, reason
 from shared.events.allocation import (
     MessageRequested,
     SafeAndWellCheckRequested,
@@ -41,6 +34,7 @@ from shared.events.allocation import (
     TrayReviewDue,
     UrgentActionsRecorded,
 )
+from shared.events.base import Event
 
 WAIT_TARGET_DAYS = 28
 REVIEW_TIMER = "tray-review"
@@ -99,14 +93,6 @@ def rag_words(entry: TrayEntry) -> str:
     if entry.rag_override_reason is not None:
         words += f" (the matrix gives {entry.matrix_rag}; professional judgement: {entry.rag_override_reason})"
     return words
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same time `months` calendar months later; the 31st becomes the month's last day."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
 
 
 def next_review_at(rag: Rag, after: datetime) -> datetime:
@@ -292,7 +278,7 @@ def tray_review(ctx: Context, entry: TrayEntry | None, command: cmd.ReviewTrayEn
             + f"Next review by {reviewed.next_review_at.date().isoformat()}.")
     # R-T5: a TM/TL is notified of every review: the one who placed the case, and those the worker names
     notify = tuple(sorted({entry.placed_by, ctx.actor.worker_id, *command.notify_worker_ids}))
-    events: list[BaseModel] = [event]
+    events: list[Event] = [event]
     if not command.contacted:
         events.append(SafeAndWellCheckRequested(entry_id=entry.entry_id, person_id=entry.person_id,
                                                 team_id=entry.team_id, actor=ctx.actor.worker_id))

@@ -30,14 +30,10 @@ from services.workflow.domain.closure import (
     closure_blockers,
 )
 from services.workflow.domain.dates import (
-    LONDON,
-    add_months,
     annual_review_date,
     initial_review_window,
-    london_date,
     next_renewal_date,
     scheduled_window,
-    start_of_day,
 )
 from services.workflow.domain.dispatch import NEEDS_CASE, TEAM_SCOPED, check_version, decide
 from services.workflow.domain.finishing import (
@@ -86,11 +82,9 @@ from services.workflow.domain.model import (
     OtherStep,
     Priority,
     Request,
-    RuleBroken,
     Step,
     Timer,
     Workflow,
-    reason,
 )
 from services.workflow.domain.new_steps import (
     CIN_ASSESSMENT,
@@ -119,6 +113,7 @@ from services.workflow.domain.timers import (
     timers_of_new_step,
 )
 from shared.actor import MANAGER_ROLES, Actor
+from shared.calendar import LONDON, add_months, london_date, start_of_day
 
 __all__ = [
     "Actor",
@@ -196,8 +191,6 @@ __all__ = [
     "Context",
     "Timer",
     "Decision",
-    "RuleBroken",
-    "reason",
     "CIN_ROUTING_RULE",
     "CIN_ASSESSMENT",
     "CIN_DATE_FIELD",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from services.workflow.domain.model import Context, Request, Step, reason
+from services.workflow.domain.model import Context, Request, Step
 from services.workflow.pack import StepDefinition
 from shared.actor import Actor, above_teams, held_roles
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 
 def is_assignee(step: Step, actor: Actor) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from services.workflow.domain.forms import is_empty
-from services.workflow.domain.model import Context, Request, Step, reason
+from services.workflow.domain.model import Context, Request, Step
 from services.workflow.pack import CARERS_FIELD, CARERS_TABLE, YOUNG_CARER_REFERRAL, PackRegistry, StepDefinition
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 # R-K9: the named rule, and the assessment type that must be on the carer's own record.
 CARERS_RULE = "carers_checklist"

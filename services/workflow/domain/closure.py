@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.workflow.domain.model import OPEN_STATES, Context, Step, reason
+from services.workflow.domain.model import OPEN_STATES, Context, Step
 from services.workflow.pack import StepDefinition
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 CLOSURE_GUARD = "case_closure_guard"
 OTHER_WORKFLOW_CONTINUES = "No further action – other workflow continues"

@@ -6,30 +6,9 @@ review's window (R-S2), the next renewal (R-K6).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-# Dates (due dates, working days) are Europe/London; every timestamp is UTC.
-LONDON = ZoneInfo("Europe/London")
-
-
-def london_date(at: datetime) -> date:
-    """The calendar date in Europe/London at an instant."""
-    return at.astimezone(LONDON).date()
-
-
-def start_of_day(day: date) -> datetime:
-    """Midnight at the start of `day` in Europe/London, as a UTC instant (GMT or BST)."""
-    return datetime.combine(day, time(0), LONDON).astimezone(UTC)
-
-
-def add_months(day: date, months: int) -> date:
-    """The same day `months` later; the 29th–31st clamp to the month's last day (29 Feb → 28 Feb)."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    next_first = date(year + (month == 12), month % 12 + 1, 1)
-    return date(year, month, min(day.day, (next_first - timedelta(days=1)).day))
+from shared.calendar import add_months
 
 
 def annual_review_date(

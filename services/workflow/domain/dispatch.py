@@ -8,12 +8,13 @@ from typing import Any
 from services.workflow.domain.access import holding_team, team_scope_problems
 from services.workflow.domain.finishing import cancel, finish, record_death, return_step
 from services.workflow.domain.lifecycle import add_form, assign, refresh_prepopulated, save, start
-from services.workflow.domain.model import Context, Decision, Request, RuleBroken, Step, check, reason
+from services.workflow.domain.model import Context, Decision, Request, Step
 from services.workflow.domain.new_steps import start_new
 from services.workflow.domain.next_actions import add_next_action, remove_next_action
 from services.workflow.domain.requests import complete_request, send_request
 from services.workflow.domain.timers import reschedule
 from shared.commands import workflow as cmd
+from shared.commands.base import RuleBroken, check, reason
 
 
 def check_version(command: cmd.Command, step: Step) -> None:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from pydantic import BaseModel
-
 from services.workflow.domain.access import (
     authorise_problems,
     finisher_problems,
@@ -33,14 +31,11 @@ from services.workflow.domain.model import (
     History,
     NextAction,
     Request,
-    RuleBroken,
     Step,
     Timer,
     bump,
-    check,
     event_base,
     history_entry,
-    reason,
 )
 from services.workflow.domain.monitoring_form import review_monitoring_warnings
 from services.workflow.domain.new_steps import creation_events
@@ -50,7 +45,8 @@ from services.workflow.domain.timers import step_timer_keys, timers_of_new_step
 from services.workflow.pack import StepDefinition
 from shared.actor import MANAGER_ROLES
 from shared.commands import workflow as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, RuleBroken, check, reason
+from shared.events.base import Event
 from shared.events.workflow import (
     Assignee,
     CaseClosed,
@@ -153,7 +149,7 @@ def finish(
                                **({"warnings": [w.code for w in warnings]} if warnings else {})))
     warned = sorted({ctx.actor.worker_id, *([step.assignee_id] if step.assignee_kind == "worker" else [])}
                     ) if warnings else []
-    events: list[BaseModel] = [StepFinished(
+    events: list[Event] = [StepFinished(
         **event_base(new, ctx), workflow_id=step.workflow_id, step_type=step.step_type, authorised=authorising,
         next_actions=[FinishedAction(
             next_action_id=a.next_action_id, action=a.action, nfa=a.nfa,

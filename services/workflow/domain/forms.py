@@ -9,11 +9,11 @@ from datetime import date, datetime
 from typing import Any
 
 from services.workflow import purchasing
-from services.workflow.domain.model import Step, reason
+from services.workflow.domain.model import Step
 from services.workflow.pack import Field, Section, StepDefinition
 from shared import bounds
 from shared.actor import Actor, held_roles
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 
 def person_value(person: Mapping[str, Any], path: str) -> Any:
@@ -155,7 +155,7 @@ def save_problems(
                                       field=key))
             continue
         section, f, read_only = fields[key]
-        where = {"field": key, "section": section}
+        where: dict[str, Any] = {"field": key, "section": section}
         if read_only:
             reasons.append(reason("read_only", f"{f.label!r} is carried read-only from an earlier"
                                   " step (R-W7)", **where))

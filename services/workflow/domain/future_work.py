@@ -6,9 +6,9 @@ from datetime import date
 from typing import Any
 
 from services.workflow.domain.closure import CLOSURE_GUARD
-from services.workflow.domain.model import OPEN_STATES, Context, OtherStep, Step, reason
+from services.workflow.domain.model import OPEN_STATES, Context, OtherStep, Step
 from services.workflow.pack import PackRegistry, StepDefinition
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 
 def is_future_work(packs: PackRegistry, step_type: str | None, version: int | None = None) -> bool:

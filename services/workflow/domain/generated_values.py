@@ -11,10 +11,10 @@ from typing import Any
 
 from services.workflow import purchasing
 from services.workflow.domain.forms import person_value, writable_fields
-from services.workflow.domain.model import Context, Step, reason
+from services.workflow.domain.model import Context, Step
 from services.workflow.pack import MOST_UNITS_A_WEEK, Field, RateCardEntry, StepDefinition, costed_fields
 from shared import bounds
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 # R-K10: the named rule.
 BUDGET_RULE = "budget_costs"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from services.workflow.domain.dates import london_date
 from services.workflow.domain.model import Step, Workflow
+from shared.calendar import london_date
 
 # Team inbox of each first step of docs/contracts.md "Referral intake", used until the step's
 # pack names a default team.

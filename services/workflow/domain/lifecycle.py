@@ -24,16 +24,14 @@ from services.workflow.domain.model import (
     Step,
     Timer,
     bump,
-    check,
     event_base,
     history_entry,
-    reason,
 )
 from services.workflow.domain.timers import FUTURE_WORK_TIMER, renewal_timer, timer_key
 from services.workflow.pack import StepDefinition
 from shared.actor import MANAGER_ROLES
 from shared.commands import workflow as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, check, reason
 from shared.events.workflow import StepAssigned, StepFormAdded, StepPrepopulatedRefreshed, StepSaved, StepStarted
 
 

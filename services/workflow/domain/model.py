@@ -11,12 +11,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from services.workflow.domain.dates import london_date
 from services.workflow.pack import PackRegistry
 from shared.actor import Actor
-from shared.commands.base import Reason, Refused
+from shared.calendar import london_date
+from shared.events.base import Event
 from shared.events.workflow import Assignee
 
 Priority = Literal["normal", "high", "urgent"]
@@ -219,7 +217,7 @@ class Timer:
 class Decision:
     """What a command decided: the changed step, new steps and requests, history and events."""
 
-    events: tuple[BaseModel, ...]
+    events: tuple[Event, ...]
     step: Step | None = None
     created: tuple[Step, ...] = ()
     workflows: tuple[Workflow, ...] = ()
@@ -229,19 +227,6 @@ class Decision:
     finished_future: tuple[Step, ...] = ()
     timers: tuple[Timer, ...] = ()
     cancelled_timers: tuple[str, ...] = ()
-
-
-class RuleBroken(Refused):
-    """A command broke one or more rules; `reasons` lists every one."""
-
-
-def reason(code: str, message: str, **where: Any) -> Reason:
-    return Reason(code=code, message=message, **where)
-
-
-def check(reasons: list[Reason]) -> None:
-    if reasons:
-        raise RuleBroken(reasons)
 
 
 # --- recording a change to a step ---------------------------------------------------------

@@ -8,9 +8,9 @@ from typing import Any
 
 from services.workflow.domain.closure import CLOSURE_GUARD
 from services.workflow.domain.generated_values import BUDGET_RULE
-from services.workflow.domain.model import Context, Step, reason
+from services.workflow.domain.model import Context, Step
 from services.workflow.pack import StepDefinition
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 REVIEW_MONITORING_FORM = "Review Monitoring Form"
 PLAN_TABLE = "planned_services"

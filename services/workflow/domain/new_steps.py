@@ -7,10 +7,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel
-
 from services.workflow.domain.access import finisher_problems, start_problems
-from services.workflow.domain.dates import london_date
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import system_values
@@ -19,19 +16,19 @@ from services.workflow.domain.model import (
     Decision,
     History,
     Priority,
-    RuleBroken,
     Step,
     Workflow,
-    check,
     event_base,
     history_entry,
-    reason,
 )
 from services.workflow.domain.monitoring_form import package_values
 from services.workflow.domain.reviews import twr_limit
 from services.workflow.domain.timers import timers_of_new_step
 from services.workflow.pack import StepDefinition
+from shared.calendar import london_date
 from shared.commands import workflow as cmd
+from shared.commands.base import RuleBroken, check, reason
+from shared.events.base import Event
 from shared.events.workflow import StepCreated, StepStarted, WorkflowStarted
 
 # R-K7: the named rule; the assessment it counts from, that assessment's date field, the days.
@@ -113,10 +110,10 @@ def cin_routing(
                             "meeting_date": on.isoformat(), "days": days, "team": team}
 
 
-def creation_events(ctx: Context, step: Step) -> tuple[Step, list[BaseModel], list[History]]:
+def creation_events(ctx: Context, step: Step) -> tuple[Step, list[Event], list[History]]:
     """step.created; and a step type opened on creation (R-W13, WB Case Monitoring) is started at once, for
     whoever it is assigned to: Incomplete work, never Incoming. The step as saved, its events, its history."""
-    events: list[BaseModel] = [created_event(step)]
+    events: list[Event] = [created_event(step)]
     if step.state != "incoming" or not ctx.packs.step(step.step_type, step.pack_version).opened_on_creation:
         return step, events, []
     started = replace(step, state="incomplete", version=step.version + 1)
@@ -166,7 +163,7 @@ def open_workflow(
     history = [History(step.step_id, ctx.now, ctx.actor.worker_id, "step.created",
                        {"state": step.state, "provenance": step.provenance}), prepop]
     step, created, opened = creation_events(ctx, step)
-    events: list[BaseModel] = [
+    events: list[Event] = [
         WorkflowStarted(workflow_id=workflow_id, person_id=person_id, first_step_type=step_type,
                         origin="start_new"),
         *created,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
-from pydantic import BaseModel
-
 from services.workflow.domain.access import may_contribute, may_work, not_assignee, state_problems
 from services.workflow.domain.closure import closure_in_progress
 from services.workflow.domain.dates import annual_review_date, scheduled_window
@@ -23,14 +21,11 @@ from services.workflow.domain.model import (
     Decision,
     History,
     NextAction,
-    RuleBroken,
     Step,
     Timer,
     bump,
-    check,
     event_base,
     history_entry,
-    reason,
 )
 from services.workflow.domain.new_steps import creation_events, new_step
 from services.workflow.domain.reviews import twr_limit, twr_limited
@@ -38,7 +33,8 @@ from services.workflow.domain.timers import timers_of_new_step
 from services.workflow.pack import NextActionDefinition, StepDefinition
 from shared.actor import held_roles
 from shared.commands import workflow as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, RuleBroken, check, reason
+from shared.events.base import Event
 from shared.events.workflow import Assignee, NextActionAdded, NextActionRemoved, NextActionSent
 
 
@@ -212,7 +208,7 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
     )
     created: tuple[Step, ...] = ()
     history: list[History] = []
-    events: list[BaseModel] = []
+    events: list[Event] = []
     timers: list[Timer] = []
     if command.send_immediately:
         target, prepop = create_from_action(ctx, step, added, "R-NA3 send immediately")

@@ -14,18 +14,15 @@ from services.workflow.domain.model import (
     Context,
     Decision,
     Request,
-    RuleBroken,
     Step,
     bump,
-    check,
     event_base,
     history_entry,
-    reason,
 )
 from services.workflow.pack import StepDefinition
 from shared.actor import held_roles
 from shared.commands import workflow as cmd
-from shared.commands.base import Reason
+from shared.commands.base import Reason, RuleBroken, check, reason
 from shared.events.workflow import Assignee, NotificationSent, RequestCompleted, RequestRaised
 
 

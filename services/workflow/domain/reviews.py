@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.workflow.domain.model import OPEN_STATES, Context, reason
+from services.workflow.domain.model import OPEN_STATES, Context
 from services.workflow.pack import PackRegistry
-from shared.commands.base import Reason
+from shared.commands.base import Reason, reason
 
 # R-K5: the named rule, and the face-to-face way forward its refusal names.
 TWR_RULE = "two_twr_limit"

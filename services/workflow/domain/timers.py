@@ -10,22 +10,13 @@ from datetime import date
 from typing import Any
 
 from services.workflow.domain.access import is_assignee
-from services.workflow.domain.dates import london_date, next_renewal_date, start_of_day
-from services.workflow.domain.model import (
-    OPEN_STATES,
-    Context,
-    Decision,
-    Step,
-    Timer,
-    bump,
-    check,
-    event_base,
-    history_entry,
-    reason,
-)
+from services.workflow.domain.dates import next_renewal_date
+from services.workflow.domain.model import OPEN_STATES, Context, Decision, Step, Timer, bump, event_base, history_entry
 from services.workflow.pack import StepDefinition
 from shared.actor import MANAGER_ROLES
+from shared.calendar import london_date, start_of_day
 from shared.commands import workflow as cmd
+from shared.commands.base import check, reason
 from shared.events.workflow import StepDue, StepRenewalDue, StepRescheduled
 
 FUTURE_WORK_TIMER = "future-work"
