@@ -18,7 +18,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import purchasing, store
-from services.workflow.domain import Decision
+from services.workflow.domain import Decision, Step
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
 from shared.broker import subscriber
@@ -50,6 +50,8 @@ async def issue_orders(
     for closed in (e for e in decision.events if isinstance(e, CaseClosed)):
         messages += await _end_case(conn, closed.person_id, cause, now)
     step = decision.step
+    if step is not None and step.state == "cancelled":
+        return messages + await _end_cancelled(conn, step, cause, now)
     if step is None or not step.next_actions:
         return messages
     defn = packs.step(step.step_type, step.pack_version)
@@ -73,8 +75,10 @@ async def _place(
     kinds = purchasing.amends(order)
     live = await store.live_order_of(conn, order.event.person_id, kinds) if kinds else None
     if live is None:
-        return await _issue(conn, order, cause, now)
+        # R-F7: a plan with no line for the package asks for nothing when there is no order to end
+        return [] if order.ends_package else await _issue(conn, order, cause, now)
     po_id, person_id = str(live["po_request_id"]), order.event.person_id
+    messages = await _end_duplicates(conn, order, live["po_request_id"], kinds, cause, now)
     if order.ends_package:
         end = purchasing.package_end(po_id, order.event, london_date(now))
         await store.amend_po_request(conn, source_key=order.source_key, po_request_id=live["po_request_id"],
@@ -82,14 +86,44 @@ async def _place(
                                      current=dict(live["current"]), at=now)
         await store.end_po_request(conn, live["po_request_id"], end.end_date, now, end.reason)
         log.info("purchase order ended", extra={"po_request_id": po_id, "kind": live["kind"]})
-        return [EMIT.event(topics.PURCHASING_ORDERS, end, cause, person_id)]
+        return [*messages, EMIT.event(topics.PURCHASING_ORDERS, end, cause, person_id)]
     changes, terms = purchasing.amendment(live["kind"], live["current"], order.event)
     await store.amend_po_request(conn, source_key=order.source_key, po_request_id=live["po_request_id"],
                                  step_id=order.event.step_id, changes=changes, current=terms, at=now)
     if not changes:
-        return []
+        return messages
     log.info("purchase order amended", extra={"po_request_id": po_id, "kind": live["kind"]})
-    return [EMIT.event(topics.PURCHASING_ORDERS, purchasing.amended(po_id, changes, order.event), cause, person_id)]
+    return [*messages,
+            EMIT.event(topics.PURCHASING_ORDERS, purchasing.amended(po_id, changes, order.event), cause, person_id)]
+
+
+async def _end_duplicates(
+    conn: asyncpg.Connection, order: purchasing.Order, kept: uuid.UUID, kinds: tuple[str, ...], cause: Envelope,
+    now: datetime,
+) -> list[outbox.Outgoing]:
+    """R-F7: orders raised for the whole package again before amending was built are duplicates of the one the
+    plan changes: they end with it, once, so the package is paid once."""
+    end = purchasing.package_end(str(kept), order.event, london_date(now))
+    reason = purchasing.duplicate_of(str(kept))
+    ended = await store.end_other_live_orders(conn, uuid.UUID(order.event.person_id), kinds, kept, end.end_date,
+                                              reason, now)
+    for po in ended:
+        log.info("duplicate purchase order ended", extra={"po_request_id": str(po)})
+    return [EMIT.event(topics.PURCHASING_ORDERS, purchasing.ended(str(po), end.end_date, reason), cause,
+                       order.event.person_id) for po in ended]
+
+
+async def _end_cancelled(conn: asyncpg.Connection, step: Step, cause: Envelope, now: datetime) -> list[outbox.Outgoing]:
+    """R-F7: the purchasing step a plan's next action opened is cancelled: the order that action started ends
+    today, once (an order it only amended stays: the package it changed goes on)."""
+    action_id = step.provenance.get("next_action_id")
+    if not action_id:
+        return []
+    today = london_date(now)
+    reason = purchasing.support_cancelled(step.step_type, step.step_id)
+    ended = await store.end_live_order_of_source(conn, f"next-action:{action_id}", today, reason, now)
+    return [EMIT.event(topics.PURCHASING_ORDERS, purchasing.ended(str(po), today, reason), cause, step.person_id)
+            for po in ended]
 
 
 async def _end_case(conn: asyncpg.Connection, person_id: str, cause: Envelope, now: datetime) -> list[outbox.Outgoing]:

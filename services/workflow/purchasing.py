@@ -378,6 +378,20 @@ def package_end(po_id: str, new: PurchaseOrderRequested, today: date) -> Purchas
                                      reason=f"The support plan (step {new.step_id}) no longer has this service")
 
 
+def ended(po_id: str, end_date: date, reason: str) -> PurchaseOrderEndRequested:
+    return PurchaseOrderEndRequested(po_request_id=po_id, end_date=end_date, reason=reason)
+
+
+def support_cancelled(step_type: str, step_id: str) -> str:
+    """R-F7: why the order a cancelled purchasing step was opened for ends."""
+    return f"The {step_type} step {step_id} this order was raised with was cancelled"
+
+
+def duplicate_of(po_id: str) -> str:
+    """R-F7: why an order raised again for a package another order carries ends."""
+    return f"A duplicate of purchase order {po_id}, which carries the package"
+
+
 def case_end(po_id: str, today: date) -> PurchaseOrderEndRequested:
     """R-F7: the case closed: each live order ends on the day of closure."""
     return PurchaseOrderEndRequested(po_request_id=po_id, end_date=today, reason=CASE_CLOSED_REASON)

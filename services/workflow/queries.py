@@ -53,7 +53,10 @@ def _work(rows: list[asyncpg.Record]) -> dict[str, list[dict[str, Any]]]:
 @router.get("/people/{person_id}/steps")
 async def steps_of_person(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
     rows = await store.steps_of_person(_pool(request), person_id)
-    return [{**_item(r), "assigned_by": r["assigned_by"]} for r in rows]
+    packs = _packs(request)
+    # allocation never hands Future Work to a worker (R-A3, R-A4): it learns which steps are from the pack
+    return [{**_item(r), "assigned_by": r["assigned_by"],
+             "future_work": domain.is_future_work(packs, r["step_type"], r["pack_version"])} for r in rows]
 
 
 @router.get("/workers/{worker_id}/work")

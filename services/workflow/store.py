@@ -376,6 +376,7 @@ async def live_order_of(conn: asyncpg.Connection, person_id: str, kinds: Sequenc
     return await conn.fetchrow(
         "SELECT po_request_id, kind, coalesce(current, requested) AS current FROM po_requests"
         " WHERE person_id = $1 AND kind = ANY($2::text[]) AND end_requested_at IS NULL"
+        " AND requested->>'one_off_amount' IS NULL"  # a one-off payment is an order of its own, never the package
         " ORDER BY array_position($2::text[], kind), requested_at DESC, po_request_id LIMIT 1 FOR UPDATE",
         uuid.UUID(person_id), list(kinds))
 
@@ -398,6 +399,26 @@ async def end_live_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_da
     rows = await conn.fetch(
         "UPDATE po_requests SET end_date = $2, end_reason = $3, end_requested_at = $4 WHERE person_id = $1"
         " AND end_requested_at IS NULL RETURNING po_request_id", person_id, end_date, reason, at)
+    return sorted(r["po_request_id"] for r in rows)
+
+
+async def end_live_order_of_source(conn: asyncpg.Connection, source_key: str, end_date: Any, reason: str,
+                                   at: datetime) -> list[uuid.UUID]:
+    """R-F7: the live order raised under `source_key` (a next action) now ends on `end_date`."""
+    rows = await conn.fetch(
+        "UPDATE po_requests SET end_date = $2, end_reason = $3, end_requested_at = $4 WHERE source_key = $1"
+        " AND end_requested_at IS NULL RETURNING po_request_id", source_key, end_date, reason, at)
+    return [r["po_request_id"] for r in rows]
+
+
+async def end_other_live_orders(conn: asyncpg.Connection, person_id: uuid.UUID, kinds: Sequence[str],
+                                kept: uuid.UUID, end_date: Any, reason: str, at: datetime) -> list[uuid.UUID]:
+    """R-F7: the person's live orders of `kinds` other than `kept` (duplicates of its package) now end."""
+    rows = await conn.fetch(
+        "UPDATE po_requests SET end_date = $4, end_reason = $5, end_requested_at = $6 WHERE person_id = $1"
+        " AND kind = ANY($2::text[]) AND po_request_id <> $3 AND end_requested_at IS NULL"
+        " AND requested->>'one_off_amount' IS NULL RETURNING po_request_id",
+        person_id, list(kinds), kept, end_date, reason, at)
     return sorted(r["po_request_id"] for r in rows)
 
 

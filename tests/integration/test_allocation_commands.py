@@ -11,6 +11,7 @@ from shared.envelope import new_message
 from shared.events.scheduler import TimerDue
 from shared.testing import EventLog, service_auth
 from tests.allocation_harness import AllocationCommands, Staff, referral, referral_seen, tray_args
+from tests.workflow_harness import Commands, given_step
 
 
 async def on_tray(infra, out: EventLog, alloc: AllocationCommands, s: Staff, **overrides):
@@ -318,6 +319,35 @@ async def test_R_A3_allocate_removes_from_tray_records_relationship_and_assigns_
         assert sorted(r["worker_id"] for r in rels) == sorted([s.sw["worker_id"], s.sw2["worker_id"]])
         assert [p["person_id"] for p in (await http.get(f"/workers/{s.sw2['worker_id']}/allocations")).json()] == [
             person_id]
+
+
+async def test_R_A3_allocating_leaves_due_future_work_with_the_team_whose_manager_hands_on_the_piece_of_work(
+        infra, allocation, workflow, workflow_db, out, alloc):
+    """R-A3, seed 001 §6.2.1: "NOT ... Future work to the worker but the actual piece of work they need to
+    complete for example review planning". The team's due Future Work stays in its incoming work when the
+    case is allocated; the team manager opens it and hands the worker the Review Planning from it."""
+    s = Staff()
+    person_id, step_id = await referral(infra, out)
+    await alloc.hand_to_team(person_id, step_id, s.team)
+    future_work = await given_step(workflow_db, s.tm, person_id, "Future Work", {"kind": "team", "id": s.team})
+    outcome = (await alloc.send("case.allocate", s.tm, person_id=person_id, worker_id=s.sw["worker_id"],
+                                team_id=s.team)).ok()
+    assert outcome.of("case.allocated")["assigned_step_ids"] == [step_id]
+    [assign] = await alloc.wait_sent(topics.WORKFLOW_COMMANDS, outcome.command, "step.assign")
+    await out.wait_for(lambda e: e.type == "step.assigned" and e.caused_by(assign.envelope.id), 30)
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
+        assert [w["step_id"] for w in (await http.get(f"/teams/{s.team}/work")).json()["incoming"]] == [
+            future_work]
+        assert [w["step_id"] for w in (await http.get(f"/workers/{s.sw['worker_id']}/work")).json()[
+            "incoming"]] == [step_id]
+        wf = Commands(alloc._producer, out)
+        (await wf.send("step.start", s.tm, key=person_id, step_id=future_work)).ok()
+        (await wf.send("step.add_next_action", s.tm, key=person_id, step_id=future_work, action="Review Planning",
+                       assignee={"kind": "worker", "id": s.sw["worker_id"]})).ok()
+        created = (await wf.send("step.finish", s.tm, key=person_id, step_id=future_work)).ok().of("step.created")
+        mine = (await http.get(f"/workers/{s.sw['worker_id']}/work")).json()["incoming"]
+    assert created["step_type"] == "Review Planning"
+    assert sorted(w["step_id"] for w in mine) == sorted([step_id, created["step_id"]])
 
 
 async def test_R_A3_allocate_refused_for_a_worker_without_a_manager_role(infra, allocation, out, alloc):

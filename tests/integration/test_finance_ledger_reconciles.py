@@ -127,8 +127,8 @@ async def test_R_F7_R_K10_the_ledger_equals_each_persons_package_after_every_rev
 async def _close_case(commands: Commands, worker: dict[str, Any], person: str,
                       open_steps: list[tuple[str, str]], run: str) -> None:
     """Close Case (R-K1: nothing else open): each purchasing step is cancelled by a manager of the team that holds
-    it (R-W14) as the services have ended, then the worker's Close Case is reviewed and authorised by the team
-    manager."""
+    it (R-W14) as the services have ended — which ends the order each one's next action raised (R-F7) — then
+    the worker's Close Case is reviewed and authorised by the team manager, ending any order still live."""
     manager = actor(f"tm-{run}", "team_manager", teams=("short-term-service",))
     for step_id, team in open_steps:
         (await commands.send("step.cancel", actor(f"tm-{team}-{run}", "team_manager", teams=(team,)), key=person,

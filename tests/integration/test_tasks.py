@@ -236,3 +236,29 @@ async def test_R_RQ8_R_K11_a_signed_off_review_is_a_task_for_its_worker_to_send_
                       note="Posted to her and her daughter")).ok()
     sent = await task_of(notifications, p.sw, "workers", p.sw["worker_id"], person_id, "send_to_person", "completed")
     assert (sent["closed_by"], sent["closed_reason"]) == (p.sw["worker_id"], "done")
+
+
+async def test_R_K11_a_review_waiting_with_the_team_at_sign_off_is_the_task_of_the_worker_who_sent_it(
+        infra, workflow, notifications, events: EventLog, commands):
+    """Seed 001 §6.3.1 "Please always ensure that reviews are sent out": the social worker sends their Telephone
+    Wellbeing Review for sign-off and passes it to the team while it waits; when the team manager signs it off,
+    the task to send it out is the social worker's, not an item in the team's inbox."""
+    from tests.e2e.test_adult_children_journeys import NO_CARERS, OTHER_WORKFLOW, REVIEW_REQUEST, TWR, Journey, People
+
+    p = People()
+    person_id, _ = await new_case(infra, events)
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
+        j = Journey(commands, http, person_id)
+        review = await j.new(TWR, p.sw)
+        await j.ok("step.save", p.sw, step_id=review, values={
+            **NO_CARERS, "review_date": "2026-01-05", "review_summary": "Reviewed by telephone",
+            "annual_review_date": "2026-12-01"})
+        await j.ok("step.add_next_action", p.sw, step_id=review, action=OTHER_WORKFLOW)
+        request_id = await j.send_for_authorisation(review, REVIEW_REQUEST, p.sw, p.tm)
+        await j.ok("step.assign", p.sw, step_id=review, to={"kind": "team", "id": p.team})
+        await j.ok("request.complete", p.tm, request_id=request_id)
+        finished = (await j.ok("step.authorise", p.tm, step_id=review)).of("step.finished")
+    assert finished["send_to_person"] == {"kind": "worker", "id": p.sw["worker_id"]}
+    reminder = await task_of(notifications, p.sw, "workers", p.sw["worker_id"], person_id, "send_to_person")
+    assert (reminder["step_id"], reminder["task"]["rule"]) == (review, "R-K11")
+    assert not [t for t in await inbox(notifications, p.tm, "teams", p.team) if t["task"]["code"] == "send_to_person"]

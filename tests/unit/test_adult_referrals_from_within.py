@@ -49,3 +49,13 @@ def test_R_W9_the_admiral_nurse_referral_form_is_recorded_on_an_assessment() -> 
     e.send("step.save", SW, step_id=sid, values={"an_reason": "Dementia support", "an_consent": True,
                                                  "an_sent_date": "2024-06-03"})
     assert e.steps[sid].values["an_sent_date"] == "2024-06-03"
+
+
+@pytest.mark.parametrize("step_type", ("Supported Self Assessment", "Initial Review", "Planned Short Review",
+                                       "Telephone Wellbeing Review"))
+def test_R_W9_every_assessment_and_review_offers_the_admiral_nurse_referral_form(step_type: str) -> None:
+    """Seed 001 §4.4 ties the form to no one review: the Telephone Wellbeing Review offers it like the others."""
+    e = Engine()
+    sid = e.given_step(step_type, SW).created[0].step_id
+    e.send("step.add_form", SW, step_id=sid, form="Admiral Nurse Referral")
+    assert "Admiral Nurse Referral" in e.steps[sid].forms

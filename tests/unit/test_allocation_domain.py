@@ -418,6 +418,40 @@ def test_R_A3_allocating_moves_only_the_allocating_teams_work() -> None:
     assert "s-safeguarding" not in moved and moved == {"s-team-incoming", "s-team-incomplete"}
 
 
+FUTURE_WORK = Step("s-future-work", "Future Work", "incoming", "team", "locality-north", future_work=True)
+
+
+def test_R_A3_allocating_never_hands_the_teams_due_future_work_to_the_worker() -> None:
+    """Seed 001 §6.2.1: "NOT ... Future work to the worker but the actual piece of work": a due Future Work
+    stays in the team's incoming work, where its manager hands the worker the piece of work from it."""
+    decision = domain.allocate(ctx(), Case(PERSON), command("case.allocate", TM, person_id=PERSON,
+                               worker_id="sw1", team_id="locality-north"), [*STEPS, FUTURE_WORK])
+    moved = [a.step_id for a in decision.step_assigns]
+    assert moved == ["s-team-incoming", "s-team-incomplete"]
+    allocated = decision.events[-1]
+    assert isinstance(allocated, CaseAllocated) and allocated.assigned_step_ids == moved
+
+
+def test_R_A4_reassigning_to_a_worker_keeps_future_work_with_the_team() -> None:
+    """Seed 001 §6.2.1: a team's Future Work stays with it; one a worker held goes to the team that holds
+    their work with the person, never on to another worker; to a team it moves as any work does."""
+    case = allocated_to_sw1()
+    kept = domain.reassign(ctx(), case, command(
+        "case.reassign", person_id=PERSON, **{"from": {"kind": "team", "id": "locality-north"}},
+        to={"kind": "worker", "id": "sw2"}), [*STEPS, FUTURE_WORK])
+    assert "s-future-work" not in [a.step_id for a in kept.step_assigns]
+    workers_future = replace(FUTURE_WORK, assignee_kind="worker", assignee_id="sw1")
+    handed = domain.reassign(ctx(), case, command(
+        "case.reassign", person_id=PERSON, **{"from": {"kind": "worker", "id": "sw1"}},
+        to={"kind": "worker", "id": "sw2"}), [*WORK_OF_SW1, workers_future])
+    [(kind, team)] = [(a.kind, a.id) for a in handed.step_assigns if a.step_id == "s-future-work"]
+    assert (kind, team) == ("team", "locality-north")
+    to_team = domain.reassign(ctx(), case, command(
+        "case.reassign", person_id=PERSON, **{"from": {"kind": "team", "id": "locality-north"}},
+        to={"kind": "team", "id": "locality-south"}), [FUTURE_WORK])
+    assert [(a.step_id, a.id) for a in to_team.step_assigns] == [("s-future-work", "locality-south")]
+
+
 def test_R_A3_not_ordinarily_resident_and_wrong_role_refused_together() -> None:
     assert refused(allocate, Case(PERSON, ordinarily_resident=False), SW) == ["role", "not_ordinarily_resident"]
 

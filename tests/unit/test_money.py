@@ -295,3 +295,59 @@ def test_R_F7_brokerage_care_amends_the_long_term_order_and_one_offs_and_childre
                                                                         "one_off_amount": "350.00"}))
     children = purchasing.Order("k", BROKERAGE_ORDER.model_copy(update={"kind": "purchase_services_children"}))
     assert purchasing.amends(one_off) == purchasing.amends(children) == ()
+
+
+ISP = "Interim Support Plan"
+PACKAGE = [{"service": "Domiciliary care", "hourly_rate": "16.05", "hours_per_week": "10.5", "respite_weeks": 6},
+           {"service": "Day centre", "hourly_rate": "35.00", "hours_per_week": "2"}]
+
+
+def _signed_off_plan(engine: Engine) -> None:
+    """The person's Care and Support Plan, saved (the engine costs it) and signed off earlier."""
+    from dataclasses import replace
+
+    plan = _started(engine, PLAN)
+    engine.send("step.save", SW, step_id=plan, values={"planned_services": PACKAGE, "care_start_date": "2024-06-10",
+                                                       "annual_review_date": "2025-04-01"})
+    engine.steps[plan] = replace(engine.steps[plan], state="finished")
+
+
+def test_R_F7_an_interim_support_plan_opens_with_the_whole_package_and_the_original_review_date(
+        shipped: PackRegistry) -> None:
+    """Seed 001 §3.3: an ISP is "a small increase/reduction of the care package" with "the original review date":
+    it starts from the last signed-off plan, so the worker changes a line rather than listing the package again."""
+    engine = Engine(packs=shipped)
+    _signed_off_plan(engine)
+    isp = engine.steps[_started(engine, ISP)]
+    assert [(r["service"], r["hours_per_week"], r["weekly_cost"]) for r in isp.values["planned_services"]] == [
+        ("Domiciliary care", "10.5", "168.53"), ("Day centre", "2", "70.00")]
+    assert (isp.values["total_weekly_cost"], isp.values["annual_review_date"]) == ("238.53", "2025-04-01")
+
+
+def test_R_F7_R_K10_one_more_hour_on_the_interim_plan_amends_the_package_by_its_cost_to_the_penny(
+        shipped: PackRegistry) -> None:
+    engine = Engine(packs=shipped)
+    _signed_off_plan(engine)
+    plan = engine.only(PLAN)
+    brokerage = shipped.step(PLAN).next_action("Brokerage purchasing request")
+    sent = purchasing.SentAction("na-1", brokerage.action, None, None, "team", "adult-brokerage", sent=True)
+    old = purchasing.order_for(plan.step_id, PID, plan.values, brokerage, sent, requested_by="sw")
+    isp = _started(engine, ISP)
+    rows = [dict(r) for r in engine.steps[isp].values["planned_services"]]
+    rows[0]["hours_per_week"] = "11.5"  # the worker changes the one line that changes
+    engine.send("step.save", SW, step_id=isp, values={"planned_services": rows, "isp_reason": "One more hour"})
+    engine.send("step.add_next_action", SW, step_id=isp, action="Brokerage purchasing request")
+    new = _orders(engine, isp, shipped)["brokerage"]
+    assert old is not None
+    changes, _ = purchasing.amendment("brokerage", old.event.model_dump(mode="json"), new)
+    # 16.05 × 11.5 h = 184.575 → 184.58 (+16.05 a week); × 46 weeks = 8490.68 (+738.30); the day centre stays
+    assert changes["weekly_cost"] == {"from": "238.53", "to": "254.58", "difference": "16.05"}
+    assert changes["annual_cost"] == {"from": "11392.38", "to": "12130.68", "difference": "738.30"}
+    assert "Day centre" in new.service_description
+
+
+def test_R_F7_a_cancelled_purchasing_step_and_a_duplicate_order_end_naming_why_and_no_personal_data() -> None:
+    end = purchasing.ended("po-1", date(2024, 6, 3), purchasing.support_cancelled("Direct payments", "step-9"))
+    assert (end.po_request_id, end.end_date, end.reason) == (
+        "po-1", date(2024, 6, 3), "The Direct payments step step-9 this order was raised with was cancelled")
+    assert purchasing.duplicate_of("po-2") == "A duplicate of purchase order po-2, which carries the package"

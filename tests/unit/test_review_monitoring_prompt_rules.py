@@ -49,3 +49,43 @@ def test_R_K12_no_prompt_for_more_care_or_once_the_form_is_on_the_step() -> None
     assert warnings_on_finishing({"Domiciliary care": "100.00"}, {"Domiciliary care": "120.00"}) == []
     assert warnings_on_finishing({"Domiciliary care": "100.00", "Day centre": "50.00"},
                                  {"Domiciliary care": "100.00"}, form=True) == []
+
+
+def warnings_after(*earlier: tuple[str, dict[str, str]], now: dict[str, str]) -> list[str]:
+    """Finishing a Planned Short Review with services `now`, after the person's `earlier` steps finished in order
+    (step type, services): the R-K12 prompts."""
+    e = Engine()
+    for step_type, services in earlier:
+        done = e.given_step(step_type, SW).created[0]
+        e.steps[done.step_id] = replace(e.steps[done.step_id], state="finished", values=plan(services),
+                                        updated_at=e.now)
+        e.now = e.now.replace(microsecond=e.now.microsecond + 1)
+    review = e.given_step(PSR, SW).created[0]
+    e.steps[review.step_id] = replace(e.steps[review.step_id], values=plan(now))
+    ctx = domain.Context(now=e.now, actor=domain.Actor("sw"), ids=iter(()), packs=e.packs,
+                         case=e.case_view(review.person_id))
+    return [w.message for w in domain.finish_warnings(ctx, e.steps[review.step_id], e.packs.step(PSR))
+            if w.code == "review_monitoring_form"]
+
+
+def test_R_K12_compares_with_the_last_plan_of_the_care_package_not_a_later_costed_plan_of_another_kind() -> None:
+    """The person's own care package (plan, review, interim plan) is what the form monitors: the short-term
+    team's support plan signed off since (seed 002) is another package, and cutting nothing of the long-term
+    one prompts nothing; a reduction against the last care plan still prompts."""
+    care = ("Care and Support Plan", {"Domiciliary care": "168.53"})
+    short_term = ("Create Support Plan", {"Domiciliary care": "300.00", "Day centre": "60.00"})
+    assert warnings_after(care, short_term, now={"Domiciliary care": "168.53"}) == []
+    [message] = warnings_after(care, short_term, now={"Domiciliary care": "112.35"})
+    assert "from £168.53 to £112.35" in message
+
+
+def test_R_K12_the_last_interim_support_plan_is_the_package_to_compare_with() -> None:
+    care = ("Care and Support Plan", {"Domiciliary care": "100.00", "Day centre": "50.00"})
+    interim = ("Interim Support Plan", {"Domiciliary care": "120.00"})
+    assert warnings_after(care, interim, now={"Domiciliary care": "120.00"}) == []  # the day centre stopped before
+
+
+def test_R_K12_a_package_that_ended_with_the_case_is_not_compared_with() -> None:
+    care = ("Care and Support Plan", {"Domiciliary care": "168.53", "Day centre": "50.00"})
+    closed = ("Close Case", {})
+    assert warnings_after(care, closed, now={"Domiciliary care": "50.00"}) == []

@@ -47,3 +47,26 @@ def test_R_K11_the_task_asks_the_worker_to_send_it_in_the_guides_words_once() ->
         "worker", "sw", "send_to_person", "R-K11", "s1")
     assert task.name == "Send the Care and Support Plan to the person"
     assert "signed off on 3 December 2026" in (task.note or "") and "significant others" in (task.note or "")
+
+
+def signed_off_twr_held_by(holder: dict[str, str]) -> object:
+    """The social worker's TWR sent for sign-off, then handed to `holder`; the team manager signs it off."""
+    e = Engine()
+    sid = e.given_step(TWR, SW).created[0].step_id
+    e.send("step.save", SW, step_id=sid, values={
+        "has_informal_carers": False, "carers": [], "review_date": "2024-06-03", "review_summary": "By phone",
+        "annual_review_date": "2025-04-01"})
+    e.send("step.add_next_action", SW, step_id=sid, action="No further action – other workflow continues (NFA)")
+    request = e.send("step.send_request", SW, step_id=sid, name=REVIEW_REQUEST,
+                     to={"kind": "worker", "id": "tm"}).requests[0]
+    e.send("step.assign", SW, step_id=sid, to=holder)
+    e.send("request.complete", TM, request_id=request.request_id)
+    [finished] = [ev for ev in e.send("step.authorise", TM, step_id=sid).events if type(ev).TYPE == "step.finished"]
+    return finished.send_to_person
+
+
+def test_R_K11_a_review_waiting_with_the_team_at_sign_off_goes_to_the_worker_who_sent_it_not_the_team() -> None:
+    """Seed 001 §6.3.1: the worker sends the review out; a team inbox is nobody's task list."""
+    sender = signed_off_twr_held_by({"kind": "team", "id": "adult-review"})
+    assert (sender.kind, sender.id) == ("worker", "sw")  # type: ignore[attr-defined]
+

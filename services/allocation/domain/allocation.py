@@ -24,7 +24,8 @@ from shared.events.allocation import (
     CaseReassigned,
 )
 
-# steps that are work to do now (future work is allocated from, never to a worker: seed 001 §6.2)
+# steps that are work to do now (a step due later is allocated when it falls due; Future Work, due or not, is
+# allocated from, never to a worker: seed 001 §6.2.1)
 ALLOCATABLE_STATES = frozenset({"incoming", "incomplete", "returned"})
 MOVABLE_STATES = frozenset({"incoming", "incomplete", "returned", "awaiting_authorisation", "future"})
 
@@ -56,10 +57,11 @@ def allocate(ctx: Context, case: Case, command: cmd.AllocateCase, steps: list[St
     if case.open_review_entry is not None:
         removed_review_id = case.open_review_entry.entry_id
         decision += remove_from_review_tray(ctx, case.open_review_entry, "allocated")
-    # only the allocating team's own work moves: another team's inbox keeps its steps (a safeguarding triage)
+    # only the allocating team's own work moves: another team's inbox keeps its steps (a safeguarding triage);
+    # its Future Work stays with the team, whose manager hands the worker the actual piece of work from it
     assigns = tuple(StepAssign(s.step_id, "worker", command.worker_id) for s in steps
                     if s.assignee_kind == "team" and s.assignee_id == command.team_id
-                    and s.state in ALLOCATABLE_STATES)
+                    and s.state in ALLOCATABLE_STATES and not s.future_work)
     event = CaseAllocated(person_id=case.person_id, worker_id=command.worker_id, team_id=command.team_id,
                           relationship_id=decision.worker_relationships[0].relationship_id,
                           assigned_step_ids=[a.step_id for a in assigns], removed_entry_id=removed_id,
@@ -99,6 +101,15 @@ def _holding_team_reasons(actor: Actor, case: Case, source: cmd.Target) -> list[
                                       " service may reassign it", "actor.team_ids")]
 
 
+def _reassigned(step: Step, case: Case, command: cmd.ReassignCase) -> StepAssign | None:
+    """R-A4: where a moving step goes. Future Work never goes to a worker (seed 001 §6.2.1, "they will not be
+    able to open future work"): a team's stays with it, a worker's goes to the team that holds their work."""
+    if not step.future_work or command.to.kind == "team":
+        return StepAssign(step.step_id, command.to.kind, command.to.id)
+    teams = holding_teams(case, command.from_) if command.from_.kind == "worker" else frozenset()
+    return StepAssign(step.step_id, "team", next(iter(teams))) if len(teams) == 1 else None
+
+
 def reassign(ctx: Context, case: Case, command: cmd.ReassignCase, steps: list[Step]) -> Decision:
     """R-A4: move incoming, incomplete and future work (and the allocation) to another worker or team."""
     reasons = []
@@ -125,7 +136,7 @@ def reassign(ctx: Context, case: Case, command: cmd.ReassignCase, steps: list[St
         decision += new_worker_relationship(ctx, case.person_id, command.to.id, "Involved Worker", end_date,
                                          team_id=team_id)
         added = decision.worker_relationships[-1].relationship_id
-    assigns = tuple(StepAssign(s.step_id, command.to.kind, command.to.id) for s in preview["steps"])
+    assigns = tuple(a for a in (_reassigned(s, case, command) for s in preview["steps"]) if a is not None)
     event = CaseReassigned.model_validate({
         "person_id": case.person_id, "from": command.from_.model_dump(), "to": command.to.model_dump(),
         "moved_step_ids": [a.step_id for a in assigns],

@@ -166,12 +166,13 @@ class Step:
     state: str
     assignee_kind: str
     assignee_id: str
+    future_work: bool = False
 
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> "Step":
         assignee = item.get("assignee") or {}
         return cls(str(item["step_id"]), str(item.get("step_type", "")), str(item.get("state", "")),
-                   str(assignee.get("kind", "")), str(assignee.get("id", "")))
+                   str(assignee.get("kind", "")), str(assignee.get("id", "")), bool(item.get("future_work")))
 
 
 # --- decisions --------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def finish(
         ) for a in actions],
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
         warned_worker_ids=warned,
-        send_to_person=step.assignee if defn.sent_to_person else None,  # R-K11
+        send_to_person=document_worker(step, requests) if defn.sent_to_person else None,
     )]
     opened = [creation_events(ctx, s) for s in created]
     created = [s for s, _, _ in opened]
@@ -178,6 +178,16 @@ def finish(
     return Decision(events=tuple(events), step=new, created=tuple(created), history=tuple(history),
                     requests=signed, closed_workflow_ids=closed, timers=tuple(timers),
                     cancelled_timers=step_timer_keys(step.step_id))
+
+
+def document_worker(step: Step, requests: Sequence[Request]) -> Assignee:
+    """R-K11: who sends the signed-off document to the person — its worker; when it waits with a team at sign-off,
+    the worker who first sent it for sign-off (it is their document, and a team inbox is nobody's task list);
+    the team only when no worker ever sent it."""
+    if step.assignee_kind == "worker":
+        return step.assignee
+    sender = next((r.sent_by for r in requests if r.kind == "request" and r.required), None)
+    return Assignee(kind="worker", id=sender) if sender is not None else step.assignee
 
 
 def signed_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Request]) -> tuple[Request, ...]:

@@ -21,6 +21,7 @@ from services.workflow.domain.model import (
     event_base,
     history_entry,
 )
+from services.workflow.domain.monitoring_form import package_values
 from services.workflow.domain.reviews import twr_limit
 from services.workflow.domain.timers import timers_of_new_step
 from services.workflow.pack import StepDefinition
@@ -50,6 +51,7 @@ def new_step(
     version = ctx.packs.latest_version(step_type)
     defn = ctx.packs.step(step_type, version)
     values = carried_values(defn, source_values if source_values is not None else ctx.case.finished_values)
+    values.update(package_values(ctx, defn))  # R-F7
     if ctx.person is not None:
         values.update(prepopulated(defn, ctx.person, cogs=frozenset({"blue", "yellow"})))
         note = "prepopulated from the person record"

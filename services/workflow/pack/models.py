@@ -292,6 +292,9 @@ class StepDefinition(_Frozen):
     renewal_days: PositiveInt | None = None
     # R-K3: a finished step of this type means the person has ongoing services.
     ongoing_services: bool = False
+    # R-F7: a new step of this type starts with the whole package of the person's last signed-off plan (its
+    # service lines, totals and annual review date): the worker changes what changes, never lists it again.
+    starts_from_package: bool = False
     # R-RQ6: the assignee authorises their own step (Review Planning's "green tick").
     self_authorise: bool = False
     # R-K5: a finished step of this type is one of the person's reviews, counted in order by
