@@ -101,7 +101,8 @@ async def test_R_W2_a_started_then_saved_step_is_stored_at_each_version_with_its
                               uuid.UUID(step_id))
     assert (row["state"], row["version"], row["values"]["referral_source"], row["updated_by"]) == (
         "incomplete", 3, "Self", p.hub["worker_id"])
-    history = await pool.fetch("SELECT what, actor FROM step_history WHERE step_id = $1 ORDER BY entry_id", uuid.UUID(step_id))
+    history = await pool.fetch("SELECT what, actor FROM step_history WHERE step_id = $1 ORDER BY entry_id",
+                               uuid.UUID(step_id))
     assert [h["what"] for h in history] == ["step.created", "prepopulated", "step.started", "step.saved"]
     assert history[2]["actor"] == p.hub["worker_id"]
 
