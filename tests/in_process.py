@@ -104,13 +104,9 @@ async def outcome_of(pool: asyncpg.Pool, command: Envelope) -> Outcome:
     return Outcome(command, answers)
 
 
-async def dead_letters(pool: asyncpg.Pool, value: bytes) -> list[asyncpg.Record]:
-    """The `dead_letters` rows of a set-aside message, found by its bytes as they were consumed."""
-    return await pool.fetch("SELECT job, topic, key, error FROM dead_letters WHERE value = $1", value)
-
-
-async def dlq_copies(pool: asyncpg.Pool, topic: str, value: bytes) -> list[dict[str, Any]]:
-    """The headers of the `<topic>.dlq` copies queued for a set-aside message."""
-    rows = await pool.fetch("SELECT headers FROM outbox WHERE topic = $1 AND value = $2", f"{topic}.dlq", value)
-    return [r["headers"] for r in rows]
-
+async def set_aside_once(pool: asyncpg.Pool, topic: str, value: bytes) -> tuple[asyncpg.Record, dict[str, Any]]:
+    """The one `dead_letters` row of a message consumed from `topic` and set aside, found by its bytes, and the
+    headers of its one `<topic>.dlq` copy queued in the outbox."""
+    [letter] = await pool.fetch("SELECT job, topic, key, error FROM dead_letters WHERE value = $1", value)
+    [copy] = await pool.fetch("SELECT headers FROM outbox WHERE topic = $1 AND value = $2", f"{topic}.dlq", value)
+    return letter, copy["headers"]

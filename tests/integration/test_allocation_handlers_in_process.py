@@ -17,7 +17,7 @@ from services.allocation import handlers
 from shared import topics
 from shared.envelope import new_message
 from tests.allocation_harness import Staff, tray_args
-from tests.in_process import Consumer, dead_letters, dlq_copies, queued, service_pool
+from tests.in_process import Consumer, queued, service_pool, set_aside_once
 from tests.workflow_harness import SCREENING
 
 REFERRALS = "tessera/referrals"
@@ -123,10 +123,10 @@ async def test_an_unsigned_command_is_answered_unauthenticated_and_not_handled(p
 async def test_an_undecodable_command_is_set_aside_with_a_dlq_copy(pool, commands):
     garbage = f"{{not json {uuid.uuid4()}".encode()
     await commands.deliver(topics.ALLOCATION_COMMANDS, garbage, "garbage")
-    [letter] = await dead_letters(pool, garbage)
-    assert (letter["job"], letter["key"]) == (topics.ALLOCATION_COMMANDS, "garbage")
-    [copy] = await dlq_copies(pool, topics.ALLOCATION_COMMANDS, garbage)
-    assert copy["dlq_original_topic"] == topics.ALLOCATION_COMMANDS and copy["dlq_service"] == "allocation"
+    letter, copy = await set_aside_once(pool, topics.ALLOCATION_COMMANDS, garbage)
+    assert (letter["job"], letter["topic"], letter["key"]) == (
+        topics.ALLOCATION_COMMANDS, topics.ALLOCATION_COMMANDS, "garbage")
+    assert (copy["dlq_original_topic"], copy["dlq_service"]) == (topics.ALLOCATION_COMMANDS, "allocation")
 
 
 async def test_an_invalid_case_closed_is_set_aside_naming_its_field_and_ends_nothing(pool, referral_events):

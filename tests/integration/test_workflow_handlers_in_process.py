@@ -17,7 +17,7 @@ from shared import topics
 from shared.envelope import new_message
 from shared.readers import PersonReader
 from shared.testing import free_port
-from tests.in_process import Consumer, dead_letters, dlq_copies, queued, service_pool
+from tests.in_process import Consumer, queued, service_pool, set_aside_once
 from tests.workflow_harness import SCREENING, Personas, shipped_packs
 
 REFERRALS = "tessera/referrals"
@@ -164,11 +164,10 @@ async def test_an_unsigned_command_is_answered_unauthenticated_and_not_handled(p
 async def test_an_undecodable_command_is_set_aside_with_a_dlq_copy(pool, commands):
     garbage = f"not json {uuid.uuid4()}".encode()
     await commands.deliver(topics.WORKFLOW_COMMANDS, garbage, "garbage")
-    [letter] = await dead_letters(pool, garbage)
-    assert (letter["job"], letter["topic"], letter["key"]) == (topics.WORKFLOW_COMMANDS, topics.WORKFLOW_COMMANDS,
-                                                               "garbage")
-    [copy] = await dlq_copies(pool, topics.WORKFLOW_COMMANDS, garbage)
-    assert copy["dlq_original_topic"] == topics.WORKFLOW_COMMANDS and copy["dlq_service"] == "workflow"
+    letter, copy = await set_aside_once(pool, topics.WORKFLOW_COMMANDS, garbage)
+    assert (letter["job"], letter["topic"], letter["key"]) == (
+        topics.WORKFLOW_COMMANDS, topics.WORKFLOW_COMMANDS, "garbage")
+    assert (copy["dlq_original_topic"], copy["dlq_service"]) == (topics.WORKFLOW_COMMANDS, "workflow")
 
 
 async def test_an_invalid_referral_accepted_is_set_aside_naming_its_field_and_starts_nothing(
