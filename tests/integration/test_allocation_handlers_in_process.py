@@ -14,8 +14,10 @@ import asyncpg
 import pytest
 
 from services.allocation import handlers
+from services.allocation.clients import WorkReader
 from shared import topics
 from shared.envelope import new_message
+from shared.testing import free_port
 from tests.allocation_harness import Staff, tray_args
 from tests.in_process import Consumer, queued, service_pool, set_aside_once
 from tests.workflow_harness import SCREENING
@@ -151,3 +153,21 @@ async def test_an_invalid_tray_review_timer_due_is_set_aside_not_dropped(pool):
     [letter] = await pool.fetch("SELECT error FROM dead_letters WHERE job = $1 AND key = $2",
                                 topics.SCHEDULER_DUE, key)
     assert "entry_id" in letter["error"]
+
+
+async def test_an_allocation_while_workflow_cannot_be_read_is_refused_unavailable_and_changes_nothing(
+        pool, referral_events):
+    """R-A3: allocating moves the person's team work, so the work must be read first; when the workflow service
+    does not answer, the command is refused `unavailable` (try again) and no relationship is recorded."""
+    s = Staff()
+    person_id = await referred(referral_events)
+    work = WorkReader(f"http://127.0.0.1:{free_port()}", 1.0)
+    try:
+        commands = Consumer(pool, "allocation", handlers.on_command, {"readers": handlers.Readers(work=work)})
+        outcome = await commands.send(topics.ALLOCATION_COMMANDS, "case.allocate", s.tm, key=person_id,
+                                      person_id=person_id, worker_id=s.sw["worker_id"], team_id=s.team)
+    finally:
+        await work.close()
+    assert outcome.rejection["code"] == "unavailable"
+    assert await pool.fetchval("SELECT count(*) FROM worker_relationships WHERE person_id = $1",
+                               uuid.UUID(person_id)) == 0
