@@ -282,3 +282,9 @@ async def own_broker(tmp_path: Path) -> AsyncIterator[list[subprocess.Popen[byte
     yield processes
     for process in processes:
         embedded.stop_process(process)
+
+
+@pytest.fixture(scope="session")
+async def handlers_dsn(infra: Infra) -> str:
+    """A database of the in-process handler tests alone (tests/in_process.py): no service relays its outbox."""
+    return await create_database(infra.dsn, "tessera_handlers")

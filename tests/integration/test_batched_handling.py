@@ -15,44 +15,30 @@ from shared.events.scheduler import TimerSet
 from shared.testing import (
     EventLog,
     ServiceProcess,
-    create_database,
-    group_caught_up,
     poll_until,
     publish,
     service_auth,
 )
+from tests.scheduler_clock import own_scheduler, own_scheduler_env, scheduler_pool
 
 DLQ = topics.dlq(topics.SCHEDULER_TIMERS)
-GROUP = f"scheduler.{topics.SCHEDULER_TIMERS}"
 
 
 @pytest.fixture(scope="module")
 async def scheduler_env(infra, services) -> dict[str, str]:
-    # one scheduler consumer group: a scheduler other tests started would take our partitions
-    if "scheduler" in services:
-        services.pop("scheduler").stop()
-    dsn = await create_database(infra.dsn, "tessera_batching")
-    return {**infra.env, "DATABASE_URL": dsn, "SCHEDULER_TEST_CLOCK": "true"}
+    return await own_scheduler_env(infra, services)
 
 
 @pytest.fixture(scope="module")
 async def scheduler(infra, scheduler_env) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess("scheduler", scheduler_env, infra.log_dir)
-    process.start()
-    await process.ready()
-    await poll_until(lambda: group_caught_up(infra.bootstrap, GROUP, topics.SCHEDULER_TIMERS), 240,
-                     "the scheduler read every timer command before it")
-    yield process
-    process.stop()
+    async with own_scheduler(infra, scheduler_env) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
 async def sdb(scheduler_env, scheduler) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(scheduler_env["DATABASE_URL"], min_size=1, max_size=2,
-                                     server_settings={"search_path": "scheduler"})
-    assert pool is not None
-    yield pool
-    await pool.close()
+    async with scheduler_pool(scheduler_env) as pool:
+        yield pool
 
 
 def timer_set(key: str, subject: str, payload: dict[str, str] | None = None) -> Envelope:

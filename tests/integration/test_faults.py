@@ -48,7 +48,6 @@ embedded broker.
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import random
 import statistics
@@ -70,7 +69,8 @@ from aiokafka.errors import KafkaError
 
 from shared import embedded, topics
 from shared.envelope import new_message
-from shared.testing import BackgroundLoad, ServiceProcess, SigningProducer, TopicTail, service_auth
+from shared.testing import ServiceProcess, SigningProducer, service_auth
+from tests import load_harness
 from tests.factories import person_data, referral_message, unique_referral, unique_seed
 
 pytestmark = pytest.mark.faults
@@ -128,62 +128,11 @@ class Window:
     resent: int = 0
 
 
-class Tally(TopicTail):
-    """Reads every events topic the load's work reaches (no group) and indexes what each message caused.
-
-    An effect is an event of one type (and, for messages, one recipient; for timers, one key) caused by
-    one message: two distinct event ids for one effect are a duplicate; the same id again is a copy
-    (a relay re-send or the re-published window), which consumers drop through their inbox.
-    """
+class Tally(load_harness.Tally):
+    """Every events topic the load's work reaches, and when each kind of message the load sends is answered."""
 
     def __init__(self, bootstrap: str) -> None:
-        super().__init__(bootstrap, WATCHED, max_partition_fetch_bytes=4_000_000, auto_offset_reset="earliest")
-        self.copies = 0
-        self.seen_ids: set[str] = set()
-        self.data_of: dict[str, tuple[str, dict[str, Any]]] = {}  # event id -> (type, data)
-        # causation (the message that caused it) -> {effect -> distinct event ids}
-        self.by_cause: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
-        # referral id -> distinct referral.accepted ids; workflow id -> distinct step.created ids
-        self.accepted: dict[str, set[str]] = defaultdict(set)
-        self.workflow_of: dict[str, str] = {}
-        self.person_of: dict[str, str] = {}
-        self.created: dict[str, set[str]] = defaultdict(set)
-        self.fired: dict[str, set[str]] = defaultdict(set)  # timer key -> distinct timer.due ids
-        self.letters: dict[str, set[str]] = defaultdict(set)  # notifications message id -> document.rendered ids
-
-    def note(self, record: Any, now: float) -> None:
-        body = json.loads(record.value)
-        kind, event_id, data = body.get("type"), body.get("id"), body.get("data", {})
-        if event_id in self.seen_ids:
-            self.copies += 1
-            return
-        self.seen_ids.add(event_id)
-        self.data_of[event_id] = (kind, data)
-        self.by_cause[body.get("causationid")][(kind, str(data.get("recipient") or data.get("key") or ""))].add(
-            event_id)
-        if kind == "referral.accepted":
-            self.accepted[data["referral_id"]].add(event_id)
-            self.workflow_of[data["referral_id"]] = data["workflow_id"]
-            self.person_of[data["referral_id"]] = data["person_id"]
-        elif kind == "step.created" and data.get("workflow_id"):
-            self.created[data["workflow_id"]].add(event_id)
-        elif kind == "timer.due":
-            self.fired[data["key"]].add(event_id)
-        elif kind == "document.rendered" and data.get("message_id"):
-            self.letters[data["message_id"]].add(event_id)
-
-    def caused(self, cause: str, kind: str) -> list[str]:
-        """Ids of the events of `kind` that `cause` caused."""
-        return [i for (k, _), ids in self.by_cause.get(cause, {}).items() if k == kind for i in ids]
-
-    def effects(self, cause: str, depth: int = 4) -> list[set[str]]:
-        """Every effect `cause` led to, through the events it caused, as sets of distinct event ids."""
-        found = list(self.by_cause.get(cause, {}).values())
-        if depth > 1:
-            for ids in list(found):
-                for event_id in ids:
-                    found += self.effects(event_id, depth - 1)
-        return found
+        super().__init__(bootstrap, WATCHED, auto_offset_reset="earliest")
 
     def told(self, tray_command: str, recipient: str) -> str | None:
         """The id of the `message.sent` (or `.failed`) to the person or the referrer about a tray placement."""
@@ -220,7 +169,7 @@ def _delivery_noted(delivery: asyncio.Future[Any]) -> None:
         delivery.exception()
 
 
-class Load(BackgroundLoad):
+class Load(load_harness.PacedLoad):
     """Referrals, step.save, tray placements and timers at a steady rate, each noted with its fault window.
 
     The mix (KIND_CYCLE) reaches every service: a referral → referrals and workflow; a step.save →
@@ -231,14 +180,13 @@ class Load(BackgroundLoad):
     """
 
     def __init__(self, bootstrap: str, steps: dict[str, str], rate: int, tally: Tally, rng: random.Random) -> None:
-        super().__init__(bootstrap)
+        super().__init__(bootstrap, rate)
         self._tally = tally
         self._rng = rng
         self._unanswered: list[Sent] = []
         self._to_tray: list[Sent] = []  # referrals whose person may go on a tray once answered
         self.waited = 0.0  # seconds the load stood still at MAX_UNANSWERED
         self._steps = list(steps.items())  # step id -> person id
-        self.rate = rate
         self.sent: list[Sent] = []
         self.window = 0
 
@@ -315,19 +263,13 @@ class Load(BackgroundLoad):
                                                 "payload": {}}, subject=key)
         return self._sent("timer", m, key, topics.SCHEDULER_TIMERS, key)
 
-    async def _run(self) -> None:
-        began, i = time.monotonic(), 0
-        while not self._stop.is_set():
-            s = self._next(i)
-            s.window = self.window
-            await self._within_window()
-            await self._send(s.topic, s.key, s.value)
-            self.sent.append(s)
-            self._unanswered.append(s)
-            i += 1
-            delay = began + i / self.rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # pacing the load, not waiting for messages
+    async def send_next(self, i: int) -> None:
+        s = self._next(i)
+        s.window = self.window
+        await self._within_window()
+        await self._send(s.topic, s.key, s.value)
+        self.sent.append(s)
+        self._unanswered.append(s)
 
 
 # --- the test's own database access: it rides a restart out like the services do -------------------------
@@ -596,7 +538,7 @@ def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: 
           f" (the load stood {run.load.waited:.0f}s at {MAX_UNANSWERED} unanswered)"
           f" ({', '.join(f'{sum(1 for s in sent if s.kind == k)} {k}' for k in KINDS)});"
           f" copies seen (same message id again: relay re-sends and the re-published window,"
-          f" absorbed by inboxes): {run.tally.copies}")
+          f" absorbed by inboxes): {len(run.tally.copies)}")
     print("each kind: messages in / effects (distinct events they caused, through every service) / duplicated")
     print(f"{'fault':<28}" + "".join(f"{k:>18}" for k in KINDS) + f"{'lost':>6}{'rejected':>9}{'re-sent':>8}"
           f"{'recovery':>10}")

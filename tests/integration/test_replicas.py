@@ -49,15 +49,14 @@ from shared.envelope import new_message
 from shared.events.scheduler import TimerSet
 from shared.settings import Settings
 from shared.testing import (
-    BackgroundLoad,
     ServiceProcess,
     SigningProducer,
-    TopicTail,
     create_database,
     poll_until,
     service_auth,
 )
 from tests.factories import referral_message, unique_referral
+from tests.load_harness import PacedLoad, Tally, lost_and_doubled
 
 # starting and rolling several service processes on a shared 2-core machine outlasts the 300 s default
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
@@ -96,68 +95,21 @@ def _note_partition(sent: Sent, future: asyncio.Future) -> None:
 Make = Callable[[int], tuple[str, str, bytes, Sent]]  # i -> topic, Kafka key, value, what was sent
 
 
-class Load(BackgroundLoad):
-    """Messages from `make` at a steady rate until stopped."""
+class Load(PacedLoad):
+    """Messages from `make` at a steady rate until stopped, each noted with the partition the broker put it on."""
 
     progress_timeout = 60.0
 
     def __init__(self, bootstrap: str, make: Make, rate: int) -> None:
-        super().__init__(bootstrap)
+        super().__init__(bootstrap, rate)
         self._make = make
-        self._rate = rate
         self.sent: list[Sent] = []
 
-    async def _run(self) -> None:
-        began, i = time.monotonic(), 0
-        while not self._stop.is_set():
-            topic, key, value, sent = self._make(i)
-            future = await self._producer.send(topic, value, key=key.encode())
-            future.add_done_callback(functools.partial(_note_partition, sent))
-            self.sent.append(sent)
-            i += 1
-            delay = began + i / self._rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)  # pacing the load, not waiting for messages
-
-
-class Outcomes(TopicTail):
-    """Every event on some topics, indexed by message id, cause and business key (no consumer group)."""
-
-    def __init__(self, bootstrap: str, watched: tuple[str, ...]) -> None:
-        super().__init__(bootstrap, watched, max_partition_fetch_bytes=4_000_000)
-        self.repeats: list[float] = []  # when a copy of an already-seen message arrived
-        self._seen: set[str] = set()
-        self.by_cause: dict[str, set[str]] = defaultdict(set)
-        self.accepted: dict[str, set[str]] = defaultdict(set)  # referral id -> referral.accepted ids
-        self.accepted_first: list[tuple[str, int, float, str]] = []  # event id, partition, arrival, person id
-        self.workflow_of: dict[str, str] = {}
-        self.person_of: dict[str, str] = {}  # referral id -> person id
-        self.created: dict[str, set[str]] = defaultdict(set)  # workflow id -> step.created ids
-        self.firings: dict[str, set[tuple[str, str]]] = defaultdict(set)  # timer key -> (id, fired_at)
-        self.rendered: dict[str, set[str]] = defaultdict(set)  # message id -> document.rendered ids
-
-    def note(self, record: Any, now: float) -> None:
-        body = json.loads(record.value)
-        kind, event_id, data = body.get("type"), body.get("id"), body.get("data", {})
-        if event_id in self._seen:
-            self.repeats.append(now)
-            return
-        self._seen.add(event_id)
-        self.by_cause[body.get("causationid")].add(event_id)
-        if kind == "referral.accepted":
-            self.accepted[data["referral_id"]].add(event_id)
-            self.workflow_of[data["referral_id"]] = data["workflow_id"]
-            self.person_of[data["referral_id"]] = data["person_id"]
-            self.accepted_first.append((event_id, record.partition, now, data["person_id"]))
-        elif kind == "step.created" and data.get("workflow_id"):
-            self.created[data["workflow_id"]].add(event_id)
-        elif kind == "timer.due" and data.get("owner") == TIMER_OWNER:
-            self.firings[data["key"]].add((event_id, data["fired_at"]))
-        elif kind == "document.rendered" and data.get("message_id"):
-            self.rendered[data["message_id"]].add(event_id)
-
-    def repeats_between(self, start: float, end: float) -> int:
-        return sum(1 for at in self.repeats if start <= at <= end)
+    async def send_next(self, i: int) -> None:
+        topic, key, value, sent = self._make(i)
+        future = await self._producer.send(topic, value, key=key.encode())
+        future.add_done_callback(functools.partial(_note_partition, sent))
+        self.sent.append(sent)
 
 
 # --- one service's replicas ----------------------------------------------------------------------------------
@@ -261,7 +213,7 @@ async def _stop(process: ServiceProcess) -> int:
     return process.process.returncode
 
 
-async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: Outcomes, bootstrap: str) -> float:
+async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: Tally, bootstrap: str) -> float:
     """The three phases of the module docstring, every service at once; returns the 2-replica window length."""
     async with httpx.AsyncClient(auth=service_auth(), timeout=5) as http:
         began = time.monotonic()
@@ -297,7 +249,7 @@ async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: O
                                    for name in a}
             s.figures["members"] = await group_members(bootstrap, s.group)
             s.figures["split"] = [assignments(p, s.group)[-1][1] for p in (s.first, s.second)]  # type: ignore[arg-type]
-            s.figures["relay repeats"] = outcomes.repeats_between(window_start, time.monotonic())
+            s.figures["relay repeats"] = outcomes.copies_between(window_start, time.monotonic())
 
         sigterm, sigterm_at = time.monotonic(), datetime.now(UTC)
         codes = await asyncio.gather(*(_stop(s.second) for s in services))  # type: ignore[arg-type]
@@ -320,7 +272,7 @@ async def scale_out_and_roll(services: list[Replicated], load: Load, outcomes: O
         return window
 
 
-async def roll_alone(service: Replicated, load: Load, outcomes: Outcomes, bootstrap: str, rate: int) -> float:
+async def roll_alone(service: Replicated, load: Load, outcomes: Tally, bootstrap: str, rate: int) -> float:
     """One service scaled out and rolled while its load runs (2 s of load before and after)."""
     try:
         await load.let_run(2 * rate)
@@ -401,7 +353,7 @@ def keys_on_every_partition(n: int) -> list[str]:
     return people
 
 
-async def open_steps(bootstrap: str, outcomes: Outcomes, db: asyncpg.Pool, n: int) -> dict[str, str]:
+async def open_steps(bootstrap: str, outcomes: Tally, db: asyncpg.Pool, n: int) -> dict[str, str]:
     """n started steps, one person each: step id -> person id."""
     people = keys_on_every_partition(n)
     ms = [new_message("step.start_new", "replicas", {"actor": ACTOR, "person_id": p, "step_type": STEP_TYPE},
@@ -432,7 +384,7 @@ def sent_served(load: Load, kind: str, answered: Callable[[Sent], bool]) -> Call
     return served
 
 
-def inbox_served(db: asyncpg.Pool, schema: str, outcomes: Outcomes) -> Callable[[float], Awaitable[set[int]]]:
+def inbox_served(db: asyncpg.Pool, schema: str, outcomes: Tally) -> Callable[[float], Awaitable[set[int]]]:
     """Partitions of referrals.events whose referral.accepted, arrived since then, is in the schema's inbox."""
     async def served(since: float) -> set[int]:
         recent = {event_id: partition for event_id, partition, at, _ in outcomes.accepted_first if at >= since}
@@ -451,7 +403,7 @@ async def test_each_service_scales_to_2_replicas_and_rolls_under_load_losing_and
     replica_logs = infra.log_dir / "replicas"
     replica_logs.mkdir(exist_ok=True)
     with_referrals = {**infra.env, "REFERRALS_URL": referrals.url}
-    async with Outcomes(infra.bootstrap, (topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS)) as outcomes:
+    async with Tally(infra.bootstrap, (topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS)) as outcomes:
         steps = await open_steps(infra.bootstrap, outcomes, db, STEPS)
         before = await versions(db, list(steps))
         async with Load(infra.bootstrap, pipeline_load(steps), RATE) as load:
@@ -512,10 +464,10 @@ async def test_each_service_scales_to_2_replicas_and_rolls_under_load_losing_and
     for s in saves:
         saves_per_step[s.key] += 1
     lost = [s for s in sent if not answered(s)]
-    doubled_accepted = sum(1 for s in referrals_sent if len(outcomes.accepted.get(s.key, ())) > 1)
-    doubled_created = sum(1 for s in referrals_sent
-                          if len(outcomes.created.get(outcomes.workflow_of.get(s.key, ""), ())) > 1)
-    doubled_saves = sum(1 for s in saves if len(outcomes.by_cause.get(s.message_id, ())) > 1)
+    doubled_accepted = len(lost_and_doubled([s.key for s in referrals_sent], outcomes.accepted)[1])
+    doubled_created = len(lost_and_doubled([outcomes.workflow_of.get(s.key, "") for s in referrals_sent],
+                                           outcomes.created)[1])
+    doubled_saves = sum(1 for s in saves if outcomes.doubled_effects(s.message_id))
     extra_versions = sum(after[k] - before[k] - saves_per_step[k] for k in steps)
 
     print_figures(f"2 replicas then a rolling restart, all four services at once: {len(sent)} messages at {RATE}/s "
@@ -524,7 +476,7 @@ async def test_each_service_scales_to_2_replicas_and_rolls_under_load_losing_and
     print(f"lost {len(lost)}; duplicated: referral.accepted {doubled_accepted}, step.created {doubled_created}, "
           f"step.save outcomes {doubled_saves}, step versions {extra_versions}; referrals stored {stored}, "
           f"people {people}; allocation inbox/cases, notifications inbox/referrers {inbox_and_rows} "
-          f"of {len(accepted_ids)}; relay re-sends (same id, absorbed by inboxes) {len(outcomes.repeats)}; "
+          f"of {len(accepted_ids)}; relay re-sends (same id, absorbed by inboxes) {len(outcomes.copies)}; "
           f"audit chains {({k: (v.rows, v.ok) for k, v in chains.items()})}")
 
     assert_both_took_part(services)
@@ -587,22 +539,21 @@ async def test_two_schedulers_split_the_timers_and_a_rolling_restart_fires_each_
     replica_logs = infra.log_dir / "replicas"
     replica_logs.mkdir(exist_ok=True)
     run = uuid.uuid4().hex[:10]
-    async with Outcomes(infra.bootstrap, (topics.SCHEDULER_DUE,)) as outcomes:
+    async with Tally(infra.bootstrap, (topics.SCHEDULER_DUE,)) as outcomes:
         async with Load(infra.bootstrap, timer_load(run), RATE) as load:
-            fired = lambda s: bool(outcomes.firings.get(s.key))  # noqa: E731
+            fired = lambda s: bool(outcomes.fired.get(s.key))  # noqa: E731
             scheduler = Replicated("scheduler", first_scheduler, scheduler_env, replica_logs,
                                    (topics.SCHEDULER_TIMERS,), sent_served(load, "timer", fired),
                                    counted=(FIRED, PUBLISHED))
             window = await roll_alone(scheduler, load, outcomes, infra.bootstrap, RATE)
         keys = {s.key for s in load.sent}
         with contextlib.suppress(TimeoutError):  # what is missing then is counted as lost below
-            await outcomes.wait_until(lambda: keys <= outcomes.firings.keys(), 60 + len(keys) / 50, "every timer")
-    missed = keys - outcomes.firings.keys()
-    twice = [k for k in keys if len(outcomes.firings.get(k, ())) > 1]
+            await outcomes.wait_until(lambda: keys <= outcomes.fired.keys(), 60 + len(keys) / 50, "every timer")
+    missed, twice = lost_and_doubled(keys, outcomes.fired)
     fired_by_each = scheduler.figures["window"][FIRED]
     print_figures(f"scheduler, 2 replicas then a rolling restart: {len(keys)} timers set at {RATE}/s; "
                   f"2-replica window {window:.1f}s", [scheduler])
-    print(f"lost {len(missed)}, fired twice {len(twice)}, relay re-sends {len(outcomes.repeats)}")
+    print(f"lost {len(missed)}, fired twice {len(twice)}, relay re-sends {len(outcomes.copies)}")
 
     assert_both_took_part([scheduler])
     assert all(v > 0 for v in fired_by_each), "both firing jobs should have fired timers"
@@ -613,7 +564,7 @@ async def test_two_schedulers_split_the_timers_and_a_rolling_restart_fires_each_
 # --- documents -------------------------------------------------------------------------------------------------
 
 
-async def people_by_post(bootstrap: str, outcomes: Outcomes, n: int) -> list[str]:
+async def people_by_post(bootstrap: str, outcomes: Tally, n: int) -> list[str]:
     """n people created through intake (letters need a name and an address from referrals)."""
     ms = [referral_message(unique_referral()) for _ in range(n)]
     producer = SigningProducer(bootstrap_servers=bootstrap, acks="all")
@@ -653,7 +604,7 @@ async def test_two_documents_replicas_render_each_letter_once_through_a_rolling_
     env = {**infra.env, "REFERRALS_URL": referrals.url, "WORKFLOW_URL": workflow.url,
            "UPLOAD_MAX_BYTES": str(1024 * 1024)}
     watched = (topics.REFERRALS_EVENTS, topics.DOCUMENTS_EVENTS)
-    async with Outcomes(infra.bootstrap, watched) as outcomes:
+    async with Tally(infra.bootstrap, watched) as outcomes:
         people = await people_by_post(infra.bootstrap, outcomes, 40)
         async with Load(infra.bootstrap, letter_load(people), LETTER_RATE) as load:
             rendered = lambda s: bool(outcomes.rendered.get(s.key))  # noqa: E731
@@ -665,12 +616,11 @@ async def test_two_documents_replicas_render_each_letter_once_through_a_rolling_
             await outcomes.wait_until(lambda: all(outcomes.rendered.get(k) for k in keys), 120 + len(keys) / 10,
                                       "every letter rendered")
     kept = await db.fetchval("SELECT count(*) FROM documents.letters WHERE message_id = ANY($1)", keys)
-    missed = [k for k in keys if not outcomes.rendered.get(k)]
-    twice = [k for k in keys if len(outcomes.rendered.get(k, ())) > 1]
+    missed, twice = lost_and_doubled(keys, outcomes.rendered)
     print_figures(f"documents, 2 replicas then a rolling restart: {len(keys)} letters at {LETTER_RATE}/s; "
                   f"2-replica window {window:.1f}s", [service])
     print(f"lost {len(missed)}, rendered twice {len(twice)}, letters kept {kept} of {len(keys)}, "
-          f"relay re-sends {len(outcomes.repeats)}")
+          f"relay re-sends {len(outcomes.copies)}")
 
     assert_both_took_part([service])
     assert not missed, f"{len(missed)} letters never rendered"

@@ -24,13 +24,12 @@ from shared.testing import (
     EventLog,
     Seen,
     ServiceProcess,
-    create_database,
-    group_caught_up,
     poll_until,
     publish,
     service_auth,
     signed_as_sender,
 )
+from tests.scheduler_clock import own_scheduler, own_scheduler_env, scheduler_pool
 from tools import quarantine as quarantine_tool
 
 OWNER = "tests"
@@ -44,38 +43,19 @@ FIRING_STARTED = '"message": "firing timers"'
 
 @pytest.fixture(scope="module")
 async def scheduler_env(infra, services) -> dict[str, str]:
-    # one scheduler consumer group: a scheduler other tests started would take our partitions
-    if "scheduler" in services:
-        services.pop("scheduler").stop()
-    dsn = await create_database(infra.dsn, "tessera_scheduler")
-    return {**infra.env, "DATABASE_URL": dsn, "SCHEDULER_TEST_CLOCK": "true",
-            "SCHEDULER_POLL_SECONDS": "0.2"}
+    return await own_scheduler_env(infra, services)
 
 
 @pytest.fixture(scope="module")
 async def scheduler(infra, scheduler_env) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess("scheduler", scheduler_env, infra.log_dir)
-    process.start()
-    await process.ready()
-    await poll_until(lambda: _caught_up(infra.bootstrap), 240, "the scheduler read every timer command before it")
-    yield process
-    process.stop()
-
-
-async def _caught_up(bootstrap: str) -> bool:
-    """No timer.set or timer.cancel of earlier tests still waiting for this scheduler: the timings below are its
-    own (the group's backlog is every service's timers of the session so far)."""
-    return await group_caught_up(bootstrap, f"scheduler.{topics.SCHEDULER_TIMERS}", topics.SCHEDULER_TIMERS)
+    async with own_scheduler(infra, scheduler_env) as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
 async def sdb(scheduler_env, scheduler) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(scheduler_env["DATABASE_URL"], min_size=1, max_size=2,
-                                     server_settings={"search_path": "scheduler"})
-    assert pool is not None
-    yield pool
-    await pool.execute("UPDATE clock SET offset_seconds = 0")
-    await pool.close()
+    async with scheduler_pool(scheduler_env) as pool:
+        yield pool
 
 
 @pytest.fixture

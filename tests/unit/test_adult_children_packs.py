@@ -75,11 +75,6 @@ INTAKE_FIRST_STEPS = {
 }
 
 
-@pytest.fixture(scope="module")
-def shipped() -> PackRegistry:
-    return shipped_packs()
-
-
 def _pack_steps(shipped: PackRegistry, name: str) -> list[StepDefinition]:
     [pack] = [pack for pack in shipped.packs if pack.name == name]
     return [shipped.step(step.step_type) for step in pack.steps]

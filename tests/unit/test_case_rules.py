@@ -17,7 +17,7 @@ import pytest
 
 from services.workflow import domain, purchasing
 from services.workflow.pack import DEFINITIONS_DIR, PackError, PackRegistry, load_packs
-from tests.workflow_harness import PERSON, Engine, actor, codes, shipped_packs
+from tests.workflow_harness import PERSON, Engine, actor, codes
 
 PID = PERSON["person_id"]
 CARER = "00000000-0000-4000-8000-0000000000c1"
@@ -52,16 +52,6 @@ PLAN_VALUES = {"planned_services": [DOMICILIARY, PA], "annual_review_date": "202
                "plan_outcomes": "Safe at home"}
 PSR_VALUES = {"holistic_summary": "Doing well", **NO_CARERS, "planned_services": [DOMICILIARY],
               "annual_review_date": "2025-01-10", "review_date": "2024-06-01"}
-
-
-@pytest.fixture(scope="module")
-def shipped() -> PackRegistry:
-    return shipped_packs()
-
-
-@pytest.fixture
-def e(shipped: PackRegistry) -> Engine:
-    return Engine(packs=shipped)
 
 
 def started(e: Engine, step_type: str, who: dict[str, Any] = SW, person_id: str = PID, **extra: Any) -> str:

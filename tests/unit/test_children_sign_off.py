@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from services.workflow.pack import PackRegistry
-from tests.workflow_harness import PERSON, Engine, actor, codes, shipped_packs
+from tests.workflow_harness import PERSON, Engine, actor, codes
 
 PID = PERSON["person_id"]
 RSW = actor("rsw", "response_social_worker", teams=("children-response",))
@@ -22,16 +19,6 @@ CLOSE = "Close Case to Children's Services"
 CFA = "Child and Family Assessment and Plan"
 MAM = "Child in Need Multi Agency Meeting"
 OUTCOME = {"outcome_summary": "No further involvement", "outcome_date": "2024-06-01"}
-
-
-@pytest.fixture(scope="module")
-def shipped() -> PackRegistry:
-    return shipped_packs()
-
-
-@pytest.fixture
-def e(shipped: PackRegistry) -> Engine:
-    return Engine(packs=shipped)
 
 
 def started(e: Engine, step_type: str, who: dict[str, Any]) -> str:

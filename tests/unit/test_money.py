@@ -13,7 +13,7 @@ import pytest
 from services.workflow import purchasing
 from services.workflow.pack import DEFINITIONS_DIR, PackError, PackRegistry, load_packs
 from shared.events.purchasing import PurchaseOrderRequested
-from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
+from tests.workflow_harness import PERSON, Engine, actor
 
 PID = PERSON["person_id"]
 SW = actor("sw", "social_worker", teams=("adult-review",))
@@ -21,11 +21,6 @@ RSW = actor("rsw", "response_social_worker", teams=("children-response",))
 PLAN = "Care and Support Plan"
 CARER_PLAN = "Carer Support Plan"
 CHILDREN = "Purchase Services: Children's"
-
-
-@pytest.fixture(scope="module")
-def shipped() -> PackRegistry:
-    return shipped_packs()
 
 
 def _started(engine: Engine, step_type: str, who: dict[str, Any] = SW) -> str:

@@ -15,7 +15,6 @@ from services.workflow.pack import (
     StepDefinition,
     load_packs,
 )
-from tests.workflow_harness import shipped_packs
 
 SAP = "WB Support Action Plan Delivery"
 TA = "WB Trusted Assessment and Support Planning"
@@ -30,11 +29,6 @@ WELLBEING_STEPS = {
     MONITORING,
     "WB Covid 19 Response",
 }
-
-
-@pytest.fixture(scope="module")
-def shipped() -> PackRegistry:
-    return shipped_packs()
 
 
 def _step(

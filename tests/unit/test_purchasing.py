@@ -4,22 +4,15 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from services.workflow import purchasing
 from services.workflow.pack import PackRegistry
 from shared.events.purchasing import PurchaseOrderRequested
-from tests.workflow_harness import Engine, actor, codes, shipped_packs
+from tests.workflow_harness import Engine, actor, codes
 
 CSP = "Create Support Plan"
 BROKERAGE = "Brokerage purchasing request"
 INTERIM_REASON = "Long-term PO for the interim service (pass straight to the Purchase Support Team)"
 COORDINATOR = actor("cc-1", "social_worker", teams=("short-term-service",))
-
-
-@pytest.fixture(scope="module")
-def shipped() -> PackRegistry:
-    return shipped_packs()
 
 
 # --- R-K10 arithmetic, pence exact ----------------------------------------------------------------

@@ -11,7 +11,7 @@ from services.web.packs import startable
 from services.workflow import domain
 from services.workflow.pack import PackRegistry
 from shared.actor import Actor
-from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
+from tests.workflow_harness import PERSON, Engine, actor
 
 PID = PERSON["person_id"]
 SCREENING, COVID, PROPOSED = "WB Wellbeing Screening", "WB Covid 19 Response", "Adult Proposed Case Closure"
@@ -25,11 +25,6 @@ TM = actor("tm", "team_manager", teams=("adult-front-door",))
 ATM = actor("atm", "assistant_team_manager", teams=("adult-front-door",))
 RSW = actor("rsw", "response_social_worker", teams=("children-response",))
 ADMIN = actor("admin", "business_support", teams=("adult-admin",))
-
-
-@pytest.fixture(scope="module")
-def shipped() -> PackRegistry:
-    return shipped_packs()
 
 
 def menu(packs: PackRegistry, who: dict[str, Any]) -> set[str]:

@@ -33,11 +33,6 @@ P = Personas()
 NORTH = {"kind": "team", "id": "wellbeing-service-north"}
 
 
-@pytest.fixture
-def e() -> Engine:
-    return Engine()
-
-
 def _finish_with(e: Engine, step_id: str, who: dict[str, Any], values: dict[str, Any],
                  *actions: dict[str, Any]) -> domain.Decision:
     e.send("step.save", who, step_id=step_id, values=values)
