@@ -70,6 +70,7 @@ async def test_R_A5_R_A1_R_A2_R_T8_case_closed_takes_the_person_out_of_allocatio
         assert (by_reviewed.type, by_reviewed.data["entry_id"], by_reviewed.data["reason"]) == (
             "review_tray.entry_removed", review["entry_id"], "case closed")
         cancels = await out.wait_for(lambda m: m.topic == topics.SCHEDULER_TIMERS and m.type == "timer.cancel"
+                                     and m.body["source"] == "tessera/allocation"  # clocks stops its own
                                      and m.caused_by(closures[0].id), 30, 2)
         assert {c.data["key"] for c in cancels} == {f"tray-review:{entry['entry_id']}",
                                                    f"tray-escalation:{entry['entry_id']}"}
