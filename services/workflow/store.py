@@ -23,6 +23,7 @@ from services.workflow.domain import (
     london_date,
 )
 from services.workflow.pack import PackRegistry
+from shared.actor import Actor
 
 STEP_COLUMNS = (
     "step_id, workflow_id, person_id, linked_person_id, step_type, pack_version, state,"
@@ -428,3 +429,37 @@ async def lack_of_provision_list(conn: Conn) -> list[asyncpg.Record]:
 async def purchase_orders_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM po_requests WHERE person_id = $1 ORDER BY requested_at, po_request_id", person_id)
+
+
+# --- break-glass reasons (issue #21) --------------------------------------------------------------
+
+ACCESS_REASON_COLUMNS = ("message_id", "person_id", "actor", "roles", "team_ids", "command_type", "reason", "at")
+
+
+async def insert_access_reason(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
+    """One command allowed on its actor's reason; keys as ACCESS_REASON_COLUMNS."""
+    await conn.execute(f"INSERT INTO access_reasons ({', '.join(ACCESS_REASON_COLUMNS)})"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", *(row[c] for c in ACCESS_REASON_COLUMNS))
+
+
+async def access_reasons_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM access_reasons WHERE person_id = $1 ORDER BY at", person_id)
+
+
+# --- who workflow has seen act (R-RQ9) --------------------------------------------------------------
+
+
+async def saw_worker(conn: asyncpg.Connection, actor: Actor, at: datetime) -> None:
+    """The roles and teams a worker acted with; rewritten only when they change (no lock otherwise)."""
+    roles, teams = sorted(actor.roles), sorted(actor.team_ids)
+    await conn.execute("INSERT INTO known_workers (worker_id, roles, team_ids, since) VALUES ($1, $2, $3, $4)"
+                       " ON CONFLICT (worker_id) DO NOTHING", actor.worker_id, roles, teams, at)
+    await conn.execute("UPDATE known_workers SET roles = $2, team_ids = $3, since = $4 WHERE worker_id = $1"
+                       " AND (roles <> $2 OR team_ids <> $3)", actor.worker_id, roles, teams, at)
+
+
+async def known_workers(conn: Conn, worker_id: str, team_ids: Iterable[str]) -> dict[str, Actor]:
+    """The worker and the members of the teams, as last seen acting."""
+    rows = await conn.fetch("SELECT worker_id, roles, team_ids FROM known_workers"
+                            " WHERE worker_id = $1 OR team_ids && $2::text[]", worker_id, sorted(team_ids))
+    return {r["worker_id"]: Actor(r["worker_id"], frozenset(r["roles"]), frozenset(r["team_ids"])) for r in rows}
