@@ -214,7 +214,8 @@ class Engine:
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         assignments = [h.details for h in reversed(self.history)
-                       if step is not None and h.step_id == step.step_id and h.what == "step.assigned"]
+                       if step is not None and h.step_id == step.step_id
+                       and h.what in ("step.assigned", "step.started")]
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
                                  person_steps=person_steps, new_workflow_id=next(self._ids()),
                                  assignments=assignments)

@@ -241,9 +241,10 @@ async def history_of(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
 
 
 async def assignments_of(conn: Conn, step_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The details of the step's `step.assigned` history, newest first (R-W14)."""
-    rows = await conn.fetch("SELECT details FROM step_history WHERE step_id = $1 AND what = 'step.assigned'"
-                            " ORDER BY entry_id DESC", step_id)
+    """The details of the step's `step.assigned` and `step.started` history (who it went to, from whom), newest
+    first (R-W14)."""
+    rows = await conn.fetch("SELECT details FROM step_history WHERE step_id = $1"
+                            " AND what IN ('step.assigned', 'step.started') ORDER BY entry_id DESC", step_id)
     return [dict(r["details"]) for r in rows]
 
 
@@ -451,11 +452,12 @@ async def access_reasons_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Re
 
 async def saw_worker(conn: asyncpg.Connection, actor: Actor, at: datetime) -> None:
     """The roles and teams a worker acted with; rewritten only when they change (no lock otherwise)."""
-    roles, teams = sorted(actor.roles), sorted(actor.team_ids)
-    await conn.execute("INSERT INTO known_workers (worker_id, roles, team_ids, since) VALUES ($1, $2, $3, $4)"
-                       " ON CONFLICT (worker_id) DO NOTHING", actor.worker_id, roles, teams, at)
-    await conn.execute("UPDATE known_workers SET roles = $2, team_ids = $3, since = $4 WHERE worker_id = $1"
-                       " AND (roles <> $2 OR team_ids <> $3)", actor.worker_id, roles, teams, at)
+    # one round trip: the UPDATE sees the table as it was before the INSERT (one snapshot)
+    await conn.execute(
+        "WITH added AS (INSERT INTO known_workers (worker_id, roles, team_ids, since) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (worker_id) DO NOTHING)"
+        " UPDATE known_workers SET roles = $2, team_ids = $3, since = $4 WHERE worker_id = $1"
+        " AND (roles <> $2 OR team_ids <> $3)", actor.worker_id, sorted(actor.roles), sorted(actor.team_ids), at)
 
 
 async def known_workers(conn: Conn, worker_id: str, team_ids: Iterable[str]) -> dict[str, Actor]:

@@ -35,9 +35,8 @@ async def test_R_W14_R_RQ9_a_workers_own_step_is_their_teams_and_its_sign_off_go
     assert kept.of("step.assigned")["assignee"] == {"kind": "worker", "id": sw["worker_id"]}
 
     # R-RQ9: a social worker workflow has seen act cannot sign an MCA; the team's manager can, and is named
-    refused_save = await commands.send("step.save", colleague, key=person_id, step_id=step_id,
-                                       values={"decision_specific": "Where to live"})
-    assert refused_save.rejected  # not theirs; workflow now knows them as a social worker of the team
+    # refused (the step is started and not theirs), yet workflow now knows them as a social worker of the team
+    assert (await commands.send("step.start", colleague, key=person_id, step_id=step_id)).rejected
     to_colleague = await commands.send("step.send_request", sw, key=person_id, step_id=step_id, name=SIGN_OFF,
                                        to={"kind": "worker", "id": colleague["worker_id"]})
     [why] = to_colleague.reasons
@@ -49,9 +48,12 @@ async def test_R_W14_R_RQ9_a_workers_own_step_is_their_teams_and_its_sign_off_go
     assert to_other_team.reasons[0]["code"] == "cannot_sign" and f"nobody in team {team}-admin" in (
         to_other_team.reasons[0]["message"])
 
+    # the colleague is made an assistant team manager: once workflow sees them act as one, they can sign
+    promoted = {**colleague, "roles": ["assistant_team_manager"]}
+    assert (await commands.send("step.start", promoted, key=person_id, step_id=step_id)).rejected
     sent = (await commands.send("step.send_request", sw, key=person_id, step_id=step_id, name=SIGN_OFF,
-                                to={"kind": "worker", "id": tm["worker_id"]})).ok()
-    assert sent.of("request.raised")["to"] == {"kind": "worker", "id": tm["worker_id"]}
+                                to={"kind": "worker", "id": colleague["worker_id"]})).ok()
+    assert sent.of("request.raised")["to"] == {"kind": "worker", "id": colleague["worker_id"]}
     async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         step = (await http.get(f"/steps/{step_id}")).json()
     assert step["state"] == "awaiting_authorisation"

@@ -166,6 +166,17 @@ def test_R_W14_a_workers_own_step_is_their_teams_work(e: Engine) -> None:
     assert codes(refused) == ["not_team_member"]  # handed on to another worker: still the Hub's
 
 
+def test_R_W14_a_teams_step_taken_by_a_member_who_started_it_stays_the_teams(e: Engine) -> None:
+    step = e.referral()  # in the Hub's inbox
+    e.send("step.start", P.hub, step_id=step.step_id)  # a Hub worker takes it
+    outsider = {"worker_id": "tm-north", "roles": ["team_manager"], "team_ids": ["wellbeing-service-north"]}
+    refused = e.refused("step.cancel", outsider, step_id=step.step_id, reason="Opened in error")
+    assert codes(refused) == ["not_team_member"] and "wellbeing-service-hub" in refused[0].message
+    own = {"worker_id": "tm-hub", "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"]}
+    e.send("step.cancel", own, step_id=step.step_id, reason="Opened in error")
+    assert e.steps[step.step_id].state == "cancelled"
+
+
 CSP, SIGN_OFF = "Care and Support Plan", "REQUIRED Please Authorise Support Plan"
 
 

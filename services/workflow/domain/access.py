@@ -125,7 +125,8 @@ def state_problems(step: Step, allowed: frozenset[str] | set[str], doing: str) -
 
 def holding_teams(step: Step, assignments: Sequence[Mapping[str, Any]]) -> frozenset[str]:
     """R-W14: the teams whose work the step is: the team it is assigned to, or the team it was last assigned to
-    or handed on from (`assignments`: the step's `step.assigned` history details, newest first), or else the
+    or handed on from, or taken from by a member who started it (`assignments`: the step's `step.assigned` and
+    `step.started` history details, newest first), or else the
     teams of the worker it was created for (`held_by`); none when no team is known."""
     if step.assignee_kind == "team":
         return frozenset({step.assignee_id})
