@@ -511,16 +511,15 @@ def outsider_cells(world: World) -> list[Send]:
     """The team-scoped commands, as a team manager of another team, on work the team holds (issue #21 §6).
 
     case.reassign moves the setup manager's worker, whose work the team holds through its tray (R-A4).
-    worker_relationship.add allocates a person on the team's tray whom the outsider has no grounds for (their own
-    person they were added to on a reason): R-A7."""
+    worker_relationship.add allocates a person on the team's Review tray, whom the outsider has no grounds for (R-A7;
+    their own person they were added to on a reason). Every one of these is refused, so no other cell is touched."""
     mine = ("case.reassign", "worker_relationship.add")
     held = [s for s in cells(world, OUTSIDER) if s.envelope.type in TEAM_SCOPED and s.envelope.type not in mine]
     t = world.targets[OUTSIDER]
     reassign = command("case.reassign", world.outsider, t.person_id, person_id=t.person_id,
                        **{"from": {"kind": "worker", "id": f"{world.manager['worker_id']}-w"}},
                        to={"kind": "worker", "id": f"matrix-w5-{world.suffix}"})
-    theirs = next(target.person_id for role, target in world.targets.items() if role != OUTSIDER)
-    allocate = command("worker_relationship.add", world.outsider, theirs, person_id=theirs,
+    allocate = command("worker_relationship.add", world.outsider, t.review_person_id, person_id=t.review_person_id,
                        worker_id=f"matrix-w6-{world.suffix}")
     return [*held, reassign, allocate]
 
