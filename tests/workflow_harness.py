@@ -139,6 +139,8 @@ class Engine:
     timers: dict[str, domain.Timer] = field(default_factory=dict)
     # R-W13: the person's open relationships as allocation lists them ("worker:<id>", "team:<id>")
     relationships: set[str] = field(default_factory=set)
+    # R-RQ9: the workers seen acting, with the roles and teams they acted with (every command's actor)
+    known_workers: dict[str, domain.Actor] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _ids(self) -> Iterator[str]:
@@ -205,18 +207,26 @@ class Engine:
         self.now = self.now.replace(microsecond=(self.now.microsecond + 1) % 1_000_000)
         carers = domain.listed_carers(step, self.packs.step(step.step_type, step.pack_version)) \
             if step is not None else ()
+        self.saw(who)
         ctx = domain.Context(now=self.now, actor=domain.Actor.of(command.actor), ids=self._ids(),
                              packs=self.packs, person=self.person, case=self.case_view(person_id, carers),
-                             involved=self.involved(person_id))
+                             involved=self.involved(person_id), known_workers=dict(self.known_workers))
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         assignments = [h.details for h in reversed(self.history)
-                       if step is not None and h.step_id == step.step_id and h.what == "step.assigned"]
+                       if step is not None and h.step_id == step.step_id
+                       and h.what in ("step.assigned", "step.started")]
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
                                  person_steps=person_steps, new_workflow_id=next(self._ids()),
                                  assignments=assignments)
         self._apply(decision)
         return decision
+
+    def saw(self, who: dict[str, Any]) -> None:
+        """R-RQ9: as the handler does for every command, keep the roles and teams the worker acted with."""
+        if who.get("roles"):
+            self.known_workers[who["worker_id"]] = domain.Actor(
+                who["worker_id"], frozenset(who["roles"]), frozenset(who.get("team_ids", ())))
 
     def involved(self, person_id: str) -> frozenset[str]:
         """R-W13: what the handler loads: the person's relationships and whoever their steps are or were with."""

@@ -110,6 +110,7 @@ async def handle_command(pool: asyncpg.Pool, readers: Readers, envelope: Envelop
                     case, decision = await _decide(conn, readers, command, looked)
                     await _save(conn, case, decision)
                     await audit.append(conn, audit.access_reason(command, envelope, key))
+                    await _keep_reason(conn, command, envelope, looked.person_id)
             except RuleBroken as late:
                 refused = late
             except asyncpg.UniqueViolationError:
@@ -126,6 +127,18 @@ async def handle_command(pool: asyncpg.Pool, readers: Readers, envelope: Envelop
     return "rejected"
 
 
+async def _keep_reason(conn: asyncpg.Connection, command: cmd.Command, envelope: Envelope,
+                       person_id: str | None) -> None:
+    """Issue #21: a reason given to act on a person (break-glass) is kept for GET /people/{id}/access-reasons."""
+    why = getattr(command, "access_reason", None)
+    if not why or person_id is None:
+        return
+    await store.insert_access_reason(conn, {
+        "message_id": envelope.id, "person_id": uuid.UUID(person_id), "actor": f"worker:{command.actor.worker_id}",
+        "roles": sorted(command.actor.roles), "team_ids": sorted(command.actor.team_ids),
+        "command_type": command.TYPE, "reason": why, "at": datetime.now(UTC)})
+
+
 async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> Looked:
     """Whose case it is, and what other services must tell us first (R-A3, R-A6, R-T2, R-T4)."""
     looked = await _look_up(pool, readers, command)
@@ -136,12 +149,10 @@ async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> L
 
 
 def _needs_grounds(command: cmd.Command) -> bool:
-    """R-A6: the actor's grounds with the person are checked, and may lie in the person's work."""
+    """R-A6, R-A7: the actor's grounds with the person are checked, and may lie in the person's work."""
     if above_teams(command.actor.roles) or getattr(command, "access_reason", None):
         return False
-    if isinstance(command, cmd.AddWorkerRelationship):
-        return command.worker_id == command.actor.worker_id
-    return isinstance(command, cmd.AddOrgRelationship | cmd.EndOrgRelationship)
+    return isinstance(command, cmd.AddWorkerRelationship | cmd.AddOrgRelationship | cmd.EndOrgRelationship)
 
 
 async def _steps(readers: Readers, person_id: str) -> list[domain.Step]:

@@ -282,3 +282,13 @@ async def locality_teams(request: Request) -> dict[str, Any]:
         for area, team_id in sorted(localities.areas.items()):
             teams[team_id]["areas"].append(area)
     return {"teams": teams}
+
+
+@router.get("/people/{person_id}/access-reasons")
+async def access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+    """Break-glass: commands on the person allowed only on a reason the actor gave (issue #21), oldest first."""
+    return [
+        {"message_id": str(r["message_id"]), "actor": r["actor"], "roles": r["roles"], "team_ids": r["team_ids"],
+         "command_type": r["command_type"], "reason": r["reason"], "at": r["at"].isoformat()}
+        for r in await store.access_reasons_of(_pool(request), person_id)
+    ]

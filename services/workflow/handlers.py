@@ -14,7 +14,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import brokerage, domain, store
-from services.workflow.pack import PackRegistry
+from services.workflow.pack import PackRegistry, Recipient
 from shared import audit, inbox, metrics, outbox, topics
 from shared.access import RelationshipReader
 from shared.actor import above_teams, worker_of
@@ -164,6 +164,8 @@ async def handle_command(
         if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_COMMANDS):
             return "duplicate"
         key = envelope.subject or str(envelope.id)
+        if command is not None and command.actor.roles:  # R-RQ9: the roles and teams the signed actor acts with
+            await store.saw_worker(conn, domain.Actor.of(command.actor), datetime.now(UTC))
         if command is not None:
             try:
                 key, decision = await _decide(conn, packs, command, person, relationships)
@@ -172,6 +174,7 @@ async def handle_command(
             else:
                 await _save(conn, decision)
                 await audit.append(conn, audit.access_reason(command, envelope, key))
+                await _keep_reason(conn, command, envelope)
                 await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, decision.events, envelope, key))
                 await outbox.add(conn, await _timers(conn, decision, envelope, key))
                 # R-F1: purchase orders of sent purchasing next actions, each once
@@ -182,6 +185,16 @@ async def handle_command(
         await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, [rejected], envelope, refused.key or key))
     log.info("command rejected", extra={"message_id": str(envelope.id), "code": rejected.code})
     return "rejected"
+
+
+async def _keep_reason(conn: asyncpg.Connection, command: cmd.Command, envelope: Envelope) -> None:
+    """Issue #21: a reason given to act on a person (break-glass) is kept for GET /people/{id}/access-reasons."""
+    if not isinstance(command, cmd.RecordDeath) or not command.access_reason:
+        return
+    await store.insert_access_reason(conn, {
+        "message_id": envelope.id, "person_id": command.person_id, "actor": f"worker:{command.actor.worker_id}",
+        "roles": sorted(command.actor.roles), "team_ids": sorted(command.actor.team_ids),
+        "command_type": command.TYPE, "reason": command.access_reason, "at": datetime.now(UTC)})
 
 
 async def _check_grounds(pool: asyncpg.Pool, access: RelationshipReader | None, command: cmd.RecordDeath) -> None:
@@ -284,18 +297,38 @@ async def _decide(
     needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep
                                 | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep)
     requests = await store.requests_of(conn, step.step_id) if needs_requests else []
+    known = await _known_workers(conn, packs, command, step)
     involved: frozenset[str] = frozenset()
     if isinstance(command, cmd.SaveStep) and packs.step(step.step_type, step.pack_version).activity_logs:
         involved = relationships | await store.assignees_of_person(conn, step.person_id)  # R-W13
     assignments = await store.assignments_of(conn, step_id) \
         if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
-        decision = domain.decide(_context(command, packs, person, case, involved), command, step=step,
-                                 requests=requests, request=request, assignments=assignments)
+        ctx = replace(_context(command, packs, person, case, involved), known_workers=known)
+        decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
+                                 assignments=assignments)
     except RuleBroken as broken:
         broken.key = step.person_id
         raise
     return step.person_id, decision
+
+
+async def _known_workers(conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command,
+                         step: domain.Step) -> dict[str, domain.Actor]:
+    """R-RQ9: for a request, its recipient (as sent, or the pack's default) and the members of its team and of
+    the sender's teams."""
+    if not isinstance(command, cmd.SendRequest):
+        return {}
+    to: cmd.Target | Recipient | None = command.to
+    if to is None:
+        try:
+            to = packs.step(step.step_type, step.pack_version).request(command.name).default_to
+        except KeyError:
+            return {}  # refused by the domain: no such request
+    if to is None:
+        return {}
+    teams = {*command.actor.team_ids, *([to.id] if to.kind == "team" else [])}
+    return await store.known_workers(conn, to.id, teams)
 
 
 async def _save(conn: asyncpg.Connection, decision: domain.Decision) -> None:

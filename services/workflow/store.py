@@ -23,6 +23,7 @@ from services.workflow.domain import (
     london_date,
 )
 from services.workflow.pack import PackRegistry
+from shared.actor import Actor
 
 STEP_COLUMNS = (
     "step_id, workflow_id, person_id, linked_person_id, step_type, pack_version, state,"
@@ -240,9 +241,10 @@ async def history_of(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
 
 
 async def assignments_of(conn: Conn, step_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The details of the step's `step.assigned` history, newest first (R-W14)."""
-    rows = await conn.fetch("SELECT details FROM step_history WHERE step_id = $1 AND what = 'step.assigned'"
-                            " ORDER BY entry_id DESC", step_id)
+    """The details of the step's `step.assigned` and `step.started` history (who it went to, from whom), newest
+    first (R-W14)."""
+    rows = await conn.fetch("SELECT details FROM step_history WHERE step_id = $1"
+                            " AND what IN ('step.assigned', 'step.started') ORDER BY entry_id DESC", step_id)
     return [dict(r["details"]) for r in rows]
 
 
@@ -449,3 +451,38 @@ async def lack_of_provision_list(conn: Conn) -> list[asyncpg.Record]:
 async def purchase_orders_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM po_requests WHERE person_id = $1 ORDER BY requested_at, po_request_id", person_id)
+
+
+# --- break-glass reasons (issue #21) --------------------------------------------------------------
+
+ACCESS_REASON_COLUMNS = ("message_id", "person_id", "actor", "roles", "team_ids", "command_type", "reason", "at")
+
+
+async def insert_access_reason(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
+    """One command allowed on its actor's reason; keys as ACCESS_REASON_COLUMNS."""
+    await conn.execute(f"INSERT INTO access_reasons ({', '.join(ACCESS_REASON_COLUMNS)})"
+                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", *(row[c] for c in ACCESS_REASON_COLUMNS))
+
+
+async def access_reasons_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM access_reasons WHERE person_id = $1 ORDER BY at", person_id)
+
+
+# --- who workflow has seen act (R-RQ9) --------------------------------------------------------------
+
+
+async def saw_worker(conn: asyncpg.Connection, actor: Actor, at: datetime) -> None:
+    """The roles and teams a worker acted with; rewritten only when they change (no lock otherwise)."""
+    # one round trip: the UPDATE sees the table as it was before the INSERT (one snapshot)
+    await conn.execute(
+        "WITH added AS (INSERT INTO known_workers (worker_id, roles, team_ids, since) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (worker_id) DO NOTHING)"
+        " UPDATE known_workers SET roles = $2, team_ids = $3, since = $4 WHERE worker_id = $1"
+        " AND (roles <> $2 OR team_ids <> $3)", actor.worker_id, sorted(actor.roles), sorted(actor.team_ids), at)
+
+
+async def known_workers(conn: Conn, worker_id: str, team_ids: Iterable[str]) -> dict[str, Actor]:
+    """The worker and the members of the teams, as last seen acting."""
+    rows = await conn.fetch("SELECT worker_id, roles, team_ids FROM known_workers"
+                            " WHERE worker_id = $1 OR team_ids && $2::text[]", worker_id, sorted(team_ids))
+    return {r["worker_id"]: Actor(r["worker_id"], frozenset(r["roles"]), frozenset(r["team_ids"])) for r in rows}

@@ -33,11 +33,12 @@ async def test_R_A5_R_A1_R_A2_R_T8_case_closed_takes_the_person_out_of_allocatio
     reviewed, _ = await referral(infra, out)  # in the team's Review tray
     await referral_seen(db, waiting)
     await referral_seen(db, reviewed)
+    entry = (await alloc.send("tray.add", s.tm, person_id=waiting, **tray_args(s.team))).ok().of("tray.entry_added")
+    # on the team's tray: its manager's grounds to allocate (R-A7)
     worker_rel = (await alloc.send("worker_relationship.add", s.tm, person_id=waiting, worker_id=s.sw["worker_id"])
                   ).ok().of("worker_relationship.added")
     org_rel = (await alloc.send("org_relationship.add", s.tm, person_id=waiting, team_id=s.team,
                                 access_reason="The duty call asked for the team")).ok().of("org_relationship.added")
-    entry = (await alloc.send("tray.add", s.tm, person_id=waiting, **tray_args(s.team))).ok().of("tray.entry_added")
     review_due = (datetime.now(UTC).astimezone(domain.LONDON).date() + timedelta(days=365)).isoformat()
     review = (await alloc.send("review_tray.add", s.tl, person_id=reviewed, team_id=s.team, review_due=review_due,
                                reason="Annual review")).ok().of("review_tray.entry_added")
@@ -91,7 +92,8 @@ async def test_R_A5_R_A1_R_A2_R_T8_case_closed_takes_the_person_out_of_allocatio
 
         # exactly once: the same case.closed delivered again has no second effect, even on a relationship opened
         # since; the next closure (a new message id, after it on the person's partition) is the one that ends it
-        later = (await alloc.send("worker_relationship.add", s.tm, person_id=waiting, worker_id=s.sw["worker_id"])
+        later = (await alloc.send("worker_relationship.add", s.tm, person_id=waiting, worker_id=s.sw["worker_id"],
+                                  access_reason="Reopened after a new call")  # closed: no grounds left (R-A7)
                  ).ok().of("worker_relationship.added")
         again = _closed(waiting, gso["worker_id"])
         await publish(infra.bootstrap, topics.WORKFLOW_EVENTS,

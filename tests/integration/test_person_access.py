@@ -70,14 +70,15 @@ async def test_R_A1_an_open_worker_relationship_allows_and_ending_it_refuses_at_
         infra, referrals, workflow, allocation, out, alloc: AllocationCommands):
     person_id, _ = await referral(infra, out)
     s = Staff()
-    added = (await alloc.send("worker_relationship.add", s.tm, person_id=person_id, worker_id=s.sw["worker_id"])
+    so = actor(f"so-{s.suffix}", "senior_officer")  # allocates for any team (R-A7)
+    added = (await alloc.send("worker_relationship.add", so, person_id=person_id, worker_id=s.sw["worker_id"])
              ).ok().of("worker_relationship.added")
 
     allowed = await person_command(infra, out, "case_note.add", s.sw, **note(person_id))
     assert allowed.type == "case_note.added"
     assert [n["author"] for n in await notes_of(referrals, person_id)] == [f"worker:{s.sw['worker_id']}"]
 
-    (await alloc.send("worker_relationship.end", s.tm, key=person_id, relationship_id=added["relationship_id"],
+    (await alloc.send("worker_relationship.end", so, key=person_id, relationship_id=added["relationship_id"],
                       end_reason="Case closed")).ok()
     after = await person_command(infra, out, "case_note.add", s.sw, **note(person_id, "Late note"))
     assert (after.type, after.data["code"]) == ("command.rejected", "no_relationship")
@@ -153,6 +154,50 @@ async def test_a_break_glass_reason_allows_and_is_recorded_with_the_command(
     assert (row["actor_id"], row["action"]) == (stranger["worker_id"], "case_note.added")
 
 
+async def test_R_A7_another_teams_manager_allocates_only_on_a_recorded_reason_kept_by_allocation(
+        infra, referrals, workflow, allocation, out, alloc: AllocationCommands):
+    """Adding another worker is an allocation (R-A7): a manager of the team holding the person's work may, a
+    manager of another team is refused `not_team_member` naming the holding team, unless they give a reason,
+    which allocation keeps and shows at GET /people/{id}/access-reasons (issue #21)."""
+    person_id, screening = await referral(infra, out)
+    s = Staff()
+    await alloc.hand_to_team(person_id, screening, s.team)
+    elsewhere = actor(f"tm-{s.suffix}-south", "team_manager", teams=(f"{s.team}-south",))
+    refused = await alloc.send("worker_relationship.add", elsewhere, person_id=person_id, worker_id=s.sw["worker_id"])
+    [why] = refused.reasons
+    assert (why["code"], why["field"]) == ("not_team_member", "worker_id") and s.team in why["message"]
+    async with httpx.AsyncClient(auth=service_auth(), base_url=allocation.url) as http:
+        assert (await http.get(f"/people/{person_id}/access-reasons")).json() == []
+        reason = "Covering the north team's allocations this week"
+        added = (await alloc.send("worker_relationship.add", elsewhere, person_id=person_id,
+                                  worker_id=s.sw["worker_id"], access_reason=reason)).ok()
+        [kept] = (await http.get(f"/people/{person_id}/access-reasons")).json()
+    assert (kept["reason"], kept["actor"], kept["command_type"], kept["team_ids"], kept["message_id"]) == (
+        reason, f"worker:{elsewhere['worker_id']}", "worker_relationship.add", [f"{s.team}-south"],
+        str(added.command.id))
+    (await alloc.send("worker_relationship.add", s.tm, person_id=person_id, worker_id=s.sw2["worker_id"])).ok()
+
+
+async def test_a_reason_given_to_record_a_death_is_kept_by_workflow(
+        infra, referrals, workflow, allocation, out, commands):
+    """A death recorded by a worker with no grounds, on a reason (break-glass, issue #21 §6): workflow keeps the
+    reason with who, which command and when, shown at GET /people/{id}/access-reasons."""
+    person_id, _ = await referral(infra, out)
+    stranger = actor(f"duty-{uuid.uuid4().hex[:8]}", "social_worker", teams=("adult-front-door",))
+    reason = "The GP phoned the duty line about the death"
+    message = new_message("person.record_death", "tessera/web", {
+        "actor": stranger, "person_id": person_id, "date_of_death": "2026-01-05", "access_reason": reason},
+        subject=person_id)
+    await publish(infra.bootstrap, topics.WORKFLOW_COMMANDS, [(person_id, message.to_bytes())])
+    [recorded] = await out.wait_for(lambda e: e.topic == topics.WORKFLOW_EVENTS and e.caused_by(message.id)
+                                    and e.type == "person.death_recorded", 30)
+    assert reason not in recorded.value.decode()
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
+        [kept] = (await http.get(f"/people/{person_id}/access-reasons")).json()
+    assert (kept["reason"], kept["actor"], kept["command_type"], kept["message_id"]) == (
+        reason, f"worker:{stranger['worker_id']}", "person.record_death", str(message.id))
+
+
 async def test_allocation_unavailable_holds_the_command_until_it_answers_never_allowing_blind(
         infra, referrals, workflow, allocation, out, alloc: AllocationCommands):
     """Unreadable relationships are transient: the command waits (retried) and is decided once allocation is back.
@@ -161,7 +206,8 @@ async def test_allocation_unavailable_holds_the_command_until_it_answers_never_a
     """
     person_id, _ = await referral(infra, out)
     s = Staff()
-    (await alloc.send("worker_relationship.add", s.tm, person_id=person_id, worker_id=s.sw["worker_id"])).ok()
+    so = actor(f"so-{s.suffix}", "senior_officer")  # allocates for any team (R-A7)
+    (await alloc.send("worker_relationship.add", so, person_id=person_id, worker_id=s.sw["worker_id"])).ok()
     retries_before = _unavailable_retries(referrals)
     allocation.kill()
     try:

@@ -8,7 +8,7 @@ target set up so that the command is valid now (a step in the state it needs, it
 produce its success event (SUCCESS), not merely escape an authorisation refusal.
 
 Two more dimensions: a manager of ANOTHER team is refused every team-scoped manager command (R-W14, R-A3, R-A4,
-R-T1, R-T8: `not_team_member`), and a worker with no relationship to the person is refused the person commands
+R-A7, R-T1, R-T8: `not_team_member`), and a worker with no relationship to the person is refused the person commands
 (`no_relationship`).
 """
 
@@ -123,7 +123,7 @@ SUCCESS = {
 }
 # a manager's acts limited to their own teams (issue #21 §6): refused to a manager of another team
 TEAM_SCOPED = ("step.assign", "step.return", "step.cancel", "step.reschedule", "step.authorise",  # R-W14
-               "case.allocate", "case.reassign",  # R-A3, R-A4
+               "case.allocate", "case.reassign", "worker_relationship.add",  # R-A3, R-A4, R-A7
                "tray.add", "tray.review", "tray.set_next_review", "tray.remove", "review_tray.add",
                "review_tray.remove")  # R-T1, R-T5, R-T8
 # commands on a person's record: refused to a worker with no relationship to the person (issue #11 §3, R-A6)
@@ -510,13 +510,18 @@ def cells(world: World, role: str) -> list[Send]:
 def outsider_cells(world: World) -> list[Send]:
     """The team-scoped commands, as a team manager of another team, on work the team holds (issue #21 §6).
 
-    case.reassign moves the setup manager's worker, whose work the team holds through its tray (R-A4)."""
-    held = [s for s in cells(world, OUTSIDER) if s.envelope.type in TEAM_SCOPED and s.envelope.type != "case.reassign"]
+    case.reassign moves the setup manager's worker, whose work the team holds through its tray (R-A4).
+    worker_relationship.add allocates a person on the team's Review tray, whom the outsider has no grounds for (R-A7;
+    their own person they were added to on a reason). Every one of these is refused, so no other cell is touched."""
+    mine = ("case.reassign", "worker_relationship.add")
+    held = [s for s in cells(world, OUTSIDER) if s.envelope.type in TEAM_SCOPED and s.envelope.type not in mine]
     t = world.targets[OUTSIDER]
     reassign = command("case.reassign", world.outsider, t.person_id, person_id=t.person_id,
                        **{"from": {"kind": "worker", "id": f"{world.manager['worker_id']}-w"}},
                        to={"kind": "worker", "id": f"matrix-w5-{world.suffix}"})
-    return [*held, reassign]
+    allocate = command("worker_relationship.add", world.outsider, t.review_person_id, person_id=t.review_person_id,
+                       worker_id=f"matrix-w6-{world.suffix}")
+    return [*held, reassign, allocate]
 
 
 def stranger_cells(world: World) -> list[Send]:
@@ -554,7 +559,7 @@ def misjudged(role: str, s: Send, seen: list[Seen]) -> str | None:
 @pytest.mark.timeout(600)
 async def test_every_command_for_every_role_allows_exactly_what_the_rules_say(
         infra, referrals, workflow, allocation, events, db, workflow_db):
-    """R-W1..R-W14, R-NA5, R-RQ1..R-RQ7, R-S1, R-K8, R-A1..R-A4, R-A6, R-T1, R-T2, R-T5, R-T8, R-P1..R-P3."""
+    """R-W1..R-W14, R-NA5, R-RQ1..R-RQ7, R-S1, R-K8, R-A1..R-A4, R-A6, R-A7, R-T1, R-T2, R-T5, R-T8, R-P1..R-P3."""
     roles = sorted(roles_in_the_system())
     all_commands = set(COMMAND_TOPICS)
     assert set(EXPECTED) == all_commands, "declare every command in the matrix"

@@ -303,9 +303,43 @@ def test_R_A1_second_open_relationship_for_the_same_worker_is_a_duplicate() -> N
 def test_R_A1_R_A3_a_worker_may_not_add_or_end_another_workers_relationship_a_manager_may() -> None:
     assert refused(lambda: add_worker(worker_id="sw2")) == ["role"]
     [rel] = domain.add_worker_relationship(ctx(TM), Case(PERSON), command(
-        "worker_relationship.add", TM, person_id=PERSON, worker_id="sw2")).worker_relationships
+        "worker_relationship.add", TM, person_id=PERSON, worker_id="sw2"), TEAM_WORK).worker_relationships
     assert refused(domain.end_worker_relationship, ctx(SW), rel, command(
         "worker_relationship.end", SW, relationship_id=rel.relationship_id)) == ["role"]
+
+
+# a team manager's grounds to allocate (R-A7): a step of the person in their team's inbox
+TEAM_WORK = [Step("s-team", "Adult Contact", "incoming", "team", "locality-north")]
+SOUTH_TM = {"worker_id": "tm-south", "roles": ["team_manager"], "team_ids": ["locality-south"]}
+SO = {"worker_id": "so1", "roles": ["senior_officer"], "team_ids": ["senior"]}
+
+
+def allocate_by_relationship(actor: dict[str, Any], steps: list[Step], **data: Any) -> domain.Decision:
+    return domain.add_worker_relationship(ctx(actor), Case(PERSON), command(
+        "worker_relationship.add", actor, **{"person_id": PERSON, "worker_id": "sw2", **data}), steps)
+
+
+def test_R_A7_another_teams_manager_may_not_add_a_worker_to_a_person_whose_work_is_not_theirs() -> None:
+    with pytest.raises(domain.RuleBroken) as caught:
+        allocate_by_relationship(SOUTH_TM, TEAM_WORK)
+    [why] = caught.value.reasons
+    assert (why.code, why.field) == ("not_team_member", "worker_id")
+    assert "locality-north" in why.message  # who does hold the work
+
+
+def test_R_A7_the_holding_teams_manager_above_teams_or_a_recorded_reason_may() -> None:
+    for actor, steps, data in [(TM, TEAM_WORK, {}), (SO, [], {}),
+                               (SOUTH_TM, TEAM_WORK, {"access_reason": "covering the north duty desk"})]:
+        [rel] = allocate_by_relationship(actor, steps, **data).worker_relationships
+        assert rel.worker_id == "sw2"
+
+
+def test_R_A7_a_team_tray_or_involvement_is_the_managers_grounds() -> None:
+    involved = domain.add_org_relationship(ctx(SO), Case(PERSON), command(
+        "org_relationship.add", SO, person_id=PERSON, team_id="locality-south")).org_relationships
+    [rel] = domain.add_worker_relationship(ctx(SOUTH_TM), Case(PERSON, org_relationships=involved), command(
+        "worker_relationship.add", SOUTH_TM, person_id=PERSON, worker_id="sw2")).worker_relationships
+    assert rel.worker_id == "sw2"
 
 
 def test_R_A1_ending_closes_it_at_once_even_with_a_later_end_date() -> None:

@@ -23,8 +23,8 @@ PID = PERSON["person_id"]
 CARER = "00000000-0000-4000-8000-0000000000c1"
 SW = actor("sw", "social_worker", teams=("adult-review",))
 SW2 = actor("sw2", "social_worker", teams=("adult-review",))
-TM = actor("tm", "team_manager")
-ATM = actor("atm", "assistant_team_manager")
+TM = actor("tm", "team_manager", teams=("adult-review",))  # the social workers' own managers (R-W14)
+ATM = actor("atm", "assistant_team_manager", teams=("adult-review",))
 HOS = actor("hos", "head_of_service")
 RSW = actor("rsw", "response_social_worker", teams=("children-response",))
 RM = actor("rm", "response_manager", teams=("children-response",))

@@ -19,7 +19,7 @@ SUPPORT = "Test Professional Support"
 INITIAL = "Test Initial Review"
 TEAM = {"kind": "team", "id": "adult-review-team"}
 P = Personas()
-WORKER = P.stranger  # a social worker
+WORKER = {"worker_id": "sw", "roles": ["social_worker"], "team_ids": ["adult-review-team"]}  # the manager's (R-W14)
 MANAGER = {"worker_id": "tm", "roles": ["team_manager"], "team_ids": ["adult-review-team"]}
 PID = PERSON["person_id"]
 # the packs the test pack needs (not every shipped pack: those are tested in test_pack_loading);

@@ -25,6 +25,7 @@ from tests.workflow_harness import (
     TRIAGE_VALUES,
     Engine,
     Personas,
+    actor,
     codes,
     sap_delivery,
 )
@@ -141,6 +142,74 @@ def test_R_W14_a_step_handed_on_to_a_worker_stays_its_teams_and_above_teams_acts
     assert codes(refused) == ["not_team_member"] and "wellbeing-service-hub" in refused[0].message
     e.send("step.cancel", P.so, step_id=step.step_id, reason="Opened in error")  # a senior officer: any team
     assert e.steps[step.step_id].state == "cancelled"
+
+
+def test_R_W14_a_workers_own_step_is_their_teams_work(e: Engine) -> None:
+    """Only ever the worker's own (Start > New for themselves): the teams the signed worker belongs to hold it,
+    and so does the step it leads to for another worker."""
+    d = e.send("step.start_new", P.hub, person_id=domain_person(e), step_type="WB Covid 19 Response")
+    [step] = d.created
+    assert step.provenance["held_by"] == P.hub["team_ids"]
+    outsider = {"worker_id": "tm-north", "roles": ["team_manager"], "team_ids": ["wellbeing-service-north"]}
+    for command, data in [("step.assign", {"to": {"kind": "worker", "id": "x"}}),
+                          ("step.cancel", {"reason": "Opened in error"})]:
+        refused = e.refused(command, outsider, step_id=step.step_id, **data)
+        assert codes(refused) == ["not_team_member"] and "wellbeing-service-hub" in refused[0].message
+    own = {"worker_id": "tm-hub", "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"]}
+    e.send("step.assign", own, step_id=step.step_id, to={"kind": "worker", "id": "x"})
+    refused = e.refused("step.cancel", outsider, step_id=step.step_id, reason="Opened in error")
+    assert codes(refused) == ["not_team_member"]  # handed on to another worker: still the Hub's
+
+
+def test_R_W14_a_teams_step_taken_by_a_member_who_started_it_stays_the_teams(e: Engine) -> None:
+    step = e.referral()  # in the Hub's inbox
+    e.send("step.start", P.hub, step_id=step.step_id)  # a Hub worker takes it
+    outsider = {"worker_id": "tm-north", "roles": ["team_manager"], "team_ids": ["wellbeing-service-north"]}
+    refused = e.refused("step.cancel", outsider, step_id=step.step_id, reason="Opened in error")
+    assert codes(refused) == ["not_team_member"] and "wellbeing-service-hub" in refused[0].message
+    own = {"worker_id": "tm-hub", "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"]}
+    e.send("step.cancel", own, step_id=step.step_id, reason="Opened in error")
+    assert e.steps[step.step_id].state == "cancelled"
+
+
+CSP, SIGN_OFF = "Care and Support Plan", "REQUIRED Please Authorise Support Plan"
+
+
+def test_R_RQ9_a_sign_off_request_to_a_worker_who_cannot_sign_is_refused_naming_who_can(e: Engine) -> None:
+    """An ATM cannot sign a Care and Support Plan (R-RQ5): sending them its sign-off is refused at once, naming
+    the signing roles and the team's known signers; sent to the team manager it goes."""
+    team = ("locality-north",)
+    sw, atm = actor("sw-n", "social_worker", teams=team), actor("atm-n", "assistant_team_manager", teams=team)
+    tm = actor("tm-n", "team_manager", teams=team)
+    [step] = e.given_step(CSP, sw).created
+    e.saw(atm)
+    e.saw(tm)
+    [why] = e.refused("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF,
+                      to={"kind": "worker", "id": "atm-n"})
+    assert (why.code, why.field) == ("cannot_sign", "to")
+    assert "worker atm-n cannot sign a Care and Support Plan" in why.message
+    assert "team manager or head of service" in why.message and "tm-n" in why.message
+    e.send("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF, to={"kind": "worker", "id": "tm-n"})
+    assert e.steps[step.step_id].state == "awaiting_authorisation"
+
+
+def test_R_RQ9_a_sign_off_request_to_a_team_needs_a_known_signer_in_it(e: Engine) -> None:
+    sw = actor("sw-n", "social_worker", teams=("locality-north",))
+    e.saw(actor("atm-s", "assistant_team_manager", teams=("locality-south",)))
+    [step] = e.given_step(CSP, sw).created
+    [why] = e.refused("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF,
+                      to={"kind": "team", "id": "locality-south"})
+    assert why.code == "cannot_sign" and "nobody in team locality-south" in why.message
+    e.saw(actor("tm-s", "team_manager", teams=("locality-south",)))
+    e.send("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF, to={"kind": "team", "id": "locality-south"})
+
+
+def test_R_RQ9_a_worker_workflow_never_saw_act_is_not_judged(e: Engine) -> None:
+    """Workflow keeps no directory: a recipient it has never seen act is sent the request (the desk offers only
+    signers)."""
+    sw = actor("sw-n", "social_worker", teams=("locality-north",))
+    [step] = e.given_step(CSP, sw).created
+    e.send("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF, to={"kind": "worker", "id": "new-tm"})
 
 
 def test_stale_expected_version_is_a_conflict(e: Engine) -> None:

@@ -24,15 +24,18 @@ from shared.events.allocation import (
     WorkerRelationshipAdded,
     WorkerRelationshipEnded,
 )
-from shared.grounds import why_allowed
+from shared.grounds import OPEN_OR_FUTURE_STATES, why_allowed
 
 
 def add_worker_relationship(ctx: Context, case: Case, command: cmd.AddWorkerRelationship,
                             steps: Sequence[Step] = ()) -> Decision:
-    """R-A1: a worker relationship puts the case in the worker's Allocations; R-A6: adding oneself needs grounds."""
+    """R-A1: a worker relationship puts the case in the worker's Allocations; R-A6: adding oneself needs grounds;
+    R-A7: adding another worker is an allocation, by a manager of a team that holds the person's work."""
     check(_for_another_worker(ctx, command.worker_id, "add"))
-    if command.worker_id == ctx.actor.worker_id:
-        check(grounds_reasons(ctx, case, steps, command.access_reason, "person_id"))
+    grounds = grounds_reasons(ctx, case, steps, command.access_reason, "person_id")
+    if command.worker_id != ctx.actor.worker_id:
+        grounds = _allocation_scope(case, steps, grounds)
+    check(grounds)
     if any(r.worker_id == command.worker_id and r.relationship == command.relationship
            for r in case.open_worker_relationships):
         check([reason("duplicate", f"the worker already has an open {command.relationship!r} relationship",
@@ -67,6 +70,26 @@ def _for_another_worker(ctx: Context, worker_id: str, verb: str) -> list[Reason]
     if worker_id == ctx.actor.worker_id or ctx.actor.roles & ALLOCATING_ROLES:
         return []
     return [reason("role", f"only a manager may {verb} another worker's relationship", "worker_id")]
+
+
+def _allocation_scope(case: Case, steps: Sequence[Step], grounds: list[Reason]) -> list[Reason]:
+    """R-A7: a manager without grounds (their team's work, tray or involvement) allocates for another team."""
+    if not grounds:
+        return []
+    holding = sorted(person_teams(case, steps))
+    held_by = f"team {', '.join(holding)}" if holding else "no team"
+    return [reason("not_team_member", f"the person's work is held by {held_by}, not a team you manage: its own"
+                   " managers, a senior officer or a head of service may allocate it, or give an access_reason"
+                   " (break-glass), which is recorded (R-A7)", "worker_id")]
+
+
+def person_teams(case: Case, steps: Sequence[Step]) -> frozenset[str]:
+    """The teams that hold the person's work: open team steps, allocations made for a team, trays, involvement."""
+    teams = {s.assignee_id for s in steps if s.assignee_kind == "team" and s.state in OPEN_OR_FUTURE_STATES}
+    teams |= {r.team_id for r in case.open_worker_relationships if r.team_id}
+    teams |= {r.team_id for r in case.org_relationships if r.ended_at is None}
+    teams |= {e.team_id for e in (case.open_entry, case.open_review_entry) if e is not None}
+    return frozenset(teams)
 
 
 def ended_worker_relationship(ctx: Context, rel: WorkerRelationship, end: date, end_reason: str | None) -> Decision:

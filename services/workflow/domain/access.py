@@ -123,29 +123,44 @@ def state_problems(step: Step, allowed: frozenset[str] | set[str], doing: str) -
     return [reason("invalid_state", f"cannot {doing} a step that is {step.state}")]
 
 
-def holding_team(step: Step, assignments: Sequence[Mapping[str, Any]]) -> str | None:
-    """R-W14: the team whose work the step is: the team it is assigned to, or the team it was last assigned to
-    or handed on from (`assignments`: the step's `step.assigned` history details, newest first); None when the
-    step has only ever been a worker's own."""
+def holding_teams(step: Step, assignments: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """R-W14: the teams whose work the step is: the team it is assigned to, or the team it was last assigned to
+    or handed on from, or taken from by a member who started it (`assignments`: the step's `step.assigned` and
+    `step.started` history details, newest first), or else the
+    teams of the worker it was created for (`held_by`); none when no team is known."""
     if step.assignee_kind == "team":
-        return step.assignee_id
+        return frozenset({step.assignee_id})
     for details in assignments:
         for side in (details.get("assignee"), details.get("previous")):
             if isinstance(side, Mapping) and side.get("kind") == "team":
-                return str(side.get("id"))
-    return None
+                return frozenset({str(side.get("id"))})
+    return frozenset(step.provenance.get("held_by") or ())
 
 
-def team_scope_problems(step: Step, actor: Actor, team: str | None, requests: Sequence[Request], doing: str,
+def held_by(ctx: Context, assignee: tuple[str, str], from_step: Step | None) -> list[str]:
+    """R-W14: the teams a new worker's step is the work of: the worker's own teams when they create it for
+    themselves (as the signed actor says), else the teams that held the step it follows from."""
+    kind, worker_id = assignee
+    if kind != "worker":
+        return []
+    if worker_id == ctx.actor.worker_id:
+        return sorted(ctx.actor.team_ids)
+    if from_step is None:
+        return []
+    return sorted(holding_teams(from_step, ()))
+
+
+def team_scope_problems(step: Step, actor: Actor, teams: frozenset[str], requests: Sequence[Request], doing: str,
                         ) -> list[Reason]:
     """R-W14: a manager's act on a step is for the managers of the team that holds it; above teams, any.
 
     The assignee and the recipient of one of the step's open requests (an authoriser it was sent to) act as
     themselves, not as managers."""
-    if team is None or team in actor.team_ids or is_assignee(step, actor) or above_teams(actor.roles):
+    if not teams or teams & actor.team_ids or is_assignee(step, actor) or above_teams(actor.roles):
         return []
     if any(r.state == "open" and is_recipient(r, actor) for r in requests):
         return []
-    return [reason("not_team_member", f"this {step.step_type} is the work of team {team}, not a team of yours:"
+    return [reason("not_team_member", f"this {step.step_type} is the work of team {', '.join(sorted(teams))},"
+                   " not a team of yours:"
                    f" its own managers, a senior officer or a head of service may {doing} it (R-W14)",
                    field="actor.team_ids")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.workflow.domain.access import holding_team, team_scope_problems
+from services.workflow.domain.access import holding_teams, team_scope_problems
 from services.workflow.domain.finishing import cancel, finish, record_death, return_step
 from services.workflow.domain.lifecycle import add_form, assign, refresh_prepopulated, save, start
 from services.workflow.domain.model import Context, Decision, Request, Step
@@ -41,7 +41,7 @@ def decide(
     doing = TEAM_SCOPED.get(type(command))
     if doing is None:
         return _decide_on_step(ctx, command, step, requests, request)
-    scope = team_scope_problems(step, ctx.actor, holding_team(step, assignments), requests, doing)
+    scope = team_scope_problems(step, ctx.actor, holding_teams(step, assignments), requests, doing)
     try:
         decision = _decide_on_step(ctx, command, step, requests, request)
     except RuleBroken as broken:

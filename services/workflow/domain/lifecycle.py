@@ -48,6 +48,8 @@ def start(ctx: Context, step: Step, defn: StepDefinition) -> Decision:
     new = with_system(ctx, bump(step, ctx, state="incomplete", assignee_kind="worker",
                                   assignee_id=ctx.actor.worker_id), defn)
     details: dict[str, Any] = {"assignee": new.assignee.model_dump()}
+    if step.assignee_kind == "team":
+        details["previous"] = step.assignee.model_dump()  # R-W14: taken from the team, still its work
     timers: list[Timer] = []
     cancelled: tuple[str, ...] = ()
     if step.state == "future":

@@ -195,6 +195,8 @@ class Context:
     # R-W13: who is involved with the person ("worker:<id>", "team:<id>"): their relationships and the
     # assignees of their steps; loaded only where a rule reads it (an activity log)
     involved: frozenset[str] = frozenset()
+    # R-RQ9: workers as last seen acting (signed roles and teams): a sign-off's recipient and their teams
+    known_workers: Mapping[str, Actor] = field(default_factory=dict)
 
     @property
     def today(self) -> date:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from services.workflow.domain.access import finisher_problems, start_problems
+from services.workflow.domain.access import finisher_problems, held_by, start_problems
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import system_values
@@ -61,6 +61,8 @@ def new_step(
     assignee, routing = cin_routing(ctx, defn, assignee, due_date or ctx.today, from_step)
     if routing is not None:
         provenance = {**provenance, "routing": routing}
+    if teams := held_by(ctx, assignee, from_step):
+        provenance = {**provenance, "held_by": teams}
     step = Step(
         step_id=next(ctx.ids), workflow_id=workflow_id, person_id=person_id, step_type=step_type,
         pack_version=version, state=state, assignee_kind=assignee[0],  # type: ignore[arg-type]

@@ -52,6 +52,8 @@ def send_request(
     if to is None:
         reasons.append(reason("recipient_required", f"say which team or worker {command.name!r} goes to",
                               field="to"))
+    if to is not None and kind == "request" and spec.required:
+        reasons += signer_problems(ctx, step, defn, to)
     if kind == "request" and any(r.name == spec.name and r.state == "open" for r in requests):
         reasons.append(reason("already_open", f"{spec.name!r} was sent and is not completed yet",
                               field="name"))
@@ -109,3 +111,27 @@ def complete_request(
         step=new, requests=(done,),
         history=(history_entry(new, ctx, "request.completed", request_id=request.request_id,
                           name=request.name),))
+
+
+def signer_problems(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> list[Reason]:
+    """R-RQ9: a sign-off request goes to someone who can sign the step (R-RQ5): a worker whose role may
+    authorise it, or a team with such a member, as workflow last saw them act; one it never saw it cannot judge."""
+    signing = set(defn.authorisers)
+    if not signing or defn.self_authorise:
+        return []
+    known = ctx.known_workers
+    if to.kind == "worker":
+        worker = known.get(to.id)
+        if worker is None or worker.roles & signing:
+            return []
+        who = f"worker {to.id} cannot"
+    else:
+        members = [w for w in known.values() if to.id in w.team_ids]
+        if not members or any(w.roles & signing for w in members):
+            return []
+        who = f"nobody in team {to.id} can"
+    signers = sorted(w.worker_id for w in known.values() if w.roles & signing and w.team_ids & ctx.actor.team_ids)
+    named = f" ({', '.join(signers[:5])} in your teams)" if signers else ""
+    return [reason("cannot_sign", f"{who} sign a {step.step_type}: only a"
+                   f" {' or '.join(r.replace('_', ' ') for r in defn.authorisers)} may (R-RQ5); send it to one of"
+                   f" them{named} (R-RQ9)", field="to")]
