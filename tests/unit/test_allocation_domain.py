@@ -320,7 +320,7 @@ def allocate_by_relationship(actor: dict[str, Any], steps: list[Step], **data: A
 
 
 def test_R_A7_another_teams_manager_may_not_add_a_worker_to_a_person_whose_work_is_not_theirs() -> None:
-    with pytest.raises(domain.RuleBroken) as caught:
+    with pytest.raises(RuleBroken) as caught:
         allocate_by_relationship(SOUTH_TM, TEAM_WORK)
     [why] = caught.value.reasons
     assert (why.code, why.field) == ("not_team_member", "worker_id")
