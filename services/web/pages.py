@@ -283,12 +283,13 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
     # asyncio.gather is typed for at most six awaitables: the seventh runs beside the other six
-    (record, notes, relationships, documents, history, all_relationships), full_steps = await asyncio.gather(
-        asyncio.gather(
-            r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
-            r.documents.of_person(person_id), r.referrals.history(person_id),
-            r.allocation.relationships(person_id, include_ended=True)),
-        r.workflow.steps([s["step_id"] for s in steps]))
+    (record, notes, relationships, documents, history, all_relationships), full_steps, referrals = \
+        await asyncio.gather(
+            asyncio.gather(
+                r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
+                r.documents.of_person(person_id), r.referrals.history(person_id),
+                r.allocation.relationships(person_id, include_ended=True)),
+            r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id))
     if record is None:
         raise HTTPException(404, "no such person")
     buckets: dict[str, list[dict[str, Any]]] = {"incoming": [], "incomplete": [], "future": []}
@@ -314,7 +315,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
         "documents": documents, "changed_since": []}
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
-                        names=await r.names(others), why=why,
+                        names=await r.names(others), why=why, referrals=referrals,
                         tray_entries=tray_entries, members=members, title=_name(record), urgency=urgency,
                         as_at_words=chronology.as_at_label(moment) if moment else "",
                         chronology=events, history_missing=history is None,
@@ -414,20 +415,52 @@ async def record_access(request: Request, person_id: str) -> Response:
 
 @router.get("/people")
 async def find_page(request: Request) -> HTMLResponse:
-    """The search form only: an NHS number is never taken from a URL, where access logs and history keep it."""
+    """The search form only: what identifies a person is never taken from a URL, where access logs and history
+    keep it."""
     user = await current_user(request)
-    return await render(request, "find.html", user, nhs_number="", found=[], searched=False, title="Find a person")
+    return await render(request, "find.html", user, asked={}, found=[], more=False, problems=[], searched=False,
+                        title="Find a person")
+
+
+SEARCH_FIELDS = {"name": (2, 100, "Name"), "postcode": (2, 10, "Postcode")}
 
 
 @router.post("/people")
 async def find_people(request: Request) -> HTMLResponse:
+    """By NHS number, or by name, date of birth and postcode (issue #22 §9): sent in a POST, read from referrals."""
     user = await current_user(request)
     form = await checked_form(request, user)
-    nhs_number = str(form.get("nhs_number", ""))[:40]
-    digits = nhs_number.replace(" ", "")
-    found = await readers(request).referrals.by_nhs_number(digits) if len(digits) == 10 else []
-    return await render(request, "find.html", user, nhs_number=nhs_number, found=found, searched=bool(digits),
-                        title="Find a person")
+    asked = {k: str(form.get(k, "")).strip()[:120] for k in ("nhs_number", "name", "date_of_birth", "postcode")}
+    problems = search_problems(asked)
+    found, more = ([], False) if problems else await _search(request, asked)
+    return await render(request, "find.html", user, asked=asked, found=found, more=more, problems=problems,
+                        searched=not problems, title="Find a person")
+
+
+async def _search(request: Request, asked: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    digits = asked["nhs_number"].replace(" ", "")
+    if digits:
+        return await readers(request).referrals.by_nhs_number(digits), False
+    result = await readers(request).referrals.search(name=asked["name"], date_of_birth=asked["date_of_birth"],
+                                                     postcode=asked["postcode"])
+    return result["people"], result["more"]
+
+
+def search_problems(asked: dict[str, str]) -> list[str]:
+    """Every field at fault, named, never echoing what was typed."""
+    digits = asked["nhs_number"].replace(" ", "")
+    if digits:
+        return [] if len(digits) == 10 and digits.isdigit() else ["NHS number: ten digits"]
+    problems = [f"{label}: {low} to {high} characters" for key, (low, high, label) in SEARCH_FIELDS.items()
+                if asked[key] and not low <= len(asked[key]) <= high]
+    if asked["date_of_birth"]:
+        try:
+            date.fromisoformat(asked["date_of_birth"])
+        except ValueError:
+            problems.append("Date of birth: a date")
+    if not any(asked[k] for k in ("name", "date_of_birth", "postcode")):
+        problems.append("Give an NHS number, or a name, date of birth or postcode")
+    return problems
 
 
 @router.post("/people/{person_id}/notes")
