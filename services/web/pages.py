@@ -20,6 +20,7 @@ from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
 from shared import bearer
+from shared.actor import above_teams
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -303,8 +304,8 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     for team in user.team_ids if user.runs_trays else ():
         tray = await r.allocation.tray(team, limit=1000)
         tray_entries += [e for e in (tray or {}).get("entries", []) if e["person_id"] == person_id]
-    members = sorted({u["user_id"]: u for t in user.team_ids for u in await team_members(request, t)}.values(),
-                     key=lambda u: u["user_id"])
+    users = await store.all_users(pool(request))
+    members, alloc_teams = allocation_choices(users, user)
     events = chronology.build(steps=full_steps, notes=notes, record_history=history or [],
                               relationships=all_relationships, until=moment)
     step_types = await r.workflow.step_types()
@@ -316,7 +317,10 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
                         names=await r.names(others), why=why, referrals=referrals,
-                        tray_entries=tray_entries, members=members, title=_name(record), urgency=urgency,
+                        involved=involvement(relationships, steps,
+                                             {u["user_id"]: u["display_name"] for u in users}),
+                        tray_entries=tray_entries, members=members, alloc_teams=alloc_teams,
+                        title=_name(record), urgency=urgency,
                         as_at_words=chronology.as_at_label(moment) if moment else "",
                         chronology=events, history_missing=history is None,
                         steps_unread=sum(1 for s in full_steps if s is None),
@@ -324,6 +328,35 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
                         then=then, today=date.today().isoformat(),
                         tomorrow=(date.today() + timedelta(days=1)).isoformat(),
                         startable=packs.startable(step_types, user.roles, user.team_ids))
+
+
+def allocation_choices(users: list[Any], user: User) -> tuple[list[Any], list[str]]:
+    """Whom a manager may allocate to, and for which team: their own teams' workers, or every worker and team
+    for a manager above teams (R-A3: a senior officer allocates for any team); never the administrator."""
+    workers = [u for u in users if auth.ADMINISTRATOR not in u["roles"]]
+    if above_teams(user.roles):
+        return workers, sorted({t for u in workers for t in u["team_ids"]})
+    return [u for u in workers if set(u["team_ids"]) & set(user.team_ids)], list(user.team_ids)
+
+
+def involvement(relationships: dict[str, Any], steps: list[dict[str, Any]],
+                worker_names: dict[str, str]) -> list[dict[str, str]]:
+    """R-A3: who is already involved before a manager allocates — each worker and team with an open relationship
+    and each holder of the person's open or future work, with why."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for rel in relationships.get("worker_relationships", []):
+        found.setdefault(("worker", rel["worker_id"]), []).append(
+            f"{rel['relationship']} since {chronology.format_day(rel['start_date'])}")
+    for rel in relationships.get("organisational_relationships", []):
+        found.setdefault(("team", rel["team_id"]), []).append(
+            f"{rel['relationship']} since {chronology.format_day(rel['start_date'])}")
+    for step in steps:
+        if step["state"] in WORKING | {"incoming", "future"}:
+            holder = step["assignee"]
+            found.setdefault((holder["kind"], holder["id"]), []).append(
+                f"holds {step['step_type']} ({STATE_NAMES.get(step['state'], step['state'])})")
+    return [{"kind": kind, "id": ident, "name": worker_names.get(ident, ident) if kind == "worker" else ident,
+             "why": "; ".join(whys)} for (kind, ident), whys in found.items()]
 
 
 def _as_at(moment: datetime, record: dict[str, Any], notes: list[dict[str, Any]], relationships: dict[str, Any],

@@ -11,7 +11,7 @@ import pytest
 from shared.testing import poll_until
 from tests.allocation_harness import referral_seen
 from tests.e2e.web_client import Desk, form_fields
-from tests.workflow_harness import new_case
+from tests.workflow_harness import SCREENING, new_case
 
 pytestmark = pytest.mark.e2e
 
@@ -100,3 +100,40 @@ async def test_R_A2_a_team_relationship_added_and_ended_on_the_page_still_shows_
         await poll_until(still_shown, timeout=10, what="the ended team shown until midnight")
     finally:
         await desk.close()
+
+
+def _involved(html: str) -> dict[tuple[str, str], str]:
+    found = re.search(r'<div id="already-involved">(.*?)</div>', html, re.S)
+    assert found, "the allocate form's list of who is already involved"
+    return {(kind, ident): re.sub(r"<[^>]+>", "", text) for kind, ident, text in
+            re.findall(r'<li data-kind="([^"]+)" data-id="([^"]+)">(.*?)</li>', found.group(1), re.S)}
+
+
+async def test_R_A3_the_allocate_form_names_who_is_already_involved_before_the_senior_officer_picks(
+        infra, web, events, db):
+    """R-A3: before allocating, the Senior Officer sees each worker and team already involved — open
+    relationships and the holders of the person's work — and picks with no worker chosen for them; a second
+    involved worker is allocated beside the first (the Wellbeing Service's TA and GSO)."""
+    person_id, _ = await new_case(infra, events)
+    await referral_seen(db, person_id)
+    hub, so = Desk(web.url), Desk(web.url)
+    try:
+        await hub.sign_in("hub")
+        await hub.post(f"/people/{person_id}/relationships/worker", worker_id="hub", relationship="Involved Worker")
+        await hub.post(f"/people/{person_id}/relationships/organisational", team_id="wellbeing-service-north",
+                       relationship="Involved Team")
+        await so.sign_in("so")
+        page = await so.get(f"/people/{person_id}")
+        involved = _involved(page.text)
+        assert "Involved Worker since" in involved[("worker", "hub")]
+        assert "Involved Team since" in involved[("team", "wellbeing-service-north")]
+        assert f"holds {SCREENING} (Incoming)" in involved[("team", "wellbeing-service-hub")]
+        assert form_fields(page.text, "allocate-form").get("worker_id", [""]) == [""]  # no default worker
+
+        allocated = await so.post(f"/people/{person_id}/allocate", worker_id="gso", team_id="wellbeing-service-north")
+        assert "Allocated to Gail Stone" in allocated.text
+        after = _involved(allocated.text)
+        assert "Involved Worker" in after[("worker", "gso")] and ("worker", "hub") in after
+    finally:
+        await hub.close()
+        await so.close()
