@@ -162,7 +162,8 @@ async def tray_action(request: Request, entry_id: str, action: str) -> Response:
     elif action == "allocate":
         await _may_open(request, user, key)
         outcome = await _allocate(request, user, key, form_value(form, "worker_id"), entry["team_id"])
-        await report(request, outcome, f"Allocated to {form.get('worker_id')}; off the tray.")
+        await report(request, outcome,
+                     f"Allocated to {await _worker_name(request, form_value(form, 'worker_id'))}; off the tray.")
     elif action == "remove":
         outcome = await send(request, user, "tray.remove", key=key, entry_id=entry["entry_id"],
                              reason=form_value(form, "reason"))
