@@ -66,14 +66,23 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     signers = [u for u in members if set(u["roles"]) & set(step.get("authorisers", []))]
     my_request_ids = {q["request_id"] for q in step.get("sent_requests", [])
                       if q["state"] == "open" and _sent_to(q, user)}
+    logging_only = logs_only(step, user)
     return await render(
         request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
         members=members, signers=signers, teams=teams, my_request_ids=my_request_ids,
-        rendered=forms.rendered(step, user.roles),
+        rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+def logs_only(step: dict[str, Any], user: User) -> bool:
+    """R-W13: a worker involved with the person whose step this is not (they opened it on their grounds) adds to
+    its activity logs and does nothing else on it; the step's assignee and its authorisers do the rest."""
+    works_on = access.step_is_mine(step, user.user_id, user.team_ids) or bool(
+        set(user.roles) & set(step.get("authorisers", [])))
+    return not works_on and bool(forms.activity_logs(step))
 
 
 def _sent_to(request: dict[str, Any], user: User) -> bool:
@@ -117,7 +126,7 @@ async def _start(post: StepPost) -> None:
 
 async def _save(post: StepPost) -> None:
     sid = post.step_id
-    parsed = forms.parse_save(post.step, post.form, post.user.roles)
+    parsed = forms.parse_save(post.step, post.form, post.user.roles, logs_only(post.step, post.user))
     if parsed.problems:
         await set_flash(post.request, {"kind": "error", "message": "Not saved:", "reasons": parsed.problems,
                                        "scope": f"save:{sid}"})
