@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from services.web import access, forms, store
+from services.web import access, forms, packs, store
 from services.web.auth import User
 from services.web.commands import Outcome
 from services.web.pages import (
@@ -67,14 +67,23 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     my_request_ids = {q["request_id"] for q in step.get("sent_requests", [])
                       if q["state"] == "open" and _sent_to(q, user)}
     logging_only = logs_only(step, user)
+    teams_of_pack = packs.pack_teams(await r.workflow.step_types(), step["step_type"], step["pack_version"])
     return await render(
         request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
-        members=members, signers=signers, teams=teams, my_request_ids=my_request_ids,
+        members=members, signers=signers, assignable=_assignable(members, teams_of_pack), teams=teams,
+        my_request_ids=my_request_ids,
         rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+def _assignable(members: list[Any], teams_of_pack: set[str]) -> list[Any]:
+    """Issue #22 §9: whom the step may be assigned to — the workers of the teams that work steps of its pack (the
+    desk's every worker when the pack names none), by name."""
+    workers = [u for u in members if set(u["team_ids"]) & teams_of_pack] or members
+    return sorted(workers, key=lambda u: u["display_name"])
 
 
 def logs_only(step: dict[str, Any], user: User) -> bool:
