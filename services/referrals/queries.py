@@ -54,7 +54,7 @@ async def search_people(
     postcode: Annotated[str | None, Query(min_length=2, max_length=10)] = None,
 ) -> dict[str, Any]:
     """Find a person by name, date of birth and postcode (any of them, all that are given must match): at most
-    SEARCH_LIMIT people, with only what tells them apart; `more` says the search should be narrowed."""
+    50 people, with only what tells them apart; `more` says the search should be narrowed."""
     parts = (name or "").split()[:4]
     if not (parts or date_of_birth or postcode):
         raise HTTPException(422, "give a name, a date of birth or a postcode")
