@@ -1,7 +1,8 @@
 """Read endpoints of the referrals service: a person's record, look-up by NHS number, notes and reasons."""
 
 import uuid
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -39,6 +40,31 @@ def _person(row: asyncpg.Record, relationships: list[asyncpg.Record] | None = No
             for r in relationships
         ]
     return person
+
+
+SEARCH_LIMIT = 50
+
+
+@router.get("/people/search")
+async def search_people(
+    request: Request,
+    name: Annotated[str | None, Query(min_length=2, max_length=100, description="parts of the first or last name")]
+    = None,
+    date_of_birth: date | None = None,
+    postcode: Annotated[str | None, Query(min_length=2, max_length=10)] = None,
+) -> dict[str, Any]:
+    """Find a person by name, date of birth and postcode (any of them, all that are given must match): at most
+    50 people, with only what tells them apart; `more` says the search should be narrowed."""
+    parts = (name or "").split()[:4]
+    if not (parts or date_of_birth or postcode):
+        raise HTTPException(422, "give a name, a date of birth or a postcode")
+    rows = await store.search_people(_pool(request), name_parts=parts, date_of_birth=date_of_birth,
+                                     postcode=postcode, limit=SEARCH_LIMIT + 1)
+    return {"people": [{"person_id": str(r["person_id"]), "first_name": r["first_name"],
+                        "last_name": r["last_name"], "date_of_birth": r["date_of_birth"],
+                        "date_of_death": r["date_of_death"], "postcode": r["postcode"], "town": r["town"]}
+                       for r in rows[:SEARCH_LIMIT]],
+            "more": len(rows) > SEARCH_LIMIT}
 
 
 @router.get("/people/{person_id}")

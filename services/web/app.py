@@ -7,7 +7,18 @@ from pathlib import Path
 from fastapi import Request, Response
 from fastapi.staticfiles import StaticFiles
 
-from services.web import accounts, auth, manager_pages, oidc, pages, person_pages, sign_in_pages, step_pages, store
+from services.web import (
+    accounts,
+    auth,
+    manager_pages,
+    oidc,
+    pages,
+    person_pages,
+    relationship_pages,
+    sign_in_pages,
+    step_pages,
+    store,
+)
 from services.web.clients import Allocation, Documents, Notifications, Readers, Referrals, Workflow
 from services.web.commands import CommandBus
 from services.web.settings import WebSettings
@@ -61,6 +72,7 @@ app.include_router(pages.router)
 app.include_router(step_pages.router)
 app.include_router(manager_pages.router)
 app.include_router(person_pages.router)
+app.include_router(relationship_pages.router)
 app.include_router(accounts.router)
 pages.install_handlers(app)
 

@@ -51,6 +51,15 @@ class Referrals(_Reader):
     async def by_nhs_number(self, nhs_number: str) -> list[dict[str, Any]]:
         return await self.get(f"/people?nhs_number={q(nhs_number)}", [])
 
+    async def search(self, **criteria: str) -> dict[str, Any]:
+        """People by name, date of birth and postcode: {"people": [...], "more": bool} (issue #22 §9)."""
+        query = urllib.parse.urlencode({k: v for k, v in criteria.items() if v})
+        return await self.get(f"/people/search?{query}", {"people": [], "more": False}, required=True)
+
+    async def referrals(self, person_id: str) -> list[dict[str, Any]] | None:
+        """The person's accepted referrals, newest first: source, reason, referrer, urgency, when received."""
+        return await self.get(f"/people/{q(person_id)}/referrals")
+
 
 class Workflow(_Reader):
     name = "workflow"

@@ -26,9 +26,14 @@ class Access:
     why: str = ""
 
 
-def field_access(f: Mapping[str, Any], section: Mapping[str, Any], roles: Sequence[str], step_open: bool) -> Access:
+def field_access(f: Mapping[str, Any], section: Mapping[str, Any], roles: Sequence[str], step_open: bool,
+                 logging_only: bool = False) -> Access:
+    """Whether the person may write the field; `logging_only`: they are involved with the person but the step is
+    not theirs, so only its activity logs (R-W13)."""
     if not step_open:
         return Access(False, "the step is not open for recording")
+    if logging_only and not f.get("activity_log"):
+        return Access(False, "the step's assignee completes this; you add to the activity log")
     if section.get("read_only"):
         return Access(False, "carried read-only from an earlier step")
     if f.get("cog") == "blue":
@@ -159,11 +164,16 @@ def _rows(f: Mapping[str, Any], form: Any, old: Any) -> tuple[list[dict[str, Any
 RENDERED = "rendered"
 
 
-def rendered(step: Mapping[str, Any], roles: Sequence[str]) -> dict[str, Any]:
+def activity_logs(step: Mapping[str, Any]) -> set[str]:
+    """R-W13: the keys of the step's activity-log tables."""
+    return {f["key"] for s, _ in all_sections(step) for f in s.get("fields", []) if f.get("activity_log")}
+
+
+def rendered(step: Mapping[str, Any], roles: Sequence[str], logging_only: bool = False) -> dict[str, Any]:
     """#20: what the form shows for editing: a save is compared with this, not with whatever is newer."""
     values = step.get("values") or {}
     return {"values": {f["key"]: values.get(f["key"]) for s, _ in all_sections(step) for f in s.get("fields", [])
-                       if field_access(f, s, roles, True).editable},
+                       if field_access(f, s, roles, True, logging_only).editable},
             "completed_sections": list(step.get("completed_sections") or [])}
 
 
@@ -182,7 +192,7 @@ def _as_rendered(step: Mapping[str, Any], form: Any) -> tuple[dict[str, Any], li
     return {**values, **shown["values"]}, shown["completed_sections"]
 
 
-def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str]) -> Parsed:
+def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str], logging_only: bool = False) -> Parsed:
     """The values a save sends: only editable fields the person changed on the form (partial saves, R-W4, #20).
 
     "Changed" is against the values the form was rendered with, so a field the person did not touch is never
@@ -197,7 +207,7 @@ def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str]) -> Pars
     values, sections = shown
     for section, _form in all_sections(step):
         for f in section.get("fields", []):
-            if not field_access(f, section, roles, True).editable:
+            if not field_access(f, section, roles, True, logging_only).editable:
                 continue
             key = f["key"]
             if f.get("type") == "table":
@@ -221,7 +231,7 @@ def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str]) -> Pars
                 continue
             if not _same(value, values.get(key)):
                 parsed.values[key] = value
-    if "completed_sections.__present" in form:
+    if "completed_sections.__present" in form and not logging_only:
         marked = sorted({int(n) for n in form.getlist("completed_sections") if str(n).isdigit()})
         if marked != sorted(n for n in sections if isinstance(n, int)):
             parsed.completed_sections = marked

@@ -163,7 +163,8 @@ async def tray_action(request: Request, entry_id: str, action: str) -> Response:
     elif action == "allocate":
         await _may_open(request, user, key)
         outcome = await _allocate(request, user, key, form_value(form, "worker_id"), entry["team_id"])
-        await report(request, outcome, f"Allocated to {form.get('worker_id')}; off the tray.")
+        await report(request, outcome,
+                     f"Allocated to {await _worker_name(request, form_value(form, 'worker_id'))}; off the tray.")
     elif action == "remove":
         outcome = await send(request, user, "tray.remove", key=key, entry_id=entry["entry_id"],
                              reason=form_value(form, "reason"))
@@ -223,8 +224,13 @@ async def allocate(request: Request, person_id: str) -> Response:
     person_id = checked_uuid(person_id)
     await _may_open(request, user, person_id)
     outcome = await _allocate(request, user, person_id, form_value(form, "worker_id"), form_value(form, "team_id"))
-    await report(request, outcome, f"Allocated to {form.get('worker_id')}.")
+    await report(request, outcome, f"Allocated to {await _worker_name(request, form_value(form, 'worker_id'))}.")
     return back(f"/people/{person_id}")
+
+
+async def _worker_name(request: Request, worker_id: str | None) -> str:
+    account = await store.load_user(pool(request), worker_id) if worker_id else None
+    return account["display_name"] if account else str(worker_id)
 
 
 async def _allocate(request: Request, user: User, person_id: str, worker_id: str | None,

@@ -14,6 +14,12 @@ def startable(step_types: Sequence[Mapping[str, Any]], roles: Iterable[str], tea
                    and (not grant["teams"] or teams & set(grant["teams"]))})
 
 
+def pack_teams(step_types: Sequence[Mapping[str, Any]], step_type: str, pack_version: int) -> set[str]:
+    """The teams of the pack the step type belongs to (the teams that work its steps)."""
+    return {team for t in step_types if (t["step_type"], t["pack_version"]) == (step_type, pack_version)
+            for team in t.get("pack_teams") or ()}
+
+
 def authorised_types(step_types: Sequence[Mapping[str, Any]]) -> frozenset[tuple[str, int]]:
     """(step type, pack version) of the types whose REQUIRED request puts a step in awaiting authorisation."""
     return frozenset((t["step_type"], t["pack_version"]) for t in step_types if t["authorisers"])

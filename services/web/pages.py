@@ -20,6 +20,7 @@ from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
 from shared import bearer
+from shared.actor import above_teams
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -283,12 +284,13 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
     # asyncio.gather is typed for at most six awaitables: the seventh runs beside the other six
-    (record, notes, relationships, documents, history, all_relationships), full_steps = await asyncio.gather(
-        asyncio.gather(
-            r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
-            r.documents.of_person(person_id), r.referrals.history(person_id),
-            r.allocation.relationships(person_id, include_ended=True)),
-        r.workflow.steps([s["step_id"] for s in steps]))
+    (record, notes, relationships, documents, history, all_relationships), full_steps, referrals = \
+        await asyncio.gather(
+            asyncio.gather(
+                r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
+                r.documents.of_person(person_id), r.referrals.history(person_id),
+                r.allocation.relationships(person_id, include_ended=True)),
+            r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id))
     if record is None:
         raise HTTPException(404, "no such person")
     buckets: dict[str, list[dict[str, Any]]] = {"incoming": [], "incomplete": [], "future": []}
@@ -302,8 +304,8 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     for team in user.team_ids if user.runs_trays else ():
         tray = await r.allocation.tray(team, limit=1000)
         tray_entries += [e for e in (tray or {}).get("entries", []) if e["person_id"] == person_id]
-    members = sorted({u["user_id"]: u for t in user.team_ids for u in await team_members(request, t)}.values(),
-                     key=lambda u: u["user_id"])
+    users = await store.all_users(pool(request))
+    members, alloc_teams = allocation_choices(users, user)
     events = chronology.build(steps=full_steps, notes=notes, record_history=history or [],
                               relationships=all_relationships, until=moment)
     step_types = await r.workflow.step_types()
@@ -314,8 +316,11 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
         "documents": documents, "changed_since": []}
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
-                        names=await r.names(others), why=why,
-                        tray_entries=tray_entries, members=members, title=_name(record), urgency=urgency,
+                        names=await r.names(others), why=why, referrals=referrals,
+                        involved=involvement(relationships, steps,
+                                             {u["user_id"]: u["display_name"] for u in users}),
+                        tray_entries=tray_entries, members=members, alloc_teams=alloc_teams,
+                        title=_name(record), urgency=urgency,
                         as_at_words=chronology.as_at_label(moment) if moment else "",
                         chronology=events, history_missing=history is None,
                         steps_unread=sum(1 for s in full_steps if s is None),
@@ -323,6 +328,35 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
                         then=then, today=date.today().isoformat(),
                         tomorrow=(date.today() + timedelta(days=1)).isoformat(),
                         startable=packs.startable(step_types, user.roles, user.team_ids))
+
+
+def allocation_choices(users: list[Any], user: User) -> tuple[list[Any], list[str]]:
+    """Whom a manager may allocate to, and for which team: their own teams' workers, or every worker and team
+    for a manager above teams (R-A3: a senior officer allocates for any team); never the administrator."""
+    workers = [u for u in users if auth.ADMINISTRATOR not in u["roles"]]
+    if above_teams(user.roles):
+        return workers, sorted({t for u in workers for t in u["team_ids"]})
+    return [u for u in workers if set(u["team_ids"]) & set(user.team_ids)], list(user.team_ids)
+
+
+def involvement(relationships: dict[str, Any], steps: list[dict[str, Any]],
+                worker_names: dict[str, str]) -> list[dict[str, str]]:
+    """R-A3: who is already involved before a manager allocates — each worker and team with an open relationship
+    and each holder of the person's open or future work, with why."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for rel in relationships.get("worker_relationships", []):
+        found.setdefault(("worker", rel["worker_id"]), []).append(
+            f"{rel['relationship']} since {chronology.format_day(rel['start_date'])}")
+    for rel in relationships.get("organisational_relationships", []):
+        found.setdefault(("team", rel["team_id"]), []).append(
+            f"{rel['relationship']} since {chronology.format_day(rel['start_date'])}")
+    for step in steps:
+        if step["state"] in WORKING | {"incoming", "future"}:
+            holder = step["assignee"]
+            found.setdefault((holder["kind"], holder["id"]), []).append(
+                f"holds {step['step_type']} ({STATE_NAMES.get(step['state'], step['state'])})")
+    return [{"kind": kind, "id": ident, "name": worker_names.get(ident, ident) if kind == "worker" else ident,
+             "why": "; ".join(whys)} for (kind, ident), whys in found.items()]
 
 
 def _as_at(moment: datetime, record: dict[str, Any], notes: list[dict[str, Any]], relationships: dict[str, Any],
@@ -414,20 +448,52 @@ async def record_access(request: Request, person_id: str) -> Response:
 
 @router.get("/people")
 async def find_page(request: Request) -> HTMLResponse:
-    """The search form only: an NHS number is never taken from a URL, where access logs and history keep it."""
+    """The search form only: what identifies a person is never taken from a URL, where access logs and history
+    keep it."""
     user = await current_user(request)
-    return await render(request, "find.html", user, nhs_number="", found=[], searched=False, title="Find a person")
+    return await render(request, "find.html", user, asked={}, found=[], more=False, problems=[], searched=False,
+                        title="Find a person")
+
+
+SEARCH_FIELDS = {"name": (2, 100, "Name"), "postcode": (2, 10, "Postcode")}
 
 
 @router.post("/people")
 async def find_people(request: Request) -> HTMLResponse:
+    """By NHS number, or by name, date of birth and postcode (issue #22 §9): sent in a POST, read from referrals."""
     user = await current_user(request)
     form = await checked_form(request, user)
-    nhs_number = str(form.get("nhs_number", ""))[:40]
-    digits = nhs_number.replace(" ", "")
-    found = await readers(request).referrals.by_nhs_number(digits) if len(digits) == 10 else []
-    return await render(request, "find.html", user, nhs_number=nhs_number, found=found, searched=bool(digits),
-                        title="Find a person")
+    asked = {k: str(form.get(k, "")).strip()[:120] for k in ("nhs_number", "name", "date_of_birth", "postcode")}
+    problems = search_problems(asked)
+    found, more = ([], False) if problems else await _search(request, asked)
+    return await render(request, "find.html", user, asked=asked, found=found, more=more, problems=problems,
+                        searched=not problems, title="Find a person")
+
+
+async def _search(request: Request, asked: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    digits = asked["nhs_number"].replace(" ", "")
+    if digits:
+        return await readers(request).referrals.by_nhs_number(digits), False
+    result = await readers(request).referrals.search(name=asked["name"], date_of_birth=asked["date_of_birth"],
+                                                     postcode=asked["postcode"])
+    return result["people"], result["more"]
+
+
+def search_problems(asked: dict[str, str]) -> list[str]:
+    """Every field at fault, named, never echoing what was typed."""
+    digits = asked["nhs_number"].replace(" ", "")
+    if digits:
+        return [] if len(digits) == 10 and digits.isdigit() else ["NHS number: ten digits"]
+    problems = [f"{label}: {low} to {high} characters" for key, (low, high, label) in SEARCH_FIELDS.items()
+                if asked[key] and not low <= len(asked[key]) <= high]
+    if asked["date_of_birth"]:
+        try:
+            date.fromisoformat(asked["date_of_birth"])
+        except ValueError:
+            problems.append("Date of birth: a date")
+    if not any(asked[k] for k in ("name", "date_of_birth", "postcode")):
+        problems.append("Give an NHS number, or a name, date of birth or postcode")
+    return problems
 
 
 @router.post("/people/{person_id}/notes")

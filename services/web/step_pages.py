@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from services.web import access, forms, store
+from services.web import access, forms, packs, store
 from services.web.auth import User
 from services.web.commands import Outcome
 from services.web.pages import (
@@ -66,14 +66,32 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     signers = [u for u in members if set(u["roles"]) & set(step.get("authorisers", []))]
     my_request_ids = {q["request_id"] for q in step.get("sent_requests", [])
                       if q["state"] == "open" and _sent_to(q, user)}
+    logging_only = logs_only(step, user)
+    teams_of_pack = packs.pack_teams(await r.workflow.step_types(), step["step_type"], step["pack_version"])
     return await render(
         request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
-        members=members, signers=signers, teams=teams, my_request_ids=my_request_ids,
-        rendered=forms.rendered(step, user.roles),
+        members=members, signers=signers, assignable=_assignable(members, teams_of_pack), teams=teams,
+        my_request_ids=my_request_ids,
+        rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+def _assignable(members: list[Any], teams_of_pack: set[str]) -> list[Any]:
+    """Issue #22 §9: whom the step may be assigned to — the workers of the teams that work steps of its pack (the
+    desk's every worker when the pack names none), by name."""
+    workers = [u for u in members if set(u["team_ids"]) & teams_of_pack] or members
+    return sorted(workers, key=lambda u: u["display_name"])
+
+
+def logs_only(step: dict[str, Any], user: User) -> bool:
+    """R-W13: a worker involved with the person whose step this is not (they opened it on their grounds) adds to
+    its activity logs and does nothing else on it; the step's assignee and its authorisers do the rest."""
+    works_on = access.step_is_mine(step, user.user_id, user.team_ids) or bool(
+        set(user.roles) & set(step.get("authorisers", [])))
+    return not works_on and bool(forms.activity_logs(step))
 
 
 def _sent_to(request: dict[str, Any], user: User) -> bool:
@@ -117,7 +135,7 @@ async def _start(post: StepPost) -> None:
 
 async def _save(post: StepPost) -> None:
     sid = post.step_id
-    parsed = forms.parse_save(post.step, post.form, post.user.roles)
+    parsed = forms.parse_save(post.step, post.form, post.user.roles, logs_only(post.step, post.user))
     if parsed.problems:
         await set_flash(post.request, {"kind": "error", "message": "Not saved:", "reasons": parsed.problems,
                                        "scope": f"save:{sid}"})

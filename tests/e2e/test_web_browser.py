@@ -255,7 +255,7 @@ async def test_team_manager_places_reviews_and_allocates_a_case_from_the_tray(
         await row.locator("summary", has_text="Allocate").click()
         await row.get_by_label("Worker").select_option("sw")
         await row.get_by_role("button", name="Allocate").click()
-        await flash(page, "Allocated to sw")
+        await flash(page, "Allocated to Sally Walker")
         await expect(page.locator(f'tr:has(a[href="/people/{person_id}"])')).to_have_count(0)
     finally:
         await context.close()

@@ -242,7 +242,7 @@ async def test_placing_on_a_tray_needs_the_same_grounds_as_opening_the_record_an
         assert refused.url.path == f"/people/{theirs}/access"
         await desk.get(f"/people/{ours}")
         allocated = await desk.post(f"/people/{ours}/allocate", worker_id="tm", team_id="adult-front-door")
-        assert "Allocated to tm" in allocated.text, allocated.text[:500]
+        assert "Allocated to Tom Mensah" in allocated.text, allocated.text[:500]
         audit_page = await desk.get("/audit/access")
     finally:
         await desk.close()

@@ -314,7 +314,7 @@ def test_to_contract_has_exactly_the_read_endpoint_keys(shipped: PackRegistry) -
     assert set(section) == {"number", "title", "read_only", "fields"}
     fixed = {"key", "label", "type", "mandatory", "cog", "owner_role", "options", "columns"}
     # the fixed keys, plus the optional ones the contract allows adding
-    field_keys = fixed | {"system_generated", "once_per", "rows_from"}
+    field_keys = fixed | {"system_generated", "once_per", "rows_from", "activity_log"}
     assert all(
         set(field) == field_keys for s in contract["form"]["sections"] for field in s["fields"]
     )

@@ -114,6 +114,7 @@ class Field(_Frozen):
             "system_generated": self.system_generated,
             "once_per": self.once_per,
             "rows_from": self.rows_from,
+            "activity_log": self.activity_log,  # R-W13: every involved worker adds rows; each keeps its author
         }
 
 

@@ -1,0 +1,55 @@
+"""A front-door worker's day in the desk (issue #22 §9): find a person without an NHS number, by name, date of
+birth and postcode; the person page shows the referral itself (its source and referrer, reason, urgency and when
+it was received) and the person id, discreetly, for the worker to quote. Through the desk, referrals and its
+database, as the Wellbeing Service Hub's GSO (seed 000: the Hub screens what the front door receives)."""
+
+import re
+
+import pytest
+
+from tests.e2e.web_client import Desk
+from tests.factories import unique_referral
+from tests.workflow_harness import new_case
+
+pytestmark = pytest.mark.e2e
+
+
+def _found_ids(html: str) -> list[str]:
+    return re.findall(r'<tr data-person-id="([^"]+)"', html)
+
+
+async def test_R_P5_a_front_door_worker_finds_a_person_by_name_birth_date_and_postcode_and_sees_the_referral(
+        infra, web, events):
+    """R-P5 (the summary shows the referral), R-P1: found by any of name, date of birth and postcode, all that
+    are given matching; fields at fault are named and what was typed is not echoed in the message."""
+    referral = unique_referral(urgency="urgent")
+    person = referral["person"]
+    person_id, _ = await new_case(infra, events, **referral)
+    surname, born, postcode = person["last_name"], person["date_of_birth"], person["address"]["postcode"]
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("hub")
+        by_name = await desk.post("/people", name=f"{person['first_name'][:6].lower()} {surname.upper()}")
+        assert _found_ids(by_name.text) == [person_id]
+        assert f'<code class="person-id muted">{person_id}</code>' in by_name.text
+        by_birth_and_postcode = await desk.post("/people", date_of_birth=born,
+                                                postcode=postcode.replace(" ", "").lower())
+        assert person_id in _found_ids(by_birth_and_postcode.text)
+        elsewhere = await desk.post("/people", name=surname, postcode="LE9 9ZZ")
+        assert _found_ids(elsewhere.text) == [] and "No one matches" in elsewhere.text
+
+        refused = await desk.post("/people", name="x", date_of_birth="31/02/1950")
+        assert "Name: 2 to 100 characters" in refused.text and "Date of birth: a date" in refused.text
+        assert "31/02/1950" not in refused.text.split('id="find-problems"')[1]
+        nothing = await desk.post("/people")
+        assert "Give an NHS number, or a name, date of birth or postcode" in nothing.text
+
+        page = (await desk.get(f"/people/{person_id}")).text
+        assert f'<code id="person-id">{person_id}</code>' in page
+        shown = page.split('id="referral"')[1].split("</section>")[0]
+        for seen in ("01 May 2024 09:30", "test-contact-centre", referral["referrer"]["name"],
+                     referral["referrer"]["organisation"], "Struggling with daily living since a fall",
+                     "Urgent", referral["referral_id"]):
+            assert seen in shown, seen
+    finally:
+        await desk.close()
