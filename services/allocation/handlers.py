@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from services.allocation import domain, store
 from services.allocation.clients import WorkReader
 from services.allocation.localities import Localities
-from shared import audit, inbox, metrics, outbox, topics
+from shared import access_reasons, audit, inbox, metrics, outbox, topics
 from shared.actor import above_teams
 from shared.broker import subscriber
 from shared.commands import allocation as cmd
@@ -133,10 +133,7 @@ async def _keep_reason(conn: asyncpg.Connection, command: cmd.Command, envelope:
     why = getattr(command, "access_reason", None)
     if not why or person_id is None:
         return
-    await store.insert_access_reason(conn, {
-        "message_id": envelope.id, "person_id": uuid.UUID(person_id), "actor": f"worker:{command.actor.worker_id}",
-        "roles": sorted(command.actor.roles), "team_ids": sorted(command.actor.team_ids),
-        "command_type": command.TYPE, "reason": why, "at": datetime.now(UTC)})
+    await access_reasons.keep(conn, command, envelope.id, person_id, why)
 
 
 async def _look(pool: asyncpg.Pool, readers: Readers, command: cmd.Command) -> Looked:

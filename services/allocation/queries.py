@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.allocation import domain, store
 from services.allocation import localities as lookup
-from shared import bearer
+from shared import access_reasons, bearer
 from shared.commands.base import Target
 
 router = APIRouter(tags=["allocation"])
@@ -285,10 +285,6 @@ async def locality_teams(request: Request) -> dict[str, Any]:
 
 
 @router.get("/people/{person_id}/access-reasons")
-async def access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+async def person_access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
     """Break-glass: commands on the person allowed only on a reason the actor gave (issue #21), oldest first."""
-    return [
-        {"message_id": str(r["message_id"]), "actor": r["actor"], "roles": r["roles"], "team_ids": r["team_ids"],
-         "command_type": r["command_type"], "reason": r["reason"], "at": r["at"].isoformat()}
-        for r in await store.access_reasons_of(_pool(request), person_id)
-    ]
+    return await access_reasons.of_person(_pool(request), person_id)

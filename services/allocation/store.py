@@ -1,7 +1,6 @@
 """asyncpg queries for the allocation schema: cases, relationships and tray entries."""
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -331,18 +330,3 @@ async def review_tray(conn: Conn, team_id: str, today: Any, *, due: bool | None,
         f"SELECT {REVIEW_COLUMNS} FROM review_tray_entries WHERE {condition}"
         " ORDER BY review_due, added_at, entry_id LIMIT $3 OFFSET $4", team_id, today, limit, offset)
     return total, list(rows)
-
-
-# --- break-glass reasons (issue #21) --------------------------------------------------------------
-
-ACCESS_REASON_COLUMNS = ("message_id", "person_id", "actor", "roles", "team_ids", "command_type", "reason", "at")
-
-
-async def insert_access_reason(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
-    """One command allowed on its actor's reason; keys as ACCESS_REASON_COLUMNS."""
-    await conn.execute(f"INSERT INTO access_reasons ({', '.join(ACCESS_REASON_COLUMNS)})"
-                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", *(row[c] for c in ACCESS_REASON_COLUMNS))
-
-
-async def access_reasons_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM access_reasons WHERE person_id = $1 ORDER BY at", person_id)

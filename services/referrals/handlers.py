@@ -12,7 +12,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from services.referrals import domain, store
-from shared import inbox, metrics, outbox, producers, topics
+from shared import access_reasons, inbox, metrics, outbox, producers, topics
 from shared.access import RelationshipReader
 from shared.actor import above_teams
 from shared.broker import subscriber
@@ -219,10 +219,7 @@ async def _record_reason(conn: asyncpg.Connection, command: commands.PersonComma
                          envelope: Envelope) -> None:
     if grant.reason is None or grant.person_id is None:
         return
-    await store.insert_access_reason(conn, {
-        "message_id": envelope.id, "person_id": grant.person_id, "actor": f"worker:{command.actor.worker_id}",
-        "roles": list(command.actor.roles), "team_ids": list(command.actor.team_ids),
-        "command_type": command.TYPE, "reason": grant.reason, "at": datetime.now(UTC)})
+    await access_reasons.keep(conn, command, envelope.id, grant.person_id, grant.reason)
     log.info("person command allowed on a recorded reason",  # the reason itself stays in the table
              extra={"message_id": str(envelope.id), "person_id": str(grant.person_id),
                     "worker_id": command.actor.worker_id})

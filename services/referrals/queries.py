@@ -8,6 +8,7 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.referrals import store
+from shared import access_reasons
 
 router = APIRouter(tags=["people"])
 
@@ -126,10 +127,6 @@ async def record_history(person_id: uuid.UUID, request: Request) -> list[dict[st
 
 
 @router.get("/people/{person_id}/access-reasons")
-async def access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+async def person_access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
     """Break-glass: person commands allowed only on a reason the actor gave (issue #11 §3), oldest first."""
-    return [
-        {"message_id": str(r["message_id"]), "actor": r["actor"], "roles": r["roles"], "team_ids": r["team_ids"],
-         "command_type": r["command_type"], "reason": r["reason"], "at": r["at"].isoformat()}
-        for r in await store.access_reasons_of(_pool(request), person_id)
-    ]
+    return await access_reasons.of_person(_pool(request), person_id)

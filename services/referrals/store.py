@@ -201,11 +201,3 @@ async def changes_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.R
 async def relationship_person(pool: asyncpg.Pool, relationship_id: uuid.UUID) -> uuid.UUID | None:
     return await pool.fetchval("SELECT person_id FROM person_relationships WHERE relationship_id = $1",
                                relationship_id)
-
-
-async def insert_access_reason(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
-    await _insert(conn, "access_reasons", row)
-
-
-async def access_reasons_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM access_reasons WHERE person_id = $1 ORDER BY at", person_id)

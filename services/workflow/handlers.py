@@ -15,7 +15,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import brokerage, domain, store
 from services.workflow.pack import PackRegistry, Recipient
-from shared import audit, inbox, metrics, outbox, topics
+from shared import access_reasons, audit, inbox, metrics, outbox, topics
 from shared.access import RelationshipReader
 from shared.actor import above_teams, worker_of
 from shared.broker import subscriber
@@ -191,10 +191,7 @@ async def _keep_reason(conn: asyncpg.Connection, command: cmd.Command, envelope:
     """Issue #21: a reason given to act on a person (break-glass) is kept for GET /people/{id}/access-reasons."""
     if not isinstance(command, cmd.RecordDeath) or not command.access_reason:
         return
-    await store.insert_access_reason(conn, {
-        "message_id": envelope.id, "person_id": command.person_id, "actor": f"worker:{command.actor.worker_id}",
-        "roles": sorted(command.actor.roles), "team_ids": sorted(command.actor.team_ids),
-        "command_type": command.TYPE, "reason": command.access_reason, "at": datetime.now(UTC)})
+    await access_reasons.keep(conn, command, envelope.id, command.person_id, command.access_reason)
 
 
 async def _check_grounds(pool: asyncpg.Pool, access: RelationshipReader | None, command: cmd.RecordDeath) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.workflow import domain, store
 from services.workflow.pack import PackRegistry
-from shared import bearer
+from shared import access_reasons, bearer
 
 router = APIRouter(tags=["work"])
 BUCKETS = {"incoming": "incoming", "incomplete": "incomplete", "returned": "incomplete",
@@ -179,10 +179,6 @@ async def step_types(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/people/{person_id}/access-reasons")
-async def access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
+async def person_access_reasons(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
     """Break-glass: commands on the person allowed only on a reason the actor gave (issue #21), oldest first."""
-    return [
-        {"message_id": str(r["message_id"]), "actor": r["actor"], "roles": r["roles"], "team_ids": r["team_ids"],
-         "command_type": r["command_type"], "reason": r["reason"], "at": r["at"].isoformat()}
-        for r in await store.access_reasons_of(_pool(request), person_id)
-    ]
+    return await access_reasons.of_person(_pool(request), person_id)

@@ -453,19 +453,6 @@ async def purchase_orders_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.R
         "SELECT * FROM po_requests WHERE person_id = $1 ORDER BY requested_at, po_request_id", person_id)
 
 
-# --- break-glass reasons (issue #21) --------------------------------------------------------------
-
-ACCESS_REASON_COLUMNS = ("message_id", "person_id", "actor", "roles", "team_ids", "command_type", "reason", "at")
-
-
-async def insert_access_reason(conn: asyncpg.Connection, row: Mapping[str, Any]) -> None:
-    """One command allowed on its actor's reason; keys as ACCESS_REASON_COLUMNS."""
-    await conn.execute(f"INSERT INTO access_reasons ({', '.join(ACCESS_REASON_COLUMNS)})"
-                       " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", *(row[c] for c in ACCESS_REASON_COLUMNS))
-
-
-async def access_reasons_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM access_reasons WHERE person_id = $1 ORDER BY at", person_id)
 
 
 # --- who workflow has seen act (R-RQ9) --------------------------------------------------------------
