@@ -14,6 +14,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import brokerage, domain, store
+from services.workflow.involvement import open_relationships
 from services.workflow.pack import PackRegistry
 from shared import audit, inbox, metrics, outbox, topics
 from shared.access import RelationshipReader
@@ -222,22 +223,20 @@ async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: 
 
 async def _relationships_for(
     pool: asyncpg.Pool, packs: PackRegistry, allocation: ServiceReader | None, command: cmd.Command | None,
-) -> frozenset[str]:
-    """R-W13: before the transaction, the person's open relationships ("worker:<id>", "team:<id>") from
-    allocation, for a save of a step with an activity log; none when allocation cannot answer (no allow)."""
-    if allocation is None or not isinstance(command, cmd.SaveStep):
-        return frozenset()
+) -> tuple[domain.Involvement, ...]:
+    """Before the transaction, the person's open relationships from allocation, where a rule reads them: a save
+    of a step with an activity log (R-W13) or the finish of a closure step (R-K1: other teams' involvement is
+    named); none when allocation cannot answer (no allow, no warning)."""
+    if allocation is None or not isinstance(command, cmd.SaveStep | cmd.FinishStep | cmd.AuthoriseStep):
+        return ()
     row = await store.person_of_step(pool, command.step_id)
-    if row is None or not packs.step(row["step_type"], row["pack_version"]).activity_logs:
-        return frozenset()
-    found, body = await allocation.get_json(f"/people/{row['person_id']}/relationships")
-    if found != "found" or not isinstance(body, dict):
-        return frozenset()
-    workers = {f"worker:{r.get('worker_id')}" for r in body.get("worker_relationships", [])
-               if r.get("open", r.get("end_date") is None)}
-    teams = {f"team:{r.get('team_id')}" for r in body.get("organisational_relationships", [])
-             if r.get("open", r.get("end_date") is None)}
-    return frozenset(workers | teams)
+    if row is None:
+        return ()
+    defn = packs.step(row["step_type"], row["pack_version"])
+    wanted = defn.activity_logs if isinstance(command, cmd.SaveStep) else domain.CLOSURE_GUARD in defn.rules
+    if not wanted:
+        return ()
+    return await open_relationships(allocation, row["person_id"])
 
 
 def _ids() -> Iterator[str]:
@@ -245,9 +244,11 @@ def _ids() -> Iterator[str]:
 
 
 def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
-             case: domain.CaseView | None = None, involved: frozenset[str] = frozenset()) -> domain.Context:
+             case: domain.CaseView | None = None, involved: frozenset[str] = frozenset(),
+             relationships: tuple[domain.Involvement, ...] = ()) -> domain.Context:
     return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
-                          packs=packs, person=person, case=case or domain.CaseView(), involved=involved)
+                          packs=packs, person=person, case=case or domain.CaseView(), involved=involved,
+                          relationships=relationships)
 
 
 def _not_found(what: str, field: str) -> RuleBroken:
@@ -256,7 +257,7 @@ def _not_found(what: str, field: str) -> RuleBroken:
 
 async def _decide(
     conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command, person: dict[str, Any] | None,
-    relationships: frozenset[str] = frozenset(),
+    relationships: tuple[domain.Involvement, ...] = (),
 ) -> tuple[str, domain.Decision]:
     """Load what the command touches (the step locked), then ask the domain."""
     if isinstance(command, cmd.StartNewStep | cmd.RecordDeath):
@@ -286,11 +287,13 @@ async def _decide(
     requests = await store.requests_of(conn, step.step_id) if needs_requests else []
     involved: frozenset[str] = frozenset()
     if isinstance(command, cmd.SaveStep) and packs.step(step.step_type, step.pack_version).activity_logs:
-        involved = relationships | await store.assignees_of_person(conn, step.person_id)  # R-W13
+        assignees = await store.assignees_of_person(conn, step.person_id)
+        involved = frozenset({r.key for r in relationships}) | assignees  # R-W13
     assignments = await store.assignments_of(conn, step_id) \
         if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
-        decision = domain.decide(_context(command, packs, person, case, involved), command, step=step,
+        ctx = _context(command, packs, person, case, involved, relationships)
+        decision = domain.decide(ctx, command, step=step,
                                  requests=requests, request=request, assignments=assignments)
     except RuleBroken as broken:
         broken.key = step.person_id

@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.workflow import domain, store
+from services.workflow.involvement import open_relationships
 from services.workflow.pack import PackRegistry
 from shared import bearer
 
@@ -156,11 +157,13 @@ async def get_blockers(
     defn = packs.step(step.step_type, step.pack_version)
     actor = domain.Actor(worker_id or "", frozenset(filter(None, roles.split(","))),
                          frozenset(filter(None, team_ids.split(","))))
+    relationships = await open_relationships(request.app.state.allocation, step.person_id) \
+        if domain.CLOSURE_GUARD in defn.rules else ()  # R-K1: other teams' involvement, named
     ctx = domain.Context(now=datetime.now(UTC), actor=actor, ids=(str(i) for i in itertools.count()),
-                         packs=packs, case=await store.case_of_step(pool, packs, step))
+                         packs=packs, case=await store.case_of_step(pool, packs, step), relationships=relationships)
     blockers = domain.finish_blockers(ctx, step, defn, await store.requests_of(pool, step.step_id),
                                       check_actor=worker_id is not None)
-    warnings = domain.finish_warnings(ctx, step, defn)  # R-K3: shown, never blocking
+    warnings = domain.finish_warnings(ctx, step, defn)  # R-K1, R-K3, R-K12: shown, never blocking
     return {"can_finish": not blockers, "blockers": [b.model_dump(exclude_none=True) for b in blockers],
             "warnings": [w.model_dump(exclude_none=True) for w in warnings]}
 

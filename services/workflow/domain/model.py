@@ -183,6 +183,20 @@ class History:
 
 
 @dataclass(frozen=True)
+class Involvement:
+    """An open relationship of the person in allocation: a worker's (with the team it was made for, if any) or a
+    team's (organisational). Read where a rule needs it (R-W13 activity logs, the R-K1 closure guard)."""
+
+    kind: Literal["worker", "team"]
+    id: str
+    team_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
 class Context:
     """Everything a decision may read besides the step: time, actor, ids, packs, person, case."""
 
@@ -195,6 +209,8 @@ class Context:
     # R-W13: who is involved with the person ("worker:<id>", "team:<id>"): their relationships and the
     # assignees of their steps; loaded only where a rule reads it (an activity log)
     involved: frozenset[str] = frozenset()
+    # R-K1: the person's open relationships in allocation, where a closure step finishes
+    relationships: tuple[Involvement, ...] = ()
 
     @property
     def today(self) -> date:
