@@ -139,6 +139,8 @@ class Engine:
     timers: dict[str, domain.Timer] = field(default_factory=dict)
     # R-W13: the person's open relationships as allocation lists them ("worker:<id>", "team:<id>")
     relationships: set[str] = field(default_factory=set)
+    # R-C5: the person's locality team as allocation's team finder names it
+    locality_team: str | None = None
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _ids(self) -> Iterator[str]:
@@ -207,7 +209,7 @@ class Engine:
             if step is not None else ()
         ctx = domain.Context(now=self.now, actor=domain.Actor.of(command.actor), ids=self._ids(),
                              packs=self.packs, person=self.person, case=self.case_view(person_id, carers),
-                             involved=self.involved(person_id))
+                             involved=self.involved(person_id), locality_team=self.locality_team)
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         assignments = [h.details for h in reversed(self.history)

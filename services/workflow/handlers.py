@@ -14,7 +14,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import brokerage, domain, store
-from services.workflow.involvement import open_relationships
+from services.workflow.involvement import locality_team, open_relationships
 from services.workflow.pack import PackRegistry
 from shared import audit, inbox, metrics, outbox, topics
 from shared.access import RelationshipReader
@@ -161,13 +161,14 @@ async def handle_command(
         command = None
     person = await _person_for(pool, people, command) if command is not None else None
     relationships = await _relationships_for(pool, packs, allocation, command)
+    locality = await _locality_for(pool, packs, people, allocation, command)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_COMMANDS):
             return "duplicate"
         key = envelope.subject or str(envelope.id)
         if command is not None:
             try:
-                key, decision = await _decide(conn, packs, command, person, relationships)
+                key, decision = await _decide(conn, packs, command, person, relationships, locality)
             except RuleBroken as broken:
                 refused = broken
             else:
@@ -239,16 +240,34 @@ async def _relationships_for(
     return await open_relationships(allocation, row["person_id"])
 
 
+async def _locality_for(
+    pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader | None, allocation: ServiceReader | None,
+    command: cmd.Command | None,
+) -> str | None:
+    """R-C5: before the transaction, the person's locality team, where a next action without an assignee goes
+    to a team by locality (Adult Case Closure in Progress: the admin team for where the person lives)."""
+    if people is None or allocation is None or not isinstance(command, cmd.AddNextAction) or command.assignee:
+        return None
+    row = await store.person_of_step(pool, command.step_id)
+    if row is None:
+        return None
+    action = next((a for a in packs.step(row["step_type"], row["pack_version"]).next_actions
+                   if a.action == command.action), None)
+    if action is None or not action.team_by_locality:
+        return None
+    return await locality_team(allocation, await people.record(str(row["person_id"])))
+
+
 def _ids() -> Iterator[str]:
     return (str(uuid.uuid4()) for _ in itertools.count())
 
 
 def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
              case: domain.CaseView | None = None, involved: frozenset[str] = frozenset(),
-             relationships: tuple[domain.Involvement, ...] = ()) -> domain.Context:
+             relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None) -> domain.Context:
     return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
                           packs=packs, person=person, case=case or domain.CaseView(), involved=involved,
-                          relationships=relationships)
+                          relationships=relationships, locality_team=locality)
 
 
 def _not_found(what: str, field: str) -> RuleBroken:
@@ -257,7 +276,7 @@ def _not_found(what: str, field: str) -> RuleBroken:
 
 async def _decide(
     conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command, person: dict[str, Any] | None,
-    relationships: tuple[domain.Involvement, ...] = (),
+    relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None,
 ) -> tuple[str, domain.Decision]:
     """Load what the command touches (the step locked), then ask the domain."""
     if isinstance(command, cmd.StartNewStep | cmd.RecordDeath):
@@ -292,7 +311,7 @@ async def _decide(
     assignments = await store.assignments_of(conn, step_id) \
         if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
-        ctx = _context(command, packs, person, case, involved, relationships)
+        ctx = _context(command, packs, person, case, involved, relationships, locality)
         decision = domain.decide(ctx, command, step=step,
                                  requests=requests, request=request, assignments=assignments)
     except RuleBroken as broken:

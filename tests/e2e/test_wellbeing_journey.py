@@ -28,6 +28,7 @@ from tests.workflow_harness import (
     TRIAGE_VALUES,
     Commands,
     Personas,
+    actor,
     new_case,
     sap_delivery,
 )
@@ -35,7 +36,8 @@ from tests.workflow_harness import (
 pytestmark = pytest.mark.e2e
 
 
-async def test_wellbeing_journey_from_referral_to_case_closed(infra, referrals, workflow, events, commands: Commands):
+async def test_wellbeing_journey_from_referral_to_case_closed(
+        infra, referrals, workflow, allocation, events, commands: Commands):
     p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
     person_id, screening = await new_case(infra, events)
     http = httpx.AsyncClient(auth=service_auth(), base_url=workflow.url)
@@ -133,13 +135,15 @@ async def test_wellbeing_journey_from_referral_to_case_closed(infra, referrals, 
         await ok("step.finish", p.gso, step_id=monitoring)
         closing = (await ok("step.finish", p.so, step_id=proposed["step_id"])).of("step.created")
         assert closing["step_type"] == CLOSURE_IN_PROGRESS
-        assert closing["assignee"] == {"kind": "team", "id": "adult-admin"}
+        # R-C5: to the Adult Admin Team for where the person lives (an LE1 postcode: the City locality)
+        assert closing["assignee"] == {"kind": "team", "id": "adult-admin-city"}
+        admin = actor(f"admin{p.suffix}", "business_support", teams=("adult-admin-city",))
 
         # the Adult Admin Team closes the case
-        await ok("step.start", p.admin, step_id=closing["step_id"])
-        await ok("step.save", p.admin, step_id=closing["step_id"], values=CLOSURE_VALUES)
-        await ok("step.add_next_action", p.admin, step_id=closing["step_id"], action="Adult Case Closed (NFA)")
-        done = await ok("step.finish", p.admin, step_id=closing["step_id"])
+        await ok("step.start", admin, step_id=closing["step_id"])
+        await ok("step.save", admin, step_id=closing["step_id"], values=CLOSURE_VALUES)
+        await ok("step.add_next_action", admin, step_id=closing["step_id"], action="Adult Case Closed (NFA)")
+        done = await ok("step.finish", admin, step_id=closing["step_id"])
         assert done.types == ["step.finished", "case.closed"]
         assert done.of("case.closed")["person_id"] == person_id
 

@@ -211,6 +211,8 @@ class Context:
     involved: frozenset[str] = frozenset()
     # R-K1: the person's open relationships in allocation, where a closure step finishes
     relationships: tuple[Involvement, ...] = ()
+    # R-C5: the person's locality team (allocation's team finder), where an action goes by locality
+    locality_team: str | None = None
 
     @property
     def today(self) -> date:

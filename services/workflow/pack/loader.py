@@ -500,6 +500,8 @@ def _check_references(item: _Loaded, index: _Index, teams: Mapping[str, str]) ->
         for action in step.next_actions:
             at = f"next_actions[{action.action!r}]"
             _require_team(where, f"{at}.default_team", action.default_team, teams)
+            for locality, team in action.team_by_locality.items():
+                _require_team(where, f"{at}.team_by_locality[{locality!r}]", team, teams)
             if action.target_step_type and action.target_step_type not in index:
                 raise where.fail(
                     f"{at}.target_step_type",
