@@ -7,6 +7,8 @@ finishes → Adult Case Closure in Progress → case closed. (R-C1, R-NA3, R-RQ2
 """
 
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -93,7 +95,15 @@ async def test_wellbeing_journey_from_referral_to_case_closed(
         # support recorded per domain; the TA sections are there, read-only (R-W7, R-W8)
         delivery = await step(sap)
         assert delivery["values"]["what_matters_to_me"] == TA_VALUES["what_matters_to_me"]
-        assert all(s["read_only"] for s in delivery["form"]["sections"] if 2 <= s["number"] <= 11)
+        carried = [s for s in delivery["form"]["sections"] if 2 <= s["number"] <= 11]
+        assert all(s["read_only"] for s in carried)
+        # each carried section names its source: "from <step> finished <date>" (issue #22 §7, R-W7)
+        ta_read = await step(ta)
+        finished = next(h["time"] for h in ta_read["history"] if h["what"] == "step.finished")
+        assert {(s["carried_from"]["step_id"], s["carried_from"]["step_type"], s["carried_from"]["finished_at"])
+                for s in carried} == {(ta, TA, finished)}
+        london = datetime.fromisoformat(finished).astimezone(ZoneInfo("Europe/London")).date().isoformat()
+        assert carried[0]["carried_from"]["finished_on"] == london
         rows = delivery["values"]["support_delivery"]
         assert [r["domain"] for r in rows] == [d["domain"] for d in TA_VALUES["support_plan_domains"]]
         await ok("step.save", p.gso, step_id=sap, values={
