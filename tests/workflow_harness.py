@@ -389,12 +389,14 @@ class Commands:
 
 
 async def new_case(infra: Any, events: EventLog, **referral: Any) -> tuple[str, str]:
-    """A wellbeing referral through intake: the person id and the first step's id."""
+    """A wellbeing referral through intake (`source`: the system sending it): the person id and the first step's
+    id."""
     from shared.testing import publish
     from tests.factories import referral_message, unique_referral
 
+    source = referral.pop("source", None)
     data = unique_referral(**referral)
-    envelope = referral_message(data)
+    envelope = referral_message(data, **({"source": source} if source else {}))
     await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
     [accepted] = await events.wait_for(
         lambda s: s.caused_by(envelope.id) and s.type == "referral.accepted", 30)

@@ -252,6 +252,12 @@ def _field_problem(field: Field, column: bool) -> tuple[str, str] | None:
             "a prepopulated field needs a blue or yellow cog (R-W5)",
         ),
         (
+            bool(field.prepopulate_values) and (not field.prepopulate_from
+                                                or not set(field.prepopulate_values.values()) <= set(field.options)),
+            "{at}.prepopulate_values",
+            "R-W5: prepopulate_values maps a prepopulated field's values to its own options",
+        ),
+        (
             field.type == "table" and not field.columns,
             "{at}.columns",
             "R-W8: a table field needs columns",

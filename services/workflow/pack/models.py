@@ -86,6 +86,9 @@ class Field(_Frozen):
     mandatory: bool = False
     cog: Cog | None = None
     prepopulate_from: PersonPath | None = None
+    # R-W5: what a prepopulated value becomes (the referral's source system → the option it means); a value not
+    # listed leaves the field empty. Only where the values read are not the field's own
+    prepopulate_values: Mapping[str, Name] = {}
     owner_role: Role | None = None
     system_generated: bool = False
     options: tuple[Name, ...] = ()
