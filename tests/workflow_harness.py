@@ -141,6 +141,8 @@ class Engine:
     relationships: set[str] = field(default_factory=set)
     # R-RQ9: the workers seen acting, with the roles and teams they acted with (every command's actor)
     known_workers: dict[str, domain.Actor] = field(default_factory=dict)
+    # R-C5: the person's locality team as allocation's team finder names it
+    locality_team: str | None = None
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _ids(self) -> Iterator[str]:
@@ -210,7 +212,8 @@ class Engine:
         self.saw(who)
         ctx = domain.Context(now=self.now, actor=domain.Actor.of(command.actor), ids=self._ids(),
                              packs=self.packs, person=self.person, case=self.case_view(person_id, carers),
-                             involved=self.involved(person_id), known_workers=dict(self.known_workers))
+                             involved=self.involved(person_id), known_workers=dict(self.known_workers),
+                             locality_team=self.locality_team)
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         assignments = [h.details for h in reversed(self.history)
@@ -397,12 +400,14 @@ class Commands:
 
 
 async def new_case(infra: Any, events: EventLog, **referral: Any) -> tuple[str, str]:
-    """A wellbeing referral through intake: the person id and the first step's id."""
+    """A wellbeing referral through intake (`source`: the system sending it): the person id and the first step's
+    id."""
     from shared.testing import publish
     from tests.factories import referral_message, unique_referral
 
+    source = referral.pop("source", None)
     data = unique_referral(**referral)
-    envelope = referral_message(data)
+    envelope = referral_message(data, **({"source": source} if source else {}))
     await publish(infra.bootstrap, topics.REFERRALS_INTAKE, [(data["referral_id"], envelope.to_bytes())])
     [accepted] = await events.wait_for(
         lambda s: s.caused_by(envelope.id) and s.type == "referral.accepted", 30)

@@ -28,4 +28,5 @@ app.state.runtime.broker.context.set_global("people", people)
 # the grounds of a worker recording a death (issue #21 §6)
 allocation = ServiceReader(settings.allocation_url, settings.http_timeout_seconds)
 app.state.runtime.broker.context.set_global("allocation", allocation)
+app.state.allocation = allocation  # R-K1: GET /steps/{id}/blockers names other teams' involvement
 app.state.runtime.broker.context.set_global("access", RelationshipReader(allocation, None))

@@ -14,6 +14,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import brokerage, domain, store
+from services.workflow.involvement import locality_team, open_relationships
 from services.workflow.pack import PackRegistry, Recipient
 from shared import access_reasons, audit, inbox, metrics, outbox, topics
 from shared.access import RelationshipReader
@@ -160,6 +161,7 @@ async def handle_command(
         command = None
     person = await _person_for(pool, people, command) if command is not None else None
     relationships = await _relationships_for(pool, packs, allocation, command)
+    locality = await _locality_for(pool, packs, people, allocation, command)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_COMMANDS):
             return "duplicate"
@@ -168,7 +170,7 @@ async def handle_command(
             await store.saw_worker(conn, domain.Actor.of(command.actor), datetime.now(UTC))
         if command is not None:
             try:
-                key, decision = await _decide(conn, packs, command, person, relationships)
+                key, decision = await _decide(conn, packs, command, person, relationships, locality)
             except RuleBroken as broken:
                 refused = broken
             else:
@@ -232,22 +234,38 @@ async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: 
 
 async def _relationships_for(
     pool: asyncpg.Pool, packs: PackRegistry, allocation: ServiceReader | None, command: cmd.Command | None,
-) -> frozenset[str]:
-    """R-W13: before the transaction, the person's open relationships ("worker:<id>", "team:<id>") from
-    allocation, for a save of a step with an activity log; none when allocation cannot answer (no allow)."""
-    if allocation is None or not isinstance(command, cmd.SaveStep):
-        return frozenset()
+) -> tuple[domain.Involvement, ...]:
+    """Before the transaction, the person's open relationships from allocation, where a rule reads them: a save
+    of a step with an activity log (R-W13) or the finish of a closure step (R-K1: other teams' involvement is
+    named); none when allocation cannot answer (no allow, no warning)."""
+    if allocation is None or not isinstance(command, cmd.SaveStep | cmd.FinishStep | cmd.AuthoriseStep):
+        return ()
     row = await store.person_of_step(pool, command.step_id)
-    if row is None or not packs.step(row["step_type"], row["pack_version"]).activity_logs:
-        return frozenset()
-    found, body = await allocation.get_json(f"/people/{row['person_id']}/relationships")
-    if found != "found" or not isinstance(body, dict):
-        return frozenset()
-    workers = {f"worker:{r.get('worker_id')}" for r in body.get("worker_relationships", [])
-               if r.get("open", r.get("end_date") is None)}
-    teams = {f"team:{r.get('team_id')}" for r in body.get("organisational_relationships", [])
-             if r.get("open", r.get("end_date") is None)}
-    return frozenset(workers | teams)
+    if row is None:
+        return ()
+    defn = packs.step(row["step_type"], row["pack_version"])
+    wanted = defn.activity_logs if isinstance(command, cmd.SaveStep) else domain.CLOSURE_GUARD in defn.rules
+    if not wanted:
+        return ()
+    return await open_relationships(allocation, row["person_id"])
+
+
+async def _locality_for(
+    pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader | None, allocation: ServiceReader | None,
+    command: cmd.Command | None,
+) -> str | None:
+    """R-C5: before the transaction, the person's locality team, where a next action without an assignee goes
+    to a team by locality (Adult Case Closure in Progress: the admin team for where the person lives)."""
+    if people is None or allocation is None or not isinstance(command, cmd.AddNextAction) or command.assignee:
+        return None
+    row = await store.person_of_step(pool, command.step_id)
+    if row is None:
+        return None
+    action = next((a for a in packs.step(row["step_type"], row["pack_version"]).next_actions
+                   if a.action == command.action), None)
+    if action is None or not action.team_by_locality:
+        return None
+    return await locality_team(allocation, await people.record(str(row["person_id"])))
 
 
 def _ids() -> Iterator[str]:
@@ -255,9 +273,11 @@ def _ids() -> Iterator[str]:
 
 
 def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
-             case: domain.CaseView | None = None, involved: frozenset[str] = frozenset()) -> domain.Context:
+             case: domain.CaseView | None = None, involved: frozenset[str] = frozenset(),
+             relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None) -> domain.Context:
     return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
-                          packs=packs, person=person, case=case or domain.CaseView(), involved=involved)
+                          packs=packs, person=person, case=case or domain.CaseView(), involved=involved,
+                          relationships=relationships, locality_team=locality)
 
 
 def _not_found(what: str, field: str) -> RuleBroken:
@@ -266,7 +286,7 @@ def _not_found(what: str, field: str) -> RuleBroken:
 
 async def _decide(
     conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command, person: dict[str, Any] | None,
-    relationships: frozenset[str] = frozenset(),
+    relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None,
 ) -> tuple[str, domain.Decision]:
     """Load what the command touches (the step locked), then ask the domain."""
     if isinstance(command, cmd.StartNewStep | cmd.RecordDeath):
@@ -297,11 +317,12 @@ async def _decide(
     known = await _known_workers(conn, packs, command, step)
     involved: frozenset[str] = frozenset()
     if isinstance(command, cmd.SaveStep) and packs.step(step.step_type, step.pack_version).activity_logs:
-        involved = relationships | await store.assignees_of_person(conn, step.person_id)  # R-W13
+        assignees = await store.assignees_of_person(conn, step.person_id)
+        involved = frozenset({r.key for r in relationships}) | assignees  # R-W13
     assignments = await store.assignments_of(conn, step_id) \
         if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
-        ctx = replace(_context(command, packs, person, case, involved), known_workers=known)
+        ctx = replace(_context(command, packs, person, case, involved, relationships, locality), known_workers=known)
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
                                  assignments=assignments)
     except RuleBroken as broken:

@@ -9,7 +9,8 @@ import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from services.workflow import domain, store
-from services.workflow.pack import PackRegistry
+from services.workflow.involvement import open_relationships
+from services.workflow.pack import PackRegistry, StepDefinition
 from shared import access_reasons, bearer
 
 router = APIRouter(tags=["work"])
@@ -101,6 +102,22 @@ def _request(r: domain.Request) -> dict[str, Any]:
     }
 
 
+async def _name_carried_sources(pool: asyncpg.Pool, step: domain.Step, defn: StepDefinition,
+                                sections: list[dict[str, Any]]) -> None:
+    """R-W7: each carried read-only section names the step it came from (`carried_from`: its id, type and when it
+    finished, UTC and the London date), so the desk can say "from <step> finished <date>"; null when none had
+    finished when this step was created."""
+    for spec in defn.carried_sections:
+        source = await store.carried_source(pool, step.person_id, spec.from_step_type, step.created_at)
+        named = None if source is None else {
+            "step_id": str(source["step_id"]), "step_type": source["step_type"],
+            "finished_at": source["finished_at"].isoformat(),
+            "finished_on": domain.london_date(source["finished_at"]).isoformat()}
+        for section in sections:
+            if section["read_only"] and spec.from_section <= section["number"] <= spec.to_section:
+                section["carried_from"] = named
+
+
 @router.get("/steps/{step_id}")
 async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """A step as docs/contracts.md fixes it: the definition it runs on and what is on it now."""
@@ -111,6 +128,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     bearer.require_person_of(request, step.person_id)
     defn = _packs(request).step(step.step_type, step.pack_version)
     contract = defn.to_contract()
+    await _name_carried_sources(pool, step, defn, contract["form"]["sections"])
     history = await store.history_of(pool, step_id)
     return {
         "step_id": step.step_id, "workflow_id": step.workflow_id, "person_id": step.person_id,
@@ -156,11 +174,13 @@ async def get_blockers(
     defn = packs.step(step.step_type, step.pack_version)
     actor = domain.Actor(worker_id or "", frozenset(filter(None, roles.split(","))),
                          frozenset(filter(None, team_ids.split(","))))
+    relationships = await open_relationships(request.app.state.allocation, step.person_id) \
+        if domain.CLOSURE_GUARD in defn.rules else ()  # R-K1: other teams' involvement, named
     ctx = domain.Context(now=datetime.now(UTC), actor=actor, ids=(str(i) for i in itertools.count()),
-                         packs=packs, case=await store.case_of_step(pool, packs, step))
+                         packs=packs, case=await store.case_of_step(pool, packs, step), relationships=relationships)
     blockers = domain.finish_blockers(ctx, step, defn, await store.requests_of(pool, step.step_id),
                                       check_actor=worker_id is not None)
-    warnings = domain.finish_warnings(ctx, step, defn)  # R-K3: shown, never blocking
+    warnings = domain.finish_warnings(ctx, step, defn)  # R-K1, R-K3, R-K12: shown, never blocking
     return {"can_finish": not blockers, "blockers": [b.model_dump(exclude_none=True) for b in blockers],
             "warnings": [w.model_dump(exclude_none=True) for w in warnings]}
 

@@ -453,6 +453,13 @@ async def purchase_orders_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.R
         "SELECT * FROM po_requests WHERE person_id = $1 ORDER BY requested_at, po_request_id", person_id)
 
 
+async def carried_source(conn: Conn, person_id: str, step_type: str, before: datetime) -> asyncpg.Record | None:
+    """R-W7: the person's step of that type whose values a step created at `before` carried: the latest one
+    finished by then (a finished step is locked, so its last update is its finish)."""
+    return await conn.fetchrow(
+        "SELECT step_id, step_type, updated_at AS finished_at FROM steps WHERE person_id = $1 AND step_type = $2"
+        " AND state = 'finished' AND updated_at <= $3 ORDER BY updated_at DESC LIMIT 1",
+        uuid.UUID(person_id), step_type, before)
 
 
 # --- who workflow has seen act (R-RQ9) --------------------------------------------------------------

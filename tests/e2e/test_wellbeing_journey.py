@@ -7,6 +7,8 @@ finishes → Adult Case Closure in Progress → case closed. (R-C1, R-NA3, R-RQ2
 """
 
 import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -28,6 +30,7 @@ from tests.workflow_harness import (
     TRIAGE_VALUES,
     Commands,
     Personas,
+    actor,
     new_case,
     sap_delivery,
 )
@@ -35,7 +38,8 @@ from tests.workflow_harness import (
 pytestmark = pytest.mark.e2e
 
 
-async def test_wellbeing_journey_from_referral_to_case_closed(infra, referrals, workflow, events, commands: Commands):
+async def test_wellbeing_journey_from_referral_to_case_closed(
+        infra, referrals, workflow, allocation, events, commands: Commands):
     p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
     person_id, screening = await new_case(infra, events)
     http = httpx.AsyncClient(auth=service_auth(), base_url=workflow.url)
@@ -91,7 +95,15 @@ async def test_wellbeing_journey_from_referral_to_case_closed(infra, referrals, 
         # support recorded per domain; the TA sections are there, read-only (R-W7, R-W8)
         delivery = await step(sap)
         assert delivery["values"]["what_matters_to_me"] == TA_VALUES["what_matters_to_me"]
-        assert all(s["read_only"] for s in delivery["form"]["sections"] if 2 <= s["number"] <= 11)
+        carried = [s for s in delivery["form"]["sections"] if 2 <= s["number"] <= 11]
+        assert all(s["read_only"] for s in carried)
+        # each carried section names its source: "from <step> finished <date>" (issue #22 §7, R-W7)
+        ta_read = await step(ta)
+        finished = next(h["time"] for h in ta_read["history"] if h["what"] == "step.finished")
+        assert {(s["carried_from"]["step_id"], s["carried_from"]["step_type"], s["carried_from"]["finished_at"])
+                for s in carried} == {(ta, TA, finished)}
+        london = datetime.fromisoformat(finished).astimezone(ZoneInfo("Europe/London")).date().isoformat()
+        assert carried[0]["carried_from"]["finished_on"] == london
         rows = delivery["values"]["support_delivery"]
         assert [r["domain"] for r in rows] == [d["domain"] for d in TA_VALUES["support_plan_domains"]]
         await ok("step.save", p.gso, step_id=sap, values={
@@ -133,13 +145,15 @@ async def test_wellbeing_journey_from_referral_to_case_closed(infra, referrals, 
         await ok("step.finish", p.gso, step_id=monitoring)
         closing = (await ok("step.finish", p.so, step_id=proposed["step_id"])).of("step.created")
         assert closing["step_type"] == CLOSURE_IN_PROGRESS
-        assert closing["assignee"] == {"kind": "team", "id": "adult-admin"}
+        # R-C5: to the Adult Admin Team for where the person lives (an LE1 postcode: the City locality)
+        assert closing["assignee"] == {"kind": "team", "id": "adult-admin-city"}
+        admin = actor(f"admin{p.suffix}", "business_support", teams=("adult-admin-city",))
 
         # the Adult Admin Team closes the case
-        await ok("step.start", p.admin, step_id=closing["step_id"])
-        await ok("step.save", p.admin, step_id=closing["step_id"], values=CLOSURE_VALUES)
-        await ok("step.add_next_action", p.admin, step_id=closing["step_id"], action="Adult Case Closed (NFA)")
-        done = await ok("step.finish", p.admin, step_id=closing["step_id"])
+        await ok("step.start", admin, step_id=closing["step_id"])
+        await ok("step.save", admin, step_id=closing["step_id"], values=CLOSURE_VALUES)
+        await ok("step.add_next_action", admin, step_id=closing["step_id"], action="Adult Case Closed (NFA)")
+        done = await ok("step.finish", admin, step_id=closing["step_id"])
         assert done.types == ["step.finished", "case.closed"]
         assert done.of("case.closed")["person_id"] == person_id
 

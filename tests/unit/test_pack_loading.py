@@ -330,6 +330,7 @@ def test_to_contract_has_exactly_the_read_endpoint_keys(shipped: PackRegistry) -
             "target_step_type",
             "assignee_kind",
             "default_team",
+            "team_by_locality",
             "send_immediately",
             "scheduled_offset_days",
             "reasons",

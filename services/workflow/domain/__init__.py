@@ -28,6 +28,7 @@ from services.workflow.domain.closure import (
     CLOSURE_GUARD,
     OTHER_WORKFLOW_CONTINUES,
     closure_blockers,
+    closure_warnings,
 )
 from services.workflow.domain.dates import (
     annual_review_date,
@@ -77,6 +78,7 @@ from services.workflow.domain.model import (
     Context,
     Decision,
     History,
+    Involvement,
     LatestStep,
     NextAction,
     OtherStep,
@@ -131,6 +133,7 @@ __all__ = [
     "CLOSURE_GUARD",
     "OTHER_WORKFLOW_CONTINUES",
     "closure_blockers",
+    "closure_warnings",
     "LONDON",
     "london_date",
     "start_of_day",
@@ -189,6 +192,7 @@ __all__ = [
     "CaseView",
     "History",
     "Context",
+    "Involvement",
     "Timer",
     "Decision",
     "CIN_ROUTING_RULE",

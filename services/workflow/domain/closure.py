@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.workflow.domain.model import OPEN_STATES, Context, Step
+from services.workflow.domain.model import OPEN_STATES, Context, Involvement, Step
 from services.workflow.pack import StepDefinition
 from shared.commands.base import Reason, reason
 
@@ -45,3 +45,33 @@ def closure_blockers(ctx: Context, step: Step, defn: StepDefinition) -> list[Rea
                                   " while work is scheduled; close it with a no-further-action or cancel it"
                                   " first (R-K1)", step_id=other.step_id))
     return reasons
+
+
+def closure_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
+    """R-K1: another team's open involvement — an organisational relationship, or a worker relationship made for
+    another team — is named before a closure step finishes, without stopping it: the closure ends every
+    relationship (R-A5), and seed 001 §6.5 asks the closer to have "checked relationships", not to wait for them.
+    The closing team is the team holding the step, or the closing worker's teams."""
+    if CLOSURE_GUARD not in defn.rules:
+        return []
+    closing = set(ctx.actor.team_ids) | ({step.assignee_id} if step.assignee_kind == "team" else set())
+    closers = {ctx.actor.worker_id} | ({step.assignee_id} if step.assignee_kind == "worker" else set())
+    return [_other_team_involved(r) for r in ctx.relationships if _of_another_team(r, closing, closers)]
+
+
+def _of_another_team(relationship: Involvement, closing: set[str], closers: set[str]) -> bool:
+    if relationship.kind == "team":
+        return relationship.id not in closing
+    if relationship.team_id is not None:
+        return relationship.team_id not in closing
+    return relationship.id not in closers
+
+
+def _other_team_involved(relationship: Involvement) -> Reason:
+    if relationship.kind == "team":
+        who = f"team {relationship.id!r} (an open organisational relationship)"
+    else:
+        team = f" for team {relationship.team_id!r}" if relationship.team_id else ""
+        who = f"worker {relationship.id!r}{team} (an open worker relationship)"
+    return reason("other_team_involved", f"{who} is still involved with the person: closing the case ends that"
+                  " involvement; check with them before the case closes (R-K1)")

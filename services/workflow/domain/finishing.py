@@ -19,7 +19,7 @@ from services.workflow.domain.access import (
     two_part,
 )
 from services.workflow.domain.carers import carers_blockers
-from services.workflow.domain.closure import CLOSURE_GUARD, closure_blockers
+from services.workflow.domain.closure import CLOSURE_GUARD, closure_blockers, closure_warnings
 from services.workflow.domain.forms import form_complete, missing_fields
 from services.workflow.domain.future_work import future_work_warnings, is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import with_system
@@ -116,9 +116,10 @@ def finish_blockers(
 
 
 def finish_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
-    """What finishing now would warn about, without stopping it (R-K3, R-K12)."""
+    """What finishing now would warn about, without stopping it (R-K3, R-K12, R-K1 other teams' involvement)."""
     continuing = any(not a.nfa for a in step.next_actions)
-    return future_work_warnings(ctx, step, defn, continuing=continuing) + review_monitoring_warnings(ctx, step, defn)
+    return (future_work_warnings(ctx, step, defn, continuing=continuing) + review_monitoring_warnings(ctx, step, defn)
+            + closure_warnings(ctx, step, defn))
 
 
 def finish(

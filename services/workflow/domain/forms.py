@@ -32,11 +32,18 @@ def person_value(person: Mapping[str, Any], path: str) -> Any:
 def prepopulated(defn: StepDefinition, person: Mapping[str, Any], *, cogs: frozenset[str]) -> dict[str, Any]:
     """R-W5: the values of the step's cog fields of the given colours, from the person record."""
     return {
-        f.key: person_value(person, f.prepopulate_from)
+        f.key: _as_option(f, person_value(person, f.prepopulate_from))
         for section in defn.form_sections
         for f in section.fields
         if f.cog in cogs and f.prepopulate_from
     }
+
+
+def _as_option(f: Field, value: Any) -> Any:
+    """R-W5: a value the field maps (`prepopulate_values`) becomes its option; one it does not map, nothing."""
+    if not f.prepopulate_values:
+        return value
+    return f.prepopulate_values.get(value) if isinstance(value, str) else None
 
 
 def carried_values(defn: StepDefinition, finished: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

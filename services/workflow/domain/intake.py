@@ -80,6 +80,7 @@ def referral_values(referral: Mapping[str, Any]) -> dict[str, Any]:
         "reason": referral.get("reason"),
         "consent_to_share": referral.get("consent_to_share"),
         "referrer": referral.get("referrer"),
+        "source": referral.get("source"),  # the system that sent it, e.g. csc-contact-centre
         "category": referral.get("category"),
         "urgency": referral.get("urgency"),
     }

@@ -183,6 +183,20 @@ class History:
 
 
 @dataclass(frozen=True)
+class Involvement:
+    """An open relationship of the person in allocation: a worker's (with the team it was made for, if any) or a
+    team's (organisational). Read where a rule needs it (R-W13 activity logs, the R-K1 closure guard)."""
+
+    kind: Literal["worker", "team"]
+    id: str
+    team_id: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
 class Context:
     """Everything a decision may read besides the step: time, actor, ids, packs, person, case."""
 
@@ -197,6 +211,10 @@ class Context:
     involved: frozenset[str] = frozenset()
     # R-RQ9: workers as last seen acting (signed roles and teams): a sign-off's recipient and their teams
     known_workers: Mapping[str, Actor] = field(default_factory=dict)
+    # R-K1: the person's open relationships in allocation, where a closure step finishes
+    relationships: tuple[Involvement, ...] = ()
+    # R-C5: the person's locality team (allocation's team finder), where an action goes by locality
+    locality_team: str | None = None
 
     @property
     def today(self) -> date:

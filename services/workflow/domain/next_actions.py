@@ -173,6 +173,13 @@ def create_from_action(ctx: Context, step: Step, action: NextAction, rule: str) 
     )
 
 
+def _team_for(ctx: Context, action: NextActionDefinition) -> str | None:
+    """The action's team: the one for the person's locality where the pack lists it (R-C5), else its default."""
+    if ctx.locality_team is not None and ctx.locality_team in action.team_by_locality:
+        return action.team_by_locality[ctx.locality_team]
+    return action.default_team
+
+
 def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd.AddNextAction) -> Decision:
     """R-NA2: an allowed action with its assignee, reason, note and priority; sent at once if asked."""
     reasons = state_problems(step, WORKING_STATES, "add a next action to")
@@ -191,7 +198,7 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
     if command.assignee is not None:
         assignee_id = command.assignee.id
     elif action.assignee_kind == "team":
-        assignee_id = action.default_team
+        assignee_id = _team_for(ctx, action)
     scheduled = command.scheduled_date
     if scheduled is None and not command.send_immediately and not action.nfa:
         if is_future_work(ctx.packs, action.target_step_type):

@@ -252,6 +252,12 @@ def _field_problem(field: Field, column: bool) -> tuple[str, str] | None:
             "a prepopulated field needs a blue or yellow cog (R-W5)",
         ),
         (
+            bool(field.prepopulate_values) and (not field.prepopulate_from
+                                                or not set(field.prepopulate_values.values()) <= set(field.options)),
+            "{at}.prepopulate_values",
+            "R-W5: prepopulate_values maps a prepopulated field's values to its own options",
+        ),
+        (
             field.type == "table" and not field.columns,
             "{at}.columns",
             "R-W8: a table field needs columns",
@@ -500,6 +506,8 @@ def _check_references(item: _Loaded, index: _Index, teams: Mapping[str, str]) ->
         for action in step.next_actions:
             at = f"next_actions[{action.action!r}]"
             _require_team(where, f"{at}.default_team", action.default_team, teams)
+            for locality, team in action.team_by_locality.items():
+                _require_team(where, f"{at}.team_by_locality[{locality!r}]", team, teams)
             if action.target_step_type and action.target_step_type not in index:
                 raise where.fail(
                     f"{at}.target_step_type",

@@ -86,6 +86,9 @@ class Field(_Frozen):
     mandatory: bool = False
     cog: Cog | None = None
     prepopulate_from: PersonPath | None = None
+    # R-W5: what a prepopulated value becomes (the referral's source system → the option it means); a value not
+    # listed leaves the field empty. Only where the values read are not the field's own
+    prepopulate_values: Mapping[str, Name] = {}
     owner_role: Role | None = None
     system_generated: bool = False
     options: tuple[Name, ...] = ()
@@ -185,6 +188,9 @@ class NextActionDefinition(_Frozen):
     target_step_type: Name | None = None
     assignee_kind: AssigneeKind = "none"
     default_team: TeamId | None = None
+    # R-C5: the team by the person's locality team (allocation's team finder, R-A3); `default_team` where the
+    # locality has none listed or is not known
+    team_by_locality: Mapping[TeamId, TeamId] = {}
     send_immediately: SendImmediately = "forbidden"
     scheduled_offset_days: NonNegativeInt | None = None
     reasons: tuple[Name, ...] = ()
@@ -211,6 +217,8 @@ class NextActionDefinition(_Frozen):
             "target_step_type": self.target_step_type,
             "assignee_kind": self.assignee_kind,
             "default_team": self.default_team,
+            # R-C5: sent without a team, the action goes to the team for the person's locality
+            "team_by_locality": dict(self.team_by_locality),
             "send_immediately": self.send_immediately != "forbidden",
             "scheduled_offset_days": self.scheduled_offset_days,
             "reasons": list(self.reasons),
