@@ -316,7 +316,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
         "documents": documents, "changed_since": []}
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
-                        names=await r.names(others), why=why, referrals=referrals,
+                        names=await r.names(others), why=why, referrals=_received_by(referrals, moment),
                         involved=involvement(relationships, steps,
                                              {u["user_id"]: u["display_name"] for u in users}),
                         tray_entries=tray_entries, members=members, alloc_teams=alloc_teams,
@@ -357,6 +357,13 @@ def involvement(relationships: dict[str, Any], steps: list[dict[str, Any]],
                 f"holds {step['step_type']} ({STATE_NAMES.get(step['state'], step['state'])})")
     return [{"kind": kind, "id": ident, "name": worker_names.get(ident, ident) if kind == "worker" else ident,
              "why": "; ".join(whys)} for (kind, ident), whys in found.items()]
+
+
+def _received_by(referrals: list[dict[str, Any]] | None, moment: datetime | None) -> list[dict[str, Any]] | None:
+    """The referrals as at `moment`: those received by then (all of them today)."""
+    if moment is None or referrals is None:
+        return referrals
+    return [r for r in referrals if datetime.fromisoformat(r["received_at"]) <= moment]
 
 
 def _as_at(moment: datetime, record: dict[str, Any], notes: list[dict[str, Any]], relationships: dict[str, Any],

@@ -28,7 +28,8 @@
       var radio = $("#na-k-" + (kind === "worker" || kind === "team" ? kind : "none"));
       if (radio) radio.checked = true;
       var team = o.getAttribute("data-team");
-      if (team) { var sel = $("#na-team"); sel.value = team; }
+      var byLocality = o.getAttribute("data-locality") === "1";  // R-C5: left blank, workflow finds the team
+      $("#na-team").value = team || "";
       send.disabled = o.getAttribute("data-send") !== "1";
       if (send.disabled) send.checked = false;
       date.disabled = o.getAttribute("data-sched") === "" || nfa;
@@ -43,6 +44,7 @@
       if (!o.value) text = [];
       else if (nfa) text.push("No further action: no step is created.");
       else if (kind === "self") text.push("Assigned to you.");
+      else if (kind === "team" && byLocality) text.push("Goes to the team for the person's locality, unless you choose one.");
       else if (kind === "team") text.push("Goes to a team" + (team ? " (default " + team + ")" : "") + ".");
       else if (kind === "worker") text.push("Goes to a named worker.");
       if (o.getAttribute("data-send") === "1") text.push("Can be sent immediately.");
