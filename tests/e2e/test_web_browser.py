@@ -140,7 +140,9 @@ async def test_gso_is_shown_every_blocker_then_the_senior_officer_finishes_sap_d
         # the form comes from GET /steps/{id}: numbered sections, blue cogs, carried sections read-only
         await expect(page.locator("#s-1 legend")).to_contain_text("1. Personal Details")
         await expect(page.locator("#s-1 .cog-blue").first).to_be_visible()
-        await expect(page.locator("#s-3")).to_contain_text("Carried from an earlier step: read-only")
+        # R-W7: a carried section names the step it came from and when that finished
+        await expect(page.locator("#s-3 .carried-from")).to_have_text(re.compile(
+            r"Carried from WB Trusted Assessment and Support Planning, finished \d{2} \w{3} \d{4}: read-only"))
         await expect(page.locator("#s-3")).to_contain_text(TA_VALUES["what_matters_to_me"])
         assert await page.locator("#f-support_start_date").count() == 1
 
