@@ -3,7 +3,7 @@
 import itertools
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,8 @@ EMIT = outbox.Emitter("tessera/workflow")
 GROUP = "workflow"
 OWNER = "workflow"  # the `owner` of this service's timers on scheduler.timers / scheduler.due
 SYSTEM = domain.Actor("system:scheduler")
+# the step commands whose step is looked at before the transaction (person record, relationships, locality)
+READS_BEFORE = (cmd.SaveStep, cmd.FinishStep, cmd.AuthoriseStep, cmd.RefreshPrepopulated, cmd.AddNextAction)
 PACK_VERSION = 1
 log = logging.getLogger(__name__)
 router = KafkaRouter()
@@ -159,9 +161,11 @@ async def handle_command(
     except RuleBroken as invalid:
         refused: RuleBroken = invalid
         command = None
-    person = await _person_for(pool, people, command) if command is not None else None
-    relationships = await _relationships_for(pool, packs, allocation, command)
-    locality = await _locality_for(pool, packs, people, allocation, command)
+    # before the transaction: what other services must tell, read once for the step the command names
+    step_row = await store.person_of_step(pool, command.step_id) if isinstance(command, READS_BEFORE) else None
+    person = await _person_for(people, command, step_row) if command is not None else None
+    relationships = await _relationships_for(packs, allocation, command, step_row)
+    locality = await _locality_for(packs, people, allocation, command, step_row, person)
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.WORKFLOW_COMMANDS):
             return "duplicate"
@@ -214,7 +218,8 @@ async def _check_grounds(pool: asyncpg.Pool, access: RelationshipReader | None, 
             " give an access_reason (break-glass), which is recorded"))])
 
 
-async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: cmd.Command) -> dict[str, Any] | None:
+async def _person_for(people: PersonReader | None, command: cmd.Command,
+                      step_row: asyncpg.Record | None) -> dict[str, Any] | None:
     """R-W5: the person record, read before the transaction, where the command may need it."""
     if people is None:
         return None
@@ -224,48 +229,44 @@ async def _person_for(pool: asyncpg.Pool, people: PersonReader | None, command: 
     if not (finishing or isinstance(command, cmd.RefreshPrepopulated)
             or (isinstance(command, cmd.AddNextAction) and command.send_immediately)):
         return None
-    row = await store.person_of_step(pool, command.step_id)  # type: ignore[attr-defined]
-    if row is None:
+    if step_row is None:
         return None
-    if finishing and not any(not a["nfa"] and not a.get("created_step_id") for a in row["next_actions"]):
+    if finishing and not any(not a["nfa"] and not a.get("created_step_id") for a in step_row["next_actions"]):
         return None  # nothing to create: no need to read the record
-    return await people.record(str(row["person_id"]))
+    return await people.record(str(step_row["person_id"]))
 
 
 async def _relationships_for(
-    pool: asyncpg.Pool, packs: PackRegistry, allocation: ServiceReader | None, command: cmd.Command | None,
+    packs: PackRegistry, allocation: ServiceReader | None, command: cmd.Command | None,
+    step_row: asyncpg.Record | None,
 ) -> tuple[domain.Involvement, ...]:
-    """Before the transaction, the person's open relationships from allocation, where a rule reads them: a save
-    of a step with an activity log (R-W13) or the finish of a closure step (R-K1: other teams' involvement is
-    named); none when allocation cannot answer (no allow, no warning)."""
-    if allocation is None or not isinstance(command, cmd.SaveStep | cmd.FinishStep | cmd.AuthoriseStep):
+    """The person's open relationships from allocation, where a rule reads them: a save of a step with an
+    activity log (R-W13) or the finish of a closure step (R-K1: other teams' involvement is named); none when
+    allocation cannot answer (no allow, no warning)."""
+    if allocation is None or step_row is None or not isinstance(command, cmd.SaveStep | cmd.FinishStep
+                                                                    | cmd.AuthoriseStep):
         return ()
-    row = await store.person_of_step(pool, command.step_id)
-    if row is None:
-        return ()
-    defn = packs.step(row["step_type"], row["pack_version"])
+    defn = packs.step(step_row["step_type"], step_row["pack_version"])
     wanted = defn.activity_logs if isinstance(command, cmd.SaveStep) else domain.CLOSURE_GUARD in defn.rules
     if not wanted:
         return ()
-    return await open_relationships(allocation, row["person_id"])
+    return await open_relationships(allocation, step_row["person_id"])
 
 
 async def _locality_for(
-    pool: asyncpg.Pool, packs: PackRegistry, people: PersonReader | None, allocation: ServiceReader | None,
-    command: cmd.Command | None,
+    packs: PackRegistry, people: PersonReader | None, allocation: ServiceReader | None,
+    command: cmd.Command | None, step_row: asyncpg.Record | None, person: dict[str, Any] | None,
 ) -> str | None:
-    """R-C5: before the transaction, the person's locality team, where a next action without an assignee goes
-    to a team by locality (Adult Case Closure in Progress: the admin team for where the person lives)."""
-    if people is None or allocation is None or not isinstance(command, cmd.AddNextAction) or command.assignee:
+    """R-C5: the person's locality team, where a next action without an assignee goes to a team by locality
+    (Adult Case Closure in Progress: the admin team for where the person lives); `person` if already read."""
+    if (people is None or allocation is None or step_row is None or not isinstance(command, cmd.AddNextAction)
+            or command.assignee):
         return None
-    row = await store.person_of_step(pool, command.step_id)
-    if row is None:
-        return None
-    action = next((a for a in packs.step(row["step_type"], row["pack_version"]).next_actions
+    action = next((a for a in packs.step(step_row["step_type"], step_row["pack_version"]).next_actions
                    if a.action == command.action), None)
     if action is None or not action.team_by_locality:
         return None
-    return await locality_team(allocation, await people.record(str(row["person_id"])))
+    return await locality_team(allocation, person or await people.record(str(step_row["person_id"])))
 
 
 def _ids() -> Iterator[str]:
@@ -274,10 +275,11 @@ def _ids() -> Iterator[str]:
 
 def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
              case: domain.CaseView | None = None, involved: frozenset[str] = frozenset(),
-             relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None) -> domain.Context:
+             relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None,
+             known: Mapping[str, domain.Actor] | None = None) -> domain.Context:
     return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
                           packs=packs, person=person, case=case or domain.CaseView(), involved=involved,
-                          relationships=relationships, locality_team=locality)
+                          relationships=relationships, locality_team=locality, known_workers=known or {})
 
 
 def _not_found(what: str, field: str) -> RuleBroken:
@@ -322,7 +324,7 @@ async def _decide(
     assignments = await store.assignments_of(conn, step_id) \
         if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
-        ctx = replace(_context(command, packs, person, case, involved, relationships, locality), known_workers=known)
+        ctx = _context(command, packs, person, case, involved, relationships, locality, known)
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
                                  assignments=assignments)
     except RuleBroken as broken:
