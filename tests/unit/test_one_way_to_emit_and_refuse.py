@@ -2,6 +2,7 @@
 (docs/architecture.md "Emitting and refusing"). Read from the source, so a new handler cannot drift."""
 
 import ast
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -11,9 +12,15 @@ SERVICES = sorted((ROOT / "services").rglob("*.py"))
 BUILDS_ENVELOPES = {"services/web/commands.py": "new_message", "services/scheduler/jobs.py": "Envelope"}
 
 
+@cache
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of a module, parsed once for the three tests."""
+    return tuple(ast.walk(ast.parse(path.read_text())))
+
+
 def _calls(path: Path) -> list[str]:
     names = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _nodes(path):
         if isinstance(node, ast.Call):
             func = node.func
             names.append(func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", ""))
@@ -36,7 +43,7 @@ def test_no_service_defines_its_own_refusal() -> None:
     """RuleBroken (shared/commands/base.py) is the one exception that means "a rule is broken"."""
     own = []
     for path in SERVICES:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _nodes(path):
             if isinstance(node, ast.ClassDef) and node.name.endswith(("Refused", "Invalid", "Broken", "Rejected")):
                 own.append(f"{_where(path)}:{node.name}")
     assert own == []
@@ -47,7 +54,7 @@ def test_consumed_messages_are_validated_by_envelope_parse() -> None:
     not a handler's own try/except around model_validate(envelope.data)."""
     own = []
     for path in SERVICES:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _nodes(path):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "model_validate" and node.args
                     and ast.unparse(node.args[0]).endswith("envelope.data")):
