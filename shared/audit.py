@@ -24,6 +24,7 @@ from faststream import BaseMiddleware
 
 from shared.envelope import Headers, Undecodable, decode_binary, is_binary_mode
 from shared.health import JobHealth
+from shared.signing import Signer, Unauthenticated, Verifier, issuer_of
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -201,9 +202,9 @@ def checkpoint_digest(prev_digest: str, at: datetime, heads: list[list[Any]]) ->
                                             "heads": heads}))
 
 
-async def checkpoint(conn: asyncpg.Connection) -> str | None:
-    """Record every chain's committed head, hashed and linked to the last checkpoint; its digest, or None when
-    nothing was appended since that one."""
+async def checkpoint(conn: asyncpg.Connection, signer: Signer | None = None) -> str | None:
+    """Record every chain's committed head, hashed and linked to the last checkpoint and signed by the service's
+    key; its digest, or None when nothing was appended since that one."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('audit-checkpoint:' || current_schema()))")
         heads = [[r["chain"], r["seq"], r["hash"]]
@@ -213,10 +214,17 @@ async def checkpoint(conn: asyncpg.Connection) -> str | None:
             return None
         at = datetime.now(UTC)
         digest = checkpoint_digest(last["digest"] if last else GENESIS, at, heads)
-        await conn.execute("INSERT INTO audit_checkpoints (at, heads, prev_digest, digest)"
-                           " VALUES ($1, $2::text::jsonb, $3, $4)",
-                           at, json.dumps(heads), last["digest"] if last else GENESIS, digest)
+        signature = signer.seal(await _sealed(conn, digest)) if signer is not None else None
+        await conn.execute("INSERT INTO audit_checkpoints (at, heads, prev_digest, digest, signature)"
+                           " VALUES ($1, $2::text::jsonb, $3, $4, $5)",
+                           at, json.dumps(heads), last["digest"] if last else GENESIS, digest, signature)
     return digest
+
+
+async def _sealed(conn: asyncpg.Connection, digest: str) -> dict[str, str]:
+    """What a checkpoint's signature covers: its digest (which covers every head and the checkpoints before) and
+    the schema, so that a signed checkpoint cannot be copied into another service's log."""
+    return {"schema": await conn.fetchval("SELECT current_schema()"), "digest": digest}
 
 
 def _heads(stored: str | list[list[Any]]) -> list[list[Any]]:
@@ -224,13 +232,15 @@ def _heads(stored: str | list[list[Any]]) -> list[list[Any]]:
     return json.loads(stored) if isinstance(stored, str) else stored
 
 
-async def keep_checkpointed(pool: asyncpg.Pool, every_seconds: float, health: JobHealth | None = None) -> None:
-    """A checkpoint now and then until cancelled; a failure only delays it, and shows in `health` if it persists."""
+async def keep_checkpointed(pool: asyncpg.Pool, every_seconds: float, signer: Signer,
+                            health: JobHealth | None = None) -> None:
+    """A signed checkpoint now and then until cancelled; a failure only delays it, and shows in `health` if it
+    persists."""
     while True:
         await asyncio.sleep(every_seconds)  # housekeeping interval, not a wait for a message
         try:
             async with pool.acquire() as conn:
-                await checkpoint(conn)
+                await checkpoint(conn, signer)
             if health is not None:
                 health.succeeded("audit-checkpoint")
         except Exception as exc:  # retried next round
@@ -249,6 +259,7 @@ class Verdict:
     rows: int
     chains: int
     checkpoint: str | None = None  # the latest checkpoint's digest, to keep elsewhere
+    signed_by: str | None = None  # the producer whose key signed the latest checkpoint, when signatures were checked
     broken_at: str | None = None  # "seq N", or "chain C row N" for a row that is missing
     reason: str | None = None
 
@@ -315,10 +326,13 @@ class _Walk:
         return self.legacy_hash if n == 0 else self.hashes.get((chain, n))
 
 
-async def verify(conn: asyncpg.Connection, schema: str, expect: str | None = None) -> Verdict:
+async def verify(conn: asyncpg.Connection, schema: str, expect: str | None = None,
+                 verifier: Verifier | None = None) -> Verdict:
     """Recompute every chain of `schema` (the one before migration 0007, then each of its chains), compare
-    the heads and every checkpoint with them; `expect` is a checkpoint digest kept elsewhere earlier."""
+    the heads and every checkpoint with them; `expect` is a checkpoint digest kept elsewhere earlier. With the
+    trusted keys (`verifier`), the checkpoints must also be signed by the service's own key (_Signatures)."""
     walk = _Walk()
+    signatures = _Signatures(schema, verifier) if verifier is not None else None
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         try:
             async for row in conn.cursor(f'SELECT * FROM "{schema}".audit_log ORDER BY chain NULLS FIRST,'
@@ -328,10 +342,10 @@ async def verify(conn: asyncpg.Connection, schema: str, expect: str | None = Non
                 else:
                     walk.link(row)
             await _check_heads(conn, schema, walk)
-            latest = await _check_checkpoints(conn, schema, walk, expect)
+            latest = await _check_checkpoints(conn, schema, walk, expect, signatures)
         except Broken as broken:
-            return Verdict(walk.rows, len(walk.chains), None, broken.at, broken.reason)
-    return Verdict(walk.rows, len(walk.chains), latest)
+            return Verdict(walk.rows, len(walk.chains), None, None, broken.at, broken.reason)
+    return Verdict(walk.rows, len(walk.chains), latest, signatures.signer if signatures else None)
 
 
 async def _check_heads(conn: asyncpg.Connection, schema: str, walk: _Walk) -> None:
@@ -342,14 +356,18 @@ async def _check_heads(conn: asyncpg.Connection, schema: str, walk: _Walk) -> No
                          f"chain {head['chain']} ends before its head {head['seq']} (truncated) or was rewritten")
 
 
-async def _check_checkpoints(conn: asyncpg.Connection, schema: str, walk: _Walk, expect: str | None) -> str | None:
-    """Each checkpoint recomputes, links to the one before, and names heads the chains still hold."""
+async def _check_checkpoints(conn: asyncpg.Connection, schema: str, walk: _Walk, expect: str | None,
+                             signatures: "_Signatures | None") -> str | None:
+    """Each checkpoint recomputes, links to the one before, names heads the chains still hold and, when
+    `signatures` are checked, is signed by the service."""
     prev, found = GENESIS, expect is None
     async for cp in conn.cursor(f'SELECT * FROM "{schema}".audit_checkpoints ORDER BY id'):
         heads = _heads(cp["heads"])
         if cp["prev_digest"] != prev or checkpoint_digest(prev, cp["at"], heads) != cp["digest"]:
             raise Broken(f"checkpoint {cp['id']}", "the checkpoint does not recompute (changed, or one before it"
                                                    " deleted)")
+        if signatures is not None:
+            signatures.check(cp)
         for chain, n, digest in heads:
             if walk.hash_at(chain, n) != digest:
                 raise Broken(f"chain {chain} row {n}", f"checkpoint {cp['id']} names row {n} of chain {chain} with"
@@ -357,7 +375,47 @@ async def _check_checkpoints(conn: asyncpg.Connection, schema: str, walk: _Walk,
         prev, found = cp["digest"], found or cp["digest"] == expect
     if not found:
         raise Broken("checkpoint", "no checkpoint has the kept digest (checkpoints deleted or rewritten)")
+    if signatures is not None:
+        signatures.check_latest()
     return None if prev == GENESIS else prev
+
+
+@dataclass
+class _Signatures:
+    """Checkpoints signed by the service whose log it is: a database owner can recompute every hash but not sign.
+
+    Checkpoints from before migration 0008 are unsigned; from the first signed one on, every checkpoint must be,
+    and so must the latest, so that deleting the signed ones and writing unsigned ones is caught too.
+    """
+
+    schema: str
+    verifier: Verifier
+    signer: str | None = None
+    latest: tuple[int, bool] | None = None  # (id, signed)
+
+    def check(self, cp: asyncpg.Record) -> None:
+        where = f"checkpoint {cp['id']}"
+        if cp["signature"] is None:
+            if self.signer is not None:
+                raise Broken(where, f"not signed, after checkpoints signed by {self.signer}")
+        else:
+            self.signer = self._signed_by(where, cp["signature"], cp["digest"])
+        self.latest = (cp["id"], cp["signature"] is not None)
+
+    def _signed_by(self, where: str, signature: str, digest: str) -> str:
+        try:
+            claims, producer = self.verifier.claims_of(signature)
+        except Unauthenticated as refused:
+            raise Broken(where, f"signature: {refused.reason}") from None
+        if producer != issuer_of(self.schema):
+            raise Broken(where, f"signed by {producer}, not by the service {issuer_of(self.schema)}")
+        if claims.get("schema") != self.schema or claims.get("digest") != digest:
+            raise Broken(where, "the signature is of another checkpoint")
+        return producer
+
+    def check_latest(self) -> None:
+        if self.latest is not None and not self.latest[1]:
+            raise Broken(f"checkpoint {self.latest[0]}", "the latest checkpoint is not signed by the service")
 
 
 def access_reason(command: Any, envelope: Any, subject: str) -> list[Entry]:

@@ -137,7 +137,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
         runtime.pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds, runtime.health),
         name="inbox-pruning"))
     runtime.tasks.append(asyncio.create_task(audit.keep_checkpointed(
-        runtime.pool, settings.audit_checkpoint_seconds, runtime.health), name="audit-checkpoint"))
+        runtime.pool, settings.audit_checkpoint_seconds, signer, runtime.health), name="audit-checkpoint"))
     # the consumers' handlers share one transaction per batch through it (shared/batching.py)
     runtime.broker.context.set_global("pool", batching.ConsumerPool(runtime.pool))
     runtime.broker.context.set_global("verifier", verifier)

@@ -76,6 +76,14 @@ class Signer:
                   "data_sha256": data_digest(body.get("data", {}))}
         if actor is not None:
             claims["actor"] = actor
+        return self._compact(claims)
+
+    def seal(self, claims: dict[str, Any]) -> str:
+        """A signature over `claims` that never expires: evidence kept beside what it signs (an audit checkpoint),
+        not a message to act on. Verifier.claims_of reads it back with the producer it proves."""
+        return self._compact({"iss": self.issuer, **claims})
+
+    def _compact(self, claims: dict[str, Any]) -> str:
         payload = json.dumps(claims, separators=(",", ":")).encode()
         return jws.serialize_compact({"alg": ALGORITHM, "kid": self.kid}, payload, self.key, algorithms=[ALGORITHM])
 

@@ -1,6 +1,7 @@
 """The audit log: who (id, role), what and when of every change, in its transaction, hash-chained (issue 11 §3)."""
 
 import asyncio
+import dataclasses
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared import audit, db, outbox, topics
+from shared import audit, db, outbox, signing, topics
 from shared.envelope import new_message
 from shared.testing import EventLog, ServiceProcess, publish
 from tests.factories import actor, referral_message, unique_referral
@@ -164,13 +165,15 @@ async def test_verify_names_the_first_changed_or_deleted_row_and_exits_non_zero(
     assert code == 1 and f"BROKEN at chain {chain} row {n}" in out and "deleted" in out, out
 
 
-async def test_a_cut_off_tail_is_caught_by_the_heads_and_a_hidden_one_by_a_kept_checkpoint(infra, audited):
+async def test_a_cut_off_tail_is_caught_by_the_heads_and_a_hidden_one_by_a_kept_checkpoint(
+        infra, audited, tmp_path):
     """Cutting rows off a chain's end leaves its head pointing past them; an owner who also moves the head back
     and deletes the checkpoints is caught by a checkpoint digest kept outside the database."""
     await change(audited)
     await change(audited)
-    code, out = await audit_verify(infra.dsn, audited.schema, "--checkpoint")
-    kept = out.split("latest checkpoint ")[1].split()[0]
+    keys = keys_of(audited.schema, tmp_path)
+    code, out = await audit_verify(infra.dsn, audited.schema, "--checkpoint", "--keys", str(keys))
+    kept = out.split("latest checkpoint ")[1].split(",")[0]
     assert code == 0 and len(kept) == 64, out
     last = await audited.fetchrow("SELECT chain, chain_seq, prev_hash FROM audit_log ORDER BY seq DESC LIMIT 1")
     await tamper(audited, f"DELETE FROM audit_log WHERE chain = {last['chain']} AND chain_seq = {last['chain_seq']}")
@@ -193,6 +196,65 @@ async def test_a_checkpoint_names_heads_a_rewritten_chain_no_longer_has(infra, a
                           f" hash = '{audit.GENESIS}' WHERE chain = {first['chain']}")
     code, out = await audit_verify(infra.dsn, audited.schema)
     assert code == 1 and "checkpoint 1 names row 2" in out, out
+
+
+def keys_of(schema: str, folder: Path) -> Path:
+    """Signing keys as a service whose schema is `schema` has them (its own key, and trusted.json with another)."""
+    signing.make_keys(folder / "keys", components=(schema, "referrals"))
+    return folder / "keys"
+
+
+async def rewrite_last_row(pool: asyncpg.Pool, actor_id: str) -> None:
+    """What an owner of the database can do without the service's key: change the last row, recompute its hash
+    and its chain's head, and write the checkpoints again over the new heads."""
+    row = await pool.fetchrow("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1")
+    entry = dataclasses.replace(audit._entry(row), actor_id=actor_id)
+    forged = audit.link_hash(row["prev_hash"], row["chain"], row["chain_seq"], entry)
+    old = await pool.fetch("SELECT signature FROM audit_checkpoints ORDER BY id")
+    await tamper(pool, f"UPDATE audit_log SET actor_id = '{actor_id}', hash = '{forged}' WHERE seq = {row['seq']};"
+                       f" UPDATE audit_heads SET hash = '{forged}' WHERE chain = {row['chain']};"
+                       " DELETE FROM audit_checkpoints")
+    async with pool.acquire() as conn:
+        await audit.checkpoint(conn)  # recomputed, but with no key to sign it
+    if old[-1]["signature"] is not None:
+        await tamper(pool, f"UPDATE audit_checkpoints SET signature = '{old[-1]['signature']}'")
+
+
+async def test_checkpoints_signed_by_the_service_catch_a_rewrite_the_hashes_alone_cannot(
+        infra, audited, tmp_path):
+    """Issue #18 §2: whoever owns the database can recompute every hash and checkpoint, but cannot sign them. The
+    service signs each checkpoint with its own key; `--keys` checks it, and names what does not hold."""
+    keys = keys_of(audited.schema, tmp_path)
+    await change(audited)
+    async with audited.acquire() as conn:
+        await audit.checkpoint(conn, signing.load_signer(keys, audited.schema))
+    code, out = await audit_verify(infra.dsn, audited.schema, "--keys", str(keys))
+    assert code == 0 and f"signed by tessera/{audited.schema}" in out, out
+
+    await rewrite_last_row(audited, "w-forged")  # the old signature copied onto the recomputed checkpoint
+    assert (await audit_verify(infra.dsn, audited.schema))[0] == 0  # the hashes alone hold
+    code, out = await audit_verify(infra.dsn, audited.schema, "--keys", str(keys))
+    assert code == 1 and "BROKEN at checkpoint" in out and "signature is of another checkpoint" in out, out
+
+    await tamper(audited, "UPDATE audit_checkpoints SET signature = NULL")  # the signature dropped instead
+    code, out = await audit_verify(infra.dsn, audited.schema, "--keys", str(keys))
+    assert code == 1 and "the latest checkpoint is not signed by the service" in out, out
+
+    other = signing.load_signer(keys, "referrals").seal({"schema": audited.schema, "digest": "0" * 64})
+    await tamper(audited, f"UPDATE audit_checkpoints SET signature = '{other}'")  # another service's key
+    code, out = await audit_verify(infra.dsn, audited.schema, "--keys", str(keys))
+    assert code == 1 and f"signed by tessera/referrals, not by the service tessera/{audited.schema}" in out, out
+
+
+async def test_an_unsigned_checkpoint_after_signed_ones_is_caught(infra, audited, tmp_path):
+    keys = keys_of(audited.schema, tmp_path)
+    signer = signing.load_signer(keys, audited.schema)
+    for sign in (signer, None, signer):
+        await change(audited)
+        async with audited.acquire() as conn:
+            await audit.checkpoint(conn, sign)
+    code, out = await audit_verify(infra.dsn, audited.schema, "--keys", str(keys))
+    assert code == 1 and "BROKEN at checkpoint 2: not signed, after checkpoints signed by" in out, out
 
 
 async def test_concurrent_writers_append_to_several_chains_each_unbroken(infra, audited):
