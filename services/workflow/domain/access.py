@@ -34,6 +34,12 @@ def may_contribute(defn: StepDefinition, actor: Actor) -> bool:
     return bool(held_roles(actor.roles) & set(defn.contributors))
 
 
+def may_act_for(step: Step, defn: StepDefinition, actor: Actor, named_roles: Sequence[str]) -> bool:
+    """R-W10: whoever may work the step, or a contributor whose role the action or request is named for."""
+    named_for = bool(held_roles(actor.roles) & set(named_roles))
+    return may_work(step, defn, actor) or (named_for and may_contribute(defn, actor))
+
+
 def is_involved(involved: frozenset[str], actor: Actor) -> bool:
     """R-W13: the worker, or one of their teams, is involved with the person (a relationship or a step of the
     person), or they manage above teams (a Senior Officer)."""

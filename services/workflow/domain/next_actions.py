@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
-from services.workflow.domain.access import may_contribute, may_work, not_assignee, state_problems
+from services.workflow.domain.access import may_act_for, may_work, not_assignee, state_problems
 from services.workflow.domain.closure import closure_in_progress
 from services.workflow.domain.dates import annual_review_date, scheduled_window
 from services.workflow.domain.forms import date_value, form_complete
@@ -189,8 +189,7 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
         reasons.append(reason("unknown_action", f"{step.step_type} has no next action {command.action!r}",
                               field="action"))
         raise RuleBroken(reasons) from None
-    named_for = bool(held_roles(ctx.actor.roles) & set(action.added_by_roles))
-    if not (may_work(step, defn, ctx.actor) or (named_for and may_contribute(defn, ctx.actor))):
+    if not may_act_for(step, defn, ctx.actor, action.added_by_roles):
         reasons.append(not_assignee(step))  # R-W10: a contributor adds the actions named for their role
     reasons += _action_problems(ctx, step, defn, action, command)
     check(reasons)

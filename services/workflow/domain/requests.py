@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from services.workflow.domain.access import is_recipient, may_contribute, may_work, not_assignee, state_problems
+from services.workflow.domain.access import is_recipient, may_act_for, not_assignee, state_problems
 from services.workflow.domain.model import (
     WORKING_STATES,
     Context,
@@ -38,10 +38,9 @@ def send_request(
         reasons.append(reason("unknown_request", f"{step.step_type} has no {kind} {command.name!r}",
                               field="name"))
         raise RuleBroken(reasons) from None
-    named_for = bool(held_roles(ctx.actor.roles) & set(spec.sent_by_roles))
-    if not (may_work(step, defn, ctx.actor) or (named_for and may_contribute(defn, ctx.actor))):
+    if not may_act_for(step, defn, ctx.actor, spec.sent_by_roles):
         reasons.append(not_assignee(step))  # R-W10: a contributor sends the requests named for their role
-    if spec.sent_by_roles and not named_for:
+    if spec.sent_by_roles and not held_roles(ctx.actor.roles) & set(spec.sent_by_roles):
         reasons.append(reason("role", f"only a {' or '.join(spec.sent_by_roles)} sends {spec.name!r} (R-W10)",
                               field="name"))
     if spec.kind != kind:
