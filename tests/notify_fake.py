@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +32,10 @@ TEMPLATES = {key: str(uuid.uuid5(uuid.NAMESPACE_URL, f"notify-template:{key}")) 
     "pwt_waiting_list_large_print:letter", "pwt_waiting_list_referrer:email", "pwt_waiting_list_referrer:sms",
 )}
 TEMPLATE_NAMES = {template_id: key for key, template_id in TEMPLATES.items()}
+# what Notify's delivery-status callback carries, as set up in Notify for the service (NOTIFY_CALLBACK_TOKEN)
+CALLBACK_TOKEN = "tessera-test-callback-token"
+# an address the fake refuses at once, as Notify refuses one it cannot send to (400, ValidationError)
+UNSENDABLE_DOMAIN = "@unsendable.invalid"
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Posted:
     channel: str
     template: str
     body: dict[str, Any]
+    notification_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
     def to(self) -> str | None:
@@ -48,6 +54,14 @@ class Posted:
     @property
     def fields(self) -> dict[str, Any]:
         return dict(self.body.get("personalisation") or {})
+
+    def receipt(self, status: str) -> dict[str, Any]:
+        """Notify's delivery receipt of this message, as its callback posts it (the address included)."""
+        now = datetime.now(UTC).isoformat()
+        return {"id": self.notification_id, "reference": self.body.get("reference"), "to": self.to,
+                "status": status, "created_at": now, "completed_at": now, "sent_at": now,
+                "notification_type": self.channel, "template_id": self.body.get("template_id"),
+                "template_version": 1}
 
 
 @dataclass
@@ -95,8 +109,13 @@ def _handler(fake: FakeNotify) -> type[BaseHTTPRequestHandler]:
                 self._answer(400, {"status_code": 400, "errors": [
                     {"error": "BadRequestError", "message": "Template not found"}]})
                 return
-            fake.posted.append(Posted(channel, template, body))
-            notification_id = str(uuid.uuid4())
+            if str(body.get("email_address", "")).endswith(UNSENDABLE_DOMAIN):
+                self._answer(400, {"status_code": 400, "errors": [
+                    {"error": "ValidationError", "message": "email_address Not a valid email address"}]})
+                return
+            posted = Posted(channel, template, body)
+            fake.posted.append(posted)
+            notification_id = posted.notification_id
             self._answer(201, {"id": notification_id, "reference": body.get("reference"),
                                "content": {"body": "", "subject": ""},
                                "uri": f"{fake.url}/v2/notifications/{notification_id}",
@@ -135,4 +154,5 @@ class RunningNotify:
 
 def service_env(fake: FakeNotify) -> dict[str, str]:
     """The notifications service's settings that send everything through this fake."""
-    return {"NOTIFY_API_KEY": API_KEY, "NOTIFY_BASE_URL": fake.url, "NOTIFY_TEMPLATES": json.dumps(TEMPLATES)}
+    return {"NOTIFY_API_KEY": API_KEY, "NOTIFY_BASE_URL": fake.url, "NOTIFY_TEMPLATES": json.dumps(TEMPLATES),
+            "NOTIFY_CALLBACK_TOKEN": CALLBACK_TOKEN}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from services.notifications import domain, handlers, queries
+from services.notifications import domain, handlers, queries, receipts
 from services.notifications.senders import EmailSender, NotifySender
 from services.notifications.settings import NotificationsSettings
 from shared.readers import PersonReader
@@ -41,4 +41,7 @@ app = create_app(
     description=__doc__ or "",
 )
 app.state.outbound = outbound
+app.state.notify_callback_token = (settings.notify_callback_token.get_secret_value()
+                                   if settings.notify_callback_token else None)
+app.include_router(receipts.router)  # Notify's own bearer token, not a reader's
 app.state.runtime.broker.context.set_global("outbound", outbound)

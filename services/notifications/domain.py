@@ -536,6 +536,9 @@ def plan_referrer_message(reason: str, team: Team, referrer: Referrer | None, re
     return Plan(template=template, status="failed", error_code="no_contact_details")
 
 
+UNDELIVERED = "undelivered"  # why a team phones: the email, text or letter failed (R-T4)
+
+
 def phone_call_task(*, message_id: str, person_id: str, team_id: str, entry_id: str | None, addressee: Addressee,
                     about: WaitingList, why: str | None, at: datetime) -> InboxItem:
     """R-T4 (seed 004): the tray's team phones the person, their representative or the referrer to tell them they
@@ -549,6 +552,7 @@ def phone_call_task(*, message_id: str, person_id: str, team_id: str, entry_id: 
     because = {
         "interpreter_needed": " Their record says they need an interpreter: arrange one for the call.",
         "no_sms_provider": " A text message cannot be sent (no text message service is set up).",
+        UNDELIVERED: " The message in writing could not be sent or was not delivered.",
     }.get(why or "", "" if why is None else " They cannot be reached in writing.")
     tell = ("that the person is on the waiting list for" if addressee != "person" else
             "that they are on the waiting list for")

@@ -349,7 +349,8 @@ async def on_clock_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")
 # --- tasks: what every prompt becomes, and what completes it (issue #22 §1) ---------------------
 
 
-async def _add_tasks(conn: asyncpg.Connection, cause: Envelope, tasks: list[domain.InboxItem]) -> list[outbox.Outgoing]:
+async def _add_tasks(conn: asyncpg.Connection, cause: Envelope | None,
+                     tasks: list[domain.InboxItem]) -> list[outbox.Outgoing]:
     """Each task once (its id comes from what it is about): `task.created` for the new ones."""
     messages = []
     for item in tasks:
@@ -489,11 +490,11 @@ async def send_message(pool: asyncpg.Pool, out: Outbound, envelope: Envelope, re
     for recipient, plan in plans.items():
         record = earlier.get(recipient) or _new_record(envelope, requested, about, recipient, plan, referrer)
         record = await _send_message(pool, out, replace(record, channel=plan.channel, template=plan.template), plan)
-        if record.status == "phone_call_task":
+        if record.status in ("phone_call_task", "failed"):  # the person is still told: the team phones (R-T4)
+            why = plan.fallback_reason if record.status == "phone_call_task" else domain.UNDELIVERED
             calls.append(domain.phone_call_task(
                 message_id=str(record.message_id), person_id=record.person_id, team_id=requested.team_id,
-                entry_id=requested.entry_id, addressee=recipient, about=about, why=plan.fallback_reason,
-                at=envelope.time))
+                entry_id=requested.entry_id, addressee=recipient, about=about, why=why, at=envelope.time))
             record = replace(record, task_id=calls[-1].request_id)
         records.append(record)
     if not await _record_outcomes(pool, envelope, records, calls):
@@ -538,7 +539,7 @@ def _new_record(envelope: Envelope, requested: MessageRequested, about: domain.W
                 plan: domain.Plan, referrer: domain.Referrer | None) -> store.MessageRecord:
     now = datetime.now(UTC)
     params = {"team_id": requested.team_id, "team_name": about.team.name, "team_number": about.team.number,
-              "regular_contact": about.regular}
+              "regular_contact": about.regular, "entry_id": requested.entry_id}
     if recipient == "referrer" and referrer is not None:
         params["referral_id"] = referrer.referral_id
     return store.MessageRecord(
@@ -607,7 +608,7 @@ def _message_event(record: store.MessageRecord) -> Event:
         return MessageFailed(message_id=str(record.message_id), person_id=record.person_id,
                              recipient=record.recipient, channel=record.channel, reason=record.reason,
                              team_id=record.team_id, error_code=record.error_code or "not_sent",
-                             attempts=record.attempts)
+                             attempts=record.attempts, task_id=record.task_id)
     assert record.status != "pending" and record.channel is not None  # sent or settled, on a channel
     return MessageSent(message_id=str(record.message_id), person_id=record.person_id, recipient=record.recipient,
                        channel=record.channel, status=record.status, reason=record.reason, team_id=record.team_id,
@@ -619,3 +620,44 @@ def _message_event(record: store.MessageRecord) -> Event:
 
 
 # --- what goes out -----------------------------------------------------------------------------
+
+
+# --- what came of it: the provider's delivery receipts -------------------------------------------
+
+
+async def take_receipt(pool: asyncpg.Pool, provider_ref: str, delivered: bool, status: str,
+                       at: datetime) -> str:
+    """A provider's word on a message it took: delivered is kept with its time; not delivered makes the message
+    failed, with the phone call for the tray's team that a failed send gets (R-T4), and `message.failed`. A
+    receipt repeated or late (the message already settled) changes nothing. What became of it, for the caller."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await store.message_sent_as(conn, provider_ref)
+        if record is None:
+            return "unknown"
+        if record.status != "sent" or record.delivered_at is not None:
+            return "unchanged"
+        if delivered:
+            await store.update_message(conn, replace(record, delivered_at=at, updated_at=at))
+            return "delivered"
+        call = _undelivered_call(record, at)
+        failed = replace(record, status="failed", error_code=f"notify_{status}", updated_at=at,
+                         task_id=call.request_id if call else None)
+        await store.update_message(conn, failed)
+        await outbox.add(conn, [EMIT.event(topics.NOTIFICATIONS_EVENTS, _message_event(failed), None,
+                                           failed.person_id)])
+        await outbox.add(conn, await _add_tasks(conn, None, [call] if call else []))
+    log.info("message not delivered", extra={"message_id": str(record.message_id), "error_code": failed.error_code,
+                                             "task_id": failed.task_id})
+    return "failed"
+
+
+def _undelivered_call(record: store.MessageRecord, at: datetime) -> domain.InboxItem | None:
+    """The phone call for the team the message was from, told what it tells the person (kept with the record)."""
+    if record.team_id is None:
+        return None
+    params = record.params
+    about = domain.WaitingList(domain.Team(params.get("team_name") or "the team", params.get("team_number") or ""),
+                               params.get("regular_contact") or "regularly")
+    return domain.phone_call_task(message_id=str(record.message_id), person_id=record.person_id,
+                                  team_id=record.team_id, entry_id=params.get("entry_id"),
+                                  addressee=record.recipient, about=about, why=domain.UNDELIVERED, at=at)

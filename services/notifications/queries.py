@@ -75,14 +75,15 @@ async def team_inbox(team_id: str, request: Request, state: State | None = None,
 async def person_messages(person_id: uuid.UUID, request: Request,
                           limit: int = Query(200, ge=1, le=1000)) -> list[dict[str, Any]]:
     """Delivery records of the messages about a person, to them, their representative or their referrer (R-T4):
-    who took each (provider) and when, and the preferred channel not used and why; no addresses."""
+    who took each (provider) and when, when it was delivered, and the preferred channel not used and why; no
+    addresses."""
     return [
         {
             "message_id": str(m.message_id), "recipient": m.recipient, "person_id": m.person_id, "team_id": m.team_id,
             "reason": m.reason, "template": m.template, "channel": m.channel, "status": m.status,
             "attempts": m.attempts, "error_code": m.error_code, "requested_at": _iso(m.requested_at),
             "updated_at": _iso(m.updated_at), "provider": m.provider, "fallback_from": m.fallback_from,
-            "fallback_reason": m.fallback_reason, "task_id": m.task_id,
+            "fallback_reason": m.fallback_reason, "task_id": m.task_id, "delivered_at": _iso(m.delivered_at),
         }
         for m in await store.messages_of(_pool(request), str(person_id), limit)
     ]

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from services.notifications.domain import PROVIDER_TEMPLATES
 from shared.settings import Settings
@@ -29,6 +29,9 @@ class NotificationsSettings(Settings):
     # the Notify template id of each message template and channel, as JSON: {"pwt_waiting_list:email": "<id>", …}
     notify_templates: dict[str, str] = {}
     notify_timeout_seconds: float = 10.0
+    # the bearer token Notify's delivery-status callback carries (set in Notify with POST /notify/receipts as its
+    # URL); unset: receipts are refused and a sent message stays `sent`
+    notify_callback_token: SecretStr | None = Field(default=None, min_length=10)
     message_send_attempts: int = 3
     message_retry_backoff_seconds: float = 0.5
     # Team names and numbers people are given (R-T4); the shipped table by default.

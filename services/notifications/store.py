@@ -103,11 +103,13 @@ class MessageRecord:
     fallback_from: Channel | None = None
     fallback_reason: str | None = None
     task_id: str | None = None
+    delivered_at: datetime | None = None  # when the provider's receipt said it reached the recipient
 
 
 MESSAGE_COLUMNS = (
     "message_id, source_message_id, recipient, person_id, team_id, reason, template, channel, status, attempts,"
-    " error_code, provider_ref, params, requested_at, updated_at, provider, fallback_from, fallback_reason, task_id"
+    " error_code, provider_ref, params, requested_at, updated_at, provider, fallback_from, fallback_reason, task_id,"
+    " delivered_at"
 )
 
 
@@ -126,12 +128,13 @@ async def insert_message(conn: asyncpg.Connection, record: MessageRecord) -> boo
     """False when this recipient's record of the source message exists already (unique per both)."""
     return bool(await conn.fetchval(
         f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,"
-        " $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (source_message_id, recipient) DO NOTHING RETURNING true",
+        " $13, $14, $15, $16, $17, $18, $19, $20) ON CONFLICT (source_message_id, recipient) DO NOTHING"
+        " RETURNING true",
         record.message_id, record.source_message_id, record.recipient, record.person_id, record.team_id,
         record.reason,
         record.template, record.channel, record.status, record.attempts, record.error_code,
         record.provider_ref, record.params, record.requested_at, record.updated_at, record.provider,
-        record.fallback_from, record.fallback_reason, record.task_id,
+        record.fallback_from, record.fallback_reason, record.task_id, record.delivered_at,
     ))
 
 
@@ -139,11 +142,18 @@ async def update_message(conn: asyncpg.Connection, record: MessageRecord) -> Non
     await conn.execute(
         "UPDATE messages SET channel = $2, status = $3, attempts = $4, error_code = $5, provider_ref = $6,"
         " params = $7, updated_at = $8, template = $9, provider = $10, fallback_from = $11, fallback_reason = $12,"
-        " task_id = $13 WHERE message_id = $1",
+        " task_id = $13, delivered_at = $14 WHERE message_id = $1",
         record.message_id, record.channel, record.status, record.attempts, record.error_code,
         record.provider_ref, record.params, record.updated_at, record.template, record.provider,
-        record.fallback_from, record.fallback_reason, record.task_id,
+        record.fallback_from, record.fallback_reason, record.task_id, record.delivered_at,
     )
+
+
+async def message_sent_as(conn: asyncpg.Connection, provider_ref: str) -> MessageRecord | None:
+    """The record of the message a provider knows by `provider_ref` (Notify's notification id), locked."""
+    row = await conn.fetchrow(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE provider_ref = $1 FOR UPDATE",
+                              provider_ref)
+    return _message(row) if row is not None else None
 
 
 async def messages_of(conn: Conn, person_id: str, limit: int) -> list[MessageRecord]:

@@ -78,8 +78,8 @@ class MessageSent(_Event):
 
 
 class MessageFailed(_Event):
-    """A message about a person could not be sent to them or their referrer; `error_code` says why, never with
-    the address (R-T4)."""
+    """A message about a person could not be sent to them or their referrer, or its provider could not deliver it
+    (`error_code` `notify_permanent-failure`…); `error_code` says why, never with the address (R-T4)."""
 
     TYPE: ClassVar[str] = "message.failed"
     message_id: IdText
@@ -90,6 +90,8 @@ class MessageFailed(_Event):
     team_id: IdText | None = None
     error_code: IdText
     attempts: Count
+    # the phone call asked of the tray's team instead, so that the person is still told (R-T4)
+    task_id: IdText | None = None
 
 
 class TaskCreated(_Event):

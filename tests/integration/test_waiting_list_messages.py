@@ -16,7 +16,16 @@ from shared.testing import EventLog, Seen, SigningProducer, poll_until, service_
 from tests.allocation_harness import Staff, actor, referral, tray_args
 from tests.conftest import MailCatcher, start_service
 from tests.factories import canary, person_data, unique_seed
-from tests.notify_fake import API_KEY, TEMPLATES, WRONG_KEY, FakeNotify, RunningNotify, service_env
+from tests.notify_fake import (
+    API_KEY,
+    CALLBACK_TOKEN,
+    TEMPLATES,
+    UNSENDABLE_DOMAIN,
+    WRONG_KEY,
+    FakeNotify,
+    RunningNotify,
+    service_env,
+)
 from tests.workflow_harness import Commands
 
 DEFAULT_TEAM = ("Adult Social Care", "0116 496 0999")  # teams.yaml's default: a Staff() team is in no table
@@ -288,3 +297,58 @@ async def test_R_T4_S8_through_notify_a_text_and_a_large_print_letter_reach_the_
     log = service.log_text()
     for secret in (FIRST, texter["phone"], address["line1"], address["postcode"]):
         assert secret not in log
+
+
+async def receipt(service: Any, body: dict[str, Any], token: str = CALLBACK_TOKEN) -> httpx.Response:
+    """Notify's delivery-status callback, as Notify posts it to the service."""
+    async with httpx.AsyncClient(base_url=service.url) as http:
+        return await http.post("/notify/receipts", json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+async def test_R_T4_S8_a_text_notify_could_not_deliver_is_failed_and_the_team_phones_instead(
+        infra, notified, events: EventLog, send):
+    """Issue #22 §8: Notify took the text but could not deliver it (its receipt says so): the message is not
+    recorded as sent, and the tray's team is asked to phone, so the person is still told they are waiting."""
+    service, fake = notified
+    staff = Staff()
+    texter, reader = someone(preferred_contact="Text message"), someone(preferred_contact="Email")
+    texter_id, to_texter = await place(infra, events, send, staff, texter)
+    reader_id, to_reader = await place(infra, events, send, staff, reader)
+    sms = await arrived(fake, (await told(events, to_texter)).data["message_id"])
+    email = await arrived(fake, (await told(events, to_reader)).data["message_id"])
+
+    refused = await receipt(service, sms.receipt("permanent-failure"), token="someone-else's-token")
+    assert refused.status_code == 401
+    assert (await receipt(service, sms.receipt("sending"))).json() == {"outcome": "unchanged"}
+    assert (await records(service, texter_id))["person"]["status"] == "sent"
+
+    assert (await receipt(service, sms.receipt("permanent-failure"))).json() == {"outcome": "failed"}
+    [failed] = await events.wait_for(lambda s: s.type == "message.failed" and s.data["person_id"] == texter_id)
+    task = await phone_task(service, staff, texter_id)
+    assert failed.data["task_id"] == task["request_id"] and failed.data["error_code"] == "notify_permanent-failure"
+    assert task["note"].endswith("The message in writing could not be sent or was not delivered.")
+    record = (await records(service, texter_id))["person"]
+    assert (record["status"], record["error_code"], record["task_id"], record["delivered_at"]) == (
+        "failed", "notify_permanent-failure", task["request_id"], None)
+    assert (await receipt(service, sms.receipt("permanent-failure"))).json() == {"outcome": "unchanged"}
+
+    assert (await receipt(service, email.receipt("delivered"))).json() == {"outcome": "delivered"}
+    delivered = (await records(service, reader_id))["person"]
+    assert (delivered["status"], delivered["task_id"]) == ("sent", None) and delivered["delivered_at"] is not None
+    log = service.log_text()
+    for secret in (FIRST, texter["phone"], reader["email"]):
+        assert secret not in log
+
+
+async def test_R_T4_S8_an_email_notify_refuses_is_failed_and_the_team_phones_instead(
+        infra, notified, events: EventLog, send):
+    """A message that cannot be sent at all (Notify refuses the address) leaves the person untold unless the team
+    phones: a failed send gets the same phone call as an undelivered one."""
+    service, _ = notified
+    staff = Staff()
+    person = someone(preferred_contact="Email", email=f"person.{unique_seed()}{UNSENDABLE_DOMAIN}")
+    person_id, requested = await place(infra, events, send, staff, person)
+    failed = await told(events, requested)
+    task = await phone_task(service, staff, person_id)
+    assert (failed.type, failed.data["error_code"], failed.data["task_id"]) == (
+        "message.failed", "notify_400", task["request_id"])
