@@ -171,10 +171,10 @@ def entry_of(value: bytes, cause: Cause | None) -> Entry:
     )
 
 
-async def record(conn: asyncpg.Connection, messages: Iterable[tuple[str, bytes]]) -> None:
-    """Append an entry per event to a chain, in the caller's transaction (see `append`)."""
+def entries_for(messages: Iterable[tuple[str, bytes]]) -> list[Entry]:
+    """An entry per event among the messages (topic, value), caused by the message being handled, if any."""
     cause = _CAUSE.get()
-    await append(conn, [entry_of(value, cause) for topic, value in messages if topic.endswith(AUDITED_TOPIC_SUFFIX)])
+    return [entry_of(value, cause) for topic, value in messages if topic.endswith(AUDITED_TOPIC_SUFFIX)]
 
 
 async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
@@ -184,14 +184,17 @@ async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
     first) until commit: concurrent writers append to different chains instead of queueing, and two
     appends never start from the same head. It links each row to the one before (`link_hash`).
     """
-    if not entries:
-        return
+    if entries:
+        await conn.execute("SELECT audit_append($1::text[], $2::text::jsonb)", *append_arguments(entries))
+
+
+def append_arguments(entries: Sequence[Entry]) -> tuple[list[str], str]:
+    """What `audit_append()` takes: each entry's content hash, and the entries as JSON rows."""
     rows = [{"i": i, "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"), "actor_id": e.actor_id,
              "actor_roles": list(e.actor_roles), "action": e.action, "subject": e.subject, "object_id": e.object_id,
              "message_id": e.message_id, "causation_id": e.causation_id, "cause_type": e.cause_type,
              "source": e.source, "details": e.details} for i, e in enumerate(entries, start=1)]
-    await conn.execute("SELECT audit_append($1::text[], $2::text::jsonb)",
-                       [content_hash(e) for e in entries], json.dumps(rows))
+    return [content_hash(e) for e in entries], json.dumps(rows)
 
 
 # --- checkpoints -------------------------------------------------------------------------------

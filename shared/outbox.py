@@ -70,11 +70,22 @@ def ce_headers(envelope: Envelope) -> dict[str, str]:
     }
 
 
+QUEUE = ("INSERT INTO outbox (topic, key, value, headers) SELECT t, k, v, h FROM"
+         " unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[]) WITH ORDINALITY AS m(t, k, v, h, n) ORDER BY n")
+# the events' audit rows go with them in the same round trip (a data-modifying WITH runs whether read or not)
+QUEUE_AND_AUDIT = f"WITH queued AS ({QUEUE}) SELECT audit_append($5::text[], $6::text::jsonb)"
+
+
 async def add(conn: asyncpg.Connection, messages: Iterable[Outgoing]) -> None:
-    """Queue the messages for the relay and audit the events among them, in the caller's transaction."""
+    """Queue the messages for the relay, in order, and audit the events among them, in the caller's transaction
+    and in one round trip."""
     messages = list(messages)
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-        [(m.topic, m.key, m.value, m.headers) for m in messages],
-    )
-    await audit.record(conn, [(m.topic, m.value) for m in messages])
+    if not messages:
+        return
+    columns = ([m.topic for m in messages], [m.key for m in messages], [m.value for m in messages],
+               [m.headers for m in messages])
+    entries = audit.entries_for((m.topic, m.value) for m in messages)
+    if entries:
+        await conn.execute(QUEUE_AND_AUDIT, *columns, *audit.append_arguments(entries))
+    else:
+        await conn.execute(QUEUE, *columns)
