@@ -49,7 +49,11 @@ async def documents_with(infra, tmp: Path, referrals: ServiceProcess, **env: str
     process = ServiceProcess("documents", {**infra.env, "REFERRALS_URL": referrals.url,
                                            "WORKFLOW_URL": f"http://127.0.0.1:{free_port()}", **env}, log_dir)
     process.start()
-    await process.ready()
+    try:
+        await process.ready()
+    except BaseException:  # never leave a member in documents' consumer groups that no test will stop
+        process.stop()
+        raise
     return process
 
 

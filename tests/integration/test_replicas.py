@@ -516,9 +516,11 @@ async def scheduler_env(infra, services) -> dict[str, str]:
 async def first_scheduler(infra, scheduler_env) -> AsyncIterator[ServiceProcess]:
     process = ServiceProcess("scheduler", scheduler_env, infra.log_dir)
     process.start()
-    await process.ready()
-    yield process
-    process.stop()
+    try:
+        await process.ready()
+        yield process
+    finally:
+        process.stop()
 
 
 def timer_load(run: str) -> Make:
