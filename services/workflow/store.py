@@ -24,6 +24,7 @@ from services.workflow.domain import (
 )
 from services.workflow.pack import PackRegistry
 from shared.actor import Actor
+from shared.events.web import AccountListed
 
 STEP_COLUMNS = (
     "step_id, workflow_id, person_id, linked_person_id, step_type, pack_version, state,"
@@ -466,17 +467,32 @@ async def carried_source(conn: Conn, person_id: str, step_type: str, before: dat
 
 
 async def saw_worker(conn: asyncpg.Connection, actor: Actor, at: datetime) -> None:
-    """The roles and teams a worker acted with; rewritten only when they change (no lock otherwise)."""
+    """The roles and teams a worker acted with, for a worker the desk's directory has not listed yet;
+    rewritten only when they change (no lock otherwise)."""
     # one round trip: the UPDATE sees the table as it was before the INSERT (one snapshot)
     await conn.execute(
         "WITH added AS (INSERT INTO known_workers (worker_id, roles, team_ids, since) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (worker_id) DO NOTHING)"
         " UPDATE known_workers SET roles = $2, team_ids = $3, since = $4 WHERE worker_id = $1"
-        " AND (roles <> $2 OR team_ids <> $3)", actor.worker_id, sorted(actor.roles), sorted(actor.team_ids), at)
+        " AND listed_at IS NULL AND (roles <> $2 OR team_ids <> $3)",
+        actor.worker_id, sorted(actor.roles), sorted(actor.team_ids), at)
 
 
-async def known_workers(conn: Conn, worker_id: str, team_ids: Iterable[str]) -> dict[str, Actor]:
-    """The worker and the members of the teams, as last seen acting."""
-    rows = await conn.fetch("SELECT worker_id, roles, team_ids FROM known_workers"
+async def list_worker(conn: asyncpg.Connection, listed: AccountListed) -> None:
+    """The desk's listing of an account (R-RQ9), unless a later one is already kept."""
+    await conn.execute(
+        "INSERT INTO known_workers (worker_id, roles, team_ids, since, active, listed_at)"
+        " VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (worker_id) DO UPDATE"
+        " SET roles = $2, team_ids = $3, since = $4, active = $5, listed_at = $4"
+        " WHERE known_workers.listed_at IS NULL OR known_workers.listed_at <= $4",
+        listed.worker_id, sorted(listed.roles), sorted(listed.team_ids), listed.as_of, listed.active)
+
+
+async def known_workers(conn: Conn, worker_id: str,
+                        team_ids: Iterable[str]) -> tuple[dict[str, Actor], frozenset[str]]:
+    """The worker and the members of the teams, as the directory lists them (or as last seen acting), and which
+    of them are disabled."""
+    rows = await conn.fetch("SELECT worker_id, roles, team_ids, active FROM known_workers"
                             " WHERE worker_id = $1 OR team_ids && $2::text[]", worker_id, sorted(team_ids))
-    return {r["worker_id"]: Actor(r["worker_id"], frozenset(r["roles"]), frozenset(r["team_ids"])) for r in rows}
+    return ({r["worker_id"]: Actor(r["worker_id"], frozenset(r["roles"]), frozenset(r["team_ids"])) for r in rows},
+            frozenset(r["worker_id"] for r in rows if not r["active"]))

@@ -76,6 +76,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     topics.SCHEDULER_TIMERS: ("scheduler",),
     topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications", "clocks"),
     topics.BROKERAGE_EVENTS: ("workflow",),
+    topics.WEB_EVENTS: ("workflow",),
 }
 COMMAND_TOPICS = {topics.REFERRALS_COMMANDS: topics.REFERRALS_EVENTS,
                   topics.WORKFLOW_COMMANDS: topics.WORKFLOW_EVENTS,
@@ -90,6 +91,7 @@ KNOWN_TYPE = {
     topics.NOTIFICATIONS_COMMANDS: "task.complete",
     topics.SCHEDULER_TIMERS: "timer.set",
     topics.SCHEDULER_DUE: "timer.due", topics.BROKERAGE_EVENTS: "provider.offered",
+    topics.WEB_EVENTS: "account.listed",
 }
 HANDLED = {
     topics.WORKFLOW_EVENTS: {"request.raised", "notification.sent", "request.completed", "step.cancelled",

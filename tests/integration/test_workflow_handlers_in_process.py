@@ -190,3 +190,34 @@ async def test_an_invalid_timer_due_of_workflow_is_set_aside_not_dropped(pool):
     [letter] = await pool.fetch("SELECT error FROM dead_letters WHERE job = $1 AND key = $2",
                                 topics.SCHEDULER_DUE, key)
     assert letter["error"].startswith("invalid timer.due") and "due_at" in letter["error"]
+
+
+@pytest.fixture
+def directory(pool: asyncpg.Pool) -> Consumer:
+    return Consumer(pool, "workflow", handlers.on_account_listed, {})
+
+
+async def test_R_RQ9_the_desks_listing_of_an_account_is_kept_over_an_older_one_and_over_the_roles_it_acts_with(
+        pool, directory, commands):
+    """An unlisted worker is known by the roles they act with; once the desk lists them, the directory wins: a
+    command with other roles, or an older listing replayed (the broker lost its log), changes nothing."""
+    worker = f"ws-{uuid.uuid4().hex[:8]}"
+
+    async def known() -> tuple[list[str], list[str], bool]:
+        row = await pool.fetchrow("SELECT roles, team_ids, active FROM known_workers WHERE worker_id = $1", worker)
+        return list(row["roles"]), list(row["team_ids"]), row["active"]
+
+    async def listing(roles: list[str], active: bool, as_of: str) -> None:
+        await directory.event(topics.WEB_EVENTS, "account.listed", "tessera/web",
+                              {"worker_id": worker, "roles": roles, "team_ids": ["north"], "active": active,
+                               "as_of": as_of}, worker)
+
+    acting = {"worker_id": worker, "roles": ["social_worker"], "team_ids": ["south"]}
+    await commands.send(topics.WORKFLOW_COMMANDS, "step.start", acting, step_id=str(uuid.uuid4()))
+    assert await known() == (["social_worker"], ["south"], True)
+    await listing(["team_manager"], False, "2026-12-03T10:00:00Z")
+    assert await known() == (["team_manager"], ["north"], False)
+    await commands.send(topics.WORKFLOW_COMMANDS, "step.start", acting, step_id=str(uuid.uuid4()))
+    assert await known() == (["team_manager"], ["north"], False)
+    await listing(["social_worker"], True, "2026-12-03T09:00:00Z")
+    assert await known() == (["team_manager"], ["north"], False)
