@@ -396,6 +396,15 @@ async def amend_po_request(conn: asyncpg.Connection, *, source_key: str, po_requ
     return bool(inserted)
 
 
+async def amendment_of_live_order(conn: asyncpg.Connection, source_key: str) -> asyncpg.Record | None:
+    """R-F7: the amendment kept under `source_key` with its order's current terms, the order locked; None when
+    there is none or the order has ended."""
+    return await conn.fetchrow(
+        "SELECT a.po_request_id, a.changes, coalesce(p.current, p.requested) AS current FROM po_amendments a"
+        " JOIN po_requests p USING (po_request_id) WHERE a.source_key = $1 AND p.end_requested_at IS NULL"
+        " FOR UPDATE OF p", source_key)
+
+
 async def end_live_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_date: Any, reason: str,
                           at: datetime) -> list[uuid.UUID]:
     """R-F7: every live order of the person now ends on `end_date` (the case closed)."""
