@@ -55,6 +55,7 @@ async def on_account_listed(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
             metrics.MESSAGES.labels(GROUP, topics.WEB_EVENTS, "duplicate").inc()
             return
         await store.list_worker(conn, listed)
+        await store.hold_unheld_steps(conn, listed)
     metrics.MESSAGES.labels(GROUP, topics.WEB_EVENTS, "handled").inc()
 
 

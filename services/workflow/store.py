@@ -497,6 +497,17 @@ async def list_worker(conn: asyncpg.Connection, listed: AccountListed) -> None:
         listed.worker_id, sorted(listed.roles), sorted(listed.team_ids), listed.as_of, listed.active)
 
 
+async def hold_unheld_steps(conn: asyncpg.Connection, listed: AccountListed) -> None:
+    """R-W14: the listed worker's open steps that name no holding team are held by the teams the directory lists
+    for them (as migration 0009 did for the workers known then)."""
+    if not listed.team_ids:
+        return
+    await conn.execute(
+        "UPDATE steps SET provenance = provenance || jsonb_build_object('held_by', to_jsonb($2::text[]))"
+        " WHERE assignee_kind = 'worker' AND assignee_id = $1 AND state NOT IN ('finished', 'cancelled')"
+        " AND NOT (provenance ? 'held_by')", listed.worker_id, sorted(listed.team_ids))
+
+
 async def known_workers(conn: Conn, worker_id: str,
                         team_ids: Iterable[str]) -> tuple[dict[str, Actor], frozenset[str]]:
     """The worker and the members of the teams, as the directory lists them (or as last seen acting), and which

@@ -8,6 +8,7 @@ tests/integration/test_workflow_commands.py.
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,7 +19,7 @@ from shared.envelope import new_message
 from shared.readers import PersonReader
 from shared.testing import free_port
 from tests.in_process import Consumer, queued, service_pool, set_aside_once
-from tests.workflow_harness import SCREENING, Personas, shipped_packs
+from tests.workflow_harness import SCREENING, Personas, actor, given_step, shipped_packs
 
 REFERRALS = "tessera/referrals"
 
@@ -221,3 +222,31 @@ async def test_R_RQ9_the_desks_listing_of_an_account_is_kept_over_an_older_one_a
     assert await known() == (["team_manager"], ["north"], False)
     await listing(["social_worker"], True, "2026-12-03T09:00:00Z")
     assert await known() == (["team_manager"], ["north"], False)
+
+
+async def test_R_W14_a_workers_step_that_names_no_team_is_held_by_the_teams_the_directory_lists(
+        pool, directory, commands):
+    """A step written before `held_by` was kept names no team: any team's manager could cancel it. Once the desk
+    lists its worker, their teams hold it (migration 0009 did the same for the workers known then)."""
+    worker = f"wl-{uuid.uuid4().hex[:8]}"
+    step_id = await given_step(pool, actor(worker, "social_worker", teams=("locality-east",)), str(uuid.uuid4()),
+                               "WB Covid 19 Response")
+    await pool.execute("UPDATE steps SET provenance = provenance - 'held_by' WHERE step_id = $1", uuid.UUID(step_id))
+    await directory.event(topics.WEB_EVENTS, "account.listed", "tessera/web",
+                          {"worker_id": worker, "roles": ["social_worker"], "team_ids": ["locality-east"],
+                           "active": True, "as_of": "2026-12-03T10:00:00Z"}, worker)
+    outsider = actor(f"tm-{uuid.uuid4().hex[:8]}", "team_manager", teams=("locality-west",))
+    refused = await commands.send(topics.WORKFLOW_COMMANDS, "step.cancel", outsider, step_id=step_id,
+                                  reason="Opened in error")
+    assert (refused.rejection["code"], "locality-east" in refused.rejection["message"]) == ("not_team_member", True)
+
+
+async def test_R_W14_migration_0009_holds_a_known_workers_unheld_steps_by_their_teams(pool, commands):
+    """The workers known when it runs (seen acting, or listed): their open steps that name no team get theirs."""
+    worker = actor(f"wm-{uuid.uuid4().hex[:8]}", "social_worker", teams=("locality-north",))
+    await commands.send(topics.WORKFLOW_COMMANDS, "step.start", worker, step_id=str(uuid.uuid4()))  # seen acting
+    step_id = await given_step(pool, worker, str(uuid.uuid4()), "WB Covid 19 Response")
+    await pool.execute("UPDATE steps SET provenance = provenance - 'held_by' WHERE step_id = $1", uuid.UUID(step_id))
+    await pool.execute((Path(handlers.__file__).parent / "migrations" / "0009_held_by_known_teams.sql").read_text())
+    held = await pool.fetchval("SELECT provenance->'held_by' FROM steps WHERE step_id = $1", uuid.UUID(step_id))
+    assert held == ["locality-north"]

@@ -161,6 +161,17 @@ def test_R_W14_a_workers_own_step_is_their_teams_work(e: Engine) -> None:
     assert codes(refused) == ["not_team_member"]  # handed on to another worker: still the Hub's
 
 
+def test_R_W14_a_step_created_for_another_worker_from_no_teams_step_is_the_creators_teams(e: Engine) -> None:
+    """A Hub manager opens a step for worker x, from no step of a team's: the Hub holds it; before, it named no
+    team and any team's manager could cancel it."""
+    own = {"worker_id": "tm-hub", "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"]}
+    [step] = e.given_step("WB Covid 19 Response", own, assignee={"kind": "worker", "id": "x"}).created
+    assert step.provenance["held_by"] == ["wellbeing-service-hub"]
+    outsider = {"worker_id": "tm-north", "roles": ["team_manager"], "team_ids": ["wellbeing-service-north"]}
+    refused = e.refused("step.cancel", outsider, step_id=step.step_id, reason="Opened in error")
+    assert codes(refused) == ["not_team_member"] and "wellbeing-service-hub" in refused[0].message
+
+
 def test_R_W14_a_teams_step_taken_by_a_member_who_started_it_stays_the_teams(e: Engine) -> None:
     step = e.referral()  # in the Hub's inbox
     e.send("step.start", P.hub, step_id=step.step_id)  # a Hub worker takes it

@@ -157,15 +157,13 @@ def holding_teams(step: Step, assignments: Sequence[Mapping[str, Any]]) -> froze
 
 def held_by(ctx: Context, assignee: tuple[str, str], from_step: Step | None) -> list[str]:
     """R-W14: the teams a new worker's step is the work of: the worker's own teams when they create it for
-    themselves (as the signed actor says), else the teams that held the step it follows from."""
+    themselves (as the signed actor says), else the teams that held the step it follows from, else (from no
+    team's step) the teams of whoever created it for the worker."""
     kind, worker_id = assignee
     if kind != "worker":
         return []
-    if worker_id == ctx.actor.worker_id:
-        return sorted(ctx.actor.team_ids)
-    if from_step is None:
-        return []
-    return sorted(holding_teams(from_step, ()))
+    followed = holding_teams(from_step, ()) if from_step is not None and worker_id != ctx.actor.worker_id else None
+    return sorted(followed or ctx.actor.team_ids)
 
 
 def team_scope_problems(step: Step, actor: Actor, teams: frozenset[str], requests: Sequence[Request], doing: str,
