@@ -37,6 +37,7 @@ WRITERS: dict[str, dict[str, frozenset[str]]] = {
     topics.PURCHASING_ORDERS: {ANY_TYPE: frozenset({_service("workflow")})},
     topics.SCHEDULER_DUE: {ANY_TYPE: frozenset({_service("scheduler")})},
     topics.CLOCKS_EVENTS: {ANY_TYPE: frozenset({_service("clocks")})},
+    topics.WEB_EVENTS: {ANY_TYPE: frozenset({DESK})},  # the staff directory (R-RQ9)
     topics.SCHEDULER_TIMERS: {ANY_TYPE: TIMER_OWNERS},
     topics.REFERRALS_COMMANDS: {
         ANY_TYPE: frozenset({DESK}),

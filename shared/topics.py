@@ -15,6 +15,7 @@ SCHEDULER_DUE = "scheduler.due"
 CLOCKS_EVENTS = "clocks.events"
 PURCHASING_ORDERS = "purchasing.orders"
 BROKERAGE_EVENTS = "brokerage.events"
+WEB_EVENTS = "web.events"
 
 ALL = (
     REFERRALS_INTAKE,
@@ -32,6 +33,7 @@ ALL = (
     CLOCKS_EVENTS,
     PURCHASING_ORDERS,
     BROKERAGE_EVENTS,
+    WEB_EVENTS,
 )
 
 

@@ -141,6 +141,8 @@ class Engine:
     relationships: set[str] = field(default_factory=set)
     # R-RQ9: the workers seen acting, with the roles and teams they acted with (every command's actor)
     known_workers: dict[str, domain.Actor] = field(default_factory=dict)
+    disabled_workers: set[str] = field(default_factory=set)
+    listed_ids: set[str] = field(default_factory=set)
     # R-C5: the person's locality team as allocation's team finder names it
     locality_team: str | None = None
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -213,7 +215,7 @@ class Engine:
         ctx = domain.Context(now=self.now, actor=domain.Actor.of(command.actor), ids=self._ids(),
                              packs=self.packs, person=self.person, case=self.case_view(person_id, carers),
                              involved=self.involved(person_id), known_workers=dict(self.known_workers),
-                             locality_team=self.locality_team)
+                             disabled_workers=frozenset(self.disabled_workers), locality_team=self.locality_team)
         requests = [r for r in self.requests.values() if step is not None and r.step_id == step.step_id]
         person_steps = [s for s in self.steps.values() if s.person_id == person_id]
         assignments = [h.details for h in reversed(self.history)
@@ -225,9 +227,17 @@ class Engine:
         self._apply(decision)
         return decision
 
+    def listed(self, who: dict[str, Any], active: bool = True) -> None:
+        """R-RQ9, R-RQ10: the desk's directory lists the account (with `active`)."""
+        self.known_workers[who["worker_id"]] = domain.Actor(
+            who["worker_id"], frozenset(who["roles"]), frozenset(who.get("team_ids", ())))
+        self.listed_ids.add(who["worker_id"])
+        (self.disabled_workers.discard if active else self.disabled_workers.add)(who["worker_id"])
+
     def saw(self, who: dict[str, Any]) -> None:
-        """R-RQ9: as the handler does for every command, keep the roles and teams the worker acted with."""
-        if who.get("roles"):
+        """R-RQ9: as the handler does for every command, keep the roles and teams the worker acted with (a listed
+        worker's stay as the directory says)."""
+        if who.get("roles") and who["worker_id"] not in self.listed_ids:
             self.known_workers[who["worker_id"]] = domain.Actor(
                 who["worker_id"], frozenset(who["roles"]), frozenset(who.get("team_ids", ())))
 

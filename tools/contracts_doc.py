@@ -69,6 +69,7 @@ EVENTS_TOPIC = {
     "clocks": topics.CLOCKS_EVENTS,
     "purchasing": topics.PURCHASING_ORDERS,
     "brokerage": topics.BROKERAGE_EVENTS,
+    "web": topics.WEB_EVENTS,
 }
 TOPIC_OF_TYPE = {
     "referral.received": topics.REFERRALS_INTAKE,
@@ -92,6 +93,7 @@ WRITTEN_BY = {
     topics.CLOCKS_EVENTS: "clocks",
     topics.PURCHASING_ORDERS: "workflow",
     topics.BROKERAGE_EVENTS: "the brokerage system (outside Tessera)",
+    topics.WEB_EVENTS: "the desk (web): its staff directory",
 }
 # readers outside Tessera, beside the services' own subscribers
 OUTSIDE_READERS = {

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.web import auth, store
+from services.web import auth, directory, store
 from services.web.auth import User
 from services.web.pages import back, checked_form, current_user, pool, render, set_flash
 
@@ -106,6 +106,7 @@ async def create_account(request: Request) -> Response:
         await store.audit_act(conn, "account.created", actor=user.user_id, roles=user.roles,
                               object_id=account.user_id, details={"roles": ",".join(account.roles),
                                                                   "team_ids": ",".join(account.team_ids)})
+        await directory.list_accounts(conn, [account.user_id])
     await set_flash(request, {"kind": "ok", "message": f"Account {account.user_id} created.", "scope": "accounts"})
     return back("/admin/accounts")
 
@@ -139,6 +140,7 @@ async def change_account(request: Request, user_id: str, action: str) -> Respons
             audited = "password_reset"
         else:
             await store.set_active(conn, user_id, action == "enable")
+            await directory.list_accounts(conn, [user_id])
             audited = f"{action}d"
         await store.audit_account(conn, user.user_id, user_id, audited, {})
         await store.audit_act(conn, f"account.{audited}", actor=user.user_id, roles=user.roles, object_id=user_id)

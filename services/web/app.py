@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from services.web import (
     accounts,
     auth,
+    directory,
     manager_pages,
     oidc,
     pages,
@@ -47,6 +48,7 @@ async def _start(runtime: Runtime) -> None:
         await auth.seed_demo_users(runtime.pool, settings.web_demo_users_file, settings.web_demo_password)
     else:
         await auth.disable_demo_users(runtime.pool)
+    await directory.list_everyone(runtime.pool)
     producer = make_producer(settings)
     await producer.start()
     app.state.producer = producer

@@ -35,7 +35,14 @@ def q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-class Referrals(_Reader):
+class _KeepsAccessReasons(_Reader):
+    async def access_reasons(self, person_id: str) -> list[dict[str, Any]] | None:
+        """The break-glass reasons commands on the person were allowed on (who, when, which command, why), oldest
+        first; None when the service does not answer (issue #21)."""
+        return await self.get(f"/people/{q(person_id)}/access-reasons")
+
+
+class Referrals(_KeepsAccessReasons):
     name = "referrals"
 
     async def person(self, person_id: str) -> dict[str, Any] | None:
@@ -61,7 +68,7 @@ class Referrals(_Reader):
         return await self.get(f"/people/{q(person_id)}/referrals")
 
 
-class Workflow(_Reader):
+class Workflow(_KeepsAccessReasons):
     name = "workflow"
 
     async def step(self, step_id: str) -> dict[str, Any] | None:
@@ -96,7 +103,7 @@ class Workflow(_Reader):
         return list(await asyncio.gather(*(self.get(f"/steps/{q(s)}") for s in step_ids)))
 
 
-class Allocation(_Reader):
+class Allocation(_KeepsAccessReasons):
     name = "allocation"
 
     async def allocations(self, worker_id: str) -> list[dict[str, Any]]:

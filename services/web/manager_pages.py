@@ -3,7 +3,7 @@ the access audit."""
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +27,7 @@ from services.web.pages import (
     team_members,
     why_allowed,
 )
-from shared.actor import TRAY_ROLES
+from shared.actor import TRAY_ROLES, worker_of
 
 router = APIRouter()
 
@@ -250,3 +250,32 @@ async def access_audit(request: Request) -> HTMLResponse:
         raise HTTPException(403, "managers only")
     return await render(request, "audit.html", user, entries=await store.access_log(pool(request)),
                         title="Access audit")
+
+
+DESK_ACCESS = {"break_glass": "Opened the record (break-glass)", "self_allocation": "Allocated to themselves",
+               "tray_placement": "Placed on a tray"}
+
+
+@router.get("/people/{person_id}/access-audit")
+async def person_access_audit(request: Request, person_id: str) -> HTMLResponse:
+    """Who reached this person's record on a reason they gave, newest first: the desk's own access records and the
+    reasons referrals, allocation and workflow kept for the commands they allowed on one (issue #21)."""
+    user = await current_user(request)
+    if not user.is_manager:
+        raise HTTPException(403, "managers only")
+    person_id = checked_uuid(person_id)
+    if await why_allowed(request, user, person_id) is None:
+        raise NoAccess(person_id)
+    r = readers(request)
+    services = {"Referrals": r.referrals, "Allocation": r.allocation, "Workflow": r.workflow}
+    kept = await asyncio.gather(*(reader.access_reasons(person_id) for reader in services.values()))
+    entries = [{"at": e["at"], "worker": e["user_id"], "teams": list(e["team_ids"]), "where": "Desk",
+                "what": DESK_ACCESS[e["kind"]], "reason": e["reason"]}
+               for e in await store.access_log_of(pool(request), uuid.UUID(person_id))]
+    for where, reasons in zip(services, kept, strict=True):
+        entries += [{"at": datetime.fromisoformat(k["at"]), "worker": worker_of(k["actor"]), "teams": k["team_ids"],
+                     "where": where, "what": k["command_type"], "reason": k["reason"]} for k in reasons or []]
+    entries.sort(key=lambda e: e["at"], reverse=True)
+    unread = [where for where, reasons in zip(services, kept, strict=True) if reasons is None]
+    return await render(request, "person_access_audit.html", user, entries=entries, unread=unread,
+                        person_id=person_id, title="Access to this record")

@@ -24,7 +24,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from services.web import auth, store
+from services.web import auth, directory, store
 from services.web.settings import WebSettings
 
 STATE_COOKIE = "tessera_oidc"
@@ -181,6 +181,7 @@ async def local_user(pool: asyncpg.Pool, settings: WebSettings, claims: dict[str
             raise SignInFailed("this Tessera account is disabled: ask an administrator")
         if roles is not None and (roles, teams or []) != (list(row["roles"]), list(row["team_ids"])):
             await store.set_roles(conn, row["user_id"], roles, teams or [])
+            await directory.list_accounts(conn, [row["user_id"]])
             await store.audit_act(conn, "account.roles_from_council", actor=f"council:{issuer}",
                                   object_id=row["user_id"], details={"roles": ",".join(roles),
                                                                       "team_ids": ",".join(teams or [])})
@@ -229,6 +230,7 @@ async def _create(conn: asyncpg.Connection, settings: WebSettings, issuer: str, 
     for user_id in (base, f"{base[:50]}-{suffix}"):
         if await store.insert_council_user(conn, user_id, name, auth.NO_LOCAL_PASSWORD, roles, teams or []):
             await store.link_council_identity(conn, issuer, subject, user_id)
+            await directory.list_accounts(conn, [user_id])
             await store.audit_act(conn, "account.created", actor=f"council:{issuer}", object_id=user_id,
                                   details={"issuer": issuer, "subject": subject, "roles": ",".join(roles),
                                            "team_ids": ",".join(teams or [])})

@@ -173,6 +173,13 @@ async def access_log(conn: asyncpg.Pool, limit: int = 200) -> list[asyncpg.Recor
         " ORDER BY at DESC LIMIT $1", limit)
 
 
+async def access_log_of(conn: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The desk's access records of one person (break-glass, self-allocation, tray placement), newest first."""
+    return await conn.fetch(
+        "SELECT access_id, user_id, roles, team_ids, person_id, reason, kind, at FROM access_log"
+        " WHERE person_id = $1 ORDER BY at DESC", person_id)
+
+
 async def secret(conn: asyncpg.Pool, name: str, make: str) -> str:
     """A named secret, created with `make` the first time (the first replica's value wins)."""
     await conn.execute("INSERT INTO web_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",

@@ -25,7 +25,7 @@ from shared.broker import subscriber
 from shared.calendar import london_date
 from shared.envelope import Envelope, decode_either_mode, parse
 from shared.events.brokerage import ProviderConfirmed, ProviderOffered
-from shared.events.purchasing import PurchaseOrderRequested
+from shared.events.purchasing import PurchaseOrderAmended, PurchaseOrderRequested
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import CaseClosed
 
@@ -115,15 +115,34 @@ async def _end_duplicates(
 
 async def _end_cancelled(conn: asyncpg.Connection, step: Step, cause: Envelope, now: datetime) -> list[outbox.Outgoing]:
     """R-F7: the purchasing step a plan's next action opened is cancelled: the order that action started ends
-    today, once (an order it only amended stays: the package it changed goes on)."""
+    today, once; an order it only amended goes on (the package it changed), amended back by that difference."""
     action_id = step.provenance.get("next_action_id")
     if not action_id:
         return []
     today = london_date(now)
     reason = purchasing.support_cancelled(step.step_type, step.step_id)
     ended = await store.end_live_order_of_source(conn, f"next-action:{action_id}", today, reason, now)
-    return [EMIT.event(topics.PURCHASING_ORDERS, purchasing.ended(str(po), today, reason), cause, step.person_id)
-            for po in ended]
+    return [*(EMIT.event(topics.PURCHASING_ORDERS, purchasing.ended(str(po), today, reason), cause, step.person_id)
+              for po in ended),
+            *await _amend_back(conn, step, f"next-action:{action_id}", cause, now)]
+
+
+async def _amend_back(conn: asyncpg.Connection, step: Step, source_key: str, cause: Envelope,
+                      now: datetime) -> list[outbox.Outgoing]:
+    """R-F7: the amendment a cancelled step's next action made of a live order, undone once (its own key)."""
+    made = await store.amendment_of_live_order(conn, source_key)
+    if made is None:
+        return []
+    changes, terms = purchasing.reversal(dict(made["current"]), dict(made["changes"]))
+    undo_key = f"cancelled:{source_key}"
+    if not await store.amend_po_request(conn, source_key=undo_key, po_request_id=made["po_request_id"],
+                                        step_id=step.step_id, changes=changes, current=terms, at=now) or not changes:
+        return []
+    po_id = str(made["po_request_id"])
+    log.info("purchase order amended back", extra={"po_request_id": po_id})
+    undone = PurchaseOrderAmended(po_request_id=po_id, changes=changes, step_id=step.step_id,
+                                  effective_date=london_date(now))
+    return [EMIT.event(topics.PURCHASING_ORDERS, undone, cause, step.person_id)]
 
 
 async def _end_case(conn: asyncpg.Connection, person_id: str, cause: Envelope, now: datetime) -> list[outbox.Outgoing]:

@@ -25,6 +25,7 @@ from shared.commands.base import CommandRejected, Reason, RuleBroken, parse_comm
 from shared.envelope import Envelope, decode, parse
 from shared.events.referrals import PersonUpdated, ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
+from shared.events.web import AccountListed
 from shared.events.workflow import WorkflowStarted
 from shared.readers import PersonReader, ServiceReader
 
@@ -37,6 +38,25 @@ READS_BEFORE = (cmd.SaveStep, cmd.FinishStep, cmd.AuthoriseStep, cmd.RefreshPrep
 PACK_VERSION = 1
 log = logging.getLogger(__name__)
 router = KafkaRouter()
+
+
+# --- the desk's staff directory (R-RQ9, R-RQ10) ------------------------------------------------------
+
+
+@subscriber(router, GROUP, topics.WEB_EVENTS)
+async def on_account_listed(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
+    """An account as the desk lists it: who may sign, in which teams, and whether it is enabled."""
+    envelope = decode(msg.body)
+    if envelope.type != AccountListed.TYPE:
+        return
+    listed = parse(AccountListed, envelope)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await inbox.claim(conn, envelope.id, topics.WEB_EVENTS):
+            metrics.MESSAGES.labels(GROUP, topics.WEB_EVENTS, "duplicate").inc()
+            return
+        await store.list_worker(conn, listed)
+        await store.hold_unheld_steps(conn, listed)
+    metrics.MESSAGES.labels(GROUP, topics.WEB_EVENTS, "handled").inc()
 
 
 # --- referral intake ---------------------------------------------------------------------------
@@ -276,10 +296,12 @@ def _ids() -> Iterator[str]:
 def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
              case: domain.CaseView | None = None, involved: frozenset[str] = frozenset(),
              relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None,
-             known: Mapping[str, domain.Actor] | None = None) -> domain.Context:
+             known: Mapping[str, domain.Actor] | None = None,
+             disabled: frozenset[str] = frozenset()) -> domain.Context:
     return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
                           packs=packs, person=person, case=case or domain.CaseView(), involved=involved,
-                          relationships=relationships, locality_team=locality, known_workers=known or {})
+                          relationships=relationships, locality_team=locality, known_workers=known or {},
+                          disabled_workers=disabled)
 
 
 def _not_found(what: str, field: str) -> RuleBroken:
@@ -316,7 +338,7 @@ async def _decide(
     needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep
                                 | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep)
     requests = await store.requests_of(conn, step.step_id) if needs_requests else []
-    known = await _known_workers(conn, packs, command, step)
+    known, disabled = await _known_workers(conn, packs, command, step)
     involved: frozenset[str] = frozenset()
     if isinstance(command, cmd.SaveStep) and packs.step(step.step_type, step.pack_version).activity_logs:
         assignees = await store.assignees_of_person(conn, step.person_id)
@@ -324,7 +346,7 @@ async def _decide(
     assignments = await store.assignments_of(conn, step_id) \
         if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:
-        ctx = _context(command, packs, person, case, involved, relationships, locality, known)
+        ctx = _context(command, packs, person, case, involved, relationships, locality, known, disabled)
         decision = domain.decide(ctx, command, step=step, requests=requests, request=request,
                                  assignments=assignments)
     except RuleBroken as broken:
@@ -334,19 +356,20 @@ async def _decide(
 
 
 async def _known_workers(conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command,
-                         step: domain.Step) -> dict[str, domain.Actor]:
-    """R-RQ9: for a request, its recipient (as sent, or the pack's default) and the members of its team and of
-    the sender's teams."""
-    if not isinstance(command, cmd.SendRequest):
-        return {}
+                         step: domain.Step) -> tuple[dict[str, domain.Actor], frozenset[str]]:
+    """R-RQ9, R-RQ10: for a request or notification, its recipient (as sent, or the pack's default) and the
+    members of its team and of the sender's teams; and the disabled among them."""
+    nobody: tuple[dict[str, domain.Actor], frozenset[str]] = ({}, frozenset())
+    if not isinstance(command, cmd.SendRequest | cmd.SendNotification):
+        return nobody
     to: cmd.Target | Recipient | None = command.to
     if to is None:
         try:
             to = packs.step(step.step_type, step.pack_version).request(command.name).default_to
         except KeyError:
-            return {}  # refused by the domain: no such request
+            return nobody  # refused by the domain: no such request
     if to is None:
-        return {}
+        return nobody
     teams = {*command.actor.team_ids, *([to.id] if to.kind == "team" else [])}
     return await store.known_workers(conn, to.id, teams)
 

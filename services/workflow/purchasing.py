@@ -321,6 +321,7 @@ _AMENDS: dict[str, tuple[str, ...]] = {
 }
 AMENDED_FIELDS = ("service_description", "weekly_hours", "hourly_rate", "weeks_per_year", "weekly_cost",
                   "annual_cost", "unit", "unit_rate", "units_per_week")
+COST_FIELDS = ("weekly_cost", "annual_cost")  # an amendment carries their difference
 CASE_CLOSED_REASON = "The case was closed"
 
 
@@ -358,10 +359,35 @@ def amendment(
         if before == after:
             continue
         change: dict[str, Any] = {"from": before, "to": after}
-        if field in ("weekly_cost", "annual_cost") and before is not None and after is not None:
+        if field in COST_FIELDS and before is not None and after is not None:
             change["difference"] = money_string(Decimal(after) - Decimal(before))
         changes[field] = change
     terms = {**current, **{field: proposed.get(field) for field in AMENDED_FIELDS}}
+    return changes, terms
+
+
+def reversal(current: Mapping[str, Any], made: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """R-F7: what undoes the amendment `made` of an order whose terms are now `current` (its step cancelled):
+    each cost back by the amendment's difference, pence exact, whatever changed it since; each other term back
+    to what it was, where nothing changed it since. The changes (as `amendment` gives them) and the terms."""
+    changes: dict[str, Any] = {}
+    terms = dict(current)
+    for field in AMENDED_FIELDS:
+        change, now = made.get(field), current.get(field)
+        if not isinstance(change, Mapping):
+            continue
+        if field in COST_FIELDS and change.get("difference") is not None and now is not None:
+            back = money_string(Decimal(now) - Decimal(change["difference"]))
+        elif now == change.get("to"):
+            back = change.get("from")
+        else:
+            continue
+        if back == now:
+            continue
+        changes[field] = {"from": now, "to": back}
+        if field in COST_FIELDS and now is not None and back is not None:
+            changes[field]["difference"] = money_string(Decimal(back) - Decimal(now))
+        terms[field] = back
     return changes, terms
 
 

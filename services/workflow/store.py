@@ -24,6 +24,7 @@ from services.workflow.domain import (
 )
 from services.workflow.pack import PackRegistry
 from shared.actor import Actor
+from shared.events.web import AccountListed
 
 STEP_COLUMNS = (
     "step_id, workflow_id, person_id, linked_person_id, step_type, pack_version, state,"
@@ -395,6 +396,15 @@ async def amend_po_request(conn: asyncpg.Connection, *, source_key: str, po_requ
     return bool(inserted)
 
 
+async def amendment_of_live_order(conn: asyncpg.Connection, source_key: str) -> asyncpg.Record | None:
+    """R-F7: the amendment kept under `source_key` with its order's current terms, the order locked; None when
+    there is none or the order has ended."""
+    return await conn.fetchrow(
+        "SELECT a.po_request_id, a.changes, coalesce(p.current, p.requested) AS current FROM po_amendments a"
+        " JOIN po_requests p USING (po_request_id) WHERE a.source_key = $1 AND p.end_requested_at IS NULL"
+        " FOR UPDATE OF p", source_key)
+
+
 async def end_live_orders(conn: asyncpg.Connection, person_id: uuid.UUID, end_date: Any, reason: str,
                           at: datetime) -> list[uuid.UUID]:
     """R-F7: every live order of the person now ends on `end_date` (the case closed)."""
@@ -466,17 +476,43 @@ async def carried_source(conn: Conn, person_id: str, step_type: str, before: dat
 
 
 async def saw_worker(conn: asyncpg.Connection, actor: Actor, at: datetime) -> None:
-    """The roles and teams a worker acted with; rewritten only when they change (no lock otherwise)."""
+    """The roles and teams a worker acted with, for a worker the desk's directory has not listed yet;
+    rewritten only when they change (no lock otherwise)."""
     # one round trip: the UPDATE sees the table as it was before the INSERT (one snapshot)
     await conn.execute(
         "WITH added AS (INSERT INTO known_workers (worker_id, roles, team_ids, since) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (worker_id) DO NOTHING)"
         " UPDATE known_workers SET roles = $2, team_ids = $3, since = $4 WHERE worker_id = $1"
-        " AND (roles <> $2 OR team_ids <> $3)", actor.worker_id, sorted(actor.roles), sorted(actor.team_ids), at)
+        " AND listed_at IS NULL AND (roles <> $2 OR team_ids <> $3)",
+        actor.worker_id, sorted(actor.roles), sorted(actor.team_ids), at)
 
 
-async def known_workers(conn: Conn, worker_id: str, team_ids: Iterable[str]) -> dict[str, Actor]:
-    """The worker and the members of the teams, as last seen acting."""
-    rows = await conn.fetch("SELECT worker_id, roles, team_ids FROM known_workers"
+async def list_worker(conn: asyncpg.Connection, listed: AccountListed) -> None:
+    """The desk's listing of an account (R-RQ9), unless a later one is already kept."""
+    await conn.execute(
+        "INSERT INTO known_workers (worker_id, roles, team_ids, since, active, listed_at)"
+        " VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (worker_id) DO UPDATE"
+        " SET roles = $2, team_ids = $3, since = $4, active = $5, listed_at = $4"
+        " WHERE known_workers.listed_at IS NULL OR known_workers.listed_at <= $4",
+        listed.worker_id, sorted(listed.roles), sorted(listed.team_ids), listed.as_of, listed.active)
+
+
+async def hold_unheld_steps(conn: asyncpg.Connection, listed: AccountListed) -> None:
+    """R-W14: the listed worker's open steps that name no holding team are held by the teams the directory lists
+    for them (as migration 0009 did for the workers known then)."""
+    if not listed.team_ids:
+        return
+    await conn.execute(
+        "UPDATE steps SET provenance = provenance || jsonb_build_object('held_by', to_jsonb($2::text[]))"
+        " WHERE assignee_kind = 'worker' AND assignee_id = $1 AND state NOT IN ('finished', 'cancelled')"
+        " AND NOT (provenance ? 'held_by')", listed.worker_id, sorted(listed.team_ids))
+
+
+async def known_workers(conn: Conn, worker_id: str,
+                        team_ids: Iterable[str]) -> tuple[dict[str, Actor], frozenset[str]]:
+    """The worker and the members of the teams, as the directory lists them (or as last seen acting), and which
+    of them are disabled."""
+    rows = await conn.fetch("SELECT worker_id, roles, team_ids, active FROM known_workers"
                             " WHERE worker_id = $1 OR team_ids && $2::text[]", worker_id, sorted(team_ids))
-    return {r["worker_id"]: Actor(r["worker_id"], frozenset(r["roles"]), frozenset(r["team_ids"])) for r in rows}
+    return ({r["worker_id"]: Actor(r["worker_id"], frozenset(r["roles"]), frozenset(r["team_ids"])) for r in rows},
+            frozenset(r["worker_id"] for r in rows if not r["active"]))

@@ -98,6 +98,41 @@ async def test_a_note_written_on_a_recorded_reason_carries_the_reason_to_referra
         assert (await audit.verify(conn, "web")).ok
 
 
+async def test_a_manager_sees_every_reason_given_to_reach_a_record_in_the_desk_and_in_the_services(
+        infra, web, events):
+    """Issue #21: the record's access audit lists, newest first, who reached it on a reason — opened in the desk,
+    and the commands referrals and allocation allowed on one (their GET /people/{id}/access-reasons) — with
+    when and why; for managers only."""
+    person_id, _ = await new_case(infra, events)
+    worker, manager = Desk(web.url), Desk(web.url)
+    try:
+        await worker.sign_in("sw2")  # Carers team: no relationship with, nor work for, this person
+        reason = f"Duty call from the daughter {uuid.uuid4().hex[:6]}"
+        await worker.post(f"/people/{person_id}/access", reason=reason)
+        assert "Case note added." in (await worker.post(f"/people/{person_id}/notes", title="Duty call",
+                                                        type="Case Note", text="Daughter called.")).text
+        added = await worker.post(f"/people/{person_id}/relationships/organisational", team_id="adult-carers",
+                                  relationship="Involved Team")
+        assert "Relationship added." in added.text
+        assert (await worker.get(f"/people/{person_id}/access-audit")).status_code == 403
+        assert 'id="access-audit-link"' not in (await worker.get(f"/people/{person_id}")).text
+
+        await manager.sign_in("tm")  # Front Door: no relationship either
+        checking = f"Checking the carers involvement {uuid.uuid4().hex[:6]}"
+        opened = await manager.post(f"/people/{person_id}/access", reason=checking)
+        assert 'id="access-audit-link"' in opened.text
+        page = await manager.get(f"/people/{person_id}/access-audit")
+        rows = re.findall(r"<tr><td><time[^>]*>[^<]*</time></td><td>([^<]*)</td><td>[^<]*</td><td>([^<]*)</td>"
+                          r"<td>([^<]*)</td><td>([^<]*)</td></tr>", page.text)
+        assert rows[0] == ("tm", "Desk", "Opened the record (break-glass)", checking)
+        assert set(rows[1:]) == {("sw2", "Desk", "Opened the record (break-glass)", reason),
+                                 ("sw2", "Referrals", "case_note.add", reason),
+                                 ("sw2", "Allocation", "org_relationship.add", reason)}
+    finally:
+        await worker.close()
+        await manager.close()
+
+
 async def test_find_a_person_by_nhs_number_is_a_post_and_the_number_is_never_in_a_url(infra, web, events):
     """Issue #21 §5: the NHS number goes in the body of a POST (with the CSRF token), not the query string."""
     referral = unique_referral()

@@ -76,6 +76,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     topics.SCHEDULER_TIMERS: ("scheduler",),
     topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications", "clocks"),
     topics.BROKERAGE_EVENTS: ("workflow",),
+    topics.WEB_EVENTS: ("workflow",),
 }
 COMMAND_TOPICS = {topics.REFERRALS_COMMANDS: topics.REFERRALS_EVENTS,
                   topics.WORKFLOW_COMMANDS: topics.WORKFLOW_EVENTS,
@@ -90,6 +91,7 @@ KNOWN_TYPE = {
     topics.NOTIFICATIONS_COMMANDS: "task.complete",
     topics.SCHEDULER_TIMERS: "timer.set",
     topics.SCHEDULER_DUE: "timer.due", topics.BROKERAGE_EVENTS: "provider.offered",
+    topics.WEB_EVENTS: "account.listed",
 }
 HANDLED = {
     topics.WORKFLOW_EVENTS: {"request.raised", "notification.sent", "request.completed", "step.cancelled",
@@ -453,6 +455,15 @@ def good_messages(topic: str, person_id: str) -> tuple[list[tuple[str, bytes]], 
         async def check(log: EventLog, db: asyncpg.Pool) -> None:
             await _in_inbox(db, "workflow", str(m.id))
         return [(person_id, m.to_bytes())], check
+    if topic == topics.WEB_EVENTS:  # R-RQ9: the desk's listing of an account, kept by workflow
+        worker = f"w-hostile-{uuid.uuid4().hex[:8]}"
+        m = new_message("account.listed", "tessera/web", {
+            "worker_id": worker, "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"], "active": True,
+            "as_of": now.isoformat()}, subject=worker)
+
+        async def check(log: EventLog, db: asyncpg.Pool) -> None:
+            await _in_inbox(db, "workflow", str(m.id))
+        return [(worker, m.to_bytes())], check
     raise AssertionError(f"no good message for {topic}")
 
 

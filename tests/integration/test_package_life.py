@@ -76,6 +76,35 @@ async def test_R_F7_a_cancelled_purchasing_step_ends_the_order_it_was_raised_wit
         ("brokerage", "168.53", "7752.38")]
 
 
+async def test_R_F7_a_cancelled_purchasing_step_that_amended_the_package_amends_it_back(
+        workflow, commands: Commands, orders: EventLog, tmp_path: Path):
+    """A review adds 1.5 hours of care and asks brokerage again: the order is amended. The brokerage team's
+    manager cancels the review's purchasing step (the care will not change): the order is amended back by the
+    same difference, to the penny, and the ledger holds the first plan's package."""
+    worker, person_id = coordinator(), str(uuid.uuid4())
+    brokerage_tm = actor(f"tm-br-{uuid.uuid4().hex[:8]}", "team_manager", teams=("adult-brokerage",))
+    first = await support_plan(commands, worker, person_id, plan_values(DOM_CARE),
+                               [{"action": BROKERAGE, "reason": SOURCE_PVI}])
+    (await commands.send("step.finish", worker, key=person_id, step_id=first)).ok()
+    review = await support_plan(commands, worker, person_id, plan_values({**DOM_CARE, "hours_per_week": 12}),
+                                [{"action": BROKERAGE, "reason": SOURCE_PVI}], step_type="Review Support Plan")
+    finished = (await commands.send("step.finish", worker, key=person_id, step_id=review)).ok()
+    [purchasing_step] = [s["step_id"] for s in finished.all("step.created") if s["step_type"] == BROKERAGE]
+    await ledger_of(orders, person_id, tmp_path, 2)
+    (await commands.send("step.cancel", brokerage_tm, key=person_id, step_id=purchasing_step,
+                         reason="The care is not changing after all")).ok()
+    held = await ledger_of(orders, person_id, tmp_path, 3)
+    amended, undone = orders_of(orders, person_id, "purchase_order.amended")
+    # £16.05 × 12 h = £192.60 a week (+£24.07), × 46 weeks = £8,859.60 (+£1,107.22); and back
+    assert amended.data["changes"]["weekly_cost"] == {"from": "168.53", "to": "192.60", "difference": "24.07"}
+    assert undone.data["changes"]["weekly_cost"] == {"from": "192.60", "to": "168.53", "difference": "-24.07"}
+    assert undone.data["changes"]["annual_cost"] == {"from": "8859.60", "to": "7752.38", "difference": "-1107.22"}
+    assert (undone.data["po_request_id"], undone.data["step_id"]) == (amended.data["po_request_id"], purchasing_step)
+    assert [(o["kind"], o["weekly_cost"], o["annual_cost"]) for o in held["orders"]] == [
+        ("brokerage", "168.53", "7752.38")]
+    assert not orders_of(orders, person_id, "purchase_order.end_requested")
+
+
 async def test_R_F7_a_plan_with_no_line_for_a_package_asks_for_no_empty_order(
         workflow, commands: Commands, orders: EventLog, tmp_path: Path):
     """A plan asking brokerage for care it has no line for, and the person with no brokerage order to end: only

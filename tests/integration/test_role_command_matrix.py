@@ -220,7 +220,8 @@ RECIPES = {
     "step.finish": "signed_off",  # ready to finish, its REQUIRED request completed by its recipient (R-RQ7)
     "step.authorise": "for_authoriser",  # ready, its REQUIRED request sent to the actor's team (R-RQ4)
     "step.send_notification": "notify",  # a WB Support Action Plan Delivery, held like `fresh`
-    "step.reschedule": "future",  # Future Work waiting, held by the team, assigned on to the owner (R-S1)
+    # Future Work waiting, held by the team: a team's member who may not open it may not reschedule it (R-S1, R-K13)
+    "step.reschedule": "future",
 }
 
 
@@ -359,12 +360,9 @@ def record_prepared(plan: StepPlan, sends: list[Send], seen: dict[str, list[Seen
 
 
 def finish_preparing(world: World, plan: StepPlan) -> list[Send]:
-    """Round three: a request completed by its recipient; the waiting Future Work assigned on to the owner."""
+    """Round three: a request completed by its recipient (the waiting Future Work stays with the team: R-K13)."""
     if plan.recipe == "signed_off":
         return [command("request.complete", world.recipient, plan.person_id, request_id=plan.request_id)]
-    if plan.recipe == "future":
-        return [command("step.assign", world.manager, plan.person_id, step_id=plan.step_id,
-                        to={"kind": "worker", "id": world.owner["worker_id"]})]
     return []
 
 

@@ -8,6 +8,7 @@ tests/integration/test_workflow_commands.py.
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,7 +19,7 @@ from shared.envelope import new_message
 from shared.readers import PersonReader
 from shared.testing import free_port
 from tests.in_process import Consumer, queued, service_pool, set_aside_once
-from tests.workflow_harness import SCREENING, Personas, shipped_packs
+from tests.workflow_harness import SCREENING, Personas, actor, given_step, shipped_packs
 
 REFERRALS = "tessera/referrals"
 
@@ -190,3 +191,62 @@ async def test_an_invalid_timer_due_of_workflow_is_set_aside_not_dropped(pool):
     [letter] = await pool.fetch("SELECT error FROM dead_letters WHERE job = $1 AND key = $2",
                                 topics.SCHEDULER_DUE, key)
     assert letter["error"].startswith("invalid timer.due") and "due_at" in letter["error"]
+
+
+@pytest.fixture
+def directory(pool: asyncpg.Pool) -> Consumer:
+    return Consumer(pool, "workflow", handlers.on_account_listed, {})
+
+
+async def test_R_RQ9_the_desks_listing_of_an_account_is_kept_over_an_older_one_and_over_the_roles_it_acts_with(
+        pool, directory, commands):
+    """An unlisted worker is known by the roles they act with; once the desk lists them, the directory wins: a
+    command with other roles, or an older listing replayed (the broker lost its log), changes nothing."""
+    worker = f"ws-{uuid.uuid4().hex[:8]}"
+
+    async def known() -> tuple[list[str], list[str], bool]:
+        row = await pool.fetchrow("SELECT roles, team_ids, active FROM known_workers WHERE worker_id = $1", worker)
+        return list(row["roles"]), list(row["team_ids"]), row["active"]
+
+    async def listing(roles: list[str], active: bool, as_of: str) -> None:
+        await directory.event(topics.WEB_EVENTS, "account.listed", "tessera/web",
+                              {"worker_id": worker, "roles": roles, "team_ids": ["north"], "active": active,
+                               "as_of": as_of}, worker)
+
+    acting = {"worker_id": worker, "roles": ["social_worker"], "team_ids": ["south"]}
+    await commands.send(topics.WORKFLOW_COMMANDS, "step.start", acting, step_id=str(uuid.uuid4()))
+    assert await known() == (["social_worker"], ["south"], True)
+    await listing(["team_manager"], False, "2026-12-03T10:00:00Z")
+    assert await known() == (["team_manager"], ["north"], False)
+    await commands.send(topics.WORKFLOW_COMMANDS, "step.start", acting, step_id=str(uuid.uuid4()))
+    assert await known() == (["team_manager"], ["north"], False)
+    await listing(["social_worker"], True, "2026-12-03T09:00:00Z")
+    assert await known() == (["team_manager"], ["north"], False)
+
+
+async def test_R_W14_a_workers_step_that_names_no_team_is_held_by_the_teams_the_directory_lists(
+        pool, directory, commands):
+    """A step written before `held_by` was kept names no team: any team's manager could cancel it. Once the desk
+    lists its worker, their teams hold it (migration 0009 did the same for the workers known then)."""
+    worker = f"wl-{uuid.uuid4().hex[:8]}"
+    step_id = await given_step(pool, actor(worker, "social_worker", teams=("locality-east",)), str(uuid.uuid4()),
+                               "WB Covid 19 Response")
+    await pool.execute("UPDATE steps SET provenance = provenance - 'held_by' WHERE step_id = $1", uuid.UUID(step_id))
+    await directory.event(topics.WEB_EVENTS, "account.listed", "tessera/web",
+                          {"worker_id": worker, "roles": ["social_worker"], "team_ids": ["locality-east"],
+                           "active": True, "as_of": "2026-12-03T10:00:00Z"}, worker)
+    outsider = actor(f"tm-{uuid.uuid4().hex[:8]}", "team_manager", teams=("locality-west",))
+    refused = await commands.send(topics.WORKFLOW_COMMANDS, "step.cancel", outsider, step_id=step_id,
+                                  reason="Opened in error")
+    assert (refused.rejection["code"], "locality-east" in refused.rejection["message"]) == ("not_team_member", True)
+
+
+async def test_R_W14_migration_0009_holds_a_known_workers_unheld_steps_by_their_teams(pool, commands):
+    """The workers known when it runs (seen acting, or listed): their open steps that name no team get theirs."""
+    worker = actor(f"wm-{uuid.uuid4().hex[:8]}", "social_worker", teams=("locality-north",))
+    await commands.send(topics.WORKFLOW_COMMANDS, "step.start", worker, step_id=str(uuid.uuid4()))  # seen acting
+    step_id = await given_step(pool, worker, str(uuid.uuid4()), "WB Covid 19 Response")
+    await pool.execute("UPDATE steps SET provenance = provenance - 'held_by' WHERE step_id = $1", uuid.UUID(step_id))
+    await pool.execute((Path(handlers.__file__).parent / "migrations" / "0009_held_by_known_teams.sql").read_text())
+    held = await pool.fetchval("SELECT provenance->'held_by' FROM steps WHERE step_id = $1", uuid.UUID(step_id))
+    assert held == ["locality-north"]

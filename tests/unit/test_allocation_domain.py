@@ -486,6 +486,25 @@ def test_R_A4_reassigning_to_a_worker_keeps_future_work_with_the_team() -> None:
     assert [(a.step_id, a.id) for a in to_team.step_assigns] == [("s-future-work", "locality-south")]
 
 
+def test_R_A4_a_workers_future_work_goes_to_a_team_even_when_several_or_none_hold_their_work() -> None:
+    """R-K13: never left with the worker. Several holding teams: the reassigning manager's among them; none
+    known (only a manager above teams may then reassign): the manager's own team."""
+    workers_future = replace(FUTURE_WORK, assignee_kind="worker", assignee_id="sw1")
+    [first] = allocate(Case(PERSON)).worker_relationships
+    second = replace(first, relationship_id="r-2", team_id="locality-south")
+    several = Case(PERSON, worker_relationships=(first, second))
+
+    def future_to(case: Case, actor: dict[str, Any]) -> list[tuple[str, str]]:
+        decision = domain.reassign(ctx(actor), case, command(
+            "case.reassign", actor, person_id=PERSON, **{"from": {"kind": "worker", "id": "sw1"}},
+            to={"kind": "worker", "id": "sw2"}), [workers_future])
+        return [(a.kind, a.id) for a in decision.step_assigns if a.step_id == "s-future-work"]
+
+    assert future_to(several, OTHER_TM) == [("team", "locality-south")]
+    assert future_to(several, TM) == [("team", "locality-north")]
+    assert future_to(Case(PERSON), SENIOR) == [("team", "county-hq")]  # no relationship, tray or team known
+
+
 def test_R_A3_not_ordinarily_resident_and_wrong_role_refused_together() -> None:
     assert refused(allocate, Case(PERSON, ordinarily_resident=False), SW) == ["role", "not_ordinarily_resident"]
 

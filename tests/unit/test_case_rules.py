@@ -8,7 +8,7 @@ R-W6 system-generated fields, R-K8 death notification. Dates are Europe/London.
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -571,6 +571,21 @@ def test_R_W11_future_work_is_opened_by_a_manager_who_allocates_the_review_not_b
     assert (review.step_type, review.assignee_id) == ("Review Planning", "sw")
     close = shipped.step(FW).next_action("No further involvement required from the department – close case")
     assert close.target_step_type == "Close Case"
+
+
+def test_R_K13_future_work_is_never_assigned_to_a_worker_and_only_a_manager_hands_it_on(e: Engine) -> None:
+    """Seed 001 §6.2.1: Future Work stays with a team. Assigned to a worker it is refused naming the rule, the
+    manager's own team-to-team move goes; a team social worker neither assigns nor reschedules it."""
+    team_manager = actor("tm-r", "team_manager", teams=("adult-review",))
+    [fw] = e.given_step(FW, team_manager, assignee={"kind": "team", "id": "adult-review"}).created
+    [why] = e.refused("step.assign", team_manager, step_id=fw.step_id, to={"kind": "worker", "id": "sw"})
+    assert (why.code, why.field) == ("future_work_to_team", "to") and "R-K13" in why.message
+    assert "role" in codes(e.refused("step.assign", SW, step_id=fw.step_id,  # SW is in adult-review
+                                     to={"kind": "team", "id": "adult-north"}))
+    assert "role" in codes(e.refused("step.reschedule", SW, step_id=fw.step_id,
+                                     due_date=str(e.now.date() + timedelta(days=30))))
+    e.send("step.assign", team_manager, step_id=fw.step_id, to={"kind": "team", "id": "adult-north"})
+    assert (e.steps[fw.step_id].assignee_kind, e.steps[fw.step_id].assignee_id) == ("team", "adult-north")
 
 
 def test_R_K6_a_co_worker_ends_their_professional_support_while_the_other_workflow_continues(e: Engine) -> None:

@@ -31,7 +31,7 @@ from shared.commands import referrals as referral_commands
 from shared.commands import workflow as workflow_commands
 from shared.commands.base import RuleBroken, invalid_reasons, parse_command
 from shared.envelope import Envelope, Undecodable, decode, describe_errors
-from shared.events import allocation, brokerage, documents, notifications, referrals, workflow
+from shared.events import allocation, brokerage, documents, notifications, referrals, web, workflow
 from shared.events import purchasing as purchasing_events
 from tests.hostile_values import CANARY, data_for, envelope_for, hostile, json_values, nested, within_bounds
 from tests.workflow_harness import PERSON, Engine, actor, shipped_packs
@@ -43,7 +43,8 @@ PROPERTY = settings(max_examples=PER_MODEL, deadline=None, suppress_health_check
 COMMAND_SETS = {"workflow": workflow_commands.COMMANDS, "allocation": allocation_commands.COMMANDS,
                 "referrals": referral_commands.COMMANDS}
 COMMANDS = [model for commands in COMMAND_SETS.values() for model in commands.values()]
-EVENTS = [model for module in (workflow, allocation, notifications, documents, brokerage, purchasing_events, referrals)
+EVENTS = [model for module in (workflow, allocation, notifications, documents, brokerage, purchasing_events, referrals,
+                          web)
           for _, model in inspect.getmembers(module, inspect.isclass)
           if issubclass(model, BaseModel) and model.__module__ == module.__name__ and "TYPE" in vars(model)]
 
@@ -72,7 +73,7 @@ def test_every_model_is_covered() -> None:
     assert len(COMMANDS) == 34
     assert {m.TYPE for m in EVENTS} >= {"referral.received", "referral.accepted", "request.raised", "step.finished",
                                         "step.rescheduled", "message.requested", "message.sent", "provider.offered",
-                                        "provider.confirmed", "purchase_order.requested"}
+                                        "provider.confirmed", "purchase_order.requested", "account.listed"}
 
 
 @pytest.mark.parametrize("model", COMMANDS, ids=lambda m: m.TYPE)

@@ -272,6 +272,27 @@ def test_R_F7_an_amendment_names_each_changed_term_and_the_cost_differences_to_t
     assert purchasing.amendment("brokerage", terms, fewer)[0] == {}  # the same plan again changes nothing
 
 
+def test_R_F7_a_cancelled_amendment_is_amended_back_by_its_difference_to_the_penny() -> None:
+    """The review's −£4.02 a week is undone by +£4.02 even after a later amendment (+£0.01, an odd penny) moved
+    the costs; the hours go back only where nothing changed them since."""
+    current = BROKERAGE_ORDER.model_dump(mode="json")
+    fewer = _requested(weekly_hours="10.25", units_per_week="10.25", weekly_cost="164.51", annual_cost="7567.46")
+    made, terms = purchasing.amendment("brokerage", current, fewer)
+    changes, back = purchasing.reversal(terms, made)
+    assert changes == {
+        "weekly_hours": {"from": "10.25", "to": "10.5"}, "units_per_week": {"from": "10.25", "to": "10.5"},
+        "weekly_cost": {"from": "164.51", "to": "168.53", "difference": "4.02"},
+        "annual_cost": {"from": "7567.46", "to": "7752.38", "difference": "184.92"}}
+    assert {k: back[k] for k in AMENDED} == {k: current[k] for k in AMENDED}
+    later = {**terms, "weekly_hours": "11", "weekly_cost": "164.52", "annual_cost": "7567.47"}
+    changes, back = purchasing.reversal(later, made)
+    assert "weekly_hours" not in changes and back["weekly_hours"] == "11"
+    assert (back["weekly_cost"], back["annual_cost"]) == ("168.54", "7752.39")
+
+
+AMENDED = ("weekly_hours", "units_per_week", "weekly_cost", "annual_cost")
+
+
 def test_R_F7_a_long_term_order_keeps_its_providers_rate_when_the_hours_change() -> None:
     pvi = purchasing.pvi_order(BROKERAGE_ORDER, provider="Acme PVI", start_date=date(2024, 8, 1), requested_by="b",
                                rate=Decimal("17.25")).event.model_dump(mode="json")

@@ -3,10 +3,13 @@ it on step.finished, and notifications makes that a task in their inbox (seed 00
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from services.notifications import domain as notifications
+from services.workflow.domain.finishing import document_worker
 from services.workflow.pack import PackRegistry
+from shared.events.workflow import Assignee
 from tests.workflow_harness import Engine, actor, shipped_packs
 
 SW = actor("sw", "social_worker", teams=("adult-review",))
@@ -63,3 +66,14 @@ def test_R_K11_a_review_waiting_with_the_team_at_sign_off_goes_to_the_worker_who
     sender = signed_off_twr({"kind": "team", "id": "adult-review"})
     assert (sender.kind, sender.id) == ("worker", "sw")  # type: ignore[attr-defined]
 
+
+
+
+def test_R_K11_a_team_held_document_never_sent_for_sign_off_goes_to_the_worker_who_last_worked_on_it() -> None:
+    """Every shipped document needs its sign-off request (R-RQ3), yet a pack may ship one without: the worker who
+    last changed it before it was finished sends it, never the team; changed last by the system, its finisher."""
+    e = Engine()
+    step = e.given_step(TWR, SW).created[0]
+    held = replace(step, assignee_kind="team", assignee_id="adult-review", updated_by="sw")
+    assert document_worker(held, [], "tm") == Assignee(kind="worker", id="sw")
+    assert document_worker(replace(held, updated_by="system:scheduler"), [], "tm") == Assignee(kind="worker", id="tm")

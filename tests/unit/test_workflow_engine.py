@@ -161,6 +161,17 @@ def test_R_W14_a_workers_own_step_is_their_teams_work(e: Engine) -> None:
     assert codes(refused) == ["not_team_member"]  # handed on to another worker: still the Hub's
 
 
+def test_R_W14_a_step_created_for_another_worker_from_no_teams_step_is_the_creators_teams(e: Engine) -> None:
+    """A Hub manager opens a step for worker x, from no step of a team's: the Hub holds it; before, it named no
+    team and any team's manager could cancel it."""
+    own = {"worker_id": "tm-hub", "roles": ["team_manager"], "team_ids": ["wellbeing-service-hub"]}
+    [step] = e.given_step("WB Covid 19 Response", own, assignee={"kind": "worker", "id": "x"}).created
+    assert step.provenance["held_by"] == ["wellbeing-service-hub"]
+    outsider = {"worker_id": "tm-north", "roles": ["team_manager"], "team_ids": ["wellbeing-service-north"]}
+    refused = e.refused("step.cancel", outsider, step_id=step.step_id, reason="Opened in error")
+    assert codes(refused) == ["not_team_member"] and "wellbeing-service-hub" in refused[0].message
+
+
 def test_R_W14_a_teams_step_taken_by_a_member_who_started_it_stays_the_teams(e: Engine) -> None:
     step = e.referral()  # in the Hub's inbox
     e.send("step.start", P.hub, step_id=step.step_id)  # a Hub worker takes it
@@ -205,11 +216,26 @@ def test_R_RQ9_a_sign_off_request_to_a_team_needs_a_known_signer_in_it(e: Engine
 
 
 def test_R_RQ9_a_worker_workflow_never_saw_act_is_not_judged(e: Engine) -> None:
-    """Workflow keeps no directory: a recipient it has never seen act is sent the request (the desk offers only
-    signers)."""
+    """A recipient the desk's directory has not listed and workflow has never seen act is not judged: the request
+    is sent."""
     sw = actor("sw-n", "social_worker", teams=("locality-north",))
     [step] = e.given_step(CSP, sw).created
     e.send("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF, to={"kind": "worker", "id": "new-tm"})
+
+
+def test_R_RQ10_a_request_to_a_disabled_account_is_refused_and_a_disabled_member_signs_nothing(e: Engine) -> None:
+    """The directory lists tm-n disabled: a sign-off to them is refused `account_disabled`; sent to their team,
+    whose only signer they are, it is refused `cannot_sign` and they are not named."""
+    team = ("locality-north",)
+    sw = actor("sw-n", "social_worker", teams=team)
+    [step] = e.given_step(CSP, sw).created
+    e.listed(actor("tm-n", "team_manager", teams=team), active=False)
+    [why] = e.refused("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF,
+                      to={"kind": "worker", "id": "tm-n"})
+    assert (why.code, why.field) == ("account_disabled", "to") and "tm-n" in why.message
+    [why] = e.refused("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF,
+                      to={"kind": "team", "id": "locality-north"})
+    assert why.code == "cannot_sign" and "tm-n" not in why.message
 
 
 def test_stale_expected_version_is_a_conflict(e: Engine) -> None:

@@ -101,13 +101,23 @@ def _holding_team_reasons(actor: Actor, case: Case, source: cmd.Target) -> list[
                                       " service may reassign it", "actor.team_ids")]
 
 
-def _reassigned(step: Step, case: Case, command: cmd.ReassignCase) -> StepAssign | None:
+def _reassigned(step: Step, case: Case, command: cmd.ReassignCase, actor: Actor) -> StepAssign | None:
     """R-A4: where a moving step goes. Future Work never goes to a worker (seed 001 §6.2.1, "they will not be
-    able to open future work"): a team's stays with it, a worker's goes to the team that holds their work."""
+    able to open future work"; R-K13): a team's stays with it, a worker's goes to a team."""
     if not step.future_work or command.to.kind == "team":
         return StepAssign(step.step_id, command.to.kind, command.to.id)
-    teams = holding_teams(case, command.from_) if command.from_.kind == "worker" else frozenset()
-    return StepAssign(step.step_id, "team", next(iter(teams))) if len(teams) == 1 else None
+    if command.from_.kind == "team":
+        return None
+    team = future_work_team(actor, case, command.from_)
+    return StepAssign(step.step_id, "team", team) if team is not None else None
+
+
+def future_work_team(actor: Actor, case: Case, worker: cmd.Target) -> str | None:
+    """R-A4: the team a worker's Future Work goes to: the team holding their work with the person; of several,
+    the one the reassigning manager belongs to; none known, the manager's own; still several, the first by id."""
+    holding = holding_teams(case, worker)
+    candidates = (holding & actor.team_ids) or holding or actor.team_ids
+    return min(candidates) if candidates else None
 
 
 def reassign(ctx: Context, case: Case, command: cmd.ReassignCase, steps: list[Step]) -> Decision:
@@ -136,7 +146,8 @@ def reassign(ctx: Context, case: Case, command: cmd.ReassignCase, steps: list[St
         decision += new_worker_relationship(ctx, case.person_id, command.to.id, "Involved Worker", end_date,
                                          team_id=team_id)
         added = decision.worker_relationships[-1].relationship_id
-    assigns = tuple(a for a in (_reassigned(s, case, command) for s in preview["steps"]) if a is not None)
+    assigns = tuple(a for a in (_reassigned(s, case, command, ctx.actor) for s in preview["steps"])
+                    if a is not None)
     event = CaseReassigned.model_validate({
         "person_id": case.person_id, "from": command.from_.model_dump(), "to": command.to.model_dump(),
         "moved_step_ids": [a.step_id for a in assigns],

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.workflow.domain.model import Context, Request, Step
 from services.workflow.pack import StepDefinition
-from shared.actor import Actor, above_teams, held_roles
+from shared.actor import MANAGER_ROLES, Actor, above_teams, held_roles
 from shared.commands.base import Reason, reason
 
 
@@ -15,6 +15,24 @@ def is_assignee(step: Step, actor: Actor) -> bool:
     if step.assignee_kind == "worker":
         return step.assignee_id == actor.worker_id
     return step.assignee_id in actor.team_ids
+
+
+def may_hand_on(step: Step, defn: StepDefinition, actor: Actor) -> bool:
+    """R-W3, R-S1: who may assign or reschedule a step: its assignee (a member of its team), a manager or an
+    authoriser of the step type. A team's Future Work only its managers and authorisers (R-K13): a member who
+    cannot open it (R-W11) neither hands it on nor moves its date."""
+    if actor.roles & (MANAGER_ROLES | set(defn.authorisers)):
+        return True
+    return is_assignee(step, actor) and not (defn.is_future_work and step.assignee_kind == "team")
+
+
+def future_work_to_worker(defn: StepDefinition, to_kind: str) -> list[Reason]:
+    """R-K13: Future Work is a team's; its manager hands the worker the actual piece of work from it."""
+    if not defn.is_future_work or to_kind != "worker":
+        return []
+    return [reason("future_work_to_team", "Future Work stays with a team: its manager opens it and hands the worker"
+                   " the actual piece of work (a Review Planning, an Assessment Review…) by its next actions"
+                   " (R-K13)", field="to")]
 
 
 def may_work(step: Step, defn: StepDefinition, actor: Actor) -> bool:
@@ -145,15 +163,13 @@ def holding_teams(step: Step, assignments: Sequence[Mapping[str, Any]]) -> froze
 
 def held_by(ctx: Context, assignee: tuple[str, str], from_step: Step | None) -> list[str]:
     """R-W14: the teams a new worker's step is the work of: the worker's own teams when they create it for
-    themselves (as the signed actor says), else the teams that held the step it follows from."""
+    themselves (as the signed actor says), else the teams that held the step it follows from, else (from no
+    team's step) the teams of whoever created it for the worker."""
     kind, worker_id = assignee
     if kind != "worker":
         return []
-    if worker_id == ctx.actor.worker_id:
-        return sorted(ctx.actor.team_ids)
-    if from_step is None:
-        return []
-    return sorted(holding_teams(from_step, ()))
+    followed = holding_teams(from_step, ()) if from_step is not None and worker_id != ctx.actor.worker_id else None
+    return sorted(followed or ctx.actor.team_ids)
 
 
 def team_scope_problems(step: Step, actor: Actor, teams: frozenset[str], requests: Sequence[Request], doing: str,

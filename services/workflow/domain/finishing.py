@@ -160,7 +160,7 @@ def finish(
         ) for a in actions],
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
         warned_worker_ids=warned,
-        send_to_person=document_worker(step, requests) if defn.sent_to_person else None,
+        send_to_person=document_worker(step, requests, ctx.actor.worker_id) if defn.sent_to_person else None,
     )]
     opened = [creation_events(ctx, s) for s in created]
     created = [s for s, _, _ in opened]
@@ -181,14 +181,16 @@ def finish(
                     cancelled_timers=step_timer_keys(step.step_id))
 
 
-def document_worker(step: Step, requests: Sequence[Request]) -> Assignee:
+def document_worker(step: Step, requests: Sequence[Request], finisher: str) -> Assignee:
     """R-K11: who sends the signed-off document to the person — its worker; when it waits with a team at sign-off,
     the worker who first sent it for sign-off (it is their document, and a team inbox is nobody's task list);
-    the team only when no worker ever sent it."""
+    never sent for sign-off, the worker who last worked on it (its last change before the finish), else the
+    worker finishing it."""
     if step.assignee_kind == "worker":
         return step.assignee
     sender = next((r.sent_by for r in requests if r.kind == "request" and r.required), None)
-    return Assignee(kind="worker", id=sender) if sender is not None else step.assignee
+    last = step.updated_by if step.updated_by and not step.updated_by.startswith("system:") else None
+    return Assignee(kind="worker", id=sender or last or finisher)
 
 
 def signed_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Request]) -> tuple[Request, ...]:

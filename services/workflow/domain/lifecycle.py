@@ -7,8 +7,10 @@ from typing import Any
 
 from services.workflow.domain.access import (
     finisher_problems,
+    future_work_to_worker,
     is_assignee,
     may_contribute,
+    may_hand_on,
     may_log,
     may_work,
     not_assignee,
@@ -29,7 +31,6 @@ from services.workflow.domain.model import (
 )
 from services.workflow.domain.timers import FUTURE_WORK_TIMER, renewal_timer, timer_key
 from services.workflow.pack import StepDefinition
-from shared.actor import MANAGER_ROLES
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, check, reason
 from shared.events.workflow import StepAssigned, StepFormAdded, StepPrepopulatedRefreshed, StepSaved, StepStarted
@@ -66,9 +67,11 @@ def start(ctx: Context, step: Step, defn: StepDefinition) -> Decision:
 def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> Decision:
     """R-W3: to a worker or a team, or on from a team to a worker."""
     reasons = state_problems(step, OPEN_STATES | {"future"}, "assign")
-    if not (is_assignee(step, ctx.actor) or ctx.actor.roles & (MANAGER_ROLES | set(defn.authorisers))):
+    if not may_hand_on(step, defn, ctx.actor):
         reasons.append(reason("role", "only the assignee, a member of the assigned team or a manager"
-                              " may assign this step (R-W3)"))
+                              " may assign this step (R-W3)" if not defn.is_future_work else
+                              "only a manager assigns Future Work (R-K13)"))
+    reasons += future_work_to_worker(defn, to.kind)
     check(reasons)
     new = with_system(ctx, bump(step, ctx, assignee_kind=to.kind, assignee_id=to.id), defn)
     event = StepAssigned(**event_base(new, ctx), previous=step.assignee, assignee=new.assignee, state=new.state)

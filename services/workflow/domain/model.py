@@ -209,8 +209,10 @@ class Context:
     # R-W13: who is involved with the person ("worker:<id>", "team:<id>"): their relationships and the
     # assignees of their steps; loaded only where a rule reads it (an activity log)
     involved: frozenset[str] = frozenset()
-    # R-RQ9: workers as last seen acting (signed roles and teams): a sign-off's recipient and their teams
+    # R-RQ9: workers as the desk's staff directory lists them (or, not yet listed, as last seen acting with their
+    # signed roles and teams): a request's recipient and their teams; R-RQ10: the disabled accounts among them
     known_workers: Mapping[str, Actor] = field(default_factory=dict)
+    disabled_workers: frozenset[str] = frozenset()
     # R-K1: the person's open relationships in allocation, where a closure step finishes
     relationships: tuple[Involvement, ...] = ()
     # R-C5: the person's locality team (allocation's team finder), where an action goes by locality

@@ -51,7 +51,10 @@ def send_request(
     if to is None:
         reasons.append(reason("recipient_required", f"say which team or worker {command.name!r} goes to",
                               field="to"))
-    if to is not None and kind == "request" and spec.required:
+    if to is not None and to.kind == "worker" and to.id in ctx.disabled_workers:
+        reasons.append(reason("account_disabled", f"worker {to.id}'s account is disabled: they would never see"
+                              f" this {kind} (R-RQ10)", field="to"))
+    elif to is not None and kind == "request" and spec.required:
         reasons += signer_problems(ctx, step, defn, to)
     if kind == "request" and any(r.name == spec.name and r.state == "open" for r in requests):
         reasons.append(reason("already_open", f"{spec.name!r} was sent and is not completed yet",
@@ -114,11 +117,12 @@ def complete_request(
 
 def signer_problems(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> list[Reason]:
     """R-RQ9: a sign-off request goes to someone who can sign the step (R-RQ5): a worker whose role may
-    authorise it, or a team with such a member, as workflow last saw them act; one it never saw it cannot judge."""
+    authorise it, or a team with such an enabled member, as the staff directory lists them (or, not listed yet,
+    as workflow last saw them act); one neither listed nor seen it cannot judge."""
     signing = set(defn.authorisers)
     if not signing or defn.self_authorise:
         return []
-    known = ctx.known_workers
+    known = {w: actor for w, actor in ctx.known_workers.items() if w not in ctx.disabled_workers}
     if to.kind == "worker":
         worker = known.get(to.id)
         if worker is None or worker.roles & signing:

@@ -9,11 +9,10 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from services.workflow.domain.access import is_assignee
+from services.workflow.domain.access import may_hand_on
 from services.workflow.domain.dates import next_renewal_date
 from services.workflow.domain.model import OPEN_STATES, Context, Decision, Step, Timer, bump, event_base, history_entry
 from services.workflow.pack import StepDefinition
-from shared.actor import MANAGER_ROLES
 from shared.calendar import london_date, start_of_day
 from shared.commands import workflow as cmd
 from shared.commands.base import check, reason
@@ -61,9 +60,10 @@ def reschedule(ctx: Context, step: Step, defn: StepDefinition, command: cmd.Resc
     """R-S1: future work moves to another due date (its timer moves); due by today it is incoming now."""
     reasons = [] if step.state == "future" else [
         reason("invalid_state", f"only future work can be rescheduled; this step is {step.state}")]
-    if not (is_assignee(step, ctx.actor) or ctx.actor.roles & (MANAGER_ROLES | set(defn.authorisers))):
+    if not may_hand_on(step, defn, ctx.actor):
         reasons.append(reason("role", "only the assignee, a member of the assigned team or a manager may"
-                              " reschedule this step"))
+                              " reschedule this step" if not defn.is_future_work else
+                              "only a manager reschedules Future Work (R-K13)"))
     check(reasons)
     due = command.due_date
     state = "future" if due > ctx.today else "incoming"
