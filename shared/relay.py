@@ -152,9 +152,6 @@ class OutboxRelay:
                 await self._mark_published(conn, published, landed)
                 for row, exc in refused:
                     await self._set_aside(conn, row, exc)
-            backlog = (await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                       if len(rows) == self._batch else 0)
-        metrics.OUTBOX_BACKLOG.labels(self._schema).set(backlog)
         self.published += len(published)
         metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(published))
         return len(rows)
