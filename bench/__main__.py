@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import intake, signing, steps, timers, trays
+from bench import intake, relay, signing, steps, timers, trays
 from bench.common import Infrastructure, infrastructure, percentile, rss_mib, running, tree_pss_mib
 from shared.testing import ServiceProcess
 
@@ -37,13 +37,14 @@ class Sizes:
     entries: int
     requests: int
     sets: int
+    relay_rows: int
     gap: float = 0.02
 
 
 FULL = Sizes(referrals=2000, paced=200, steps=200, per_step=10, timers=1_000_000, window=20_000,
-             window_seconds=10, entries=50_000, requests=200, sets=2000)
+             window_seconds=10, entries=50_000, requests=200, sets=2000, relay_rows=20_000)
 QUICK = Sizes(referrals=100, paced=30, steps=20, per_step=3, timers=3_000, window=300, window_seconds=2,
-              entries=2_000, requests=30, sets=300)
+              entries=2_000, requests=30, sets=300, relay_rows=2_000)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,17 @@ async def signing_section(run: Run) -> None:
                         "JSON decode + encode of the same message"))
 
 
-SECTIONS: dict[str, Callable[[Run], Awaitable[None]]] = {"signing": signing_section,
+async def relay_section(run: Run) -> None:
+    rows = run.sizes.relay_rows
+    relayed = await relay.relay_rate(run.infra.bootstrap, run.infra.dsn, rows)
+    raw = await relay.raw_rate(run.infra.bootstrap, rows)
+    run.rows.append(Row(
+        "relay_rate", f"outbox rows published and marked/s by the relay ({rows:,} waiting, rounds of 500, each "
+        "round marked while the next is published)", "per s", relayed, raw,
+        "a bare aiokafka producer sending the same values, same broker"))
+
+
+SECTIONS: dict[str, Callable[[Run], Awaitable[None]]] = {"signing": signing_section, "relay": relay_section,
     "trays": tray_section, "timers": timer_section, "intake+steps": intake_and_steps_section}
 
 

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -13,7 +13,9 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError, TopicAlreadyExists
 from aiokafka.helpers import create_ssl_context
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy, BaseMiddleware
+from faststream._internal.context import Context as FaststreamContext
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.message import KafkaMessage as FaststreamKafkaMessage
 from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
@@ -39,6 +41,23 @@ FETCH_MAX_WAIT_MS = 20
 MAX_POLL_RECORDS = 100
 # how long a stopping consumer waits for its batch in hand to commit (uvicorn allows 10 s in all)
 STOP_GRACE_SECONDS = 8.0
+
+
+class _ResolvedOnTheLoop(FaststreamContext):
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().use(**kwargs)
+
+
+def Context(real_name: str = "", **options: Any) -> Any:  # noqa: N802  (faststream's name, as it spells it)
+    """A handler's parameter from the broker's context (`pool`, readers), resolved on the event loop.
+
+    fast_depends runs a dependency whose resolver is synchronous in a worker thread: faststream's own Context
+    cost a thread hop per parameter, six a message for workflow's commands (docs/profile.md)."""
+    return _ResolvedOnTheLoop(real_name, **options)
+
+
+# the consumed message, as faststream's kafka annotation gives it, without the thread hop
+KafkaMessage = Annotated[FaststreamKafkaMessage, Context("message")]
 
 
 def kafka_security(settings: Settings) -> BaseSecurity | None:

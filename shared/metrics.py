@@ -32,3 +32,25 @@ DEAD_LETTERS = Counter(
 JOB_FAILURES = Counter(
     "tessera_job_failures_total", "Failed runs of a background job (firing, relay, pruning)", ["service", "job"]
 )
+# sampled every OPS_SAMPLE_SECONDS by the service itself (shared/watch.py)
+OUTBOX_OLDEST_AGE = Gauge(
+    "tessera_outbox_oldest_age_seconds", "Age of the oldest outbox row not yet published (0 when none)", ["service"]
+)
+CONSUMER_LAG = Gauge(
+    "tessera_consumer_lag_messages",
+    "Messages after the group's committed offset, per partition this replica holds (end offset - committed)",
+    ["service", "group", "topic", "partition"],
+)
+CONSUMER_ASSIGNED = Gauge(
+    "tessera_consumer_assigned_partitions", "Partitions of the topic this replica's consumer holds",
+    ["service", "group", "topic"],
+)
+DEAD_LETTERS_OPEN = Gauge(
+    "tessera_dead_letters_open", "Dead letters neither re-driven nor discarded yet (tools/quarantine)",
+    ["service", "job"],
+)
+READY = Gauge("tessera_ready", "1 while /readyz would answer 200 (sampled), else 0", ["service"])
+START_TO_READY = Gauge(
+    "tessera_start_to_ready_seconds",
+    "Seconds from this process's start to ready (every consumer assigned): a restart's recovery", ["service"],
+)

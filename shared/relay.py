@@ -80,6 +80,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._health = health or JobHealth(schema)
         self._one_by_one = False  # after a batch Kafka refused: publish alone to find the row at fault
+        # the last full round: published and acknowledged, marked by the next round while it publishes
+        self._in_flight: list[tuple[asyncpg.Record, RecordMetadata]] = []
         self.published = 0
         self.republished = 0
 
@@ -139,66 +141,87 @@ class OutboxRelay:
         return await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", f"outbox:{self._schema}")
 
     async def relay_once(self) -> int:
+        """One round: publish the next rows in seq order; the last full round's rows are marked meanwhile.
+
+        A full round (a backlog) leaves its marking to the next round, in whose transaction it runs while
+        that round's messages are on their way to the broker; a round that takes the last waiting rows
+        marks them before it commits. A row is marked only once the broker has acknowledged it, so every
+        row goes out at least once; rounds publish in seq order, each after the one before has landed.
+        If the lock passes to another relay between a full round and its marking, that relay publishes
+        those rows again (at least once: inboxes drop the copies).
+        """
+        try:
+            return await self._round()
+        except BaseException:
+            self._in_flight = []  # unmarked: a later round publishes them again
+            raise
+
+    async def _round(self) -> int:
+        earlier, self._in_flight = self._in_flight, []
         async with self._pool.acquire() as conn, conn.transaction():
             if not await self._locked(conn):
-                return 0
+                return 0  # another relay holds the outbox: the unmarked rows are its to publish again
             rows = await conn.fetch(
-                "SELECT seq, topic, key, value, headers FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-                self._batch,
+                "SELECT seq, topic, key, value, headers FROM outbox WHERE published_at IS NULL"
+                " AND seq <> ALL($2::bigint[]) ORDER BY seq LIMIT $1",
+                self._batch, [row["seq"] for row, _ in earlier],
             )
-            published: list[asyncpg.Record] = []
-            if rows:
-                published, landed, refused = await self._publish(rows)
-                await self._mark_published(conn, published, landed)
+            if self._one_by_one:
+                await self._mark_published(conn, earlier)
+                published, refused = await self._publish_one_by_one(rows)
+                await self._mark_published(conn, published)
                 for row, exc in refused:
                     await self._set_aside(conn, row, exc)
-            backlog = (await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                       if len(rows) == self._batch else 0)
-        metrics.OUTBOX_BACKLOG.labels(self._schema).set(backlog)
-        self.published += len(published)
-        metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(published))
+                marked = earlier + published
+            else:
+                landed = await self._publish_marking(conn, rows, earlier)
+                if len(rows) == self._batch:
+                    self._in_flight, marked = landed, earlier
+                else:
+                    await self._mark_published(conn, landed)
+                    marked = earlier + landed
+        self.published += len(marked)
+        metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(marked))
         return len(rows)
 
-    async def _publish(self, rows: list[asyncpg.Record]) -> tuple[
-            list[asyncpg.Record], list[RecordMetadata], list[tuple[asyncpg.Record, Exception]]]:
-        """Publish the rows in order: those that landed, where, and those Kafka refused for their own sake.
+    async def _publish_marking(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
+                               earlier: list[tuple[asyncpg.Record, RecordMetadata]]) -> list[
+                                   tuple[asyncpg.Record, RecordMetadata]]:
+        """Send the rows in order and mark the earlier round while they travel; each row with where it landed.
 
-        Normally one pipelined round. When Kafka refuses a batch for one message's sake (too large,
-        corrupt), every row of the next round is published and awaited alone, so that only the row at
-        fault is set aside; any other failure keeps every row for the next round.
+        When Kafka refuses a batch for one message's sake (too large, corrupt), the next round publishes
+        every row alone, so that only the row at fault is set aside; any other failure keeps every row.
         """
-        if self._one_by_one:
-            outcome = await self._publish_one_by_one(rows)
-            self._one_by_one = False
-            return outcome
-        futures = []
-        for row in rows:
-            try:
-                futures.append(await self._send(row))
-            except ROW_ERRORS:  # refused before sending (e.g. over max_request_size): find it alone
-                self._one_by_one = True
-                raise
+        futures: list[asyncio.Future[RecordMetadata]] = []
         try:
+            for row in rows:
+                futures.append(await self._send(row))
+            await self._mark_published(conn, earlier)
             landed = list(await asyncio.gather(*futures))
         except ROW_ERRORS:
-            self._one_by_one = True
+            self._one_by_one = True  # refused before or after sending (e.g. over max_request_size): find it alone
+            await asyncio.gather(*futures, return_exceptions=True)
+            raise
+        except BaseException:
+            await asyncio.gather(*futures, return_exceptions=True)
             raise
         self._note_offsets(landed)
-        return rows, landed, []
+        return list(zip(rows, landed, strict=True))
 
     async def _publish_one_by_one(self, rows: list[asyncpg.Record]) -> tuple[
-            list[asyncpg.Record], list[RecordMetadata], list[tuple[asyncpg.Record, Exception]]]:
-        published, landed, refused = [], [], []
+            list[tuple[asyncpg.Record, RecordMetadata]], list[tuple[asyncpg.Record, Exception]]]:
+        """Each row sent and awaited alone: those that landed (and where), and those Kafka refused."""
+        self._one_by_one = False
+        published, refused = [], []
         for row in rows:
             try:
                 meta = await (await self._send(row))
             except ROW_ERRORS as exc:
                 refused.append((row, exc))
                 continue
-            published.append(row)
-            landed.append(meta)
-        self._note_offsets(landed)
-        return published, landed, refused
+            published.append((row, meta))
+        self._note_offsets([meta for _, meta in published])
+        return published, refused
 
     async def _send(self, row: asyncpg.Record) -> "asyncio.Future[RecordMetadata]":
         """Signed now, not at commit: a row re-published after a broker restart gets a signature that is fresh."""
@@ -228,9 +251,11 @@ class OutboxRelay:
         await quarantine.set_aside(conn, letter, self._schema, copy_to_dlq=not row["topic"].endswith(".dlq"))
         await conn.execute("DELETE FROM outbox WHERE seq = $1", row["seq"])
 
-    async def _mark_published(self, conn: asyncpg.Connection, rows: list[asyncpg.Record],
-                              landed: list[RecordMetadata]) -> None:
-        seqs = [r["seq"] for r in rows]
+    async def _mark_published(self, conn: asyncpg.Connection,
+                              landed: list[tuple[asyncpg.Record, RecordMetadata]]) -> None:
+        if not landed:
+            return
+        seqs = [row["seq"] for row, _ in landed]
         if self._retention <= 0:
             await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", seqs)
             return
@@ -238,7 +263,7 @@ class OutboxRelay:
             "UPDATE outbox o SET published_at = now(), published_partition = u.landed_partition,"
             " published_offset = u.landed_offset FROM unnest($1::bigint[], $2::int[], $3::bigint[])"
             " AS u(seq, landed_partition, landed_offset) WHERE o.seq = u.seq",
-            seqs, [m.partition for m in landed], [m.offset for m in landed],
+            seqs, [meta.partition for _, meta in landed], [meta.offset for _, meta in landed],
         )
 
     async def check_broker_log(self) -> bool:
@@ -254,6 +279,7 @@ class OutboxRelay:
             self._highest = {} if lost else dict(published)
             if not lost:
                 return False
+            self._in_flight = []  # landed in the lost log: published again with the rest
             log.warning("the broker lost published messages: publishing the retained outbox again",
                         extra={"partitions": lost[:20], "lost_partitions": len(lost)})
             await self._broker_log.recreate_topics()

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import audit, batching, bearer, db, inbox, signing
+from shared import audit, batching, bearer, db, inbox, signing, watch
 from shared import logging as json_logging
 from shared.broker import ensure_topics, make_broker, make_producer, make_relay
 from shared.health import JobHealth
@@ -148,6 +148,9 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
         await hook(runtime)
     await runtime.broker.start()
     runtime.ready = True
+    watch.became_ready(settings.service_name)
+    sampler = watch.Watch(settings.service_name, pool, lambda: runtime.broker.subscribers, runtime.is_ready)
+    runtime.tasks.append(asyncio.create_task(sampler.run(settings.ops_sample_seconds), name=watch.JOB))
     log.info("started", extra={"port": settings.port})
     try:
         yield

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     # /readyz asks the broker this long before answering not ready; start-up waits this long for broker and database
     readiness_broker_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # how often a service measures its consumer lag, outbox backlog and open dead letters (shared/watch.py)
+    ops_sample_seconds: float = Field(default=10.0, gt=0, le=300)
     startup_wait_seconds: int = Field(default=30, ge=1, le=3600)
     # this component's private key (<service>.pem) and the public keys it trusts (trusted.json): shared/signing.py
     signing_keys_dir: Path | None = None

@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from services.allocation import domain, store
@@ -19,7 +17,7 @@ from services.allocation.clients import WorkReader
 from services.allocation.localities import Localities
 from shared import access_reasons, audit, inbox, metrics, outbox, topics
 from shared.actor import above_teams
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.commands import allocation as cmd
 from shared.commands.base import CommandRejected, RuleBroken, parse_command, reason
 from shared.commands.referrals import AddCaseNote

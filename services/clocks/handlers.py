@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from services.clocks import domain, store
@@ -16,7 +14,7 @@ from services.clocks.calendar import WorkingDays
 from services.clocks.definitions import ClocksFile, Definition
 from shared import inbox, metrics, outbox, topics
 from shared.bounds import IdText
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, parse
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 

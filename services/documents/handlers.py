@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
 from services.documents import domain, render, storage, store
 from services.documents.clients import StepReader
 from shared import inbox, metrics, outbox, topics
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.envelope import Envelope, Undecodable, decode, parse
 from shared.events.documents import DocumentRendered
 from shared.events.notifications import MessageSent

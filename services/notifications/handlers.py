@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from services.notifications import domain, store
 from services.notifications.senders import EmailSender, NotifySender, with_retries
 from shared import inbox, metrics, outbox, topics
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.commands import notifications as cmd
 from shared.commands.base import CommandRejected, Reason, RuleBroken, parse_command
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, parse

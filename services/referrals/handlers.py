@@ -7,15 +7,13 @@ from datetime import UTC, datetime
 from typing import cast
 
 import asyncpg
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.referrals import domain, store
 from shared import access_reasons, inbox, metrics, outbox, producers, topics
 from shared.access import RelationshipReader
 from shared.actor import above_teams
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.commands import referrals as commands
 from shared.commands.base import Command, CommandRejected, Reason, RuleBroken, parse_command
 from shared.envelope import Envelope, decode, decode_either_mode

@@ -4,14 +4,12 @@ import logging
 from datetime import UTC, datetime
 
 import asyncpg
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.scheduler import domain, store
 from services.scheduler.jobs import Firing
 from shared import batching, inbox, metrics, topics
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.envelope import decode
 from shared.events.scheduler import TimerCancel, TimerSet
 

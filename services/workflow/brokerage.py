@@ -13,15 +13,13 @@ from typing import Any
 
 import asyncpg
 from fastapi import APIRouter, Request
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import purchasing, store
 from services.workflow.domain import Decision, Step
 from services.workflow.pack import PackRegistry
 from shared import inbox, metrics, outbox, topics
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.calendar import london_date
 from shared.envelope import Envelope, decode_either_mode, parse
 from shared.events.brokerage import ProviderConfirmed, ProviderOffered

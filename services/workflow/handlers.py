@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from faststream import Context
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 
 from services.workflow import brokerage, domain, store
 from services.workflow.involvement import locality_team, open_relationships
@@ -19,7 +17,7 @@ from services.workflow.pack import PackRegistry, Recipient
 from shared import access_reasons, audit, inbox, metrics, outbox, topics
 from shared.access import RelationshipReader
 from shared.actor import above_teams, worker_of
-from shared.broker import subscriber
+from shared.broker import Context, KafkaMessage, subscriber
 from shared.commands import workflow as cmd
 from shared.commands.base import CommandRejected, Reason, RuleBroken, parse_command
 from shared.envelope import Envelope, decode, parse
