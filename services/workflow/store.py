@@ -294,8 +294,8 @@ async def work_page(pool: Conn, kind: str, assignee_id: str, *, sort: str, size:
         f"SELECT * FROM (SELECT {STEP_COLUMNS}, {BUCKET_OF_STATE} AS bucket,"
         f" row_number() OVER (PARTITION BY {BUCKET_OF_STATE} ORDER BY {_work_order(sort)}) AS n"
         f" FROM steps WHERE {OPEN_WORK}) page"
-        " WHERE n > CASE bucket WHEN 'incoming' THEN $3 WHEN 'incomplete' THEN $4 ELSE $5 END"
-        " AND n <= $6 + CASE bucket WHEN 'incoming' THEN $3 WHEN 'incomplete' THEN $4 ELSE $5 END ORDER BY n",
+        " WHERE n - CASE bucket WHEN 'incoming' THEN $3::int WHEN 'incomplete' THEN $4::int ELSE $5::int END"
+        " BETWEEN 1 AND $6::int ORDER BY n",
         kind, assignee_id, offsets["incoming"], offsets["incomplete"], offsets["future"], size,
     )
 
