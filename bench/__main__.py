@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import intake, relay, signing, steps, timers, trays
+from bench import desk, intake, relay, signing, steps, timers, trays
 from bench.common import Infrastructure, infrastructure, percentile, rss_mib, running, tree_pss_mib
 from shared.testing import ServiceProcess
 
@@ -38,13 +38,14 @@ class Sizes:
     requests: int
     sets: int
     relay_rows: int
+    open_steps: int
     gap: float = 0.02
 
 
 FULL = Sizes(referrals=2000, paced=200, steps=200, per_step=10, timers=1_000_000, window=20_000,
-             window_seconds=10, entries=50_000, requests=200, sets=2000, relay_rows=20_000)
+             window_seconds=10, entries=50_000, requests=200, sets=2000, relay_rows=20_000, open_steps=5_000)
 QUICK = Sizes(referrals=100, paced=30, steps=20, per_step=3, timers=3_000, window=300, window_seconds=2,
-              entries=2_000, requests=30, sets=300, relay_rows=2_000)
+              entries=2_000, requests=30, sets=300, relay_rows=2_000, open_steps=300)
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,24 @@ async def tray_section(run: Run) -> None:
             f"first 100; {sizes.requests} requests)", "ms", percentile(http, 99), percentile(sql, 99),
             "the same query's SQL straight on PostgreSQL"))
         run.note_service_memory(services, idle)
+
+
+async def desk_section(run: Run) -> None:
+    """Issue #18 §5: the desk's Team work and person page with a team's open steps, each beside the read of the
+    service it shows alone (the desk adds its session, the other reads, names and the page)."""
+    infra, sizes = run.infra, run.sizes
+    tray = min(sizes.entries, 1_000)  # what the desk once read whole for every person page of a tray's manager
+    got = await desk.measure(infra, sizes.open_steps, tray, sizes.requests)
+    on_team = f"{sizes.open_steps:,} open steps on the team, {tray:,} on its tray; {sizes.requests} requests"
+    run.rows.append(Row(
+        "desk_team_work_p99", f"Team work page p99 on the desk ({on_team}; first page of each list, named)", "ms",
+        percentile(got.team_work, 99), percentile(got.team_work_read, 99),
+        "workflow's read of the same page alone (GET /teams/{id}/work)"))
+    run.rows.append(Row(
+        "desk_person_page_p99", f"person page p99 on the desk, as the team's manager ({on_team})", "ms",
+        percentile(got.person_page, 99), percentile(got.person_read, 99),
+        "referrals' read of the person's record alone (GET /people/{id})"))
+    run.note_infra_memory()
 
 
 async def timer_section(run: Run) -> None:
@@ -187,7 +206,7 @@ async def relay_section(run: Run) -> None:
 
 
 SECTIONS: dict[str, Callable[[Run], Awaitable[None]]] = {"signing": signing_section, "relay": relay_section,
-    "trays": tray_section, "timers": timer_section, "intake+steps": intake_and_steps_section}
+    "trays": tray_section, "desk": desk_section, "timers": timer_section, "intake+steps": intake_and_steps_section}
 
 
 async def measure(sizes: Sizes) -> tuple[list[Row], dict[str, float]]:

@@ -41,7 +41,7 @@ QUERIES = {
 }
 
 
-async def load(dsn: str, n: int) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
+async def load(dsn: str, n: int, team: str = TEAM) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
     now = datetime.now(UTC)
     rng = random.Random(4)
     entries, cases = [], []
@@ -52,7 +52,7 @@ async def load(dsn: str, n: int) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
         placed = now - timedelta(minutes=rng.randrange(0, 90 * 24 * 60))
         review = domain.next_review_at(rag, placed + timedelta(days=rng.randrange(0, 20)))
         cases.append((person, 1))
-        entries.append((entry, person, TEAM, rng.choice(["high", "medium", "low"]), False,
+        entries.append((entry, person, team, rng.choice(["high", "medium", "low"]), False,
                         rng.choice(["high", "medium", "low"]), support, risk, rag, "bench", placed, "tm-bench",
                         review, 1, False, 0))
     conn = await asyncpg.connect(dsn, server_settings={"search_path": "allocation"})

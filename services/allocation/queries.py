@@ -159,6 +159,7 @@ async def team_tray(
     priority: str | None = Query(None, description="e.g. high"),
     complexity: str | None = Query(None, description="e.g. high,medium"),
     review_overdue: bool | None = None,
+    escalated: bool | None = Query(None, description="true: only entries escalated to the Head of Service (R-T6)"),
     min_days_waiting: int | None = Query(None, ge=0),
     max_days_waiting: int | None = Query(None, ge=0),
     past_target: bool | None = Query(None, description="waiting more than 28 days (R-T7)"),
@@ -179,7 +180,7 @@ async def team_tray(
         _pool(request), team_id, now, sort=keys, rag=_listed(rag, RAGS, "rag"),
         priority=_listed(priority, LEVELS, "priority"), complexity=_listed(complexity, LEVELS, "complexity"),
         review_overdue=review_overdue, min_days_waiting=min_days_waiting, max_days_waiting=max_days_waiting,
-        limit=limit, offset=offset)
+        limit=limit, offset=offset, escalated=escalated)
     return {"team_id": team_id, "total": total, "limit": limit, "offset": offset, "sort": keys,
             "entries": [_entry(r, now) for r in rows]}
 

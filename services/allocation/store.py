@@ -253,6 +253,7 @@ SORTS = {
     # longer wait = earlier placed: days_waiting ascending is placed_at descending
     "days_waiting": "placed_at DESC", "placed_at": "placed_at", "next_review_at": "next_review_at",
     "review_overdue": "(review_overdue OR next_review_at <= $2::timestamptz) DESC",
+    "escalated_at": "escalated_at DESC NULLS LAST",  # the latest escalation first
 }
 
 
@@ -263,7 +264,7 @@ def order_by(sort: list[str]) -> str:
         descending = key.startswith("-")
         column = SORTS[key.lstrip("-")]
         if descending:
-            column = column.replace(" DESC", "") if column.endswith(" DESC") else f"{column} DESC"
+            column = column.replace(" DESC", "", 1) if " DESC" in column else f"{column} DESC"
         parts.append(column)
     return ", ".join([*parts, "placed_at", "entry_id"])
 
@@ -271,7 +272,7 @@ def order_by(sort: list[str]) -> str:
 async def tray(
     conn: Conn, team_id: str, now: datetime, *, sort: list[str], rag: list[str], priority: list[str],
     complexity: list[str], review_overdue: bool | None, min_days_waiting: int | None,
-    max_days_waiting: int | None, limit: int, offset: int,
+    max_days_waiting: int | None, limit: int, offset: int, escalated: bool | None = None,
 ) -> tuple[int, list[asyncpg.Record]]:
     """Open entries of a team's tray, filtered and sorted; the total before paging."""
     where = ["team_id = $1", "removed_at IS NULL"]
@@ -282,6 +283,8 @@ async def tray(
             where.append(f"{column} = ANY(${len(args)}::text[])")
     if review_overdue is not None:
         where.append(("" if review_overdue else "NOT ") + "(review_overdue OR next_review_at <= $2::timestamptz)")
+    if escalated is not None:
+        where.append(f"escalated_at IS {'NOT ' if escalated else ''}NULL")
     if min_days_waiting is not None:
         args.append(min_days_waiting)
         where.append(f"placed_at <= $2::timestamptz - make_interval(days => ${len(args)})")

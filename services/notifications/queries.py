@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from services.notifications import store
 from services.notifications.domain import InboxItem
+from shared import bearer
 
 router = APIRouter(tags=["inboxes"])
 State = Literal["open", "completed", "read", "withdrawn"]
@@ -69,6 +70,23 @@ async def team_inbox(team_id: str, request: Request, state: State | None = None,
     """Requests, notifications and tasks for the team: open first, newest first (R-RQ1)."""
     now = datetime.now(UTC)
     return [_item(i, now) for i in await store.inbox_of(_pool(request), "team", team_id, state, limit, kind)]
+
+
+@router.get("/people/{person_id}/inbox")
+async def person_inbox(person_id: uuid.UUID, request: Request,
+                       worker_id: str = Query(min_length=1, max_length=200),
+                       team_ids: str = Query("", max_length=2000, description="comma-separated"),
+                       limit: int = Query(1, ge=1, le=200)) -> list[dict[str, Any]]:
+    """What was sent about the person to this worker or to their teams, in any state, newest first: the desk's
+    access check asks this instead of reading whole inboxes (R-P5, issue #18 §5). A worker's token asks only for
+    themselves (the read needs the person's grant, or the desk asking as itself)."""
+    bearer.require_worker(bearer.reader_of(request), worker_id)
+    teams = [t for t in team_ids.split(",") if t]
+    for team in teams:
+        bearer.require_team(bearer.reader_of(request), team)
+    now = datetime.now(UTC)
+    return [_item(i, now) for i in await store.inbox_items_about(_pool(request), str(person_id), worker_id, teams,
+                                                                 limit)]
 
 
 @router.get("/people/{person_id}/messages")

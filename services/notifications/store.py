@@ -76,6 +76,17 @@ async def inbox_of(conn: Conn, recipient_kind: str, recipient_id: str, state: st
     return [_item(r) for r in rows]
 
 
+async def inbox_items_about(conn: Conn, person_id: str, worker_id: str, team_ids: list[str],
+                            limit: int) -> list[InboxItem]:
+    """Items about the person sent to the worker or to any of the teams, in any state, newest first."""
+    rows = await conn.fetch(
+        f"SELECT {ITEM_COLUMNS} FROM inbox_items WHERE person_id = $1"
+        " AND ((recipient_kind = 'worker' AND recipient_id = $2)"
+        " OR (recipient_kind = 'team' AND recipient_id = ANY($3::text[])))"
+        " ORDER BY sent_at DESC LIMIT $4", person_id, worker_id, team_ids, limit)
+    return [_item(r) for r in rows]
+
+
 # --- messages to people ------------------------------------------------------------------------
 
 

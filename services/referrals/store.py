@@ -99,6 +99,13 @@ async def load_person(conn: asyncpg.Connection | asyncpg.Pool, person_id: uuid.U
     return await conn.fetchrow("SELECT * FROM people WHERE person_id = $1", person_id)
 
 
+async def names_of(pool: asyncpg.Pool, person_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """First and last name of each of these people (one read for a page of work)."""
+    return await pool.fetch("SELECT person_id, record ->> 'first_name' AS first_name,"
+                            " record ->> 'last_name' AS last_name FROM people WHERE person_id = ANY($1::uuid[])",
+                            person_ids)
+
+
 async def latest_referral(pool: asyncpg.Pool, person_id: uuid.UUID) -> asyncpg.Record | None:
     """The person's most recently accepted referral (the one whose referrer is told about the case)."""
     return await pool.fetchrow(

@@ -2,13 +2,17 @@
 
 import asyncio
 import urllib.parse
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from services.web.listing import WorkListing
 from shared import bearer
 from shared.readers import ServiceReader
+
+NAMES_BATCH = 200  # referrals' bound on one names read (GET /people/names)
 
 
 class Unavailable(Exception):
@@ -29,6 +33,14 @@ class _Reader(ServiceReader):
         if found == "unavailable" and required:
             raise Unavailable(self.name)
         return default
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def q(value: str) -> str:
@@ -79,11 +91,12 @@ class Workflow(_KeepsAccessReasons):
                                         "team_ids": ",".join(actor["team_ids"])})
         return await self.get(f"/steps/{q(step_id)}/blockers?{query}")
 
-    async def worker_work(self, worker_id: str) -> dict[str, list[dict[str, Any]]]:
-        return await self.get(f"/workers/{q(worker_id)}/work", required=True)
+    async def worker_work(self, worker_id: str, listing: WorkListing) -> dict[str, Any]:
+        """A page of each bucket of the worker's work, sorted by workflow, with each bucket's total."""
+        return await self.get(f"/workers/{q(worker_id)}/work?{listing.query()}", required=True)
 
-    async def team_work(self, team_id: str) -> dict[str, list[dict[str, Any]]]:
-        return await self.get(f"/teams/{q(team_id)}/work", required=True)
+    async def team_work(self, team_id: str, listing: WorkListing) -> dict[str, Any]:
+        return await self.get(f"/teams/{q(team_id)}/work?{listing.query()}", required=True)
 
     async def awaiting_authorisation(self, kind: str, target_id: str) -> list[dict[str, Any]] | None:
         """Steps awaiting authorisation by the worker or team, with their open REQUIRED request."""
@@ -124,6 +137,10 @@ class Allocation(_KeepsAccessReasons):
     async def entry(self, entry_id: str) -> dict[str, Any] | None:
         return await self.get(f"/tray/entries/{q(entry_id)}")
 
+    async def trays_of_person(self, person_id: str) -> list[dict[str, Any]]:
+        """The trays the person waits on now, each with its team: one person's entries, never a whole tray."""
+        return await self.get(f"/people/{q(person_id)}/trays", [])
+
     async def urgency(self, person_id: str) -> dict[str, Any] | None:
         """R-T2: the referral's urgency and whether Duty has recorded the urgent actions done."""
         return await self.get(f"/people/{q(person_id)}/urgency")
@@ -145,6 +162,11 @@ class Notifications(_Reader):
 
     async def team_inbox(self, team_id: str, state: str | None = "open") -> list[dict[str, Any]] | None:
         return await self.get(f"/teams/{q(team_id)}/inbox" + (f"?state={state}" if state else ""))
+
+    async def about_person(self, person_id: str, worker_id: str, team_ids: list[str]) -> list[dict[str, Any]]:
+        """The newest item about the person sent to the worker or their teams, in any state (or none)."""
+        query = urllib.parse.urlencode({"worker_id": worker_id, "team_ids": ",".join(team_ids)})
+        return await self.get(f"/people/{q(person_id)}/inbox?{query}", [])
 
     async def team_tasks(self, team_id: str) -> list[dict[str, Any]] | None:
         """The team's open tasks (issue #22 §1)."""
@@ -182,17 +204,17 @@ class Readers:
     documents: Documents
 
     async def names(self, person_ids: set[str]) -> dict[str, str]:
-        """person id → "First Last" for lists of work; unknown ids map to themselves."""
-        ids = sorted(person_ids)[:200]
-
-        async def one(pid: str) -> tuple[str, str]:
-            found, body = await self.referrals.get_json(f"/people/{q(pid)}")
-            if found == "found" and isinstance(body, dict):
-                return pid, f"{body.get('first_name', '')} {body.get('last_name', '')}".strip() or pid
-            return pid, pid
-
-        with bearer.as_component():  # a name beside an item of work the worker already sees
-            return dict(await asyncio.gather(*(one(p) for p in ids)))
+        """person id → "First Last" for a page of work, read in batches of NAMES_BATCH (one read for a page);
+        an id referrals does not know (or cannot answer for) maps to itself."""
+        ids = sorted(p for p in person_ids if _is_uuid(p))
+        batches = [ids[i:i + NAMES_BATCH] for i in range(0, len(ids), NAMES_BATCH)]
+        with bearer.as_component():  # names beside items of work the worker already sees
+            found = await asyncio.gather(*(self.referrals.get(f"/people/names?ids={','.join(b)}", {})
+                                           for b in batches))
+        names = {pid: pid for pid in person_ids}
+        for batch in found:
+            names.update({pid: name for pid, name in batch.items() if name})
+        return names
 
     async def close(self) -> None:
         for reader in (self.referrals, self.workflow, self.allocation, self.notifications, self.documents):

@@ -68,28 +68,41 @@ TRAY_SORTS = {"priority": "Priority", "complexity": "Complexity", "rag": "RAG", 
               "next_review_at": "Next review"}
 
 
+TRAY_PAGE = 100  # entries to a page of the tray; escalations and reviews due show the first TRAY_PAGE each
+
+
 @router.get("/tray")
 async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days_waiting", rag: str = "",
-               priority: str = "", complexity: str = "", review_overdue: str = "", past_target: str = "") -> Response:
+               priority: str = "", complexity: str = "", review_overdue: str = "", past_target: str = "",
+               page: int = 1) -> Response:
     user = await current_user(request)
     if not user.team_ids:
         raise HTTPException(403, "you are in no team")
     team = team if team in user.team_ids else user.team_ids[0]
+    page = min(max(page, 1), 100_000)
     r = readers(request)
     query = {"sort": sort, "rag": rag, "priority": priority, "complexity": complexity,
-             "review_overdue": review_overdue, "past_target": past_target, "limit": 500}
-    listing, summary, everything = await asyncio.gather(
-        r.allocation.tray(team, **query), r.allocation.tray_report(team),
-        r.allocation.tray(team, sort="next_review_at", limit=1000))
+             "review_overdue": review_overdue, "past_target": past_target}
+    # a page of the tray, and the escalations and reviews due each asked for: never the whole tray (issue #18 §5)
+    listing, summary, escalations, reviews = await asyncio.gather(
+        r.allocation.tray(team, **query, limit=TRAY_PAGE, offset=(page - 1) * TRAY_PAGE),
+        r.allocation.tray_report(team),
+        r.allocation.tray(team, escalated="true", sort="escalated_at", limit=TRAY_PAGE),
+        r.allocation.tray(team, review_overdue="true", sort="next_review_at", limit=TRAY_PAGE))
     entries = (listing or {}).get("entries", [])
-    whole = (everything or {}).get("entries", [])
-    escalated = sorted((e for e in whole if e.get("escalated_at")), key=lambda e: e["escalated_at"], reverse=True)
-    reviews_due = [e for e in whole if e.get("review_overdue")]
-    people = {e["person_id"] for e in [*entries, *whole]}
+    escalated = (escalations or {}).get("entries", [])
+    reviews_due = (reviews or {}).get("entries", [])
+    people = {e["person_id"] for e in [*entries, *escalated, *reviews_due]}
     members = await team_members(request, team)
     managers = [m for m in members if TRAY_ROLES & set(m["roles"]) and m["user_id"] != user.user_id]
+    total = (listing or {}).get("total", 0)
     return await render(request, "tray.html", user, team=team, listing=listing, entries=entries, report=summary,
                         escalated=escalated, reviews_due=reviews_due,
+                        escalated_total=(escalations or {}).get("total", len(escalated)),
+                        reviews_total=(reviews or {}).get("total", len(reviews_due)),
+                        pager={"page": page, "last": max(1, -(-total // TRAY_PAGE)), "total": total,
+                               "first_row": min(total, (page - 1) * TRAY_PAGE + 1),
+                               "last_row": min(total, page * TRAY_PAGE)},
                         query=query, sorts=TRAY_SORTS, names=await r.names(people),
                         members=members, managers=managers, title="Planned Work Tray",
                         today=date.today().isoformat(), tomorrow=(date.today() + timedelta(days=1)).isoformat(),

@@ -19,6 +19,7 @@ from services.web import access, auth, chronology, forms, packs, store, trays
 from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
+from services.web.listing import BUCKETS, SIZES, SORTS, WorkListing
 from shared import bearer
 from shared.actor import above_teams
 
@@ -35,6 +36,7 @@ STATE_NAMES = {"incoming": "Incoming", "incomplete": "Incomplete", "returned": "
                "cancelled": "Cancelled"}
 templates.env.globals["state_names"] = STATE_NAMES
 templates.env.globals["london"] = chronology.LONDON
+templates.env.globals.update(work_sorts=SORTS, work_sizes=SIZES)  # issue #18 §5
 templates.env.globals["rag_guide"] = trays.rag_guide()  # R-T3: shown wherever a RAG is chosen
 
 
@@ -167,15 +169,21 @@ async def home() -> Response:
 async def my_work(request: Request) -> HTMLResponse:
     user = await current_user(request)
     r = readers(request)
+    listing = WorkListing.of(request.query_params)
     work, inbox, allocations, *team_tasks = await asyncio.gather(
-        r.workflow.worker_work(user.user_id), r.notifications.worker_inbox(user.user_id),
+        r.workflow.worker_work(user.user_id, listing), r.notifications.worker_inbox(user.user_id),
         r.allocation.allocations(user.user_id), *(r.notifications.team_tasks(t) for t in user.team_ids))
-    people = {i["person_id"] for items in work.values() for i in items}
-    people |= {a["person_id"] for a in allocations} | {i["person_id"] for i in inbox or [] if i.get("person_id")}
+    people = people_in(work) | {a["person_id"] for a in allocations}
+    people |= {i["person_id"] for i in inbox or [] if i.get("person_id")}
     tasks, requests = split_tasks(inbox)
-    return await render(request, "work.html", user, work=work, inbox=requests, tasks=tasks, allocations=allocations,
-                        team_task_counts=dict(zip(user.team_ids, team_tasks, strict=True)),
+    return await render(request, "work.html", user, work=work, listing=listing, inbox=requests, tasks=tasks,
+                        allocations=allocations, team_task_counts=dict(zip(user.team_ids, team_tasks, strict=True)),
                         names=await r.names(people), title="My work")
+
+
+def people_in(work: dict[str, Any]) -> set[str]:
+    """The people of a page of work (its buckets' items)."""
+    return {i["person_id"] for bucket in BUCKETS for i in work[bucket]}
 
 
 def split_tasks(inbox: list[dict[str, Any]] | None) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]] | None]:
@@ -207,11 +215,12 @@ async def team_work(request: Request, team_id: str) -> HTMLResponse:
     if team_id not in user.team_ids:
         raise HTTPException(403, "you are not a member of that team")
     r = readers(request)
-    work, inbox = await asyncio.gather(r.workflow.team_work(team_id), r.notifications.team_inbox(team_id))
-    people = {i["person_id"] for items in work.values() for i in items}
-    people |= {i["person_id"] for i in inbox or [] if i.get("person_id")}
+    listing = WorkListing.of(request.query_params)
+    work, inbox = await asyncio.gather(r.workflow.team_work(team_id, listing), r.notifications.team_inbox(team_id))
+    people = people_in(work) | {i["person_id"] for i in inbox or [] if i.get("person_id")}
     tasks, requests = split_tasks(inbox)
-    return await render(request, "team_work.html", user, team_id=team_id, work=work, inbox=requests, tasks=tasks,
+    return await render(request, "team_work.html", user, team_id=team_id, work=work, listing=listing,
+                        inbox=requests, tasks=tasks,
                         members=await team_members(request, team_id), names=await r.names(people),
                         title=f"Team work: {team_id}")
 
@@ -240,19 +249,25 @@ async def _why_allowed(request: Request, user: User, person_id: str,
                              relationships=relationships, roles=user.roles)
     if why:
         return why
-    trays = await asyncio.gather(*(r.allocation.tray(t, limit=1000) for t in user.team_ids))
-    # a request or notification sent to you about the person, open or done, is a reason to see them
-    inboxes = await asyncio.gather(r.notifications.worker_inbox(user.user_id, None),
-                                   *(r.notifications.team_inbox(t, None) for t in user.team_ids))
+    # asked of the owning services for this one person, never by reading whole trays or inboxes (issue #18 §5):
+    # the person on a Planned Work Tray of your team, or a request or notification about them sent to you or your
+    # team, open or done
+    trays, sent = await asyncio.gather(
+        r.allocation.trays_of_person(person_id),
+        r.notifications.about_person(person_id, user.user_id, list(user.team_ids)))
     why = access.why_allowed(
         worker_id=user.user_id, team_ids=user.team_ids, person_id=person_id,
-        tray_person_ids=[e["person_id"] for t in trays if t for e in t.get("entries", [])],
-        inbox=[i for box in inboxes if box for i in box])
+        tray_person_ids=[person_id for t in trays if on_team_tray(t, user.team_ids)], inbox=sent)
     if why:
         return why
     since = datetime.now(UTC) - timedelta(hours=settings_of(request).web_break_glass_hours)
     reason = await store.recent_access(pool(request), user.user_id, uuid.UUID(person_id), since)
     return f"{RECORDED_REASON}{reason}" if reason else None
+
+
+def on_team_tray(tray: dict[str, Any], team_ids: Any) -> bool:
+    """An entry of the person on a Planned Work Tray of one of these teams."""
+    return tray.get("tray") == "planned_work" and tray.get("team_id") in team_ids
 
 
 RECORDED_REASON = "you recorded a reason: "
@@ -300,10 +315,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
             buckets[bucket].append(s)
     others = {rel["other_person_id"] for rel in record.get("relationships", [])}
     urgency = await r.allocation.urgency(person_id) if user.does_duty and not moment else None
-    tray_entries = []
-    for team in user.team_ids if user.runs_trays else ():
-        tray = await r.allocation.tray(team, limit=1000)
-        tray_entries += [e for e in (tray or {}).get("entries", []) if e["person_id"] == person_id]
+    tray_entries = await tray_entries_of(r, person_id, user) if user.runs_trays else []
     users = await store.all_users(pool(request))
     members, alloc_teams = allocation_choices(users, user)
     events = chronology.build(steps=full_steps, notes=notes, record_history=history or [],
@@ -328,6 +340,13 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
                         then=then, today=date.today().isoformat(),
                         tomorrow=(date.today() + timedelta(days=1)).isoformat(),
                         startable=packs.startable(step_types, user.roles, user.team_ids))
+
+
+async def tray_entries_of(r: Readers, person_id: str, user: User) -> list[dict[str, Any]]:
+    """The person's entries on the user's teams' Planned Work Trays, read one by one (a person waits on at most
+    one), never whole trays."""
+    waiting = [t["entry_id"] for t in await r.allocation.trays_of_person(person_id) if on_team_tray(t, user.team_ids)]
+    return [e for e in await asyncio.gather(*(r.allocation.entry(i) for i in waiting)) if e]
 
 
 def allocation_choices(users: list[Any], user: User) -> tuple[list[Any], list[str]]:

@@ -2,11 +2,12 @@
 
 import itertools
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from services.workflow import domain, store
 from services.workflow.involvement import open_relationships
@@ -14,8 +15,6 @@ from services.workflow.pack import PackRegistry, StepDefinition
 from shared import access_reasons, bearer
 
 router = APIRouter(tags=["work"])
-BUCKETS = {"incoming": "incoming", "incomplete": "incomplete", "returned": "incomplete",
-           "awaiting_authorisation": "incomplete", "future": "future"}
 
 
 def _pool(request: Request) -> asyncpg.Pool:
@@ -44,11 +43,46 @@ def _item(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def _work(rows: list[asyncpg.Record]) -> dict[str, list[dict[str, Any]]]:
-    work: dict[str, list[dict[str, Any]]] = {"incoming": [], "incomplete": [], "future": []}
+WORK_BUCKETS = ("incoming", "incomplete", "future")
+WORK_SORT_HELP = ("one of " + ", ".join(store.WORK_SORTS) + " (priority: urgent, then high, then by creation;"
+                  " waiting: longest waiting first; due: soonest due first; person: each person's steps together;"
+                  " step_type: by name); `-` reverses")
+PAGE_HELP = "which page of the bucket (from 1)"
+
+
+@dataclass(frozen=True)
+class _Listing:
+    sort: str
+    size: int
+    pages: dict[str, int]
+
+
+def _listing(
+    sort: str = Query("priority", description=WORK_SORT_HELP),
+    size: int = Query(50, ge=1, le=200, description="steps per page of each bucket"),
+    incoming_page: int = Query(1, ge=1, le=100_000, description=PAGE_HELP),
+    incomplete_page: int = Query(1, ge=1, le=100_000, description=PAGE_HELP),
+    future_page: int = Query(1, ge=1, le=100_000, description=PAGE_HELP),
+) -> _Listing:
+    return _Listing(sort, size, {"incoming": incoming_page, "incomplete": incomplete_page, "future": future_page})
+
+
+Listing = Annotated[_Listing, Depends(_listing)]
+
+
+async def _work(request: Request, kind: str, assignee_id: str, listing: _Listing) -> dict[str, Any]:
+    """A page of each bucket of the work list, sorted on the server, with each bucket's total."""
+    if listing.sort.removeprefix("-") not in store.WORK_SORTS:
+        raise HTTPException(422, f"`sort` must be {WORK_SORT_HELP}")
+    pool = _pool(request)
+    totals = await store.work_counts(pool, kind, assignee_id)
+    rows = await store.work_page(pool, kind, assignee_id, sort=listing.sort, size=listing.size,
+                                 offsets={b: (listing.pages[b] - 1) * listing.size for b in WORK_BUCKETS})
+    work: dict[str, Any] = {b: [] for b in WORK_BUCKETS}
     for row in rows:
-        work[BUCKETS[row["state"]]].append(_item(row))
-    return work
+        work[row["bucket"]].append(_item(row))
+    return {**work, "total": {b: totals.get(b, 0) for b in WORK_BUCKETS}, "page": listing.pages,
+            "size": listing.size, "sort": listing.sort}
 
 
 @router.get("/people/{person_id}/steps")
@@ -61,13 +95,15 @@ async def steps_of_person(person_id: uuid.UUID, request: Request) -> list[dict[s
 
 
 @router.get("/workers/{worker_id}/work")
-async def worker_work(worker_id: str, request: Request) -> dict[str, list[dict[str, Any]]]:
-    return _work(await store.work_of(_pool(request), "worker", worker_id))
+async def worker_work(worker_id: str, request: Request, listing: Listing) -> dict[str, Any]:
+    """The worker's open and future steps, a page of each bucket (R-W2)."""
+    return await _work(request, "worker", worker_id, listing)
 
 
 @router.get("/teams/{team_id}/work")
-async def team_work(team_id: str, request: Request) -> dict[str, list[dict[str, Any]]]:
-    return _work(await store.work_of(_pool(request), "team", team_id))
+async def team_work(team_id: str, request: Request, listing: Listing) -> dict[str, Any]:
+    """The team's open and future steps, a page of each bucket (R-W2)."""
+    return await _work(request, "team", team_id, listing)
 
 
 def _awaiting(row: asyncpg.Record) -> dict[str, Any]:

@@ -258,12 +258,46 @@ async def steps_of_person(pool: Conn, person_id: uuid.UUID) -> list[asyncpg.Reco
     )
 
 
-async def work_of(pool: Conn, kind: str, assignee_id: str) -> list[asyncpg.Record]:
+# a work list's buckets: returned and awaiting authorisation are listed as incomplete
+BUCKET_OF_STATE = ("CASE state WHEN 'incoming' THEN 'incoming' WHEN 'future' THEN 'future' ELSE 'incomplete' END")
+OPEN_WORK = ("assignee_kind = $1 AND assignee_id = $2"
+             " AND state IN ('incoming', 'incomplete', 'returned', 'awaiting_authorisation', 'future')")
+# the sort keys of a work list, each with its own ties broken by creation time (then id: a stable page order)
+WORK_SORTS = {
+    "priority": ["CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END", "created_at"],
+    "waiting": ["created_at"],
+    "due": ["due_date", "created_at"],
+    "person": ["person_id", "created_at"],
+    "step_type": ["step_type", "created_at"],
+}
+
+
+def _work_order(sort: str) -> str:
+    """ORDER BY for a sort key; `-key` reverses it. A step with no due date comes last either way."""
+    key, descending = sort.removeprefix("-"), sort.startswith("-")
+    terms = [f"{t} {'DESC' if descending else 'ASC'}" + (" NULLS LAST" if t == "due_date" else "")
+             for t in WORK_SORTS[key]]
+    return ", ".join([*terms, "step_id"])
+
+
+async def work_counts(pool: Conn, kind: str, assignee_id: str) -> dict[str, int]:
+    """How many open and future steps the worker or team holds, per bucket."""
+    rows = await pool.fetch(f"SELECT {BUCKET_OF_STATE} AS bucket, count(*) AS n FROM steps WHERE {OPEN_WORK}"
+                            " GROUP BY 1", kind, assignee_id)
+    return {r["bucket"]: r["n"] for r in rows}
+
+
+async def work_page(pool: Conn, kind: str, assignee_id: str, *, sort: str, size: int,
+                    offsets: dict[str, int]) -> list[asyncpg.Record]:
+    """One page of each bucket of the worker's or team's work, in `sort` order: `size` steps from the bucket's
+    offset; each row says its bucket."""
     return await pool.fetch(
-        f"SELECT {STEP_COLUMNS} FROM steps WHERE assignee_kind = $1 AND assignee_id = $2"
-        " AND state IN ('incoming', 'incomplete', 'returned', 'awaiting_authorisation', 'future')"
-        " ORDER BY CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 ELSE 2 END, created_at",
-        kind, assignee_id,
+        f"SELECT * FROM (SELECT {STEP_COLUMNS}, {BUCKET_OF_STATE} AS bucket,"
+        f" row_number() OVER (PARTITION BY {BUCKET_OF_STATE} ORDER BY {_work_order(sort)}) AS n"
+        f" FROM steps WHERE {OPEN_WORK}) page"
+        " WHERE n - CASE bucket WHEN 'incoming' THEN $3::int WHEN 'incomplete' THEN $4::int ELSE $5::int END"
+        " BETWEEN 1 AND $6::int ORDER BY n",
+        kind, assignee_id, offsets["incoming"], offsets["incomplete"], offsets["future"], size,
     )
 
 
