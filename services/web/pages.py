@@ -21,6 +21,7 @@ from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
 from shared import bearer
 from shared.actor import above_teams
+from shared.teams import team_name
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -29,6 +30,8 @@ templates.env.globals.update(anchor=forms.anchor, display=forms.display, input_v
                              saved_changes=forms.saved_changes, role_names=auth.ROLE_NAMES)
 templates.env.filters["when"] = chronology.format_when
 templates.env.filters["day"] = chronology.format_day
+templates.env.filters["team"] = team_name  # §9: a team by the name people know it by, never its id
+templates.env.filters["assignee"] = chronology.assignee_words
 WORKING = {"incomplete", "returned", "awaiting_authorisation"}
 STATE_NAMES = {"incoming": "Incoming", "incomplete": "Incomplete", "returned": "Returned",
                "awaiting_authorisation": "Awaiting authorisation", "future": "Future", "finished": "Finished",
@@ -355,7 +358,7 @@ def involvement(relationships: dict[str, Any], steps: list[dict[str, Any]],
             holder = step["assignee"]
             found.setdefault((holder["kind"], holder["id"]), []).append(
                 f"holds {step['step_type']} ({STATE_NAMES.get(step['state'], step['state'])})")
-    return [{"kind": kind, "id": ident, "name": worker_names.get(ident, ident) if kind == "worker" else ident,
+    return [{"kind": kind, "id": ident, "name": worker_names.get(ident, ident) if kind == "worker" else team_name(ident),
              "why": "; ".join(whys)} for (kind, ident), whys in found.items()]
 
 

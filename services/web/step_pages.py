@@ -32,6 +32,7 @@ from services.web.pages import (
     why_allowed,
 )
 from shared import bearer
+from shared.teams import team_name
 
 router = APIRouter()
 
@@ -74,6 +75,7 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
         members=members, signers=signers, assignable=_assignable(members, teams_of_pack), teams=teams,
+        assign_teams=sorted(teams_of_pack or teams, key=team_name),
         my_request_ids=my_request_ids,
         rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")

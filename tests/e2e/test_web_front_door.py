@@ -53,3 +53,23 @@ async def test_R_P5_a_front_door_worker_finds_a_person_by_name_birth_date_and_po
             assert seen in shown, seen
     finally:
         await desk.close()
+
+
+async def test_teams_are_shown_by_the_names_people_know_them_by_never_by_id(infra, web, events):
+    """§9: the desk names teams from the one catalogue (shared/teams.yaml) in the menu, Team work, the person's
+    work and the step page, and the Assign picker offers every team of the step's pack by name, Wellbeing
+    Service South included (no desk account works in it)."""
+    person_id, step_id = await new_case(infra, events, **unique_referral())
+    desk = Desk(web.url)
+    try:
+        home = await desk.sign_in("hub")
+        assert 'href="/teams/wellbeing-service-hub/work">Team: Wellbeing Service Hub Team</a>' in home.text
+        team_work = (await desk.get("/teams/wellbeing-service-hub/work")).text
+        assert "<h1>Team work: Wellbeing Service Hub Team</h1>" in team_work
+        person = (await desk.get(f"/people/{person_id}")).text
+        assert "<td>Wellbeing Service Hub Team</td>" in person and "team wellbeing-service-hub" not in person
+        step = (await desk.get(f"/steps/{step_id}")).text
+        assert "assigned to <strong>Wellbeing Service Hub Team</strong>" in step
+        assert '<option value="wellbeing-service-south">Wellbeing Service South</option>' in step
+    finally:
+        await desk.close()

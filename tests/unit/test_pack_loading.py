@@ -52,7 +52,7 @@ def _pack(*steps: dict[str, Any], name: str = "demo", version: int = 1) -> dict[
     return {
         "name": name,
         "version": version,
-        "teams": {"demo-team": "Demo Team"},
+        "teams": ["adult-front-door"],
         "worked_by": ["social_worker"],
         "steps": list(steps) or [_step()],
     }

@@ -29,6 +29,7 @@ from services.workflow.pack.models import (
     costed_fields,
 )
 from shared.actor import MANAGER_ROLES, held_roles
+from shared.teams import is_known, team_name
 
 DEFINITIONS_DIR = Path(__file__).parents[1] / "definitions"
 SELECT_TYPES = frozenset({"select", "multiselect"})
@@ -489,14 +490,12 @@ def _check_rate_card(loaded: Sequence[_Loaded]) -> None:
 
 
 def _merge_teams(loaded: Sequence[_Loaded]) -> dict[str, str]:
-    teams: dict[str, str] = {}
+    """Every pack's teams, each named by the catalogue (shared/teams.yaml), which must know it."""
     for item in loaded:
-        for team_id, name in item.pack.teams.items():
-            if teams.setdefault(team_id, name) != name:
-                raise _Where(str(item.path)).fail(
-                    f"teams[{team_id!r}]", f"team already named {teams[team_id]!r} in another pack"
-                )
-    return teams
+        for n, team_id in enumerate(item.pack.teams):
+            if not is_known(team_id):
+                raise _Where(str(item.path)).fail(f"teams[{n}]", f"team {team_id!r} is not in shared/teams.yaml")
+    return {team_id: team_name(team_id) for item in loaded for team_id in item.pack.teams}
 
 
 def _check_references(item: _Loaded, index: _Index, teams: Mapping[str, str]) -> None:

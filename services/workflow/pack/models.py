@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints
 from pydantic import Field as Constrained
 from pydantic.types import NonNegativeInt, PositiveInt
 
+from shared.teams import team_name
+
 Role = Literal[
     "social_worker",
     "gso",
@@ -378,7 +380,7 @@ class Pack(_Frozen):
 
     name: FieldKey
     version: PositiveInt
-    teams: dict[TeamId, Name] = {}
+    teams: tuple[TeamId, ...] = ()  # named by the catalogue, shared/teams.yaml
     # R-W10: who works the pack's steps where a step names nobody itself
     worked_by: tuple[Role, ...] = ()
     steps: tuple[StepDefinition, ...] = ()
@@ -398,9 +400,7 @@ class PackRegistry:
     def __init__(self, packs: Sequence[Pack], steps: Mapping[str, Mapping[int, StepDefinition]]):
         self.packs = tuple(packs)
         self._steps = {step_type: dict(versions) for step_type, versions in steps.items()}
-        self.teams: dict[str, str] = {
-            tid: name for pack in packs for tid, name in pack.teams.items()
-        }
+        self.teams: dict[str, str] = {tid: team_name(tid) for pack in packs for tid in pack.teams}
         # R-F5: the rate card by service type, from every pack (the loader refuses a service twice)
         self.rates: dict[str, RateCardEntry] = {
             entry.service: entry for pack in packs for entry in pack.rate_card
