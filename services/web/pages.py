@@ -358,7 +358,8 @@ def involvement(relationships: dict[str, Any], steps: list[dict[str, Any]],
             holder = step["assignee"]
             found.setdefault((holder["kind"], holder["id"]), []).append(
                 f"holds {step['step_type']} ({STATE_NAMES.get(step['state'], step['state'])})")
-    return [{"kind": kind, "id": ident, "name": worker_names.get(ident, ident) if kind == "worker" else team_name(ident),
+    return [{"kind": kind, "id": ident,
+             "name": worker_names.get(ident, ident) if kind == "worker" else team_name(ident),
              "why": "; ".join(whys)} for (kind, ident), whys in found.items()]
 
 
