@@ -21,5 +21,10 @@ def team_name(team_id: str | None) -> str:
     return teams().get(team_id or "", team_id or "")
 
 
+def team_named(name: str) -> str | None:
+    """The id of the team people know by this name; None when no team has it."""
+    return next((team_id for team_id, known in teams().items() if known == name), None)
+
+
 def is_known(team_id: str) -> bool:
     return team_id in teams()

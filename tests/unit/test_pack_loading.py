@@ -331,6 +331,7 @@ def test_to_contract_has_exactly_the_read_endpoint_keys(shipped: PackRegistry) -
             "assignee_kind",
             "default_team",
             "team_by_locality",
+            "team_from_field",
             "send_immediately",
             "scheduled_offset_days",
             "reasons",

@@ -193,6 +193,9 @@ class NextActionDefinition(_Frozen):
     # R-C5: the team by the person's locality team (allocation's team finder, R-A3); `default_team` where the
     # locality has none listed or is not known
     team_by_locality: Mapping[TeamId, TeamId] = {}
+    # §9: a select of the step's own form whose options are team names (shared/teams.yaml): the team chosen
+    # there is the action's team unless the worker picks another (the Involved Team chosen in triage)
+    team_from_field: FieldKey | None = None
     send_immediately: SendImmediately = "forbidden"
     scheduled_offset_days: NonNegativeInt | None = None
     reasons: tuple[Name, ...] = ()
@@ -221,6 +224,7 @@ class NextActionDefinition(_Frozen):
             "default_team": self.default_team,
             # R-C5: sent without a team, the action goes to the team for the person's locality
             "team_by_locality": dict(self.team_by_locality),
+            "team_from_field": self.team_from_field,
             "send_immediately": self.send_immediately != "forbidden",
             "scheduled_offset_days": self.scheduled_offset_days,
             "reasons": list(self.reasons),
