@@ -15,7 +15,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.web import access, auth, chronology, forms, packs, store, trays
+from services.web import access, auth, chronology, forms, packs, rules_text, store, trays
 from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
@@ -32,6 +32,8 @@ templates.env.filters["when"] = chronology.format_when
 templates.env.filters["day"] = chronology.format_day
 templates.env.filters["team"] = team_name  # §9: a team by the name people know it by, never its id
 templates.env.filters["assignee"] = chronology.assignee_words
+templates.env.filters["rule_links"] = rules_text.rule_links  # §9: each rule id a message names links to the rule
+templates.env.globals["reason_html"] = rules_text.reason_html
 WORKING = {"incomplete", "returned", "awaiting_authorisation"}
 STATE_NAMES = {"incoming": "Incoming", "incomplete": "Incomplete", "returned": "Returned",
                "awaiting_authorisation": "Awaiting authorisation", "future": "Future", "finished": "Finished",

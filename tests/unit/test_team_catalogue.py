@@ -28,3 +28,10 @@ def test_every_team_a_shipped_file_names_is_in_the_catalogue():
     assert named - set(teams()) == set()
     assert packs.teams["wellbeing-service-south"] == "Wellbeing Service South"
     assert localities.names["locality-city"] == "City Locality Team"
+
+
+def test_roles_are_said_as_people_say_them():
+    from shared.actor import role_name, roles_in_words
+    assert roles_in_words(["senior_officer"]) == "Senior Officer"
+    assert roles_in_words(["team_manager", "head_of_service"]) == "Team Manager or Head of Service"
+    assert role_name("response_social_worker") == "Response Social Worker"  # a pack's own role
