@@ -23,6 +23,25 @@ DUTY_ROLES = frozenset({"social_worker", "team_manager", "team_leader", "assista
 # seed 003: a team-specific role is also its generic one where a pack names what the guide gives to
 # two teams ("Response/Locality Social Worker" owns a field): one worker, one role. Never for signing
 # or managing: a LAC manager is not a team manager of adult care.
+# The roles as people say them (issue #22 §9: messages never say "senior_officer")
+ROLE_NAMES = {
+    "social_worker": "Social Worker", "gso": "Generic Support Officer", "senior_officer": "Senior Officer",
+    "team_manager": "Team Manager", "assistant_team_manager": "Assistant Team Manager",
+    "team_leader": "Team Leader", "head_of_service": "Head of Service", "business_support": "Business Support",
+    "strategic_service_manager": "Strategic Service Manager", "administrator": "Administrator",
+}
+
+
+def role_name(role: str) -> str:
+    """A role as people say it; a pack's own role ("response_social_worker") in words, capitalised."""
+    return ROLE_NAMES.get(role) or role.replace("_", " ").title()
+
+
+def roles_in_words(roles: Iterable[str], joiner: str = " or ") -> str:
+    """"Team Manager or Head of Service"."""
+    return joiner.join(role_name(role) for role in roles)
+
+
 GENERIC_ROLES = {
     "response_social_worker": "social_worker",
     "locality_social_worker": "social_worker",

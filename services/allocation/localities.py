@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from shared.teams import team_name
+
 DISTRICT = r"[A-Z]{1,2}[0-9][A-Z0-9]?"
 KEY = re.compile(rf"^(?P<district>{DISTRICT})(?: (?P<sector>[0-9])(?P<unit>[A-Z]{{2}})?)?$")
 POSTCODE = re.compile(r"^[A-Z0-9]{2,7}$")
@@ -71,12 +73,13 @@ class Localities:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "Localities":
-        """From `{teams: {team_id: {name, areas: [...]}}}`; a malformed key or one area in two teams is an error."""
+        """From `{teams: {team_id: {areas: [...]}}}` (names: shared/teams.yaml);
+        a malformed key or one area in two teams is an error."""
         areas: dict[str, str] = {}
         names: dict[str, str] = {}
         for team_id, team in (data.get("teams") or {}).items():
             team = team or {}
-            names[str(team_id)] = str(team.get("name") or team_id)
+            names[str(team_id)] = team_name(str(team_id))
             for raw in team.get("areas") or []:
                 key = " ".join(str(raw).upper().split())
                 if not KEY.match(key):

@@ -183,12 +183,14 @@ class TeamDirectory:
         return Team(found.name, number) if number else found
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "TeamDirectory":
+    def from_mapping(cls, data: Mapping[str, Any], names: Mapping[str, str]) -> "TeamDirectory":
+        """From teams.yaml: each team's number (its name from `names`, the catalogue shared/teams.yaml)."""
         default = data.get("default") or {}
         escalation = {str(team): str(area["strategic_service_manager_team"])
                       for area in (data.get("service_areas") or {}).values() for team in area.get("teams") or ()}
         return cls(
-            teams={str(k): Team(str(v["name"]), str(v["number"])) for k, v in (data.get("teams") or {}).items()},
+            teams={str(k): Team(names.get(str(k), str(k)), str(v["number"]))
+                   for k, v in (data.get("teams") or {}).items()},
             default=Team(str(default.get("name", "Adult Social Care")), str(default.get("number", "0116 496 0999"))),
             escalation=escalation,
             default_escalation=str(default.get("strategic_service_manager_team", "strategic-service-managers")),

@@ -15,10 +15,10 @@ from fastapi.responses import HTMLResponse, Response
 from services.web import auth, directory, store
 from services.web.auth import User
 from services.web.pages import back, checked_form, current_user, pool, render, set_flash
+from shared.teams import is_known, teams
 
 router = APIRouter()
 USER_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,62}$")
-TEAM_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[a-z]{2,}$")
 MIN_PASSWORD = 12
 
@@ -42,9 +42,8 @@ def password_problems(password: str, field_name: str = "password") -> list[dict[
     return []
 
 
-def check_new_account(user_id: str, name: str, roles: list[str], teams: str, password: str,
+def check_new_account(user_id: str, name: str, roles: list[str], team_ids: list[str], password: str,
                       email: str = "") -> NewAccount:
-    team_ids = [t for t in re.split(r"[\s,]+", teams.strip().lower()) if t]
     account = NewAccount(user_id.strip().lower(), name.strip(), roles, team_ids, password,
                          email.strip().lower() or None)
     if account.email is not None and not EMAIL.match(account.email):
@@ -58,9 +57,9 @@ def check_new_account(user_id: str, name: str, roles: list[str], teams: str, pas
     if not roles or unknown:
         account.problems.append({"field": "roles", "message": "choose at least one role" if not roles
                                  else f"unknown role(s): {', '.join(unknown)}"})
-    bad_teams = [t for t in team_ids if not TEAM_ID.match(t)]
-    if bad_teams:
-        account.problems.append({"field": "teams", "message": f"not a team id: {', '.join(bad_teams)}"})
+    unknown_teams = [t for t in team_ids if not is_known(t)]
+    if unknown_teams:  # the form offers only the catalogue's teams (shared/teams.yaml)
+        account.problems.append({"field": "teams", "message": f"not a known team: {', '.join(unknown_teams)}"})
     account.problems += password_problems(password)
     return account
 
@@ -76,7 +75,7 @@ async def accounts_page(request: Request) -> HTMLResponse:
     user = administrator(await current_user(request))
     users = await store.every_user(pool(request))
     return await render(request, "accounts.html", user, users=users, audit=await store.account_audit(pool(request)),
-                        teams=sorted({t for u in users for t in u["team_ids"]}), roles=auth.ROLE_NAMES,
+                        teams=teams(), roles=auth.ROLE_NAMES,
                         min_password=MIN_PASSWORD, title="Accounts")
 
 
@@ -90,7 +89,7 @@ async def create_account(request: Request) -> Response:
     user = administrator(await current_user(request))
     form = await checked_form(request, user)
     account = check_new_account(str(form.get("user_id", "")), str(form.get("name", "")),
-                                [str(r) for r in form.getlist("roles")], str(form.get("teams", "")),
+                                [str(r) for r in form.getlist("roles")], [str(t) for t in form.getlist("teams")],
                                 str(form.get("password", "")), str(form.get("email", "")))
     if account.problems:
         return await _refused(request, "The account was not created:", account.problems)

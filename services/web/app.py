@@ -16,6 +16,7 @@ from services.web import (
     pages,
     person_pages,
     relationship_pages,
+    rule_book,
     sign_in_pages,
     step_pages,
     store,
@@ -76,6 +77,7 @@ app.include_router(manager_pages.router)
 app.include_router(person_pages.router)
 app.include_router(relationship_pages.router)
 app.include_router(accounts.router)
+app.include_router(rule_book.router)
 pages.install_handlers(app)
 
 

@@ -22,20 +22,13 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from services.web import store
 from services.web.settings import WebSettings
-from shared.actor import DUTY_ROLES, MANAGER_ROLES, TRAY_REVIEW_ROLES, TRAY_ROLES, held_roles
+from shared.actor import DUTY_ROLES, MANAGER_ROLES, ROLE_NAMES, TRAY_REVIEW_ROLES, TRAY_ROLES, held_roles
 
 SESSION_COOKIE = "tessera_session"
 LOGIN_CSRF_COOKIE = "tessera_login_csrf"
 ADMINISTRATOR = "administrator"  # manages accounts; does no casework
 # stored instead of a hash for a council (OIDC) account: no password can ever match it
 NO_LOCAL_PASSWORD = "!oidc: signs in with the council's provider only"
-ROLE_NAMES = {
-    "social_worker": "Social Worker", "gso": "Generic Support Officer", "senior_officer": "Senior Officer",
-    "team_manager": "Team Manager", "assistant_team_manager": "Assistant Team Manager",
-    "team_leader": "Team Leader", "head_of_service": "Head of Service", "business_support": "Business Support",
-    "strategic_service_manager": "Strategic Service Manager",
-    ADMINISTRATOR: "Administrator",
-}
 
 _hasher = PasswordHasher()
 # verifying against this keeps an unknown user's sign-in as slow as a known one's

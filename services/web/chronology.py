@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from shared.calendar import LONDON
+from shared.teams import team_name
 
 FINISHED = ("step.finished", "step.authorised_and_finished")
 # the state a step is in after each history entry that changes it (services/workflow/domain/)
@@ -103,8 +104,11 @@ class Entry:
         return self.at.isoformat()
 
 
-def _target(value: Any) -> str:
+def assignee_words(value: Any) -> str:
+    """Whom a step or request is with, in words: a team by its name (shared/teams.yaml), a worker by id."""
     if isinstance(value, Mapping):
+        if value.get("kind") == "team":
+            return team_name(value.get("id"))
         return f"{value.get('kind', '')} {value.get('id', '')}".strip()
     return str(value or "")
 
@@ -120,7 +124,7 @@ def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -
             fields = details.get("fields") or []
             return f"{step_type} saved" + (f": {', '.join(fields)}" if fields else "")
         case "step.assigned":
-            return f"{step_type} assigned to {_target(details.get('assignee'))}"
+            return f"{step_type} assigned to {assignee_words(details.get('assignee'))}"
         case "step.finished":
             return f"{step_type} finished"
         case "step.authorised_and_finished":
@@ -131,7 +135,7 @@ def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -
             return f"{step_type} cancelled" + (f": {details['reason']}" if details.get("reason") else "")
         case "request.sent" | "notification.sent":
             kind = what.split(".")[0]
-            return f"{step_type}: {kind} {details.get('name', '')} sent to {_target(details.get('to'))}"
+            return f"{step_type}: {kind} {details.get('name', '')} sent to {assignee_words(details.get('to'))}"
         case "request.completed":
             return f"{step_type}: request {details.get('name', '')} completed"
         case "next_action.added":
@@ -180,7 +184,7 @@ def build(*, steps: Iterable[Mapping[str, Any] | None], notes: Iterable[Mapping[
     for kind, label, who in (("worker_relationships", "Worker", "worker_id"),
                              ("organisational_relationships", "Team", "team_id")):
         for r in relationships.get(kind, []):
-            named = f"{label} {r.get(who)}: {r.get('relationship')}"
+            named = f"{label} {team_name(r.get(who)) if who == 'team_id' else r.get(who)}: {r.get('relationship')}"
             add(r.get("created_at"), r.get("created_by"), "relationship", f"{named} from {r.get('start_date')}")
             if r.get("ended_at"):
                 add(r.get("ended_at"), r.get("ended_by") or "", "relationship",

@@ -4,6 +4,8 @@
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from shared.teams import team_name, team_named
+
 
 def startable(step_types: Sequence[Mapping[str, Any]], roles: Iterable[str], team_ids: Iterable[str]) -> list[str]:
     """R-W12 Start > New: the step types a grant of which names one of the worker's roles (or none) and one
@@ -18,6 +20,29 @@ def pack_teams(step_types: Sequence[Mapping[str, Any]], step_type: str, pack_ver
     """The teams of the pack the step type belongs to (the teams that work its steps)."""
     return {team for t in step_types if (t["step_type"], t["pack_version"]) == (step_type, pack_version)
             for team in t.get("pack_teams") or ()}
+
+
+def next_action_pickers(step: Mapping[str, Any], step_types: Sequence[Mapping[str, Any]],
+                        members: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """§9: for each next action of the step, whom its picker lists — the workers who can work the step it
+    creates (a role that works it, in a team of its pack) and its pack's teams, by name — and the team it
+    proposes: the one chosen in the form's team field (`team_from_field`, the Involved Team chosen in triage),
+    else the pack's default; none for an action routed by the person's locality (R-C5: workflow finds it)."""
+    latest = {t["step_type"]: t for t in sorted(step_types, key=lambda t: t["pack_version"])}
+    values = step.get("values") or {}
+    pickers = {}
+    for action in step["next_actions"]:
+        target = latest.get(action.get("target_step_type") or "")
+        teams = set(target["pack_teams"]) if target else set()
+        roles = set(target.get("worked_by") or ()) if target else set()
+        field = action.get("team_from_field")
+        chosen = team_named(str(values.get(field) or "")) if field else None
+        team = chosen or ("" if action.get("team_by_locality") else action.get("default_team") or "")
+        workers = [m["user_id"] for m in members if set(m["team_ids"]) & teams
+                   and (not roles or set(m["roles"]) & roles)]
+        pickers[action["action"]] = {"team": team, "teams": sorted(teams | ({team} - {""}), key=team_name),
+                                     "workers": workers}
+    return pickers
 
 
 def authorised_types(step_types: Sequence[Mapping[str, Any]]) -> frozenset[tuple[str, int]]:

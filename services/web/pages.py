@@ -15,13 +15,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.web import access, auth, chronology, forms, packs, store, trays
+from services.web import access, auth, chronology, forms, packs, rules_text, store, trays
 from services.web.auth import User
 from services.web.clients import Readers, Unavailable
 from services.web.commands import Outcome
 from services.web.listing import BUCKETS, SIZES, SORTS, WorkListing
 from shared import bearer
 from shared.actor import above_teams
+from shared.teams import team_name
 
 router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -30,6 +31,10 @@ templates.env.globals.update(anchor=forms.anchor, display=forms.display, input_v
                              saved_changes=forms.saved_changes, role_names=auth.ROLE_NAMES)
 templates.env.filters["when"] = chronology.format_when
 templates.env.filters["day"] = chronology.format_day
+templates.env.filters["team"] = team_name  # §9: a team by the name people know it by, never its id
+templates.env.filters["assignee"] = chronology.assignee_words
+templates.env.filters["rule_links"] = rules_text.rule_links  # §9: each rule id a message names links to the rule
+templates.env.globals["reason_html"] = rules_text.reason_html
 WORKING = {"incomplete", "returned", "awaiting_authorisation"}
 STATE_NAMES = {"incoming": "Incoming", "incomplete": "Incomplete", "returned": "Returned",
                "awaiting_authorisation": "Awaiting authorisation", "future": "Future", "finished": "Finished",
@@ -374,7 +379,8 @@ def involvement(relationships: dict[str, Any], steps: list[dict[str, Any]],
             holder = step["assignee"]
             found.setdefault((holder["kind"], holder["id"]), []).append(
                 f"holds {step['step_type']} ({STATE_NAMES.get(step['state'], step['state'])})")
-    return [{"kind": kind, "id": ident, "name": worker_names.get(ident, ident) if kind == "worker" else ident,
+    return [{"kind": kind, "id": ident,
+             "name": worker_names.get(ident, ident) if kind == "worker" else team_name(ident),
              "why": "; ".join(whys)} for (kind, ident), whys in found.items()]
 
 

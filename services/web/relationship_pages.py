@@ -27,6 +27,7 @@ from services.web.pages import (
     why_allowed,
 )
 from shared.actor import MANAGER_ROLES
+from shared.teams import team_name, teams
 
 router = APIRouter()
 
@@ -66,7 +67,7 @@ async def relationships_page(request: Request, person_id: str, kind: str) -> HTM
     return await render(
         request, "relationships.html", user, person=record, kind=kind, who=who, title=title,
         open=[x for x in every if not x.get("ended_at")], ended=[x for x in every if x.get("ended_at")],
-        names={w["user_id"]: w["display_name"] for w in workers}, choices=_choices(kind, user, workers),
+        names={w["user_id"]: w["display_name"] for w in workers} | dict(teams()), choices=_choices(kind, user, workers),
         relationships=RELATIONSHIPS[kind], end_reasons=END_REASONS, today=date.today().isoformat())
 
 
@@ -77,13 +78,13 @@ async def _workers(request: Request) -> list[Any]:
 
 def _choices(kind: str, user: User, workers: list[Any]) -> list[tuple[str, str]]:
     """Who the worker can pick: a worker records their own involvement, a manager anyone's (R-A1, R-A3); any
-    team a worker of the desk belongs to."""
+    team the council has (shared/teams.yaml), by name."""
     if kind == "organisational":
-        return [(t, t) for t in sorted({t for w in workers for t in w["team_ids"]})]
+        return sorted(teams().items(), key=lambda team: team[1])
     if not MANAGER_ROLES & set(user.roles):
         workers = [w for w in workers if w["user_id"] == user.user_id]
     return [(w["user_id"], f"{w['display_name']} ({', '.join(ROLE_NAMES.get(r, r) for r in w['roles'])};"
-             f" {', '.join(w['team_ids']) or 'no team'})") for w in workers]
+             f" {', '.join(map(team_name, w['team_ids'])) or 'no team'})") for w in workers]
 
 
 @router.post("/people/{person_id}/relationships/{kind}")

@@ -23,6 +23,9 @@ class WebSettings(Settings):
     web_seed_demo_users: bool | None = None
     web_demo_users_file: Path = Path(__file__).parent / "users.yaml"
     web_demo_password: str = "tessera-demo"
+    # the rule book the desk serves at /rules and links every rule id in a message to (issue #22 §9); the image
+    # copies docs/rules.md beside the project (deploy/Dockerfile)
+    web_rules_file: Path = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
     # how long a page waits for a command's outcome before saying it is still on its way
     web_command_timeout_seconds: float = 15.0
     # a recorded reason opens a person's record to the worker for this long (break-glass)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from services.web import access, forms, packs, store
-from services.web.auth import User
+from services.web.auth import ROLE_NAMES, User
 from services.web.commands import Outcome
 from services.web.pages import (
     WORKING,
@@ -32,6 +32,7 @@ from services.web.pages import (
     why_allowed,
 )
 from shared import bearer
+from shared.teams import team_name
 
 router = APIRouter()
 
@@ -60,6 +61,7 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     refused = flash.get("kind") == "error" and flash.get("scope") == f"finish:{step['step_id']}"
     listed = forms.merge_reasons(flash.get("reasons", []) if refused else [], (blockers or {}).get("blockers", []))
     refused = refused and bool(listed)
+    next_refused = flash.get("kind") == "error" and flash.get("scope") == f"next:{step['step_id']}"
     members = [u for u in await store.all_users(pool(request)) if "administrator" not in u["roles"]]
     teams = sorted({t for u in members for t in u["team_ids"]})
     # R-RQ5: a REQUIRED sign-off request goes only to someone whose role can sign the step
@@ -67,16 +69,55 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     my_request_ids = {q["request_id"] for q in step.get("sent_requests", [])
                       if q["state"] == "open" and _sent_to(q, user)}
     logging_only = logs_only(step, user)
-    teams_of_pack = packs.pack_teams(await r.workflow.step_types(), step["step_type"], step["pack_version"])
+    step_types = await r.workflow.step_types()
+    pickers = packs.next_action_pickers(step, step_types, members)
+    teams_of_pack = packs.pack_teams(step_types, step["step_type"], step["pack_version"])
     return await render(
         request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
         members=members, signers=signers, assignable=_assignable(members, teams_of_pack), teams=teams,
-        my_request_ids=my_request_ids,
+        assign_teams=sorted(teams_of_pack or teams, key=team_name),
+        pickers=pickers, na_teams=sorted({t for p in pickers.values() for t in p["teams"]}, key=team_name),
+        request_teams=_request_teams(step, teams_of_pack or set(teams)),
+        next_refused=next_refused, chosen=flash.get("chosen") or {} if next_refused else {},
+        my_request_ids=my_request_ids, offer=finish_offer(step, user, my_request_ids),
         rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+@dataclass(frozen=True)
+class FinishOffer:
+    """Issue #22 §9: what the Finish section offers this worker — only what they can do (R-RQ4, R-RQ7).
+
+    `finish`: the Finish button (with what still stops it); `sign_off`: Authorise and finish, and Return, for
+    the signer a REQUIRED request waits with; `prepare`: a two-part step's worker, before sending it for
+    sign-off (what still needs doing, no Finish: a signer finishes it); `sent`: sent for sign-off, nothing to
+    press."""
+
+    kind: str
+    signers: str = ""  # the roles that sign the step off, as people say them
+    sent_to: dict[str, Any] | None = None
+
+
+def finish_offer(step: dict[str, Any], user: User, my_request_ids: set[str]) -> FinishOffer:
+    authorisers = step.get("authorisers") or []
+    signers = " or ".join(ROLE_NAMES.get(r, r) for r in authorisers)
+    open_required = [q for q in step.get("sent_requests", []) if q["required"] and q["state"] == "open"
+                     and q["kind"] == "request"]
+    if set(user.roles) & set(authorisers) and any(q["request_id"] in my_request_ids for q in open_required):
+        return FinishOffer("sign_off", signers)
+    two_part = bool(authorisers) and any(q["required"] and q["kind"] == "request" for q in step["requests"])
+    if not two_part or set(user.roles) & set(authorisers):
+        return FinishOffer("finish", signers)
+    return FinishOffer("sent", signers, open_required[0]["to"]) if open_required else FinishOffer("prepare", signers)
+
+
+def _request_teams(step: dict[str, Any], teams_of_pack: set[str]) -> list[str]:
+    """§9: the teams a request of the step may go to — its pack's, and any team a request goes to by default."""
+    defaults = {q["default_to"]["id"] for q in step["requests"] if (q.get("default_to") or {}).get("kind") == "team"}
+    return sorted(teams_of_pack | defaults, key=team_name)
 
 
 def _assignable(members: list[Any], teams_of_pack: set[str]) -> list[Any]:
@@ -121,8 +162,8 @@ class StepPost:
         """A command about the step, keyed by its person."""
         return await send(self.request, self.user, type_, key=self.step["person_id"], **arguments)
 
-    async def report(self, outcome: Outcome, done: str, *, scope: str = "") -> None:
-        await report(self.request, outcome, done, scope=scope)
+    async def report(self, outcome: Outcome, done: str, *, scope: str = "", **extra: Any) -> None:
+        await report(self.request, outcome, done, scope=scope, **extra)
 
     def value(self, name: str) -> str | None:
         return form_value(self.form, name)
@@ -160,6 +201,10 @@ async def _add_form(post: StepPost) -> None:
     await post.report(outcome, f"Added {post.form.get('form')}.")
 
 
+NEXT_ACTION_FIELDS = ("action", "assignee_kind", "assignee_worker", "assignee_team", "send_immediately",
+                      "scheduled_date", "reason", "priority", "note")
+
+
 async def _add_next_action(post: StepPost) -> None:
     kind = post.value("assignee_kind")
     outcome = await post.send(
@@ -168,8 +213,11 @@ async def _add_next_action(post: StepPost) -> None:
         send_immediately=post.form.get("send_immediately") == "true", scheduled_date=post.value("scheduled_date"),
         reason=post.value("reason"), note=post.value("note"), priority=post.value("priority") or "normal")
     created = outcome.of("step.created")
+    # §9: refused, the dialog opens again with what was chosen and every reason
+    chosen = {name: post.value(name) for name in NEXT_ACTION_FIELDS}
     await post.report(outcome, f"Next action {post.form.get('action')} added" + (
-        f"; {created['step_type']} was sent at once." if created else "."), scope=f"next:{post.step_id}")
+        f"; {created['step_type']} was sent at once." if created else "."), scope=f"next:{post.step_id}",
+        chosen=chosen)
 
 
 async def _remove_next_action(post: StepPost) -> None:

@@ -223,11 +223,13 @@ async def get_blockers(
 
 @router.get("/step-types")
 async def step_types(request: Request) -> list[dict[str, Any]]:
-    """Every step type of the loaded packs: who may start it (Start > New, R-W12) and who authorises it."""
+    """Every step type of the loaded packs: who works it (R-W10), who may start it (Start > New, R-W12) and who
+    authorises it."""
     packs = request.app.state.packs
     return [
         {"step_type": step.step_type, "pack": pack.name, "pack_version": pack.version,
          "pack_teams": sorted(pack.teams), "authorisers": list(step.authorisers),
+         "worked_by": list(step.worked_by),
          # R-W12: who may start it from Start > New (each grant: roles and teams, empty = any)
          "start_new": [{"roles": list(grant.roles), "teams": list(grant.teams)} for grant in step.start_new]}
         for pack in packs.packs for step in pack.steps

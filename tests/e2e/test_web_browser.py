@@ -166,10 +166,12 @@ async def test_gso_is_shown_every_blocker_then_the_senior_officer_finishes_sap_d
         await page.get_by_role("button", name="Restore my unsaved changes").click()
         await expect(page.locator("#f-support_delivery-1-support_provided")).to_have_value("Weekly lunch club")
 
-        # Finish is refused: every blocker is listed, each linking to what fixes it
-        await page.locator("#finish-step").click()
-        blockers = page.locator("#blockers")
-        await expect(blockers).to_be_visible()
+        # §9: a Senior Officer finishes it, so the GSO is offered no Finish: what still needs doing is listed,
+        # each item linking to what fixes it
+        assert await page.locator("#finish-step").count() == 0
+        await expect(page.locator("#sign-off-needed")).to_contain_text("A Senior Officer finishes a")
+        await page.locator("#check-blockers summary").click()
+        blockers = page.locator("#check-blockers")
         await expect(blockers).to_contain_text("REQUIRED request")
         await expect(blockers).to_contain_text("row 2")
         await expect(blockers).to_contain_text("next action")
@@ -177,8 +179,7 @@ async def test_gso_is_shown_every_blocker_then_the_senior_officer_finishes_sap_d
         await blockers.locator('a[href="#f-support_delivery-1-support_date"]').click()
         assert page.url.endswith("#f-support_delivery-1-support_date")
 
-        # the draft is still there after the refusal: restore, complete the second domain, save
-        await page.get_by_role("button", name="Restore my unsaved changes").click()
+        # nothing typed was lost: complete the second domain, save
         await page.locator("#f-support_delivery-1-support_date").fill("2024-06-12")
         await page.locator("#f-support_delivery-1-exit_score").fill("3")
         await page.locator("#f-support_end_date").fill("2024-06-28")
@@ -191,6 +192,9 @@ async def test_gso_is_shown_every_blocker_then_the_senior_officer_finishes_sap_d
             "button", name="Send request").click()
         await flash(page, "Sent")
         await expect(page.locator("#step-state")).to_have_text("Awaiting authorisation")
+        # §9: sent for sign-off, the GSO has nothing left to press
+        await expect(page.locator("#sent-for-sign-off")).to_contain_text("a Senior Officer authorises and finishes it")
+        assert await page.locator("#finish-step, #check-blockers").count() == 0
     finally:
         await gso_context.close()
 
@@ -201,6 +205,9 @@ async def test_gso_is_shown_every_blocker_then_the_senior_officer_finishes_sap_d
         await expect(row).to_have_count(1)
         await check_page(page, screenshots, "04-authorisation-queue")
         await row.get_by_role("link", name="Open to authorise").click()
+        # §9: the signer is offered Authorise and finish, and Return, not a Finish that would be refused
+        await expect(page.locator("#authorise-step")).to_be_visible()
+        assert await page.locator("#finish-step").count() == 0
         await page.get_by_role("button", name="Complete request").click()
         await flash(page, "Request completed")
         await page.locator("#add-next-action").click()
@@ -224,7 +231,7 @@ async def test_team_manager_places_reviews_and_allocates_a_case_from_the_tray(
     await referral_seen(db, person_id)
     context, page = await sign_in(browser, web.url, "tm")
     try:
-        await page.get_by_role("link", name="Team: adult-front-door").click()
+        await page.get_by_role("link", name="Team: Adult Social Care Front Door").click()
         await page.locator(f'a[href="/people/{person_id}"]').first.click()
         await check_page(page, screenshots, "06-person-summary")
         await page.get_by_label("Rationale").fill("No worker with capacity this week")
@@ -390,6 +397,54 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
         yesterday = (date.today() - timedelta(days=1)).isoformat()
         await page.goto(f"/people/{person_id}?as_at={yesterday}")
         await expect(view).to_contain_text("No work for this person at that moment")
+    finally:
+        await context.close()
+
+
+async def _visible_options(page: "Page", select: str) -> list[str]:
+    return await page.locator(f"{select} option:not([hidden])").evaluate_all("os => os.map(o => o.value)")
+
+
+async def test_issue_22_s9_the_triage_team_carries_into_the_next_action_and_a_refused_one_keeps_its_dialog(
+        infra, web, events, commands, browser, screenshots):
+    """§9: the Involved Team chosen in triage is the team the next action proposes; the pickers list only the
+    workers and teams who can do the step the action creates; a refused next action opens its dialog again with
+    what was chosen and every reason (R-NA6), nothing lost. As the Hub's GSO (seed 000: the Hub triages)."""
+    person_id, screening = await new_case(infra, events)
+
+    async def ok(type_: str, **data):
+        return (await commands.send(type_, HUB, key=person_id, **data)).ok()
+
+    await ok("step.start", step_id=screening)
+    await ok("step.save", step_id=screening, values=SCREENING_VALUES)
+    await ok("step.add_next_action", step_id=screening, action=TRIAGE)
+    triage = (await ok("step.finish", step_id=screening)).of("step.created")["step_id"]
+    await ok("step.start", step_id=triage)
+    await ok("step.save", step_id=triage, values={**TRIAGE_VALUES, "involved_team": "Wellbeing Service South"})
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.goto(f"/steps/{triage}")
+        await page.locator("#add-next-action").click()
+        dialog = page.locator("#next-action-dialog")
+        await dialog.get_by_label("Action").select_option(TA)
+        await expect(dialog.locator("#na-team")).to_have_value("wellbeing-service-south")
+        await expect(dialog.locator("#na-about")).to_contain_text("proposed: Wellbeing Service South")
+        teams = await _visible_options(page, "#na-team")
+        assert "wellbeing-service-north" in teams and "adult-front-door" not in teams, teams
+        workers = await _visible_options(page, "#na-worker")
+        assert "gso" in workers and "sw" not in workers and "administrator" not in workers, workers
+
+        closure_started = "Adult Case Closure Already Started (NFA)"
+        await dialog.get_by_label("Action").select_option(closure_started)
+        await dialog.locator("#na-priority").select_option("high")
+        await dialog.locator("#na-note").fill("Daughter says a closure was started last week")
+        await dialog.get_by_role("button", name="Add next action").click()
+        await expect(dialog).to_be_visible()
+        await expect(dialog.locator("#na-problems")).to_contain_text("(R-NA6)")
+        await expect(dialog.locator("#na-action")).to_have_value(closure_started)
+        await expect(dialog.locator("#na-priority")).to_have_value("high")
+        await expect(dialog.locator("#na-note")).to_have_value("Daughter says a closure was started last week")
+        await check_page(page, screenshots, "09-next-action-refused")
     finally:
         await context.close()
 

@@ -53,3 +53,46 @@ async def test_R_P5_a_front_door_worker_finds_a_person_by_name_birth_date_and_po
             assert seen in shown, seen
     finally:
         await desk.close()
+
+
+async def test_teams_are_shown_by_the_names_people_know_them_by_never_by_id(infra, web, events):
+    """§9: the desk names teams from the one catalogue (shared/teams.yaml) in the menu, Team work, the person's
+    work and the step page, and the Assign picker offers every team of the step's pack by name, Wellbeing
+    Service South included (no desk account works in it)."""
+    person_id, step_id = await new_case(infra, events, **unique_referral())
+    desk = Desk(web.url)
+    try:
+        home = await desk.sign_in("hub")
+        assert 'href="/teams/wellbeing-service-hub/work">Team: Wellbeing Service Hub Team</a>' in home.text
+        team_work = (await desk.get("/teams/wellbeing-service-hub/work")).text
+        assert "<h1>Team work: Wellbeing Service Hub Team</h1>" in team_work
+        person = (await desk.get(f"/people/{person_id}")).text
+        assert "<td>Wellbeing Service Hub Team</td>" in person and "team wellbeing-service-hub" not in person
+        step = (await desk.get(f"/steps/{step_id}")).text
+        assert "assigned to <strong>Wellbeing Service Hub Team</strong>" in step
+        assert '<option value="wellbeing-service-south">Wellbeing Service South</option>' in step
+    finally:
+        await desk.close()
+
+
+async def test_a_refusal_speaks_the_guides_words_and_links_its_rule_to_the_rule_book(infra, web, events):
+    """§9: a refused next action comes back in its dialog (reopened, what was chosen kept) with each reason in
+    the guide's words, its rule id (R-NA2) a link to the rule book the desk serves, where the rule is anchored."""
+    _, screening = await new_case(infra, events, **unique_referral())
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("hub")
+        await desk.post(f"/steps/{screening}/start")
+        refused = await desk.post(f"/steps/{screening}/next_action", action="WB Initial Risk Assessment and Triage",
+                                  assignee_kind="team", assignee_team="wellbeing-service-hub", priority="high")
+        dialog = refused.text.split('id="next-action-dialog"')[1].split("</dialog>")[0]
+        assert 'data-reopen="1"' in dialog.split(">")[0]
+        problems = dialog.split('id="na-problems"')[1].split("</div>")[0]
+        assert ('a priority other than normal needs a note (<a href="/rules#R-NA2" class="rule">R-NA2</a>)'
+                in problems)
+        assert '<option value="high" selected>High</option>' in dialog
+        assert '<option value="WB Initial Risk Assessment and Triage" selected' in dialog
+        rules = await desk.get("/rules")
+        assert rules.status_code == 200 and '<li id="R-NA2">' in rules.text
+    finally:
+        await desk.close()

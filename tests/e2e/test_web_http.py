@@ -212,13 +212,17 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
 
         page = await admin.sign_in("administrator")
         assert 'href="/admin/accounts"' in page.text
-        refused = await admin.post("/admin/accounts", user_id="Bad Name!", name="", teams="ok-team, Bad_Team!",
+        # §9: the teams are a picker of the catalogue's teams by name, not typed ids
+        accounts = await admin.get("/admin/accounts")
+        south = '<label for="new-team-wellbeing-service-south">Wellbeing Service South</label>'
+        assert 'value="wellbeing-service-south">' + south in accounts.text
+        refused = await admin.post("/admin/accounts", user_id="Bad Name!", name="", teams=["ok-team", "Bad_Team!"],
                                    password="short")
-        for named in ("user name", "name is required", "choose at least one role", "not a team id: bad_team!",
-                      "at least 12 characters"):
+        for named in ("user name", "name is required", "choose at least one role",
+                      "not a known team: ok-team, Bad_Team!", "at least 12 characters"):
             assert named in refused.text, named
         created = await admin.post("/admin/accounts", user_id=new_user, name="Nia West (Social Worker)",
-                                   roles="social_worker", teams="adult-carers", password="first-password-1")
+                                   roles="social_worker", teams=["adult-carers"], password="first-password-1")
         assert f"Account {new_user} created." in created.text
         again = await admin.post("/admin/accounts", user_id=new_user, name="Someone else", roles="gso",
                                  password="first-password-1")
@@ -251,7 +255,7 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
         actions = ("password reset", "enabled", "disabled", "created")
         assert [next(a for a in actions if a in r) for r in changes] == list(actions)  # newest first
         assert all("administrator" in r for r in changes)
-        assert "social_worker in adult-carers" in changes[-1]
+        assert "social_worker in Adult Carers Team" in changes[-1]
         chained = await db.fetch("SELECT actor_id, action FROM web.audit_log WHERE object_id = $1 AND actor_id"
                                  " = 'administrator' ORDER BY seq", new_user)
         assert [r["action"] for r in chained] == ["account.created", "account.disabled", "account.enabled",

@@ -157,7 +157,7 @@ async def test_council_sign_in_redirects_to_the_issuer_and_signs_the_mapped_user
         # the whole round trip: authorize → callback → token + JWKS → a session as the mapped user
         signed_in = await desk.http.get("/login/oidc?next=/tray")
         assert signed_in.url.path == "/tray", signed_in.text[:300]
-        assert "Chris Council" in signed_in.text and "Planned Work Tray: adult-front-door" in signed_in.text
+        assert "Chris Council" in signed_in.text and "Planned Work Tray: Adult Social Care Front Door" in signed_in.text
 
         # a name in the token names no account: "sw" without roles or a verified email is nobody (issue #21 §5)
         provider.claims = {"sub": new_sub(), "preferred_username": "sw", "name": "whoever"}

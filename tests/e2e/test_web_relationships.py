@@ -78,13 +78,14 @@ async def test_R_A2_a_team_relationship_added_and_ended_on_the_page_still_shows_
     try:
         await desk.sign_in("hub")
         page = await desk.get(page_path)
-        assert "wellbeing-service-north" in page.text and "No open team relationship" in page.text
+        assert '<option value="wellbeing-service-north">Wellbeing Service North</option>' in page.text
+        assert "No open team relationship" in page.text
         added = await desk.post(page_path, team_id="wellbeing-service-north", relationship="Involved Team",
                                 start_date=date.today().isoformat())
         assert "Relationship added." in added.text
-        assert "wellbeing-service-north" in _section(added.text, "open-relationships")
+        assert "Wellbeing Service North" in _section(added.text, "open-relationships")
         summary = await desk.get(f"/people/{person_id}")
-        assert "wellbeing-service-north – Involved Team" in summary.text
+        assert "Wellbeing Service North – Involved Team" in summary.text
 
         end = _end_form(added.text)
         fields = form_fields(added.text, f"end-{end.split('/')[-2]}")
@@ -96,7 +97,7 @@ async def test_R_A2_a_team_relationship_added_and_ended_on_the_page_still_shows_
 
         async def still_shown() -> bool:
             text = (await desk.get(f"/people/{person_id}")).text
-            return "wellbeing-service-north – Involved Team" in text and "(ends " in text
+            return "Wellbeing Service North – Involved Team" in text and "(ends " in text
         await poll_until(still_shown, timeout=10, what="the ended team shown until midnight")
     finally:
         await desk.close()

@@ -42,7 +42,7 @@ async def test_R_W14_R_RQ9_a_workers_own_step_is_their_teams_and_its_sign_off_go
     [why] = to_colleague.reasons
     assert (why["code"], why["field"]) == ("cannot_sign", "to")
     assert f"worker {colleague['worker_id']} cannot sign" in why["message"]
-    assert "team manager or assistant team manager" in why["message"] and tm["worker_id"] in why["message"]
+    assert "Team Manager or Assistant Team Manager" in why["message"] and tm["worker_id"] in why["message"]
     to_other_team = await commands.send("step.send_request", sw, key=person_id, step_id=step_id, name=SIGN_OFF,
                                         to={"kind": "team", "id": f"{team}-admin"})  # seen: only a social worker
     assert to_other_team.reasons[0]["code"] == "cannot_sign" and f"nobody in team {team}-admin" in (

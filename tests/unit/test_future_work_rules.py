@@ -17,10 +17,10 @@ FW = "Future Work"
 PLAN = "Test Care and Support Plan"
 SUPPORT = "Test Professional Support"
 INITIAL = "Test Initial Review"
-TEAM = {"kind": "team", "id": "adult-review-team"}
+TEAM = {"kind": "team", "id": "area-p-and-p"}
 P = Personas()
-WORKER = {"worker_id": "sw", "roles": ["social_worker"], "team_ids": ["adult-review-team"]}  # the manager's (R-W14)
-MANAGER = {"worker_id": "tm", "roles": ["team_manager"], "team_ids": ["adult-review-team"]}
+WORKER = {"worker_id": "sw", "roles": ["social_worker"], "team_ids": ["area-p-and-p"]}  # the manager's (R-W14)
+MANAGER = {"worker_id": "tm", "roles": ["team_manager"], "team_ids": ["area-p-and-p"]}
 PID = PERSON["person_id"]
 # the packs the test pack needs (not every shipped pack: those are tested in test_pack_loading);
 # Future Work's actions target adult step types, whose requests go to a children's team
@@ -33,7 +33,7 @@ name: test_adult
 version: 1
 worked_by: [social_worker]
 teams:
-  adult-review-team: Adult Review Team
+  - area-p-and-p
 steps:
   - step_type: Test Care and Support Plan
     description: A support plan; finished, the person has ongoing services.
@@ -220,7 +220,7 @@ def test_R_K4_another_date_than_the_annual_review_date_needs_a_note(e: Engine) -
 def test_R_S1_a_later_scheduled_date_makes_future_work_with_a_timer_at_london_midnight(e: Engine) -> None:
     fw = future_work(e, due=date(2024, 11, 4))
     assert (fw.state, fw.due_date, fw.assignee_kind, fw.assignee_id) == (
-        "future", date(2024, 11, 4), "team", "adult-review-team")
+        "future", date(2024, 11, 4), "team", "area-p-and-p")
     timer = e.timers[f"future-work:{fw.step_id}"]
     assert timer.due_at == datetime(2024, 11, 4, 0, 0, tzinfo=UTC)  # GMT by then
     assert (timer.kind, timer.payload["step_id"]) == ("future-work", fw.step_id)
@@ -231,7 +231,7 @@ def test_R_S1_when_the_timer_fires_future_work_becomes_incoming_to_allocate(e: E
     d = e.fire(f"future-work:{fw.step_id}")
     assert e.event_types(d) == ["step.due"]
     assert e.steps[fw.step_id].state == "incoming" and e.steps[fw.step_id].due_date == date(2024, 11, 4)
-    assert d.events[0].assignee.id == "adult-review-team"
+    assert d.events[0].assignee.id == "area-p-and-p"
     assert [h.what for h in d.history] == ["step.due"]
 
 

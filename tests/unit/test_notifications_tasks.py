@@ -9,6 +9,7 @@ from services.notifications import domain
 from services.notifications.domain import TeamDirectory
 from shared.commands.base import RuleBroken
 from shared.events.workflow import Assignee, RequestRaised
+from shared.teams import teams as team_catalogue
 
 AT = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 NORTH = Assignee(kind="team", id="wellbeing-service-north")
@@ -89,8 +90,9 @@ def test_R_K3_each_warned_worker_is_asked_to_make_a_future_work_follow():
 def test_R_T6_an_escalation_goes_to_the_strategic_service_manager_team_of_the_teams_service_area():
     teams = TeamDirectory.from_mapping({
         "default": {"strategic_service_manager_team": "ssm-default"},
-        "teams": {"north": {"name": "Wellbeing Service North", "number": "1"}},
-        "service_areas": {"wellbeing": {"strategic_service_manager_team": "ssm-wellbeing", "teams": ["north"]}}})
+        "teams": {"north": {"number": "1"}},
+        "service_areas": {"wellbeing": {"strategic_service_manager_team": "ssm-wellbeing", "teams": ["north"]}}},
+        {"north": "Wellbeing Service North"})
     assert (teams.escalation_team("north"), teams.escalation_team("elsewhere")) == ("ssm-wellbeing", "ssm-default")
     task = domain.escalation_task(entry_id="e-1", person_id="p-1", team_name="Wellbeing Service North",
                                   to_team=teams.escalation_team("north"), reason="red_over_a_month",
@@ -105,7 +107,7 @@ def test_R_T6_the_shipped_team_table_names_a_strategic_service_manager_team_for_
     import yaml
 
     from services.notifications.settings import NotificationsSettings
-    teams = TeamDirectory.from_mapping(yaml.safe_load(NotificationsSettings().teams_file.read_text()))
+    teams = TeamDirectory.from_mapping(yaml.safe_load(NotificationsSettings().teams_file.read_text()), team_catalogue())
     assert teams.escalation_team("wellbeing-service-north") == "ssm-wellbeing"
     assert teams.escalation_team("adult-front-door") == "ssm-adult-social-care"
     assert {teams.escalation_team(t) for t in teams.teams} <= set(teams.teams)

@@ -52,7 +52,7 @@ def _pack(*steps: dict[str, Any], name: str = "demo", version: int = 1) -> dict[
     return {
         "name": name,
         "version": version,
-        "teams": {"demo-team": "Demo Team"},
+        "teams": ["adult-front-door"],
         "worked_by": ["social_worker"],
         "steps": list(steps) or [_step()],
     }
@@ -331,6 +331,7 @@ def test_to_contract_has_exactly_the_read_endpoint_keys(shipped: PackRegistry) -
             "assignee_kind",
             "default_team",
             "team_by_locality",
+            "team_from_field",
             "send_immediately",
             "scheduled_offset_days",
             "reasons",
@@ -635,4 +636,29 @@ def test_R_W12_a_start_new_grant_names_who_may_start_and_can_work_the_step(
     _write(tmp_path, "p.yaml", _pack(step))
     error = _refused(tmp_path)
     _assert_names(error, "p.yaml", "Demo Start", field)
+    assert words in error.problem
+
+
+def test_a_pack_team_the_catalogue_does_not_know_stops_the_pack(tmp_path: Path) -> None:
+    """§9: teams are named in one place, shared/teams.yaml; a pack lists ids the catalogue knows."""
+    pack = _pack()
+    pack["teams"] = ["adult-front-door", "nowhere-team"]
+    _write(tmp_path, "p.yaml", pack)
+    error = _refused(tmp_path)
+    assert error.field == "teams[1]" and "nowhere-team" in error.problem
+
+
+@pytest.mark.parametrize(("field", "words"), [
+    ({"key": "notes", "label": "Notes", "type": "textarea"}, "not a select"),
+    ({"key": "notes", "label": "Team", "type": "select", "options": ["Wellbeing Service North", "Elsewhere"]},
+     "Elsewhere"),
+])
+def test_a_team_from_field_is_a_select_of_team_names(tmp_path: Path, field: dict[str, Any], words: str) -> None:
+    """§9: the field whose choice becomes the next action's team must offer team names only."""
+    step = _step(actions=[{"action": "Onward", "target_step_type": "Demo Start", "assignee_kind": "team",
+                           "team_from_field": "notes"}])
+    step["sections"][0]["fields"] = [field]
+    _write(tmp_path, "p.yaml", _pack(step))
+    error = _refused(tmp_path)
+    _assert_names(error, "p.yaml", "Demo Start", "next_actions['Onward'].team_from_field")
     assert words in error.problem

@@ -68,7 +68,7 @@ def test_R_W12_a_refusal_says_who_may_start_it() -> None:
     is refused with who may; the team manager opens it and assigns the episode to the worker."""
     e = Engine()
     [r] = e.refused("step.start_new", SW, person_id=PID, step_type="Professional Support")
-    assert r.code == "not_startable" and "team manager or assistant team manager" in r.message
+    assert r.code == "not_startable" and "Team Manager or Assistant Team Manager" in r.message
     [covid] = e.refused("step.start_new", SW, person_id=PID, step_type=COVID)
     assert "Wellbeing Service North" in covid.message
     [step] = e.send("step.start_new", TM, person_id=PID, step_type="Professional Support",

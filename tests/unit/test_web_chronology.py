@@ -73,7 +73,7 @@ def test_r_p5_events_in_the_same_minute_keep_the_order_they_happened_in():
     ("WB Screening started", "hub", "03 Jun 2024 14:06"),
     ("WB Screening saved: referral_source, consent_to_share", "hub", "03 Jun 2024 14:06"),
     ("WB Screening assigned to worker gso", "hub", "03 Jun 2024 14:06"),
-    ("WB Screening: request SO Transfer sent to team wellbeing-service-management", "gso", "03 Jun 2024 14:07"),
+    ("WB Screening: request SO Transfer sent to Wellbeing Service Management Team", "gso", "03 Jun 2024 14:07"),
     ("WB Screening: request SO Transfer completed", "so", "03 Jun 2024 14:08"),
     ("WB Screening returned: Add the GP", "so", "03 Jun 2024 14:09"),
     ("WB Screening: next action WB Triage added", "gso", "03 Jun 2024 14:10"),
@@ -81,7 +81,7 @@ def test_r_p5_events_in_the_same_minute_keep_the_order_they_happened_in():
     ("Case note: Phone call (Case Note)", "sw", "03 Jun 2024 13:00"),
     ("Record: person created (first_name, address)", "referrals-officer", "02 Jun 2024 10:30"),
     ("Worker sw: allocated worker from 2024-06-04", "tm", "04 Jun 2024 09:00"),
-    ("Team adult-front-door: involved team from 2024-06-01", "tm", "01 Jun 2024 11:00"),
+    ("Team Adult Social Care Front Door: involved team from 2024-06-01", "tm", "01 Jun 2024 11:00"),
 ])
 def test_r_p5_each_event_kind_is_rendered_with_who_and_when_to_the_minute_uk_time(what, who, when):
     [entry] = [e for e in everything() if e.what == what]

@@ -199,7 +199,7 @@ def test_R_RQ9_a_sign_off_request_to_a_worker_who_cannot_sign_is_refused_naming_
                       to={"kind": "worker", "id": "atm-n"})
     assert (why.code, why.field) == ("cannot_sign", "to")
     assert "worker atm-n cannot sign a Care and Support Plan" in why.message
-    assert "team manager or head of service" in why.message and "tm-n" in why.message
+    assert "Team Manager or Head of Service" in why.message and "tm-n" in why.message
     e.send("step.send_request", sw, step_id=step.step_id, name=SIGN_OFF, to={"kind": "worker", "id": "tm-n"})
     assert e.steps[step.step_id].state == "awaiting_authorisation"
 

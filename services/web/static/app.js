@@ -21,6 +21,16 @@
   if (action) {
     var send = $("#na-send"), date = $("#na-date"), reason = $("#na-reason"), about = $("#na-about");
     var priority = $("#na-priority"), note = $("#na-note"), noteReq = $("#na-note-req");
+    var worker = $("#na-worker"), teamPick = $("#na-team");
+    // issue #22 §9: each picker lists only who can do the step the action creates
+    var only = function (select, listed) {
+      var allowed = (listed || "").split("|").filter(Boolean);
+      Array.prototype.forEach.call(select.options, function (opt) {
+        var off = opt.value !== "" && allowed.indexOf(opt.value) < 0;
+        opt.hidden = off; opt.disabled = off;
+      });
+      if (select.selectedOptions.length && select.selectedOptions[0].disabled) select.value = "";
+    };
     var update = function () {
       var o = action.options[action.selectedIndex];
       var kind = o.getAttribute("data-kind") || "none";
@@ -29,7 +39,9 @@
       if (radio) radio.checked = true;
       var team = o.getAttribute("data-team");
       var byLocality = o.getAttribute("data-locality") === "1";  // R-C5: left blank, workflow finds the team
-      $("#na-team").value = team || "";
+      only(worker, o.getAttribute("data-workers"));
+      only(teamPick, o.getAttribute("data-teams"));
+      teamPick.value = team || "";
       send.disabled = o.getAttribute("data-send") !== "1";
       if (send.disabled) send.checked = false;
       date.disabled = o.getAttribute("data-sched") === "" || nfa;
@@ -45,7 +57,7 @@
       else if (nfa) text.push("No further action: no step is created.");
       else if (kind === "self") text.push("Assigned to you.");
       else if (kind === "team" && byLocality) text.push("Goes to the team for the person's locality, unless you choose one.");
-      else if (kind === "team") text.push("Goes to a team" + (team ? " (default " + team + ")" : "") + ".");
+      else if (kind === "team") text.push("Goes to a team" + (team ? " (proposed: " + o.getAttribute("data-team-name") + ")" : "") + ".");
       else if (kind === "worker") text.push("Goes to a named worker.");
       if (o.getAttribute("data-send") === "1") text.push("Can be sent immediately.");
       if (reason.required) text.push("A reason is required.");
@@ -53,11 +65,29 @@
       about.textContent = text.join(" ");
     };
     action.addEventListener("change", update);
-    priority.addEventListener("change", function () {
+    var noteNeeded = function () {
       var needs = priority.value !== "normal";
       note.required = needs; noteReq.hidden = !needs;
-    });
+    };
+    priority.addEventListener("change", noteNeeded);
+    // refused, the form comes back with what was chosen: keep it, not the action's defaults
+    var restored = action.form.hasAttribute("data-restored");
+    var kept = restored && {
+      kind: ($('input[name="assignee_kind"]:checked', action.form) || {}).value, worker: worker.value,
+      team: teamPick.value, send: send.checked, date: date.value
+    };
     update();
+    noteNeeded();
+    if (kept) {
+      var radio = $('input[name="assignee_kind"][value="' + (kept.kind || "") + '"]', action.form);
+      if (radio) radio.checked = true;
+      worker.value = kept.worker; teamPick.value = kept.team;
+      if (!send.disabled) send.checked = kept.send;
+      if (!date.disabled) date.value = kept.date;
+      reason.value = reason.getAttribute("data-chosen") || "";
+    }
+    var reopen = $("dialog[data-reopen]");
+    if (reopen && reopen.showModal) reopen.showModal();
   }
 
   // --- repeating rows --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 
 from services.workflow.domain.model import Context, Request, Step
 from services.workflow.pack import StepDefinition
-from shared.actor import MANAGER_ROLES, Actor, above_teams, held_roles
+from shared.actor import MANAGER_ROLES, Actor, above_teams, held_roles, roles_in_words
 from shared.commands.base import Reason, reason
 
 
@@ -98,7 +98,7 @@ def start_problems(defn: StepDefinition, actor: Actor, team_name: Callable[[str]
 
 
 def _grant_words(roles: Sequence[str], teams: Sequence[str], team_name: Callable[[str], str]) -> str:
-    role_words = " or ".join(role.replace("_", " ") for role in roles) or "a worker"
+    role_words = roles_in_words(roles) or "a worker"
     team_words = f" of {', '.join(team_name(team) for team in teams)}" if teams else ""
     return f"{'a ' if roles else ''}{role_words}{team_words}"
 
@@ -122,10 +122,10 @@ def authorise_problems(
     if defn.self_authorise and is_assignee(step, ctx.actor):
         return []
     if not ctx.actor.roles & set(defn.authorisers):
-        who = ", ".join(defn.authorisers) or "nobody"
+        who = f"a {roles_in_words(defn.authorisers)}" if defn.authorisers else "nobody"
         return [reason("role", f"only {who} may authorise a {step.step_type} (R-RQ5)")]
     if not defn.self_authorise and own_work(step, ctx.actor, requests):
-        return [reason("own_work", f"no one authorises their own work: another {', '.join(defn.authorisers)}"
+        return [reason("own_work", f"no one authorises their own work: another {roles_in_words(defn.authorisers)}"
                        f" must authorise this {step.step_type} (R-RQ4)")]
     return []
 

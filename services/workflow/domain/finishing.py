@@ -43,7 +43,7 @@ from services.workflow.domain.next_actions import assignee_of, create_from_actio
 from services.workflow.domain.reviews import twr_limit, twr_limited
 from services.workflow.domain.timers import step_timer_keys, timers_of_new_step
 from services.workflow.pack import StepDefinition
-from shared.actor import MANAGER_ROLES
+from shared.actor import MANAGER_ROLES, roles_in_words
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, RuleBroken, check, reason
 from shared.events.base import Event
@@ -71,7 +71,7 @@ def finish_blockers(
         if authorising:
             reasons += authorise_problems(ctx, step, defn, requests)
         elif two_part(defn) and not ctx.actor.roles & set(defn.authorisers):
-            reasons.append(reason("role", f"a {', '.join(defn.authorisers)} finishes a {step.step_type}:"
+            reasons.append(reason("role", f"a {roles_in_words(defn.authorisers)} finishes a {step.step_type}:"
                                   " send the required request and close the step (R-RQ7)"))
         elif two_part(defn):  # the authoriser signs it off by finishing: never their own work (R-RQ4)
             reasons += authorise_problems(ctx, step, defn, requests)

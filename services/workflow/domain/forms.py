@@ -12,7 +12,7 @@ from services.workflow import purchasing
 from services.workflow.domain.model import Step
 from services.workflow.pack import Field, Section, StepDefinition
 from shared import bounds
-from shared.actor import Actor, held_roles
+from shared.actor import Actor, held_roles, role_name
 from shared.commands.base import Reason, reason
 
 
@@ -172,7 +172,7 @@ def save_problems(
         elif f.system_generated:
             reasons.append(reason("read_only", f"{f.label!r} is filled by the system (R-W6)", **where))
         elif f.owner_role and f.owner_role not in held_roles(actor.roles):
-            reasons.append(reason("role", f"only a {f.owner_role} may write {f.label!r} (R-W6)",
+            reasons.append(reason("role", f"only a {role_name(f.owner_role)} may write {f.label!r} (R-W6)",
                                   **where))
         elif contributor and f.owner_role not in defn.contributors:
             reasons.append(reason("role", f"{f.label!r} is written by the worker the step is assigned to;"

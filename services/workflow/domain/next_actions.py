@@ -31,7 +31,7 @@ from services.workflow.domain.new_steps import creation_events, new_step
 from services.workflow.domain.reviews import twr_limit, twr_limited
 from services.workflow.domain.timers import timers_of_new_step
 from services.workflow.pack import NextActionDefinition, StepDefinition
-from shared.actor import held_roles
+from shared.actor import held_roles, roles_in_words
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, RuleBroken, check, reason
 from shared.events.base import Event
@@ -45,7 +45,7 @@ def _action_problems(
     reasons: list[Reason] = []
     roles = held_roles(ctx.actor.roles)
     if action.added_by_roles and not roles & set(action.added_by_roles):
-        reasons.append(reason("role", f"only {', '.join(action.added_by_roles)} may add"
+        reasons.append(reason("role", f"only a {roles_in_words(action.added_by_roles)} may add"
                               f" {action.action!r} (R-NA5)", field="action"))
     if action.allowed_when == "case_closure_in_progress" and not closure_in_progress(ctx, step):
         reasons.append(reason("not_allowed_in_case_state", f"{action.action!r} needs an Adult Proposed"

@@ -20,7 +20,7 @@ from services.workflow.domain.model import (
     history_entry,
 )
 from services.workflow.pack import StepDefinition
-from shared.actor import held_roles
+from shared.actor import held_roles, roles_in_words
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, RuleBroken, check, reason
 from shared.events.workflow import Assignee, NotificationSent, RequestCompleted, RequestRaised
@@ -41,7 +41,7 @@ def send_request(
     if not may_act_for(step, defn, ctx.actor, spec.sent_by_roles):
         reasons.append(not_assignee(step))  # R-W10: a contributor sends the requests named for their role
     if spec.sent_by_roles and not held_roles(ctx.actor.roles) & set(spec.sent_by_roles):
-        reasons.append(reason("role", f"only a {' or '.join(spec.sent_by_roles)} sends {spec.name!r} (R-W10)",
+        reasons.append(reason("role", f"only a {roles_in_words(spec.sent_by_roles)} sends {spec.name!r} (R-W10)",
                               field="name"))
     if spec.kind != kind:
         reasons.append(reason("wrong_kind", f"{command.name!r} is a {spec.kind}, not a {kind}", field="name"))
@@ -93,7 +93,7 @@ def complete_request(
     if request.required and request.kind == "request" and defn.authorisers and not defn.self_authorise \
             and not ctx.actor.roles & set(defn.authorisers):
         reasons.append(reason("cannot_sign", f"{request.name!r} asks for the sign-off of a"
-                              f" {' or '.join(defn.authorisers)}: return the step so that its worker sends it"
+                              f" {roles_in_words(defn.authorisers)}: return the step so that its worker sends it"
                               " to one (R-RQ5)", request_id=request.request_id))
     if request.kind != "request":
         reasons.append(reason("not_a_request", "a notification needs no completion", field="request_id"))
@@ -136,5 +136,5 @@ def signer_problems(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Targ
     signers = sorted(w.worker_id for w in known.values() if w.roles & signing and w.team_ids & ctx.actor.team_ids)
     named = f" ({', '.join(signers[:5])} in your teams)" if signers else ""
     return [reason("cannot_sign", f"{who} sign a {step.step_type}: only a"
-                   f" {' or '.join(r.replace('_', ' ') for r in defn.authorisers)} may (R-RQ5); send it to one of"
+                   f" {roles_in_words(defn.authorisers)} may (R-RQ5); send it to one of"
                    f" them{named} (R-RQ9)", field="to")]

@@ -29,6 +29,7 @@ from services.workflow.pack.models import (
     costed_fields,
 )
 from shared.actor import MANAGER_ROLES, held_roles
+from shared.teams import is_known, team_name, team_named
 
 DEFINITIONS_DIR = Path(__file__).parents[1] / "definitions"
 SELECT_TYPES = frozenset({"select", "multiselect"})
@@ -354,11 +355,24 @@ def _check_action_fields(where: _Where, step: StepDefinition, action: NextAction
     if one_off is not None and one_off not in numbers:
         raise where.fail(f"next_actions[{action.action!r}].purchase_order.one_off_field",
                          f"R-F6: {one_off!r} is not a number field of the step's own sections")
+    if action.team_from_field is not None:
+        _check_team_field(where, step, action, action.team_from_field)
     for name in ("window_from_field", "review_date_field"):
         key = getattr(action, name)
         if key is not None and key not in dates:
             raise where.fail(f"next_actions[{action.action!r}].{name}",
                              f"{key!r} is not a date field of the step's own sections")
+
+
+def _check_team_field(where: _Where, step: StepDefinition, action: NextActionDefinition, key: str) -> None:
+    """`team_from_field` names a select of the step's own form whose every option is a known team's name."""
+    at = f"next_actions[{action.action!r}].team_from_field"
+    field = next((f for s in step.sections for f in s.fields if f.key == key), None)
+    if field is None or field.type != "select":
+        raise where.fail(at, f"{key!r} is not a select field of the step's own sections")
+    unknown = [option for option in field.options or () if team_named(option) is None]
+    if unknown:
+        raise where.fail(at, f"options of {key!r} that name no team of shared/teams.yaml: {unknown}")
 
 
 def _action_problem(action: NextActionDefinition, forms: set[str]) -> tuple[str, str] | None:
@@ -489,14 +503,12 @@ def _check_rate_card(loaded: Sequence[_Loaded]) -> None:
 
 
 def _merge_teams(loaded: Sequence[_Loaded]) -> dict[str, str]:
-    teams: dict[str, str] = {}
+    """Every pack's teams, each named by the catalogue (shared/teams.yaml), which must know it."""
     for item in loaded:
-        for team_id, name in item.pack.teams.items():
-            if teams.setdefault(team_id, name) != name:
-                raise _Where(str(item.path)).fail(
-                    f"teams[{team_id!r}]", f"team already named {teams[team_id]!r} in another pack"
-                )
-    return teams
+        for n, team_id in enumerate(item.pack.teams):
+            if not is_known(team_id):
+                raise _Where(str(item.path)).fail(f"teams[{n}]", f"team {team_id!r} is not in shared/teams.yaml")
+    return {team_id: team_name(team_id) for item in loaded for team_id in item.pack.teams}
 
 
 def _check_references(item: _Loaded, index: _Index, teams: Mapping[str, str]) -> None:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, StringConstraints
 from pydantic import Field as Constrained
 from pydantic.types import NonNegativeInt, PositiveInt
 
+from shared.teams import team_name
+
 Role = Literal[
     "social_worker",
     "gso",
@@ -191,6 +193,9 @@ class NextActionDefinition(_Frozen):
     # R-C5: the team by the person's locality team (allocation's team finder, R-A3); `default_team` where the
     # locality has none listed or is not known
     team_by_locality: Mapping[TeamId, TeamId] = {}
+    # §9: a select of the step's own form whose options are team names (shared/teams.yaml): the team chosen
+    # there is the action's team unless the worker picks another (the Involved Team chosen in triage)
+    team_from_field: FieldKey | None = None
     send_immediately: SendImmediately = "forbidden"
     scheduled_offset_days: NonNegativeInt | None = None
     reasons: tuple[Name, ...] = ()
@@ -219,6 +224,7 @@ class NextActionDefinition(_Frozen):
             "default_team": self.default_team,
             # R-C5: sent without a team, the action goes to the team for the person's locality
             "team_by_locality": dict(self.team_by_locality),
+            "team_from_field": self.team_from_field,
             "send_immediately": self.send_immediately != "forbidden",
             "scheduled_offset_days": self.scheduled_offset_days,
             "reasons": list(self.reasons),
@@ -378,7 +384,7 @@ class Pack(_Frozen):
 
     name: FieldKey
     version: PositiveInt
-    teams: dict[TeamId, Name] = {}
+    teams: tuple[TeamId, ...] = ()  # named by the catalogue, shared/teams.yaml
     # R-W10: who works the pack's steps where a step names nobody itself
     worked_by: tuple[Role, ...] = ()
     steps: tuple[StepDefinition, ...] = ()
@@ -398,9 +404,7 @@ class PackRegistry:
     def __init__(self, packs: Sequence[Pack], steps: Mapping[str, Mapping[int, StepDefinition]]):
         self.packs = tuple(packs)
         self._steps = {step_type: dict(versions) for step_type, versions in steps.items()}
-        self.teams: dict[str, str] = {
-            tid: name for pack in packs for tid, name in pack.teams.items()
-        }
+        self.teams: dict[str, str] = {tid: team_name(tid) for pack in packs for tid in pack.teams}
         # R-F5: the rate card by service type, from every pack (the loader refuses a service twice)
         self.rates: dict[str, RateCardEntry] = {
             entry.service: entry for pack in packs for entry in pack.rate_card
