@@ -7,6 +7,7 @@ import yaml
 from services.notifications import domain, handlers, queries
 from services.notifications.senders import EmailSender, NotifySender
 from services.notifications.settings import NotificationsSettings
+from shared import service_areas
 from shared.readers import PersonReader
 from shared.service import Runtime, create_app
 
@@ -21,7 +22,9 @@ outbound = handlers.Outbound(
     notify=NotifySender(settings.notify_api_key.get_secret_value(), settings.notify_base_url,
                         settings.notify_templates, timeout=settings.notify_timeout_seconds)
     if settings.notify_api_key else None,
-    teams=domain.TeamDirectory.from_mapping(yaml.safe_load(settings.teams_file.read_text()) or {}),
+    # R-T6: each team's service area (shared/service_areas.yaml) names the SSM team it escalates to
+    teams=domain.TeamDirectory.from_mapping({**(yaml.safe_load(settings.teams_file.read_text()) or {}),
+                                             "service_areas": service_areas.raw()["service_areas"]}),
     request_due_days=settings.request_due_days,
     send_attempts=settings.message_send_attempts,
     retry_backoff_seconds=settings.message_retry_backoff_seconds,
