@@ -64,8 +64,8 @@ async def team_clocks(team_id: str, request: Request,
     return [_clock(c, days) for c in await store.open_clocks_of_team(_pool(request), team_id, status, limit)]
 
 
-async def _dashboard(pool: asyncpg.Pool, team_ids: list[str], days: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
+async def dashboard_figures(pool: asyncpg.Pool, team_ids: list[str], days: int, now: datetime) -> dict[str, Any]:
+    """The teams' figures as of `now`, from the insight tables the pool's schema holds."""
     rows = await insights_store.tray_entries(pool, team_ids, now - timedelta(days=days + 1))
     entries = [dashboard.Entry(r["entry_id"], r["person_id"], r["placed_at"], r["removed_at"], r["next_review_at"],
                                tuple(zip(r["rag_at"], r["rags"], strict=True))) for r in rows]
@@ -84,7 +84,7 @@ async def team_dashboard(team_id: str, request: Request, days: int = Query(28, g
     """The team's dashboard (R-CL7), for its managers: people waiting by RAG over `days`, days waiting, tray
     reviews by week, clocks by status and those needing action, cases per worker; each chart's numbers a table."""
     _require_manager(bearer.reader_of(request))
-    return {"team_ids": [team_id], **await _dashboard(_pool(request), [team_id], days)}
+    return {"team_ids": [team_id], **await dashboard_figures(_pool(request), [team_id], days, datetime.now(UTC))}
 
 
 @router.get("/service-areas/{area_id}/dashboard")
@@ -98,4 +98,5 @@ async def service_dashboard(area_id: str, request: Request, days: int = Query(28
     _require_manager(reader)
     if not (reader.is_service or above_teams(reader.roles) or area.strategic_service_manager_team in reader.team_ids):
         raise HTTPException(403, f"worker {reader.worker_id} does not manage service area {area_id}")
-    return {"area": area.name, "team_ids": list(area.teams), **await _dashboard(_pool(request), list(area.teams), days)}
+    figures = await dashboard_figures(_pool(request), list(area.teams), days, datetime.now(UTC))
+    return {"area": area.name, "team_ids": list(area.teams), **figures}

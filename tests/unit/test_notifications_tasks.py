@@ -105,7 +105,9 @@ def test_R_T6_the_shipped_team_table_names_a_strategic_service_manager_team_for_
     import yaml
 
     from services.notifications.settings import NotificationsSettings
-    teams = TeamDirectory.from_mapping(yaml.safe_load(NotificationsSettings().teams_file.read_text()))
+    from shared import service_areas
+    teams = TeamDirectory.from_mapping({**yaml.safe_load(NotificationsSettings().teams_file.read_text()),
+                                        "service_areas": service_areas.raw()["service_areas"]})
     assert teams.escalation_team("wellbeing-service-north") == "ssm-wellbeing"
     assert teams.escalation_team("adult-front-door") == "ssm-adult-social-care"
     assert {teams.escalation_team(t) for t in teams.teams} <= set(teams.teams)
