@@ -3,6 +3,7 @@ by pygal (no script in it: the desk's Content-Security-Policy stays as it is), a
 
 import csv
 import io
+import math
 from typing import Any
 from xml.etree import ElementTree
 
@@ -31,9 +32,18 @@ def svg(table: dict[str, Any]) -> bytes:
                                  legend_at_bottom=True, title=table["title"], print_zeroes=False,
                                  no_data_text="Nobody yet", include_x_axis=True)
     chart.x_labels = labels
+    chart.y_labels = _whole_numbers(table)
     for index, name in enumerate(series, start=1):
         chart.add(name, [r[index] for r in rows])
     return _without_scripts(chart.render_tree())
+
+
+def _whole_numbers(table: dict[str, Any]) -> list[int]:
+    """Ticks on whole numbers (people and cases are counted, never halved), about eight of them."""
+    values = [sum(r[1:]) if table["kind"] == "stacked_bar" else max(r[1:], default=0) for r in table["rows"]]
+    top = max([1, *values])
+    step = math.ceil(top / 8)
+    return list(range(0, top + step, step))
 
 
 def _without_scripts(tree: Any) -> bytes:
