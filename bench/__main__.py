@@ -198,7 +198,7 @@ async def clock_section(run: Run) -> None:
             ms(f.warning_lateness, p), ms(f.timer_due_lateness, p),
             "the same timers' timer.due on scheduler.due (the scheduler alone)"))
     for name, (after, idle) in f.rss_mib.items():
-        run.rows.append(Row(f"rss_{name}_clocks" if name == "scheduler" else f"rss_{name}",
+        run.rows.append(Row(f"rss_{name}",
                             f"RSS of the {name} service after the clocks load", "MiB", after, idle,
                             "the same process idle, just started"))
     run.note_infra_memory()
