@@ -29,6 +29,9 @@ def _scope(user: User, team: str, area: str) -> tuple[str, str]:
             raise HTTPException(403, "you do not manage that service area")
         return "area", area
     if not team:
+        led = [a.area_id for a in service_areas.areas().values() if a.strategic_service_manager_team in user.team_ids]
+        if led:  # a Strategic Service Manager's own picture is their service area's
+            return "area", led[0]
         if not user.team_ids:
             raise HTTPException(403, "you are in no team")
         team = user.team_ids[0]

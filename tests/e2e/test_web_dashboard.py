@@ -86,3 +86,16 @@ async def test_R_CL7_the_response_manager_sees_an_assessment_at_risk_before_it_b
         assert (await page.request.get(f"/dashboard/charts/clocks.csv?team={TEAM}")).status == 403
     finally:
         await context.close()
+
+
+async def test_R_CL7_a_strategic_service_manager_sees_their_service_areas_dashboard(web, browser):  # noqa: F811
+    context, page = await sign_in(browser, web.url, "ssm")  # users.yaml: the SSMs of adult social care
+    try:
+        await page.get_by_role("link", name="Dashboard").click()
+        await page.wait_for_url("**/dashboard")
+        assert await page.inner_text("h1") == "Dashboard: Adult Social Care"
+        assert await page.locator('section#clocks img').evaluate("img => img.complete && img.naturalWidth > 0")
+        response = await page.goto("/dashboard?area=wellbeing")
+        assert response is not None and response.status == 403
+    finally:
+        await context.close()

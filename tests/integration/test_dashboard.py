@@ -129,3 +129,24 @@ async def _rebuilt_from_the_topics_gives_the_same_figures(infra, team: str, live
         await pool.close()
     assert rebuilt["charts"] == live["charts"]
     assert rebuilt["clocks_needing_action"] == live["clocks_needing_action"]
+
+
+async def test_R_CL7_a_service_areas_dashboard_is_for_its_strategic_service_managers_and_managers_above_teams(
+        clocks):
+    area = "adult-social-care"
+    readers = {
+        "ssm": worker_auth("ssm", ["strategic_service_manager"], ["ssm-adult-social-care"]),
+        "hos": worker_auth("hos", ["head_of_service"], ["adult-front-door"]),
+        "tm": worker_auth("tm", ["team_manager"], ["adult-front-door"]),
+        "wellbeing ssm": worker_auth("ssm-w", ["strategic_service_manager"], ["ssm-wellbeing"]),
+    }
+    async with httpx.AsyncClient(base_url=clocks.url) as http:
+        answers = {who: await http.get(f"/service-areas/{area}/dashboard", auth=auth) for who, auth in readers.items()}
+        missing = await http.get("/service-areas/nowhere/dashboard", auth=readers["hos"])
+    assert {who: r.status_code for who, r in answers.items()} == {"ssm": 200, "hos": 200, "tm": 403,
+                                                                   "wellbeing ssm": 403}
+    figures = answers["ssm"].json()
+    assert (figures["area"], "adult-front-door" in figures["team_ids"]) == ("Adult Social Care", True)
+    assert [c["key"] for c in figures["charts"]] == ["waiting_by_rag", "days_waiting", "reviews_by_week", "clocks",
+                                                     "work_per_worker"]
+    assert missing.status_code == 404
