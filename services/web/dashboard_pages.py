@@ -1,6 +1,7 @@
 """The manager's dashboard (R-CL7): a team's or a service area's figures from the clocks service's read model, each
 chart an SVG image beside the table of its numbers, and each table as a CSV download."""
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +86,6 @@ async def chart_csv(request: Request, key: str, team: str = "", area: str = "", 
     user = await current_user(request)
     scope = _scope(user, team, area)
     table = _table(await _figures(request, scope, days), key)
-    name = f"{scope[1]}-{key}-{datetime.now(UTC).date().isoformat()}.csv"
+    name = f"{re.sub(r'[^A-Za-z0-9_-]', '-', scope[1])}-{key}-{datetime.now(UTC).date().isoformat()}.csv"
     return Response(charts.to_csv(table), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
