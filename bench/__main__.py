@@ -186,6 +186,7 @@ async def clock_section(run: Run) -> None:
     f = await clocks.measure(run.infra, sizes.clocks, sizes.clock_teams, sizes.clock_window, sizes.entries_per_team,
                              sizes.requests)
     run.seconds[f"COPY of {sizes.clocks:,} clocks"] = f.load_seconds
+    run.seconds["clocks catching up with the earlier sections' events"] = f.catch_up_seconds
     team = f"{sizes.clocks // sizes.clock_teams:,} clocks and {sizes.entries_per_team} tray entries of its own"
     run.rows.append(Row(
         "dashboard_p99", f"team dashboard p99 at {sizes.clocks:,} running clocks (GET /teams/{{id}}/dashboard, R-CL7;"

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.common import Infrastructure, infrastructure, percentile, rss_mib, running
 from bench.timers import COLUMNS as TIMER_COLUMNS
@@ -139,6 +140,37 @@ async def dashboard_latencies(url: str, dsn: str, requests: int) -> tuple[list[f
     return http_ms, direct_ms[1:]
 
 
+CONSUMED = (topics.WORKFLOW_EVENTS, topics.ALLOCATION_EVENTS, topics.SCHEDULER_DUE, topics.CLOCKS_EVENTS)
+
+
+async def caught_up(bootstrap: str, timeout: float = 900) -> float:
+    """Wait until the clocks service has committed every record already on the topics it consumes (a bench run's
+    earlier sections leave thousands there), so that the window measures firing, not catching up; the seconds
+    it took."""
+    began = time.perf_counter()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(t, p) for t in CONSUMED
+                                           for p in consumer.partitions_for_topic(t) or {0}])
+        while time.perf_counter() - began < timeout:
+            behind = 0
+            for topic in CONSUMED:
+                wanted = [tp for tp in ends if tp.topic == topic]
+                done = await admin.list_consumer_group_offsets(f"clocks.{topic}", partitions=wanted)
+                behind += sum(ends[tp] - (done[tp].offset if tp in done and done[tp].offset >= 0 else 0)
+                              for tp in wanted)
+            if behind <= 0:
+                break
+            await asyncio.sleep(0.5)  # the broker's committed offsets polled, as poll_until does a database
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return time.perf_counter() - began
+
+
 async def warn_window(bootstrap: str, scheduler: asyncpg.Connection, at: Layout) -> tuple[list[float], list[float]]:
     """Move the scheduler's clock so the window's warning instant comes in LEAD_SECONDS; seconds from it to each
     clock.warning on clocks.events, and to each of the same timers' timer.due on scheduler.due."""
@@ -175,6 +207,7 @@ async def warn_window(bootstrap: str, scheduler: asyncpg.Connection, at: Layout)
 @dataclass(frozen=True)
 class Figures:
     load_seconds: float
+    catch_up_seconds: float  # the clocks service reading what earlier sections left on its topics
     dashboard_http_ms: list[float]
     dashboard_direct_ms: list[float]
     warning_lateness: list[float]
@@ -192,12 +225,13 @@ async def measure(infra: Infrastructure, clocks: int, teams: int, window: int, e
         scheduler = await asyncpg.connect(scheduler_dsn, server_settings={"search_path": "scheduler"})
         try:
             load_seconds = await load(infra.dsn, scheduler, at, entries_per_team)
+            catch_up = await caught_up(infra.bootstrap)
             http_ms, direct_ms = await dashboard_latencies(services["clocks"].url, infra.dsn, requests)
             warned, due = await warn_window(infra.bootstrap, scheduler, at)
         finally:
             await scheduler.close()
         after = _rss(services)
-    return Figures(load_seconds, http_ms, direct_ms, warned, due,
+    return Figures(load_seconds, catch_up, http_ms, direct_ms, warned, due,
                    {name: (after[name], idle[name]) for name in services})
 
 
@@ -209,7 +243,7 @@ async def main(args: argparse.Namespace) -> None:
     async with infrastructure("tessera-bench-clocks-") as infra:
         f = await measure(infra, args.clocks, args.teams, args.window, args.entries, args.requests)
     print(f"{args.clocks:,} running clocks over {args.teams} teams and their {2 * args.clocks:,} timers loaded"
-          f" in {f.load_seconds:.1f}s (COPY)")
+          f" in {f.load_seconds:.1f}s (COPY); the service caught up with its topics in {f.catch_up_seconds:.1f}s")
     print(f"team dashboard ({args.clocks // args.teams:,} clocks, {args.entries:,} tray entries): p50"
           f" {percentile(f.dashboard_http_ms, 50):.1f} ms, p99 {percentile(f.dashboard_http_ms, 99):.1f} ms;"
           f" in process on PostgreSQL p50 {percentile(f.dashboard_direct_ms, 50):.1f} ms,"
