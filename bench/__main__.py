@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import desk, intake, relay, signing, steps, timers, trays
+from bench import clocks, desk, intake, relay, signing, steps, timers, trays
 from bench.common import Infrastructure, infrastructure, percentile, rss_mib, running, tree_pss_mib
 from shared.testing import ServiceProcess
 
@@ -39,13 +39,19 @@ class Sizes:
     sets: int
     relay_rows: int
     open_steps: int
+    clocks: int
+    clock_teams: int
+    clock_window: int
+    entries_per_team: int
     gap: float = 0.02
 
 
 FULL = Sizes(referrals=2000, paced=200, steps=200, per_step=10, timers=1_000_000, window=20_000,
-             window_seconds=10, entries=50_000, requests=200, sets=2000, relay_rows=20_000, open_steps=5_000)
+             window_seconds=10, entries=50_000, requests=200, sets=2000, relay_rows=20_000, open_steps=5_000,
+             clocks=100_000, clock_teams=100, clock_window=2_000, entries_per_team=300)
 QUICK = Sizes(referrals=100, paced=30, steps=20, per_step=3, timers=3_000, window=300, window_seconds=2,
-              entries=2_000, requests=30, sets=300, relay_rows=2_000, open_steps=300)
+              entries=2_000, requests=30, sets=300, relay_rows=2_000, open_steps=300, clocks=2_000, clock_teams=20,
+              clock_window=100, entries_per_team=50)
 
 
 @dataclass(frozen=True)
@@ -205,8 +211,33 @@ async def relay_section(run: Run) -> None:
         "a bare aiokafka producer sending the same values, same broker"))
 
 
+async def clock_section(run: Run) -> None:
+    sizes = run.sizes
+    f = await clocks.measure(run.infra, sizes.clocks, sizes.clock_teams, sizes.clock_window, sizes.entries_per_team,
+                             sizes.requests)
+    run.seconds[f"COPY of {sizes.clocks:,} clocks"] = f.load_seconds
+    run.seconds["clocks catching up with the earlier sections' events"] = f.catch_up_seconds
+    team = f"{sizes.clocks // sizes.clock_teams:,} clocks and {sizes.entries_per_team} tray entries of its own"
+    run.rows.append(Row(
+        "dashboard_p99", f"team dashboard p99 at {sizes.clocks:,} running clocks (GET /teams/{{id}}/dashboard, R-CL7;"
+        f" the team has {team}; {sizes.requests} requests)", "ms", percentile(f.dashboard_http_ms, 99),
+        percentile(f.dashboard_direct_ms, 99), "the same figures computed in process on PostgreSQL, no HTTP"))
+    for p, name in ((50, "p50"), (99, "p99")):
+        run.rows.append(Row(
+            f"clock_lateness_{name}", f"clock warning lateness {name} at {sizes.clocks:,} running clocks"
+            f" ({sizes.clock_window:,} due at one instant → clock.warning on clocks.events)", "ms",
+            ms(f.warning_lateness, p), ms(f.timer_due_lateness, p),
+            "the same timers' timer.due on scheduler.due (the scheduler alone)"))
+    for name, (after, idle) in f.rss_mib.items():
+        run.rows.append(Row(f"rss_{name}",
+                            f"RSS of the {name} service after the clocks load", "MiB", after, idle,
+                            "the same process idle, just started"))
+    run.note_infra_memory()
+
+
 SECTIONS: dict[str, Callable[[Run], Awaitable[None]]] = {"signing": signing_section, "relay": relay_section,
-    "trays": tray_section, "desk": desk_section, "timers": timer_section, "intake+steps": intake_and_steps_section}
+    "trays": tray_section, "desk": desk_section, "timers": timer_section, "intake+steps": intake_and_steps_section,
+    "clocks": clock_section}
 
 
 async def measure(sizes: Sizes) -> tuple[list[Row], dict[str, float]]:

@@ -10,6 +10,10 @@ from shared.commands.base import Actor as CommandActor
 # managers above teams: allocation lets them allocate for any team (R-A3), so they see any record
 CROSS_TEAM_ROLES = frozenset({"senior_officer", "head_of_service"})
 MANAGER_ROLES = frozenset({"team_manager", "assistant_team_manager", "team_leader"}) | CROSS_TEAM_ROLES
+# R-CL7: the manager's dashboard of a team (its managers, the children's teams' own: seed 003) or a service area
+# (its Strategic Service Managers)
+DASHBOARD_ROLES = MANAGER_ROLES | {"response_manager", "locality_manager", "lac_manager", "fpt_manager",
+                                  "preventative_services_manager", "strategic_service_manager"}
 # Planned Work Trays (seed 004): a TM/TL places a case and decides (R-T1)
 TRAY_ROLES = frozenset({"team_manager", "team_leader"})
 # R-T5 ("Reviewing the PWT"): the check-in calls are made by the team's social care workers and their

@@ -185,11 +185,12 @@ async def notifications(services: dict[str, ServiceProcess], infra: Infra, refer
 
 @pytest.fixture
 async def web(services: dict[str, ServiceProcess], infra: Infra, referrals: ServiceProcess, workflow: ServiceProcess,
-              allocation: ServiceProcess, notifications: ServiceProcess, documents: ServiceProcess) -> ServiceProcess:
+              allocation: ServiceProcess, notifications: ServiceProcess, documents: ServiceProcess,
+              clocks: ServiceProcess) -> ServiceProcess:
     """Tessera desk in development (the demo accounts seeded), reading every other service over HTTP."""
     return await start_service(services, infra, "web", REFERRALS_URL=referrals.url, WORKFLOW_URL=workflow.url,
                                ALLOCATION_URL=allocation.url, NOTIFICATIONS_URL=notifications.url,
-                               DOCUMENTS_URL=documents.url, TESSERA_ENVIRONMENT="development")
+                               DOCUMENTS_URL=documents.url, CLOCKS_URL=clocks.url, TESSERA_ENVIRONMENT="development")
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from services.clocks import definitions, handlers, queries
+from services.clocks import definitions, handlers, insights, queries
 from services.clocks.calendar import WorkingDays, bank_holidays
 from services.clocks.settings import ClocksSettings
 from shared.service import Runtime, create_app
@@ -19,7 +19,7 @@ async def share_timescales(runtime: Runtime) -> None:
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
-    routers=[handlers.router],
+    routers=[handlers.router, insights.router],
     queries=queries.router,
     on_pool_ready=[share_timescales],
     description=__doc__ or "",

@@ -9,7 +9,7 @@ import asyncpg
 from faststream.kafka import KafkaRouter
 from pydantic import BaseModel, ValidationError
 
-from services.clocks import domain, store
+from services.clocks import domain, insights, store
 from services.clocks.calendar import WorkingDays
 from services.clocks.definitions import ClocksFile, Definition
 from shared import inbox, metrics, outbox, topics
@@ -42,8 +42,11 @@ async def on_workflow_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
 @subscriber(router, GROUP, topics.ALLOCATION_EVENTS)
 async def on_allocation_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"),
                               timescales: Timescales = Context("timescales")) -> None:
-    """A tray entry named in clocks.yaml starts or stops a clock (R-CL4)."""
-    await _on_event(topics.ALLOCATION_EVENTS, decode(msg.body), pool, timescales)
+    """A tray entry named in clocks.yaml starts or stops a clock (R-CL4); tray entries, their RAG and reviews, and
+    allocations go into the dashboard's read model (R-CL7)."""
+    envelope = decode(msg.body)
+    await insights.project(pool, topics.ALLOCATION_EVENTS, envelope)
+    await _on_event(topics.ALLOCATION_EVENTS, envelope, pool, timescales)
 
 
 async def _on_event(topic: str, envelope: Envelope, pool: asyncpg.Pool, timescales: Timescales) -> None:

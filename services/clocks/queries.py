@@ -1,13 +1,17 @@
-"""Read endpoints of the clocks service: a person's clocks and a team's open clocks by status (R-CL6)."""
+"""Read endpoints of the clocks service: a person's clocks and a team's open clocks by status (R-CL6); the
+manager's dashboard of a team or a service area from the insights read model (R-CL7)."""
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
-from services.clocks import store
+from services.clocks import dashboard, insights_store, store
 from services.clocks.calendar import WorkingDays
 from services.clocks.domain import Clock, points
+from shared import bearer, service_areas
+from shared.actor import DASHBOARD_ROLES, above_teams
 
 router = APIRouter(tags=["clocks"])
 
@@ -58,3 +62,41 @@ async def team_clocks(team_id: str, request: Request,
     """The team's open clocks, soonest due first; `status=at_risk` (warned) or `breached`."""
     days = _days(request)
     return [_clock(c, days) for c in await store.open_clocks_of_team(_pool(request), team_id, status, limit)]
+
+
+async def dashboard_figures(pool: asyncpg.Pool, team_ids: list[str], days: int, now: datetime) -> dict[str, Any]:
+    """The teams' figures as of `now`, from the insight tables the pool's schema holds."""
+    rows = await insights_store.tray_entries(pool, team_ids, now - timedelta(days=days + 1))
+    entries = [dashboard.Entry(r["entry_id"], r["person_id"], r["placed_at"], r["removed_at"], r["next_review_at"],
+                               tuple(zip(r["rag_at"], r["rags"], strict=True))) for r in rows]
+    clocks = [dashboard.OpenClock(**r) for r in await insights_store.open_clocks(pool, team_ids)]
+    cases = [(r["worker_id"], r["cases"]) for r in await insights_store.allocations_per_worker(pool, team_ids)]
+    return dashboard.figures(entries, clocks, cases, now, days)
+
+
+def _require_manager(reader: bearer.Reader) -> None:
+    if not (reader.is_service or reader.roles & DASHBOARD_ROLES):
+        raise HTTPException(403, f"worker {reader.worker_id} is not a manager: the dashboard is for managers")
+
+
+@router.get("/teams/{team_id}/dashboard")
+async def team_dashboard(team_id: str, request: Request, days: int = Query(28, ge=1, le=366)) -> dict[str, Any]:
+    """The team's dashboard (R-CL7), for its managers: people waiting by RAG over `days`, days waiting, tray
+    reviews by week, clocks by status and those needing action, cases per worker; each chart's numbers a table."""
+    _require_manager(bearer.reader_of(request))
+    return {"team_ids": [team_id], **await dashboard_figures(_pool(request), [team_id], days, datetime.now(UTC))}
+
+
+@router.get("/service-areas/{area_id}/dashboard")
+async def service_dashboard(area_id: str, request: Request, days: int = Query(28, ge=1, le=366)) -> dict[str, Any]:
+    """A service area's dashboard: its teams' figures added up (R-CL7). For managers above teams and the
+    area's Strategic Service Managers."""
+    area = service_areas.areas().get(area_id)
+    if area is None:
+        raise HTTPException(404, f"no service area {area_id}")
+    reader = bearer.reader_of(request)
+    _require_manager(reader)
+    if not (reader.is_service or above_teams(reader.roles) or area.strategic_service_manager_team in reader.team_ids):
+        raise HTTPException(403, f"worker {reader.worker_id} does not manage service area {area_id}")
+    figures = await dashboard_figures(_pool(request), list(area.teams), days, datetime.now(UTC))
+    return {"area": area.name, "team_ids": list(area.teams), **figures}

@@ -2,14 +2,11 @@
 
 from pathlib import Path
 
-import yaml
-
-from services.notifications import domain, handlers, queries, receipts
+from services.notifications import handlers, queries, receipts
 from services.notifications.senders import EmailSender, NotifySender
 from services.notifications.settings import NotificationsSettings
 from shared.readers import PersonReader
 from shared.service import Runtime, create_app
-from shared.teams import teams
 
 settings = NotificationsSettings(service_name="notifications")
 outbound = handlers.Outbound(
@@ -22,7 +19,7 @@ outbound = handlers.Outbound(
     notify=NotifySender(settings.notify_api_key.get_secret_value(), settings.notify_base_url,
                         settings.notify_templates, timeout=settings.notify_timeout_seconds)
     if settings.notify_api_key else None,
-    teams=domain.TeamDirectory.from_mapping(yaml.safe_load(settings.teams_file.read_text()) or {}, teams()),
+    teams=settings.team_directory(),
     request_due_days=settings.request_due_days,
     send_attempts=settings.message_send_attempts,
     retry_backoff_seconds=settings.message_retry_backoff_seconds,

@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
+import yaml
 from pydantic import Field, SecretStr, model_validator
 
-from services.notifications.domain import PROVIDER_TEMPLATES
+from services.notifications.domain import PROVIDER_TEMPLATES, TeamDirectory
+from shared import service_areas
 from shared.settings import Settings
+from shared.teams import teams
 
 
 class NotificationsSettings(Settings):
@@ -44,3 +47,10 @@ class NotificationsSettings(Settings):
         if self.notify_api_key is not None and missing:
             raise ValueError(f"NOTIFY_TEMPLATES lacks a template id for: {', '.join(missing)}")
         return self
+
+    def team_directory(self) -> TeamDirectory:
+        """Each team's name (shared/teams.yaml) and number (TEAMS_FILE), and the Strategic Service Managers' team
+        its service area escalates to (shared/service_areas.yaml, R-T6)."""
+        numbers = yaml.safe_load(self.teams_file.read_text()) or {}
+        return TeamDirectory.from_mapping({**numbers, "service_areas": service_areas.raw()["service_areas"]},
+                                          teams())

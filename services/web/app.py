@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from services.web import (
     accounts,
     auth,
+    dashboard_pages,
     directory,
     manager_pages,
     oidc,
@@ -21,7 +22,7 @@ from services.web import (
     step_pages,
     store,
 )
-from services.web.clients import Allocation, Documents, Notifications, Readers, Referrals, Workflow
+from services.web.clients import Allocation, Clocks, Documents, Notifications, Readers, Referrals, Workflow
 from services.web.commands import CommandBus
 from services.web.settings import WebSettings
 from shared.broker import make_producer
@@ -37,6 +38,7 @@ readers = Readers(
     allocation=Allocation(settings.allocation_url, timeout),
     notifications=Notifications(settings.notifications_url, timeout),
     documents=Documents(settings.documents_url, max(timeout, 30.0)),  # a PDF is rendered on request
+    clocks=Clocks(settings.clocks_url, timeout),
 )
 
 
@@ -74,6 +76,7 @@ app.include_router(sign_in_pages.router)
 app.include_router(pages.router)
 app.include_router(step_pages.router)
 app.include_router(manager_pages.router)
+app.include_router(dashboard_pages.router)
 app.include_router(person_pages.router)
 app.include_router(relationship_pages.router)
 app.include_router(accounts.router)

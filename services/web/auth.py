@@ -22,7 +22,15 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from services.web import store
 from services.web.settings import WebSettings
-from shared.actor import DUTY_ROLES, MANAGER_ROLES, ROLE_NAMES, TRAY_REVIEW_ROLES, TRAY_ROLES, held_roles
+from shared.actor import (
+    DASHBOARD_ROLES,
+    DUTY_ROLES,
+    MANAGER_ROLES,
+    ROLE_NAMES,
+    TRAY_REVIEW_ROLES,
+    TRAY_ROLES,
+    held_roles,
+)
 
 SESSION_COOKIE = "tessera_session"
 LOGIN_CSRF_COOKIE = "tessera_login_csrf"
@@ -49,6 +57,10 @@ class User:
     @property
     def is_manager(self) -> bool:
         return bool(MANAGER_ROLES & set(self.roles))
+
+    @property
+    def sees_dashboard(self) -> bool:
+        return bool(DASHBOARD_ROLES & set(self.roles))
 
     @property
     def runs_trays(self) -> bool:

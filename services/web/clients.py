@@ -193,6 +193,17 @@ class Documents(_Reader):
         return response.status_code, response.content, response.headers.get("content-disposition", "")
 
 
+class Clocks(_Reader):
+    name = "clocks"
+
+    async def team_dashboard(self, team_id: str, days: int) -> dict[str, Any] | None:
+        """The team's dashboard figures (R-CL7); None when the worker may not read them."""
+        return await self.get(f"/teams/{q(team_id)}/dashboard?days={days}", required=True)
+
+    async def service_dashboard(self, area_id: str, days: int) -> dict[str, Any] | None:
+        return await self.get(f"/service-areas/{q(area_id)}/dashboard?days={days}", required=True)
+
+
 @dataclass
 class Readers:
     """One reader per service the web reads."""
@@ -202,6 +213,7 @@ class Readers:
     allocation: Allocation
     notifications: Notifications
     documents: Documents
+    clocks: Clocks
 
     async def names(self, person_ids: set[str]) -> dict[str, str]:
         """person id → "First Last" for a page of work, read in batches of NAMES_BATCH (one read for a page);
@@ -217,5 +229,6 @@ class Readers:
         return names
 
     async def close(self) -> None:
-        for reader in (self.referrals, self.workflow, self.allocation, self.notifications, self.documents):
+        for reader in (self.referrals, self.workflow, self.allocation, self.notifications, self.documents,
+                       self.clocks):
             await reader.close()

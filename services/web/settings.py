@@ -12,6 +12,7 @@ class WebSettings(Settings):
     allocation_url: str = "http://127.0.0.1:8083"
     notifications_url: str = "http://127.0.0.1:8084"
     documents_url: str = "http://127.0.0.1:8085"
+    clocks_url: str = "http://127.0.0.1:8087"
     # signs the session cookie; empty: a key is generated once and kept in the web schema
     web_secret_key: str = ""
     web_session_idle_minutes: int = 240

@@ -18,6 +18,7 @@ ROWS = {
     "timer_lateness_p50", "timer_lateness_p99", "timer_lateness_max", "tray_p99",
     "rss_referrals", "rss_workflow", "rss_scheduler", "rss_allocation", "rss_broker", "rss_postgres", "sign_verify_us",
     "step_rate_signed", "timer_set_rate", "relay_rate", "desk_team_work_p99", "desk_person_page_p99",
+    "dashboard_p99", "clock_lateness_p50", "clock_lateness_p99", "rss_clocks",
 }
 
 

@@ -134,3 +134,38 @@ async def test_R_CL4_a_tray_wait_runs_28_days_and_stops_when_the_entry_leaves_th
         [stopped] = await log.wait_for(of_clock(started.data["clock_id"], "clock.stopped"))
         assert (stopped.data["stopped_by"], stopped.data["breached"]) == ("tray.entry_removed", False)
         assert (await http.get(f"/teams/{team}/clocks")).json() == []
+
+
+async def test_R_CL6_a_clock_warns_and_breaches_once_through_kill_9s_of_the_clocks_service_and_the_scheduler(
+        infra, db, clocks, scheduler, scheduler_clock):
+    """The warning falls due while the clocks service is killed; the breach while both it and the scheduler are:
+    each restarted, every point fires exactly once (R-CL6)."""
+    run = uuid.uuid4().hex[:8]
+    person_id, team = str(uuid.uuid4()), f"children-response-{run}"
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS, topics.SCHEDULER_DUE]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS,
+                      [(person_id, step_created(person_id, str(uuid.uuid4()), team))])
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+        clock_id = started.data["clock_id"]
+        due = DAYS.add(london_date(datetime.fromisoformat(started.data["started_at"])), 45)
+
+        clocks.kill()
+        await scheduler_clock.move_to(start_of_day(DAYS.add(due, -5)) + timedelta(seconds=1))
+        await log.wait_for(lambda s: s.type == "timer.due" and s.data["key"] == f"clock:{clock_id}:warning-5", 60)
+        clocks.start()
+        await clocks.ready(180)
+        await log.wait_for(of_clock(clock_id, "clock.warning"), 120)
+
+        scheduler.kill()
+        clocks.kill()
+        await scheduler_clock.move_to(start_of_day(due + timedelta(days=1)) + timedelta(seconds=1))
+        scheduler.start()
+        clocks.start()
+        await scheduler.ready(180)
+        await clocks.ready(180)
+        await log.wait_for(of_clock(clock_id, "clock.breached"), 120)
+    assert [len(log.matching(of_clock(clock_id, kind))) for kind in ("clock.warning", "clock.breached")] == [1, 1]
+    decided = await db.fetch("SELECT convert_from(value, 'UTF8')::jsonb->>'type' AS type FROM clocks.outbox"
+                             " WHERE topic = $1 AND position($2 IN convert_from(value, 'UTF8')) > 0",
+                             topics.CLOCKS_EVENTS, clock_id)
+    assert sorted(r["type"] for r in decided) == ["clock.breached", "clock.started", "clock.warning"]

@@ -101,7 +101,7 @@ def test_two_replicas_each_with_a_budget_that_keeps_one():
 # --- issue #21 §4: transport and network -----------------------------------------------------------------
 
 # who reads whom over HTTP: the *_URL settings each component's app hands to its readers
-READS = {"web": {"referrals", "workflow", "allocation", "notifications", "documents"},
+READS = {"web": {"referrals", "workflow", "allocation", "notifications", "documents", "clocks"},
          "referrals": {"allocation", "workflow"}, "workflow": {"referrals", "allocation"},
          "allocation": {"referrals", "workflow"}, "notifications": {"referrals"},
          "documents": {"referrals", "workflow"}, "scheduler": set(), "clocks": set()}

@@ -9,7 +9,6 @@ from services.notifications import domain
 from services.notifications.domain import TeamDirectory
 from shared.commands.base import RuleBroken
 from shared.events.workflow import Assignee, RequestRaised
-from shared.teams import teams as team_catalogue
 
 AT = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 NORTH = Assignee(kind="team", id="wellbeing-service-north")
@@ -104,10 +103,9 @@ def test_R_T6_an_escalation_goes_to_the_strategic_service_manager_team_of_the_te
 
 
 def test_R_T6_the_shipped_team_table_names_a_strategic_service_manager_team_for_every_tray_team():
-    import yaml
 
     from services.notifications.settings import NotificationsSettings
-    teams = TeamDirectory.from_mapping(yaml.safe_load(NotificationsSettings().teams_file.read_text()), team_catalogue())
+    teams = NotificationsSettings().team_directory()
     assert teams.escalation_team("wellbeing-service-north") == "ssm-wellbeing"
     assert teams.escalation_team("adult-front-door") == "ssm-adult-social-care"
     assert {teams.escalation_team(t) for t in teams.teams} <= set(teams.teams)
