@@ -275,6 +275,15 @@ def on_team_tray(tray: dict[str, Any], team_ids: Any) -> bool:
     return tray.get("tray") == "planned_work" and tray.get("team_id") in team_ids
 
 
+def current(relationships: dict[str, Any]) -> dict[str, Any]:
+    """Of every relationship allocation lists (include_ended), those it shows as current: open workers, and teams
+    still visible (allocation's own `open` and `visible`), so that one read serves the page and its history."""
+    return {**relationships,
+            "worker_relationships": [w for w in relationships.get("worker_relationships", []) if w.get("open")],
+            "organisational_relationships": [o for o in relationships.get("organisational_relationships", [])
+                                             if o.get("visible")]}
+
+
 RECORDED_REASON = "you recorded a reason: "
 
 
@@ -303,14 +312,12 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     moment = chronology.parse_as_at(f"{as_at}T{at_time}" if as_at and at_time else as_at)
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
-    # asyncio.gather is typed for at most six awaitables: the seventh runs beside the other six
-    (record, notes, relationships, documents, history, all_relationships), full_steps, referrals = \
-        await asyncio.gather(
-            asyncio.gather(
-                r.referrals.person(person_id), r.referrals.notes(person_id), r.allocation.relationships(person_id),
-                r.documents.of_person(person_id), r.referrals.history(person_id),
-                r.allocation.relationships(person_id, include_ended=True)),
-            r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id))
+    (record, notes, documents, history, all_relationships), full_steps, referrals = await asyncio.gather(
+        asyncio.gather(
+            r.referrals.person(person_id), r.referrals.notes(person_id), r.documents.of_person(person_id),
+            r.referrals.history(person_id), r.allocation.relationships(person_id, include_ended=True)),
+        r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id))
+    relationships = current(all_relationships)
     if record is None:
         raise HTTPException(404, "no such person")
     buckets: dict[str, list[dict[str, Any]]] = {"incoming": [], "incomplete": [], "future": []}
