@@ -39,7 +39,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from shared.envelope import new_message
 from shared.testing import EventLog, Seen, ServiceProcess, poll_until, publish, service_auth, signed_as_sender
 from tests.factories import actor, referral_message, unique_referral
 from tests.workflow_harness import SCREENING
+from tools.kafka_acls import consumed
 
 FAULTS_FULL = os.environ.get("FAULTS_FULL") == "1"
 PER_TOPIC = int(os.environ.get("HOSTILE_PER_TOPIC", 1000 if FAULTS_FULL else 20))
@@ -62,22 +63,19 @@ SAMPLE_FILE = Path(__file__).parent.parent / "hostile" / "payloads.jsonl"
 EXTRA_FILE = os.environ.get("HOSTILE_FILE") or str(SAMPLE_FILE)
 pytestmark = [pytest.mark.faults] if FAULTS_FULL else []
 
-# topic -> the services consuming it (their consumer group is "<service>.<topic>")
-CONSUMERS: dict[str, tuple[str, ...]] = {
-    topics.REFERRALS_INTAKE: ("referrals",),
-    topics.REFERRALS_COMMANDS: ("referrals",),
-    topics.REFERRALS_EVENTS: ("workflow", "allocation", "notifications"),
-    topics.WORKFLOW_COMMANDS: ("workflow",),
-    topics.WORKFLOW_EVENTS: ("notifications", "documents", "allocation", "clocks"),
-    topics.ALLOCATION_COMMANDS: ("allocation",),
-    topics.ALLOCATION_EVENTS: ("notifications", "clocks"),
-    topics.NOTIFICATIONS_COMMANDS: ("notifications",),
-    topics.NOTIFICATIONS_EVENTS: ("documents",),
-    topics.SCHEDULER_TIMERS: ("scheduler",),
-    topics.SCHEDULER_DUE: ("workflow", "allocation", "notifications", "clocks"),
-    topics.BROKERAGE_EVENTS: ("workflow",),
-    topics.WEB_EVENTS: ("workflow",),
-}
+
+
+def _consumers() -> dict[str, tuple[str, ...]]:
+    """topic -> the services consuming it (their consumer group is "<service>.<topic>"), read from their handlers
+    as tools.kafka_acls reads them: a new consumer is in the suite without anyone remembering to add it."""
+    by_topic: dict[str, list[str]] = {}
+    for service, pairs in sorted(consumed().items()):
+        for _, topic in sorted(pairs):
+            by_topic.setdefault(topic, []).append(service)
+    return {topic: tuple(services) for topic, services in sorted(by_topic.items())}
+
+
+CONSUMERS = _consumers()
 COMMAND_TOPICS = {topics.REFERRALS_COMMANDS: topics.REFERRALS_EVENTS,
                   topics.WORKFLOW_COMMANDS: topics.WORKFLOW_EVENTS,
                   topics.ALLOCATION_COMMANDS: topics.ALLOCATION_EVENTS,
@@ -91,7 +89,7 @@ KNOWN_TYPE = {
     topics.NOTIFICATIONS_COMMANDS: "task.complete",
     topics.SCHEDULER_TIMERS: "timer.set",
     topics.SCHEDULER_DUE: "timer.due", topics.BROKERAGE_EVENTS: "provider.offered",
-    topics.WEB_EVENTS: "account.listed",
+    topics.WEB_EVENTS: "account.listed", topics.CLOCKS_EVENTS: "clock.warning",
 }
 HANDLED = {
     topics.WORKFLOW_EVENTS: {"request.raised", "notification.sent", "request.completed", "step.cancelled",
@@ -464,6 +462,16 @@ def good_messages(topic: str, person_id: str) -> tuple[list[tuple[str, bytes]], 
         async def check(log: EventLog, db: asyncpg.Pool) -> None:
             await _in_inbox(db, "workflow", str(m.id))
         return [(worker, m.to_bytes())], check
+    if topic == topics.CLOCKS_EVENTS:  # R-CL6: a warning is a task for the clock's team (and a figure, R-CL7)
+        m = new_message("clock.warning", "tessera/clocks", {
+            "clock_id": str(uuid.uuid4()), "clock": "child_and_family_assessment", "title": "Hostile check",
+            "rule": "R-CL3", "person_id": person_id, "team_id": "wellbeing-service-hub", "definition_version": 1,
+            "unit": "working_days", "days_before": 5, "due_date": (now + timedelta(days=7)).date().isoformat(),
+            "breach_at": (now + timedelta(days=8)).isoformat(), "concerns": "team_manager"}, subject=person_id)
+
+        async def check(log: EventLog, db: asyncpg.Pool) -> None:
+            await log.wait_for(_caused(str(m.id), topics.NOTIFICATIONS_EVENTS, {"task.created"}), 60)
+        return [(person_id, m.to_bytes())], check
     raise AssertionError(f"no good message for {topic}")
 
 

@@ -26,7 +26,7 @@ from shared.commands import allocation as allocation_commands
 from shared.commands import notifications as notification_commands
 from shared.commands import referrals as referral_commands
 from shared.commands import workflow as workflow_commands
-from shared.events import allocation, brokerage, notifications, referrals, web, workflow
+from shared.events import allocation, brokerage, clocks, notifications, referrals, web, workflow
 from shared.testing import EventLog, poll_until, service_auth
 from tests.hostile_values import data_for, envelope_for
 from tests.integration.test_hostile_everywhere import (  # noqa: F401 - fixtures
@@ -62,6 +62,7 @@ MODELS: dict[str, list[type[BaseModel]]] = {
     topics.NOTIFICATIONS_EVENTS: [notifications.MessageSent],
     topics.BROKERAGE_EVENTS: [brokerage.ProviderOffered, brokerage.ProviderConfirmed],
     topics.WEB_EVENTS: [web.AccountListed],
+    topics.CLOCKS_EVENTS: [clocks.ClockWarning, clocks.ClockBreached, clocks.ClockStopped],
 }
 
 
