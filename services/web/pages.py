@@ -221,12 +221,12 @@ async def team_work(request: Request, team_id: str) -> HTMLResponse:
         raise HTTPException(403, "you are not a member of that team")
     r = readers(request)
     listing = WorkListing.of(request.query_params)
-    work, inbox = await asyncio.gather(r.workflow.team_work(team_id, listing), r.notifications.team_inbox(team_id))
+    work, inbox, members = await asyncio.gather(r.workflow.team_work(team_id, listing),
+                                                r.notifications.team_inbox(team_id), team_members(request, team_id))
     people = people_in(work) | {i["person_id"] for i in inbox or [] if i.get("person_id")}
     tasks, requests = split_tasks(inbox)
     return await render(request, "team_work.html", user, team_id=team_id, work=work, listing=listing,
-                        inbox=requests, tasks=tasks,
-                        members=await team_members(request, team_id), names=await r.names(people),
+                        inbox=requests, tasks=tasks, members=members, names=await r.names(people),
                         title=f"Team work: {team_id}")
 
 

@@ -128,3 +128,30 @@ async def test_a_workers_token_reads_their_own_teams_work_and_the_person_granted
         head_of_service = worker_auth("hos-read-1", ["head_of_service"], [])
         assert (await http.get(f"{running['referrals'].url}/people/{person_id}", auth=head_of_service)
                 ).status_code == 200  # a manager above teams sees any record (R-A3)
+
+
+async def test_names_for_a_page_of_work_are_read_at_once_and_a_workers_token_names_only_the_person_granted(
+        infra, events, running):
+    """Issue #18 §5: referrals' `/people/names` answers a page's names in one read, names only, with the same
+    checks as `/people/{id}`: the desk (reading as itself) names anyone, a worker's token only the person the
+    desk granted (R-P5)."""
+    (first, _), (second, _) = [await new_case(infra, events) for _ in range(2)]
+    url = f"{running['referrals'].url}/people/names"
+    ids = {"ids": f"{first},{second},{uuid.uuid4()}"}
+    granted = worker_auth(SOCIAL_WORKER["worker_id"], SOCIAL_WORKER["roles"], SOCIAL_WORKER["team_ids"],
+                          person_id=first)
+    async with httpx.AsyncClient(timeout=10) as http:
+        names = (await http.get(url, params=ids, auth=service_auth("web"))).json()
+        one = await http.get(url, params={"ids": first}, auth=granted)
+        both = await http.get(url, params=ids, auth=granted)
+        too_many = await http.get(url, params={"ids": ",".join(str(uuid.uuid4()) for _ in range(201))},
+                                  auth=service_auth("web"))
+    records = {}
+    async with httpx.AsyncClient(timeout=10, auth=service_auth()) as http:
+        for person in (first, second):
+            record = (await http.get(f"{running['referrals'].url}/people/{person}")).json()
+            records[person] = f"{record['first_name']} {record['last_name']}"
+    assert names == records  # the unknown id left out, nothing but the names
+    assert one.status_code == 200 and one.json() == {first: records[first]}
+    assert both.status_code == 403 and second in both.json()["detail"]
+    assert too_many.status_code == 422 and "ids" in too_many.text  # at most 200 ids
