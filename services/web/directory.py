@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from services.web import store
 from shared import outbox, topics
 from shared.events.web import AccountListed
 
@@ -19,12 +20,8 @@ EMIT = outbox.Emitter("tessera/web")
 
 
 async def list_accounts(conn: asyncpg.Connection, user_ids: Sequence[str] | None = None) -> int:
-    """List the accounts as they are now (all of them when `user_ids` is None); how many were listed.
-
-    FOR SHARE: a change of the same account in another transaction is listed after this one, never before."""
-    rows = await conn.fetch("SELECT user_id, roles, team_ids, active FROM users"
-                            " WHERE $1::text[] IS NULL OR user_id = ANY($1::text[]) ORDER BY user_id FOR SHARE",
-                            None if user_ids is None else list(user_ids))
+    """List the accounts as they are now (all of them when `user_ids` is None); how many were listed."""
+    rows = await store.accounts_for_listing(conn, user_ids)
     now = datetime.now(UTC)
     await outbox.add(conn, [EMIT.event(topics.WEB_EVENTS, AccountListed(
         worker_id=r["user_id"], roles=sorted(r["roles"]), team_ids=sorted(r["team_ids"]), active=r["active"],

@@ -173,6 +173,14 @@ async def access_log(conn: asyncpg.Pool, limit: int = 200) -> list[asyncpg.Recor
         " ORDER BY at DESC LIMIT $1", limit)
 
 
+async def accounts_for_listing(conn: asyncpg.Connection, user_ids: Sequence[str] | None) -> list[asyncpg.Record]:
+    """The accounts (all when `user_ids` is None) for the staff directory, row-locked FOR SHARE: a change of the
+    same account in another transaction is listed after this one, never before."""
+    return await conn.fetch("SELECT user_id, roles, team_ids, active FROM users"
+                            " WHERE $1::text[] IS NULL OR user_id = ANY($1::text[]) ORDER BY user_id FOR SHARE",
+                            None if user_ids is None else list(user_ids))
+
+
 async def access_log_of(conn: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
     """The desk's access records of one person (break-glass, self-allocation, tray placement), newest first."""
     return await conn.fetch(
