@@ -170,6 +170,8 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
         "step_id": step.step_id, "workflow_id": step.workflow_id, "person_id": step.person_id,
         "linked_person_id": step.linked_person_id, "step_type": step.step_type,
         "pack_version": step.pack_version, "state": step.state,
+        # R-K13: Future Work is a team's; it is assigned to a team, never to a worker
+        "future_work": domain.is_future_work(_packs(request), step.step_type, step.pack_version),
         "assignee": {"kind": step.assignee_kind, "id": step.assignee_id}, "priority": step.priority,
         "due_date": step.due_date.isoformat() if step.due_date else None, "version": step.version,
         "values": step.values, "completed_sections": list(step.completed_sections),

@@ -368,6 +368,30 @@ async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_
     assert workers_offered("REQUIRED Please Authorise Support Plan") == ["", "hos", "tm"]
 
 
+async def test_R_K13_future_work_is_assigned_only_to_a_team_on_the_step_page(infra, web, events, commands):
+    """Issue #17: the desk offers a team manager no worker for Future Work (the service refuses one, R-K13); a
+    Care and Support Plan still offers both."""
+    person_id, _ = await new_case(infra, events)
+    tm = {"worker_id": "tm", "roles": ["team_manager"], "team_ids": ["adult-front-door"]}
+    future = await commands.given_step(tm, person_id, "Future Work", {"kind": "team", "id": "adult-front-door"})
+    plan = await commands.given_step(tm, person_id, "Care and Support Plan")
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("tm")
+        future_page, plan_page = (await desk.get(f"/steps/{future}")).text, (await desk.get(f"/steps/{plan}")).text
+    finally:
+        await desk.close()
+
+    def assign_form(page: str) -> str:
+        found = re.search(r'<form method="post" action="/steps/[^"]+/assign".*?</form>', page, re.S)
+        assert found is not None
+        return found.group(0)
+
+    assert 'name="to_worker"' not in assign_form(future_page)
+    assert '<input type="hidden" name="to_kind" value="team">' in assign_form(future_page)
+    assert 'name="to_worker"' in assign_form(plan_page)
+
+
 def start_new_menu(page: str) -> list[str]:
     """The step types the person page's Start > New offers."""
     select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', page, re.S)
