@@ -362,7 +362,10 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
                  "Case note: Phone call with daughter"]
         at = [next(i for i, t in enumerate(texts) if what in t) for what in order]
         assert at == sorted(at), texts
-        assert any("hub" in t and f"{SCREENING} started" in t for t in texts)
+        # §9: people by name and fields by the form's labels, never ids or field keys
+        assert any("Hana Hub" in t and f"{SCREENING} started" in t for t in texts), texts
+        assert any("Is the person eligible for the Wellbeing Service?" in t for t in texts), texts
+        assert not any("eligible_for_wellbeing_service" in t for t in texts), texts
         await expect(page.locator("#chronology-table")).to_contain_text("Case note: Phone call with daughter")
         await check_page(page, screenshots, "10-person-documents-chronology")
 
