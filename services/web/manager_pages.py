@@ -248,5 +248,6 @@ async def access_audit(request: Request) -> HTMLResponse:
     user = await current_user(request)
     if not user.is_manager:
         raise HTTPException(403, "managers only")
+    workers = {u["user_id"]: u["display_name"] for u in await store.all_users(pool(request))}
     return await render(request, "audit.html", user, entries=await store.access_log(pool(request)),
-                        title="Access audit")
+                        workers=workers, title="Access audit")

@@ -258,6 +258,8 @@ async def test_placing_on_a_tray_needs_the_same_grounds_as_opening_the_record_an
                              uuid.UUID(theirs)) == 0
     listed = re.search(rf"<tr>(?:(?!</tr>).)*{ours}(?:(?!</tr>).)*</tr>", audit_page.text, re.S)
     assert listed and "Allocated to themselves" in listed.group(0)
+    # §9: the worker and their teams by name, as people know them
+    assert "<td>Tom Mensah (Team Manager)</td><td>Adult Social Care Front Door</td>" in listed.group(0)
     assert await db.fetchval("SELECT kind FROM web.access_log WHERE person_id = $1", uuid.UUID(ours)) == \
         "self_allocation"
     assert await db.fetchval("SELECT count(*) FROM web.access_log WHERE person_id = $1", uuid.UUID(theirs)) == 0
