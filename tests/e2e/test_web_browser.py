@@ -22,6 +22,7 @@ from services.web.chronology import LONDON
 from shared import topics
 from shared.testing import EventLog, service_auth
 from tests.allocation_harness import referral_seen
+from tests.factories import unique_referral
 from tests.workflow_harness import (
     MONITORING,
     SAP,
@@ -400,6 +401,32 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
         yesterday = (date.today() - timedelta(days=1)).isoformat()
         await page.goto(f"/people/{person_id}?as_at={yesterday}")
         await expect(view).to_contain_text("No work for this person at that moment")
+    finally:
+        await context.close()
+
+
+async def test_issue_22_s9_a_front_door_worker_finds_a_person_by_name_birth_date_and_postcode_in_the_browser(
+        infra, web, events, browser, screenshots):
+    """§9, R-P1: Find a person without an NHS number — part of the name, the date of birth and the postcode (as
+    typed, spaces and case aside) — lists the person with what tells them apart, and opens their page."""
+    referral = unique_referral()
+    person = referral["person"]
+    person_id, _ = await new_case(infra, events, **referral)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.get_by_role("link", name="Find a person").click()
+        await page.get_by_label("Name").fill(person["first_name"][:4].lower())
+        await page.get_by_label("Date of birth").fill(person["date_of_birth"])
+        await page.get_by_label("Postcode").fill(person["address"]["postcode"].replace(" ", "").lower())
+        await page.get_by_role("button", name="Find").click()
+        found = page.locator("#found-people tbody tr")
+        await expect(found).to_have_count(1)
+        await expect(found).to_contain_text(person["last_name"])
+        await expect(found).to_contain_text(person["address"]["postcode"])
+        await check_page(page, screenshots, "11-find-a-person")
+        await found.get_by_role("link").first.click()
+        await page.wait_for_url(f"**/people/{person_id}")
+        await expect(page.locator("#person-id")).to_have_text(person_id)
     finally:
         await context.close()
 
