@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.web import store, trays
 from services.web.auth import User
+from services.web.clients import Unavailable
 from services.web.pages import (
     NoAccess,
     back,
@@ -19,6 +20,7 @@ from services.web.pages import (
     checked_uuid,
     current_user,
     form_value,
+    involvement,
     pool,
     readers,
     render,
@@ -27,6 +29,7 @@ from services.web.pages import (
     team_members,
     why_allowed,
 )
+from shared import bearer
 from shared.actor import TRAY_ROLES
 
 router = APIRouter()
@@ -68,6 +71,23 @@ TRAY_SORTS = {"priority": "Priority", "complexity": "Complexity", "rag": "RAG", 
               "next_review_at": "Next review"}
 
 
+async def _involved(request: Request, entries: list[dict[str, Any]]) -> dict[str, list[dict[str, str]] | None]:
+    """R-A3: for each entry's allocate form, who is already involved with the person, as the person page says."""
+    r = readers(request)
+    workers = {u["user_id"]: u["display_name"] for u in await store.all_users(pool(request))}
+
+    async def one(entry: dict[str, Any]) -> tuple[str, list[dict[str, str]] | None]:
+        try:
+            relationships, steps = await asyncio.gather(r.allocation.relationships(entry["person_id"]),
+                                                        r.workflow.person_steps(entry["person_id"]))
+        except Unavailable:  # the tray still shows, saying who is involved could not be read
+            return entry["entry_id"], None
+        return entry["entry_id"], involvement(relationships or {}, steps or [], workers)
+
+    with bearer.as_component():  # beside an entry of the team's own tray, which the manager already sees
+        return dict(await asyncio.gather(*(one(e) for e in entries)))
+
+
 @router.get("/tray")
 async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days_waiting", rag: str = "",
                priority: str = "", complexity: str = "", review_overdue: str = "", past_target: str = "") -> Response:
@@ -88,7 +108,9 @@ async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days
     people = {e["person_id"] for e in [*entries, *whole]}
     members = await team_members(request, team)
     managers = [m for m in members if TRAY_ROLES & set(m["roles"]) and m["user_id"] != user.user_id]
+    involved = await _involved(request, entries) if user.places_on_trays or user.is_manager else {}
     return await render(request, "tray.html", user, team=team, listing=listing, entries=entries, report=summary,
+                        involved=involved,
                         escalated=escalated, reviews_due=reviews_due,
                         query=query, sorts=TRAY_SORTS, names=await r.names(people),
                         members=members, managers=managers, title="Planned Work Tray",
