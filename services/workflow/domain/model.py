@@ -211,8 +211,9 @@ class Context:
     involved: frozenset[str] = frozenset()
     # R-RQ9: workers as last seen acting (signed roles and teams): a sign-off's recipient and their teams
     known_workers: Mapping[str, Actor] = field(default_factory=dict)
-    # R-K1: the person's open relationships in allocation, where a closure step finishes
-    relationships: tuple[Involvement, ...] = ()
+    # R-K1: the person's open relationships in allocation, where a closure step finishes; None when allocation
+    # could not answer (the closure's warning says so)
+    relationships: tuple[Involvement, ...] | None = ()
     # R-C5: the person's locality team (allocation's team finder), where an action goes by locality
     locality_team: str | None = None
 
