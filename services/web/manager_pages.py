@@ -31,6 +31,7 @@ from services.web.pages import (
 )
 from shared import bearer
 from shared.actor import TRAY_ROLES
+from shared.teams import team_name
 
 router = APIRouter()
 
@@ -261,7 +262,7 @@ async def _allocate(request: Request, user: User, person_id: str, worker_id: str
                          team_id=team_id)
     if outcome.of("case.allocated") and worker_id == user.user_id:
         await _in_access_audit(request, user, person_id, "self_allocation", f"allocated the case to themselves"
-                               f" for {team_id or 'their team'}")
+                               f" for {team_name(team_id) if team_id else 'their team'}")
     return outcome
 
 
