@@ -222,8 +222,9 @@ async def review_tray_add(request: Request, person_id: str) -> Response:
     outcome = await send(request, user, "review_tray.add", key=person_id, person_id=person_id, team_id=team,
                          review_due=form_value(form, "review_due"), reason=form_value(form, "reason"))
     if outcome.of("review_tray.entry_added"):
-        await _in_access_audit(request, user, person_id, "tray_placement", f"put in the Review tray of {team}")
-    await report(request, outcome, f"Put in the Review tray of {team} until {form.get('review_due')}.")
+        await _in_access_audit(request, user, person_id, "tray_placement",
+                               f"put in the Review tray of {team_name(team)}")
+    await report(request, outcome, f"Put in the Review tray of {team_name(team)} until {form.get('review_due')}.")
     return back(f"/review-tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
 
 

@@ -306,7 +306,7 @@ async def test_a_worker_without_a_relationship_must_give_a_reason_which_managers
     try:
         await page.get_by_role("link", name="Access audit").click()
         row = page.locator("tr", has_text="Duty call from the daughter at 14:10")
-        await expect(row.first).to_contain_text("sw2")
+        await expect(row.first).to_contain_text("Chris Carer (Social Worker, Carers)")
         await check_page(page, screenshots, "09-access-audit")
     finally:
         await context.close()
@@ -505,7 +505,7 @@ async def test_r_t8_team_manager_puts_a_case_in_the_review_tray_sees_it_fall_due
         await page.get_by_label("Review date").fill(review_day.isoformat())
         await page.locator("#rt-reason").fill("Annual review agreed for next year; stable at home")
         await page.get_by_role("button", name="Put in Review tray").click()
-        await flash(page, "Put in the Review tray of adult-front-door")
+        await flash(page, "Put in the Review tray of Adult Social Care Front Door")
         row = page.locator(f'#review-tray-table tr:has(a[href="/people/{person_id}"])')
         await expect(row).to_contain_text("Due in 1 day")
         await expect(row).to_contain_text("Annual review agreed")
@@ -513,7 +513,7 @@ async def test_r_t8_team_manager_puts_a_case_in_the_review_tray_sees_it_fall_due
 
         # reached from the Planned Work Tray and the navigation
         await page.get_by_role("link", name="Planned Work Tray", exact=True).click()
-        await page.get_by_role("link", name="Review tray of adult-front-door").click()
+        await page.get_by_role("link", name="Review tray of Adult Social Care Front Door").click()
         await expect(row).to_have_count(1)
         await check_page(page, screenshots, "12-review-tray")
 
@@ -544,7 +544,7 @@ async def test_an_administrator_manages_accounts_on_an_accessible_page(web, brow
         await page.get_by_label("User name").fill(new_user)
         await page.get_by_label("Full name and job title").fill("Bea Wood (Team Leader)")
         await page.get_by_label("Team Leader").check()
-        await page.get_by_label("Teams").fill("adult-front-door")
+        await page.get_by_label("Adult Social Care Front Door", exact=True).check()
         await page.get_by_label("First password").fill("a-first-password")
         await page.get_by_role("button", name="Create account").click()
         await flash(page, f"Account {new_user} created.")
