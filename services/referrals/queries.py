@@ -61,11 +61,14 @@ async def search_people(
         raise HTTPException(422, "give a name, a date of birth or a postcode")
     rows = await store.search_people(_pool(request), name_parts=parts, date_of_birth=date_of_birth,
                                      postcode=postcode, limit=SEARCH_LIMIT + 1)
-    return {"people": [{"person_id": str(r["person_id"]), "first_name": r["first_name"],
-                        "last_name": r["last_name"], "date_of_birth": r["date_of_birth"],
-                        "date_of_death": r["date_of_death"], "postcode": r["postcode"], "town": r["town"]}
-                       for r in rows[:SEARCH_LIMIT]],
-            "more": len(rows) > SEARCH_LIMIT}
+    return {"people": [_told_apart(r) for r in rows[:SEARCH_LIMIT]], "more": len(rows) > SEARCH_LIMIT}
+
+
+def _told_apart(row: Any) -> dict[str, Any]:
+    """What a search answers of a person: only what tells one person from another (issue #22 §9)."""
+    return {"person_id": str(row["person_id"]), "first_name": row["first_name"], "last_name": row["last_name"],
+            "date_of_birth": row["date_of_birth"], "date_of_death": row["date_of_death"],
+            "postcode": row["postcode"], "town": row["town"]}
 
 
 NAMES_LIMIT = 200
@@ -127,8 +130,10 @@ async def referrals(person_id: uuid.UUID, request: Request) -> list[dict[str, An
 
 @router.get("/people")
 async def find_people(request: Request, nhs_number: str = Query(min_length=10, max_length=12)) -> list[dict[str, Any]]:
-    digits = nhs_number.replace(" ", "")
-    return [_person(r) for r in await store.people_by_nhs_number(_pool(request), digits)]
+    """The people with this NHS number, with only what tells them apart, as `/people/search` answers (§9)."""
+    rows = await store.search_people(_pool(request), name_parts=[], date_of_birth=None, postcode=None,
+                                     limit=SEARCH_LIMIT, nhs_number=nhs_number.replace(" ", ""))
+    return [_told_apart(r) for r in rows]
 
 
 @router.get("/people/{person_id}/notes")

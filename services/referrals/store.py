@@ -122,14 +122,11 @@ async def referrals_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg
         person_id)
 
 
-async def people_by_nhs_number(conn: asyncpg.Connection | asyncpg.Pool, nhs_number: str) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT * FROM people WHERE nhs_number = $1", nhs_number)
-
-
 async def search_people(pool: asyncpg.Pool, *, name_parts: list[str], date_of_birth: date | None,
-                        postcode: str | None, limit: int) -> list[asyncpg.Record]:
+                        postcode: str | None, limit: int, nhs_number: str | None = None) -> list[asyncpg.Record]:
     """People whose names start with each of `name_parts` (first or last name, any case), born on the date and
-    living at the postcode (spaces and case ignored), those given; by last name then first name."""
+    living at the postcode (spaces and case ignored), with the NHS number, those given; by last name then first
+    name. Only what tells people apart."""
     return await pool.fetch(
         "SELECT person_id, record ->> 'first_name' AS first_name, record ->> 'last_name' AS last_name,"
         " record ->> 'date_of_birth' AS date_of_birth, record ->> 'date_of_death' AS date_of_death,"
@@ -138,9 +135,10 @@ async def search_people(pool: asyncpg.Pool, *, name_parts: list[str], date_of_bi
         "   starts_with(lower(record ->> 'first_name'), part) OR starts_with(lower(record ->> 'last_name'), part)))"
         " AND ($2::text IS NULL OR record ->> 'date_of_birth' = $2)"
         " AND ($3::text IS NULL OR replace(upper(record -> 'address' ->> 'postcode'), ' ', '') = $3)"
+        " AND ($5::text IS NULL OR nhs_number = $5)"
         " ORDER BY lower(record ->> 'last_name'), lower(record ->> 'first_name'), person_id LIMIT $4",
         [p.lower() for p in name_parts], date_of_birth.isoformat() if date_of_birth else None,
-        postcode.replace(" ", "").upper() if postcode else None, limit)
+        postcode.replace(" ", "").upper() if postcode else None, limit, nhs_number)
 
 
 async def relationships_of(conn: asyncpg.Connection | asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from shared.actor import worker_of
 from shared.calendar import LONDON
 from shared.teams import team_name
 
@@ -104,16 +105,36 @@ class Entry:
         return self.at.isoformat()
 
 
-def assignee_words(value: Any) -> str:
-    """Whom a step or request is with, in words: a team by its name (shared/teams.yaml), a worker by id."""
+def assignee_words(value: Any, names: Mapping[str, str] | None = None) -> str:
+    """Whom a step or request is with, in words: a team by its name (shared/teams.yaml), a worker by name when
+    `names` knows them, else by id."""
     if isinstance(value, Mapping):
         if value.get("kind") == "team":
             return team_name(value.get("id"))
+        if value.get("kind") == "worker" and value.get("id") in (names or {}):
+            return (names or {})[value["id"]]
         return f"{value.get('kind', '')} {value.get('id', '')}".strip()
     return str(value or "")
 
 
-def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -> str:
+def who_did(actor: str | None, names: Mapping[str, str]) -> str:
+    """Who did it, by name (§9): a worker as the desk knows them ("worker:tm" and "tm" alike), a service's own
+    action as the system's."""
+    if not actor:
+        return ""
+    if actor.startswith("system") or ":" in actor.removeprefix("worker:"):
+        return "Tessera (automatic)"
+    worker = worker_of(actor)
+    return names.get(worker, worker)
+
+
+def field_labels(step: Mapping[str, Any]) -> dict[str, str]:
+    """Each field key of the step's form by the label the form shows."""
+    return {f["key"]: f["label"] for s in (step.get("form") or {}).get("sections", []) for f in s.get("fields", [])}
+
+
+def describe_step_event(step_type: str, what: str, details: Mapping[str, Any],
+                        labels: Mapping[str, str] | None = None, names: Mapping[str, str] | None = None) -> str:
     """A step history entry in words."""
     match what:
         case "step.created":
@@ -121,10 +142,10 @@ def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -
         case "step.started":
             return f"{step_type} started"
         case "step.saved":
-            fields = details.get("fields") or []
+            fields = [(labels or {}).get(key, key) for key in details.get("fields") or []]
             return f"{step_type} saved" + (f": {', '.join(fields)}" if fields else "")
         case "step.assigned":
-            return f"{step_type} assigned to {assignee_words(details.get('assignee'))}"
+            return f"{step_type} assigned to {assignee_words(details.get('assignee'), names)}"
         case "step.finished":
             return f"{step_type} finished"
         case "step.authorised_and_finished":
@@ -135,7 +156,7 @@ def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -
             return f"{step_type} cancelled" + (f": {details['reason']}" if details.get("reason") else "")
         case "request.sent" | "notification.sent":
             kind = what.split(".")[0]
-            return f"{step_type}: {kind} {details.get('name', '')} sent to {assignee_words(details.get('to'))}"
+            return f"{step_type}: {kind} {details.get('name', '')} sent to {assignee_words(details.get('to'), names)}"
         case "request.completed":
             return f"{step_type}: request {details.get('name', '')} completed"
         case "next_action.added":
@@ -145,7 +166,7 @@ def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -
         case "step.form_added":
             return f"{step_type}: form {details.get('form', '')} added"
         case "step.rescheduled":
-            return f"{step_type} rescheduled to {details.get('due_date', '')}"
+            return f"{step_type} rescheduled to {format_day(details.get('due_date'))}"
         case "step.due":
             return f"{step_type} fell due"
         case "case.closed":
@@ -155,37 +176,42 @@ def describe_step_event(step_type: str, what: str, details: Mapping[str, Any]) -
 
 def build(*, steps: Iterable[Mapping[str, Any] | None], notes: Iterable[Mapping[str, Any]] = (),
           record_history: Iterable[Mapping[str, Any]] = (), relationships: Mapping[str, Any] | None = None,
-          until: datetime | None = None) -> list[Entry]:
-    """Every step event, case note, record change and relationship change, oldest first."""
+          until: datetime | None = None, names: Mapping[str, str] | None = None) -> list[Entry]:
+    """Every step event, case note, record change and relationship change, oldest first; people by name
+    (`names`: worker id → name), fields by their labels, dates as the desk shows them (§9)."""
     entries: list[Entry] = []
+    names = names or {}
 
     def add(at: str | None, who: str | None, kind: str, what: str, href: str | None = None) -> None:
         moment = parse_time(at)
         if moment is not None and (until is None or moment <= until):
-            entries.append(Entry(moment, who or "", kind, what, href))
+            entries.append(Entry(moment, who_did(who, names), kind, what, href))
 
     for step in steps:
         if not step:
             continue
+        labels = field_labels(step)
         for h in step.get("history") or []:
             if h.get("what") == "prepopulated":
                 continue  # the blue cogs filled on creation: part of "created"
             add(h.get("time"), h.get("actor"), "step",
-                describe_step_event(step["step_type"], str(h.get("what", "")), h.get("details") or {}),
+                describe_step_event(step["step_type"], str(h.get("what", "")), h.get("details") or {}, labels, names),
                 f"/steps/{step['step_id']}")
     for n in notes:
         add(n.get("written_at"), n.get("author"), "note", f"Case note: {n.get('title', '')} ({n.get('type', '')})",
             "#notes")
     for c in record_history:
-        fields = c.get("fields") or []
+        fields = [str(key).replace("_", " ").capitalize() for key in c.get("fields") or []]
         add(c.get("at"), c.get("actor"), "record",
             f"Record: {str(c.get('what', '')).replace('_', ' ')}" + (f" ({', '.join(fields)})" if fields else ""))
     relationships = relationships or {}
     for kind, label, who in (("worker_relationships", "Worker", "worker_id"),
                              ("organisational_relationships", "Team", "team_id")):
         for r in relationships.get(kind, []):
-            named = f"{label} {team_name(r.get(who)) if who == 'team_id' else r.get(who)}: {r.get('relationship')}"
-            add(r.get("created_at"), r.get("created_by"), "relationship", f"{named} from {r.get('start_date')}")
+            party = team_name(r.get(who)) if who == "team_id" else names.get(r.get(who) or "", r.get(who))
+            named = f"{label} {party}: {r.get('relationship')}"
+            add(r.get("created_at"), r.get("created_by"), "relationship",
+                f"{named} from {format_day(r.get('start_date'))}")
             if r.get("ended_at"):
                 add(r.get("ended_at"), r.get("ended_by") or "", "relationship",
                     f"{named} ended" + (f" ({r['end_reason']})" if r.get("end_reason") else ""))

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.web import store, trays
 from services.web.auth import User
+from services.web.clients import Unavailable
 from services.web.pages import (
     NoAccess,
     back,
@@ -19,6 +20,7 @@ from services.web.pages import (
     checked_uuid,
     current_user,
     form_value,
+    involvement,
     pool,
     readers,
     render,
@@ -27,7 +29,9 @@ from services.web.pages import (
     team_members,
     why_allowed,
 )
+from shared import bearer
 from shared.actor import TRAY_ROLES, worker_of
+from shared.teams import team_name
 
 router = APIRouter()
 
@@ -71,6 +75,23 @@ TRAY_SORTS = {"priority": "Priority", "complexity": "Complexity", "rag": "RAG", 
 TRAY_PAGE = 100  # entries to a page of the tray; escalations and reviews due show the first TRAY_PAGE each
 
 
+async def _involved(request: Request, entries: list[dict[str, Any]]) -> dict[str, list[dict[str, str]] | None]:
+    """R-A3: for each entry's allocate form, who is already involved with the person, as the person page says."""
+    r = readers(request)
+    workers = {u["user_id"]: u["display_name"] for u in await store.all_users(pool(request))}
+
+    async def one(entry: dict[str, Any]) -> tuple[str, list[dict[str, str]] | None]:
+        try:
+            relationships, steps = await asyncio.gather(r.allocation.relationships(entry["person_id"]),
+                                                        r.workflow.person_steps(entry["person_id"]))
+        except Unavailable:  # the tray still shows, saying who is involved could not be read
+            return entry["entry_id"], None
+        return entry["entry_id"], involvement(relationships or {}, steps or [], workers)
+
+    with bearer.as_component():  # beside an entry of the team's own tray, which the manager already sees
+        return dict(await asyncio.gather(*(one(e) for e in entries)))
+
+
 @router.get("/tray")
 async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days_waiting", rag: str = "",
                priority: str = "", complexity: str = "", review_overdue: str = "", past_target: str = "",
@@ -96,7 +117,9 @@ async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days
     members = await team_members(request, team)
     managers = [m for m in members if TRAY_ROLES & set(m["roles"]) and m["user_id"] != user.user_id]
     total = (listing or {}).get("total", 0)
+    involved = await _involved(request, entries) if user.places_on_trays or user.is_manager else {}
     return await render(request, "tray.html", user, team=team, listing=listing, entries=entries, report=summary,
+                        involved=involved,
                         escalated=escalated, reviews_due=reviews_due,
                         escalated_total=(escalations or {}).get("total", len(escalated)),
                         reviews_total=(reviews or {}).get("total", len(reviews_due)),
@@ -212,8 +235,9 @@ async def review_tray_add(request: Request, person_id: str) -> Response:
     outcome = await send(request, user, "review_tray.add", key=person_id, person_id=person_id, team_id=team,
                          review_due=form_value(form, "review_due"), reason=form_value(form, "reason"))
     if outcome.of("review_tray.entry_added"):
-        await _in_access_audit(request, user, person_id, "tray_placement", f"put in the Review tray of {team}")
-    await report(request, outcome, f"Put in the Review tray of {team} until {form.get('review_due')}.")
+        await _in_access_audit(request, user, person_id, "tray_placement",
+                               f"put in the Review tray of {team_name(team)}")
+    await report(request, outcome, f"Put in the Review tray of {team_name(team)} until {form.get('review_due')}.")
     return back(f"/review-tray?team={quote(team)}" if outcome.ok else f"/people/{person_id}#tray")
 
 
@@ -252,7 +276,7 @@ async def _allocate(request: Request, user: User, person_id: str, worker_id: str
                          team_id=team_id)
     if outcome.of("case.allocated") and worker_id == user.user_id:
         await _in_access_audit(request, user, person_id, "self_allocation", f"allocated the case to themselves"
-                               f" for {team_id or 'their team'}")
+                               f" for {team_name(team_id) if team_id else 'their team'}")
     return outcome
 
 
@@ -261,8 +285,9 @@ async def access_audit(request: Request) -> HTMLResponse:
     user = await current_user(request)
     if not user.is_manager:
         raise HTTPException(403, "managers only")
+    workers = {u["user_id"]: u["display_name"] for u in await store.all_users(pool(request))}
     return await render(request, "audit.html", user, entries=await store.access_log(pool(request)),
-                        title="Access audit")
+                        workers=workers, title="Access audit")
 
 
 DESK_ACCESS = {"break_glass": "Opened the record (break-glass)", "self_allocation": "Allocated to themselves",
@@ -289,6 +314,8 @@ async def person_access_audit(request: Request, person_id: str) -> HTMLResponse:
         entries += [{"at": datetime.fromisoformat(k["at"]), "worker": worker_of(k["actor"]), "teams": k["team_ids"],
                      "where": where, "what": k["command_type"], "reason": k["reason"]} for k in reasons or []]
     entries.sort(key=lambda e: e["at"], reverse=True)
+    workers = {u["user_id"]: u["display_name"] for u in await store.all_users(pool(request))}
+    entries = [{**e, "worker": workers.get(e["worker"], e["worker"])} for e in entries]
     unread = [where for where, reasons in zip(services, kept, strict=True) if reasons is None]
     return await render(request, "person_access_audit.html", user, entries=entries, unread=unread,
                         person_id=person_id, title="Access to this record")

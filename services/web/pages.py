@@ -331,7 +331,8 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     users = await store.all_users(pool(request))
     members, alloc_teams = allocation_choices(users, user)
     events = chronology.build(steps=full_steps, notes=notes, record_history=history or [],
-                              relationships=all_relationships, until=moment)
+                              relationships=all_relationships, until=moment,
+                              names={u["user_id"]: u["display_name"] for u in users})
     step_types = await r.workflow.step_types()
     authorised = packs.needs_authorising(packs.authorised_types(step_types))
     then = chronology.steps_as_at(full_steps, moment, documents or [], authorised) if moment else None

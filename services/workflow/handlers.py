@@ -257,10 +257,10 @@ async def _person_for(people: PersonReader | None, command: cmd.Command,
 async def _relationships_for(
     packs: PackRegistry, allocation: ServiceReader | None, command: cmd.Command | None,
     step_row: asyncpg.Record | None,
-) -> tuple[domain.Involvement, ...]:
+) -> tuple[domain.Involvement, ...] | None:
     """The person's open relationships from allocation, where a rule reads them: a save of a step with an
-    activity log (R-W13) or the finish of a closure step (R-K1: other teams' involvement is named); none when
-    allocation cannot answer (no allow, no warning)."""
+    activity log (R-W13) or the finish of a closure step (R-K1: other teams' involvement is named); None when
+    allocation cannot answer (no allow; the closure's warning says it could not check)."""
     if allocation is None or step_row is None or not isinstance(command, cmd.SaveStep | cmd.FinishStep
                                                                     | cmd.AuthoriseStep):
         return ()
@@ -293,7 +293,7 @@ def _ids() -> Iterator[str]:
 
 def _context(command: cmd.Command, packs: PackRegistry, person: dict[str, Any] | None,
              case: domain.CaseView | None = None, involved: frozenset[str] = frozenset(),
-             relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None,
+             relationships: tuple[domain.Involvement, ...] | None = (), locality: str | None = None,
              known: Mapping[str, domain.Actor] | None = None,
              disabled: frozenset[str] = frozenset()) -> domain.Context:
     return domain.Context(now=datetime.now(UTC), actor=domain.Actor.of(command.actor), ids=_ids(),
@@ -308,7 +308,7 @@ def _not_found(what: str, field: str) -> RuleBroken:
 
 async def _decide(
     conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command, person: dict[str, Any] | None,
-    relationships: tuple[domain.Involvement, ...] = (), locality: str | None = None,
+    relationships: tuple[domain.Involvement, ...] | None = (), locality: str | None = None,
 ) -> tuple[str, domain.Decision]:
     """Load what the command touches (the step locked), then ask the domain."""
     if isinstance(command, cmd.StartNewStep | cmd.RecordDeath):
@@ -340,7 +340,7 @@ async def _decide(
     involved: frozenset[str] = frozenset()
     if isinstance(command, cmd.SaveStep) and packs.step(step.step_type, step.pack_version).activity_logs:
         assignees = await store.assignees_of_person(conn, step.person_id)
-        involved = frozenset({r.key for r in relationships}) | assignees  # R-W13
+        involved = frozenset({r.key for r in relationships or ()}) | assignees  # R-W13
     assignments = await store.assignments_of(conn, step_id) \
         if type(command) in domain.TEAM_SCOPED and step.assignee_kind == "worker" else []
     try:

@@ -11,11 +11,11 @@ from services.workflow import domain
 from shared.readers import ServiceReader
 
 
-async def open_relationships(allocation: ServiceReader, person_id: object) -> tuple[domain.Involvement, ...]:
-    """The open worker and organisational relationships; none when allocation cannot answer."""
+async def open_relationships(allocation: ServiceReader, person_id: object) -> tuple[domain.Involvement, ...] | None:
+    """The open worker and organisational relationships; None when allocation cannot answer."""
     found, body = await allocation.get_json(f"/people/{person_id}/relationships")
     if found != "found" or not isinstance(body, dict):
-        return ()
+        return None
     workers = [domain.Involvement("worker", str(r.get("worker_id")), r.get("team_id"))
                for r in body.get("worker_relationships", []) if r.get("open", r.get("end_date") is None)]
     teams = [domain.Involvement("team", str(r.get("team_id")))

@@ -22,6 +22,7 @@ from services.web.chronology import LONDON
 from shared import topics
 from shared.testing import EventLog, service_auth
 from tests.allocation_harness import referral_seen
+from tests.factories import unique_referral
 from tests.workflow_harness import (
     MONITORING,
     SAP,
@@ -305,7 +306,7 @@ async def test_a_worker_without_a_relationship_must_give_a_reason_which_managers
     try:
         await page.get_by_role("link", name="Access audit").click()
         row = page.locator("tr", has_text="Duty call from the daughter at 14:10")
-        await expect(row.first).to_contain_text("sw2")
+        await expect(row.first).to_contain_text("Chris Carer (Social Worker, Carers)")
         await check_page(page, screenshots, "09-access-audit")
     finally:
         await context.close()
@@ -362,7 +363,10 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
                  "Case note: Phone call with daughter"]
         at = [next(i for i, t in enumerate(texts) if what in t) for what in order]
         assert at == sorted(at), texts
-        assert any("hub" in t and f"{SCREENING} started" in t for t in texts)
+        # §9: people by name and fields by the form's labels, never ids or field keys
+        assert any("Hana Hub" in t and f"{SCREENING} started" in t for t in texts), texts
+        assert any("Is the person eligible for the Wellbeing Service?" in t for t in texts), texts
+        assert not any("eligible_for_wellbeing_service" in t for t in texts), texts
         await expect(page.locator("#chronology-table")).to_contain_text("Case note: Phone call with daughter")
         await check_page(page, screenshots, "10-person-documents-chronology")
 
@@ -397,6 +401,32 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
         yesterday = (date.today() - timedelta(days=1)).isoformat()
         await page.goto(f"/people/{person_id}?as_at={yesterday}")
         await expect(view).to_contain_text("No work for this person at that moment")
+    finally:
+        await context.close()
+
+
+async def test_issue_22_s9_a_front_door_worker_finds_a_person_by_name_birth_date_and_postcode_in_the_browser(
+        infra, web, events, browser, screenshots):
+    """§9, R-P1: Find a person without an NHS number — part of the name, the date of birth and the postcode (as
+    typed, spaces and case aside) — lists the person with what tells them apart, and opens their page."""
+    referral = unique_referral()
+    person = referral["person"]
+    person_id, _ = await new_case(infra, events, **referral)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.get_by_role("link", name="Find a person").click()
+        await page.get_by_label("Name").fill(person["first_name"][:4].lower())
+        await page.get_by_label("Date of birth").fill(person["date_of_birth"])
+        await page.get_by_label("Postcode").fill(person["address"]["postcode"].replace(" ", "").lower())
+        await page.get_by_role("button", name="Find").click()
+        found = page.locator("#found-people tbody tr")
+        await expect(found).to_have_count(1)
+        await expect(found).to_contain_text(person["last_name"])
+        await expect(found).to_contain_text(person["address"]["postcode"])
+        await check_page(page, screenshots, "11-find-a-person")
+        await found.get_by_role("link").first.click()
+        await page.wait_for_url(f"**/people/{person_id}")
+        await expect(page.locator("#person-id")).to_have_text(person_id)
     finally:
         await context.close()
 
@@ -475,7 +505,7 @@ async def test_r_t8_team_manager_puts_a_case_in_the_review_tray_sees_it_fall_due
         await page.get_by_label("Review date").fill(review_day.isoformat())
         await page.locator("#rt-reason").fill("Annual review agreed for next year; stable at home")
         await page.get_by_role("button", name="Put in Review tray").click()
-        await flash(page, "Put in the Review tray of adult-front-door")
+        await flash(page, "Put in the Review tray of Adult Social Care Front Door")
         row = page.locator(f'#review-tray-table tr:has(a[href="/people/{person_id}"])')
         await expect(row).to_contain_text("Due in 1 day")
         await expect(row).to_contain_text("Annual review agreed")
@@ -483,7 +513,7 @@ async def test_r_t8_team_manager_puts_a_case_in_the_review_tray_sees_it_fall_due
 
         # reached from the Planned Work Tray and the navigation
         await page.get_by_role("link", name="Planned Work Tray", exact=True).click()
-        await page.get_by_role("link", name="Review tray of adult-front-door").click()
+        await page.get_by_role("link", name="Review tray of Adult Social Care Front Door").click()
         await expect(row).to_have_count(1)
         await check_page(page, screenshots, "12-review-tray")
 
@@ -514,7 +544,7 @@ async def test_an_administrator_manages_accounts_on_an_accessible_page(web, brow
         await page.get_by_label("User name").fill(new_user)
         await page.get_by_label("Full name and job title").fill("Bea Wood (Team Leader)")
         await page.get_by_label("Team Leader").check()
-        await page.get_by_label("Teams").fill("adult-front-door")
+        await page.get_by_label("Adult Social Care Front Door", exact=True).check()
         await page.get_by_label("First password").fill("a-first-password")
         await page.get_by_role("button", name="Create account").click()
         await flash(page, f"Account {new_user} created.")

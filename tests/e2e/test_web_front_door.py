@@ -96,3 +96,19 @@ async def test_a_refusal_speaks_the_guides_words_and_links_its_rule_to_the_rule_
         assert rules.status_code == 200 and '<li id="R-NA2">' in rules.text
     finally:
         await desk.close()
+
+
+async def test_the_nhs_number_lookup_answers_only_what_tells_people_apart(infra, web, referrals, events):
+    """§9: GET /people?nhs_number= answers as the search does — names, birth and death dates, postcode and town
+    — not the whole record (address lines, phone, email, communication needs stay on the person's own page)."""
+    import httpx
+
+    from shared.testing import service_auth
+
+    referral = unique_referral()
+    person_id, _ = await new_case(infra, events, **referral)
+    async with httpx.AsyncClient(auth=service_auth(), base_url=referrals.url) as http:
+        found = (await http.get("/people", params={"nhs_number": referral["person"]["nhs_number"]})).json()
+    assert [p["person_id"] for p in found] == [person_id]
+    assert set(found[0]) == {"person_id", "first_name", "last_name", "date_of_birth", "date_of_death", "postcode",
+                             "town"}

@@ -293,6 +293,8 @@ async def test_placing_on_a_tray_needs_the_same_grounds_as_opening_the_record_an
                              uuid.UUID(theirs)) == 0
     listed = re.search(rf"<tr>(?:(?!</tr>).)*{ours}(?:(?!</tr>).)*</tr>", audit_page.text, re.S)
     assert listed and "Allocated to themselves" in listed.group(0)
+    # §9: the worker and their teams by name, as people know them
+    assert "<td>Tom Mensah (Team Manager)</td><td>Adult Social Care Front Door</td>" in listed.group(0)
     assert await db.fetchval("SELECT kind FROM web.access_log WHERE person_id = $1", uuid.UUID(ours)) == \
         "self_allocation"
     assert await db.fetchval("SELECT count(*) FROM web.access_log WHERE person_id = $1", uuid.UUID(theirs)) == 0
@@ -327,10 +329,12 @@ async def test_R_RQ8_R_T6_an_escalation_is_in_the_ssm_teams_tasks_with_its_count
     try:
         home = await desk.sign_in("ssm")
         count = len(await open_tasks())
-        assert f'href="/teams/{team}/work#tasks">{team} ({count})</a>' in home.text
+        named = "Adult Social Care Strategic Service Managers"  # §9: the team by its name
+        assert f'href="/teams/{team}/work#tasks">{named} ({count})</a>' in home.text
         page = await desk.get(f"/teams/{team}/work")
         assert f'Team tasks <span class="count">({count})</span>' in page.text
-        assert "Escalation from the Planned Work Tray" in page.text and "Rule R-T6" in page.text
+        assert "Escalation from the Planned Work Tray" in page.text
+        assert 'Rule <a href="/rules#R-T6" class="rule">R-T6</a>' in page.text
         assert f'action="/tasks/{task["request_id"]}/complete"' in page.text
         done = await desk.post(f"/tasks/{task['request_id']}/complete", person_id=person_id,
                                next=f"/teams/{team}/work")
@@ -410,7 +414,8 @@ async def test_R_W12_start_new_offers_each_worker_exactly_what_their_guide_lists
         assert start_new_menu((await desk.get(f"/people/{person_id}")).text) == [
             "Adult Proposed Case Closure", "WB Covid 19 Response", SCREENING]
         refused = (await desk.post(f"/people/{person_id}/start_new", step_type="Care and Support Plan")).text
-        assert "Care and Support Plan is not on your Start &gt; New menu (R-W12)" in refused
+        assert ('Care and Support Plan is not on your Start &gt; New menu'
+                ' (<a href="/rules#R-W12" class="rule">R-W12</a>)') in refused
     finally:
         await desk.close()
 

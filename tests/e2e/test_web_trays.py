@@ -74,3 +74,26 @@ async def test_R_T3_R_T5_the_rag_is_chosen_with_the_guide_and_a_social_worker_re
 def row_of_work(page: str, person_id: str) -> str:
     """The My work rows about the person (empty when none)."""
     return " ".join(re.findall(rf"<tr[^>]*>(?:(?!</tr>).)*/people/{person_id}(?:(?!</tr>).)*</tr>", page, re.S))
+
+
+async def test_R_A3_the_trays_allocate_form_names_who_is_already_involved_as_the_person_page_does(
+        infra, web, events, db):
+    """R-A3: allocating from the tray, the Team Manager sees each worker and team already involved with the
+    person and why (the person page's list, the same macro), and no worker is chosen for them."""
+    person_id, _ = await new_case(infra, events, category="assessment")
+    await referral_seen(db, person_id)
+    manager = Desk(web.url)
+    try:
+        await manager.sign_in("tm")
+        await manager.get(f"/people/{person_id}")
+        placed = await manager.post(f"/people/{person_id}/tray", **tray_args(TEAM, urgent="false"))
+        assert "RAG" in placed.text, placed.text[:300]
+        tray = (await manager.get(f"/tray?team={TEAM}")).text
+        entry_id = re.search(rf'data-entry-id="([^"]+)">\s*<td><a href="/people/{person_id}"', tray)
+        assert entry_id
+        involved = tray.split(f'id="involved-{entry_id.group(1)}"')[1].split("</div>")[0]
+        assert "Team Adult Social Care Front Door : holds Adult Contact (Incoming)" in words_of(involved)
+        assert f'<select id="al-{entry_id.group(1)}" name="worker_id" required><option value="">Choose…</option>' \
+            in tray
+    finally:
+        await manager.close()

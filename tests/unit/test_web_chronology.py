@@ -13,6 +13,8 @@ from services.web import chronology, trays
 
 STEP = {
     "step_id": "s1", "step_type": "WB Screening",
+    "form": {"sections": [{"fields": [{"key": "referral_source", "label": "Referral source"},
+                                      {"key": "consent_to_share", "label": "Consent to share information"}]}]},
     "history": [
         {"time": "2024-06-03T13:05:10+00:00", "actor": "hub", "what": "step.created",
          "details": {"state": "incoming"}},
@@ -48,9 +50,12 @@ RELATIONSHIPS = {
 }
 
 
+NAMES = {"hub": "Hana Hub", "gso": "Gail Stone", "so": "Sam Okafor", "sw": "Sally Walker", "tm": "Tom Mensah"}
+
+
 def everything(until: datetime | None = None) -> list[chronology.Entry]:
     return chronology.build(steps=[STEP, None], notes=[NOTE], record_history=[RECORD],
-                            relationships=RELATIONSHIPS, until=until)
+                            relationships=RELATIONSHIPS, until=until, names=NAMES)
 
 
 def test_r_p5_every_kind_of_event_is_listed_oldest_first_whatever_order_the_services_answer_in():
@@ -58,7 +63,7 @@ def test_r_p5_every_kind_of_event_is_listed_oldest_first_whatever_order_the_serv
     assert [e.at for e in entries] == sorted(e.at for e in entries)
     assert [e.kind for e in entries[:3]] == ["relationship", "record", "note"]
     reordered = chronology.build(steps=[{**STEP, "history": list(reversed(STEP["history"]))}], notes=[NOTE],
-                                 record_history=[RECORD], relationships=RELATIONSHIPS)
+                                 record_history=[RECORD], relationships=RELATIONSHIPS, names=NAMES)
     assert [(e.at, e.what) for e in reordered] == [(e.at, e.what) for e in entries]
 
 
@@ -69,19 +74,20 @@ def test_r_p5_events_in_the_same_minute_keep_the_order_they_happened_in():
 
 
 @pytest.mark.parametrize(("what", "who", "when"), [
-    ("WB Screening created (incoming)", "hub", "03 Jun 2024 14:05"),
-    ("WB Screening started", "hub", "03 Jun 2024 14:06"),
-    ("WB Screening saved: referral_source, consent_to_share", "hub", "03 Jun 2024 14:06"),
-    ("WB Screening assigned to worker gso", "hub", "03 Jun 2024 14:06"),
-    ("WB Screening: request SO Transfer sent to Wellbeing Service Management Team", "gso", "03 Jun 2024 14:07"),
-    ("WB Screening: request SO Transfer completed", "so", "03 Jun 2024 14:08"),
-    ("WB Screening returned: Add the GP", "so", "03 Jun 2024 14:09"),
-    ("WB Screening: next action WB Triage added", "gso", "03 Jun 2024 14:10"),
-    ("WB Screening authorised and finished", "so", "03 Jun 2024 14:11"),
-    ("Case note: Phone call (Case Note)", "sw", "03 Jun 2024 13:00"),
-    ("Record: person created (first_name, address)", "referrals-officer", "02 Jun 2024 10:30"),
-    ("Worker sw: allocated worker from 2024-06-04", "tm", "04 Jun 2024 09:00"),
-    ("Team Adult Social Care Front Door: involved team from 2024-06-01", "tm", "01 Jun 2024 11:00"),
+    ("WB Screening created (incoming)", "Hana Hub", "03 Jun 2024 14:05"),
+    ("WB Screening started", "Hana Hub", "03 Jun 2024 14:06"),
+    ("WB Screening saved: Referral source, Consent to share information", "Hana Hub", "03 Jun 2024 14:06"),
+    ("WB Screening assigned to Gail Stone", "Hana Hub", "03 Jun 2024 14:06"),
+    ("WB Screening: request SO Transfer sent to Wellbeing Service Management Team", "Gail Stone",
+     "03 Jun 2024 14:07"),
+    ("WB Screening: request SO Transfer completed", "Sam Okafor", "03 Jun 2024 14:08"),
+    ("WB Screening returned: Add the GP", "Sam Okafor", "03 Jun 2024 14:09"),
+    ("WB Screening: next action WB Triage added", "Gail Stone", "03 Jun 2024 14:10"),
+    ("WB Screening authorised and finished", "Sam Okafor", "03 Jun 2024 14:11"),
+    ("Case note: Phone call (Case Note)", "Sally Walker", "03 Jun 2024 13:00"),
+    ("Record: person created (First name, Address)", "referrals-officer", "02 Jun 2024 10:30"),
+    ("Worker Sally Walker: allocated worker from 04 Jun 2024", "Tom Mensah", "04 Jun 2024 09:00"),
+    ("Team Adult Social Care Front Door: involved team from 01 Jun 2024", "Tom Mensah", "01 Jun 2024 11:00"),
 ])
 def test_r_p5_each_event_kind_is_rendered_with_who_and_when_to_the_minute_uk_time(what, who, when):
     [entry] = [e for e in everything() if e.what == what]
@@ -95,7 +101,7 @@ def test_the_blue_cog_prepopulation_is_part_of_created_not_a_line_of_its_own():
 def test_R_A1_an_ended_relationship_says_when_why_and_who_ended_it():
     [ended] = [e for e in everything() if e.what.endswith("ended (case closed)")]
     assert (ended.when, ended.who, ended.what) == ("01 Jul 2024 17:45", "tm-2",
-                                                   "Worker sw: allocated worker ended (case closed)")
+                                                   "Worker Sally Walker: allocated worker ended (case closed)")
 
 
 def test_the_chronology_as_at_a_moment_stops_at_that_moment():
@@ -134,7 +140,7 @@ def test_as_at_shows_relationships_open_that_day_notes_written_by_then_and_recor
     assert chronology.made_by([NOTE], at, "written_at") == [NOTE]
     later = {"at": "2024-06-10T09:00:00+00:00", "actor": "sw", "what": "person_updated", "fields": ["address"]}
     [changed] = chronology.changed_since([RECORD, later], at)
-    assert (changed.who, changed.what) == ("sw", "Record: person updated (address)")
+    assert (changed.who, changed.what) == ("sw", "Record: person updated (Address)")
 
 
 def test_as_at_replays_each_step_to_its_state_and_assignee_then():
@@ -154,3 +160,9 @@ def test_as_at_replays_each_step_to_its_state_and_assignee_then():
 ])
 def test_r_t8_a_review_tray_entry_is_marked_waiting_due_or_overdue(entry, mark):
     assert trays.review_mark(entry) == mark
+
+
+def test_a_worker_recorded_as_worker_colon_id_and_a_services_own_action_are_named():
+    """§9: referrals records "worker:tm"; a timer's or a service's action is the system's, never an id."""
+    assert chronology.who_did("worker:tm", NAMES) == "Tom Mensah"
+    assert chronology.who_did("system:scheduler", NAMES) == "Tessera (automatic)"

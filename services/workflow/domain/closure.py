@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.workflow.domain.model import OPEN_STATES, Context, Involvement, Step
 from services.workflow.pack import StepDefinition
 from shared.commands.base import Reason, reason
+from shared.teams import team_name
 
 CLOSURE_GUARD = "case_closure_guard"
 OTHER_WORKFLOW_CONTINUES = "No further action – other workflow continues"
@@ -54,6 +55,9 @@ def closure_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Rea
     The closing team is the team holding the step, or the closing worker's teams."""
     if CLOSURE_GUARD not in defn.rules:
         return []
+    if ctx.relationships is None:
+        return [reason("involvement_unknown", "who else is involved with the person could not be read just now:"
+                       " check their worker and team relationships before the case closes (R-K1)")]
     closing = set(ctx.actor.team_ids) | ({step.assignee_id} if step.assignee_kind == "team" else set())
     closers = {ctx.actor.worker_id} | ({step.assignee_id} if step.assignee_kind == "worker" else set())
     return [_other_team_involved(r) for r in ctx.relationships if _of_another_team(r, closing, closers)]
@@ -69,9 +73,9 @@ def _of_another_team(relationship: Involvement, closing: set[str], closers: set[
 
 def _other_team_involved(relationship: Involvement) -> Reason:
     if relationship.kind == "team":
-        who = f"team {relationship.id!r} (an open organisational relationship)"
+        who = f"{team_name(relationship.id)} (an open organisational relationship)"
     else:
-        team = f" for team {relationship.team_id!r}" if relationship.team_id else ""
+        team = f" for {team_name(relationship.team_id)}" if relationship.team_id else ""
         who = f"worker {relationship.id!r}{team} (an open worker relationship)"
     return reason("other_team_involved", f"{who} is still involved with the person: closing the case ends that"
                   " involvement; check with them before the case closes (R-K1)")

@@ -213,8 +213,9 @@ class Context:
     # signed roles and teams): a request's recipient and their teams; R-RQ10: the disabled accounts among them
     known_workers: Mapping[str, Actor] = field(default_factory=dict)
     disabled_workers: frozenset[str] = frozenset()
-    # R-K1: the person's open relationships in allocation, where a closure step finishes
-    relationships: tuple[Involvement, ...] = ()
+    # R-K1: the person's open relationships in allocation, where a closure step finishes; None when allocation
+    # could not answer (the closure's warning says so)
+    relationships: tuple[Involvement, ...] | None = ()
     # R-C5: the person's locality team (allocation's team finder), where an action goes by locality
     locality_team: str | None = None
 
