@@ -124,10 +124,12 @@ async def test_a_manager_sees_every_reason_given_to_reach_a_record_in_the_desk_a
         page = await manager.get(f"/people/{person_id}/access-audit")
         rows = re.findall(r"<tr><td><time[^>]*>[^<]*</time></td><td>([^<]*)</td><td>[^<]*</td><td>([^<]*)</td>"
                           r"<td>([^<]*)</td><td>([^<]*)</td></tr>", page.text)
-        assert rows[0] == ("tm", "Desk", "Opened the record (break-glass)", checking)
-        assert set(rows[1:]) == {("sw2", "Desk", "Opened the record (break-glass)", reason),
-                                 ("sw2", "Referrals", "case_note.add", reason),
-                                 ("sw2", "Allocation", "org_relationship.add", reason)}
+        # workers by the names the desk knows them by (issue #22 §9)
+        tm, sw2 = "Tom Mensah (Team Manager)", "Chris Carer (Social Worker, Carers)"
+        assert rows[0] == (tm, "Desk", "Opened the record (break-glass)", checking)
+        assert set(rows[1:]) == {(sw2, "Desk", "Opened the record (break-glass)", reason),
+                                 (sw2, "Referrals", "case_note.add", reason),
+                                 (sw2, "Allocation", "org_relationship.add", reason)}
     finally:
         await worker.close()
         await manager.close()
