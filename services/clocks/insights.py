@@ -14,7 +14,7 @@ from faststream.kafka import KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
-from services.clocks import insights_store as store
+from services.clocks import store
 from shared import metrics, topics
 from shared.broker import subscriber
 from shared.envelope import Envelope, decode, parse
@@ -63,26 +63,26 @@ async def _relationship_ended(conn: asyncpg.Connection, e: WorkerRelationshipEnd
 
 
 async def _clock_started(conn: asyncpg.Connection, e: ClockStarted, event_id: uuid.UUID, at: datetime) -> None:
-    await store.start_clock(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
+    await store.note_clock_started(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
 
 
 async def _clock_warned(conn: asyncpg.Connection, e: ClockWarning, event_id: uuid.UUID, at: datetime) -> None:
-    await store.start_clock(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
-    await store.mark_clock(conn, e.clock_id, "warned_at", at)
+    await store.note_clock_started(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
+    await store.note_clock_marked(conn, e.clock_id, "warned_at", at)
 
 
 async def _clock_breached(conn: asyncpg.Connection, e: ClockBreached, event_id: uuid.UUID, at: datetime) -> None:
-    await store.start_clock(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
-    await store.mark_clock(conn, e.clock_id, "breached_at", e.breached_at)
+    await store.note_clock_started(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
+    await store.note_clock_marked(conn, e.clock_id, "breached_at", e.breached_at)
 
 
 async def _clock_stopped(conn: asyncpg.Connection, e: ClockStopped, event_id: uuid.UUID, at: datetime) -> None:
-    await store.start_clock(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
-    await store.mark_clock(conn, e.clock_id, "stopped_at", e.stopped_at)
+    await store.note_clock_started(conn, e.clock_id, e.team_id, e.person_id, e.title, e.due_date)
+    await store.note_clock_marked(conn, e.clock_id, "stopped_at", e.stopped_at)
 
 
 async def _clock_resumed(conn: asyncpg.Connection, e: ClockResumed, event_id: uuid.UUID, at: datetime) -> None:
-    await store.move_clock_due(conn, e.clock_id, e.due_date)
+    await store.note_clock_due_moved(conn, e.clock_id, e.due_date)
 
 
 # what each topic's events do to the read model; other types are not the dashboard's business

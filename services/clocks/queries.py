@@ -7,7 +7,7 @@ from typing import Any, Literal
 import asyncpg
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from services.clocks import dashboard, insights_store, store
+from services.clocks import dashboard, store
 from services.clocks.calendar import WorkingDays
 from services.clocks.domain import Clock, points
 from shared import bearer, service_areas
@@ -66,11 +66,11 @@ async def team_clocks(team_id: str, request: Request,
 
 async def dashboard_figures(pool: asyncpg.Pool, team_ids: list[str], days: int, now: datetime) -> dict[str, Any]:
     """The teams' figures as of `now`, from the insight tables the pool's schema holds."""
-    rows = await insights_store.tray_entries(pool, team_ids, now - timedelta(days=days + 1))
+    rows = await store.tray_entries(pool, team_ids, now - timedelta(days=days + 1))
     entries = [dashboard.Entry(r["entry_id"], r["person_id"], r["placed_at"], r["removed_at"], r["next_review_at"],
                                tuple(zip(r["rag_at"], r["rags"], strict=True))) for r in rows]
-    clocks = [dashboard.OpenClock(**r) for r in await insights_store.open_clocks(pool, team_ids)]
-    cases = [(r["worker_id"], r["cases"]) for r in await insights_store.allocations_per_worker(pool, team_ids)]
+    clocks = [dashboard.OpenClock(**r) for r in await store.open_clocks(pool, team_ids)]
+    cases = [(r["worker_id"], r["cases"]) for r in await store.allocations_per_worker(pool, team_ids)]
     return dashboard.figures(entries, clocks, cases, now, days)
 
 
