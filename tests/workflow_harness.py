@@ -427,6 +427,10 @@ async def new_case(infra: Any, events: EventLog, **referral: Any) -> tuple[str, 
     return person_id, created.data["step_id"]
 
 
+# a work list is paged (R-W15): the newest first, a large page, finds the step a test just made among a session's
+NEWEST_WORK = {"sort": "-waiting", "size": 200}
+
+
 def today() -> date:
     return datetime.now(UTC).date()
 

@@ -19,6 +19,7 @@ from tests.workflow_harness import (
     CLOSURE_VALUES,
     MONITORING,
     MONITORING_VALUES,
+    NEWEST_WORK,
     PROPOSED_CLOSURE,
     PROPOSED_CLOSURE_VALUES,
     SAP,
@@ -56,7 +57,7 @@ async def test_wellbeing_journey_from_referral_to_case_closed(
 
     try:
         # WB Wellbeing Screening, from the hub team's inbox
-        hub_work = (await http.get("/teams/wellbeing-service-hub/work")).json()
+        hub_work = (await http.get("/teams/wellbeing-service-hub/work", params=NEWEST_WORK)).json()
         assert screening in [s["step_id"] for s in hub_work["incoming"]]
         await ok("step.start", p.hub, step_id=screening)
         await ok("step.save", p.hub, step_id=screening, values=SCREENING_VALUES, completed_sections=[2, 3])

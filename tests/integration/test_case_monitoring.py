@@ -11,6 +11,7 @@ from shared.testing import service_auth
 from tests.allocation_harness import AllocationCommands, referral_seen
 from tests.workflow_harness import (
     MONITORING,
+    NEWEST_WORK,
     SCREENING_VALUES,
     TA,
     TRIAGE,
@@ -58,7 +59,7 @@ async def test_R_W13_every_involved_worker_logs_case_monitoring_and_keeps_their_
         # "started prior to your involvement … Incomplete work, not Incoming work"
         assert sent.of("step.started")["step_id"] == monitoring
         assert (await http.get(f"/steps/{monitoring}")).json()["state"] == "incomplete"
-        hub_work = (await http.get("/teams/wellbeing-service-hub/work")).json()
+        hub_work = (await http.get("/teams/wellbeing-service-hub/work", params=NEWEST_WORK)).json()
         assert monitoring in {s["step_id"] for s in hub_work["incomplete"]}
         assert monitoring not in {s["step_id"] for s in hub_work["incoming"]}
 

@@ -7,7 +7,7 @@ import uuid
 import httpx
 
 from shared.testing import service_auth
-from tests.workflow_harness import Commands, actor
+from tests.workflow_harness import NEWEST_WORK, Commands, actor
 
 
 async def test_R_NA3_an_mca_and_an_ot_referral_started_from_within_a_review_reach_their_workers(
@@ -29,7 +29,7 @@ async def test_R_NA3_an_mca_and_an_ot_referral_started_from_within_a_review_reac
         mine = (await http.get(f"/workers/{sw['worker_id']}/work")).json()
         assert mca in {s["step_id"] for s in mine["incoming"]}
         assert review in {s["step_id"] for s in mine["incomplete"]}  # the review goes on
-        team = (await http.get("/teams/adult-day-service/work")).json()
+        team = (await http.get("/teams/adult-day-service/work", params=NEWEST_WORK)).json()
         assert ot in {s["step_id"] for s in team["incoming"]}
 
         await ok("step.start", day, step_id=ot)

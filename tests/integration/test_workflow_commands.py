@@ -9,6 +9,7 @@ from shared.testing import EventLog, service_auth
 from tests.factories import referral_data
 from tests.workflow_harness import (
     MONITORING,
+    NEWEST_WORK,
     SCREENING,
     SCREENING_VALUES,
     TRIAGE,
@@ -34,7 +35,7 @@ async def test_R_W2_R_W5_first_step_prepopulated_started_saved_with_history(infr
     p = personas()
     person_id, step_id = await new_case(infra, events)
     async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
-        hub = (await http.get("/teams/wellbeing-service-hub/work")).json()
+        hub = (await http.get("/teams/wellbeing-service-hub/work", params=NEWEST_WORK)).json()
         assert step_id in [s["step_id"] for s in hub["incoming"]]
         started = (await commands.send("step.start", p.hub, key=person_id, step_id=step_id, expected_version=1)).ok()
         assert started.types == ["step.started"]
