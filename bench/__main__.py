@@ -191,6 +191,11 @@ async def intake_and_steps_section(run: Run) -> None:
             "step_rate_signed", "step transitions/s, in process, 4 at a time: command signed by the desk and"
             " verified, outcome signed (issue #21; target ≥ 0.9× the reference)", "per s", signed, plain,
             "the same transitions without signing or verifying"))
+        two, one = await steps.two_replicas_rate(infra.bootstrap, infra.dsn, infra.env(), infra.work, sizes.steps,
+                                                 sizes.per_step)
+        run.rows.append(Row(
+            "step_rate_two_replicas", "step transitions/s in a burst with 2 workflow replicas (one group)", "per s",
+            two, one, "the same burst with 1 replica, just before"))
         run.note_service_memory(services, idle)
 
 

@@ -261,6 +261,20 @@ def report(f: StepFigures) -> None:
           f" floor, {100 * f.floor4_seconds / f.burst_seconds:.1f}% of the 4-concurrent floor")
 
 
+async def two_replicas_rate(bootstrap: str, dsn: str, env: dict[str, str], work: Path, n_steps: int,
+                            per_step: int) -> tuple[float, float]:
+    """Burst transitions/s with one workflow replica, then with a second one started beside it (same group: the
+    command topic's partitions split between them), on the same broker and database, one after the other."""
+    one, _, _ = await broker_run(bootstrap, dsn, n_steps, per_step, 1)
+    second_dir = work / "workflow-replica-2"
+    second_dir.mkdir(exist_ok=True)
+    async with running(SERVICES, env, second_dir):
+        await broker_run(bootstrap, dsn, min(20, n_steps), min(5, per_step), 1)  # warm-up after the rebalance
+        two, _, _ = await broker_run(bootstrap, dsn, n_steps, per_step, 1)
+    transitions = n_steps * per_step
+    return transitions / two, transitions / one
+
+
 def report_signing(signed: float, plain: float) -> None:
     print(f"step transitions/s in process, 4 concurrent: {signed:.0f} signed and verified, {plain:.0f} without"
           f" ({signed / plain:.2f}x; target >= 0.9x)")
@@ -274,8 +288,10 @@ async def main(n_steps: int, per_step: int, signing_only: bool) -> None:
     async with infrastructure("tessera-bench-steps-") as infra, running(SERVICES, infra.env(), infra.work):
         figures = await measure(infra.bootstrap, infra.dsn, n_steps, per_step)
         with_signing = await signed_floor(infra.dsn, n_steps, per_step)
+        two, one = await two_replicas_rate(infra.bootstrap, infra.dsn, infra.env(), infra.work, n_steps, per_step)
     report(figures)
     report_signing(*with_signing)
+    print(f"step transitions/s in a burst, 2 workflow replicas: {two:.0f}; 1 replica: {one:.0f} ({two / one:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ ROWS = {
     "intake_rate", "intake_p99", "step_rate", "step_rate_vs_concurrent_floor", "audit_cost",
     "timer_lateness_p50", "timer_lateness_p99", "timer_lateness_max", "tray_p99",
     "rss_referrals", "rss_workflow", "rss_scheduler", "rss_allocation", "rss_broker", "rss_postgres", "sign_verify_us",
-    "step_rate_signed", "timer_set_rate", "relay_rate", "desk_team_work_p99", "desk_person_page_p99",
+    "step_rate_signed", "step_rate_two_replicas", "timer_set_rate", "relay_rate", "desk_team_work_p99",
+    "desk_person_page_p99",
     "dashboard_p99", "clock_lateness_p50", "clock_lateness_p99", "rss_clocks",
 }
 
