@@ -79,8 +79,20 @@ def test_settings_come_from_the_config_map_and_the_database_url_from_a_secret(na
                                                                 "key": f"{name}-database-url"}
     secret_keys = set(_of("Secret")["tessera-secrets"]["stringData"])
     for e in container["env"]:
-        if "valueFrom" in e and not e["valueFrom"]["secretKeyRef"].get("optional"):
-            assert e["valueFrom"]["secretKeyRef"]["key"] in secret_keys
+        secret = e.get("valueFrom", {}).get("secretKeyRef")
+        if secret and not secret.get("optional"):
+            assert secret["key"] in secret_keys
+
+
+CONSUMERS = [name for name in SERVICES if name != "web"]
+
+
+@pytest.mark.parametrize("name", CONSUMERS)
+def test_a_consumer_is_a_static_group_member_under_its_pod_name(name):
+    """A container restarted after a crash keeps its pod's name, so it takes its partitions back at once."""
+    [container] = _of("Deployment")[name]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["KAFKA_GROUP_INSTANCE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 def test_the_config_map_asks_apache_kafka_for_durable_idempotent_writes():
