@@ -53,7 +53,7 @@ test-fast: $(STAMP)
 
 # every fault test at full size; -s prints the fault suite's per-fault table (tests/integration/test_faults.py)
 faults: $(STAMP)
-	FAULTS_FULL=1 $(PY) -m pytest -ra -s -m 'faults or fault_suite' tests/integration
+	FAULTS_FULL=1 FAULTS_STATIC_MEMBERS=1 $(PY) -m pytest -ra -s -m 'faults or fault_suite' tests/integration
 	HYPOTHESIS_PER_MODEL=100 $(PY) -m pytest -ra tests/unit/test_message_bounds.py
 
 # one table, every figure beside its same-run baseline (bench/results/latest.md); BENCH_ARGS=--quick for seconds

@@ -48,6 +48,7 @@ embedded broker.
 import asyncio
 import contextlib
 import functools
+import math
 import os
 import random
 import statistics
@@ -381,6 +382,23 @@ class FaultRun:
         await self.recovered(window, KINDS)
 
 
+def _print_recovery_by_fault(windows: list[Window]) -> None:
+    """Seconds from each fault to the faulted service answering again, per fault and service (issue #18 §4)."""
+    by_fault: dict[str, list[float]] = defaultdict(list)
+    for w in windows:
+        if w.recovered:
+            by_fault[w.name].append(w.recovered - w.started)
+    print(f"{'recovery (s) by fault':<28}{'n':>4}{'p50':>8}{'p95':>8}{'max':>8}")
+    for name, seconds in sorted(by_fault.items()):
+        print(f"{name:<28}{len(seconds):>4}{_nearest_rank(seconds, 50):>8.1f}{_nearest_rank(seconds, 95):>8.1f}"
+              f"{max(seconds):>8.1f}")
+
+
+def _nearest_rank(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
 async def _open_steps(infra, tally: Tally, db: asyncpg.Pool, n: int) -> dict[str, str]:
     """n started steps, one person each: step id -> person id."""
     people = [str(uuid.uuid4()) for _ in range(n)]
@@ -546,6 +564,7 @@ def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: 
         cells = "".join(f"{'/'.join(str(v) for v in counts[k]):>18}" for k in KINDS)
         print(f"{name:<28}{cells}{lost:>6}{rejected:>9}{resent:>8}{recover:>10}")
     recoveries = [w.recovered - w.started for w in run.windows[1:] if w.recovered]
+    _print_recovery_by_fault(run.windows[1:])
     print(f"duplicated transitions (step versions beyond the saves sent): {outcome.extra_versions};"
           f" referrals stored {outcome.stored} of {outcome.referrals} for {outcome.people} people;"
           f" letters kept {outcome.letters_kept} of {outcome.letters_sent} queued; timers not fired"
