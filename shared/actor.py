@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from shared.commands.base import Actor as CommandActor
@@ -62,6 +62,17 @@ GENERIC_ROLES = {
 def worker_of(recorded_actor: str) -> str:
     """The worker id in an actor as referrals records it on its events (`worker:<id>`)."""
     return recorded_actor.removeprefix("worker:")
+
+
+def who_did(actor: str | None, names: Mapping[str, str]) -> str:
+    """Who did it, by name (issue #22 §9): a worker as the desk's directory names them ("worker:tm" and "tm"
+    alike; their id when it does not), a service's own action as the system's."""
+    if not actor:
+        return ""
+    if actor.startswith("system") or ":" in actor.removeprefix("worker:"):
+        return "Tessera (automatic)"
+    worker = worker_of(actor)
+    return names.get(worker, worker)
 
 
 def held_roles(roles: Iterable[str]) -> frozenset[str]:

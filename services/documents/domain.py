@@ -16,7 +16,10 @@ from typing import Any, Literal
 import filetype
 from PIL import Image, UnidentifiedImageError
 
+from shared.actor import who_did
+from shared.calendar import LONDON
 from shared.commands.base import RuleBroken, reason
+from shared.teams import team_name
 
 DocumentType = Literal["photo", "consent_form", "letter", "plan", "report", "other"]
 DOCUMENT_TYPES: tuple[str, ...] = ("photo", "consent_form", "letter", "plan", "report", "other")
@@ -116,6 +119,7 @@ def form_view(step: Mapping[str, Any], *, person: Mapping[str, Any] | None, prin
               finished_at: datetime | None = None, finished_by_actor: str | None = None) -> FormView:
     """R-D1: the step read (kept snapshot or live) as it prints; anything not finished is a DRAFT."""
     values = step.get("values") or {}
+    names = worker_names(step)
     state = str(step.get("state") or "unknown")
     draft = state != "finished"
     by, at = finished_by(step)
@@ -126,10 +130,12 @@ def form_view(step: Mapping[str, Any], *, person: Mapping[str, Any] | None, prin
     return FormView(
         step_id=str(step.get("step_id")), step_type=str(step.get("step_type")),
         person_id=str(step.get("person_id")), person_name=person_name(person), state=state, draft=draft,
-        finished_at=None if draft else (finished_at or at), finished_by=None if draft else (finished_by_actor or by),
+        finished_at=None if draft else (finished_at or at),
+        finished_by=None if draft else who_did(finished_by_actor or by, names) or None,
         sections=tuple(_section(s, values) for s in (step.get("form") or {}).get("sections") or []),
         forms=forms,
-        next_actions=tuple(_next_action(a) for a in step.get("added_next_actions") or [] if isinstance(a, Mapping)),
+        next_actions=tuple(_next_action(a, names) for a in step.get("added_next_actions") or []
+                           if isinstance(a, Mapping)),
         printed_at=printed_at,
     )
 
@@ -154,10 +160,21 @@ def _section(section: Mapping[str, Any], values: Mapping[str, Any]) -> SectionVi
                        items=tuple(items))
 
 
-def _next_action(action: Mapping[str, Any]) -> Line:
+def worker_names(step: Mapping[str, Any]) -> Mapping[str, str]:
+    """Issue #22 §9: the names of the workers the step names, as workflow read them from the desk's directory."""
+    names = step.get("worker_names")
+    return {str(k): str(v) for k, v in names.items()} if isinstance(names, Mapping) else {}
+
+
+def assignee_words(kind: Any, ident: Any, names: Mapping[str, str]) -> str:
+    """A team by the name people know it by (shared/teams.yaml), a worker by their name (their id when unnamed)."""
+    return team_name(str(ident)) if kind == "team" else who_did(str(ident), names)
+
+
+def _next_action(action: Mapping[str, Any], names: Mapping[str, str]) -> Line:
     parts = []
     if action.get("assignee_id"):
-        parts.append(f"to {action.get('assignee_kind')} {action.get('assignee_id')}")
+        parts.append(f"to {assignee_words(action.get('assignee_kind'), action['assignee_id'], names)}")
     if action.get("scheduled_date"):
         parts.append(f"scheduled {format_date(str(action['scheduled_date']))}")
     if action.get("reason"):
@@ -195,10 +212,20 @@ def format_date(text: str) -> str:
 
 
 def format_datetime(text: str) -> str:
+    """A date and time in words, UK time (one with an offset is shown as it was in Europe/London; one without
+    is London wall time already)."""
     moment = _datetime(text)
     if moment is None:
         return format_date(text)
-    return f"{moment.strftime('%A')} {_long_date(moment.date())} at {moment.strftime('%H:%M')}"
+    return format_moment(moment, with_day=True)
+
+
+def format_moment(moment: datetime, *, with_day: bool = False) -> str:
+    """"3 June 2024, 10:30" (or "Monday 3 June 2024 at 10:30"), UK time."""
+    local = moment.astimezone(LONDON) if moment.tzinfo else moment
+    if with_day:
+        return f"{local.strftime('%A')} {_long_date(local.date())} at {local.strftime('%H:%M')}"
+    return f"{_long_date(local.date())}, {local.strftime('%H:%M')}"
 
 
 def _long_date(day: date) -> str:
@@ -376,7 +403,9 @@ def _placeholders(template: LetterTemplate, also: Sequence[str] = ()) -> list[st
 
 def _signer(step: Mapping[str, Any]) -> str:
     assignee = step.get("assignee") or {}
-    return str(assignee.get("id") or "") if isinstance(assignee, Mapping) else ""
+    if not isinstance(assignee, Mapping) or not assignee.get("id"):
+        return ""
+    return assignee_words(assignee.get("kind"), assignee["id"], worker_names(step))
 
 
 # --- uploads (R-D2) ----------------------------------------------------------------------------

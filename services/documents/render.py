@@ -90,9 +90,7 @@ def _p(value: str, style: ParagraphStyle) -> Paragraph:
 
 
 def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return domain.NOT_RECORDED
-    return f"{domain.format_date(moment.date().isoformat())}, {moment.strftime('%H:%M')} UTC"
+    return domain.NOT_RECORDED if moment is None else domain.format_moment(moment)
 
 
 # --- forms (R-D1) ------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ async def _start(runtime: Runtime) -> None:
         await auth.seed_demo_users(runtime.pool, settings.web_demo_users_file, settings.web_demo_password)
     else:
         await auth.disable_demo_users(runtime.pool)
-    await directory.list_everyone(runtime.pool)
+    await directory.list_changed(runtime.pool)
     producer = make_producer(settings)
     await producer.start()
     app.state.producer = producer

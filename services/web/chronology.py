@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from shared.actor import worker_of
+from shared.actor import who_did
 from shared.calendar import LONDON
 from shared.teams import team_name
 
@@ -115,17 +115,6 @@ def assignee_words(value: Any, names: Mapping[str, str] | None = None) -> str:
             return (names or {})[value["id"]]
         return f"{value.get('kind', '')} {value.get('id', '')}".strip()
     return str(value or "")
-
-
-def who_did(actor: str | None, names: Mapping[str, str]) -> str:
-    """Who did it, by name (§9): a worker as the desk knows them ("worker:tm" and "tm" alike), a service's own
-    action as the system's."""
-    if not actor:
-        return ""
-    if actor.startswith("system") or ":" in actor.removeprefix("worker:"):
-        return "Tessera (automatic)"
-    worker = worker_of(actor)
-    return names.get(worker, worker)
 
 
 def field_labels(step: Mapping[str, Any]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 authorise, return, assign, cancel (one function per action)."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from services.web import access, forms, packs, store
+from services.web import access, chronology, forms, packs, store
 from services.web.auth import ROLE_NAMES, User
 from services.web.commands import Outcome
 from services.web.pages import (
@@ -32,6 +32,7 @@ from services.web.pages import (
     why_allowed,
 )
 from shared import bearer
+from shared.actor import who_did
 from shared.teams import team_name
 
 router = APIRouter()
@@ -63,6 +64,8 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     refused = refused and bool(listed)
     next_refused = flash.get("kind") == "error" and flash.get("scope") == f"next:{step['step_id']}"
     members = [u for u in await store.all_users(pool(request)) if "administrator" not in u["roles"]]
+    # §9: people by name, those whose account has since been disabled too (they did what the history says)
+    names = {u["user_id"]: u["display_name"] for u in await store.every_user(pool(request))}
     teams = sorted({t for u in members for t in u["team_ids"]})
     # R-RQ5: a REQUIRED sign-off request goes only to someone whose role can sign the step
     signers = [u for u in members if set(u["roles"]) & set(step.get("authorisers", []))]
@@ -84,7 +87,18 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         next_refused=next_refused, chosen=flash.get("chosen") or {} if next_refused else {},
         my_request_ids=my_request_ids, offer=finish_offer(step, user, my_request_ids),
         rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
+        names=names, history=history_rows(step, names),
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+def history_rows(step: Mapping[str, Any], names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """§9: the step's own History as the person's chronology says it: who by name, what in words (fields by their
+    labels, a worker or team it went to by name)."""
+    labels = chronology.field_labels(step)
+    return [{**h, "who": who_did(h.get("actor"), names),
+             "words": chronology.describe_step_event(step["step_type"], str(h.get("what", "")),
+                                                     h.get("details") or {}, labels, names)}
+            for h in step.get("history") or []]
 
 
 @dataclass(frozen=True)

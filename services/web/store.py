@@ -176,9 +176,14 @@ async def access_log(conn: asyncpg.Pool, limit: int = 200) -> list[asyncpg.Recor
 async def accounts_for_listing(conn: asyncpg.Connection, user_ids: Sequence[str] | None) -> list[asyncpg.Record]:
     """The accounts (all when `user_ids` is None) for the staff directory, row-locked FOR SHARE: a change of the
     same account in another transaction is listed after this one, never before."""
-    return await conn.fetch("SELECT user_id, roles, team_ids, active FROM users"
+    return await conn.fetch("SELECT user_id, display_name, roles, team_ids, active, listed FROM users"
                             " WHERE $1::text[] IS NULL OR user_id = ANY($1::text[]) ORDER BY user_id FOR SHARE",
                             None if user_ids is None else list(user_ids))
+
+
+async def note_listed(conn: asyncpg.Connection, listings: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """What the staff directory said of each account, in the transaction that said it."""
+    await conn.executemany("UPDATE users SET listed = $2 WHERE user_id = $1", listings)
 
 
 async def access_log_of(conn: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:

@@ -316,7 +316,8 @@ async def _decide(
         case = await store.case_view(conn, pid) if isinstance(command, cmd.StartNewStep) else None
         steps = await store.steps_of(conn, command.person_id, for_update=True) \
             if isinstance(command, cmd.RecordDeath) else []
-        ctx = _context(command, packs, person, case)
+        known, disabled = await _known_workers(conn, packs, command, None)
+        ctx = _context(command, packs, person, case, known=known, disabled=disabled)
         return pid, domain.decide(ctx, command, person_steps=steps, new_workflow_id=str(uuid.uuid4()))
     request = None
     if isinstance(command, cmd.CompleteRequest):
@@ -354,11 +355,15 @@ async def _decide(
 
 
 async def _known_workers(conn: asyncpg.Connection, packs: PackRegistry, command: cmd.Command,
-                         step: domain.Step) -> tuple[dict[str, domain.Actor], frozenset[str]]:
+                         step: domain.Step | None) -> tuple[dict[str, domain.Actor], frozenset[str]]:
     """R-RQ9, R-RQ10: for a request or notification, its recipient (as sent, or the pack's default) and the
-    members of its team and of the sender's teams; and the disabled among them."""
+    members of its team and of the sender's teams; for work handed to a worker, that worker; and the disabled
+    among them."""
     nobody: tuple[dict[str, domain.Actor], frozenset[str]] = ({}, frozenset())
-    if not isinstance(command, cmd.SendRequest | cmd.SendNotification):
+    handed = _handed_to(command)
+    if handed is not None:
+        return await store.known_workers(conn, handed.id, ()) if handed.kind == "worker" else nobody
+    if not isinstance(command, cmd.SendRequest | cmd.SendNotification) or step is None:
         return nobody
     to: cmd.Target | Recipient | None = command.to
     if to is None:
@@ -370,6 +375,16 @@ async def _known_workers(conn: asyncpg.Connection, packs: PackRegistry, command:
         return nobody
     teams = {*command.actor.team_ids, *([to.id] if to.kind == "team" else [])}
     return await store.known_workers(conn, to.id, teams)
+
+
+def _handed_to(command: cmd.Command) -> cmd.Target | None:
+    """R-RQ10: whom a command hands work to (assigning a step, a next action, Start > New), if anyone."""
+    match command:
+        case cmd.AssignStep():
+            return command.to
+        case cmd.AddNextAction() | cmd.StartNewStep():
+            return command.assignee
+    return None
 
 
 async def _save(conn: asyncpg.Connection, decision: domain.Decision) -> None:

@@ -166,6 +166,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     contract = defn.to_contract()
     await _name_carried_sources(pool, step, defn, contract["form"]["sections"])
     history = await store.history_of(pool, step_id)
+    requests = await store.requests_of(pool, step.step_id)
     return {
         "step_id": step.step_id, "workflow_id": step.workflow_id, "person_id": step.person_id,
         "linked_person_id": step.linked_person_id, "step_type": step.step_type,
@@ -179,7 +180,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
         "requests": contract["requests"], "authorisers": contract["authorisers"],
         "optional_forms": [{"name": f.name, "kind": f.kind} for f in defn.optional_forms],
         "added_next_actions": [a.to_json() for a in step.next_actions],
-        "sent_requests": [_request(r) for r in await store.requests_of(pool, step.step_id)],
+        "sent_requests": [_request(r) for r in requests],
         "forms": [
             {"name": f.name, "kind": f.kind, "sections": [s.to_contract() for s in f.sections]}
             for f in defn.optional_forms if f.name in step.forms
@@ -193,7 +194,18 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
             {"actor": h["actor"], "time": h["at"].isoformat(), "what": h["what"], "details": h["details"]}
             for h in history
         ],
+        # issue #22 §9: the name of each worker the step names, as the desk's directory gives it
+        "worker_names": await store.worker_names(pool, _workers_named(step, history, requests)),
     }
+
+
+def _workers_named(step: domain.Step, history: list[Any], requests: list[domain.Request]) -> set[str]:
+    """Every worker a step read names: its assignee and creator, who did each thing, whom its requests and next
+    actions went to and who sent or added them."""
+    named = {step.created_by, *(h["actor"] for h in history), *(r.sent_by for r in requests),
+             *(r.to_id for r in requests if r.to_kind == "worker"), *(a.added_by for a in step.next_actions),
+             *(a.assignee_id for a in step.next_actions if a.assignee_kind == "worker" and a.assignee_id)}
+    return named | ({step.assignee_id} if step.assignee_kind == "worker" else set())
 
 
 @router.get("/steps/{step_id}/blockers")

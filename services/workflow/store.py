@@ -524,11 +524,19 @@ async def saw_worker(conn: asyncpg.Connection, actor: Actor, at: datetime) -> No
 async def list_worker(conn: asyncpg.Connection, listed: AccountListed) -> None:
     """The desk's listing of an account (R-RQ9), unless a later one is already kept."""
     await conn.execute(
-        "INSERT INTO known_workers (worker_id, roles, team_ids, since, active, listed_at)"
-        " VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT (worker_id) DO UPDATE"
-        " SET roles = $2, team_ids = $3, since = $4, active = $5, listed_at = $4"
+        "INSERT INTO known_workers (worker_id, roles, team_ids, since, active, listed_at, display_name)"
+        " VALUES ($1, $2, $3, $4, $5, $4, $6) ON CONFLICT (worker_id) DO UPDATE"
+        " SET roles = $2, team_ids = $3, since = $4, active = $5, listed_at = $4, display_name = $6"
         " WHERE known_workers.listed_at IS NULL OR known_workers.listed_at <= $4",
-        listed.worker_id, sorted(listed.roles), sorted(listed.team_ids), listed.as_of, listed.active)
+        listed.worker_id, sorted(listed.roles), sorted(listed.team_ids), listed.as_of, listed.active,
+        listed.display_name)
+
+
+async def worker_names(conn: Conn, worker_ids: Iterable[str]) -> dict[str, str]:
+    """The names the desk's directory gives these workers (those it has named)."""
+    rows = await conn.fetch("SELECT worker_id, display_name FROM known_workers"
+                            " WHERE worker_id = ANY($1::text[]) AND display_name IS NOT NULL", sorted(set(worker_ids)))
+    return {r["worker_id"]: r["display_name"] for r in rows}
 
 
 async def hold_unheld_steps(conn: asyncpg.Connection, listed: AccountListed) -> None:

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import ConfigDict, Field
 
-from shared.bounds import IdText, SaneDatetime
+from shared.bounds import IdText, NameText, SaneDatetime
 from shared.events.base import Event
 
 
@@ -21,3 +21,5 @@ class AccountListed(Event):
     team_ids: list[IdText] = Field(max_length=200)
     active: bool
     as_of: SaneDatetime
+    # issue #22 §9: the name people know the worker by, for what prints who did something (a form's PDF)
+    display_name: NameText | None = None

@@ -112,3 +112,26 @@ async def test_the_nhs_number_lookup_answers_only_what_tells_people_apart(infra,
     assert [p["person_id"] for p in found] == [person_id]
     assert set(found[0]) == {"person_id", "first_name", "last_name", "date_of_birth", "date_of_death", "postcode",
                              "town"}
+
+
+async def test_the_steps_own_history_and_its_requests_name_people_not_ids(infra, web, events):
+    """§9: the step page's History says who did each thing by name and what in words, as the person's chronology
+    does; a request sent to a named worker names them (the Senior Officer), never "worker so"."""
+    _, screening = await new_case(infra, events, **unique_referral())
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("hub")
+        await desk.post(f"/steps/{screening}/start")
+        sent = await desk.post(f"/steps/{screening}/send_request", name="(R) WB Please action", to_kind="worker",
+                               to_worker="so", note="Please look at this referral")
+        assert "Sent (R) WB Please action." in sent.text
+        page = (await desk.get(f"/steps/{screening}")).text
+        history = page.split('id="history"')[1].split("</ol>")[0]
+        assert "– Hana Hub (GSO, Hub Team) – WB Wellbeing Screening started" in history
+        assert "sent to Sam Okafor (Senior Officer)" in history
+        assert "– hub –" not in history and "request.sent" not in history
+        row = page.split('<tr id="request-')[1].split("</tr>")[0]
+        assert "<td>Sam Okafor (Senior Officer)</td>" in row and "Hana Hub (GSO, Hub Team)" in row
+        assert "worker so" not in row
+    finally:
+        await desk.close()

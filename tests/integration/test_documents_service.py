@@ -4,6 +4,7 @@ import hashlib
 import io
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import httpx
@@ -15,9 +16,10 @@ from services.documents import handlers
 from services.documents.clients import StepReader
 from shared import bearer, db, topics
 from shared.broker import TRANSIENT
+from shared.calendar import LONDON
 from shared.envelope import new_message
 from shared.readers import Unavailable
-from shared.testing import EventLog, Seen, free_port, publish, service_auth, signer_of, worker_auth
+from shared.testing import EventLog, Seen, free_port, poll_until, publish, service_auth, signer_of, worker_auth
 from tests import pdf_samples
 from tests.workflow_harness import (
     SCREENING,
@@ -97,6 +99,34 @@ async def test_R_D1_finished_step_is_listed_as_a_shareable_document_with_a_reada
                      p.hub["worker_id"], "Next actions", TRIAGE):
         assert expected in text, expected
     assert "DRAFT" not in text
+
+
+async def test_R_D1_the_pdf_names_the_worker_and_the_team_and_says_when_in_uk_time(
+        infra, documents, events, commands, doc_events, db):
+    """Issue #22 §9: the desk's directory names the Hub's worker (account.listed on web.events, through the broker
+    to workflow): the finished screening's PDF says who finished it by that name, whom the next action went to by
+    the team's name, and when in UK time, with no worker id in it."""
+    p = personas()
+    worker, name = p.hub["worker_id"], f"Hana Testhub {uuid.uuid4().hex[:4]}"
+    listing = new_message("account.listed", "tessera/web", {
+        "worker_id": worker, "roles": ["gso"], "team_ids": ["wellbeing-service-hub"], "active": True,
+        "as_of": datetime.now(UTC).isoformat(), "display_name": name}, subject=worker)
+    await publish(infra.bootstrap, topics.WEB_EVENTS, [(worker, listing.to_bytes())])
+
+    async def named() -> bool:
+        return await db.fetchval("SELECT display_name FROM workflow.known_workers WHERE worker_id = $1",
+                                 worker) == name
+
+    await poll_until(named, 30, "the worker's name in workflow's directory")
+    person_id, step_id, _, _ = await finished_screening(infra, events, commands, p)
+    [rendered] = await doc_events.wait_for(rendered_for(step_id))
+    async with httpx.AsyncClient(auth=service_auth(), base_url=documents.url) as http:
+        [doc] = (await http.get(f"/people/{person_id}/documents")).json()
+        text = pdf_text((await http.get(f"/documents/{rendered.data['document_id']}.pdf")).content)
+    when = datetime.fromisoformat(doc["finished_at"]).astimezone(LONDON)
+    assert f"{when.day} {when:%B %Y}, {when:%H:%M} by {name}" in text
+    assert "to Wellbeing Service Hub Team" in text
+    assert worker not in text and "worker:" not in text and "UTC" not in text
 
 
 async def test_R_D1_duplicate_step_finished_delivery_makes_one_document(

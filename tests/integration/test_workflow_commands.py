@@ -74,8 +74,9 @@ async def test_R_W4_finish_rejected_with_every_missing_field_and_no_next_action(
     outcome = await commands.send("step.finish", p.hub, key=person_id, step_id=step_id)
     assert outcome.rejection["code"] == "rule_broken"
     missing = {r["field"] for r in outcome.reasons if r["code"] == "missing_field"}
-    assert {"referral_source", "eligible_for_wellbeing_service"} <= missing
-    assert "referral_date" not in missing  # prefilled from the referral (R-W5)
+    assert {"eligible_for_wellbeing_service", "screening_rationale"} <= missing
+    # prefilled from the referral (R-W5): its date, and who referred (the test's contact centre feed, §7)
+    assert not {"referral_date", "referral_source"} & missing
     assert "no_next_action" in {r["code"] for r in outcome.reasons}
     async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
         blockers = (await http.get(f"/steps/{step_id}/blockers")).json()
@@ -219,8 +220,9 @@ async def test_issue_20_a_partial_save_keeps_untouched_fields_and_history_says_w
     assert {k: step["values"].get(k) for k in (*first, "screening_rationale")} == {
         **first, "screening_rationale": "Lives alone"}
     changes = [h["details"]["changes"] for h in step["history"] if h["what"] == "step.saved"]
-    # R-W5: the referral's date and reason were prefilled; the worker's first save changed the reason
-    from_referral = {"referral_date": "2024-05-01", "reason_for_referral": referral_data()["reason"]}
+    # R-W5: the referral's date, reason and source were prefilled; the worker's first save changed reason and source
+    from_referral = {"referral_date": "2024-05-01", "reason_for_referral": referral_data()["reason"],
+                     "referral_source": "Customer Service Centre"}  # §7: the tests' contact centre feed
     assert changes == [
         [{"field": k, "from": from_referral.get(k), "to": first[k]} for k in sorted(first)
          if from_referral.get(k) != first[k]],

@@ -19,7 +19,7 @@ from shared.envelope import new_message
 from shared.readers import PersonReader
 from shared.testing import free_port
 from tests.in_process import Consumer, queued, service_pool, set_aside_once
-from tests.workflow_harness import SCREENING, Personas, actor, given_step, shipped_packs
+from tests.workflow_harness import SCREENING, TA, TRIAGE, TRIAGE_VALUES, Personas, actor, given_step, shipped_packs
 
 REFERRALS = "tessera/referrals"
 
@@ -250,3 +250,18 @@ async def test_R_W14_migration_0009_holds_a_known_workers_unheld_steps_by_their_
     await pool.execute((Path(handlers.__file__).parent / "migrations" / "0009_held_by_known_teams.sql").read_text())
     held = await pool.fetchval("SELECT provenance->'held_by' FROM steps WHERE step_id = $1", uuid.UUID(step_id))
     assert held == ["locality-north"]
+
+
+async def test_R_NA7_a_next_action_named_to_no_team_goes_to_the_team_chosen_in_the_form(pool, commands):
+    """The desk is not there to propose it: a Triage whose Involved Team is Wellbeing Service North adds the TA
+    with no assignee, and workflow itself sends it to North, stored and announced on next_action.added."""
+    hub = personas().hub
+    person_id = str(uuid.uuid4())
+    triage = await given_step(pool, hub, person_id, TRIAGE)
+    (await commands.send(topics.WORKFLOW_COMMANDS, "step.save", hub, key=person_id, step_id=triage,
+                         values=TRIAGE_VALUES)).ok()
+    added = (await commands.send(topics.WORKFLOW_COMMANDS, "step.add_next_action", hub, key=person_id,
+                                 step_id=triage, action=TA)).ok()
+    assert added.of("next_action.added")["assignee"] == {"kind": "team", "id": "wellbeing-service-north"}
+    [action] = await pool.fetchval("SELECT next_actions FROM steps WHERE step_id = $1", uuid.UUID(triage))
+    assert (action["assignee_kind"], action["assignee_id"]) == ("team", "wellbeing-service-north")

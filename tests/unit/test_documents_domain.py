@@ -41,8 +41,12 @@ def step(**over):
                     {"key": "score", "label": "Score", "type": "number"}]}]}]},
         "history": [{"actor": "sw-1", "time": "2024-06-02T09:00:00+00:00", "what": "step.saved"},
                     {"actor": "tm-1", "time": "2024-06-03T09:30:00+00:00", "what": "step.authorised_and_finished"}],
-        "added_next_actions": [{"action": "Future Work", "assignee_kind": "team", "assignee_id": "north",
-                                "scheduled_date": "2025-06-01", "priority": "normal"}],
+        "added_next_actions": [{"action": "Future Work", "assignee_kind": "team",
+                                "assignee_id": "wellbeing-service-north", "scheduled_date": "2025-06-01",
+                                "priority": "normal"},
+                               {"action": "Professional support", "assignee_kind": "worker", "assignee_id": "sw-1",
+                                "priority": "normal"}],
+        "worker_names": {"tm-1": "Tess Manager", "sw-1": "Sid Worker"},
         "optional_forms": [{"name": "Home Visit Letter", "kind": "letter"}, {"name": "Consent", "kind": "form"}],
         "forms": [{"name": "Home Visit Letter", "kind": "letter", "sections": [
             {"number": 1, "title": "Home Visit Letter", "fields": [
@@ -68,14 +72,15 @@ def test_R_D1_a_step_read_for_another_person_is_not_kept():
 def test_R_D1_a_finished_form_reads_as_sections_with_labels_values_and_tables():
     view = domain.form_view(step(), person=PERSON, printed_at=NOW)
     about, plan = view.sections
-    assert (view.draft, view.person_name, view.finished_by) == (False, "Ada Example", "tm-1")
+    assert (view.draft, view.person_name, view.finished_by) == (False, "Ada Example", "Tess Manager")
     assert (about.number, about.title) == (1, "About")
     assert [(i.label, i.value) for i in about.items] == [
         ("Seen alone", "Yes"), ("Date seen", "1 May 2024"), ("Needs", "Meals, Bathing"), ("Note", "—")]
     [table] = plan.items
     assert isinstance(table, domain.Table)
     assert (table.columns, table.rows) == (("Domain", "Score"), (("Home", "3"), ("Money", "—")))
-    assert view.next_actions[0].value == "to team north; scheduled 1 June 2025"
+    assert view.next_actions[0].value == "to Wellbeing Service North; scheduled 1 June 2025"
+    assert view.next_actions[1].value == "to Sid Worker"
 
 
 def test_R_D1_output_of_a_step_not_yet_finished_is_a_draft_without_a_finisher():
@@ -85,6 +90,8 @@ def test_R_D1_output_of_a_step_not_yet_finished_is_a_draft_without_a_finisher():
 
 def test_values_read_as_a_worker_reads_them():
     assert domain.format_value({"type": "datetime"}, "2024-06-10T14:30:00") == "Monday 10 June 2024 at 14:30"
+    # issue #22 §9: a moment with an offset reads in UK time (British Summer Time here), never as UTC
+    assert domain.format_value({"type": "datetime"}, "2024-06-10T13:30:00+00:00") == "Monday 10 June 2024 at 14:30"
     assert domain.format_value({"type": "bool"}, False) == "No"
     assert domain.format_value({"type": "textarea"}, {"line1": "1 Street", "town": "", "postcode": "LE1"}) == \
         "1 Street, LE1"
@@ -103,7 +110,7 @@ def test_R_W9_a_letter_is_filled_from_the_person_and_the_steps_values():
     assert (letter.salutation, letter.address, letter.subject) == (
         "Dear Ms Pat Parent,", ("1 Example Street", "Testtown", "LE1 1AA"), "Visit: Ada Example")
     assert letter.paragraphs == ("We will visit Ada on Monday 10 June 2024 at 14:30.",)  # empty body dropped
-    assert (letter.dated, letter.signed, letter.missing) == ("3 June 2024", "sw-1", ("hvl_body",))
+    assert (letter.dated, letter.signed, letter.missing) == ("3 June 2024", "Sid Worker", ("hvl_body",))
 
 
 def test_R_W9_a_letter_without_values_is_addressed_to_the_person_with_blanks_to_fill():

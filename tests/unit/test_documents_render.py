@@ -21,13 +21,15 @@ def fonts() -> render.Fonts:
 
 
 def test_R_D1_a_finished_form_prints_its_step_type_person_numbered_sections_tables_and_finisher():
+    """Issue #22 §9: people and teams by name, times in UK time (10:30 BST is 09:30 UTC), never a worker's id."""
     content = render.render_form(domain.form_view(step(), person=PERSON, printed_at=NOW), fonts())
     assert content.startswith(b"%PDF-")
     text = text_of(content)
     for expected in ("WB Trusted Assessment", "Ada Example", "p1", "1. About", "Seen alone Yes", "2. Plan",
-                     "Domain Score", "Home 3", "3 June 2024, 09:30 UTC by tm-1", "Next actions", "Future Work"):
+                     "Domain Score", "Home 3", "3 June 2024, 10:30 by Tess Manager", "Next actions", "Future Work",
+                     "to Wellbeing Service North", "to Sid Worker", "Printed 3 June 2024, 11:00"):
         assert expected in text, expected
-    assert "DRAFT" not in text
+    assert "DRAFT" not in text and "UTC" not in text and "tm-1" not in text and "sw-1" not in text
 
 
 def test_R_D1_a_draft_is_marked_on_the_page_and_in_the_title():

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.web import chronology, trays
+from shared.actor import who_did
 
 STEP = {
     "step_id": "s1", "step_type": "WB Screening",
@@ -164,5 +165,5 @@ def test_r_t8_a_review_tray_entry_is_marked_waiting_due_or_overdue(entry, mark):
 
 def test_a_worker_recorded_as_worker_colon_id_and_a_services_own_action_are_named():
     """§9: referrals records "worker:tm"; a timer's or a service's action is the system's, never an id."""
-    assert chronology.who_did("worker:tm", NAMES) == "Tom Mensah"
-    assert chronology.who_did("system:scheduler", NAMES) == "Tessera (automatic)"
+    assert who_did("worker:tm", NAMES) == "Tom Mensah"
+    assert who_did("system:scheduler", NAMES) == "Tessera (automatic)"

@@ -238,6 +238,28 @@ def test_R_RQ10_a_request_to_a_disabled_account_is_refused_and_a_disabled_member
     assert why.code == "cannot_sign" and "tm-n" not in why.message
 
 
+def test_R_RQ10_no_work_is_handed_to_a_disabled_account(e: Engine) -> None:
+    """The directory lists a worker disabled: assigning a step to them, a next action for them and a Start > New
+    for them are each refused `account_disabled` on the field that names them; the step stays where it was."""
+    team = ("wellbeing-service-hub",)
+    e.listed(actor("gone", "gso", teams=team), active=False)
+    gone = {"kind": "worker", "id": "gone"}
+    step = e.referral()
+    [why] = e.refused("step.assign", P.hub, step_id=step.step_id, to=gone)
+    assert (why.code, why.field) == ("account_disabled", "to") and "gone" in why.message
+    assert (e.steps[step.step_id].assignee_kind, e.steps[step.step_id].assignee_id) == ("team", team[0])
+    [why] = e.refused("step.start_new", P.hub, person_id=domain_person(e), step_type="WB Covid 19 Response",
+                      assignee=gone)
+    assert (why.code, why.field) == ("account_disabled", "assignee")
+    sw = actor("sw-n", "social_worker", teams=("adult-front-door",))
+    [pause] = e.given_step("Pause and Go", sw).created
+    [why] = e.refused("step.add_next_action", sw, step_id=pause.step_id, action="Professional support",
+                      assignee=gone)
+    assert (why.code, why.field) == ("account_disabled", "assignee")
+    e.listed(actor("gone", "gso", teams=team))  # enabled again: the same assignment goes through
+    e.send("step.assign", P.hub, step_id=step.step_id, to=gone)
+
+
 def test_stale_expected_version_is_a_conflict(e: Engine) -> None:
     step = e.referral()
     reasons = e.refused("step.start", P.hub, step_id=step.step_id, expected_version=7)
@@ -468,6 +490,22 @@ def test_R_NA5_assignee_kind_is_enforced(e: Engine) -> None:
     assert codes(e.refused("step.add_next_action", P.hub, step_id=t, action=TA)) == ["assignee_required"]
     assert codes(e.refused("step.add_next_action", P.hub, step_id=t, action=PROPOSED_CLOSURE,
                            assignee=worker)) == ["assignee_kind"]
+
+
+def test_R_NA7_the_team_chosen_in_triage_takes_the_trusted_assessment_unless_the_worker_names_another(
+        e: Engine) -> None:
+    """The Hub records Wellbeing Service South as the Involved Team and adds the TA naming no team: it goes to
+    South; a team the worker names wins; with no team chosen the refusal names the field to choose it in."""
+    t = triage(e)
+    [why] = e.refused("step.add_next_action", P.hub, step_id=t, action=TA)
+    assert why.code == "assignee_required" and "'Wellbeing Service team (Involved Team)'" in why.message
+    e.send("step.save", P.hub, step_id=t, values={**TRIAGE_VALUES, "involved_team": "Wellbeing Service South"})
+    named = e.send("step.add_next_action", P.hub, step_id=t, action=TA, assignee=NORTH)
+    assert named.events[0].assignee.id == "wellbeing-service-north"
+    e.send("step.remove_next_action", P.hub, step_id=t, next_action_id=e.steps[t].next_actions[0].next_action_id)
+    e.send("step.add_next_action", P.hub, step_id=t, action=TA)
+    e.send("step.finish", P.hub, step_id=t)
+    assert (e.only(TA).assignee_kind, e.only(TA).assignee_id) == ("team", "wellbeing-service-south")
 
 
 def test_R_NA5_an_action_added_by_roles_is_refused_to_other_roles(e: Engine) -> None:

@@ -135,6 +135,14 @@ def two_part(defn: StepDefinition) -> bool:
     return bool(defn.authorisers) and any(r.required and r.kind == "request" for r in defn.requests)
 
 
+def handed_to_disabled(ctx: Context, to_kind: str | None, to_id: str | None, *, field: str, what: str) -> list[Reason]:
+    """R-RQ10: work is never handed to a worker whose account the desk has disabled: nobody would ever do it."""
+    if to_kind != "worker" or to_id not in ctx.disabled_workers:
+        return []
+    return [reason("account_disabled", f"worker {to_id}'s account is disabled: they would never see {what} (R-RQ10)",
+                   field=field)]
+
+
 def not_assignee(step: Step) -> Reason:
     return reason("not_assignee", f"this step is assigned to {step.assignee_kind} {step.assignee_id!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,6 +82,49 @@ def referral_values(referral: Mapping[str, Any]) -> dict[str, Any]:
         "consent_to_share": referral.get("consent_to_share"),
         "referrer": referral.get("referrer"),
         "source": referral.get("source"),  # the system that sent it, e.g. csc-contact-centre
+        "referred_by": referred_by(referral),
         "category": referral.get("category"),
         "urgency": referral.get("urgency"),
     }
+
+
+# Issue #22 §7: who referred, in the kinds the guides' "Referral source" and "Contact source" options tell apart,
+# read from what the intake contract carries: the category, the sending system's name (`source`), and the
+# referrer's role and organisation (free text: the contract has no kind of referrer). A system's name or an
+# organisation says an institution (a contact centre, a hospital, adult care, health); a role says any kind (a
+# daughter, the person themselves). A pack maps the kinds onto its own options (`prepopulate_values`); a referral
+# that says none of them leaves the field to the worker.
+REFERRED_BY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("contact_centre", ("contact centre", "customer service centre", "customer services", "csc", "call centre")),
+    ("hospital", ("hospital", "infirmary", "ward", "discharge", "a&e", "emergency department")),
+    ("adult_care", ("adult care", "adult social care", "social worker", "care manager", "lcc")),
+    ("health", ("gp", "nhs", "surgery", "medical practice", "health", "nurse", "doctor", "clinic", "paramedic",
+                "ambulance", "pharmacist", "pharmacy", "physiotherapist")),
+    ("self", ("self", "the person", "service user")),
+    ("family", ("family", "relative", "friend", "neighbour", "daughter", "son", "wife", "husband", "partner",
+                "mother", "father", "mum", "dad", "sister", "brother", "niece", "nephew", "grandson",
+                "granddaughter")),
+)
+INSTITUTIONS = ("contact_centre", "hospital", "adult_care", "health")
+REFERRED_BY = (*(kind for kind, _ in REFERRED_BY_WORDS), "agency")  # "agency": any other organisation
+
+
+def referred_by(referral: Mapping[str, Any]) -> str | None:
+    """Issue #22 §7: the kind of referrer (one of REFERRED_BY), or None when the referral does not say."""
+    if referral.get("category") == "hospital_discharge":
+        return "hospital"
+    referrer = referral.get("referrer")
+    referrer = referrer if isinstance(referrer, Mapping) else {}
+    every = tuple(kind for kind, _ in REFERRED_BY_WORDS)
+    for text, kinds in ((referral.get("source"), INSTITUTIONS), (referrer.get("role"), every),
+                        (referrer.get("organisation"), INSTITUTIONS)):
+        kind = _kind_in(text, kinds)
+        if kind is not None:
+            return kind
+    return "agency" if referrer.get("organisation") else None
+
+
+def _kind_in(text: Any, kinds: tuple[str, ...]) -> str | None:
+    words = f" {re.sub(r'[^a-z0-9&]+', ' ', str(text or '').lower())} "
+    return next((kind for kind, phrases in REFERRED_BY_WORDS
+                 if kind in kinds and any(f" {phrase} " in words for phrase in phrases)), None)

@@ -8,6 +8,7 @@ from typing import Any
 from services.workflow.domain.access import (
     finisher_problems,
     future_work_to_worker,
+    handed_to_disabled,
     is_assignee,
     may_contribute,
     may_hand_on,
@@ -72,6 +73,7 @@ def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> De
                               " may assign this step (R-W3)" if not defn.is_future_work else
                               "only a manager assigns Future Work (R-K13)"))
     reasons += future_work_to_worker(defn, to.kind)
+    reasons += handed_to_disabled(ctx, to.kind, to.id, field="to", what="this step")
     check(reasons)
     new = with_system(ctx, bump(step, ctx, assignee_kind=to.kind, assignee_id=to.id), defn)
     event = StepAssigned(**event_base(new, ctx), previous=step.assignee, assignee=new.assignee, state=new.state)

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from services.workflow.domain.access import finisher_problems, held_by, start_problems
+from services.workflow.domain.access import finisher_problems, handed_to_disabled, held_by, start_problems
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import system_values
@@ -138,8 +138,9 @@ def start_new(ctx: Context, command: cmd.StartNewStep, *, workflow_id: str) -> D
     if step_type not in ctx.packs.step_types():
         raise RuleBroken([reason("unknown_step_type", f"no pack defines step type {step_type!r}",
                                  field="step_type")])
-    check(start_problems(ctx.packs.step(step_type), ctx.actor, ctx.packs.team_name))
     target = command.assignee or cmd.Target(kind="worker", id=ctx.actor.worker_id)
+    check(start_problems(ctx.packs.step(step_type), ctx.actor, ctx.packs.team_name)
+          + handed_to_disabled(ctx, target.kind, target.id, field="assignee", what=f"this {step_type}"))
     return open_workflow(ctx, step_type, str(command.person_id), target, workflow_id=workflow_id)
 
 

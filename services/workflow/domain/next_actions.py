@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
-from services.workflow.domain.access import may_act_for, may_work, not_assignee, state_problems
+from services.workflow.domain.access import handed_to_disabled, may_act_for, may_work, not_assignee, state_problems
 from services.workflow.domain.closure import closure_in_progress
 from services.workflow.domain.dates import annual_review_date, scheduled_window
 from services.workflow.domain.forms import date_value, form_complete
@@ -36,6 +36,7 @@ from shared.commands import workflow as cmd
 from shared.commands.base import Reason, RuleBroken, check, reason
 from shared.events.base import Event
 from shared.events.workflow import Assignee, NextActionAdded, NextActionRemoved, NextActionSent
+from shared.teams import team_named
 
 
 def _action_problems(
@@ -68,9 +69,12 @@ def _action_problems(
     elif kind == "worker" and given is None:
         reasons.append(reason("assignee_required", f"{action.action!r} needs a worker to assign to",
                               field="assignee"))
-    elif kind == "team" and given is None and action.default_team is None:
-        reasons.append(reason("assignee_required", f"{action.action!r} needs a team to pass to",
-                              field="assignee"))
+    elif kind == "team" and given is None and _team_for(ctx, step, action) is None:
+        reasons.append(reason("assignee_required", f"{action.action!r} needs a team to pass to"
+                              + (f" (or the team chosen in {_label(defn, action.team_from_field)}, R-NA7)"
+                                 if action.team_from_field else ""), field="assignee"))
+    if given is not None:
+        reasons += handed_to_disabled(ctx, given.kind, given.id, field="assignee", what=f"{action.action!r}")
     if command.send_immediately and action.send_immediately == "forbidden":
         reasons.append(reason("send_immediately_not_allowed", f"{action.action!r} cannot be sent"
                               " immediately (R-NA2)", field="send_immediately"))
@@ -173,11 +177,19 @@ def create_from_action(ctx: Context, step: Step, action: NextAction, rule: str) 
     )
 
 
-def _team_for(ctx: Context, action: NextActionDefinition) -> str | None:
-    """The action's team: the one for the person's locality where the pack lists it (R-C5), else its default."""
+def _team_for(ctx: Context, step: Step, action: NextActionDefinition) -> str | None:
+    """The action's team when the worker names none: the one chosen in the step's own team field (R-NA7), else
+    the one for the person's locality where the pack lists it (R-C5), else its default."""
+    chosen = team_named(str(step.values.get(action.team_from_field) or "")) if action.team_from_field else None
+    if chosen is not None:
+        return chosen
     if ctx.locality_team is not None and ctx.locality_team in action.team_by_locality:
         return action.team_by_locality[ctx.locality_team]
     return action.default_team
+
+
+def _label(defn: StepDefinition, key: str | None) -> str:
+    return next((f"'{f.label}'" for s in defn.form_sections for f in s.fields if f.key == key), repr(key))
 
 
 def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd.AddNextAction) -> Decision:
@@ -197,7 +209,7 @@ def add_next_action(ctx: Context, step: Step, defn: StepDefinition, command: cmd
     if command.assignee is not None:
         assignee_id = command.assignee.id
     elif action.assignee_kind == "team":
-        assignee_id = _team_for(ctx, action)
+        assignee_id = _team_for(ctx, step, action)
     scheduled = command.scheduled_date
     if scheduled is None and not command.send_immediately and not action.nfa:
         if is_future_work(ctx.packs, action.target_step_type):

@@ -193,7 +193,7 @@ class NextActionDefinition(_Frozen):
     # R-C5: the team by the person's locality team (allocation's team finder, R-A3); `default_team` where the
     # locality has none listed or is not known
     team_by_locality: Mapping[TeamId, TeamId] = {}
-    # §9: a select of the step's own form whose options are team names (shared/teams.yaml): the team chosen
+    # R-NA7: a select of the step's own form whose options are team names (shared/teams.yaml): the team chosen
     # there is the action's team unless the worker picks another (the Involved Team chosen in triage)
     team_from_field: FieldKey | None = None
     send_immediately: SendImmediately = "forbidden"
