@@ -19,7 +19,7 @@ from services.workflow.domain.access import (
     two_part,
 )
 from services.workflow.domain.carers import carers_blockers
-from services.workflow.domain.closure import CLOSURE_GUARD, closure_blockers, closure_warnings
+from services.workflow.domain.closure import CLOSURE_GUARD, closure_blockers, closure_warnings, told_of_closure
 from services.workflow.domain.forms import form_complete, missing_fields
 from services.workflow.domain.future_work import future_work_warnings, is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import with_system
@@ -160,6 +160,7 @@ def finish(
         ) for a in actions],
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
         warned_worker_ids=warned,
+        told_of_closure=[Assignee(kind=kind, id=who) for kind, who in told_of_closure(ctx, step, defn)],
         send_to_person=document_worker(step, requests, ctx.actor.worker_id) if defn.sent_to_person else None,
     )]
     opened = [creation_events(ctx, s) for s in created]
