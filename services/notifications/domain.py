@@ -631,7 +631,8 @@ def tray_review_due_task(*, entry_id: str, person_id: str, team_id: str, rag: st
         title="Planned Work Tray review due",
         why=(f"This {RAG_WORDS.get(rag, rag)} case on the Planned Work Tray is due its review: contact the person to"
              " check they are safe and well, whether anything has changed and whether the priority, complexity"
-             " or RAG rating needs updating, and record it on a \"PWT\" case note with a TM/TL notified."),
+             " or RAG rating needs updating (if the RAG changes, tell them how often the team will now contact"
+             " them: no new letter is sent), and record it on a \"PWT\" case note with a TM/TL notified."),
         rule="R-T5", subject=f"entry:{entry_id}", at=at, due=due_at)
 
 
