@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from shared.testing import poll_until, worker_auth
+from shared.testing import poll_until, service_auth, worker_auth
 from tests.workflow_harness import (
     PROPOSED_CLOSURE_VALUES,
     SCREENING_VALUES,
@@ -79,6 +79,10 @@ async def test_R_C5_a_death_with_a_direct_payment_is_closed_through_the_adult_ca
     [no] = (await send("step.finish", area, step_id=proposed)).reasons
     assert (no["code"], no["field"]) == ("check_not_done", "dp_final_reconciliation_requested")
     await ok("step.save", area, step_id=proposed, values={"dp_final_reconciliation_requested": True})
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:  # what the desk's Finish asks
+        read = (await http.get(f"/steps/{proposed}/blockers", params={
+            "worker_id": area["worker_id"], "roles": "social_worker", "team_ids": AREA_TEAM})).json()
+    assert read["can_finish"], read["blockers"]
     done = await ok("step.finish", area, step_id=proposed)
     assert done.of("step.finished")["actor"] == area["worker_id"]
     assert done.of("request.completed")["request_id"] == raised["request_id"]

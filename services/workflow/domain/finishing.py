@@ -88,8 +88,9 @@ def finish_blockers(
         if spec and spec.requires_form and not form_complete(defn, step, spec.requires_form):
             reasons.append(reason("form_required", f"{added.action!r} needs the form"
                                   f" {spec.requires_form!r} completed (R-W9)"))
-    for request in requests:
-        if request.kind == "request" and request.state == "open":
+    finishing_answers = {r.request_id for r in answered_requests(ctx, defn, requests)} if check_actor else set()
+    for request in requests:  # R-C5: the recipient answering a request completes it by finishing
+        if request.kind == "request" and request.state == "open" and request.request_id not in finishing_answers:
             reasons.append(reason("open_request", f"the request {request.name!r} sent to"
                                   f" {request.to_kind} {request.to_id!r} is not completed (R-RQ2)",
                                   request_id=request.request_id))
