@@ -43,8 +43,8 @@ def test_R_C5_the_adult_care_area_team_completes_the_checklist_with_yes_and_fini
     request = e.open_request(sid)
     assert (request.to_kind, request.to_id) == ("team", "adult-care-area")
     assert "open_request" in codes(e.refused("step.finish", GSO, step_id=sid))  # the closer waits for the team
-    [other] = e.refused("step.save", AREA, step_id=sid, values={"closure_notes": "Not mine to write"})
-    assert other.code == "not_assignee"  # the team answers the checklist, not the closer's sections
+    [other] = e.refused("step.save", AREA, step_id=sid, values={**CHECKLIST, "closure_notes": "Not mine to write"})
+    assert (other.code, other.field) == ("not_answered_here", "closure_notes")  # the closer's sections stay theirs
     e.send("step.save", AREA, step_id=sid, values={**CHECKLIST, "dp_suspended": False})
     [no] = e.refused("step.finish", AREA, step_id=sid)
     assert (no.code, no.field) == ("check_not_done", "dp_suspended") and "must be Yes" in no.message

@@ -89,9 +89,12 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep,
     working = may_work(step, defn, ctx.actor)
     contributing = not working and may_contribute(defn, ctx.actor)
     logging = not (working or contributing) and may_log(defn, command.values, ctx.involved, ctx.actor)
-    answering = (not (working or contributing or logging) and set(command.values) <= answer_fields(defn)
-                 and answers(defn, requests, ctx.actor))  # R-C5: the team a request went to answers its section
-    if not (working or contributing or logging or answering):
+    answering = not (working or contributing or logging) and answers(defn, requests, ctx.actor)
+    if answering:  # R-C5: the team a request went to completes the section that answers it, nothing else
+        reasons += [reason("not_answered_here", f"{key!r} is completed by the step's worker: you complete the"
+                           " section that answers the request sent to you (R-C5)", field=key)
+                    for key in sorted(set(command.values) - answer_fields(defn))]
+    elif not (working or contributing or logging):
         reasons.append(not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor, contributor=contributing)
     reasons += log_problems(defn, step, command.values, ctx.actor)
