@@ -6,6 +6,8 @@ single-role workers."""
 
 from typing import Any
 
+from services.workflow import domain
+from shared.commands.base import Actor
 from tests.workflow_harness import Engine, actor, codes
 
 PROPOSED = "Adult Proposed Case Closure"
@@ -73,3 +75,18 @@ def test_R_C5_a_worker_of_another_team_cannot_answer_the_checklist() -> None:
     elsewhere = actor("sw-north", "social_worker", teams=("adult-front-door",))
     assert codes(e.refused("step.save", elsewhere, step_id=sid, values=CHECKLIST)) == ["not_assignee"]
     assert "not_assignee" in codes(e.refused("step.finish", elsewhere, step_id=sid))
+
+
+def test_R_K1_the_admin_teams_closure_does_not_tell_the_proposers_team_but_tells_another() -> None:
+    """The teams that proposed the closure go on with it: at the Adult Case Closure in Progress, finished by the
+    Adult Admin Team, the proposing GSO's team is not told its involvement will end; another team still is."""
+    e = Engine()
+    sid = proposed(e, {**DIED_WITH_DP, "had_direct_payment": False})
+    [in_progress] = e.send("step.finish", GSO, step_id=sid).created
+    assert in_progress.provenance["closing_teams"] == ["wellbeing-service-hub"]
+    admin = actor("admin-1", "business_support", teams=("adult-admin",))
+    ctx = domain.Context(now=e.now, actor=domain.Actor.of(Actor.model_validate(admin)), ids=iter(()),
+                         packs=e.packs, relationships=(domain.Involvement("team", "wellbeing-service-hub"),
+                                                       domain.Involvement("team", "adult-carers")))
+    told = domain.told_of_closure(ctx, in_progress, e.packs.step(IN_PROGRESS))
+    assert told == [("team", "adult-carers")]

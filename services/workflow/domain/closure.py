@@ -74,15 +74,20 @@ def told_of_closure(ctx: Context, step: Step, defn: StepDefinition) -> list[tupl
     return list(dict.fromkeys(told))
 
 
+def closing_teams(ctx: Context, step: Step) -> frozenset[str]:
+    """The teams closing the case at this step: the closing worker's, those holding the step (R-W14: a worker's
+    step is still the work of their team when another team answers it, R-C5), and those that closed the closure
+    step it follows from (the proposer's team, at the admin team's Adult Case Closure in Progress)."""
+    return frozenset(ctx.actor.team_ids) | holding_teams(step, ()) | set(step.provenance.get("closing_teams") or ())
+
+
 def _others_involved(ctx: Context, step: Step) -> list[Involvement]:
-    """The closing teams are the closing worker's and those holding the step (R-W14: a worker's step is still the
-    work of their team when another team answers it, R-C5)."""
-    closing = set(ctx.actor.team_ids) | holding_teams(step, ())
+    closing = closing_teams(ctx, step)
     closers = {ctx.actor.worker_id} | ({step.assignee_id} if step.assignee_kind == "worker" else set())
     return [r for r in ctx.relationships or () if _of_another_team(r, closing, closers)]
 
 
-def _of_another_team(relationship: Involvement, closing: set[str], closers: set[str]) -> bool:
+def _of_another_team(relationship: Involvement, closing: frozenset[str], closers: set[str]) -> bool:
     if relationship.kind == "team":
         return relationship.id not in closing
     if relationship.team_id is not None:
