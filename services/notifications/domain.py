@@ -574,12 +574,12 @@ TASK_NAMESPACE = uuid.UUID("6f1d0c2e-2b1a-4f4e-9a57-6a3b7f0c2d22")
 TaskCode = Literal[
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
     "no_future_work", "escalation", "safe_and_well_check", "phone_call", "clock_warning",
-    "clock_breached", "send_to_person",
+    "clock_breached", "send_to_person", "case_closing",
 ]
 TASK_CODES: tuple[TaskCode, ...] = (
     "request_overdue", "tray_review_due", "case_note", "open_step_after_death", "renewal_due",
     "no_future_work", "escalation", "safe_and_well_check", "phone_call", "clock_warning",
-    "clock_breached", "send_to_person",
+    "clock_breached", "send_to_person", "case_closing",
 )
 CLOCK_TASKS: tuple[TaskCode, ...] = ("clock_warning", "clock_breached")
 RAG_WORDS = {"red": "Red", "amber": "Amber", "green": "Green"}
@@ -631,7 +631,8 @@ def tray_review_due_task(*, entry_id: str, person_id: str, team_id: str, rag: st
         title="Planned Work Tray review due",
         why=(f"This {RAG_WORDS.get(rag, rag)} case on the Planned Work Tray is due its review: contact the person to"
              " check they are safe and well, whether anything has changed and whether the priority, complexity"
-             " or RAG rating needs updating, and record it on a \"PWT\" case note with a TM/TL notified."),
+             " or RAG rating needs updating (if the RAG changes, tell them how often the team will now contact"
+             " them: no new letter is sent), and record it on a \"PWT\" case note with a TM/TL notified."),
         rule="R-T5", subject=f"entry:{entry_id}", at=at, due=due_at)
 
 
@@ -690,6 +691,21 @@ def no_future_work_tasks(*, step_id: str, person_id: str, step_type: str, warned
              " Work: one of the workflows must lead to a Future Work."),
         rule="R-K3", subject=f"person:{person_id}", at=at, step_id=step_id, step_type=step_type)
         for worker in dict.fromkeys(warned_worker_ids)]
+
+
+def closing_tasks(*, step_id: str, workflow_id: str, person_id: str, step_type: str, closer: str,
+                  told: Iterable[tuple[Literal["worker", "team"], str]], at: datetime) -> list[InboxItem]:
+    """R-K1: a full case closure names another team still involved with the person: that team (or the worker whose
+    relationship names no team) is told before the closure ends its involvement (R-A5), once per closure; done when
+    a member of the team says so, since only they know whether they still have work with the person."""
+    return [task(
+        "case_closing", workflow_id, to=to, person_id=person_id, title="Case closing: your involvement will end",
+        why=(f"{closer} finished {step_type} for a full case closure while"
+             f" {'your team is' if to[0] == 'team' else 'you are'} still involved with the person. Closing the case"
+             " ends every worker and organisational relationship of the person, yours included. If you still have"
+             " work with the person, tell the closing worker before the case closes; otherwise mark this done."),
+        rule="R-K1", subject=f"closure:{workflow_id}", at=at, by=closer, step_id=step_id, step_type=step_type)
+        for to in dict.fromkeys(told)]
 
 
 def send_to_person_task(*, step_id: str, person_id: str, step_type: str, to: tuple[Literal["worker", "team"], str],

@@ -125,6 +125,11 @@ async def on_workflow_event(
                         step_id=event.step_id, person_id=event.person_id, step_type=event.step_type,
                         to=(event.send_to_person.kind, event.send_to_person.id), signed_off_by=event.actor,
                         at=envelope.time)])
+                if event.told_of_closure:  # R-K1: other teams still involved are told the case is closing
+                    messages += await _add_tasks(conn, envelope, domain.closing_tasks(
+                        step_id=event.step_id, workflow_id=event.workflow_id, person_id=event.person_id,
+                        step_type=event.step_type, closer=event.actor,
+                        told=[(t.kind, t.id) for t in event.told_of_closure], at=envelope.time))
                 if any(w.code == "no_future_work" for w in event.warnings):  # R-K3
                     messages += await _add_tasks(conn, envelope, domain.no_future_work_tasks(
                         step_id=event.step_id, person_id=event.person_id, step_type=event.step_type,

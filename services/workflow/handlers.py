@@ -335,7 +335,8 @@ async def _decide(
     needs_case = isinstance(command, domain.NEEDS_CASE)
     case = await store.case_of_step(conn, packs, step) if needs_case else None
     needs_requests = isinstance(command, cmd.SendRequest | cmd.SendNotification | cmd.FinishStep
-                                | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep)
+                                | cmd.AuthoriseStep | cmd.ReturnStep | cmd.CancelStep) or (
+        isinstance(command, cmd.SaveStep) and bool(packs.step(step.step_type, step.pack_version).answered_sections))
     requests = await store.requests_of(conn, step.step_id) if needs_requests else []
     known, disabled = await _known_workers(conn, packs, command, step)
     involved: frozenset[str] = frozenset()

@@ -191,6 +191,8 @@ class StepFinished(_StepEvent):
     authorised: bool = False
     warnings: Items[StepWarning] = []
     warned_worker_ids: Items[IdText] = []
+    # R-K1: a closure step's other teams (or workers) still involved with the person, each told by a task
+    told_of_closure: Items[Assignee] = []
     # R-K11: a signed-off document (statement of need, support plan, review) goes to the person: who sends it
     send_to_person: Assignee | None = None
 

@@ -2,14 +2,19 @@
 team's open involvement with the person (an organisational relationship recorded in allocation, or a worker
 relationship made for another team) is named beside the Finish button and on step.finished — a warning, not a
 block (seed 001 §6.5 "always make sure you have checked relationships"; the closure ends them, R-A5). The GSO's
-own relationship and their team's are not named."""
+own relationship and their team's are not named. The other team is told: a task in its inbox (R-RQ8), read by one
+of its social workers, done when a member of the team says so."""
 
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
-from shared.testing import service_auth
+from shared import topics
+from shared.testing import SigningProducer, service_auth
 from tests.allocation_harness import AllocationCommands, Staff, referral_seen
+from tests.integration.test_tasks import inbox, task_of
 from tests.workflow_harness import (
     PROPOSED_CLOSURE_VALUES,
     SCREENING_VALUES,
@@ -24,8 +29,19 @@ PROPOSED = "Adult Proposed Case Closure"
 IN_PROGRESS = "Adult Case Closure in Progress"
 
 
-async def test_R_K1_closure_names_other_teams_still_involved_without_blocking(
-        infra, referrals, workflow, allocation, events, commands: Commands, alloc: AllocationCommands, db):
+@pytest.fixture
+async def send(infra) -> AsyncIterator[SigningProducer]:
+    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+async def test_R_K1_closure_names_other_teams_still_involved_without_blocking_and_tells_them(
+        infra, referrals, workflow, allocation, notifications, events, commands: Commands, alloc: AllocationCommands,
+        db, send):
     p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
     other = Staff()  # a locality team still involved with the person
     person_id, screening = await new_case(infra, events)
@@ -67,3 +83,19 @@ async def test_R_K1_closure_names_other_teams_still_involved_without_blocking(
     assert [w["code"] for w in finished["warnings"] if w["code"] == "other_team_involved"] == [
         "other_team_involved"]
     assert p.hub["worker_id"] in finished["warned_worker_ids"]
+    assert finished["told_of_closure"] == [{"kind": "team", "id": other.team}]
+
+    # the other team is told: a task in its inbox, read by one of its social workers (one role)
+    told = await task_of(notifications, other.sw, "teams", other.team, person_id, "case_closing")
+    assert (told["name"], told["task"]["rule"], told["task"]["link"], told["sent_by"]) == (
+        "Case closing: your involvement will end", "R-K1", f"/steps/{proposed}", p.hub["worker_id"])
+    assert told["note"].startswith(f"{p.hub['worker_id']} finished {PROPOSED} for a full case closure while your"
+                                   " team is still involved")
+    hub_tasks = await inbox(notifications, p.hub, "teams", "wellbeing-service-hub", state="open")
+    assert [t for t in hub_tasks if t["person_id"] == person_id and t["task"]["code"] == "case_closing"] == []
+
+    # a member of the team says it is done: who and when are kept
+    tasks = Commands(send, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
+    done = (await tasks.send("task.complete", other.sw, key=person_id, task_id=told["request_id"],
+                             note="Nothing open with us: fine to close")).ok().of("task.completed")
+    assert (done["by"], done["how"]) == (other.sw["worker_id"], "done")

@@ -13,6 +13,7 @@ from services.allocation import domain
 from services.allocation.domain import Case
 from shared.commands import allocation as cmd
 from shared.commands.base import RuleBroken
+from shared.events.allocation import MessageRequested
 
 NOW = datetime(2024, 6, 3, 10, 0, tzinfo=UTC)
 PERSON = "00000000-0000-4000-8000-000000000001"
@@ -149,6 +150,20 @@ def test_R_T3_each_review_rates_afresh_by_the_matrix_unless_it_overrides() -> No
     matrix = domain.tray_review(ctx(SW), entry, command("tray.review", SW, entry_id=entry.entry_id, contacted=True,
                                                         note="Daughter moved in")).entry
     assert matrix is not None and (matrix.rag, matrix.rag_override_reason) == ("amber", None)
+
+
+def test_R_T4_a_rag_changed_at_a_review_sends_no_new_message_the_review_contact_tells_the_person() -> None:
+    """Seed 004: the person is advised by their preferred method "where a case is added to the PWT"; each review is
+    itself a contact, to "reassure the person that they continue to be in the PWT", so a review that changes the
+    RAG (Amber to Red: contact weekly, not fortnightly) sends no second message (R-T4)."""
+    placing_decision = domain.tray_add(ctx(), Case(PERSON), placing())
+    assert [type(e) for e in placing_decision.events if isinstance(e, MessageRequested)] == [MessageRequested]
+    entry = placing_decision.entry
+    assert entry is not None and entry.rag == "amber"
+    review = domain.tray_review(ctx(SW), entry, command("tray.review", SW, entry_id=entry.entry_id, contacted=True,
+                                                        note="Carer gave notice", support="none", risk="high"))
+    assert review.entry is not None and review.entry.rag == "red"
+    assert [e for e in review.events if isinstance(e, MessageRequested)] == []
 
 
 # --- R-T5 next review set by hand --------------------------------------------------------------

@@ -29,6 +29,7 @@ from services.workflow.domain.closure import (
     OTHER_WORKFLOW_CONTINUES,
     closure_blockers,
     closure_warnings,
+    told_of_closure,
 )
 from services.workflow.domain.dates import (
     annual_review_date,
@@ -134,6 +135,7 @@ __all__ = [
     "OTHER_WORKFLOW_CONTINUES",
     "closure_blockers",
     "closure_warnings",
+    "told_of_closure",
     "LONDON",
     "london_date",
     "start_of_day",

@@ -47,6 +47,17 @@ def is_recipient(request: Request, actor: Actor) -> bool:
     return request.to_kind == "team" and request.to_id in actor.team_ids
 
 
+def answers(defn: StepDefinition, requests: Sequence[Request], actor: Actor) -> bool:
+    """R-C5: the actor is who a request answered in a section of the step went to (or a member of its team)."""
+    names = {s.answered_by for s in defn.answered_sections}
+    return any(r.name in names and r.state in ("open", "completed") and is_recipient(r, actor) for r in requests)
+
+
+def answer_fields(defn: StepDefinition) -> frozenset[str]:
+    """R-C5: the fields a request's recipient completes."""
+    return frozenset(f.key for s in defn.answered_sections for f in s.fields)
+
+
 def may_contribute(defn: StepDefinition, actor: Actor) -> bool:
     """R-W10: a contributor's role writes its own fields and adds its own actions on the step."""
     return bool(held_roles(actor.roles) & set(defn.contributors))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from services.workflow.domain.access import holding_teams
 from services.workflow.domain.model import OPEN_STATES, Context, Involvement, Step
 from services.workflow.pack import StepDefinition
 from shared.commands.base import Reason, reason
@@ -51,19 +54,40 @@ def closure_blockers(ctx: Context, step: Step, defn: StepDefinition) -> list[Rea
 def closure_warnings(ctx: Context, step: Step, defn: StepDefinition) -> list[Reason]:
     """R-K1: another team's open involvement — an organisational relationship, or a worker relationship made for
     another team — is named before a closure step finishes, without stopping it: the closure ends every
-    relationship (R-A5), and seed 001 §6.5 asks the closer to have "checked relationships", not to wait for them.
-    The closing team is the team holding the step, or the closing worker's teams."""
+    relationship (R-A5), and seed 001 §6.5 asks the closer to have "checked relationships", not to wait for them."""
     if CLOSURE_GUARD not in defn.rules:
         return []
     if ctx.relationships is None:
         return [reason("involvement_unknown", "who else is involved with the person could not be read just now:"
                        " check their worker and team relationships before the case closes (R-K1)")]
-    closing = set(ctx.actor.team_ids) | ({step.assignee_id} if step.assignee_kind == "team" else set())
+    return [_other_team_involved(r) for r in _others_involved(ctx, step)]
+
+
+def told_of_closure(ctx: Context, step: Step, defn: StepDefinition) -> list[tuple[Literal["worker", "team"], str]]:
+    """R-K1: whom a closure step tells that the case is closing: each other team still involved (a worker's
+    relationship tells the team it was made for), or the worker whose relationship names no team."""
+    if CLOSURE_GUARD not in defn.rules:
+        return []
+    told: list[tuple[Literal["worker", "team"], str]] = [
+        ("team", r.id) if r.kind == "team" else ("team", r.team_id) if r.team_id else ("worker", r.id)
+        for r in _others_involved(ctx, step)]
+    return list(dict.fromkeys(told))
+
+
+def closing_teams(ctx: Context, step: Step) -> frozenset[str]:
+    """The teams closing the case at this step: the closing worker's, those holding the step (R-W14: a worker's
+    step is still the work of their team when another team answers it, R-C5), and those that closed the closure
+    step it follows from (the proposer's team, at the admin team's Adult Case Closure in Progress)."""
+    return frozenset(ctx.actor.team_ids) | holding_teams(step, ()) | set(step.provenance.get("closing_teams") or ())
+
+
+def _others_involved(ctx: Context, step: Step) -> list[Involvement]:
+    closing = closing_teams(ctx, step)
     closers = {ctx.actor.worker_id} | ({step.assignee_id} if step.assignee_kind == "worker" else set())
-    return [_other_team_involved(r) for r in ctx.relationships if _of_another_team(r, closing, closers)]
+    return [r for r in ctx.relationships or () if _of_another_team(r, closing, closers)]
 
 
-def _of_another_team(relationship: Involvement, closing: set[str], closers: set[str]) -> bool:
+def _of_another_team(relationship: Involvement, closing: frozenset[str], closers: set[str]) -> bool:
     if relationship.kind == "team":
         return relationship.id not in closing
     if relationship.team_id is not None:

@@ -64,7 +64,7 @@ def _decide_on_step(ctx: Context, command: cmd.Command, step: Step, requests: Se
         case cmd.AssignStep():
             return assign(ctx, step, defn, command.to)
         case cmd.SaveStep():
-            return save(ctx, step, defn, command)
+            return save(ctx, step, defn, command, requests)
         case cmd.RefreshPrepopulated():
             return refresh_prepopulated(ctx, step, defn)
         case cmd.AddForm():

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from services.workflow.domain.access import (
+    answers,
     authorise_problems,
     finisher_problems,
     is_recipient,
@@ -19,7 +20,7 @@ from services.workflow.domain.access import (
     two_part,
 )
 from services.workflow.domain.carers import carers_blockers
-from services.workflow.domain.closure import CLOSURE_GUARD, closure_blockers, closure_warnings
+from services.workflow.domain.closure import CLOSURE_GUARD, closure_blockers, closure_warnings, told_of_closure
 from services.workflow.domain.forms import form_complete, missing_fields
 from services.workflow.domain.future_work import future_work_warnings, is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import with_system
@@ -75,7 +76,7 @@ def finish_blockers(
                                   " send the required request and close the step (R-RQ7)"))
         elif two_part(defn):  # the authoriser signs it off by finishing: never their own work (R-RQ4)
             reasons += authorise_problems(ctx, step, defn, requests)
-        elif not may_work(step, defn, ctx.actor):
+        elif not (may_work(step, defn, ctx.actor) or answers(defn, requests, ctx.actor)):
             reasons.append(not_assignee(step))
         reasons += finisher_problems(defn, ctx.actor)
     missing = missing_fields(defn, step)
@@ -87,16 +88,15 @@ def finish_blockers(
         if spec and spec.requires_form and not form_complete(defn, step, spec.requires_form):
             reasons.append(reason("form_required", f"{added.action!r} needs the form"
                                   f" {spec.requires_form!r} completed (R-W9)"))
-    for request in requests:
-        if request.kind == "request" and request.state == "open":
+    finishing_answers = {r.request_id for r in answered_requests(ctx, defn, requests)} if check_actor else set()
+    for request in requests:  # R-C5: the recipient answering a request completes it by finishing
+        if request.kind == "request" and request.state == "open" and request.request_id not in finishing_answers:
             reasons.append(reason("open_request", f"the request {request.name!r} sent to"
                                   f" {request.to_kind} {request.to_id!r} is not completed (R-RQ2)",
                                   request_id=request.request_id))
     for wanted in defn.requests:
         sent = {r.state for r in requests if r.name == wanted.name}
-        required = wanted.required or (wanted.required_when is not None
-                                       and step.values.get(wanted.required_when) is True)
-        if required and not sent & {"completed", "open"}:  # an open one is reported above (R-F3: required_when)
+        if wanted.required_for(step.values) and not sent & {"completed", "open"}:  # an open one: reported above
             reasons.append(reason("required_request", f"the REQUIRED request {wanted.name!r} must be"
                                   " sent and completed (R-RQ3)"))
     reasons += closure_blockers(ctx, step, defn)
@@ -127,7 +127,7 @@ def finish(
     *, authorising: bool = False,
 ) -> Decision:
     """R-NA3: finished and locked; each action not yet sent creates its step; a closure closes."""
-    signed = signed_requests(ctx, defn, requests) if authorising else ()
+    signed = signed_requests(ctx, defn, requests) if authorising else answered_requests(ctx, defn, requests)
     requests = [next((done for done in signed if done.request_id == r.request_id), r) for r in requests]
     check(finish_blockers(ctx, step, defn, requests, authorising=authorising))
     warnings = finish_warnings(ctx, step, defn)
@@ -160,6 +160,7 @@ def finish(
         ) for a in actions],
         warnings=[StepWarning(code=w.code, message=w.message, step_id=w.step_id) for w in warnings],
         warned_worker_ids=warned,
+        told_of_closure=[Assignee(kind=kind, id=who) for kind, who in told_of_closure(ctx, step, defn)],
         send_to_person=document_worker(step, requests, ctx.actor.worker_id) if defn.sent_to_person else None,
     )]
     opened = [creation_events(ctx, s) for s in created]
@@ -202,6 +203,17 @@ def signed_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Reque
                 completion_note="Authorised")
         for r in requests
         if r.kind == "request" and r.required and r.state == "open" and is_recipient(r, ctx.actor)
+    )
+
+
+def answered_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Request]) -> tuple[Request, ...]:
+    """R-C5: the recipient who answers a request in its section (the Adult Care (Area) team's checklist) finishes
+    the step, which completes that request."""
+    names = {s.answered_by for s in defn.answered_sections}
+    return tuple(
+        replace(r, state="completed", completed_by=ctx.actor.worker_id, completed_at=ctx.now,
+                completion_note="Answered and finished")
+        for r in requests if r.name in names and r.state == "open" and is_recipient(r, ctx.actor)
     )
 
 

@@ -254,9 +254,15 @@ def fill_system_columns(defn: StepDefinition, values: dict[str, Any], actor: Act
 
 def missing_fields(defn: StepDefinition, step: Step) -> list[Reason]:
     """R-W4: every mandatory field still empty, by section, all at once."""
-    sections: list[tuple[int | None, Section]] = [(s.number, s) for s in defn.form_sections if not s.read_only]
+    sections: list[tuple[int | None, Section]] = [(s.number, s) for s in defn.form_sections if not s.read_only
+                                                  and _asked(defn, s, step.values)]
     sections += [(None, s) for form in defn.optional_forms if form.name in step.forms for s in form.sections]
     return _missing_in(sections, step.values)
+
+
+def _asked(defn: StepDefinition, section: Section, values: Mapping[str, Any]) -> bool:
+    """R-C5: a section answered by a request is checked only where that request is REQUIRED."""
+    return section.answered_by is None or defn.request(section.answered_by).required_for(values)
 
 
 def _missing_in(sections: Sequence[tuple[int | None, Any]], values: Mapping[str, Any]) -> list[Reason]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.workflow.domain.access import (
+    answer_fields,
+    answers,
     finisher_problems,
     future_work_to_worker,
     handed_to_disabled,
@@ -24,6 +26,7 @@ from services.workflow.domain.model import (
     WORKING_STATES,
     Context,
     Decision,
+    Request,
     Step,
     Timer,
     bump,
@@ -81,13 +84,19 @@ def assign(ctx: Context, step: Step, defn: StepDefinition, to: cmd.Target) -> De
         new, ctx, "step.assigned", previous=step.assignee.model_dump(), assignee=new.assignee.model_dump()),))
 
 
-def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep) -> Decision:
+def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep,
+         requests: Sequence[Request] = ()) -> Decision:
     """R-W4: partial saves at any time; "section completed" is a marker only."""
     reasons = state_problems(step, WORKING_STATES, "save")
     working = may_work(step, defn, ctx.actor)
     contributing = not working and may_contribute(defn, ctx.actor)
     logging = not (working or contributing) and may_log(defn, command.values, ctx.involved, ctx.actor)
-    if not (working or contributing or logging):
+    answering = not (working or contributing or logging) and answers(defn, requests, ctx.actor)
+    if answering:  # R-C5: the team a request went to completes the section that answers it, nothing else
+        reasons += [reason("not_answered_here", f"{key!r} is completed by the step's worker: you complete the"
+                           " section that answers the request sent to you (R-C5)", field=key)
+                    for key in sorted(set(command.values) - answer_fields(defn))]
+    elif not (working or contributing or logging):
         reasons.append(not_assignee(step))
     reasons += save_problems(defn, step, command.values, ctx.actor, contributor=contributing)
     reasons += log_problems(defn, step, command.values, ctx.actor)

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from services.workflow.domain.access import finisher_problems, handed_to_disabled, held_by, start_problems
+from services.workflow.domain.closure import CLOSURE_GUARD, closing_teams
 from services.workflow.domain.forms import carried_values, date_value, prepopulated
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import system_values
@@ -63,6 +64,9 @@ def new_step(
         provenance = {**provenance, "routing": routing}
     if teams := held_by(ctx, assignee, from_step):
         provenance = {**provenance, "held_by": teams}
+    if from_step is not None and CLOSURE_GUARD in defn.rules and CLOSURE_GUARD in ctx.packs.step(
+            from_step.step_type, from_step.pack_version).rules:  # R-K1: who is closing goes on with the closure
+        provenance = {**provenance, "closing_teams": sorted(closing_teams(ctx, from_step))}
     step = Step(
         step_id=next(ctx.ids), workflow_id=workflow_id, person_id=person_id, step_type=step_type,
         pack_version=version, state=state, assignee_kind=assignee[0],  # type: ignore[arg-type]

@@ -177,7 +177,8 @@ def _check_step(where: _Where, step: StepDefinition) -> None:
         _check_action(where, action, form_names)
         _check_action_fields(where, step, action)
     for request in step.requests:
-        _check_request(where, request)
+        _check_request(where, request, step)
+    _check_answered_sections(where, step)
     _check_rule_contracts(where, step)
     _check_activity_logs(where, step)
 
@@ -452,8 +453,22 @@ def _action_problem(action: NextActionDefinition, forms: set[str]) -> tuple[str,
     return next(((at, problem) for failed, at, problem in checks if failed), None)
 
 
-def _check_request(where: _Where, request: RequestDefinition) -> None:
+def _check_answered_sections(where: _Where, step: StepDefinition) -> None:
+    """R-C5: a section answered by a request names a request (not a notification) of the step."""
+    requests = {r.name: r.kind for r in step.requests}
+    for section in step.answered_sections:
+        if requests.get(section.answered_by or "") != "request":
+            raise where.fail(f"sections[#{section.number}].answered_by",
+                             f"{section.answered_by!r} is not a request of the step")
+
+
+def _check_request(where: _Where, request: RequestDefinition, step: StepDefinition) -> None:
     at = f"requests[{request.name!r}]"
+    keys = {f.key for s in step.sections for f in s.fields}
+    when = [request.required_when] if isinstance(request.required_when, str) else list(request.required_when or ())
+    unknown = sorted(set(when) - keys)
+    if unknown:
+        raise where.fail(f"{at}.required_when", f"not fields of the step's own sections: {unknown}")
     if request.kind == "notification" and request.required:
         raise where.fail(
             f"{at}.required", "a notification is information only and cannot be required"

@@ -130,6 +130,9 @@ class Section(_Frozen):
     title: Name
     read_only: bool = False
     fields: tuple[Field, ...] = ()
+    # R-C5: completed by whoever a request of the step of this name went to (a member of its team), and checked
+    # only where that request is REQUIRED (the Adult Care (Area) team's direct payments checklist)
+    answered_by: Name | None = None
 
     def to_contract(self) -> dict[str, Any]:
         """The section as the step read endpoint shows it."""
@@ -247,10 +250,18 @@ class RequestDefinition(_Frozen):
     kind: Literal["request", "notification"]
     required: bool = False
     default_to: Recipient | None = None
-    # R-F3: REQUIRED only when this bool field of the step is true (FABO where the person may co-fund).
-    required_when: FieldKey | None = None
+    # REQUIRED only when this bool field of the step is true (R-F3: FABO where the person may co-fund), or when
+    # every field named holds one of the values listed (R-C5: died or left the area, and had a direct payment)
+    required_when: FieldKey | Mapping[FieldKey, tuple[bool | Name, ...]] | None = None
     # R-W10: a contributor of one of these roles sends it without the step being theirs.
     sent_by_roles: tuple[Role, ...] = ()
+
+    def required_for(self, values: Mapping[str, Any]) -> bool:
+        """REQUIRED always, or where the step's values meet `required_when`."""
+        if self.required or self.required_when is None:
+            return self.required
+        when = {self.required_when: (True,)} if isinstance(self.required_when, str) else self.required_when
+        return all(values.get(key) in allowed for key, allowed in when.items())
 
     def to_contract(self) -> dict[str, Any]:
         """The request as the step read endpoint shows it."""
@@ -340,6 +351,11 @@ class StepDefinition(_Frozen):
     def form(self, name: str) -> FormDefinition:
         """The optional form or letter of that name."""
         return _named(self.optional_forms, name, lambda item: item.name)
+
+    @property
+    def answered_sections(self) -> tuple[Section, ...]:
+        """R-C5: the sections a request's recipient completes."""
+        return tuple(s for s in self.sections if s.answered_by)
 
     @property
     def activity_logs(self) -> frozenset[str]:
