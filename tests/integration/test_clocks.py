@@ -228,3 +228,27 @@ async def test_R_CL9_an_annual_review_clock_is_due_on_the_future_works_own_date(
         [clock] = (await http.get(f"/teams/{team}/clocks")).json()
     assert (clock["clock"], clock["due_date"], clock["status"]) == ("annual_review", annual.isoformat(), "on_track")
     assert clock["next_point"] == {"point": "warning-14", "at": start_of_day(annual - timedelta(days=14)).isoformat()}
+
+
+async def test_R_CL9_a_future_work_without_a_date_starts_no_clock_and_one_with_a_bad_date_is_dead_lettered(
+        infra, clocks):
+    """A Future Work sent at once has no date to be due on; a date that is not one is named in the letter."""
+    person_id, team = str(uuid.uuid4()), f"adult-front-door-{uuid.uuid4().hex[:8]}"
+
+    def future_work(due: object) -> bytes:
+        return new_message("step.created", "tessera/workflow", {
+            "step_id": str(uuid.uuid4()), "workflow_id": str(uuid.uuid4()), "person_id": person_id,
+            "step_type": "Future Work", "assignee": {"kind": "team", "id": team}, "state": "incoming",
+            "priority": "normal", "due_date": due, "pack_version": 1}, subject=person_id).to_bytes()
+
+    dated = (london_date(datetime.now(UTC)) + timedelta(days=200)).isoformat()
+    async with EventLog(infra.bootstrap, [topics.dlq(topics.WORKFLOW_EVENTS), topics.CLOCKS_EVENTS]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS,
+                      [(person_id, future_work(None)), (person_id, future_work("31 June")),
+                       (person_id, future_work(dated))])
+        [letter] = await log.wait_for(lambda m: m.headers.get("dlq_service") == "clocks"
+                                      and person_id in m.value.decode(errors="replace"), 60)
+        await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+    assert letter.headers["dlq_error"].startswith("invalid step.created: due_date: ")
+    started = log.matching(lambda s: s.type == "clock.started" and s.data.get("person_id") == person_id)
+    assert [s.data["due_date"] for s in started] == [dated]
