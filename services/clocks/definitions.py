@@ -12,6 +12,7 @@ from shared.envelope import describe_errors
 # the topics the service consumes: a clock started or stopped by anything else could never move
 CONSUMED_TOPICS = (topics.WORKFLOW_EVENTS, topics.ALLOCATION_EVENTS)
 DEFAULT_FILE = Path(__file__).with_name("clocks.yaml")
+DATED_WARNINGS_WITHIN = 366  # a clock due on a date warns within the year before it
 
 
 class _Strict(BaseModel):
@@ -41,7 +42,10 @@ class Start(Trigger):
     team: str = Field(min_length=1, max_length=100)
 
     def team_key_of(self, data: dict[str, Any]) -> str | None:
+        """The team the field names; a list (the teams holding a worker's step, R-W14): its first."""
         value = field_at(data, self.team)
+        if isinstance(value, list):
+            value = value[0] if value else None
         return str(value) if value not in (None, "") else None
 
 
@@ -52,15 +56,24 @@ class Pause(Trigger):
 
 
 class Length(_Strict):
-    """Exactly one of `working_days` or `days`."""
+    """Exactly one of `working_days`, `days` or `due_on`.
+
+    `due_on` names a date field of the start event: the clock is due on that date however late it starts (an annual
+    review kept on its original date, R-CL9), its warnings counted in days. `counted_from` names a date field of the
+    start event that `working_days` or `days` count from (the day new care started, R-CL8); empty, they count from
+    the event's own date."""
 
     working_days: int | None = Field(default=None, ge=1, le=3650)
     days: int | None = Field(default=None, ge=1, le=3650)
+    due_on: str | None = Field(default=None, min_length=1, max_length=100)
+    counted_from: str | None = Field(default=None, min_length=1, max_length=100)
 
     @model_validator(mode="after")
     def _one_unit(self) -> "Length":
-        if (self.working_days is None) == (self.days is None):
-            raise ValueError("give exactly one of working_days or days")
+        if sum(given is not None for given in (self.working_days, self.days, self.due_on)) != 1:
+            raise ValueError("give exactly one of working_days, days or due_on")
+        if self.due_on is not None and self.counted_from is not None:
+            raise ValueError("counted_from goes with working_days or days: a clock due on a date counts from nothing")
         return self
 
     @property
@@ -68,8 +81,14 @@ class Length(_Strict):
         return "working_days" if self.working_days is not None else "days"
 
     @property
-    def count(self) -> int:
-        return self.working_days if self.working_days is not None else self.days  # type: ignore[return-value]
+    def count(self) -> int | None:
+        """The length in its unit; None for a clock due on a date."""
+        return self.working_days if self.working_days is not None else self.days
+
+    @property
+    def date_field(self) -> str | None:
+        """The start event's field holding the date the clock is due on or counted from."""
+        return self.due_on or self.counted_from
 
 
 class Definition(_Strict):
@@ -88,9 +107,10 @@ class Definition(_Strict):
 
     @model_validator(mode="after")
     def _warnings_inside_length(self) -> "Definition":
-        outside = [w for w in self.warnings if not 0 < w < self.length.count]
+        longest = self.length.count if self.length.count is not None else DATED_WARNINGS_WITHIN
+        outside = [w for w in self.warnings if not 0 < w < longest]
         if outside:
-            raise ValueError(f"warnings must each be more than 0 and less than the length ({self.length.count})")
+            raise ValueError(f"warnings must each be more than 0 and less than the length ({longest})")
         if bool(self.pauses) != bool(self.resumes):
             raise ValueError("a clock that pauses must also say what resumes it (and the other way round)")
         return self

@@ -95,11 +95,18 @@ def timer_key(clock_id: str, point: str) -> str:
     return f"clock:{clock_id}:{point}"
 
 
-def due_date_of(definition: Definition, start: date, days: WorkingDays) -> date:
-    """R-CL2: `length` working days after the start date (the start date is day 0), or calendar days."""
+def due_date_of(definition: Definition, start: date, days: WorkingDays, dated: date | None = None) -> date:
+    """R-CL2: `length` working days or days after the start date (day 0), or after the date in the start event's
+    `counted_from` field when it gives one (R-CL8); R-CL9: the date in its `due_on` field, however late the clock
+    starts."""
+    count = definition.length.count
+    if count is None:
+        assert dated is not None, "a clock due on a date starts only with its date"
+        return dated
+    origin = dated or start
     if definition.length.unit == "working_days":
-        return days.add(start, definition.length.count)
-    return start + timedelta(days=definition.length.count)
+        return days.add(origin, count)
+    return origin + timedelta(days=count)
 
 
 def _before(definition: Definition, due: date, count: int, days: WorkingDays) -> date:
@@ -138,12 +145,16 @@ def _common(clock: Clock) -> dict[str, Any]:
 
 
 def start(definition: Definition, version: int, *, subject_key: str, person_id: str, team_id: str | None,
-          at: datetime, days: WorkingDays) -> Outcome:
-    """A new clock from its start event's time (R-CL1), with a timer for each warning and the breach."""
+          at: datetime, days: WorkingDays, dated: date | None = None) -> Outcome:
+    """A new clock from its start event's time (R-CL1), with a timer for each warning and the breach; `dated` is
+    the date in the start event's field its length names (R-CL8, R-CL9)."""
+    day = london_date(at)
     clock = Clock(clock_id_of(definition.name, subject_key), definition, version, subject_key, person_id, team_id,
-                  "running", at, due_date_of(definition, london_date(at), days))
+                  "running", at, due_date_of(definition, day, days, dated))
+    length = definition.length.count
     started = ClockStarted(**_common(clock), started_at=at, unit=definition.length.unit,
-                           length=definition.length.count, due_date=clock.due_date, breach_at=clock.breach_at)
+                           length=length if length is not None else (clock.due_date - day).days,
+                           due_date=clock.due_date, breach_at=clock.breach_at)
     return Outcome(clock, (started,), _set_timers(clock, days))
 
 

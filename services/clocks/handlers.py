@@ -3,17 +3,17 @@ their scheduler timers fire the warnings and breaches (R-CL1, R-CL6)."""
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 from faststream.kafka import KafkaRouter
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.clocks import domain, insights, store
 from services.clocks.calendar import WorkingDays
-from services.clocks.definitions import ClocksFile, Definition
+from services.clocks.definitions import ClocksFile, Definition, field_at
 from shared import inbox, metrics, outbox, topics
-from shared.bounds import IdText
+from shared.bounds import IdText, SaneDate
 from shared.broker import Context, KafkaMessage, subscriber
 from shared.envelope import Envelope, Undecodable, decode, describe_errors, parse
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
@@ -73,20 +73,37 @@ class Subject(BaseModel):
     team_id: IdText | None
 
 
-def _subject(definition: Definition, cause: Envelope) -> Subject:
+DATE = TypeAdapter(SaneDate | None)
+
+
+def _subject(definition: Definition, cause: Envelope) -> tuple[Subject, date | None]:
+    """The start event's subject, and the date in the field the clock's length names (R-CL8, R-CL9); every field
+    at fault named."""
+    problems: list[str] = []
     try:
-        return Subject.model_validate({"key": definition.starts.key_of(cause.data),
-                                       "person_id": cause.data.get("person_id"),
-                                       "team_id": definition.starts.team_key_of(cause.data)})
+        subject = Subject.model_validate({"key": definition.starts.key_of(cause.data),
+                                          "person_id": cause.data.get("person_id"),
+                                          "team_id": definition.starts.team_key_of(cause.data)})
     except ValidationError as exc:
-        raise Undecodable(f"invalid {cause.type[:100]}: {describe_errors(exc)}") from None
+        problems.append(describe_errors(exc))
+    path = definition.length.date_field
+    try:
+        dated = DATE.validate_python(field_at(cause.data, path) or None) if path else None
+    except ValidationError as exc:
+        problems.append(f"{path}: {exc.errors()[0]['msg']}")
+    if problems:
+        raise Undecodable(f"invalid {cause.type[:100]}: {'; '.join(problems)}")
+    return subject, dated
 
 
 async def _start(conn: asyncpg.Connection, definition: Definition, cause: Envelope,
                  timescales: Timescales) -> domain.Outcome | None:
-    subject = _subject(definition, cause)
+    subject, dated = _subject(definition, cause)
+    if definition.length.due_on is not None and dated is None:
+        return None  # nothing to be due on (a Future Work sent at once has no date)
     outcome = domain.start(definition, timescales.clocks.version, subject_key=subject.key,
-                           person_id=subject.person_id, team_id=subject.team_id, at=cause.time, days=timescales.days)
+                           person_id=subject.person_id, team_id=subject.team_id, at=cause.time, days=timescales.days,
+                           dated=dated)
     if not await store.insert_clock(conn, outcome.clock, datetime.now(UTC)):
         return None  # started already
     log.info("clock started", extra={"clock_id": outcome.clock.clock_id, "clock": definition.name})

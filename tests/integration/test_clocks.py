@@ -1,8 +1,8 @@
-"""Statutory clocks through the real broker, database and scheduler (R-CL3, R-CL6): a Child and Family
+"""Statutory clocks through the real broker, database and scheduler (R-CL3, R-CL6, R-CL8, R-CL9): a Child and Family
 Assessment started from a referral runs 45 working days, then warns and breaches once each, on the test clock."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 
@@ -169,3 +169,86 @@ async def test_R_CL6_a_clock_warns_and_breaches_once_through_kill_9s_of_the_cloc
                              " WHERE topic = $1 AND position($2 IN convert_from(value, 'UTF8')) > 0",
                              topics.CLOCKS_EVENTS, clock_id)
     assert sorted(r["type"] for r in decided) == ["clock.breached", "clock.started", "clock.warning"]
+
+
+def initial_review_created(person_id: str, step_id: str, team: str, care_started: date) -> bytes:
+    """An Initial Review as workflow creates it from a Care and Support Plan: a worker's step held by the worker's
+    team (R-W14), its window counted from the day the new care started."""
+    return new_message("step.created", "tessera/workflow", {
+        "step_id": step_id, "workflow_id": str(uuid.uuid4()), "person_id": person_id, "step_type": "Initial Review",
+        "assignee": {"kind": "worker", "id": f"sw-{team}"}, "state": "future", "priority": "normal",
+        "due_date": (care_started + timedelta(days=28)).isoformat(), "pack_version": 1,
+        "provenance": {"rule": "R-NA3 finish", "action": "Initial Review", "held_by": [team],
+                       "window_from": care_started.isoformat()},
+    }, subject=person_id).to_bytes()
+
+
+async def test_R_CL8_an_initial_review_6_weeks_after_new_care_warns_then_breaches_as_tasks_of_the_teams_manager(
+        infra, clocks, notifications, scheduler, scheduler_clock):
+    run = uuid.uuid4().hex[:8]
+    person_id, step_id, team = str(uuid.uuid4()), str(uuid.uuid4()), f"adult-front-door-{run}"
+    care_started = london_date(datetime.now(UTC)) - timedelta(days=20)
+    due = care_started + timedelta(days=42)
+    manager = worker_auth(f"tm-{run}", ["team_manager"], [team], person_id=person_id)
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS]) as log, \
+            httpx.AsyncClient(auth=manager, base_url=clocks.url) as http:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS,
+                      [(person_id, initial_review_created(person_id, step_id, team, care_started))])
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+        assert (started.data["clock"], started.data["due_date"], started.data["team_id"]) == (
+            "initial_review", due.isoformat(), team)
+        [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+        assert clock["next_point"] == {"point": "warning-7", "at": start_of_day(due - timedelta(days=7)).isoformat()}
+
+        await scheduler_clock.move_to(start_of_day(due - timedelta(days=7)) + timedelta(seconds=1))
+        await poll_until(lambda: _has(team_tasks(notifications, manager, team, person_id), {"clock_warning": "open"}),
+                         what="the manager's warning task")
+        await scheduler_clock.move_to(start_of_day(due + timedelta(days=1)) + timedelta(seconds=1))
+        await poll_until(lambda: _has(team_tasks(notifications, manager, team, person_id),
+                                      {"clock_warning": "completed", "clock_breached": "open"}),
+                         what="the manager's breach task, the warning settled")
+        breached = (await http.get(f"/teams/{team}/clocks?status=breached")).json()
+        assert [c["clock_id"] for c in breached] == [started.data["clock_id"]]
+
+
+async def test_R_CL9_an_annual_review_clock_is_due_on_the_future_works_own_date(infra, clocks):
+    run = uuid.uuid4().hex[:8]
+    person_id, step_id, team = str(uuid.uuid4()), str(uuid.uuid4()), f"adult-front-door-{run}"
+    annual = london_date(datetime.now(UTC)) + timedelta(days=300)
+    created = new_message("step.created", "tessera/workflow", {
+        "step_id": step_id, "workflow_id": str(uuid.uuid4()), "person_id": person_id, "step_type": "Future Work",
+        "assignee": {"kind": "team", "id": team}, "state": "future", "priority": "normal",
+        "due_date": annual.isoformat(), "pack_version": 1, "provenance": {"rule": "R-NA3 finish"},
+    }, subject=person_id)
+    manager = worker_auth(f"tm-{run}", ["team_manager"], [team])
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS]) as log, \
+            httpx.AsyncClient(auth=manager, base_url=clocks.url) as http:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, created.to_bytes())])
+        await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+        [clock] = (await http.get(f"/teams/{team}/clocks")).json()
+    assert (clock["clock"], clock["due_date"], clock["status"]) == ("annual_review", annual.isoformat(), "on_track")
+    assert clock["next_point"] == {"point": "warning-14", "at": start_of_day(annual - timedelta(days=14)).isoformat()}
+
+
+async def test_R_CL9_a_future_work_without_a_date_starts_no_clock_and_one_with_a_bad_date_is_dead_lettered(
+        infra, clocks):
+    """A Future Work sent at once has no date to be due on; a date that is not one is named in the letter."""
+    person_id, team = str(uuid.uuid4()), f"adult-front-door-{uuid.uuid4().hex[:8]}"
+
+    def future_work(due: object) -> bytes:
+        return new_message("step.created", "tessera/workflow", {
+            "step_id": str(uuid.uuid4()), "workflow_id": str(uuid.uuid4()), "person_id": person_id,
+            "step_type": "Future Work", "assignee": {"kind": "team", "id": team}, "state": "incoming",
+            "priority": "normal", "due_date": due, "pack_version": 1}, subject=person_id).to_bytes()
+
+    dated = (london_date(datetime.now(UTC)) + timedelta(days=200)).isoformat()
+    async with EventLog(infra.bootstrap, [topics.dlq(topics.WORKFLOW_EVENTS), topics.CLOCKS_EVENTS]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS,
+                      [(person_id, future_work(None)), (person_id, future_work("31 June")),
+                       (person_id, future_work(dated))])
+        [letter] = await log.wait_for(lambda m: m.headers.get("dlq_service") == "clocks"
+                                      and person_id in m.value.decode(errors="replace"), 60)
+        await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id)
+    assert letter.headers["dlq_error"].startswith("invalid step.created: due_date: ")
+    started = log.matching(lambda s: s.type == "clock.started" and s.data.get("person_id") == person_id)
+    assert [s.data["due_date"] for s in started] == [dated]

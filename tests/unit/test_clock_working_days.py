@@ -1,5 +1,6 @@
 """Statutory clocks, pure: working days in England and Wales (R-CL2), clocks as data (R-CL1), the C&F
-assessment and PWT timescales (R-CL3, R-CL4), pauses (R-CL5) and points fired once (R-CL6)."""
+assessment and PWT timescales (R-CL3, R-CL4), the initial and annual reviews (R-CL8, R-CL9), pauses (R-CL5) and
+points fired once (R-CL6)."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -174,3 +175,70 @@ def test_R_CL6_a_stopped_clock_withdraws_its_timers_and_fires_nothing():
     assert {type(t) for t in outcome.timers} == {domain.CancelTimer}
     assert domain.stop(outcome.clock, at=utc("2024-02-02T12:00:00"), by="step.cancelled", days=DAYS) is None
     assert domain.fire(outcome.clock, point="breach", due_at=clock.breach_at, now=clock.breach_at, days=DAYS) is None
+
+
+# --- the initial review and the annual review (R-CL8, R-CL9) ------------------------------------------------
+
+INITIAL, ANNUAL = (next(c for c in SHIPPED.clocks if c.name == n) for n in ("initial_review", "annual_review"))
+
+
+def test_R_CL8_an_initial_review_is_due_6_weeks_after_new_care_started_not_after_its_step():
+    outcome = domain.start(INITIAL, 2, subject_key="review", person_id="p", team_id="adult-front-door",
+                           at=utc("2024-06-20T10:00:00"), days=DAYS, dated=date(2024, 6, 10))
+    assert outcome.clock.due_date == date(2024, 7, 22)  # care started 10 June: 42 days on
+    assert [(p.name, p.at) for p in domain.points(outcome.clock, DAYS)] == [
+        ("warning-7", utc("2024-07-14T23:00:00")), ("breach", utc("2024-07-22T23:00:00"))]  # London midnights, BST
+    [started] = outcome.events
+    assert isinstance(started, ClockStarted) and (started.unit, started.length) == ("days", 42)
+
+
+def test_R_CL8_without_a_care_start_date_an_initial_review_counts_from_its_step():
+    clock = domain.start(INITIAL, 2, subject_key="review", person_id="p", team_id="t", at=utc("2024-06-20T10:00:00"),
+                         days=DAYS).clock
+    assert clock.due_date == date(2024, 8, 1)
+
+
+def test_R_CL8_the_initial_review_step_starts_its_clock_for_the_team_holding_the_workers_work():
+    created = {"step_id": "r1", "person_id": "p", "step_type": "Initial Review",
+               "assignee": {"kind": "worker", "id": "sw"},
+               "provenance": {"rule": "R-NA3", "held_by": ["adult-front-door", "adult-carers"],
+                              "window_from": "2024-06-10"}}
+    assert domain.starts_of(SHIPPED.clocks, "workflow.events", "step.created", created) == [INITIAL]
+    assert INITIAL.starts.team_key_of(created) == "adult-front-door"
+    assert definitions.field_at(created, INITIAL.length.date_field) == "2024-06-10"
+    finished = {"step_id": "r1", "step_type": "Initial Review"}
+    assert domain.Move(INITIAL.name, "r1", "stop") in domain.moves_of(SHIPPED.clocks, "workflow.events",
+                                                                      "step.finished", finished)
+
+
+def test_R_CL9_an_annual_review_is_due_on_its_original_date_however_late_its_clock_starts():
+    # last year's review, due 2 June 2024, was done late, on 1 August: the next is still due on 2 June (R-K4)
+    outcome = domain.start(ANNUAL, 2, subject_key="fw", person_id="p", team_id="adult-front-door",
+                           at=utc("2024-08-01T10:00:00"), days=DAYS, dated=date(2025, 6, 2))
+    assert outcome.clock.due_date == date(2025, 6, 2)
+    assert [(p.name, p.at) for p in domain.points(outcome.clock, DAYS)] == [
+        ("warning-14", utc("2025-05-18T23:00:00")), ("breach", utc("2025-06-02T23:00:00"))]
+    [started] = outcome.events
+    assert isinstance(started, ClockStarted) and started.length == 305  # the days it was given
+
+
+def test_R_CL9_rescheduling_the_future_work_does_not_move_the_annual_review_date():
+    rescheduled = {"step_id": "fw", "person_id": "p", "step_type": "Future Work", "due_date": "2025-09-01"}
+    assert domain.moves_of(SHIPPED.clocks, "workflow.events", "step.rescheduled", rescheduled) == []
+    created = {"step_id": "fw", "person_id": "p", "step_type": "Future Work", "state": "future",
+               "assignee": {"kind": "team", "id": "adult-front-door"}, "due_date": "2025-06-02"}
+    assert domain.starts_of(SHIPPED.clocks, "workflow.events", "step.created", created) == [ANNUAL]
+    assert definitions.field_at(created, ANNUAL.length.date_field) == "2025-06-02"
+
+
+def test_R_CL1_a_length_is_one_of_working_days_days_or_a_date_and_counts_from_a_date_only_with_a_number():
+    for length in ("{days: 3, due_on: due_date}", "{due_on: due_date, counted_from: provenance.window_from}", "{}"):
+        text = f"""
+version: 1
+clocks:
+  - {{name: c, title: x, rule: R-CL9, concerns: team_manager, length: {length},
+      starts: {{topic: workflow.events, type: step.created, key: step_id, team: assignee.id}},
+      stops: [{{topic: workflow.events, type: step.finished, key: step_id}}]}}
+"""
+        with pytest.raises(definitions.InvalidClocks, match="clocks.0.length"):
+            definitions.parse(text)

@@ -352,6 +352,13 @@ def test_R_S2_initial_review_outside_the_window_is_refused(e: Engine) -> None:
            scheduled_date="2024-07-22")
 
 
+def test_R_CL8_an_initial_review_names_the_day_new_care_started_for_its_clock(e: Engine) -> None:
+    plan = started(e, PLAN)
+    e.send("step.save", WORKER, step_id=plan, values={"care_start_date": "2024-06-10"})
+    [review] = finish(e, plan, action="Initial Review", assignee=TEAM, scheduled_date="2024-07-22").created
+    assert review.provenance["window_from"] == "2024-06-10"  # not the scheduled date: the clock counts 42 days
+
+
 def test_R_S2_without_a_care_start_date_the_window_counts_from_today(e: Engine) -> None:
     plan = started(e, PLAN)
     [review] = finish(e, plan, action="Initial Review", assignee=TEAM).created

@@ -168,11 +168,15 @@ def create_from_action(ctx: Context, step: Step, action: NextAction, rule: str) 
     assert action.target_step_type is not None
     sources = {**ctx.case.finished_values, step.step_type: step.values}
     due = action.scheduled_date
+    defn = ctx.packs.step(step.step_type, step.pack_version).next_action(action.action)
+    # R-CL8: the day a windowed action counts from (new care starting), for the clock timing its step
+    window_from = date_value(step.values, defn.window_from_field) if defn.scheduled_window_days else None
     return new_step(
         ctx, step_type=action.target_step_type, workflow_id=step.workflow_id, person_id=step.person_id,
         assignee=_resolve_assignee(action), priority=action.priority, due_date=due,
         provenance={"rule": rule, "action": action.action, "from_step_id": step.step_id,
-                    "next_action_id": action.next_action_id, "from_pack_version": step.pack_version},
+                    "next_action_id": action.next_action_id, "from_pack_version": step.pack_version,
+                    **({"window_from": window_from.isoformat()} if window_from else {})},
         source_values=sources, from_step=step,
     )
 
