@@ -44,12 +44,14 @@ class Package:
 
 PACKAGES = (
     Package("govuk-frontend", "6.3.0",
-            "sha512-cXIQxm5PHCsbic47GXZrVBZhAeeshTLRL6ZBKilLsR6rMCjJuWb7Fruq0VUNMBJFlJk/srsRj/q8d5bM9cgKoA==", "govuk-frontend", {
+            "sha512-cXIQxm5PHCsbic47GXZrVBZhAeeshTLRL6ZBKilLsR6rMCjJuWb7Fruq0VUNMBJFlJk/srsRj/q8d5bM9cgKoA==",
+            "govuk-frontend", {
         "package/dist/govuk/govuk-frontend.min.css": "govuk-frontend.min.css",
         "package/dist/govuk/govuk-frontend.min.js": "govuk-frontend.min.js",
     }),
     Package("@ministryofjustice/frontend", "11.1.0",
-            "sha512-1bkUbm2M4DpcpX/pOmumQRBsbJco9W2RwmJv5h/ZC/ZqrAOn2/FjpF+A7vS0gs7oMXBizr9O5huDrSYbLx73Nw==", "moj-frontend", {
+            "sha512-1bkUbm2M4DpcpX/pOmumQRBsbJco9W2RwmJv5h/ZC/ZqrAOn2/FjpF+A7vS0gs7oMXBizr9O5huDrSYbLx73Nw==",
+            "moj-frontend", {
         "package/moj/moj-frontend.min.css": "moj-frontend.min.css",
     }),
 )
