@@ -217,7 +217,7 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
         # §9: the teams are a picker of the catalogue's teams by name, not typed ids
         accounts = await admin.get("/admin/accounts")
         south = '<label for="new-team-wellbeing-service-south">Wellbeing Service South</label>'
-        assert 'value="wellbeing-service-south">' + south in accounts.text
+        assert 'value="wellbeing-service-south">' + south in markup(accounts.text)
         refused = await admin.post("/admin/accounts", user_id="Bad Name!", name="", teams=["ok-team", "Bad_Team!"],
                                    password="short")
         for named in ("user name", "name is required", "choose at least one role",
@@ -400,7 +400,7 @@ async def test_R_K13_future_work_is_assigned_only_to_a_team_on_the_step_page(inf
 
 def start_new_menu(page: str) -> list[str]:
     """The step types the person page's Start > New offers."""
-    select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', page, re.S)
+    select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', markup(page), re.S)
     return re.findall(r"<option>([^<]*)</option>", select.group(1)) if select else []
 
 

@@ -94,6 +94,6 @@ async def test_R_A3_the_trays_allocate_form_names_who_is_already_involved_as_the
         involved = tray.split(f'id="involved-{entry_id.group(1)}"')[1].split("</div>")[0]
         assert "Team Adult Social Care Front Door : holds Adult Contact (Incoming)" in words_of(involved)
         assert f'<select id="al-{entry_id.group(1)}" name="worker_id" required><option value="">Choose…</option>' \
-            in tray
+            in markup(tray)
     finally:
         await manager.close()
