@@ -223,6 +223,8 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
         for named in ("user name", "name is required", "choose at least one role",
                       "not a known team: ok-team, Bad_Team!", "at least 12 characters"):
             assert named in refused.text, named
+        for field_id in ("new-user-id", "new-name", "new-roles", "new-teams", "new-password"):  # issue #19 §4
+            assert f'href="#{field_id}"' in refused.text and f'id="{field_id}-error"' in refused.text, field_id
         created = await admin.post("/admin/accounts", user_id=new_user, name="Nia West (Social Worker)",
                                    roles="social_worker", teams=["adult-carers"], password="first-password-1")
         assert f"Account {new_user} created." in created.text
