@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast lint faults bench clean browser lock
+.PHONY: run test test-fast lint faults bench clean browser lock vendor-frontend
 
 # exactly the locked versions, each checked against its hash; then the project itself
 $(STAMP): pyproject.toml requirements-test.lock
@@ -24,6 +24,10 @@ lock:
 	  --universal --python-version 3.11 --no-header --quiet -o requirements-test.lock
 	sed -i '1i # Made by `make lock` from pyproject.toml: every package and its hashes, for every platform and Python 3.11+.' \
 	  requirements.lock requirements-test.lock
+
+# the desk's GOV.UK Frontend and MOJ Frontend, from npm at pinned versions and hashes (the result is committed)
+vendor-frontend:
+	$(PYTHON) -m tools.vendor_frontend
 
 run: $(STAMP)
 	$(PY) -m tessera run

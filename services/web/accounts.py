@@ -36,6 +36,11 @@ class NewAccount:
     problems: list[dict[str, str]] = field(default_factory=list)
 
 
+# the create form's element for each field a refusal names (the error summary links to it, issue #19 §4)
+FIELD_IDS = {"user_id": "new-user-id", "name": "new-name", "roles": "new-roles", "teams": "new-teams",
+             "email": "new-email", "password": "new-password"}
+
+
 def password_problems(password: str, field_name: str = "password") -> list[dict[str, str]]:
     if len(password) < MIN_PASSWORD:
         return [{"field": field_name, "message": f"the password must be at least {MIN_PASSWORD} characters"}]
@@ -76,7 +81,9 @@ async def accounts_page(request: Request) -> HTMLResponse:
     users = await store.every_user(pool(request))
     return await render(request, "accounts.html", user, users=users, audit=await store.account_audit(pool(request)),
                         teams=teams(), roles=auth.ROLE_NAMES,
-                        min_password=MIN_PASSWORD, title="Accounts")
+                        min_password=MIN_PASSWORD, title="Accounts",
+                        link_for=lambda reason: f"#{FIELD_IDS[reason['field']]}" if reason.get("field") in FIELD_IDS
+                        else None)
 
 
 async def _refused(request: Request, message: str, problems: list[dict[str, str]]) -> Response:

@@ -353,9 +353,9 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
         assert (await pdf.body()).startswith(b"%PDF")
 
         # chronology: every step event, the note, the record's creation, oldest first, with who and when
-        chron = page.locator("#chronology-table tbody tr")
+        chron = page.locator("#chronology-timeline .moj-timeline__item")
         times = [datetime.fromisoformat(t) for t in await chron.evaluate_all(
-            "rows => rows.map(r => r.dataset.at)")]
+            "items => items.map(i => i.dataset.at)")]
         assert times == sorted(times) and len(times) >= 6
         texts = [t.strip() for t in await chron.all_inner_texts()]
         order = [f"{SCREENING} created", f"{SCREENING} started", f"{SCREENING} saved",
@@ -367,7 +367,7 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
         assert any("Hana Hub" in t and f"{SCREENING} started" in t for t in texts), texts
         assert any("Is the person eligible for the Wellbeing Service?" in t for t in texts), texts
         assert not any("eligible_for_wellbeing_service" in t for t in texts), texts
-        await expect(page.locator("#chronology-table")).to_contain_text("Case note: Phone call with daughter")
+        await expect(page.locator("#chronology-timeline")).to_contain_text("Case note: Phone call with daughter")
         await check_page(page, screenshots, "10-person-documents-chronology")
 
         # as at today: the screening finished (its kept form) and the triage incoming
@@ -386,8 +386,8 @@ async def test_person_summary_shows_documents_chronology_and_the_work_as_at_an_e
         await expect(row).to_contain_text("Values not kept for unfinished work")
         await expect(row).to_contain_text("hub")
         await expect(view.locator(f'tr[data-step-id="{triage}"]')).to_have_count(0)
-        await expect(page.locator("#chronology-table")).not_to_contain_text(f"{SCREENING} finished")
-        await expect(page.locator("#chronology-table")).not_to_contain_text("Case note")
+        await expect(page.locator("#chronology-timeline")).not_to_contain_text(f"{SCREENING} finished")
+        await expect(page.locator("#chronology-timeline")).not_to_contain_text("Case note")
         # every section says what moment it shows; what cannot be shown is said
         await expect(page.get_by_role("heading", level=1)).to_contain_text("as at ")
         await expect(page.locator("#as-at-banner")).to_contain_text("You are looking at this record as at")

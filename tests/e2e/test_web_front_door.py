@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.web_client import Desk
+from tests.e2e.web_client import Desk, markup
 from tests.factories import unique_referral
 from tests.workflow_harness import new_case
 
@@ -64,9 +64,9 @@ async def test_teams_are_shown_by_the_names_people_know_them_by_never_by_id(infr
     try:
         home = await desk.sign_in("hub")
         assert 'href="/teams/wellbeing-service-hub/work">Team: Wellbeing Service Hub Team</a>' in home.text
-        team_work = (await desk.get("/teams/wellbeing-service-hub/work")).text
+        team_work = markup((await desk.get("/teams/wellbeing-service-hub/work")).text)
         assert "<h1>Team work: Wellbeing Service Hub Team</h1>" in team_work
-        person = (await desk.get(f"/people/{person_id}")).text
+        person = markup((await desk.get(f"/people/{person_id}")).text)
         assert "<td>Wellbeing Service Hub Team</td>" in person and "team wellbeing-service-hub" not in person
         step = (await desk.get(f"/steps/{step_id}")).text
         assert "assigned to <strong>Wellbeing Service Hub Team</strong>" in step

@@ -12,7 +12,7 @@ from shared import audit, topics
 from shared.testing import EventLog, ServiceProcess, free_port, service_auth
 from tests.allocation_harness import referral_seen, tray_args
 from tests.e2e.test_web_browser import GSO, wellbeing_to_sap
-from tests.e2e.web_client import Desk
+from tests.e2e.web_client import Desk, markup
 from tests.factories import unique_referral
 from tests.workflow_harness import SCREENING, SO_TRANSFER, Commands, new_case
 
@@ -123,7 +123,7 @@ async def test_a_manager_sees_every_reason_given_to_reach_a_record_in_the_desk_a
         assert 'id="access-audit-link"' in opened.text
         page = await manager.get(f"/people/{person_id}/access-audit")
         rows = re.findall(r"<tr><td><time[^>]*>[^<]*</time></td><td>([^<]*)</td><td>[^<]*</td><td>([^<]*)</td>"
-                          r"<td>([^<]*)</td><td>([^<]*)</td></tr>", page.text)
+                          r"<td>([^<]*)</td><td>([^<]*)</td></tr>", markup(page.text))
         # workers by the names the desk knows them by (issue #22 §9)
         tm, sw2 = "Tom Mensah (Team Manager)", "Chris Carer (Social Worker, Carers)"
         assert rows[0] == (tm, "Desk", "Opened the record (break-glass)", checking)
@@ -200,7 +200,7 @@ async def test_r_rq7_the_authorisation_queue_comes_from_workflow_even_while_noti
 
 
 def audit_rows(page: str) -> list[str]:
-    table = page.split('id="account-audit"', 1)[1]
+    table = markup(page).split('id="account-audit"', 1)[1]
     return [re.sub(r"<[^>]+>", " ", r) for r in re.findall(r"<tr><td><time.*?</tr>", table, re.S)]
 
 
@@ -217,12 +217,14 @@ async def test_an_administrator_creates_disables_enables_and_resets_an_account_e
         # §9: the teams are a picker of the catalogue's teams by name, not typed ids
         accounts = await admin.get("/admin/accounts")
         south = '<label for="new-team-wellbeing-service-south">Wellbeing Service South</label>'
-        assert 'value="wellbeing-service-south">' + south in accounts.text
+        assert 'value="wellbeing-service-south">' + south in markup(accounts.text)
         refused = await admin.post("/admin/accounts", user_id="Bad Name!", name="", teams=["ok-team", "Bad_Team!"],
                                    password="short")
         for named in ("user name", "name is required", "choose at least one role",
                       "not a known team: ok-team, Bad_Team!", "at least 12 characters"):
             assert named in refused.text, named
+        for field_id in ("new-user-id", "new-name", "new-roles", "new-teams", "new-password"):  # issue #19 §4
+            assert f'href="#{field_id}"' in refused.text and f'id="{field_id}-error"' in refused.text, field_id
         created = await admin.post("/admin/accounts", user_id=new_user, name="Nia West (Social Worker)",
                                    roles="social_worker", teams=["adult-carers"], password="first-password-1")
         assert f"Account {new_user} created." in created.text
@@ -293,7 +295,7 @@ async def test_placing_on_a_tray_needs_the_same_grounds_as_opening_the_record_an
     assert about_theirs == []  # no tray.add was sent for them, so allocation said nothing
     assert await db.fetchval("SELECT count(*) FROM allocation.tray_entries WHERE person_id = $1",
                              uuid.UUID(theirs)) == 0
-    listed = re.search(rf"<tr>(?:(?!</tr>).)*{ours}(?:(?!</tr>).)*</tr>", audit_page.text, re.S)
+    listed = re.search(rf"<tr>(?:(?!</tr>).)*{ours}(?:(?!</tr>).)*</tr>", markup(audit_page.text), re.S)
     assert listed and "Allocated to themselves" in listed.group(0)
     # §9: the worker and their teams by name, as people know them
     assert "<td>Tom Mensah (Team Manager)</td><td>Adult Social Care Front Door</td>" in listed.group(0)
@@ -400,7 +402,7 @@ async def test_R_K13_future_work_is_assigned_only_to_a_team_on_the_step_page(inf
 
 def start_new_menu(page: str) -> list[str]:
     """The step types the person page's Start > New offers."""
-    select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', page, re.S)
+    select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', markup(page), re.S)
     return re.findall(r"<option>([^<]*)</option>", select.group(1)) if select else []
 
 

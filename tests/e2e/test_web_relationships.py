@@ -10,14 +10,14 @@ import pytest
 
 from shared.testing import poll_until
 from tests.allocation_harness import referral_seen
-from tests.e2e.web_client import Desk, form_fields
+from tests.e2e.web_client import Desk, form_fields, markup
 from tests.workflow_harness import SCREENING, new_case
 
 pytestmark = pytest.mark.e2e
 
 
 def _section(html: str, table_id: str) -> str:
-    found = re.search(rf'<table class="work" id="{table_id}">(.*?)</table>', html, re.S)
+    found = re.search(rf'<table class="work" id="{table_id}">(.*?)</table>', markup(html), re.S)
     assert found, table_id
     return found.group(1)
 

@@ -13,7 +13,7 @@ import pytest
 
 from shared.testing import poll_until
 from tests.allocation_harness import referral_seen, tray_args
-from tests.e2e.web_client import Desk
+from tests.e2e.web_client import Desk, markup
 from tests.workflow_harness import new_case
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,7 @@ async def test_R_T3_R_T5_the_rag_is_chosen_with_the_guide_and_a_social_worker_re
         await worker.sign_in("sw")
         tray = await worker.get(f"/tray?team={TEAM}")
         assert "The person is wandering at night" in words_of(tray.text)  # the guide, beside the review forms
-        entry_id = re.search(rf'data-entry-id="([^"]+)">\s*<td><a href="/people/{person_id}"', tray.text)
+        entry_id = re.search(rf'data-entry-id="([^"]+)">\s*<td><a href="/people/{person_id}"', markup(tray.text))
         assert entry_id and "Record review" in row_of(tray.text, person_id)
         assert "Remove from tray" not in row_of(tray.text, person_id)  # taking a case off is the TM/TL's
         reviewed = await worker.post(f"/tray/{entry_id.group(1)}/review", contacted="true",
@@ -89,11 +89,11 @@ async def test_R_A3_the_trays_allocate_form_names_who_is_already_involved_as_the
         placed = await manager.post(f"/people/{person_id}/tray", **tray_args(TEAM, urgent="false"))
         assert "RAG" in placed.text, placed.text[:300]
         tray = (await manager.get(f"/tray?team={TEAM}")).text
-        entry_id = re.search(rf'data-entry-id="([^"]+)">\s*<td><a href="/people/{person_id}"', tray)
+        entry_id = re.search(rf'data-entry-id="([^"]+)">\s*<td><a href="/people/{person_id}"', markup(tray))
         assert entry_id
         involved = tray.split(f'id="involved-{entry_id.group(1)}"')[1].split("</div>")[0]
         assert "Team Adult Social Care Front Door : holds Adult Contact (Incoming)" in words_of(involved)
         assert f'<select id="al-{entry_id.group(1)}" name="worker_id" required><option value="">Choose…</option>' \
-            in tray
+            in markup(tray)
     finally:
         await manager.close()

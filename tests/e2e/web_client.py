@@ -81,3 +81,12 @@ def form_fields(html: str, form_id: str) -> dict[str, list[str]]:
     reader = _FormReader(form_id)
     reader.feed(html)
     return reader.fields
+
+
+def markup(html: str) -> str:
+    """The page without its design system's classes (GOV.UK Frontend's govuk-*, MOJ Frontend's moj-*; issue #19 §4),
+    so a test reads the page's own structure and hooks as they were written."""
+    def own(found: re.Match[str]) -> str:
+        kept = [c for c in found.group(1).split() if not c.startswith(("govuk-", "moj-"))]
+        return f' class="{" ".join(kept)}"' if kept else ""
+    return re.sub(r' class="([^"]*)"', own, html)
