@@ -262,3 +262,27 @@ async def test_R_K11_a_review_waiting_with_the_team_at_sign_off_is_the_task_of_t
     reminder = await task_of(notifications, p.sw, "workers", p.sw["worker_id"], person_id, "send_to_person")
     assert (reminder["step_id"], reminder["task"]["rule"]) == (review, "R-K11")
     assert not [t for t in await inbox(notifications, p.tm, "teams", p.team) if t["task"]["code"] == "send_to_person"]
+
+
+async def test_R_K6_a_professional_support_falls_due_for_renewal_through_the_scheduler_as_its_workers_task(
+        infra, workflow, notifications, scheduler, scheduler_clock, events: EventLog, commands):
+    """No event made up: the manager opens a Professional Support for a worker (seed 001 §3.3), workflow sets its
+    4-weekly renewal with the scheduler, four weeks pass on the scheduler's clock, and the renewal is the worker's
+    task, done when the manager closes the support."""
+    run = uuid.uuid4().hex[:8]
+    tm = actor(f"tm-{run}", "team_manager", teams=("adult-front-door",))
+    sw = actor(f"sw-{run}", "social_worker", teams=("adult-front-door",))
+    person_id, _ = await new_case(infra, events)
+    opened = (await commands.send("step.start_new", tm, key=person_id, person_id=person_id,
+                                  step_type="Professional Support",
+                                  assignee={"kind": "worker", "id": sw["worker_id"]})).ok()
+    support = opened.of("step.created")["step_id"]
+    [renewal] = await events.wait_for(lambda s: s.type == "timer.set" and s.caused_by(opened.command.id)
+                                      and s.data["owner"] == "workflow", 30)
+    await scheduler_clock.move_to(datetime.fromisoformat(renewal.data["due_at"]) + timedelta(seconds=1))
+    task = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, "renewal_due")
+    assert (task["name"], task["step_id"], task["task"]["rule"]) == (
+        "Renew or close Professional Support", support, "R-K6")
+    (await commands.send("step.cancel", tm, key=person_id, step_id=support, reason="Goals met")).ok()
+    done = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, "renewal_due", "completed")
+    assert (done["closed_by"], done["closed_reason"]) == (tm["worker_id"], "step_cancelled")
