@@ -286,3 +286,33 @@ async def test_R_K6_a_professional_support_falls_due_for_renewal_through_the_sch
     (await commands.send("step.cancel", tm, key=person_id, step_id=support, reason="Goals met")).ok()
     done = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, "renewal_due", "completed")
     assert (done["closed_by"], done["closed_reason"]) == (tm["worker_id"], "step_cancelled")
+
+
+async def test_R_K3_a_plan_ending_the_last_open_work_with_no_future_work_is_the_workers_and_the_signers_task(
+        infra, workflow, notifications, events: EventLog, commands):
+    """No event made up: a social worker's Care and Support Plan, the person's only open work, goes for sign-off with
+    "other workflow continues" and nothing leading to a Future Work; the Team Manager authorises it, and the warning
+    is a task in the worker's inbox and the manager's (seed 001 §3.3, §6.5)."""
+    run = uuid.uuid4().hex[:8]
+    sw = actor(f"sw-{run}", "social_worker", teams=("adult-review",))
+    tm = actor(f"tm-{run}", "team_manager", teams=("adult-review",))
+    person_id = str(uuid.uuid4())
+
+    async def ok(type_: str, who: dict[str, Any], **data: Any) -> Any:
+        return (await commands.send(type_, who, key=person_id, **data)).ok()
+
+    plan = await commands.given_step(sw, person_id, "Care and Support Plan")
+    await ok("step.save", sw, step_id=plan, values={
+        "planned_services": [{"service": "Personal assistant (PA) support", "hourly_rate": 12.20,
+                              "hours_per_week": 7}], "annual_review_date": "2025-06-03",
+        "care_start_date": "2024-06-10", "plan_outcomes": "Stays independent at home"})
+    raised = await ok("step.send_request", sw, step_id=plan, name="REQUIRED Please Authorise Support Plan",
+                      to={"kind": "worker", "id": tm["worker_id"]})
+    await ok("step.add_next_action", sw, step_id=plan, action="No further action – other workflow continues (NFA)")
+    await ok("request.complete", tm, request_id=raised.of("request.raised")["request_id"])
+    finished = (await ok("step.authorise", tm, step_id=plan)).of("step.finished")
+    assert "no_future_work" in [w["code"] for w in finished["warnings"]]
+    for who in (sw, tm):
+        task = await task_of(notifications, who, "workers", who["worker_id"], person_id, "no_future_work")
+        assert (task["name"], task["step_id"], task["task"]["rule"]) == (
+            "Make sure a Future Work follows", plan, "R-K3")
