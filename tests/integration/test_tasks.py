@@ -316,3 +316,25 @@ async def test_R_K3_a_plan_ending_the_last_open_work_with_no_future_work_is_the_
         task = await task_of(notifications, who, "workers", who["worker_id"], person_id, "no_future_work")
         assert (task["name"], task["step_id"], task["task"]["rule"]) == (
             "Make sure a Future Work follows", plan, "R-K3")
+
+
+async def test_R_S2_a_request_left_past_its_due_time_is_its_recipients_task_until_completed(
+        infra, workflow, notifications, scheduler, scheduler_clock, events: EventLog, commands):
+    """No event made up: the hub asks the Senior Officer to act on a screening; the request's due time passes on
+    the scheduler's clock; the SO has an overdue task, done when they complete the request."""
+    p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
+    person_id, screening = await new_case(infra, events)
+    (await commands.send("step.start", p.hub, key=person_id, step_id=screening)).ok()
+    raised = (await commands.send("step.send_request", p.hub, key=person_id, step_id=screening,
+                                  name="(R) WB Please action", to={"kind": "worker", "id": p.so["worker_id"]},
+                                  note="Please look at this referral")).ok().of("request.raised")
+    key = f"request-overdue:{raised['request_id']}"
+    [timer] = await events.wait_for(lambda s: s.type == "timer.set" and s.data.get("key") == key, 30)
+    await scheduler_clock.move_to(datetime.fromisoformat(timer.data["due_at"]) + timedelta(seconds=1))
+    task = await task_of(notifications, p.so, "workers", p.so["worker_id"], person_id, "request_overdue")
+    assert (task["name"], task["step_id"], task["task"]["rule"]) == (
+        "Overdue: (R) WB Please action", screening, "R-S2")
+    (await commands.send("request.complete", p.so, key=person_id, request_id=raised["request_id"])).ok()
+    done = await task_of(notifications, p.so, "workers", p.so["worker_id"], person_id, "request_overdue",
+                         "completed")
+    assert (done["closed_by"], done["closed_reason"]) == (p.so["worker_id"], "request_completed")
