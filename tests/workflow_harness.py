@@ -145,6 +145,8 @@ class Engine:
     listed_ids: set[str] = field(default_factory=set)
     # R-C5: the person's locality team as allocation's team finder names it
     locality_team: str | None = None
+    # R-C5: the person's live purchase orders in workflow's purchasing tables, kind → ids
+    live_orders: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def _ids(self) -> Iterator[str]:
@@ -166,7 +168,7 @@ class Engine:
 
     def case_view(self, person_id: str, carer_ids: tuple[str, ...] = ()) -> domain.CaseView:
         """What store.case_view loads: open steps, finished values in finishing order, the finished
-        sequence (R-K5), the latest step of each type (R-K7), carers with an assessment (R-K9)."""
+        sequence (R-K5), the latest step of each type (R-K7), carers with an assessment (R-K9), live orders (R-C5)."""
         mine = [s for s in self.steps.values() if s.person_id == person_id]
         finished: dict[str, Any] = {}
         due_dates: dict[str, date] = {}
@@ -194,6 +196,7 @@ class Engine:
             finished_sequence=tuple(sequence),
             latest=latest,
             carers_assessed=assessed,
+            live_orders=dict(self.live_orders),
         )
 
     def send(self, type_: str, who: dict[str, Any], **data: Any) -> domain.Decision:

@@ -697,7 +697,9 @@ def closing_tasks(*, step_id: str, workflow_id: str, person_id: str, step_type: 
                   told: Iterable[tuple[Literal["worker", "team"], str]], at: datetime) -> list[InboxItem]:
     """R-K1: a full case closure names another team still involved with the person: that team (or the worker whose
     relationship names no team) is told before the closure ends its involvement (R-A5), once per closure; done when
-    a member of the team says so, since only they know whether they still have work with the person."""
+    a member of the team says so, since only they know whether they still have work with the person, or, the chance
+    to speak before the closure being over, when the case closes (by its closer) or the closure step is cancelled
+    (by whoever cancelled it)."""
     return [task(
         "case_closing", workflow_id, to=to, person_id=person_id, title="Case closing: your involvement will end",
         why=(f"{closer} finished {step_type} for a full case closure while"

@@ -41,6 +41,8 @@ from shared.events.notifications import (
 from shared.events.referrals import CaseNoteAdded, ReferralAccepted, upcast_referral_accepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.workflow import (
+    CaseClosed,
+    CaseClosureWithdrawn,
     NotificationSent,
     PersonDeathRecorded,
     RequestCompleted,
@@ -85,7 +87,8 @@ class Outbound:
 
 INBOX_EVENTS: dict[str, type[Event]] = {
     m.TYPE: m for m in (RequestRaised, NotificationSent, RequestCompleted, StepCancelled, StepReturned,
-                        StepFinished, StepCreated, StepRenewalDue, PersonDeathRecorded, StepAssigned)
+                        StepFinished, StepCreated, StepRenewalDue, PersonDeathRecorded, StepAssigned, CaseClosed,
+                        CaseClosureWithdrawn)
 }
 STEP_TASKS: tuple[domain.TaskCode, ...] = ("open_step_after_death", "renewal_due")
 
@@ -153,6 +156,12 @@ async def on_workflow_event(
                     await store.update_item(conn, item)
                 messages = [_task_completed(i, envelope) for i in withdrawn]
                 messages += await _add_tasks(conn, envelope, moved)
+            case CaseClosed():  # R-K1: the case closed; whoever was told it was closing has nothing left to say
+                messages = await _settle(conn, envelope, [f"closure:{w}" for w in event.workflow_ids],
+                                         ("case_closing",), "case_closed", event.actor)
+            case CaseClosureWithdrawn():  # R-K1: not closing after all; their involvement goes on
+                messages = await _settle(conn, envelope, [f"closure:{event.workflow_id}"], ("case_closing",),
+                                         "closure_cancelled", event.actor)
             case PersonDeathRecorded():  # R-K8
                 messages = await _add_tasks(conn, envelope, domain.death_tasks(
                     person_id=event.person_id, date_of_death=event.date_of_death, actor=event.actor,

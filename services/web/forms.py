@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.teams import team_name
+
 CELL = re.compile(r"^(?P<key>[a-z][a-z0-9_]*)\[(?P<row>\d+)\]\.(?P<col>[a-z][a-z0-9_]*)$")
 
 
@@ -27,15 +29,20 @@ class Access:
 
 
 def field_access(f: Mapping[str, Any], section: Mapping[str, Any], roles: Sequence[str], step_open: bool,
-                 logging_only: bool = False) -> Access:
+                 logging_only: bool = False, team_ids: Sequence[str] = ()) -> Access:
     """Whether the person may write the field; `logging_only`: they are involved with the person but the step is
-    not theirs, so only its activity logs (R-W13)."""
+    not theirs, so only its activity logs (R-W13); `team_ids`: their teams, for a section a request's team answers
+    (R-C5)."""
     if not step_open:
         return Access(False, "the step is not open for recording")
     if logging_only and not f.get("activity_log"):
         return Access(False, "the step's assignee completes this; you add to the activity log")
     if section.get("read_only"):
         return Access(False, "carried read-only from an earlier step")
+    answering = answering_team(section)
+    if answering is not None and answering not in team_ids:
+        return Access(False, f"completed by {team_name(answering)}, to whom the request"
+                             f" '{section['answered_by']['request']}' goes")
     if f.get("cog") == "blue":
         return Access(False, "from the person record: change the record, then refresh")
     if f.get("system_generated"):
@@ -44,6 +51,13 @@ def field_access(f: Mapping[str, Any], section: Mapping[str, Any], roles: Sequen
     if owner and owner not in roles:
         return Access(False, f"completed by the {owner.replace('_', ' ')}")
     return Access(True)
+
+
+def answering_team(section: Mapping[str, Any]) -> str | None:
+    """R-C5: the team a section is answered by (the team its request goes to), if any."""
+    answered = section.get("answered_by")
+    to = answered.get("to") if isinstance(answered, Mapping) else None
+    return to.get("id") if isinstance(to, Mapping) and to.get("kind") == "team" else None
 
 
 def column_editable(column: Mapping[str, Any]) -> bool:
@@ -169,11 +183,12 @@ def activity_logs(step: Mapping[str, Any]) -> set[str]:
     return {f["key"] for s, _ in all_sections(step) for f in s.get("fields", []) if f.get("activity_log")}
 
 
-def rendered(step: Mapping[str, Any], roles: Sequence[str], logging_only: bool = False) -> dict[str, Any]:
+def rendered(step: Mapping[str, Any], roles: Sequence[str], logging_only: bool = False,
+             team_ids: Sequence[str] = ()) -> dict[str, Any]:
     """#20: what the form shows for editing: a save is compared with this, not with whatever is newer."""
     values = step.get("values") or {}
     return {"values": {f["key"]: values.get(f["key"]) for s, _ in all_sections(step) for f in s.get("fields", [])
-                       if field_access(f, s, roles, True, logging_only).editable},
+                       if field_access(f, s, roles, True, logging_only, team_ids).editable},
             "completed_sections": list(step.get("completed_sections") or [])}
 
 
@@ -192,7 +207,8 @@ def _as_rendered(step: Mapping[str, Any], form: Any) -> tuple[dict[str, Any], li
     return {**values, **shown["values"]}, shown["completed_sections"]
 
 
-def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str], logging_only: bool = False) -> Parsed:
+def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str], logging_only: bool = False,
+               team_ids: Sequence[str] = ()) -> Parsed:
     """The values a save sends: only editable fields the person changed on the form (partial saves, R-W4, #20).
 
     "Changed" is against the values the form was rendered with, so a field the person did not touch is never
@@ -207,7 +223,7 @@ def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str], logging
     values, sections = shown
     for section, _form in all_sections(step):
         for f in section.get("fields", []):
-            if not field_access(f, section, roles, True, logging_only).editable:
+            if not field_access(f, section, roles, True, logging_only, team_ids).editable:
                 continue
             key = f["key"]
             if f.get("type") == "table":

@@ -86,7 +86,7 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         request_teams=_request_teams(step, teams_of_pack or set(teams)),
         next_refused=next_refused, chosen=flash.get("chosen") or {} if next_refused else {},
         my_request_ids=my_request_ids, offer=finish_offer(step, user, my_request_ids),
-        rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
+        rendered=forms.rendered(step, user.roles, logging_only, user.team_ids), logging_only=logging_only,
         names=names, history=history_rows(step, names),
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
 
@@ -190,7 +190,8 @@ async def _start(post: StepPost) -> None:
 
 async def _save(post: StepPost) -> None:
     sid = post.step_id
-    parsed = forms.parse_save(post.step, post.form, post.user.roles, logs_only(post.step, post.user))
+    parsed = forms.parse_save(post.step, post.form, post.user.roles, logs_only(post.step, post.user),
+                              post.user.team_ids)
     if parsed.problems:
         await set_flash(post.request, {"kind": "error", "message": "Not saved:", "reasons": parsed.problems,
                                        "scope": f"save:{sid}"})

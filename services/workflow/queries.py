@@ -154,6 +154,19 @@ async def _name_carried_sources(pool: asyncpg.Pool, step: domain.Step, defn: Ste
                 section["carried_from"] = named
 
 
+def _required_now(defn: StepDefinition, step: domain.Step, contract: dict[str, Any]) -> None:
+    """R-C5: whether each request is REQUIRED with the step's values now (`required_now`), and a section answered by
+    a request's recipient says whom and whether it is asked now (`answered_by`: {`request`, `to`, `required_now`})."""
+    for request in contract["requests"]:
+        request["required_now"] = defn.request(request["name"]).required_for(step.values)
+    by_name = {r["name"]: r for r in contract["requests"]}
+    for section in contract["form"]["sections"]:
+        if section["answered_by"] is not None:
+            request = by_name[section["answered_by"]]
+            section["answered_by"] = {"request": request["name"], "to": request["default_to"],
+                                      "required_now": request["required_now"]}
+
+
 @router.get("/steps/{step_id}")
 async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """A step as docs/contracts.md fixes it: the definition it runs on and what is on it now."""
@@ -165,6 +178,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     defn = _packs(request).step(step.step_type, step.pack_version)
     contract = defn.to_contract()
     await _name_carried_sources(pool, step, defn, contract["form"]["sections"])
+    _required_now(defn, step, contract)
     history = await store.history_of(pool, step_id)
     requests = await store.requests_of(pool, step.step_id)
     return {

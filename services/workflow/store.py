@@ -116,8 +116,8 @@ async def case_view(
     conn: Conn, person_id: str, *, carer_ids: Sequence[str] = (), carer_step_types: Sequence[str] = (),
 ) -> CaseView:
     """The person's open steps, latest finished values per step type (in finishing order), open
-    workflows, finished step types in order (R-K5), latest step per type (R-K7), and which of
-    `carer_ids` have a step of `carer_step_types` on their own record (R-K9)."""
+    workflows, finished step types in order (R-K5), latest step per type (R-K7), which of
+    `carer_ids` have a step of `carer_step_types` on their own record (R-K9), and live purchase orders (R-C5)."""
     pid = uuid.UUID(person_id)
     others = await conn.fetch(
         "SELECT step_id, step_type, state, pack_version, workflow_id, due_date FROM steps WHERE person_id = $1"
@@ -143,6 +143,9 @@ async def case_view(
     due_dates = await conn.fetch(
         "SELECT DISTINCT ON (step_type) step_type, due_date FROM steps WHERE person_id = $1"
         " AND state = 'finished' AND due_date IS NOT NULL ORDER BY step_type, updated_at DESC", pid)
+    orders = await conn.fetch(
+        "SELECT kind, array_agg(po_request_id::text ORDER BY requested_at, po_request_id) AS ids FROM po_requests"
+        " WHERE person_id = $1 AND end_requested_at IS NULL GROUP BY kind", pid)
     return CaseView(
         other_steps=tuple(OtherStep(str(r["step_id"]), r["step_type"], r["state"], r["pack_version"],
                                     str(r["workflow_id"]), r["due_date"]) for r in others),
@@ -153,6 +156,7 @@ async def case_view(
         latest={r["step_type"]: LatestStep(str(r["step_id"]), london_date(r["created_at"]), r["values"])
                 for r in latest},
         carers_assessed=frozenset(str(r["person_id"]) for r in assessed),
+        live_orders={r["kind"]: tuple(r["ids"]) for r in orders},
     )
 
 

@@ -257,6 +257,18 @@ class CaseClosed(Event):
     workflow_ids: Items[IdText]
 
 
+class CaseClosureWithdrawn(Event):
+    """A full case closure step was cancelled (R-K1): the case is not closing after all, so the teams told that
+    their involvement would end (`told_of_closure`) are told no more."""
+
+    TYPE: ClassVar[str] = "case.closure_withdrawn"
+    person_id: IdText
+    workflow_id: IdText
+    step_id: IdText
+    actor: IdText
+    reason: FreeText
+
+
 class OpenStepListed(BaseModel):
     """A step still open, listed for the manager."""
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from shared.testing import service_auth
+from shared.testing import poll_until, service_auth, worker_auth
 from tests.workflow_harness import (
     CLOSURE_IN_PROGRESS,
     CLOSURE_VALUES,
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_wellbeing_journey_from_referral_to_case_closed(
-        infra, referrals, workflow, allocation, events, commands: Commands):
+        infra, referrals, workflow, allocation, notifications, events, commands: Commands):
     p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
     person_id, screening = await new_case(infra, events)
     http = httpx.AsyncClient(auth=service_auth(), base_url=workflow.url)
@@ -117,11 +117,15 @@ async def test_wellbeing_journey_from_referral_to_case_closed(
         raised = (await ok("step.send_request", p.gso, step_id=sap, name=SO_TRANSFER)).of("request.raised")
         assert raised["to"] == {"kind": "team", "id": "wellbeing-service-management"}
         assert (await step(sap))["state"] == "awaiting_authorisation"
+        # the Senior Officer is told: the request is in the management team's inbox, as the SO reads it (R-RQ2)
+        [told] = await poll_until(lambda: requests_of(notifications, p.so, person_id), 30, "the SO's request")
+        assert (told["request_id"], told["name"], told["step_id"]) == (raised["request_id"], SO_TRANSFER, sap)
 
         # the SO completes the request, adds the next action and finishes
         blocked = await refused("step.finish", p.so, step_id=sap)
         assert {(r["code"], r.get("request_id")) for r in blocked} >= {("open_request", raised["request_id"])}
         await ok("request.complete", p.so, request_id=raised["request_id"], note="Signed off")
+        assert await poll_until(lambda: _none_open(notifications, p.so, person_id), 30, "the request done")
         await ok("step.add_next_action", p.so, step_id=sap, action=PROPOSED_CLOSURE)
         finished = await ok("step.finish", p.so, step_id=sap)
         proposed = finished.of("step.created")
@@ -149,6 +153,8 @@ async def test_wellbeing_journey_from_referral_to_case_closed(
         # R-C5: to the Adult Admin Team for where the person lives (an LE1 postcode: the City locality)
         assert closing["assignee"] == {"kind": "team", "id": "adult-admin-city"}
         admin = actor(f"admin{p.suffix}", "business_support", teams=("adult-admin-city",))
+        admin_work = (await http.get("/teams/adult-admin-city/work", params=NEWEST_WORK)).json()
+        assert closing["step_id"] in [s["step_id"] for s in admin_work["incoming"]]  # the admin team's inbox
 
         # the Adult Admin Team closes the case
         await ok("step.start", admin, step_id=closing["step_id"])
@@ -167,3 +173,19 @@ async def test_wellbeing_journey_from_referral_to_case_closed(
         assert (await step(closing["step_id"]))["provenance"]["from_step_id"] == proposed["step_id"]
     finally:
         await http.aclose()
+
+
+async def requests_of(notifications, who: dict, person_id: str) -> list[dict]:
+    """The open requests about the person in the worker's teams' inboxes, read with the worker's own token."""
+    auth = worker_auth(who["worker_id"], who["roles"], who["team_ids"])
+    async with httpx.AsyncClient(auth=auth, base_url=notifications.url) as http:
+        items = []
+        for team in who["team_ids"]:
+            response = await http.get(f"/teams/{team}/inbox", params={"kind": "request", "state": "open"})
+            assert response.status_code == 200, response.text
+            items += [i for i in response.json() if i["person_id"] == person_id]
+    return items
+
+
+async def _none_open(notifications, who: dict, person_id: str) -> bool:
+    return not await requests_of(notifications, who, person_id)

@@ -11,7 +11,7 @@ from shared.envelope import new_message
 from shared.events.scheduler import TimerDue
 from shared.testing import EventLog, service_auth
 from tests.allocation_harness import AllocationCommands, Staff, referral, tray_args
-from tests.workflow_harness import Commands, given_step
+from tests.workflow_harness import NEWEST_WORK, Commands, given_step
 
 
 async def on_tray(infra, out: EventLog, alloc: AllocationCommands, s: Staff, **overrides):
@@ -228,11 +228,15 @@ async def test_R_T7_tray_sorts_and_filters_and_reports_the_wait(infra, allocatio
 
 
 async def test_R_A3_allocate_removes_from_tray_records_relationship_and_assigns_team_work(
-        infra, allocation, workflow, out, alloc):
+        infra, allocation, workflow, workflow_db, out, alloc):
+    """Only the allocating team's work moves: the person's Adult Safeguarding Triage stays in the safeguarding
+    team's inbox (issue #22 §4)."""
     s = Staff()
     person_id, step_id, placed = await on_tray(infra, out, alloc, s, support="none", risk="high")
     entry_id = placed.of("tray.entry_added")["entry_id"]
     await alloc.hand_to_team(person_id, step_id, s.team)  # the hub passed the screening to the team
+    safeguarding = await given_step(workflow_db, s.tm, person_id, "Adult Safeguarding Triage",
+                                    {"kind": "team", "id": "adult-safeguarding"})
     outcome = (await alloc.send("case.allocate", s.tm, person_id=person_id, worker_id=s.sw["worker_id"],
                                 team_id=s.team)).ok()
     assert outcome.types == ["worker_relationship.added", "tray.entry_removed", "case.allocated"]
@@ -246,6 +250,8 @@ async def test_R_A3_allocate_removes_from_tray_records_relationship_and_assigns_
     async with httpx.AsyncClient(auth=service_auth()) as http:
         work = (await http.get(f"{workflow.url}/workers/{s.sw['worker_id']}/work")).json()
         assert [w["step_id"] for w in work["incoming"]] == [step_id]
+        still = (await http.get(f"{workflow.url}/teams/adult-safeguarding/work", params=NEWEST_WORK)).json()
+        assert safeguarding in {w["step_id"] for w in still["incoming"]}
         assert (await http.get(f"{allocation.url}/teams/{s.team}/tray")).json()["entries"] == []
         listed = (await http.get(f"{allocation.url}/workers/{s.sw['worker_id']}/allocations")).json()
     assert [p["person_id"] for p in listed] == [person_id]

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from shared.testing import poll_until, service_auth, worker_auth
+from tests.purchasing_harness import PA, coordinator, plan_values, support_plan
 from tests.workflow_harness import (
     PROPOSED_CLOSURE_VALUES,
     SCREENING_VALUES,
@@ -24,6 +25,7 @@ from tests.workflow_harness import (
 PROPOSED = "Adult Proposed Case Closure"
 IN_PROGRESS = "Adult Case Closure in Progress"
 DP_REQUEST = "Adult Please review information and authorise"
+CHECKLIST_TITLE = "Direct Payments Suspension and Termination Checklist"
 AREA_TEAM = "adult-care-area"
 DIED_WITH_DP = {**PROPOSED_CLOSURE_VALUES, "closure_reason": "Person has died", "had_direct_payment": True}
 CHECKLIST = {"dp_suspended": True, "dp_termination_date": "2024-07-02", "dp_final_reconciliation_requested": True}
@@ -93,3 +95,35 @@ async def test_R_C5_a_death_with_a_direct_payment_is_closed_through_the_adult_ca
 
 async def _no_open(notifications: Any, area: dict[str, Any], person_id: str) -> bool:
     return not await team_requests(notifications, area, AREA_TEAM, person_id)
+
+
+async def test_R_C5_the_closure_names_who_answers_the_checklist_and_carries_the_live_direct_payment(
+        infra, referrals, workflow, events, commands: Commands):
+    """What an outside checker reads on GET /steps: the checklist section is the Adult Care (Area) team's, asked once
+    the person has died with a direct payment; and the direct payment question starts answered Yes from the live
+    direct payment order Tessera raised, naming that order."""
+    p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
+    person_id, _ = await new_case(infra, events)
+    sts = coordinator()
+    plan = await support_plan(commands, sts, person_id, plan_values(PA), [{"action": "Direct payments"}])
+    (await commands.send("step.finish", sts, key=person_id, step_id=plan)).ok()
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
+        [order] = (await http.get(f"/people/{person_id}/purchase-orders")).json()
+        started = await commands.send("step.start_new", p.hub, key=person_id, person_id=person_id, step_type=PROPOSED)
+        proposed = started.ok().of("step.created")["step_id"]
+        read = (await http.get(f"/steps/{proposed}")).json()
+        assert order["kind"] == "direct_payment" and read["values"]["had_direct_payment"] is True
+        assert read["provenance"]["prefilled"]["had_direct_payment"]["po_request_ids"] == [order["po_request_id"]]
+        checklist = _checklist(read)
+        assert checklist["answered_by"] == {"request": DP_REQUEST, "to": {"kind": "team", "id": AREA_TEAM},
+                                            "required_now": False}
+        (await commands.send("step.save", p.hub, key=person_id, step_id=proposed,
+                             values={"closure_reason": "Person has died"})).ok()
+        read = (await http.get(f"/steps/{proposed}")).json()
+    assert _checklist(read)["answered_by"]["required_now"] is True
+    assert [r["required_now"] for r in read["requests"] if r["name"] == DP_REQUEST] == [True]
+
+
+def _checklist(step: dict[str, Any]) -> dict[str, Any]:
+    [section] = [s for s in step["form"]["sections"] if s["title"] == CHECKLIST_TITLE]
+    return section

@@ -262,3 +262,79 @@ async def test_R_K11_a_review_waiting_with_the_team_at_sign_off_is_the_task_of_t
     reminder = await task_of(notifications, p.sw, "workers", p.sw["worker_id"], person_id, "send_to_person")
     assert (reminder["step_id"], reminder["task"]["rule"]) == (review, "R-K11")
     assert not [t for t in await inbox(notifications, p.tm, "teams", p.team) if t["task"]["code"] == "send_to_person"]
+
+
+async def test_R_K6_a_professional_support_falls_due_for_renewal_through_the_scheduler_as_its_workers_task(
+        infra, workflow, notifications, scheduler, scheduler_clock, events: EventLog, commands):
+    """No event made up: the manager opens a Professional Support for a worker (seed 001 §3.3), workflow sets its
+    4-weekly renewal with the scheduler, four weeks pass on the scheduler's clock, and the renewal is the worker's
+    task, done when the manager closes the support."""
+    run = uuid.uuid4().hex[:8]
+    tm = actor(f"tm-{run}", "team_manager", teams=("adult-front-door",))
+    sw = actor(f"sw-{run}", "social_worker", teams=("adult-front-door",))
+    person_id, _ = await new_case(infra, events)
+    opened = (await commands.send("step.start_new", tm, key=person_id, person_id=person_id,
+                                  step_type="Professional Support",
+                                  assignee={"kind": "worker", "id": sw["worker_id"]})).ok()
+    support = opened.of("step.created")["step_id"]
+    [renewal] = await events.wait_for(lambda s: s.type == "timer.set" and s.caused_by(opened.command.id)
+                                      and s.data["owner"] == "workflow", 30)
+    await scheduler_clock.move_to(datetime.fromisoformat(renewal.data["due_at"]) + timedelta(seconds=1))
+    task = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, "renewal_due")
+    assert (task["name"], task["step_id"], task["task"]["rule"]) == (
+        "Renew or close Professional Support", support, "R-K6")
+    (await commands.send("step.cancel", tm, key=person_id, step_id=support, reason="Goals met")).ok()
+    done = await task_of(notifications, sw, "workers", sw["worker_id"], person_id, "renewal_due", "completed")
+    assert (done["closed_by"], done["closed_reason"]) == (tm["worker_id"], "step_cancelled")
+
+
+async def test_R_K3_a_plan_ending_the_last_open_work_with_no_future_work_is_the_workers_and_the_signers_task(
+        infra, workflow, notifications, events: EventLog, commands):
+    """No event made up: a social worker's Care and Support Plan, the person's only open work, goes for sign-off with
+    "other workflow continues" and nothing leading to a Future Work; the Team Manager authorises it, and the warning
+    is a task in the worker's inbox and the manager's (seed 001 §3.3, §6.5)."""
+    run = uuid.uuid4().hex[:8]
+    sw = actor(f"sw-{run}", "social_worker", teams=("adult-review",))
+    tm = actor(f"tm-{run}", "team_manager", teams=("adult-review",))
+    person_id = str(uuid.uuid4())
+
+    async def ok(type_: str, who: dict[str, Any], **data: Any) -> Any:
+        return (await commands.send(type_, who, key=person_id, **data)).ok()
+
+    plan = await commands.given_step(sw, person_id, "Care and Support Plan")
+    await ok("step.save", sw, step_id=plan, values={
+        "planned_services": [{"service": "Personal assistant (PA) support", "hourly_rate": 12.20,
+                              "hours_per_week": 7}], "annual_review_date": "2025-06-03",
+        "care_start_date": "2024-06-10", "plan_outcomes": "Stays independent at home"})
+    raised = await ok("step.send_request", sw, step_id=plan, name="REQUIRED Please Authorise Support Plan",
+                      to={"kind": "worker", "id": tm["worker_id"]})
+    await ok("step.add_next_action", sw, step_id=plan, action="No further action – other workflow continues (NFA)")
+    await ok("request.complete", tm, request_id=raised.of("request.raised")["request_id"])
+    finished = (await ok("step.authorise", tm, step_id=plan)).of("step.finished")
+    assert "no_future_work" in [w["code"] for w in finished["warnings"]]
+    for who in (sw, tm):
+        task = await task_of(notifications, who, "workers", who["worker_id"], person_id, "no_future_work")
+        assert (task["name"], task["step_id"], task["task"]["rule"]) == (
+            "Make sure a Future Work follows", plan, "R-K3")
+
+
+async def test_R_S2_a_request_left_past_its_due_time_is_its_recipients_task_until_completed(
+        infra, workflow, notifications, scheduler, scheduler_clock, events: EventLog, commands):
+    """No event made up: the hub asks the Senior Officer to act on a screening; the request's due time passes on
+    the scheduler's clock; the SO has an overdue task, done when they complete the request."""
+    p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
+    person_id, screening = await new_case(infra, events)
+    (await commands.send("step.start", p.hub, key=person_id, step_id=screening)).ok()
+    raised = (await commands.send("step.send_request", p.hub, key=person_id, step_id=screening,
+                                  name="(R) WB Please action", to={"kind": "worker", "id": p.so["worker_id"]},
+                                  note="Please look at this referral")).ok().of("request.raised")
+    key = f"request-overdue:{raised['request_id']}"
+    [timer] = await events.wait_for(lambda s: s.type == "timer.set" and s.data.get("key") == key, 30)
+    await scheduler_clock.move_to(datetime.fromisoformat(timer.data["due_at"]) + timedelta(seconds=1))
+    task = await task_of(notifications, p.so, "workers", p.so["worker_id"], person_id, "request_overdue")
+    assert (task["name"], task["step_id"], task["task"]["rule"]) == (
+        "Overdue: (R) WB Please action", screening, "R-S2")
+    (await commands.send("request.complete", p.so, key=person_id, request_id=raised["request_id"])).ok()
+    done = await task_of(notifications, p.so, "workers", p.so["worker_id"], person_id, "request_overdue",
+                         "completed")
+    assert (done["closed_by"], done["closed_reason"]) == (p.so["worker_id"], "request_completed")

@@ -90,3 +90,25 @@ def test_R_K1_the_admin_teams_closure_does_not_tell_the_proposers_team_but_tells
                                                        domain.Involvement("team", "adult-carers")))
     told = domain.told_of_closure(ctx, in_progress, e.packs.step(IN_PROGRESS))
     assert told == [("team", "adult-carers")]
+
+
+def test_R_C5_a_live_direct_payment_order_answers_the_direct_payment_question_yes_and_is_named() -> None:
+    """Seed 000 sends the closer to the person's care packages: what workflow's purchasing already holds prefills
+    "in receipt of a direct payment service", and the step names the orders it was read from."""
+    e = Engine(live_orders={"direct_payment": ("po-dp-1",), "brokerage": ("po-br-1",)})
+    [step] = e.given_step(PROPOSED, GSO).created
+    assert step.values["had_direct_payment"] is True
+    assert step.provenance["prefilled"] == {"had_direct_payment": {
+        "source": "purchase_orders", "kinds": ["direct_payment"], "po_request_ids": ["po-dp-1"]}}
+    e.send("step.save", GSO, step_id=step.step_id, values={"closure_reason": "Person has died"})
+    assert "required_request" in codes(e.refused("step.finish", GSO, step_id=step.step_id))
+
+
+def test_R_C5_without_a_live_direct_payment_order_the_question_is_left_to_the_closer() -> None:
+    """Workflow knows only the orders Tessera raised: another kind of order, or none, answers nothing."""
+    e = Engine(live_orders={"brokerage": ("po-br-1",)})
+    [step] = e.given_step(PROPOSED, GSO).created
+    assert "had_direct_payment" not in step.values and "prefilled" not in step.provenance
+    e.send("step.save", GSO, step_id=step.step_id, values={"closure_reason": "Person has died"})
+    [missing] = [r for r in e.refused("step.finish", GSO, step_id=step.step_id) if r.field == "had_direct_payment"]
+    assert missing.code == "missing_field"

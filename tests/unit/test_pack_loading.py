@@ -311,10 +311,10 @@ def test_to_contract_has_exactly_the_read_endpoint_keys(shipped: PackRegistry) -
     assert contract["authorisers"] == ["senior_officer"]
     assert set(contract["form"]) == {"sections"}
     section = contract["form"]["sections"][0]
-    assert set(section) == {"number", "title", "read_only", "fields"}
+    assert set(section) == {"number", "title", "read_only", "answered_by", "fields"}
     fixed = {"key", "label", "type", "mandatory", "cog", "owner_role", "options", "columns"}
     # the fixed keys, plus the optional ones the contract allows adding
-    field_keys = fixed | {"system_generated", "once_per", "rows_from", "activity_log"}
+    field_keys = fixed | {"system_generated", "once_per", "rows_from", "activity_log", "yes_from_orders"}
     assert all(
         set(field) == field_keys for s in contract["form"]["sections"] for field in s["fields"]
     )
@@ -341,7 +341,7 @@ def test_to_contract_has_exactly_the_read_endpoint_keys(shipped: PackRegistry) -
         for action in contract["next_actions"]
     )
     assert all(
-        set(request) == {"name", "kind", "required", "default_to"}
+        set(request) == {"name", "kind", "required", "required_when", "default_to"}
         for request in contract["requests"]
     )
 
@@ -465,6 +465,15 @@ def test_R_W5_a_cog_field_must_say_what_it_is_prepopulated_from(tmp_path: Path) 
     _assert_names(
         _refused(tmp_path), "p.yaml", "Demo Start", "sections[#1].fields['dob'].prepopulate_from"
     )
+
+
+def test_R_C5_only_a_yes_no_field_is_answered_from_purchase_orders(tmp_path: Path) -> None:
+    """R-C5: `yes_from_orders` answers Yes, so it fits a yes/no field only."""
+    step = _step()
+    step["sections"][0]["fields"].append(
+        {"key": "dp", "label": "Direct payment", "type": "text", "yes_from_orders": ["direct_payment"]})
+    _write(tmp_path, "p.yaml", _pack(step))
+    _assert_names(_refused(tmp_path), "p.yaml", "Demo Start", "sections[#1].fields['dp'].yes_from_orders")
 
 
 def test_R_W8_a_table_field_needs_columns(tmp_path: Path) -> None:

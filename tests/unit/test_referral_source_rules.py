@@ -1,6 +1,7 @@
 """Issue #22 §7, R-W5: a prepopulated select takes the option the referral means (`prepopulate_values`): who
 referred, read from the referral's category, sending system, and the referrer's role and organisation; a referral
-that says nothing of it leaves the field empty; a map to a value that is not an option is refused."""
+that says nothing of it leaves the field empty, and who sent it is shown as sent beside it; a map to a value that is
+not an option is refused."""
 
 from pathlib import Path
 from typing import Any
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.workflow import domain
-from services.workflow.domain.intake import REFERRED_BY
+from services.workflow.domain.intake import REFERRED_BY, referred_by
 from services.workflow.pack import PackError, load_packs
 from tests.workflow_harness import Engine
 
@@ -61,3 +62,65 @@ def test_R_W5_a_source_mapped_to_no_option_is_refused(tmp_path: Path) -> None:
         (tmp_path / pack.name).write_text(text)
     with pytest.raises(PackError, match="prepopulate_values"):
         load_packs(tmp_path)
+
+
+# each kind of referrer, as each first step's options say it (ADULT CONTACT: the contact centre passes on another's
+# call, so its own option is the worker's to choose; the contact is shown as sent)
+MAPPINGS = {
+    (SCREENING, "referral_source"): {
+        "contact_centre": "Customer Service Centre", "hospital": "GP or health professional",
+        "adult_care": "LCC Adult Care practitioner", "health": "GP or health professional", "self": "Self",
+        "family": "Family or friend", "agency": "Other agency"},
+    ("Adult Contact", "contact_source"): {
+        "contact_centre": None, "hospital": "Hospital", "adult_care": "Other", "health": "GP or health professional",
+        "self": "Self", "family": "Family or friend", "agency": "Other agency"},
+}
+# a referral each kind is read from, as an upstream system sends it (intake contract: `source`, `referrer`)
+SAYS = {
+    "contact_centre": {"source": "csc-contact-centre"},
+    "hospital": {"source": "uhl-patient-flow", "referrer": {"role": "Ward sister"}},
+    "adult_care": {"source": "mosaic-adults"},
+    "health": {"source": "emis", "referrer": {"role": "District nurse", "organisation": "LOROS Hospice"}},
+    "self": {"source": "online-form", "referrer": {"role": "The person themselves"}},
+    "family": {"source": "online-form", "referrer": {"name": "Jo", "role": "Unpaid carer"}},
+    "agency": {"source": "niche-rms", "referrer": {"role": "Police officer"}},
+}
+
+
+@pytest.mark.parametrize(("step_type", "key", "kind"), [
+    (step_type, key, kind) for (step_type, key) in MAPPINGS for kind in REFERRED_BY])
+def test_R_W5_each_kind_of_referrer_prefills_its_option_of_each_first_step(step_type: str, key: str, kind: str):
+    assert referred_by(SAYS[kind]) == kind
+    assert prefilled(SAYS[kind], step_type, key) == MAPPINGS[(step_type, key)][kind]
+
+
+@pytest.mark.parametrize(("referrer", "kind"), [
+    ({"organisation": "LCC Housing Options"}, "agency"),  # the council, not adult care
+    ({"organisation": "LCC Adult Social Care", "role": "Occupational therapist"}, "adult_care"),
+    ({"organisation": "Leicestershire Fire and Rescue"}, "agency"),
+    ({"name": "Edward Smith"}, None),  # a name is no kind ("ward" is a whole word)
+    ({"role": "Next of kin"}, "family"),
+])
+def test_R_W5_words_say_a_kind_only_where_they_mean_it(referrer: dict[str, Any], kind: str | None) -> None:
+    assert referred_by({"source": "partner-portal", "referrer": referrer}) == kind
+
+
+def test_R_W5_what_no_option_says_is_shown_as_sent_beside_it() -> None:
+    sent = {"source": "csc-contact-centre", "referrer": {"name": "Sam Caller", "organisation": "Customer Service"
+                                                        " Centre", "role": "advisor", "phone": "0116 496 0001"}}
+    assert prefilled(sent, "Adult Contact", "contact_source") is None
+    assert prefilled(sent, "Adult Contact", "contact_sent_by") == (
+        "csc-contact-centre: Sam Caller, advisor, Customer Service Centre")
+    assert prefilled({"source": "another-system", "referrer": {"name": "Pat"}}, SCREENING,
+                     "referral_sent_by") == "another-system: Pat"
+    assert prefilled({"source": None}, SCREENING, "referral_sent_by") is None
+
+
+def test_R_W5_every_step_prefilling_who_referred_also_shows_who_sent_it() -> None:
+    packs = Engine().packs
+    assert {(t, f.key) for t in packs.step_types() for s in packs.step(t).form_sections for f in s.fields
+            if f.prepopulate_from == "referral.referred_by"} == set(MAPPINGS)  # each is checked kind by kind above
+    for step_type in packs.step_types():
+        for section in packs.step(step_type).form_sections:
+            reads = {f.prepopulate_from for f in section.fields}
+            assert "referral.referred_by" not in reads or "referral.sent_by" in reads, (step_type, section.title)

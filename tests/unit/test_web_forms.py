@@ -80,6 +80,27 @@ def test_blue_cog_carried_and_role_owned_fields_are_read_only_with_the_reason():
     assert forms.field_access({"owner_role": "team_manager"}, work, ["team_manager"], True).editable
 
 
+CHECKLIST = {"number": 3, "title": "Direct Payments Suspension and Termination Checklist", "read_only": False,
+             "answered_by": {"request": "Adult Please review information and authorise",
+                             "to": {"kind": "team", "id": "adult-care-area"}, "required_now": True},
+             "fields": [{"key": "dp_suspended", "label": "Direct payment suspended", "type": "bool"}]}
+CLOSURE = {"step_id": "s2", "state": "incomplete", "values": {}, "completed_sections": [], "form": {"sections": [
+    {"number": 2, "title": "Closure Details", "read_only": False, "answered_by": None, "fields": [
+        {"key": "closure_notes", "label": "Notes", "type": "textarea"}]}, CHECKLIST]}}
+
+
+def test_R_C5_the_checklist_is_written_on_the_desk_only_by_the_team_its_request_goes_to():
+    closer = forms.field_access(CHECKLIST["fields"][0], CHECKLIST, ["gso"], True, team_ids=["wellbeing-service-hub"])
+    assert not closer.editable and "LCC Adult Care (Area) Team" in closer.why
+    assert forms.field_access(CHECKLIST["fields"][0], CHECKLIST, ["social_worker"], True,
+                              team_ids=["adult-care-area"]).editable
+    sent = form(**{"v.closure_notes": "Died 1 July", "v.dp_suspended": "true"})
+    assert forms.parse_save(CLOSURE, sent, ["gso"], team_ids=["wellbeing-service-hub"]).values == {
+        "closure_notes": "Died 1 July"}
+    assert forms.parse_save(CLOSURE, sent, ["social_worker"], team_ids=["adult-care-area"]).values == {
+        "closure_notes": "Died 1 July", "dp_suspended": True}
+
+
 def test_a_worker_sees_people_they_are_allocated_to_or_whose_work_is_theirs_or_their_teams():
     mine = {"worker_id": "sw", "team_ids": ["north"], "person_id": "p1"}
     assert access.why_allowed(**mine, relationships={"worker_relationships": [{"worker_id": "sw", "open": True}]})

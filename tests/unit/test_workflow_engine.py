@@ -665,6 +665,20 @@ def test_R_K1_every_open_step_is_named(e: Engine) -> None:
     assert {r.step_id for r in reasons if r.code == "open_step"} == {s, cm}
 
 
+def test_R_K1_a_cancelled_closure_step_says_the_case_is_not_closing(e: Engine) -> None:
+    """The teams told the case was closing are told no more: cancelling a closure step withdraws the closure, by
+    whoever cancelled it; cancelling any other step does not."""
+    s, cm = sap(e)
+    e.send("step.start_new", P.so, person_id=e.steps[s].person_id, step_type=PROPOSED_CLOSURE)
+    proposed = e.only(PROPOSED_CLOSURE)
+    d = e.send("step.cancel", P.so, step_id=proposed.step_id, reason="Still open to the carers team")
+    assert e.event_types(d) == ["step.cancelled", "case.closure_withdrawn"]
+    withdrawn = d.events[1]
+    assert (withdrawn.workflow_id, withdrawn.step_id, withdrawn.actor, withdrawn.reason) == (
+        proposed.workflow_id, proposed.step_id, P.so["worker_id"], "Still open to the carers team")
+    assert e.event_types(e.send("step.cancel", P.hub, step_id=cm, reason="Opened in error")) == ["step.cancelled"]
+
+
 # --- other commands ------------------------------------------------------------------------------
 
 

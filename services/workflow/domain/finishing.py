@@ -51,6 +51,7 @@ from shared.events.base import Event
 from shared.events.workflow import (
     Assignee,
     CaseClosed,
+    CaseClosureWithdrawn,
     FinishedAction,
     OpenStepListed,
     PersonDeathRecorded,
@@ -243,7 +244,11 @@ def cancel(ctx: Context, step: Step, defn: StepDefinition, requests: Sequence[Re
     check(reasons)
     withdrawn = tuple(replace(r, state="cancelled") for r in requests if r.state == "open")
     new = bump(step, ctx, state="cancelled")
-    return Decision(events=(StepCancelled(**event_base(new, ctx), reason=why),), step=new, requests=withdrawn,
+    events: list[Event] = [StepCancelled(**event_base(new, ctx), reason=why)]
+    if CLOSURE_GUARD in defn.rules:  # R-K1: the case is not closing after all
+        events.append(CaseClosureWithdrawn(person_id=step.person_id, workflow_id=step.workflow_id,
+                                           step_id=step.step_id, actor=ctx.actor.worker_id, reason=why))
+    return Decision(events=tuple(events), step=new, requests=withdrawn,
                     history=(history_entry(new, ctx, "step.cancelled", reason=why),),
                     cancelled_timers=step_timer_keys(step.step_id))
 

@@ -46,6 +46,23 @@ def _as_option(f: Field, value: Any) -> Any:
     return f.prepopulate_values.get(value) if isinstance(value, str) else None
 
 
+def yes_from_orders(defn: StepDefinition, live_orders: Mapping[str, Sequence[str]]
+                    ) -> tuple[dict[str, bool], dict[str, dict[str, Any]]]:
+    """R-C5: each `yes_from_orders` field answered Yes where the person has a live purchase order of one of its
+    kinds (a direct payment), and the orders it was read from; a field with none is left to the worker (workflow
+    knows only the orders Tessera raised)."""
+    values: dict[str, bool] = {}
+    sources: dict[str, dict[str, Any]] = {}
+    for section in defn.form_sections:
+        for f in section.fields:
+            ids = [order for kind in f.yes_from_orders for order in live_orders.get(kind, ())]
+            if ids:
+                values[f.key] = True
+                sources[f.key] = {"source": "purchase_orders", "kinds": list(f.yes_from_orders),
+                                  "po_request_ids": ids}
+    return values, sources
+
+
 def carried_values(defn: StepDefinition, finished: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """R-W7: values of sections carried from the latest finished step of the earlier type."""
     values: dict[str, Any] = {}

@@ -83,6 +83,7 @@ def referral_values(referral: Mapping[str, Any]) -> dict[str, Any]:
         "referrer": referral.get("referrer"),
         "source": referral.get("source"),  # the system that sent it, e.g. csc-contact-centre
         "referred_by": referred_by(referral),
+        "sent_by": sent_by(referral),
         "category": referral.get("category"),
         "urgency": referral.get("urgency"),
     }
@@ -91,22 +92,28 @@ def referral_values(referral: Mapping[str, Any]) -> dict[str, Any]:
 # Issue #22 §7: who referred, in the kinds the guides' "Referral source" and "Contact source" options tell apart,
 # read from what the intake contract carries: the category, the sending system's name (`source`), and the
 # referrer's role and organisation (free text: the contract has no kind of referrer). A system's name or an
-# organisation says an institution (a contact centre, a hospital, adult care, health); a role says any kind (a
-# daughter, the person themselves). A pack maps the kinds onto its own options (`prepopulate_values`); a referral
-# that says none of them leaves the field to the worker.
+# organisation says an institution (a contact centre, a hospital, adult care, health, another agency); a role says
+# any kind (a daughter, the person themselves). The first kind in this order whose words the text holds is the one;
+# words are whole (a "ward", not "Edward"). A pack maps the kinds onto its own options (`prepopulate_values`); what
+# no kind or option says is still shown as sent (`sent_by`).
 REFERRED_BY_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("contact_centre", ("contact centre", "customer service centre", "customer services", "csc", "call centre")),
     ("hospital", ("hospital", "infirmary", "ward", "discharge", "a&e", "emergency department")),
-    ("adult_care", ("adult care", "adult social care", "social worker", "care manager", "lcc")),
+    # Mosaic is the council's adult care system (seed 000); "LCC" alone names any of the council's departments
+    ("adult_care", ("adult care", "adult social care", "social worker", "care manager", "mosaic")),
     ("health", ("gp", "nhs", "surgery", "medical practice", "health", "nurse", "doctor", "clinic", "paramedic",
-                "ambulance", "pharmacist", "pharmacy", "physiotherapist")),
-    ("self", ("self", "the person", "service user")),
+                "ambulance", "pharmacist", "pharmacy", "physiotherapist", "physio", "hospice", "midwife",
+                "psychiatrist", "dentist", "optician")),
+    ("self", ("self", "the person", "service user", "himself", "herself", "themselves")),
     ("family", ("family", "relative", "friend", "neighbour", "daughter", "son", "wife", "husband", "partner",
                 "mother", "father", "mum", "dad", "sister", "brother", "niece", "nephew", "grandson",
-                "granddaughter")),
+                "granddaughter", "grandmother", "grandfather", "aunt", "uncle", "cousin", "spouse", "next of kin",
+                "carer")),
+    ("agency", ("police", "fire service", "fire and rescue", "housing", "probation", "school", "teacher", "advocate",
+                "advocacy", "charity", "voluntary", "age uk", "support worker", "care agency", "landlord")),
 )
-INSTITUTIONS = ("contact_centre", "hospital", "adult_care", "health")
-REFERRED_BY = (*(kind for kind, _ in REFERRED_BY_WORDS), "agency")  # "agency": any other organisation
+INSTITUTIONS = ("contact_centre", "hospital", "adult_care", "health", "agency")
+REFERRED_BY = tuple(kind for kind, _ in REFERRED_BY_WORDS)  # "agency" also: any other organisation
 
 
 def referred_by(referral: Mapping[str, Any]) -> str | None:
@@ -115,13 +122,22 @@ def referred_by(referral: Mapping[str, Any]) -> str | None:
         return "hospital"
     referrer = referral.get("referrer")
     referrer = referrer if isinstance(referrer, Mapping) else {}
-    every = tuple(kind for kind, _ in REFERRED_BY_WORDS)
-    for text, kinds in ((referral.get("source"), INSTITUTIONS), (referrer.get("role"), every),
+    for text, kinds in ((referral.get("source"), INSTITUTIONS), (referrer.get("role"), REFERRED_BY),
                         (referrer.get("organisation"), INSTITUTIONS)):
         kind = _kind_in(text, kinds)
         if kind is not None:
             return kind
     return "agency" if referrer.get("organisation") else None
+
+
+def sent_by(referral: Mapping[str, Any]) -> str | None:
+    """Issue #22 §7: who sent the referral, as sent: the sending system, then the referrer's name, role and
+    organisation (what a worker reads where no option of the form says it)."""
+    referrer = referral.get("referrer")
+    referrer = referrer if isinstance(referrer, Mapping) else {}
+    who = ", ".join(str(referrer[k]) for k in ("name", "role", "organisation") if referrer.get(k))
+    source = str(referral.get("source") or "")
+    return f"{source}: {who}" if source and who else (source or who or None)
 
 
 def _kind_in(text: Any, kinds: tuple[str, ...]) -> str | None:

@@ -169,6 +169,8 @@ class CaseView:
     # R-K9: of the carers the step lists (`carer_person_id`), those whose own record has a step
     # of a `carers_assessment` type (Carers Assessment, On-going Carer Review) not cancelled.
     carers_assessed: frozenset[str] = frozenset()
+    # R-C5: the person's live (not ended) purchase orders, kind → their ids
+    live_orders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

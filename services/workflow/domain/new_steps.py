@@ -9,7 +9,7 @@ from typing import Any
 
 from services.workflow.domain.access import finisher_problems, handed_to_disabled, held_by, start_problems
 from services.workflow.domain.closure import CLOSURE_GUARD, closing_teams
-from services.workflow.domain.forms import carried_values, date_value, prepopulated
+from services.workflow.domain.forms import carried_values, date_value, prepopulated, yes_from_orders
 from services.workflow.domain.future_work import is_future_work, one_future_work, open_future_work
 from services.workflow.domain.generated_values import system_values
 from services.workflow.domain.model import (
@@ -58,6 +58,10 @@ def new_step(
         note = "prepopulated from the person record"
     else:
         note = "person record unavailable: prepopulated fields left empty (refresh later)"
+    ordered, sources = yes_from_orders(defn, ctx.case.live_orders)
+    values.update(ordered)
+    if sources:  # R-C5: what purchasing already knows, named
+        provenance = {**provenance, "prefilled": sources}
     state = "future" if due_date is not None and due_date > ctx.today else "incoming"
     assignee, routing = cin_routing(ctx, defn, assignee, due_date or ctx.today, from_step)
     if routing is not None:

@@ -260,6 +260,11 @@ def _field_problem(field: Field, column: bool) -> tuple[str, str] | None:
             "R-W5: prepopulate_values maps a prepopulated field's values to its own options",
         ),
         (
+            bool(field.yes_from_orders) and (field.type != "bool" or field.cog is not None),
+            "{at}.yes_from_orders",
+            "R-C5: only a yes/no field without a cog is answered Yes from the person's purchase orders",
+        ),
+        (
             field.type == "table" and not field.columns,
             "{at}.columns",
             "R-W8: a table field needs columns",

@@ -64,6 +64,10 @@ FieldType = Literal[
     "person_ref",
 ]
 Cog = Literal["blue", "yellow"]
+PurchaseOrderKind = Literal[
+    "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
+    "long_term_homecare",
+]
 AssigneeKind = Literal["worker", "team", "self", "none"]
 SendImmediately = Literal["allowed", "required", "forbidden"]
 TeamId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
@@ -103,6 +107,9 @@ class Field(_Frozen):
     # R-W13: an activity log (a table with a system-generated `recorded_by`): every worker involved with the
     # person adds rows, each row keeps its author and nobody else changes or deletes it
     activity_log: bool = False
+    # R-C5: a yes/no answered Yes on a new step where workflow holds a live purchase order of one of these kinds
+    # for the person (a direct payment), the orders named on the step (`provenance.prefilled`); else left empty
+    yes_from_orders: tuple[PurchaseOrderKind, ...] = ()
 
     def to_contract(self) -> dict[str, Any]:
         """The field as the step read endpoint shows it."""
@@ -120,6 +127,7 @@ class Field(_Frozen):
             "once_per": self.once_per,
             "rows_from": self.rows_from,
             "activity_log": self.activity_log,  # R-W13: every involved worker adds rows; each keeps its author
+            "yes_from_orders": list(self.yes_from_orders),  # R-C5: Yes where the person has such a live order
         }
 
 
@@ -140,6 +148,7 @@ class Section(_Frozen):
             "number": self.number,
             "title": self.title,
             "read_only": self.read_only,
+            "answered_by": self.answered_by,  # R-C5: the request whose recipient completes this section
             "fields": [field.to_contract() for field in self.fields],
         }
 
@@ -158,12 +167,6 @@ class FormDefinition(_Frozen):
     name: Name
     kind: Literal["form", "letter"]
     sections: tuple[Section, ...] = ()
-
-
-PurchaseOrderKind = Literal[
-    "brokerage", "direct_payment", "telecare", "purchase_services_children", "interim_homecare",
-    "long_term_homecare",
-]
 
 
 class PurchaseOrderDefinition(_Frozen):
@@ -266,10 +269,13 @@ class RequestDefinition(_Frozen):
     def to_contract(self) -> dict[str, Any]:
         """The request as the step read endpoint shows it."""
         default_to = self.default_to.model_dump() if self.default_to else None
+        when = {self.required_when: [True]} if isinstance(self.required_when, str) else self.required_when
         return {
             "name": self.name,
             "kind": self.kind,
             "required": self.required,
+            # REQUIRED where every field named holds one of the values listed (R-F3, R-C5)
+            "required_when": None if when is None else {key: list(allowed) for key, allowed in when.items()},
             "default_to": default_to,
         }
 
