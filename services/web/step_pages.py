@@ -63,6 +63,9 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     listed = forms.merge_reasons(flash.get("reasons", []) if refused else [], (blockers or {}).get("blockers", []))
     refused = refused and bool(listed)
     next_refused = flash.get("kind") == "error" and flash.get("scope") == f"next:{step['step_id']}"
+    save_refused = flash.get("kind") == "error" and flash.get("scope") == f"save:{step['step_id']}"
+    at_fault = forms.inline_errors((listed if refused else []) + (flash.get("reasons", []) if save_refused else []),
+                                   step["step_id"])
     members = [u for u in await store.all_users(pool(request)) if "administrator" not in u["roles"]]
     # §9: people by name, those whose account has since been disabled too (they did what the history says)
     names = {u["user_id"]: u["display_name"] for u in await store.every_user(pool(request))}
@@ -77,7 +80,9 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     teams_of_pack = packs.pack_teams(step_types, step["step_type"], step["pack_version"])
     return await render(
         request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
-        open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
+        open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused, field_errors=at_fault,
+        next_errors=next_action_errors(flash.get("reasons", []) if next_refused else []),
+        next_inputs=NEXT_ACTION_INPUTS,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
         members=members, signers=signers, assignable=_assignable(members, teams_of_pack), teams=teams,
@@ -89,6 +94,20 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         rendered=forms.rendered(step, user.roles, logging_only), logging_only=logging_only,
         names=names, history=history_rows(step, names),
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+# §4: the next action dialog's inputs, by the field a refusal names (R-NA1..R-NA7)
+NEXT_ACTION_INPUTS = {"action": "na-action", "assignee": "na-assignee", "send_immediately": "na-send",
+                      "scheduled_date": "na-date", "reason": "na-reason", "priority": "na-priority", "note": "na-note"}
+
+
+def next_action_errors(reasons: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Issue #19 §4: a refused next action's each reason beside the dialog's input it names."""
+    errors: dict[str, list[str]] = {}
+    for r in reasons:
+        if r.get("field") in NEXT_ACTION_INPUTS:
+            errors.setdefault(NEXT_ACTION_INPUTS[r["field"]], []).append(str(r.get("message", "")))
+    return errors
 
 
 def history_rows(step: Mapping[str, Any], names: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -361,12 +361,12 @@ async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_
     desk = Desk(web.url)
     try:
         await desk.sign_in("sw")
-        page = (await desk.get(f"/steps/{plan}")).text
+        page = markup((await desk.get(f"/steps/{plan}")).text)
     finally:
         await desk.close()
 
     def workers_offered(request: str) -> list[str]:
-        form = next(f for f in re.findall(r'<form[^>]*class="stack request-form".*?</form>', page, re.S)
+        form = next(f for f in re.findall(r'<form[^>]*class="request-form".*?</form>', page, re.S)
                     if request in f)
         select = re.search(r'<select[^>]*name="to_worker">(.*?)</select>', form, re.S)
         assert select is not None
