@@ -56,9 +56,9 @@ async def test_R_P5_a_front_door_worker_finds_a_person_by_name_birth_date_and_po
 
 
 async def test_teams_are_shown_by_the_names_people_know_them_by_never_by_id(infra, web, events):
-    """§9: the desk names teams from the one catalogue (shared/teams.yaml) in Team work (the menu's Team work leads there), the person's
-    work and the step page, and the Assign picker offers every team of the step's pack by name, Wellbeing
-    Service South included (no desk account works in it)."""
+    """§9: the desk names teams from the one catalogue (shared/teams.yaml) in Team work (the menu's Team work
+    leads there), the person's work and the step page, and the Assign picker offers every team of the step's pack
+    by name, Wellbeing Service South included (no desk account works in it)."""
     person_id, step_id = await new_case(infra, events, **unique_referral())
     desk = Desk(web.url)
     try:
