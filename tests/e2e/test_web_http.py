@@ -368,7 +368,7 @@ async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_
     def workers_offered(request: str) -> list[str]:
         form = next(f for f in re.findall(r'<form[^>]*class="request-form".*?</form>', page, re.S)
                     if request in f)
-        select = re.search(r'<select[^>]*name="to_worker">(.*?)</select>', form, re.S)
+        select = re.search(r'<select[^>]*name="to_worker"[^>]*>(.*?)</select>', form, re.S)
         assert select is not None
         return re.findall(r'<option value="([^"]*)"', select.group(1))
 
