@@ -72,6 +72,13 @@ TRAY_SORTS = {"priority": "Priority", "complexity": "Complexity", "rag": "RAG", 
               "next_review_at": "Next review"}
 
 
+# issue #19 §4: the tray's filters (its query parameter: the select's id, its label, each value in words)
+TRAY_FILTERS = {"rag": ("f-rag", "RAG", {"red": "Red", "amber": "Amber", "green": "Green"}),
+                "priority": ("f-priority", "Priority", {"high": "High", "medium": "Medium", "low": "Low"}),
+                "complexity": ("f-complexity", "Complexity", {"high": "High", "medium": "Medium", "low": "Low"}),
+                "review_overdue": ("f-review", "Review due", {"true": "Due now"}),
+                "past_target": ("f-past", "Waiting over 28 days", {"true": "Yes"})}
+
 TRAY_PAGE = 100  # entries to a page of the tray; escalations and reviews due show the first TRAY_PAGE each
 
 
@@ -126,7 +133,8 @@ async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days
                         pager={"page": page, "last": max(1, -(-total // TRAY_PAGE)), "total": total,
                                "first_row": min(total, (page - 1) * TRAY_PAGE + 1),
                                "last_row": min(total, page * TRAY_PAGE)},
-                        query=query, sorts=TRAY_SORTS, names=await r.names(people),
+                        query=query, sorts=TRAY_SORTS, names=await r.names(people), filters=TRAY_FILTERS,
+                        chosen_filters=[key for key in TRAY_FILTERS if query[key]],
                         members=members, managers=managers, title="Planned Work Tray",
                         today=date.today().isoformat(), tomorrow=(date.today() + timedelta(days=1)).isoformat(),
                         month_ahead=(date.today() + timedelta(days=28)).isoformat())

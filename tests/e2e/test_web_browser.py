@@ -266,9 +266,14 @@ async def test_team_manager_places_reviews_and_allocates_a_case_from_the_tray(
 
         await page.get_by_role("link", name="Days waiting").click()
         assert "sort=days_waiting" in page.url
+        # issue #19 §4: the header says how the tray is sorted (MOJ's sortable table), the filter panel (MOJ's
+        # filter layout) shows each filter chosen as a tag that takes it off
+        await expect(page.locator('#tray-table th[aria-sort="ascending"]')).to_have_text("Days waiting")
         await page.get_by_label("RAG", exact=True).select_option("red")
-        await page.get_by_role("button", name="Filter").click()
+        await page.get_by_role("button", name="Apply filters").click()
         await expect(row).to_have_count(1)
+        await expect(page.locator("#tray-filter .moj-filter__tag")).to_have_text(["Remove this filter: RAG: Red"])
+        await expect(page.locator('#tray-table th[aria-sort="ascending"]')).to_have_text("Days waiting")
         await check_page(page, screenshots, "07-planned-work-tray")
 
         await row.locator("summary", has_text="Allocate").click()
