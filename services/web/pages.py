@@ -151,6 +151,19 @@ async def report(request: Request, outcome: Outcome, done: str, *, scope: str = 
     await set_flash(request, {**flash, "scope": scope, "command": outcome.command_type, **extra})
 
 
+def inputs_at_fault(flash: dict[str, Any] | None, inputs: dict[str, str]) -> dict[str, Any]:
+    """Issue #19 §4: a refused form as GOV.UK shows it. `inputs` maps each field a refusal may name to the id of its
+    input on the page: the error summary links each reason to its input (`link_for`), and each input says its
+    reasons beside it (`field_errors`, by the input's id)."""
+    errors: dict[str, list[str]] = {}
+    if flash and flash.get("kind") == "error":
+        for r in flash.get("reasons") or []:
+            if r.get("field") in inputs:
+                errors.setdefault(inputs[r["field"]], []).append(str(r.get("message", "")))
+    return {"field_errors": errors,
+            "link_for": lambda reason: f"#{inputs[reason['field']]}" if reason.get("field") in inputs else None}
+
+
 def form_value(form: FormData, name: str) -> str | None:
     value = str(form.get(name, "")).strip()
     return value or None

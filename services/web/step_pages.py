@@ -21,6 +21,7 @@ from services.web.pages import (
     checked_uuid,
     current_user,
     form_value,
+    inputs_at_fault,
     local_path,
     pool,
     readers,
@@ -81,7 +82,7 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     return await render(
         request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused, field_errors=at_fault,
-        next_errors=next_action_errors(flash.get("reasons", []) if next_refused else []),
+        next_errors=inputs_at_fault(flash if next_refused else None, NEXT_ACTION_INPUTS)["field_errors"],
         next_inputs=NEXT_ACTION_INPUTS,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
@@ -99,15 +100,6 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
 # §4: the next action dialog's inputs, by the field a refusal names (R-NA1..R-NA7)
 NEXT_ACTION_INPUTS = {"action": "na-action", "assignee": "na-assignee", "send_immediately": "na-send",
                       "scheduled_date": "na-date", "reason": "na-reason", "priority": "na-priority", "note": "na-note"}
-
-
-def next_action_errors(reasons: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """Issue #19 §4: a refused next action's each reason beside the dialog's input it names."""
-    errors: dict[str, list[str]] = {}
-    for r in reasons:
-        if r.get("field") in NEXT_ACTION_INPUTS:
-            errors.setdefault(NEXT_ACTION_INPUTS[r["field"]], []).append(str(r.get("message", "")))
-    return errors
 
 
 def history_rows(step: Mapping[str, Any], names: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -290,7 +282,7 @@ async def _authorise(post: StepPost) -> None:
 
 async def _return(post: StepPost) -> None:
     outcome = await post.send("step.return", step_id=post.step_id, note=post.value("note"))
-    await post.report(outcome, "Returned to the worker with your note.")
+    await post.report(outcome, "Returned to the worker with your note.", row=post.step_id)
 
 
 async def _assign(post: StepPost) -> None:
