@@ -505,10 +505,11 @@ async def find_page(request: Request) -> HTMLResponse:
     keep it."""
     user = await current_user(request)
     return await render(request, "find.html", user, asked={}, found=[], more=False, problems=[], searched=False,
-                        title="Find a person")
+                        title="Find a person", **inputs_at_fault(None, FIND_INPUTS))
 
 
 SEARCH_FIELDS = {"name": (2, 100, "Name"), "postcode": (2, 10, "Postcode")}
+FIND_INPUTS = {"nhs_number": "nhs", "name": "find-name", "date_of_birth": "find-dob", "postcode": "find-postcode"}
 
 
 @router.post("/people")
@@ -520,7 +521,8 @@ async def find_people(request: Request) -> HTMLResponse:
     problems = search_problems(asked)
     found, more = ([], False) if problems else await _search(request, asked)
     return await render(request, "find.html", user, asked=asked, found=found, more=more, problems=problems,
-                        searched=not problems, title="Find a person")
+                        searched=not problems, title="Find a person",
+                        **inputs_at_fault({"kind": "error", "reasons": problems}, FIND_INPUTS))
 
 
 async def _search(request: Request, asked: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
@@ -532,20 +534,22 @@ async def _search(request: Request, asked: dict[str, str]) -> tuple[list[dict[st
     return result["people"], result["more"]
 
 
-def search_problems(asked: dict[str, str]) -> list[str]:
+def search_problems(asked: dict[str, str]) -> list[dict[str, str]]:
     """Every field at fault, named, never echoing what was typed."""
     digits = asked["nhs_number"].replace(" ", "")
     if digits:
-        return [] if len(digits) == 10 and digits.isdigit() else ["NHS number: ten digits"]
-    problems = [f"{label}: {low} to {high} characters" for key, (low, high, label) in SEARCH_FIELDS.items()
+        return [] if len(digits) == 10 and digits.isdigit() else [
+            {"field": "nhs_number", "message": "NHS number: ten digits"}]
+    problems = [{"field": key, "message": f"{label}: {low} to {high} characters"}
+                for key, (low, high, label) in SEARCH_FIELDS.items()
                 if asked[key] and not low <= len(asked[key]) <= high]
     if asked["date_of_birth"]:
         try:
             date.fromisoformat(asked["date_of_birth"])
         except ValueError:
-            problems.append("Date of birth: a date")
+            problems.append({"field": "date_of_birth", "message": "Date of birth: a date"})
     if not any(asked[k] for k in ("name", "date_of_birth", "postcode")):
-        problems.append("Give an NHS number, or a name, date of birth or postcode")
+        problems.append({"field": "nhs_number", "message": "Give an NHS number, or a name, date of birth or postcode"})
     return problems
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.web_client import Desk, markup
+from tests.e2e.web_client import Desk, error_beside, markup
 from tests.factories import unique_referral
 from tests.workflow_harness import new_case
 
@@ -40,7 +40,12 @@ async def test_R_P5_a_front_door_worker_finds_a_person_by_name_birth_date_and_po
 
         refused = await desk.post("/people", name="x", date_of_birth="31/02/1950")
         assert "Name: 2 to 100 characters" in refused.text and "Date of birth: a date" in refused.text
-        assert "31/02/1950" not in refused.text.split('id="find-problems"')[1]
+        assert "31/02/1950" not in refused.text.split('id="find-problems"')[1].split("</ul>")[0]
+        # issue #19 §4: the summary heads the page and each field says its own fault beside it, never echoing it
+        assert refused.text.index('id="find-problems"') < refused.text.index("<h1")
+        assert error_beside(refused.text, "find-dob") == "Date of birth: a date"
+        assert error_beside(refused.text, "find-name") == "Name: 2 to 100 characters"
+        assert error_beside(refused.text, "find-postcode") == ""
         nothing = await desk.post("/people")
         assert "Give an NHS number, or a name, date of birth or postcode" in nothing.text
 
