@@ -60,7 +60,7 @@ async def test_R_T3_R_T5_the_rag_is_chosen_with_the_guide_and_a_social_worker_re
                                     note="Spoke to her daughter; managing for now", notify_worker_ids="tm")
         assert "say why the RAG differs from the matrix" in error_beside(
             refused.text, f"rv-{entry_id.group(1)}-override-reason")
-        assert "<details open><summary>Review</summary>" in markup(refused.text)
+        assert "<details open><summary><span>Review</span></summary>" in markup(refused.text)
         reviewed = await worker.post(f"/tray/{entry_id.group(1)}/review", contacted="true",
                                      note="Spoke to her daughter; managing for now", notify_worker_ids="tm")
         assert "Review recorded: RAG AMBER." in reviewed.text, reviewed.text[:300]
