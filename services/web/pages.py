@@ -352,7 +352,10 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     shown = _as_at(moment, record, notes, all_relationships, documents, history or []) if moment else {
         "notes": notes, "relationships": relationships, "personal": record.get("relationships") or [],
         "documents": documents, "changed_since": []}
+    flash = user.flash or {}  # a manager action refused here (the tray's own are refused on the tray)
+    refused = {} if flash.get("row") else PERSON_ACTION_INPUTS.get(str(flash.get("command")), {})
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
+                        **inputs_at_fault(user.flash, refused),
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
                         names=await r.names(others), why=why, referrals=_received_by(referrals, moment),
                         involved=involvement(relationships, steps,
@@ -508,6 +511,15 @@ async def find_page(request: Request) -> HTMLResponse:
                         title="Find a person", **inputs_at_fault(None, FIND_INPUTS))
 
 
+# issue #19 §4: the person page's manager actions, by the field a refusal names
+PERSON_ACTION_INPUTS = {
+    "tray.add": {"team_id": "tray-team", "rationale": "tray-rationale", "priority": "tray-priority",
+                 "complexity": "tray-complexity", "support": "tray-support", "risk": "tray-risk",
+                 "rag_override": "tray-override", "rag_override_reason": "tray-override-reason",
+                 "urgent": "tray-urgent"},
+    "review_tray.add": {"team_id": "rt-team", "review_due": "rt-due", "reason": "rt-reason"},
+    "case.allocate": {"worker_id": "alloc-worker", "team_id": "alloc-team"},
+}
 SEARCH_FIELDS = {"name": (2, 100, "Name"), "postcode": (2, 10, "Postcode")}
 FIND_INPUTS = {"nhs_number": "nhs", "name": "find-name", "date_of_birth": "find-dob", "postcode": "find-postcode"}
 

@@ -43,6 +43,10 @@ async def test_R_T3_R_T5_the_rag_is_chosen_with_the_guide_and_a_social_worker_re
         for words in ("High-risk indicators", "The person is wandering at night", "Moderate support",
                       "the person has no formal or informal support", "RAG by professional judgement"):
             assert words.lower() in placing.lower(), words
+        # issue #19 §4: a RAG of the manager's own with no reason is refused, the reason said beside its input
+        refused = await manager.post(f"/people/{person_id}/tray", **tray_args(TEAM, urgent="false"),
+                                     rag_override="red")
+        assert "say why the RAG differs from the matrix" in error_beside(refused.text, "tray-override-reason")
         placed = await manager.post(f"/people/{person_id}/tray", **tray_args(TEAM, urgent="false"),
                                     rag_override="red", rag_override_reason="Lives alone; two falls this month")
         assert "RAG RED" in placed.text, placed.text[:300]
