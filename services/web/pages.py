@@ -519,6 +519,9 @@ PERSON_ACTION_INPUTS = {
                  "urgent": "tray-urgent"},
     "review_tray.add": {"team_id": "rt-team", "review_due": "rt-due", "reason": "rt-reason"},
     "case.allocate": {"worker_id": "alloc-worker", "team_id": "alloc-team"},
+    "urgent_actions.record": {"note": "urgent-note"},
+    "case_note.add": {"title": "note-title", "type": "note-type", "text": "note-text"},
+    "step.start_new": {"step_type": "start-type"},
 }
 SEARCH_FIELDS = {"name": (2, 100, "Name"), "postcode": (2, 10, "Postcode")}
 FIND_INPUTS = {"nhs_number": "nhs", "name": "find-name", "date_of_birth": "find-dob", "postcode": "find-postcode"}

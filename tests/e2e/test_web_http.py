@@ -402,7 +402,7 @@ async def test_R_K13_future_work_is_assigned_only_to_a_team_on_the_step_page(inf
 
 def start_new_menu(page: str) -> list[str]:
     """The step types the person page's Start > New offers."""
-    select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', markup(page), re.S)
+    select = re.search(r'<select id="start-type" name="step_type"[^>]*>(.*?)</select>', markup(page), re.S)
     return re.findall(r"<option>([^<]*)</option>", select.group(1)) if select else []
 
 
