@@ -47,7 +47,7 @@ async def test_R_W13_an_involved_worker_who_is_not_the_assignee_adds_activity_on
             **{k: v for k, v in shown.items() if k != "csrf_token"},
             "t.activity_log.__row": ["n1"], "t.activity_log.n1.activity_datetime": "2024-06-04T10:00",
             "t.activity_log.n1.activity": "Introductory call with the person"})
-        assert "Saved." in saved.text, re.findall(r'<div class="flash[^>]*>.*?</div>', saved.text, re.S)
+        assert "Saved." in saved.text, re.findall(r'<div[^>]*id="flash".*?</div>', saved.text, re.S)
         assert [(r["activity"], r["recorded_by"]) for r in _log(saved.text)] == [
             ("Introductory call with the person", "gso")]
 
