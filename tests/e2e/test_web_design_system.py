@@ -68,3 +68,25 @@ async def test_a_team_managers_menu_fits_on_one_line(infra, web, browser, screen
         await check_page(page, screenshots, "16-team-manager-menu")
     finally:
         await context.close()
+
+
+async def test_R_P4_a_refused_nhs_number_is_said_beside_it_and_the_page_passes_axe(infra, web, events, browser,  # noqa: F811
+                                                                                  screenshots):  # noqa: F811
+    """The Hub's GSO (seed 000: the Hub holds the screening) changes the person's NHS number to one whose check digit
+    is wrong: the error summary heads the page and links the NHS number, which says why beside it; axe passes."""
+    person_id, _ = await new_case(infra, events)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.set_viewport_size(LAPTOP)
+        await page.goto(f"/people/{person_id}/details")
+        await page.get_by_label("NHS number").fill("1234567890")
+        await page.get_by_role("button", name="Save person details").click()
+        await expect(page.locator("#flash")).to_contain_text("That was not done")
+        await expect(page.locator("#nhs_number-error")).to_contain_text("NHS number")
+        await expect(page.locator(".govuk-form-group--error #nhs_number")).to_have_count(1)
+        await page.locator("#flash a[href='#nhs_number']").click()
+        await expect(page.locator("#nhs_number")).to_be_focused()
+        assert await overflow(page) == 0
+        await check_page(page, screenshots, "17-person-details-refused")
+    finally:
+        await context.close()
