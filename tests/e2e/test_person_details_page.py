@@ -62,6 +62,10 @@ async def test_R_K8_a_death_recorded_on_the_details_page_puts_each_open_step_in_
         await desk.sign_in("hub")
         page = await desk.get(f"/people/{person_id}/details")
         version = form_fields(page.text, "person-details")["version"]
+        # issue #19 §4: a date of death before the birth is refused, said beside the date of death
+        too_early = await desk.post(f"/people/{person_id}/death", date_of_death="1900-01-01", confirm="yes",
+                                    version=version)
+        assert "before the date of birth" in error_beside(too_early.text, "date_of_death")
         died = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
         recorded = await desk.post(f"/people/{person_id}/death", date_of_death=died, confirm="yes", version=version)
         assert "The death is recorded" in recorded.text

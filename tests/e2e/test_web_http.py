@@ -12,7 +12,7 @@ from shared import audit, topics
 from shared.testing import EventLog, ServiceProcess, free_port, service_auth
 from tests.allocation_harness import referral_seen, tray_args
 from tests.e2e.test_web_browser import GSO, wellbeing_to_sap
-from tests.e2e.web_client import Desk, markup
+from tests.e2e.web_client import Desk, error_beside, markup
 from tests.factories import unique_referral
 from tests.workflow_harness import SCREENING, SO_TRANSFER, Commands, new_case
 
@@ -192,6 +192,9 @@ async def test_r_rq7_the_authorisation_queue_comes_from_workflow_even_while_noti
         row = re.search(rf'<tr data-step-id="{sap}">.*?</tr>', queue.text, re.S)
         assert row and SO_TRANSFER in row.group(0) and f'href="/steps/{sap}#authorise"' in row.group(0)
         assert "Testperson" in row.group(0)
+        # issue #19 §4: a return with no note is refused, the reason said beside that step's note (R-RQ4)
+        refused = await so.post(f"/steps/{sap}/return", note="", next="/authorisations")
+        assert error_beside(refused.text, f"ret-{sap}"), refused.text[:500]
         await gso.sign_in("gso")
         assert sap not in (await gso.get("/authorisations")).text
     finally:
