@@ -195,6 +195,8 @@ async def test_r_rq7_the_authorisation_queue_comes_from_workflow_even_while_noti
         # issue #19 §4: a return with no note is refused, the reason said beside that step's note (R-RQ4)
         refused = await so.post(f"/steps/{sap}/return", note="", next="/authorisations")
         assert error_beside(refused.text, f"ret-{sap}"), refused.text[:500]
+        on_the_step = await so.post(f"/steps/{sap}/return", note="")  # and on the step page, beside its note
+        assert error_beside(on_the_step.text, "return-note") == error_beside(refused.text, f"ret-{sap}")
         await gso.sign_in("gso")
         assert sap not in (await gso.get("/authorisations")).text
     finally:
