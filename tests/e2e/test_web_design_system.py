@@ -90,3 +90,24 @@ async def test_R_P4_a_refused_nhs_number_is_said_beside_it_and_the_page_passes_a
         await check_page(page, screenshots, "17-person-details-refused")
     finally:
         await context.close()
+
+
+async def test_a_head_of_service_moves_between_their_teams_work_from_one_menu_item(web, browser,  # noqa: F811
+                                                                                  screenshots):  # noqa: F811
+    """The Head of Service works in four teams: the menu's one Team work item leads to the first, whose page lists
+    each of their teams (MOJ sub navigation, the one shown marked current); the menu keeps one line."""
+    context, page = await sign_in(browser, web.url, "hos")
+    try:
+        await page.set_viewport_size(LAPTOP)
+        await page.get_by_role("link", name="Team work").click()
+        teams = page.get_by_role("navigation", name="Your teams")
+        await expect(teams.get_by_role("link")).to_have_count(4)
+        await teams.get_by_role("link", name="Adult Carers Team").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Team work: Adult Carers Team")
+        await expect(teams.locator('[aria-current="page"]')).to_have_text("Adult Carers Team")
+        await expect(page.locator("#desk-menu [aria-current=page]")).to_have_text("Team work")
+        tops = await page.locator("#desk-menu > li").evaluate_all("items => items.map(i => i.offsetTop)")
+        assert len(set(tops)) == 1, tops
+        await check_page(page, screenshots, "18-head-of-service-team-work")
+    finally:
+        await context.close()
