@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.web import auth, directory, store
 from services.web.auth import User
-from services.web.pages import back, checked_form, current_user, pool, render, set_flash
+from services.web.pages import back, checked_form, current_user, inputs_at_fault, pool, render, set_flash
 from shared.teams import is_known, teams
 
 router = APIRouter()
@@ -81,9 +81,7 @@ async def accounts_page(request: Request) -> HTMLResponse:
     users = await store.every_user(pool(request))
     return await render(request, "accounts.html", user, users=users, audit=await store.account_audit(pool(request)),
                         teams=teams(), roles=auth.ROLE_NAMES,
-                        min_password=MIN_PASSWORD, title="Accounts",
-                        link_for=lambda reason: f"#{FIELD_IDS[reason['field']]}" if reason.get("field") in FIELD_IDS
-                        else None)
+                        min_password=MIN_PASSWORD, title="Accounts", **inputs_at_fault(user.flash, FIELD_IDS))
 
 
 async def _refused(request: Request, message: str, problems: list[dict[str, str]]) -> Response:

@@ -272,6 +272,16 @@ def link_for(reason: Mapping[str, Any], step_id: str) -> str | None:
     return None
 
 
+def inline_errors(reasons: Sequence[Mapping[str, Any]], step_id: str) -> dict[str, list[str]]:
+    """Issue #19 §4: each message said beside the field (or row cell) at fault, by the id of its input."""
+    errors: dict[str, list[str]] = {}
+    for r in reasons:
+        link = link_for(r, step_id)
+        if link and link.startswith("#f-"):
+            errors.setdefault(link[1:], []).append(str(r.get("message", "")))
+    return errors
+
+
 def merge_reasons(*groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Every reason once, in the order first seen."""
     seen: set[tuple[Any, ...]] = set()

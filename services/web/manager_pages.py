@@ -20,6 +20,7 @@ from services.web.pages import (
     checked_uuid,
     current_user,
     form_value,
+    inputs_at_fault,
     involvement,
     pool,
     readers,
@@ -63,7 +64,9 @@ async def authorisations(request: Request) -> HTMLResponse:
         for step in listed or []:
             by_step.setdefault(step["step_id"], step)
     waiting = sorted(by_step.values(), key=lambda s: (s["request"] or {}).get("sent_at") or s["created_at"])
-    return await render(request, "authorisations.html", user, waiting=waiting,
+    returning = (user.flash or {}).get("row")  # the step whose return was refused, if one was
+    return await render(request, "authorisations.html", user, waiting=waiting, returning=returning,
+                        **inputs_at_fault(user.flash, {"note": f"ret-{returning}"} if returning else {}),
                         unavailable=any(listed is None for listed in lists),
                         names=await r.names({s["person_id"] for s in waiting}), title="Authorisations")
 
@@ -71,6 +74,23 @@ async def authorisations(request: Request) -> HTMLResponse:
 TRAY_SORTS = {"priority": "Priority", "complexity": "Complexity", "rag": "RAG", "days_waiting": "Days waiting",
               "next_review_at": "Next review"}
 
+
+# issue #19 §4: the tray's filters (its query parameter: the select's id, its label, each value in words)
+TRAY_FILTERS = {"rag": ("f-rag", "RAG", {"red": "Red", "amber": "Amber", "green": "Green"}),
+                "priority": ("f-priority", "Priority", {"high": "High", "medium": "Medium", "low": "Low"}),
+                "complexity": ("f-complexity", "Complexity", {"high": "High", "medium": "Medium", "low": "Low"}),
+                "review_overdue": ("f-review", "Review due", {"true": "Due now"}),
+                "past_target": ("f-past", "Waiting over 28 days", {"true": "Yes"})}
+
+# issue #19 §4: the inputs of each action on a tray entry, by the field a refusal names ({} is the entry's id)
+TRAY_ACTION_INPUTS = {
+    "tray.review": {"note": "rv-note-{}", "support": "rv-support-{}", "risk": "rv-risk-{}",
+                    "priority": "rv-priority-{}", "complexity": "rv-complexity-{}", "rag_override": "rv-{}-override",
+                    "rag_override_reason": "rv-{}-override-reason"},
+    "tray.set_next_review": {"next_review_on": "nr-{}", "reason": "nr-reason-{}"},
+    "case.allocate": {"worker_id": "al-{}"},
+    "tray.remove": {"reason": "rm-{}"},
+}
 
 TRAY_PAGE = 100  # entries to a page of the tray; escalations and reviews due show the first TRAY_PAGE each
 
@@ -118,15 +138,21 @@ async def tray(request: Request, team: str = "", sort: str = "priority,rag,-days
     managers = [m for m in members if TRAY_ROLES & set(m["roles"]) and m["user_id"] != user.user_id]
     total = (listing or {}).get("total", 0)
     involved = await _involved(request, entries) if user.places_on_trays or user.is_manager else {}
+    flash = user.flash or {}
+    refused_entry, refused_action = flash.get("row"), flash.get("command")
+    inputs = {field: input_id.format(refused_entry)
+              for field, input_id in TRAY_ACTION_INPUTS.get(refused_action or "", {}).items()} if refused_entry else {}
     return await render(request, "tray.html", user, team=team, listing=listing, entries=entries, report=summary,
-                        involved=involved,
+                        involved=involved, refused_entry=refused_entry, refused_action=refused_action,
+                        **inputs_at_fault(flash, inputs),
                         escalated=escalated, reviews_due=reviews_due,
                         escalated_total=(escalations or {}).get("total", len(escalated)),
                         reviews_total=(reviews or {}).get("total", len(reviews_due)),
                         pager={"page": page, "last": max(1, -(-total // TRAY_PAGE)), "total": total,
                                "first_row": min(total, (page - 1) * TRAY_PAGE + 1),
                                "last_row": min(total, page * TRAY_PAGE)},
-                        query=query, sorts=TRAY_SORTS, names=await r.names(people),
+                        query=query, sorts=TRAY_SORTS, names=await r.names(people), filters=TRAY_FILTERS,
+                        chosen_filters=[key for key in TRAY_FILTERS if query[key]],
                         members=members, managers=managers, title="Planned Work Tray",
                         today=date.today().isoformat(), tomorrow=(date.today() + timedelta(days=1)).isoformat(),
                         month_ahead=(date.today() + timedelta(days=28)).isoformat())
@@ -190,21 +216,23 @@ async def tray_action(request: Request, entry_id: str, action: str) -> Response:
                              notify_worker_ids=[str(w) for w in form.getlist("notify_worker_ids")],
                              expected_version=entry.get("version"))
         reviewed = outcome.of("tray.entry_reviewed")
-        await report(request, outcome, "Review recorded" + (f": RAG {reviewed['rag'].upper()}." if reviewed else "."))
+        await report(request, outcome, "Review recorded" + (f": RAG {reviewed['rag'].upper()}." if reviewed else "."),
+                     row=entry["entry_id"])
     elif action == "next-review":
         outcome = await send(request, user, "tray.set_next_review", key=key, entry_id=entry["entry_id"],
                              next_review_on=form_value(form, "next_review_on"), reason=form_value(form, "reason"),
                              expected_version=entry.get("version"))
-        await report(request, outcome, f"Next review set to {form.get('next_review_on')}.")
+        await report(request, outcome, f"Next review set to {form.get('next_review_on')}.", row=entry["entry_id"])
     elif action == "allocate":
         await _may_open(request, user, key)
         outcome = await _allocate(request, user, key, form_value(form, "worker_id"), entry["team_id"])
         await report(request, outcome,
-                     f"Allocated to {await _worker_name(request, form_value(form, 'worker_id'))}; off the tray.")
+                     f"Allocated to {await _worker_name(request, form_value(form, 'worker_id'))}; off the tray.",
+                     row=entry["entry_id"])
     elif action == "remove":
         outcome = await send(request, user, "tray.remove", key=key, entry_id=entry["entry_id"],
                              reason=form_value(form, "reason"))
-        await report(request, outcome, "Taken off the tray.")
+        await report(request, outcome, "Taken off the tray.", row=entry["entry_id"])
     else:
         raise HTTPException(404, "no such action")
     return back(f"/tray?team={quote(entry['team_id'])}")

@@ -151,6 +151,19 @@ async def report(request: Request, outcome: Outcome, done: str, *, scope: str = 
     await set_flash(request, {**flash, "scope": scope, "command": outcome.command_type, **extra})
 
 
+def inputs_at_fault(flash: dict[str, Any] | None, inputs: dict[str, str]) -> dict[str, Any]:
+    """Issue #19 §4: a refused form as GOV.UK shows it. `inputs` maps each field a refusal may name to the id of its
+    input on the page: the error summary links each reason to its input (`link_for`), and each input says its
+    reasons beside it (`field_errors`, by the input's id)."""
+    errors: dict[str, list[str]] = {}
+    if flash and flash.get("kind") == "error":
+        for r in flash.get("reasons") or []:
+            if r.get("field") in inputs:
+                errors.setdefault(inputs[r["field"]], []).append(str(r.get("message", "")))
+    return {"field_errors": errors,
+            "link_for": lambda reason: f"#{inputs[reason['field']]}" if reason.get("field") in inputs else None}
+
+
 def form_value(form: FormData, name: str) -> str | None:
     value = str(form.get(name, "")).strip()
     return value or None
@@ -339,7 +352,10 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     shown = _as_at(moment, record, notes, all_relationships, documents, history or []) if moment else {
         "notes": notes, "relationships": relationships, "personal": record.get("relationships") or [],
         "documents": documents, "changed_since": []}
+    flash = user.flash or {}  # a manager action refused here (the tray's own are refused on the tray)
+    refused = {} if flash.get("row") else PERSON_ACTION_INPUTS.get(str(flash.get("command")), {})
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
+                        **inputs_at_fault(user.flash, refused),
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
                         names=await r.names(others), why=why, referrals=_received_by(referrals, moment),
                         involved=involvement(relationships, steps,
@@ -492,10 +508,23 @@ async def find_page(request: Request) -> HTMLResponse:
     keep it."""
     user = await current_user(request)
     return await render(request, "find.html", user, asked={}, found=[], more=False, problems=[], searched=False,
-                        title="Find a person")
+                        title="Find a person", **inputs_at_fault(None, FIND_INPUTS))
 
 
+# issue #19 §4: the person page's manager actions, by the field a refusal names
+PERSON_ACTION_INPUTS = {
+    "tray.add": {"team_id": "tray-team", "rationale": "tray-rationale", "priority": "tray-priority",
+                 "complexity": "tray-complexity", "support": "tray-support", "risk": "tray-risk",
+                 "rag_override": "tray-override", "rag_override_reason": "tray-override-reason",
+                 "urgent": "tray-urgent"},
+    "review_tray.add": {"team_id": "rt-team", "review_due": "rt-due", "reason": "rt-reason"},
+    "case.allocate": {"worker_id": "alloc-worker", "team_id": "alloc-team"},
+    "urgent_actions.record": {"note": "urgent-note"},
+    "case_note.add": {"title": "note-title", "type": "note-type", "text": "note-text"},
+    "step.start_new": {"step_type": "start-type"},
+}
 SEARCH_FIELDS = {"name": (2, 100, "Name"), "postcode": (2, 10, "Postcode")}
+FIND_INPUTS = {"nhs_number": "nhs", "name": "find-name", "date_of_birth": "find-dob", "postcode": "find-postcode"}
 
 
 @router.post("/people")
@@ -507,7 +536,8 @@ async def find_people(request: Request) -> HTMLResponse:
     problems = search_problems(asked)
     found, more = ([], False) if problems else await _search(request, asked)
     return await render(request, "find.html", user, asked=asked, found=found, more=more, problems=problems,
-                        searched=not problems, title="Find a person")
+                        searched=not problems, title="Find a person",
+                        **inputs_at_fault({"kind": "error", "reasons": problems}, FIND_INPUTS))
 
 
 async def _search(request: Request, asked: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
@@ -519,20 +549,22 @@ async def _search(request: Request, asked: dict[str, str]) -> tuple[list[dict[st
     return result["people"], result["more"]
 
 
-def search_problems(asked: dict[str, str]) -> list[str]:
+def search_problems(asked: dict[str, str]) -> list[dict[str, str]]:
     """Every field at fault, named, never echoing what was typed."""
     digits = asked["nhs_number"].replace(" ", "")
     if digits:
-        return [] if len(digits) == 10 and digits.isdigit() else ["NHS number: ten digits"]
-    problems = [f"{label}: {low} to {high} characters" for key, (low, high, label) in SEARCH_FIELDS.items()
+        return [] if len(digits) == 10 and digits.isdigit() else [
+            {"field": "nhs_number", "message": "NHS number: ten digits"}]
+    problems = [{"field": key, "message": f"{label}: {low} to {high} characters"}
+                for key, (low, high, label) in SEARCH_FIELDS.items()
                 if asked[key] and not low <= len(asked[key]) <= high]
     if asked["date_of_birth"]:
         try:
             date.fromisoformat(asked["date_of_birth"])
         except ValueError:
-            problems.append("Date of birth: a date")
+            problems.append({"field": "date_of_birth", "message": "Date of birth: a date"})
     if not any(asked[k] for k in ("name", "date_of_birth", "postcode")):
-        problems.append("Give an NHS number, or a name, date of birth or postcode")
+        problems.append({"field": "nhs_number", "message": "Give an NHS number, or a name, date of birth or postcode"})
     return problems
 
 

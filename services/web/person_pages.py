@@ -20,6 +20,7 @@ from services.web.pages import (
     checked_uuid,
     current_user,
     form_value,
+    inputs_at_fault,
     readers,
     render,
     report,
@@ -37,6 +38,11 @@ ADDRESS_LINES = ("line1", "line2", "town", "postcode")
 CLASSES = ("service user", "carer", "next of kin", "representative", "appointee", "deputy")
 PREFERRED_CONTACT = {"": "Not recorded", "phone": "Telephone call", "sms": "Text message", "email": "Email",
                      "letter": "Letter"}
+# issue #19 §4: each change a refusal names (person.update's `changes.<field>`) and the input that makes it
+CHANGE_INPUTS = {f"changes.{name}": name for name in (*TEXT_FIELDS, *LIST_FIELDS, "classes", "ordinarily_resident",
+                                                      "date_of_death")}
+CHANGE_INPUTS |= {f"changes.address.{line}": f"address.{line}" for line in ADDRESS_LINES}
+CHANGE_INPUTS["changes.address"] = "address.line1"
 EMPLOYMENT = ("Employed full time", "Employed part time", "Self-employed", "Unemployed and seeking work",
               "Not seeking work", "Retired", "In education or training", "Volunteering", "Not known")
 
@@ -58,6 +64,7 @@ async def details(request: Request, person_id: str) -> HTMLResponse:
     user = await current_user(request)
     person_id, _, record = await _opened(request, user, person_id)
     return await render(request, "person_details.html", user, person=record, title="Person details",
+                        **inputs_at_fault(user.flash, CHANGE_INPUTS),
                         classes=CLASSES, preferred_contact=PREFERRED_CONTACT, employment=EMPLOYMENT,
                         today=date.today().isoformat(),
                         lines={name: "\n".join(record.get(name) or []) for name in LIST_FIELDS})

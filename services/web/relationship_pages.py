@@ -18,6 +18,7 @@ from services.web.pages import (
     checked_uuid,
     current_user,
     form_value,
+    inputs_at_fault,
     pool,
     readers,
     render,
@@ -64,8 +65,12 @@ async def relationships_page(request: Request, person_id: str, kind: str) -> HTM
         raise HTTPException(404, "no such person")
     every = (await r.allocation.relationships(person_id, include_ended=True)).get(listed, [])
     workers = await _workers(request)
+    ending = (user.flash or {}).get("row")  # the relationship whose end was refused, if it was an end
+    inputs = ({"end_date": f"end-date-{ending}", "end_reason": f"end-reason-{ending}"} if ending else
+              {who: "rel-who", "relationship": "rel-type", "start_date": "rel-start"})
     return await render(
         request, "relationships.html", user, person=record, kind=kind, who=who, title=title,
+        **inputs_at_fault(user.flash, inputs),
         open=[x for x in every if not x.get("ended_at")], ended=[x for x in every if x.get("ended_at")],
         names={w["user_id"]: w["display_name"] for w in workers} | dict(teams()), choices=_choices(kind, user, workers),
         relationships=RELATIONSHIPS[kind], end_reasons=END_REASONS, today=date.today().isoformat())
@@ -112,12 +117,12 @@ async def end_relationship(request: Request, person_id: str, kind: str, relation
         raise HTTPException(404, "no such relationship of this person")
     if not form_value(form, "end_reason"):
         await set_flash(request, {"kind": "error", "message": "That was not done:", "scope": "relationships",
-                                  "reasons": [{"code": "required", "field": "end_reason",
+                                  "row": relationship_id, "reasons": [{"code": "required", "field": "end_reason",
                                                "message": "choose the reason the relationship ends"}]})
         return back(f"/people/{person_id}/relationships/{kind}")
     extra = {"access_reason": reason} if kind == "organisational" else {}
     outcome = await send(request, user, f"{command}_relationship.end", key=person_id,
                          relationship_id=relationship_id, end_date=form_value(form, "end_date"),
                          end_reason=form_value(form, "end_reason"), **extra)
-    await report(request, outcome, "Relationship ended.", scope="relationships")
+    await report(request, outcome, "Relationship ended.", scope="relationships", row=relationship_id)
     return back(f"/people/{person_id}/relationships/{kind}")

@@ -49,24 +49,31 @@ def _blocks(lines: list[str]) -> list[list[str]]:
     return [b for b in blocks if b]
 
 
+HEADINGS = {1: "govuk-heading-l", 2: "govuk-heading-m", 3: "govuk-heading-s"}  # issue #19 §4: GOV.UK typography
+
+
 def _block_html(block: list[str]) -> str:
     first = block[0]
     if first.startswith("#"):
         level = len(first) - len(first.lstrip("#"))
-        return f"<h{level}>{inline(first.lstrip('#').strip())}</h{level}>"
+        heading = HEADINGS.get(level, "govuk-heading-s")
+        return f"<h{level} class=\"{heading}\">{inline(first.lstrip('#').strip())}</h{level}>"
     if first.startswith("|"):
         rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in block
                 if not re.fullmatch(r"[|\s:-]+", line)]
         head, *body = rows
-        return ("<table class=\"work\"><thead><tr>" + "".join(f"<th scope=\"col\">{inline(c)}</th>" for c in head)
-                + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>"
-                                                   for row in body) + "</tbody></table>")
+        return ("<table class=\"govuk-table work\"><thead class=\"govuk-table__head\"><tr class=\"govuk-table__row\">"
+                + "".join(f"<th scope=\"col\" class=\"govuk-table__header\">{inline(c)}</th>" for c in head)
+                + "</tr></thead><tbody class=\"govuk-table__body\">"
+                + "".join("<tr class=\"govuk-table__row\">"
+                          + "".join(f"<td class=\"govuk-table__cell\">{inline(c)}</td>" for c in row) + "</tr>"
+                          for row in body) + "</tbody></table>")
     text = " ".join(line.strip() for line in block)
     if first.startswith("- "):
         rule = RULE_ITEM.match(first)
         anchor = f' id="{rule.group("id")}"' if rule else ""
-        return f"<ul class=\"rules\"><li{anchor}>{inline(text[2:])}</li></ul>"
-    return f"<p>{inline(text)}</p>"
+        return f"<ul class=\"govuk-list govuk-list--bullet rules\"><li{anchor}>{inline(text[2:])}</li></ul>"
+    return f"<p class=\"govuk-body\">{inline(text)}</p>"
 
 
 @cache

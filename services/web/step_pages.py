@@ -21,6 +21,7 @@ from services.web.pages import (
     checked_uuid,
     current_user,
     form_value,
+    inputs_at_fault,
     local_path,
     pool,
     readers,
@@ -63,6 +64,10 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     listed = forms.merge_reasons(flash.get("reasons", []) if refused else [], (blockers or {}).get("blockers", []))
     refused = refused and bool(listed)
     next_refused = flash.get("kind") == "error" and flash.get("scope") == f"next:{step['step_id']}"
+    save_refused = flash.get("kind") == "error" and flash.get("scope") == f"save:{step['step_id']}"
+    at_fault = forms.inline_errors((listed if refused else []) + (flash.get("reasons", []) if save_refused else []),
+                                   step["step_id"])
+    acted = inputs_at_fault(flash, STEP_ACTION_INPUTS.get(str(flash.get("command")), {}))
     members = [u for u in await store.all_users(pool(request)) if "administrator" not in u["roles"]]
     # §9: people by name, those whose account has since been disabled too (they did what the history says)
     names = {u["user_id"]: u["display_name"] for u in await store.every_user(pool(request))}
@@ -78,8 +83,12 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     return await render(
         request, "step.html", user, step=step, person=record or {}, title=step["step_type"],
         open_for_recording=step["state"] in WORKING, blockers=listed, refused=refused,
+        field_errors=at_fault | acted["field_errors"],
+        next_errors=inputs_at_fault(flash if next_refused else None, NEXT_ACTION_INPUTS)["field_errors"],
+        next_inputs=NEXT_ACTION_INPUTS,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
-        link_for=lambda reason: forms.link_for(reason, step["step_id"]), sections=forms.all_sections(step),
+        link_for=lambda reason: acted["link_for"](reason) or forms.link_for(reason, step["step_id"]),
+        sections=forms.all_sections(step),
         members=members, signers=signers, assignable=_assignable(members, teams_of_pack), teams=teams,
         assign_teams=sorted(teams_of_pack or teams, key=team_name),
         pickers=pickers, na_teams=sorted({t for p in pickers.values() for t in p["teams"]}, key=team_name),
@@ -89,6 +98,14 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         rendered=forms.rendered(step, user.roles, logging_only, user.team_ids), logging_only=logging_only,
         names=names, history=history_rows(step, names),
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
+
+
+# §4: the Finish section's forms' inputs, by the command refused and the field it names
+STEP_ACTION_INPUTS = {"step.authorise": {"note": "auth-note"}, "step.return": {"note": "return-note"},
+                      "step.cancel": {"reason": "cancel-reason"}}
+# §4: the next action dialog's inputs, by the field a refusal names (R-NA1..R-NA7)
+NEXT_ACTION_INPUTS = {"action": "na-action", "assignee": "na-assignee", "send_immediately": "na-send",
+                      "scheduled_date": "na-date", "reason": "na-reason", "priority": "na-priority", "note": "na-note"}
 
 
 def history_rows(step: Mapping[str, Any], names: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -272,7 +289,7 @@ async def _authorise(post: StepPost) -> None:
 
 async def _return(post: StepPost) -> None:
     outcome = await post.send("step.return", step_id=post.step_id, note=post.value("note"))
-    await post.report(outcome, "Returned to the worker with your note.")
+    await post.report(outcome, "Returned to the worker with your note.", row=post.step_id)
 
 
 async def _assign(post: StepPost) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from shared import topics
 from shared.testing import EventLog, poll_until
-from tests.e2e.web_client import Desk, form_fields
+from tests.e2e.web_client import Desk, error_beside, form_fields
 from tests.workflow_harness import SCREENING, new_case
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +42,14 @@ async def test_R_P1_the_details_a_worker_changes_and_only_those_are_saved_as_the
                 **{k: v for k, v in edited.items() if k != "csrf_token"}, "gender": ["Prefers not to say"]})
             assert "That was not done" in stale.text and "the record is at version" in stale.text
             assert form_fields(stale.text, "person-details")["gender"] != ["Prefers not to say"]
+
+            # issue #19 §4: a refused change is said beside its input, which the error summary links to (R-P4)
+            current = form_fields(stale.text, "person-details")
+            bad = await desk.post(f"/people/{person_id}/details", **{
+                **{k: v for k, v in current.items() if k != "csrf_token"}, "nhs_number": ["1234567890"]})
+            assert "That was not done" in bad.text
+            assert "NHS number" in error_beside(bad.text, "nhs_number"), error_beside(bad.text, "nhs_number")
+            assert error_beside(bad.text, "phone") == ""
         finally:
             await desk.close()
 
@@ -54,6 +62,10 @@ async def test_R_K8_a_death_recorded_on_the_details_page_puts_each_open_step_in_
         await desk.sign_in("hub")
         page = await desk.get(f"/people/{person_id}/details")
         version = form_fields(page.text, "person-details")["version"]
+        # issue #19 §4: a date of death before the birth is refused, said beside the date of death
+        too_early = await desk.post(f"/people/{person_id}/death", date_of_death="1900-01-01", confirm="yes",
+                                    version=version)
+        assert "before the date of birth" in error_beside(too_early.text, "date_of_death")
         died = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
         recorded = await desk.post(f"/people/{person_id}/death", date_of_death=died, confirm="yes", version=version)
         assert "The death is recorded" in recorded.text

@@ -99,6 +99,11 @@ async def check_page(page: "Page", screenshots: Path, name: str) -> None:
     assert await axe_violations(page) == [], name
 
 
+async def overflow(page: "Page") -> int:
+    """How many pixels the page is wider than the window (a horizontal scroll bar when above 0)."""
+    return await page.evaluate("document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth")
+
+
 async def flash(page: "Page", text: str) -> None:
     await expect(page.locator("#flash")).to_contain_text(text)
 
@@ -157,6 +162,10 @@ async def test_gso_is_shown_every_blocker_then_the_senior_officer_finishes_sap_d
         await flash(page, "Saved.")
         await expect(page.locator("#s-12 legend")).to_contain_text("Section completed")
         await check_page(page, screenshots, "02-step-form")
+        # issue #19 §4: its repeating rows scroll inside their own box; the page fits a laptop's screen
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        assert await overflow(page) == 0
+        await page.set_viewport_size({"width": 1366, "height": 900})
         await page.locator("#s-12").screenshot(path=str(screenshots / "02b-section-12-rows.png"))
 
         # a draft survives a reload (as it would a time-out) and comes back on request
@@ -232,7 +241,7 @@ async def test_team_manager_places_reviews_and_allocates_a_case_from_the_tray(
     await referral_seen(db, person_id)
     context, page = await sign_in(browser, web.url, "tm")
     try:
-        await page.get_by_role("link", name="Team: Adult Social Care Front Door").click()
+        await page.get_by_role("link", name="Team work").click()
         await page.locator(f'a[href="/people/{person_id}"]').first.click()
         await check_page(page, screenshots, "06-person-summary")
         await page.get_by_label("Rationale").fill("No worker with capacity this week")
@@ -257,9 +266,14 @@ async def test_team_manager_places_reviews_and_allocates_a_case_from_the_tray(
 
         await page.get_by_role("link", name="Days waiting").click()
         assert "sort=days_waiting" in page.url
+        # issue #19 §4: the header says how the tray is sorted (MOJ's sortable table), the filter panel (MOJ's
+        # filter layout) shows each filter chosen as a tag that takes it off
+        await expect(page.locator('#tray-table th[aria-sort="ascending"]')).to_have_text("Days waiting")
         await page.get_by_label("RAG", exact=True).select_option("red")
-        await page.get_by_role("button", name="Filter").click()
+        await page.get_by_role("button", name="Apply filters").click()
         await expect(row).to_have_count(1)
+        await expect(page.locator("#tray-filter .moj-filter__tag")).to_have_text(["Remove this filter: RAG: Red"])
+        await expect(page.locator('#tray-table th[aria-sort="ascending"]')).to_have_text("Days waiting")
         await check_page(page, screenshots, "07-planned-work-tray")
 
         await row.locator("summary", has_text="Allocate").click()

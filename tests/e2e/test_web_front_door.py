@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.web_client import Desk, markup
+from tests.e2e.web_client import Desk, error_beside, markup
 from tests.factories import unique_referral
 from tests.workflow_harness import new_case
 
@@ -40,7 +40,12 @@ async def test_R_P5_a_front_door_worker_finds_a_person_by_name_birth_date_and_po
 
         refused = await desk.post("/people", name="x", date_of_birth="31/02/1950")
         assert "Name: 2 to 100 characters" in refused.text and "Date of birth: a date" in refused.text
-        assert "31/02/1950" not in refused.text.split('id="find-problems"')[1]
+        assert "31/02/1950" not in refused.text.split('id="find-problems"')[1].split("</ul>")[0]
+        # issue #19 §4: the summary heads the page and each field says its own fault beside it, never echoing it
+        assert refused.text.index('id="find-problems"') < refused.text.index("<h1")
+        assert error_beside(refused.text, "find-dob") == "Date of birth: a date"
+        assert error_beside(refused.text, "find-name") == "Name: 2 to 100 characters"
+        assert error_beside(refused.text, "find-postcode") == ""
         nothing = await desk.post("/people")
         assert "Give an NHS number, or a name, date of birth or postcode" in nothing.text
 
@@ -56,14 +61,14 @@ async def test_R_P5_a_front_door_worker_finds_a_person_by_name_birth_date_and_po
 
 
 async def test_teams_are_shown_by_the_names_people_know_them_by_never_by_id(infra, web, events):
-    """§9: the desk names teams from the one catalogue (shared/teams.yaml) in the menu, Team work, the person's
-    work and the step page, and the Assign picker offers every team of the step's pack by name, Wellbeing
-    Service South included (no desk account works in it)."""
+    """§9: the desk names teams from the one catalogue (shared/teams.yaml) in Team work (the menu's Team work
+    leads there), the person's work and the step page, and the Assign picker offers every team of the step's pack
+    by name, Wellbeing Service South included (no desk account works in it)."""
     person_id, step_id = await new_case(infra, events, **unique_referral())
     desk = Desk(web.url)
     try:
         home = await desk.sign_in("hub")
-        assert 'href="/teams/wellbeing-service-hub/work">Team: Wellbeing Service Hub Team</a>' in home.text
+        assert 'href="/teams/wellbeing-service-hub/work">Team work</a>' in home.text
         team_work = markup((await desk.get("/teams/wellbeing-service-hub/work")).text)
         assert "<h1>Team work: Wellbeing Service Hub Team</h1>" in team_work
         person = markup((await desk.get(f"/people/{person_id}")).text)
@@ -87,9 +92,12 @@ async def test_a_refusal_speaks_the_guides_words_and_links_its_rule_to_the_rule_
                                   assignee_kind="team", assignee_team="wellbeing-service-hub", priority="high")
         dialog = refused.text.split('id="next-action-dialog"')[1].split("</dialog>")[0]
         assert 'data-reopen="1"' in dialog.split(">")[0]
-        problems = dialog.split('id="na-problems"')[1].split("</div>")[0]
-        assert ('a priority other than normal needs a note (<a href="/rules#R-NA2" class="rule">R-NA2</a>)'
-                in problems)
+        problems = dialog.split('id="na-problems"')[1].split("</ul>")[0]
+        # issue #19 §4: the error summary links the note it names, which says the reason beside it
+        assert ('<a href="#na-note">a priority other than normal needs a note</a>'
+                ' (<a href="/rules#R-NA2" class="rule">R-NA2</a>)' in problems)
+        note_error = markup(dialog).split('id="na-note-error">')[1].split("</p>")[0]
+        assert 'a priority other than normal needs a note (<a href="/rules#R-NA2"' in note_error
         assert '<option value="high" selected>High</option>' in dialog
         assert '<option value="WB Initial Risk Assessment and Triage" selected' in dialog
         rules = await desk.get("/rules")
@@ -125,7 +133,7 @@ async def test_the_steps_own_history_and_its_requests_name_people_not_ids(infra,
         sent = await desk.post(f"/steps/{screening}/send_request", name="(R) WB Please action", to_kind="worker",
                                to_worker="so", note="Please look at this referral")
         assert "Sent (R) WB Please action." in sent.text
-        page = (await desk.get(f"/steps/{screening}")).text
+        page = markup((await desk.get(f"/steps/{screening}")).text)
         history = page.split('id="history"')[1].split("</ol>")[0]
         assert "– Hana Hub (GSO, Hub Team) – WB Wellbeing Screening started" in history
         assert "sent to Sam Okafor (Senior Officer)" in history

@@ -12,7 +12,7 @@ from shared import audit, topics
 from shared.testing import EventLog, ServiceProcess, free_port, service_auth
 from tests.allocation_harness import referral_seen, tray_args
 from tests.e2e.test_web_browser import GSO, wellbeing_to_sap
-from tests.e2e.web_client import Desk, markup
+from tests.e2e.web_client import Desk, error_beside, markup
 from tests.factories import unique_referral
 from tests.workflow_harness import SCREENING, SO_TRANSFER, Commands, new_case
 
@@ -192,6 +192,11 @@ async def test_r_rq7_the_authorisation_queue_comes_from_workflow_even_while_noti
         row = re.search(rf'<tr data-step-id="{sap}">.*?</tr>', queue.text, re.S)
         assert row and SO_TRANSFER in row.group(0) and f'href="/steps/{sap}#authorise"' in row.group(0)
         assert "Testperson" in row.group(0)
+        # issue #19 §4: a return with no note is refused, the reason said beside that step's note (R-RQ4)
+        refused = await so.post(f"/steps/{sap}/return", note="", next="/authorisations")
+        assert error_beside(refused.text, f"ret-{sap}"), refused.text[:500]
+        on_the_step = await so.post(f"/steps/{sap}/return", note="")  # and on the step page, beside its note
+        assert error_beside(on_the_step.text, "return-note") == error_beside(refused.text, f"ret-{sap}")
         await gso.sign_in("gso")
         assert sap not in (await gso.get("/authorisations")).text
     finally:
@@ -361,14 +366,14 @@ async def test_R_RQ5_a_sign_off_request_lists_only_the_workers_who_can_sign_the_
     desk = Desk(web.url)
     try:
         await desk.sign_in("sw")
-        page = (await desk.get(f"/steps/{plan}")).text
+        page = markup((await desk.get(f"/steps/{plan}")).text)
     finally:
         await desk.close()
 
     def workers_offered(request: str) -> list[str]:
-        form = next(f for f in re.findall(r'<form[^>]*class="stack request-form".*?</form>', page, re.S)
+        form = next(f for f in re.findall(r'<form[^>]*class="request-form".*?</form>', page, re.S)
                     if request in f)
-        select = re.search(r'<select[^>]*name="to_worker">(.*?)</select>', form, re.S)
+        select = re.search(r'<select[^>]*name="to_worker"[^>]*>(.*?)</select>', form, re.S)
         assert select is not None
         return re.findall(r'<option value="([^"]*)"', select.group(1))
 
@@ -402,7 +407,7 @@ async def test_R_K13_future_work_is_assigned_only_to_a_team_on_the_step_page(inf
 
 def start_new_menu(page: str) -> list[str]:
     """The step types the person page's Start > New offers."""
-    select = re.search(r'<select id="start-type" name="step_type">(.*?)</select>', markup(page), re.S)
+    select = re.search(r'<select id="start-type" name="step_type"[^>]*>(.*?)</select>', markup(page), re.S)
     return re.findall(r"<option>([^<]*)</option>", select.group(1)) if select else []
 
 

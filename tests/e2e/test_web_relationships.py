@@ -10,7 +10,7 @@ import pytest
 
 from shared.testing import poll_until
 from tests.allocation_harness import referral_seen
-from tests.e2e.web_client import Desk, form_fields, markup
+from tests.e2e.web_client import Desk, error_beside, form_fields, markup
 from tests.workflow_harness import SCREENING, new_case
 
 pytestmark = pytest.mark.e2e
@@ -52,11 +52,17 @@ async def test_R_A1_a_worker_records_their_involvement_and_ends_it_with_a_date_a
         assert "That was not done" in again.text and "already has an open" in again.text
 
         end = _end_form(again.text)
+        relationship_id = end.split("/")[-2]
         too_early = await desk.post(end, end_date=(date.today() - timedelta(days=10)).isoformat(),
                                     end_reason="Involvement complete")
         assert "That was not done" in too_early.text and "the end date is before the start date" in too_early.text
+        # issue #19 §4: said beside the end date of that relationship, which the error summary links to
+        assert "the end date is before the start date" in error_beside(too_early.text, f"end-date-{relationship_id}")
         no_reason = await desk.post(end, end_date=date.today().isoformat(), end_reason="")
         assert "choose the reason the relationship ends" in no_reason.text
+        assert error_beside(no_reason.text, f"end-reason-{relationship_id}") == (
+            "choose the reason the relationship ends")
+        assert error_beside(no_reason.text, f"end-date-{relationship_id}") == ""
 
         ended = await desk.post(end, end_date=date.today().isoformat(), end_reason="Involvement complete")
         assert "Relationship ended." in ended.text

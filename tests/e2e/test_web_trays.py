@@ -13,7 +13,7 @@ import pytest
 
 from shared.testing import poll_until
 from tests.allocation_harness import referral_seen, tray_args
-from tests.e2e.web_client import Desk, markup
+from tests.e2e.web_client import Desk, error_beside, markup
 from tests.workflow_harness import new_case
 
 pytestmark = pytest.mark.e2e
@@ -43,6 +43,10 @@ async def test_R_T3_R_T5_the_rag_is_chosen_with_the_guide_and_a_social_worker_re
         for words in ("High-risk indicators", "The person is wandering at night", "Moderate support",
                       "the person has no formal or informal support", "RAG by professional judgement"):
             assert words.lower() in placing.lower(), words
+        # issue #19 §4: a RAG of the manager's own with no reason is refused, the reason said beside its input
+        refused = await manager.post(f"/people/{person_id}/tray", **tray_args(TEAM, urgent="false"),
+                                     rag_override="red")
+        assert "say why the RAG differs from the matrix" in error_beside(refused.text, "tray-override-reason")
         placed = await manager.post(f"/people/{person_id}/tray", **tray_args(TEAM, urgent="false"),
                                     rag_override="red", rag_override_reason="Lives alone; two falls this month")
         assert "RAG RED" in placed.text, placed.text[:300]
@@ -55,6 +59,12 @@ async def test_R_T3_R_T5_the_rag_is_chosen_with_the_guide_and_a_social_worker_re
         entry_id = re.search(rf'data-entry-id="([^"]+)">\s*<td><a href="/people/{person_id}"', markup(tray.text))
         assert entry_id and "Record review" in row_of(tray.text, person_id)
         assert "Remove from tray" not in row_of(tray.text, person_id)  # taking a case off is the TM/TL's
+        # issue #19 §4: a refused review opens its form again, the reason beside the input it names (R-T3)
+        refused = await worker.post(f"/tray/{entry_id.group(1)}/review", contacted="true", rag_override="red",
+                                    note="Spoke to her daughter; managing for now", notify_worker_ids="tm")
+        assert "say why the RAG differs from the matrix" in error_beside(
+            refused.text, f"rv-{entry_id.group(1)}-override-reason")
+        assert "<details open><summary><span>Review</span></summary>" in markup(refused.text)
         reviewed = await worker.post(f"/tray/{entry_id.group(1)}/review", contacted="true",
                                      note="Spoke to her daughter; managing for now", notify_worker_ids="tm")
         assert "Review recorded: RAG AMBER." in reviewed.text, reviewed.text[:300]

@@ -90,3 +90,14 @@ def markup(html: str) -> str:
         kept = [c for c in found.group(1).split() if not c.startswith(("govuk-", "moj-"))]
         return f' class="{" ".join(kept)}"' if kept else ""
     return re.sub(r' class="([^"]*)"', own, html)
+
+
+def error_beside(html: str, input_id: str) -> str:
+    """Issue #19 §4: what a refused form says beside the input (its GOV.UK error message, which the input is described
+    by and the error summary links to), as text; '' when it says nothing there."""
+    found = re.search(rf'<p class="govuk-error-message" id="{re.escape(input_id)}-error">(.*?)</p>', html, re.S)
+    if not found or not re.search(rf'aria-describedby="[^"]*\b{re.escape(input_id)}-error"', html):
+        return ""
+    summary = html.split('class="govuk-error-summary"', 1)[-1].split("</ul>", 1)[0]
+    linked = f'href="#{input_id}"' in summary
+    return " ".join(re.sub(r"<[^>]+>", "", found.group(1)).split()).removeprefix("Error: ") if linked else ""

@@ -19,8 +19,8 @@ def test_a_reason_with_a_place_to_fix_it_links_there_and_to_its_rule_without_nes
                     ' (<a href="/rules#R-RQ3" class="rule">R-RQ3</a>)')
 
 
-def test_the_rule_book_page_anchors_every_rule_by_its_id():
+def test_the_rule_book_page_anchors_every_rule_by_its_id_in_govuk_typography():
     book = str(rule_book_html(ROOT / "docs" / "rules.md"))
     for rule in ("R-P1", "R-RQ7", "R-T6", "R-K1"):
         assert f'<li id="{rule}">' in book, rule
-    assert "<h2>" in book and "<table" in book
+    assert '<h2 class="govuk-heading-m">' in book and '<table class="govuk-table' in book  # GOV.UK typography

@@ -250,23 +250,28 @@
       var el = part.indexOf("t.") === 0 ? tableOf(part) : named(part.split("=")[0]).filter(function (x) {
         return part.indexOf("=") < 0 || x.value === part.split("=")[1]; })[0];
       var holder = el && el.closest(".field, .section-done");
-      var label = holder && $("label", holder);
+      var label = holder && $("[id$='-label'], label", holder);
       return label && label.firstChild ? label.firstChild.textContent.trim() : part;
     };
     var conflictChoice = function (part, i, draft) {
       var box = document.createElement("fieldset");
-      box.className = "conflict";
+      box.className = "govuk-fieldset conflict";
       var legend = document.createElement("legend");
+      legend.className = "govuk-fieldset__legend govuk-fieldset__legend--s";
       legend.textContent = labelOf(part) + ": changed by someone else too";
       box.appendChild(legend);
+      var radios = document.createElement("div");
+      radios.className = "govuk-radios govuk-radios--small";
+      box.appendChild(radios);
       [["theirs", "Keep theirs (saved): " + words(shown, part)], ["yours", "Take yours: " + words(draft, part)]]
         .forEach(function (choice, n) {
-          var line = document.createElement("div"); line.className = "check";
+          var line = document.createElement("div"); line.className = "govuk-radios__item";
           var input = document.createElement("input");
-          input.type = "radio"; input.name = "conflict-" + i; input.value = choice[0];
+          input.type = "radio"; input.className = "govuk-radios__input"; input.name = "conflict-" + i; input.value = choice[0];
           input.id = "conflict-" + i + "-" + choice[0]; input.checked = n === 0;
           var label = document.createElement("label"); label.htmlFor = input.id; label.textContent = choice[1];
-          line.appendChild(input); line.appendChild(label); box.appendChild(line);
+          label.className = "govuk-label govuk-radios__label";
+          line.appendChild(input); line.appendChild(label); radios.appendChild(line);
         });
       return box;
     };

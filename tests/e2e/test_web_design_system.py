@@ -1,0 +1,113 @@
+"""The desk in the GOV.UK design system (issue #19 §4), in headless Chromium: a refused step shows GOV.UK's error
+summary with each field at fault linked and its message beside the field (R-W4), the step page fits a 1280 px
+screen, and a Team Manager's menu fits on one line; every page passes axe."""
+
+import pytest
+
+from tests.e2e.test_web_browser import browser, check_page, expect, overflow, screenshots, sign_in  # noqa: F401
+from tests.workflow_harness import new_case
+
+pytestmark = pytest.mark.e2e
+
+LAPTOP = {"width": 1280, "height": 800}
+
+
+async def fields_at_fault(page) -> list[tuple[str, str]]:
+    """Each field the error summary links: (its id, the error message said beside it, '' when none)."""
+    return await page.locator("#blockers a[href^='#f-']").evaluate_all("""links => links.map(a => {
+        const id = a.getAttribute('href').slice(1);
+        const group = document.getElementById(id).closest('.govuk-form-group--error, .desk-cell--error');
+        const said = group && group.querySelector('#' + CSS.escape(id) + '-error');
+        return [id, said ? said.textContent : ''];
+    })""")
+
+
+async def test_R_W4_a_refused_finish_links_each_field_at_fault_and_says_why_beside_it(
+        infra, web, events, browser, screenshots):  # noqa: F811 (fixtures)
+    """The Hub's GSO (seed 000: the Hub screens) finishes a screening with nothing recorded: the GOV.UK error summary
+    heads the page, each mandatory field it names is a link to the field, which is marked at fault with the same
+    reason beside it; the page fits a laptop's screen and passes axe."""
+    _, screening = await new_case(infra, events)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.set_viewport_size(LAPTOP)
+        await page.goto(f"/steps/{screening}")
+        await page.locator("#start-step").click()
+        await expect(page.locator("#flash")).to_contain_text("Started")
+        assert await overflow(page) == 0
+
+        await page.locator("#finish-step").click()
+        summary = page.locator("#blockers")
+        await expect(summary).to_contain_text("This step cannot finish yet")
+        assert await page.locator("main > *:first-child").get_attribute("id") == "blockers"
+        faults = await fields_at_fault(page)
+        assert faults, "the screening's mandatory fields are named"
+        for field_id, said in faults:
+            reason = await summary.locator(f"a[href='#{field_id}']").first.inner_text()
+            assert reason in said, (field_id, said)
+        assert await overflow(page) == 0
+        await check_page(page, screenshots, "15-step-refused-inline-errors")
+
+        first_id = faults[0][0]  # GOV.UK's error summary moves the focus to the field itself
+        await summary.locator(f"a[href='#{first_id}']").first.click()
+        await expect(page.locator(f"#{first_id}")).to_be_focused()
+    finally:
+        await context.close()
+
+
+async def test_a_team_managers_menu_fits_on_one_line(infra, web, browser, screenshots):  # noqa: F811
+    """The Team Manager has the most menu items of one team (trays, authorisations, the dashboard, the audit):
+    at 1280 px every item sits on the service navigation's one line."""
+    context, page = await sign_in(browser, web.url, "tm")
+    try:
+        await page.set_viewport_size(LAPTOP)
+        await page.reload()
+        tops = await page.locator("#desk-menu > li").evaluate_all("items => items.map(i => i.offsetTop)")
+        assert len(tops) >= 6 and len(set(tops)) == 1, tops
+        assert await overflow(page) == 0
+        await check_page(page, screenshots, "16-team-manager-menu")
+    finally:
+        await context.close()
+
+
+async def test_R_P4_a_refused_nhs_number_is_said_beside_it_and_the_page_passes_axe(infra, web, events, browser,  # noqa: F811
+                                                                                  screenshots):  # noqa: F811
+    """The Hub's GSO (seed 000: the Hub holds the screening) changes the person's NHS number to one whose check digit
+    is wrong: the error summary heads the page and links the NHS number, which says why beside it; axe passes."""
+    person_id, _ = await new_case(infra, events)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.set_viewport_size(LAPTOP)
+        await page.goto(f"/people/{person_id}/details")
+        await page.get_by_label("NHS number").fill("1234567890")
+        await page.get_by_role("button", name="Save person details").click()
+        await expect(page.locator("#flash")).to_contain_text("That was not done")
+        await expect(page.locator("#nhs_number-error")).to_contain_text("NHS number")
+        await expect(page.locator(".govuk-form-group--error #nhs_number")).to_have_count(1)
+        await page.locator("#flash a[href='#nhs_number']").click()
+        await expect(page.locator("#nhs_number")).to_be_focused()
+        assert await overflow(page) == 0
+        await check_page(page, screenshots, "17-person-details-refused")
+    finally:
+        await context.close()
+
+
+async def test_a_head_of_service_moves_between_their_teams_work_from_one_menu_item(web, browser,  # noqa: F811
+                                                                                  screenshots):  # noqa: F811
+    """The Head of Service works in four teams: the menu's one Team work item leads to the first, whose page lists
+    each of their teams (MOJ sub navigation, the one shown marked current); the menu keeps one line."""
+    context, page = await sign_in(browser, web.url, "hos")
+    try:
+        await page.set_viewport_size(LAPTOP)
+        await page.get_by_role("link", name="Team work").click()
+        teams = page.get_by_role("navigation", name="Your teams")
+        await expect(teams.get_by_role("link")).to_have_count(4)
+        await teams.get_by_role("link", name="Adult Carers Team").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Team work: Adult Carers Team")
+        await expect(teams.locator('[aria-current="page"]')).to_have_text("Adult Carers Team")
+        await expect(page.locator("#desk-menu [aria-current=page]")).to_have_text("Team work")
+        tops = await page.locator("#desk-menu > li").evaluate_all("items => items.map(i => i.offsetTop)")
+        assert len(set(tops)) == 1, tops
+        await check_page(page, screenshots, "18-head-of-service-team-work")
+    finally:
+        await context.close()
