@@ -255,14 +255,20 @@ async def workflow_db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def commands(infra: Infra, events: EventLog, workflow_db: asyncpg.Pool) -> AsyncIterator[Commands]:
-    """Send workflow commands and await each one's whole outcome."""
+async def send(infra: Infra) -> AsyncIterator[SigningProducer]:
+    """A started producer that signs what it sends with the tests' development keys (acks=all)."""
     producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
     await producer.start()
     try:
-        yield Commands(producer, events, db=workflow_db)
+        yield producer
     finally:
         await producer.stop()
+
+
+@pytest.fixture
+def commands(send: SigningProducer, events: EventLog, workflow_db: asyncpg.Pool) -> Commands:
+    """Send workflow commands and await each one's whole outcome."""
+    return Commands(send, events, db=workflow_db)
 
 
 @pytest.fixture
@@ -273,13 +279,8 @@ async def out(infra: Infra) -> AsyncIterator[EventLog]:
 
 
 @pytest.fixture
-async def alloc(infra: Infra, out: EventLog) -> AsyncIterator[allocation_harness.AllocationCommands]:
-    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield allocation_harness.AllocationCommands(producer, out)
-    finally:
-        await producer.stop()
+def alloc(send: SigningProducer, out: EventLog) -> allocation_harness.AllocationCommands:
+    return allocation_harness.AllocationCommands(send, out)
 
 
 @pytest.fixture

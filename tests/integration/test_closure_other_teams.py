@@ -7,15 +7,13 @@ of its social workers, done when a member of the team says so, or by itself when
 cancelled (the chance to speak before the closure is over then)."""
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 
 from shared import topics
-from shared.testing import SigningProducer, service_auth
+from shared.testing import service_auth
 from tests.allocation_harness import AllocationCommands, Staff, referral_seen
 from tests.integration.test_tasks import inbox, task_of
 from tests.workflow_harness import (
@@ -33,15 +31,6 @@ from tests.workflow_harness import (
 PROPOSED = "Adult Proposed Case Closure"
 IN_PROGRESS = "Adult Case Closure in Progress"
 
-
-@pytest.fixture
-async def send(infra) -> AsyncIterator[SigningProducer]:
-    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 @dataclass

@@ -3,31 +3,20 @@ in the inbox of the worker or team it is for, read as that worker; it closes whe
 its worker says so with a signed `task.complete`."""
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from services.notifications.domain import LONDON
 from shared import topics
 from shared.envelope import Envelope, new_message
-from shared.testing import EventLog, SigningProducer, poll_until, publish, service_auth, worker_auth
+from shared.testing import EventLog, poll_until, publish, service_auth, worker_auth
 from tests.allocation_harness import Staff, actor, referral, tray_args
 from tests.workflow_harness import SCREENING, Commands, Personas, new_case
 
 SSM_TEAM = "ssm-adult-social-care"  # teams.yaml: a tray team in no service area escalates to this one
 
-
-@pytest.fixture
-async def send(infra) -> AsyncIterator[SigningProducer]:
-    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
 
 
 async def inbox(service: Any, who: dict[str, Any], kind: str, owner: str, **params: str) -> list[dict[str, Any]]:

@@ -33,15 +33,6 @@ FIRST = canary("first name", "Wilhelmina")
 REP_FIRST = canary("first name", "Barnaby")
 
 
-@pytest.fixture
-async def send(infra: Any) -> AsyncIterator[SigningProducer]:
-    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
 
 def someone(**overrides: Any) -> dict[str, Any]:
     """A person as a referral describes them: by default easy to write to, with no communication needs."""
