@@ -405,6 +405,19 @@ class Commands:
         """One command, e.g. `await commands.send("step.start", so, step_id=...)`; its outcome."""
         return await self.outcome(await self.publish(type_, {"actor": who, **data}, key=key), timeout)
 
+    async def triage_opened(self, hub: dict[str, Any], person_id: str, screening: str) -> str:
+        """The hub screens the referral, sends it to triage and opens the triage with its values saved: its id."""
+        async def ok(type_: str, **data: Any) -> Outcome:
+            return (await self.send(type_, hub, key=person_id, **data)).ok()
+
+        await ok("step.start", step_id=screening)
+        await ok("step.save", step_id=screening, values=SCREENING_VALUES)
+        await ok("step.add_next_action", step_id=screening, action=TRIAGE)
+        triage: str = (await ok("step.finish", step_id=screening)).of("step.created")["step_id"]
+        await ok("step.start", step_id=triage)
+        await ok("step.save", step_id=triage, values=TRIAGE_VALUES)
+        return triage
+
     async def given_step(self, who: dict[str, Any], person_id: str, step_type: str,
                          assignee: dict[str, str] | None = None) -> str:
         """`given_step` on the database these commands' workflow service uses: the new step's id."""

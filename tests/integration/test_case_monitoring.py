@@ -12,10 +12,7 @@ from tests.allocation_harness import AllocationCommands, referral_seen
 from tests.workflow_harness import (
     MONITORING,
     NEWEST_WORK,
-    SCREENING_VALUES,
     TA,
-    TRIAGE,
-    TRIAGE_VALUES,
     Commands,
     Personas,
     actor,
@@ -44,12 +41,7 @@ async def test_R_W13_every_involved_worker_logs_case_monitoring_and_keeps_their_
             return (await http.get(f"/steps/{step_id}")).json()["values"].get("activity_log") or []
 
         # the hub screens and triages; the triage opens case monitoring at once and sends the TA to the North team
-        await ok("step.start", p.hub, step_id=screening)
-        await ok("step.save", p.hub, step_id=screening, values=SCREENING_VALUES)
-        await ok("step.add_next_action", p.hub, step_id=screening, action=TRIAGE)
-        triage = (await ok("step.finish", p.hub, step_id=screening)).of("step.created")["step_id"]
-        await ok("step.start", p.hub, step_id=triage)
-        await ok("step.save", p.hub, step_id=triage, values=TRIAGE_VALUES)
+        triage = await commands.triage_opened(p.hub, person_id, screening)
         sent = await ok("step.add_next_action", p.hub, step_id=triage, action=MONITORING, send_immediately=True)
         monitoring = sent.of("step.created")["step_id"]
         await ok("step.add_next_action", p.hub, step_id=triage, action=TA,

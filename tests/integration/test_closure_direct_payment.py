@@ -13,9 +13,6 @@ from shared.testing import poll_until, service_auth, worker_auth
 from tests.purchasing_harness import PA, coordinator, plan_values, support_plan
 from tests.workflow_harness import (
     PROPOSED_CLOSURE_VALUES,
-    SCREENING_VALUES,
-    TRIAGE,
-    TRIAGE_VALUES,
     Commands,
     Personas,
     actor,
@@ -53,12 +50,7 @@ async def test_R_C5_a_death_with_a_direct_payment_is_closed_through_the_adult_ca
         return (await send(type_, who, **data)).ok()
 
     # the hub screens and triages; the triage proposes the closure to the GSO herself
-    await ok("step.start", p.hub, step_id=screening)
-    await ok("step.save", p.hub, step_id=screening, values=SCREENING_VALUES)
-    await ok("step.add_next_action", p.hub, step_id=screening, action=TRIAGE)
-    triage = (await ok("step.finish", p.hub, step_id=screening)).of("step.created")["step_id"]
-    await ok("step.start", p.hub, step_id=triage)
-    await ok("step.save", p.hub, step_id=triage, values=TRIAGE_VALUES)
+    triage = await commands.triage_opened(p.hub, person_id, screening)
     await ok("step.add_next_action", p.hub, step_id=triage, action=PROPOSED)
     proposed = (await ok("step.finish", p.hub, step_id=triage)).of("step.created")["step_id"]
 

@@ -19,9 +19,6 @@ from tests.integration.test_tasks import inbox, task_of
 from tests.workflow_harness import (
     CLOSURE_VALUES,
     PROPOSED_CLOSURE_VALUES,
-    SCREENING_VALUES,
-    TRIAGE,
-    TRIAGE_VALUES,
     Commands,
     Personas,
     actor,
@@ -55,12 +52,7 @@ async def told_of_closure(infra: Any, workflow: Any, notifications: Any, events:
         return (await commands.send(type_, who, key=person_id, **data)).ok()
 
     # the hub screens and triages; the triage proposes the closure to the GSO herself
-    await ok("step.start", p.hub, step_id=screening)
-    await ok("step.save", p.hub, step_id=screening, values=SCREENING_VALUES)
-    await ok("step.add_next_action", p.hub, step_id=screening, action=TRIAGE)
-    triage = (await ok("step.finish", p.hub, step_id=screening)).of("step.created")["step_id"]
-    await ok("step.start", p.hub, step_id=triage)
-    await ok("step.save", p.hub, step_id=triage, values=TRIAGE_VALUES)
+    triage = await commands.triage_opened(p.hub, person_id, screening)
     await ok("step.add_next_action", p.hub, step_id=triage, action=PROPOSED)
     proposed = (await ok("step.finish", p.hub, step_id=triage)).of("step.created")["step_id"]
 
