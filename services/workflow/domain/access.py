@@ -47,10 +47,15 @@ def is_recipient(request: Request, actor: Actor) -> bool:
     return request.to_kind == "team" and request.to_id in actor.team_ids
 
 
+def sent_to_answer(defn: StepDefinition, requests: Sequence[Request], actor: Actor) -> list[Request]:
+    """R-C5: the requests answered in a section of the step that went to the actor (or to a team of theirs)."""
+    names = {s.answered_by for s in defn.answered_sections}
+    return [r for r in requests if r.name in names and is_recipient(r, actor)]
+
+
 def answers(defn: StepDefinition, requests: Sequence[Request], actor: Actor) -> bool:
     """R-C5: the actor is who a request answered in a section of the step went to (or a member of its team)."""
-    names = {s.answered_by for s in defn.answered_sections}
-    return any(r.name in names and r.state in ("open", "completed") and is_recipient(r, actor) for r in requests)
+    return any(r.state in ("open", "completed") for r in sent_to_answer(defn, requests, actor))
 
 
 def answer_fields(defn: StepDefinition) -> frozenset[str]:

@@ -16,6 +16,7 @@ from services.workflow.domain.access import (
     is_recipient,
     may_work,
     not_assignee,
+    sent_to_answer,
     state_problems,
     two_part,
 )
@@ -210,11 +211,10 @@ def signed_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Reque
 def answered_requests(ctx: Context, defn: StepDefinition, requests: Sequence[Request]) -> tuple[Request, ...]:
     """R-C5: the recipient who answers a request in its section (the Adult Care (Area) team's checklist) finishes
     the step, which completes that request."""
-    names = {s.answered_by for s in defn.answered_sections}
     return tuple(
         replace(r, state="completed", completed_by=ctx.actor.worker_id, completed_at=ctx.now,
                 completion_note="Answered and finished")
-        for r in requests if r.name in names and r.state == "open" and is_recipient(r, ctx.actor)
+        for r in sent_to_answer(defn, requests, ctx.actor) if r.state == "open"
     )
 
 
