@@ -255,7 +255,7 @@ async def workflow_db(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-async def send(infra: Infra) -> AsyncIterator[SigningProducer]:
+async def signing_producer(infra: Infra) -> AsyncIterator[SigningProducer]:
     """A started producer that signs what it sends with the tests' development keys (acks=all)."""
     producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all")
     await producer.start()
@@ -266,9 +266,9 @@ async def send(infra: Infra) -> AsyncIterator[SigningProducer]:
 
 
 @pytest.fixture
-def commands(send: SigningProducer, events: EventLog, workflow_db: asyncpg.Pool) -> Commands:
+def commands(signing_producer: SigningProducer, events: EventLog, workflow_db: asyncpg.Pool) -> Commands:
     """Send workflow commands and await each one's whole outcome."""
-    return Commands(send, events, db=workflow_db)
+    return Commands(signing_producer, events, db=workflow_db)
 
 
 @pytest.fixture
@@ -279,8 +279,8 @@ async def out(infra: Infra) -> AsyncIterator[EventLog]:
 
 
 @pytest.fixture
-def alloc(send: SigningProducer, out: EventLog) -> allocation_harness.AllocationCommands:
-    return allocation_harness.AllocationCommands(send, out)
+def alloc(signing_producer: SigningProducer, out: EventLog) -> allocation_harness.AllocationCommands:
+    return allocation_harness.AllocationCommands(signing_producer, out)
 
 
 @pytest.fixture

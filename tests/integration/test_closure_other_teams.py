@@ -98,10 +98,10 @@ async def told_of_closure(infra: Any, workflow: Any, notifications: Any, events:
 
 async def test_R_K1_closure_names_other_teams_still_involved_without_blocking_and_tells_them(
         infra, referrals, workflow, allocation, notifications, events, commands: Commands, alloc: AllocationCommands,
-        db, send):
+        db, signing_producer):
     told = await told_of_closure(infra, workflow, notifications, events, commands, alloc, db)
     # a member of the team says it is done: who and when are kept
-    tasks = Commands(send, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
+    tasks = Commands(signing_producer, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
     done = (await tasks.send("task.complete", told.other.sw, key=told.person_id, task_id=told.task["request_id"],
                              note="Nothing open with us: fine to close")).ok().of("task.completed")
     assert (done["by"], done["how"]) == (told.other.sw["worker_id"], "done")

@@ -42,11 +42,11 @@ async def task_of(service: Any, who: dict[str, Any], kind: str, owner: str, pers
 
 
 async def test_R_RQ8_R_T5_R_T6_tray_prompts_reach_the_tmtl_the_team_and_the_ssm_and_close_when_done(
-        infra, allocation, notifications, events: EventLog, send):
+        infra, allocation, notifications, events: EventLog, signing_producer):
     s = Staff()
     ssm = actor(f"ssm-{s.suffix}", "strategic_service_manager", teams=(SSM_TEAM,))
-    alloc = Commands(send, events, topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS)
-    tasks = Commands(send, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
+    alloc = Commands(signing_producer, events, topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS)
+    tasks = Commands(signing_producer, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
     person_id, _ = await referral(infra, events)
     placed = (await alloc.send("tray.add", s.tm, key=person_id, person_id=person_id,
                                **tray_args(s.team, support="none", risk="high"))).ok()
@@ -66,7 +66,7 @@ async def test_R_RQ8_R_T5_R_T6_tray_prompts_reach_the_tmtl_the_team_and_the_ssm_
     assert [t["name"] for t in await inbox(notifications, s.tl, "workers", s.tl["worker_id"])
             if t["person_id"] == person_id] == []  # its author is not told of their own note
     # R-P3: a case note a worker writes, notifying the TL, is the TL's task to read it
-    notes = Commands(send, events, topics.REFERRALS_COMMANDS, topics.REFERRALS_EVENTS)
+    notes = Commands(signing_producer, events, topics.REFERRALS_COMMANDS, topics.REFERRALS_EVENTS)
     (await notes.send("case_note.add", s.sw, key=person_id, person_id=person_id, title="Call from the daughter",
                       type="Case Note", text="Her mother fell last night; no injury", notify_worker_ids=[
                           s.tl["worker_id"]], access_reason="Calling the people on our Planned Work Tray")).ok()
@@ -122,7 +122,7 @@ def workflow_event(type_: str, person_id: str, **data: Any) -> Envelope:
 
 
 async def test_R_RQ8_R_K8_R_K6_R_K3_R_S2_workflow_prompts_become_tasks_closed_when_their_step_or_request_is(
-        infra, workflow, notifications, events: EventLog, commands, send):
+        infra, workflow, notifications, events: EventLog, commands, signing_producer):
     p = Personas(suffix=f"-{uuid.uuid4().hex[:8]}")
     person_id, screening = await new_case(infra, events)
 
@@ -200,7 +200,7 @@ async def test_R_RQ8_R_K8_R_K6_R_K3_R_S2_workflow_prompts_become_tasks_closed_wh
 
 
 async def test_R_RQ8_R_K11_a_signed_off_review_is_a_task_for_its_worker_to_send_it_to_the_person(
-        infra, workflow, notifications, events: EventLog, commands, send):
+        infra, workflow, notifications, events: EventLog, commands, signing_producer):
     """Seed 001 §6.3.1 "Please always ensure that reviews are sent out": when the team manager signs off the
     social worker's Telephone Wellbeing Review through the real workflow service, the social worker — not the
     manager — has a task to send it to the person, which only they can mark done."""
@@ -218,7 +218,7 @@ async def test_R_RQ8_R_K11_a_signed_off_review_is_a_task_for_its_worker_to_send_
     assert not [t for t in await inbox(notifications, p.tm, "workers", p.tm["worker_id"])
                 if t["task"]["code"] == "send_to_person"]
 
-    tasks = Commands(send, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
+    tasks = Commands(signing_producer, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
     refused = await tasks.send("task.complete", p.tm, key=person_id, task_id=reminder["request_id"])
     assert refused.rejection["code"] == "forbidden"
     (await tasks.send("task.complete", p.sw, key=person_id, task_id=reminder["request_id"],

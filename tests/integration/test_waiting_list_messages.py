@@ -41,7 +41,7 @@ def someone(**overrides: Any) -> dict[str, Any]:
                                 "communication_needs": [], **overrides})
 
 
-async def place(infra: Any, events: EventLog, send: SigningProducer, staff: Staff, person: dict[str, Any],
+async def place(infra: Any, events: EventLog, signing_producer: SigningProducer, staff: Staff, person: dict[str, Any],
                 representative: dict[str, Any] | None = None, **tray: Any) -> tuple[str, str]:
     """Refer the person (and their representative), then the TM places them on the team's tray: the person's id
     and the id of the `message.requested` that tells them (R-T4)."""
@@ -49,11 +49,11 @@ async def place(infra: Any, events: EventLog, send: SigningProducer, staff: Staf
     if representative is not None:
         rep_id, _ = await referral(infra, events, person=representative)
         hub = actor(f"hub-{staff.suffix}", "gso", teams=("wellbeing-service-hub",))  # the screening is the Hub's
-        linked = await Commands(send, events, topics.REFERRALS_COMMANDS, topics.REFERRALS_EVENTS).send(
+        linked = await Commands(signing_producer, events, topics.REFERRALS_COMMANDS, topics.REFERRALS_EVENTS).send(
             "person_relationship.add", hub, key=person_id, person_id=person_id, other_person_id=rep_id,
             relationship="Represented by", start_date="2026-01-05")
         linked.ok()
-    placed = await Commands(send, events, topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS).send(
+    placed = await Commands(signing_producer, events, topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS).send(
         "tray.add", staff.tm, key=person_id, person_id=person_id, **tray_args(staff.team, **tray))
     requested = next(s for s in placed.ok().seen if s.type == "message.requested")
     return person_id, requested.body["id"]
@@ -95,11 +95,11 @@ def mails_to(mail: MailCatcher, address: str) -> list[Any]:
 
 
 async def test_R_T4_a_person_who_prefers_the_phone_is_a_phone_call_task_for_the_tray_team_not_a_text(
-        infra, allocation, notifications, events: EventLog, send, mail):
+        infra, allocation, notifications, events: EventLog, signing_producer, mail):
     """Issue #22 §3: "phone" as preferred contact is a call the team makes, not an SMS or a letter."""
     staff = Staff()
     person = someone(preferred_contact="Telephone")
-    person_id, requested = await place(infra, events, send, staff, person)
+    person_id, requested = await place(infra, events, signing_producer, staff, person)
 
     sent = await told(events, requested)
     assert (sent.type, sent.data["channel"], sent.data["status"], sent.data["provider"]) == (
@@ -119,22 +119,22 @@ async def test_R_T4_a_person_who_prefers_the_phone_is_a_phone_call_task_for_the_
     assert mails_to(mail, person["email"]) == []
 
     # the worker who phoned says so: the task keeps who and when
-    tasks = Commands(send, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
+    tasks = Commands(signing_producer, events, topics.NOTIFICATIONS_COMMANDS, topics.NOTIFICATIONS_EVENTS)
     done = (await tasks.send("task.complete", staff.sw, key=person_id, task_id=task["request_id"],
                              note="Phoned: told the team's number")).ok().of("task.completed")
     assert (done["by"], done["how"]) == (staff.sw["worker_id"], "done")
 
 
 async def test_R_T4_a_waiting_list_call_not_yet_made_is_closed_when_the_case_leaves_the_tray(
-        infra, allocation, notifications, events: EventLog, send):
+        infra, allocation, notifications, events: EventLog, signing_producer):
     """Issue #22 §3: the call would tell the person they are waiting; once the TM takes the case off the tray it
     is moot, so the team's task is closed as such, not left open in the inbox for ever."""
     staff = Staff()
-    person_id, _ = await place(infra, events, send, staff, someone(preferred_contact="Telephone"))
+    person_id, _ = await place(infra, events, signing_producer, staff, someone(preferred_contact="Telephone"))
     task = await phone_task(notifications, staff, person_id)
     [added] = await events.wait_for(lambda s: s.type == "tray.entry_added" and s.data["person_id"] == person_id)
 
-    trays = Commands(send, events, topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS)
+    trays = Commands(signing_producer, events, topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS)
     (await trays.send("tray.remove", staff.tm, key=person_id, entry_id=added.data["entry_id"],
                       reason="Needs met by a family carer")).ok()
 
@@ -151,12 +151,12 @@ async def test_R_T4_a_waiting_list_call_not_yet_made_is_closed_when_the_case_lea
 
 
 async def test_R_T4_S8_with_no_sms_provider_a_text_falls_back_to_a_letter_or_a_call_and_is_never_sent(
-        infra, allocation, notifications, events: EventLog, send, mail):
+        infra, allocation, notifications, events: EventLog, signing_producer, mail):
     """Issue #22 §8: without a real SMS provider, an SMS is never recorded as sent."""
     staff = Staff()
-    by_post, to_post = await place(infra, events, send, staff, someone(preferred_contact="Text message"))
+    by_post, to_post = await place(infra, events, signing_producer, staff, someone(preferred_contact="Text message"))
     no_address = someone(preferred_contact="Text message", email=None, address=None)
-    by_phone, to_phone = await place(infra, events, send, staff, no_address)
+    by_phone, to_phone = await place(infra, events, signing_producer, staff, no_address)
 
     letter, call = await told(events, to_post), await told(events, to_phone)
     assert (letter.data["channel"], letter.data["status"], letter.data["fallback_from"],
@@ -172,12 +172,12 @@ async def test_R_T4_S8_with_no_sms_provider_a_text_falls_back_to_a_letter_or_a_c
 
 
 async def test_R_T4_the_representative_is_told_in_their_stead_with_the_regular_contact_to_expect(
-        infra, referrals, workflow, allocation, notifications, events: EventLog, send, mail):
+        infra, referrals, workflow, allocation, notifications, events: EventLog, signing_producer, mail):
     """Seed 004: "the person or their representative ... must be advised", and of the contact to expect."""
     staff = Staff()
     person = someone(preferred_contact="Letter")
     representative = someone(first_name=REP_FIRST, preferred_contact="Email")
-    person_id, requested = await place(infra, events, send, staff, person, representative,
+    person_id, requested = await place(infra, events, signing_producer, staff, person, representative,
                                        support="none", risk="high")  # Red: reviewed weekly (R-T5)
 
     sent = await told(events, requested, "representative")
@@ -195,10 +195,10 @@ async def test_R_T4_the_representative_is_told_in_their_stead_with_the_regular_c
 
 
 async def test_R_T4_an_interpreter_need_is_a_phone_call_task_that_says_to_arrange_one(
-        infra, allocation, notifications, events: EventLog, send):
+        infra, allocation, notifications, events: EventLog, signing_producer):
     """Seed 004: the person's communication needs shape how they are told; no written English to them."""
     staff = Staff()
-    person_id, requested = await place(infra, events, send, staff, someone(
+    person_id, requested = await place(infra, events, signing_producer, staff, someone(
         preferred_contact="Email", communication_needs=["Interpreter - Polish"]))
     sent = await told(events, requested)
     assert (sent.data["channel"], sent.data["fallback_from"], sent.data["fallback_reason"]) == (
@@ -259,14 +259,15 @@ async def _posted(fake: FakeNotify, message_id: str) -> list[Any]:
 
 
 async def test_R_T4_S8_through_notify_a_text_and_a_large_print_letter_reach_the_person_as_preferred(
-        infra, notified, events: EventLog, send, mail):
+        infra, notified, events: EventLog, signing_producer, mail):
     """Issue #22 §8 and §3: the SMS goes through Notify (a real provider), the letter in large print."""
     service, fake = notified
     staff = Staff()
     texter = someone(preferred_contact="Text message")
     reader = someone(preferred_contact="Letter", communication_needs=["Large print"])
-    texter_id, to_texter = await place(infra, events, send, staff, texter, support="full", risk="low")  # Green
-    reader_id, to_reader = await place(infra, events, send, staff, reader)  # Amber
+    texter_id, to_texter = await place(infra, events, signing_producer, staff, texter,
+                                       support="full", risk="low")  # Green
+    reader_id, to_reader = await place(infra, events, signing_producer, staff, reader)  # Amber
 
     texted, posted = await told(events, to_texter), await told(events, to_reader)
     assert (texted.data["channel"], texted.data["status"], texted.data["provider"]) == ("sms", "sent", "notify")
@@ -297,14 +298,14 @@ async def receipt(service: Any, body: dict[str, Any], token: str = CALLBACK_TOKE
 
 
 async def test_R_T4_S8_a_text_notify_could_not_deliver_is_failed_and_the_team_phones_instead(
-        infra, notified, events: EventLog, send):
+        infra, notified, events: EventLog, signing_producer):
     """Issue #22 §8: Notify took the text but could not deliver it (its receipt says so): the message is not
     recorded as sent, and the tray's team is asked to phone, so the person is still told they are waiting."""
     service, fake = notified
     staff = Staff()
     texter, reader = someone(preferred_contact="Text message"), someone(preferred_contact="Email")
-    texter_id, to_texter = await place(infra, events, send, staff, texter)
-    reader_id, to_reader = await place(infra, events, send, staff, reader)
+    texter_id, to_texter = await place(infra, events, signing_producer, staff, texter)
+    reader_id, to_reader = await place(infra, events, signing_producer, staff, reader)
     sms = await arrived(fake, (await told(events, to_texter)).data["message_id"])
     email = await arrived(fake, (await told(events, to_reader)).data["message_id"])
 
@@ -332,13 +333,13 @@ async def test_R_T4_S8_a_text_notify_could_not_deliver_is_failed_and_the_team_ph
 
 
 async def test_R_T4_S8_an_email_notify_refuses_is_failed_and_the_team_phones_instead(
-        infra, notified, events: EventLog, send):
+        infra, notified, events: EventLog, signing_producer):
     """A message that cannot be sent at all (Notify refuses the address) leaves the person untold unless the team
     phones: a failed send gets the same phone call as an undelivered one."""
     service, _ = notified
     staff = Staff()
     person = someone(preferred_contact="Email", email=f"person.{unique_seed()}{UNSENDABLE_DOMAIN}")
-    person_id, requested = await place(infra, events, send, staff, person)
+    person_id, requested = await place(infra, events, signing_producer, staff, person)
     failed = await told(events, requested)
     task = await phone_task(service, staff, person_id)
     assert (failed.type, failed.data["error_code"], failed.data["task_id"]) == (
