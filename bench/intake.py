@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import infrastructure, percentile, running
-from shared import topics
-from shared.broker import FETCH_MAX_WAIT_MS, ensure_topics
+from shared import fetch_wait, topics
+from shared.broker import ensure_topics
 from shared.settings import Settings
 from shared.testing import EventLog, SigningProducer
 from tests.factories import referral_message, unique_referral
@@ -68,8 +68,9 @@ async def raw_baseline(bootstrap: str, n: int, paced_n: int, gap: float) -> tupl
     await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap), [topic])
     value = referral_message(unique_referral()).to_bytes()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                fetch_max_wait_ms=FETCH_MAX_WAIT_MS)
+                                fetch_max_wait_ms=Settings().kafka_fetch_max_wait_ms)
     await consumer.start()
+    fetch_wait.follow_traffic(consumer, Settings())  # as the services' consumers
     partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)

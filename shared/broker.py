@@ -20,7 +20,7 @@ from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
-from shared import audit, batching, metrics, quarantine, topics
+from shared import audit, batching, fetch_wait, metrics, quarantine, topics
 from shared.envelope import Undecodable
 from shared.health import JobHealth
 from shared.identity import SignatureMiddleware
@@ -35,8 +35,6 @@ TRANSIENT = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.Int
              asyncpg.SerializationError, asyncpg.DeadlockDetectedError, asyncpg.CannotConnectNowError,
              asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, KafkaError)
 BUG_RETRIES = 3
-# Tansu answers a fetch only when its wait runs out, not when data arrives: keep it short
-FETCH_MAX_WAIT_MS = 20
 # the most records one fetch hands an unbatched consumer (a batched one: CONSUMER_BATCH_SIZE)
 MAX_POLL_RECORDS = 100
 # how long a stopping consumer waits for its batch in hand to commit (uvicorn allows 10 s in all)
@@ -138,15 +136,24 @@ def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool =
         # batched: BatchedSubscriber commits the offset itself, after the batch's transaction
         ack_policy=AckPolicy.MANUAL if batched else AckPolicy.NACK_ON_ERROR,
         max_poll_records=settings.consumer_batch_size if batched else MAX_POLL_RECORDS,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
-    if batched:
-        # faststream builds its subscriber itself; this one differs only in how it runs its consume loop
-        created.__class__ = BatchedSubscriber
+    # faststream builds its subscriber itself; these differ only in how they run their consume loop
+    created.__class__ = BatchedSubscriber if batched else TrafficFollowingSubscriber
     return created
 
 
-class BatchedSubscriber(DefaultSubscriber):
+class TrafficFollowingSubscriber(DefaultSubscriber):
+    """faststream's subscriber whose fetch wait follows its traffic (shared/fetch_wait.py)."""
+
+    __slots__ = ()  # the same layout as faststream's class (see `subscriber`)
+
+    async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
+        fetch_wait.follow_traffic(consumer, Settings())
+        await super()._run_consume_loop(consumer)
+
+
+class BatchedSubscriber(TrafficFollowingSubscriber):
     """Handles what one fetch returns for a partition in one transaction, then commits the offset once.
 
     Every message still goes through the middlewares one by one (dead-lettering, signature
@@ -158,6 +165,7 @@ class BatchedSubscriber(DefaultSubscriber):
     __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
+        fetch_wait.follow_traffic(consumer, Settings())
         self._idle = asyncio.Event()
         while self.running:
             self._idle.set()

@@ -122,8 +122,8 @@ class OutboxRelay:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
-                    # linger: let a burst of commits gather into one publish round
-                    await asyncio.sleep(self._linger)
+                    if sent > 1:  # a burst: let its commits gather into one publish round; a lone message goes now
+                        await asyncio.sleep(self._linger)
                 except TimeoutError:
                     pass
 

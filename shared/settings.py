@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # Static membership (KIP-345): a stable name per replica (a StatefulSet pod name) lets a restarted
     # replica take its partitions back at once instead of waiting out the old session. Empty: dynamic.
     kafka_group_instance_id: str = ""
+    # How long the broker may hold a fetch that finds nothing: from the minimum right after records came, growing
+    # while none come, to the maximum (shared/fetch_wait.py). Tansu answers only when the wait runs out, so this
+    # is each hop's latency and an idle consumer's fetch rate. Apache Kafka answers as data arrives: 500 for both.
+    kafka_fetch_min_wait_ms: int = Field(default=2, ge=1, le=30000)
+    kafka_fetch_max_wait_ms: int = Field(default=50, ge=1, le=30000)
     # Transport to Apache Kafka (issue #21 §4): SASL (SCRAM) names this component to the broker's ACLs, TLS
     # verifies the broker against KAFKA_SSL_CAFILE (the system's CAs when unset). The embedded broker: PLAINTEXT.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -87,6 +92,13 @@ class Settings(BaseSettings):
                              " KAFKA_SASL_PASSWORD (this component's principal on the broker)")
         if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
             raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together (a client certificate and its key)")
+        return self
+
+    @model_validator(mode="after")
+    def _fetch_waits_in_order(self) -> "Settings":
+        if self.kafka_fetch_min_wait_ms > self.kafka_fetch_max_wait_ms:
+            raise ValueError(f"KAFKA_FETCH_MIN_WAIT_MS ({self.kafka_fetch_min_wait_ms}) must not exceed"
+                             f" KAFKA_FETCH_MAX_WAIT_MS ({self.kafka_fetch_max_wait_ms})")
         return self
 
     @model_validator(mode="after")

@@ -15,9 +15,9 @@ from typing import Any, Self
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared import bearer, producers, signing
-from shared.broker import FETCH_MAX_WAIT_MS
+from shared import bearer, fetch_wait, producers, signing
 from shared.envelope import Envelope
+from shared.settings import Settings
 
 KEYS_ENV = "SIGNING_KEYS_DIR"
 
@@ -67,7 +67,7 @@ class TopicTail:
         self._bootstrap = bootstrap
         self._topics = list(topics)
         self._from_beginning = from_beginning
-        self._options = {"fetch_max_wait_ms": FETCH_MAX_WAIT_MS, **consumer_options}
+        self._options = {"fetch_max_wait_ms": Settings().kafka_fetch_max_wait_ms, **consumer_options}
         self._changed = asyncio.Condition()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -80,6 +80,7 @@ class TopicTail:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
                                           **self._options)
         await self._consumer.start()
+        fetch_wait.follow_traffic(self._consumer, Settings())
         partitions = []
         for topic in self._topics:
             for p in self._consumer.partitions_for_topic(topic) or await self._partitions(topic):

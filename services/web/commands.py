@@ -9,8 +9,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared import topics
-from shared.broker import FETCH_MAX_WAIT_MS, connection_options
+from shared import fetch_wait, topics
+from shared.broker import connection_options
 from shared.commands import allocation, notifications, referrals, workflow
 from shared.commands.base import Command, RuleBroken, parse_command
 from shared.envelope import new_message
@@ -97,9 +97,10 @@ class CommandBus:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(**connection_options(self._settings), enable_auto_commit=False,
-                                          fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+                                          fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
                                           client_id=f"tessera-{self._settings.service_name}-outcomes")
         await self._consumer.start()
+        fetch_wait.follow_traffic(self._consumer, self._settings)
         partitions = [TopicPartition(t, p) for t in ANSWERS
                       for p in (self._consumer.partitions_for_topic(t) or {0})]
         self._consumer.assign(partitions)

@@ -126,6 +126,7 @@ def test_compose_sets_idempotent_producers_with_acks_all():
     shared_env = compose["x-tessera-env"]
     assert str(shared_env["KAFKA_ENABLE_IDEMPOTENCE"]).lower() == "true"
     assert str(shared_env["KAFKA_ACKS"]) == "all"
+    assert str(shared_env["KAFKA_FETCH_MIN_WAIT_MS"]) == str(shared_env["KAFKA_FETCH_MAX_WAIT_MS"]) == "500"
     for name in ("referrals", "workflow", "allocation", "notifications", "documents", "scheduler", "clocks"):
         env = compose["services"][name]["environment"]
         assert str(env["KAFKA_ENABLE_IDEMPOTENCE"]).lower() == "true", name

@@ -100,6 +100,13 @@ def test_the_config_map_asks_apache_kafka_for_durable_idempotent_writes():
     assert data["KAFKA_ENABLE_IDEMPOTENCE"] == "true"
     assert data["KAFKA_ACKS"] == "all"
     assert data["TOPIC_REPLICATION_FACTOR"] == "3"
+
+
+def test_the_config_map_lets_apache_kafka_hold_fetches_it_answers_as_data_arrives():
+    """The embedded broker's short, traffic-following fetch wait (shared/fetch_wait.py) would only add empty
+    fetches on Apache Kafka, which answers a fetch as soon as data arrives."""
+    data = _of("ConfigMap")["tessera-config"]["data"]
+    assert data["KAFKA_FETCH_MIN_WAIT_MS"] == data["KAFKA_FETCH_MAX_WAIT_MS"] == "500"
     assert int(data["TOPIC_PARTITIONS"]) >= max(d["spec"]["replicas"] for d in _of("Deployment").values())
     assert data["KAFKA_BOOTSTRAP_SERVERS"] and "DATABASE_URL" not in data  # secrets stay out of the ConfigMap
 
