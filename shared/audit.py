@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, TypeGuard
@@ -73,10 +73,15 @@ def _digest(prev_hash: str, entry: Entry, place: dict[str, int]) -> str:
 
 
 def _row(entry: Entry) -> dict[str, Any]:
-    row = {**asdict(entry), "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
-           "actor_roles": list(entry.actor_roles)}
-    if entry.details is None:
-        del row["details"]
+    """The entry as its canonical JSON has it (no `details` key when it has none); built by hand, not by
+    `dataclasses.asdict`, which deep-copies and cost a fifth of the audit's time in a step transition."""
+    row: dict[str, Any] = {
+        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"), "actor_id": entry.actor_id,
+        "actor_roles": list(entry.actor_roles), "action": entry.action, "subject": entry.subject,
+        "object_id": entry.object_id, "message_id": entry.message_id, "causation_id": entry.causation_id,
+        "cause_type": entry.cause_type, "source": entry.source}
+    if entry.details is not None:
+        row["details"] = dict(entry.details)
     return row
 
 
@@ -190,11 +195,9 @@ async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
 
 def append_arguments(entries: Sequence[Entry]) -> tuple[list[str], str]:
     """What `audit_append()` takes: each entry's content hash, and the entries as JSON rows."""
-    rows = [{"i": i, "at": e.at.astimezone(UTC).isoformat(timespec="microseconds"), "actor_id": e.actor_id,
-             "actor_roles": list(e.actor_roles), "action": e.action, "subject": e.subject, "object_id": e.object_id,
-             "message_id": e.message_id, "causation_id": e.causation_id, "cause_type": e.cause_type,
-             "source": e.source, "details": e.details} for i, e in enumerate(entries, start=1)]
-    return [content_hash(e) for e in entries], json.dumps(rows)
+    rows = [_row(e) for e in entries]
+    hashes = [sha256(_canonical(row)) for row in rows]
+    return hashes, json.dumps([{"i": i, **row} for i, row in enumerate(rows, start=1)])
 
 
 # --- checkpoints -------------------------------------------------------------------------------
