@@ -199,11 +199,11 @@ async def handle_command(
                 await _save(conn, decision)
                 await audit.append(conn, audit.access_reason(command, envelope, key))
                 await _keep_reason(conn, command, envelope)
-                await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, decision.events, envelope, key))
-                await outbox.add(conn, await _timers(conn, decision, envelope, key))
+                outcome = EMIT.outcome(topics.WORKFLOW_EVENTS, decision.events, envelope, key)
+                timers = await _timers(conn, decision, envelope, key)
                 # R-F1: purchase orders of sent purchasing next actions, each once
-                await outbox.add(conn, await brokerage.issue_orders(conn, packs, decision, envelope,
-                                                                    command.actor.worker_id))
+                orders = await brokerage.issue_orders(conn, packs, decision, envelope, command.actor.worker_id)
+                await outbox.add(conn, [*outcome, *timers, *orders])  # in this order, in one round trip
                 return "handled"
         rejected = CommandRejected.because(envelope.type, refused.reasons)
         await outbox.add(conn, EMIT.outcome(topics.WORKFLOW_EVENTS, [rejected], envelope, refused.key or key))

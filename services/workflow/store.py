@@ -337,7 +337,10 @@ async def save_timer(conn: asyncpg.Connection, timer: Timer, *, set_message_id: 
 
 async def delete_timers(conn: asyncpg.Connection, keys: Iterable[str]) -> list[str]:
     """Forget these timers; returns the keys that were set (only those need a timer.cancel)."""
-    rows = await conn.fetch("DELETE FROM timers WHERE key = ANY($1::text[]) RETURNING key", list(keys))
+    keys = list(keys)
+    if not keys:
+        return []  # most transitions cancel none: no round trip
+    rows = await conn.fetch("DELETE FROM timers WHERE key = ANY($1::text[]) RETURNING key", keys)
     return [r["key"] for r in rows]
 
 
