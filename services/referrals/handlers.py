@@ -103,11 +103,8 @@ async def _find_or_create(
     actor: str, now: datetime, events: list[outbox.Outgoing],
 ) -> tuple[uuid.UUID, bool]:
     keys = domain.match_keys(person)
-    for key in (keys.nhs_number, keys.name_key):
-        if key:
-            await store.lock_identity(conn, key)
-    by_nhs = await store.person_by_nhs_number(conn, keys.nhs_number) if keys.nhs_number else None
-    by_name = await store.person_by_name_key(conn, keys.name_key, keys.nhs_number) if keys.name_key else None
+    await store.lock_identity(conn, *(key for key in (keys.nhs_number, keys.name_key) if key))
+    by_nhs, by_name = await store.people_matching(conn, keys.nhs_number, keys.name_key)
     found = domain.choose_match(keys, str(by_nhs) if by_nhs else None, str(by_name) if by_name else None)
     if found is not None:
         return uuid.UUID(found), True

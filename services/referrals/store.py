@@ -8,9 +8,11 @@ from typing import Any
 import asyncpg
 
 
-async def lock_identity(conn: asyncpg.Connection, key: str) -> None:
-    """Serialise intake of the same identity so two referrals cannot create two records."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"identity:{key}")
+async def lock_identity(conn: asyncpg.Connection, *keys: str) -> None:
+    """Serialise intake of the same identity so two referrals cannot create two records (the keys locked in the
+    order given, in one round trip)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('identity:' || k))"
+                       " FROM unnest($1::text[]) WITH ORDINALITY AS keys(k, n) ORDER BY n", list(keys))
 
 
 async def find_referral(conn: asyncpg.Connection, source: str, referral_id: str) -> asyncpg.Record | None:
@@ -19,17 +21,16 @@ async def find_referral(conn: asyncpg.Connection, source: str, referral_id: str)
     )
 
 
-async def person_by_nhs_number(conn: asyncpg.Connection, nhs_number: str) -> uuid.UUID | None:
-    return await conn.fetchval("SELECT person_id FROM people WHERE nhs_number = $1", nhs_number)
-
-
-async def person_by_name_key(conn: asyncpg.Connection, name_key: str, nhs_number: str | None) -> uuid.UUID | None:
-    """A person with the same name, birth date and postcode, unless their NHS number differs."""
-    return await conn.fetchval(
-        "SELECT person_id FROM people WHERE name_key = $1"
-        " AND (nhs_number IS NULL OR $2::text IS NULL OR nhs_number = $2) ORDER BY created_at LIMIT 1",
-        name_key, nhs_number,
-    )
+async def people_matching(conn: asyncpg.Connection, nhs_number: str | None,
+                          name_key: str | None) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """The person with this NHS number, and the first with the same name, birth date and postcode unless their NHS
+    number differs (one round trip)."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT person_id FROM people WHERE nhs_number = $1) AS by_nhs,"
+        " (SELECT person_id FROM people WHERE name_key = $2"
+        "  AND (nhs_number IS NULL OR $1::text IS NULL OR nhs_number = $1) ORDER BY created_at LIMIT 1) AS by_name",
+        nhs_number, name_key)
+    return row["by_nhs"], row["by_name"]
 
 
 async def insert_person(
