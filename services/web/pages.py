@@ -246,23 +246,24 @@ async def team_work(request: Request, team_id: str) -> HTMLResponse:
 # --- people and access ---------------------------------------------------------------------------
 
 
-async def why_allowed(request: Request, user: User, person_id: str,
-                      steps: list[dict[str, Any]] | None = None) -> str | None:
+async def why_allowed(request: Request, user: User, person_id: str, steps: list[dict[str, Any]] | None = None,
+                      relationships: dict[str, Any] | None = None) -> str | None:
     """Why this user may open the record, or None; a recent recorded reason counts (break-glass). When there is
     a why, the rest of the request reads the person with the grant it makes (shared/bearer.py)."""
     with bearer.as_component():  # the check reads what the worker may not yet see
-        why = await _why_allowed(request, user, person_id, steps)
+        why = await _why_allowed(request, user, person_id, steps, relationships)
     if why:
         bearer.grant(person_id, "recorded reason" if why.startswith(RECORDED_REASON) else "relationship")
     return why
 
 
-async def _why_allowed(request: Request, user: User, person_id: str,
-                       steps: list[dict[str, Any]] | None) -> str | None:
+async def _why_allowed(request: Request, user: User, person_id: str, steps: list[dict[str, Any]] | None,
+                       relationships: dict[str, Any] | None) -> str | None:
     r = readers(request)
     if steps is None:
         steps = await r.workflow.person_steps(person_id)
-    relationships = await r.allocation.relationships(person_id)
+    if relationships is None:
+        relationships = await r.allocation.relationships(person_id)
     why = access.why_allowed(worker_id=user.user_id, team_ids=user.team_ids, person_id=person_id, steps=steps,
                              relationships=relationships, roles=user.roles)
     if why:
@@ -281,6 +282,11 @@ async def _why_allowed(request: Request, user: User, person_id: str,
     since = datetime.now(UTC) - timedelta(hours=settings_of(request).web_break_glass_hours)
     reason = await store.recent_access(pool(request), user.user_id, uuid.UUID(person_id), since)
     return f"{RECORDED_REASON}{reason}" if reason else None
+
+
+async def _value(value: Any) -> Any:
+    """A value where a gathered read is not needed."""
+    return value
 
 
 def on_team_tray(tray: dict[str, Any], team_ids: Any) -> bool:
@@ -318,18 +324,23 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     person_id = checked_uuid(person_id)
     r = readers(request)
     with bearer.as_component():
-        steps = await r.workflow.person_steps(person_id)
-    why = await why_allowed(request, user, person_id, steps)
+        steps, relationships = await asyncio.gather(r.workflow.person_steps(person_id),
+                                                    r.allocation.relationships(person_id))
+    why = await why_allowed(request, user, person_id, steps, relationships)
     if why is None:
         raise NoAccess(person_id)
     moment = chronology.parse_as_at(f"{as_at}T{at_time}" if as_at and at_time else as_at)
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
-    (record, notes, documents, history, all_relationships), full_steps, referrals = await asyncio.gather(
-        asyncio.gather(
-            r.referrals.person(person_id), r.referrals.notes(person_id), r.documents.of_person(person_id),
-            r.referrals.history(person_id), r.allocation.relationships(person_id, include_ended=True)),
-        r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id))
+    # every read the page needs, at once: the page takes as long as the slowest, not their sum (issue #18 §5)
+    (record, notes, documents, history, all_relationships, full_steps, referrals, urgency, tray_entries, users,
+     step_types) = await asyncio.gather(
+        r.referrals.person(person_id), r.referrals.notes(person_id), r.documents.of_person(person_id),
+        r.referrals.history(person_id), r.allocation.relationships(person_id, include_ended=True),
+        r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id),
+        r.allocation.urgency(person_id) if user.does_duty and not moment else _value(None),
+        tray_entries_of(r, person_id, user) if user.runs_trays else _value([]),
+        store.all_users(pool(request)), r.workflow.step_types())
     relationships = current(all_relationships)
     if record is None:
         raise HTTPException(404, "no such person")
@@ -339,14 +350,10 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
         if s["state"] in ("incoming", "future") or s["state"] in WORKING:
             buckets[bucket].append(s)
     others = {rel["other_person_id"] for rel in record.get("relationships", [])}
-    urgency = await r.allocation.urgency(person_id) if user.does_duty and not moment else None
-    tray_entries = await tray_entries_of(r, person_id, user) if user.runs_trays else []
-    users = await store.all_users(pool(request))
     members, alloc_teams = allocation_choices(users, user)
     events = chronology.build(steps=full_steps, notes=notes, record_history=history or [],
                               relationships=all_relationships, until=moment,
                               names={u["user_id"]: u["display_name"] for u in users})
-    step_types = await r.workflow.step_types()
     authorised = packs.needs_authorising(packs.authorised_types(step_types))
     then = chronology.steps_as_at(full_steps, moment, documents or [], authorised) if moment else None
     shown = _as_at(moment, record, notes, all_relationships, documents, history or []) if moment else {
