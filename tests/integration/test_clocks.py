@@ -10,7 +10,9 @@ from services.clocks.calendar import WorkingDays, bank_holidays
 from shared import topics
 from shared.calendar import london_date, start_of_day
 from shared.envelope import new_message
-from shared.testing import EventLog, poll_until, publish, worker_auth
+from shared.events.scheduler import TimerSet
+from shared.testing import EventLog, poll_until, publish, service_auth, worker_auth
+from tests.workflow_harness import new_case
 
 CFA = "Child and Family Assessment and Plan"
 DAYS = WorkingDays(bank_holidays())
@@ -25,7 +27,7 @@ def step_created(person_id: str, step_id: str, team: str) -> bytes:
     }, subject=person_id).to_bytes()
 
 
-async def _has(tasks, wanted: dict[str, str]) -> bool:
+async def _has(tasks, wanted: object) -> bool:
     return await tasks == wanted
 
 
@@ -252,3 +254,91 @@ async def test_R_CL9_a_future_work_without_a_date_starts_no_clock_and_one_with_a
     assert letter.headers["dlq_error"].startswith("invalid step.created: due_date: ")
     started = log.matching(lambda s: s.type == "clock.started" and s.data.get("person_id") == person_id)
     assert [s.data["due_date"] for s in started] == [dated]
+
+
+def next_18_december(today: date) -> date:
+    """A Friday-or-so a week before Christmas still ahead, so every point of its clock is in the future."""
+    this_year = date(today.year, 12, 18)
+    return this_year if this_year > today else date(today.year + 1, 12, 18)
+
+
+async def scheduler_holds(scheduler, key: str) -> bool:
+    async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
+        return (await http.get(f"/timers/{key}")).status_code == 200
+
+
+async def moved_to(infra, log: EventLog, scheduler_clock, at: datetime) -> None:
+    """The scheduler's clock moved to `at`, once it has polled there: a timer of the tests' own due just before
+    `at` has fired (timers are claimed earliest first, so any clock point due by then has fired with it)."""
+    key = f"tests:clocks-moved:{uuid.uuid4()}"
+    marker = new_message(TimerSet.TYPE, "tests", TimerSet(key=key, due_at=at - timedelta(seconds=1), owner="tests",
+                                                          payload={}))
+    await publish(infra.bootstrap, topics.SCHEDULER_TIMERS, [(key, marker.to_bytes())])
+    await scheduler_clock.move_to(at)
+    await log.wait_for(lambda s: s.type == "timer.due" and s.data.get("key") == key, 60)
+
+
+async def clock_tasks(notifications, manager, team: str, person_id: str) -> list[tuple[str, str]]:
+    """Every clock task about the person in the team's inbox, as its manager reads it: (code, state), sorted."""
+    async with httpx.AsyncClient(auth=manager, base_url=notifications.url) as http:
+        response = await http.get(f"/teams/{team}/inbox", params={"kind": "task"})
+    assert response.status_code == 200, response.text
+    return sorted((t["task"]["code"], t["state"]) for t in response.json()
+                  if t["person_id"] == person_id and t["task"]["code"].startswith("clock_"))
+
+
+async def test_R_CL2_R_CL3_R_CL6_a_referral_a_week_before_christmas_is_due_45_working_days_on_past_the_bank_holidays(
+        infra, referrals, workflow, clocks, notifications, scheduler, scheduler_clock):
+    """A child in need referral received on 18 December, through intake and workflow: its assessment's clock counts
+    from the day the referral was received (R-CL3), skipping Christmas Day, Boxing Day (in 2026 a Saturday, so
+    Monday 28th too) and New Year's Day (R-CL2). Moved to the day before each point the scheduler fires nothing;
+    moved past each, the Response Manager reads one warning task, then one breach task (R-CL6)."""
+    run = uuid.uuid4().hex[:8]
+    received = next_18_december(london_date(datetime.now(UTC)))
+    due = DAYS.add(received, 45)
+    warning_day = DAYS.add(due, -5)
+    assert due > WorkingDays(frozenset()).add(received, 45)  # bank holidays fell inside: the count skipped them
+    topics_read = [topics.REFERRALS_EVENTS, topics.WORKFLOW_EVENTS, topics.CLOCKS_EVENTS, topics.SCHEDULER_DUE]
+    async with EventLog(infra.bootstrap, topics_read) as log:
+        person_id, _ = await new_case(infra, log, service="children", category="child_in_need",
+                                      received_at=f"{received.isoformat()}T10:30:00+00:00")
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id, 60)
+        clock_id, team = started.data["clock_id"], started.data["team_id"]
+        manager = worker_auth(f"rm-{run}", ["response_manager"], [team], person_id=person_id)
+        assert (team, started.data["due_date"]) == ("children-response", due.isoformat())
+        async with httpx.AsyncClient(auth=manager, base_url=clocks.url) as http:
+            async def mine(status: str) -> list[str]:
+                listed = (await http.get(f"/teams/{team}/clocks", params={"status": status})).json()
+                return [c["status"] for c in listed if c["clock_id"] == clock_id]
+
+            [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+            assert (clock["status"], clock["due_date"], clock["length"], clock["unit"]) == (
+                "on_track", due.isoformat(), 45, "working_days")
+            await poll_until(lambda: scheduler_holds(scheduler, f"clock:{clock_id}:breach"),
+                             what="the clock's timers held by the scheduler")
+
+            await moved_to(infra, log, scheduler_clock, start_of_day(warning_day) - timedelta(hours=1))
+            assert await scheduler_holds(scheduler, f"clock:{clock_id}:warning-5"), "the warning fired early"
+            assert ((await http.get(f"/people/{person_id}/clocks")).json()[0]["status"], await mine("at_risk")) == (
+                "on_track", [])
+
+            await moved_to(infra, log, scheduler_clock, start_of_day(warning_day) + timedelta(seconds=1))
+            await log.wait_for(of_clock(clock_id, "clock.warning"), 60)
+            await poll_until(lambda: _has(clock_tasks(notifications, manager, team, person_id),
+                                          [("clock_warning", "open")]), what="one warning task for the manager")
+            assert ((await http.get(f"/people/{person_id}/clocks")).json()[0]["status"], await mine("at_risk")) == (
+                "at_risk", ["at_risk"])
+
+            breach_at = start_of_day(due + timedelta(days=1))
+            await moved_to(infra, log, scheduler_clock, breach_at - timedelta(hours=1))
+            assert await scheduler_holds(scheduler, f"clock:{clock_id}:breach"), "the breach fired on its due date"
+            assert await mine("breached") == []
+
+            await moved_to(infra, log, scheduler_clock, breach_at + timedelta(seconds=1))
+            await log.wait_for(of_clock(clock_id, "clock.breached"), 60)
+            await poll_until(lambda: _has(clock_tasks(notifications, manager, team, person_id),
+                                          [("clock_breached", "open"), ("clock_warning", "completed")]),
+                             what="one breach task, the warning settled")
+            assert ((await http.get(f"/people/{person_id}/clocks")).json()[0]["status"], await mine("breached"),
+                    await mine("at_risk")) == ("breached", ["breached"], [])
+    assert [len(log.matching(of_clock(clock_id, kind))) for kind in ("clock.warning", "clock.breached")] == [1, 1]
