@@ -2,16 +2,20 @@
 Assessment started from a referral runs 45 working days, then warns and breaches once each, on the test clock."""
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
 import httpx
+import pytest
+import yaml
 
+from services.clocks import definitions
 from services.clocks.calendar import WorkingDays, bank_holidays
 from shared import topics
 from shared.calendar import london_date, start_of_day
 from shared.envelope import new_message
 from shared.events.scheduler import TimerSet
-from shared.testing import EventLog, poll_until, publish, service_auth, worker_auth
+from shared.testing import EventLog, ServiceProcess, poll_until, publish, service_auth, worker_auth
 from tests.workflow_harness import new_case
 
 CFA = "Child and Family Assessment and Plan"
@@ -139,11 +143,13 @@ async def test_R_CL4_a_tray_wait_runs_28_days_and_stops_when_the_entry_leaves_th
 
 
 async def test_R_CL6_a_clock_warns_and_breaches_once_through_kill_9s_of_the_clocks_service_and_the_scheduler(
-        infra, db, clocks, scheduler, scheduler_clock):
+        infra, db, clocks, notifications, scheduler, scheduler_clock):
     """The warning falls due while the clocks service is killed; the breach while both it and the scheduler are:
-    each restarted, every point fires exactly once (R-CL6)."""
+    each restarted, every point fires exactly once (R-CL6), and the manager has one warning task and one breach
+    task, not none and not two."""
     run = uuid.uuid4().hex[:8]
     person_id, team = str(uuid.uuid4()), f"children-response-{run}"
+    manager = worker_auth(f"rm-{run}", ["response_manager"], [team], person_id=person_id)
     async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS, topics.SCHEDULER_DUE]) as log:
         await publish(infra.bootstrap, topics.WORKFLOW_EVENTS,
                       [(person_id, step_created(person_id, str(uuid.uuid4()), team))])
@@ -171,6 +177,9 @@ async def test_R_CL6_a_clock_warns_and_breaches_once_through_kill_9s_of_the_cloc
                              " WHERE topic = $1 AND position($2 IN convert_from(value, 'UTF8')) > 0",
                              topics.CLOCKS_EVENTS, clock_id)
     assert sorted(r["type"] for r in decided) == ["clock.breached", "clock.started", "clock.warning"]
+    await poll_until(lambda: _has(clock_tasks(notifications, manager, team, person_id),
+                                  [("clock_breached", "open"), ("clock_warning", "completed")]),
+                     what="one warning task (settled by the breach) and one breach task")
 
 
 def initial_review_created(person_id: str, step_id: str, team: str, care_started: date) -> bytes:
@@ -342,3 +351,101 @@ async def test_R_CL2_R_CL3_R_CL6_a_referral_a_week_before_christmas_is_due_45_wo
             assert ((await http.get(f"/people/{person_id}/clocks")).json()[0]["status"], await mine("breached"),
                     await mine("at_risk")) == ("breached", ["breached"], [])
     assert [len(log.matching(of_clock(clock_id, kind))) for kind in ("clock.warning", "clock.breached")] == [1, 1]
+
+
+# a council's own timescale that stops counting while the worker waits for health's information (R-CL5): no seed
+# timescale pauses, so this is the shape a council declares one in, in its own clocks file (CLOCKS_FILE)
+PAUSING = "Test Timed Assessment"
+HEALTH_INFORMATION = "Health information"
+WAITING_FOR_HEALTH = "Waiting for information from health"
+PAUSING_CLOCK = {
+    "name": "assessment_waiting_for_health", "title": "Assessment within 20 working days, not counting the wait for"
+    " health", "rule": "R-CL5",
+    "starts": {"topic": "workflow.events", "type": "step.created", "match": {"step_type": PAUSING}, "key": "step_id",
+               "team": "assignee.id"},
+    "stops": [{"topic": "workflow.events", "type": "step.finished", "key": "step_id"}],
+    "pauses": [{"topic": "workflow.events", "type": "request.raised", "match": {"name": HEALTH_INFORMATION},
+                "key": "step_id", "reason": WAITING_FOR_HEALTH}],
+    "resumes": [{"topic": "workflow.events", "type": "request.completed", "match": {"name": HEALTH_INFORMATION},
+                 "key": "step_id"}],
+    "length": {"working_days": 20}, "warnings": [5], "concerns": "team_manager",
+}
+
+
+@pytest.fixture
+async def clocks_with_a_pause(services, infra, tmp_path) -> AsyncIterator[ServiceProcess]:
+    """The clocks service on a council's own file: the shipped clocks and one that pauses. It stands in for the
+    session's clocks process (one consumer group) during the test; the next test starts the shipped one again."""
+    if "clocks" in services:
+        services.pop("clocks").stop()
+    shipped = yaml.safe_load(definitions.DEFAULT_FILE.read_text())
+    council_file = tmp_path / "clocks.yaml"
+    council_file.write_text(yaml.safe_dump({"version": 7, "clocks": [*shipped["clocks"], PAUSING_CLOCK]}))
+    process = ServiceProcess("clocks", {**infra.env, "CLOCKS_FILE": str(council_file)}, infra.log_dir)
+    process.start()
+    try:
+        await process.ready(120)
+        yield process
+    finally:
+        process.stop()
+
+
+def request_event(kind: str, person_id: str, step_id: str, request_id: str, at: datetime) -> bytes:
+    """A request of a step raised or completed, as workflow publishes it, at the time given."""
+    data = {"step_id": step_id, "person_id": person_id, "actor": "worker:sw", "version": 2, "request_id": request_id,
+            "name": HEALTH_INFORMATION, "note": None}
+    if kind == "request.raised":
+        data |= {"step_type": PAUSING, "required": True, "to": {"kind": "team", "id": "health-liaison"},
+                 "step_state": "in_progress"}
+    return new_message(kind, "tessera/workflow", data, subject=person_id).model_copy(update={"time": at}).to_bytes()
+
+
+async def test_R_CL5_a_clock_a_council_declares_pausable_says_why_and_since_when_and_resumes_with_its_due_date_moved(
+        infra, clocks_with_a_pause, notifications, scheduler, scheduler_clock):
+    """A pause in a council's clocks file, through the real broker, clocks service and scheduler: paused, the clock
+    says why and since when and its timers are withdrawn; resumed two weeks later, its due date and warning move on
+    by the working days it was paused, and it warns at the moved point, not the first one (R-CL5, R-CL6)."""
+    run = uuid.uuid4().hex[:8]
+    person_id, step_id, team, request_id = str(uuid.uuid4()), str(uuid.uuid4()), f"adult-area-{run}", str(uuid.uuid4())
+    manager = worker_auth(f"tm-{run}", ["team_manager"], [team], person_id=person_id)
+    created = new_message("step.created", "tessera/workflow", {
+        "step_id": step_id, "workflow_id": str(uuid.uuid4()), "person_id": person_id, "step_type": PAUSING,
+        "assignee": {"kind": "team", "id": team}, "state": "incoming", "priority": "normal", "pack_version": 1,
+    }, subject=person_id)
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS, topics.SCHEDULER_DUE]) as log, \
+            httpx.AsyncClient(auth=manager, base_url=clocks_with_a_pause.url) as http:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, created.to_bytes())])
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id, 60)
+        clock_id, first_due = started.data["clock_id"], DAYS.add(london_date(created.time), 20)
+        assert (started.data["clock"], started.data["due_date"], started.data["definition_version"]) == (
+            "assessment_waiting_for_health", first_due.isoformat(), 7)
+        await poll_until(lambda: scheduler_holds(scheduler, f"clock:{clock_id}:warning-5"),
+                         what="the warning timer held by the scheduler")
+
+        paused_at = datetime.now(UTC)
+        raised = request_event("request.raised", person_id, step_id, request_id, paused_at)
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, raised)])
+        await log.wait_for(of_clock(clock_id, "clock.paused"), 60)
+        [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+        assert (clock["state"], clock["paused"], clock["next_point"], clock["definition_version"]) == (
+            "paused", {"since": paused_at.isoformat(), "reason": WAITING_FOR_HEALTH}, None, 7)
+        await poll_until(lambda: _has(scheduler_holds(scheduler, f"clock:{clock_id}:warning-5"), False),
+                         what="the paused clock's timers withdrawn")
+
+        resumed_at = paused_at + timedelta(days=14)
+        lost = DAYS.between(london_date(paused_at), london_date(resumed_at))
+        moved_due = DAYS.add(first_due, lost)
+        completed = request_event("request.completed", person_id, step_id, request_id, resumed_at)
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS, [(person_id, completed)])
+        [resumed] = await log.wait_for(of_clock(clock_id, "clock.resumed"), 60)
+        assert (resumed.data["paused_days"], resumed.data["due_date"]) == (lost, moved_due.isoformat())
+        [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
+        assert (clock["state"], clock["paused"], clock["due_date"], clock["next_point"]) == (
+            "running", None, moved_due.isoformat(),
+            {"point": "warning-5", "at": start_of_day(DAYS.add(moved_due, -5)).isoformat()})
+
+        await moved_to(infra, log, scheduler_clock, start_of_day(DAYS.add(first_due, -5)) + timedelta(hours=1))
+        assert await scheduler_holds(scheduler, f"clock:{clock_id}:warning-5"), "warned at the point before the pause"
+        await moved_to(infra, log, scheduler_clock, start_of_day(DAYS.add(moved_due, -5)) + timedelta(seconds=1))
+        await log.wait_for(of_clock(clock_id, "clock.warning"), 60)
+        assert [c["clock_id"] for c in (await http.get(f"/teams/{team}/clocks?status=at_risk")).json()] == [clock_id]
