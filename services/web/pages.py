@@ -325,11 +325,12 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     moment = chronology.parse_as_at(f"{as_at}T{at_time}" if as_at and at_time else as_at)
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
-    (record, notes, documents, history, all_relationships), full_steps, referrals = await asyncio.gather(
+    (record, notes, documents, history, all_relationships), full_steps, referrals, clocks = await asyncio.gather(
         asyncio.gather(
             r.referrals.person(person_id), r.referrals.notes(person_id), r.documents.of_person(person_id),
             r.referrals.history(person_id), r.allocation.relationships(person_id, include_ended=True)),
-        r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id))
+        r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id),
+        r.clocks.of_person(person_id))
     relationships = current(all_relationships)
     if record is None:
         raise HTTPException(404, "no such person")
@@ -355,6 +356,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     flash = user.flash or {}  # a manager action refused here (the tray's own are refused on the tray)
     refused = {} if flash.get("row") else PERSON_ACTION_INPUTS.get(str(flash.get("command")), {})
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
+                        clocks=None if clocks is None else [c for c in clocks if c["state"] != "stopped"],
                         **inputs_at_fault(user.flash, refused),
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
                         names=await r.names(others), why=why, referrals=_received_by(referrals, moment),
