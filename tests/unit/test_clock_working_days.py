@@ -164,6 +164,14 @@ def test_R_CL6_a_warning_and_the_breach_each_fire_once():
     assert domain.fire(breached.clock, point="breach", due_at=breach_at, now=breach_at, days=DAYS) is None
 
 
+def test_R_CL6_a_warning_delivered_after_the_breach_fires_nothing():
+    clock = started()
+    warning_at, breach_at = (p.at for p in domain.points(clock, DAYS))
+    breached = domain.fire(clock, point="breach", due_at=breach_at, now=breach_at, days=DAYS)
+    assert breached is not None
+    assert domain.fire(breached.clock, point="warning-5", due_at=warning_at, now=breach_at, days=DAYS) is None
+
+
 def test_R_CL5_a_pause_across_christmas_moves_the_due_date_by_the_working_days_paused():
     clock = started("2026-11-02T10:00:00")
     assert clock.due_date == date(2027, 1, 7)
