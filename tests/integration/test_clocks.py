@@ -429,6 +429,7 @@ async def test_R_CL5_a_clock_a_council_declares_pausable_says_why_and_since_when
         [clock] = (await http.get(f"/people/{person_id}/clocks")).json()
         assert (clock["state"], clock["paused"], clock["next_point"], clock["definition_version"]) == (
             "paused", {"since": paused_at.isoformat(), "reason": WAITING_FOR_HEALTH}, None, 7)
+        assert [c["paused"] for c in (await http.get(f"/teams/{team}/clocks")).json()] == [clock["paused"]]
         await poll_until(lambda: _has(scheduler_holds(scheduler, f"clock:{clock_id}:warning-5"), False),
                          what="the paused clock's timers withdrawn")
 
