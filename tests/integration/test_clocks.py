@@ -353,6 +353,31 @@ async def test_R_CL2_R_CL3_R_CL6_a_referral_a_week_before_christmas_is_due_45_wo
     assert [len(log.matching(of_clock(clock_id, kind))) for kind in ("clock.warning", "clock.breached")] == [1, 1]
 
 
+async def test_R_CL6_a_clock_moved_straight_past_its_due_date_warns_then_breaches_once_each(
+        infra, clocks, notifications, scheduler, scheduler_clock):
+    """The scheduler's clock jumps from today to the day after the due date: both points fall due in one poll,
+    the warning first; the manager has one warning task, settled by the one breach task (R-CL6)."""
+    run = uuid.uuid4().hex[:8]
+    person_id, team = str(uuid.uuid4()), f"children-response-{run}"
+    manager = worker_auth(f"rm-{run}", ["response_manager"], [team], person_id=person_id)
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS, topics.SCHEDULER_DUE]) as log:
+        await publish(infra.bootstrap, topics.WORKFLOW_EVENTS,
+                      [(person_id, step_created(person_id, str(uuid.uuid4()), team))])
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id, 60)
+        clock_id = started.data["clock_id"]
+        await poll_until(lambda: scheduler_holds(scheduler, f"clock:{clock_id}:breach"),
+                         what="the clock's timers held by the scheduler")
+        due = date.fromisoformat(started.data["due_date"])
+        await moved_to(infra, log, scheduler_clock, start_of_day(due + timedelta(days=2)))
+        await log.wait_for(of_clock(clock_id, "clock.breached"), 60)
+        await poll_until(lambda: _has(clock_tasks(notifications, manager, team, person_id),
+                                      [("clock_breached", "open"), ("clock_warning", "completed")]),
+                         what="one warning task, settled by the one breach task")
+    fired = [s.type for s in log.matching(lambda s: s.data.get("clock_id") == clock_id
+                                          and s.type in ("clock.warning", "clock.breached"))]
+    assert fired == ["clock.warning", "clock.breached"]
+
+
 # a council's own timescale that stops counting while the worker waits for health's information (R-CL5): no seed
 # timescale pauses, so this is the shape a council declares one in, in its own clocks file (CLOCKS_FILE)
 PAUSING = "Test Timed Assessment"
