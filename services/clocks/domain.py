@@ -199,9 +199,10 @@ def resume(clock: Clock, *, at: datetime, days: WorkingDays) -> Outcome | None:
 
 
 def fire(clock: Clock, *, point: str, due_at: datetime, now: datetime, days: WorkingDays) -> Outcome | None:
-    """R-CL6: a warning or the breach, once. None for a clock not running, a point already fired, or a timer
-    set for a point since moved (a pause and resume set it again)."""
-    if clock.state != "running":
+    """R-CL6: a warning or the breach, once. None for a clock not running, a point already fired, a timer
+    set for a point since moved (a pause and resume set it again), or a warning come after the breach (its
+    timer.due re-sent late): the manager is not told a breached clock is at risk."""
+    if clock.state != "running" or (point != BREACH and clock.breached_at is not None):
         return None
     current = next((p for p in points(clock, days) if p.name == point), None)
     if current is None or current.at != due_at:

@@ -203,6 +203,10 @@ class Clocks(_Reader):
     async def service_dashboard(self, area_id: str, days: int) -> dict[str, Any] | None:
         return await self.get(f"/service-areas/{q(area_id)}/dashboard?days={days}", required=True)
 
+    async def of_person(self, person_id: str) -> list[dict[str, Any]] | None:
+        """The person's statutory clocks, newest first (R-CL5, R-CL6); None when the clocks service does not answer."""
+        return await self.get(f"/people/{q(person_id)}/clocks")
+
 
 @dataclass
 class Readers:

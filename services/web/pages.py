@@ -333,11 +333,12 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
     # every read the page needs, at once: the page takes as long as the slowest, not their sum (issue #18 §5)
-    (record, notes, documents, history, all_relationships, full_steps, referrals, urgency, tray_entries, users,
-     step_types) = await asyncio.gather(
+    (record, notes, documents, history, all_relationships, full_steps, referrals, clocks, urgency, tray_entries,
+     users, step_types) = await asyncio.gather(
         r.referrals.person(person_id), r.referrals.notes(person_id), r.documents.of_person(person_id),
         r.referrals.history(person_id), r.allocation.relationships(person_id, include_ended=True),
         r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id),
+        r.clocks.of_person(person_id),
         r.allocation.urgency(person_id) if user.does_duty and not moment else _value(None),
         tray_entries_of(r, person_id, user) if user.runs_trays else _value([]),
         store.all_users(pool(request)), r.workflow.step_types())
@@ -362,6 +363,7 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     flash = user.flash or {}  # a manager action refused here (the tray's own are refused on the tray)
     refused = {} if flash.get("row") else PERSON_ACTION_INPUTS.get(str(flash.get("command")), {})
     return await render(request, "person.html", user, person=record, steps=buckets, **shown,
+                        clocks=None if clocks is None else [c for c in clocks if c["state"] != "stopped"],
                         **inputs_at_fault(user.flash, refused),
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
                         names=await r.names(others), why=why, referrals=_received_by(referrals, moment),

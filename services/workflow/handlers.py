@@ -124,6 +124,7 @@ async def _start(
         referral_id=accepted.referral_id, person_id=accepted.person_id,
         workflow_id=accepted.workflow_id, first_step_type=accepted.first_step_type,
         urgency=accepted.urgency, cared_for_person_id=accepted.cared_for_person_id,
+        received_date=(person or {}).get("referral", {}).get("received_date"),
     )
     now, actor = datetime.now(UTC), f"system:{cause.source}"
     version, team, defn = PACK_VERSION, None, None

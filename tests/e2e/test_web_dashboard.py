@@ -14,8 +14,9 @@ from shared import topics
 from shared.calendar import london_date, start_of_day
 from shared.testing import EventLog, publish
 from tests.e2e.test_web_browser import browser, check_page, screenshots, sign_in  # noqa: F401 (fixtures)
-from tests.integration.test_clocks import of_clock, step_created
+from tests.integration.test_clocks import next_18_december, of_clock, step_created
 from tests.integration.test_dashboard import placed
+from tests.workflow_harness import new_case
 
 pytestmark = pytest.mark.e2e
 TEAM = "children-response"  # users.yaml: rm, the Response Manager, works in it
@@ -97,5 +98,29 @@ async def test_R_CL7_a_strategic_service_manager_sees_their_service_areas_dashbo
         assert await page.locator('section#clocks img').evaluate("img => img.complete && img.naturalWidth > 0")
         response = await page.goto("/dashboard?area=wellbeing")
         assert response is not None and response.status == 403
+    finally:
+        await context.close()
+
+
+async def test_R_CL3_R_CL6_the_response_manager_sees_a_childs_assessment_timescale_on_the_person_page(
+        infra, web, clocks, events, browser, screenshots):  # noqa: F811
+    """A child in need referral received on 18 December, through intake: the person page shows the assessment's
+    timescale, its version, its due date past Christmas and New Year as the desk writes dates, and when it warns."""
+    received = next_18_december(london_date(datetime.now(UTC)))
+    due = DAYS.add(received, 45)
+    async with EventLog(infra.bootstrap, [topics.CLOCKS_EVENTS]) as log:
+        person_id, _ = await new_case(infra, events, service="children", category="child_in_need",
+                                      received_at=f"{received.isoformat()}T10:30:00+00:00")
+        [started] = await log.wait_for(lambda s: s.type == "clock.started" and s.data["person_id"] == person_id, 60)
+    context, page = await sign_in(browser, web.url, "rm")
+    try:
+        await page.goto(f"/people/{person_id}")
+        row = page.locator(f'#timescales tr[data-clock-id="{started.data["clock_id"]}"]')
+        cells = [" ".join(c.split()) for c in await row.locator("td").all_inner_texts()]
+        assert cells == [
+            f"Child and Family Assessment within 45 working days of referral (R-CL3, version"
+            f" {started.data['definition_version']})", due.strftime("%d %b %Y"), "On track",
+            f"Warns the manager at {DAYS.add(due, -5).strftime('%d %b %Y')} 00:00"]
+        await check_page(page, screenshots, "person-timescales")
     finally:
         await context.close()

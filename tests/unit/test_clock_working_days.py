@@ -8,11 +8,13 @@ import pytest
 
 from services.clocks import definitions, domain
 from services.clocks.calendar import WorkingDays, bank_holidays
+from services.workflow.domain import ReferralToStart, created_event, start_from_referral
 from shared.calendar import london_date, start_of_day
 from shared.events.clocks import ClockBreached, ClockPaused, ClockResumed, ClockStarted, ClockStopped, ClockWarning
 
 DAYS = WorkingDays(bank_holidays())
 SHIPPED = definitions.load()
+CFA_STEP = "Child and Family Assessment and Plan"
 CFA, PWT = (next(c for c in SHIPPED.clocks if c.name == n)
             for n in ("child_and_family_assessment", "planned_work_tray_wait"))
 
@@ -72,6 +74,28 @@ def test_R_CL3_a_child_and_family_assessment_is_due_45_working_days_after_referr
     assert [(t.key.rsplit(":", 1)[1], t.due_at) for t in outcome.timers] == [
         ("warning-5", utc("2024-03-04T00:00:00")), ("breach", utc("2024-03-12T00:00:00"))]
     assert all(t.payload == {"clock_id": clock.clock_id, "point": t.key.rsplit(":", 1)[1]} for t in outcome.timers)
+
+
+@pytest.mark.parametrize(("received", "due", "warned"), [
+    # Christmas Day a Friday, Boxing Day a Saturday (so Monday 28th), New Year's Day a Friday
+    (date(2026, 12, 18), date(2027, 2, 24), date(2027, 2, 17)),
+    # Christmas and Boxing Day a weekend (so Monday 27th and Tuesday 28th), New Year's Day a Saturday (so 3 January)
+    (date(2021, 12, 17), date(2022, 2, 23), date(2022, 2, 16)),
+])
+def test_R_CL2_R_CL3_an_assessment_counts_45_working_days_from_the_day_its_referral_was_received_past_christmas(
+        received, due, warned):
+    """Workflow records the day the referral was received on the assessment it starts; the clock counts from it,
+    whenever intake got to it, and skips the bank holidays and their substitute days."""
+    referral = ReferralToStart("REF-1", "p-1", "w-1", CFA_STEP, "normal", received_date=received.isoformat())
+    _, step = start_from_referral(referral, step_id="s-1", now=utc(f"{received + timedelta(days=3)}T09:00:00"),
+                                  actor="system:test", pack_version=1, team="children-response")
+    created = created_event(step).model_dump(mode="json")
+    assert domain.starts_of(SHIPPED.clocks, "workflow.events", "step.created", created) == [CFA]
+    dated = date.fromisoformat(definitions.field_at(created, CFA.length.date_field or ""))
+    clock = domain.start(CFA, 1, subject_key="s-1", person_id="p-1", team_id="children-response", at=step.created_at,
+                         days=DAYS, dated=dated).clock
+    assert clock.due_date == due
+    assert [p.at for p in domain.points(clock, DAYS)] == [start_of_day(warned), start_of_day(due + timedelta(days=1))]
 
 
 def test_R_CL3_in_summer_the_points_are_london_midnight_in_bst():
@@ -138,6 +162,14 @@ def test_R_CL6_a_warning_and_the_breach_each_fire_once():
     assert breached is not None and isinstance(breached.events[0], ClockBreached)
     assert breached.clock.status == "breached" and domain.points(breached.clock, DAYS) == []
     assert domain.fire(breached.clock, point="breach", due_at=breach_at, now=breach_at, days=DAYS) is None
+
+
+def test_R_CL6_a_warning_delivered_after_the_breach_fires_nothing():
+    clock = started()
+    warning_at, breach_at = (p.at for p in domain.points(clock, DAYS))
+    breached = domain.fire(clock, point="breach", due_at=breach_at, now=breach_at, days=DAYS)
+    assert breached is not None
+    assert domain.fire(breached.clock, point="warning-5", due_at=warning_at, now=breach_at, days=DAYS) is None
 
 
 def test_R_CL5_a_pause_across_christmas_moves_the_due_date_by_the_working_days_paused():

@@ -33,6 +33,7 @@ class ReferralToStart:
     first_step_type: str
     urgency: Literal["urgent", "normal"]
     cared_for_person_id: str | None = None
+    received_date: str | None = None  # the London date the referral was received, when its record was read
 
 
 def start_from_referral(
@@ -60,7 +61,9 @@ def start_from_referral(
         created_at=now,
         created_by=actor,
         provenance={"rule": "referral intake", "referral_id": referral.referral_id,
-                    "pack_version": pack_version},
+                    "pack_version": pack_version,
+                    # R-CL3: the assessment's clock counts from the day the referral was received
+                    **({"received_date": referral.received_date} if referral.received_date else {})},
         linked_person_id=referral.cared_for_person_id,
     )
     return workflow, step
