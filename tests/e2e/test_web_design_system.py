@@ -4,12 +4,22 @@ screen, and a Team Manager's menu fits on one line; every page passes axe."""
 
 import pytest
 
-from tests.e2e.test_web_browser import browser, check_page, expect, overflow, screenshots, sign_in  # noqa: F401
-from tests.workflow_harness import new_case
+from tests.e2e.test_web_browser import (  # noqa: F401 (fixtures)
+    GSO,
+    browser,
+    check_page,
+    expect,
+    overflow,
+    screenshots,
+    sign_in,
+    wellbeing_to_sap,
+)
+from tests.workflow_harness import SO_TRANSFER, Commands, new_case
 
 pytestmark = pytest.mark.e2e
 
 LAPTOP = {"width": 1280, "height": 800}
+PYDANTIC_WORDS = ("Field required", "String should", "Input should", "Value error")
 
 
 async def fields_at_fault(page) -> list[tuple[str, str]]:
@@ -109,5 +119,36 @@ async def test_a_head_of_service_moves_between_their_teams_work_from_one_menu_it
         tops = await page.locator("#desk-menu > li").evaluate_all("items => items.map(i => i.offsetTop)")
         assert len(set(tops)) == 1, tops
         await check_page(page, screenshots, "18-head-of-service-team-work")
+    finally:
+        await context.close()
+
+
+async def test_R_W4_a_refused_return_cancel_or_assign_says_what_to_do_never_field_required(
+        infra, web, events, commands: Commands, browser, screenshots):  # noqa: F811 (fixtures)
+    """The Senior Officer (seed 000: signs off SAP Delivery) returns it with a blank note, cancels it with a blank
+    reason and assigns it to nobody: each refusal says, in the form's words and beside the input at fault, what to
+    do, and pydantic's "Field required" shows nowhere."""
+    person_id, sap = await wellbeing_to_sap(infra, events, commands)
+    (await commands.send("step.start", GSO, key=person_id, step_id=sap)).ok()
+    (await commands.send("step.send_request", GSO, key=person_id, step_id=sap, name=SO_TRANSFER)).ok()
+    context, page = await sign_in(browser, web.url, "so")
+    try:
+        await page.goto(f"/steps/{sap}")
+        await page.locator("#return-note").fill("   ")
+        await page.get_by_role("button", name="Return with note").click()
+        await expect(page.locator("#return-note-error")).to_contain_text("Say why you are returning this step")
+        await expect(page.locator("#flash a[href='#return-note']")).to_contain_text("Say why you are returning")
+        await check_page(page, screenshots, "19-return-refused-in-words")
+
+        await page.get_by_text("Cancel this step").click()
+        await page.locator("#cancel-reason").fill(" ")
+        await page.get_by_role("button", name="Cancel step").click()
+        await expect(page.locator("#cancel-reason-error")).to_contain_text("Say why this step is cancelled")
+
+        await page.locator("#assign summary").click()
+        await page.locator("#assign").get_by_role("button", name="Assign").click()
+        await expect(page.locator("#flash")).to_contain_text("Choose the worker or team to assign this step to")
+        shown = await page.locator("body").inner_text()
+        assert [w for w in PYDANTIC_WORDS if w in shown] == []
     finally:
         await context.close()
