@@ -4,6 +4,7 @@ screen, and a Team Manager's menu fits on one line; every page passes axe."""
 
 import pytest
 
+from tests.allocation_harness import referral_seen, tray_args
 from tests.e2e.test_web_browser import (  # noqa: F401 (fixtures)
     GSO,
     browser,
@@ -14,11 +15,13 @@ from tests.e2e.test_web_browser import (  # noqa: F401 (fixtures)
     sign_in,
     wellbeing_to_sap,
 )
+from tests.e2e.web_client import Desk
 from tests.workflow_harness import SO_TRANSFER, Commands, new_case
 
 pytestmark = pytest.mark.e2e
 
 LAPTOP = {"width": 1280, "height": 800}
+TRAY_TEAM = "adult-front-door"  # users.yaml: tm, its Team Manager
 PYDANTIC_WORDS = ("Field required", "String should", "Input should", "Value error")
 
 
@@ -150,5 +153,45 @@ async def test_R_W4_a_refused_return_cancel_or_assign_says_what_to_do_never_fiel
         await expect(page.locator("#flash")).to_contain_text("Choose the worker or team to assign this step to")
         shown = await page.locator("body").inner_text()
         assert [w for w in PYDANTIC_WORDS if w in shown] == []
+    finally:
+        await context.close()
+
+
+async def table_overflow(page) -> int:
+    """How many pixels the tray's table is wider than its area (it scrolls sideways when above 0)."""
+    return await page.locator("#tray-table").evaluate(
+        "t => Math.max(t.scrollWidth - t.parentElement.clientWidth,"
+        " t.parentElement.scrollWidth - t.parentElement.clientWidth)")
+
+
+@pytest.mark.parametrize("width", [1280, 1366])
+async def test_the_planned_work_tray_fits_a_laptops_screen_without_sideways_scrolling(
+        infra, web, events, db, browser, screenshots, width):  # noqa: F811 (fixtures)
+    """Issue #19 §4 (R-T3): the Team Manager (seed 004: places and reviews) reads the tray of a case with a RAG by
+    professional judgement and a long rationale at 1280 and 1366 px: the table fits its area, its review and
+    allocate forms opened too; the page passes axe."""
+    person_id, _ = await new_case(infra, events, category="assessment")
+    await referral_seen(db, person_id)
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("tm")
+        await desk.get(f"/people/{person_id}")
+        placed = await desk.post(f"/people/{person_id}/tray", **{
+            **tray_args(TRAY_TEAM, urgent="false"), "rationale": "No worker with capacity this week; " * 6,
+            "rag_override": "red", "rag_override_reason": "Lives alone; two falls this month; carer in hospital"})
+        assert "RAG RED" in placed.text, placed.text[:300]
+    finally:
+        await desk.close()
+    context, page = await sign_in(browser, web.url, "tm")
+    try:
+        await page.set_viewport_size({"width": width, "height": 900})
+        await page.goto(f"/tray?team={TRAY_TEAM}")
+        row = page.locator(f'tr:has(a[href="/people/{person_id}"])')
+        await expect(row).to_have_count(1)
+        assert (await table_overflow(page), await overflow(page)) == (0, 0)
+        for action in ("Review", "Allocate"):
+            await row.locator("summary", has_text=action).click()
+            assert (await table_overflow(page), await overflow(page)) == (0, 0), action
+        await check_page(page, screenshots, f"22-tray-at-{width}")
     finally:
         await context.close()
