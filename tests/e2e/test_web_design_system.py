@@ -195,3 +195,29 @@ async def test_the_planned_work_tray_fits_a_laptops_screen_without_sideways_scro
         await check_page(page, screenshots, f"22-tray-at-{width}")
     finally:
         await context.close()
+
+
+async def test_the_step_pages_blocks_are_gov_uk_summary_cards_with_no_card_look_of_the_desks_own(
+        infra, web, events, browser, screenshots):  # noqa: F811 (fixtures)
+    """Issue #19 §4: the Hub's GSO (seed 000: the Hub screens) opens the screening: its Next actions, Requests and
+    Finish are GOV.UK summary cards titled by their heading, its form sections GOV.UK fieldsets; no block keeps the
+    desk's own card look (no `.card` rule is left in its style sheets); axe passes."""
+    _, screening = await new_case(infra, events)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.goto(f"/steps/{screening}")
+        for block, title in (("next-actions", "Next actions"), ("requests", "Requests and notifications"),
+                             ("finish", "Finish")):
+            card = page.locator(f"section#{block}.govuk-summary-card")
+            await expect(card.locator(".govuk-summary-card__title-wrapper h2.govuk-summary-card__title")).to_have_text(
+                title)
+            await expect(card.locator(":scope > .govuk-summary-card__content")).to_have_count(1)
+        await expect(page.locator("#s-1.govuk-fieldset > legend.govuk-fieldset__legend")).to_contain_text("1.")
+        assert await page.locator(".card").count() == 0
+        desk_cards = await page.evaluate("""() => [...document.styleSheets].flatMap(sheet => [...sheet.cssRules])
+            .map(rule => rule.selectorText || '')
+            .filter(selector => /(^|[\\s,])\\.(card|section)\\b/.test(selector))""")
+        assert desk_cards == []
+        await check_page(page, screenshots, "23-step-summary-cards")
+    finally:
+        await context.close()
