@@ -81,7 +81,8 @@ async def test_R_C5_the_adult_care_area_worker_writes_only_the_checklist_the_req
         assert await editable(page, CLOSER_FIELDS) == []
         await expect(page.locator("#s-2")).to_contain_text("Read-only: completed by the step's worker")
         assert await editable(page, CHECKLIST_FIELDS) == list(CHECKLIST_FIELDS)
-        assert await page.locator("#add-next-action").count() == 0
+        assert await page.locator("#add-next-action, form.request-form, #cancel-reason, #done-2:enabled").count() == 0
+        await expect(page.locator("#finish-step")).to_be_visible()  # the team finishes the closure (R-C5)
         await page.locator("#f-dp_suspended").select_option("true")
         await page.locator("#f-dp_termination_date").fill("2024-07-02")
         await page.locator("#f-dp_final_reconciliation_requested").select_option("true")
