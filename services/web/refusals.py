@@ -61,6 +61,8 @@ def _said(command_type: str, field: str, label: str, kind: str, msg: str, ctx: M
         return f"Choose fewer for {label}: at most {ctx.get('max_length')}"
     if kind.startswith("date"):
         return f"Give {label} as a date, for example 27 3 2027"
-    if kind in ("literal_error", "enum"):
+    if kind in ("literal_error", "enum", "uuid_parsing", "uuid_type"):
         return f"Choose {label} from the options offered"
+    if kind == "string_pattern_mismatch":
+        return f"Check how {label} is written"
     return f"Check {label}: it is not written in a way the desk can send"
