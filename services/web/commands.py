@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
 
+from services.web import refusals
 from shared import fetch_wait, topics
 from shared.broker import connection_options
 from shared.commands import allocation, notifications, referrals, workflow
-from shared.commands.base import Command, RuleBroken, parse_command
+from shared.commands.base import Command
 from shared.envelope import new_message
 from shared.settings import Settings
 from shared.signing import Signer, Unauthenticated, Verifier
@@ -146,9 +148,9 @@ class CommandBus:
         commands_topic, _, models = route(type_)
         data = {"actor": actor, **{k: v for k, v in arguments.items() if v is not None}}
         try:
-            parse_command(models, type_, data)
-        except RuleBroken as refused:
-            return Outcome("", type_, local_reasons=[r.model_dump(exclude_none=True) for r in refused.reasons])
+            models[type_].model_validate(data)
+        except ValidationError as refused:  # in the words of the worker's form, never pydantic's
+            return Outcome("", type_, local_reasons=refusals.in_words(type_, refused))
         envelope = new_message(type_, SOURCE, data, subject=key)
         command_id = str(envelope.id)
         waiter = self._waiters[command_id] = _Waiter()

@@ -29,16 +29,20 @@ class Access:
 
 
 def field_access(f: Mapping[str, Any], section: Mapping[str, Any], roles: Sequence[str], step_open: bool,
-                 logging_only: bool = False, team_ids: Sequence[str] = ()) -> Access:
+                 logging_only: bool = False, team_ids: Sequence[str] = (), answering_only: bool = False) -> Access:
     """Whether the person may write the field; `logging_only`: they are involved with the person but the step is
     not theirs, so only its activity logs (R-W13); `team_ids`: their teams, for a section a request's team answers
-    (R-C5)."""
+    (R-C5); `answering_only`: the step is not theirs, a request answered in a section went to them, so only that
+    section (R-C5)."""
     if not step_open:
         return Access(False, "the step is not open for recording")
     if logging_only and not f.get("activity_log"):
         return Access(False, "the step's assignee completes this; you add to the activity log")
     if section.get("read_only"):
         return Access(False, "carried read-only from an earlier step")
+    if answering_only and not section.get("answered_by"):
+        return Access(False, "completed by the step's worker: you complete the section that answers the request"
+                             " sent to you")
     answering = answering_team(section)
     if answering is not None and answering not in team_ids:
         return Access(False, f"completed by {team_name(answering)}, to whom the request"
@@ -58,6 +62,19 @@ def answering_team(section: Mapping[str, Any]) -> str | None:
     answered = section.get("answered_by")
     to = answered.get("to") if isinstance(answered, Mapping) else None
     return to.get("id") if isinstance(to, Mapping) and to.get("kind") == "team" else None
+
+
+def prefilled(step: Mapping[str, Any], key: str) -> str | None:
+    """R-C5: where the step started a field answered Yes from the person's live purchase orders (its
+    `provenance.prefilled`), which orders, in words."""
+    source = ((step.get("provenance") or {}).get("prefilled") or {}).get(key)
+    if not isinstance(source, Mapping) or not source.get("po_request_ids"):
+        return None
+    kinds = " or ".join(str(k).replace("_", " ") for k in source.get("kinds") or ()) or "purchase"
+    orders = ", ".join(str(i) for i in source["po_request_ids"])
+    plural = "s" if len(source["po_request_ids"]) > 1 else ""
+    return (f"Answered Yes when the step began: the person has a live {kinds} purchase order{plural} raised in"
+            f" Tessera (order{plural} {orders}). Change it if that is not right.")
 
 
 def column_editable(column: Mapping[str, Any]) -> bool:
@@ -184,11 +201,11 @@ def activity_logs(step: Mapping[str, Any]) -> set[str]:
 
 
 def rendered(step: Mapping[str, Any], roles: Sequence[str], logging_only: bool = False,
-             team_ids: Sequence[str] = ()) -> dict[str, Any]:
+             team_ids: Sequence[str] = (), answering_only: bool = False) -> dict[str, Any]:
     """#20: what the form shows for editing: a save is compared with this, not with whatever is newer."""
     values = step.get("values") or {}
     return {"values": {f["key"]: values.get(f["key"]) for s, _ in all_sections(step) for f in s.get("fields", [])
-                       if field_access(f, s, roles, True, logging_only, team_ids).editable},
+                       if field_access(f, s, roles, True, logging_only, team_ids, answering_only).editable},
             "completed_sections": list(step.get("completed_sections") or [])}
 
 
@@ -208,7 +225,7 @@ def _as_rendered(step: Mapping[str, Any], form: Any) -> tuple[dict[str, Any], li
 
 
 def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str], logging_only: bool = False,
-               team_ids: Sequence[str] = ()) -> Parsed:
+               team_ids: Sequence[str] = (), answering_only: bool = False) -> Parsed:
     """The values a save sends: only editable fields the person changed on the form (partial saves, R-W4, #20).
 
     "Changed" is against the values the form was rendered with, so a field the person did not touch is never
@@ -223,7 +240,7 @@ def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str], logging
     values, sections = shown
     for section, _form in all_sections(step):
         for f in section.get("fields", []):
-            if not field_access(f, section, roles, True, logging_only, team_ids).editable:
+            if not field_access(f, section, roles, True, logging_only, team_ids, answering_only).editable:
                 continue
             key = f["key"]
             if f.get("type") == "table":
@@ -247,7 +264,7 @@ def parse_save(step: Mapping[str, Any], form: Any, roles: Sequence[str], logging
                 continue
             if not _same(value, values.get(key)):
                 parsed.values[key] = value
-    if "completed_sections.__present" in form and not logging_only:
+    if "completed_sections.__present" in form and not (logging_only or answering_only):
         marked = sorted({int(n) for n in form.getlist("completed_sections") if str(n).isdigit()})
         if marked != sorted(n for n in sections if isinstance(n, int)):
             parsed.completed_sections = marked

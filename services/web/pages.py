@@ -28,6 +28,7 @@ router = APIRouter()
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(anchor=forms.anchor, display=forms.display, input_value=forms.input_value,
                              field_access=forms.field_access, column_editable=forms.column_editable,
+                             prefilled=forms.prefilled,
                              saved_changes=forms.saved_changes, role_names=auth.ROLE_NAMES)
 templates.env.filters["when"] = chronology.format_when
 templates.env.filters["day"] = chronology.format_day

@@ -77,6 +77,7 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
     my_request_ids = {q["request_id"] for q in step.get("sent_requests", [])
                       if q["state"] == "open" and _sent_to(q, user)}
     logging_only = logs_only(step, user)
+    answering = answers_only(step, user)
     step_types = await r.workflow.step_types()
     pickers = packs.next_action_pickers(step, step_types, members)
     teams_of_pack = packs.pack_teams(step_types, step["step_type"], step["pack_version"])
@@ -95,7 +96,8 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         request_teams=_request_teams(step, teams_of_pack or set(teams)),
         next_refused=next_refused, chosen=flash.get("chosen") or {} if next_refused else {},
         my_request_ids=my_request_ids, offer=finish_offer(step, user, my_request_ids),
-        rendered=forms.rendered(step, user.roles, logging_only, user.team_ids), logging_only=logging_only,
+        rendered=forms.rendered(step, user.roles, logging_only, user.team_ids, answering),
+        logging_only=logging_only, answering_only=answering,
         names=names, history=history_rows(step, names),
         just_saved=flash.get("kind") == "ok" and flash.get("scope") == f"save:{step['step_id']}")
 
@@ -158,12 +160,25 @@ def _assignable(members: list[Any], teams_of_pack: set[str]) -> list[Any]:
     return sorted(workers, key=lambda u: u["display_name"])
 
 
+def works_on(step: dict[str, Any], user: User) -> bool:
+    """The step's assignee (or a member of its team) or one of its authorisers."""
+    return access.step_is_mine(step, user.user_id, user.team_ids) or bool(
+        set(user.roles) & set(step.get("authorisers", [])))
+
+
 def logs_only(step: dict[str, Any], user: User) -> bool:
     """R-W13: a worker involved with the person whose step this is not (they opened it on their grounds) adds to
     its activity logs and does nothing else on it; the step's assignee and its authorisers do the rest."""
-    works_on = access.step_is_mine(step, user.user_id, user.team_ids) or bool(
-        set(user.roles) & set(step.get("authorisers", [])))
-    return not works_on and bool(forms.activity_logs(step))
+    return not works_on(step, user) and bool(forms.activity_logs(step))
+
+
+def answers_only(step: dict[str, Any], user: User) -> bool:
+    """R-C5: whose step this is not, but to whom (or to whose team) a request answered in one of its sections went
+    (workflow's `access.sent_to_answer`): they complete that section and finish, nothing else."""
+    answered = {s["answered_by"]["request"] for s, _ in forms.all_sections(step) if s.get("answered_by")}
+    return not works_on(step, user) and any(
+        q["name"] in answered and q["state"] in ("open", "completed") and _sent_to(q, user)
+        for q in step.get("sent_requests", []))
 
 
 def _sent_to(request: dict[str, Any], user: User) -> bool:
@@ -208,7 +223,7 @@ async def _start(post: StepPost) -> None:
 async def _save(post: StepPost) -> None:
     sid = post.step_id
     parsed = forms.parse_save(post.step, post.form, post.user.roles, logs_only(post.step, post.user),
-                              post.user.team_ids)
+                              post.user.team_ids, answers_only(post.step, post.user))
     if parsed.problems:
         await set_flash(post.request, {"kind": "error", "message": "Not saved:", "reasons": parsed.problems,
                                        "scope": f"save:{sid}"})

@@ -4,12 +4,25 @@ screen, and a Team Manager's menu fits on one line; every page passes axe."""
 
 import pytest
 
-from tests.e2e.test_web_browser import browser, check_page, expect, overflow, screenshots, sign_in  # noqa: F401
-from tests.workflow_harness import new_case
+from tests.allocation_harness import referral_seen, tray_args
+from tests.e2e.test_web_browser import (  # noqa: F401 (fixtures)
+    GSO,
+    browser,
+    check_page,
+    expect,
+    overflow,
+    screenshots,
+    sign_in,
+    wellbeing_to_sap,
+)
+from tests.e2e.web_client import Desk
+from tests.workflow_harness import SO_TRANSFER, Commands, new_case
 
 pytestmark = pytest.mark.e2e
 
 LAPTOP = {"width": 1280, "height": 800}
+TRAY_TEAM = "adult-front-door"  # users.yaml: tm, its Team Manager
+PYDANTIC_WORDS = ("Field required", "String should", "Input should", "Value error")
 
 
 async def fields_at_fault(page) -> list[tuple[str, str]]:
@@ -109,5 +122,102 @@ async def test_a_head_of_service_moves_between_their_teams_work_from_one_menu_it
         tops = await page.locator("#desk-menu > li").evaluate_all("items => items.map(i => i.offsetTop)")
         assert len(set(tops)) == 1, tops
         await check_page(page, screenshots, "18-head-of-service-team-work")
+    finally:
+        await context.close()
+
+
+async def test_R_W4_a_refused_return_cancel_or_assign_says_what_to_do_never_field_required(
+        infra, web, events, commands: Commands, browser, screenshots):  # noqa: F811 (fixtures)
+    """The Senior Officer (seed 000: signs off SAP Delivery) returns it with a blank note, cancels it with a blank
+    reason and assigns it to nobody: each refusal says, in the form's words and beside the input at fault, what to
+    do, and pydantic's "Field required" shows nowhere."""
+    person_id, sap = await wellbeing_to_sap(infra, events, commands)
+    (await commands.send("step.start", GSO, key=person_id, step_id=sap)).ok()
+    (await commands.send("step.send_request", GSO, key=person_id, step_id=sap, name=SO_TRANSFER)).ok()
+    context, page = await sign_in(browser, web.url, "so")
+    try:
+        await page.goto(f"/steps/{sap}")
+        await page.locator("#return-note").fill("   ")
+        await page.get_by_role("button", name="Return with note").click()
+        await expect(page.locator("#return-note-error")).to_contain_text("Say why you are returning this step")
+        await expect(page.locator("#flash a[href='#return-note']")).to_contain_text("Say why you are returning")
+        await check_page(page, screenshots, "19-return-refused-in-words")
+
+        await page.get_by_text("Cancel this step").click()
+        await page.locator("#cancel-reason").fill(" ")
+        await page.get_by_role("button", name="Cancel step").click()
+        await expect(page.locator("#cancel-reason-error")).to_contain_text("Say why this step is cancelled")
+
+        await page.locator("#assign summary").click()
+        await page.locator("#assign").get_by_role("button", name="Assign").click()
+        await expect(page.locator("#flash")).to_contain_text("Choose the worker or team to assign this step to")
+        shown = await page.locator("body").inner_text()
+        assert [w for w in PYDANTIC_WORDS if w in shown] == []
+    finally:
+        await context.close()
+
+
+async def table_overflow(page) -> int:
+    """How many pixels the tray's table is wider than its area (it scrolls sideways when above 0)."""
+    return await page.locator("#tray-table").evaluate(
+        "t => Math.max(t.scrollWidth - t.parentElement.clientWidth,"
+        " t.parentElement.scrollWidth - t.parentElement.clientWidth)")
+
+
+@pytest.mark.parametrize("width", [1280, 1366])
+async def test_the_planned_work_tray_fits_a_laptops_screen_without_sideways_scrolling(
+        infra, web, events, db, browser, screenshots, width):  # noqa: F811 (fixtures)
+    """Issue #19 §4 (R-T3): the Team Manager (seed 004: places and reviews) reads the tray of a case with a RAG by
+    professional judgement and a long rationale at 1280 and 1366 px: the table fits its area, its review and
+    allocate forms opened too; the page passes axe."""
+    person_id, _ = await new_case(infra, events, category="assessment")
+    await referral_seen(db, person_id)
+    desk = Desk(web.url)
+    try:
+        await desk.sign_in("tm")
+        await desk.get(f"/people/{person_id}")
+        placed = await desk.post(f"/people/{person_id}/tray", **{
+            **tray_args(TRAY_TEAM, urgent="false"), "rationale": "No worker with capacity this week; " * 6,
+            "rag_override": "red", "rag_override_reason": "Lives alone; two falls this month; carer in hospital"})
+        assert "RAG RED" in placed.text, placed.text[:300]
+    finally:
+        await desk.close()
+    context, page = await sign_in(browser, web.url, "tm")
+    try:
+        await page.set_viewport_size({"width": width, "height": 900})
+        await page.goto(f"/tray?team={TRAY_TEAM}")
+        row = page.locator(f'tr:has(a[href="/people/{person_id}"])')
+        await expect(row).to_have_count(1)
+        assert (await table_overflow(page), await overflow(page)) == (0, 0)
+        for action in ("Review", "Allocate"):
+            await row.locator("summary", has_text=action).click()
+            assert (await table_overflow(page), await overflow(page)) == (0, 0), action
+        await check_page(page, screenshots, f"22-tray-at-{width}")
+    finally:
+        await context.close()
+
+
+async def test_the_step_pages_blocks_are_gov_uk_summary_cards_with_no_card_look_of_the_desks_own(
+        infra, web, events, browser, screenshots):  # noqa: F811 (fixtures)
+    """Issue #19 §4: the Hub's GSO (seed 000: the Hub screens) opens the screening: its Next actions, Requests and
+    Finish are GOV.UK summary cards titled by their heading, its form sections GOV.UK fieldsets; no block keeps the
+    desk's own card look (no `.card` rule is left in its style sheets); axe passes."""
+    _, screening = await new_case(infra, events)
+    context, page = await sign_in(browser, web.url, "hub")
+    try:
+        await page.goto(f"/steps/{screening}")
+        for block, title in (("next-actions", "Next actions"), ("requests", "Requests and notifications"),
+                             ("finish", "Finish")):
+            card = page.locator(f"section#{block}.govuk-summary-card")
+            await expect(card.locator(".govuk-summary-card__title-wrapper h2.govuk-summary-card__title")).to_have_text(
+                title)
+            await expect(card.locator(":scope > .govuk-summary-card__content")).to_have_count(1)
+        await expect(page.locator("#s-1.govuk-fieldset > legend.govuk-fieldset__legend")).to_contain_text("1.")
+        assert await page.locator(".card").count() == 0
+        desk_cards = await page.evaluate("""() => [...document.styleSheets].flatMap(sheet => [...sheet.cssRules])
+            .map(rule => rule.selectorText || '')
+            .filter(selector => /(^|[\\s,])\\.(card|section)\\b/.test(selector))""")
+        assert desk_cards == []
+        await check_page(page, screenshots, "23-step-summary-cards")
     finally:
         await context.close()

@@ -101,6 +101,26 @@ def test_R_C5_the_checklist_is_written_on_the_desk_only_by_the_team_its_request_
         "closure_notes": "Died 1 July", "dp_suspended": True}
 
 
+def test_R_C5_the_area_worker_the_request_went_to_writes_only_the_checklist_not_the_closers_sections():
+    """Issue #22 R-C5: workflow refuses every other field from who answers the request, so the desk does not offer
+    them for writing, and a save from that worker sends the checklist only."""
+    area = forms.field_access(CLOSURE["form"]["sections"][0]["fields"][0], CLOSURE["form"]["sections"][0],
+                              ["social_worker"], True, team_ids=["adult-care-area"], answering_only=True)
+    assert not area.editable and "the step's worker" in area.why
+    sent = form(**{"v.closure_notes": "typed anyway", "v.dp_suspended": "true", "completed_sections": "2",
+                   "completed_sections.__present": "1"})
+    saved = forms.parse_save(CLOSURE, sent, ["social_worker"], team_ids=["adult-care-area"], answering_only=True)
+    assert (saved.values, saved.completed_sections) == ({"dp_suspended": True}, None)
+
+
+def test_R_C5_a_question_answered_from_live_orders_names_them_in_words():
+    step = {"provenance": {"prefilled": {"had_direct_payment": {
+        "source": "purchase_orders", "kinds": ["direct_payment"], "po_request_ids": ["po-1", "po-2"]}}}}
+    said = forms.prefilled(step, "had_direct_payment")
+    assert said and "live direct payment purchase orders" in said and "orders po-1, po-2" in said
+    assert forms.prefilled(step, "closure_notes") is None and forms.prefilled({}, "had_direct_payment") is None
+
+
 def test_a_worker_sees_people_they_are_allocated_to_or_whose_work_is_theirs_or_their_teams():
     mine = {"worker_id": "sw", "team_ids": ["north"], "person_id": "p1"}
     assert access.why_allowed(**mine, relationships={"worker_relationships": [{"worker_id": "sw", "open": True}]})
