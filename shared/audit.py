@@ -203,6 +203,16 @@ def append_arguments(entries: Sequence[Entry]) -> tuple[list[str], str]:
 # --- checkpoints -------------------------------------------------------------------------------
 
 
+# each chain's committed last row becomes its head (appends do not move audit_heads: migration 0009)
+MOVE_HEADS = (
+    "WITH last AS (SELECT h.chain, coalesce(l.chain_seq, h.seq) AS seq, coalesce(l.hash, h.hash) AS hash"
+    " FROM audit_heads h LEFT JOIN LATERAL (SELECT a.chain_seq, a.hash FROM audit_log a WHERE a.chain = h.chain"
+    " ORDER BY a.chain_seq DESC LIMIT 1) l ON true),"
+    " moved AS (UPDATE audit_heads h SET seq = last.seq, hash = last.hash FROM last"
+    " WHERE h.chain = last.chain AND h.seq < last.seq)"
+    " SELECT chain, seq, hash FROM last ORDER BY chain")
+
+
 def checkpoint_digest(prev_digest: str, at: datetime, heads: list[list[Any]]) -> str:
     return sha256(prev_digest + _canonical({"at": at.astimezone(UTC).isoformat(timespec="microseconds"),
                                             "heads": heads}))
@@ -213,8 +223,7 @@ async def checkpoint(conn: asyncpg.Connection, signer: Signer | None = None) -> 
     key; its digest, or None when nothing was appended since that one."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('audit-checkpoint:' || current_schema()))")
-        heads = [[r["chain"], r["seq"], r["hash"]]
-                 for r in await conn.fetch("SELECT chain, seq, hash FROM audit_heads ORDER BY chain")]
+        heads = [[r["chain"], r["seq"], r["hash"]] for r in await conn.fetch(MOVE_HEADS)]
         last = await conn.fetchrow("SELECT heads, digest FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
         if last is not None and _heads(last["heads"]) == heads:
             return None
@@ -355,9 +364,10 @@ async def verify(conn: asyncpg.Connection, schema: str, expect: str | None = Non
 
 
 async def _check_heads(conn: asyncpg.Connection, schema: str, walk: _Walk) -> None:
-    """The heads table names each chain's last row: a head beyond it means the chain's tail was cut off."""
+    """The heads table names a row each chain must still reach (its last row at the last checkpoint): a chain
+    that ends before it, or holds another hash there, lost its tail or was rewritten."""
     for head in await conn.fetch(f'SELECT chain, seq, hash FROM "{schema}".audit_heads ORDER BY chain'):
-        if (head["seq"], head["hash"]) != walk.head(head["chain"]):
+        if walk.hash_at(head["chain"], head["seq"]) != head["hash"]:
             raise Broken(f"chain {head['chain']} row {walk.head(head['chain'])[0] + 1}",
                          f"chain {head['chain']} ends before its head {head['seq']} (truncated) or was rewritten")
 
