@@ -109,6 +109,8 @@ class OutboxRelay:
 
     async def _loop(self, listener: asyncpg.Connection) -> None:
         while not listener.is_closed():
+            # cleared before the round, not after: a commit notified while the round runs wakes the next one
+            self._wake.clear()
             try:
                 sent = await self.relay_once()
                 await self._housekeeping()
@@ -119,10 +121,12 @@ class OutboxRelay:
                 sent = 0
                 await asyncio.sleep(self._poll)
             if sent < self._batch:
-                self._wake.clear()
+                # commits notified while the round ran: a burst, whose next commits the linger gathers into one
+                # round; a commit after a quiet spell goes at once
+                burst = self._wake.is_set()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
-                    if sent > 1:  # a burst: let its commits gather into one publish round; a lone message goes now
+                    if burst:
                         await asyncio.sleep(self._linger)
                 except TimeoutError:
                     pass
