@@ -48,7 +48,8 @@ async def _step(request: Request, user: User, step_id: str) -> dict[str, Any]:
         bearer.grant(step["person_id"], "relationship")
     elif await why_allowed(request, user, step["person_id"]) is None:
         raise NoAccess(step["person_id"])
-    return step
+    # read again as the worker, with the grant just made: workflow says which sections they may write (#22 §9)
+    return await readers(request).workflow.step(step["step_id"]) or step
 
 
 @router.get("/steps/{step_id}")
