@@ -181,9 +181,9 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     _required_now(defn, step, contract)
     history = await store.history_of(pool, step_id)
     requests = await store.requests_of(pool, step.step_id)
-    await _mark_writable(request, step, defn, requests, contract["form"]["sections"], forms := [
-        {"name": f.name, "kind": f.kind, "sections": [s.to_contract() for s in f.sections]}
-        for f in defn.optional_forms if f.name in step.forms])
+    forms = [{"name": f.name, "kind": f.kind, "sections": [s.to_contract() for s in f.sections]}
+             for f in defn.optional_forms if f.name in step.forms]
+    await _mark_writable(request, step, defn, requests, contract["form"]["sections"], forms)
     return {
         "step_id": step.step_id, "workflow_id": step.workflow_id, "person_id": step.person_id,
         "linked_person_id": step.linked_person_id, "step_type": step.step_type,
