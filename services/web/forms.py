@@ -47,6 +47,8 @@ def field_access(f: Mapping[str, Any], section: Mapping[str, Any], roles: Sequen
     if answering is not None and answering not in team_ids:
         return Access(False, f"completed by {team_name(answering)}, to whom the request"
                              f" '{section['answered_by']['request']}' goes")
+    if section.get("writable") is False:  # issue #22 §9: workflow says who may write it (R-W10, R-C5)
+        return Access(False, "completed by the step's worker and those the guide names for it")
     if f.get("cog") == "blue":
         return Access(False, "from the person record: change the record, then refresh")
     if f.get("system_generated"):
@@ -156,6 +158,11 @@ def all_sections(step: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], Mappi
     for form in step.get("forms", []) or []:
         out += [(s, form) for s in form.get("sections", [])]
     return out
+
+
+def may_save(step: Mapping[str, Any]) -> bool:
+    """Issue #22 §9: Save is offered when the signed-in worker may write some section (workflow's `writable`)."""
+    return any(s.get("writable") is not False for s, _ in all_sections(step))
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -48,7 +48,8 @@ async def _step(request: Request, user: User, step_id: str) -> dict[str, Any]:
         bearer.grant(step["person_id"], "relationship")
     elif await why_allowed(request, user, step["person_id"]) is None:
         raise NoAccess(step["person_id"])
-    return step
+    # read again as the worker, with the grant just made: workflow says which sections they may write (#22 §9)
+    return await readers(request).workflow.step(step["step_id"]) or step
 
 
 @router.get("/steps/{step_id}")
@@ -89,7 +90,7 @@ async def step_page(request: Request, step_id: str) -> HTMLResponse:
         next_inputs=NEXT_ACTION_INPUTS,
         warnings=(blockers or {}).get("warnings", []), can_finish=(blockers or {}).get("can_finish"),
         link_for=lambda reason: acted["link_for"](reason) or forms.link_for(reason, step["step_id"]),
-        sections=forms.all_sections(step),
+        sections=forms.all_sections(step), can_save=forms.may_save(step),
         members=members, signers=signers, assignable=_assignable(members, teams_of_pack), teams=teams,
         assign_teams=sorted(teams_of_pack or teams, key=team_name),
         pickers=pickers, na_teams=sorted({t for p in pickers.values() for t in p["teams"]}, key=team_name),

@@ -181,6 +181,9 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     _required_now(defn, step, contract)
     history = await store.history_of(pool, step_id)
     requests = await store.requests_of(pool, step.step_id)
+    forms = [{"name": f.name, "kind": f.kind, "sections": [s.to_contract() for s in f.sections]}
+             for f in defn.optional_forms if f.name in step.forms]
+    await _mark_writable(request, step, defn, requests, contract["form"]["sections"], forms)
     return {
         "step_id": step.step_id, "workflow_id": step.workflow_id, "person_id": step.person_id,
         "linked_person_id": step.linked_person_id, "step_type": step.step_type,
@@ -195,10 +198,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
         "optional_forms": [{"name": f.name, "kind": f.kind} for f in defn.optional_forms],
         "added_next_actions": [a.to_json() for a in step.next_actions],
         "sent_requests": [_request(r) for r in requests],
-        "forms": [
-            {"name": f.name, "kind": f.kind, "sections": [s.to_contract() for s in f.sections]}
-            for f in defn.optional_forms if f.name in step.forms
-        ],
+        "forms": forms,
         "return_note": step.return_note,
         "provenance": step.provenance,
         "timers": [{"key": t["key"], "kind": t["kind"], "due_at": t["due_at"].isoformat()}
@@ -211,6 +211,24 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
         # issue #22 §9: the name of each worker the step names, as the desk's directory gives it
         "worker_names": await store.worker_names(pool, _workers_named(step, history, requests)),
     }
+
+
+async def _mark_writable(request: Request, step: domain.Step, defn: StepDefinition, requests: list[domain.Request],
+                         sections: list[dict[str, Any]], forms: list[dict[str, Any]]) -> None:
+    """Issue #22 §9: each section's `writable`: whether the worker reading may write one of its fields now, by the
+    save's own rules (R-W10, R-W13, R-C5); null for a component reading."""
+    reader = bearer.reader_of(request)
+    writable: dict[str, bool] = {}
+    if not reader.is_service:
+        involved: frozenset[str] = frozenset()
+        if defn.activity_logs:  # R-W13, as the save finds it
+            relationships = await open_relationships(request.app.state.allocation, step.person_id)
+            involved = frozenset({r.key for r in relationships or ()}) | await store.assignees_of_person(
+                _pool(request), step.person_id)
+        actor = domain.Actor(reader.worker_id, reader.roles, reader.team_ids)
+        writable = domain.writable_sections(step, defn, requests, involved, actor)
+    for form, section in [(None, s) for s in sections] + [(f["name"], s) for f in forms for s in f["sections"]]:
+        section["writable"] = writable.get(domain.section_key(form, section["number"]))
 
 
 def _workers_named(step: domain.Step, history: list[Any], requests: list[domain.Request]) -> set[str]:

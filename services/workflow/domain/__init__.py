@@ -71,7 +71,16 @@ from services.workflow.domain.generated_values import (
     system_values,
 )
 from services.workflow.domain.intake import FIRST_STEP_TEAMS, ReferralToStart, referral_values, start_from_referral
-from services.workflow.domain.lifecycle import add_form, assign, refresh_prepopulated, save, start, value_changes
+from services.workflow.domain.lifecycle import (
+    add_form,
+    assign,
+    refresh_prepopulated,
+    save,
+    section_key,
+    start,
+    value_changes,
+    writable_sections,
+)
 from services.workflow.domain.model import (
     OPEN_STATES,
     WORKING_STATES,
@@ -180,6 +189,8 @@ __all__ = [
     "assign",
     "save",
     "value_changes",
+    "writable_sections",
+    "section_key",
     "refresh_prepopulated",
     "add_form",
     "Priority",

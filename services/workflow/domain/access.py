@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from services.workflow.domain.model import Context, Request, Step
@@ -81,9 +81,9 @@ def is_involved(involved: frozenset[str], actor: Actor) -> bool:
             or above_teams(actor.roles))
 
 
-def may_log(defn: StepDefinition, values: Mapping[str, object], involved: frozenset[str], actor: Actor) -> bool:
+def may_log(defn: StepDefinition, keys: Collection[str], involved: frozenset[str], actor: Actor) -> bool:
     """R-W13: an involved worker adds to the step's activity log without the step being theirs."""
-    return bool(values) and set(values) <= defn.activity_logs and is_involved(involved, actor)
+    return bool(keys) and set(keys) <= defn.activity_logs and is_involved(involved, actor)
 
 
 def finisher_problems(defn: StepDefinition, actor: Actor) -> list[Reason]:

@@ -180,20 +180,9 @@ def save_problems(
             continue
         section, f, read_only = fields[key]
         where: dict[str, Any] = {"field": key, "section": section}
-        if read_only:
-            reasons.append(reason("read_only", f"{f.label!r} is carried read-only from an earlier"
-                                  " step (R-W7)", **where))
-        elif f.cog == "blue":
-            reasons.append(reason("read_only", f"{f.label!r} comes from the person record: change"
-                                  " the record and refresh (R-W5)", **where))
-        elif f.system_generated:
-            reasons.append(reason("read_only", f"{f.label!r} is filled by the system (R-W6)", **where))
-        elif f.owner_role and f.owner_role not in held_roles(actor.roles):
-            reasons.append(reason("role", f"only a {role_name(f.owner_role)} may write {f.label!r} (R-W6)",
-                                  **where))
-        elif contributor and f.owner_role not in defn.contributors:
-            reasons.append(reason("role", f"{f.label!r} is written by the worker the step is assigned to;"
-                                  " a contributor writes only the fields of their role (R-W10)", **where))
+        refusal = kind_refusal(f, read_only, where) or role_refusal(defn, f, actor, contributor, where)
+        if refusal:
+            reasons.append(refusal)
         else:
             problem = value_problem(f, value)
             if problem:
@@ -201,6 +190,29 @@ def save_problems(
             elif f.type == "table" and value:
                 reasons += _row_problems(f, value, step.values.get(key), section)
     return reasons
+
+
+def kind_refusal(f: Field, read_only: bool, where: Mapping[str, Any]) -> Reason | None:
+    """A field nobody writes on this step: carried (R-W7), from the person record (R-W5) or the system's (R-W6)."""
+    if read_only:
+        return reason("read_only", f"{f.label!r} is carried read-only from an earlier step (R-W7)", **where)
+    if f.cog == "blue":
+        return reason("read_only", f"{f.label!r} comes from the person record: change the record and refresh"
+                      " (R-W5)", **where)
+    if f.system_generated:
+        return reason("read_only", f"{f.label!r} is filled by the system (R-W6)", **where)
+    return None
+
+
+def role_refusal(defn: StepDefinition, f: Field, actor: Actor, contributor: bool,
+                 where: Mapping[str, Any]) -> Reason | None:
+    """A field of another role (R-W6), or, for a contributor, not of their role (R-W10)."""
+    if f.owner_role and f.owner_role not in held_roles(actor.roles):
+        return reason("role", f"only a {role_name(f.owner_role)} may write {f.label!r} (R-W6)", **where)
+    if contributor and f.owner_role not in defn.contributors:
+        return reason("role", f"{f.label!r} is written by the worker the step is assigned to; a contributor"
+                      " writes only the fields of their role (R-W10)", **where)
+    return None
 
 
 def _row_problems(f: Field, rows: list[Mapping[str, Any]], before: Any, section: int | None) -> list[Reason]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from services.workflow.domain.access import (
@@ -19,7 +19,14 @@ from services.workflow.domain.access import (
     not_assignee,
     state_problems,
 )
-from services.workflow.domain.forms import fill_system_columns, is_empty, log_problems, prepopulated, save_problems
+from services.workflow.domain.forms import (
+    fill_system_columns,
+    is_empty,
+    log_problems,
+    prepopulated,
+    role_refusal,
+    save_problems,
+)
 from services.workflow.domain.generated_values import budget_problems, budget_values, system_values, with_system
 from services.workflow.domain.model import (
     OPEN_STATES,
@@ -34,7 +41,8 @@ from services.workflow.domain.model import (
     history_entry,
 )
 from services.workflow.domain.timers import FUTURE_WORK_TIMER, renewal_timer, timer_key
-from services.workflow.pack import StepDefinition
+from services.workflow.pack import Field, StepDefinition
+from shared.actor import Actor
 from shared.commands import workflow as cmd
 from shared.commands.base import Reason, check, reason
 from shared.events.workflow import StepAssigned, StepFormAdded, StepPrepopulatedRefreshed, StepSaved, StepStarted
@@ -88,17 +96,9 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep,
          requests: Sequence[Request] = ()) -> Decision:
     """R-W4: partial saves at any time; "section completed" is a marker only."""
     reasons = state_problems(step, WORKING_STATES, "save")
-    working = may_work(step, defn, ctx.actor)
-    contributing = not working and may_contribute(defn, ctx.actor)
-    logging = not (working or contributing) and may_log(defn, command.values, ctx.involved, ctx.actor)
-    answering = not (working or contributing or logging) and answers(defn, requests, ctx.actor)
-    if answering:  # R-C5: the team a request went to completes the section that answers it, nothing else
-        reasons += [reason("not_answered_here", f"{key!r} is completed by the step's worker: you complete the"
-                           " section that answers the request sent to you (R-C5)", field=key)
-                    for key in sorted(set(command.values) - answer_fields(defn))]
-    elif not (working or contributing or logging):
-        reasons.append(not_assignee(step))
-    reasons += save_problems(defn, step, command.values, ctx.actor, contributor=contributing)
+    writer = writer_of(step, defn, requests, ctx.involved, ctx.actor, command.values)
+    reasons += writer_problems(step, defn, writer, command.values)
+    reasons += save_problems(defn, step, command.values, ctx.actor, contributor=writer == "contributor")
     reasons += log_problems(defn, step, command.values, ctx.actor)
     at_fault = {r.field for r in reasons}
     reasons += [r for r in budget_problems(defn, command.values, ctx.packs.rates) if r.field not in at_fault]
@@ -120,6 +120,54 @@ def save(ctx: Context, step: Step, defn: StepDefinition, command: cmd.SaveStep,
     return Decision(events=(event,), step=new, history=(history_entry(
         new, ctx, "step.saved", fields=sorted(command.values), completed_sections=list(completed),
         changes=changes),))
+
+
+def writer_of(step: Step, defn: StepDefinition, requests: Sequence[Request], involved: frozenset[str], actor: Actor,
+              keys: Collection[str]) -> str | None:
+    """As whom the actor writes these fields of the step: its `worker` (assignee or authoriser), a `contributor`
+    (R-W10), an involved worker adding to its activity logs (`logger`, R-W13), or whom a request answered in one of
+    its sections went to (`answerer`, R-C5); None: none of them."""
+    if may_work(step, defn, actor):
+        return "worker"
+    if may_contribute(defn, actor):
+        return "contributor"
+    if may_log(defn, keys, involved, actor):
+        return "logger"
+    return "answerer" if answers(defn, requests, actor) else None
+
+
+def writer_problems(step: Step, defn: StepDefinition, writer: str | None, keys: Collection[str]) -> list[Reason]:
+    """R-C5: the team a request went to completes the section that answers it, nothing else; nobody else but
+    those of `writer_of` writes on the step."""
+    if writer is None:
+        return [not_assignee(step)]
+    if writer != "answerer":
+        return []
+    return [reason("not_answered_here", f"{key!r} is completed by the step's worker: you complete the section that"
+                   " answers the request sent to you (R-C5)", field=key)
+            for key in sorted(set(keys) - answer_fields(defn))]
+
+
+def writable_sections(step: Step, defn: StepDefinition, requests: Sequence[Request], involved: frozenset[str],
+                      actor: Actor) -> dict[str, bool]:
+    """Issue #22 §9: for each section of the step's form and of its added forms (by `section_key`), whether the
+    actor may write one of its fields now, by the save's own rules of who writes what (R-W6, R-W10, R-W13, R-C5)."""
+    sections = [(None, s) for s in defn.form_sections] + [
+        (form.name, s) for form in defn.optional_forms if form.name in step.forms for s in form.sections]
+    return {section_key(form, s.number): step.state in WORKING_STATES
+            and any(_may_write(step, defn, requests, involved, actor, f) for f in s.fields) for form, s in sections}
+
+
+def section_key(form: str | None, number: int) -> str:
+    """A section of the step's own form by its number; of an added form by `form name#number`."""
+    return str(number) if form is None else f"{form}#{number}"
+
+
+def _may_write(step: Step, defn: StepDefinition, requests: Sequence[Request], involved: frozenset[str], actor: Actor,
+               f: Field) -> bool:
+    writer = writer_of(step, defn, requests, involved, actor, {f.key})
+    return not writer_problems(step, defn, writer, {f.key}) and role_refusal(
+        defn, f, actor, writer == "contributor", {"field": f.key}) is None
 
 
 def value_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[dict[str, Any]]:
