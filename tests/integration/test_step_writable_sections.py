@@ -1,7 +1,7 @@
 """Issue #22 §9 through the broker, with single-role workers of seed 000 "Full Case Closures": `GET /steps/{id}`
 says, section by section, whether the worker reading may write it now, by the save's own rules — the closer
-(the step's worker) writes every section; the LCC Adult Care (Area) Team's social worker only the checklist the
-closure's request asks of their team (R-C5); a Senior Officer, who may open any person but neither works, signs
+(the step's worker) writes every section but the checklist the closure's request asks of the LCC Adult Care (Area)
+Team, whose social worker writes only that (R-C5); a Senior Officer, who may open any person but neither works, signs
 nor answers the step (R-W10), nothing, and the save refuses them too; a component reading is told nothing."""
 
 import uuid
@@ -44,10 +44,14 @@ async def test_issue_22_R_W10_R_C5_the_step_read_says_which_sections_the_reader_
     await poll_until(lambda: team_requests(notifications, area, AREA_TEAM, person_id), 30,
                      "the request in the Adult Care (Area) team's inbox")
 
-    assert await writable(workflow, proposed, reading_as(p.hub, person_id)) == {1: True, 2: True, 3: True}
+    # the checklist is the Adult Care (Area) team's to complete, not the closer's (R-C5)
+    assert await writable(workflow, proposed, reading_as(p.hub, person_id)) == {1: True, 2: True, 3: False}
     assert await writable(workflow, proposed, reading_as(area, person_id)) == {1: False, 2: False, 3: True}
     assert await writable(workflow, proposed, reading_as(SO, person_id)) == {1: False, 2: False, 3: False}
     assert await writable(workflow, proposed, service_auth()) == {1: None, 2: None, 3: None}
     refused = (await commands.send("step.save", SO, key=person_id, step_id=proposed,
                                    values={"closure_notes": "seen"})).reasons
     assert [r["code"] for r in refused] == ["not_assignee"]  # the save says what the read said
+    refused = (await commands.send("step.save", p.hub, key=person_id, step_id=proposed,
+                                   values={"dp_suspended": True})).reasons
+    assert [(r["code"], r["field"]) for r in refused] == [("answered_by_request", "dp_suspended")]

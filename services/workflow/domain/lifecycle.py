@@ -137,12 +137,13 @@ def writer_of(step: Step, defn: StepDefinition, requests: Sequence[Request], inv
 
 
 def writer_problems(step: Step, defn: StepDefinition, writer: str | None, keys: Collection[str]) -> list[Reason]:
-    """R-C5: the team a request went to completes the section that answers it, nothing else; nobody else but
-    those of `writer_of` writes on the step."""
+    """R-C5: the team a request went to completes the section that answers it, nothing else, and nobody else
+    completes that section; nobody but those of `writer_of` writes on the step."""
     if writer is None:
         return [not_assignee(step)]
     if writer != "answerer":
-        return []
+        return [reason("answered_by_request", f"{key!r} is completed by whom the step's request goes to (R-C5)",
+                       field=key) for key in sorted(set(keys) & answer_fields(defn))]
     return [reason("not_answered_here", f"{key!r} is completed by the step's worker: you complete the section that"
                    " answers the request sent to you (R-C5)", field=key)
             for key in sorted(set(keys) - answer_fields(defn))]
