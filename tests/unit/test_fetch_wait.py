@@ -2,9 +2,12 @@
 
 import inspect
 
+import pytest
 from aiokafka.consumer.fetcher import Fetcher
+from pydantic import ValidationError
 
 from shared.fetch_wait import wait_ms
+from shared.settings import Settings
 
 
 def test_right_after_records_the_wait_is_the_minimum() -> None:
@@ -30,3 +33,9 @@ def test_aiokafka_still_reads_the_wait_where_follow_traffic_sets_it() -> None:
     assert "def _get_actions_per_node(self, assignment)" in source
     assert "self._fetch_max_wait_ms," in inspect.getsource(Fetcher._get_actions_per_node)
     assert "self._records[tp] = FetchResult(" in source
+
+
+def test_a_minimum_wait_above_the_maximum_is_refused_at_start_naming_both() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(kafka_fetch_min_wait_ms=60, kafka_fetch_max_wait_ms=50)
+    assert "KAFKA_FETCH_MIN_WAIT_MS (60)" in str(refused.value) and "KAFKA_FETCH_MAX_WAIT_MS (50)" in str(refused.value)
