@@ -185,9 +185,9 @@ def entries_for(messages: Iterable[tuple[str, bytes]]) -> list[Entry]:
 async def append(conn: asyncpg.Connection, entries: Sequence[Entry]) -> None:
     """Append the entries to one chain, in the caller's transaction, in one round trip.
 
-    `audit_append()` locks the head of a chain no other transaction holds (this connection's own
-    first) until commit: concurrent writers append to different chains instead of queueing, and two
-    appends never start from the same head. It links each row to the one before (`link_hash`).
+    `audit_append()` claims a chain no other transaction holds (this connection's own first) with an advisory
+    lock until commit, and continues it from its last row: concurrent writers append to different chains instead
+    of queueing, and two appends never start from the same row. It links each row to the one before (`link_hash`).
     """
     if entries:
         await conn.execute("SELECT audit_append($1::text[], $2::text::jsonb)", *append_arguments(entries))
