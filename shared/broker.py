@@ -112,6 +112,9 @@ def make_broker(settings: Settings) -> KafkaBroker:
         settings.kafka_bootstrap_servers,
         middlewares=[DeadLetterMiddleware, SignatureMiddleware, audit.CauseMiddleware],
         logger=logging.getLogger(f"tessera.{settings.service_name}.broker"),
+        # faststream's "Received"/"Processed" lines, two a message, at DEBUG: they name no envelope, only an
+        # offset; at INFO they were most of every log (the MESSAGES metric counts messages instead)
+        log_level=logging.DEBUG,
         security=kafka_security(settings),
         acks=settings.kafka_acks if settings.kafka_acks == "all" else int(settings.kafka_acks),
         enable_idempotence=settings.kafka_enable_idempotence,
