@@ -128,3 +128,40 @@ async def finished(sdb: asyncpg.Pool, xid: int) -> str | None:
     """'committed' or 'aborted' once the transaction has ended (an epoch-0 xid: a fresh test cluster)."""
     status = await sdb.fetchval("SELECT pg_xact_status($1::text::xid8)", str(xid))
     return status if status != "in progress" else None
+
+
+async def outcomes(process: ServiceProcess) -> dict[str, int]:
+    """The scheduler's timer.set consumer's messages by outcome, from its /metrics (counted since it started)."""
+    async with httpx.AsyncClient(auth=service_auth(), base_url=process.url) as http:
+        text = (await http.get("/metrics")).text
+    found: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("tessera_messages_total{") and f'topic="{topics.SCHEDULER_TIMERS}"' in line:
+            outcome = line.split('outcome="')[1].split('"')[0]
+            found[outcome] = int(float(line.split()[-1]))
+    return found
+
+
+async def test_copies_of_handled_messages_are_dropped_by_id_before_handling(infra, scheduler, sdb):
+    """What a relay does after a broker restart: it publishes again what consumers already handled. 20 timer.set
+    are handled; the same 20 again, then a new one, arrive while the scheduler is down, so one fetch holds the 21:
+    the 20 copies are dropped by their ids with one read of the inbox, before the framework, the signature check
+    or the handler see them; the new one is stored; every timer exists once."""
+    run = uuid.uuid4().hex[:10]
+    first = [timer_set(f"{run}-{i:02d}", subject=run) for i in range(20)]
+    await publish(infra.bootstrap, topics.SCHEDULER_TIMERS, [(run, m.to_bytes()) for m in first])
+    await poll_until(lambda: sdb.fetchval("SELECT count(*) = 20 FROM timers WHERE key LIKE $1", f"{run}-%"),
+                     30, "the 20 timers stored")
+    scheduler.stop()
+    fresh = timer_set(f"{run}-new", subject=run)
+    await publish(infra.bootstrap, topics.SCHEDULER_TIMERS, [(run, m.to_bytes()) for m in [*first, fresh]])
+    scheduler.start()
+    await scheduler.ready()
+    await poll_until(lambda: sdb.fetchval("SELECT count(*) = 1 FROM timers WHERE key = $1", f"{run}-new"),
+                     30, "the new timer stored")
+
+    counted = await outcomes(scheduler)
+    assert counted.get("already_handled") == 20, counted
+    assert counted.get("duplicate", 0) == 0, counted  # none reached the handler's own inbox claim
+    assert counted.get("handled") == 1, counted
+    assert await sdb.fetchval("SELECT count(*) FROM timers WHERE key LIKE $1", f"{run}-%") == 21
