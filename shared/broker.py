@@ -20,7 +20,7 @@ from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
-from shared import audit, batching, envelope, fetch_wait, inbox, metrics, quarantine, topics
+from shared import audit, batching, fetch_wait, metrics, quarantine, topics
 from shared.envelope import Undecodable
 from shared.health import JobHealth
 from shared.identity import SignatureMiddleware
@@ -222,16 +222,12 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
         handled = 0
         try:
             async with pool.batch() as batch:
-                copies = await _copies(batch.conn, records)
                 for record in records:
                     if not self.running:
                         break
-                    if id(record) in copies:
-                        metrics.MESSAGES.labels(self._service, record.topic, "already_handled").inc()
-                    else:
-                        await self.process_message(record)
-                        if batch.failure is not None:
-                            break
+                    await self.process_message(record)
+                    if batch.failure is not None:
+                        break
                     handled += 1
         except TRANSIENT as exc:  # the commit (or the connection) failed: none of the batch counts
             return 0, exc
@@ -241,19 +237,6 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
             return 0, exc
         metrics.BATCH_SIZE.labels(self._service, records[0].topic).observe(handled)
         return handled, batch.failure
-
-
-async def _copies(conn: asyncpg.Connection, records: list[ConsumerRecord]) -> set[int]:
-    """The records (by `id`) whose message this service handled before, found with one read for the batch.
-
-    After a broker restart every relay re-publishes its retained outbox: the copies are dropped here, unread and
-    unverified (a copy can change nothing; the handler's inbox claim would drop it too, after the framework, the
-    signature check and three round trips). A batch of one is left to that claim: one read would cost the same."""
-    if len(records) < 2:
-        return set()
-    ids = {id(record): envelope.message_id_of(record.value, record.headers) for record in records}
-    seen = await inbox.handled_already(conn, [i for i in ids.values() if i is not None])
-    return {key for key, message_id in ids.items() if message_id in seen}
 
 
 async def _commit(consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:

@@ -108,25 +108,6 @@ def is_binary_mode(headers: Headers) -> bool:
     return f"{ATTRIBUTE_HEADER_PREFIX}specversion" in names
 
 
-def message_id_of(raw: bytes | None, headers: Headers) -> uuid.UUID | None:
-    """The message's id in its canonical form, read without decoding the rest; None if it has none such."""
-    try:
-        if is_binary_mode(headers):
-            value = {name.lower(): v for name, v in headers or ()}.get(f"{ATTRIBUTE_HEADER_PREFIX}id")
-            text: object = value.decode() if value is not None else None
-        else:
-            if raw is None or _unstorable(raw):
-                return None
-            body = json.loads(raw)
-            text = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(text, str) or len(text) != 36:
-            return None
-        parsed = uuid.UUID(text)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None
-    return parsed if str(parsed) == text.lower() else None
-
-
 def decode_either_mode(raw: bytes | None, headers: Headers) -> Envelope:
     """A message in structured or binary content mode, for the topics outside systems write."""
     if not is_binary_mode(headers):

@@ -28,12 +28,6 @@ async def claim(conn: asyncpg.Connection, message_id: uuid.UUID, topic: str) -> 
     return row is not None
 
 
-async def handled_already(conn: asyncpg.Connection, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Which of these ids were handled before (copies a relay re-published or a consumer reads again)."""
-    rows = await conn.fetch("SELECT message_id FROM inbox WHERE message_id = ANY($1::uuid[])", message_ids)
-    return {row["message_id"] for row in rows}
-
-
 async def prune(pool: asyncpg.Pool, retention_seconds: float) -> int:
     """Delete ids handled longer ago than the retention, a batch at a time; how many went."""
     deleted = 0

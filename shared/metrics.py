@@ -4,7 +4,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
     "tessera_messages_total",
-    "Messages consumed, by outcome (handled, duplicate, already_handled, dead_lettered, retried)",
+    "Messages consumed, by outcome (handled, duplicate, dead_lettered, retried)",
     ["service", "topic", "outcome"],
 )
 HANDLER_SECONDS = Histogram(
