@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 import httpx
 
+from shared import metrics
 from shared.bearer import BearerAuth
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ class ServiceReader:
         self._client: httpx.AsyncClient | None = None
 
     async def get_json(self, path: str) -> tuple[Found, Any]:
+        found, body = await self._get_json(path)
+        metrics.READS.labels(path.split("?")[0].strip("/").split("/")[0], found).inc()
+        return found, body
+
+    async def _get_json(self, path: str) -> tuple[Found, Any]:
         if self._client is None:
             self._client = self.client()
         try:

@@ -11,10 +11,13 @@ from aiokafka.structs import ConsumerRecord
 from services.workflow import handlers
 from shared import topics
 from shared.readers import PersonReader
+from shared.settings import Settings
 from shared.testing import publish, service_auth, worker_auth
 from tests.factories import referral_message, unique_referral
+from tests.workflow_harness import SCREENING
 
 REFERRALS = 5
+AWAY = 20  # referrals accepted while workflow is away
 
 
 class CountedReader(PersonReader):
@@ -92,3 +95,38 @@ async def test_the_starts_of_workflows_are_refused_without_a_grant_and_bounded(i
         assert (await service.get(f"/referrals/starts?workflow_ids={too_many}")).status_code == 422
         refused = await service.get("/referrals/starts?workflow_ids=not-a-uuid")
         assert refused.status_code == 422 and "workflow_ids" in refused.text
+
+
+async def reads_of(process, resource: str) -> int:
+    """How many reads of another service's `resource` the service made since it started, from its /metrics."""
+    async with httpx.AsyncClient(auth=service_auth(), base_url=process.url) as http:
+        text = (await http.get("/metrics")).text
+    return sum(int(float(line.split()[-1])) for line in text.splitlines()
+               if line.startswith("tessera_reads_total{") and f'resource="{resource}"' in line)
+
+
+async def test_R_W5_referrals_accepted_while_workflow_was_away_are_read_a_batch_at_a_time(
+        infra, referrals, workflow, events):
+    """Workflow is stopped while 20 referrals are accepted; when it is back, each partition's first fetch holds
+    its share, read from referrals in one go: each first step is prefilled with its own person's name and the
+    date its referral was received, from at most one read a partition."""
+    workflow.stop()
+    try:
+        sent, accepted = await accepted_referrals(infra, events, AWAY)
+    finally:
+        workflow.start()
+    await workflow.ready()
+    created = {}
+    for seen in accepted:
+        [step] = await events.wait_for(lambda s, w=seen.data["workflow_id"]: s.type == "step.created"
+                                       and s.data.get("workflow_id") == w, 60)
+        created[seen.data["workflow_id"]] = step.data["step_id"]
+    async with httpx.AsyncClient(auth=service_auth(), base_url=workflow.url) as http:
+        steps = [(await http.get(f"/steps/{created[s.data['workflow_id']]}")).json() for s in accepted]
+    for data, step in zip(sent, steps, strict=True):
+        assert step["step_type"] == SCREENING
+        assert (step["values"]["first_name"], step["values"]["last_name"]) == (
+            data["person"]["first_name"], data["person"]["last_name"])
+        assert step["values"]["referral_date"] == data["received_at"][:10]
+    reads = await reads_of(workflow, "referrals")
+    assert 1 <= reads <= Settings().topic_partitions, f"{reads} reads of referrals for {AWAY} referrals"
