@@ -14,7 +14,8 @@ from shared.broker import ensure_topics
 from shared.settings import Settings
 from shared.testing import ServiceProcess, free_port, use_development_keys
 
-# no service listens here: the benchmarks drive services through the broker, never their callers
+# no service listens here: where a benchmark does not run a service, its readers find nobody (`running` points
+# them at the services it does run: workflow reads referrals for every referral it starts)
 NOBODY = "http://127.0.0.1:9"
 
 
@@ -69,8 +70,11 @@ async def infrastructure(prefix: str = "tessera-bench-") -> AsyncIterator[Infras
 @asynccontextmanager
 async def running(names: Iterable[str], env: dict[str, str], work: Path,
                   timeout: float = 120) -> AsyncIterator[dict[str, ServiceProcess]]:
-    """Services as their own processes, ready (/readyz) on entry, stopped on exit."""
-    services = {name: ServiceProcess(name, env, work) for name in names}
+    """Services as their own processes, each told where the others listen, ready (/readyz) on entry, stopped on
+    exit."""
+    ports = {name: free_port() for name in names}
+    urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    services = {name: ServiceProcess(name, {**env, **urls}, work, port) for name, port in ports.items()}
     try:
         for service in services.values():
             service.start()

@@ -4,7 +4,8 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -122,12 +123,19 @@ def make_broker(settings: Settings) -> KafkaBroker:
     )
 
 
-def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool = True) -> Any:
+# reads for a whole batch before it is handled, given its records and the broker's context (see `subscriber`)
+ReadAhead = Callable[[list[ConsumerRecord], Any], Awaitable[None]]
+
+
+def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool = True,
+               read_ahead: ReadAhead | None = None) -> Any:
     """A consumer group per service and topic; offsets committed only once what the handler did is committed.
 
     Batched (the default): the records one fetch returns for a partition are handled in one transaction,
     a savepoint per message (shared/batching.py, BatchedSubscriber). Unbatched: a transaction per message,
-    for a handler that must commit before it acts outside the database (sending an email)."""
+    for a handler that must commit before it acts outside the database (sending an email).
+    `read_ahead`, batched only: reads another service once for the whole batch (the records are not yet
+    verified, so it may only read, never act); the handler still reads for itself what was not read ahead."""
     settings = Settings()  # the KAFKA_* settings every service shares, read when the handlers are defined
     instance = settings.kafka_group_instance_id
     batched = batched and settings.consumer_batch_size > 1
@@ -145,6 +153,8 @@ def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool =
     )
     # faststream builds its subscriber itself; these differ only in how they run their consume loop
     created.__class__ = BatchedSubscriber if batched else TrafficFollowingSubscriber
+    if batched:
+        cast(BatchedSubscriber, created).read_ahead = read_ahead
     return created
 
 
@@ -168,6 +178,7 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
     """
 
     __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
+    read_ahead: ReadAhead | None = None
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
         fetch_wait.follow_traffic(consumer, Settings())
@@ -219,6 +230,7 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
     async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
         """How many records from the first were handled and committed, and the transient failure that stopped it."""
         pool: batching.ConsumerPool = self._outer_config.context.get("pool")
+        await self._read_ahead_of(records)
         handled = 0
         try:
             async with pool.batch() as batch:
@@ -237,6 +249,14 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
             return 0, exc
         metrics.BATCH_SIZE.labels(self._service, records[0].topic).observe(handled)
         return handled, batch.failure
+
+    async def _read_ahead_of(self, records: list[ConsumerRecord]) -> None:
+        if self.read_ahead is None:
+            return
+        try:
+            await self.read_ahead(records, self._outer_config.context)
+        except Exception as exc:  # only a saving: each handler reads what it needs for itself
+            log.warning("read ahead failed", extra={"error": type(exc).__name__, "topic": records[0].topic})
 
 
 async def _commit(consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:

@@ -14,6 +14,10 @@ BATCH_SIZE = Histogram(
     "tessera_batch_messages", "Messages handled and committed in one consumer transaction (one fetch, one partition)",
     ["service", "topic"], buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
+READS = Counter(
+    "tessera_reads_total", "Reads of another service's endpoints (shared/readers.py), by the first segment of the"
+    " path read and the outcome (found, missing, unavailable)", ["resource", "outcome"],
+)
 OUTBOX_PUBLISHED = Counter(
     "tessera_outbox_published_total", "Outbox rows published to Kafka", ["service"]
 )

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 import httpx
 
+from shared import metrics
 from shared.bearer import BearerAuth
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,11 @@ class ServiceReader:
         self._client: httpx.AsyncClient | None = None
 
     async def get_json(self, path: str) -> tuple[Found, Any]:
+        found, body = await self._get_json(path)
+        metrics.READS.labels(path.split("?")[0].strip("/").split("/")[0], found).inc()
+        return found, body
+
+    async def _get_json(self, path: str) -> tuple[Found, Any]:
         if self._client is None:
             self._client = self.client()
         try:
@@ -64,6 +70,12 @@ class ServiceReader:
 class PersonReader(ServiceReader):
     """A person record from the referrals service (`GET /people/{id}`). Never logged."""
 
+    STARTS_PER_READ = 100  # what `GET /referrals/starts` answers at most
+
+    def __init__(self, base_url: str, timeout: float = 2.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(base_url, timeout, transport)
+        self._read_ahead: dict[str, dict[str, Any]] = {}
+
     async def get(self, person_id: str) -> tuple[Found, dict[str, Any] | None]:
         found, body = await self.get_json(f"/people/{person_id}")
         if found == "found" and not isinstance(body, dict):
@@ -78,12 +90,26 @@ class PersonReader(ServiceReader):
         """The record, None when there is no such person; Unavailable when referrals cannot answer."""
         return await self.require_json(f"/people/{person_id}")
 
-    async def referral_of_workflow(self, person_id: str, workflow_id: str) -> dict[str, Any] | None:
-        """The accepted referral that started the workflow; None when it cannot be read for any reason."""
-        found, body = await self.get_json(f"/people/{person_id}/referrals")
-        if found != "found" or not isinstance(body, list):
-            return None
-        return next((r for r in body if isinstance(r, dict) and r.get("workflow_id") == workflow_id), None)
+    async def start(self, workflow_id: str) -> dict[str, Any] | None:
+        """R-W5: the accepted referral that started the workflow and its person's record (`referral`, `person`);
+        None when they cannot be read for any reason. Read ahead for a batch (`read_starts_ahead`), once."""
+        ahead = self._read_ahead.pop(workflow_id, None)
+        return ahead if ahead is not None else (await self.starts([workflow_id])).get(workflow_id)
+
+    async def read_starts_ahead(self, workflow_ids: list[str]) -> None:
+        """The starts of a batch's workflows in one read each hundred, for `start` to answer from memory: what was
+        read ahead for an earlier batch and not asked for is forgotten."""
+        self._read_ahead = await self.starts(workflow_ids)
+
+    async def starts(self, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """`start` of each workflow by id; one that cannot be read for any reason is left out."""
+        read: dict[str, dict[str, Any]] = {}
+        for first in range(0, len(workflow_ids), self.STARTS_PER_READ):
+            chunk = ",".join(workflow_ids[first:first + self.STARTS_PER_READ])
+            found, body = await self.get_json(f"/referrals/starts?workflow_ids={chunk}")
+            if found == "found" and isinstance(body, dict):
+                read.update((k, v) for k, v in body.items() if isinstance(v, dict))
+        return read
 
     async def latest_referral(self, person_id: str) -> dict[str, Any] | None:
         """The person's latest accepted referral (`referral_id`, `accepted_at`, `referrer`), None when there is

@@ -102,7 +102,7 @@ async def get_person(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
     row = await store.load_person(pool, person_id)
     if row is None:
         raise HTTPException(404, "no such person")
-    return _person(row, await store.relationships_of(pool, person_id))
+    return _person(row, await store.relationships_of(pool, [person_id]))
 
 
 @router.get("/people/{person_id}/referrer")
@@ -119,13 +119,50 @@ async def referrer(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
 @router.get("/people/{person_id}/referrals")
 async def referrals(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
     """The person's accepted referrals, newest first: reason, referrer, consent, when received (R-W5)."""
-    return [{
-        "referral_id": r["referral_id"], "source": r["source"], "workflow_id": str(r["workflow_id"]),
-        "service": r["service"], "category": r["category"], "urgency": r["urgency"],
-        "first_step_type": r["first_step_type"], "received_at": r["received_at"].isoformat(),
-        "accepted_at": r["accepted_at"].isoformat(), "reason": r["reason"],
-        "consent_to_share": r["consent_to_share"], "referrer": r["referrer"],
-    } for r in await store.referrals_of(_pool(request), person_id)]
+    return [_referral(r) for r in await store.referrals_of(_pool(request), person_id)]
+
+
+def _referral(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "referral_id": row["referral_id"], "source": row["source"], "workflow_id": str(row["workflow_id"]),
+        "service": row["service"], "category": row["category"], "urgency": row["urgency"],
+        "first_step_type": row["first_step_type"], "received_at": row["received_at"].isoformat(),
+        "accepted_at": row["accepted_at"].isoformat(), "reason": row["reason"],
+        "consent_to_share": row["consent_to_share"], "referrer": row["referrer"],
+    }
+
+
+STARTS_LIMIT = 100
+
+
+@router.get("/referrals/starts")
+async def starts(
+    request: Request,
+    workflow_ids: Annotated[str, Query(max_length=STARTS_LIMIT * 37,
+                                       description=f"comma-separated workflow ids, at most {STARTS_LIMIT}")],
+) -> dict[str, dict[str, Any]]:
+    """R-W5: for each workflow, the accepted referral that started it and its person's record, as
+    `/people/{id}/referrals` and `/people/{id}` give them (`referral`, `person`): what the first step is
+    prefilled from, one read for the workflows of a batch. A workflow no referral started is left out."""
+    try:
+        ids = sorted({uuid.UUID(i) for i in workflow_ids.split(",") if i.strip()})
+    except ValueError:
+        raise HTTPException(422, "`workflow_ids`: workflow ids (UUIDs), comma-separated") from None
+    if len(ids) > STARTS_LIMIT:
+        raise HTTPException(422, f"`workflow_ids`: at most {STARTS_LIMIT} workflow ids")
+    pool, reader = _pool(request), bearer.reader_of(request)
+    rows = await store.starts_of(pool, ids)
+    for row in rows:
+        bearer.require_person(reader, str(row["person_id"]))
+    people = list({row["person_id"] for row in rows})
+    relationships = await store.relationships_of(pool, people) if people else []
+    def in_it(relationship: asyncpg.Record, person_id: uuid.UUID) -> bool:
+        return person_id in (relationship["person_id"], relationship["other_person_id"])
+
+    return {str(row["workflow_id"]): {
+        "referral": _referral(row),
+        "person": _person(row, [r for r in relationships if in_it(r, row["person_id"])]),
+    } for row in rows}
 
 
 @router.get("/people")

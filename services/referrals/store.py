@@ -123,6 +123,26 @@ async def referrals_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg
         person_id)
 
 
+async def starts_of(pool: asyncpg.Pool, workflow_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """The accepted referral that started each of these workflows, with its person's record (R-W5)."""
+    return await pool.fetch(
+        "SELECT r.source, r.referral_id, r.workflow_id, r.service, r.category, r.urgency, r.first_step_type,"
+        " r.received_at, r.accepted_at, r.details -> 'reason' AS reason,"
+        " r.details -> 'consent_to_share' AS consent_to_share, r.details -> 'referrer' AS referrer,"
+        " p.person_id, p.record, p.version, p.created_at, p.created_by, p.updated_at, p.updated_by"
+        " FROM referrals r JOIN people p USING (person_id) WHERE r.workflow_id = ANY($1::uuid[])",
+        workflow_ids)
+
+
+async def relationships_of(pool: asyncpg.Pool, person_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
+    """The personal relationships each of these people is in, on either side, oldest first."""
+    return await pool.fetch(
+        "SELECT * FROM person_relationships WHERE person_id = ANY($1::uuid[]) OR other_person_id = ANY($1::uuid[])"
+        " ORDER BY start_date, created_at",
+        person_ids,
+    )
+
+
 async def search_people(pool: asyncpg.Pool, *, name_parts: list[str], date_of_birth: date | None,
                         postcode: str | None, limit: int, nhs_number: str | None = None) -> list[asyncpg.Record]:
     """People whose names start with each of `name_parts` (first or last name, any case), born on the date and
@@ -140,14 +160,6 @@ async def search_people(pool: asyncpg.Pool, *, name_parts: list[str], date_of_bi
         " ORDER BY lower(record ->> 'last_name'), lower(record ->> 'first_name'), person_id LIMIT $4",
         [p.lower() for p in name_parts], date_of_birth.isoformat() if date_of_birth else None,
         postcode.replace(" ", "").upper() if postcode else None, limit, nhs_number)
-
-
-async def relationships_of(conn: asyncpg.Connection | asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        "SELECT * FROM person_relationships WHERE person_id = $1 OR other_person_id = $1"
-        " ORDER BY start_date, created_at",
-        person_id,
-    )
 
 
 async def lock_person(conn: asyncpg.Connection, person_id: uuid.UUID) -> asyncpg.Record | None:

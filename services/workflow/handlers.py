@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaRouter
 
 from services.workflow import brokerage, domain, store
@@ -20,7 +21,7 @@ from shared.actor import above_teams, worker_of
 from shared.broker import Context, KafkaMessage, subscriber
 from shared.commands import workflow as cmd
 from shared.commands.base import CommandRejected, Reason, RuleBroken, parse_command
-from shared.envelope import Envelope, decode, parse
+from shared.envelope import Envelope, Undecodable, decode, parse
 from shared.events.referrals import PersonUpdated, ReferralAccepted
 from shared.events.scheduler import TimerCancel, TimerDue, TimerSet
 from shared.events.web import AccountListed
@@ -60,7 +61,28 @@ async def on_account_listed(msg: KafkaMessage, pool: asyncpg.Pool = Context("poo
 # --- referral intake ---------------------------------------------------------------------------
 
 
-@subscriber(router, GROUP, topics.REFERRALS_EVENTS)
+def _accepted_workflow(record: ConsumerRecord) -> str | None:
+    """The workflow a referral.accepted record starts (a canonical UUID), None for any other record."""
+    try:
+        envelope = decode(record.value)
+    except Undecodable:
+        return None
+    workflow_id = envelope.data.get("workflow_id") if envelope.type == ReferralAccepted.TYPE else None
+    try:
+        return workflow_id if isinstance(workflow_id, str) and str(uuid.UUID(workflow_id)) == workflow_id else None
+    except ValueError:
+        return None
+
+
+async def _read_starts_ahead(records: list[ConsumerRecord], context: Any) -> None:
+    """R-W5: what the first steps of a batch's accepted referrals are prefilled from, in one read of referrals."""
+    workflow_ids = [w for w in map(_accepted_workflow, records) if w is not None]
+    if len(workflow_ids) > 1:
+        people: PersonReader = context.get("people")
+        await people.read_starts_ahead(workflow_ids)
+
+
+@subscriber(router, GROUP, topics.REFERRALS_EVENTS, read_ahead=_read_starts_ahead)
 async def on_referral_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
     people: PersonReader = Context("people"),
@@ -73,10 +95,10 @@ async def on_referral_event(
     if envelope.type != ReferralAccepted.TYPE:
         return
     accepted = parse(ReferralAccepted, envelope)
-    person = await people.record(accepted.person_id)
-    if person is not None:  # R-W5: the referral's own details prefill the first step's yellow-cog fields
-        referral = await people.referral_of_workflow(accepted.person_id, accepted.workflow_id)
-        person = {**person, "referral": domain.referral_values(referral or {})}
+    start, person = await people.start(accepted.workflow_id), None
+    if start is not None and start["person"].get("person_id") == accepted.person_id:
+        # R-W5: the person record and the referral's own details prefill the first step's cog fields
+        person = {**start["person"], "referral": domain.referral_values(start["referral"])}
     async with pool.acquire() as conn, conn.transaction():
         if not await inbox.claim(conn, envelope.id, topics.REFERRALS_EVENTS):
             metrics.MESSAGES.labels(GROUP, topics.REFERRALS_EVENTS, "duplicate").inc()
