@@ -2,7 +2,6 @@
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -55,14 +54,13 @@ async def close_workflows(conn: asyncpg.Connection, workflow_ids: Iterable[str],
 
 
 async def insert_step(conn: asyncpg.Connection, step: Step, *, history: bool = True) -> None:
-    s = asdict(step)
     await conn.execute(
         f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
         " $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
         uuid.UUID(step.step_id), uuid.UUID(step.workflow_id), uuid.UUID(step.person_id),
         uuid.UUID(step.linked_person_id) if step.linked_person_id else None, step.step_type,
         step.pack_version, step.state, step.assignee_kind, step.assignee_id, step.priority,
-        step.due_date, step.version, s["values"], list(step.completed_sections), step.provenance,
+        step.due_date, step.version, dict(step.values), list(step.completed_sections), step.provenance,
         step.created_at, step.created_by, step.updated_at or step.created_at,
         step.updated_by or step.created_by, [a.to_json() for a in step.next_actions],
         list(step.forms), step.return_note,
