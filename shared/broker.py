@@ -197,8 +197,9 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
                 await asyncio.sleep(1)
                 continue
             self._idle.clear()
-            for partition, records in fetched.items():
-                await self._handle_partition(consumer, partition, records)
+            # the partitions at once, each in its own transaction and in its own order, as replicas would
+            await asyncio.gather(*(self._handle_partition(consumer, partition, records)
+                                   for partition, records in fetched.items()))
         self._idle.set()
 
     async def stop(self) -> None:

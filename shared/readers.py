@@ -71,6 +71,7 @@ class PersonReader(ServiceReader):
     """A person record from the referrals service (`GET /people/{id}`). Never logged."""
 
     STARTS_PER_READ = 100  # what `GET /referrals/starts` answers at most
+    READ_AHEAD_KEPT = 1000
 
     def __init__(self, base_url: str, timeout: float = 2.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
         super().__init__(base_url, timeout, transport)
@@ -97,9 +98,13 @@ class PersonReader(ServiceReader):
         return ahead if ahead is not None else (await self.starts([workflow_id])).get(workflow_id)
 
     async def read_starts_ahead(self, workflow_ids: list[str]) -> None:
-        """The starts of a batch's workflows in one read each hundred, for `start` to answer from memory: what was
-        read ahead for an earlier batch and not asked for is forgotten."""
-        self._read_ahead = await self.starts(workflow_ids)
+        """The starts of a batch's workflows in one read each hundred, for `start` to answer from memory once
+        (batches of several partitions are read at once; what no handler asked for is forgotten beyond a
+        thousand)."""
+        read = await self.starts(workflow_ids)
+        if len(self._read_ahead) + len(read) > self.READ_AHEAD_KEPT:
+            self._read_ahead = {}
+        self._read_ahead.update(read)
 
     async def starts(self, workflow_ids: list[str]) -> dict[str, dict[str, Any]]:
         """`start` of each workflow by id; one that cannot be read for any reason is left out."""
