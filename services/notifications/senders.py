@@ -11,9 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from notifications_python_client.errors import APIError, HTTPError
-from notifications_python_client.notifications import NotificationsAPIClient
-
 from services.notifications.domain import Rendered
 
 log = logging.getLogger(__name__)
@@ -94,6 +91,11 @@ class NotifySender:
         return await asyncio.to_thread(self._post, message_id, template_id, rendered)
 
     def _post(self, message_id: str, template_id: str, rendered: Rendered) -> str:
+        # imported here, in the sending thread, not with the app: the client and requests were a third of the CPU
+        # this service's own imports take, which a restart spends before it asks to join its consumer groups
+        from notifications_python_client.errors import APIError, HTTPError
+        from notifications_python_client.notifications import NotificationsAPIClient
+
         client = NotificationsAPIClient(self._api_key, base_url=self._base_url, timeout=self._timeout)
         # what the Notify template shows: the text made here, so wording and formats live in one place
         fields = {"subject": rendered.subject, "body": rendered.body}
