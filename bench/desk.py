@@ -34,7 +34,7 @@ from tests.factories import referral_message, unique_referral
 TEAM = "adult-front-door"
 MANAGER = "tm"  # the demo Team Manager of adult-front-door: runs its tray, so the person page reads it too
 STEP_TYPES = ("Adult Contact", "Pause and Go", "Adult Safeguarding Triage", "Supported Self Assessment")
-READS = ("referrals", "workflow", "allocation", "notifications", "documents")
+READS = ("referrals", "workflow", "allocation", "notifications", "documents", "clocks")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -48,7 +48,7 @@ class DeskFigures:
 
 @asynccontextmanager
 async def desk_services(env: dict[str, str], work: Path) -> AsyncIterator[dict[str, ServiceProcess]]:
-    """The desk and the five services it reads, each told where the others listen, ready on entry."""
+    """The desk and the six services it reads, each told where the others listen, ready on entry."""
     ports = {name: free_port() for name in (*READS, "web")}
     urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items() if name != "web"}
     services = {name: ServiceProcess(name, {**env, **urls, "TESSERA_ENVIRONMENT": "development"}, work, port=port)
