@@ -1,7 +1,6 @@
 """Tessera desk: sign-in, current work, step forms, manager views; commands with the signed-in user as actor."""
 
 import asyncio
-import gc
 import secrets
 from pathlib import Path
 
@@ -61,10 +60,6 @@ async def _start(runtime: Runtime) -> None:
     await bus.start()
     app.state.bus = bus
     runtime.tasks.append(asyncio.create_task(bus.run(), name="command-outcomes"))
-    # what start-up made lives as long as the process: ~115,000 objects that every full collection walked (30 ms
-    # on an idle core, 50-150 ms on a busy one), once in 60-70 Team work pages: the page's p99 (issue #18 §5).
-    # Frozen, collections walk only what came after.
-    gc.freeze()
 
 
 async def _stop(runtime: Runtime) -> None:
