@@ -1,4 +1,5 @@
-"""Tessera desk at a team's size (issue #18 §5): `python -m bench.desk [--steps N] [--entries E] [--requests R]`.
+"""Tessera desk at a team's size (issue #18 §5): `python -m bench.desk [--steps N] [--entries E] [--requests R]
+[--against DIR]`.
 
 Loads N open steps on one team (COPY: each for its own person, whom referrals knows by name) and E entries on the
 team's Planned Work Tray, sends one referral through intake for the person page, then, signed in to the desk as
@@ -7,16 +8,23 @@ the team's manager:
     beside workflow's own read of that page alone (`GET /teams/{id}/work`, bearer token);
   - the person page (`GET /people/{id}`) p50/p99, beside referrals' read of the person's record alone.
 Prints figures, asserts nothing. Starts the embedded broker and PostgreSQL and the six services it reads.
+
+`--against DIR` also runs a desk from another checkout (DIR: main, say) beside this one, against the same services
+and data, and reads each page from both in turns, with the service's read alone in each turn: on a machine whose
+load comes and goes, a before and an after run one after the other measure the load as much as the desk.
 """
 
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +42,7 @@ from tests.factories import referral_message, unique_referral
 TEAM = "adult-front-door"
 MANAGER = "tm"  # the demo Team Manager of adult-front-door: runs its tray, so the person page reads it too
 STEP_TYPES = ("Adult Contact", "Pause and Go", "Adult Safeguarding Triage", "Supported Self Assessment")
-READS = ("referrals", "workflow", "allocation", "notifications", "documents")
+READS = ("referrals", "workflow", "allocation", "notifications", "documents", "clocks")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -46,13 +54,31 @@ class DeskFigures:
     person_read: list[float]
 
 
+class DeskFrom(ServiceProcess):
+    """The desk run from another checkout, its own code against the same services (`--against`)."""
+
+    def __init__(self, code: Path, env: dict[str, str], log_dir: Path) -> None:
+        log_dir.mkdir(exist_ok=True)
+        super().__init__("web", {**env, "PYTHONPATH": str(code)}, log_dir)
+        self.code = code
+
+    def start(self) -> None:
+        log = open(self._log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen([sys.executable, "-m", "services.web"], cwd=self.code,
+                                        env={**os.environ, **self._env}, stdout=log, stderr=subprocess.STDOUT)
+
+
 @asynccontextmanager
-async def desk_services(env: dict[str, str], work: Path) -> AsyncIterator[dict[str, ServiceProcess]]:
-    """The desk and the five services it reads, each told where the others listen, ready on entry."""
+async def desk_services(env: dict[str, str], work: Path,
+                        against: Path | None = None) -> AsyncIterator[dict[str, ServiceProcess]]:
+    """The desk and the six services it reads, each told where the others listen, ready on entry; with
+    `against`, a second desk ("against") from that checkout."""
     ports = {name: free_port() for name in (*READS, "web")}
     urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items() if name != "web"}
-    services = {name: ServiceProcess(name, {**env, **urls, "TESSERA_ENVIRONMENT": "development"}, work, port=port)
-                for name, port in ports.items()}
+    desk_env = {**env, **urls, "TESSERA_ENVIRONMENT": "development"}
+    services = {name: ServiceProcess(name, desk_env, work, port=port) for name, port in ports.items()}
+    if against is not None:
+        services["against"] = DeskFrom(against, desk_env, work / "against")
     try:
         for service in services.values():
             service.start()
@@ -148,6 +174,53 @@ async def measure(infra: Infrastructure, n: int, entries: int, requests: int) ->
     return DeskFigures(team_work, team_read, page, record)
 
 
+async def one_read(http: httpx.AsyncClient, path: str, params: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    response = await http.get(path, params=params)
+    assert response.status_code == 200, f"{path}: {response.status_code}"
+    return (time.perf_counter() - started) * 1000
+
+
+async def in_turns(reads: dict[str, Callable[[], Awaitable[float]]], requests: int) -> dict[str, list[float]]:
+    """Milliseconds of each read, once a turn for `requests` turns after one to warm, the order reversed every
+    other turn: what the machine's load does in a turn falls on all of them."""
+    samples: dict[str, list[float]] = {name: [] for name in reads}
+    for turn in range(requests + 1):
+        for name in (list(reads) if turn % 2 else list(reads)[::-1]):
+            took = await reads[name]()
+            if turn:
+                samples[name].append(took)
+    return samples
+
+
+async def measure_against(infra: Infrastructure, n: int, entries: int, requests: int,
+                          other: Path) -> dict[str, list[float]]:
+    """Each page from this desk and from the one in `other`, in turns, with the service's read alone."""
+    async with desk_services(infra.env(), infra.work, other) as services:
+        await load_open_steps(infra.dsn, n)
+        await trays.load(infra.dsn, entries, TEAM)
+        person_id = await referred_person(infra.bootstrap)
+        this, that = await signed_in(services["web"].url, MANAGER), await signed_in(services["against"].url, MANAGER)
+        try:
+            async with httpx.AsyncClient(auth=service_auth(), timeout=60) as reads:
+                work, person = f"/teams/{TEAM}/work", f"/people/{person_id}"
+                listing = {"sort": "priority", "size": "50"}
+                figures = await in_turns({
+                    "Team work page (this desk)": lambda: one_read(this, work),
+                    f"Team work page ({other.name})": lambda: one_read(that, work),
+                    "  workflow's read of that page alone": lambda: one_read(
+                        reads, f"{services['workflow'].url}{work}", listing)}, requests)
+                figures |= await in_turns({
+                    "person page (this desk)": lambda: one_read(this, person),
+                    f"person page ({other.name})": lambda: one_read(that, person),
+                    "  referrals' read of the person alone": lambda: one_read(
+                        reads, f"{services['referrals'].url}{person}")}, requests)
+        finally:
+            await this.aclose()
+            await that.aclose()
+    return figures
+
+
 def report(n: int, f: DeskFigures) -> None:
     print(f"{'desk at ' + format(n, ',') + ' open steps on the team':44} {'p50 ms':>8} {'p99 ms':>8}")
     for name, samples in (("Team work page (desk)", f.team_work), ("  workflow's read of that page alone",
@@ -156,9 +229,15 @@ def report(n: int, f: DeskFigures) -> None:
         print(f"{name:44} {statistics.median(samples):>8.1f} {percentile(samples, 99):>8.1f}")
 
 
-async def main(n: int, entries: int, requests: int) -> None:
+async def main(n: int, entries: int, requests: int, against: Path | None) -> None:
     async with infrastructure("tessera-bench-desk-") as infra:
-        report(n, await measure(infra, n, entries, requests))
+        if against is None:
+            report(n, await measure(infra, n, entries, requests))
+            return
+        figures = await measure_against(infra, n, entries, requests, against)
+    print(f"{'desks at ' + format(n, ',') + ' open steps, in turns':44} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, samples in figures.items():
+        print(f"{name:44} {statistics.median(samples):>8.1f} {percentile(samples, 99):>8.1f}")
 
 
 if __name__ == "__main__":
@@ -166,5 +245,6 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=5_000)
     parser.add_argument("--entries", type=int, default=1_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--against", type=Path, help="another checkout whose desk runs beside this one")
     args = parser.parse_args()
-    asyncio.run(main(args.steps, args.entries, args.requests))
+    asyncio.run(main(args.steps, args.entries, args.requests, args.against and args.against.resolve()))

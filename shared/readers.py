@@ -1,6 +1,8 @@
 """Reads of another service's records over its HTTP endpoints (never its database)."""
 
+import importlib.util
 import logging
+import sys
 from typing import Any, Literal
 
 import httpx
@@ -9,6 +11,13 @@ from shared import metrics
 from shared.bearer import BearerAuth
 
 log = logging.getLogger(__name__)
+
+# httpcore asks for sniffio on every lock, event and cancel shield it sets up (several for each request), and
+# anyio no longer brings sniffio: each ask was a failed import searching sys.path again (~27 µs, a fifth of the
+# desk's CPU on the person page; encode/httpcore#1103). Noting its absence once makes the import fail at once;
+# httpcore then takes asyncio, the only loop Tessera runs.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
 Found = Literal["found", "missing", "unavailable"]
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,12 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     for hook in on_pool_ready:
         await hook(runtime)
     await runtime.broker.start()
+    # what start-up made lives as long as the service: ~115,000 objects that every full collection walked, 30 ms
+    # on an idle core and 100-200 ms on a busy one, once in a few dozen pages of work read by the desk or by
+    # workflow (issue #18 §5). Frozen, the collector walks only what came after; collected first so no garbage
+    # is kept, thawed at the stop for a process that starts another service (the in-process tests)
+    gc.collect()
+    gc.freeze()
     runtime.ready = True
     watch.became_ready(settings.service_name)
     sampler = watch.Watch(settings.service_name, pool, lambda: runtime.broker.subscribers, runtime.is_ready)
@@ -155,6 +162,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     try:
         yield
     finally:
+        gc.unfreeze()
         runtime.ready = False
         for hook in on_stopping:
             await hook(runtime)

@@ -324,9 +324,11 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     user = await current_user(request)
     person_id = checked_uuid(person_id)
     r = readers(request)
+    # what the access check reads, the page shows if it allows: every relationship in the one read (issue #18 §5)
     with bearer.as_component():
-        steps, relationships = await asyncio.gather(r.workflow.person_steps(person_id),
-                                                    r.allocation.relationships(person_id))
+        steps, all_relationships = await asyncio.gather(r.workflow.person_steps(person_id),
+                                                        r.allocation.relationships(person_id, include_ended=True))
+    relationships = current(all_relationships)
     why = await why_allowed(request, user, person_id, steps, relationships)
     if why is None:
         raise NoAccess(person_id)
@@ -334,16 +336,14 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
     # every read the page needs, at once: the page takes as long as the slowest, not their sum (issue #18 §5)
-    (record, notes, documents, history, all_relationships, full_steps, referrals, clocks, urgency, tray_entries,
-     users, step_types) = await asyncio.gather(
+    (record, notes, documents, history, full_steps, referrals, clocks, urgency, tray_entries, users,
+     step_types) = await asyncio.gather(
         r.referrals.person(person_id), r.referrals.notes(person_id), r.documents.of_person(person_id),
-        r.referrals.history(person_id), r.allocation.relationships(person_id, include_ended=True),
-        r.workflow.steps([s["step_id"] for s in steps]), r.referrals.referrals(person_id),
-        r.clocks.of_person(person_id),
+        r.referrals.history(person_id), r.workflow.steps([s["step_id"] for s in steps]),
+        r.referrals.referrals(person_id), r.clocks.of_person(person_id),
         r.allocation.urgency(person_id) if user.does_duty and not moment else _value(None),
         tray_entries_of(r, person_id, user) if user.runs_trays else _value([]),
         store.all_users(pool(request)), r.workflow.step_types())
-    relationships = current(all_relationships)
     if record is None:
         raise HTTPException(404, "no such person")
     buckets: dict[str, list[dict[str, Any]]] = {"incoming": [], "incomplete": [], "future": []}

@@ -117,3 +117,38 @@ async def test_the_desks_reads_carry_the_signed_in_worker_and_the_grant_only_aft
     await http.aclose()
     assert [(r.worker_id, r.grant) for r in seen] == [
         ("sw-1", None), ("", None), ("sw-1", bearer.Grant(PERSON, "relationship")), ("", None)]
+
+
+async def test_reads_with_the_same_reader_and_grant_reuse_a_token_while_it_has_most_of_its_life(keys, monkeypatch):
+    """Issue #18 §5: one page's reads send one token, not one minted each; another worker, another grant or the
+    component itself get their own, and a token older than REUSE_SECONDS is not sent again."""
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers["authorization"])
+        return httpx.Response(200, json={})
+
+    web = signing.load_signer(keys, "web")
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), auth=bearer.BearerAuth(lambda: web))
+    clock = [time.time()]
+    monkeypatch.setattr(bearer.time, "time", lambda: clock[0])
+
+    async def reads() -> None:
+        bearer.act_for(SW)
+        await asyncio.gather(*(http.get("http://referrals/people") for _ in range(3)))
+        bearer.grant(PERSON, "relationship")
+        await asyncio.gather(*(http.get(f"http://referrals/people/{PERSON}") for _ in range(3)))
+        with bearer.as_component():
+            await http.get("http://workflow/people/x/steps")
+        bearer.act_for({**SW, "worker_id": "sw-2"})
+        await http.get("http://referrals/people")
+        bearer.act_for(SW)
+        await http.get("http://referrals/people")
+        clock[0] += bearer.REUSE_SECONDS
+        await http.get("http://referrals/people")
+
+    await asyncio.create_task(reads())
+    await http.aclose()
+    assert len(set(sent[:3])) == 1 and len(set(sent[3:6])) == 1
+    assert sent[8] == sent[0]  # the worker's own token again, for their next page
+    assert len({sent[0], sent[3], sent[6], sent[7], sent[9]}) == 5
