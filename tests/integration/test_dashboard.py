@@ -2,6 +2,7 @@
 their RAG, a review, an allocation and a Child and Family Assessment at risk → the figures its manager reads; no
 one outside the team's management reads them; the read model rebuilt from the topics gives the same figures."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,12 +105,15 @@ async def test_R_CL7_a_teams_dashboard_counts_its_tray_by_rag_its_waits_reviews_
         for outsider in (other_manager, practitioner):
             assert (await http.get(f"/teams/{team}/dashboard", auth=outsider)).status_code == 403
 
-    await _rebuilt_from_the_topics_gives_the_same_figures(infra, team, figures)
+    await _rebuilt_from_the_topics_gives_the_same_figures(infra, team, figures,
+                                                          {json.loads(value)["id"] for _, value in events})
 
 
-async def _rebuilt_from_the_topics_gives_the_same_figures(infra, team: str, live: dict) -> None:
+async def _rebuilt_from_the_topics_gives_the_same_figures(infra, team: str, live: dict, published: set[str]) -> None:
     """Every allocation.events and clocks.events record from the start, through the same projection, into empty
-    insight tables of a schema of their own (the runbook's rebuild, without stopping the service)."""
+    insight tables of a schema of their own (the runbook's rebuild, without stopping the service). The log is read
+    until it holds the breaches and every allocation event the test published: the topics hold the whole test
+    session's messages, and one partition can be read far behind another."""
     schema = f"clocks_rebuilt_{uuid.uuid4().hex[:8]}"
     pool = await asyncpg.create_pool(infra.dsn, min_size=1, max_size=2, server_settings={"search_path": schema})
     try:
@@ -118,6 +122,8 @@ async def _rebuilt_from_the_topics_gives_the_same_figures(infra, team: str, live
                             from_beginning=True) as log:
             await log.wait_for(lambda s: s.topic == topics.CLOCKS_EVENTS and s.type == "clock.breached"
                                and s.data.get("team_id") == team, 60, count=3)
+            await log.wait_for(lambda s: s.topic == topics.ALLOCATION_EVENTS and s.body.get("id") in published, 60,
+                               count=len(published))
             async with pool.acquire() as conn:
                 for seen in list(log.seen):
                     async with conn.transaction():
