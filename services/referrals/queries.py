@@ -74,6 +74,17 @@ def _told_apart(row: Any) -> dict[str, Any]:
 NAMES_LIMIT = 200
 
 
+def _id_list(value: str, parameter: str, noun: str, limit: int) -> list[uuid.UUID]:
+    """The distinct ids of a comma-separated query parameter, at most `limit`; 422 naming the parameter."""
+    try:
+        ids = sorted({uuid.UUID(i) for i in value.split(",") if i.strip()})
+    except ValueError:
+        raise HTTPException(422, f"`{parameter}`: {noun} ids (UUIDs), comma-separated") from None
+    if len(ids) > limit:
+        raise HTTPException(422, f"`{parameter}`: at most {limit} {noun} ids")
+    return ids
+
+
 @router.get("/people/names")
 async def names_of_people(
     request: Request,
@@ -83,12 +94,7 @@ async def names_of_people(
     """Each person's name ("First Last") by id, for a page of work: one read for the page, nothing else of the
     record. An id with no person is left out. A worker's token reads only the person its grant names (as
     `/people/{person_id}`); the desk asks as itself for names beside work the worker already sees."""
-    try:
-        person_ids = sorted({uuid.UUID(i) for i in ids.split(",") if i.strip()})
-    except ValueError:
-        raise HTTPException(422, "`ids`: person ids (UUIDs), comma-separated") from None
-    if len(person_ids) > NAMES_LIMIT:
-        raise HTTPException(422, f"`ids`: at most {NAMES_LIMIT} person ids")
+    person_ids = _id_list(ids, "ids", "person", NAMES_LIMIT)
     reader = bearer.reader_of(request)
     for person_id in person_ids:
         bearer.require_person(reader, str(person_id))
@@ -144,18 +150,13 @@ async def starts(
     """R-W5: for each workflow, the accepted referral that started it and its person's record, as
     `/people/{id}/referrals` and `/people/{id}` give them (`referral`, `person`): what the first step is
     prefilled from, one read for the workflows of a batch. A workflow no referral started is left out."""
-    try:
-        ids = sorted({uuid.UUID(i) for i in workflow_ids.split(",") if i.strip()})
-    except ValueError:
-        raise HTTPException(422, "`workflow_ids`: workflow ids (UUIDs), comma-separated") from None
-    if len(ids) > STARTS_LIMIT:
-        raise HTTPException(422, f"`workflow_ids`: at most {STARTS_LIMIT} workflow ids")
     pool, reader = _pool(request), bearer.reader_of(request)
-    rows = await store.starts_of(pool, ids)
+    rows = await store.starts_of(pool, _id_list(workflow_ids, "workflow_ids", "workflow", STARTS_LIMIT))
     for row in rows:
         bearer.require_person(reader, str(row["person_id"]))
     people = list({row["person_id"] for row in rows})
     relationships = await store.relationships_of(pool, people) if people else []
+
     def in_it(relationship: asyncpg.Record, person_id: uuid.UUID) -> bool:
         return person_id in (relationship["person_id"], relationship["other_person_id"])
 

@@ -114,23 +114,24 @@ async def latest_referral(pool: asyncpg.Pool, person_id: uuid.UUID) -> asyncpg.R
         " ORDER BY accepted_at DESC LIMIT 1", person_id)
 
 
+# a referral as the read endpoints give it (`r`: the referrals table)
+REFERRAL_COLUMNS = (
+    "r.source, r.referral_id, r.workflow_id, r.service, r.category, r.urgency, r.first_step_type, r.received_at,"
+    " r.accepted_at, r.details -> 'reason' AS reason, r.details -> 'consent_to_share' AS consent_to_share,"
+    " r.details -> 'referrer' AS referrer")
+
+
 async def referrals_of(pool: asyncpg.Pool, person_id: uuid.UUID) -> list[asyncpg.Record]:
     """The person's accepted referrals, newest first: what was asked, by whom, when (R-W5, issue #22 §7)."""
     return await pool.fetch(
-        "SELECT source, referral_id, workflow_id, service, category, urgency, first_step_type, received_at,"
-        " accepted_at, details -> 'reason' AS reason, details -> 'consent_to_share' AS consent_to_share,"
-        " details -> 'referrer' AS referrer FROM referrals WHERE person_id = $1 ORDER BY accepted_at DESC",
-        person_id)
+        f"SELECT {REFERRAL_COLUMNS} FROM referrals r WHERE r.person_id = $1 ORDER BY r.accepted_at DESC", person_id)
 
 
 async def starts_of(pool: asyncpg.Pool, workflow_ids: list[uuid.UUID]) -> list[asyncpg.Record]:
     """The accepted referral that started each of these workflows, with its person's record (R-W5)."""
     return await pool.fetch(
-        "SELECT r.source, r.referral_id, r.workflow_id, r.service, r.category, r.urgency, r.first_step_type,"
-        " r.received_at, r.accepted_at, r.details -> 'reason' AS reason,"
-        " r.details -> 'consent_to_share' AS consent_to_share, r.details -> 'referrer' AS referrer,"
-        " p.person_id, p.record, p.version, p.created_at, p.created_by, p.updated_at, p.updated_by"
-        " FROM referrals r JOIN people p USING (person_id) WHERE r.workflow_id = ANY($1::uuid[])",
+        f"SELECT {REFERRAL_COLUMNS}, p.person_id, p.record, p.version, p.created_at, p.created_by, p.updated_at,"
+        " p.updated_by FROM referrals r JOIN people p USING (person_id) WHERE r.workflow_id = ANY($1::uuid[])",
         workflow_ids)
 
 
