@@ -10,7 +10,7 @@ from tests.allocation_harness import Staff, referral, referral_seen, tray_args
 
 
 async def test_R_P5_the_persons_file_is_the_record_notes_history_and_referrals_with_the_desks_grant_only(
-        infra, referrals, out):
+        infra, referrals, workflow, out):
     person_id, _ = await referral(infra, out, reason="Lives alone since a stroke")
     s = Staff()
     without = worker_auth(s.sw["worker_id"], s.sw["roles"], s.sw["team_ids"])
