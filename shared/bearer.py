@@ -133,8 +133,12 @@ def require_reader(request: Request) -> None:
         require_person(reader, str(params["person_id"]))
 
 
+def may_read_team(reader: Reader, team_id: str) -> bool:
+    return reader.is_service or team_id in reader.team_ids or above_teams(reader.roles)
+
+
 def require_team(reader: Reader, team_id: str) -> None:
-    if reader.is_service or team_id in reader.team_ids or above_teams(reader.roles):
+    if may_read_team(reader, team_id):
         return
     raise HTTPException(403, f"worker {reader.worker_id} is not a member of team {team_id}")
 

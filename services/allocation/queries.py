@@ -79,7 +79,21 @@ async def trays_of_person(person_id: uuid.UUID, request: Request) -> list[dict[s
 async def urgency_of_person(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
     """R-T2: the latest referral's urgency as allocation knows it, and Duty's record of the urgent actions done
     (`may_be_placed`: not urgent, or urgent with the actions done)."""
-    row = await store.urgency_of(_pool(request), person_id)
+    return _urgency(person_id, await store.urgency_of(_pool(request), person_id))
+
+
+@router.get("/people/{person_id}/waiting")
+async def waiting(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """What the person page shows of where the person waits, in one read (issue #18 §5): the urgency
+    (`/people/{id}/urgency`) and each of the person's open Planned Work Tray entries (R-T1, as
+    `/tray/entries/{id}`) on a team the reader may read."""
+    pool, reader, now = _pool(request), bearer.reader_of(request), datetime.now(UTC)
+    entries = [_entry(row, now) for row in await store.open_entries_of(pool, person_id)
+               if bearer.may_read_team(reader, row["team_id"])]
+    return {"urgency": _urgency(person_id, await store.urgency_of(pool, person_id)), "planned_work": entries}
+
+
+def _urgency(person_id: uuid.UUID, row: asyncpg.Record | None) -> dict[str, Any]:
     urgency = row["urgency"] if row else None
     done_at = row["urgent_actions_done_at"] if row else None
     return {"person_id": str(person_id), "urgency": urgency, "urgent_actions_done_at": _iso(done_at),

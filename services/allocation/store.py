@@ -237,6 +237,12 @@ async def open_trays_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record
         " WHERE person_id = $1 AND removed_at IS NULL", person_id)
 
 
+async def open_entries_of(conn: Conn, person_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The person's open Planned Work Tray entries, whole (one at most while the case keeps to R-T1)."""
+    return await conn.fetch(f"SELECT {ENTRY_COLUMNS} FROM tray_entries WHERE person_id = $1 AND removed_at IS NULL",
+                            person_id)
+
+
 async def load_case(conn: Conn, person_id: str) -> domain.Case:
     """The case without a lock (for previews)."""
     workers, orgs = await relationships_of(conn, uuid.UUID(person_id))

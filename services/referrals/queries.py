@@ -98,8 +98,11 @@ async def names_of_people(
     reader = bearer.reader_of(request)
     for person_id in person_ids:
         bearer.require_person(reader, str(person_id))
-    return {str(r["person_id"]): f"{r['first_name'] or ''} {r['last_name'] or ''}".strip()
-            for r in await store.names_of(_pool(request), person_ids)}
+    return _names(await store.names_of(_pool(request), person_ids))
+
+
+def _names(rows: list[asyncpg.Record]) -> dict[str, str]:
+    return {str(r["person_id"]): f"{r['first_name'] or ''} {r['last_name'] or ''}".strip() for r in rows}
 
 
 @router.get("/people/{person_id}")
@@ -176,22 +179,46 @@ async def find_people(request: Request, nhs_number: str = Query(min_length=10, m
 
 @router.get("/people/{person_id}/notes")
 async def case_notes(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
-    return [
-        {"note_id": str(n["note_id"]), "title": n["title"], "type": n["type"], "text": n["text"],
-         "author": n["author"], "notify_worker_ids": n["notify_worker_ids"],
-         "written_at": n["written_at"].isoformat()}
-        for n in await store.notes_of(_pool(request), person_id)
-    ]
+    return [_note(n) for n in await store.notes_of(_pool(request), person_id)]
+
+
+def _note(row: asyncpg.Record) -> dict[str, Any]:
+    return {"note_id": str(row["note_id"]), "title": row["title"], "type": row["type"], "text": row["text"],
+            "author": row["author"], "notify_worker_ids": row["notify_worker_ids"],
+            "written_at": row["written_at"].isoformat()}
 
 
 @router.get("/people/{person_id}/history")
 async def record_history(person_id: uuid.UUID, request: Request) -> list[dict[str, Any]]:
     """Who changed which fields of the record, and when."""
-    return [
-        {"at": c["at"].isoformat(), "actor": c["actor"], "what": c["what"], "fields": c["fields"],
-         "message_id": str(c["message_id"])}
-        for c in await store.changes_of(_pool(request), person_id)
-    ]
+    return [_change(c) for c in await store.changes_of(_pool(request), person_id)]
+
+
+def _change(row: asyncpg.Record) -> dict[str, Any]:
+    return {"at": row["at"].isoformat(), "actor": row["actor"], "what": row["what"], "fields": row["fields"],
+            "message_id": str(row["message_id"])}
+
+
+@router.get("/people/{person_id}/file")
+async def person_file(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
+    """Everything of the person the desk's person page shows, in one read (issue #18 §5): the record with its
+    relationships (`person`, as `/people/{id}`), the case notes, the record's history, the accepted referrals
+    (each as its own endpoint gives it) and the name of each person the record is related to
+    (`related_names`: the people the record itself names, so the same grant)."""
+    pool = _pool(request)
+    row = await store.load_person(pool, person_id)
+    if row is None:
+        raise HTTPException(404, "no such person")
+    person = _person(row, await store.relationships_of(pool, [person_id]))
+    related = list({uuid.UUID(r[side]) for r in person["relationships"] for side in ("person_id", "other_person_id")}
+                   - {person_id})
+    return {
+        "person": person,
+        "notes": [_note(n) for n in await store.notes_of(pool, person_id)],
+        "history": [_change(c) for c in await store.changes_of(pool, person_id)],
+        "referrals": [_referral(r) for r in await store.referrals_of(pool, person_id)],
+        "related_names": _names(await store.names_of(pool, related)) if related else {},
+    }
 
 
 @router.get("/people/{person_id}/access-reasons")

@@ -118,7 +118,10 @@ def assignee_words(value: Any, names: Mapping[str, str] | None = None) -> str:
 
 
 def field_labels(step: Mapping[str, Any]) -> dict[str, str]:
-    """Each field key of the step's form by the label the form shows."""
+    """Each field key of the step's form by the label the form shows: a step in full has its form, a step of the
+    person's chronology read (`/people/{id}/steps?history=true`) its `field_labels`."""
+    if "field_labels" in step:
+        return dict(step["field_labels"])
     return {f["key"]: f["label"] for s in (step.get("form") or {}).get("sections", []) for f in s.get("fields", [])}
 
 
@@ -163,7 +166,7 @@ def describe_step_event(step_type: str, what: str, details: Mapping[str, Any],
     return f"{step_type}: {what.replace('_', ' ').replace('.', ' ')}"
 
 
-def build(*, steps: Iterable[Mapping[str, Any] | None], notes: Iterable[Mapping[str, Any]] = (),
+def build(*, steps: Iterable[Mapping[str, Any]], notes: Iterable[Mapping[str, Any]] = (),
           record_history: Iterable[Mapping[str, Any]] = (), relationships: Mapping[str, Any] | None = None,
           until: datetime | None = None, names: Mapping[str, str] | None = None) -> list[Entry]:
     """Every step event, case note, record change and relationship change, oldest first; people by name
@@ -177,8 +180,6 @@ def build(*, steps: Iterable[Mapping[str, Any] | None], notes: Iterable[Mapping[
             entries.append(Entry(moment, who_did(who, names), kind, what, href))
 
     for step in steps:
-        if not step:
-            continue
         labels = field_labels(step)
         for h in step.get("history") or []:
             if h.get("what") == "prepopulated":
@@ -227,7 +228,7 @@ def _required_request(step: Mapping[str, Any], name: str) -> bool:
                for r in step.get("requests") or [])
 
 
-def steps_as_at(steps: Iterable[Mapping[str, Any] | None], at: datetime,
+def steps_as_at(steps: Iterable[Mapping[str, Any]], at: datetime,
                 documents: Iterable[Mapping[str, Any]] = (),
                 needs_authorising: Callable[[Mapping[str, Any]], bool] = lambda step: False) -> list[StepAsAt]:
     """Each step created by `at`, replayed from its history to that moment, oldest first.
@@ -238,8 +239,6 @@ def steps_as_at(steps: Iterable[Mapping[str, Any] | None], at: datetime,
     by_step = {d["step_id"]: d for d in documents if d.get("kind") == "form" and d.get("step_id")}
     found = []
     for step in steps:
-        if not step:
-            continue
         history = sorted(((parse_time(h.get("time")), h) for h in step.get("history") or []),
                          key=lambda pair: pair[0] or datetime.min.replace(tzinfo=UTC))
         state: str | None = None

@@ -60,12 +60,11 @@ class Referrals(_KeepsAccessReasons):
     async def person(self, person_id: str) -> dict[str, Any] | None:
         return await self.get(f"/people/{q(person_id)}", required=True)
 
-    async def notes(self, person_id: str) -> list[dict[str, Any]]:
-        return await self.get(f"/people/{q(person_id)}/notes", [])
-
-    async def history(self, person_id: str) -> list[dict[str, Any]] | None:
-        """Who changed which fields of the record, and when; None when referrals does not answer."""
-        return await self.get(f"/people/{q(person_id)}/history")
+    async def file(self, person_id: str) -> dict[str, Any] | None:
+        """What the person page shows of referrals' in one read: `person` (the record), `notes`, `history` (who
+        changed which fields, when), `referrals` (accepted, newest first) and `related_names`; None when the
+        person is unknown."""
+        return await self.get(f"/people/{q(person_id)}/file", required=True)
 
     async def by_nhs_number(self, nhs_number: str) -> list[dict[str, Any]]:
         return await self.get(f"/people?nhs_number={q(nhs_number)}", [])
@@ -74,10 +73,6 @@ class Referrals(_KeepsAccessReasons):
         """People by name, date of birth and postcode: {"people": [...], "more": bool} (issue #22 §9)."""
         query = urllib.parse.urlencode({k: v for k, v in criteria.items() if v})
         return await self.get(f"/people/search?{query}", {"people": [], "more": False}, required=True)
-
-    async def referrals(self, person_id: str) -> list[dict[str, Any]] | None:
-        """The person's accepted referrals, newest first: source, reason, referrer, urgency, when received."""
-        return await self.get(f"/people/{q(person_id)}/referrals")
 
 
 class Workflow(_KeepsAccessReasons):
@@ -102,18 +97,16 @@ class Workflow(_KeepsAccessReasons):
         """Steps awaiting authorisation by the worker or team, with their open REQUIRED request."""
         return await self.get(f"/{kind}s/{q(target_id)}/awaiting-authorisation")
 
-    async def person_steps(self, person_id: str) -> list[dict[str, Any]]:
-        return await self.get(f"/people/{q(person_id)}/steps", [], required=True)
+    async def person_steps(self, person_id: str, *, history: bool = False) -> list[dict[str, Any]]:
+        """The person's steps; with `history`, each with its history, field labels and requests (a chronology)."""
+        return await self.get(f"/people/{q(person_id)}/steps" + ("?history=true" if history else ""), [],
+                              required=True)
 
     async def step_types(self) -> list[dict[str, Any]]:
         """The packs' step types; they change only when workflow is redeployed, so kept once read."""
         if not getattr(self, "_step_types", None):
             self._step_types: list[dict[str, Any]] = await self.get("/step-types", [], required=True)
         return self._step_types
-
-    async def steps(self, step_ids: list[str]) -> list[dict[str, Any] | None]:
-        """Each step in full (its history included); None for one that could not be read."""
-        return list(await asyncio.gather(*(self.get(f"/steps/{q(s)}") for s in step_ids)))
 
 
 class Allocation(_KeepsAccessReasons):
@@ -141,9 +134,11 @@ class Allocation(_KeepsAccessReasons):
         """The trays the person waits on now, each with its team: one person's entries, never a whole tray."""
         return await self.get(f"/people/{q(person_id)}/trays", [])
 
-    async def urgency(self, person_id: str) -> dict[str, Any] | None:
-        """R-T2: the referral's urgency and whether Duty has recorded the urgent actions done."""
-        return await self.get(f"/people/{q(person_id)}/urgency")
+    async def waiting(self, person_id: str) -> dict[str, Any]:
+        """R-T2: the referral's urgency and whether Duty has recorded the urgent actions done (`urgency`: None
+        when allocation does not answer); R-T1: the person's open Planned Work Tray entries on the reader's teams
+        (`planned_work`)."""
+        return await self.get(f"/people/{q(person_id)}/waiting", {"urgency": None, "planned_work": []})
 
 
     async def review_tray(self, team_id: str) -> dict[str, Any] | None:

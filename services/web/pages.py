@@ -305,6 +305,8 @@ def current(relationships: dict[str, Any]) -> dict[str, Any]:
 
 
 RECORDED_REASON = "you recorded a reason: "
+# what the page shows of the person's waiting to a worker neither on Duty nor running a tray
+NOT_WAITING: dict[str, Any] = {"urgency": None, "planned_work": []}
 
 
 def access_reason(why: str) -> str | None:
@@ -324,9 +326,10 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     user = await current_user(request)
     person_id = checked_uuid(person_id)
     r = readers(request)
-    # what the access check reads, the page shows if it allows: every relationship in the one read (issue #18 §5)
+    # what the access check reads, the page shows if it allows: every relationship and every step's history in
+    # the one read of each (issue #18 §5)
     with bearer.as_component():
-        steps, all_relationships = await asyncio.gather(r.workflow.person_steps(person_id),
+        steps, all_relationships = await asyncio.gather(r.workflow.person_steps(person_id, history=True),
                                                         r.allocation.relationships(person_id, include_ended=True))
     relationships = current(all_relationships)
     why = await why_allowed(request, user, person_id, steps, relationships)
@@ -336,16 +339,15 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
     if as_at and moment is None:
         raise HTTPException(404, "the as-at date is not a date (YYYY-MM-DD)")
     # every read the page needs, at once: the page takes as long as the slowest, not their sum (issue #18 §5)
-    (record, notes, documents, history, full_steps, referrals, clocks, urgency, tray_entries, users,
-     step_types) = await asyncio.gather(
-        r.referrals.person(person_id), r.referrals.notes(person_id), r.documents.of_person(person_id),
-        r.referrals.history(person_id), r.workflow.steps([s["step_id"] for s in steps]),
-        r.referrals.referrals(person_id), r.clocks.of_person(person_id),
-        r.allocation.urgency(person_id) if user.does_duty and not moment else _value(None),
-        tray_entries_of(r, person_id, user) if user.runs_trays else _value([]),
+    file, documents, clocks, waiting, users, step_types = await asyncio.gather(
+        r.referrals.file(person_id), r.documents.of_person(person_id), r.clocks.of_person(person_id),
+        r.allocation.waiting(person_id) if user.does_duty or user.runs_trays else _value(NOT_WAITING),
         store.all_users(pool(request)), r.workflow.step_types())
-    if record is None:
+    if file is None:
         raise HTTPException(404, "no such person")
+    record, notes, history = file["person"], file["notes"], file["history"]
+    urgency = waiting["urgency"] if user.does_duty and not moment else None
+    tray_entries = [e for e in waiting["planned_work"] if e["team_id"] in user.team_ids] if user.runs_trays else []
     buckets: dict[str, list[dict[str, Any]]] = {"incoming": [], "incomplete": [], "future": []}
     for s in steps:
         bucket = {"incoming": "incoming", "future": "future"}.get(s["state"], "incomplete")
@@ -353,12 +355,12 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
             buckets[bucket].append(s)
     others = {rel["other_person_id"] for rel in record.get("relationships", [])}
     members, alloc_teams = allocation_choices(users, user)
-    events = chronology.build(steps=full_steps, notes=notes, record_history=history or [],
+    events = chronology.build(steps=steps, notes=notes, record_history=history,
                               relationships=all_relationships, until=moment,
                               names={u["user_id"]: u["display_name"] for u in users})
     authorised = packs.needs_authorising(packs.authorised_types(step_types))
-    then = chronology.steps_as_at(full_steps, moment, documents or [], authorised) if moment else None
-    shown = _as_at(moment, record, notes, all_relationships, documents, history or []) if moment else {
+    then = chronology.steps_as_at(steps, moment, documents or [], authorised) if moment else None
+    shown = _as_at(moment, record, notes, all_relationships, documents, history) if moment else {
         "notes": notes, "relationships": relationships, "personal": record.get("relationships") or [],
         "documents": documents, "changed_since": []}
     flash = user.flash or {}  # a manager action refused here (the tray's own are refused on the tray)
@@ -367,25 +369,18 @@ async def person(request: Request, person_id: str, as_at: str = "", at_time: str
                         clocks=None if clocks is None else [c for c in clocks if c["state"] != "stopped"],
                         **inputs_at_fault(user.flash, refused),
                         finished=[s for s in steps if s["state"] in ("finished", "cancelled")],
-                        names=await r.names(others), why=why, referrals=_received_by(referrals, moment),
+                        names={pid: file["related_names"].get(pid) or pid for pid in others}, why=why,
+                        referrals=_received_by(file["referrals"], moment),
                         involved=involvement(relationships, steps,
                                              {u["user_id"]: u["display_name"] for u in users}),
                         tray_entries=tray_entries, members=members, alloc_teams=alloc_teams,
                         title=_name(record), urgency=urgency,
                         as_at_words=chronology.as_at_label(moment) if moment else "",
-                        chronology=events, history_missing=history is None,
-                        steps_unread=sum(1 for s in full_steps if s is None),
+                        chronology=events,
                         as_at=moment, as_at_date=as_at if moment else "", at_time=at_time if moment else "",
                         then=then, today=date.today().isoformat(),
                         tomorrow=(date.today() + timedelta(days=1)).isoformat(),
                         startable=packs.startable(step_types, user.roles, user.team_ids))
-
-
-async def tray_entries_of(r: Readers, person_id: str, user: User) -> list[dict[str, Any]]:
-    """The person's entries on the user's teams' Planned Work Trays, read one by one (a person waits on at most
-    one), never whole trays."""
-    waiting = [t["entry_id"] for t in await r.allocation.trays_of_person(person_id) if on_team_tray(t, user.team_ids)]
-    return [e for e in await asyncio.gather(*(r.allocation.entry(i) for i in waiting)) if e]
 
 
 def allocation_choices(users: list[Any], user: User) -> tuple[list[Any], list[str]]:
@@ -418,9 +413,9 @@ def involvement(relationships: dict[str, Any], steps: list[dict[str, Any]],
              "why": "; ".join(whys)} for (kind, ident), whys in found.items()]
 
 
-def _received_by(referrals: list[dict[str, Any]] | None, moment: datetime | None) -> list[dict[str, Any]] | None:
+def _received_by(referrals: list[dict[str, Any]], moment: datetime | None) -> list[dict[str, Any]]:
     """The referrals as at `moment`: those received by then (all of them today)."""
-    if moment is None or referrals is None:
+    if moment is None:
         return referrals
     return [r for r in referrals if datetime.fromisoformat(r["received_at"]) <= moment]
 

@@ -243,6 +243,15 @@ async def history_of(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
                             " ORDER BY entry_id", step_id)
 
 
+async def histories_of(conn: Conn, step_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """Each step's history, oldest first, in one read (a person's chronology)."""
+    found: dict[uuid.UUID, list[asyncpg.Record]] = {step_id: [] for step_id in step_ids}
+    for row in await conn.fetch("SELECT step_id, at, actor, what, details FROM step_history"
+                                " WHERE step_id = ANY($1::uuid[]) ORDER BY entry_id", step_ids):
+        found[row["step_id"]].append(row)
+    return found
+
+
 async def assignments_of(conn: Conn, step_id: uuid.UUID) -> list[dict[str, Any]]:
     """The details of the step's `step.assigned` and `step.started` history (who it went to, from whom), newest
     first (R-W14)."""

@@ -55,7 +55,7 @@ NAMES = {"hub": "Hana Hub", "gso": "Gail Stone", "so": "Sam Okafor", "sw": "Sall
 
 
 def everything(until: datetime | None = None) -> list[chronology.Entry]:
-    return chronology.build(steps=[STEP, None], notes=[NOTE], record_history=[RECORD],
+    return chronology.build(steps=[STEP], notes=[NOTE], record_history=[RECORD],
                             relationships=RELATIONSHIPS, until=until, names=NAMES)
 
 
