@@ -209,11 +209,10 @@ async def person_file(person_id: uuid.UUID, request: Request) -> dict[str, Any]:
     row = await store.load_person(pool, person_id)
     if row is None:
         raise HTTPException(404, "no such person")
-    person = _person(row, await store.relationships_of(pool, [person_id]))
-    related = list({uuid.UUID(r[side]) for r in person["relationships"] for side in ("person_id", "other_person_id")}
-                   - {person_id})
+    relationships = await store.relationships_of(pool, [person_id])
+    related = list({r[side] for r in relationships for side in ("person_id", "other_person_id")} - {person_id})
     return {
-        "person": person,
+        "person": _person(row, relationships),
         "notes": [_note(n) for n in await store.notes_of(pool, person_id)],
         "history": [_change(c) for c in await store.changes_of(pool, person_id)],
         "referrals": [_referral(r) for r in await store.referrals_of(pool, person_id)],

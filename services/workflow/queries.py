@@ -194,7 +194,7 @@ async def get_step(step_id: uuid.UUID, request: Request) -> dict[str, Any]:
     contract = defn.to_contract()
     await _name_carried_sources(pool, step, defn, contract["form"]["sections"])
     _required_now(defn, step, contract)
-    history = await store.history_of(pool, step_id)
+    history = (await store.histories_of(pool, [step_id]))[step_id]
     requests = await store.requests_of(pool, step.step_id)
     forms = [{"name": f.name, "kind": f.kind, "sections": [s.to_contract() for s in f.sections]}
              for f in defn.optional_forms if f.name in step.forms]

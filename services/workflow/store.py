@@ -238,11 +238,6 @@ async def add_histories(conn: asyncpg.Connection, entries: Iterable[History]) ->
             "INSERT INTO step_history (step_id, at, actor, what, details) VALUES ($1, $2, $3, $4, $5)", rows)
 
 
-async def history_of(conn: Conn, step_id: uuid.UUID) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT at, actor, what, details FROM step_history WHERE step_id = $1"
-                            " ORDER BY entry_id", step_id)
-
-
 async def histories_of(conn: Conn, step_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[asyncpg.Record]]:
     """Each step's history, oldest first, in one read (a person's chronology)."""
     found: dict[uuid.UUID, list[asyncpg.Record]] = {step_id: [] for step_id in step_ids}
