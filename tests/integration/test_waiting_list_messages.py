@@ -6,6 +6,8 @@ tray team's inbox read as one of its workers (one role)."""
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email import policy as email_policy
 from typing import Any
 
 import httpx
@@ -15,7 +17,7 @@ from aiosmtpd.controller import Controller
 from services.notifications.domain import Rendered
 from services.notifications.senders import NotifySender, SendFailed
 from shared import topics
-from shared.testing import EventLog, Seen, SigningProducer, poll_until, service_auth, worker_auth
+from shared.testing import EventLog, Seen, SigningProducer, free_port, poll_until, service_auth, worker_auth
 from tests.allocation_harness import Staff, actor, referral, tray_args
 from tests.conftest import MailCatcher, start_service
 from tests.factories import canary, person_data, unique_seed
@@ -90,17 +92,18 @@ async def phone_task(service: Any, staff: Staff, person_id: str) -> dict[str, An
     return await poll_until(found, 30, "the phone-call task in the team's inbox")
 
 
-def mails_to(mail: MailCatcher, address: str) -> list[Any]:
+def mails_to(mail: "MailCatcher | SlowMailbox", address: str) -> list[Any]:
     return [m for m in mail.mails if m["To"] == address]
 
 
-class SlowMailbox(MailCatcher):
+class SlowMailbox:
     """An SMTP server that keeps every mail, but holds on to one addressed to `slow` until released (a mail
     server slow for one mailbox: greylisting, a full disk, a slow filter)."""
 
     def __init__(self, slow: str) -> None:
-        super().__init__()
+        self.port = free_port()
         self.slow = slow
+        self.mails: list[Any] = []
         self.holding = threading.Event()  # the slow mail is being held
         self.release = threading.Event()
 
@@ -108,7 +111,8 @@ class SlowMailbox(MailCatcher):
         if self.slow in envelope.rcpt_tos:
             self.holding.set()
             await asyncio.to_thread(self.release.wait, 60)
-        return await super().handle_DATA(server, session, envelope)
+        self.mails.append(message_from_bytes(envelope.content, policy=email_policy.default))
+        return "250 Message accepted for delivery"
 
 
 @pytest.fixture
