@@ -72,6 +72,7 @@ from shared import embedded, topics
 from shared.envelope import new_message
 from shared.testing import ServiceProcess, SigningProducer, poll_until, service_auth
 from tests import load_harness
+from tests.conftest import MailCatcher
 from tests.factories import person_data, referral_message, unique_referral, unique_seed
 
 pytestmark = pytest.mark.faults
@@ -487,7 +488,7 @@ async def scheduler_db(scheduler_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def run_faults(infra, processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool, asyncpg.Pool], rate: int,
-                     faults: Callable[[FaultRun, random.Random], Awaitable[None]], mails: list[Any],
+                     faults: Callable[[FaultRun, random.Random], Awaitable[None]], mail: MailCatcher,
                      brokers: list[subprocess.Popen[bytes]] | None = None) -> None:
     """Load at `rate`, the faults in turn, then wait for every message's outcome, report and assert."""
     print(f"\nfault suite: FAULTS_SEED={SEED} FAULTS_RATE={rate} FAULTS_KILLS={KILLS}"
@@ -506,7 +507,7 @@ async def run_faults(infra, processes: dict[str, ServiceProcess], dbs: tuple[asy
             await load.stop()
         sent = load.sent
         await _drained(tally, sent)
-        outcome = await _outcome(processes, dbs, tally, sent, steps, before, mails)
+        outcome = await _outcome(processes, dbs, tally, sent, steps, before, mail)
     _report_and_assert(run, sent, outcome, rate)
 
 
@@ -540,7 +541,7 @@ class Outcome:
 
 
 async def _outcome(processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool, asyncpg.Pool], tally: Tally,
-                   sent: list[Sent], steps: dict[str, str], before: dict[str, int], mails: list[Any]) -> Outcome:
+                   sent: list[Sent], steps: dict[str, str], before: dict[str, int], mail: MailCatcher) -> Outcome:
     db, scheduler_db = dbs
     alive = {name: p.process is not None and p.process.poll() is None for name, p in processes.items()}
     async with httpx.AsyncClient(auth=service_auth(), timeout=5) as http:
@@ -565,7 +566,7 @@ async def _outcome(processes: dict[str, ServiceProcess], dbs: tuple[asyncpg.Pool
     assert len(referral_ids) == len(set(referral_ids))
     copies = [tally.data_of[m] for s in sent if s.kind == "tray" if (m := tally.told(s.message_id, "referrer"))]
     emailed = {data["message_id"] for kind, data in copies if kind == "message.sent" and data["channel"] == "email"}
-    mailed = [m["X-Tessera-Message-Id"] for m in mails if m["X-Tessera-Message-Id"] in emailed]
+    mailed = [m["X-Tessera-Message-Id"] for m in mail.mails if m["X-Tessera-Message-Id"] in emailed]
     return Outcome(alive, ready, sum(after[k] - before[k] - saves_per_step[k] for k in steps),
                    len(referral_ids), stored, people, len(letters), kept, timers_left, len(emailed), len(set(mailed)),
                    len(mailed) - len(set(mailed)))
@@ -638,7 +639,7 @@ async def test_kills_and_a_database_restart_under_light_load_lose_and_double_not
         await run.crash("notifications", "kill -9")
         await run.database_down(3.0)
 
-    await run_faults(infra, every_service, (db, scheduler_db), SHORT_RATE, faults, mail.mails)
+    await run_faults(infra, every_service, (db, scheduler_db), SHORT_RATE, faults, mail)
 
 
 @pytest.mark.fault_suite
@@ -664,4 +665,4 @@ async def test_steady_load_through_kills_sigterms_and_database_and_broker_restar
         await run.database_down(DB_DOWN_SECONDS)
         await run.broker_restart(BROKER_DOWN_SECONDS)
 
-    await run_faults(infra, every_service, (db, scheduler_db), RATE, faults, mail.mails, restarted_brokers)
+    await run_faults(infra, every_service, (db, scheduler_db), RATE, faults, mail, restarted_brokers)
