@@ -6,7 +6,7 @@ import functools
 import inspect
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -142,14 +142,18 @@ def make_broker(settings: Settings) -> KafkaBroker:
 ReadAhead = Callable[[list[ConsumerRecord], Any], Awaitable[None]]
 
 
-def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool = True,
-               read_ahead: ReadAhead | None = None) -> Any:
+def subscriber(router: KafkaRouter, service: str, topic: str, *, types: Collection[str] | None = None,
+               batched: bool = True, read_ahead: ReadAhead | None = None) -> Any:
     """A consumer group per service and topic; offsets committed only once what the handler did is committed.
 
     The partitions one fetch brings are handled at once, each in its own order (PartitionedSubscriber).
     Batched (the default): the records one fetch returns for a partition are handled in one transaction,
     a savepoint per message (shared/batching.py, BatchedSubscriber). Unbatched (PerMessageSubscriber): a
     transaction per message, for a handler that must commit before it acts outside the database (sending an email).
+    `types`: the CloudEvents types the handler acts on. A record whose `ce_type` header names another type is
+    passed over before it is verified, decoded or given a savepoint: most of what a service reads of another's
+    events is not its to act on (two thirds of notifications' workflow.events). A record without the header
+    goes to the handler, which decides. Skipping one costs nothing a sender could abuse: it is not acted on.
     `read_ahead`, batched only: reads another service once for the whole batch (the records are not yet
     verified, so it may only read, never act); the handler still reads for itself what was not read ahead."""
     settings = Settings()  # the KAFKA_* settings every service shares, read when the handlers are defined
@@ -169,6 +173,7 @@ def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool =
     )
     # faststream builds its subscriber itself; these differ only in how they run their consume loop
     created.__class__ = BatchedSubscriber if batched else PerMessageSubscriber
+    cast(PartitionedSubscriber, created).types = frozenset(types) if types is not None else None
     if batched:
         cast(BatchedSubscriber, created).read_ahead = read_ahead
     return created
@@ -188,6 +193,7 @@ class PartitionedSubscriber(DefaultSubscriber):
     """
 
     __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
+    types: frozenset[str] | None = None  # see `subscriber`
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
         fetch_wait.follow_traffic(consumer, Settings())
@@ -258,6 +264,16 @@ class PartitionedSubscriber(DefaultSubscriber):
         """How many records from the first were handled and committed, and the transient failure that stopped it."""
         raise NotImplementedError
 
+    def _not_ours(self, record: ConsumerRecord) -> bool:
+        """A record of a type the handler does not act on, by its `ce_type` header."""
+        if self.types is None:
+            return False
+        declared = next((value for name, value in record.headers if name == "ce_type"), None)
+        return declared is not None and declared.decode("utf-8", "replace") not in self.types
+
+    def _passed_over(self, topic: str, count: int = 1) -> None:
+        metrics.MESSAGES.labels(self._service, topic, "passed_over").inc(count)
+
     async def _process(self, record: ConsumerRecord) -> None:
         """The record through the broker's middlewares to the handler, as faststream's process_message calls them,
         without the rest of its per-message machinery (context scopes, parser, fast_depends' argument solving):
@@ -296,6 +312,9 @@ class PerMessageSubscriber(PartitionedSubscriber):
     __slots__ = ()
 
     async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
+        if self._not_ours(records[0]):
+            self._passed_over(records[0].topic)
+            return 1, None
         try:  # the dead-letter middleware retries a transient failure of the handler in place
             await self._process(records[0])
         except Exception as exc:  # the dead-lettering itself failed: the message is tried again, nothing skipped
@@ -319,6 +338,9 @@ class BatchedSubscriber(PartitionedSubscriber):
 
     async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
         """How many records from the first were handled and committed, and the transient failure that stopped it."""
+        if all(self._not_ours(record) for record in records):  # no transaction for records not ours
+            self._passed_over(records[0].topic, len(records))
+            return len(records), None
         pool: batching.ConsumerPool = self._outer_config.context.get("pool")
         await self._read_ahead_of(records)
         handled = 0
@@ -327,6 +349,10 @@ class BatchedSubscriber(PartitionedSubscriber):
                 for record in records:
                     if not self.running:
                         break
+                    if self._not_ours(record):
+                        self._passed_over(record.topic)
+                        handled += 1
+                        continue
                     await self._process(record)
                     if batch.failure is not None:
                         break
