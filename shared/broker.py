@@ -6,7 +6,7 @@ import functools
 import inspect
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -43,6 +43,8 @@ BUG_RETRIES = 3
 MAX_POLL_RECORDS = 100
 # how long a stopping consumer waits for its batch in hand to commit (uvicorn allows 10 s in all)
 STOP_GRACE_SECONDS = 8.0
+# how soon a partition whose handling ended is fetched again while others are still being handled
+BUSY_POLL_MS = 10
 # The longest wait between tries of a transient failure. Most are another service restarting (documents and
 # notifications read referrals before they claim a message): at 5 s a service found its peer back up to 5 s
 # late, which the fault suite's overlapping kills measured as its own recovery. A try a second per blocked
@@ -140,13 +142,18 @@ def make_broker(settings: Settings) -> KafkaBroker:
 ReadAhead = Callable[[list[ConsumerRecord], Any], Awaitable[None]]
 
 
-def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool = True,
-               read_ahead: ReadAhead | None = None) -> Any:
+def subscriber(router: KafkaRouter, service: str, topic: str, *, types: Collection[str] | None = None,
+               batched: bool = True, read_ahead: ReadAhead | None = None) -> Any:
     """A consumer group per service and topic; offsets committed only once what the handler did is committed.
 
+    The partitions one fetch brings are handled at once, each in its own order (PartitionedSubscriber).
     Batched (the default): the records one fetch returns for a partition are handled in one transaction,
-    a savepoint per message (shared/batching.py, BatchedSubscriber). Unbatched: a transaction per message,
-    for a handler that must commit before it acts outside the database (sending an email).
+    a savepoint per message (shared/batching.py, BatchedSubscriber). Unbatched (PerMessageSubscriber): a
+    transaction per message, for a handler that must commit before it acts outside the database (sending an email).
+    `types`: the CloudEvents types the handler acts on. A record whose `ce_type` header names another type is
+    passed over before it is verified, decoded or given a savepoint: most of what a service reads of another's
+    events is not its to act on (two thirds of notifications' workflow.events). A record without the header
+    goes to the handler, which decides. Skipping one costs nothing a sender could abuse: it is not acted on.
     `read_ahead`, batched only: reads another service once for the whole batch (the records are not yet
     verified, so it may only read, never act); the handler still reads for itself what was not read ahead."""
     settings = Settings()  # the KAFKA_* settings every service shares, read when the handlers are defined
@@ -159,83 +166,95 @@ def subscriber(router: KafkaRouter, service: str, topic: str, *, batched: bool =
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         auto_offset_reset="earliest",
-        # batched: BatchedSubscriber commits the offset itself, after the batch's transaction
-        ack_policy=AckPolicy.MANUAL if batched else AckPolicy.NACK_ON_ERROR,
+        # the subscriber commits the offset itself, once the message's (or the batch's) transaction has committed
+        ack_policy=AckPolicy.MANUAL,
         max_poll_records=settings.consumer_batch_size if batched else MAX_POLL_RECORDS,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     # faststream builds its subscriber itself; these differ only in how they run their consume loop
-    created.__class__ = BatchedSubscriber if batched else TrafficFollowingSubscriber
+    created.__class__ = BatchedSubscriber if batched else PerMessageSubscriber
+    cast(PartitionedSubscriber, created).types = frozenset(types) if types is not None else None
     if batched:
         cast(BatchedSubscriber, created).read_ahead = read_ahead
     return created
 
 
-class TrafficFollowingSubscriber(DefaultSubscriber):
-    """faststream's subscriber whose fetch wait follows its traffic (shared/fetch_wait.py)."""
+class PartitionedSubscriber(DefaultSubscriber):
+    """Each partition is handled by a task of its own, in its own order, and its offset committed after what
+    was handled of it: a partition busy with a slow message (an email the mail server is slow to take, a batch's
+    round trips) holds up only itself, as it would with a replica for each partition. What makes two replicas
+    safe (identity locks, row locks and versions, the audit's chains) makes this safe.
 
-    __slots__ = ()  # the same layout as faststream's class (see `subscriber`)
-
-    async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
-        fetch_wait.follow_traffic(consumer, Settings())
-        await super()._run_consume_loop(consumer)
-
-
-class BatchedSubscriber(TrafficFollowingSubscriber):
-    """Handles what one fetch returns for a partition in one transaction, then commits the offset once.
-
-    Every message still goes through the middlewares one by one (dead-lettering, signature
-    verification, the audit cause) inside a savepoint of its own. A transient failure (the database,
-    the broker, a service read) stops the batch at that message: what came before it commits, the
-    rest is tried again after a backoff, with no transaction held open while waiting.
+    The fetch asks only for the partitions no task is handling; what the broker already sent for a busy one
+    waits in aiokafka's buffer (one fetch's worth). A transient failure (the database, the broker, a service
+    read) stops the partition at that message: what came before it is committed, the rest is tried again after
+    a backoff. The fetch wait follows the traffic (shared/fetch_wait.py). How a partition's records are
+    handled: `_handle_batch`.
     """
 
     __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
-    read_ahead: ReadAhead | None = None
+    types: frozenset[str] | None = None  # see `subscriber`
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
         fetch_wait.follow_traffic(consumer, Settings())
-        self._idle = asyncio.Event()
+        self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
         while self.running:
-            self._idle.set()
+            free = [partition for partition in consumer.assignment() if partition not in self._busy]
             try:
-                fetched = await consumer.getmany(timeout_ms=1000)  # max_poll_records: CONSUMER_BATCH_SIZE
+                # getmany() with no partitions means all of them: with every one busy, wait on the tasks instead
+                fetched = await consumer.getmany(*free, timeout_ms=BUSY_POLL_MS if self._busy else 1000) \
+                    if free or not self._busy else await self._one_done(BUSY_POLL_MS)
             except ConsumerStoppedError:
                 return
             except KafkaError as exc:
                 log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1)
                 continue
-            self._idle.clear()
-            # the partitions at once, each in its own transaction and in its own order, as replicas would
-            await asyncio.gather(*(self._handle_partition(consumer, partition, records)
-                                   for partition, records in fetched.items()))
-        self._idle.set()
+            for partition, records in fetched.items():
+                task = asyncio.create_task(self._handle_partition(consumer, partition, records))
+                self._busy[partition] = task
+                task.add_done_callback(functools.partial(self._done, partition))
+
+    async def _one_done(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
+        await asyncio.wait(list(self._busy.values()), timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+        return {}
+
+    def _done(self, partition: TopicPartition, task: asyncio.Task[None]) -> None:
+        if self._busy.get(partition) is task:
+            del self._busy[partition]
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log.error("partition handling failed", extra={"error": type(error).__name__, "topic": partition.topic})
 
     async def stop(self) -> None:
-        """Stop after the message in hand: what the batch handled so far commits, and its offset (a SIGTERM)."""
+        """Stop after the message in hand: what was handled so far commits, and its offset (a SIGTERM)."""
         self.running = False
-        idle: asyncio.Event | None = getattr(self, "_idle", None)
-        if idle is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(idle.wait(), STOP_GRACE_SECONDS)
+        busy = list(getattr(self, "_busy", {}).values())
+        if busy:
+            await asyncio.wait(busy, timeout=STOP_GRACE_SECONDS)
+        for task in busy:
+            task.cancel()
         await super().stop()
 
     async def _handle_partition(self, consumer: AIOKafkaConsumer, partition: TopicPartition,
                                 records: list[ConsumerRecord]) -> None:
         attempt = 0
-        # a partition the group gave to another member meanwhile is theirs to handle (its inbox drops copies)
-        while records and self.running and partition in consumer.assignment():
-            handled, failure = await self._handle_batch(records)
-            if handled:
-                await _commit(consumer, partition, records[handled - 1].offset + 1)
-                records = records[handled:]
-            if failure is not None:
-                attempt += 1
-                metrics.MESSAGES.labels(self._service, partition.topic, "retried").inc()
-                log.warning("transient failure, retrying", extra={
-                    "error": type(failure).__name__, "attempt": attempt, "topic": partition.topic})
-                await asyncio.sleep(retry_backoff(attempt))
+        try:
+            # a partition the group gave to another member meanwhile is theirs to handle (its inbox drops copies)
+            while records and self.running and partition in consumer.assignment():
+                handled, failure = await self._handle_batch(records)
+                if handled:
+                    await _commit(consumer, partition, records[handled - 1].offset + 1)
+                    records = records[handled:]
+                if failure is not None:
+                    attempt += 1
+                    metrics.MESSAGES.labels(self._service, partition.topic, "retried").inc()
+                    log.warning("transient failure, retrying", extra={
+                        "error": type(failure).__name__, "attempt": attempt, "topic": partition.topic})
+                    await asyncio.sleep(retry_backoff(attempt))
+        finally:
+            if records and partition in consumer.assignment():  # the next fetch starts at the first not handled
+                consumer.seek(partition, records[0].offset)
 
     @property
     def _service(self) -> str:
@@ -243,26 +262,17 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
 
     async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
         """How many records from the first were handled and committed, and the transient failure that stopped it."""
-        pool: batching.ConsumerPool = self._outer_config.context.get("pool")
-        await self._read_ahead_of(records)
-        handled = 0
-        try:
-            async with pool.batch() as batch:
-                for record in records:
-                    if not self.running:
-                        break
-                    await self._process(record)
-                    if batch.failure is not None:
-                        break
-                    handled += 1
-        except TRANSIENT as exc:  # the commit (or the connection) failed: none of the batch counts
-            return 0, exc
-        except Exception as exc:  # the dead-lettering itself failed: the batch is tried again, nothing skipped
-            log.error("batch failed", extra={"error": type(exc).__name__, "topic": records[0].topic,
-                                             "frames": traceback.format_tb(exc.__traceback__)[-3:]})
-            return 0, exc
-        metrics.BATCH_SIZE.labels(self._service, records[0].topic).observe(handled)
-        return handled, batch.failure
+        raise NotImplementedError
+
+    def _not_ours(self, record: ConsumerRecord) -> bool:
+        """A record of a type the handler does not act on, by its `ce_type` header."""
+        if self.types is None:
+            return False
+        declared = next((value for name, value in record.headers if name == "ce_type"), None)
+        return declared is not None and declared.decode("utf-8", "replace") not in self.types
+
+    def _passed_over(self, topic: str, count: int = 1) -> None:
+        metrics.MESSAGES.labels(self._service, topic, "passed_over").inc(count)
 
     async def _process(self, record: ConsumerRecord) -> None:
         """The record through the broker's middlewares to the handler, as faststream's process_message calls them,
@@ -290,9 +300,71 @@ class BatchedSubscriber(TrafficFollowingSubscriber):
             message, *rest = inspect.signature(handler).parameters.values()
             names = {p.name: p.default.name for p in rest if isinstance(p.default, FaststreamContext)}
             if len(names) != len(rest):
-                raise TypeError(f"{handler.__name__}: a batched handler takes the message and Context(...) values")
+                raise TypeError(f"{handler.__name__}: a subscriber's handler takes the message and Context(...) values")
             found = self._direct = (handler, names)
         return found
+
+
+class PerMessageSubscriber(PartitionedSubscriber):
+    """A transaction per message: the handler commits what it wrote before it acts outside the database (an email
+    goes only once its pending record is committed), and the offset is committed after each message."""
+
+    __slots__ = ()
+
+    async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
+        if self._not_ours(records[0]):
+            self._passed_over(records[0].topic)
+            return 1, None
+        try:  # the dead-letter middleware retries a transient failure of the handler in place
+            await self._process(records[0])
+        except Exception as exc:  # the dead-lettering itself failed: the message is tried again, nothing skipped
+            log.error("message failed", extra={"error": type(exc).__name__, "topic": records[0].topic,
+                                               "frames": traceback.format_tb(exc.__traceback__)[-3:]})
+            return 0, exc
+        return 1, None
+
+
+class BatchedSubscriber(PartitionedSubscriber):
+    """Handles what one fetch returns for a partition in one transaction, then commits the offset once.
+
+    Every message still goes through the middlewares one by one (dead-lettering, signature
+    verification, the audit cause) inside a savepoint of its own. A transient failure stops the batch
+    at that message: what came before it commits, the rest is tried again after a backoff, with no
+    transaction held open while waiting.
+    """
+
+    __slots__ = ()
+    read_ahead: ReadAhead | None = None
+
+    async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
+        """How many records from the first were handled and committed, and the transient failure that stopped it."""
+        if all(self._not_ours(record) for record in records):  # no transaction for records not ours
+            self._passed_over(records[0].topic, len(records))
+            return len(records), None
+        pool: batching.ConsumerPool = self._outer_config.context.get("pool")
+        await self._read_ahead_of(records)
+        handled = 0
+        try:
+            async with pool.batch() as batch:
+                for record in records:
+                    if not self.running:
+                        break
+                    if self._not_ours(record):
+                        self._passed_over(record.topic)
+                        handled += 1
+                        continue
+                    await self._process(record)
+                    if batch.failure is not None:
+                        break
+                    handled += 1
+        except TRANSIENT as exc:  # the commit (or the connection) failed: none of the batch counts
+            return 0, exc
+        except Exception as exc:  # the dead-lettering itself failed: the batch is tried again, nothing skipped
+            log.error("batch failed", extra={"error": type(exc).__name__, "topic": records[0].topic,
+                                             "frames": traceback.format_tb(exc.__traceback__)[-3:]})
+            return 0, exc
+        metrics.BATCH_SIZE.labels(self._service, records[0].topic).observe(handled)
+        return handled, batch.failure
 
     async def _read_ahead_of(self, records: list[ConsumerRecord]) -> None:
         if self.read_ahead is None:

@@ -5,15 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from shared import embedded, signing
 from shared.broker import ensure_topics
 from shared.settings import HTTP_PORTS, Settings
+from tessera import mail_catcher
 
 ROOT = Path(__file__).resolve().parent.parent
 # by port: the web front end (8080) first, then the services from 8081; each at port_base + its index
@@ -100,21 +98,10 @@ def start_mail_catcher(layout: Layout, env: dict[str, str]) -> list:
     if "SMTP_HOST" in os.environ:
         env.update({k: os.environ[k] for k in ("SMTP_HOST", "SMTP_PORT") if k in os.environ})
         return []
-    from aiosmtpd.controller import Controller
-
     mail_dir = layout.run_dir / "mail"
-    mail_dir.mkdir(parents=True, exist_ok=True)
-
-    class Catcher:
-        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-            (mail_dir / f"{stamp}-{uuid.uuid4().hex[:8]}.eml").write_bytes(envelope.content)
-            return "250 Message accepted for delivery"
-
     port = int(os.environ.get("SMTP_PORT", "1025"))
-    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
     try:
-        controller.start()
+        controller = mail_catcher.start(mail_dir, port)
     except (OSError, RuntimeError) as exc:
         print(f"SMTP catcher not started on 127.0.0.1:{port} ({type(exc).__name__}): email will fail", flush=True)
         return []

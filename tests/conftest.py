@@ -3,15 +3,17 @@
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -158,26 +160,45 @@ async def documents(services: dict[str, ServiceProcess], infra: Infra, referrals
 
 
 class MailCatcher:
-    """An SMTP server (aiosmtpd) on a free loopback port that keeps every mail it is handed."""
+    """An SMTP server on a free loopback port, in a process of its own (tessera/mail_catcher.py), that keeps every
+    mail it is handed; `mails` reads them back in the order they came."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
         self.port = free_port()
-        self.mails: list[EmailMessage] = []
+        self.folder = folder
+        self._read: dict[str, EmailMessage] = {}
+        self._process = subprocess.Popen([sys.executable, "-m", "tessera.mail_catcher", str(folder), str(self.port)])
 
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
-        self.mails.append(message_from_bytes(envelope.content, policy=email_policy.default))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the mail catcher did not start") from None
+                time.sleep(0.05)  # the catcher's process is starting: no message to wait on
+
+    @property
+    def mails(self) -> list[EmailMessage]:
+        for path in sorted(self.folder.glob("*.eml")):
+            if path.name not in self._read:
+                self._read[path.name] = message_from_bytes(path.read_bytes(), policy=email_policy.default)  # type: ignore[assignment]
+        return list(self._read.values())
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
 
 
 @pytest.fixture(scope="session")
 def mail() -> Iterator[MailCatcher]:
-    from aiosmtpd.controller import Controller
-
-    catcher = MailCatcher()
-    controller = Controller(catcher, hostname="127.0.0.1", port=catcher.port)
-    controller.start()
+    catcher = MailCatcher(Path(tempfile.mkdtemp(prefix="tessera-test-mail-")))
+    catcher.wait_ready()
     yield catcher
-    controller.stop()
+    catcher.stop()
+    shutil.rmtree(catcher.folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ class Looked:
 # --- referrals: the small local view of a person's urgency and residence ----------------------
 
 
-@subscriber(router, GROUP, topics.REFERRALS_EVENTS)
+@subscriber(router, GROUP, topics.REFERRALS_EVENTS, types={ReferralAccepted.TYPE})
 async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
     """`referral.accepted` keeps the person's urgency, service and residence (R-T2); others are not ours."""
     envelope = decode(msg.body)
@@ -290,7 +290,7 @@ async def _save(conn: asyncpg.Connection, case: domain.Case, decision: domain.De
 # --- workflow: a rescheduled review feeds the Review tray (R-T8); a closed case ends everything (R-A5) ---
 
 
-@subscriber(router, GROUP, topics.WORKFLOW_EVENTS)
+@subscriber(router, GROUP, topics.WORKFLOW_EVENTS, types={StepRescheduled.TYPE, CaseClosed.TYPE})
 async def on_workflow_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
     """`step.rescheduled` feeds the Review tray (R-T8); `case.closed` ends the involvement (R-A5); others: not ours."""
     envelope = decode(msg.body)

@@ -48,7 +48,7 @@ class LetterKit:
     blobs: storage.BlobStore | None
 
 
-@subscriber(router, GROUP, topics.WORKFLOW_EVENTS)
+@subscriber(router, GROUP, topics.WORKFLOW_EVENTS, types={StepFinished.TYPE})
 async def on_workflow_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), steps: StepReader = Context("steps"),
 ) -> None:
@@ -88,7 +88,7 @@ async def keep_finished_step(pool: asyncpg.Pool, steps: StepReader, envelope: En
     return "handled"
 
 
-@subscriber(router, GROUP, topics.NOTIFICATIONS_EVENTS)
+@subscriber(router, GROUP, topics.NOTIFICATIONS_EVENTS, types={MessageSent.TYPE})
 async def on_notifications_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), kit: LetterKit = Context("letter_kit"),
 ) -> None:

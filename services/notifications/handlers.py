@@ -93,7 +93,7 @@ INBOX_EVENTS: dict[str, type[Event]] = {
 STEP_TASKS: tuple[domain.TaskCode, ...] = ("open_step_after_death", "renewal_due")
 
 
-@subscriber(router, GROUP, topics.WORKFLOW_EVENTS)
+@subscriber(router, GROUP, topics.WORKFLOW_EVENTS, types=INBOX_EVENTS.keys())
 async def on_workflow_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), out: Outbound = Context("outbound"),
 ) -> None:
@@ -256,8 +256,14 @@ async def on_timer_due(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) 
 # --- messages to people: allocation.events (R-T4) ---------------------------------------------
 
 
+TRAY_EVENTS: dict[str, type[Event]] = {
+    m.TYPE: m for m in (TrayReviewDue, TrayEntryReviewed, SafeAndWellCheckRequested, TrayEntryEscalated,
+                        TrayEntryRemoved, TrayEntryAdded)
+}
+
+
 # a transaction per message: a message's pending record commits before the email or SMS goes (send_message)
-@subscriber(router, GROUP, topics.ALLOCATION_EVENTS, batched=False)
+@subscriber(router, GROUP, topics.ALLOCATION_EVENTS, types={*TRAY_EVENTS, MessageRequested.TYPE}, batched=False)
 async def on_allocation_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), out: Outbound = Context("outbound"),
 ) -> None:
@@ -272,10 +278,6 @@ async def on_allocation_event(
     metrics.MESSAGES.labels(GROUP, topics.ALLOCATION_EVENTS, outcome).inc()
 
 
-TRAY_EVENTS: dict[str, type[Event]] = {
-    m.TYPE: m for m in (TrayReviewDue, TrayEntryReviewed, SafeAndWellCheckRequested, TrayEntryEscalated,
-                        TrayEntryRemoved, TrayEntryAdded)
-}
 # a case leaving the tray (removed, allocated, closed) settles these; a waiting-list phone call is moot then
 ENTRY_TASKS: tuple[domain.TaskCode, ...] = ("tray_review_due", "safe_and_well_check", "escalation", "phone_call")
 
@@ -327,7 +329,7 @@ CLOCK_EVENTS: dict[str, type[Event]] = {
 }
 
 
-@subscriber(router, GROUP, topics.CLOCKS_EVENTS)
+@subscriber(router, GROUP, topics.CLOCKS_EVENTS, types=CLOCK_EVENTS.keys())
 async def on_clock_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
     """A clock at risk or breached is a task for its team's manager; the clock stopping settles them (R-CL6)."""
     envelope = decode(msg.body)
@@ -434,7 +436,7 @@ async def on_command(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) ->
 # --- referrers: referrals.events (R-T4), the v2 consumer of referral.accepted --------------------
 
 
-@subscriber(router, GROUP, topics.REFERRALS_EVENTS)
+@subscriber(router, GROUP, topics.REFERRALS_EVENTS, types={CaseNoteAdded.TYPE, ReferralAccepted.TYPE})
 async def on_referral_event(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
     """`referral.accepted`, any version (upcast to v2): its referrer is the one a tray message is copied to;
     `case_note.added`: each worker notified on the note gets a task to read it (R-P3, R-T5)."""

@@ -42,7 +42,7 @@ router = KafkaRouter()
 # --- the desk's staff directory (R-RQ9, R-RQ10) ------------------------------------------------------
 
 
-@subscriber(router, GROUP, topics.WEB_EVENTS)
+@subscriber(router, GROUP, topics.WEB_EVENTS, types={AccountListed.TYPE})
 async def on_account_listed(msg: KafkaMessage, pool: asyncpg.Pool = Context("pool")) -> None:
     """An account as the desk lists it: who may sign, in which teams, and whether it is enabled."""
     envelope = decode(msg.body)
@@ -82,7 +82,8 @@ async def _read_starts_ahead(records: list[ConsumerRecord], context: Any) -> Non
         await people.read_starts_ahead(workflow_ids)
 
 
-@subscriber(router, GROUP, topics.REFERRALS_EVENTS, read_ahead=_read_starts_ahead)
+@subscriber(router, GROUP, topics.REFERRALS_EVENTS, types={PersonUpdated.TYPE, ReferralAccepted.TYPE},
+            read_ahead=_read_starts_ahead)
 async def on_referral_event(
     msg: KafkaMessage, pool: asyncpg.Pool = Context("pool"), packs: PackRegistry = Context("packs"),
     people: PersonReader = Context("people"),

@@ -3,16 +3,21 @@ notifications: a Team Manager places a person on a Planned Work Tray, and what t
 receives is read where it lands: the SMTP catcher, the local fake of GOV.UK Notify, or the phone-call task in the
 tray team's inbox read as one of its workers (one role)."""
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email import policy as email_policy
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 
 from services.notifications.domain import Rendered
 from services.notifications.senders import NotifySender, SendFailed
 from shared import topics
-from shared.testing import EventLog, Seen, SigningProducer, poll_until, service_auth, worker_auth
+from shared.testing import EventLog, Seen, SigningProducer, free_port, poll_until, service_auth, worker_auth
 from tests.allocation_harness import Staff, actor, referral, tray_args
 from tests.conftest import MailCatcher, start_service
 from tests.factories import canary, person_data, unique_seed
@@ -87,8 +92,81 @@ async def phone_task(service: Any, staff: Staff, person_id: str) -> dict[str, An
     return await poll_until(found, 30, "the phone-call task in the team's inbox")
 
 
-def mails_to(mail: MailCatcher, address: str) -> list[Any]:
+def mails_to(mail: "MailCatcher | SlowMailbox", address: str) -> list[Any]:
     return [m for m in mail.mails if m["To"] == address]
+
+
+class SlowMailbox:
+    """An SMTP server that keeps every mail, but holds on to one addressed to `slow` until released (a mail
+    server slow for one mailbox: greylisting, a full disk, a slow filter)."""
+
+    def __init__(self, slow: str) -> None:
+        self.port = free_port()
+        self.slow = slow
+        self.mails: list[Any] = []
+        self.holding = threading.Event()  # the slow mail is being held
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+        if self.slow in envelope.rcpt_tos:
+            self.holding.set()
+            await asyncio.to_thread(self.release.wait, 60)
+        self.mails.append(message_from_bytes(envelope.content, policy=email_policy.default))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+async def slow_mail(services: dict[str, Any], infra: Any, referrals: Any,
+                    allocation: Any) -> AsyncIterator[tuple[Any, SlowMailbox]]:
+    """Notifications mailing a server that is slow for one mailbox; the development service is stopped for the test
+    (one consumer group) and started again by the next test that asks for it."""
+    catcher = SlowMailbox(f"slow.{unique_seed()}@example.org")
+    controller = Controller(catcher, hostname="127.0.0.1", port=catcher.port)
+    controller.start()
+    if "notifications" in services:
+        services.pop("notifications").stop()
+    process = await start_service(services, infra, "notifications", REFERRALS_URL=referrals.url,
+                                  SMTP_HOST="127.0.0.1", SMTP_PORT=str(catcher.port), SMTP_TIMEOUT_SECONDS="90",
+                                  MESSAGE_RETRY_BACKOFF_SECONDS="0.05")
+    try:
+        yield process, catcher
+    finally:
+        catcher.release.set()
+        services.pop("notifications").stop()
+        controller.stop()
+
+
+async def test_R_T4_an_email_server_slow_for_one_person_does_not_hold_up_telling_the_others(
+        infra, slow_mail, events: EventLog, signing_producer):
+    """Notifications handles the partitions of allocation.events at once, each in its own order: while one
+    person's email waits on the mail server, people whose messages are on another partition are told (by email
+    and in the referrer's copy). Handled one message at a time, nobody was told until that one email went."""
+    service, catcher = slow_mail
+    staff = Staff()
+    _, to_slow = await place(infra, events, signing_producer, staff, someone(preferred_contact="Email",
+                                                                              email=catcher.slow))
+    assert await asyncio.to_thread(catcher.holding.wait, 30), "the slow person's email reached the server"
+    slow_partition = partition_of(events, to_slow)
+    for _ in range(10):  # people until one's messages are on another partition (each one is, three times in four)
+        other = someone(preferred_contact="Email")
+        _, to_other = await place(infra, events, signing_producer, staff, other)
+        if partition_of(events, to_other) != slow_partition:
+            break
+    else:
+        pytest.fail("ten people's messages all on the slow person's partition")
+
+    assert (await told(events, to_other)).data["status"] == "sent"
+    assert mails_to(catcher, other["email"]), "the other person's email arrived"
+    assert (await told(events, to_other, "referrer")).data["status"] == "sent"
+    assert mails_to(catcher, catcher.slow) == [] and catcher.holding.is_set()  # the slow one is still held
+    catcher.release.set()
+    assert (await told(events, to_slow)).data["status"] == "sent"
+    assert len(mails_to(catcher, catcher.slow)) == 1
+
+
+def partition_of(events: EventLog, message_id: str) -> int:
+    [requested] = events.matching(lambda s: s.topic == topics.ALLOCATION_EVENTS and s.body.get("id") == message_id)
+    return requested.partition
 
 
 # --- development: SMTP, the print queue, and no SMS provider -------------------------------------

@@ -1,5 +1,5 @@
-"""Issue #18: a batched subscriber calls its handler itself (shared/broker.py `BatchedSubscriber._process`), giving
-it the message and its `Context(...)` values only: every batched handler of every service takes nothing else, so
+"""Issue #18: a subscriber calls its handler itself (shared/broker.py `PartitionedSubscriber._process`), batched or
+not, giving it the message and its `Context(...)` values only: every handler of every service takes nothing else, so
 none would fail on its first message in production."""
 
 import importlib
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.broker import BatchedSubscriber
+from shared.broker import PartitionedSubscriber
 
 SERVICES = Path(__file__).parents[2] / "services"
 # every module that declares a router of consumers
@@ -20,10 +20,10 @@ def test_the_routers_are_found():
 
 
 @pytest.mark.parametrize("module", ROUTERS)
-def test_every_batched_handler_takes_the_message_and_context_values_only(module):
-    batched = [s for s in importlib.import_module(module).router.subscribers if isinstance(s, BatchedSubscriber)]
-    assert batched, f"{module} has no batched subscriber"
-    for subscriber in batched:
+def test_every_handler_takes_the_message_and_context_values_only(module):
+    subscribers = importlib.import_module(module).router.subscribers
+    assert subscribers and all(isinstance(s, PartitionedSubscriber) for s in subscribers), module
+    for subscriber in subscribers:
         handler, names = subscriber._direct_handler()
         assert "pool" in names.values(), f"{handler.__name__} is given the consumer pool"
 
