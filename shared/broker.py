@@ -146,7 +146,7 @@ def subscriber(router: KafkaRouter, service: str, topic: str, *, types: Collecti
                batched: bool = True, read_ahead: ReadAhead | None = None) -> Any:
     """A consumer group per service and topic; offsets committed only once what the handler did is committed.
 
-    The partitions one fetch brings are handled at once, each in its own order (PartitionedSubscriber).
+    Each partition is handled by a task of its own, in its own order (PartitionedSubscriber).
     Batched (the default): the records one fetch returns for a partition are handled in one transaction,
     a savepoint per message (shared/batching.py, BatchedSubscriber). Unbatched (PerMessageSubscriber): a
     transaction per message, for a handler that must commit before it acts outside the database (sending an email).
