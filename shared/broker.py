@@ -194,6 +194,8 @@ class PartitionedSubscriber(DefaultSubscriber):
 
     __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
     types: frozenset[str] | None = None  # see `subscriber`
+    # fetch again only once every partition of the last fetch is handled (BatchedSubscriber: see there)
+    fetches_when_all_done = False
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
         fetch_wait.follow_traffic(consumer, Settings())
@@ -210,10 +212,14 @@ class PartitionedSubscriber(DefaultSubscriber):
                 log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1)
                 continue
+            started = []
             for partition, records in fetched.items():
                 task = asyncio.create_task(self._handle_partition(consumer, partition, records))
                 self._busy[partition] = task
                 task.add_done_callback(functools.partial(self._done, partition))
+                started.append(task)
+            if started and self.fetches_when_all_done:
+                await asyncio.wait(started)
 
     async def _one_done(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         await asyncio.wait(list(self._busy.values()), timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
@@ -335,6 +341,10 @@ class BatchedSubscriber(PartitionedSubscriber):
 
     __slots__ = ()
     read_ahead: ReadAhead | None = None
+    # Batches hold a pool connection each through their round trips: fetching again as each partition's batch
+    # ended kept every connection busy and starved the service's HTTP reads (the role matrix's 612 commands:
+    # workflow's reads timed out at 2 s). Waiting for the fetch's batches leaves the pool a gap between fetches.
+    fetches_when_all_done = True
 
     async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
         """How many records from the first were handled and committed, and the transient failure that stopped it."""
