@@ -3,11 +3,9 @@
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -169,17 +167,6 @@ class MailCatcher:
         self._read: dict[str, EmailMessage] = {}
         self._process = subprocess.Popen([sys.executable, "-m", "tessera.mail_catcher", str(folder), str(self.port)])
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self._process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the mail catcher did not start") from None
-                time.sleep(0.05)  # the catcher's process is starting: no message to wait on
-
     @property
     def mails(self) -> list[EmailMessage]:
         for path in sorted(self.folder.glob("*.eml")):
@@ -195,7 +182,7 @@ class MailCatcher:
 @pytest.fixture(scope="session")
 def mail() -> Iterator[MailCatcher]:
     catcher = MailCatcher(Path(tempfile.mkdtemp(prefix="tessera-test-mail-")))
-    catcher.wait_ready()
+    embedded.wait_for_port("127.0.0.1", catcher.port)
     yield catcher
     catcher.stop()
     shutil.rmtree(catcher.folder, ignore_errors=True)
