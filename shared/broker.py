@@ -348,7 +348,8 @@ class BatchedSubscriber(PartitionedSubscriber):
 
     async def _handle_batch(self, records: list[ConsumerRecord]) -> tuple[int, BaseException | None]:
         """How many records from the first were handled and committed, and the transient failure that stopped it."""
-        if all(self._not_ours(record) for record in records):  # no transaction for records not ours
+        not_ours = [self._not_ours(record) for record in records]
+        if all(not_ours):  # no transaction for records not ours
             self._passed_over(records[0].topic, len(records))
             return len(records), None
         pool: batching.ConsumerPool = self._outer_config.context.get("pool")
@@ -356,10 +357,10 @@ class BatchedSubscriber(PartitionedSubscriber):
         handled = 0
         try:
             async with pool.batch() as batch:
-                for record in records:
+                for record, passed_over in zip(records, not_ours, strict=True):
                     if not self.running:
                         break
-                    if self._not_ours(record):
+                    if passed_over:
                         self._passed_over(record.topic)
                         handled += 1
                         continue
