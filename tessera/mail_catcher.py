@@ -1,9 +1,9 @@
 """A local SMTP server that keeps each mail it is handed as a .eml file in a folder.
 
 `make run` starts one so that a user sees the mail the system sends; the tests run one as a process of its own
-(`python -m tessera.mail_catcher FOLDER PORT`), as a real mail server is: in the test's own process it waited on
-the test's event loop for every step of every SMTP conversation, which made each email take 0.3-0.7 s under the
-fault suite's load (docs/profile.md).
+(`python -m tessera.mail_catcher FOLDER PORT`), as a real mail server is: in the test's own process it shared the
+interpreter with the fault suite's load and tally, and an SMTP conversation to it took 50-120 ms under that load,
+20-60 ms to one in a process of its own at the same moment (docs/profile.md).
 """
 
 import argparse
