@@ -97,7 +97,7 @@ class Database:
 
 
 async def wait_until_ready(urls: list[str], timeout: float = 60.0) -> None:
-    """Poll each /readyz until it answers 200."""
+    """Poll each /readyz until it answers 200; on timeout, say what it last answered (the failing job, 503)."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -105,10 +105,12 @@ async def wait_until_ready(urls: list[str], timeout: float = 60.0) -> None:
         for url in urls:
             while True:
                 try:
-                    if (await client.get(url)).status_code == 200:
+                    answer = await client.get(url)
+                    if answer.status_code == 200:
                         break
-                except httpx.HTTPError:
-                    pass
+                    last = f"{answer.status_code} {answer.text[:300]}"
+                except httpx.HTTPError as exc:
+                    last = f"{type(exc).__name__}"
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{url} not ready within {timeout}s")
+                    raise TimeoutError(f"{url} not ready within {timeout}s; it last answered: {last}")
                 await asyncio.sleep(0.2)

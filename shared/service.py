@@ -4,6 +4,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import time
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import audit, batching, bearer, db, inbox, signing, watch
 from shared import logging as json_logging
-from shared.broker import ensure_topics, make_broker, make_producer, make_relay
+from shared.broker import ensure_topics, make_broker, make_producer, make_relay, retry_backoff
 from shared.health import JobHealth
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Hook = Callable[["Runtime"], Awaitable[None]]
+# a background job that ran this long before it stopped counts its crashes afresh
+JOB_STEADY_SECONDS = 60
 
 
 @dataclass
@@ -48,18 +52,50 @@ class Runtime:
     def __post_init__(self) -> None:
         self.health = JobHealth(self.settings.service_name)
 
+    def run_in_background(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a job for the service's life. One that ends with an error is logged and started again after a
+        backoff, never left dead: a relay that stopped unseen would publish nothing more (a lost referral)."""
+        self.tasks.append(asyncio.create_task(self._keep_running(name, run), name=name))
+
+    async def _keep_running(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        crashes = 0
+        while True:
+            began = time.monotonic()
+            try:
+                await run()
+                error: BaseException | str = "ended"
+            except Exception as exc:  # whatever stopped it, the job must go on
+                error = exc
+                log.error("background job stopped, starting it again", extra={
+                    "job": name, "error": type(exc).__name__, "frames": traceback.format_tb(exc.__traceback__)[-3:]})
+            crashes = 1 if time.monotonic() - began > JOB_STEADY_SECONDS else crashes + 1
+            self.health.failed(name, error)
+            await asyncio.sleep(retry_backoff(crashes))
+
     async def is_ready(self) -> bool:
+        return not await self.not_ready_because()
+
+    async def not_ready_because(self) -> list[str]:
+        """Why the service is not serving, for /readyz and operations; empty when it is."""
         if not self.ready or self.pool is None:
-            return False
+            return ["starting"]
+        timeout = self.settings.readiness_broker_timeout_seconds
+        try:  # bounded: a pool with no free connection is an answer, not a hung probe
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            return [f"database: {type(exc).__name__}"]
         try:
-            await self.pool.fetchval("SELECT 1")
-            if not await self.broker.ping(timeout=self.settings.readiness_broker_timeout_seconds):
-                return False
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            return False
-        return not self.health.failing() and all(not task.done() for task in self.tasks) and all(
-            _subscribed(sub) for sub in self.broker.subscribers
-        )
+            if not await self.broker.ping(timeout=timeout):
+                return ["broker: no answer"]
+        except (OSError, KafkaError, TimeoutError) as exc:
+            return [f"broker: {type(exc).__name__}"]
+        return [*(f"job failing: {job}" for job in self.health.failing()),
+                *(f"not in its consumer group: {topic}" for topic in _unsubscribed(self.broker.subscribers))]
+
+
+def _unsubscribed(subscribers: Sequence[object]) -> list[str]:
+    return [", ".join(getattr(sub, "topic_names_for_subscribe", ())) or "?" for sub in subscribers
+            if not _subscribed(sub)]
 
 
 def _subscribed(subscriber: object) -> bool:
@@ -133,12 +169,12 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     producer = make_producer(settings)
     await producer.start()
     runtime.relay = make_relay(runtime.pool, producer, settings, runtime.health, signer)
-    runtime.tasks.append(asyncio.create_task(runtime.relay.run(), name="outbox-relay"))
-    runtime.tasks.append(asyncio.create_task(inbox.keep_pruned(
-        runtime.pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds, runtime.health),
-        name="inbox-pruning"))
-    runtime.tasks.append(asyncio.create_task(audit.keep_checkpointed(
-        runtime.pool, settings.audit_checkpoint_seconds, signer, runtime.health), name="audit-checkpoint"))
+    relay = runtime.relay
+    runtime.run_in_background("outbox-relay", relay.run)
+    runtime.run_in_background("inbox-pruning", lambda: inbox.keep_pruned(
+        pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds, runtime.health))
+    runtime.run_in_background("audit-checkpoint", lambda: audit.keep_checkpointed(
+        pool, settings.audit_checkpoint_seconds, signer, runtime.health))
     # the consumers' handlers share one transaction per batch through it (shared/batching.py)
     runtime.broker.context.set_global("pool", batching.ConsumerPool(runtime.pool))
     runtime.broker.context.set_global("verifier", verifier)
@@ -157,7 +193,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     runtime.ready = True
     watch.became_ready(settings.service_name)
     sampler = watch.Watch(settings.service_name, pool, lambda: runtime.broker.subscribers, runtime.is_ready)
-    runtime.tasks.append(asyncio.create_task(sampler.run(settings.ops_sample_seconds), name=watch.JOB))
+    runtime.run_in_background(watch.JOB, lambda: sampler.run(settings.ops_sample_seconds))
     log.info("started", extra={"port": settings.port})
     try:
         yield
@@ -198,10 +234,12 @@ def _probes(runtime: Runtime, description: str) -> APIRouter:
     @router.get("/readyz")
     async def readyz(response: Response) -> dict[str, object]:
         """200 when serving; 503 otherwise, naming any background job that keeps failing."""
-        ready = await runtime.is_ready()
-        response.status_code = 200 if ready else 503
+        reasons = await runtime.not_ready_because()
+        response.status_code = 503 if reasons else 200
+        if not reasons:
+            return {"ready": True}
         failing = runtime.health.failing()
-        return {"ready": ready, "failing_jobs": failing} if failing else {"ready": ready}
+        return {"ready": False, "reasons": reasons, **({"failing_jobs": failing} if failing else {})}
 
     @router.get("/metrics")
     async def metrics() -> Response:

@@ -274,7 +274,12 @@ class ServiceProcess:
     async def ready(self, timeout: float = 60.0) -> None:
         from shared.embedded import wait_until_ready
 
-        await wait_until_ready([f"{self.url}/readyz"], timeout)
+        try:
+            await wait_until_ready([f"{self.url}/readyz"], timeout)
+        except TimeoutError as exc:  # CI keeps no logs: say what the service was doing (its log holds ids only)
+            exited = self.process.poll() if self.process is not None else None
+            tail = "\n".join(self.log_text().splitlines()[-25:])
+            raise TimeoutError(f"{self.name} (exit code {exited}): {exc}\nits log ends:\n{tail}") from None
 
     def kill(self) -> None:
         """kill -9: no shutdown, no commit, no flush."""

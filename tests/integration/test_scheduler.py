@@ -272,6 +272,7 @@ async def test_a_firing_job_that_keeps_failing_shows_on_readyz(infra, scheduler,
         async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:
             failing = await _wait_for_readyz(http, 503)
         assert failing["failing_jobs"]["fire-due"]["error"] == "UndefinedTableError"
+        assert failing["reasons"] == ["job failing: fire-due"]
     finally:
         await sdb.execute("ALTER TABLE timers_away RENAME TO timers")
     async with httpx.AsyncClient(auth=service_auth(), base_url=scheduler.url) as http:

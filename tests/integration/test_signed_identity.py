@@ -33,9 +33,10 @@ COMMANDS = {  # a command each service refuses for a reason of its own when it i
 }
 
 
-def _command(topic: str) -> bytes:
+def _command(topic: str, subject: str | None = None) -> bytes:
     command_type, data = COMMANDS[topic]
-    return new_message(command_type, producers.DESK, {"actor": HOS, **data()}, subject=str(uuid.uuid4())).to_bytes()
+    return new_message(command_type, producers.DESK, {"actor": HOS, **data()},
+                       subject=subject or str(uuid.uuid4())).to_bytes()
 
 
 def _edited(value: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
@@ -80,7 +81,8 @@ async def test_forged_commands_are_answered_unauthenticated_and_change_nothing(
     genuine = signed_as_sender(topic, _command(topic))
     promoted = _edited(genuine, _promoted)
     tries = {**forgeries(genuine, topic), "data.actor differs from the signed actor": promoted}
-    replay_marker = signed_as_sender(topic, _command(topic))
+    # the marker's answer is keyed by the genuine's subject, so it comes after the genuine's (and a replay's)
+    replay_marker = signed_as_sender(topic, _command(topic, subject=json.loads(genuine)["subject"]))
     async with EventLog(infra.bootstrap, [answers]) as answered:
         await publish(infra.bootstrap, topic, [("k", value) for value in tries.values()], signed=False)
         await publish(infra.bootstrap, topic, [("k", genuine), ("k", genuine), ("k", replay_marker)], signed=False)
