@@ -199,7 +199,8 @@ class PartitionedSubscriber(DefaultSubscriber):
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
         fetch_wait.follow_traffic(consumer, Settings())
-        self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
+        # kept if faststream restarts this loop after an error: a partition still being handled is not fetched again
+        self._busy: dict[TopicPartition, asyncio.Task[None]] = getattr(self, "_busy", {})
         while self.running:
             free = [partition for partition in consumer.assignment() if partition not in self._busy]
             try:

@@ -42,3 +42,52 @@ def test_a_handler_with_another_parameter_is_refused_before_any_message():
     [created] = router.subscribers
     with pytest.raises(TypeError, match="Context"):
         created._direct_handler()
+
+
+async def test_a_restarted_consume_loop_does_not_fetch_a_partition_still_being_handled():
+    """faststream starts a consume loop again after it raised; the partition tasks of the loop that died still
+    run, and fetching their partitions again would handle one partition's messages twice at once, out of order."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+    from faststream.kafka import KafkaRouter
+
+    from shared.broker import subscriber
+
+    router = KafkaRouter()
+
+    @subscriber(router, "tests", "tests.topic")
+    async def handler(msg, pool=None) -> None:
+        return None
+
+    [loop] = router.subscribers
+    partition, other, held = TopicPartition("tests.topic", 0), TopicPartition("tests.topic", 1), asyncio.Event()
+    asked: list[tuple[TopicPartition, ...]] = []
+
+    class Consumer:
+        _fetcher = type("Fetcher", (), {"follows_traffic": True})()
+
+        def assignment(self) -> set[TopicPartition]:
+            return {partition, other}
+
+        async def getmany(self, *partitions: TopicPartition, timeout_ms: int) -> dict:
+            asked.append(partitions)
+            if len(asked) == 1:
+                return {partition: ["a record"]}
+            if len(asked) == 2:
+                raise RuntimeError("the loop dies")
+            loop.running = False
+            return {}
+
+    async def handle_partition(*_: object) -> None:
+        await held.wait()
+
+    loop.running = True
+    loop._handle_partition = handle_partition
+    loop.fetches_when_all_done = False
+    with pytest.raises(RuntimeError):
+        await loop._run_consume_loop(Consumer())
+    await loop._run_consume_loop(Consumer())  # as faststream's supervisor starts it again
+    held.set()
+    await asyncio.gather(*loop._busy.values())
+    assert asked[2] == (other,), "the partition still being handled was fetched again"
