@@ -5,6 +5,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ MAX_POLL_RECORDS = 100
 STOP_GRACE_SECONDS = 8.0
 # how soon a partition whose handling ended is fetched again while others are still being handled
 BUSY_POLL_MS = 10
+# how often a consume loop looks whether its consumer has joined its group again
+REJOIN_POLL_SECONDS = 0.1
 # The longest wait between tries of a transient failure. Most are another service restarting (documents and
 # notifications read referrals before they claim a message): at 5 s a service found its peer back up to 5 s
 # late, which the fault suite's overlapping kills measured as its own recovery. A try a second per blocked
@@ -115,12 +118,22 @@ class ConcurrentStartBroker(KafkaBroker):
     """Starts every subscriber at once: each consumer's start waits for its group assignment, and faststream
     starts them one after another, so a service reading four topics took four joins to be ready."""
 
+    join_seconds: dict[str, float] | None = None  # each subscriber's start, by topic (logged with "started")
+
     async def start(self) -> None:
         await self.connect()
-        await asyncio.gather(*(sub.start() for sub in self.subscribers))
+        self.join_seconds = {}
+        await asyncio.gather(*(self._timed_start(sub) for sub in self.subscribers))
         for publisher in self.publishers:
             await publisher.start()
         self.running = True
+
+
+    async def _timed_start(self, subscriber: Any) -> None:
+        began = time.monotonic()
+        await subscriber.start()
+        assert self.join_seconds is not None
+        self.join_seconds[",".join(subscriber.topic_names_for_subscribe)] = round(time.monotonic() - began, 3)
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
@@ -199,8 +212,12 @@ class PartitionedSubscriber(DefaultSubscriber):
 
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
         fetch_wait.follow_traffic(consumer, Settings())
-        self._busy: dict[TopicPartition, asyncio.Task[None]] = {}
+        # kept if faststream restarts this loop after an error: a partition still being handled is not fetched again
+        self._busy: dict[TopicPartition, asyncio.Task[None]] = getattr(self, "_busy", {})
         while self.running:
+            if _rejoining(consumer):  # what is fetched now may be another member's by the time it is handled
+                await asyncio.sleep(REJOIN_POLL_SECONDS)
+                continue
             free = [partition for partition in consumer.assignment() if partition not in self._busy]
             try:
                 # getmany() with no partitions means all of them: with every one busy, wait on the tasks instead
@@ -247,9 +264,11 @@ class PartitionedSubscriber(DefaultSubscriber):
         attempt = 0
         try:
             # a partition the group gave to another member meanwhile is theirs to handle (its inbox drops copies)
-            while records and self.running and partition in consumer.assignment():
+            while records and self.running and partition in consumer.assignment() and not _rejoining(consumer):
                 handled, failure = await self._handle_batch(records)
                 if handled:
+                    if _rejoining(consumer):
+                        break  # not committed: after the join the records are read again, and the inbox drops them
                     await _commit(consumer, partition, records[handled - 1].offset + 1)
                     records = records[handled:]
                 if failure is not None:
@@ -396,6 +415,18 @@ class Consumed:
     @property
     def body(self) -> bytes:
         return self.raw_message.value or b""
+
+
+def _rejoining(consumer: AIOKafkaConsumer) -> bool:
+    """The consumer is joining its group again (a rebalance, a broker that restarted and forgot the group).
+
+    A commit sent now carries no generation: the broker refuses it as from an unknown member, and aiokafka then
+    resets the generation and joins once more, after the join under way. On the embedded broker a static
+    member's join takes ~6 s (3 s JoinGroup, 3 s SyncGroup); notifications' per-message subscriber committed
+    within every one of them after a broker restart and never got out (the fault suite: no recovery in 300 s).
+    Handling pauses until the new assignment instead."""
+    coordinator = consumer._coordinator  # noqa: SLF001  aiokafka keeps the generation only here
+    return consumer._subscription.reassignment_in_progress or coordinator is None or coordinator.generation < 0  # noqa: SLF001
 
 
 async def _commit(consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int) -> None:

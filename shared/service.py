@@ -93,6 +93,19 @@ class Runtime:
                 *(f"not in its consumer group: {topic}" for topic in _unsubscribed(self.broker.subscribers))]
 
 
+class _Phases:
+    """Seconds each start-up phase took, logged with "started": where a restart after kill -9 spends its time."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def mark(self, phase: str) -> None:
+        now = time.monotonic()
+        self.seconds[phase] = round(now - self._last, 3)
+        self._last = now
+
+
 def _unsubscribed(subscribers: Sequence[object]) -> list[str]:
     return [", ".join(getattr(sub, "topic_names_for_subscribe", ())) or "?" for sub in subscribers
             if not _subscribed(sub)]
@@ -157,17 +170,22 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     kill -9 waits out the dead member's session, and database-only work need not wait too.
     """
     settings = runtime.settings
+    took = _Phases()
     runtime.signer = signer = signing.load_signer(
         settings.signing_keys_dir, settings.service_name, settings.signature_lifetime_seconds)
     runtime.verifier = verifier = signing.load_verifier(settings.signing_keys_dir)
     bearer.sign_reads_with(signer)
     runtime.pool = pool = await _until_reachable(settings.startup_wait_seconds, lambda: db.open_pool(
         settings.database_url, settings.schema, settings.db_pool_min, settings.db_pool_max))
+    took.mark("database")
     applied = await db.migrate(runtime.pool, settings.schema, service_dir)
     log.info("migrated", extra={"applied": applied})
+    took.mark("migrations")
     await _until_reachable(settings.startup_wait_seconds, lambda: ensure_topics(settings))
+    took.mark("topics")
     producer = make_producer(settings)
     await producer.start()
+    took.mark("producer")
     runtime.relay = make_relay(runtime.pool, producer, settings, runtime.health, signer)
     relay = runtime.relay
     runtime.run_in_background("outbox-relay", relay.run)
@@ -183,7 +201,9 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     runtime.broker.context.set_global("health", runtime.health)
     for hook in on_pool_ready:
         await hook(runtime)
+    took.mark("hooks")
     await runtime.broker.start()
+    took.mark("consumers")
     # what start-up made lives as long as the service: ~115,000 objects that every full collection walked, 30 ms
     # on an idle core and 100-200 ms on a busy one, once in a few dozen pages of work read by the desk or by
     # workflow (issue #18 §5). Frozen, the collector walks only what came after; collected first so no garbage
@@ -194,7 +214,9 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     watch.became_ready(settings.service_name)
     sampler = watch.Watch(settings.service_name, pool, lambda: runtime.broker.subscribers, runtime.is_ready)
     runtime.run_in_background(watch.JOB, lambda: sampler.run(settings.ops_sample_seconds))
-    log.info("started", extra={"port": settings.port})
+    took.mark("gc")
+    log.info("started", extra={"port": settings.port, "seconds": took.seconds,
+                               "joins": getattr(runtime.broker, "join_seconds", None)})
     try:
         yield
     finally:

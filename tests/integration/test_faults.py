@@ -371,7 +371,8 @@ class FaultRun:
                     RECOVERY_LIMIT, f"recovery from {window.name}")
             except TimeoutError:
                 tails = {n: p.log_text().splitlines()[-20:] for n, p in self.processes.items()}
-                raise AssertionError(f"no recovery from {window.name} in {RECOVERY_LIMIT:.0f}s: {tails}") from None
+                raise AssertionError(f"no recovery from {window.name} in {RECOVERY_LIMIT:.0f}s: no {kind} sent after it"
+                                     f" was answered; the services' logs end: {tails}") from None
         window.recovered = time.monotonic()
 
     async def crash(self, name: str, how: str) -> None:
