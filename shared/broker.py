@@ -122,18 +122,18 @@ class ConcurrentStartBroker(KafkaBroker):
 
     async def start(self) -> None:
         await self.connect()
-        self.join_seconds = {}
-        await asyncio.gather(*(self._timed_start(sub) for sub in self.subscribers))
+        joins: dict[str, float] = {}
+        await asyncio.gather(*(_timed_start(sub, joins) for sub in self.subscribers))
+        self.join_seconds = joins
         for publisher in self.publishers:
             await publisher.start()
         self.running = True
 
 
-    async def _timed_start(self, subscriber: Any) -> None:
-        began = time.monotonic()
-        await subscriber.start()
-        assert self.join_seconds is not None
-        self.join_seconds[",".join(subscriber.topic_names_for_subscribe)] = round(time.monotonic() - began, 3)
+async def _timed_start(subscriber: Any, joins: dict[str, float]) -> None:
+    began = time.monotonic()
+    await subscriber.start()
+    joins[",".join(subscriber.topic_names_for_subscribe)] = round(time.monotonic() - began, 3)
 
 
 def make_broker(settings: Settings) -> KafkaBroker:

@@ -64,10 +64,11 @@ class Runtime:
             try:
                 await run()
                 error: BaseException | str = "ended"
+                frames: list[str] = []
             except Exception as exc:  # whatever stopped it, the job must go on
-                error = exc
-                log.error("background job stopped, starting it again", extra={
-                    "job": name, "error": type(exc).__name__, "frames": traceback.format_tb(exc.__traceback__)[-3:]})
+                error, frames = exc, traceback.format_tb(exc.__traceback__)[-3:]
+            log.error("background job stopped, starting it again", extra={
+                "job": name, "error": error if isinstance(error, str) else type(error).__name__, "frames": frames})
             crashes = 1 if time.monotonic() - began > JOB_STEADY_SECONDS else crashes + 1
             self.health.failed(name, error)
             await asyncio.sleep(retry_backoff(crashes))
@@ -186,8 +187,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     producer = make_producer(settings)
     await producer.start()
     took.mark("producer")
-    runtime.relay = make_relay(runtime.pool, producer, settings, runtime.health, signer)
-    relay = runtime.relay
+    runtime.relay = relay = make_relay(runtime.pool, producer, settings, runtime.health, signer)
     runtime.run_in_background("outbox-relay", relay.run)
     runtime.run_in_background("inbox-pruning", lambda: inbox.keep_pruned(
         pool, settings.inbox_retention_days * 86400, settings.inbox_prune_seconds, runtime.health))
@@ -255,7 +255,7 @@ def _probes(runtime: Runtime, description: str) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz(response: Response) -> dict[str, object]:
-        """200 when serving; 503 otherwise, naming any background job that keeps failing."""
+        """200 when serving; 503 otherwise, with the reasons (and any background job that keeps failing)."""
         reasons = await runtime.not_ready_because()
         response.status_code = 503 if reasons else 200
         if not reasons:
