@@ -29,28 +29,8 @@ def test_every_handler_takes_the_message_and_context_values_only(module):
         assert "pool" in names.values(), f"{handler.__name__} is given the consumer pool"
 
 
-def test_a_handler_with_another_parameter_is_refused_before_any_message():
-    from faststream.kafka import KafkaRouter
-
-    from shared.broker import subscriber
-
-    router = KafkaRouter()
-
-    @subscriber(router, "tests", "tests.topic")
-    async def handler(msg, pool=None) -> None:  # a plain default: nothing would give it a value
-        return None
-
-    [created] = router.subscribers
-    with pytest.raises(TypeError, match="Context"):
-        created._direct_handler()
-
-
-async def test_a_restarted_consume_loop_does_not_fetch_a_partition_still_being_handled():
-    """faststream starts a consume loop again after it raised; the partition tasks of the loop that died still
-    run, and fetching their partitions again would handle one partition's messages twice at once, out of order."""
-    import asyncio
-
-    from aiokafka import TopicPartition
+def _a_subscriber() -> PartitionedSubscriber:
+    """A subscriber whose handler takes `pool` as a plain default: nothing would give it a value."""
     from faststream.kafka import KafkaRouter
 
     from shared.broker import subscriber
@@ -61,7 +41,22 @@ async def test_a_restarted_consume_loop_does_not_fetch_a_partition_still_being_h
     async def handler(msg, pool=None) -> None:
         return None
 
-    [loop] = router.subscribers
+    [created] = router.subscribers
+    return created
+
+
+def test_a_handler_with_another_parameter_is_refused_before_any_message():
+    with pytest.raises(TypeError, match="Context"):
+        _a_subscriber()._direct_handler()
+
+
+async def test_a_restarted_consume_loop_does_not_fetch_a_partition_still_being_handled():
+    """faststream starts a consume loop again after it raised; the partition tasks of the loop that died still
+    run, and fetching their partitions again would handle one partition's messages twice at once, out of order."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+    loop = _a_subscriber()
     partition, other, held = TopicPartition("tests.topic", 0), TopicPartition("tests.topic", 1), asyncio.Event()
     asked: list[tuple[TopicPartition, ...]] = []
 
@@ -102,17 +97,7 @@ async def test_a_partition_handled_while_its_group_is_joined_again_is_not_commit
     on the embedded broker) and never recovered. Handled then, a record is left to be read again (the inbox drops
     the copy)."""
     from aiokafka import TopicPartition
-    from faststream.kafka import KafkaRouter
-
-    from shared.broker import subscriber
-
-    router = KafkaRouter()
-
-    @subscriber(router, "tests", "tests.topic")
-    async def handler(msg, pool=None) -> None:
-        return None
-
-    [loop] = router.subscribers
+    loop = _a_subscriber()
     partition = TopicPartition("tests.topic", 0)
     commits: list[dict] = []
     seeks: list[tuple[TopicPartition, int]] = []
