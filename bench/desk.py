@@ -152,8 +152,14 @@ async def latencies(http: httpx.AsyncClient, path: str, requests: int, params: d
         started = time.perf_counter()
         response = await http.get(path, params=params)
         samples.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200, f"{path}: {response.status_code}"
+        assert response.status_code == 200, f"{path}: {response.status_code} {said(response)}"
     return samples[1:]
+
+
+def said(response: httpx.Response) -> str:
+    """The desk's own words on an error page (which service could not be read), not the whole page."""
+    found = re.search(r'<p class="govuk-body">([^<]*)</p>', response.text)
+    return found.group(1).strip() if found else response.text[:200]
 
 
 async def measure(infra: Infrastructure, n: int, entries: int, requests: int) -> DeskFigures:
@@ -169,6 +175,9 @@ async def measure(infra: Infrastructure, n: int, entries: int, requests: int) ->
                                             {"sort": "priority", "size": "50"})
                 page = await latencies(desk, f"/people/{person_id}", requests)
                 record = await latencies(reads, f"{services['referrals'].url}/people/{person_id}", requests)
+        except AssertionError as failed:  # the desk's log says which read failed and how (ids only)
+            tail = "\n".join(services["web"].log_text().splitlines()[-15:])
+            raise AssertionError(f"{failed}\nthe desk's log ends:\n{tail}") from None
         finally:
             await desk.aclose()
     return DeskFigures(team_work, team_read, page, record)

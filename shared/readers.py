@@ -43,7 +43,7 @@ class ServiceReader:
         if self._client is None:
             self._client = self.client()
         try:
-            response = await self._client.get(path)
+            response = await self._get(path)
         except httpx.HTTPError as exc:
             log.warning("read from another service failed",
                         extra={"service_url": self._base_url, "error": type(exc).__name__})
@@ -56,6 +56,15 @@ class ServiceReader:
             return "found", response.json()
         except ValueError:
             return "unavailable", None
+
+    async def _get(self, path: str) -> httpx.Response:
+        """A GET, sent once more on a new connection when a kept-alive one was closed before any answer: a GET is
+        safe to repeat, and a service that restarts closes its idle connections."""
+        assert self._client is not None
+        try:
+            return await self._client.get(path)
+        except httpx.RemoteProtocolError:
+            return await self._client.get(path)
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self._base_url, timeout=self._timeout, transport=self._transport,

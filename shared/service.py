@@ -33,6 +33,10 @@ T = TypeVar("T")
 Hook = Callable[["Runtime"], Awaitable[None]]
 # a background job that ran this long before it stopped counts its crashes afresh
 JOB_STEADY_SECONDS = 60
+# how long an idle kept-alive HTTP connection is held open: longer than any client holds one (httpx: 5 s), so a
+# client never sends a request on a connection the server is closing at that moment (uvicorn's default is 5 s too:
+# the two timers raced, and a read failed with "server disconnected" once in a while under load)
+KEEP_ALIVE_SECONDS = 65
 
 
 @dataclass
@@ -281,4 +285,4 @@ def serve(app: FastAPI, settings: Settings) -> None:
     import uvicorn
 
     uvicorn.run(app, host=settings.http_host, port=settings.port, log_config=None,
-                access_log=False, timeout_graceful_shutdown=10)
+                access_log=False, timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_SECONDS)
