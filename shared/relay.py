@@ -76,7 +76,7 @@ class OutboxRelay:
         self._next_check = 0.0
         self._next_prune = 0.0
         self._highest: dict[tuple[str, int], int] = {}  # per partition, an offset the broker already acknowledged
-        self._went_back = False
+        self._went_back: set[str] = set()  # partitions where a publish landed below an acknowledged offset
         self._wake = asyncio.Event()
         self._health = health or JobHealth(schema)
         self._one_by_one = False  # after a batch Kafka refused: publish alone to find the row at fault
@@ -243,7 +243,7 @@ class OutboxRelay:
         for meta in landed:
             where = (meta.topic, meta.partition)
             if meta.offset < self._highest.get(where, -1):
-                self._went_back = True  # offsets only grow on a broker that kept its log
+                self._went_back.add(f"{meta.topic}[{meta.partition}]")  # offsets only grow on a broker that kept it
             self._highest[where] = max(meta.offset, self._highest.get(where, -1))
 
     async def _set_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, exc: Exception) -> None:
@@ -278,8 +278,11 @@ class OutboxRelay:
                 return False
             published = await recent_published_offsets(conn)
             ends = await self._broker_log.end_offsets(list(published)) if published else {}
-            lost = sorted({f"{t}[{p}]" for (t, p), offset in published.items() if ends.get((t, p), 0) <= offset})
-            self._went_back = False
+            # a partition a publish went back on is proof alone: its recent window may hold the new broker's
+            # rows, whose low offsets its end offset passes, and then hides the old ones it lost
+            lost = sorted(self._went_back | {f"{t}[{p}]" for (t, p), offset in published.items()
+                                             if ends.get((t, p), 0) <= offset})
+            self._went_back = set()
             self._highest = {} if lost else dict(published)
             if not lost:
                 return False

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -102,13 +103,25 @@ class _Phases:
     """Seconds each start-up phase took, logged with "started": where a restart after kill -9 spends its time."""
 
     def __init__(self) -> None:
+        # the interpreter's start and the imports, up to here: in a process of its own, a restart's first seconds
         self.seconds: dict[str, float] = {}
+        if (age := seconds_since_process_start()) is not None:
+            self.seconds["process"] = round(age, 3)
         self._last = time.monotonic()
 
     def mark(self, phase: str) -> None:
         now = time.monotonic()
         self.seconds[phase] = round(now - self._last, 3)
         self._last = now
+
+
+def seconds_since_process_start() -> float | None:
+    """How long ago this process was started (Linux's /proc, to 10 ms); None where that cannot be read."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def _unsubscribed(subscribers: Sequence[object]) -> list[str]:

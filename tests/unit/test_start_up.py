@@ -24,3 +24,13 @@ def test_a_transient_failure_is_tried_again_soon_then_every_second_however_long_
 
 def test_notifications_loads_the_notify_client_when_it_first_sends_through_notify_not_at_import():
     assert _loaded_at_import("services.notifications.app", ("notifications_python_client", "requests")) == []
+
+
+def test_a_service_can_say_how_long_its_interpreter_and_imports_took_before_start_up():
+    """The "started" line's `process` seconds: a fresh interpreter that imported a service's app reads its own
+    age, more than nothing and less than this test has run; what is left of a restart is then the join."""
+    probe = ("import time; began = time.monotonic(); import services.workflow.app;"
+             " from shared.service import seconds_since_process_start as age; print(age(), time.monotonic() - began)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    age, importing = (float(word) for word in done.stdout.split())
+    assert importing <= age + 0.02 < 120  # /proc counts in hundredths of a second
