@@ -89,6 +89,7 @@ BROKER_DOWN_SECONDS = 10.0 if FAULTS_FULL else 3.0
 STEPS = 60 if FAULTS_FULL else 10
 RECOVERY_LIMIT = 300.0  # seconds; generous for a loaded 2-core machine, the measured time is printed
 STALL_LIMIT = 180.0  # the final drain fails only when nothing more is answered for this long
+SEND_AGAIN_SECONDS = 1.0  # how soon the load sends again what the broker refused
 # An upstream system's bounded send window: with this many messages of one kind unanswered (each kind
 # has its sender: the contact centre, the desk, a service's timers) the load waits. On a loaded
 # machine the services may handle fewer than RATE a second; without the bound the backlog (and so
@@ -169,12 +170,6 @@ class Tally(load_harness.Tally):
         return s.message_id in self.by_cause
 
 
-def _delivery_noted(delivery: asyncio.Future[Any]) -> None:
-    """A send the broker failed (it was restarting) is re-sent like a lost one: its error is expected."""
-    if not delivery.cancelled():
-        delivery.exception()
-
-
 class Load(load_harness.PacedLoad):
     """Referrals, step.save, tray placements and timers at a steady rate, each noted with its fault window.
 
@@ -195,6 +190,13 @@ class Load(load_harness.PacedLoad):
         self._steps = list(steps.items())  # step id -> person id
         self.sent: list[Sent] = []
         self.window = 0
+        self.refused = 0  # sends the broker refused or failed, each sent again
+        self._sending_again: set[asyncio.Task[None]] = set()
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._sending_again:
+            task.cancel()
+        await super().__aexit__(*exc)
 
     async def let_run_through_backlog(self, messages: int) -> None:
         """`let_run` after the faults: the relays re-publish their whole retained outbox after a broker restart,
@@ -235,10 +237,29 @@ class Load(load_harness.PacedLoad):
         self.waited += time.monotonic() - began
 
     async def _send(self, topic: str, key: bytes, value: bytes) -> None:
-        # the broker is away: the message stays unanswered and is re-sent like any lost one
-        with contextlib.suppress(KafkaError):
+        """As an upstream system with an outbox of its own: a send the broker refused or failed is sent again
+        until it lands (the broker away; the restarted Tansu refusing two first writes to a partition at once,
+        "AlreadyExists"). A message the broker took and then lost is re-sent by `resend_unanswered`."""
+        try:
             delivery = await self._producer.send(topic, value, key=key)
-            delivery.add_done_callback(_delivery_noted)
+        except KafkaError:
+            self._send_again(topic, key, value)
+            return
+        delivery.add_done_callback(functools.partial(self._delivered, topic, key, value))
+
+    def _delivered(self, topic: str, key: bytes, value: bytes, delivery: asyncio.Future[Any]) -> None:
+        if not delivery.cancelled() and delivery.exception() is not None:
+            self._send_again(topic, key, value)
+
+    def _send_again(self, topic: str, key: bytes, value: bytes) -> None:
+        self.refused += 1
+        task = asyncio.create_task(self._send_later(topic, key, value))
+        self._sending_again.add(task)
+        task.add_done_callback(self._sending_again.discard)
+
+    async def _send_later(self, topic: str, key: bytes, value: bytes) -> None:
+        await asyncio.sleep(SEND_AGAIN_SECONDS)  # an upstream system's backoff, not a wait for a message
+        await self._send(topic, key, value)
 
     def _next(self, i: int) -> Sent:
         kind = KIND_CYCLE[i % len(KIND_CYCLE)]
@@ -520,8 +541,9 @@ async def _drained(tally: Tally, sent: list[Sent]) -> None:
             await tally.wait_until(lambda waiting=pending: any(tally.answered(s) for s in waiting), STALL_LIMIT)
         except TimeoutError:
             kinds = sorted({s.kind for s in pending})
+            which = [(s.kind, s.message_id, s.business_key, s.window) for s in pending[:10]]
             raise AssertionError(f"{len(pending)} messages ({kinds}) unanswered, none answered in"
-                                 f" {STALL_LIMIT:.0f}s") from None
+                                 f" {STALL_LIMIT:.0f}s: (kind, message id, business key, window) {which}") from None
         pending = [s for s in pending if not tally.answered(s)]
 
 
@@ -596,7 +618,7 @@ def _report_and_assert(run: FaultRun, sent: list[Sent], outcome: Outcome, rate: 
           f" (the load stood {run.load.waited:.0f}s at {MAX_UNANSWERED} unanswered of a kind)"
           f" ({', '.join(f'{sum(1 for s in sent if s.kind == k)} {k}' for k in KINDS)});"
           f" copies seen (same message id again: relay re-sends and the re-published window,"
-          f" absorbed by inboxes): {len(run.tally.copies)}")
+          f" absorbed by inboxes): {len(run.tally.copies)}; sends the broker refused, sent again: {run.load.refused}")
     print("each kind: messages in / effects (distinct events they caused, through every service) / duplicated")
     print(f"{'fault':<28}" + "".join(f"{k:>18}" for k in KINDS) + f"{'lost':>6}{'rejected':>9}{'re-sent':>8}"
           f"{'recovery':>10}")
