@@ -242,8 +242,8 @@ class OutboxRelay:
     def _note_offsets(self, landed: list[RecordMetadata]) -> None:
         for meta in landed:
             where = (meta.topic, meta.partition)
-            if meta.offset < self._highest.get(where, -1):
-                self._went_back.add(f"{meta.topic}[{meta.partition}]")  # offsets only grow on a broker that kept it
+            if meta.offset < self._highest.get(where, -1):  # offsets only grow on a broker that kept its log
+                self._went_back.add(f"{meta.topic}[{meta.partition}]")
             self._highest[where] = max(meta.offset, self._highest.get(where, -1))
 
     async def _set_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, exc: Exception) -> None:

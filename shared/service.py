@@ -103,8 +103,8 @@ class _Phases:
     """Seconds each start-up phase took, logged with "started": where a restart after kill -9 spends its time."""
 
     def __init__(self) -> None:
-        # the interpreter's start and the imports, up to here: in a process of its own, a restart's first seconds
         self.seconds: dict[str, float] = {}
+        # the interpreter's start and the imports, up to here: in a process of its own, a restart's first seconds
         if (age := seconds_since_process_start()) is not None:
             self.seconds["process"] = round(age, 3)
         self._last = time.monotonic()
