@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from services.web import refusals
@@ -21,6 +22,10 @@ from shared.signing import Signer, Unauthenticated, Verifier
 
 log = logging.getLogger(__name__)
 SOURCE = "tessera/web"
+# the broker did not confirm a command: it may or may not have landed, so the worker looks before sending it again
+NOT_CONFIRMED = {"code": "not_confirmed",
+                 "message": "The message service did not confirm it took your change, so it may not have been sent."
+                            " Reload the page to see whether it was done before you send it again."}
 ROUTES: dict[str, tuple[str, str, dict[str, type[Command]]]] = {
     "workflow": (topics.WORKFLOW_COMMANDS, topics.WORKFLOW_EVENTS, workflow.COMMANDS),
     "allocation": (topics.ALLOCATION_COMMANDS, topics.ALLOCATION_EVENTS, allocation.COMMANDS),
@@ -46,6 +51,7 @@ class Outcome:
     events: list[dict[str, Any]] = field(default_factory=list)
     pending: bool = False
     local_reasons: list[dict[str, Any]] = field(default_factory=list)
+    unconfirmed: bool = False  # the broker did not confirm it took the command: it may or may not have been sent
 
     @property
     def types(self) -> list[str]:
@@ -53,7 +59,7 @@ class Outcome:
 
     @property
     def rejected(self) -> bool:
-        return bool(self.local_reasons) or "command.rejected" in self.types
+        return self.unconfirmed or bool(self.local_reasons) or "command.rejected" in self.types
 
     @property
     def ok(self) -> bool:
@@ -61,6 +67,8 @@ class Outcome:
 
     @property
     def reasons(self) -> list[dict[str, Any]]:
+        if self.unconfirmed:
+            return [NOT_CONFIRMED]
         if self.local_reasons:
             return self.local_reasons
         for event in self.events:
@@ -156,7 +164,12 @@ class CommandBus:
         waiter = self._waiters[command_id] = _Waiter()
         try:
             signed = self._signer.signed(envelope.to_bytes(), with_actor=True)
-            await self._producer.send_and_wait(commands_topic, signed, key=key.encode() if key else None)
+            try:
+                await self._producer.send_and_wait(commands_topic, signed, key=key.encode() if key else None)
+            except KafkaError as failed:  # the broker away or refusing: the worker is told, not shown a 500
+                log.warning("command not confirmed by the broker", extra={
+                    "command_type": type_, "command_id": command_id, "error": type(failed).__name__})
+                return Outcome(command_id, type_, unconfirmed=True)
             log.info("command sent", extra={"command_type": type_, "command_id": command_id})
             try:
                 await asyncio.wait_for(waiter.done.wait(), timeout)

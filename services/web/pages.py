@@ -145,6 +145,8 @@ async def report(request: Request, outcome: Outcome, done: str, *, scope: str = 
     if outcome.pending:
         flash = {"kind": "pending", "message": f"Sent (command {outcome.command_id}); the answer has not arrived"
                  " yet. Reload in a moment to see it."}
+    elif outcome.unconfirmed:
+        flash = {"kind": "error", "message": "Not confirmed:", "reasons": outcome.reasons}
     elif outcome.rejected:
         flash = {"kind": "error", "message": "That was not done:", "reasons": outcome.reasons}
     else:
