@@ -101,8 +101,12 @@ class OutboxRelay:
                     log.warning("outbox listener lost, reconnecting", extra={"error": type(exc).__name__})
                     await asyncio.sleep(self._poll)
         finally:
-            if self._broker_log is not None:
-                await self._broker_log.close()
+            await self.close()
+
+    async def close(self) -> None:
+        """Let go of the broker-log watch's connection (`run` does on its way out)."""
+        if self._broker_log is not None:
+            await self._broker_log.close()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

@@ -39,9 +39,11 @@ async def relay_setup(infra, own_broker: list[subprocess.Popen[bytes]]) -> Async
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
+    relay = make_relay(pool, producer, settings)
     try:
-        yield settings, pool, make_relay(pool, producer, settings)
+        yield settings, pool, relay
     finally:
+        await relay.close()
         await producer.stop()
         await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await pool.close()
