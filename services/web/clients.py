@@ -180,7 +180,7 @@ class Documents(_Reader):
         if self._client is None:
             self._client = self.client()
         try:
-            response = await self._client.get(f"/documents/{q(document_id)}.pdf")
+            response = await self._get(f"/documents/{q(document_id)}.pdf")
         except httpx.HTTPError:
             raise Unavailable(self.name) from None
         if response.status_code >= 500:
