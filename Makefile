@@ -60,10 +60,14 @@ test: $(STAMP) browser lint
 test-fast: $(STAMP)
 	$(PY) -m pytest -ra tests/unit
 
-# every fault test at full size; -s prints the fault suite's per-fault table (tests/integration/test_faults.py)
+# every fault test at full size; -s prints the fault suite's per-fault table (tests/integration/test_faults.py).
+# The kill suite runs the services as `make run` does (each reads every partition, no group); the rest as deploy/k8s
+KILL_SUITE := test_steady_load_through_kills_sigterms_and_database_and_broker_restarts_loses_and_doubles_nothing
 faults: $(STAMP)
 	$(COMPILE)
-	FAULTS_FULL=1 FAULTS_STATIC_MEMBERS=1 $(PY) -m pytest -ra -s -m 'faults or fault_suite' tests/integration
+	FAULTS_FULL=1 FAULTS_ASSIGNMENT=all $(PY) -m pytest -ra -s -m fault_suite tests/integration/test_faults.py
+	FAULTS_FULL=1 FAULTS_STATIC_MEMBERS=1 $(PY) -m pytest -ra -s -m 'faults or fault_suite' tests/integration \
+	  --deselect tests/integration/test_faults.py::$(KILL_SUITE)
 	HYPOTHESIS_PER_MODEL=100 $(PY) -m pytest -ra tests/unit/test_message_bounds.py
 
 # one table, every figure beside its same-run baseline (bench/results/latest.md); BENCH_ARGS=--quick for seconds

@@ -20,6 +20,7 @@ from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy, BaseMiddleware
 from faststream._internal.context import Context as FaststreamContext
 from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka import TopicPartition as FaststreamTopicPartition
 from faststream.kafka.message import KafkaMessage as FaststreamKafkaMessage
 from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import DefaultSubscriber
@@ -27,6 +28,7 @@ from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared import audit, batching, fetch_wait, metrics, quarantine, topics
 from shared.envelope import Undecodable
+from shared.every_partition import EveryPartition
 from shared.health import JobHealth
 from shared.identity import SignatureMiddleware
 from shared.relay import OutboxRelay
@@ -172,10 +174,15 @@ def subscriber(router: KafkaRouter, service: str, topic: str, *, types: Collecti
     settings = Settings()  # the KAFKA_* settings every service shares, read when the handlers are defined
     instance = settings.kafka_group_instance_id
     batched = batched and settings.consumer_batch_size > 1
+    # KAFKA_ASSIGNMENT=all: the configured partitions are declared, then the broker's own count at start-up
+    # (`assign_every_partition`); shared/every_partition.py
+    every_partition = settings.kafka_assignment == "all"
     created = router.subscriber(
-        topic,
+        *(() if every_partition else (topic,)),
+        partitions=[FaststreamTopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        if every_partition else (),
         group_id=f"{service}.{topic}",
-        group_instance_id=f"{instance}.{topic}" if instance else None,
+        group_instance_id=f"{instance}.{topic}" if instance and not every_partition else None,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         auto_offset_reset="earliest",
@@ -210,13 +217,24 @@ class PartitionedSubscriber(DefaultSubscriber):
     # fetch again only once every partition of the last fetch is handled (BatchedSubscriber: see there)
     fetches_when_all_done = False
 
+    @property
+    def topic_names_for_subscribe(self) -> list[str]:
+        """The topic, whether it is subscribed to (a group's) or its partitions assigned (KAFKA_ASSIGNMENT=all)."""
+        return super().topic_names_for_subscribe or sorted({partition.topic for partition in self.partitions})
+
     async def _run_consume_loop(self, consumer: AIOKafkaConsumer) -> None:
         fetch_wait.follow_traffic(consumer, Settings())
         # kept if faststream restarts this loop after an error: a partition still being handled is not fetched again
         self._busy: dict[TopicPartition, asyncio.Task[None]] = getattr(self, "_busy", {})
+        self._every: EveryPartition | None = None
+        if not consumer._subscription.partitions_auto_assigned():  # noqa: SLF001  KAFKA_ASSIGNMENT=all
+            self._every = EveryPartition(consumer)
         while self.running:
             if _rejoining(consumer):  # what is fetched now may be another member's by the time it is handled
                 await asyncio.sleep(REJOIN_POLL_SECONDS)
+                continue
+            if self._every is not None and self._every.check_due():  # a new connection: the broker may be another
+                await self._check_broker_remembers()
                 continue
             free = [partition for partition in consumer.assignment() if partition not in self._busy]
             try:
@@ -229,6 +247,8 @@ class PartitionedSubscriber(DefaultSubscriber):
                 log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(1)
                 continue
+            if self._every is not None and self._every.check_due():
+                continue  # fetched over a connection not yet checked: read again after the check
             started = []
             for partition, records in fetched.items():
                 task = asyncio.create_task(self._handle_partition(consumer, partition, records))
@@ -237,6 +257,13 @@ class PartitionedSubscriber(DefaultSubscriber):
                 started.append(task)
             if started and self.fetches_when_all_done:
                 await asyncio.wait(started)
+
+    async def _check_broker_remembers(self) -> None:
+        """Once what is in hand is done (none of it commits now), see whether the broker kept the offsets."""
+        if self._busy:
+            await asyncio.wait(list(self._busy.values()))
+        assert self._every is not None
+        await self._every.check()
 
     async def _one_done(self, timeout_ms: int) -> dict[TopicPartition, list[ConsumerRecord]]:
         await asyncio.wait(list(self._busy.values()), timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
@@ -264,12 +291,16 @@ class PartitionedSubscriber(DefaultSubscriber):
         attempt = 0
         try:
             # a partition the group gave to another member meanwhile is theirs to handle (its inbox drops copies)
-            while records and self.running and partition in consumer.assignment() and not _rejoining(consumer):
+            while records and self.running and partition in consumer.assignment() and not self._paused(consumer):
                 handled, failure = await self._handle_batch(records)
                 if handled:
-                    if _rejoining(consumer):
+                    if self._paused(consumer):
                         break  # not committed: after the join the records are read again, and the inbox drops them
-                    await _commit(consumer, partition, records[handled - 1].offset + 1)
+                    if self._every is not None:
+                        if not await self._every.commit(partition, records[handled - 1].offset + 1):
+                            break  # read again after the broker's check (the inbox drops what was handled)
+                    else:
+                        await _commit(consumer, partition, records[handled - 1].offset + 1)
                     records = records[handled:]
                 if failure is not None:
                     attempt += 1
@@ -280,6 +311,10 @@ class PartitionedSubscriber(DefaultSubscriber):
         finally:
             if records and partition in consumer.assignment():  # the next fetch starts at the first not handled
                 consumer.seek(partition, records[0].offset)
+
+    def _paused(self, consumer: AIOKafkaConsumer) -> bool:
+        """Joining the group again, or (KAFKA_ASSIGNMENT=all) a check of the broker due: nothing commits now."""
+        return _rejoining(consumer) or (self._every is not None and self._every.check_due())
 
     @property
     def _service(self) -> str:
@@ -425,6 +460,8 @@ def _rejoining(consumer: AIOKafkaConsumer) -> bool:
     member's join takes ~6 s (3 s JoinGroup, 3 s SyncGroup); notifications' per-message subscriber committed
     within every one of them after a broker restart and never got out (the fault suite: no recovery in 300 s).
     Handling pauses until the new assignment instead."""
+    if not consumer._subscription.partitions_auto_assigned():  # noqa: SLF001  KAFKA_ASSIGNMENT=all: no group
+        return False
     coordinator = consumer._coordinator  # noqa: SLF001  aiokafka keeps the generation only here
     return consumer._subscription.reassignment_in_progress or coordinator is None or coordinator.generation < 0  # noqa: SLF001
 
@@ -439,13 +476,15 @@ async def _commit(consumer: AIOKafkaConsumer, partition: TopicPartition, offset:
             "error": type(exc).__name__, "topic": partition.topic, "partition": partition.partition})
 
 
-async def ensure_topics(settings: Settings, names: list[str] | None = None) -> None:
-    """Create the topics (and their .dlq) with the configured partitions; existing ones are kept."""
+async def ensure_topics(settings: Settings, names: list[str] | None = None) -> dict[str, int]:
+    """Create the topics (and their .dlq) with the configured partitions; existing ones are kept.
+    Returns how many partitions each has on the broker."""
     admin = AIOKafkaAdminClient(**connection_options(settings))
     await admin.start()
     try:
+        names = names or topics.all_with_dlqs()
         existing = set(await admin.list_topics())
-        wanted = [t for t in (names or topics.all_with_dlqs()) if t not in existing]
+        wanted = [t for t in names if t not in existing]
         if wanted:
             # with replicas, acks=all only means something if two must have the write
             configs = {"min.insync.replicas": "2"} if settings.topic_replication_factor >= 3 else {}
@@ -453,8 +492,20 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None) -> N
                    for t in wanted]
             with contextlib.suppress(TopicAlreadyExistsError):  # another service made them first
                 await admin.create_topics(new)
+        return {found["topic"]: len(found["partitions"]) for found in await admin.describe_topics(names)}
     finally:
         await admin.close()
+
+
+def assign_every_partition(broker: KafkaBroker, partitions: dict[str, int]) -> None:
+    """KAFKA_ASSIGNMENT=all: each subscriber reads its topic's partitions as the broker has them, which may be
+    other than TOPIC_PARTITIONS (a topic made before, or by operations): one left out would never be read."""
+    for subscriber in cast(list[Any], broker.subscribers):
+        declared = getattr(subscriber, "_partitions", None)
+        if declared:
+            topic = declared[0].topic
+            subscriber._partitions = [FaststreamTopicPartition(topic, number)  # noqa: SLF001  faststream's own
+                                      for number in range(partitions.get(topic, len(declared)))]
 
 
 class BrokerLogWatch:

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import audit, batching, bearer, db, inbox, signing, watch
 from shared import logging as json_logging
-from shared.broker import ensure_topics, make_broker, make_producer, make_relay, retry_backoff
+from shared.broker import assign_every_partition, ensure_topics, make_broker, make_producer, make_relay, retry_backoff
 from shared.health import JobHealth
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -199,7 +199,8 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
     applied = await db.migrate(runtime.pool, settings.schema, service_dir)
     log.info("migrated", extra={"applied": applied})
     took.mark("migrations")
-    await _until_reachable(settings.startup_wait_seconds, lambda: ensure_topics(settings))
+    partitions = await _until_reachable(settings.startup_wait_seconds, lambda: ensure_topics(settings))
+    assign_every_partition(runtime.broker, partitions)
     took.mark("topics")
     producer = make_producer(settings)
     await producer.start()

@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     # Static membership (KIP-345): a stable name per replica (a StatefulSet pod name) lets a restarted
     # replica take its partitions back at once instead of waiting out the old session. Empty: dynamic.
     kafka_group_instance_id: str = ""
+    # How a service's consumers get their partitions. "group": the group protocol shares them among the replicas,
+    # and every start waits for a join (~6 s on the embedded broker, Tansu's fixed pauses). "all": this replica
+    # reads every partition of its topics itself, with no join, its offsets committed under the same group names:
+    # for a service run as one replica (make run, the fault suite, a supervisor), whose restart then waits for
+    # nothing but its own start. A second replica in this mode would read the same records (the inbox drops the
+    # copies), so scale with "group".
+    kafka_assignment: Literal["group", "all"] = "group"
     # How long the broker may hold a fetch that finds nothing: from the minimum right after records came, growing
     # while none come, to the maximum (shared/fetch_wait.py). Tansu answers only when the wait runs out, so this
     # is each hop's latency and an idle consumer's fetch rate. Apache Kafka answers as data arrives: 500 for both.

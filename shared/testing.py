@@ -261,6 +261,10 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def with_settings(self, **env: str) -> "ServiceProcess":
+        """The same service on the same port and log, with some settings changed; the caller starts it."""
+        return ServiceProcess(self.name, {**self._env, **env}, self._log_path.parent, port=self.port)
+
     def start(self) -> None:
         import os
         import sys

@@ -50,8 +50,10 @@ def supervisor_config(layout: Layout, env: dict[str, str], port_base: int) -> st
     ]
     urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{port_base + i}" for i, name in enumerate(SERVICES)}
     for offset, name in enumerate(SERVICES):
-        # make run is development: demo accounts, cookies over plain HTTP (production is the default elsewhere)
-        program_env = {"TESSERA_ENVIRONMENT": "development", **env, **urls, "HTTP_PORT": str(port_base + offset)}
+        # make run is development: demo accounts, cookies over plain HTTP (production is the default elsewhere);
+        # one replica per service reads every partition itself, so a restart waits for no group's join
+        program_env = {"TESSERA_ENVIRONMENT": "development", "KAFKA_ASSIGNMENT": "all", **env, **urls,
+                       "HTTP_PORT": str(port_base + offset)}
         environment = ",".join(f'{k}="{v.replace("%", "%%")}"' for k, v in program_env.items())
         lines += [
             f"[program:{name}]",

@@ -111,16 +111,19 @@ def service_url(name: str) -> str:
     return f"http://127.0.0.1:{PORTS.setdefault(name, free_port())}"
 
 
-def static_membership(name: str) -> dict[str, str]:
-    """`make faults` runs the session's services as deploy/k8s does, each a static group member under a name of
-    its own, so its kill -9 recovery is production's; `make test` keeps dynamic members."""
+def membership(name: str) -> dict[str, str]:
+    """How the session's services get their partitions: `make test` keeps dynamic group members; `make faults`
+    runs them as deploy/k8s does, each a static member under a name of its own (FAULTS_STATIC_MEMBERS=1), and its
+    kill suite as `make run` does, each reading every partition itself with no group (FAULTS_ASSIGNMENT=all)."""
+    if os.environ.get("FAULTS_ASSIGNMENT") == "all":
+        return {"KAFKA_ASSIGNMENT": "all"}
     return {"KAFKA_GROUP_INSTANCE_ID": f"{name}-0"} if os.environ.get("FAULTS_STATIC_MEMBERS") == "1" else {}
 
 
 async def start_service(services: dict[str, ServiceProcess], infra: Infra, name: str,
                         **env: str) -> ServiceProcess:
     if name not in services:
-        services[name] = ServiceProcess(name, {**infra.env, **static_membership(name), **env}, infra.log_dir,
+        services[name] = ServiceProcess(name, {**infra.env, **membership(name), **env}, infra.log_dir,
                                         port=PORTS.setdefault(name, free_port()))
         services[name].start()
     await services[name].ready()
