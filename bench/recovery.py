@@ -170,10 +170,14 @@ def main() -> None:
     parser.add_argument("--services", default="scheduler,allocation")
     parser.add_argument("--static", action="store_true",
                         help="static group membership (KAFKA_GROUP_INSTANCE_ID), as a StatefulSet pod has")
+    parser.add_argument("--all-partitions", action="store_true",
+                        help="no group: the service reads every partition itself (KAFKA_ASSIGNMENT=all, make run)")
     parser.add_argument("--peer-down", type=float, default=0.0, metavar="SECONDS",
                         help="referrals (a stand-in) restarts too: it answers again this long after the spawn")
     args = parser.parse_args()
     env = {"KAFKA_GROUP_INSTANCE_ID": "bench-0"} if args.static else {}
+    if args.all_partitions:
+        env["KAFKA_ASSIGNMENT"] = "all"
     print(f"{'service':<12} {'measure':<22} {'min':>7} {'median':>7} {'max':>7}  (seconds, {args.rounds} rounds)")
     for service in args.services.split(","):
         for name, values in asyncio.run(measure(service, args.rounds, env, peer_down=args.peer_down)).items():
