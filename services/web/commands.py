@@ -165,8 +165,11 @@ class CommandBus:
         try:
             signed = self._signer.signed(envelope.to_bytes(), with_actor=True)
             try:
-                await self._producer.send_and_wait(commands_topic, signed, key=key.encode() if key else None)
-            except KafkaError as failed:  # the broker away or refusing: the worker is told, not shown a 500
+                # within the page's own wait, not the producer's 40 s: the message may still go out later, which
+                # is what "not confirmed" says (the worker looks before sending again)
+                await asyncio.wait_for(
+                    self._producer.send_and_wait(commands_topic, signed, key=key.encode() if key else None), timeout)
+            except (KafkaError, TimeoutError) as failed:  # the broker away, refusing or slow: told, not a 500
                 log.warning("command not confirmed by the broker", extra={
                     "command_type": type_, "command_id": command_id, "error": type(failed).__name__})
                 return Outcome(command_id, type_, unconfirmed=True)
