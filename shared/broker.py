@@ -214,6 +214,7 @@ class PartitionedSubscriber(DefaultSubscriber):
 
     __slots__ = ()  # the same layout as faststream's class (see `subscriber`); state goes in the instance dict
     types: frozenset[str] | None = None  # see `subscriber`
+    _every: EveryPartition | None = None  # KAFKA_ASSIGNMENT=all: the check of the broker's memory
     # fetch again only once every partition of the last fetch is handled (BatchedSubscriber: see there)
     fetches_when_all_done = False
 
@@ -226,7 +227,6 @@ class PartitionedSubscriber(DefaultSubscriber):
         fetch_wait.follow_traffic(consumer, Settings())
         # kept if faststream restarts this loop after an error: a partition still being handled is not fetched again
         self._busy: dict[TopicPartition, asyncio.Task[None]] = getattr(self, "_busy", {})
-        self._every: EveryPartition | None = None
         if not consumer._subscription.partitions_auto_assigned():  # noqa: SLF001  KAFKA_ASSIGNMENT=all
             self._every = EveryPartition(consumer)
         while self.running:

@@ -12,7 +12,9 @@ work. Two runs:
   six services 10 times (FAULTS_KILLS) in a seeded random order and timing, SIGTERM of each,
   PostgreSQL down 30 s, and the embedded broker stopped for 10 s and started again, empty, on the
   same port. Each service's outbox relay runs inside its process: a kill is also a relay kill,
-  wherever it was in its batch (before the publish, between publish and marking the rows).
+  wherever it was in its batch (before the publish, between publish and marking the rows). `make faults`
+  runs the services as `make run` does, each reading every partition itself with no group to join
+  (FAULTS_ASSIGNMENT=all); FAULTS_STATIC_MEMBERS=1 instead runs them as deploy/k8s does (static members).
 
 For another run than the repository's: FAULTS_SEED (printed; random by default) picks the kill
 order and timing and the load's choices, FAULTS_RATE, FAULTS_KILLS, FAULTS_SERVICES (a comma list)

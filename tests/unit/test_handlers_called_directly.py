@@ -63,7 +63,7 @@ async def test_a_restarted_consume_loop_does_not_fetch_a_partition_still_being_h
     class Consumer:
         _fetcher = type("Fetcher", (), {"follows_traffic": True})()
         _coordinator = SimpleNamespace(generation=1)
-        _subscription = SimpleNamespace(reassignment_in_progress=False)
+        _subscription = SimpleNamespace(reassignment_in_progress=False, partitions_auto_assigned=lambda: True)
 
         def assignment(self) -> set[TopicPartition]:
             return {partition, other}
@@ -105,7 +105,7 @@ async def test_a_partition_handled_while_its_group_is_joined_again_is_not_commit
 
     class Consumer:
         _coordinator = coordinator
-        _subscription = SimpleNamespace(reassignment_in_progress=False)
+        _subscription = SimpleNamespace(reassignment_in_progress=False, partitions_auto_assigned=lambda: True)
 
         def assignment(self) -> set[TopicPartition]:
             return {partition}
