@@ -505,7 +505,7 @@ def assign_every_partition(broker: KafkaBroker, partitions: dict[str, int]) -> N
         if declared:
             topic = declared[0].topic
             subscriber._partitions = [FaststreamTopicPartition(topic, number)  # noqa: SLF001  faststream's own
-                                      for number in range(partitions.get(topic, len(declared)))]
+                                      for number in range(partitions.get(topic) or len(declared))]
 
 
 class BrokerLogWatch:
