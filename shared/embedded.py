@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ def start_broker(port: int = 9092, log_path: Path | None = None) -> subprocess.P
     )
     wait_for_port("127.0.0.1", port)
     return process
+
+
+def bootstrap_of(broker: subprocess.Popen[bytes]) -> str:
+    """The host:port a broker started by `start_broker` listens on."""
+    args = cast(list[str], broker.args)  # start_broker passes a list whose last item is the listener URL
+    return args[-1].removeprefix("tcp://")
 
 
 def broker_pid(port: int) -> int | None:

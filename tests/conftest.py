@@ -73,7 +73,7 @@ def infra() -> Iterator[Infra]:
         dsn = postgres.get_connection_url(driver=None)
     else:
         broker = embedded.start_broker(free_port(), log_dir / "broker.log")
-        bootstrap = broker.args[-1].removeprefix("tcp://")
+        bootstrap = embedded.bootstrap_of(broker)
         database = embedded.Database(work / "pgdata")
         stoppers += [lambda: embedded.stop_process(broker), database.stop]
         dsn = database.dsn

@@ -20,7 +20,7 @@ ACTOR = {"worker_id": "sw-1", "roles": ["social_worker"], "team_ids": ["adult-fr
 
 async def test_R_W4_a_command_the_broker_never_confirms_is_reported_as_perhaps_not_sent(
         own_broker: list[subprocess.Popen[bytes]]) -> None:
-    bootstrap = own_broker[0].args[-1].removeprefix("tcp://")
+    bootstrap = embedded.bootstrap_of(own_broker[0])
     settings = Settings(service_name="web", kafka_bootstrap_servers=bootstrap)
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=2000, retry_backoff_ms=100)
@@ -39,7 +39,7 @@ async def test_R_W4_a_broker_away_is_reported_within_the_pages_own_wait_not_the_
         own_broker: list[subprocess.Popen[bytes]]) -> None:
     """The desk's producer would wait 40 s (aiokafka's request timeout) for a broker that does not answer; the
     worker is answered within the page's wait for an outcome (WEB_COMMAND_TIMEOUT_SECONDS) instead."""
-    bootstrap = own_broker[0].args[-1].removeprefix("tcp://")
+    bootstrap = embedded.bootstrap_of(own_broker[0])
     settings = Settings(service_name="web", kafka_bootstrap_servers=bootstrap)
     await ensure_topics(settings)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=120_000)

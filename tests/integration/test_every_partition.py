@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import CloseReason
 
 from shared import embedded, topics
+from shared.broker import ensure_topics
 from shared.every_partition import EveryPartition
+from shared.settings import Settings
 from shared.testing import EventLog, ServiceProcess, publish
 from tests.factories import referral_message, unique_referral
 
@@ -23,12 +24,7 @@ PARTITIONS = [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)]
 
 
 async def _create_topic(bootstrap: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(TOPIC, len(PARTITIONS), 1)])
-    finally:
-        await admin.close()
+    await ensure_topics(Settings(kafka_bootstrap_servers=bootstrap, topic_partitions=len(PARTITIONS)), [TOPIC])
 
 
 async def _produce(bootstrap: str, values: list[str]) -> None:
@@ -58,7 +54,7 @@ async def _read(consumer: AIOKafkaConsumer, every: EveryPartition, count: int) -
 
 @pytest.fixture
 async def consumer(own_broker: list[subprocess.Popen[bytes]]) -> AsyncIterator[AIOKafkaConsumer]:
-    bootstrap = own_broker[0].args[-1].removeprefix("tcp://")
+    bootstrap = embedded.bootstrap_of(own_broker[0])
     await _create_topic(bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id="every-partition-test",
                                 enable_auto_commit=False, auto_offset_reset="earliest")
@@ -71,7 +67,7 @@ async def consumer(own_broker: list[subprocess.Popen[bytes]]) -> AsyncIterator[A
 async def test_a_broker_that_forgot_is_read_again_from_the_beginning_though_its_new_log_reaches_past_the_old_position(
         consumer: AIOKafkaConsumer, own_broker: list[subprocess.Popen[bytes]]):
     """R-C1: no referral lost to the embedded broker's restart, whose relays fill new logs before consumers return."""
-    bootstrap = own_broker[0].args[-1].removeprefix("tcp://")
+    bootstrap = embedded.bootstrap_of(own_broker[0])
     every = EveryPartition(consumer)
     await _produce(bootstrap, [f"old-{n}" for n in range(10)])
     assert sorted(await _read(consumer, every, 10)) == sorted(f"old-{n}" for n in range(10))
@@ -91,7 +87,7 @@ async def test_a_broker_that_forgot_is_read_again_from_the_beginning_though_its_
 
 async def test_a_broken_connection_to_the_same_broker_goes_on_from_the_committed_offsets(
         consumer: AIOKafkaConsumer, own_broker: list[subprocess.Popen[bytes]]):
-    bootstrap = own_broker[0].args[-1].removeprefix("tcp://")
+    bootstrap = embedded.bootstrap_of(own_broker[0])
     every = EveryPartition(consumer)
     await _produce(bootstrap, [f"first-{n}" for n in range(10)])
     await _read(consumer, every, 10)

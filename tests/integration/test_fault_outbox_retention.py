@@ -31,7 +31,7 @@ RelaySetup = tuple[Settings, asyncpg.Pool, OutboxRelay]
 @pytest.fixture
 async def relay_setup(infra, own_broker: list[subprocess.Popen[bytes]]) -> AsyncIterator[RelaySetup]:
     schema = f"retention_{uuid.uuid4().hex[:8]}"
-    settings = Settings(service_name=schema, kafka_bootstrap_servers=own_broker[0].args[-1].removeprefix("tcp://"),
+    settings = Settings(service_name=schema, kafka_bootstrap_servers=embedded.bootstrap_of(own_broker[0]),
                         database_url=infra.dsn, outbox_retention_hours=1, outbox_log_check_seconds=0.5,
                         outbox_poll_seconds=0.1)
     pool = await shared_db.open_pool(infra.dsn, schema)

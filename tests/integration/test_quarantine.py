@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared import db as shared_db
-from shared import outbox, quarantine, topics
+from shared import embedded, outbox, quarantine, topics
 from shared.broker import ensure_topics, make_relay
 from shared.envelope import new_message
 from shared.health import JobHealth
@@ -28,7 +28,7 @@ TOPIC = topics.REFERRALS_EVENTS
 @pytest.fixture
 async def relay(infra, own_broker) -> AsyncIterator[tuple[Settings, asyncpg.Pool, OutboxRelay, JobHealth]]:
     schema = f"quarantine_{uuid.uuid4().hex[:8]}"
-    settings = Settings(service_name=schema, kafka_bootstrap_servers=own_broker[0].args[-1].removeprefix("tcp://"),
+    settings = Settings(service_name=schema, kafka_bootstrap_servers=embedded.bootstrap_of(own_broker[0]),
                         database_url=infra.dsn, outbox_poll_seconds=0.1)
     pool = await shared_db.open_pool(infra.dsn, schema)
     await shared_db.migrate(pool, schema, Path("/nonexistent"))

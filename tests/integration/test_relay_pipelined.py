@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared import db as shared_db
-from shared import outbox, topics
+from shared import embedded, outbox, topics
 from shared.broker import ensure_topics
 from shared.envelope import new_message
 from shared.relay import OutboxRelay
@@ -26,7 +26,7 @@ KEYS = [f"person-{i}" for i in range(4)]
 @pytest.fixture
 async def outbox_of_its_own(infra, own_broker) -> AsyncIterator[tuple[Settings, asyncpg.Pool, AIOKafkaProducer]]:
     schema = f"pipelined_{uuid.uuid4().hex[:8]}"
-    settings = Settings(service_name=schema, kafka_bootstrap_servers=own_broker[0].args[-1].removeprefix("tcp://"),
+    settings = Settings(service_name=schema, kafka_bootstrap_servers=embedded.bootstrap_of(own_broker[0]),
                         database_url=infra.dsn)
     pool = await shared_db.open_pool(infra.dsn, schema)
     await shared_db.migrate(pool, schema, Path("/nonexistent"))
