@@ -33,6 +33,7 @@ from services.clocks import definitions, domain, queries
 from services.clocks.calendar import WorkingDays, bank_holidays
 from shared import topics
 from shared.calendar import start_of_day
+from shared.log_ends import log_ends
 from shared.testing import ServiceProcess, service_auth
 
 CFA = next(d for d in definitions.load().clocks if d.name == "child_and_family_assessment")
@@ -153,8 +154,8 @@ async def caught_up(bootstrap: str, timeout: float = 900) -> float:
     await consumer.start()
     await admin.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(t, p) for t in CONSUMED
-                                           for p in consumer.partitions_for_topic(t) or {0}])
+        ends = await log_ends(consumer, [TopicPartition(t, p) for t in CONSUMED
+                                         for p in consumer.partitions_for_topic(t) or {0}])
         while time.perf_counter() - began < timeout:
             behind = 0
             for topic in CONSUMED:

@@ -31,6 +31,7 @@ from shared.envelope import Undecodable
 from shared.every_partition import EveryPartition
 from shared.health import JobHealth
 from shared.identity import SignatureMiddleware
+from shared.log_ends import high_watermarks
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 from shared.signing import Signer
@@ -509,20 +510,24 @@ def assign_every_partition(broker: KafkaBroker, partitions: dict[str, int]) -> N
 
 
 class BrokerLogWatch:
-    """The outbox relay's view of the broker's log: end offsets (no consumer group) and topic re-creation."""
+    """The outbox relay's view of the broker's log: what it still holds (no consumer group), and topic re-creation."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    async def missing(self, offsets: dict[tuple[str, int], int]) -> set[tuple[str, int]]:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(**connection_options(self._settings), enable_auto_commit=False,
                                         client_id=f"tessera-{self._settings.service_name}-outbox-watch")
             await consumer.start()
             self._consumer = consumer
-        ends = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
-        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+        wanted = {TopicPartition(t, p): offset for (t, p), offset in offsets.items()}
+        listed = await self._consumer.end_offsets(list(wanted))
+        # an end past the offset settles it; one at or below it may be Tansu's short answer, so it is fetched
+        doubtful = {tp: listed.get(tp, 0) for tp, offset in wanted.items() if listed.get(tp, 0) <= offset}
+        ends = await high_watermarks(self._consumer, doubtful)
+        return {(tp.topic, tp.partition) for tp, end in ends.items() if end <= wanted[tp]}
 
     async def recreate_topics(self) -> None:
         await ensure_topics(self._settings)

@@ -25,7 +25,8 @@ ROW_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError, InvalidTopicErr
 class BrokerLog(Protocol):
     """What the relay asks the broker besides publishing (shared/broker.py BrokerLogWatch)."""
 
-    async def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
+    async def missing(self, offsets: dict[tuple[str, int], int]) -> set[tuple[str, int]]:
+        """The partitions whose log holds no message at the given offset (it ends at or before it)."""
 
     async def recreate_topics(self) -> None: ...
 
@@ -281,11 +282,10 @@ class OutboxRelay:
             if not await self._locked(conn):
                 return False
             published = await recent_published_offsets(conn)
-            ends = await self._broker_log.end_offsets(list(published)) if published else {}
+            gone = await self._broker_log.missing(published) if published else set()
             # a partition a publish went back on is proof alone: its recent window may hold the new broker's
             # rows, whose low offsets its end offset passes, and then hides the old ones it lost
-            lost = sorted(self._went_back | {f"{t}[{p}]" for (t, p), offset in published.items()
-                                             if ends.get((t, p), 0) <= offset})
+            lost = sorted(self._went_back | {f"{t}[{p}]" for t, p in gone})
             self._went_back = set()
             self._highest = {} if lost else dict(published)
             if not lost:
@@ -318,8 +318,9 @@ class OutboxRelay:
 async def recent_published_offsets(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
     """The lowest offset per partition among the most recently published retained rows.
 
-    The lowest, not the highest: Tansu reports a partition's end offset as the last batch's first
-    offset + 1, so only an end offset at or below the start of the recent window proves a lost log.
+    A log that still holds the window's first message kept the window. The lowest, not the highest, also
+    keeps the check cheap: the broker's ListOffsets answer passes it on a healthy log, and only a partition
+    whose window begins inside its last batch is fetched to be sure (shared/log_ends.py).
     """
     rows = await conn.fetch(
         "SELECT topic, published_partition, min(published_offset) AS lowest FROM"

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import bearer, fetch_wait, producers, signing
 from shared.envelope import Envelope
+from shared.log_ends import log_ends
 from shared.settings import Settings
 
 KEYS_ENV = "SIGNING_KEYS_DIR"
@@ -367,7 +368,7 @@ async def group_caught_up(bootstrap: str, group: str, topic: str) -> bool:
     try:
         await consumer.topics()  # the cluster's metadata, partitions included
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = await consumer.end_offsets(partitions)
+        ends = await log_ends(consumer, partitions)
         done = await admin.list_consumer_group_offsets(group, partitions=partitions)
     finally:
         await consumer.stop()

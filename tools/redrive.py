@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import topics
 from shared.broker import connection_options, producer_options
+from shared.log_ends import log_ends
 from shared.settings import Settings
 
 
@@ -84,9 +85,9 @@ async def redrive(topic: str, selection: Selection = Selection(), *, dry_run: bo
         partitions = [TopicPartition(dlq, p) for p in sorted(consumer.partitions_for_topic(dlq) or ())]
         if not partitions:
             raise SystemExit(f"no such topic: {dlq}")
+        ends = await log_ends(consumer, partitions)  # what is there now; later dead letters wait for the next run
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)  # what is there now; later dead letters wait for the next run
         pending = {tp for tp in partitions if ends[tp] > await consumer.position(tp)}
         sends = []
         while pending:

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from shared import db as shared_db
 from shared import embedded, outbox, topics
 from shared.broker import ensure_topics, make_relay
 from shared.envelope import new_message
-from shared.relay import OutboxRelay
+from shared.relay import LOG_CHECK_ROWS, OutboxRelay, recent_published_offsets
 from shared.settings import Settings
 from shared.testing import EventLog, poll_until
 
@@ -49,9 +50,9 @@ async def relay_setup(infra, own_broker: list[subprocess.Popen[bytes]]) -> Async
         await pool.close()
 
 
-async def _queue(pool: asyncpg.Pool, n: int) -> list[str]:
+async def _queue(pool: asyncpg.Pool, n: int, subject: str | None = None) -> list[str]:
     messages = [new_message("referral.accepted", "retention-test", {"referral_id": f"r-{i}"},
-                            subject=str(uuid.uuid4())) for i in range(n)]
+                            subject=subject or str(uuid.uuid4())) for i in range(n)]
     async with pool.acquire() as conn, conn.transaction():
         await outbox.add(conn, [outbox.Outgoing.event(topics.REFERRALS_EVENTS, m.subject, m) for m in messages])
     return [str(m.id) for m in messages]
@@ -114,6 +115,47 @@ async def test_a_lost_log_is_noticed_when_new_messages_reached_every_partition_b
         seen = await log.wait_for(lambda s: s.body.get("id") in before, 30, count=EVENTS)
     assert {s.body["id"] for s in seen} == set(before)
     assert set(after) <= {s.body.get("id") for s in log.matching(lambda s: True)}
+
+
+async def test_a_broker_that_kept_its_log_is_not_taken_for_one_that_lost_it(relay_setup):
+    """No false alarm when the window of recent rows begins inside a partition's last batch: the embedded
+    broker then answers ListOffsets with an end below the window (its last batch's first offset + 1), but the
+    log still holds every message, and publishing the retained outbox again would repeat every one (the hostile
+    suite, seventeenth session: each dead letter copied to a .dlq topic twice)."""
+    settings, pool, relay = relay_setup
+    first, rest = _keys_on_two_partitions()
+    await _queue(pool, 20, subject=first)  # one produce request, one batch: offsets 0-19 of its partition
+    await _queue(pool, LOG_CHECK_ROWS - 5, subject=rest)  # so the window holds only the last 5 of those 20
+    while await relay.relay_once():
+        pass
+    home = TopicPartition(topics.REFERRALS_EVENTS,
+                          await pool.fetchval("SELECT DISTINCT published_partition FROM outbox WHERE key = $1", first))
+    async with pool.acquire() as conn:
+        window_starts_at = (await recent_published_offsets(conn))[(home.topic, home.partition)]
+    assert window_starts_at == 15
+    assert await _listed_end(settings, home) <= window_starts_at, "the broker's ListOffsets answer is not short"
+
+    assert not await relay.check_broker_log()
+    assert relay.republished == 0
+
+
+async def _listed_end(settings: Settings, tp: TopicPartition) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        return (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+
+
+def _keys_on_two_partitions() -> tuple[str, str]:
+    partitioner = DefaultPartitioner()
+    partitions = list(range(Settings().topic_partitions))
+    first = "window-first"
+    home = partitioner(first.encode(), partitions, partitions)
+    rest = next(key for key in (f"window-rest-{i}" for i in range(100))
+                if partitioner(key.encode(), partitions, partitions) != home)
+    return first, rest
 
 
 def _relayed_once(relay: OutboxRelay) -> Callable[[], Awaitable[bool]]:

@@ -1,5 +1,6 @@
 """tools/redrive.py: dead letters go back to their original topic with their original key, bytes and headers."""
 
+import asyncio
 import uuid
 
 from shared import topics
@@ -79,3 +80,27 @@ async def test_a_real_dead_letter_returns_to_the_original_topic_with_its_origina
     assert again.key == "redrive-me" and again.partition == original.partition
     assert again.offset > original.offset
     assert not any(k.startswith("dlq_") for k in again.headers)
+
+
+async def test_every_dead_letter_of_a_batch_is_redriven_not_only_the_first(infra):
+    """Dead letters set aside together reach the broker as one batch; the embedded broker's ListOffsets answer
+    ends at that batch's first offset + 1, and a re-drive that stopped there left the rest on the .dlq."""
+    topic = f"redrive.batch.{uuid.uuid4().hex[:8]}"
+    settings = Settings(kafka_bootstrap_servers=infra.bootstrap, topic_partitions=1)
+    await ensure_topics(settings, [topic])
+    letters = [_dead_letter(b'{"n": %d}' % i, f"k-{i}", i, "handler failed: KeyError", "workflow") for i in range(30)]
+    for _, _, headers in letters:
+        headers["dlq_original_topic"] = topic
+    producer = SigningProducer(bootstrap_servers=infra.bootstrap, acks="all", linger_ms=50)
+    await producer.start()
+    try:
+        sent = [await producer.send(topics.dlq(topic), value, key=key.encode(),
+                                    headers=[(k, v.encode()) for k, v in headers.items()])
+                for key, value, headers in letters]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+    done = await redrive(topic, Selection(), dry_run=True, settings=settings)
+
+    assert sorted(x.original_offset for x in done) == list(range(30))
