@@ -38,6 +38,9 @@ class MatchKeys:
     nhs_number: str | None
     name_key: str | None
 
+    def present(self) -> list[str]:
+        return [key for key in (self.nhs_number, self.name_key) if key]
+
 
 FIRST_STEPS: Mapping[tuple[str, str], str] = {
     ("adults", "wellbeing"): "WB Wellbeing Screening",

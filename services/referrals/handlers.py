@@ -59,19 +59,24 @@ async def _receive(conn: asyncpg.Connection, envelope: Envelope) -> list[outbox.
         rejected = ReferralRejected(referral_id=domain.referral_id_of(envelope.data), errors=errors)
         log.info("referral rejected", extra={"message_id": str(envelope.id), "fields": [e.field for e in errors]})
         return [EMIT.event(topics.REFERRALS_EVENTS, rejected, envelope, rejected.referral_id or str(envelope.id))]
-    await store.lock_identity(conn, f"referral:{envelope.source}:{referral.referral_id}")
-    if await store.find_referral(conn, envelope.source, referral.referral_id):
+    keys = domain.match_keys(referral.person)
+    # the referral and its person locked in one round trip, then both looked up in one
+    await store.lock_identity(conn, f"referral:{envelope.source}:{referral.referral_id}", *keys.present())
+    received, by_nhs, by_name = await store.referral_and_matches(conn, envelope.source, referral.referral_id,
+                                                                 keys.nhs_number, keys.name_key)
+    if received:
         log.info("duplicate referral ignored", extra={"message_id": str(envelope.id)})
         metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "duplicate_referral").inc()
         return []
-    return await _accept(conn, envelope, referral)
+    return await _accept(conn, envelope, referral, domain.choose_match(keys, _text(by_nhs), _text(by_name)))
 
 
-async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: ReferralReceived) -> list[outbox.Outgoing]:
+async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: ReferralReceived,
+                  match: str | None) -> list[outbox.Outgoing]:
     now = datetime.now(UTC)
     actor = f"referral:{envelope.source}"
     events: list[outbox.Outgoing] = []
-    person_id, matched = await _find_or_create(conn, referral, referral.person, envelope, actor, now, events)
+    person_id, matched = await _found_or_created(conn, referral, referral.person, match, envelope, actor, now, events)
     cared_for_id = None
     if referral.cared_for_person is not None:
         cared_for_id, _ = await _find_or_create(conn, referral, referral.cared_for_person, envelope, actor,
@@ -103,11 +108,20 @@ async def _find_or_create(
     actor: str, now: datetime, events: list[outbox.Outgoing],
 ) -> tuple[uuid.UUID, bool]:
     keys = domain.match_keys(person)
-    await store.lock_identity(conn, *(key for key in (keys.nhs_number, keys.name_key) if key))
+    await store.lock_identity(conn, *keys.present())
     by_nhs, by_name = await store.people_matching(conn, keys.nhs_number, keys.name_key)
-    found = domain.choose_match(keys, str(by_nhs) if by_nhs else None, str(by_name) if by_name else None)
-    if found is not None:
-        return uuid.UUID(found), True
+    match = domain.choose_match(keys, _text(by_nhs), _text(by_name))
+    return await _found_or_created(conn, referral, person, match, envelope, actor, now, events)
+
+
+async def _found_or_created(
+    conn: asyncpg.Connection, referral: ReferralReceived, person: PersonDetails, match: str | None,
+    envelope: Envelope, actor: str, now: datetime, events: list[outbox.Outgoing],
+) -> tuple[uuid.UUID, bool]:
+    """The matched person (its identity keys locked and looked up by the caller), or a new record."""
+    if match is not None:
+        return uuid.UUID(match), True
+    keys = domain.match_keys(person)
     person_id = uuid.uuid4()
     record = {**domain.person_record(person), "ordinarily_resident": referral.ordinarily_resident}
     await store.insert_person(conn, person_id, record, nhs_number=keys.nhs_number,
@@ -115,6 +129,10 @@ async def _find_or_create(
     created = PersonCreated(person_id=str(person_id), source_referral_id=referral.referral_id)
     events.append(EMIT.event(topics.REFERRALS_EVENTS, created, envelope, str(person_id)))
     return person_id, False
+
+
+def _text(person_id: uuid.UUID | None) -> str | None:
+    return str(person_id) if person_id else None
 
 
 async def _link_carer(

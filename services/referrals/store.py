@@ -15,22 +15,27 @@ async def lock_identity(conn: asyncpg.Connection, *keys: str) -> None:
                        " FROM unnest($1::text[]) WITH ORDINALITY AS keys(k, n) ORDER BY n", list(keys))
 
 
-async def find_referral(conn: asyncpg.Connection, source: str, referral_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM referrals WHERE source = $1 AND referral_id = $2", source, referral_id
-    )
-
-
 async def people_matching(conn: asyncpg.Connection, nhs_number: str | None,
                           name_key: str | None) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """The person with this NHS number, and the first with the same name, birth date and postcode unless their NHS
     number differs (one round trip)."""
-    row = await conn.fetchrow(
-        "SELECT (SELECT person_id FROM people WHERE nhs_number = $1) AS by_nhs,"
-        " (SELECT person_id FROM people WHERE name_key = $2"
-        "  AND (nhs_number IS NULL OR $1::text IS NULL OR nhs_number = $1) ORDER BY created_at LIMIT 1) AS by_name",
-        nhs_number, name_key)
+    row = await conn.fetchrow(f"SELECT {_MATCHING}", nhs_number, name_key)
     return row["by_nhs"], row["by_name"]
+
+
+async def referral_and_matches(conn: asyncpg.Connection, source: str, referral_id: str, nhs_number: str | None,
+                               name_key: str | None) -> tuple[bool, uuid.UUID | None, uuid.UUID | None]:
+    """Whether this referral was received before, and `people_matching` for its person (one round trip)."""
+    row = await conn.fetchrow(
+        f"SELECT {_MATCHING}, EXISTS (SELECT 1 FROM referrals WHERE source = $3 AND referral_id = $4) AS received",
+        nhs_number, name_key, source, referral_id)
+    return row["received"], row["by_nhs"], row["by_name"]
+
+
+_MATCHING = ("(SELECT person_id FROM people WHERE nhs_number = $1) AS by_nhs,"
+             " (SELECT person_id FROM people WHERE name_key = $2"
+             "  AND (nhs_number IS NULL OR $1::text IS NULL OR nhs_number = $1)"
+             "  ORDER BY created_at LIMIT 1) AS by_name")
 
 
 async def insert_person(
@@ -44,13 +49,13 @@ async def insert_person(
     at: datetime,
     message_id: uuid.UUID,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO people (person_id, nhs_number, name_key, record, created_at, created_by,"
-        " updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $5, $6)",
-        person_id, nhs_number, name_key, record, at, actor,
+    await conn.execute(  # the record and its first change in one round trip
+        "WITH person AS (INSERT INTO people (person_id, nhs_number, name_key, record, created_at, created_by,"
+        " updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $5, $6) RETURNING person_id)"
+        " INSERT INTO person_changes (person_id, at, actor, what, message_id, fields)"
+        " SELECT person_id, $5, $6, 'person.created', $7, $8 FROM person",
+        person_id, nhs_number, name_key, record, at, actor, message_id, sorted(record),
     )
-    await record_change(conn, person_id, actor=actor, at=at, what="person.created",
-                        message_id=message_id, fields=sorted(record))
 
 
 async def record_change(
