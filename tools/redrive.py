@@ -76,9 +76,9 @@ async def redrive(topic: str, selection: Selection = Selection(), *, dry_run: bo
     dlq = topics.dlq(topic)
     consumer = AIOKafkaConsumer(**connection_options(settings), enable_auto_commit=False,
                                 max_partition_fetch_bytes=4_000_000)
-    producer = AIOKafkaProducer(**producer_options(settings), max_request_size=4_000_000)
+    producer = None if dry_run else AIOKafkaProducer(**producer_options(settings), max_request_size=4_000_000)
     await consumer.start()
-    if not dry_run:
+    if producer is not None:
         await producer.start()
     letters: list[Letter] = []
     try:
@@ -106,7 +106,7 @@ async def redrive(topic: str, selection: Selection = Selection(), *, dry_run: bo
                         continue
                     if text.get("dlq_truncated") == "true":
                         letters.append(replace(found, action="skipped: truncated"))
-                    elif dry_run:
+                    elif producer is None:
                         letters.append(replace(found, action="would redrive"))
                     else:
                         original = [(k, v) for k, v in headers.items() if not k.startswith("dlq_")]
@@ -118,7 +118,7 @@ async def redrive(topic: str, selection: Selection = Selection(), *, dry_run: bo
         await asyncio.gather(*sends)
     finally:
         await consumer.stop()
-        if not dry_run:
+        if producer is not None:
             await producer.stop()
     return letters
 
