@@ -54,8 +54,9 @@ class Layout:
     window_due: date
 
 
-def layout(clocks: int, teams: int, window: int) -> Layout:
-    warn_day = DAYS.add(datetime.now(UTC).date() + timedelta(days=400), 0)
+def layout(clocks: int, teams: int, window: int, today: date | None = None) -> Layout:
+    # a working day: the service warns five working days before the due date, never on a weekend or holiday
+    warn_day = DAYS.add((today or datetime.now(UTC).date()) + timedelta(days=399), 1)
     return Layout(clocks, teams, min(window, clocks), start_of_day(warn_day), DAYS.add(warn_day, 5))
 
 
