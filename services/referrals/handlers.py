@@ -68,15 +68,16 @@ async def _receive(conn: asyncpg.Connection, envelope: Envelope) -> list[outbox.
         log.info("duplicate referral ignored", extra={"message_id": str(envelope.id)})
         metrics.MESSAGES.labels(GROUP, topics.REFERRALS_INTAKE, "duplicate_referral").inc()
         return []
-    return await _accept(conn, envelope, referral, domain.choose_match(keys, _text(by_nhs), _text(by_name)))
+    return await _accept(conn, envelope, referral, keys, domain.choose_match(keys, _text(by_nhs), _text(by_name)))
 
 
-async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: ReferralReceived,
+async def _accept(conn: asyncpg.Connection, envelope: Envelope, referral: ReferralReceived, keys: domain.MatchKeys,
                   match: str | None) -> list[outbox.Outgoing]:
     now = datetime.now(UTC)
     actor = f"referral:{envelope.source}"
     events: list[outbox.Outgoing] = []
-    person_id, matched = await _found_or_created(conn, referral, referral.person, match, envelope, actor, now, events)
+    person_id, matched = await _found_or_created(conn, referral, referral.person, keys, match, envelope, actor, now,
+                                                 events)
     cared_for_id = None
     if referral.cared_for_person is not None:
         cared_for_id, _ = await _find_or_create(conn, referral, referral.cared_for_person, envelope, actor,
@@ -111,17 +112,16 @@ async def _find_or_create(
     await store.lock_identity(conn, *keys.present())
     by_nhs, by_name = await store.people_matching(conn, keys.nhs_number, keys.name_key)
     match = domain.choose_match(keys, _text(by_nhs), _text(by_name))
-    return await _found_or_created(conn, referral, person, match, envelope, actor, now, events)
+    return await _found_or_created(conn, referral, person, keys, match, envelope, actor, now, events)
 
 
 async def _found_or_created(
-    conn: asyncpg.Connection, referral: ReferralReceived, person: PersonDetails, match: str | None,
-    envelope: Envelope, actor: str, now: datetime, events: list[outbox.Outgoing],
+    conn: asyncpg.Connection, referral: ReferralReceived, person: PersonDetails, keys: domain.MatchKeys,
+    match: str | None, envelope: Envelope, actor: str, now: datetime, events: list[outbox.Outgoing],
 ) -> tuple[uuid.UUID, bool]:
-    """The matched person (its identity keys locked and looked up by the caller), or a new record."""
+    """The matched person (its identity `keys` locked and looked up by the caller), or a new record."""
     if match is not None:
         return uuid.UUID(match), True
-    keys = domain.match_keys(person)
     person_id = uuid.uuid4()
     record = {**domain.person_record(person), "ordinarily_resident": referral.ordinarily_resident}
     await store.insert_person(conn, person_id, record, nhs_number=keys.nhs_number,

@@ -15,6 +15,12 @@ async def lock_identity(conn: asyncpg.Connection, *keys: str) -> None:
                        " FROM unnest($1::text[]) WITH ORDINALITY AS keys(k, n) ORDER BY n", list(keys))
 
 
+_MATCHING = ("(SELECT person_id FROM people WHERE nhs_number = $1) AS by_nhs,"
+             " (SELECT person_id FROM people WHERE name_key = $2"
+             "  AND (nhs_number IS NULL OR $1::text IS NULL OR nhs_number = $1)"
+             "  ORDER BY created_at LIMIT 1) AS by_name")
+
+
 async def people_matching(conn: asyncpg.Connection, nhs_number: str | None,
                           name_key: str | None) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     """The person with this NHS number, and the first with the same name, birth date and postcode unless their NHS
@@ -30,12 +36,6 @@ async def referral_and_matches(conn: asyncpg.Connection, source: str, referral_i
         f"SELECT {_MATCHING}, EXISTS (SELECT 1 FROM referrals WHERE source = $3 AND referral_id = $4) AS received",
         nhs_number, name_key, source, referral_id)
     return row["received"], row["by_nhs"], row["by_name"]
-
-
-_MATCHING = ("(SELECT person_id FROM people WHERE nhs_number = $1) AS by_nhs,"
-             " (SELECT person_id FROM people WHERE name_key = $2"
-             "  AND (nhs_number IS NULL OR $1::text IS NULL OR nhs_number = $1)"
-             "  ORDER BY created_at LIMIT 1) AS by_name")
 
 
 async def insert_person(
