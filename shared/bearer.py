@@ -213,11 +213,11 @@ def as_component() -> contextlib.AbstractContextManager[None]:
 REUSE_SECONDS = 30  # a reused token still has at least 90 of its 120 seconds to live
 
 
-class BearerAuth(httpx.Auth):
-    """Signs each request as this component, on behalf of the current worker if any (or of `actor` always, for a
-    client that reads as one worker). A token minted for the same reader and grant in the last REUSE_SECONDS is
-    sent again: the same claims, still valid, and one page's reads (eleven on a person page) no longer mint
-    one each (issue #18 §5)."""
+class Tokens:
+    """The Authorization header of each read, as this component, on behalf of the current worker if any (or of
+    `actor` always, for a client that reads as one worker). A token minted for the same reader and grant in the
+    last REUSE_SECONDS is sent again: the same claims, still valid, and one page's reads (eleven on a person page)
+    no longer mint one each (issue #18 §5)."""
 
     def __init__(self, signer: Callable[[], Signer | None] = lambda: _own_signer, *,
                  actor: Mapping[str, Any] | None = None, grant: Grant | None = None) -> None:
@@ -225,12 +225,13 @@ class BearerAuth(httpx.Auth):
         self._fixed = (actor, grant) if actor is not None else None
         self._minted: dict[tuple[str, str, str, Grant | None], tuple[float, str]] = {}
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def authorization(self) -> str | None:
+        """`Bearer <token>`, or None where no signer is configured."""
         signer = self._signer()
-        if signer is not None:
-            actor, grant = self._fixed or _acting.get()
-            request.headers["Authorization"] = BEARER + self._token(signer, actor, grant)
-        yield request
+        if signer is None:
+            return None
+        actor, grant = self._fixed or _acting.get()
+        return BEARER + self._token(signer, actor, grant)
 
     def _token(self, signer: Signer, actor: Mapping[str, Any] | None, grant: Grant | None) -> str:
         key = (signer.issuer, signer.kid, "" if actor is None else json.dumps(dict(actor), sort_keys=True), grant)
@@ -241,3 +242,17 @@ class BearerAuth(httpx.Auth):
                 self._minted.clear()
             minted = self._minted[key] = (now, mint(signer, actor=actor, grant=grant, now=now))
         return minted[1]
+
+
+class BearerAuth(httpx.Auth):
+    """`Tokens` for an httpx client (the tests' and tools' reads)."""
+
+    def __init__(self, signer: Callable[[], Signer | None] = lambda: _own_signer, *,
+                 actor: Mapping[str, Any] | None = None, grant: Grant | None = None) -> None:
+        self._tokens = Tokens(signer, actor=actor, grant=grant)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        authorization = self._tokens.authorization()
+        if authorization is not None:
+            request.headers["Authorization"] = authorization
+        yield request

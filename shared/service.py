@@ -298,5 +298,5 @@ def serve(app: FastAPI, settings: Settings) -> None:
     """Run the service in the foreground; SIGTERM stops it cleanly."""
     import uvicorn
 
-    uvicorn.run(app, host=settings.http_host, port=settings.port, log_config=None,
+    uvicorn.run(app, host=settings.http_host, port=settings.port, log_config=None, http="httptools",
                 access_log=False, timeout_graceful_shutdown=10, timeout_keep_alive=KEEP_ALIVE_SECONDS)

@@ -6,10 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from services.web.listing import WorkListing
-from shared import bearer
+from shared import bearer, readers
 from shared.readers import ServiceReader
 
 NAMES_BATCH = 200  # referrals' bound on one names read (GET /people/names)
@@ -177,15 +175,13 @@ class Documents(_Reader):
 
     async def pdf(self, document_id: str) -> tuple[int, bytes, str]:
         """The PDF's status, bytes and file name (from Content-Disposition) as the documents service sends it."""
-        if self._client is None:
-            self._client = self.client()
         try:
-            response = await self._get(f"/documents/{q(document_id)}.pdf")
-        except httpx.HTTPError:
+            answer = await self.fetch(f"/documents/{q(document_id)}.pdf")
+        except readers.Unavailable:
             raise Unavailable(self.name) from None
-        if response.status_code >= 500:
+        if answer.status >= 500:
             raise Unavailable(self.name)
-        return response.status_code, response.content, response.headers.get("content-disposition", "")
+        return answer.status, answer.body, answer.headers.get("content-disposition", "")
 
 
 class Clocks(_Reader):

@@ -6,7 +6,6 @@ import io
 import zlib
 from datetime import UTC, date, datetime
 
-import httpx
 import pytest
 from PIL import Image
 
@@ -212,21 +211,27 @@ def test_R_D2_a_filename_keeps_no_path_or_control_characters():
 
 
 def test_R_D1_an_unreachable_or_failing_workflow_is_a_transient_error_and_a_missing_step_is_none():
-    def answer(status: int) -> httpx.MockTransport:
-        return httpx.MockTransport(lambda request: httpx.Response(status, json={"detail": "x"}))
+    async def read(status: int | None):
+        """A step read from a local HTTP server answering `status`, or from a port nothing listens on."""
+        async def answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}" % status)
+            await writer.drain()
+            writer.close()
 
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
-    async def read(transport: httpx.AsyncBaseTransport):
-        reader = StepReader("http://workflow", 1.0, transport)
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        if status is None:
+            server.close()
+            await server.wait_closed()
+        reader = StepReader(f"http://127.0.0.1:{port}", 1.0)
         try:
             return await reader.get("s1")
         finally:
             await reader.close()
+            server.close()
 
-    for transport in (httpx.MockTransport(refuse), answer(503)):
+    for status in (None, 503):
         with pytest.raises(Unavailable) as caught:
-            asyncio.run(read(transport))
+            asyncio.run(read(status))
         assert isinstance(caught.value, TRANSIENT)
-    assert asyncio.run(read(answer(404))) is None
+    assert asyncio.run(read(404)) is None
