@@ -14,11 +14,10 @@ import contextvars
 import json
 import re
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import HTTPException, Request
 from joserfc import jws
 
@@ -242,17 +241,3 @@ class Tokens:
                 self._minted.clear()
             minted = self._minted[key] = (now, mint(signer, actor=actor, grant=grant, now=now))
         return minted[1]
-
-
-class BearerAuth(httpx.Auth):
-    """`Tokens` for an httpx client (the tests' and tools' reads)."""
-
-    def __init__(self, signer: Callable[[], Signer | None] = lambda: _own_signer, *,
-                 actor: Mapping[str, Any] | None = None, grant: Grant | None = None) -> None:
-        self._tokens = Tokens(signer, actor=actor, grant=grant)
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        authorization = self._tokens.authorization()
-        if authorization is not None:
-            request.headers["Authorization"] = authorization
-        yield request

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import HTTPException
 
-from shared import bearer, signing
+from shared import bearer, signing, testing
 from tessera import signer as cli
 
 SW = {"worker_id": "sw-1", "roles": ["social_worker"], "team_ids": ["t1"]}
@@ -99,7 +99,7 @@ async def test_the_desks_reads_carry_the_signed_in_worker_and_the_grant_only_aft
         return httpx.Response(200, json={})
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer),
-                             auth=bearer.BearerAuth(lambda: signing.load_signer(keys, "web")))
+                             auth=testing.BearerAuth(lambda: signing.load_signer(keys, "web")))
 
     async def a_page_request() -> None:
         bearer.act_for(SW)
@@ -129,7 +129,7 @@ async def test_reads_with_the_same_reader_and_grant_reuse_a_token_while_it_has_m
         return httpx.Response(200, json={})
 
     web = signing.load_signer(keys, "web")
-    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), auth=bearer.BearerAuth(lambda: web))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), auth=testing.BearerAuth(lambda: web))
     clock = [time.time()]
     monkeypatch.setattr(bearer.time, "time", lambda: clock[0])
 
