@@ -69,6 +69,21 @@ def test_expired_long_lived_future_and_misaddressed_tokens_are_refused(keys, ver
     assert refusal(verifier, "not.a.token") == "signature: not a compact JWS"
 
 
+def test_a_token_whose_signature_was_checked_once_is_still_refused_once_expired_and_a_forgery_never_passes(
+        keys, verifier):
+    """The signature of a token sent again is checked once (bearer._signed_by); its expiry on every use."""
+    web = signing.load_signer(keys, "web")
+    now = time.time()
+    token = bearer.mint(web, actor=SW, now=now)
+    assert bearer.verify(verifier, token, now).worker_id == "sw-1"
+    assert bearer.verify(verifier, token, now + 60).worker_id == "sw-1"
+    assert refusal(verifier, token, now + bearer.LIFETIME_SECONDS + 120) == "token expired"
+    header, payload, signature = token.split(".")
+    forged = ".".join((header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")))
+    for _ in range(2):
+        assert refusal(verifier, forged, now) != ""
+
+
 def test_an_actor_that_is_not_a_worker_is_refused(keys, verifier):
     web = signing.load_signer(keys, "web")
     for actor in ({"worker_id": "", "roles": [], "team_ids": []}, {"worker_id": "w\n1", "roles": [], "team_ids": []},
