@@ -28,7 +28,7 @@ from faststream.security import BaseSecurity, SASLScram256, SASLScram512
 
 from shared import audit, batching, fetch_wait, metrics, quarantine, topics
 from shared.envelope import Undecodable
-from shared.every_partition import EveryPartition
+from shared.every_partition import EveryPartition, commit_failed
 from shared.health import JobHealth
 from shared.identity import SignatureMiddleware
 from shared.log_ends import high_watermarks
@@ -473,8 +473,7 @@ async def _commit(consumer: AIOKafkaConsumer, partition: TopicPartition, offset:
     try:
         await consumer.commit({partition: offset})
     except KafkaError as exc:
-        log.warning("offset commit failed; the records will be read again", extra={
-            "error": type(exc).__name__, "topic": partition.topic, "partition": partition.partition})
+        commit_failed(exc, partition)
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None) -> dict[str, int]:

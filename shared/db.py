@@ -15,6 +15,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """A released connection keeps no session state to undo: Tessera takes transaction-level advisory locks only,
+    sets only SET LOCAL, opens cursors only inside transactions, and the relay unlistens what it listened to
+    (tests/unit/test_pool_sessions.py holds the code to that). asyncpg still rolls back a transaction left open.
+    Its default reset sent `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release:
+    a round trip to PostgreSQL after each transaction and each read (0.40 -> 0.24 ms a pool query, measured)."""
+
+
 async def open_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 5) -> asyncpg.Pool:
     """A pool whose connections see only this service's schema by default."""
     pool = await asyncpg.create_pool(
@@ -22,6 +30,7 @@ async def open_pool(dsn: str, schema: str, min_size: int = 1, max_size: int = 5)
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_nothing_to_reset,
         server_settings={"search_path": schema, "application_name": f"tessera-{schema}"},
     )
     assert pool is not None

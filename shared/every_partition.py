@@ -28,6 +28,12 @@ log = logging.getLogger("tessera.consumer")
 RETRY_SECONDS = 1.0
 
 
+def commit_failed(exc: KafkaError, partition: TopicPartition) -> None:
+    """An offset not committed: the records are read again, and the inbox drops what was handled."""
+    log.warning("offset commit failed; the records will be read again", extra={
+        "error": type(exc).__name__, "topic": partition.topic, "partition": partition.partition})
+
+
 class EveryPartition:
     """The check of the broker's memory for a consumer that assigned itself every partition."""
 
@@ -54,8 +60,7 @@ class EveryPartition:
             # sent at once, with no await before it reaches the socket: it cannot go to a broker not checked
             await coordinator._do_commit_offsets(None, {partition: OffsetAndMetadata(offset, "")})  # noqa: SLF001
         except KafkaError as exc:
-            log.warning("offset commit failed; the records will be read again", extra={
-                "error": type(exc).__name__, "topic": partition.topic, "partition": partition.partition})
+            commit_failed(exc, partition)
             return False
         self._committed[partition] = offset
         return True

@@ -51,19 +51,19 @@ class ServiceReader:
 
     async def _get_json(self, path: str) -> tuple[Found, Any]:
         try:
-            answer = await self.fetch(path)
+            reply = await self.answer(path)
         except Unavailable:
             return "unavailable", None
-        if answer.status in (404, 422):  # 422: not even a valid id
+        if reply.status in (404, 422):  # 422: not even a valid id
             return "missing", None
-        if answer.status != 200:
+        if reply.status != 200:
             return "unavailable", None
         try:
-            return "found", json.loads(answer.body)
+            return "found", json.loads(reply.body)
         except ValueError:
             return "unavailable", None
 
-    async def fetch(self, path: str) -> Answer:
+    async def answer(self, path: str) -> Answer:
         """The service's answer to a GET of `path`, whatever its status; Unavailable when none came."""
         if self._session is None:
             self._session = aiohttp.ClientSession(

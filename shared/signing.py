@@ -12,6 +12,7 @@ in production), and `trusted.json`, the public keys every consumer accepts, each
 """
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -65,8 +66,9 @@ class Signer:
     key: OKPKey
     lifetime_seconds: int = 300
 
-    @property
+    @functools.cached_property
     def kid(self) -> str:
+        """The key's thumbprint (RFC 7638), computed once: every message and read token names it."""
         return self.key.thumbprint()
 
     def signature(self, body: dict[str, Any], *, actor: Any = None, now: float | None = None) -> str:

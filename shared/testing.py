@@ -7,12 +7,13 @@ import subprocess
 import time
 import urllib.parse
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared import bearer, fetch_wait, producers, signing
@@ -185,17 +186,31 @@ def signer_of(producer: str) -> signing.Signer:
     return signing.load_signer(Path(os.environ[KEYS_ENV]), producer.removeprefix("tessera/"))
 
 
-def service_auth(component: str = "workflow") -> bearer.BearerAuth:
+class BearerAuth(httpx.Auth):
+    """`bearer.Tokens` for the tests' and tools' httpx clients (the services read over aiohttp)."""
+
+    def __init__(self, signer: Callable[[], signing.Signer | None], *,
+                 actor: Mapping[str, Any] | None = None, grant: bearer.Grant | None = None) -> None:
+        self._tokens = bearer.Tokens(signer, actor=actor, grant=grant)
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        authorization = self._tokens.authorization()
+        if authorization is not None:
+            request.headers["Authorization"] = authorization
+        yield request
+
+
+def service_auth(component: str = "workflow") -> BearerAuth:
     """httpx auth that reads a service's endpoints as `component` does (any record)."""
-    return bearer.BearerAuth(lambda: signer_of(component))
+    return BearerAuth(lambda: signer_of(component))
 
 
 def worker_auth(worker_id: str, roles: Iterable[str] = (), team_ids: Iterable[str] = (), *,
-                person_id: object = None) -> bearer.BearerAuth:
+                person_id: object = None) -> BearerAuth:
     """httpx auth that reads as the desk does for one signed-in worker (with the desk's grant for one person)."""
     actor = {"worker_id": worker_id, "roles": list(roles), "team_ids": list(team_ids)}
     grant = bearer.Grant(str(person_id), "relationship") if person_id is not None else None
-    return bearer.BearerAuth(lambda: signer_of("web"), actor=actor, grant=grant)
+    return BearerAuth(lambda: signer_of("web"), actor=actor, grant=grant)
 
 
 def signed_as_sender(topic: str, value: bytes) -> bytes:

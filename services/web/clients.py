@@ -176,12 +176,12 @@ class Documents(_Reader):
     async def pdf(self, document_id: str) -> tuple[int, bytes, str]:
         """The PDF's status, bytes and file name (from Content-Disposition) as the documents service sends it."""
         try:
-            answer = await self.fetch(f"/documents/{q(document_id)}.pdf")
+            reply = await self.answer(f"/documents/{q(document_id)}.pdf")
         except readers.Unavailable:
             raise Unavailable(self.name) from None
-        if answer.status >= 500:
+        if reply.status >= 500:
             raise Unavailable(self.name)
-        return answer.status, answer.body, answer.headers.get("content-disposition", "")
+        return reply.status, reply.body, reply.headers.get("content-disposition", "")
 
 
 class Clocks(_Reader):

@@ -127,15 +127,26 @@ async def create_session(conn: asyncpg.Pool, token_hash: bytes, user_id: str, cs
                        token_hash, user_id, csrf_token, id_token)
 
 
+# a session's idle clock moves on at most once in this long: a page read sooner writes nothing (a read-only
+# transaction makes no WAL flush). The clock may lag by this much, so a session can expire up to this much
+# early, never late.
+TOUCH_SECONDS = 30
+
+
 async def touch_session(conn: asyncpg.Pool, token_hash: bytes, idle_after: datetime,
                         created_after: datetime) -> asyncpg.Record | None:
-    """The live session (and its user), its idle clock restarted; None if expired or unknown."""
+    """The live session (and its user), its idle clock restarted if it last moved TOUCH_SECONDS ago or more;
+    None if expired or unknown."""
     return await conn.fetchrow(
-        "UPDATE sessions s SET last_seen_at = now() FROM users u"
-        " WHERE s.token_hash = $1 AND s.user_id = u.user_id AND u.active"
-        " AND s.last_seen_at > $2 AND s.created_at > $3"
-        " RETURNING s.csrf_token, s.flash, u.user_id, u.display_name, u.roles, u.team_ids",
-        token_hash, idle_after, created_after)
+        "WITH live AS ("
+        "  SELECT s.token_hash, s.last_seen_at, s.csrf_token, s.flash, u.user_id, u.display_name, u.roles,"
+        "   u.team_ids FROM sessions s JOIN users u ON u.user_id = s.user_id"
+        "  WHERE s.token_hash = $1 AND u.active AND s.last_seen_at > $2 AND s.created_at > $3),"
+        " touched AS ("
+        "  UPDATE sessions s SET last_seen_at = now() FROM live"
+        "  WHERE s.token_hash = live.token_hash AND live.last_seen_at < now() - make_interval(secs => $4))"
+        " SELECT csrf_token, flash, user_id, display_name, roles, team_ids FROM live",
+        token_hash, idle_after, created_after, TOUCH_SECONDS)
 
 
 async def delete_session(conn: asyncpg.Pool, token_hash: bytes) -> str | None:

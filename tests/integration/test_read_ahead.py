@@ -9,10 +9,10 @@ import httpx
 from aiokafka.structs import ConsumerRecord
 
 from services.workflow import handlers
-from shared import topics
-from shared.readers import PersonReader
+from shared import bearer, topics
+from shared.readers import Answer, PersonReader
 from shared.settings import Settings
-from shared.testing import publish, service_auth, worker_auth
+from shared.testing import publish, service_auth, signer_of, worker_auth
 from tests.factories import referral_message, unique_referral
 from tests.workflow_harness import SCREENING
 
@@ -25,11 +25,13 @@ class CountedReader(PersonReader):
 
     requests = 0
 
-    def client(self) -> httpx.AsyncClient:
-        async def count(_: httpx.Request) -> None:
-            self.requests += 1
-        return httpx.AsyncClient(base_url=self._base_url, auth=service_auth("workflow"),
-                                 event_hooks={"request": [count]})
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url)
+        self._tokens = bearer.Tokens(lambda: signer_of("workflow"))
+
+    async def answer(self, path: str) -> Answer:
+        self.requests += 1
+        return await super().answer(path)
 
 
 def as_record(offset: int, value: bytes) -> ConsumerRecord:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import HTTPException
 
-from shared import bearer, signing
+from shared import bearer, signing, testing
 from tessera import signer as cli
 
 SW = {"worker_id": "sw-1", "roles": ["social_worker"], "team_ids": ["t1"]}
@@ -69,6 +69,21 @@ def test_expired_long_lived_future_and_misaddressed_tokens_are_refused(keys, ver
     assert refusal(verifier, "not.a.token") == "signature: not a compact JWS"
 
 
+def test_a_token_whose_signature_was_checked_once_is_still_refused_once_expired_and_a_forgery_never_passes(
+        keys, verifier):
+    """The signature of a token sent again is checked once (bearer._signed_by); its expiry on every use."""
+    web = signing.load_signer(keys, "web")
+    now = time.time()
+    token = bearer.mint(web, actor=SW, now=now)
+    assert bearer.verify(verifier, token, now).worker_id == "sw-1"
+    assert bearer.verify(verifier, token, now + 60).worker_id == "sw-1"
+    assert refusal(verifier, token, now + bearer.LIFETIME_SECONDS + 120) == "token expired"
+    header, payload, signature = token.split(".")
+    forged = ".".join((header, payload, signature[:-4] + ("AAAA" if signature[-4:] != "AAAA" else "BBBB")))
+    for _ in range(2):
+        assert refusal(verifier, forged, now) != ""
+
+
 def test_an_actor_that_is_not_a_worker_is_refused(keys, verifier):
     web = signing.load_signer(keys, "web")
     for actor in ({"worker_id": "", "roles": [], "team_ids": []}, {"worker_id": "w\n1", "roles": [], "team_ids": []},
@@ -99,7 +114,7 @@ async def test_the_desks_reads_carry_the_signed_in_worker_and_the_grant_only_aft
         return httpx.Response(200, json={})
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(answer),
-                             auth=bearer.BearerAuth(lambda: signing.load_signer(keys, "web")))
+                             auth=testing.BearerAuth(lambda: signing.load_signer(keys, "web")))
 
     async def a_page_request() -> None:
         bearer.act_for(SW)
@@ -129,7 +144,7 @@ async def test_reads_with_the_same_reader_and_grant_reuse_a_token_while_it_has_m
         return httpx.Response(200, json={})
 
     web = signing.load_signer(keys, "web")
-    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), auth=bearer.BearerAuth(lambda: web))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), auth=testing.BearerAuth(lambda: web))
     clock = [time.time()]
     monkeypatch.setattr(bearer.time, "time", lambda: clock[0])
 
