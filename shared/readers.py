@@ -2,6 +2,7 @@
 
 import json
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +18,9 @@ Found = Literal["found", "missing", "unavailable"]
 # a reader closes a connection idle this long, before the service would (shared/service.py KEEP_ALIVE_SECONDS):
 # were it the other way round, a read could be sent on a connection the service is closing
 IDLE_CONNECTION_SECONDS = 15.0
+
+
+_open: "weakref.WeakSet[ServiceReader]" = weakref.WeakSet()  # readers holding connections, for `close_all`
 
 
 class Unavailable(ConnectionError):
@@ -67,7 +71,9 @@ class ServiceReader:
         """The service's answer to a GET of `path`, whatever its status; Unavailable when none came."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                timeout=self._timeout, connector=aiohttp.TCPConnector(keepalive_timeout=IDLE_CONNECTION_SECONDS))
+                timeout=self._timeout, connector=aiohttp.TCPConnector(keepalive_timeout=IDLE_CONNECTION_SECONDS),
+                cookie_jar=aiohttp.DummyCookieJar())  # the desk reads for many workers: nothing kept between reads
+            _open.add(self)
         authorization = self._tokens.authorization()
         headers = {"Authorization": authorization} if authorization else {}
         try:
@@ -91,6 +97,13 @@ class ServiceReader:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        _open.discard(self)
+
+
+async def close_all() -> None:
+    """Close every reader's connections: a service's stop (an aiohttp session left open is an error at exit)."""
+    for reader in list(_open):
+        await reader.close()
 
 
 class PersonReader(ServiceReader):

@@ -21,7 +21,7 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import audit, batching, bearer, db, inbox, signing, watch
+from shared import audit, batching, bearer, db, inbox, readers, signing, watch
 from shared import logging as json_logging
 from shared.broker import assign_every_partition, ensure_topics, make_broker, make_producer, make_relay, retry_backoff
 from shared.health import JobHealth
@@ -246,6 +246,7 @@ async def _running(runtime: Runtime, service_dir: Path, on_pool_ready: Sequence[
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        await readers.close_all()
         await producer.stop()
         await pool.close()
         log.info("stopped")

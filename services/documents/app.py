@@ -22,9 +22,7 @@ deps = queries.Deps(
 )
 
 
-async def close_readers(_: Runtime) -> None:
-    await deps.steps.close()
-    await deps.people.close()
+async def close_blobs(_: Runtime) -> None:
     if isinstance(deps.blobs, storage.S3Store):
         await deps.blobs.close()
 
@@ -34,7 +32,7 @@ app = create_app(
     service_dir=Path(__file__).parent,
     routers=[handlers.router],
     queries=queries.router,
-    on_stopping=[close_readers],
+    on_stopping=[close_blobs],
     description=__doc__ or "",
 )
 app.state.deps = deps

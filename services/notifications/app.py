@@ -6,7 +6,7 @@ from services.notifications import handlers, queries, receipts
 from services.notifications.senders import EmailSender, NotifySender
 from services.notifications.settings import NotificationsSettings
 from shared.readers import PersonReader
-from shared.service import Runtime, create_app
+from shared.service import create_app
 
 settings = NotificationsSettings(service_name="notifications")
 outbound = handlers.Outbound(
@@ -26,16 +26,11 @@ outbound = handlers.Outbound(
 )
 
 
-async def close_readers(_: Runtime) -> None:
-    await outbound.people.close()
-
-
 app = create_app(
     settings,
     service_dir=Path(__file__).parent,
     routers=[handlers.router],
     queries=queries.router,
-    on_stopping=[close_readers],
     description=__doc__ or "",
 )
 app.state.outbound = outbound

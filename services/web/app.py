@@ -66,7 +66,6 @@ async def _start(runtime: Runtime) -> None:
 
 async def _stop(runtime: Runtime) -> None:
     await app.state.producer.stop()
-    await readers.close()
 
 
 app = create_app(settings, service_dir=HERE, on_pool_ready=[_start], on_stopping=[_stop],

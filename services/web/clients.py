@@ -222,8 +222,3 @@ class Readers:
         for batch in found:
             names.update({pid: name for pid, name in batch.items() if name})
         return names
-
-    async def close(self) -> None:
-        for reader in (self.referrals, self.workflow, self.allocation, self.notifications, self.documents,
-                       self.clocks):
-            await reader.close()

@@ -2,8 +2,11 @@
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +58,35 @@ async def test_a_service_that_closes_twice_is_unavailable_not_retried_for_good()
 def test_a_service_keeps_an_idle_connection_open_longer_than_a_reader_does() -> None:
     """If both gave up at the same moment, a reader could send on a connection the service is closing."""
     assert readers.IDLE_CONNECTION_SECONDS < service.KEEP_ALIVE_SECONDS
+
+
+EXIT_AFTER_A_READ = """
+import asyncio, logging, sys
+logging.basicConfig(level=logging.INFO)
+from shared import readers
+
+async def main():
+    async def serve(reader, writer):
+        await reader.readuntil(b"\\r\\n\\r\\n")
+        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\n{}")
+        await writer.drain()
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    global used
+    used = [readers.ServiceReader(f"http://127.0.0.1:{port}"), readers.PersonReader(f"http://127.0.0.1:{port}")]
+    for reader in used:
+        assert await reader.get_json("/x") == ("found", {})
+    if sys.argv[1] == "close":
+        await readers.close_all()  # what shared/service.py does at a service's stop
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("stop", ["close", "leave"])
+def test_a_service_that_stops_leaves_no_reader_connection_open(stop: str) -> None:
+    """aiohttp logs an unclosed session as an ERROR at exit; a stopping service closes every reader it made."""
+    run = subprocess.run([sys.executable, "-c", EXIT_AFTER_A_READ, stop], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 0, run.stderr
+    assert ("Unclosed client session" in run.stderr) == (stop == "leave")  # the check sees one when there is one
