@@ -13,7 +13,7 @@ R-A7, R-T1, R-T8: `not_team_member`), and a worker with no relationship to the p
 """
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -181,8 +181,11 @@ def command(type_: str, who: dict[str, Any], key: str, **data: Any) -> Send:
                                                            subject=key))
 
 
-async def outcomes(infra: Any, events: EventLog, sends: list[Send], timeout: float = 240.0) -> dict[str, list[Seen]]:
-    """Publish every command at once; each one's outcome events, by command id."""
+async def outcomes(infra: Any, events: EventLog, sends: list[Send], timeout: float = 240.0,
+                   needs: Mapping[str, set[str]] | None = None) -> dict[str, list[Seen]]:
+    """Publish every command at once; each one's outcome events, by command id. A command whose outcome is
+    several events (`needs`: command id -> their types) is waited for until all are seen or it is rejected:
+    they are keyed apart, so they reach the event log from different partitions at different moments."""
     by_topic: dict[str, list[tuple[str | None, bytes]]] = {}
     for s in sends:
         by_topic.setdefault(s.topic, []).append((s.key, s.envelope.to_bytes()))
@@ -194,8 +197,14 @@ async def outcomes(infra: Any, events: EventLog, sends: list[Send], timeout: flo
     def mine() -> list[Seen]:
         return events.matching(lambda e: e.topic in answers and e.body.get("causationid") in wanted)
 
-    await events.wait_until(lambda: {e.body["causationid"] for e in mine()} == wanted, timeout,
-                            f"outcomes of {len(wanted)} commands")
+    def complete() -> bool:
+        seen: dict[str, set[str]] = {}
+        for e in mine():
+            seen.setdefault(e.body["causationid"], set()).add(e.type)
+        return all(c in seen and ("command.rejected" in seen[c] or (needs or {}).get(c, set()) <= seen[c])
+                   for c in wanted)
+
+    await events.wait_until(complete, timeout, f"outcomes of {len(wanted)} commands")
     found: dict[str, list[Seen]] = {}
     for e in mine():
         found.setdefault(e.body["causationid"], []).append(e)
@@ -427,7 +436,9 @@ async def build_world(infra: Any, events: EventLog, db: Any, workflow_db: Any, r
     ask = command("step.send_request", world.owner, request_person,
                   step_id=request_step_id, name=CSP_REQUEST,
                   to={"kind": "team", "id": f"{team}-recipients"})
-    seen = await outcomes(infra, events, [ask, *(s for b in prepared.values() for s in b)])
+    finishes = {str(s.envelope.id): {"step.finished", "step.created"}
+                for b in prepared.values() for s in b if s.envelope.type == "step.finish"}
+    seen = await outcomes(infra, events, [ask, *(s for b in prepared.values() for s in b)], needs=finishes)
     for plan in plans:
         record_prepared(plan, prepared[id(plan)], seen)
     request_id = only(seen[str(ask.envelope.id)], "request.raised")["request_id"]
